@@ -1,0 +1,71 @@
+/**
+ * The agent's config file. The Nix modules write it (pkgs.formats.json) and the
+ * agent reads it; a test renders the modules' output and parses it with this
+ * same schema, so the two cannot drift.
+ */
+import { z } from "zod";
+import { HostName, FlakeAttr, Platform } from "./protocol.ts";
+
+export const TestCommand = z.strictObject({
+  name: z.string().min(1).max(200),
+  /** Run with `sh -c`; exit 0 passes. */
+  command: z.string().min(1),
+});
+
+export const AgentConfig = z.strictObject({
+  /** Base URL of the control plane, e.g. https://fleet.example.com */
+  url: z.url({ protocol: /^https?$/ }),
+  /** Path to a file holding the host's agent token. Never the token itself. */
+  tokenFile: z.string().min(1),
+  hostName: HostName,
+  platform: Platform,
+  /** Where the agent keeps its own clone of the configuration repository. */
+  repoUrl: z.string().min(1),
+  branch: z.string().min(1).default("main"),
+  /** Attribute under nixosConfigurations / darwinConfigurations / homeConfigurations. */
+  flakeAttr: FlakeAttr.optional(),
+  /** The agent's state: its clone, detached command records. */
+  stateDir: z.string().min(1),
+  pollTimeoutSeconds: z.number().int().min(5).max(600).default(90),
+  tests: z
+    .strictObject({
+      /** A directory whose executable files are the tests. */
+      directory: z.string().min(1).optional(),
+      commands: z.array(TestCommand).default([]),
+    })
+    .default({ commands: [] }),
+  autoTestAfterSwitch: z.boolean().default(false),
+  rollout: z
+    .strictObject({
+      autoUpdate: z.boolean().default(true),
+      priority: z.number().int().default(100),
+      canary: z.boolean().default(false),
+    })
+    .default({ autoUpdate: true, priority: 100, canary: false }),
+  /** Extra directories prepended to PATH for every command the agent runs. */
+  extraPath: z.array(z.string()).default([]),
+  /** Paths of the host tools, so tests (and unusual hosts) can swap them. */
+  tools: z
+    .strictObject({
+      git: z.string().default("git"),
+      nix: z.string().default("nix"),
+      nixosRebuild: z.string().default("nixos-rebuild"),
+      darwinRebuild: z.string().default("darwin-rebuild"),
+      homeManager: z.string().default("home-manager"),
+      /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
+      detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
+    })
+    .default({
+      git: "git",
+      nix: "nix",
+      nixosRebuild: "nixos-rebuild",
+      darwinRebuild: "darwin-rebuild",
+      homeManager: "home-manager",
+      detach: "setsid",
+    }),
+  /** The link whose target is the running system (NixOS: /run/current-system). */
+  currentSystemLink: z.string().optional(),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+export type AgentConfigInput = z.input<typeof AgentConfig>;

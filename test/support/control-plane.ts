@@ -1,0 +1,98 @@
+/**
+ * Runs the real control plane (wrangler dev on workerd, local D1 with the real
+ * migrations, real Durable Objects) on a free port, for end-to-end, browser
+ * and benchmark runs. Each instance has its own state directory.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
+
+export interface ControlPlane {
+  url: string;
+  stateDir: string;
+  /** Everything wrangler printed, for a failing test's message. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function runWrangler(args: string[], env: NodeJS.ProcessEnv, log: string[]): ChildProcess {
+  const child = spawn(process.execPath, [wrangler, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (data: Buffer) => log.push(data.toString()));
+  child.stderr?.on("data", (data: Buffer) => log.push(data.toString()));
+  return child;
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once("exit", (code) => resolve(code));
+  });
+
+export async function startControlPlane(options: { vars?: Record<string, string>; timeoutMs?: number } = {}): Promise<ControlPlane> {
+  const stateDir = await mkdtemp(join(tmpdir(), "nixfleet-cp-"));
+  const log: string[] = [];
+  const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], {}, log);
+  if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
+
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const vars = Object.entries(options.vars ?? {}).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  const dev = runWrangler(
+    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--show-interactive-dev-session=false", ...vars],
+    {},
+    log,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+  for (;;) {
+    if (dev.exitCode !== null) throw new Error(`wrangler dev exited (${dev.exitCode}):\n${log.join("")}`);
+    try {
+      const res = await fetch(`${url}/api/health`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      dev.kill("SIGKILL");
+      throw new Error(`wrangler dev did not answer /api/health in time:\n${log.join("")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+
+  return {
+    url,
+    stateDir,
+    logs: () => log.join(""),
+    async stop() {
+      if (dev.exitCode === null) {
+        dev.kill("SIGTERM");
+        const timer = setTimeout(() => dev.kill("SIGKILL"), 5000);
+        await exited(dev);
+        clearTimeout(timer);
+      }
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}

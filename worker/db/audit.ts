@@ -1,0 +1,36 @@
+import { desc, lt } from "drizzle-orm";
+import type { Database } from "./client.ts";
+import { auditLog } from "./schema.ts";
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown> | null;
+  result: string;
+}
+
+export type NewAuditEntry = Omit<AuditEntry, "id">;
+
+export function auditInsert(db: Database, entry: NewAuditEntry) {
+  return db.insert(auditLog).values({ ...entry, details: entry.details === null ? null : JSON.stringify(entry.details) });
+}
+
+export async function writeAudit(db: Database, entry: NewAuditEntry): Promise<void> {
+  await auditInsert(db, entry);
+}
+
+export async function listAudit(db: Database, options: { limit: number; beforeId?: number }): Promise<AuditEntry[]> {
+  const query = db.select().from(auditLog);
+  const rows = await (options.beforeId === undefined ? query : query.where(lt(auditLog.id, options.beforeId)))
+    .orderBy(desc(auditLog.id))
+    .limit(options.limit);
+  return rows.map((row) => ({ ...row, details: row.details === null ? null : parseDetails(row.details) }));
+}
+
+function parseDetails(text: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(text);
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? Object.fromEntries(Object.entries(value)) : { value };
+}

@@ -1,0 +1,28 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ErrorBody } from "../common/protocol.ts";
+
+/** An error the client caused or must know about: answered as `{error:{code,message}}`. */
+export class ApiError extends Error {
+  readonly status: ContentfulStatusCode;
+  readonly code: string;
+  constructor(status: ContentfulStatusCode, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } });
+
+/** The one place errors get their shape. Unknown errors are logged and answered generically. */
+export function handleError(err: Error, c: Context): Response {
+  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+  if (err instanceof HTTPException) {
+    const code = err.status === 401 ? "unauthorized" : err.status === 403 ? "forbidden" : "http_error";
+    return c.json(errorBody(code, err.message || "request refused"), err.status);
+  }
+  console.error("unhandled error", c.req.method, c.req.path, err);
+  return c.json(errorBody("internal", "internal error; see the worker logs"), 500);
+}

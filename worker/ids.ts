@@ -1,0 +1,15 @@
+const base64url = (bytes: Uint8Array): string =>
+  btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+
+const randomBytes = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
+
+/** `cmd_3kq…`: prefixed so a stray id in a log says what it is. */
+export const newId = (prefix: "host" | "cmd" | "tok"): string => `${prefix}_${base64url(randomBytes(16))}`;
+
+/** 256 random bits; shown once, only its hash is stored. */
+export const newAgentToken = (): string => `nfa_${base64url(randomBytes(32))}`;
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
