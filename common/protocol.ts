@@ -245,7 +245,7 @@ export const PollResponse = z.object({
   /** Set when the worker has no report for this agent session yet. */
   wantReport: z.boolean().default(false),
   /** The server's hold time, so the agent can tell a cut poll from a normal one. */
-  pollTimeoutSeconds: z.number().int().positive(),
+  pollTimeoutSeconds: z.number().int().nonnegative(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

@@ -162,10 +162,10 @@ describe("command lifecycle", () => {
   });
 
   it("refuses an unknown command kind with 400", async () => {
-    await createHost("kinds");
+    const { id } = await createHost("kinds");
     const res = await queueCommand("kinds", "format-disk");
     expect(res.status).toBe(400);
-    expect(await env.DB.prepare("select count(*) as n from commands").first("n")).toBe(0);
+    expect(await env.DB.prepare("select count(*) as n from commands where host_id = ?").bind(id).first("n")).toBe(0);
   });
 
   it("delivers stop for a running command, targeting it", async () => {

@@ -12,7 +12,7 @@ export function api(path: string, init: RequestInit & { json?: unknown } = {}): 
   const { json, ...rest } = init;
   const headers = new Headers(rest.headers);
   if (json !== undefined) headers.set("content-type", "application/json");
-  if (rest.method && rest.method !== "GET") headers.set("origin", ORIGIN);
+  if (rest.method && rest.method !== "GET" && !headers.has("origin")) headers.set("origin", ORIGIN);
   return exports.default.fetch(
     new Request(`${ORIGIN}${path}`, { ...rest, headers, body: json === undefined ? rest.body : JSON.stringify(json) }),
   );

@@ -1,0 +1,125 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ErrorBody } from "../../common/protocol.ts";
+import { api, createHost, poll } from "./helpers.ts";
+
+const countRows = async (table: string) =>
+  (await env.DB.prepare(`select count(*) as n from ${table}`).first<{ n: number }>())?.n ?? 0;
+
+async function expectError(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  const body = ErrorBody.parse(await res.json());
+  expect(body.error.code).toBe(code);
+  expect(body.error.message.length).toBeGreaterThan(0);
+  return body.error.message;
+}
+
+// Storage is shared by the tests of a file: each test uses its own host names and counts relative to its start.
+describe("host enrollment", () => {
+  it("creates a host and shows its token once, storing only the token's hash", async () => {
+    const res = await api("/api/hosts", { method: "POST", json: { name: "hsb0", platform: "nixos" } });
+    expect(res.status).toBe(201);
+    const body = await res.json<{ token: string; host: { name: string; flakeAttr: string; compartments: { agent: { state: string } } } }>();
+    expect(body.token).toMatch(/^nfa_[A-Za-z0-9_-]{43}$/);
+    expect(body.host.name).toBe("hsb0");
+    expect(body.host.flakeAttr).toBe("hsb0");
+    expect(body.host.compartments.agent.state).toBe("gray");
+    const stored = await env.DB.prepare("select token_hash from agent_tokens join hosts on hosts.id = host_id where name = 'hsb0'").all<{ token_hash: string }>();
+    expect(stored.results).toHaveLength(1);
+    expect(stored.results[0]!.token_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(stored.results)).not.toContain(body.token);
+    // Reading the host back never shows the token again.
+    const again = await api("/api/hosts/hsb0");
+    expect(await again.text()).not.toContain(body.token);
+  });
+
+  it("refuses a second host with the same name and changes nothing", async () => {
+    await createHost("csb1");
+    const [hosts, tokens] = [await countRows("hosts"), await countRows("agent_tokens")];
+    await expectError(await api("/api/hosts", { method: "POST", json: { name: "csb1", platform: "darwin" } }), 409, "host_exists");
+    expect(await countRows("hosts")).toBe(hosts);
+    expect(await countRows("agent_tokens")).toBe(tokens);
+  });
+
+  it.each([
+    ["uppercase", { name: "HSB0", platform: "nixos" }],
+    ["spaces", { name: "my host", platform: "nixos" }],
+    ["leading hyphen", { name: "-x", platform: "nixos" }],
+    ["empty", { name: "", platform: "nixos" }],
+    ["64 characters", { name: "a".repeat(64), platform: "nixos" }],
+    ["unknown platform", { name: "ok", platform: "windows" }],
+    ["unknown field", { name: "ok", platform: "nixos", admin: true }],
+    ["flake attribute with a #", { name: "ok", platform: "nixos", flakeAttr: "x#y" }],
+    ["not an object", ["ok"]],
+  ])("refuses a bad host (%s) with 400 and writes nothing", async (_what, body) => {
+    const [hosts, audit] = [await countRows("hosts"), await countRows("audit_log")];
+    await expectError(await api("/api/hosts", { method: "POST", json: body }), 400, "invalid_request");
+    expect(await countRows("hosts")).toBe(hosts);
+    expect(await countRows("audit_log")).toBe(audit);
+  });
+
+  it("refuses malformed JSON with 400", async () => {
+    const hosts = await countRows("hosts");
+    const res = await api("/api/hosts", { method: "POST", body: "{name:", headers: { "content-type": "application/json" } });
+    await expectError(res, 400, "malformed_json");
+    expect(await countRows("hosts")).toBe(hosts);
+  });
+
+  it("refuses an oversized body with 413", async () => {
+    const hosts = await countRows("hosts");
+    const res = await api("/api/hosts", { method: "POST", json: { name: "x", platform: "nixos", pad: "x".repeat(300 * 1024) } });
+    await expectError(res, 413, "payload_too_large");
+    expect(await countRows("hosts")).toBe(hosts);
+  });
+
+  it("refuses a state-changing request from another origin (CSRF)", async () => {
+    const hosts = await countRows("hosts");
+    const res = await api("/api/hosts", { method: "POST", json: { name: "evil", platform: "nixos" }, headers: { origin: "https://evil.example" } });
+    await expectError(res, 403, "cross_origin");
+    expect(await countRows("hosts")).toBe(hosts);
+  });
+
+  it("rotating the token revokes the old one at once", async () => {
+    const { token: oldToken } = await createHost("gpc0");
+    expect((await poll(oldToken, {}, 0)).status).toBe(200);
+    const res = await api("/api/hosts/gpc0/token", { method: "POST" });
+    expect(res.status).toBe(200);
+    const { token: newToken } = await res.json<{ token: string }>();
+    expect(newToken).not.toBe(oldToken);
+    await expectError(await poll(oldToken, {}, 0), 401, "unauthorized");
+    expect((await poll(newToken, {}, 0)).status).toBe(200);
+  });
+
+  it("removing a host deletes its data and its token stops working", async () => {
+    const { token, id } = await createHost("p620");
+    const res = await api("/api/hosts/p620", { method: "DELETE" });
+    expect(res.status).toBe(200);
+    await expectError(await api("/api/hosts/p620"), 404, "host_not_found");
+    await expectError(await poll(token, {}, 0), 401, "unauthorized");
+    expect(await env.DB.prepare("select count(*) as n from agent_tokens where host_id = ?").bind(id).first("n")).toBe(0);
+  });
+
+  it("writes every admin action to the audit log with the acting identity", async () => {
+    await createHost("razer");
+    await api("/api/hosts/razer/token", { method: "POST" });
+    const res = await api("/api/audit");
+    const { entries: all } = await res.json<{ entries: { action: string; actor: string; target: string; result: string }[] }>();
+    const entries = all.filter((e) => e.target === "razer");
+    expect(entries.map((e) => e.action)).toEqual(["host.rotate-token", "host.create"]);
+    expect(entries.every((e) => e.actor === "developer@localhost" && e.target === "razer" && e.result === "ok")).toBe(true);
+  });
+
+  it("lists hosts with their five compartments and a fleet summary", async () => {
+    await createHost("a1");
+    await createHost("b2", "darwin");
+    const res = await api("/api/hosts");
+    const body = await res.json<{ hosts: { name: string; compartments: Record<string, { state: string }> }[]; summary: Record<string, Record<string, number>> }>();
+    const names = body.hosts.map((h) => h.name);
+    expect(names).toEqual([...names].sort());
+    expect(names).toEqual(expect.arrayContaining(["a1", "b2"]));
+    expect(Object.keys(body.hosts[0]!.compartments)).toEqual(["agent", "git", "lock", "system", "tests"]);
+    const states = body.hosts.map((h) => h.compartments.agent!.state);
+    expect(body.summary.agent!.gray).toBe(states.filter((s) => s === "gray").length);
+    expect(Object.values(body.summary.agent!).reduce((a, b) => a + b, 0)).toBe(body.hosts.length);
+  });
+});

@@ -1,0 +1,85 @@
+import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
+import type { HostView, RepoState, UpdatePr } from "../common/protocol.ts";
+import { NIXFLEET_VERSION } from "../common/version.ts";
+import type { Database } from "./db/client.ts";
+import { listHostCommands, listRecentCommandsByHost, toCommandView, type CommandRecord } from "./db/commands.ts";
+import { listHosts, type Host } from "./db/hosts.ts";
+import { getReport, listReports, type StoredReport } from "./db/reports.ts";
+import { coordinator } from "./coordinator.ts";
+import type { WorkerEnv } from "./env.ts";
+
+/** How many recent commands per host the compartments look at. */
+const RECENT_COMMANDS = 20;
+
+interface FleetTarget {
+  repo: RepoState | null;
+  updatePrs: UpdatePr[];
+}
+
+async function fleetTarget(_db: Database): Promise<FleetTarget> {
+  return { repo: null, updatePrs: [] };
+}
+
+function hostView(
+  host: Host,
+  stored: StoredReport | null,
+  commands: CommandRecord[],
+  presence: { online: boolean; lastSeenAt: string | null } | undefined,
+  target: FleetTarget,
+  now: Date,
+): HostView {
+  const commandViews = commands.map((record) => toCommandView(record, host.name));
+  const online = presence?.online ?? false;
+  const lastSeenAt = presence?.lastSeenAt ?? host.lastSeenAt;
+  return {
+    id: host.id,
+    name: host.name,
+    platform: host.platform,
+    flakeAttr: host.flakeAttr,
+    createdAt: host.createdAt,
+    online,
+    lastSeenAt,
+    report: stored?.report ?? null,
+    reportedAt: stored?.receivedAt ?? null,
+    activeCommand: commandViews.find((c) => c.state === "queued" || c.state === "delivered" || c.state === "running") ?? null,
+    compartments: computeCompartments({
+      platform: host.platform,
+      report: stored?.report ?? null,
+      reportedAt: stored?.receivedAt ?? null,
+      online,
+      lastSeenAt,
+      commands: commandViews,
+      repo: target.repo,
+      updatePrs: target.updatePrs,
+      expectedAgentVersion: NIXFLEET_VERSION,
+      now,
+    }),
+  };
+}
+
+/** Every host with its five compartments, and the fleet summary. */
+export async function loadFleet(env: WorkerEnv, db: Database) {
+  const [hosts, reports, commands, presence, target] = await Promise.all([
+    listHosts(db),
+    listReports(db),
+    listRecentCommandsByHost(db, RECENT_COMMANDS),
+    coordinator(env).hostPresence(),
+    fleetTarget(db),
+  ]);
+  const now = new Date();
+  const views = hosts.map((host) =>
+    hostView(host, reports.get(host.id) ?? null, commands.get(host.id) ?? [], presence[host.id], target, now),
+  );
+  return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: target.updatePrs };
+}
+
+export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
+  const [stored, commands, presence, target] = await Promise.all([
+    getReport(db, host.id),
+    listHostCommands(db, host.id, RECENT_COMMANDS),
+    coordinator(env).hostPresence(),
+    fleetTarget(db),
+  ]);
+  const view = hostView(host, stored, commands, presence[host.id], target, new Date());
+  return { ...view, commands: commands.map((record) => toCommandView(record, host.name)) };
+}
