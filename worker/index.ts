@@ -9,11 +9,12 @@ import { commandsRoutes } from "./routes/commands.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
+import { statsRoutes } from "./routes/stats.ts";
 
 export { Coordinator } from "./objects/coordinator.ts";
 
 /** Behind Cloudflare Access. The agent API and the webhook receiver have their own auth. */
-const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events"];
+const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats"];
 
 export const app = new Hono<AppEnv>();
 app.use(async (c, next) => {
@@ -28,6 +29,7 @@ app
   .route("/api/commands", commandsRoutes)
   .route("/api/audit", auditRoutes)
   .route("/api/events", events)
+  .route("/api/stats", statsRoutes)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 

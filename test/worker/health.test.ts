@@ -6,7 +6,7 @@ describe("GET /api/health", () => {
   it("answers with the shipped version and protocol", async () => {
     const res = await api("/api/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, version: NIXFLEET_VERSION, protocol: 1 });
+    expect(await res.json()).toEqual({ ok: true, version: NIXFLEET_VERSION, protocol: 1, auth: "development" });
   });
 
   it("answers unknown API paths with the JSON error shape", async () => {

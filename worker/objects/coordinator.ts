@@ -24,7 +24,7 @@ import {
   type CommandPatch,
   type CommandRecord,
 } from "../db/commands.ts";
-import { findHostByTokenHash, updateLastSeen, type Host } from "../db/hosts.ts";
+import { findHostByName, findHostByTokenHash, updateLastSeen, type Host } from "../db/hosts.ts";
 import { getReport, upsertReport } from "../db/reports.ts";
 import type { WorkerEnv } from "../env.ts";
 import { newId, sha256Hex } from "../ids.ts";
@@ -56,6 +56,14 @@ interface WaitingPoll {
   timer: ReturnType<typeof setTimeout>;
 }
 
+const toDelivery = (record: CommandRecord): CommandDelivery => ({
+  id: record.id,
+  kind: record.kind,
+  target: record.target,
+  createdAt: record.createdAt,
+  deadlineAt: record.deadlineAt,
+});
+
 const refuse = (status: Refusal["status"], code: string, message: string): Refusal => ({ ok: false, status, code, message });
 
 /**
@@ -75,7 +83,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private readonly waiting = new Map<string, WaitingPoll>();
   private readonly outputHighWater = new Map<string, number>();
   private readonly hostNames = new Map<string, string>();
+  /** Hosts by name, so queueing a command needs no D1 read. */
+  private readonly hostsByName = new Map<string, Pick<Host, "id" | "name">>();
   private alarmAt: number | null = null;
+  /** Invocations since this object started, for the cost benchmark and operators. */
+  private readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0 };
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -96,6 +108,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   // Agent side
 
   async poll(tokenHash: string, request: PollRequest, waitSeconds: number): Promise<Outcome<{ response: PollResponse }>> {
+    this.counters.polls++;
     const host = await this.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     const now = Date.now();
@@ -125,6 +138,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   async commandEvent(tokenHash: string, commandId: string, event: CommandEvent): Promise<Outcome<{ state: string }>> {
+    this.counters.commandEvents++;
     const host = await this.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     const record = this.active.get(commandId);
@@ -161,9 +175,16 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   // -------------------------------------------------------------------------
   // Admin side
 
-  async enqueue(host: Pick<Host, "id" | "name">, kind: CommandKind, actor: string): Promise<Outcome<{ command: CommandView }>> {
-    const hostActive = [...this.active.values()].filter((c) => c.hostId === host.id);
-    const busy = hostActive.find((c) => EXCLUSIVE_COMMAND_KINDS.has(c.kind));
+  /**
+   * Queues a command for the host. When the host's poll is waiting, the
+   * command is stored as delivered and handed over in the same step, so the
+   * wake-up costs one D1 write.
+   */
+  async enqueue(hostName: string, kind: CommandKind, actor: string): Promise<Outcome<{ command: CommandView }>> {
+    this.counters.enqueues++;
+    const host = await this.hostNamed(hostName);
+    if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    const busy = [...this.active.values()].find((c) => c.hostId === host.id && EXCLUSIVE_COMMAND_KINDS.has(c.kind));
     let target: CommandRecord | null = null;
     if (kind === "stop") {
       target = busy ?? null;
@@ -177,14 +198,47 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     }
 
     const now = Date.now();
+    const at = new Date(now).toISOString();
+    if (target && target.state === "queued") {
+      // Never reached the host: cancelling is ours to do, no agent round trip.
+      await this.transition(target, host.name, { state: "cancelled", finishedAt: at, error: `stopped by ${actor} before delivery` });
+      const stop = this.newCommand(host.id, kind, target.id, actor, now);
+      Object.assign(stop, { state: "succeeded", startedAt: at, finishedAt: at, result: { stopped: true } });
+      await insertCommand(this.db, stop);
+      const view = toCommandView(stop, host.name);
+      this.broadcast({ type: "command", command: view });
+      return { ok: true, command: view };
+    }
+
+    // A waiting poll means nothing else is deliverable for this host: it would have been answered.
+    const waiter = this.waiting.get(host.id);
+    const record = this.newCommand(host.id, kind, target?.id ?? null, actor, now);
+    if (waiter) {
+      record.state = "delivered";
+      record.deliveredAt = at;
+      record.deadlineAt = new Date(now + COMMAND_DEADLINE_SECONDS[kind] * 1000).toISOString();
+    }
+    await insertCommand(this.db, record);
+    this.active.set(record.id, record);
+    if (waiter) {
+      this.waiting.delete(host.id);
+      clearTimeout(waiter.timer);
+      waiter.resolve([toDelivery(record)]);
+    }
+    const view = toCommandView(record, host.name);
+    this.broadcast({ type: "command", command: view });
+    await this.scheduleAlarm();
+    return { ok: true, command: view };
+  }
+
+  private newCommand(hostId: string, kind: CommandKind, target: string | null, actor: string, now: number): CommandRecord {
     const ttlSeconds = Number(this.env.QUEUED_COMMAND_TTL_SECONDS) || 86_400;
-    const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
-    const record: CommandRecord = {
+    return {
       id: newId("cmd"),
-      hostId: host.id,
+      hostId,
       kind,
       state: "queued",
-      target: target?.id ?? null,
+      target,
       actor,
       createdAt: new Date(now).toISOString(),
       deliveredAt: null,
@@ -192,37 +246,13 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       finishedAt: null,
       // Until delivery the deadline is the expiry plus the run time; delivery resets it.
       deadlineAt: new Date(now + (ttlSeconds + COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
-      expiresAt,
+      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
       exitCode: null,
       error: null,
       result: null,
       outputBytes: 0,
       outputTruncated: false,
     };
-    await insertCommand(this.db, record);
-    this.active.set(record.id, record);
-    this.hostNames.set(host.id, host.name);
-
-    if (target && target.state === "queued") {
-      // Never reached the host: cancelling is ours to do, no agent round trip.
-      const at = new Date(now).toISOString();
-      await this.transition(target, host.name, { state: "cancelled", finishedAt: at, error: `stopped by ${actor} before delivery` });
-      await this.transition(record, host.name, { state: "succeeded", finishedAt: at, startedAt: at, result: { stopped: true } });
-      return { ok: true, command: toCommandView(record, host.name) };
-    }
-
-    this.broadcast({ type: "command", command: toCommandView(record, host.name) });
-    const waiter = this.waiting.get(host.id);
-    if (waiter) {
-      const ready = await this.deliverable(host.id, now);
-      if (ready.length > 0) {
-        this.waiting.delete(host.id);
-        clearTimeout(waiter.timer);
-        waiter.resolve(ready);
-      }
-    }
-    await this.scheduleAlarm();
-    return { ok: true, command: toCommandView(record, host.name) };
   }
 
   /** Online state of every host this object has seen. */
@@ -235,6 +265,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return presence;
   }
 
+  async stats(): Promise<{ counters: Record<string, number>; waitingPolls: number; activeCommands: number; dashboards: number }> {
+    return {
+      counters: { ...this.counters },
+      waitingPolls: this.waiting.size,
+      activeCommands: this.active.size,
+      dashboards: this.ctx.getWebSockets().length,
+    };
+  }
+
   /** A host's tokens changed or it was removed: drop what we cached and end its waiting poll. */
   async forgetHost(hostId: string): Promise<void> {
     for (const [hash, owner] of this.tokenOwners) if (owner.id === hostId) this.tokenOwners.delete(hash);
@@ -245,6 +284,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       waiter.resolve([]);
     }
     this.hosts.delete(hostId);
+    for (const [name, host] of this.hostsByName) if (host.id === hostId) this.hostsByName.delete(name);
     for (const [id, record] of this.active) if (record.hostId === hostId) this.active.delete(id);
   }
 
@@ -290,6 +330,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   // Deadlines, expiry, offline detection
 
   override async alarm(): Promise<void> {
+    this.counters.alarms++;
     this.alarmAt = null;
     const now = Date.now();
     for (const record of [...this.active.values()]) {
@@ -333,6 +374,16 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   // -------------------------------------------------------------------------
+
+  private async hostNamed(name: string): Promise<Pick<Host, "id" | "name"> | null> {
+    const cached = this.hostsByName.get(name);
+    if (cached) return cached;
+    const host = await findHostByName(this.db, name);
+    if (!host) return null;
+    this.hostsByName.set(name, { id: host.id, name: host.name });
+    this.hostNames.set(host.id, host.name);
+    return host;
+  }
 
   private async authenticate(tokenHash: string): Promise<Host | null> {
     const cached = this.tokenOwners.get(tokenHash);
@@ -412,6 +463,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (reportHash === live.reportHash && session === live.session) return;
     const receivedAt = new Date(now).toISOString();
     await upsertReport(this.db, { hostId: live.id, report, reportHash, agentSession: session, receivedAt });
+    this.counters.reportsStored++;
     live.reportHash = reportHash;
     live.session = session;
     this.broadcast({ type: "host", host: live.name, online: true, reportedAt: receivedAt });
@@ -431,13 +483,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       } else if (!(record.state === "delivered" && !this.acked.has(record.id))) {
         continue;
       }
-      deliveries.push({
-        id: record.id,
-        kind: record.kind,
-        target: record.target,
-        createdAt: record.createdAt,
-        deadlineAt: record.deadlineAt,
-      });
+      deliveries.push(toDelivery(record));
     }
     return deliveries;
   }

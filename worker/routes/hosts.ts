@@ -81,15 +81,17 @@ export const hostsRoutes = new Hono<AppEnv>()
     return c.json({ commands: records.map((record) => toCommandView(record, host.name)) });
   })
   .post("/:name/commands", async (c) => {
-    const host = await hostNamed(c, c.req.param("name"));
+    const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const request = await readJson(c, CreateCommandRequest);
     const actor = c.get("actor");
-    const outcome = await coordinator(c.env).enqueue({ id: host.id, name: host.name }, request.kind, actor);
+    // The coordinator resolves the host from memory: no D1 read between the click and the agent.
+    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor);
+    if (!outcome.ok && outcome.code === "host_not_found") throw new ApiError(404, outcome.code, outcome.message);
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),
       actor,
       action: `command.${request.kind}`,
-      target: host.name,
+      target: name,
       details: outcome.ok ? { commandId: outcome.command.id } : { code: outcome.code },
       result: outcome.ok ? "queued" : `refused: ${outcome.message}`,
     });
