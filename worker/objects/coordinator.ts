@@ -370,7 +370,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!Number.isFinite(next)) return;
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
-    await this.ctx.storage.setAlarm(next);
+    // Unconfirmed: an alarm write must not hold back a poll answer (output gate); the constructor reschedules after a restart.
+    await this.ctx.storage.setAlarm(next, { allowUnconfirmed: true });
   }
 
   // -------------------------------------------------------------------------
