@@ -6,6 +6,7 @@ import { listHostCommands, listRecentCommandsByHost, toCommandView, type Command
 import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
+import { loadFleetTarget } from "./db/github.ts";
 import type { WorkerEnv } from "./env.ts";
 
 /** How many recent commands per host the compartments look at. */
@@ -14,10 +15,6 @@ const RECENT_COMMANDS = 20;
 interface FleetTarget {
   repo: RepoState | null;
   updatePrs: UpdatePr[];
-}
-
-async function fleetTarget(_db: Database): Promise<FleetTarget> {
-  return { repo: null, updatePrs: [] };
 }
 
 function hostView(
@@ -64,7 +61,7 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
     listReports(db),
     listRecentCommandsByHost(db, RECENT_COMMANDS),
     coordinator(env).hostPresence(),
-    fleetTarget(db),
+    loadFleetTarget(db),
   ]);
   const now = new Date();
   const views = hosts.map((host) =>
@@ -78,7 +75,7 @@ export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
     getReport(db, host.id),
     listHostCommands(db, host.id, RECENT_COMMANDS),
     coordinator(env).hostPresence(),
-    fleetTarget(db),
+    loadFleetTarget(db),
   ]);
   const view = hostView(host, stored, commands, presence[host.id], target, new Date());
   return { ...view, commands: commands.map((record) => toCommandView(record, host.name)) };

@@ -8,13 +8,16 @@ import { auditRoutes } from "./routes/audit.ts";
 import { commandsRoutes } from "./routes/commands.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
+import { refreshRepoState } from "./github/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
+import { repoRoutes, updatePrRoutes } from "./routes/repo.ts";
+import { webhooks } from "./routes/webhooks.ts";
 import { statsRoutes } from "./routes/stats.ts";
 
 export { Coordinator } from "./objects/coordinator.ts";
 
 /** Behind Cloudflare Access. The agent API and the webhook receiver have their own auth. */
-const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats"];
+const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats", "/api/repo", "/api/update-prs"];
 
 export const app = new Hono<AppEnv>();
 app.use(async (c, next) => {
@@ -30,9 +33,16 @@ app
   .route("/api/audit", auditRoutes)
   .route("/api/events", events)
   .route("/api/stats", statsRoutes)
+  .route("/api/repo", repoRoutes)
+  .route("/api/update-prs", updatePrRoutes)
+  .route("/webhooks/github", webhooks)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 
 export default {
   fetch: app.fetch,
+  // The Cron Trigger re-reads the repository in case a webhook was missed.
+  scheduled(_controller, env, ctx) {
+    ctx.waitUntil(refreshRepoState(env, openDatabase(env.DB)));
+  },
 } satisfies ExportedHandler<WorkerEnv>;

@@ -1,5 +1,6 @@
-declare module "cloudflare:test" {
-  interface ProvidedEnv extends Env {
+// Bindings only the tests have (vitest.config.ts adds them).
+declare namespace Cloudflare {
+  interface Env {
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
   }
 }

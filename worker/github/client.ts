@@ -1,0 +1,462 @@
+/**
+ * The GitHub REST client the control plane uses: a small set of calls, each
+ * answer parsed with zod, each failure turned into a typed error
+ * (worker/github/errors.ts). Runs on Workers' fetch and on Node's.
+ */
+import { Octokit } from "@octokit/core";
+import { z } from "zod";
+import { Sha1, type CommitInfo } from "../../common/protocol.ts";
+import { base64ToBytes, installationToken } from "./app-auth.ts";
+import type { GitHubAuthConfig, RepositoryName } from "./types.ts";
+import {
+  GitHubApiError,
+  GitHubConflictError,
+  GitHubMergeRefusedError,
+  GitHubRateLimitError,
+} from "./errors.ts";
+import { PullRequestFields } from "./events.ts";
+
+export type MergeMethod = "merge" | "squash" | "rebase";
+
+export interface GitHubClientOptions {
+  apiUrl: string;
+  repository: RepositoryName;
+  auth: GitHubAuthConfig;
+  /** Injected by tests; the runtime's fetch otherwise. */
+  fetch?: typeof fetch;
+  now?: () => number;
+  /** Per request; the Worker has 30 s of waitUntil after answering. */
+  timeoutMs?: number;
+}
+
+const ErrorAnswer = z.object({ message: z.string(), documentation_url: z.string().optional() });
+
+const GitCommitDetails = z.object({
+  message: z.string(),
+  author: z.object({ name: z.string(), date: z.string() }).nullable(),
+  committer: z.object({ name: z.string(), date: z.string() }).nullable(),
+});
+
+const RestCommit = z.object({
+  sha: Sha1,
+  commit: GitCommitDetails,
+  parents: z.array(z.object({ sha: Sha1 })).default([]),
+  files: z
+    .array(z.object({ filename: z.string(), status: z.string(), previous_filename: z.string().optional() }))
+    .optional(),
+});
+type RestCommit = z.infer<typeof RestCommit>;
+
+const Branch = z.object({ name: z.string(), commit: RestCommit });
+
+const FileContent = z.object({
+  type: z.string(),
+  sha: z.string(),
+  size: z.number().int().nonnegative(),
+  encoding: z.string().optional(),
+  content: z.string().optional(),
+});
+
+const Blob = z.object({ content: z.string(), encoding: z.literal("base64") });
+
+const Compare = z.object({
+  status: z.string(),
+  ahead_by: z.number().int().nonnegative(),
+  behind_by: z.number().int().nonnegative(),
+});
+
+const MergeAnswer = z.object({ sha: Sha1, merged: z.boolean(), message: z.string() });
+
+const GitCommit = z.object({ sha: Sha1, tree: z.object({ sha: z.string() }), parents: z.array(z.object({ sha: Sha1 })) });
+
+const Tree = z.object({
+  sha: z.string(),
+  truncated: z.boolean().default(false),
+  tree: z.array(z.object({ path: z.string(), mode: z.string(), type: z.string(), sha: z.string() })),
+});
+type TreeEntry = z.infer<typeof Tree>["tree"][number];
+
+const CheckRuns = z.object({
+  check_runs: z.array(
+    z.object({ id: z.number().int(), name: z.string(), status: z.string(), conclusion: z.string().nullable() }),
+  ),
+});
+
+const CombinedStatus = z.object({
+  statuses: z.array(
+    z.object({
+      context: z.string(),
+      state: z.enum(["pending", "success", "failure", "error"]),
+      updated_at: z.string().optional(),
+    }),
+  ),
+});
+
+const Created = z.object({ id: z.number().int() });
+
+/** A pull request, with only what NixFleet reads. */
+export type PullRequestData = z.infer<typeof PullRequestFields>;
+
+export interface CheckRunData {
+  id: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+}
+
+export interface StatusData {
+  context: string;
+  state: "pending" | "success" | "failure" | "error";
+  updatedAt: string | null;
+}
+
+type HeaderValues = Record<string, string | number | undefined>;
+
+/**
+ * GitHub's answer inside an Octokit error; null when there was none (Octokit
+ * reports an unreachable host as a 500 without a response).
+ */
+function httpFailure(error: unknown): { status: number; headers: HeaderValues; data: unknown } | null {
+  if (typeof error !== "object" || error === null || !("status" in error) || typeof error.status !== "number") return null;
+  const response = "response" in error && typeof error.response === "object" && error.response !== null ? error.response : null;
+  if (response === null) return null;
+  const headers: HeaderValues = {};
+  if ("headers" in response && typeof response.headers === "object" && response.headers !== null) {
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (typeof value === "string" || typeof value === "number") headers[name.toLowerCase()] = value;
+    }
+  }
+  return { status: error.status, headers, data: "data" in response ? response.data : undefined };
+}
+
+/** When GitHub says to try again: Retry-After, else an exhausted rate limit's reset time. */
+export function rateLimitRetryAt(status: number, headers: HeaderValues, message: string, now: number): Date | null {
+  if (status !== 403 && status !== 429) return null;
+  const retryAfter = headers["retry-after"];
+  if (retryAfter !== undefined) {
+    const seconds = Number(retryAfter);
+    if (Number.isFinite(seconds)) return new Date(now + Math.max(0, seconds) * 1000);
+    const date = Date.parse(String(retryAfter));
+    if (!Number.isNaN(date)) return new Date(date);
+  }
+  const reset = Number(headers["x-ratelimit-reset"]);
+  if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset)) return new Date(reset * 1000);
+  // A secondary rate limit without headers: GitHub asks for at least a minute.
+  if (status === 429 || /rate limit/i.test(message)) return new Date(now + 60_000);
+  return null;
+}
+
+const firstLine = (message: string): string => message.split("\n", 1)[0] ?? "";
+
+/** The fleet repository on GitHub (or the emulator), through one authenticated Octokit. */
+export class GitHubClient {
+  readonly repository: RepositoryName;
+  readonly #octokit: Octokit;
+  readonly #now: () => number;
+  readonly #timeoutMs: number;
+
+  constructor(options: GitHubClientOptions) {
+    this.repository = options.repository;
+    this.#now = options.now ?? Date.now;
+    this.#timeoutMs = options.timeoutMs ?? 20_000;
+    const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+    const auth = options.auth;
+    this.#octokit = new Octokit({
+      baseUrl: options.apiUrl,
+      userAgent: "nixfleet-control-plane",
+      request: { fetch: doFetch },
+      ...(auth.kind === "token" ? { auth: auth.token } : {}),
+    });
+    if (auth.kind === "app") {
+      this.#octokit.hook.before("request", async (request) => {
+        // The token endpoint itself is called with the App's JWT by app-auth.ts, not through here.
+        const token = await installationToken(auth, { apiUrl: options.apiUrl, fetch: doFetch, now: this.#now });
+        request.headers.authorization = `token ${token}`;
+      });
+    }
+  }
+
+  async #request(what: string, route: string, params: Record<string, unknown> = {}): Promise<{ data: unknown; status: number }> {
+    try {
+      const response = await this.#octokit.request(route, {
+        owner: this.repository.owner,
+        repo: this.repository.name,
+        ...params,
+        request: { signal: AbortSignal.timeout(this.#timeoutMs) },
+      });
+      return { data: response.data, status: response.status };
+    } catch (error) {
+      throw this.#translate(error, what);
+    }
+  }
+
+  #translate(error: unknown, what: string): GitHubApiError {
+    if (error instanceof GitHubApiError) return error;
+    const failure = httpFailure(error);
+    if (failure === null) {
+      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      return new GitHubApiError(0, reason, what);
+    }
+    const answer = ErrorAnswer.safeParse(failure.data);
+    const message = answer.success ? answer.data.message : error instanceof Error ? error.message : `HTTP ${failure.status}`;
+    const retryAt = rateLimitRetryAt(failure.status, failure.headers, message, this.#now());
+    if (retryAt !== null) return new GitHubRateLimitError(failure.status, message, what, retryAt);
+    return new GitHubApiError(failure.status, message, what, answer.success ? (answer.data.documentation_url ?? null) : null);
+  }
+
+  #parse<T extends z.ZodType>(schema: T, data: unknown, what: string): z.infer<T> {
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) throw new GitHubApiError(200, `unexpected answer (${parsed.error.issues[0]?.message ?? "invalid"})`, what);
+    return parsed.data;
+  }
+
+  get #repoName(): string {
+    return this.repository.fullName;
+  }
+
+  /** The commit a branch points at. */
+  async branchHead(branch: string): Promise<CommitInfo> {
+    const what = `reading branch ${branch} of ${this.#repoName}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/branches/{branch}", { branch });
+    return toCommitInfo(this.#parse(Branch, data, what).commit);
+  }
+
+  async commit(ref: string): Promise<RestCommit> {
+    const what = `reading commit ${ref} of ${this.#repoName}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}", { ref });
+    return this.#parse(RestCommit, data, what);
+  }
+
+  /** A file's exact bytes at `ref`, or null when it does not exist there. */
+  async fileAt(path: string, ref: string): Promise<Uint8Array | null> {
+    const what = `reading ${path} at ${ref} in ${this.#repoName}`;
+    let data: unknown;
+    try {
+      ({ data } = await this.#request(what, "GET /repos/{owner}/{repo}/contents/{path}", { path, ref }));
+    } catch (error) {
+      if (error instanceof GitHubApiError && error.status === 404) return null;
+      throw error;
+    }
+    const file = this.#parse(FileContent, data, what);
+    if (file.type !== "file") throw new GitHubApiError(200, `${path} is a ${file.type}, not a file`, what);
+    // The contents API inlines files up to 1 MB; larger ones come from the blob API.
+    if (file.encoding === "base64" && file.content !== undefined && (file.content.length > 0 || file.size === 0)) {
+      return base64ToBytes(file.content.replace(/\s+/g, ""));
+    }
+    const blob = await this.#request(what, "GET /repos/{owner}/{repo}/git/blobs/{file_sha}", { file_sha: file.sha });
+    return base64ToBytes(this.#parse(Blob, blob.data, what).content.replace(/\s+/g, ""));
+  }
+
+  /** Open pull requests against `base`, newest first. */
+  async openPulls(base: string): Promise<PullRequestData[]> {
+    const what = `listing open pull requests of ${this.#repoName}`;
+    const pulls: PullRequestData[] = [];
+    for (let page = 1; page <= 10; page++) {
+      const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/pulls", {
+        state: "open",
+        base,
+        sort: "created",
+        direction: "desc",
+        per_page: 100,
+        page,
+      });
+      const batch = this.#parse(z.array(PullRequestFields), data, what);
+      pulls.push(...batch);
+      if (batch.length < 100) break;
+    }
+    return pulls;
+  }
+
+  async pull(number: number): Promise<PullRequestData> {
+    const what = `reading pull request #${number} of ${this.#repoName}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/pulls/{pull_number}", { pull_number: number });
+    return this.#parse(PullRequestFields, data, what);
+  }
+
+  /**
+   * How far `head` is ahead of `base` — in this repository, or in `inRepository`
+   * (a flake input's own repository, e.g. NixOS/nixpkgs).
+   */
+  async compare(base: string, head: string, inRepository?: { owner: string; name: string }): Promise<{ aheadBy: number; behindBy: number; status: string }> {
+    const owner = inRepository?.owner ?? this.repository.owner;
+    const repo = inRepository?.name ?? this.repository.name;
+    const what = `comparing ${base.slice(0, 12)}...${head.slice(0, 12)} in ${owner}/${repo}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/compare/{basehead}", {
+      owner,
+      repo,
+      basehead: `${base}...${head}`,
+      per_page: 1,
+    });
+    const compare = this.#parse(Compare, data, what);
+    return { aheadBy: compare.ahead_by, behindBy: compare.behind_by, status: compare.status };
+  }
+
+  /**
+   * Merges a pull request if its head is still `sha`. A refusal (not mergeable,
+   * checks required, head moved) is a GitHubMergeRefusedError with GitHub's reason.
+   */
+  async mergePull(
+    number: number,
+    options: { method: MergeMethod; sha: string; commitTitle?: string; commitMessage?: string },
+  ): Promise<{ sha: string; message: string }> {
+    const what = `merging pull request #${number} of ${this.#repoName}`;
+    try {
+      const { data } = await this.#request(what, "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
+        pull_number: number,
+        merge_method: options.method,
+        sha: options.sha,
+        ...(options.commitTitle === undefined ? {} : { commit_title: options.commitTitle }),
+        ...(options.commitMessage === undefined ? {} : { commit_message: options.commitMessage }),
+      });
+      const merged = this.#parse(MergeAnswer, data, what);
+      if (!merged.merged) throw new GitHubMergeRefusedError(200, merged.message, what);
+      return { sha: merged.sha, message: merged.message };
+    } catch (error) {
+      if (error instanceof GitHubApiError && !(error instanceof GitHubRateLimitError) && [405, 409, 422].includes(error.status)) {
+        throw new GitHubMergeRefusedError(error.status, error.githubMessage, what);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * A commit on top of `branch` that undoes `commitSha` (against its first
+   * parent, like `git revert -m 1`), built with the Git data API and landed
+   * without force. Refuses when a file it would restore changed since.
+   */
+  async revertCommit(options: { commitSha: string; branch: string }): Promise<{ sha: string; revertedSha: string }> {
+    const what = `reverting ${options.commitSha.slice(0, 7)} on ${options.branch} of ${this.#repoName}`;
+    const built = await this.#buildRevert(options.commitSha, options.branch, what);
+    try {
+      await this.#request(what, "PATCH /repos/{owner}/{repo}/git/refs/{ref}", {
+        ref: `heads/${options.branch}`,
+        sha: built.sha,
+        force: false,
+      });
+    } catch (error) {
+      if (error instanceof GitHubApiError && error.status === 422) {
+        throw new GitHubConflictError(422, `${options.branch} moved while the revert was built (${error.githubMessage}); try again`, what);
+      }
+      throw error;
+    }
+    return { sha: built.sha, revertedSha: options.commitSha };
+  }
+
+  /** The same revert commit, proposed as a pull request from a new branch instead. */
+  async createRevertPull(options: { commitSha: string; base: string; title?: string; body?: string }): Promise<{ number: number; url: string; headRef: string; sha: string }> {
+    const what = `opening a revert pull request for ${options.commitSha.slice(0, 7)} in ${this.#repoName}`;
+    const built = await this.#buildRevert(options.commitSha, options.base, what);
+    const headRef = `nixfleet/revert-${options.commitSha.slice(0, 7)}-${this.#now().toString(36)}`;
+    await this.#request(what, "POST /repos/{owner}/{repo}/git/refs", { ref: `refs/heads/${headRef}`, sha: built.sha });
+    const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/pulls", {
+      title: options.title ?? built.title,
+      head: headRef,
+      base: options.base,
+      body: options.body ?? built.message,
+    });
+    const pull = this.#parse(PullRequestFields, data, what);
+    return { number: pull.number, url: pull.html_url, headRef, sha: built.sha };
+  }
+
+  async #buildRevert(commitSha: string, branch: string, what: string): Promise<{ sha: string; title: string; message: string }> {
+    const target = await this.commit(commitSha);
+    const parent = target.parents[0]?.sha;
+    if (parent === undefined) throw new GitHubApiError(422, "a root commit cannot be reverted", what);
+    const files = target.files ?? [];
+    // The commits API lists at most 300 files; an update PR touches one or two.
+    if (files.length >= 300) throw new GitHubApiError(422, "the commit changes too many files to revert through the API", what);
+    const paths = new Set(files.flatMap((file) => (file.previous_filename ? [file.filename, file.previous_filename] : [file.filename])));
+    const head = await this.branchHead(branch);
+    const [before, after, headCommit] = await Promise.all([
+      this.#tree(parent, what),
+      this.#tree(target.sha, what),
+      this.#gitCommit(head.sha, what),
+    ]);
+    const current = head.sha === target.sha ? after : await this.#tree(headCommit.tree.sha, what);
+    const entries: Array<{ path: string; mode: string; type: "blob"; sha: string | null }> = [];
+    for (const path of [...paths].sort()) {
+      const was = before.get(path);
+      const is = after.get(path);
+      if (current.get(path)?.sha !== is?.sha) {
+        throw new GitHubConflictError(409, `${path} changed on ${branch} after ${commitSha.slice(0, 7)}; revert it by hand`, what);
+      }
+      if (was) entries.push({ path, mode: was.mode, type: "blob", sha: was.sha });
+      else if (is) entries.push({ path, mode: is.mode, type: "blob", sha: null });
+    }
+    const tree = await this.#request(what, "POST /repos/{owner}/{repo}/git/trees", { base_tree: headCommit.tree.sha, tree: entries });
+    const treeSha = this.#parse(Tree.pick({ sha: true }), tree.data, what).sha;
+    const title = `Revert "${firstLine(target.commit.message)}"`;
+    const message = `${title}\n\nThis reverts commit ${target.sha}.\n`;
+    const created = await this.#request(what, "POST /repos/{owner}/{repo}/git/commits", { message, tree: treeSha, parents: [head.sha] });
+    return { sha: this.#parse(GitCommit, created.data, what).sha, title, message };
+  }
+
+  async #gitCommit(sha: string, what: string): Promise<z.infer<typeof GitCommit>> {
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/git/commits/{commit_sha}", { commit_sha: sha });
+    return this.#parse(GitCommit, data, what);
+  }
+
+  /** Every blob of a tree (or a commit's tree), by path. */
+  async #tree(treeish: string, what: string): Promise<Map<string, TreeEntry>> {
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/git/trees/{tree_sha}", { tree_sha: treeish, recursive: "1" });
+    const tree = this.#parse(Tree, data, what);
+    if (tree.truncated) throw new GitHubApiError(422, "the repository tree is too large to revert through the API", what);
+    return new Map(tree.tree.filter((entry) => entry.type === "blob").map((entry) => [entry.path, entry]));
+  }
+
+  /** A commit status (needs Commit statuses: write). */
+  async createCommitStatus(
+    sha: string,
+    status: { state: "pending" | "success" | "failure" | "error"; context: string; description?: string; targetUrl?: string },
+  ): Promise<void> {
+    const what = `setting status ${status.context} on ${sha.slice(0, 7)} in ${this.#repoName}`;
+    await this.#request(what, "POST /repos/{owner}/{repo}/statuses/{sha}", {
+      sha,
+      state: status.state,
+      context: status.context,
+      ...(status.description === undefined ? {} : { description: status.description.slice(0, 140) }),
+      ...(status.targetUrl === undefined ? {} : { target_url: status.targetUrl }),
+    });
+  }
+
+  /** A check run (GitHub allows this to GitHub Apps only, with Checks: write). */
+  async createCheckRun(
+    sha: string,
+    run: { name: string; status: "queued" | "in_progress" | "completed"; conclusion?: string; title?: string; summary?: string; detailsUrl?: string },
+  ): Promise<{ id: number }> {
+    const what = `creating check run ${run.name} on ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/check-runs", {
+      name: run.name,
+      head_sha: sha,
+      status: run.status,
+      ...(run.conclusion === undefined ? {} : { conclusion: run.conclusion }),
+      ...(run.detailsUrl === undefined ? {} : { details_url: run.detailsUrl }),
+      ...(run.title === undefined ? {} : { output: { title: run.title, summary: run.summary ?? "" } }),
+    });
+    return { id: this.#parse(Created, data, what).id };
+  }
+
+  /** The check runs on a commit (first 100: plenty for a configuration repository). */
+  async checkRuns(sha: string): Promise<CheckRunData[]> {
+    const what = `reading check runs of ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}/check-runs", { ref: sha, per_page: 100 });
+    return this.#parse(CheckRuns, data, what).check_runs;
+  }
+
+  /** The latest status of each context on a commit. */
+  async statuses(sha: string): Promise<StatusData[]> {
+    const what = `reading statuses of ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}/status", { ref: sha, per_page: 100 });
+    return this.#parse(CombinedStatus, data, what).statuses.map((s) => ({ context: s.context, state: s.state, updatedAt: s.updated_at ?? null }));
+  }
+}
+
+function toCommitInfo(commit: RestCommit): CommitInfo {
+  const details = commit.commit;
+  return {
+    sha: commit.sha,
+    message: details.message,
+    author: details.author?.name ?? details.committer?.name ?? "",
+    committedAt: details.committer?.date ?? details.author?.date ?? "",
+  };
+}

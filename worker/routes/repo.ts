@@ -1,0 +1,86 @@
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { Sha1 } from "../../common/protocol.ts";
+import { getRepoState, listUpdatePrs, toRepoState } from "../db/github.ts";
+import type { AppEnv } from "../env.ts";
+import { ApiError, errorBody } from "../errors.ts";
+import { readGitHubConfig } from "../github/config.ts";
+import { githubContext } from "../github/context.ts";
+import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitHubRateLimitError } from "../github/errors.ts";
+import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
+import { refreshRepoState } from "../github/refresh.ts";
+import { LOCK_PENDING } from "../github/repo-state.ts";
+import { parseWith, readJson } from "../validation.ts";
+
+/** GitHub's failure as this API's error: rate limits with Retry-After, refusals as 409, the rest 502. */
+function githubFailure(c: Context<AppEnv>, error: unknown): Response {
+  if (error instanceof GitHubNotConfiguredError) return c.json(errorBody("github_not_configured", error.message), 503);
+  if (error instanceof GitHubRateLimitError) {
+    return c.json(errorBody("github_rate_limited", error.message), 429, { "retry-after": String(error.retryAfterSeconds()) });
+  }
+  if (error instanceof GitHubMergeRefusedError) return c.json(errorBody("merge_refused", `GitHub refused the merge: ${error.githubMessage}`), 409);
+  if (error instanceof GitHubApiError) return c.json(errorBody("github_error", error.message), 502);
+  throw error;
+}
+
+/**
+ * `GET /api/repo`: the followed branch's state, and what keeps it from being
+ * complete. Always 200: `repo` is null until the first push or sync, and
+ * `problems` lists missing settings and the last failed sync in plain words.
+ */
+export const repoRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const config = readGitHubConfig(c.env);
+    const problems = [...config.problems];
+    const record = config.repository ? await getRepoState(c.get("db"), config.repository.fullName, config.branch) : null;
+    if (config.repository && !record) {
+      problems.push("the repository has not been read yet: it is read on the next push webhook or 5-minute sync (POST /api/repo/refresh reads it now)");
+    }
+    if (record?.lockProblem && record.lockProblem !== LOCK_PENDING) problems.push(`flake.lock: ${record.lockProblem}`);
+    if (record?.lastError) problems.push(`the last sync with GitHub failed at ${record.lastErrorAt}: ${record.lastError}`);
+    return c.json({
+      repository: config.repository?.fullName ?? null,
+      branch: config.branch,
+      repo: record ? toRepoState(record) : null,
+      problems,
+    });
+  })
+  .post("/refresh", async (c) => {
+    const result = await refreshRepoState(c.env, c.get("db"), { source: "api" });
+    if (result.ok) return c.json({ repo: result.repo, updatePrs: result.updatePrs });
+    if (result.reason === "not_configured") return c.json(errorBody("github_not_configured", result.message), 503);
+    if (result.reason === "rate_limited" && result.retryAt !== null) {
+      const seconds = Math.max(1, Math.ceil((Date.parse(result.retryAt) - Date.now()) / 1000));
+      return c.json(errorBody("github_rate_limited", result.message), 429, { "retry-after": String(seconds) });
+    }
+    return c.json(errorBody("github_error", result.message), 502);
+  });
+
+const PullNumber = z.coerce.number().int().positive().max(2 ** 31);
+
+export const MergeUpdatePrRequest = z.strictObject({
+  method: z.enum(["merge", "squash", "rebase"]).default("merge"),
+  /** The head the person looked at: GitHub refuses the merge if the PR moved since. */
+  sha: Sha1.optional(),
+});
+
+/** `GET /api/update-prs` (open update PRs, newest first) and `POST /api/update-prs/:number/merge`. */
+export const updatePrRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const config = readGitHubConfig(c.env);
+    if (config.repository === null) return c.json({ updatePrs: [] });
+    return c.json({ updatePrs: await listUpdatePrs(c.get("db"), config.repository.fullName, config.branch) });
+  })
+  .post("/:number/merge", async (c) => {
+    const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
+    // No body means the defaults; Hono keeps the text, so readJson can read it again.
+    const request = (await c.req.text()).trim() === "" ? MergeUpdatePrRequest.parse({}) : await readJson(c, MergeUpdatePrRequest);
+    const ctx = githubContext(c.env, c.get("db"));
+    try {
+      const merged = await mergeUpdatePr(ctx, number, { method: request.method, expectedSha: request.sha, actor: c.get("actor") });
+      return c.json({ merged: true, sha: merged.sha, message: merged.message, updatePr: merged.updatePr });
+    } catch (error) {
+      if (error instanceof MergeRejected) throw new ApiError(error.status, error.code, error.message);
+      return githubFailure(c, error);
+    }
+  });
