@@ -1,0 +1,247 @@
+/**
+ * Sends each command's events to the control plane in order: `started`, output
+ * batched (every ~250 ms or 32 KiB), `finished`. Network trouble is retried
+ * with backoff; a retried output post is harmless because chunks carry `seq`.
+ * When the server says it no longer wants a command (404/409), everything
+ * still queued for it is dropped.
+ */
+import type { CommandEvent, OutputChunk, OutputStream } from "../common/protocol.ts";
+import { backoffDelay, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
+import type { ControlPlaneClient } from "./control-plane-client.ts";
+import type { FinishedEvent } from "./job-store.ts";
+import type { Logger } from "./logger.ts";
+
+/** What became of a finished event. */
+export type Delivery = "stored" | "dropped" | "abandoned";
+
+export interface CommandEventSenderOptions {
+  client: Pick<ControlPlaneClient, "postEvent">;
+  logger: Logger;
+  backoff?: BackoffPolicy;
+  random?: () => number;
+  flushIntervalMs?: number;
+  flushBytes?: number;
+}
+
+const MAX_CHUNK_CHARS = 32 * 1024;
+const MAX_CHUNKS_PER_EVENT = 200;
+
+type QueueItem =
+  | { kind: "event"; event: CommandEvent; settle?: (delivery: Delivery) => void }
+  /** Reached once everything queued before it was stored; `nextSeq` is the seq after it. */
+  | { kind: "mark"; nextSeq: number; reached: (nextSeq: number) => void | Promise<void> };
+
+interface CommandStream {
+  queue: QueueItem[];
+  pending: OutputChunk[];
+  pendingChars: number;
+  nextSeq: number;
+  timer: NodeJS.Timeout | undefined;
+  sending: boolean;
+  /** The finished event is queued: once the queue empties, the stream is forgotten. */
+  closing: boolean;
+}
+
+export class CommandEventSender {
+  readonly #client: Pick<ControlPlaneClient, "postEvent">;
+  readonly #logger: Logger;
+  readonly #backoff: BackoffPolicy;
+  readonly #random: () => number;
+  readonly #flushIntervalMs: number;
+  readonly #flushBytes: number;
+  readonly #streams = new Map<string, CommandStream>();
+  /** Commands the server said it no longer wants (bounded; only to keep quiet about them). */
+  readonly #unwanted = new Set<string>();
+  readonly #stop = new AbortController();
+  readonly #idle = new Set<() => void>();
+
+  constructor(options: CommandEventSenderOptions) {
+    this.#client = options.client;
+    this.#logger = options.logger;
+    this.#backoff = options.backoff ?? { initialMs: DEFAULT_BACKOFF.initialMs, maxMs: 30_000 };
+    this.#random = options.random ?? Math.random;
+    this.#flushIntervalMs = options.flushIntervalMs ?? 250;
+    this.#flushBytes = options.flushBytes ?? 32 * 1024;
+  }
+
+  /** Continue a command's output numbering (a detached job resumed by a new agent process). */
+  setNextSeq(commandId: string, seq: number): void {
+    const stream = this.#stream(commandId);
+    stream.nextSeq = Math.max(stream.nextSeq, seq);
+  }
+
+  started(commandId: string, at: string): void {
+    this.#enqueue(commandId, { kind: "event", event: { type: "started", at } });
+  }
+
+  output(commandId: string, streamName: OutputStream, data: string): void {
+    if (data === "" || this.#stop.signal.aborted) return;
+    if (this.#unwanted.has(commandId)) return;
+    const stream = this.#stream(commandId);
+    for (let start = 0; start < data.length; start += MAX_CHUNK_CHARS) {
+      const piece = data.slice(start, start + MAX_CHUNK_CHARS);
+      const last = stream.pending.at(-1);
+      if (last !== undefined && last.stream === streamName && last.data.length + piece.length <= MAX_CHUNK_CHARS) {
+        last.data += piece;
+      } else {
+        stream.pending.push({ seq: stream.nextSeq++, stream: streamName, data: piece });
+      }
+      stream.pendingChars += piece.length;
+    }
+    if (stream.pendingChars >= this.#flushBytes) this.#flushOutput(commandId, stream);
+    else if (stream.timer === undefined) {
+      stream.timer = setTimeout(() => this.#flushOutput(commandId, stream), this.#flushIntervalMs);
+      stream.timer.unref();
+    }
+  }
+
+  /** Calls `reached(nextSeq)` once all output given so far is stored (used to persist a job's progress). */
+  mark(commandId: string, reached: (nextSeq: number) => void | Promise<void>): void {
+    const stream = this.#stream(commandId);
+    this.#flushOutput(commandId, stream);
+    this.#enqueue(commandId, { kind: "mark", nextSeq: stream.nextSeq, reached });
+  }
+
+  /** Queues the finished event after any output; resolves when the server stored it (or will never). */
+  finished(commandId: string, event: FinishedEvent): Promise<Delivery> {
+    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle }));
+  }
+
+  /** Resolves when nothing is queued any more, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    for (const [id, stream] of this.#streams) this.#flushOutput(id, stream);
+    const idle = () => [...this.#streams.values()].every((stream) => stream.queue.length === 0 && stream.pending.length === 0);
+    if (idle()) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#idle.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (idle()) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      this.#idle.add(check);
+    });
+  }
+
+  /** Stops sending; whatever is still queued is abandoned (finished events are kept by the job store). */
+  stop(): void {
+    this.#stop.abort();
+    for (const stream of this.#streams.values()) {
+      clearTimeout(stream.timer);
+      for (const item of stream.queue) if (item.kind === "event") item.settle?.("abandoned");
+      stream.queue = [];
+    }
+    this.#streams.clear();
+  }
+
+  #stream(commandId: string): CommandStream {
+    let stream = this.#streams.get(commandId);
+    if (stream === undefined) {
+      stream = { queue: [], pending: [], pendingChars: 0, nextSeq: 0, timer: undefined, sending: false, closing: false };
+      this.#streams.set(commandId, stream);
+    }
+    return stream;
+  }
+
+  #enqueue(commandId: string, item: QueueItem): void {
+    if (this.#stop.signal.aborted) {
+      if (item.kind === "event") item.settle?.("abandoned");
+      return;
+    }
+    if (this.#unwanted.has(commandId)) {
+      if (item.kind === "event") item.settle?.("dropped");
+      return;
+    }
+    const stream = this.#stream(commandId);
+    this.#flushOutput(commandId, stream);
+    if (item.kind === "event" && item.event.type === "finished") stream.closing = true;
+    stream.queue.push(item);
+    void this.#pump(commandId, stream);
+  }
+
+  #flushOutput(commandId: string, stream: CommandStream): void {
+    clearTimeout(stream.timer);
+    stream.timer = undefined;
+    if (stream.pending.length === 0) return;
+    const chunks = stream.pending;
+    stream.pending = [];
+    stream.pendingChars = 0;
+    for (let i = 0; i < chunks.length; i += MAX_CHUNKS_PER_EVENT) {
+      stream.queue.push({ kind: "event", event: { type: "output", chunks: chunks.slice(i, i + MAX_CHUNKS_PER_EVENT) } });
+    }
+    void this.#pump(commandId, stream);
+  }
+
+  async #pump(commandId: string, stream: CommandStream): Promise<void> {
+    if (stream.sending) return;
+    stream.sending = true;
+    let failures = 0;
+    try {
+      while (stream.queue.length > 0 && !this.#stop.signal.aborted) {
+        const item = stream.queue[0]!;
+        if (item.kind === "mark") {
+          stream.queue.shift();
+          await item.reached(item.nextSeq);
+          continue;
+        }
+        const outcome = await this.#client.postEvent(commandId, item.event, this.#stop.signal);
+        if (outcome.kind === "aborted") return;
+        if (outcome.kind === "stored") {
+          failures = 0;
+          stream.queue.shift();
+          item.settle?.("stored");
+          continue;
+        }
+        if (outcome.kind === "unwanted") {
+          this.#logger.warn("control plane no longer wants events for this command; dropping them", {
+            command: commandId,
+            answer: outcome.message,
+          });
+          this.#markUnwanted(commandId);
+          for (const dropped of stream.queue) if (dropped.kind === "event") dropped.settle?.("dropped");
+          clearTimeout(stream.timer);
+          stream.queue = [];
+          stream.pending = [];
+          this.#streams.delete(commandId);
+          return;
+        }
+        if (outcome.kind === "rejected") {
+          this.#logger.error("control plane rejected a command event; dropping it", {
+            command: commandId,
+            event: item.event.type,
+            answer: outcome.message,
+          });
+          stream.queue.shift();
+          item.settle?.("dropped");
+          continue;
+        }
+        failures++;
+        const wait = backoffDelay(this.#backoff, failures, this.#random);
+        const fields = { command: commandId, event: item.event.type, problem: outcome.message, retryInMs: wait };
+        if (outcome.kind === "unauthorized") this.#logger.error("control plane refused the agent token; retrying", fields);
+        else this.#logger.warn("could not send command event; retrying", fields);
+        await sleep(wait, this.#stop.signal);
+      }
+    } finally {
+      stream.sending = false;
+      // The numbering is kept while the command may still produce output; once
+      // its finished event went out the stream is forgotten.
+      if (stream.closing && stream.queue.length === 0 && this.#streams.get(commandId) === stream) {
+        this.#streams.delete(commandId);
+      }
+      for (const check of [...this.#idle]) check();
+    }
+  }
+
+  #markUnwanted(commandId: string): void {
+    this.#unwanted.add(commandId);
+    if (this.#unwanted.size > 500) {
+      const oldest = this.#unwanted.values().next().value;
+      if (oldest !== undefined) this.#unwanted.delete(oldest);
+    }
+  }
+}

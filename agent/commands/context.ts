@@ -1,0 +1,69 @@
+/** What a command implementation gets from the agent, and what it hands back. */
+import type { AgentConfig } from "../../common/agent-config.ts";
+import type { CommandDelivery, CommandResult, OutputStream } from "../../common/protocol.ts";
+import type { DetachedJobs } from "../detached-jobs.ts";
+import type { JobStore } from "../job-store.ts";
+import type { Logger } from "../logger.ts";
+import type { HostRunner } from "../runner.ts";
+
+export interface CommandOutcome {
+  outcome: "succeeded" | "failed" | "cancelled";
+  exitCode: number | null;
+  error: string | null;
+  result: CommandResult;
+  /** Work the agent does once the finished event is out (kept out of the command itself). */
+  then?: "restart-agent" | "run-tests";
+}
+
+/** A detached job goes on after the agent stopped; the next agent process reports its end. */
+export interface LeftRunning {
+  outcome: "left-running";
+}
+
+export type CommandEnd = CommandOutcome | LeftRunning;
+
+/** The parts every host-touching step needs. */
+export interface HostContext {
+  config: AgentConfig;
+  runner: HostRunner;
+  store: JobStore;
+  logger: Logger;
+  /** Output of the command's processes, streamed to the control plane. */
+  output(stream: OutputStream, data: string): void;
+  /** A line of the agent's own narration (`$ git fetch …`, verification results). */
+  say(line: string): void;
+}
+
+export interface CommandContext extends HostContext {
+  delivery: CommandDelivery;
+  /** Aborted by a `stop` for this command: kill what it runs. */
+  cancel: AbortSignal;
+  /** Aborted when the agent itself stops: detached jobs keep running. */
+  shutdown: AbortSignal;
+  jobs: DetachedJobs;
+  /** Stops another command (the `stop` command); true when something was killed. */
+  stopCommand(target: string | null): Promise<boolean>;
+  /** Re-collect the report and send it with the next poll. */
+  refreshReport(): void;
+}
+
+export const succeeded = (result: CommandResult = {}, exitCode: number | null = 0): CommandOutcome => ({
+  outcome: "succeeded",
+  exitCode,
+  error: null,
+  result,
+});
+
+export const failed = (error: string, result: CommandResult = {}, exitCode: number | null = null): CommandOutcome => ({
+  outcome: "failed",
+  exitCode,
+  error: error.slice(0, 4000),
+  result,
+});
+
+export const cancelled = (result: CommandResult = {}): CommandOutcome => ({
+  outcome: "cancelled",
+  exitCode: null,
+  error: "stopped by a stop command",
+  result,
+});

@@ -1,0 +1,153 @@
+/**
+ * The agent's HTTP side of the protocol: the long poll and command events.
+ * Every answer is parsed with the protocol's schemas; nothing here throws —
+ * the caller gets an outcome it can act on (retry, back off, drop).
+ */
+import { CommandEvent, ErrorBody, PollRequest, PollResponse } from "../common/protocol.ts";
+import { z } from "zod";
+
+export type PollOutcome =
+  | { kind: "ok"; response: PollResponse }
+  /** The token is unknown or revoked. */
+  | { kind: "unauthorized"; message: string }
+  /** Network error, cut connection, our own timeout, a 5xx, or an answer that does not parse. */
+  | { kind: "failed"; message: string }
+  /** The caller aborted (the agent stops, or wants to send a fresh report now). */
+  | { kind: "aborted" };
+
+export type EventOutcome =
+  | { kind: "stored" }
+  /** 404/409: the command is unknown or already final; the server will not take more events for it. */
+  | { kind: "unwanted"; message: string }
+  /** 400 and friends: this event will never be accepted; retrying is pointless. */
+  | { kind: "rejected"; message: string }
+  | { kind: "unauthorized"; message: string }
+  /** Worth retrying: network error, timeout, 5xx. */
+  | { kind: "retry"; message: string }
+  | { kind: "aborted" };
+
+export interface ControlPlaneClientOptions {
+  /** Base URL, e.g. https://fleet.example.com (a path prefix is kept). */
+  url: string;
+  /** Read at every request, so a rotated token file takes effect without a restart. */
+  token: () => string;
+  fetch?: typeof fetch;
+  /** How long past the server's hold time before the agent gives up on a poll. */
+  pollGraceMs?: number;
+  /** Timeout for an event post. */
+  eventTimeoutMs?: number;
+}
+
+export class ControlPlaneClient {
+  readonly #base: string;
+  readonly #token: () => string;
+  readonly #fetch: typeof fetch;
+  readonly #pollGraceMs: number;
+  readonly #eventTimeoutMs: number;
+
+  constructor(options: ControlPlaneClientOptions) {
+    this.#base = options.url.replace(/\/+$/, "");
+    this.#token = options.token;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#pollGraceMs = options.pollGraceMs ?? 15_000;
+    this.#eventTimeoutMs = options.eventTimeoutMs ?? 30_000;
+  }
+
+  /** `POST /api/agent/poll?wait=…`: held by the server until a command is queued or the wait ends. */
+  async poll(body: PollRequest, waitSeconds: number, signal: AbortSignal): Promise<PollOutcome> {
+    const url = `${this.#base}/api/agent/poll?wait=${waitSeconds}`;
+    // Checked on the way out too: a bug on our side shows in our log, not as a 400 from the server.
+    const request = PollRequest.safeParse(body);
+    if (!request.success) return { kind: "failed", message: `the agent built an invalid poll: ${z.prettifyError(request.error)}` };
+    const answer = await this.#post(url, request.data, signal, waitSeconds * 1000 + this.#pollGraceMs);
+    if (answer.kind === "aborted") return answer;
+    if (answer.kind === "network") return { kind: "failed", message: answer.message };
+    if (answer.status === 401 || answer.status === 403) {
+      return { kind: "unauthorized", message: `${answer.status}: ${errorMessage(answer.text)}` };
+    }
+    if (answer.status !== 200) return { kind: "failed", message: `poll answered ${answer.status}: ${errorMessage(answer.text)}` };
+    const parsed = parseJson(answer.text, PollResponse);
+    if (!parsed.ok) return { kind: "failed", message: `poll answer is malformed: ${parsed.message}` };
+    return { kind: "ok", response: parsed.value };
+  }
+
+  /** `POST /api/agent/commands/{id}/events`. */
+  async postEvent(commandId: string, event: CommandEvent, signal: AbortSignal): Promise<EventOutcome> {
+    const url = `${this.#base}/api/agent/commands/${encodeURIComponent(commandId)}/events`;
+    const checked = CommandEvent.safeParse(event);
+    if (!checked.success) return { kind: "rejected", message: `the agent built an invalid event: ${z.prettifyError(checked.error)}` };
+    const answer = await this.#post(url, checked.data, signal, this.#eventTimeoutMs);
+    if (answer.kind === "aborted") return answer;
+    if (answer.kind === "network") return { kind: "retry", message: answer.message };
+    const message = `${answer.status}: ${errorMessage(answer.text)}`;
+    if (answer.status >= 200 && answer.status < 300) return { kind: "stored" };
+    if (answer.status === 404 || answer.status === 409 || answer.status === 410) return { kind: "unwanted", message };
+    if (answer.status === 401 || answer.status === 403) return { kind: "unauthorized", message };
+    if (answer.status === 408 || answer.status === 429 || answer.status >= 500) return { kind: "retry", message };
+    return { kind: "rejected", message };
+  }
+
+  async #post(
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<{ kind: "http"; status: number; text: string } | { kind: "network"; message: string } | { kind: "aborted" }> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    timer.unref();
+    const onAbort = () => controller.abort();
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const response = await this.#fetch(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.#token()}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: controller.signal,
+      });
+      // Reading the body is part of the request: a connection cut mid-answer is a network error.
+      const text = await response.text();
+      return { kind: "http", status: response.status, text };
+    } catch (error) {
+      if (signal.aborted && !timedOut) return { kind: "aborted" };
+      if (timedOut) return { kind: "network", message: `no answer within ${Math.round(timeoutMs / 1000)} s` };
+      return { kind: "network", message: describeNetworkError(error) };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+function parseJson<T extends z.ZodType>(text: string, schema: T): { ok: true; value: z.infer<T> } | { ok: false; message: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, message: `not JSON: ${JSON.stringify(text.slice(0, 120))}` };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) return { ok: false, message: z.prettifyError(parsed.error).slice(0, 500) };
+  return { ok: true, value: parsed.data };
+}
+
+/** The server's `{error: {message}}` when it sent one, else the start of the body. */
+function errorMessage(text: string): string {
+  const parsed = parseJson(text, ErrorBody);
+  if (parsed.ok) return `${parsed.value.error.code}: ${parsed.value.error.message}`;
+  const trimmed = text.trim().slice(0, 200);
+  return trimmed === "" ? "(empty body)" : trimmed;
+}
+
+function describeNetworkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  // undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`.
+  const cause = (error as Error & { cause?: unknown }).cause;
+  const causeText = cause instanceof Error ? `: ${(cause as NodeJS.ErrnoException).code ?? cause.message}` : "";
+  return `${error.message}${causeText}`;
+}

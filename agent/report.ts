@@ -1,0 +1,183 @@
+/**
+ * Collects the Report: the host's state as the agent sees it. Every value it
+ * cannot read is `{ value: null, reason }` — never a guess and never a throw —
+ * so `status` works on any machine, with or without a clone, git or nix.
+ */
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import type { AgentConfig } from "../common/agent-config.ts";
+import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-diff.ts";
+import { PROTOCOL_VERSION, Report } from "../common/protocol.ts";
+import { NIXFLEET_VERSION } from "../common/version.ts";
+import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
+import type { JobStore } from "./job-store.ts";
+import { describeFailure, type HostRunner } from "./runner.ts";
+import { known, readCurrentSystem, unknown, type Known } from "./system.ts";
+
+export interface ReportCollectorOptions {
+  config: AgentConfig;
+  runner: HostRunner;
+  /** The agent's state (built-from commits, last tests); null when there is none. */
+  store: Pick<JobStore, "builtFromCommit" | "desiredSystem" | "lastTestRun"> | null;
+  cloneDir: string;
+  /** When this agent process started (ms since the epoch). */
+  agentStartedAt: number;
+  now?: () => number;
+}
+
+interface HostFacts {
+  os: Known<string>;
+  nixpkgsVersion: Known<string>;
+  nixVersion: Known<string>;
+}
+
+export class ReportCollector {
+  readonly #options: ReportCollectorOptions;
+  readonly #now: () => number;
+  /** os / nixpkgs / nix versions only change with the running system, so they are read once per system. */
+  #facts: { system: string | null; facts: HostFacts } | null = null;
+
+  constructor(options: ReportCollectorOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async collect(): Promise<Report> {
+    const { config, runner, store, cloneDir } = this.#options;
+    const current = await readCurrentSystem(config, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
+    const [facts, commit, branch, dirty, lock] = await Promise.all([
+      this.#hostFacts(current.value),
+      headCommit(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
+      currentBranch(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
+      isDirty(config, runner, cloneDir).catch(() => null),
+      readLock(runner, cloneDir),
+    ]);
+    const desired = store?.desiredSystem(commit.value) ?? null;
+    const report: Report = {
+      protocol: PROTOCOL_VERSION,
+      agentVersion: NIXFLEET_VERSION,
+      platform: config.platform,
+      hostname: safe(() => runner.hostname(), "").slice(0, 253),
+      os: facts.os,
+      nixpkgsVersion: facts.nixpkgsVersion,
+      nixVersion: facts.nixVersion,
+      repo: { commit, branch, dirty },
+      lock,
+      system: {
+        current,
+        ...(desired !== null ? { desired: known(desired) } : {}),
+        builtFromCommit: store?.builtFromCommit(current.value) ?? null,
+      },
+      tests: {
+        configured: testsConfigured(config),
+        autoRunAfterSwitch: config.autoTestAfterSwitch,
+        last: store?.lastTestRun() ?? null,
+      },
+      uptimeSeconds: safe(() => runner.uptimeSeconds(), null),
+      agentUptimeSeconds: Math.max(0, Math.floor((this.#now() - this.#options.agentStartedAt) / 1000)),
+      rollout: config.rollout,
+    };
+    // Our own output goes through the same schema the server applies: a bug here
+    // shows in the agent's log rather than as a rejected poll.
+    return Report.parse(report);
+  }
+
+  async #hostFacts(system: string | null): Promise<HostFacts> {
+    if (this.#facts !== null && this.#facts.system === system) return this.#facts.facts;
+    const { config, runner } = this.#options;
+    const [os, nixpkgsVersion, nixVersion] = await Promise.all([
+      readOs(runner),
+      config.platform === "nixos"
+        ? readCommandLine(runner, ["nixos-version"], "nixos-version")
+        : Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: ${config.platform})`)),
+      readNixVersion(runner, config.tools.nix),
+    ]);
+    const facts = { os, nixpkgsVersion, nixVersion };
+    this.#facts = { system, facts };
+    return facts;
+  }
+}
+
+export function testsConfigured(config: AgentConfig): boolean {
+  return config.tests.commands.length > 0 || config.tests.directory !== undefined;
+}
+
+/**
+ * A digest of what the report says, without the uptimes that change every
+ * second: the agent resends the report only when this changes.
+ */
+export function reportFingerprint(report: Report): string {
+  const { uptimeSeconds: _uptime, agentUptimeSeconds: _agentUptime, ...stable } = report;
+  return createHash("sha256").update(JSON.stringify(stable)).digest("hex");
+}
+
+async function readOs(runner: HostRunner): Promise<Known<string>> {
+  if (runner.hostOs() === "darwin") {
+    const result = await runner.run(["sw_vers"]);
+    if (result.exitCode !== 0) return unknown(describeFailure("sw_vers", result));
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, "m").exec(result.stdout)?.[1]?.trim();
+    const name = field("ProductName");
+    const version = field("ProductVersion");
+    return name !== undefined && version !== undefined ? known(`${name} ${version}`) : unknown("sw_vers printed no ProductName/ProductVersion");
+  }
+  try {
+    const text = new TextDecoder().decode(await runner.readFile("/etc/os-release"));
+    const line = /^PRETTY_NAME=(.*)$/m.exec(text)?.[1];
+    if (line === undefined) return unknown("/etc/os-release has no PRETTY_NAME");
+    return known(unquote(line).slice(0, 200));
+  } catch (error) {
+    return unknown(`cannot read /etc/os-release: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+async function readNixVersion(runner: HostRunner, nix: string): Promise<Known<string>> {
+  const line = await readCommandLine(runner, [nix, "--version"], "nix --version");
+  if (line.value === null) return line;
+  // "nix (Nix) 2.8.0" → "2.8.0"
+  const version = /(\d+\.\d+[^\s]*)\s*$/.exec(line.value)?.[1];
+  return known(version ?? line.value);
+}
+
+async function readCommandLine(runner: HostRunner, argv: string[], what: string): Promise<Known<string>> {
+  const result = await runner.run(argv);
+  const first = result.stdout.trim().split("\n")[0]?.trim() ?? "";
+  if (result.exitCode === 0 && first !== "") return known(first.slice(0, 100));
+  return unknown(describeFailure(what, result));
+}
+
+async function readLock(runner: HostRunner, cloneDir: string): Promise<Report["lock"]> {
+  if (!(await hasClone(runner, cloneDir))) {
+    return { hash: unknown("no clone yet: the agent clones the repository on its first pull"), lastModified: {} };
+  }
+  const file = path.join(cloneDir, "flake.lock");
+  let bytes: Uint8Array;
+  try {
+    bytes = await runner.readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { hash: unknown(code === "ENOENT" ? "the clone has no flake.lock" : `cannot read ${file}: ${String(error)}`), lastModified: {} };
+  }
+  const hash = known(await flakeLockHash(bytes));
+  try {
+    return { hash, lastModified: lockLastModified(parseFlakeLock(new TextDecoder().decode(bytes))) };
+  } catch {
+    // The hash still says which lock it is; ages are only a hint.
+    return { hash, lastModified: {} };
+  }
+}
+
+function unquote(value: string): string {
+  const trimmed = value.trim();
+  if (trimmed.length >= 2 && (trimmed[0] === '"' || trimmed[0] === "'") && trimmed.at(-1) === trimmed[0]) {
+    return trimmed.slice(1, -1).replace(/\\(.)/g, "$1");
+  }
+  return trimmed;
+}
+
+function safe<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}

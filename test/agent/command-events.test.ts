@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import type { CommandEvent } from "../../common/protocol.ts";
+import { CommandEventSender } from "../../agent/command-events.ts";
+import type { EventOutcome } from "../../agent/control-plane-client.ts";
+import { silentLogger } from "../../agent/logger.ts";
+
+const ID = "cmd_0123456789abcdef";
+const finished = { type: "finished", at: "2025-01-01T00:00:00.000Z", outcome: "succeeded", exitCode: 0, error: null, result: {} } as const;
+
+/** A control plane client that records what it is given and answers from a script. */
+function recordingClient(answers: EventOutcome["kind"][] = []) {
+  const posted: CommandEvent[] = [];
+  return {
+    posted,
+    client: {
+      async postEvent(_id: string, event: CommandEvent): Promise<EventOutcome> {
+        posted.push(event);
+        const kind = answers.shift() ?? "stored";
+        return kind === "stored" || kind === "aborted" ? { kind } : { kind, message: kind };
+      },
+    },
+  };
+}
+
+const sender = (client: ReturnType<typeof recordingClient>["client"], flushIntervalMs = 10) =>
+  new CommandEventSender({ client, logger: silentLogger, backoff: { initialMs: 1, maxMs: 5 }, flushIntervalMs });
+
+describe("command events", () => {
+  it("sends started, batched output and finished in order, one chunk per stream run", async () => {
+    const { client, posted } = recordingClient();
+    const events = sender(client);
+    events.started(ID, "2025-01-01T00:00:00.000Z");
+    events.output(ID, "stdout", "a");
+    events.output(ID, "stdout", "b");
+    events.output(ID, "stderr", "c");
+    events.output(ID, "stdout", "d");
+    expect(await events.finished(ID, finished)).toBe("stored");
+    expect(posted).toEqual([
+      { type: "started", at: "2025-01-01T00:00:00.000Z" },
+      {
+        type: "output",
+        chunks: [
+          { seq: 0, stream: "stdout", data: "ab" },
+          { seq: 1, stream: "stderr", data: "c" },
+          { seq: 2, stream: "stdout", data: "d" },
+        ],
+      },
+      finished,
+    ]);
+  });
+
+  it("flushes at 32 KiB without waiting for the interval", async () => {
+    const { client, posted } = recordingClient();
+    const events = sender(client, 60_000);
+    events.output(ID, "stdout", "x".repeat(40 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const chunks = posted.flatMap((event) => (event.type === "output" ? event.chunks : []));
+    expect(chunks.map((chunk) => [chunk.seq, chunk.data.length])).toEqual([
+      [0, 32 * 1024],
+      [1, 8 * 1024],
+    ]);
+    events.stop();
+  });
+
+  it("retries with the same seq after a failure, and marks progress once stored", async () => {
+    const { client, posted } = recordingClient(["retry", "retry"]);
+    const events = sender(client);
+    events.setNextSeq(ID, 7);
+    events.output(ID, "stdout", "line\n");
+    const marked = new Promise<number>((resolve) => events.mark(ID, resolve));
+    expect(await marked).toBe(8);
+    expect(posted).toHaveLength(3);
+    expect(new Set(posted.map((event) => JSON.stringify(event))).size).toBe(1);
+    events.stop();
+  });
+
+  it("drops everything for a command the server no longer wants", async () => {
+    const { client, posted } = recordingClient(["unwanted"]);
+    const events = sender(client);
+    events.started(ID, "2025-01-01T00:00:00.000Z");
+    expect(await events.finished(ID, finished)).toBe("dropped");
+    events.output(ID, "stdout", "late");
+    expect(await events.finished(ID, finished)).toBe("dropped");
+    expect(posted).toEqual([{ type: "started", at: "2025-01-01T00:00:00.000Z" }]);
+  });
+
+  it("abandons queued events when stopped", async () => {
+    const { client } = recordingClient(Array.from({ length: 100 }, () => "retry" as const));
+    const events = sender(client);
+    const result = events.finished(ID, finished);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    events.stop();
+    expect(await result).toBe("abandoned");
+  });
+});

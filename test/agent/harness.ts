@@ -1,0 +1,135 @@
+/**
+ * One test's world: a temp directory, an isolated host environment, the fleet
+ * repository (bare origin + tiny flake), the nixos-rebuild shim, a fake
+ * control plane, and the real Agent wired to all of them with the real
+ * node runner. Agents can be stopped and started again on the same state dir.
+ */
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import { Agent } from "../../agent/agent.ts";
+import { createLogger } from "../../agent/logger.ts";
+import { createNodeRunner, type HostRunner } from "../../agent/runner.ts";
+import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
+import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { FakeControlPlane } from "./fake-control-plane.ts";
+
+export interface HarnessOptions {
+  host?: string;
+  /** Lock the fleet flake with nix (needs nix). Default true. */
+  lock?: boolean;
+  config?: Partial<AgentConfigInput>;
+  /** How long the fake control plane holds a poll at most. */
+  holdCapSeconds?: number;
+}
+
+export interface Harness {
+  root: string;
+  env: NodeJS.ProcessEnv;
+  runner: HostRunner;
+  fleet: FleetRepo;
+  shim: RebuildShim;
+  plane: FakeControlPlane;
+  config: AgentConfigInput;
+  stateDir: string;
+  logs: string[];
+  agent: Agent | null;
+  restarts: number;
+  /** Starts a new Agent on the same state dir (stop the previous one first). */
+  startAgent(config?: Partial<AgentConfigInput>): Promise<Agent>;
+  stopAgent(): Promise<void>;
+  /** Queues a command and waits for its finished event. */
+  run(kind: Parameters<FakeControlPlane["queue"]>[0], options?: { target?: string; timeoutMs?: number }): Promise<{ id: string; finished: NonNullable<ReturnType<FakeControlPlane["finished"]>> }>;
+  cleanup(): Promise<void>;
+}
+
+export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const host = options.host ?? "web1";
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));
+  const env = isolatedHostEnv(root);
+  const runner = createNodeRunner({ env, killGraceMs: 2_000 });
+  const fleet = await createFleetRepo({ root: path.join(root, "fleet"), hosts: [host, "db1"], env, lock: options.lock });
+  const shim = await installRebuildShim(path.join(root, "shim"));
+  const plane = await FakeControlPlane.start({ holdCapSeconds: options.holdCapSeconds ?? 2 });
+  const tokenFile = path.join(root, "agent-token");
+  await fs.writeFile(tokenFile, `${plane.token}\n`);
+  const stateDir = path.join(root, "agent-state");
+  const logs: string[] = [];
+
+  const config: AgentConfigInput = {
+    url: plane.url,
+    tokenFile,
+    hostName: host,
+    platform: "nixos",
+    repoUrl: fleet.origin,
+    branch: fleet.branch,
+    stateDir,
+    pollTimeoutSeconds: 5,
+    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+    currentSystemLink: shim.currentSystemLink,
+    logLevel: "debug",
+    ...options.config,
+  };
+
+  const harness: Harness = {
+    root,
+    env,
+    runner,
+    fleet,
+    shim,
+    plane,
+    config,
+    stateDir,
+    logs,
+    agent: null,
+    restarts: 0,
+    async startAgent(overrides = {}) {
+      const agent = new Agent({
+        config: { ...config, ...overrides },
+        runner,
+        logger: createLogger({
+          level: "debug",
+          write: (line) => {
+            logs.push(line);
+            if (process.env.NIXFLEET_TEST_LOGS === "1") process.stderr.write(`${line}\n`);
+          },
+        }),
+        backoff: { initialMs: 50, maxMs: 400 },
+        jobPollIntervalMs: 50,
+        onRestartRequested: () => {
+          harness.restarts++;
+        },
+      });
+      await agent.start();
+      harness.agent = agent;
+      return agent;
+    },
+    async stopAgent() {
+      await harness.agent?.stop();
+      harness.agent = null;
+    },
+    async run(kind, runOptions = {}) {
+      const id = plane.queue(kind, { target: runOptions.target });
+      const finished = await plane.waitForFinished(id, runOptions.timeoutMs);
+      return { id, finished };
+    },
+    async cleanup() {
+      await harness.stopAgent();
+      await plane.close();
+      await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+/** Whether a process is gone (a zombie waiting for its reaper counts as gone). */
+export async function processGone(pid: number): Promise<boolean> {
+  try {
+    const status = await fs.readFile(`/proc/${pid}/status`, "utf8");
+    return /^State:\s+Z/m.test(status);
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,162 @@
+import * as fs from "node:fs/promises";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { createHarness, type Harness } from "./harness.ts";
+
+let h: Harness;
+
+describeWithNix("switch, pull-switch and rollback with real nix", () => {
+  beforeEach(async () => {
+    h = await createHarness();
+  });
+
+  afterEach(async () => {
+    await h.cleanup();
+    expect(h.plane.protocolErrors).toEqual([]);
+  });
+
+  it("switches to what the clone builds and verifies the running-system link", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    const { id, finished } = await h.run("switch");
+    const built = await h.fleet.systemPath("web1");
+    expect(finished).toMatchObject({ outcome: "succeeded", exitCode: 0, error: null });
+    expect(finished.result).toEqual({ systemBefore: null, systemAfter: built });
+    expect(await h.shim.currentSystem()).toBe(built);
+    expect(await fs.readFile(built, "utf8")).toBe("web1 generation 1");
+    expect(h.plane.output(id)).toContain("activated generation 1");
+    expect(h.plane.events(id)[0]?.type).toBe("started");
+
+    const head = await h.fleet.head();
+    const report = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
+      "a report with the new system",
+    );
+    expect(report.system).toEqual({ current: { value: built }, desired: { value: built }, builtFromCommit: head });
+  });
+
+  it("fails a switch whose build fails, with nix's error, and leaves the running system alone", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const before = await h.shim.currentSystem();
+    await h.fleet.setHost("web1", "fail: a broken configuration");
+    await h.run("pull");
+
+    const { id, finished } = await h.run("switch");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.exitCode).toBe(1);
+    expect(finished.error).toContain("switch exited with code 1");
+    expect(finished.error).toContain("building the system of web1 failed on purpose");
+    expect(h.plane.output(id)).toContain("failed on purpose: fail: a broken configuration");
+    expect(finished.result).toEqual({ systemBefore: before, systemAfter: before });
+    expect(await h.shim.currentSystem()).toBe(before);
+  });
+
+  it("fails a switch that exits 0 without changing the running system", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const before = await h.shim.currentSystem();
+    await h.fleet.setHost("web1", "web1 generation 2");
+    await h.run("pull");
+    await h.shim.setMode("no-flip");
+
+    const { finished } = await h.run("switch");
+    const wanted = await h.fleet.systemPath("web1");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.exitCode).toBe(0);
+    expect(finished.error).toBe(
+      `switch exited 0 but ${h.shim.currentSystemLink} points to ${before}, not to the system the configuration builds (${wanted})`,
+    );
+    expect(finished.result).toEqual({ systemBefore: before, systemAfter: before });
+  });
+
+  it("fails a switch before any pull, saying what to do", async () => {
+    await h.startAgent();
+    const { finished } = await h.run("switch");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toBe("there is no clone of the repository yet: run pull (or pull-switch) first");
+  });
+
+  it("pull-switch pulls the new commit and switches to it", async () => {
+    await h.startAgent();
+    const { finished: first } = await h.run("pull-switch");
+    const firstSystem = await h.shim.currentSystem();
+    expect(first.outcome).toBe("succeeded");
+    expect(first.result).toMatchObject({ commitBefore: null, commitAfter: await h.fleet.head(), systemBefore: null });
+
+    const before = await h.fleet.head();
+    const after = await h.fleet.setHost("web1", "web1 generation 2");
+    const { finished } = await h.run("pull-switch");
+    const built = await h.fleet.systemPath("web1");
+    expect(finished.outcome).toBe("succeeded");
+    expect(finished.result).toEqual({ commitBefore: before, commitAfter: after, systemBefore: firstSystem, systemAfter: built });
+    expect(built).not.toBe(firstSystem);
+    expect(await h.shim.currentSystem()).toBe(built);
+  });
+
+  it("pull-switch stops at a failed pull without switching", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    await fs.rename(h.fleet.origin, `${h.fleet.origin}.gone`);
+    const { finished } = await h.run("pull-switch");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toMatch(/^git fetch exited with code 128/);
+    expect(finished.result.systemAfter).toBeUndefined();
+    expect(await h.shim.generations()).toEqual([1]);
+  });
+
+  it("rollback goes back to the previous generation and the report says which commit built it", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    const firstCommit = await h.fleet.head();
+    const firstSystem = await h.shim.currentSystem();
+    await h.fleet.setHost("web1", "web1 generation 2");
+    await h.run("pull-switch");
+    const secondSystem = await h.shim.currentSystem();
+
+    const { finished } = await h.run("rollback");
+    expect(finished.outcome).toBe("succeeded");
+    expect(finished.result).toEqual({ systemBefore: secondSystem, systemAfter: firstSystem });
+    expect(await h.shim.currentSystem()).toBe(firstSystem);
+    const report = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === firstSystem ? h.plane.lastReport() : undefined),
+      "a report after the rollback",
+    );
+    expect(report.system.builtFromCommit).toBe(firstCommit);
+  });
+
+  it("fails a rollback when there is no earlier generation", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    const { finished } = await h.run("rollback");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toContain("no generation before generation 1 to roll back to");
+  });
+
+  it("fails a rollback that exits 0 without changing the running system", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    await h.fleet.setHost("web1", "web1 generation 2");
+    await h.run("pull-switch");
+    await h.shim.setMode("no-flip");
+    const { finished } = await h.run("rollback");
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toMatch(/^rollback exited 0 but the running system is unchanged/);
+  });
+
+  it("runs the tests after a successful switch when autoTestAfterSwitch is on, and reports them", async () => {
+    await h.startAgent({ autoTestAfterSwitch: true, tests: { commands: [{ name: "system-file", command: `test -s "$(readlink -f ${h.shim.currentSystemLink})"` }] } });
+    const { finished } = await h.run("pull-switch");
+    expect(finished.outcome).toBe("succeeded");
+    expect(finished.result.tests).toBeUndefined();
+    const system = await h.shim.currentSystem();
+    const report = await h.plane.waitFor(() => {
+      const last = h.plane.lastReport()?.tests.last;
+      return last?.system === system ? h.plane.lastReport() : undefined;
+    }, "a report with the automatic test run");
+    expect(report.tests).toMatchObject({ configured: true, autoRunAfterSwitch: true });
+    expect(report.tests.last?.results).toEqual([expect.objectContaining({ name: "system-file", passed: true, exitCode: 0 })]);
+  });
+});
