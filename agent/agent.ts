@@ -198,12 +198,16 @@ export class Agent {
         this.#resumeJob(record);
         continue;
       }
-      // An attached command died with the previous agent process; say so instead of leaving it hanging.
+      // An attached command died with the previous agent process. The control plane sees that this
+      // session does not hold it and ends it `lost` (it, not we, writes a command's state); we only
+      // close our own record so it is never resumed or reported.
       const reason =
         record.status === "received"
           ? "the agent restarted before running this command"
           : "the agent restarted while this command ran; it did not finish";
-      await this.#finish(record.id, failed(reason));
+      this.#logger.warn("command interrupted by the previous agent process; the control plane ends it lost", { command: record.id, reason });
+      await store.recordFinished(record.id, { type: "finished", at: this.#isoNow(), outcome: "failed", exitCode: null, error: reason, result: {} });
+      await store.markReported(record.id);
     }
     await store.pruneJobs();
   }

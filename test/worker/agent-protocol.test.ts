@@ -70,6 +70,15 @@ describe("long-poll delivery", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
+  it("forgets a poll whose hold time ran out: a command queued afterwards waits as queued", async () => {
+    const { token } = await createHost("gone-quiet");
+    await parsePoll(await poll(token, { report: sampleReport() }, 0));
+    expect((await parsePoll(await poll(token, {}, 1))).commands).toEqual([]);
+    const command = await queued("gone-quiet", "pull");
+    expect(command.state).toBe("queued");
+    expect(await commandState(command.id)).toBe("queued");
+  });
+
   it("asks a new agent session for its report instead of holding the poll", async () => {
     const { token } = await createHost("fresh");
     const response = await parsePoll(await poll(token, { agentSession: "brand-new-session" }, 2));
@@ -186,6 +195,18 @@ describe("command lifecycle", () => {
     // The agent restarted: a new session that holds nothing.
     await parsePoll(await poll(token, { agentSession: "second-session", report: sampleReport() }, 0));
     expect(await commandState(command.id)).toBe("lost");
+  });
+
+  it("does not mark lost a command the same agent process stopped listing: its result may be on the way", async () => {
+    const { token } = await createHost("in-flight");
+    const command = await queued("in-flight", "pull");
+    await parsePoll(await poll(token, {}, 0));
+    await agentFetch(token, `/commands/${command.id}/events`, { type: "started", at: new Date().toISOString() });
+    await parsePoll(await poll(token, { activeCommands: [] }, 0));
+    expect(await commandState(command.id)).toBe("running");
+    const finished = await agentFetch(token, `/commands/${command.id}/events`, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0 });
+    expect(finished.status).toBe(200);
+    expect(await commandState(command.id)).toBe("succeeded");
   });
 
   it("times out a command past its deadline: nothing stays running forever", async () => {

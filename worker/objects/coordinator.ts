@@ -45,8 +45,10 @@ interface LiveHost {
   lastSeenMs: number;
   lastFlushedMs: number;
   online: boolean;
-  /** The agent process whose report we hold; a new one must send a report. */
+  /** The agent process that polled last; a different one means the agent restarted. */
   session: string | null;
+  /** The agent process whose report we hold; a new one must send a report. */
+  reportSession: string | null;
   reportHash: string | null;
   pollTimeoutMs: number;
 }
@@ -116,11 +118,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     await this.markSeen(live, now);
 
     for (const id of request.acks) if (this.active.get(id)?.hostId === host.id) this.acked.add(id);
-    await this.loseCommandsTheAgentDropped(host.id, request);
+    await this.loseCommandsTheAgentDropped(live, request);
+    live.session = request.agentSession;
 
     let wantReport = false;
     if (request.report) await this.acceptReport(live, request.agentSession, request.report, now);
-    else wantReport = live.session !== request.agentSession;
+    else wantReport = live.reportSession !== request.agentSession;
 
     const ready = await this.deliverable(host.id, now);
     const respond = (commands: CommandDelivery[]): Outcome<{ response: PollResponse }> => ({
@@ -129,10 +132,18 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     });
     if (ready.length > 0 || wantReport || waitSeconds === 0) return respond(ready);
 
-    this.waiting.get(host.id)?.resolve([]);
+    this.endWaitingPoll(host.id);
     const commands = await new Promise<CommandDelivery[]>((resolve) => {
-      const timer = setTimeout(() => resolve([]), waitSeconds * 1000);
-      this.waiting.set(host.id, { resolve, timer });
+      const waiter: WaitingPoll = {
+        resolve,
+        timer: setTimeout(() => {
+          // Only this poll's own entry: a newer poll of the host may have replaced it.
+          if (this.waiting.get(host.id) === waiter) this.waiting.delete(host.id);
+          resolve([]);
+          void this.scheduleAlarm();
+        }, waitSeconds * 1000),
+      };
+      this.waiting.set(host.id, waiter);
     });
     return respond(commands);
   }
@@ -220,11 +231,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     }
     await insertCommand(this.db, record);
     this.active.set(record.id, record);
-    if (waiter) {
-      this.waiting.delete(host.id);
-      clearTimeout(waiter.timer);
-      waiter.resolve([toDelivery(record)]);
-    }
+    if (waiter) this.endWaitingPoll(host.id, [toDelivery(record)]);
     const view = toCommandView(record, host.name);
     this.broadcast({ type: "command", command: view });
     await this.scheduleAlarm();
@@ -277,12 +284,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** A host's tokens changed or it was removed: drop what we cached and end its waiting poll. */
   async forgetHost(hostId: string): Promise<void> {
     for (const [hash, owner] of this.tokenOwners) if (owner.id === hostId) this.tokenOwners.delete(hash);
-    const waiter = this.waiting.get(hostId);
-    if (waiter) {
-      this.waiting.delete(hostId);
-      clearTimeout(waiter.timer);
-      waiter.resolve([]);
-    }
+    this.endWaitingPoll(hostId);
     this.hosts.delete(hostId);
     for (const [name, host] of this.hostsByName) if (host.id === hostId) this.hostsByName.delete(name);
     for (const [id, record] of this.active) if (record.hostId === hostId) this.active.delete(id);
@@ -376,6 +378,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // -------------------------------------------------------------------------
 
+  /** Answers the host's waiting poll, if any, and forgets it. */
+  private endWaitingPoll(hostId: string, commands: CommandDelivery[] = []): void {
+    const waiter = this.waiting.get(hostId);
+    if (!waiter) return;
+    this.waiting.delete(hostId);
+    clearTimeout(waiter.timer);
+    waiter.resolve(commands);
+  }
+
   private async hostNamed(name: string): Promise<Pick<Host, "id" | "name"> | null> {
     const cached = this.hostsByName.get(name);
     if (cached) return cached;
@@ -409,6 +420,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         lastFlushedMs: lastSeen,
         online: false,
         session: stored?.agentSession ?? null,
+        reportSession: stored?.agentSession ?? null,
         reportHash: stored?.reportHash ?? null,
         pollTimeoutMs: waitSeconds * 1000,
       };
@@ -443,10 +455,14 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   /**
-   * A command the agent confirmed (acked or started) but no longer lists as
-   * active was dropped: the agent restarted or lost it. It ends `lost`.
+   * A new agent process (a new session) that does not hold a command the old
+   * one had confirmed (acked or started) lost it with the old process: it ends
+   * `lost`. Within one session a command missing from the list is one whose
+   * `finished` event is still on its way, so nothing is concluded from that.
    */
-  private async loseCommandsTheAgentDropped(hostId: string, request: PollRequest): Promise<void> {
+  private async loseCommandsTheAgentDropped(live: LiveHost, request: PollRequest): Promise<void> {
+    if (live.session === null || live.session === request.agentSession) return;
+    const hostId = live.id;
     const held = new Set(request.activeCommands);
     for (const record of [...this.active.values()]) {
       if (record.hostId !== hostId || record.state === "queued" || held.has(record.id) || !this.acked.has(record.id)) continue;
@@ -461,12 +477,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private async acceptReport(live: LiveHost, session: string, report: Report, now: number): Promise<void> {
     const { uptimeSeconds: _uptime, agentUptimeSeconds: _agentUptime, ...stable } = report;
     const reportHash = await sha256Hex(JSON.stringify(stable));
-    if (reportHash === live.reportHash && session === live.session) return;
+    if (reportHash === live.reportHash && session === live.reportSession) return;
     const receivedAt = new Date(now).toISOString();
     await upsertReport(this.db, { hostId: live.id, report, reportHash, agentSession: session, receivedAt });
     this.counters.reportsStored++;
     live.reportHash = reportHash;
-    live.session = session;
+    live.reportSession = session;
     this.broadcast({ type: "host", host: live.name, online: true, reportedAt: receivedAt });
   }
 

@@ -1,0 +1,247 @@
+/**
+ * End to end with real parts: the control plane on workerd (wrangler dev, local
+ * D1, the coordinator Durable Object) and three real agent processes, each its
+ * own host with its own clone of one bare origin, a real Nix flake, and a
+ * nixos-rebuild shim that builds with nix and flips the host's system link.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { z } from "zod";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import { CommandView, DashboardEvent, HostView, type StoredOutputChunk } from "../../common/protocol.ts";
+import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
+import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+
+// Switches build with real Nix; give each step room on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
+
+const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
+const HOSTS = ["alpha", "bravo", "charlie"] as const;
+type HostName = (typeof HOSTS)[number];
+/** Short holds keep the test quick; the protocol is the same at 90 s. */
+const POLL_SECONDS = 5;
+
+interface TestHost {
+  name: HostName;
+  configFile: string;
+  env: NodeJS.ProcessEnv;
+  shim: RebuildShim;
+  process: ChildProcess | null;
+  log: string[];
+}
+
+let root: string;
+let cp: ControlPlane;
+let fleet: FleetRepo;
+const hosts = new Map<HostName, TestHost>();
+
+const adminHeaders = () => ({ origin: cp.url, "content-type": "application/json" });
+
+async function admin<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
+  const res = await fetch(`${cp.url}${pathname}`, {
+    method: init.method ?? "GET",
+    headers: adminHeaders(),
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const body: unknown = await res.json();
+  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${pathname}: ${res.status} ${JSON.stringify(body)}`);
+  return schema.parse(body);
+}
+
+const hostView = (name: string) => admin(HostView.extend({ commands: z.array(CommandView) }), `/api/hosts/${name}`);
+const command = async (id: string) => (await admin(z.object({ command: CommandView }), `/api/commands/${id}`)).command;
+const queue = async (host: string, kind: string) =>
+  (await admin(z.object({ command: CommandView }), `/api/hosts/${host}/commands`, { method: "POST", body: { kind } })).command;
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-30).join("")}`).join("\n");
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const finalState = (id: string) =>
+  eventually(`command ${id} to finish`, async () => {
+    const view = await command(id);
+    return ["succeeded", "failed", "cancelled", "timed-out", "lost"].includes(view.state) ? view : null;
+  });
+
+function startAgent(host: TestHost): void {
+  const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", host.configFile], { env: host.env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
+  child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
+  host.process = child;
+}
+
+async function stopAgent(host: TestHost, signal: NodeJS.Signals): Promise<void> {
+  const child = host.process;
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  await exited;
+  host.process = null;
+}
+
+describeWithNix("a fleet of three real agents against the local control plane", () => {
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-e2e-"));
+    const fleetEnv = isolatedHostEnv(path.join(root, "fleet-env"));
+    [cp, fleet] = await Promise.all([
+      startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } }),
+      createFleetRepo({ root: path.join(root, "fleet"), hosts: [...HOSTS], env: fleetEnv }),
+    ]);
+    for (const name of HOSTS) {
+      const dir = path.join(root, name);
+      const env = isolatedHostEnv(dir);
+      const shim = await installRebuildShim(path.join(dir, "shim"));
+      const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { method: "POST", body: { name, platform: "nixos" } });
+      const tokenFile = path.join(dir, "token");
+      await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+      const config: AgentConfigInput = {
+        url: cp.url,
+        tokenFile,
+        hostName: name,
+        platform: "nixos",
+        repoUrl: fleet.origin,
+        branch: fleet.branch,
+        stateDir: path.join(dir, "state"),
+        pollTimeoutSeconds: POLL_SECONDS,
+        tests: {
+          commands: [
+            { name: "responds", command: "true" },
+            // Only bravo has a slow test: it is the host we stop and kill mid-command.
+            ...(name === "bravo" ? [{ name: "slow-soak", command: "sleep 97" }] : []),
+          ],
+        },
+        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+        currentSystemLink: shim.currentSystemLink,
+        logLevel: "debug",
+      };
+      const configFile = path.join(dir, "agent.json");
+      await fs.writeFile(configFile, JSON.stringify(config, null, 2));
+      const host: TestHost = { name, configFile, env, shim, process: null, log: [] };
+      hosts.set(name, host);
+      startAgent(host);
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const host of hosts.values()) await stopAgent(host, "SIGKILL");
+    await cp?.stop();
+    if (root) await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it("enrolls three hosts that come online and report", async () => {
+    for (const name of HOSTS) {
+      const view = await eventually(`${name} to report`, async () => {
+        const current = await hostView(name);
+        return current.online && current.report ? current : null;
+      });
+      expect(view.report?.hostname).toBeTruthy();
+      expect(view.report?.platform).toBe("nixos");
+      expect(view.compartments.agent.state).toBe("green");
+    }
+  });
+
+  it("runs pull-switch on one host, streams its output live, and the next report shows the new commit and system", async () => {
+    const head = await fleet.setHost("alpha", "alpha generation 2");
+    const expectedSystem = await fleet.systemPath("alpha");
+
+    const socket = new WebSocket(`${cp.url.replace("http", "ws")}/api/events`);
+    const events: DashboardEvent[] = [];
+    socket.addEventListener("message", (message) => events.push(DashboardEvent.parse(JSON.parse(String(message.data)))));
+    await new Promise((resolve, reject) => {
+      socket.addEventListener("open", resolve);
+      socket.addEventListener("error", reject);
+    });
+
+    const queued = await queue("alpha", "pull-switch");
+    const done = await finalState(queued.id);
+    expect(done.state, done.error ?? "").toBe("succeeded");
+    expect(done.result?.commitAfter).toBe(head);
+    expect(done.result?.systemAfter).toBe(expectedSystem);
+
+    // Streamed: output events for this command reached the dashboard before it finished.
+    const outputEvents = events.filter((e): e is Extract<DashboardEvent, { type: "output" }> => e.type === "output" && e.commandId === queued.id);
+    const finishedAt = events.findIndex((e) => e.type === "command" && e.command.id === queued.id && e.command.state === "succeeded");
+    expect(outputEvents.length).toBeGreaterThan(0);
+    expect(events.indexOf(outputEvents[0]!)).toBeLessThan(finishedAt);
+    socket.close();
+
+    // …and stored, readable later, in order.
+    const output = await admin(
+      z.object({ chunks: z.array(z.object({ seq: z.number(), stream: z.string(), data: z.string() })) }),
+      `/api/commands/${queued.id}/output`,
+    );
+    const seqs = output.chunks.map((c) => c.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const streamed: StoredOutputChunk[] = outputEvents.flatMap((e) => e.chunks);
+    expect(output.chunks.map((c) => c.data).join("")).toBe(streamed.map((c) => c.data).join(""));
+
+    const view = await eventually("alpha's report of the new commit", async () => {
+      const current = await hostView("alpha");
+      return current.report?.repo.commit.value === head ? current : null;
+    });
+    expect(view.report?.system.current.value).toBe(expectedSystem);
+    expect(await hosts.get("alpha")!.shim.currentSystem()).toBe(expectedSystem);
+    // The other hosts were not touched.
+    expect((await hostView("charlie")).report?.repo.commit.value).not.toBe(head);
+  });
+
+  it("stops a long command: its process group is killed and it ends cancelled", async () => {
+    const long = await queue("bravo", "test");
+    await eventually("the slow test to run", async () => (await command(long.id)).state === "running");
+    const stop = await queue("bravo", "stop");
+    expect(stop.target).toBe(long.id);
+    expect((await finalState(long.id)).state).toBe("cancelled");
+    const stopped = await finalState(stop.id);
+    expect(stopped.state).toBe("succeeded");
+    expect(stopped.result?.stopped).toBe(true);
+  });
+
+  it("keeps a command queued for an offline host and delivers it when the agent returns", async () => {
+    const charlie = hosts.get("charlie")!;
+    await stopAgent(charlie, "SIGTERM");
+    // Let the poll the server still holds for the gone agent run out.
+    await new Promise((resolve) => setTimeout(resolve, (POLL_SECONDS + 1) * 1000));
+    const pending = await queue("charlie", "pull");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await command(pending.id)).state).toBe("queued");
+    startAgent(charlie);
+    const done = await finalState(pending.id);
+    expect(done.state, done.error ?? "").toBe("succeeded");
+    expect(done.result?.commitAfter).toBe(await fleet.head());
+  });
+
+  it("ends a killed agent's command lost, never running", async () => {
+    const bravo = hosts.get("bravo")!;
+    const long = await queue("bravo", "test");
+    await eventually("the slow test to run", async () => (await command(long.id)).state === "running");
+    await stopAgent(bravo, "SIGKILL");
+    startAgent(bravo);
+    const done = await finalState(long.id);
+    expect(done.state).toBe("lost");
+    expect(done.error).toContain("no longer holds");
+    // The host works again afterwards.
+    const next = await queue("bravo", "refresh");
+    expect((await finalState(next.id)).state).toBe("succeeded");
+  });
+});
