@@ -143,8 +143,10 @@ const ALIVE_UNIT_STATES = new Set(["active", "activating", "deactivating", "relo
 export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
   const baseEnv = options.env ?? process.env;
   const extraPath = options.extraPath ?? [];
+  // Where systemd put the agent's token (LoadCredential): the commands the agent runs (tests, rebuilds) never see it.
+  const { CREDENTIALS_DIRECTORY: _credentials, ...inherited } = baseEnv;
   const env: NodeJS.ProcessEnv = {
-    ...baseEnv,
+    ...inherited,
     PATH: [...extraPath, baseEnv.PATH ?? "/usr/bin:/bin"].filter((p) => p !== "").join(path.delimiter),
   };
   const killGraceMs = options.killGraceMs ?? 5_000;

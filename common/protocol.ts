@@ -25,12 +25,12 @@ export const HostName = z
     "host name may contain only lowercase letters, digits and inner hyphens (like a DNS label)",
   );
 
-/** A flake output attribute such as `hsb0` or `"my.host"`; no spaces, no `#`. */
+/** A flake output attribute such as `hsb0`, `"my.host"` or Home Manager's `alice@laptop`; no spaces, no `#`. */
 export const FlakeAttr = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[A-Za-z0-9_.'"-]+$/, "flake attribute may not contain spaces, '#' or shell characters");
+  .regex(/^[A-Za-z0-9_.'"@-]+$/, "flake attribute may not contain spaces, '#' or shell characters");
 
 export const CreateHostRequest = z.strictObject({
   name: HostName,
