@@ -340,7 +340,13 @@ function lockCompartment(host: HostFacts): Compartment {
   }
   if (pending !== undefined) {
     // Merging is a repository action, not a host command, so nothing to suggest here.
-    return verdict("yellow", renderLockTooltip(pending.lockChanges), null, pending.createdAt);
+    const reason =
+      pending.lockDiff === "pending"
+        ? `Update PR pending: #${pending.number}, reading its flake.lock changes…`
+        : pending.lockDiff === "failed"
+          ? `Update PR pending: #${pending.number} (its flake.lock changes could not be read: ${pending.lockDiffProblem ?? "unknown problem"})`
+          : renderLockTooltip(pending.lockChanges);
+    return verdict("yellow", reason, null, pending.createdAt);
   }
 
   const age = lockAge(report.lock.lastModified, host.now);

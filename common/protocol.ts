@@ -375,6 +375,9 @@ export const UpdatePr = z.object({
   /** An older open update PR while a newer one exists: shown, not offered. */
   superseded: z.boolean(),
   lockChanges: z.array(LockChange),
+  /** `pending` while the control plane reads the PR's flake.lock; `failed` says why in `lockDiffProblem`. */
+  lockDiff: z.enum(["pending", "ready", "failed"]).default("ready"),
+  lockDiffProblem: z.string().nullable().default(null),
 });
 export type UpdatePr = z.infer<typeof UpdatePr>;
 

@@ -205,6 +205,13 @@ describe("Lock compartment", () => {
     expect(compute(withPr).lock).toMatchObject({ state: "yellow", reason: "Update PR pending: nixpkgs 3f1a9c2 → 8be04d1 (+1 more input)" });
   });
 
+  it("says the PR's lock changes are still being read, rather than 'no input changes'", () => {
+    const reading = { ...aged(3), updatePrs: [{ ...buildUpdatePr({ number: 44 }), lockDiff: "pending" as const }] };
+    expect(compute(reading).lock).toMatchObject({ state: "yellow", reason: "Update PR pending: #44, reading its flake.lock changes…" });
+    const unreadable = { ...aged(3), updatePrs: [{ ...buildUpdatePr({ number: 45 }), lockDiff: "failed" as const, lockDiffProblem: "flake.lock is not valid JSON" }] };
+    expect(compute(unreadable).lock.reason).toBe("Update PR pending: #45 (its flake.lock changes could not be read: flake.lock is not valid JSON)");
+  });
+
   it("is gray with the agent's reason when the host cannot hash its flake.lock", () => {
     const report = hostReport("lockA", "lockA", { lockHash: null, lockReason: "flake.lock missing in the clone" });
     expect(compute(hsb0("lockA", "lockA", "lockA", { report })).lock).toMatchObject({

@@ -4,7 +4,7 @@
  * and benchmark runs. Each instance has its own state directory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +53,10 @@ const exited = (child: ChildProcess) =>
 export async function startControlPlane(options: { vars?: Record<string, string>; timeoutMs?: number } = {}): Promise<ControlPlane> {
   const stateDir = await mkdtemp(join(tmpdir(), "nixfleet-cp-"));
   const log: string[] = [];
+  // A private copy of the dashboard: wrangler dev reloads the Worker when its assets change, and
+  // another test file may rebuild dist/ui while this control plane runs.
+  const assets = join(stateDir, "assets");
+  await cp(join(root, "dist/ui"), assets, { recursive: true });
   const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], {}, log);
   if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
 
@@ -60,7 +64,7 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   const inspectorPort = await freePort();
   const vars = Object.entries(options.vars ?? {}).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   const dev = runWrangler(
-    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--show-interactive-dev-session=false", ...vars],
+    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
     {},
     log,
   );

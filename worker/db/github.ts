@@ -349,6 +349,8 @@ export function toUpdatePr(record: PullRequestRecord, ciState: CiState, supersed
     mergeCommitSha: record.mergeCommitSha,
     superseded,
     lockChanges: record.lockChanges ?? [],
+    lockDiff: record.lockChanges !== null ? "ready" : record.lockProblem !== null ? "failed" : "pending",
+    lockDiffProblem: record.lockChanges === null ? record.lockProblem : null,
   };
 }
 
