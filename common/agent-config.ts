@@ -3,7 +3,7 @@
  * agent reads it; a test renders the modules' output and parses it with this
  * same schema, so the two cannot drift.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { HostName, FlakeAttr, Platform } from "./protocol.ts";
 
 export const TestCommand = z.strictObject({

@@ -6,7 +6,7 @@
  * Pure on purpose: zod, standard JS and WebCrypto only, so the same code runs
  * in the Worker, in the agent on Node and in the dashboard.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { LockChange } from "./protocol.ts";
 import type { LockedRef } from "./protocol.ts";
 

@@ -3,7 +3,7 @@
  * worker, the agent and the dashboard is a zod schema here, parsed on arrival.
  * Types are inferred from the schemas, never written twice.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Bumped when a message changes shape in a way an older peer cannot read. */
 export const PROTOCOL_VERSION = 1;

@@ -1,12 +1,148 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
-import { cp, mkdir, rm } from "node:fs/promises";
+import { cp, mkdir, readFile, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const outdir = `${root}dist/ui`;
+const defaultOutdir = `${root}dist/ui`;
 
-export async function buildUi({ minify = true } = {}) {
+/**
+ * `import { z } from "zod"` hands the bundler zod's whole namespace object
+ * (every locale, JSON Schema, …: ~95 KB gzip); `import * as z` lets it keep
+ * only what the schemas use (~30 KB). The shared modules are rewritten to the
+ * second form for the browser bundle; the code means the same either way.
+ */
+const zodNamespaceImport = {
+  name: "zod-namespace-import",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]common[\\/][^\\/]+\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      return { contents: source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"'), loader: "ts" };
+    });
+  },
+};
+
+/** Collapses the CSS in Lit's css`` templates (esbuild leaves template literals alone). */
+export function minifyCss(text) {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/\s+/g, " ")
+    .replace(/\s*([{};,>])\s*/g, "$1")
+    .replace(/:\s+/g, ":")
+    .replace(/;}/g, "}")
+    .trim();
+}
+
+/**
+ * Collapses whitespace runs to one space in the static parts of html``
+ * templates, nested ones included. One space renders like many outside <pre>,
+ * and the dashboard's <pre>s hold only interpolated text.
+ */
+export function minifyHtmlTemplates(source) {
+  let out = "";
+  let i = 0;
+  for (;;) {
+    const start = source.indexOf("html`", i);
+    if (start === -1) return out + source.slice(i);
+    const tagged = start === 0 || !/[\w$.]/.test(source[start - 1]);
+    out += source.slice(i, start + 5);
+    if (!tagged) {
+      i = start + 5;
+      continue;
+    }
+    const [text, end] = readTemplate(source, start + 5, true);
+    out += text;
+    i = end;
+  }
+}
+
+/** From just after an opening backtick to just after the closing one. */
+function readTemplate(s, i, collapse) {
+  let out = "";
+  let chunk = "";
+  const flush = () => (collapse ? chunk.replace(/\s+/g, " ") : chunk);
+  while (i < s.length) {
+    const c = s[i];
+    if (c === "\\") {
+      chunk += s.slice(i, i + 2);
+      i += 2;
+    } else if (c === "`") {
+      return [out + flush() + "`", i + 1];
+    } else if (c === "$" && s[i + 1] === "{") {
+      out += flush() + "${";
+      chunk = "";
+      const [expression, end] = readExpression(s, i + 2);
+      out += expression;
+      i = end;
+    } else {
+      chunk += c;
+      i += 1;
+    }
+  }
+  throw new Error("unterminated template literal");
+}
+
+/** From just after `${` to just after its closing brace; templates inside are read too. */
+function readExpression(s, i) {
+  let out = "";
+  let depth = 0;
+  while (i < s.length) {
+    const c = s[i];
+    if (c === "'" || c === '"') {
+      let j = i + 1;
+      while (j < s.length && s[j] !== c) j += s[j] === "\\" ? 2 : 1;
+      out += s.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === "`") {
+      const [text, end] = readTemplate(s, i + 1, /(^|[^\w$.])html$/.test(out));
+      out += "`" + text;
+      i = end;
+    } else {
+      if (c === "{") depth += 1;
+      if (c === "}" && depth-- === 0) return [out + "}", i + 1];
+      out += c;
+      i += 1;
+    }
+  }
+  throw new Error("unterminated template expression");
+}
+
+const minifyTemplates = {
+  name: "minify-lit-templates",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]ui[\\/].+\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      // The dashboard's css`` templates interpolate nothing, so a template is everything up to the next backtick.
+      const css = source.replace(/\bcss`([^`$]*)`/g, (_, body) => `css\`${minifyCss(body)}\``);
+      return { contents: minifyHtmlTemplates(css), loader: "ts" };
+    });
+  },
+};
+
+/**
+ * zod 4's classic schemas wire a JSON Schema converter into every schema
+ * constructor, so no bundler can drop it (~5 KB gzip), though the dashboard
+ * only parses. In the browser bundle those two modules become stubs that
+ * throw if anything ever asks for JSON Schema. Every export keeps its name,
+ * so a zod upgrade that imports something new fails this build loudly.
+ */
+const zodWithoutJsonSchema = {
+  name: "zod-without-json-schema",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]core[\\/](json-schema-processors|to-json-schema)\.js$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const names = [
+        ...[...source.matchAll(/^export (?:const|function|let|class) (\w+)/gm)].map((m) => m[1]),
+        ...[...source.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) => m[1].split(",").map((part) => part.trim().split(/\s+as\s+/).at(-1))),
+      ].filter(Boolean);
+      const stub = (name) => `export function ${name}() { throw new Error("zod JSON Schema is not in the dashboard bundle (${name})"); }`;
+      return { contents: [...new Set(names)].map(stub).join("\n"), loader: "js" };
+    });
+  },
+};
+
+/** Builds dist/ui (or `outdir`): app.js, its source map and index.html. */
+export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
   const result = await build({
@@ -17,8 +153,11 @@ export async function buildUi({ minify = true } = {}) {
     minify,
     sourcemap: true,
     metafile: true,
+    legalComments: "linked",
+    tsconfig: `${root}ui/tsconfig.json`,
     outfile: `${outdir}/app.js`,
     logLevel: "warning",
+    plugins: minify ? [zodNamespaceImport, zodWithoutJsonSchema, minifyTemplates] : [zodNamespaceImport, zodWithoutJsonSchema],
   });
   await cp(`${root}ui/index.html`, `${outdir}/index.html`);
   return result;
@@ -26,5 +165,5 @@ export async function buildUi({ minify = true } = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await buildUi();
-  console.log(`built ${outdir}`);
+  console.log(`built ${defaultOutdir}`);
 }

@@ -1,2 +1,2 @@
-// Placeholder until the dashboard lands: proves the build and the asset serving.
-document.querySelector("nf-app")!.textContent = "NixFleet";
+// The dashboard's entry point: defining nf-app brings in every element it uses.
+import "./nf-app.ts";

@@ -1,0 +1,88 @@
+/**
+ * `npm run bench:ui`: the dashboard with 100 hosts on the real control plane
+ * (wrangler dev), in headless Chromium with a cold profile each run. Measures
+ * navigation → the fleet table with all 100 rows painted (the
+ * `nf-fleet-table-painted` performance mark: the task after the frame that
+ * first drew them), the median of the runs, and the gzip size of the shipped JS.
+ * Prints JSON and writes bench/results/ui.json.
+ */
+import { readdir, readFile, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { buildUi } from "../scripts/build-ui.mjs";
+import { chromiumInstalled, CHROMIUM, openBrowser } from "../test/browser/chromium.ts";
+import { startControlPlane } from "../test/support/control-plane.ts";
+
+const HOSTS = 100;
+const RUNS = 7;
+const TARGETS = { first_table_ms: 300, js_gzip_bytes: 61_440 };
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+if (!chromiumInstalled) {
+  console.error(`bench:ui needs ${CHROMIUM}: apt-get install chromium`);
+  process.exit(1);
+}
+
+await buildUi();
+const jsFiles = (await readdir(join(root, "dist/ui"))).filter((file) => file.endsWith(".js"));
+let jsGzipBytes = 0;
+for (const file of jsFiles) jsGzipBytes += gzipSync(await readFile(join(root, "dist/ui", file)), { level: 9 }).byteLength;
+
+const plane = await startControlPlane();
+try {
+  for (let i = 0; i < HOSTS; i += 10) {
+    await Promise.all(
+      Array.from({ length: Math.min(10, HOSTS - i) }, async (_, j) => {
+        const name = `host-${String(i + j).padStart(3, "0")}`;
+        const response = await fetch(`${plane.url}/api/hosts`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name, platform: "nixos" }),
+        });
+        if (response.status !== 201) throw new Error(`adding ${name}: ${response.status} ${await response.text()}`);
+      }),
+    );
+  }
+
+  const runs: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const session = await openBrowser({ viewport: { width: 1280, height: 800 } });
+    try {
+      await session.page.goto(plane.url, { waitUntil: "commit" });
+      const handle = await session.page.waitForFunction(
+        (rows) => {
+          const mark = performance.getEntriesByName("nf-fleet-table-painted").find((entry) => {
+            const detail: unknown = entry instanceof PerformanceMark ? entry.detail : null;
+            return typeof detail === "object" && detail !== null && "rows" in detail && detail.rows === rows;
+          });
+          return mark ? mark.startTime : null;
+        },
+        HOSTS,
+        { timeout: 30_000, polling: 10 },
+      );
+      const ms = await handle.jsonValue();
+      if (typeof ms !== "number") throw new Error("no measurement");
+      const rendered = await session.page.locator("nf-fleet-table [role=row][data-host]").count();
+      if (rendered !== HOSTS) throw new Error(`expected ${HOSTS} rows, found ${rendered}`);
+      runs.push(Math.round(ms * 10) / 10);
+    } finally {
+      await session.close();
+    }
+  }
+
+  const sorted = [...runs].sort((a, b) => a - b);
+  const result = {
+    hosts: HOSTS,
+    measure: "navigation start → the frame that first painted the fleet table with all rows; cold Chromium profile per run",
+    first_table_ms_p50: sorted[Math.floor(sorted.length / 2)],
+    runs,
+    js_gzip_bytes: jsGzipBytes,
+    targets: TARGETS,
+  };
+  console.log(JSON.stringify(result, null, 2));
+  await mkdir(join(root, "bench/results"), { recursive: true });
+  await writeFile(join(root, "bench/results/ui.json"), `${JSON.stringify(result, null, 2)}\n`);
+} finally {
+  await plane.stop();
+}

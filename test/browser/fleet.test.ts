@@ -1,0 +1,183 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
+import { startDashboard, type Dashboard } from "./dashboard.ts";
+import { addHostThroughApi, agentPoll, deepFocus, fleetRow, menu } from "./helpers.ts";
+
+describeWithBrowser("fleet page in Chromium", () => {
+  let dashboard: Dashboard;
+  let session: BrowserSession;
+  let page: Page;
+
+  beforeAll(async () => {
+    dashboard = await startDashboard();
+    session = await openBrowser();
+    page = session.page;
+    await session.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: dashboard.url });
+  });
+  afterAll(async () => {
+    await session?.close();
+    await dashboard?.stop();
+  });
+  beforeEach(async () => {
+    await page.goto(dashboard.url);
+    await page.getByText("live", { exact: true }).waitFor();
+  });
+
+  it("adds a host: the token is shown once with a copy button and the Nix snippet, and the new row is gray and never connected", async () => {
+    await page.getByRole("button", { name: "Add host" }).first().click();
+    const dialog = page.getByRole("dialog", { name: "Add a host" });
+    await dialog.getByLabel("Host name").fill("alpha");
+    await dialog.getByRole("button", { name: "Add host" }).click();
+
+    const shown = page.getByRole("dialog", { name: "alpha added" });
+    const token = await shown.getByTestId("token").inputValue();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{16,200}$/);
+    const snippet = await shown.getByTestId("nix-snippet").textContent();
+    expect(snippet).toContain("services.nixfleet-agent = {");
+    expect(snippet).toContain(`url = "${dashboard.url}";`);
+    expect(snippet).toContain('hostName = "alpha";');
+    expect(snippet).toContain('tokenFile = "/etc/nixfleet/token";');
+    await expect.poll(() => shown.getByText("Shown only this once.").isVisible()).toBe(true);
+
+    await shown.getByRole("button", { name: "Copy token" }).click();
+    await shown.getByRole("button", { name: "Copied ✓" }).first().waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
+
+    await shown.getByRole("button", { name: "Done" }).click();
+    const row = fleetRow(page, "alpha");
+    await row.getByText("never connected", { exact: true }).waitFor();
+    expect(await row.locator("button.cell").count()).toBe(5);
+    expect(await row.getByRole("button", { name: /alpha (Agent|Git|Lock|System|Tests): unknown/ }).count()).toBe(5);
+
+    // The token shown is the host's real token: an agent poll with it brings the row online, live.
+    expect((await agentPoll(dashboard.url, token)).status).toBe(200);
+    await row.getByText("online", { exact: true }).waitFor({ timeout: 15_000 });
+    expect(session.errors).toEqual([]);
+  });
+
+  it("explains a host name the worker would refuse before sending it, and shows the worker's refusal of a duplicate", async () => {
+    await addHostThroughApi(dashboard, "taken");
+    await page.reload();
+    await page.getByRole("button", { name: "Add host" }).first().click();
+    const dialog = page.getByRole("dialog", { name: "Add a host" });
+    await dialog.getByLabel("Host name").fill("Bad_Name");
+    await dialog.getByRole("button", { name: "Add host" }).click();
+    await dialog.getByText("lowercase letters, digits and inner hyphens", { exact: false }).waitFor();
+    expect(await dialog.getByLabel("Host name").getAttribute("aria-invalid")).toBe("true");
+
+    await dialog.getByLabel("Host name").fill("taken");
+    await dialog.getByRole("button", { name: "Add host" }).click();
+    await dialog.getByRole("alert").getByText("a host named taken already exists").waitFor();
+    await page.keyboard.press("Escape");
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+  });
+
+  it("opens a compartment's action menu from the keyboard, moves through it with the arrows, and Escape closes it back to the cell", async () => {
+    await addHostThroughApi(dashboard, "keyboard");
+    await page.reload();
+    const cell = fleetRow(page, "keyboard").locator('button.cell[data-compartment="git"]');
+    await cell.focus();
+    await page.keyboard.press("Enter");
+    const actions = menu(page);
+    await actions.waitFor();
+    expect(await actions.getAttribute("aria-label")).toBe("keyboard · Git: unknown");
+    const items = actions.getByRole("menuitem");
+    expect(await items.first().textContent()).toContain("Pull");
+    expect(await deepFocus(page)).toBe("menuitem:Pull");
+    await page.keyboard.press("ArrowDown");
+    expect(await deepFocus(page)).toBe("menuitem:Switch");
+    await page.keyboard.press("End");
+    expect(await deepFocus(page)).toBe("menuitem:Open host page");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => actions.isVisible()).toBe(false);
+    await expect.poll(() => deepFocus(page)).toBe("cell:git");
+  });
+
+  it("Click Git → Pull queues a pull for that host and the row says so without a reload", async () => {
+    await addHostThroughApi(dashboard, "puller");
+    await page.reload();
+    const row = fleetRow(page, "puller");
+    await row.locator('button.cell[data-compartment="git"]').click();
+    await menu(page).getByRole("menuitem", { name: /^Pull fetch/ }).click();
+    await row.getByText("Pull queued…").waitFor();
+    await page.getByText("Pull queued for puller (offline: it runs when the host is back)").waitFor();
+    const commands = await dashboard.api("/api/hosts/puller/commands");
+    expect(commands.json).toMatchObject({ commands: [{ kind: "pull", state: "queued", actor: "developer@localhost" }] });
+  });
+
+  it("asks before Rollback system from the host menu, names the host, and sends nothing on Cancel", async () => {
+    await addHostThroughApi(dashboard, "careful");
+    await page.reload();
+    await page.getByRole("button", { name: "Actions for careful" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).click();
+    const confirm = page.getByRole("dialog", { name: "Roll back careful?" });
+    await confirm.getByRole("list", { name: "hosts" }).getByText("careful").waitFor();
+    expect(await deepFocus(page)).toBe("button:Cancel");
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    expect((await dashboard.api("/api/hosts/careful/commands")).json).toEqual({ commands: [] });
+
+    await page.getByRole("button", { name: "Actions for careful" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).click();
+    await confirm.getByRole("button", { name: "Rollback system" }).click();
+    await fleetRow(page, "careful").getByText("Rollback system queued…").waitFor();
+  });
+
+  it("runs a bulk action on the selected hosts after naming them, and shows each host's refusal instead of swallowing it", async () => {
+    await addHostThroughApi(dashboard, "bulk-a");
+    await addHostThroughApi(dashboard, "bulk-b");
+    await dashboard.api("/api/hosts/bulk-b/commands", { method: "POST", body: { kind: "switch" } });
+    await page.reload();
+    await page.getByRole("checkbox", { name: "Select bulk-a" }).check();
+    await page.getByRole("checkbox", { name: "Select bulk-b" }).check();
+    await page.getByRole("toolbar", { name: "Bulk actions" }).getByText("2 selected hosts:").waitFor();
+    await page.getByRole("toolbar", { name: "Bulk actions" }).getByRole("button", { name: "Pull + Switch" }).click();
+
+    const dialog = page.getByRole("dialog", { name: "Pull + Switch on 2 selected hosts?" });
+    const named = dialog.getByRole("list", { name: "hosts" });
+    expect(await named.getByRole("listitem").allTextContents()).toEqual(["bulk-a", "bulk-b"]);
+    await dialog.getByRole("button", { name: "Pull + Switch 2 hosts" }).click();
+    const result = page.getByRole("dialog", { name: "Pull + Switch: 1 queued, 1 refused" });
+    await result.getByText("queued").first().waitFor();
+    await result.getByText(/bulk-b already has switch/).waitFor();
+    await result.getByRole("button", { name: "Close" }).click();
+    await fleetRow(page, "bulk-a").getByText("Pull + Switch queued…").waitFor();
+  });
+
+  it("rotates a host's token after asking: the new token is shown once and the old one stops working", async () => {
+    const { token: oldToken } = await addHostThroughApi(dashboard, "rotate");
+    await page.reload();
+    await page.getByRole("button", { name: "Actions for rotate" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Rotate token/ }).click();
+    await page.getByRole("dialog", { name: "Rotate the token of rotate?" }).getByRole("button", { name: "Rotate token" }).click();
+    const shown = page.getByRole("dialog", { name: "New token for rotate" });
+    const newToken = await shown.getByTestId("token").inputValue();
+    expect(newToken).not.toBe(oldToken);
+    await shown.getByText("The old token no longer works").waitFor();
+    expect((await agentPoll(dashboard.url, oldToken)).status).toBe(401);
+    expect((await agentPoll(dashboard.url, newToken)).status).toBe(200);
+    await shown.getByRole("button", { name: "Done" }).click();
+  });
+
+  it("removes a host after asking, and the row goes", async () => {
+    await addHostThroughApi(dashboard, "doomed");
+    await page.reload();
+    await page.getByRole("button", { name: "Actions for doomed" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Remove host/ }).click();
+    await page.getByRole("dialog", { name: "Remove doomed?" }).getByRole("button", { name: "Remove host" }).click();
+    await expect.poll(() => fleetRow(page, "doomed").count()).toBe(0);
+    expect((await dashboard.api("/api/hosts/doomed")).status).toBe(404);
+  });
+
+  it("says it is in development mode when the control plane has no Access", async () => {
+    await page.getByText("development mode — no authentication.").waitFor();
+  });
+
+  it("follows the system's light or dark preference", async () => {
+    const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    await page.emulateMedia({ colorScheme: "dark" });
+    expect(await background()).toBe("rgb(14, 18, 23)");
+    await page.emulateMedia({ colorScheme: "light" });
+    expect(await background()).toBe("rgb(245, 247, 250)");
+  });
+});

@@ -1,0 +1,167 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DashboardApi } from "../../ui/data/api.ts";
+import type { FleetState } from "../../ui/data/fleet-state.ts";
+import { FleetStore, type LiveHandlers } from "../../ui/data/store.ts";
+import { FakeControlPlane } from "./fake-control-plane.ts";
+import { chunk, command, compartment, hostDetail, hostView } from "./fixtures.ts";
+
+let server: FakeControlPlane;
+let live: LiveHandlers;
+let store: FleetStore;
+let liveStopped = false;
+
+const fleet = (...names: string[]) => ({ hosts: names.map((name) => hostView(name)), summary: {}, repo: null, updatePrs: [] });
+
+beforeEach(async () => {
+  server = await new FakeControlPlane().start();
+  server.on("GET /api/health", { json: { ok: true, version: "0.1.0", protocol: 1, auth: "development" } });
+  server.on("GET /api/hosts", { json: fleet("alpha", "beta") });
+  liveStopped = false;
+  store = new FleetStore({
+    api: new DashboardApi({ baseUrl: server.url }),
+    connect: (handlers) => {
+      live = handlers;
+      return { start: () => undefined, stop: () => (liveStopped = true) };
+    },
+  });
+});
+afterEach(async () => {
+  store.stop();
+  await store.idle();
+  await server.stop();
+});
+
+/** Lets the health answer (and any other fetch started with it) land. */
+const settle = async () => {
+  await store.idle();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+};
+
+describe("FleetStore", () => {
+  it("loads the fleet and the health answer, and a slow fleet answer does not undo what came meanwhile", async () => {
+    let release!: () => void;
+    server.on("GET /api/hosts", { json: fleet("alpha"), delay: new Promise<void>((resolve) => (release = resolve)) });
+    const seen: FleetState[] = [];
+    store.subscribe((state) => seen.push(state));
+    store.start();
+    live.onStatus("live");
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(store.state.health?.auth).toBe("development");
+    release();
+    await settle();
+    expect(store.state.phase).toBe("ready");
+    expect(store.state.hosts.map((host) => host.name)).toEqual(["alpha"]);
+    expect(store.state.health?.auth).toBe("development");
+    expect(store.state.connection).toBe("live");
+    expect(seen[0]?.phase).toBe("loading");
+  });
+
+  it("says why the fleet could not be loaded", async () => {
+    server.on("GET /api/hosts", { status: 403, json: { error: { code: "access_not_configured", message: "Cloudflare Access is not configured" } } });
+    store.start();
+    await settle();
+    expect(store.state.phase).toBe("error");
+    expect(store.state.error).toBe("Cloudflare Access is not configured");
+  });
+
+  it("refetches a host when an event says it changed, and the fleet on every (re)connect", async () => {
+    server.on("GET /api/hosts/alpha", { json: hostDetail("alpha", [], { online: true, states: { git: compartment("yellow") } } as never) });
+    store.start();
+    await settle();
+    live.onEvent({ type: "host", host: "alpha", online: true });
+    await settle();
+    expect(server.count("GET /api/hosts/alpha")).toBe(1);
+    expect(store.state.hosts[0]?.online).toBe(true);
+    const before = server.count("GET /api/hosts");
+    live.onOpen({ reconnected: true });
+    await settle();
+    expect(server.count("GET /api/hosts")).toBe(before + 1);
+  });
+
+  it("runs one refetch per host at a time, and one more after a burst of events", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    server.on("GET /api/hosts/alpha", () => ({ json: hostDetail("alpha"), delay: gate }));
+    store.start();
+    await settle();
+    for (let i = 0; i < 5; i++) live.onEvent({ type: "host", host: "alpha" });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(server.count("GET /api/hosts/alpha")).toBe(1);
+    release();
+    await settle();
+    expect(server.count("GET /api/hosts/alpha")).toBe(2);
+  });
+
+  it("keeps a watched host's details and drops them when released", async () => {
+    const done = command("alpha", { state: "succeeded" });
+    server.on("GET /api/hosts/alpha", { json: hostDetail("alpha", [done]) });
+    store.start();
+    const release = store.watchHost("alpha");
+    await settle();
+    expect(store.state.details.alpha?.commands.map((c) => c.id)).toEqual([done.id]);
+    const queued = command("alpha", { kind: "switch" });
+    live.onEvent({ type: "command", command: queued });
+    expect(store.state.details.alpha?.commands[0]?.id).toBe(queued.id);
+    release();
+    expect(store.state.details.alpha).toBeUndefined();
+  });
+
+  it("reports a host that no longer exists instead of loading forever", async () => {
+    server.on("GET /api/hosts/ghost", { status: 404, json: { error: { code: "host_not_found", message: "no host named ghost" } } });
+    store.start();
+    store.watchHost("ghost");
+    await settle();
+    expect(store.state.detailErrors.ghost).toBe("no host named ghost");
+  });
+
+  it("backfills a watched command's stored output page by page and merges the live chunks", async () => {
+    const running = command("alpha", { state: "running" });
+    const path = `GET /api/commands/${running.id}/output`;
+    server.on(path, (request) => {
+      const after = Number(new URL(request.path, "http://x").searchParams.get("after"));
+      return after < 1
+        ? { json: { command: running, chunks: [chunk(0, "a\n"), chunk(1, "b\n")], truncated: false, more: true } }
+        : { json: { command: running, chunks: [chunk(2, "c\n")], truncated: false, more: false } };
+    });
+    store.start();
+    const release = store.watchOutput(running.id);
+    live.onEvent({ type: "output", host: "alpha", commandId: running.id, chunks: [chunk(3, "d\n")] });
+    await settle();
+    expect(store.state.outputs[running.id]?.chunks.map((c) => c.data)).toEqual(["a\n", "b\n", "c\n", "d\n"]);
+    expect(store.state.outputs[running.id]?.loaded).toBe(true);
+    const asked = server.requests.filter((r) => r.path.startsWith(`/api/commands/${running.id}/output`)).map((r) => r.path.split("?")[1]);
+    expect(asked).toEqual(["after=-1", "after=1"]);
+    release();
+    expect(store.state.outputs[running.id]).toBeUndefined();
+  });
+
+  it("shows a queued command at once and passes a refusal on with the worker's message", async () => {
+    const queued = command("alpha", { kind: "pull" });
+    server.on("POST /api/hosts/alpha/commands", { status: 202, json: { command: queued } });
+    server.on("POST /api/hosts/beta/commands", { status: 409, json: { error: { code: "host_busy", message: "beta already has switch running" } } });
+    server.on("GET /api/hosts/alpha", { json: hostDetail("alpha", [queued], { activeCommand: queued }) });
+    store.start();
+    await settle();
+    await store.sendCommand("alpha", "pull");
+    expect(store.state.hosts.find((h) => h.name === "alpha")?.activeCommand?.id).toBe(queued.id);
+    await expect(store.sendCommand("beta", "switch")).rejects.toThrow("beta already has switch running");
+  });
+
+  it("adds a created host to the table and removes a removed one", async () => {
+    server.on("POST /api/hosts", { status: 201, json: { host: hostDetail("gamma"), token: "nfa_secret_token_value" } });
+    server.on("DELETE /api/hosts/alpha", { json: { ok: true, removed: "alpha" } });
+    store.start();
+    await settle();
+    const created = await store.createHost({ name: "gamma", platform: "nixos" });
+    expect(created.token).toBe("nfa_secret_token_value");
+    await store.removeHost("alpha");
+    expect(store.state.hosts.map((h) => h.name)).toEqual(["beta", "gamma"]);
+    expect(JSON.parse(server.requests.find((r) => r.method === "POST")!.body)).toEqual({ name: "gamma", platform: "nixos" });
+  });
+
+  it("closes the live connection when stopped", async () => {
+    store.start();
+    store.stop();
+    expect(liveStopped).toBe(true);
+  });
+});

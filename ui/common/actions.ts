@@ -1,0 +1,106 @@
+/**
+ * What a person can ask a host to do, in the order the menus offer it. The
+ * command kinds themselves come from the protocol; this only names and orders.
+ */
+import { isFinalCommandState, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
+
+export const COMMAND_LABELS: Record<CommandKind, string> = {
+  pull: "Pull",
+  switch: "Switch",
+  "pull-switch": "Pull + Switch",
+  test: "Run tests",
+  rollback: "Rollback system",
+  stop: "Stop",
+  "restart-agent": "Restart agent",
+  refresh: "Refresh report",
+};
+
+/** What each action does, for the menu's second line. */
+export const COMMAND_HINTS: Record<CommandKind, string> = {
+  pull: "fetch the branch into the host's clone",
+  switch: "build and activate what the clone holds",
+  "pull-switch": "pull, then switch",
+  test: "run the host's tests",
+  rollback: "activate the previous generation",
+  stop: "cancel the queued or running command",
+  "restart-agent": "restart the nixfleet-agent service",
+  refresh: "send a fresh report",
+};
+
+/** The kinds a compartment menu offers, before the suggested one is moved to the front. */
+export const MENU_KINDS: readonly CommandKind[] = ["pull", "switch", "pull-switch", "test", "rollback", "stop", "restart-agent"];
+
+/** The kinds offered for many hosts at once. */
+export const BULK_KINDS: readonly CommandKind[] = ["pull", "switch", "pull-switch", "test"];
+
+/** Commands that take a host backwards ask first. */
+export function needsConfirmation(kind: CommandKind): boolean {
+  return kind === "rollback";
+}
+
+/** Mirrors the worker's one-at-a-time rule (EXCLUSIVE_COMMAND_KINDS), for disabling menu items. */
+const EXCLUSIVE: ReadonlySet<CommandKind> = new Set(["pull", "switch", "pull-switch", "test", "rollback", "restart-agent"]);
+
+export interface ActionChoice {
+  kind: CommandKind;
+  label: string;
+  hint: string;
+  suggested: boolean;
+  disabled: boolean;
+  /** Why it is disabled, said next to it. */
+  disabledReason: string | null;
+  confirm: boolean;
+}
+
+/** A host's command that is not final yet. */
+export function isActiveCommand(command: CommandView | null | undefined): command is CommandView {
+  return command != null && !isFinalCommandState(command.state);
+}
+
+/**
+ * The action menu of one compartment: its suggested action first (spec 001,
+ * "Click Git → Pull"), then the rest in their usual order. Items the worker
+ * would refuse right now are disabled with the reason.
+ */
+export function compartmentActions(compartment: Pick<Compartment, "action"> | null, activeCommand: CommandView | null): ActionChoice[] {
+  const suggested = compartment?.action ?? null;
+  const kinds = suggested === null ? MENU_KINDS : [suggested, ...MENU_KINDS.filter((kind) => kind !== suggested)];
+  const active = isActiveCommand(activeCommand) ? activeCommand : null;
+  return kinds.map((kind) => {
+    let disabledReason: string | null = null;
+    if (kind === "stop" && active === null) disabledReason = "nothing queued or running";
+    else if (EXCLUSIVE.has(kind) && active !== null && EXCLUSIVE.has(active.kind)) {
+      disabledReason = `${COMMAND_LABELS[active.kind]} is ${active.state}`;
+    }
+    return {
+      kind,
+      label: COMMAND_LABELS[kind],
+      hint: COMMAND_HINTS[kind],
+      suggested: kind === suggested,
+      disabled: disabledReason !== null,
+      disabledReason,
+      confirm: needsConfirmation(kind),
+    };
+  });
+}
+
+export interface CommandStateDisplay {
+  icon: string;
+  label: string;
+  tone: "good" | "bad" | "busy" | "muted";
+}
+
+const COMMAND_STATE_DISPLAY: Record<CommandState, CommandStateDisplay> = {
+  queued: { icon: "…", label: "queued", tone: "busy" },
+  delivered: { icon: "↧", label: "delivered", tone: "busy" },
+  running: { icon: "⟳", label: "running", tone: "busy" },
+  succeeded: { icon: "✓", label: "succeeded", tone: "good" },
+  failed: { icon: "✕", label: "failed", tone: "bad" },
+  cancelled: { icon: "⊘", label: "cancelled", tone: "muted" },
+  "timed-out": { icon: "⏱", label: "timed out", tone: "bad" },
+  lost: { icon: "?", label: "lost", tone: "bad" },
+};
+
+export function commandStateDisplay(state: CommandState): CommandStateDisplay {
+  return COMMAND_STATE_DISPLAY[state];
+}

@@ -1,0 +1,385 @@
+import { LitElement, css, html, nothing, type PropertyValues } from "lit";
+import { repeat } from "lit/directives/repeat.js";
+import { COMPARTMENT_NAMES, type CompartmentName, type HostView, type Platform } from "../../common/protocol.ts";
+import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
+import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
+import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";
+import { hostPath } from "../common/route.ts";
+import { sharedStyles, stateColours } from "../styles/shared.ts";
+import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
+
+export const PLATFORM_NAMES: Record<Platform, string> = { nixos: "NixOS", darwin: "macOS", "home-manager": "Home Manager" };
+
+export interface CompartmentMenuRequest {
+  host: string;
+  name: CompartmentName;
+  anchor: HTMLElement;
+}
+
+export interface HostMenuRequest {
+  host: string;
+  anchor: HTMLElement;
+}
+
+/**
+ * The fleet table: one row per host with its five compartments. It only
+ * shows and reports: menus and selection are its panel's.
+ */
+export class NfFleetTable extends LitElement {
+  static override properties = {
+    hosts: { attribute: false },
+    selected: { attribute: false },
+    lockNote: {},
+    now: { type: Number },
+  };
+  declare hosts: HostView[];
+  declare selected: ReadonlySet<string>;
+  /** An update PR is pending: Lock cells glow (spec 002). */
+  declare lockNote: string;
+  declare now: number;
+  private _markedRows = 0;
+
+  constructor() {
+    super();
+    this.hosts = [];
+    this.selected = new Set();
+    this.lockNote = "";
+    this.now = Date.now();
+  }
+
+  static override styles = [
+    sharedStyles,
+    stateColours,
+    compartmentCellStyles,
+    css`
+      :host {
+        display: block;
+      }
+      .scroller {
+        overflow-x: auto;
+        border: 1px solid var(--nf-border);
+        border-radius: var(--nf-radius);
+        background: var(--nf-surface);
+      }
+      .table {
+        min-width: 72rem;
+        font-size: 0.875rem;
+      }
+      /* Every row lays out on the same columns; no table layout over all rows at once. */
+      .tr {
+        display: grid;
+        grid-template-columns: 2.75rem minmax(7rem, 1fr) 6rem 9.25rem 4.75rem 5rem repeat(5, minmax(7.25rem, 1fr)) 2.75rem;
+        align-items: center;
+        border-bottom: 1px solid var(--nf-border);
+      }
+      .row {
+        /* Rows off screen skip style and layout until scrolled to: 100 hosts paint like 15. */
+        content-visibility: auto;
+        contain-intrinsic-size: auto 3.1rem;
+      }
+      .row:last-child {
+        border-bottom: 0;
+      }
+      .th,
+      .td {
+        min-width: 0;
+        padding: 0.45rem 0.5rem;
+      }
+      .th {
+        background: var(--nf-surface-2);
+        color: var(--nf-text-muted);
+        font-size: 0.75rem;
+        font-weight: 600;
+        letter-spacing: 0.03em;
+        text-transform: uppercase;
+        white-space: nowrap;
+      }
+      .head {
+        background: var(--nf-surface-2);
+      }
+      .row:hover {
+        background: color-mix(in srgb, var(--nf-surface-2) 55%, transparent);
+      }
+      .row.selected {
+        background: var(--nf-accent-soft);
+      }
+      .select {
+        padding-left: 0.85rem;
+      }
+      input[type="checkbox"] {
+        display: block;
+        width: 1.05rem;
+        height: 1.05rem;
+        margin: 0;
+        accent-color: var(--nf-accent);
+        cursor: pointer;
+      }
+      .name a {
+        font-weight: 600;
+        font-size: 0.9375rem;
+        color: var(--nf-text);
+        text-decoration: none;
+      }
+      .name a:hover {
+        color: var(--nf-link);
+        text-decoration: underline;
+      }
+      .doing {
+        display: block;
+        margin-top: 0.1rem;
+        font-size: 0.75rem;
+        color: var(--nf-blue);
+      }
+      .presence {
+        white-space: nowrap;
+      }
+      .dot {
+        display: inline-block;
+        width: 0.55rem;
+        height: 0.55rem;
+        margin-right: 0.4rem;
+        border-radius: 50%;
+        background: var(--nf-gray);
+      }
+      .online .dot {
+        background: var(--nf-green);
+        box-shadow: 0 0 0 3px var(--nf-green-bg);
+      }
+      .offline {
+        color: var(--nf-text-muted);
+      }
+      .mono {
+        white-space: nowrap;
+      }
+      .compartment {
+        padding: 0.3rem 0.25rem;
+      }
+      .menu {
+        padding: 0 0.4rem 0 0;
+        text-align: right;
+      }
+      @media (max-width: 760px) {
+        .scroller {
+          overflow: visible;
+          border: 0;
+          background: none;
+        }
+        .table {
+          min-width: 0;
+        }
+        .head {
+          position: absolute;
+          width: 1px;
+          height: 1px;
+          overflow: hidden;
+          clip: rect(0 0 0 0);
+        }
+        .row {
+          grid-template-columns: repeat(10, minmax(0, 1fr));
+          grid-template-areas:
+            "sel name name name name name name name name menu"
+            "st st st st pf pf ver ver sha sha"
+            "c1 c1 c2 c2 c3 c3 c4 c4 c5 c5";
+          gap: 0.5rem 0.25rem;
+          margin-bottom: 0.75rem;
+          padding: 0.7rem 0.6rem;
+          border: 1px solid var(--nf-border);
+          border-radius: var(--nf-radius);
+          background: var(--nf-surface);
+          contain-intrinsic-size: auto 10.5rem;
+        }
+        .row:last-child {
+          border-bottom: 1px solid var(--nf-border);
+        }
+        .row:hover {
+          background: var(--nf-surface);
+        }
+        .td {
+          padding: 0;
+        }
+        .select {
+          grid-area: sel;
+          padding-top: 0.35rem;
+        }
+        .name {
+          grid-area: name;
+        }
+        .menu {
+          grid-area: menu;
+        }
+        .status {
+          grid-area: st;
+        }
+        .platform {
+          grid-area: pf;
+        }
+        .version {
+          grid-area: ver;
+        }
+        .commit {
+          grid-area: sha;
+        }
+        .c-agent {
+          grid-area: c1;
+        }
+        .c-git {
+          grid-area: c2;
+        }
+        .c-lock {
+          grid-area: c3;
+        }
+        .c-system {
+          grid-area: c4;
+        }
+        .c-tests {
+          grid-area: c5;
+        }
+        .td[data-label]::before {
+          content: attr(data-label);
+          display: block;
+          font-family: var(--nf-font);
+          font-size: 0.6875rem;
+          color: var(--nf-text-muted);
+          text-transform: uppercase;
+          letter-spacing: 0.03em;
+        }
+        .status,
+        .platform,
+        .version,
+        .commit {
+          font-size: 0.8125rem;
+          overflow: hidden;
+          text-overflow: ellipsis;
+        }
+      }
+    `,
+  ];
+
+  protected override updated(changed: PropertyValues<this>): void {
+    // Performance marks when a new number of rows is in the DOM, and once it is painted: what bench/ui.ts measures.
+    if (changed.has("hosts") && this.hosts.length !== this._markedRows) {
+      const rows = this.hosts.length;
+      this._markedRows = rows;
+      performance.mark("nf-fleet-table-rendered", { detail: { rows } });
+      requestAnimationFrame(() => setTimeout(() => performance.mark("nf-fleet-table-painted", { detail: { rows } })));
+    }
+  }
+
+  override render() {
+    const all = this.hosts.length > 0 && this.hosts.every((host) => this.selected.has(host.name));
+    const some = !all && this.hosts.some((host) => this.selected.has(host.name));
+    // An ARIA table of grid rows rather than <table>: rows can then skip rendering while off screen.
+    return html`<div class="scroller">
+      <div class="table" role="table" aria-label="Fleet" aria-rowcount=${this.hosts.length + 1}>
+        <div class="head" role="rowgroup">
+          <div class="tr" role="row">
+            <div class="th select" role="columnheader">
+              <input
+                type="checkbox"
+                aria-label="Select all hosts"
+                .checked=${all}
+                .indeterminate=${some}
+                @change=${(e: Event) => this.selectAll((e.target as HTMLInputElement).checked)}
+              />
+            </div>
+            <div class="th" role="columnheader">Host</div>
+            <div class="th" role="columnheader">Platform</div>
+            <div class="th" role="columnheader">Status</div>
+            <div class="th" role="columnheader">Version</div>
+            <div class="th" role="columnheader">Commit</div>
+            ${COMPARTMENT_NAMES.map((name) => html`<div class="th" role="columnheader" title=${COMPARTMENT_QUESTIONS[name]}>${COMPARTMENT_TITLES[name]}</div>`)}
+            <div class="th" role="columnheader"><span class="visually-hidden">Actions</span></div>
+          </div>
+        </div>
+        <div role="rowgroup" @click=${this.onClick}>
+          ${repeat(
+            this.hosts,
+            (host) => host.name,
+            (host) => this.renderRow(host),
+          )}
+        </div>
+      </div>
+    </div>`;
+  }
+
+  private renderRow(host: HostView) {
+    const selected = this.selected.has(host.name);
+    const active = isActiveCommand(host.activeCommand) ? host.activeCommand : null;
+    const commit = host.report?.repo.commit.value ?? null;
+    const branch = host.report?.repo.branch.value ?? null;
+    const lockNote = this.lockNote !== "" && !host.compartments.lock.reason.startsWith("Update PR pending") ? this.lockNote : "";
+    return html`<div class="tr row${selected ? " selected" : ""}" role="row" data-host=${host.name}>
+      <div class="td select" role="cell">
+        <input
+          type="checkbox"
+          aria-label="Select ${host.name}"
+          .checked=${selected}
+          @change=${(e: Event) => this.toggle(host.name, (e.target as HTMLInputElement).checked)}
+        />
+      </div>
+      <div class="td name" role="rowheader">
+        <a href=${hostPath(host.name)}>${host.name}</a>
+        ${active ? html`<span class="doing">${COMMAND_LABELS[active.kind]} ${active.state}…</span>` : nothing}
+      </div>
+      <div class="td platform" role="cell" data-label="Platform">${PLATFORM_NAMES[host.platform]}</div>
+      <div class="td status" role="cell" data-label="Status">
+        <span class="presence ${host.online ? "online" : "offline"}" title=${host.lastSeenAt ? `last seen ${formatTimestamp(host.lastSeenAt)}` : "never connected"}
+          ><span class="dot"></span>${presenceLabel(host, this.now)}</span
+        >
+      </div>
+      <div class="td version mono" role="cell" data-label="Version">${host.report?.agentVersion ?? "—"}</div>
+      <div class="td commit mono" role="cell" data-label="Commit" title=${commit ? `${commit}${branch ? ` on ${branch}` : ""}` : "not reported"}>
+        ${shortSha(commit)}
+      </div>
+      ${COMPARTMENT_NAMES.map(
+        (name) =>
+          html`<div class="td compartment c-${name}" role="cell">
+            ${compartmentCell(host.name, name, host.compartments[name], { glow: name === "lock" && this.lockNote !== "", note: name === "lock" ? lockNote : "" })}
+          </div>`,
+      )}
+      <div class="td menu" role="cell">
+        <button class="icon-btn host-menu" aria-haspopup="menu" aria-expanded="false" aria-label="Actions for ${host.name}" title="Actions for ${host.name}">
+          ⋮
+        </button>
+      </div>
+    </div>`;
+  }
+
+  private onClick(event: MouseEvent): void {
+    const path = event.composedPath();
+    const row = path.find((node): node is HTMLElement => node instanceof HTMLElement && node.dataset.host !== undefined);
+    const host = row?.dataset.host;
+    if (!host) return;
+    const cell = path.find((node): node is HTMLButtonElement => node instanceof HTMLButtonElement && node.classList.contains("cell"));
+    if (cell) {
+      const name = COMPARTMENT_NAMES.find((n) => n === cell.dataset.compartment);
+      if (name) this.emit<CompartmentMenuRequest>("nf-compartment-menu", { host, name, anchor: cell });
+      return;
+    }
+    const menu = path.find((node): node is HTMLElement => node instanceof HTMLElement && node.classList.contains("host-menu"));
+    if (menu) this.emit<HostMenuRequest>("nf-host-menu", { host, anchor: menu });
+  }
+
+  private toggle(host: string, on: boolean): void {
+    const next = new Set(this.selected);
+    if (on) next.add(host);
+    else next.delete(host);
+    this.emit("nf-selection-change", { selected: [...next] });
+  }
+
+  private selectAll(on: boolean): void {
+    this.emit("nf-selection-change", { selected: on ? this.hosts.map((host) => host.name) : [] });
+  }
+
+  private emit<T>(type: string, detail: T): void {
+    this.dispatchEvent(new CustomEvent<T>(type, { detail, bubbles: true, composed: true }));
+  }
+}
+
+customElements.define("nf-fleet-table", NfFleetTable);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-fleet-table": NfFleetTable;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The only code that talks to the control plane's HTTP API. Every answer is
+ * parsed with its zod schema; every failure becomes an `ApiError` whose
+ * message can be shown to a person as it is.
+ */
+import type * as z from "zod";
+import { ErrorBody, type CommandKind, type CreateHostRequest } from "../../common/protocol.ts";
+import {
+  AuditResponse,
+  CommandResponse,
+  CommandsResponse,
+  CreateHostResponse,
+  FleetResponse,
+  HealthResponse,
+  HostDetail,
+  OutputResponse,
+  RemoveHostResponse,
+  RotateTokenResponse,
+} from "./schemas.ts";
+
+export class ApiError extends Error {
+  /** HTTP status; 0 when the request never got an answer. */
+  readonly status: number;
+  /** The worker's error code (`host_busy`, `host_exists`, …) or `network` / `bad_response`. */
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface ApiOptions {
+  /** Defaults to the page's own origin (relative URLs). */
+  baseUrl?: string;
+  fetch?: typeof fetch;
+}
+
+type Method = "GET" | "POST" | "DELETE";
+
+export class DashboardApi {
+  readonly baseUrl: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: ApiOptions = {}) {
+    this.baseUrl = (options.baseUrl ?? "").replace(/\/+$/, "");
+    // Browsers refuse a fetch called with another `this`.
+    this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  health() {
+    return this.request(HealthResponse, "GET", "/api/health");
+  }
+
+  fleet() {
+    return this.request(FleetResponse, "GET", "/api/hosts");
+  }
+
+  host(name: string) {
+    return this.request(HostDetail, "GET", `/api/hosts/${encodeURIComponent(name)}`);
+  }
+
+  createHost(request: CreateHostRequest) {
+    return this.request(CreateHostResponse, "POST", "/api/hosts", request);
+  }
+
+  removeHost(name: string) {
+    return this.request(RemoveHostResponse, "DELETE", `/api/hosts/${encodeURIComponent(name)}`);
+  }
+
+  rotateToken(name: string) {
+    return this.request(RotateTokenResponse, "POST", `/api/hosts/${encodeURIComponent(name)}/token`, {});
+  }
+
+  async sendCommand(host: string, kind: CommandKind) {
+    const body = await this.request(CommandResponse, "POST", `/api/hosts/${encodeURIComponent(host)}/commands`, { kind });
+    return body.command;
+  }
+
+  async hostCommands(host: string, limit = 50) {
+    const body = await this.request(CommandsResponse, "GET", `/api/hosts/${encodeURIComponent(host)}/commands?limit=${limit}`);
+    return body.commands;
+  }
+
+  async command(id: string) {
+    const body = await this.request(CommandResponse, "GET", `/api/commands/${encodeURIComponent(id)}`);
+    return body.command;
+  }
+
+  /** One page of a command's output after sequence number `after` (-1: from the start). */
+  commandOutput(id: string, after = -1) {
+    return this.request(OutputResponse, "GET", `/api/commands/${encodeURIComponent(id)}/output?after=${after}`);
+  }
+
+  async audit(options: { limit?: number; before?: number } = {}) {
+    const params = new URLSearchParams({ limit: String(options.limit ?? 100) });
+    if (options.before !== undefined) params.set("before", String(options.before));
+    const body = await this.request(AuditResponse, "GET", `/api/audit?${params}`);
+    return body.entries;
+  }
+
+  private async request<S extends z.ZodType>(schema: S, method: Method, path: string, body?: unknown): Promise<z.output<S>> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        headers: body === undefined ? { accept: "application/json" } : { accept: "application/json", "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+      });
+    } catch (err) {
+      throw new ApiError(0, "network", `cannot reach the control plane: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const text = await response.text();
+    let json: unknown = undefined;
+    try {
+      json = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!response.ok) {
+      const error = ErrorBody.safeParse(json);
+      if (error.success) throw new ApiError(response.status, error.data.error.code, error.data.error.message);
+      const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
+      throw new ApiError(response.status, "http_error", `${method} ${path} failed: ${status}`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "unreadable";
+      throw new ApiError(response.status, "bad_response", `unexpected answer from ${method} ${path} (${where})`);
+    }
+    return parsed.data;
+  }
+}

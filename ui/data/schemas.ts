@@ -1,0 +1,73 @@
+/**
+ * The admin API's answers, composed from the protocol's schemas. Every
+ * response is parsed with one of these before the UI sees it.
+ */
+import * as z from "zod";
+import {
+  COMPARTMENT_NAMES,
+  CommandView,
+  CompartmentState,
+  HostName,
+  HostView,
+  RepoState,
+  StoredOutputChunk,
+  UpdatePr,
+} from "../../common/protocol.ts";
+
+const CompartmentNameKey = z.enum(COMPARTMENT_NAMES);
+
+export const HealthResponse = z.object({
+  ok: z.boolean(),
+  version: z.string(),
+  protocol: z.number().int(),
+  /** Added later by the worker; absent means "not said", so no banner. */
+  auth: z.string().optional(),
+});
+export type HealthResponse = z.infer<typeof HealthResponse>;
+
+export const FleetSummary = z.partialRecord(CompartmentNameKey, z.partialRecord(CompartmentState, z.number().int().nonnegative()));
+export type FleetSummary = z.infer<typeof FleetSummary>;
+
+export const FleetResponse = z.object({
+  hosts: z.array(HostView),
+  summary: FleetSummary,
+  repo: RepoState.nullable(),
+  updatePrs: z.array(UpdatePr),
+});
+export type FleetResponse = z.infer<typeof FleetResponse>;
+
+/** `GET /api/hosts/:name`: the host with its recent commands, newest first. */
+export const HostDetail = HostView.extend({ commands: z.array(CommandView) });
+export type HostDetail = z.infer<typeof HostDetail>;
+
+export const CreateHostResponse = z.object({ host: HostDetail, token: z.string().min(1) });
+export type CreateHostResponse = z.infer<typeof CreateHostResponse>;
+
+export const RotateTokenResponse = z.object({ host: HostName, token: z.string().min(1) });
+export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
+
+export const RemoveHostResponse = z.object({ ok: z.boolean(), removed: z.string() });
+
+export const CommandResponse = z.object({ command: CommandView });
+export const CommandsResponse = z.object({ commands: z.array(CommandView) });
+
+export const OutputResponse = z.object({
+  command: CommandView,
+  chunks: z.array(StoredOutputChunk),
+  truncated: z.boolean(),
+  more: z.boolean(),
+});
+export type OutputResponse = z.infer<typeof OutputResponse>;
+
+export const AuditEntry = z.object({
+  id: z.number().int(),
+  at: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()).nullable(),
+  result: z.string(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+export const AuditResponse = z.object({ entries: z.array(AuditEntry) });

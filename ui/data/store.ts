@@ -1,0 +1,268 @@
+/**
+ * The dashboard's one store: loads the fleet, keeps it current from the live
+ * events, and is what elements call to change anything. Elements subscribe
+ * in connectedCallback and unsubscribe in disconnectedCallback.
+ */
+import type { CommandKind, CommandView, CreateHostRequest } from "../../common/protocol.ts";
+import { ApiError, type DashboardApi } from "./api.ts";
+import type { ConnectionStatus } from "./events.ts";
+import {
+  applyCommand,
+  applyEvent,
+  applyFleet,
+  applyHost,
+  applyOutput,
+  initialFleetState,
+  removeHost,
+  type Effect,
+  type FleetState,
+  type Transition,
+} from "./fleet-state.ts";
+import type { DashboardEvent } from "../../common/protocol.ts";
+import type { AuditEntry, CreateHostResponse, RotateTokenResponse } from "./schemas.ts";
+
+export interface LiveConnection {
+  start(): void;
+  stop(): void;
+}
+
+export interface LiveHandlers {
+  onEvent(event: DashboardEvent): void;
+  onOpen(info: { reconnected: boolean }): void;
+  onStatus(status: ConnectionStatus): void;
+}
+
+export interface FleetStoreOptions {
+  api: DashboardApi;
+  /** Opens the live event connection (an EventStream in the browser); omitted, the store only fetches. */
+  connect?: (handlers: LiveHandlers) => LiveConnection;
+}
+
+export type Listener = (state: FleetState) => void;
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export class FleetStore {
+  readonly api: DashboardApi;
+  private readonly connectLive: FleetStoreOptions["connect"];
+  private current: FleetState = initialFleetState();
+  private readonly listeners = new Set<Listener>();
+  private live: LiveConnection | null = null;
+  private readonly hostWatchers = new Map<string, number>();
+  private readonly outputWatchers = new Map<string, number>();
+  /** Refetches in flight by key; `again` when another was asked for meanwhile. */
+  private readonly inFlight = new Map<string, { again: boolean; done: Promise<void> }>();
+
+  constructor(options: FleetStoreOptions) {
+    this.api = options.api;
+    this.connectLive = options.connect;
+  }
+
+  get state(): FleetState {
+    return this.current;
+  }
+
+  /** Calls the listener now and on every change; returns the unsubscribe. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    listener(this.current);
+    return () => this.listeners.delete(listener);
+  }
+
+  start(): void {
+    if (this.live !== null) return;
+    void this.api.health().then(
+      (health) => this.set({ ...this.current, health }),
+      () => undefined, // The fleet load says what is wrong; health only decides the banner.
+    );
+    this.refreshFleet();
+    if (this.connectLive) {
+      this.live = this.connectLive({
+        onEvent: (event) => this.dispatch(applyEvent(this.current, event)),
+        onOpen: () => this.resynchronise(),
+        onStatus: (connection) => this.set({ ...this.current, connection }),
+      });
+      this.live.start();
+    }
+  }
+
+  stop(): void {
+    this.live?.stop();
+    this.live = null;
+  }
+
+  /** Resolves once no refetch is running (tests, and the bench, wait on it). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()].map((entry) => entry.done));
+  }
+
+  refreshFleet(): void {
+    this.schedule("fleet", async () => {
+      try {
+        // Awaited before reading `current`: events may have changed it meanwhile.
+        const fleet = await this.api.fleet();
+        this.set(applyFleet(this.current, fleet));
+      } catch (err) {
+        this.set({ ...this.current, phase: this.current.phase === "ready" ? "ready" : "error", error: message(err) });
+      }
+    });
+  }
+
+  refreshHost(name: string): void {
+    this.schedule(`host:${name}`, async () => {
+      try {
+        const detail = await this.api.host(name);
+        this.set(applyHost(this.current, detail, { keepDetail: this.hostWatchers.has(name) }));
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) {
+          this.set({ ...removeHost(this.current, name), detailErrors: { ...this.current.detailErrors, [name]: err.message } });
+        } else if (this.hostWatchers.has(name)) {
+          this.set({ ...this.current, detailErrors: { ...this.current.detailErrors, [name]: message(err) } });
+        }
+      }
+    });
+  }
+
+  /** Keeps a host's details (recent commands) loaded and current until the returned release is called. */
+  watchHost(name: string): () => void {
+    this.hostWatchers.set(name, (this.hostWatchers.get(name) ?? 0) + 1);
+    this.refreshHost(name);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.hostWatchers.get(name) ?? 1) - 1;
+      if (left > 0) {
+        this.hostWatchers.set(name, left);
+        return;
+      }
+      this.hostWatchers.delete(name);
+      const { [name]: _detail, ...details } = this.current.details;
+      this.set({ ...this.current, details });
+    };
+  }
+
+  /** Loads a command's stored output and keeps appending its live chunks until released. */
+  watchOutput(commandId: string): () => void {
+    const count = this.outputWatchers.get(commandId) ?? 0;
+    this.outputWatchers.set(commandId, count + 1);
+    if (count === 0) {
+      this.set({
+        ...this.current,
+        outputs: { ...this.current.outputs, [commandId]: { commandId, chunks: [], truncated: false, loaded: false, error: null } },
+      });
+      this.loadOutput(commandId);
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.outputWatchers.get(commandId) ?? 1) - 1;
+      if (left > 0) {
+        this.outputWatchers.set(commandId, left);
+        return;
+      }
+      this.outputWatchers.delete(commandId);
+      const { [commandId]: _output, ...outputs } = this.current.outputs;
+      this.set({ ...this.current, outputs });
+    };
+  }
+
+  /** Queues a command; resolves with it, or throws the worker's refusal (`host_busy`, …) as an ApiError. */
+  async sendCommand(host: string, kind: CommandKind): Promise<CommandView> {
+    const command = await this.api.sendCommand(host, kind);
+    this.dispatch(applyCommand(this.current, command));
+    return command;
+  }
+
+  async createHost(request: CreateHostRequest): Promise<CreateHostResponse> {
+    const created = await this.api.createHost(request);
+    this.set(applyHost(this.current, created.host, { keepDetail: this.hostWatchers.has(created.host.name) }));
+    return created;
+  }
+
+  async removeHost(name: string): Promise<void> {
+    await this.api.removeHost(name);
+    this.set(removeHost(this.current, name));
+  }
+
+  rotateToken(name: string): Promise<RotateTokenResponse> {
+    return this.api.rotateToken(name);
+  }
+
+  audit(options: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
+    return this.api.audit(options);
+  }
+
+  // ---------------------------------------------------------------------------
+
+  /** Every (re)connect may follow a gap: read again what the events would have said. */
+  private resynchronise(): void {
+    this.refreshFleet();
+    for (const name of this.hostWatchers.keys()) this.refreshHost(name);
+    for (const commandId of this.outputWatchers.keys()) this.loadOutput(commandId);
+  }
+
+  private loadOutput(commandId: string): void {
+    this.schedule(`output:${commandId}`, async () => {
+      try {
+        // Pages follow the stored order: live chunks merged meanwhile may be ahead of it.
+        let after = -1;
+        let more = true;
+        while (more && this.outputWatchers.has(commandId)) {
+          const page = await this.api.commandOutput(commandId, after);
+          after = page.chunks.at(-1)?.seq ?? after;
+          more = page.more && page.chunks.length > 0;
+          this.set(applyOutput(this.current, commandId, page.chunks, { truncated: page.truncated, loaded: !more }));
+        }
+      } catch (err) {
+        const output = this.current.outputs[commandId];
+        if (output) this.set({ ...this.current, outputs: { ...this.current.outputs, [commandId]: { ...output, error: message(err) } } });
+      }
+    });
+  }
+
+  private dispatch(transition: Transition): void {
+    this.set(transition.state);
+    for (const effect of transition.effects) this.run(effect);
+  }
+
+  private run(effect: Effect): void {
+    switch (effect.type) {
+      case "refresh-fleet":
+        return this.refreshFleet();
+      case "refresh-host":
+        return this.refreshHost(effect.host);
+    }
+  }
+
+  /**
+   * One refetch per key at a time. Asked again while one runs, it runs once
+   * more afterwards, so the last answer is never older than the last event.
+   */
+  private schedule(key: string, task: () => Promise<void>): void {
+    const running = this.inFlight.get(key);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const entry = { again: false, done: Promise.resolve() };
+    this.inFlight.set(key, entry);
+    entry.done = (async () => {
+      try {
+        do {
+          entry.again = false;
+          await task();
+        } while (entry.again);
+      } finally {
+        this.inFlight.delete(key);
+      }
+    })();
+  }
+
+  private set(state: FleetState): void {
+    if (state === this.current) return;
+    this.current = state;
+    for (const listener of this.listeners) listener(state);
+  }
+}

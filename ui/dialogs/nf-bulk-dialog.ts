@@ -1,0 +1,156 @@
+import { LitElement, css, html, nothing } from "lit";
+import type { CommandKind } from "../../common/protocol.ts";
+import { COMMAND_HINTS, COMMAND_LABELS } from "../common/actions.ts";
+import { sendToHosts, type BulkOutcome } from "../data/bulk.ts";
+import type { FleetStore } from "../data/store.ts";
+import { dialogStyles } from "../styles/dialog.ts";
+import { sharedStyles } from "../styles/shared.ts";
+
+/**
+ * One command for several hosts: names them before anything is sent, then
+ * shows each host's outcome (a busy host says so; nothing is swallowed).
+ */
+export class NfBulkDialog extends LitElement {
+  static override properties = {
+    store: { attribute: false },
+    _kind: { state: true },
+    _hosts: { state: true },
+    _scope: { state: true },
+    _outcomes: { state: true },
+    _busy: { state: true },
+  };
+  declare store: FleetStore | null;
+  private declare _kind: CommandKind | null;
+  private declare _hosts: readonly string[];
+  private declare _scope: string;
+  private declare _outcomes: BulkOutcome[] | null;
+  private declare _busy: boolean;
+  private get _dialog(): HTMLDialogElement {
+    return this.renderRoot.querySelector("dialog")!;
+  }
+
+  constructor() {
+    super();
+    this.store = null;
+    this._kind = null;
+    this._hosts = [];
+    this._scope = "";
+    this._outcomes = null;
+    this._busy = false;
+  }
+
+  static override styles = [
+    sharedStyles,
+    dialogStyles,
+    css`
+      .outcomes {
+        display: grid;
+        gap: 0.35rem;
+        margin: 0;
+        padding: 0;
+        list-style: none;
+        max-height: 50vh;
+        overflow-y: auto;
+      }
+      .outcomes li {
+        display: grid;
+        grid-template-columns: 1.25rem minmax(6rem, auto) 1fr;
+        gap: 0.5rem;
+        align-items: baseline;
+        padding: 0.4rem 0.6rem;
+        border-radius: var(--nf-radius-sm);
+        font-size: 0.875rem;
+      }
+      .ok {
+        background: var(--nf-green-bg);
+      }
+      .ok .mark {
+        color: var(--nf-green);
+      }
+      .failed {
+        background: var(--nf-red-bg);
+      }
+      .failed .mark {
+        color: var(--nf-red);
+      }
+      .host {
+        font-family: var(--nf-mono);
+        font-weight: 600;
+      }
+    `,
+  ];
+
+  /** `scope` says which hosts these are ("selected", "online"), for the title. */
+  async show(kind: CommandKind, hosts: readonly string[], scope: string): Promise<void> {
+    this._kind = kind;
+    this._hosts = hosts;
+    this._scope = scope;
+    this._outcomes = null;
+    await this.updateComplete;
+    this._dialog.showModal();
+    this.renderRoot.querySelector<HTMLButtonElement>("#run")?.focus();
+  }
+
+  override render() {
+    const kind = this._kind;
+    return html`<dialog aria-labelledby="title" @close=${() => (this._kind = null)}>
+      ${kind === null ? nothing : this._outcomes === null ? this.renderConfirm(kind) : this.renderOutcomes(kind, this._outcomes)}
+    </dialog>`;
+  }
+
+  private renderConfirm(kind: CommandKind) {
+    const n = this._hosts.length;
+    return html`<div class="dialog-body">
+      <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} host${n === 1 ? "" : "s"}?</h2>
+      <p>Each host will ${COMMAND_HINTS[kind]}. A host that is already busy refuses and says so below.</p>
+      <ul class="host-list" aria-label="hosts">
+        ${this._hosts.map((host) => html`<li>${host}</li>`)}
+      </ul>
+      <div class="actions">
+        <button class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+        <button id="run" class="btn primary" ?disabled=${this._busy} @click=${() => this.run(kind)}>
+          ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${n} host${n === 1 ? "" : "s"}`}
+        </button>
+      </div>
+    </div>`;
+  }
+
+  private renderOutcomes(kind: CommandKind, outcomes: BulkOutcome[]) {
+    const failed = outcomes.filter((outcome) => !outcome.ok).length;
+    return html`<div class="dialog-body">
+      <h2 id="title">${COMMAND_LABELS[kind]}: ${outcomes.length - failed} queued${failed ? `, ${failed} refused` : ""}</h2>
+      <ul class="outcomes" role="list" aria-live="polite">
+        ${outcomes.map((outcome) =>
+          outcome.ok
+            ? html`<li class="ok"><span class="mark" aria-hidden="true">✓</span><span class="host">${outcome.host}</span><span>queued</span></li>`
+            : html`<li class="failed">
+                <span class="mark" aria-hidden="true">✕</span><span class="host">${outcome.host}</span><span>${outcome.message}</span>
+              </li>`,
+        )}
+      </ul>
+      <div class="actions"><button id="close" class="btn primary" @click=${() => this._dialog.close()}>Close</button></div>
+    </div>`;
+  }
+
+  private async run(kind: CommandKind): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    this._busy = true;
+    try {
+      this._outcomes = await sendToHosts((host, k) => store.sendCommand(host, k), this._hosts, kind);
+    } finally {
+      this._busy = false;
+    }
+    await this.updateComplete;
+    this.renderRoot.querySelector<HTMLButtonElement>("#close")?.focus();
+    this.dispatchEvent(new CustomEvent("nf-bulk-done", { bubbles: true, composed: true }));
+  }
+}
+
+customElements.define("nf-bulk-dialog", NfBulkDialog);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-bulk-dialog": NfBulkDialog;
+  }
+}

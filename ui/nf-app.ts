@@ -1,0 +1,323 @@
+import { LitElement, css, html, nothing } from "lit";
+import { parseRoute, navigate, type Route } from "./common/route.ts";
+import type { NoticeDetail } from "./common/notify.ts";
+import { DashboardApi } from "./data/api.ts";
+import { EventStream, eventsUrl } from "./data/events.ts";
+import type { FleetState } from "./data/fleet-state.ts";
+import { FleetStore } from "./data/store.ts";
+import { sharedStyles } from "./styles/shared.ts";
+import "./panels/nf-audit-panel.ts";
+import "./panels/nf-fleet-panel.ts";
+import "./panels/nf-host-panel.ts";
+
+interface Notice extends NoticeDetail {
+  id: number;
+}
+
+const CONNECTION_LABELS = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  stopped: "not connected",
+} as const;
+
+/** The dashboard: routes, the store, the live connection, the notices. */
+export class NfApp extends LitElement {
+  static override properties = {
+    _state: { state: true },
+    _route: { state: true },
+    _now: { state: true },
+    _notices: { state: true },
+  };
+  private declare _state: FleetState | null;
+  private declare _route: Route;
+  private declare _now: number;
+  private declare _notices: Notice[];
+  private readonly _store = new FleetStore({
+    api: new DashboardApi(),
+    connect: (handlers) => new EventStream({ url: eventsUrl(location), ...handlers }),
+  });
+  private _unsubscribe: (() => void) | null = null;
+  private _ticker: ReturnType<typeof setInterval> | undefined;
+  private _noticeId = 0;
+  private readonly _onPopState = () => this.routeChanged();
+  private readonly _onClick = (event: MouseEvent) => this.interceptLink(event);
+  private readonly _onNotice = (event: CustomEvent<NoticeDetail>) => this.addNotice(event.detail);
+
+  constructor() {
+    super();
+    this._state = null;
+    this._route = parseRoute(location.pathname, location.search);
+    this._now = Date.now();
+    this._notices = [];
+  }
+
+  static override styles = [
+    sharedStyles,
+    css`
+      :host {
+        display: block;
+        min-height: 100vh;
+      }
+      .dev {
+        padding: 0.4rem 1rem;
+        background: var(--nf-yellow-bg);
+        border-bottom: 1px solid color-mix(in srgb, var(--nf-yellow) 45%, transparent);
+        color: var(--nf-text);
+        font-size: 0.8125rem;
+        text-align: center;
+      }
+      .dev strong {
+        color: var(--nf-yellow);
+      }
+      header {
+        position: sticky;
+        top: 0;
+        z-index: 5;
+        border-bottom: 1px solid var(--nf-border);
+        background: color-mix(in srgb, var(--nf-surface) 88%, transparent);
+        backdrop-filter: blur(8px);
+      }
+      .bar {
+        display: flex;
+        align-items: center;
+        gap: 1.25rem;
+        max-width: 96rem;
+        margin: 0 auto;
+        padding: 0.55rem 1.25rem;
+      }
+      .brand {
+        display: inline-flex;
+        align-items: center;
+        gap: 0.5rem;
+        color: var(--nf-text);
+        font-weight: 700;
+        font-size: 1.05rem;
+        text-decoration: none;
+      }
+      .logo {
+        display: inline-grid;
+        place-items: center;
+        width: 1.75rem;
+        height: 1.75rem;
+        border-radius: 7px;
+        background: linear-gradient(135deg, var(--nf-accent), #7ebae4);
+        color: #fff;
+        font-size: 0.95rem;
+      }
+      nav {
+        display: flex;
+        gap: 0.25rem;
+      }
+      nav a {
+        padding: 0.35rem 0.7rem;
+        border-radius: var(--nf-radius-sm);
+        color: var(--nf-text-muted);
+        font-weight: 500;
+        text-decoration: none;
+      }
+      nav a:hover {
+        color: var(--nf-text);
+        background: var(--nf-surface-2);
+      }
+      nav a[aria-current="page"] {
+        color: var(--nf-text);
+        background: var(--nf-surface-2);
+      }
+      .spacer {
+        flex: 1;
+      }
+      .connection {
+        display: inline-flex;
+        align-items: center;
+        gap: 0.4rem;
+        font-size: 0.8125rem;
+        color: var(--nf-text-muted);
+      }
+      .connection .dot {
+        width: 0.5rem;
+        height: 0.5rem;
+        border-radius: 50%;
+        background: var(--nf-yellow);
+      }
+      .connection.live .dot {
+        background: var(--nf-green);
+      }
+      main {
+        max-width: 96rem;
+        margin: 0 auto;
+        padding: 1.25rem 1.25rem 3rem;
+      }
+      .notices {
+        position: fixed;
+        right: 1rem;
+        bottom: 1rem;
+        z-index: 20;
+        display: grid;
+        gap: 0.5rem;
+        width: min(26rem, calc(100vw - 2rem));
+        margin: 0;
+        padding: 0;
+        list-style: none;
+      }
+      .notice {
+        display: flex;
+        align-items: flex-start;
+        gap: 0.5rem;
+        padding: 0.65rem 0.6rem 0.65rem 0.9rem;
+        border: 1px solid var(--nf-border-strong);
+        border-left: 4px solid var(--nf-accent);
+        border-radius: var(--nf-radius-sm);
+        background: var(--nf-surface);
+        box-shadow: var(--nf-shadow-lg);
+        font-size: 0.875rem;
+      }
+      .notice.error {
+        border-left-color: var(--nf-red);
+      }
+      .notice span {
+        flex: 1;
+        padding-top: 0.3rem;
+      }
+      .not-found {
+        padding: 2rem;
+      }
+      @media (max-width: 600px) {
+        .bar {
+          gap: 0.6rem;
+          padding: 0.5rem 0.75rem;
+        }
+        .brand-name {
+          display: none;
+        }
+        main {
+          padding: 0.9rem 0.75rem 3rem;
+        }
+      }
+    `,
+  ];
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this._unsubscribe = this._store.subscribe((state) => (this._state = state));
+    this._store.start();
+    window.addEventListener("popstate", this._onPopState);
+    this.addEventListener("click", this._onClick);
+    this.addEventListener("nf-notify", this._onNotice);
+    // Ages ("3 min ago") move on without a render being asked for.
+    this._ticker = setInterval(() => (this._now = Date.now()), 15_000);
+    this.updateTitle();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this._unsubscribe?.();
+    this._unsubscribe = null;
+    this._store.stop();
+    window.removeEventListener("popstate", this._onPopState);
+    this.removeEventListener("click", this._onClick);
+    this.removeEventListener("nf-notify", this._onNotice);
+    clearInterval(this._ticker);
+  }
+
+  override render() {
+    const state = this._state;
+    const route = this._route;
+    const connection = state?.connection ?? "connecting";
+    return html`
+      ${state?.health?.auth === "development"
+        ? html`<div class="dev" role="note"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</div>`
+        : nothing}
+      <header>
+        <div class="bar">
+          <a class="brand" href="/"><span class="logo" aria-hidden="true">❄</span><span class="brand-name">NixFleet</span></a>
+          <nav aria-label="Main">
+            <a href="/" aria-current=${route.page === "fleet" || route.page === "host" ? "page" : "false"}>Fleet</a>
+            <a href="/audit" aria-current=${route.page === "audit" ? "page" : "false"}>Audit log</a>
+          </nav>
+          <span class="spacer"></span>
+          <span class="connection ${connection}" role="status" title="Live updates from the control plane"
+            ><span class="dot" aria-hidden="true"></span>${CONNECTION_LABELS[connection]}</span
+          >
+        </div>
+      </header>
+      <main>${this.renderPage(route, state)}</main>
+      <ul class="notices" aria-live="polite">
+        ${this._notices.map(
+          (notice) =>
+            html`<li class="notice ${notice.kind}" role=${notice.kind === "error" ? "alert" : "status"}>
+              <span>${notice.text}</span>
+              <button class="icon-btn" aria-label="Dismiss" @click=${() => this.dismiss(notice.id)}>×</button>
+            </li>`,
+        )}
+      </ul>
+    `;
+  }
+
+  private renderPage(route: Route, state: FleetState | null) {
+    switch (route.page) {
+      case "fleet":
+        return html`<nf-fleet-panel .store=${this._store} .state=${state} .now=${this._now}></nf-fleet-panel>`;
+      case "host":
+        return html`<nf-host-panel
+          .store=${this._store}
+          .state=${state}
+          .name=${route.name}
+          .commandId=${route.commandId ?? ""}
+          .now=${this._now}
+        ></nf-host-panel>`;
+      case "audit":
+        return html`<nf-audit-panel .store=${this._store} .hostNames=${new Set(state?.hosts.map((h) => h.name) ?? [])} .now=${this._now}></nf-audit-panel>`;
+      case "not-found":
+        return html`<div class="card not-found"><h1 tabindex="-1">Not found</h1><p>Nothing lives at <code>${route.path}</code>. <a href="/">Back to the fleet</a></p></div>`;
+    }
+  }
+
+  private async routeChanged(): Promise<void> {
+    const before = this._route;
+    this._route = parseRoute(location.pathname, location.search);
+    this.updateTitle();
+    const samePage = before.page === this._route.page && (before.page !== "host" || (this._route.page === "host" && before.name === this._route.name));
+    if (samePage) return;
+    window.scrollTo(0, 0);
+    // Move focus to the new page's heading, so keyboard and screen reader users land on it.
+    await this.updateComplete;
+    const panel = this.renderRoot.querySelector("main > *");
+    if (panel instanceof LitElement) await panel.updateComplete;
+    (panel?.shadowRoot ?? panel)?.querySelector<HTMLElement>("h1")?.focus();
+  }
+
+  private updateTitle(): void {
+    const route = this._route;
+    document.title =
+      route.page === "host" ? `${route.name} · NixFleet` : route.page === "audit" ? "Audit log · NixFleet" : "NixFleet";
+  }
+
+  private interceptLink(event: MouseEvent): void {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const anchor = event.composedPath().find((node): node is HTMLAnchorElement => node instanceof HTMLAnchorElement);
+    if (!anchor || !anchor.href || (anchor.target && anchor.target !== "_self") || anchor.hasAttribute("download")) return;
+    const url = new URL(anchor.href);
+    if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+    event.preventDefault();
+    if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
+  }
+
+  private addNotice(detail: NoticeDetail): void {
+    const id = ++this._noticeId;
+    this._notices = [...this._notices, { id, ...detail }].slice(-5);
+    setTimeout(() => this.dismiss(id), detail.kind === "error" ? 15_000 : 6_000);
+  }
+
+  private dismiss(id: number): void {
+    this._notices = this._notices.filter((notice) => notice.id !== id);
+  }
+}
+
+customElements.define("nf-app", NfApp);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-app": NfApp;
+  }
+}

@@ -1,0 +1,201 @@
+import { LitElement, css, html, nothing } from "lit";
+import { formatAge, formatTimestamp } from "../common/format.ts";
+import { hostPath } from "../common/route.ts";
+import type { AuditEntry } from "../data/schemas.ts";
+import type { FleetStore } from "../data/store.ts";
+import { sharedStyles } from "../styles/shared.ts";
+
+const PAGE = 100;
+
+/** Who did what to which host, newest first. */
+export class NfAuditPanel extends LitElement {
+  static override properties = {
+    store: { attribute: false },
+    hostNames: { attribute: false },
+    now: { type: Number },
+    _entries: { state: true },
+    _loading: { state: true },
+    _error: { state: true },
+    _end: { state: true },
+  };
+  declare store: FleetStore | null;
+  /** Host names that still exist, so targets link only where there is a page. */
+  declare hostNames: ReadonlySet<string>;
+  declare now: number;
+  private declare _entries: AuditEntry[];
+  private declare _loading: boolean;
+  private declare _error: string | null;
+  private declare _end: boolean;
+
+  constructor() {
+    super();
+    this.store = null;
+    this.hostNames = new Set();
+    this.now = Date.now();
+    this._entries = [];
+    this._loading = false;
+    this._error = null;
+    this._end = false;
+  }
+
+  static override styles = [
+    sharedStyles,
+    css`
+      :host {
+        display: grid;
+        gap: 1rem;
+      }
+      .title-row {
+        display: flex;
+        align-items: center;
+        gap: 0.75rem;
+      }
+      h1 {
+        margin: 0;
+        font-size: 1.5rem;
+      }
+      h1:focus {
+        outline: none;
+      }
+      .spacer {
+        flex: 1;
+      }
+      .scroller {
+        overflow-x: auto;
+      }
+      table {
+        width: 100%;
+        border-collapse: collapse;
+        font-size: 0.875rem;
+      }
+      th,
+      td {
+        padding: 0.45rem 0.9rem 0.45rem 0;
+        text-align: left;
+        vertical-align: top;
+        border-bottom: 1px solid var(--nf-border);
+      }
+      th:first-child,
+      td:first-child {
+        padding-left: 0.9rem;
+      }
+      th {
+        background: var(--nf-surface-2);
+        font-size: 0.75rem;
+        font-weight: 600;
+        letter-spacing: 0.03em;
+        text-transform: uppercase;
+        color: var(--nf-text-muted);
+      }
+      td.when,
+      td.action {
+        white-space: nowrap;
+      }
+      .action {
+        font-family: var(--nf-mono);
+        font-size: 0.8125rem;
+      }
+      .details {
+        font-family: var(--nf-mono);
+        font-size: 0.75rem;
+        color: var(--nf-text-muted);
+        overflow-wrap: anywhere;
+      }
+      .refused {
+        color: var(--nf-red);
+      }
+      .footer {
+        display: flex;
+        justify-content: center;
+        padding: 0.75rem;
+      }
+      .problem {
+        padding: 0.75rem 0.9rem;
+        color: var(--nf-red);
+      }
+      .empty {
+        padding: 1rem 0.9rem;
+        color: var(--nf-text-muted);
+      }
+    `,
+  ];
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    void this.load(true);
+  }
+
+  override render() {
+    return html`<div class="title-row">
+        <h1 tabindex="-1">Audit log</h1>
+        <span class="spacer"></span>
+        <button class="btn small" ?disabled=${this._loading} @click=${() => this.load(true)}>Refresh</button>
+      </div>
+      <div class="card">
+        ${this._error ? html`<div class="problem" role="alert">${this._error}</div>` : nothing}
+        ${this._entries.length === 0 && !this._loading && !this._error ? html`<div class="empty">Nothing recorded yet.</div>` : nothing}
+        ${this._entries.length > 0
+          ? html`<div class="scroller">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">When</th>
+                    <th scope="col">Who</th>
+                    <th scope="col">Action</th>
+                    <th scope="col">Target</th>
+                    <th scope="col">Result</th>
+                    <th scope="col">Details</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${this._entries.map((entry) => this.renderEntry(entry))}
+                </tbody>
+              </table>
+            </div>`
+          : nothing}
+        <div class="footer">
+          ${this._loading
+            ? html`<span class="muted" role="status">Loading…</span>`
+            : this._end || this._entries.length === 0
+              ? nothing
+              : html`<button class="btn small" @click=${() => this.load(false)}>Load older entries</button>`}
+        </div>
+      </div>`;
+  }
+
+  private renderEntry(entry: AuditEntry) {
+    const target = entry.target;
+    return html`<tr>
+      <td class="when" title=${formatTimestamp(entry.at)}>${formatTimestamp(entry.at)} <span class="muted">· ${formatAge(entry.at, this.now)}</span></td>
+      <td>${entry.actor}</td>
+      <td class="action">${entry.action}</td>
+      <td>${target === null ? "—" : this.hostNames.has(target) ? html`<a href=${hostPath(target)}>${target}</a>` : target}</td>
+      <td class=${entry.result.startsWith("refused") ? "refused" : ""}>${entry.result}</td>
+      <td class="details">${entry.details ? JSON.stringify(entry.details) : ""}</td>
+    </tr>`;
+  }
+
+  private async load(fromStart: boolean): Promise<void> {
+    if (!this.store) return;
+    this._loading = true;
+    this._error = null;
+    try {
+      const before = fromStart ? undefined : this._entries.at(-1)?.id;
+      const entries = await this.store.audit({ limit: PAGE, ...(before === undefined ? {} : { before }) });
+      this._entries = fromStart ? entries : [...this._entries, ...entries];
+      this._end = entries.length < PAGE;
+    } catch (err) {
+      this._error = `Could not load the audit log: ${err instanceof Error ? err.message : String(err)}`;
+    } finally {
+      this._loading = false;
+    }
+  }
+}
+
+customElements.define("nf-audit-panel", NfAuditPanel);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-audit-panel": NfAuditPanel;
+  }
+}

@@ -1,0 +1,227 @@
+import { LitElement, css, html, nothing } from "lit";
+import { renderLockTooltip } from "../../common/lock-diff.ts";
+import type { CommandKind } from "../../common/protocol.ts";
+import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
+import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
+import type { FleetStore } from "../data/store.ts";
+import { sharedStyles } from "../styles/shared.ts";
+import type { NfActionMenu } from "../components/nf-action-menu.ts";
+import type { CompartmentMenuRequest, HostMenuRequest } from "../components/nf-fleet-table.ts";
+import type { NfHostActions } from "../components/nf-host-actions.ts";
+import type { NfAddHostDialog } from "../dialogs/nf-add-host-dialog.ts";
+import type { NfBulkDialog } from "../dialogs/nf-bulk-dialog.ts";
+import "../components/nf-action-menu.ts";
+import "../components/nf-fleet-header.ts";
+import "../components/nf-fleet-table.ts";
+import "../components/nf-host-actions.ts";
+import "../components/nf-update-pr-banner.ts";
+import "../dialogs/nf-add-host-dialog.ts";
+import "../dialogs/nf-bulk-dialog.ts";
+
+/** The fleet page: header, update PR, bulk actions and the table. */
+export class NfFleetPanel extends LitElement {
+  static override properties = {
+    store: { attribute: false },
+    state: { attribute: false },
+    now: { type: Number },
+    _selected: { state: true },
+  };
+  declare store: FleetStore | null;
+  declare state: FleetState | null;
+  declare now: number;
+  private declare _selected: ReadonlySet<string>;
+  private get _menu(): NfActionMenu {
+    return this.renderRoot.querySelector("nf-action-menu")!;
+  }
+  private get _actions(): NfHostActions {
+    return this.renderRoot.querySelector("nf-host-actions")!;
+  }
+  private get _addHost(): NfAddHostDialog {
+    return this.renderRoot.querySelector("nf-add-host-dialog")!;
+  }
+  private get _bulk(): NfBulkDialog {
+    return this.renderRoot.querySelector("nf-bulk-dialog")!;
+  }
+
+  constructor() {
+    super();
+    this.store = null;
+    this.state = null;
+    this.now = Date.now();
+    this._selected = new Set();
+  }
+
+  static override styles = [
+    sharedStyles,
+    css`
+      :host {
+        display: grid;
+        gap: 1rem;
+      }
+      .title-row {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.75rem;
+      }
+      h1 {
+        margin: 0;
+        font-size: 1.5rem;
+        letter-spacing: -0.01em;
+      }
+      h1:focus {
+        outline: none;
+      }
+      .spacer {
+        flex: 1;
+      }
+      .bulk {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.5rem;
+        padding: 0.6rem 0.8rem;
+      }
+      .bulk .scope {
+        margin-right: 0.25rem;
+        font-size: 0.875rem;
+      }
+      .bulk.has-selection {
+        border-color: color-mix(in srgb, var(--nf-accent) 50%, var(--nf-border));
+        background: var(--nf-accent-soft);
+      }
+      .empty {
+        display: grid;
+        justify-items: center;
+        gap: 0.75rem;
+        padding: 3rem 1rem;
+        text-align: center;
+      }
+      .empty h2 {
+        margin: 0;
+        font-size: 1.15rem;
+      }
+      .empty p {
+        margin: 0;
+        max-width: 32rem;
+        color: var(--nf-text-muted);
+      }
+      .problem {
+        padding: 0.7rem 0.9rem;
+        border-radius: var(--nf-radius-sm);
+        border: 1px solid color-mix(in srgb, var(--nf-red) 45%, transparent);
+        background: var(--nf-red-bg);
+        color: var(--nf-text);
+      }
+      .loading {
+        padding: 2rem;
+        text-align: center;
+        color: var(--nf-text-muted);
+      }
+    `,
+  ];
+
+  override render() {
+    const fleet = this.state;
+    const hosts = fleet?.hosts ?? [];
+    const pr = fleet ? pendingUpdatePr(fleet.updatePrs) : null;
+    const names = new Set(hosts.map((host) => host.name));
+    const selected = new Set([...this._selected].filter((name) => names.has(name)));
+    const repository = fleet?.repo?.repository ?? "";
+    return html`
+      <div class="title-row">
+        <h1 tabindex="-1">Fleet</h1>
+        <span class="spacer"></span>
+        <button class="btn primary" @click=${() => this._addHost.show()}><span aria-hidden="true">+</span> Add host</button>
+      </div>
+      ${fleet?.error && fleet.phase === "ready" ? html`<div class="problem" role="alert">Could not refresh the fleet: ${fleet.error}</div>` : nothing}
+      ${pr ? html`<nf-update-pr-banner .pr=${pr} .now=${this.now}></nf-update-pr-banner>` : nothing}
+      ${fleet?.phase === "ready"
+        ? html`<nf-fleet-header
+            .repo=${fleet.repo}
+            .summary=${fleet.summary}
+            .hostCount=${hosts.length}
+            .onlineCount=${hosts.filter((host) => host.online).length}
+            .now=${this.now}
+          ></nf-fleet-header>`
+        : nothing}
+      ${this.renderBody(fleet, selected, pr ? renderLockTooltip(pr.lockChanges) : "")}
+      <nf-action-menu></nf-action-menu>
+      <nf-host-actions .store=${this.store} .repository=${repository}></nf-host-actions>
+      <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
+      <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
+    `;
+  }
+
+  private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, lockNote: string) {
+    if (fleet === null || fleet.phase === "loading") return html`<div class="loading card" role="status">Loading the fleet…</div>`;
+    if (fleet.phase === "error") {
+      return html`<div class="problem" role="alert">
+        <strong>The fleet could not be loaded.</strong> ${fleet.error}
+        <button class="btn small" @click=${() => this.store?.refreshFleet()}>Try again</button>
+      </div>`;
+    }
+    if (fleet.hosts.length === 0) {
+      return html`<div class="empty card">
+        <h2>No hosts yet</h2>
+        <p>Add a host to get its agent token and the few lines of Nix that connect it to this dashboard.</p>
+        <button class="btn primary" @click=${() => this._addHost.show()}>Add your first host</button>
+      </div>`;
+    }
+    return html`${this.renderBulk(fleet, selected)}
+      <nf-fleet-table
+        .hosts=${fleet.hosts}
+        .selected=${selected}
+        .lockNote=${lockNote}
+        .now=${this.now}
+        @nf-selection-change=${(e: CustomEvent<{ selected: string[] }>) => (this._selected = new Set(e.detail.selected))}
+        @nf-compartment-menu=${this.onCompartmentMenu}
+        @nf-host-menu=${this.onHostMenu}
+      ></nf-fleet-table>`;
+  }
+
+  private renderBulk(fleet: FleetState, selected: ReadonlySet<string>) {
+    const online = fleet.hosts.filter((host) => host.online).map((host) => host.name);
+    const targets = selected.size > 0 ? [...selected] : online;
+    const scope = selected.size > 0 ? "selected" : "online";
+    const label =
+      selected.size > 0
+        ? `${selected.size} selected host${selected.size === 1 ? "" : "s"}:`
+        : online.length > 0
+          ? `All ${online.length} online host${online.length === 1 ? "" : "s"}:`
+          : "No host online — select hosts to queue commands for them:";
+    return html`<div class="bulk card ${selected.size > 0 ? "has-selection" : ""}" role="toolbar" aria-label="Bulk actions">
+      <span class="scope">${label}</span>
+      ${BULK_KINDS.map(
+        (kind) =>
+          html`<button class="btn small" ?disabled=${targets.length === 0} @click=${() => this.bulk(kind, targets, scope)}>${COMMAND_LABELS[kind]}</button>`,
+      )}
+      ${selected.size > 0 ? html`<button class="btn small" @click=${() => (this._selected = new Set())}>Clear selection</button>` : nothing}
+    </div>`;
+  }
+
+  private bulk(kind: CommandKind, hosts: string[], scope: string): void {
+    void this._bulk.show(kind, hosts, scope);
+  }
+
+  private onCompartmentMenu(event: CustomEvent<CompartmentMenuRequest>): void {
+    const host = this.state?.hosts.find((h) => h.name === event.detail.host);
+    if (!host) return;
+    const updatePr = this.state ? pendingUpdatePr(this.state.updatePrs) : null;
+    void this._menu.open(event.detail.anchor, this._actions.compartmentMenu(host, event.detail.name, { updatePr }));
+  }
+
+  private onHostMenu(event: CustomEvent<HostMenuRequest>): void {
+    const host = this.state?.hosts.find((h) => h.name === event.detail.host);
+    if (!host) return;
+    void this._menu.open(event.detail.anchor, this._actions.hostMenu(host));
+  }
+}
+
+customElements.define("nf-fleet-panel", NfFleetPanel);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-fleet-panel": NfFleetPanel;
+  }
+}
