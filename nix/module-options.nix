@@ -1,0 +1,226 @@
+# The options of `services.nixfleet-agent`, shared by the NixOS, nix-darwin and
+# Home Manager modules, and the part they have in common: rendering the one
+# JSON config file the agent reads, and the assertions on it.
+#
+# A platform module imports this file and fills the internal option
+# `hostIntegration` with what differs per platform (where state lives, which
+# tools switch the system, where the agent finds its token).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types literalExpression;
+  cfg = config.services.nixfleet-agent;
+  json = pkgs.formats.json { };
+  agentConfig = import ./agent-config.nix;
+  problems = agentConfig.problems {
+    options = cfg;
+    host = cfg.hostIntegration;
+  };
+in
+{
+  options.services.nixfleet-agent = {
+    enable = lib.mkEnableOption "the NixFleet agent, which reports this host to a NixFleet control plane and runs the pull, switch, test and rollback commands sent from its dashboard";
+
+    package = mkOption {
+      type = types.nullOr types.package;
+      default = pkgs.nixfleet-agent or null;
+      defaultText = literalExpression "pkgs.nixfleet-agent or null (the flake's modules set it to the flake's package)";
+      description = ''
+        The agent package. The modules exported by the NixFleet flake set it;
+        when this file is imported by path, add the flake's overlay or set it to
+        `pkgs.callPackage "''${nixfleet}/nix/package.nix" { }`.
+      '';
+    };
+
+    url = mkOption {
+      type = types.str;
+      example = "https://fleet.example.com";
+      description = "Base URL of the NixFleet control plane.";
+    };
+
+    tokenFile = mkOption {
+      # A string, not a path: a path literal would be copied into the
+      # world-readable Nix store.
+      type = types.str;
+      example = "/run/secrets/nixfleet-agent-token";
+      description = ''
+        Absolute path to a file holding this host's agent token (the dashboard
+        shows it once, when the host is added). The token never enters the Nix
+        store: keep the file readable only by the agent's user, e.g. an agenix
+        or sops-nix secret, or a file created with `install -m 600`. Home
+        Manager also accepts a path starting with `~/`.
+      '';
+    };
+
+    hostName = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "hsb0";
+      description = ''
+        The host's name in NixFleet: lowercase letters, digits and inner
+        hyphens. On NixOS and nix-darwin it defaults to `networking.hostName`;
+        Home Manager has no host name, so set it there.
+      '';
+    };
+
+    repoUrl = mkOption {
+      type = types.str;
+      example = "git@github.com:example/nixcfg.git";
+      description = ''
+        The configuration repository. The agent keeps its own clone of it in
+        its state directory and switches to what that clone builds.
+      '';
+    };
+
+    branch = mkOption {
+      type = types.str;
+      default = "main";
+      description = "The branch hosts deploy from.";
+    };
+
+    flakeAttr = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      defaultText = literalExpression "config.services.nixfleet-agent.hostName";
+      example = "hsb0";
+      description = ''
+        The attribute under `nixosConfigurations`, `darwinConfigurations` or
+        `homeConfigurations` that is this host. Defaults to the host name.
+      '';
+    };
+
+    pollTimeout = mkOption {
+      type = types.ints.between 5 600;
+      default = 90;
+      description = ''
+        Seconds one long poll for commands may stay open. Lower it when a proxy
+        between the host and the control plane cuts idle requests sooner.
+      '';
+    };
+
+    tests = {
+      commands = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+        example = {
+          nginx = "systemctl is-active nginx";
+          no-failed-units = "test -z \"$(systemctl --failed --no-legend)\"";
+        };
+        description = ''
+          The host's tests (the Tests compartment): name → shell command, run
+          with `sh -c`; exit status 0 passes.
+        '';
+      };
+
+      directory = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = literalExpression "./tests/hsb0";
+        description = "A directory whose executable files are run as tests, in addition to `commands`.";
+      };
+    };
+
+    autoTestAfterSwitch = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Run the tests after every successful switch.";
+    };
+
+    flakeUpdates = {
+      autoUpdate = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Include this host when a flake.lock update is deployed automatically (Merge & Deploy).";
+      };
+
+      priority = mkOption {
+        type = types.int;
+        default = 100;
+        example = 1;
+        description = "Deploy order during a rollout: lower deploys first.";
+      };
+
+      canary = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Deploy to this host first, wait, and deploy to the rest only if it stays healthy.";
+      };
+    };
+
+    extraPath = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      example = literalExpression "[ pkgs.curl pkgs.jq ]";
+      description = "Packages whose `bin` directories come first on the PATH of every command the agent runs (tests included).";
+    };
+
+    logLevel = mkOption {
+      type = types.enum [
+        "debug"
+        "info"
+        "warn"
+        "error"
+      ];
+      default = "info";
+      description = "How much the agent logs.";
+    };
+
+    settings = mkOption {
+      inherit (json) type;
+      default = { };
+      example = {
+        tools.git = "/run/current-system/sw/bin/git";
+      };
+      description = ''
+        Merged last (`lib.recursiveUpdate`) into the agent's JSON config, for
+        fields no option covers. Keys must be fields of the agent's config
+        (`AgentConfig` in common/agent-config.ts): the agent rejects unknown ones.
+      '';
+    };
+
+    agentConfig = mkOption {
+      type = json.type;
+      readOnly = true;
+      description = ''
+        The agent's configuration as rendered from the options above (read
+        only). Inspect it with e.g.
+        `nix eval .#nixosConfigurations.HOST.config.services.nixfleet-agent.agentConfig --json`.
+      '';
+    };
+
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      description = "The generated JSON file the agent runs with (`nixfleet-agent run --config FILE`).";
+    };
+
+    hostIntegration = mkOption {
+      type = types.attrs;
+      internal = true;
+      description = ''
+        Set by the platform module: `platform`, `stateDir`, `tokenFile` (the
+        path the agent reads), `tokenSource` (the user's token file, when
+        systemd copies it for the agent), `tools`, `currentSystemLink`.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    services.nixfleet-agent = {
+      agentConfig = agentConfig.render {
+        options = cfg;
+        host = cfg.hostIntegration;
+      };
+      configFile = json.generate "nixfleet-agent.json" cfg.agentConfig;
+    };
+
+    assertions = map (message: {
+      assertion = false;
+      inherit message;
+    }) problems;
+  };
+}

@@ -1,0 +1,387 @@
+/**
+ * The three modules evaluated by nixpkgs' real module system (test/nix/eval-modules.nix):
+ * options, defaults, mkDefault hardening, assertions and the service each
+ * platform gets; and the flake's outputs (test/nix/eval-flake.nix). Needs a
+ * nixpkgs `lib` on disk: NIXPKGS_LIB=/path/to/nixpkgs/lib.
+ */
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { AgentConfig } from "../../common/agent-config.ts";
+import { PLATFORMS } from "../../common/protocol.ts";
+import { agentSnippet } from "../../ui/common/nix-snippet.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { evalNix, nixString, REPO_ROOT } from "./nix-eval.ts";
+
+const nixpkgsLib = process.env.NIXPKGS_LIB ?? "";
+
+const Report = z.object({
+  failedAssertions: z.array(z.string()),
+  warnings: z.array(z.string()),
+  agentConfig: z.unknown(),
+});
+const Unit = z.record(z.string(), z.unknown());
+const Results = z.object({
+  nixos: Report.extend({ service: Unit }),
+  nixosPackageFromOverlay: Report.extend({ service: Unit }),
+  nixosOverrides: Report.extend({ service: Unit }),
+  nixosProblems: Report,
+  darwin: Report.extend({ daemon: Unit, extraActivation: z.string() }),
+  darwinWithoutHostName: Report,
+  homeManagerLinux: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
+  homeManagerDarwin: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
+  homeManagerWithoutHostName: Report,
+  summary: z.object({ cleanButRefused: z.array(z.string()), refusedButClean: z.array(z.string()) }),
+  "snippet-nixos": Report,
+  "snippet-darwin": Report,
+  "snippet-home-manager": Report,
+});
+type Results = z.infer<typeof Results>;
+
+const SYSTEMS = ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"];
+const FlakeShape = z.object({
+  outputs: z.array(z.string()),
+  systems: z.record(z.string(), z.array(z.string())),
+  packages: z.record(z.string(), z.record(z.string(), z.string())),
+  checks: z.record(z.string(), z.array(z.string())),
+  modules: z.record(z.string(), z.array(z.string())),
+  moduleEvaluationCheck: z.string(),
+  overlayPackage: z.string(),
+  packageThroughModule: z.record(z.string(), z.string()),
+});
+
+const PackageArgs = z.object({
+  pname: z.string(),
+  version: z.string(),
+  src: z.string().nullable(),
+  postPatch: z.string(),
+  installPhase: z.string(),
+  installCheckPhase: z.string(),
+  npmInstallFlags: z.array(z.string()),
+  dontNpmBuild: z.boolean(),
+  doInstallCheck: z.boolean(),
+  npmConfigHook: z.string(),
+  nodejs: z.string(),
+  importedManifest: z.looseObject({ version: z.string(), bin: z.record(z.string(), z.string()) }),
+  importedPackages: z.array(z.string()),
+  meta: z.object({ mainProgram: z.string(), license: z.looseObject({ spdxId: z.string() }), platforms: z.number() }),
+});
+
+const ServiceConfig = z.record(z.string(), z.unknown());
+const serviceConfigOf = (service: Record<string, unknown>) => ServiceConfig.parse(service.serviceConfig);
+
+if (nixpkgsLib === "") {
+  // Allowed even with NIXFLEET_REQUIRE_NIX=1: nixpkgs cannot be fetched on the
+  // machines this suite runs on, and `nix flake check` runs the same file.
+  console.warn(
+    "SKIPPED: module evaluation needs a nixpkgs lib on disk — set NIXPKGS_LIB=/path/to/nixpkgs/lib " +
+      "(nixpkgs cannot be downloaded here; `nix flake check` runs the same evaluation as its module-evaluation check)",
+  );
+  describe.skip("the NixOS, nix-darwin and Home Manager modules, the package and the flake (NIXPKGS_LIB not set)", () => {
+    it("evaluates the modules, the package expression and the flake's outputs", () => {});
+  });
+} else {
+  describeWithNix("the agent package's expression (nix/package.nix)", () => {
+    let pkg: z.infer<typeof PackageArgs>;
+
+    beforeAll(async () => {
+      const file = nixString(path.join(REPO_ROOT, "test", "nix", "eval-package.nix"));
+      pkg = PackageArgs.parse(await evalNix(`import ${file} { }`, { NIXPKGS_LIB: nixpkgsLib }));
+    });
+
+    it("builds with no build step on Node 24, from the agent's own lockfile through importNpmLock", async () => {
+      const repo = z.looseObject({ version: z.string() }).parse(JSON.parse(await fs.readFile(path.join(REPO_ROOT, "package.json"), "utf8")));
+      expect(pkg).toMatchObject({
+        pname: "nixfleet-agent",
+        version: repo.version,
+        dontNpmBuild: true,
+        npmInstallFlags: ["--omit=dev"],
+        npmConfigHook: "importNpmLock.npmConfigHook",
+        nodejs: "nodejs-24.11.0",
+        doInstallCheck: true,
+        meta: { mainProgram: "nixfleet-agent", license: { spdxId: "MIT" } },
+      });
+      expect(pkg.importedPackages).toContain("node_modules/zod");
+      expect(pkg.importedPackages).not.toContain("node_modules/vitest");
+      expect(pkg.importedManifest).not.toHaveProperty("devDependencies");
+      // The source gets the agent's own manifest and lockfile, the ones the dependencies were imported with.
+      expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package\.json package\.json$/m);
+      expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package-lock\.json package-lock\.json$/m);
+    });
+
+    it("wraps both commands around the pinned Node, outside node_modules, and starts them in its install check", () => {
+      expect(pkg.installPhase).toContain("$out/lib/nixfleet-agent/");
+      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent/);
+      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet /);
+      expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet-agent --version");
+      expect(pkg.installCheckPhase).toContain(`!= ${pkg.version}`);
+      expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet --help");
+    });
+
+    it("takes only the commands' sources into the package", async (context) => {
+      if (pkg.src === null) {
+        console.warn("SKIPPED: listing the package source needs Nix 2.14 or later (lib.fileset uses builtins.readFileType)");
+        context.skip();
+        return;
+      }
+      expect((await fs.readdir(pkg.src)).sort()).toEqual(["agent", "bin", "cli", "common"]);
+      expect((await fs.readdir(path.join(pkg.src, "bin"))).sort()).toEqual(["nixfleet-agent.js", "nixfleet.js"]);
+    });
+  });
+
+  describeWithNix("the flake's outputs", () => {
+    let flake: z.infer<typeof FlakeShape>;
+
+    beforeAll(async () => {
+      const file = nixString(path.join(REPO_ROOT, "test", "nix", "eval-flake.nix"));
+      flake = FlakeShape.parse(await evalNix(`import ${file} { }`, { NIXPKGS_LIB: nixpkgsLib }));
+    });
+
+    it("exposes the package, overlay, three modules, dev shell, formatter and checks", () => {
+      expect(flake.outputs).toEqual([
+        "checks",
+        "darwinModules",
+        "devShells",
+        "formatter",
+        "homeManagerModules",
+        "nixosModules",
+        "overlays",
+        "packages",
+      ]);
+      expect(flake.modules).toEqual({
+        nixos: ["default", "nixfleet-agent"],
+        darwin: ["default", "nixfleet-agent"],
+        homeManager: ["default", "nixfleet-agent"],
+      });
+    });
+
+    it("builds for x86_64 and aarch64, Linux and macOS, with the package built from nix/package.nix as the default", () => {
+      for (const output of ["packages", "devShells", "formatter", "checks"]) expect(flake.systems[output], output).toEqual(SYSTEMS);
+      for (const system of SYSTEMS) {
+        expect(flake.packages[system]).toEqual({ default: `package.nix-${system}`, "nixfleet-agent": `package.nix-${system}` });
+      }
+      expect(flake.overlayPackage).toBe("package.nix-x86_64-linux");
+    });
+
+    it("checks the package, the module evaluation and the formatting everywhere, and a real NixOS system on Linux", () => {
+      expect(flake.checks["x86_64-linux"]).toEqual(["formatting", "module-evaluation", "nixos-module", "package"]);
+      expect(flake.checks["aarch64-darwin"]).toEqual(["formatting", "module-evaluation", "package"]);
+      expect(flake.moduleEvaluationCheck).toBe("nixfleet-module-evaluation.json");
+    });
+
+    it("gives a host that imports the flake's module the flake's agent package for its platform", () => {
+      expect(flake.packageThroughModule).toEqual({
+        "x86_64-linux": "package.nix-x86_64-linux",
+        "aarch64-darwin": "package.nix-aarch64-darwin",
+      });
+    });
+  });
+
+  describeWithNix("the NixOS, nix-darwin and Home Manager modules under lib.evalModules", () => {
+    let results: Results;
+    let snippetDir: string;
+
+    beforeAll(async () => {
+      // What the dashboard shows when a host is added, pasted as that host's configuration.
+      snippetDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-snippets-"));
+      const snippets: string[] = [];
+      for (const platform of PLATFORMS) {
+        const snippet = agentSnippet({
+          origin: "https://fleet.example.com",
+          platform,
+          hostName: "new-host",
+          flakeAttr: platform === "home-manager" ? "alice" : null,
+          repository: "example/nixcfg",
+        });
+        const file = path.join(snippetDir, `${platform}.nix`);
+        await fs.writeFile(file, `{\n${snippet}}\n`);
+        snippets.push(`${platform} = ${nixString(file)};`);
+      }
+      const harness = nixString(path.join(REPO_ROOT, "test", "nix", "eval-modules.nix"));
+      results = Results.parse(
+        await evalNix(`import ${harness} { snippets = { ${snippets.join(" ")} }; }`, { NIXPKGS_LIB: nixpkgsLib }),
+      );
+    });
+
+    afterAll(async () => {
+      await fs.rm(snippetDir, { recursive: true, force: true });
+    });
+
+    it("turns the snippet the dashboard prints for a new host into a working agent config on every platform", () => {
+      for (const platform of PLATFORMS) {
+        const report = results[`snippet-${platform}`];
+        expect(report.failedAssertions, platform).toEqual([]);
+        expect(AgentConfig.parse(report.agentConfig), platform).toMatchObject({
+          url: "https://fleet.example.com",
+          hostName: "new-host",
+          platform,
+          repoUrl: "https://github.com/example/nixcfg.git",
+        });
+      }
+      expect(AgentConfig.parse(results["snippet-home-manager"].agentConfig).tokenFile).toBe("/home/alice/.config/nixfleet/token");
+    });
+
+    it("evaluates every well-formed host without a failed assertion, and refuses every malformed one", () => {
+      expect(results.summary).toEqual({ cleanButRefused: [], refusedButClean: [] });
+    });
+
+    it("renders a NixOS host's config that the agent accepts", () => {
+      const config = AgentConfig.parse(results.nixos.agentConfig);
+      expect(config).toMatchObject({
+        hostName: "web-1",
+        platform: "nixos",
+        tokenFile: "/run/credentials/nixfleet-agent.service/token",
+        stateDir: "/var/lib/nixfleet-agent",
+        currentSystemLink: "/run/current-system",
+        pollTimeoutSeconds: 30,
+        autoTestAfterSwitch: true,
+        rollout: { autoUpdate: true, priority: 1, canary: true },
+        tools: { detach: "systemd-run" },
+      });
+      expect(config.tools.nixosRebuild).toMatch(/-nixos-rebuild\/bin\/nixos-rebuild$/);
+      expect(config.tests.commands.map((test) => test.name)).toEqual(["nginx", "no-failed-units"]);
+      expect(config.extraPath).toEqual([expect.stringMatching(/-curl-8\.16\.0\/bin$/)]);
+    });
+
+    it("runs the NixOS agent as a restarting service that a switch restarts onto its new version without being stopped first", () => {
+      const { service } = results.nixos;
+      expect(service).toMatchObject({ restartIfChanged: true, stopIfChanged: false, wantedBy: ["multi-user.target"], startLimitIntervalSec: 0 });
+      const serviceConfig = serviceConfigOf(service);
+      expect(serviceConfig).toMatchObject({
+        Restart: "always",
+        RestartPreventExitStatus: 78,
+        StateDirectory: "nixfleet-agent",
+        LoadCredential: ["token:/run/secrets/nixfleet-agent-token"],
+      });
+      expect(serviceConfig.ExecStart).toMatch(/-nixfleet-agent-0\.1\.0\/bin\/nixfleet-agent run --config \/nix\/store\/\S+-nixfleet-agent\.json$/);
+      expect(JSON.stringify(service.path)).toContain("-nixos-rebuild");
+    });
+
+    it("hardens the NixOS service, with the relaxations the agent needs", () => {
+      expect(serviceConfigOf(results.nixos.service)).toMatchObject({
+        NoNewPrivileges: true,
+        ProtectSystem: "strict",
+        ProtectHome: "read-only",
+        PrivateTmp: true,
+        PrivateDevices: true,
+        ProtectKernelTunables: true,
+        ProtectKernelModules: true,
+        ProtectControlGroups: true,
+        RestrictSUIDSGID: true,
+        LockPersonality: true,
+        SystemCallArchitectures: "native",
+        MemoryDenyWriteExecute: false,
+        UMask: "0077",
+      });
+    });
+
+    it("lets a host override every hardening flag and the restart-on-switch with plain definitions", () => {
+      const { service } = results.nixosOverrides;
+      expect(service.restartIfChanged).toBe(false);
+      expect(serviceConfigOf(service)).toMatchObject({ ProtectSystem: "full", ProtectHome: true, NoNewPrivileges: true });
+    });
+
+    it("takes the agent package from pkgs when the flake's overlay provides it", () => {
+      expect(results.nixosPackageFromOverlay.failedAssertions).toEqual([]);
+      expect(serviceConfigOf(results.nixosPackageFromOverlay.service).ExecStart).toMatch(/-nixfleet-agent-0\.1\.0\/bin\/nixfleet-agent run/);
+    });
+
+    it("reports every problem of a malformed NixOS host as an assertion that says what to fix", () => {
+      const messages = results.nixosProblems.failedAssertions;
+      expect(results.nixosProblems.agentConfig).toBeNull();
+      for (const expected of [
+        "services.nixfleet-agent.package is not set",
+        "services.nixfleet-agent.url must be the http:// or https:// address",
+        "services.nixfleet-agent.tokenFile is in the Nix store",
+        'services.nixfleet-agent.hostName = "Web_1" is not a NixFleet host name',
+        'tests.commands."smoke" is empty',
+        "settings has keys the agent does not know: pollIntervalSeconds",
+        'tools.detach must stay "systemd-run" on NixOS',
+      ]) {
+        expect(messages.some((message) => message.includes(expected)), expected).toBe(true);
+      }
+    });
+
+    it("runs the nix-darwin agent as a launchd daemon whose switch survives the daemon being reloaded", () => {
+      const config = AgentConfig.parse(results.darwin.agentConfig);
+      expect(config).toMatchObject({
+        hostName: "mac-mini",
+        platform: "darwin",
+        tokenFile: "/run/secrets/nixfleet-agent-token",
+        stateDir: "/var/lib/nixfleet-agent",
+        currentSystemLink: "/run/current-system",
+        tools: { detach: "setsid" },
+      });
+      expect(config.tools.darwinRebuild).toMatch(/-darwin-rebuild\/bin\/darwin-rebuild$/);
+      const { daemon } = results.darwin;
+      expect(daemon.serviceConfig).toMatchObject({
+        KeepAlive: true,
+        RunAtLoad: true,
+        AbandonProcessGroup: true,
+        ProcessType: "Standard",
+        StandardOutPath: "/var/log/nixfleet-agent.log",
+        StandardErrorPath: "/var/log/nixfleet-agent.log",
+      });
+      expect(daemon.command).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
+      expect(results.darwin.extraActivation).toContain("mkdir -p /var/lib/nixfleet-agent");
+    });
+
+    it("asks a nix-darwin host without networking.hostName for a host name", () => {
+      expect(results.darwinWithoutHostName.failedAssertions).toEqual([
+        expect.stringContaining("services.nixfleet-agent.hostName is not set"),
+      ]);
+    });
+
+    it("runs the Home Manager agent on Linux as a user service whose restart leaves the running switch alone", () => {
+      const config = AgentConfig.parse(results.homeManagerLinux.agentConfig);
+      expect(config).toMatchObject({
+        hostName: "alice-laptop",
+        tokenFile: "/home/alice/.config/nixfleet/token",
+        flakeAttr: "alice",
+        platform: "home-manager",
+        stateDir: "/home/alice/.local/state/nixfleet-agent",
+        currentSystemLink: "/home/alice/.local/state/home-manager/gcroots/current-home",
+        tools: { homeManager: "home-manager", detach: "setsid" },
+      });
+      expect(results.homeManagerLinux.launchdAgents).toEqual({});
+      const unit = z
+        .object({ Service: z.record(z.string(), z.unknown()), Install: z.unknown() })
+        .parse(results.homeManagerLinux.userServices["nixfleet-agent"]);
+      expect(unit.Service).toMatchObject({ Restart: "always", KillMode: "process" });
+      expect(unit.Service.ExecStart).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
+      expect(unit.Install).toEqual({ WantedBy: ["default.target"] });
+    });
+
+    it("warns a Home Manager host that does not say where the home-manager command is", () => {
+      expect(results.homeManagerLinux.warnings).toEqual([expect.stringContaining("programs.home-manager.enable = true")]);
+      expect(results.homeManagerDarwin.warnings).toEqual([]);
+    });
+
+    it("runs the Home Manager agent on macOS as a launchd agent that logs to ~/Library/Logs", () => {
+      AgentConfig.parse(results.homeManagerDarwin.agentConfig);
+      expect(results.homeManagerDarwin.userServices).toEqual({});
+      const agent = z.object({ enable: z.boolean(), config: z.record(z.string(), z.unknown()) }).parse(results.homeManagerDarwin.launchdAgents["nixfleet-agent"]);
+      expect(agent.enable).toBe(true);
+      expect(agent.config).toMatchObject({
+        KeepAlive: true,
+        RunAtLoad: true,
+        AbandonProcessGroup: true,
+        StandardOutPath: "/home/alice/Library/Logs/nixfleet-agent.log",
+      });
+      expect(agent.config.ProgramArguments).toEqual([
+        expect.stringMatching(/bin\/nixfleet-agent$/),
+        "run",
+        "--config",
+        expect.stringMatching(/-nixfleet-agent\.json$/),
+      ]);
+    });
+
+    it("asks a Home Manager host for a host name", () => {
+      expect(results.homeManagerWithoutHostName.failedAssertions).toEqual([
+        expect.stringContaining("services.nixfleet-agent.hostName is not set"),
+      ]);
+    });
+  });
+}
