@@ -8,6 +8,8 @@ import { hostPath } from "../common/route.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
 
+const staleTag = html`<span class="stale-tag">last known</span>`;
+
 export const PLATFORM_NAMES: Record<Platform, string> = { nixos: "NixOS", darwin: "macOS", "home-manager": "Home Manager" };
 
 export interface CompartmentMenuRequest {
@@ -308,6 +310,13 @@ export class NfFleetTable extends LitElement {
     const commit = host.report?.repo.commit.value ?? null;
     const branch = host.report?.repo.branch.value ?? null;
     const lockNote = this.lockNote !== "" && !host.compartments.lock.reason.startsWith("Update PR pending") ? this.lockNote : "";
+    // Written out cell by cell in the row's one template (see compartment-cell.ts).
+    const plain = { glow: false, note: "" };
+    const agent = compartmentCell(host.name, "agent", host.compartments.agent, plain);
+    const git = compartmentCell(host.name, "git", host.compartments.git, plain);
+    const lock = compartmentCell(host.name, "lock", host.compartments.lock, { glow: this.lockNote !== "", note: lockNote });
+    const system = compartmentCell(host.name, "system", host.compartments.system, plain);
+    const tests = compartmentCell(host.name, "tests", host.compartments.tests, plain);
     return html`<div class="tr row${selected ? " selected" : ""}" role="row" data-host=${host.name}>
       <div class="td select" role="cell">
         <input
@@ -331,12 +340,31 @@ export class NfFleetTable extends LitElement {
       <div class="td commit mono" role="cell" data-label="Commit" title=${commit ? `${commit}${branch ? ` on ${branch}` : ""}` : "not reported"}>
         ${shortSha(commit)}
       </div>
-      ${COMPARTMENT_NAMES.map(
-        (name) =>
-          html`<div class="td compartment c-${name}" role="cell">
-            ${compartmentCell(host.name, name, host.compartments[name], { glow: name === "lock" && this.lockNote !== "", note: name === "lock" ? lockNote : "" })}
-          </div>`,
-      )}
+      <div class="td compartment c-agent" role="cell">
+        <button class=${agent.classes} data-compartment="agent" data-title="Agent" title=${agent.title} aria-label=${agent.ariaLabel} aria-haspopup="menu" aria-expanded="false">
+          <span class="icon">${agent.icon}</span>${agent.label}${agent.stale ? staleTag : nothing}
+        </button>
+      </div>
+      <div class="td compartment c-git" role="cell">
+        <button class=${git.classes} data-compartment="git" data-title="Git" title=${git.title} aria-label=${git.ariaLabel} aria-haspopup="menu" aria-expanded="false">
+          <span class="icon">${git.icon}</span>${git.label}${git.stale ? staleTag : nothing}
+        </button>
+      </div>
+      <div class="td compartment c-lock" role="cell">
+        <button class=${lock.classes} data-compartment="lock" data-title="Lock" title=${lock.title} aria-label=${lock.ariaLabel} aria-haspopup="menu" aria-expanded="false">
+          <span class="icon">${lock.icon}</span>${lock.label}${lock.stale ? staleTag : nothing}
+        </button>
+      </div>
+      <div class="td compartment c-system" role="cell">
+        <button class=${system.classes} data-compartment="system" data-title="System" title=${system.title} aria-label=${system.ariaLabel} aria-haspopup="menu" aria-expanded="false">
+          <span class="icon">${system.icon}</span>${system.label}${system.stale ? staleTag : nothing}
+        </button>
+      </div>
+      <div class="td compartment c-tests" role="cell">
+        <button class=${tests.classes} data-compartment="tests" data-title="Tests" title=${tests.title} aria-label=${tests.ariaLabel} aria-haspopup="menu" aria-expanded="false">
+          <span class="icon">${tests.icon}</span>${tests.label}${tests.stale ? staleTag : nothing}
+        </button>
+      </div>
       <div class="td menu" role="cell">
         <button class="icon-btn host-menu" aria-haspopup="menu" aria-expanded="false" aria-label="Actions for ${host.name}" title="Actions for ${host.name}">
           ⋮

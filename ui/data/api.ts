@@ -42,6 +42,8 @@ type Method = "GET" | "POST" | "DELETE";
 export class DashboardApi {
   readonly baseUrl: string;
   private readonly fetchImpl: typeof fetch;
+  /** The last fleet answer: the same text again (the resynchronising refetch on connect, mostly) needs no second parse. */
+  private lastFleet: { text: string; fleet: FleetResponse } | null = null;
 
   constructor(options: ApiOptions = {}) {
     this.baseUrl = (options.baseUrl ?? "").replace(/\/+$/, "");
@@ -53,8 +55,15 @@ export class DashboardApi {
     return this.request(HealthResponse, "GET", "/api/health");
   }
 
-  fleet() {
-    return this.request(FleetResponse, "GET", "/api/hosts");
+  /** The fleet; an answer identical to the last one comes back as the same object, so callers can skip it. */
+  async fleet(): Promise<FleetResponse> {
+    let text = "";
+    const fleet = await this.request(FleetResponse, "GET", "/api/hosts", undefined, (raw) => {
+      text = raw;
+      return this.lastFleet?.text === raw ? this.lastFleet.fleet : undefined;
+    });
+    this.lastFleet = { text, fleet };
+    return fleet;
   }
 
   host(name: string) {
@@ -100,7 +109,14 @@ export class DashboardApi {
     return body.entries;
   }
 
-  private async request<S extends z.ZodType>(schema: S, method: Method, path: string, body?: unknown): Promise<z.output<S>> {
+  /** `known` may hand back an answer already parsed from the same text. */
+  private async request<S extends z.ZodType>(
+    schema: S,
+    method: Method,
+    path: string,
+    body?: unknown,
+    known?: (text: string) => z.output<S> | undefined,
+  ): Promise<z.output<S>> {
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.baseUrl}${path}`, {
@@ -113,6 +129,8 @@ export class DashboardApi {
       throw new ApiError(0, "network", `cannot reach the control plane: ${err instanceof Error ? err.message : String(err)}`);
     }
     const text = await response.text();
+    const parsedBefore = response.ok ? known?.(text) : undefined;
+    if (parsedBefore !== undefined) return parsedBefore;
     let json: unknown = undefined;
     try {
       json = text === "" ? undefined : JSON.parse(text);

@@ -19,7 +19,7 @@ import {
   type Transition,
 } from "./fleet-state.ts";
 import type { DashboardEvent } from "../../common/protocol.ts";
-import type { AuditEntry, CreateHostResponse, RotateTokenResponse } from "./schemas.ts";
+import type { AuditEntry, CreateHostResponse, FleetResponse, RotateTokenResponse } from "./schemas.ts";
 
 export interface LiveConnection {
   start(): void;
@@ -46,6 +46,7 @@ export class FleetStore {
   readonly api: DashboardApi;
   private readonly connectLive: FleetStoreOptions["connect"];
   private current: FleetState = initialFleetState();
+  private appliedFleet: FleetResponse | null = null;
   private readonly listeners = new Set<Listener>();
   private live: LiveConnection | null = null;
   private readonly hostWatchers = new Map<string, number>();
@@ -101,6 +102,9 @@ export class FleetStore {
       try {
         // Awaited before reading `current`: events may have changed it meanwhile.
         const fleet = await this.api.fleet();
+        // The same answer as the one applied last: the server has not changed since, nothing to redo.
+        if (fleet === this.appliedFleet && this.current.phase === "ready" && this.current.error === null) return;
+        this.appliedFleet = fleet;
         this.set(applyFleet(this.current, fleet));
       } catch (err) {
         this.set({ ...this.current, phase: this.current.phase === "ready" ? "ready" : "error", error: message(err) });

@@ -30,6 +30,7 @@ export class NfFleetPanel extends LitElement {
   declare state: FleetState | null;
   declare now: number;
   private declare _selected: ReadonlySet<string>;
+  private _shownSelection: ReadonlySet<string> | null = null;
   private get _menu(): NfActionMenu {
     return this.renderRoot.querySelector("nf-action-menu")!;
   }
@@ -125,8 +126,7 @@ export class NfFleetPanel extends LitElement {
     const fleet = this.state;
     const hosts = fleet?.hosts ?? [];
     const pr = fleet ? pendingUpdatePr(fleet.updatePrs) : null;
-    const names = new Set(hosts.map((host) => host.name));
-    const selected = new Set([...this._selected].filter((name) => names.has(name)));
+    const selected = this.selectionOf(hosts);
     const repository = fleet?.repo?.repository ?? "";
     return html`
       <div class="title-row">
@@ -151,6 +151,19 @@ export class NfFleetPanel extends LitElement {
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
       <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
     `;
+  }
+
+  /**
+   * The selection among the hosts there are. The same set while nothing
+   * changed, so the table does not redraw 100 rows on every render of the panel.
+   */
+  private selectionOf(hosts: readonly { name: string }[]): ReadonlySet<string> {
+    const names = new Set(hosts.map((host) => host.name));
+    const kept = [...this._selected].filter((name) => names.has(name));
+    const last = this._shownSelection;
+    if (last !== null && last.size === kept.length && kept.every((name) => last.has(name))) return last;
+    this._shownSelection = new Set(kept);
+    return this._shownSelection;
   }
 
   private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, lockNote: string) {
