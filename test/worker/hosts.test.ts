@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ErrorBody } from "../../common/protocol.ts";
-import { api, createHost, poll } from "./helpers.ts";
+import { agentFetch, api, createHost, poll } from "./helpers.ts";
 
 const countRows = async (table: string) =>
   (await env.DB.prepare(`select count(*) as n from ${table}`).first<{ n: number }>())?.n ?? 0;
@@ -88,6 +88,20 @@ describe("host enrollment", () => {
     expect(newToken).not.toBe(oldToken);
     await expectError(await poll(oldToken, {}, 0), 401, "unauthorized");
     expect((await poll(newToken, {}, 0)).status).toBe(200);
+  });
+
+  it("a command running while the token is rotated still reports to the end with the new token", async () => {
+    const { token: oldToken } = await createHost("midflight");
+    const queued = await api("/api/hosts/midflight/commands", { method: "POST", json: { kind: "switch" } });
+    const { command } = await queued.json<{ command: { id: string } }>();
+    await poll(oldToken, {}, 0);
+    const events = (token: string, body: unknown) => agentFetch(token, `/commands/${command.id}/events`, body);
+    expect((await events(oldToken, { type: "started", at: new Date().toISOString() })).status).toBe(200);
+    const { token: newToken } = await (await api("/api/hosts/midflight/token", { method: "POST" })).json<{ token: string }>();
+    expect((await events(oldToken, { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "x" }] })).status).toBe(401);
+    const finished = await events(newToken, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0 });
+    expect(finished.status).toBe(200);
+    expect(await env.DB.prepare("select state from commands where id = ?").bind(command.id).first("state")).toBe("succeeded");
   });
 
   it("removing a host deletes its data and its token stops working", async () => {

@@ -281,10 +281,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     };
   }
 
-  /** A host's tokens changed or it was removed: drop what we cached and end its waiting poll. */
-  async forgetHost(hostId: string): Promise<void> {
+  /** A host's token was rotated: drop the cached owners and end its waiting poll; its commands go on. */
+  async forgetTokens(hostId: string): Promise<void> {
     for (const [hash, owner] of this.tokenOwners) if (owner.id === hostId) this.tokenOwners.delete(hash);
     this.endWaitingPoll(hostId);
+  }
+
+  /** The host was removed (its rows are gone with it): forget everything about it. */
+  async forgetHost(hostId: string): Promise<void> {
+    await this.forgetTokens(hostId);
     this.hosts.delete(hostId);
     for (const [name, host] of this.hostsByName) if (host.id === hostId) this.hostsByName.delete(name);
     for (const [id, record] of this.active) if (record.hostId === hostId) this.active.delete(id);

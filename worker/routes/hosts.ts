@@ -70,7 +70,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const { token, ...stored } = await issueToken();
     const at = new Date().toISOString();
     await rotateHostToken(db, host.id, stored, at);
-    await coordinator(c.env).forgetHost(host.id);
+    await coordinator(c.env).forgetTokens(host.id);
     await writeAudit(db, { at, actor: c.get("actor"), action: "host.rotate-token", target: host.name, details: null, result: "ok" });
     return c.json({ host: host.name, token });
   })
