@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { commandDuration, formatAge, formatDay, formatDuration, presenceLabel, shortSha, storePathName } from "../../ui/common/format.ts";
+import { commandDuration, formatAge, formatDay, formatDuration, lockDiffNote, presenceLabel, shortSha, storePathName } from "../../ui/common/format.ts";
 
 const now = Date.parse("2025-12-10T12:00:00Z");
 const ago = (ms: number) => new Date(now - ms).toISOString();
@@ -58,5 +58,21 @@ describe("short forms", () => {
     expect(storePathName("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-hsb0-25.05")).toBe("nixos-system-hsb0-25.05");
     expect(storePathName("/run/current-system")).toBe("/run/current-system");
     expect(formatDay("2025-12-10T23:59:00Z")).toBe("2025-12-10");
+  });
+});
+
+describe("lockDiffNote", () => {
+  const change = { input: "nixpkgs", kind: "updated" as const, old: null, new: null, compareUrl: null, commits: null };
+  it("says the lock changes are being read rather than that there are none", () => {
+    expect(lockDiffNote({ lockDiff: "pending", lockDiffProblem: null, lockChanges: [] })).toBe("Reading this PR's flake.lock changes…");
+  });
+  it("says why the lock changes could not be read", () => {
+    expect(lockDiffNote({ lockDiff: "failed", lockDiffProblem: "flake.lock not found at the PR's head", lockChanges: [] })).toBe(
+      "This PR's flake.lock changes could not be read: flake.lock not found at the PR's head",
+    );
+  });
+  it("says there are no changes only once they were read, and nothing when there are some", () => {
+    expect(lockDiffNote({ lockDiff: "ready", lockDiffProblem: null, lockChanges: [] })).toBe("No input changes found in this PR's flake.lock.");
+    expect(lockDiffNote({ lockDiff: "ready", lockDiffProblem: null, lockChanges: [change] })).toBeNull();
   });
 });

@@ -1,4 +1,5 @@
 /** Small, pure formatting helpers: ages, durations, short shas. */
+import type { UpdatePr } from "../../common/protocol.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -88,4 +89,12 @@ export function storePathName(path: string): string {
 export function firstLine(text: string): string {
   const line = text.split("\n", 1)[0] ?? "";
   return line.trim();
+}
+
+/** What the update-PR banner says instead of the change table, or null when there are changes to show. */
+export function lockDiffNote(pr: Pick<UpdatePr, "lockDiff" | "lockDiffProblem" | "lockChanges">): string | null {
+  if (pr.lockDiff === "pending") return "Reading this PR's flake.lock changes…";
+  if (pr.lockDiff === "failed") return `This PR's flake.lock changes could not be read: ${pr.lockDiffProblem ?? "unknown problem"}`;
+  if (pr.lockChanges.length === 0) return "No input changes found in this PR's flake.lock.";
+  return null;
 }

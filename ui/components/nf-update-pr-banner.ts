@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CiState, LockChange, LockedRef, UpdatePr } from "../../common/protocol.ts";
-import { formatAge, formatDay } from "../common/format.ts";
+import { formatAge, formatDay, lockDiffNote } from "../common/format.ts";
 import { sharedStyles } from "../styles/shared.ts";
 
 const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
@@ -120,25 +120,29 @@ export class NfUpdatePrBanner extends LitElement {
         <span class="spacer"></span>
         <a class="btn small" href=${pr.url} target="_blank" rel="noopener noreferrer">Review on GitHub ↗</a>
       </div>
-      ${pr.lockChanges.length === 0
-        ? html`<p class="muted later">No input changes found in this PR's flake.lock.</p>`
-        : html`<div class="changes">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Input</th>
-                  <th scope="col">Revision</th>
-                  <th scope="col">Date</th>
-                  <th scope="col"><span class="visually-hidden">Details</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                ${pr.lockChanges.map((change) => this.renderChange(change))}
-              </tbody>
-            </table>
-          </div>`}
+      ${this.renderChanges(pr)}
       <div class="later">Merge it on GitHub, then Pull + Switch the hosts. (Merge &amp; Deploy from here comes later.)</div>
     </section>`;
+  }
+
+  private renderChanges(pr: UpdatePr) {
+    const note = lockDiffNote(pr);
+    if (note !== null) return html`<p class="muted later">${note}</p>`;
+    return html`<div class="changes">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Input</th>
+            <th scope="col">Revision</th>
+            <th scope="col">Date</th>
+            <th scope="col"><span class="visually-hidden">Details</span></th>
+          </tr>
+        </thead>
+        <tbody>
+          ${pr.lockChanges.map((change) => this.renderChange(change))}
+        </tbody>
+      </table>
+    </div>`;
   }
 
   private renderChange(change: LockChange) {
