@@ -26,5 +26,5 @@ export function describeWithBrowser(name: string, body: () => void): void {
     return;
   }
   // Skipped with the warning above on a machine without it; CI sets NIXFLEET_REQUIRE_BROWSER=1, which fails instead.
-  describe.skip(name, body);
+  describe.skip(name, body); // reason: not installed here (warned above); NIXFLEET_REQUIRE_BROWSER=1 fails instead
 }

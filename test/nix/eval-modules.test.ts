@@ -79,6 +79,7 @@ if (nixpkgsLib === "") {
     "SKIPPED: module evaluation needs a nixpkgs lib on disk — set NIXPKGS_LIB=/path/to/nixpkgs/lib " +
       "(nixpkgs cannot be downloaded here; `nix flake check` runs the same evaluation as its module-evaluation check)",
   );
+  // reason: no nixpkgs lib on this machine (see the comment above); set NIXPKGS_LIB to run it
   describe.skip("the NixOS, nix-darwin and Home Manager modules, the package and the flake (NIXPKGS_LIB not set)", () => {
     it("evaluates the modules, the package expression and the flake's outputs", () => {});
   });
