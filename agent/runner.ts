@@ -111,12 +111,14 @@ export const JOB_WRAPPER_SCRIPT = [
 /** Variables a systemd-run job gets from the agent (systemd does not pass the caller's environment). */
 const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_ARCHIVE", "NIX_PATH", "NIX_CONFIG", "NIX_REMOTE", "TZDIR"];
 
-/** The systemd-run argv for a detached job; pure so it can be checked without systemd. */
+/**
+ * The systemd-run argv for a detached job; pure so it can be checked without systemd.
+ * `--setenv=NAME` without a value makes systemd-run copy the value from its own
+ * environment: values (NIX_CONFIG often holds access-tokens) never appear on a
+ * command line, which any user can read in /proc.
+ */
 export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv): string[] {
-  const setenv = SYSTEMD_RUN_PASSED_ENV.flatMap((name) => {
-    const value = env[name];
-    return value === undefined ? [] : [`--setenv=${name}=${value}`];
-  });
+  const setenv = SYSTEMD_RUN_PASSED_ENV.flatMap((name) => (env[name] === undefined ? [] : [`--setenv=${name}`]));
   return [
     "systemd-run",
     "--unit",

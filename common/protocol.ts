@@ -7,6 +7,19 @@ import * as z from "zod";
 
 /** Bumped when a message changes shape in a way an older peer cannot read. */
 export const PROTOCOL_VERSION = 1;
+/**
+ * The oldest agent protocol the control plane still serves. An outdated agent
+ * must always be able to poll, or it could never receive the pull-switch that
+ * upgrades it.
+ */
+export const MIN_AGENT_PROTOCOL_VERSION = 1;
+
+/** An agent's protocol version: any the control plane serves, so older agents keep working. */
+export const AgentProtocolVersion = z
+  .number()
+  .int()
+  .refine((v) => v >= MIN_AGENT_PROTOCOL_VERSION, `agent protocol is older than the oldest this control plane serves (${MIN_AGENT_PROTOCOL_VERSION}): upgrade the agent`)
+  .refine((v) => v <= PROTOCOL_VERSION, `agent protocol is newer than this control plane's (${PROTOCOL_VERSION}): upgrade the control plane`);
 
 // ---------------------------------------------------------------------------
 // Hosts
@@ -173,7 +186,7 @@ export const Sha1 = z.string().regex(/^[0-9a-f]{40}$/, "not a full git sha");
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
 export const Report = z.object({
-  protocol: z.literal(PROTOCOL_VERSION),
+  protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
   platform: Platform,
   hostname: z.string().max(253),
@@ -228,7 +241,7 @@ export type Report = z.infer<typeof Report>;
 
 /** `POST /api/agent/poll`: one request per cycle, with the report only when it changed. */
 export const PollRequest = z.object({
-  protocol: z.literal(PROTOCOL_VERSION),
+  protocol: AgentProtocolVersion,
   /** Identifies this agent process; a new one after a restart tells the worker what was lost. */
   agentSession: z.string().min(8).max(64),
   /** Commands the agent holds and has not finished (received or running, incl. detached ones). */
@@ -240,7 +253,8 @@ export const PollRequest = z.object({
 export type PollRequest = z.infer<typeof PollRequest>;
 
 export const PollResponse = z.object({
-  protocol: z.literal(PROTOCOL_VERSION),
+  /** The protocol the agent polled with, echoed: the answer is in the shape that agent reads. */
+  protocol: z.number().int(),
   commands: z.array(CommandDelivery),
   /** Set when the worker has no report for this agent session yet. */
   wantReport: z.boolean().default(false),

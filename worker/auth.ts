@@ -8,6 +8,21 @@ export const DEVELOPMENT_ACTOR = "developer@localhost";
 
 const LOCAL_HOSTNAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
+/**
+ * Both the URL and the Host header must name this machine. Locally, Miniflare
+ * rebuilds the URL from its MF-Original-URL header, so the URL alone can be
+ * made to say localhost while a DNS-rebinding page sends its own Host.
+ */
+export function isLocalRequest(url: string, hostHeader: string | undefined): boolean {
+  if (!LOCAL_HOSTNAMES.has(new URL(url).hostname)) return false;
+  if (hostHeader === undefined) return true;
+  try {
+    return LOCAL_HOSTNAMES.has(new URL(`http://${hostHeader}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
 // One JWKS cache per team domain, kept across requests by the isolate (jose caches and refreshes keys).
 const jwksByTeam = new Map<string, JWTVerifyGetKey>();
 
@@ -39,8 +54,7 @@ export function authMode(env: WorkerEnv): AuthMode {
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const mode = authMode(c.env);
   if (mode.mode === "development") {
-    const hostname = new URL(c.req.url).hostname;
-    if (!LOCAL_HOSTNAMES.has(hostname)) {
+    if (!isLocalRequest(c.req.url, c.req.header("host"))) {
       throw new ApiError(
         403,
         "access_not_configured",

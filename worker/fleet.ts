@@ -1,8 +1,7 @@
 import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
-import type { HostView, RepoState, UpdatePr } from "../common/protocol.ts";
+import type { CommandView, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import type { Database } from "./db/client.ts";
-import { listHostCommands, listRecentCommandsByHost, toCommandView, type CommandRecord } from "./db/commands.ts";
 import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
@@ -20,12 +19,11 @@ interface FleetTarget {
 function hostView(
   host: Host,
   stored: StoredReport | null,
-  commands: CommandRecord[],
+  commandViews: CommandView[],
   presence: { online: boolean; lastSeenAt: string | null } | undefined,
   target: FleetTarget,
   now: Date,
 ): HostView {
-  const commandViews = commands.map((record) => toCommandView(record, host.name));
   const online = presence?.online ?? false;
   const lastSeenAt = presence?.lastSeenAt ?? host.lastSeenAt;
   return {
@@ -56,27 +54,21 @@ function hostView(
 
 /** Every host with its five compartments, and the fleet summary. */
 export async function loadFleet(env: WorkerEnv, db: Database) {
-  const [hosts, reports, commands, presence, target] = await Promise.all([
+  const [hosts, reports, live, target] = await Promise.all([
     listHosts(db),
     listReports(db),
-    listRecentCommandsByHost(db, RECENT_COMMANDS),
-    coordinator(env).hostPresence(),
+    coordinator(env).fleetLive(RECENT_COMMANDS),
     loadFleetTarget(db),
   ]);
   const now = new Date();
   const views = hosts.map((host) =>
-    hostView(host, reports.get(host.id) ?? null, commands.get(host.id) ?? [], presence[host.id], target, now),
+    hostView(host, reports.get(host.id) ?? null, live.commands[host.id] ?? [], live.presence[host.id], target, now),
   );
   return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: target.updatePrs };
 }
 
 export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
-  const [stored, commands, presence, target] = await Promise.all([
-    getReport(db, host.id),
-    listHostCommands(db, host.id, RECENT_COMMANDS),
-    coordinator(env).hostPresence(),
-    loadFleetTarget(db),
-  ]);
-  const view = hostView(host, stored, commands, presence[host.id], target, new Date());
-  return { ...view, commands: commands.map((record) => toCommandView(record, host.name)) };
+  const [stored, live, target] = await Promise.all([getReport(db, host.id), coordinator(env).hostLive(host.id, RECENT_COMMANDS), loadFleetTarget(db)]);
+  const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date());
+  return { ...view, commands: live.commands };
 }

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { z } from "zod";
+import { z } from "zod";
 import { ApiError } from "./errors.ts";
 
 export const MAX_JSON_BODY_BYTES = 256 * 1024;
@@ -39,3 +39,12 @@ export async function readJson<T extends z.ZodType>(
 
 const tooLarge = (maxBytes: number) =>
   new ApiError(413, "payload_too_large", `request body is larger than ${maxBytes} bytes`);
+
+/** A page size in a query string: a whole number in range, or the default when absent. */
+export const pageLimit = (fallback: number, max: number) =>
+  z.coerce.number({ error: "limit must be a number" }).int("limit must be a whole number").min(1).max(max).default(fallback);
+
+/** Parses the request's query string with `schema` (unknown parameters are ignored). */
+export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
+  return parseWith(schema, c.req.query(), "invalid query");
+}

@@ -97,11 +97,12 @@ describe("node runner", () => {
     await expect(fs.access(exit)).rejects.toThrow();
   });
 
-  it("builds a systemd-run call that passes the environment and the job wrapper", () => {
+  it("builds a systemd-run call that passes the environment by name (never a value on the command line) and the job wrapper", () => {
     const argv = systemdRunArgv(
       { name: "nixfleet-job-cmd_abc", argv: ["nixos-rebuild", "switch", "--flake", "/s/repo#web1"], cwd: "/s", logFile: "/s/jobs/x/output.log", exitFile: "/s/jobs/x/exit", mode: "systemd-run" },
-      { PATH: "/run/current-system/sw/bin", NIX_PATH: "nixpkgs=/x", SECRET: "not passed" },
+      { PATH: "/run/current-system/sw/bin", NIX_PATH: "nixpkgs=/x", NIX_CONFIG: "access-tokens = github.com=ghp_secret", SECRET: "not passed" },
     );
+    expect(argv.join(" ")).not.toContain("ghp_secret");
     expect(argv).toEqual([
       "systemd-run",
       "--unit",
@@ -110,8 +111,9 @@ describe("node runner", () => {
       "--quiet",
       "--service-type=exec",
       "--working-directory=/s",
-      "--setenv=PATH=/run/current-system/sw/bin",
-      "--setenv=NIX_PATH=nixpkgs=/x",
+      "--setenv=PATH",
+      "--setenv=NIX_PATH",
+      "--setenv=NIX_CONFIG",
       "--",
       "/bin/sh",
       "-c",

@@ -101,7 +101,7 @@ describe("host enrollment", () => {
     expect((await events(oldToken, { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "x" }] })).status).toBe(401);
     const finished = await events(newToken, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0 });
     expect(finished.status).toBe(200);
-    expect(await env.DB.prepare("select state from commands where id = ?").bind(command.id).first("state")).toBe("succeeded");
+    expect((await (await api(`/api/commands/${command.id}`)).json<{ command: { state: string } }>()).command.state).toBe("succeeded");
   });
 
   it("removing a host deletes its data and its token stops working", async () => {

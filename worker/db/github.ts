@@ -8,6 +8,7 @@ import { z } from "zod";
 import { CiState, LockChange, type RepoState, type UpdatePr } from "../../common/protocol.ts";
 import { combineCiState, type CommitCheck } from "../github/ci.ts";
 import type { Database } from "./client.ts";
+import { readStoredJson } from "./stored-json.ts";
 import { githubCommitChecks, githubDeliveries, githubPullRequests, githubRepoState } from "./schema-github.ts";
 
 // ---------------------------------------------------------------------------
@@ -27,16 +28,19 @@ export interface Delivery {
 
 /** Outcomes a redelivery may try again: the first attempt had no effect. */
 const RETRYABLE: DeliveryOutcome[] = ["failed", "rejected"];
+/** A delivery that failed this often is not processed again: replaying it would only repeat the failure's side effects. */
+export const MAX_DELIVERY_ATTEMPTS = 3;
 
 /**
  * Records a delivery before anything acts on it. `new` and `retry` go ahead;
  * `duplicate` means an earlier attempt was (or is being) processed, so this
- * one must have no effect. Atomic: two copies arriving together cannot both win.
+ * one must have no effect; `exhausted`, that it failed MAX_DELIVERY_ATTEMPTS
+ * times already. Atomic: two copies arriving together cannot both win.
  */
 export async function claimDelivery(
   db: Database,
   delivery: { id: string; event: string; action: string | null; receivedAt: string },
-): Promise<"new" | "retry" | "duplicate"> {
+): Promise<"new" | "retry" | "duplicate" | "exhausted"> {
   const inserted = await db
     .insert(githubDeliveries)
     .values({ ...delivery, outcome: "processing", error: null, attempts: 1 })
@@ -46,9 +50,17 @@ export async function claimDelivery(
   const retried = await db
     .update(githubDeliveries)
     .set({ outcome: "processing", error: null, receivedAt: delivery.receivedAt, attempts: sql`${githubDeliveries.attempts} + 1` })
-    .where(and(eq(githubDeliveries.id, delivery.id), inArray(githubDeliveries.outcome, RETRYABLE)))
+    .where(
+      and(
+        eq(githubDeliveries.id, delivery.id),
+        inArray(githubDeliveries.outcome, RETRYABLE),
+        lt(githubDeliveries.attempts, MAX_DELIVERY_ATTEMPTS),
+      ),
+    )
     .returning({ id: githubDeliveries.id });
-  return retried.length > 0 ? "retry" : "duplicate";
+  if (retried.length > 0) return "retry";
+  const known = await db.select({ outcome: githubDeliveries.outcome }).from(githubDeliveries).where(eq(githubDeliveries.id, delivery.id)).get();
+  return known && RETRYABLE.includes(known.outcome) ? "exhausted" : "duplicate";
 }
 
 export async function finishDelivery(db: Database, id: string, outcome: DeliveryOutcome, error: string | null = null): Promise<void> {
@@ -93,7 +105,7 @@ function toRepoRecord(row: RepoRow): RepoStateRecord {
     branch: row.branch,
     head,
     lockHash: row.lockHash,
-    lockLastModified: LastModified.parse(JSON.parse(row.lockLastModified)),
+    lockLastModified: readStoredJson(LastModified, row.lockLastModified, "repository state lock ages") ?? {},
     lockProblem: row.lockProblem,
     updatedAt: row.updatedAt,
     source: row.source,
@@ -227,11 +239,18 @@ type PullRow = typeof githubPullRequests.$inferSelect;
 const Labels = z.array(z.string());
 const LockChanges = z.array(LockChange);
 
+/** A stored lock diff that no longer reads is computed again on the next sync, and says so meanwhile. */
+function readLockChanges(row: PullRow, stored: string): Pick<PullRequestRecord, "lockChanges" | "lockProblem" | "lockHeadSha"> {
+  const changes = readStoredJson(LockChanges, stored, `pull request #${row.number} lock diff`);
+  if (changes !== null) return { lockChanges: changes, lockProblem: row.lockProblem, lockHeadSha: row.lockHeadSha };
+  return { lockChanges: null, lockHeadSha: null, lockProblem: "the stored lock diff could not be read; it is read again on the next sync" };
+}
+
 function toPullRecord(row: PullRow): PullRequestRecord {
   return {
     ...row,
-    labels: Labels.parse(JSON.parse(row.labels)),
-    lockChanges: row.lockChanges === null ? null : LockChanges.parse(JSON.parse(row.lockChanges)),
+    labels: readStoredJson(Labels, row.labels, `pull request #${row.number} labels`) ?? [],
+    ...(row.lockChanges === null ? { lockChanges: null } : readLockChanges(row, row.lockChanges)),
   };
 }
 

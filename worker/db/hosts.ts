@@ -74,3 +74,9 @@ export async function findHostByTokenHash(db: Database, tokenHash: string): Prom
 export async function updateLastSeen(db: Database, hostId: string, at: string): Promise<void> {
   await db.update(hosts).set({ lastSeenAt: at }).where(eq(hosts.id, hostId));
 }
+
+/** D1's answer to a second row with a unique value (two creates of one name racing past the check). */
+export function isUniqueViolation(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ""}` : String(error);
+  return /UNIQUE constraint failed/i.test(text);
+}

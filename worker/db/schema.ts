@@ -1,4 +1,4 @@
-import { sqliteTable, text, integer, primaryKey } from "drizzle-orm/sqlite-core";
+import { sqliteTable, text, integer } from "drizzle-orm/sqlite-core";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database.
 
@@ -18,38 +18,6 @@ export const agentTokens = sqliteTable("agent_tokens", {
   createdAt: text("created_at").notNull(),
   revokedAt: text("revoked_at"),
 });
-
-export const commands = sqliteTable("commands", {
-  id: text("id").primaryKey(),
-  hostId: text("host_id").notNull(),
-  kind: text("kind").notNull(),
-  state: text("state").notNull(),
-  target: text("target"),
-  actor: text("actor").notNull(),
-  createdAt: text("created_at").notNull(),
-  deliveredAt: text("delivered_at"),
-  startedAt: text("started_at"),
-  finishedAt: text("finished_at"),
-  deadlineAt: text("deadline_at").notNull(),
-  expiresAt: text("expires_at").notNull(),
-  exitCode: integer("exit_code"),
-  error: text("error"),
-  result: text("result"),
-  outputBytes: integer("output_bytes").notNull().default(0),
-  outputTruncated: integer("output_truncated", { mode: "boolean" }).notNull().default(false),
-});
-
-export const commandOutput = sqliteTable(
-  "command_output",
-  {
-    commandId: text("command_id").notNull(),
-    seq: integer("seq").notNull(),
-    stream: text("stream").notNull(),
-    data: text("data").notNull(),
-    at: text("at").notNull(),
-  },
-  (table) => [primaryKey({ columns: [table.commandId, table.seq] })],
-);
 
 export const reports = sqliteTable("reports", {
   hostId: text("host_id").primaryKey(),

@@ -1,55 +1,71 @@
 import { DurableObject } from "cloudflare:workers";
 import {
-  COMMAND_DEADLINE_SECONDS,
-  EXCLUSIVE_COMMAND_KINDS,
   PROTOCOL_VERSION,
   type CommandDelivery,
   type CommandEvent,
   type CommandKind,
   type CommandView,
   type DashboardEvent,
-  type OutputChunk,
   type PollRequest,
   type PollResponse,
   type Report,
+  type StoredOutputChunk,
 } from "../../common/protocol.ts";
-import { openDatabase, type Database } from "../db/client.ts";
 import {
-  appendCommandOutput,
-  getCommand,
-  insertCommand,
-  listActiveCommands,
+  acceptOutput,
+  admit,
+  applyPatch,
+  commandsLostBy,
+  deliveryPatch,
+  isActive,
+  isDeliverable,
+  LOST_ERROR,
+  newCommand,
+  nextDeadline,
+  refuse,
+  timeoutPatch,
   toCommandView,
-  updateCommand,
+  toDelivery,
   type CommandPatch,
   type CommandRecord,
-} from "../db/commands.ts";
-import { findHostByName, findHostByTokenHash, updateLastSeen, type Host } from "../db/hosts.ts";
-import { getReport, upsertReport } from "../db/reports.ts";
+  type Refusal,
+} from "../commands/rules.ts";
+import { openDatabase, type Database } from "../db/client.ts";
+import { CoordinatorStorage } from "../db/coordinator-storage.ts";
+import {
+  deleteHost,
+  findHostByName,
+  findHostByTokenHash,
+  insertHostWithToken,
+  isUniqueViolation,
+  rotateHostToken,
+  updateLastSeen,
+  type Host,
+} from "../db/hosts.ts";
+import { upsertReport } from "../db/reports.ts";
 import type { WorkerEnv } from "../env.ts";
 import { newId, sha256Hex } from "../ids.ts";
 
-/** Output beyond this per command is dropped behind a visible marker. */
-export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
+export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
+export type { Refusal } from "../commands/rules.ts";
+export type Outcome<T> = ({ ok: true } & T) | Refusal;
+
 /** A host whose last poll ended longer ago than its poll timeout plus this is offline. */
 const OFFLINE_GRACE_MS = 30_000;
 /** "Last seen" reaches D1 on transitions and at most this often, not per poll. */
 const LAST_SEEN_FLUSH_MS = 6 * 60 * 60 * 1000;
+/** How often a catalogue read is retried when a removal or rotation lands during it. */
+const CATALOGUE_READ_TRIES = 5;
 
-export type Refusal = { ok: false; status: 401 | 404 | 409; code: string; message: string };
-export type Outcome<T> = ({ ok: true } & T) | Refusal;
+type HostRef = Pick<Host, "id" | "name" | "lastSeenAt">;
 
+/** Presence: soft state, rebuilt from the next poll after a restart (at most one poll timeout later). */
 interface LiveHost {
   id: string;
   name: string;
   lastSeenMs: number;
   lastFlushedMs: number;
   online: boolean;
-  /** The agent process that polled last; a different one means the agent restarted. */
-  session: string | null;
-  /** The agent process whose report we hold; a new one must send a report. */
-  reportSession: string | null;
-  reportHash: string | null;
   pollTimeoutMs: number;
 }
 
@@ -58,35 +74,41 @@ interface WaitingPoll {
   timer: ReturnType<typeof setTimeout>;
 }
 
-const toDelivery = (record: CommandRecord): CommandDelivery => ({
-  id: record.id,
-  kind: record.kind,
-  target: record.target,
-  createdAt: record.createdAt,
-  deadlineAt: record.deadlineAt,
-});
-
-const refuse = (status: Refusal["status"], code: string, message: string): Refusal => ({ ok: false, status, code, message });
+export interface CommandOutput {
+  command: CommandView;
+  chunks: StoredOutputChunk[];
+  truncated: boolean;
+}
 
 /**
  * The fleet's coordinator: the one Durable Object that holds every waiting
  * agent poll (one object for the fleet, so an idle fleet bills one object's
  * duration, not N), wakes a poll when a command is queued, and is the only
- * writer of a command's state.
+ * writer of a command's state — and of the host catalogue in D1, so that
+ * creating, removing and re-keying a host cannot race a poll.
+ *
+ * Commands live in the object's own SQLite storage (see
+ * `worker/db/coordinator-storage.ts`): every check and the write that depends
+ * on it run without an await between them. The rules are in
+ * `worker/commands/rules.ts`; this class is their I/O.
  */
 export class Coordinator extends DurableObject<WorkerEnv> {
   private readonly db: Database;
-  /** Commands not yet final, by id. Loaded from D1 when the object starts. */
-  private readonly active = new Map<string, CommandRecord>();
-  /** Delivered commands the agent confirmed it holds; the others are delivered again. */
-  private readonly acked = new Set<string>();
+  private readonly store: CoordinatorStorage;
   private readonly hosts = new Map<string, LiveHost>();
-  private readonly tokenOwners = new Map<string, Host>();
-  private readonly waiting = new Map<string, WaitingPoll>();
-  private readonly outputHighWater = new Map<string, number>();
-  private readonly hostNames = new Map<string, string>();
+  private readonly tokenOwners = new Map<string, HostRef>();
   /** Hosts by name, so queueing a command needs no D1 read. */
-  private readonly hostsByName = new Map<string, Pick<Host, "id" | "name">>();
+  private readonly hostsByName = new Map<string, HostRef>();
+  private readonly waiting = new Map<string, WaitingPoll>();
+  /**
+   * Bumped when a host is removed or its token rotated: a D1 read that began
+   * before may have seen the old catalogue, so it is read again, never cached.
+   */
+  private catalogueEpoch = 0;
+  /** Hosts whose removal is under way: refused from its first step on. */
+  private readonly removing = new Set<string>();
+  /** Names whose creation is under way: a second create of the same name is refused at once. */
+  private readonly creating = new Set<string>();
   private alarmAt: number | null = null;
   /** Invocations since this object started, for the cost benchmark and operators. */
   private readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0 };
@@ -94,13 +116,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     this.db = openDatabase(env.DB);
+    this.store = new CoordinatorStorage(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
-      for (const { record, hostName } of await listActiveCommands(this.db)) {
-        this.active.set(record.id, record);
-        this.hostNames.set(record.hostId, hostName);
-        // A command the agent already started needs no redelivery after a restart of this object.
-        if (record.state === "running") this.acked.add(record.id);
-      }
       this.alarmAt = await ctx.storage.getAlarm();
       await this.scheduleAlarm();
     });
@@ -113,24 +130,39 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.counters.polls++;
     const host = await this.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
+    if (request.report) await this.acceptReport(host, request.agentSession, request.report);
+
+    // From here to the answer (or the wait) nothing is awaited: a command queued
+    // meanwhile is either seen below or finds this poll waiting.
+    if (this.removing.has(host.id)) return refuse(401, "unauthorized", "this host is being removed");
     const now = Date.now();
-    const live = await this.liveHost(host, waitSeconds);
-    await this.markSeen(live, now);
+    const live = this.liveHost(host, waitSeconds);
+    this.markSeen(live, now);
+    this.store.acknowledge(host.id, request.acks);
 
-    for (const id of request.acks) if (this.active.get(id)?.hostId === host.id) this.acked.add(id);
-    await this.loseCommandsTheAgentDropped(live, request);
-    live.session = request.agentSession;
+    const session = this.store.agentSession(host.id) ?? { session: null, reportSession: null, reportHash: null };
+    const sessionChanged = session.session !== null && session.session !== request.agentSession;
+    for (const lost of commandsLostBy(this.store.activeCommandsOf(host.id), sessionChanged, new Set(request.activeCommands))) {
+      this.transition(lost, { state: "lost", finishedAt: new Date(now).toISOString(), error: LOST_ERROR });
+    }
+    if (session.session !== request.agentSession) this.store.saveAgentSession(host.id, { ...session, session: request.agentSession });
+    const wantReport = !request.report && session.reportSession !== request.agentSession;
 
-    let wantReport = false;
-    if (request.report) await this.acceptReport(live, request.agentSession, request.report, now);
-    else wantReport = live.reportSession !== request.agentSession;
-
-    const ready = await this.deliverable(host.id, now);
+    const ready: CommandDelivery[] = [];
+    for (const record of this.store.activeCommandsOf(host.id)) {
+      if (!isDeliverable(record, now)) continue;
+      const delivered = record.state === "queued" ? this.transition(record, deliveryPatch(record.kind, now)) : record;
+      if (!("ok" in delivered)) ready.push(toDelivery(delivered));
+    }
+    // The agent's own protocol version, so an older agent can read the answer.
     const respond = (commands: CommandDelivery[]): Outcome<{ response: PollResponse }> => ({
       ok: true,
-      response: { protocol: PROTOCOL_VERSION, commands, wantReport, pollTimeoutSeconds: waitSeconds },
+      response: { protocol: request.protocol, commands, wantReport, pollTimeoutSeconds: waitSeconds },
     });
-    if (ready.length > 0 || wantReport || waitSeconds === 0) return respond(ready);
+    if (ready.length > 0 || wantReport || waitSeconds === 0) {
+      if (ready.length > 0) await this.scheduleAlarm();
+      return respond(ready);
+    }
 
     this.endWaitingPoll(host.id);
     const commands = await new Promise<CommandDelivery[]>((resolve) => {
@@ -152,35 +184,34 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.counters.commandEvents++;
     const host = await this.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
-    const record = this.active.get(commandId);
-    if (!record || record.hostId !== host.id) {
-      const stored = await getCommand(this.db, commandId);
-      if (stored && stored.record.hostId === host.id) {
-        return refuse(409, "command_final", `command ${commandId} is already ${stored.record.state}`);
-      }
-      return refuse(404, "unknown_command", `no command ${commandId} for this host`);
-    }
-    const now = new Date().toISOString();
+    // Read after the last await: the state below is the current one.
+    const record = this.store.command(commandId);
+    if (!record || record.hostId !== host.id) return refuse(404, "unknown_command", `no command ${commandId} for this host`);
+    if (!isActive(record)) return refuse(409, "command_final", `command ${commandId} is already ${record.state}`);
+
+    let next: CommandRecord | Refusal;
     switch (event.type) {
       case "started":
-        this.acked.add(commandId);
-        if (record.state !== "running") await this.transition(record, host.name, { state: "running", startedAt: event.at });
+        next = this.transition(record, record.state === "running" ? { acked: true } : { state: "running", startedAt: event.at, acked: true });
         break;
       case "output":
-        await this.appendOutput(record, host.name, event.chunks, now);
+        next = this.appendOutput(record, event.chunks, new Date().toISOString());
         break;
       case "finished":
-        await this.transition(record, host.name, {
+        next = this.transition(record, {
           state: event.outcome,
           finishedAt: event.at,
           exitCode: event.exitCode,
           error: event.error,
           result: event.result,
           startedAt: record.startedAt ?? event.at,
+          acked: true,
         });
         break;
     }
-    return { ok: true, state: record.state };
+    if ("ok" in next) return next;
+    if (event.type === "finished") await this.scheduleAlarm();
+    return { ok: true, state: next.state };
   }
 
   // -------------------------------------------------------------------------
@@ -188,116 +219,155 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   /**
    * Queues a command for the host. When the host's poll is waiting, the
-   * command is stored as delivered and handed over in the same step, so the
-   * wake-up costs one D1 write.
+   * command is stored as delivered and handed over in the same step.
    */
-  async enqueue(hostName: string, kind: CommandKind, actor: string): Promise<Outcome<{ command: CommandView }>> {
+  async enqueue(
+    hostName: string,
+    kind: CommandKind,
+    actor: string,
+    options: { commit?: string | null } = {},
+  ): Promise<Outcome<{ command: CommandView }>> {
     this.counters.enqueues++;
     const host = await this.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
-    const busy = [...this.active.values()].find((c) => c.hostId === host.id && EXCLUSIVE_COMMAND_KINDS.has(c.kind));
-    let target: CommandRecord | null = null;
-    if (kind === "stop") {
-      target = busy ?? null;
-      if (!target) return refuse(409, "nothing_to_stop", `${host.name} has no queued or running command to stop`);
-    } else if (EXCLUSIVE_COMMAND_KINDS.has(kind) && busy) {
-      return refuse(
-        409,
-        "host_busy",
-        `${host.name} already has ${busy.kind} (${busy.id}) ${busy.state}; wait for it or stop it first`,
-      );
-    }
 
+    // No await from the busy check to the stored command: two enqueues cannot both pass it.
+    const admission = admit(host.name, this.store.activeCommandsOf(host.id), kind);
+    if (!admission.ok) return admission;
     const now = Date.now();
     const at = new Date(now).toISOString();
-    if (target && target.state === "queued") {
+    const ttlSeconds = Number(this.env.QUEUED_COMMAND_TTL_SECONDS) || 86_400;
+    const record = newCommand({
+      id: newId("cmd"),
+      hostId: host.id,
+      hostName: host.name,
+      kind,
+      target: admission.target?.id ?? null,
+      commit: options.commit ?? null,
+      actor,
+      now,
+      ttlSeconds,
+    });
+
+    if (admission.action === "cancel-queued") {
       // Never reached the host: cancelling is ours to do, no agent round trip.
-      await this.transition(target, host.name, { state: "cancelled", finishedAt: at, error: `stopped by ${actor} before delivery` });
-      const stop = this.newCommand(host.id, kind, target.id, actor, now);
-      Object.assign(stop, { state: "succeeded", startedAt: at, finishedAt: at, result: { stopped: true } });
-      await insertCommand(this.db, stop);
-      const view = toCommandView(stop, host.name);
-      this.broadcast({ type: "command", command: view });
-      return { ok: true, command: view };
+      this.transition(admission.target, { state: "cancelled", finishedAt: at, error: `stopped by ${actor} before delivery` });
+      const stop: CommandRecord = { ...record, state: "succeeded", startedAt: at, finishedAt: at, result: { stopped: true } };
+      this.store.insertCommand(stop);
+      this.broadcast({ type: "command", command: toCommandView(stop) });
+      await this.scheduleAlarm();
+      return { ok: true, command: toCommandView(stop) };
     }
 
     // A waiting poll means nothing else is deliverable for this host: it would have been answered.
     const waiter = this.waiting.get(host.id);
-    const record = this.newCommand(host.id, kind, target?.id ?? null, actor, now);
-    if (waiter) {
-      record.state = "delivered";
-      record.deliveredAt = at;
-      record.deadlineAt = new Date(now + COMMAND_DEADLINE_SECONDS[kind] * 1000).toISOString();
-    }
-    await insertCommand(this.db, record);
-    this.active.set(record.id, record);
-    if (waiter) this.endWaitingPoll(host.id, [toDelivery(record)]);
-    const view = toCommandView(record, host.name);
+    const stored: CommandRecord = waiter ? { ...record, ...deliveryPatch(kind, now) } : record;
+    this.store.insertCommand(stored);
+    if (waiter) this.endWaitingPoll(host.id, [toDelivery(stored)]);
+    const view = toCommandView(stored);
     this.broadcast({ type: "command", command: view });
     await this.scheduleAlarm();
     return { ok: true, command: view };
   }
 
-  private newCommand(hostId: string, kind: CommandKind, target: string | null, actor: string, now: number): CommandRecord {
-    const ttlSeconds = Number(this.env.QUEUED_COMMAND_TTL_SECONDS) || 86_400;
-    return {
-      id: newId("cmd"),
-      hostId,
-      kind,
-      state: "queued",
-      target,
-      actor,
-      createdAt: new Date(now).toISOString(),
-      deliveredAt: null,
-      startedAt: null,
-      finishedAt: null,
-      // Until delivery the deadline is the expiry plus the run time; delivery resets it.
-      deadlineAt: new Date(now + (ttlSeconds + COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
-      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
-      exitCode: null,
-      error: null,
-      result: null,
-      outputBytes: 0,
-      outputTruncated: false,
-    };
+  /** Creates the host and its first token; a name taken (or being taken) is refused with 409. */
+  async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> {
+    const taken = () => refuse(409, "host_exists", `a host named ${host.name} already exists`);
+    if (this.creating.has(host.name)) return taken();
+    this.creating.add(host.name);
+    try {
+      if (await findHostByName(this.db, host.name)) return taken();
+      await insertHostWithToken(this.db, host, token);
+      return { ok: true, host };
+    } catch (error) {
+      if (isUniqueViolation(error)) return taken();
+      throw error;
+    } finally {
+      this.creating.delete(host.name);
+    }
   }
 
-  /** Online state of every host this object has seen. */
-  async hostPresence(): Promise<Record<string, { online: boolean; lastSeenAt: string | null }>> {
-    const now = Date.now();
-    const presence: Record<string, { online: boolean; lastSeenAt: string | null }> = {};
-    for (const live of this.hosts.values()) {
-      presence[live.id] = { online: this.isOnline(live, now), lastSeenAt: new Date(live.lastSeenMs).toISOString() };
+  /** Revokes every token of the host and adds the new one; the old token is refused from this answer on. */
+  async rotateToken(hostName: string, token: { id: string; tokenHash: string }, at: string): Promise<Outcome<{ host: HostRef }>> {
+    const host = await this.hostNamed(hostName);
+    if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    this.forgetCatalogue(host.id);
+    await rotateHostToken(this.db, host.id, token, at);
+    this.forgetCatalogue(host.id);
+    // Its commands go on: only the key changed.
+    this.endWaitingPoll(host.id);
+    return { ok: true, host };
+  }
+
+  /** Removes the host, its tokens, commands and output; refused for its agent from the first step. */
+  async removeHost(hostName: string): Promise<Outcome<{ host: HostRef }>> {
+    const host = await this.hostNamed(hostName);
+    if (!host || this.removing.has(host.id)) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    this.removing.add(host.id);
+    this.forgetCatalogue(host.id);
+    try {
+      await deleteHost(this.db, host.id);
+      this.forgetCatalogue(host.id);
+      this.store.forgetHost(host.id);
+      this.hosts.delete(host.id);
+      this.endWaitingPoll(host.id);
+    } finally {
+      this.removing.delete(host.id);
     }
-    return presence;
+    this.broadcast({ type: "host", host: host.name, removed: true });
+    await this.scheduleAlarm();
+    return { ok: true, host };
+  }
+
+  // -------------------------------------------------------------------------
+  // Reads for the dashboard: commands are read through the object, their only home.
+
+  /** Presence and the newest commands of every host this object knows. */
+  async fleetLive(commandsPerHost: number): Promise<{
+    presence: Record<string, { online: boolean; lastSeenAt: string | null }>;
+    commands: Record<string, CommandView[]>;
+  }> {
+    const commands: Record<string, CommandView[]> = {};
+    for (const [hostId, records] of this.store.recentCommandsByHost(commandsPerHost)) commands[hostId] = records.map(toCommandView);
+    return { presence: this.presence(), commands };
+  }
+
+  async hostLive(hostId: string, limit: number): Promise<{ presence: { online: boolean; lastSeenAt: string | null } | null; commands: CommandView[] }> {
+    return { presence: this.presence()[hostId] ?? null, commands: this.store.hostCommands(hostId, limit).map(toCommandView) };
+  }
+
+  async getCommand(id: string): Promise<CommandView | null> {
+    const record = this.store.command(id);
+    return record ? toCommandView(record) : null;
+  }
+
+  async commandOutput(id: string, afterSeq: number, limit: number): Promise<CommandOutput | null> {
+    const record = this.store.command(id);
+    if (!record) return null;
+    return { command: toCommandView(record), chunks: this.store.readOutput(id, afterSeq, limit), truncated: record.outputTruncated };
   }
 
   async stats(): Promise<{ counters: Record<string, number>; waitingPolls: number; activeCommands: number; dashboards: number }> {
     return {
       counters: { ...this.counters },
       waitingPolls: this.waiting.size,
-      activeCommands: this.active.size,
+      activeCommands: this.store.activeCommands().length,
       dashboards: this.ctx.getWebSockets().length,
     };
-  }
-
-  /** A host's token was rotated: drop the cached owners and end its waiting poll; its commands go on. */
-  async forgetTokens(hostId: string): Promise<void> {
-    for (const [hash, owner] of this.tokenOwners) if (owner.id === hostId) this.tokenOwners.delete(hash);
-    this.endWaitingPoll(hostId);
-  }
-
-  /** The host was removed (its rows are gone with it): forget everything about it. */
-  async forgetHost(hostId: string): Promise<void> {
-    await this.forgetTokens(hostId);
-    this.hosts.delete(hostId);
-    for (const [name, host] of this.hostsByName) if (host.id === hostId) this.hostsByName.delete(name);
-    for (const [id, record] of this.active) if (record.hostId === hostId) this.active.delete(id);
   }
 
   /** Tell dashboards that something about a host changed (a webhook moved the target, say). */
   async notify(event: DashboardEvent): Promise<void> {
     this.broadcast(event);
+  }
+
+  private presence(): Record<string, { online: boolean; lastSeenAt: string | null }> {
+    const now = Date.now();
+    const presence: Record<string, { online: boolean; lastSeenAt: string | null }> = {};
+    for (const live of this.hosts.values()) {
+      presence[live.id] = { online: this.isOnline(live, now), lastSeenAt: live.lastSeenMs > 0 ? new Date(live.lastSeenMs).toISOString() : null };
+    }
+    return presence;
   }
 
   // -------------------------------------------------------------------------
@@ -319,7 +389,13 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    ws.close(code === 1005 ? 1000 : code, "closing");
+    // 1005 (no code), 1006 (dropped) and 1015 (TLS) describe a close; they may not be sent in one.
+    const reserved = code === 1005 || code === 1006 || code === 1015;
+    try {
+      ws.close(reserved ? 1000 : code, "closing");
+    } catch {
+      // Already closed from the other side: nothing left to answer.
+    }
   }
 
   private broadcast(event: DashboardEvent): void {
@@ -340,26 +416,16 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.counters.alarms++;
     this.alarmAt = null;
     const now = Date.now();
-    for (const record of [...this.active.values()]) {
-      const hostName = this.hostNames.get(record.hostId) ?? "";
-      if (record.state === "queued" && Date.parse(record.expiresAt) <= now) {
-        await this.transition(record, hostName, {
-          state: "timed-out",
-          finishedAt: new Date(now).toISOString(),
-          error: "expired before delivery: the host did not come online in time",
-        });
-      } else if (record.state !== "queued" && Date.parse(record.deadlineAt) <= now) {
-        await this.transition(record, hostName, {
-          state: "timed-out",
-          finishedAt: new Date(now).toISOString(),
-          error: `lost contact: no result by the deadline (${record.deadlineAt})`,
-        });
-      }
+    // Each record is read and written in one synchronous step, so a `finished`
+    // cannot land between the deadline check and the timed-out write.
+    for (const record of this.store.activeCommands()) {
+      const patch = timeoutPatch(record, now);
+      if (patch) this.transition(record, patch);
     }
     for (const live of this.hosts.values()) {
       if (live.online && !this.isOnline(live, now)) {
         live.online = false;
-        await this.flushLastSeen(live);
+        this.flushLastSeen(live);
         this.broadcast({ type: "host", host: live.name, online: false });
       }
     }
@@ -368,9 +434,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   private async scheduleAlarm(): Promise<void> {
     let next = Number.POSITIVE_INFINITY;
-    for (const record of this.active.values()) {
-      next = Math.min(next, Date.parse(record.state === "queued" ? record.expiresAt : record.deadlineAt));
-    }
+    for (const record of this.store.activeCommands()) next = Math.min(next, nextDeadline(record));
     for (const live of this.hosts.values()) {
       if (live.online && !this.waiting.has(live.id)) next = Math.min(next, this.offlineAt(live));
     }
@@ -383,6 +447,26 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // -------------------------------------------------------------------------
 
+  /** The single place a command's state changes. Refuses to leave a final state. */
+  private transition(record: CommandRecord, patch: CommandPatch): CommandRecord | Refusal {
+    const next = applyPatch(record, patch);
+    if (!next.ok) return next;
+    if (!this.store.updateCommand(record.id, record.state, patch)) {
+      return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
+    }
+    if (!isActive(next.record)) this.store.prune(record.hostId);
+    if (patch.state !== undefined && patch.state !== record.state) this.broadcast({ type: "command", command: toCommandView(next.record) });
+    return next.record;
+  }
+
+  private appendOutput(record: CommandRecord, chunks: Parameters<typeof acceptOutput>[1], at: string): CommandRecord {
+    const accepted = acceptOutput(record, chunks, at);
+    if (accepted.kept.length === 0) return record;
+    this.store.appendOutput(record.id, accepted.kept, accepted);
+    this.broadcast({ type: "output", host: record.hostName, commandId: record.id, chunks: accepted.kept });
+    return { ...record, ...accepted };
+  }
+
   /** Answers the host's waiting poll, if any, and forgets it. */
   private endWaitingPoll(hostId: string, commands: CommandDelivery[] = []): void {
     const waiter = this.waiting.get(hostId);
@@ -392,43 +476,46 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     waiter.resolve(commands);
   }
 
-  private async hostNamed(name: string): Promise<Pick<Host, "id" | "name"> | null> {
-    const cached = this.hostsByName.get(name);
-    if (cached) return cached;
-    const host = await findHostByName(this.db, name);
-    if (!host) return null;
-    this.hostsByName.set(name, { id: host.id, name: host.name });
-    this.hostNames.set(host.id, host.name);
-    return host;
+  /** Drops every cached fact about the host's identity and invalidates reads in flight. */
+  private forgetCatalogue(hostId: string): void {
+    this.catalogueEpoch++;
+    for (const [hash, owner] of this.tokenOwners) if (owner.id === hostId) this.tokenOwners.delete(hash);
+    for (const [name, host] of this.hostsByName) if (host.id === hostId) this.hostsByName.delete(name);
   }
 
-  private async authenticate(tokenHash: string): Promise<Host | null> {
-    const cached = this.tokenOwners.get(tokenHash);
-    if (cached) return cached;
-    const host = await findHostByTokenHash(this.db, tokenHash);
-    if (host) {
-      this.tokenOwners.set(tokenHash, host);
-      this.hostNames.set(host.id, host.name);
+  /**
+   * A catalogue read from D1 that no removal or rotation overtook: when one
+   * lands while the read is in flight, the read is repeated, so a revoked
+   * token is never cached.
+   */
+  private async readCatalogue(cache: Map<string, HostRef>, key: string, read: () => Promise<Host | null>): Promise<HostRef | null> {
+    for (let attempt = 0; attempt < CATALOGUE_READ_TRIES; attempt++) {
+      const cached = cache.get(key);
+      if (cached) return this.removing.has(cached.id) ? null : cached;
+      const epoch = this.catalogueEpoch;
+      const host = await read();
+      if (epoch !== this.catalogueEpoch) continue;
+      if (!host || this.removing.has(host.id)) return null;
+      const ref: HostRef = { id: host.id, name: host.name, lastSeenAt: host.lastSeenAt };
+      cache.set(key, ref);
+      return ref;
     }
-    return host;
+    return null;
   }
 
-  private async liveHost(host: Host, waitSeconds: number): Promise<LiveHost> {
+  private authenticate(tokenHash: string): Promise<HostRef | null> {
+    return this.readCatalogue(this.tokenOwners, tokenHash, () => findHostByTokenHash(this.db, tokenHash));
+  }
+
+  private hostNamed(name: string): Promise<HostRef | null> {
+    return this.readCatalogue(this.hostsByName, name, () => findHostByName(this.db, name));
+  }
+
+  private liveHost(host: HostRef, waitSeconds: number): LiveHost {
     let live = this.hosts.get(host.id);
     if (!live) {
-      const stored = await getReport(this.db, host.id);
       const lastSeen = host.lastSeenAt ? Date.parse(host.lastSeenAt) : 0;
-      live = {
-        id: host.id,
-        name: host.name,
-        lastSeenMs: lastSeen,
-        lastFlushedMs: lastSeen,
-        online: false,
-        session: stored?.agentSession ?? null,
-        reportSession: stored?.agentSession ?? null,
-        reportHash: stored?.reportHash ?? null,
-        pollTimeoutMs: waitSeconds * 1000,
-      };
+      live = { id: host.id, name: host.name, lastSeenMs: lastSeen, lastFlushedMs: lastSeen, online: false, pollTimeoutMs: 0 };
       this.hosts.set(host.id, live);
     }
     live.pollTimeoutMs = waitSeconds * 1000;
@@ -443,109 +530,36 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return live.lastSeenMs + live.pollTimeoutMs + OFFLINE_GRACE_MS;
   }
 
-  private async markSeen(live: LiveHost, now: number): Promise<void> {
+  private markSeen(live: LiveHost, now: number): void {
     live.lastSeenMs = now;
     if (!live.online) {
       live.online = true;
-      await this.flushLastSeen(live);
+      this.flushLastSeen(live);
       this.broadcast({ type: "host", host: live.name, online: true });
     } else if (now - live.lastFlushedMs > LAST_SEEN_FLUSH_MS) {
-      await this.flushLastSeen(live);
+      this.flushLastSeen(live);
     }
   }
 
-  private async flushLastSeen(live: LiveHost): Promise<void> {
+  /** D1's "last seen" is the catalogue's copy for a dashboard loaded while presence is unknown: written in the background. */
+  private flushLastSeen(live: LiveHost): void {
     live.lastFlushedMs = live.lastSeenMs;
-    await updateLastSeen(this.db, live.id, new Date(live.lastSeenMs).toISOString());
+    const at = new Date(live.lastSeenMs).toISOString();
+    this.ctx.waitUntil(updateLastSeen(this.db, live.id, at).catch((error: unknown) => console.error("last-seen flush failed", live.name, error)));
   }
 
-  /**
-   * A new agent process (a new session) that does not hold a command the old
-   * one had confirmed (acked or started) lost it with the old process: it ends
-   * `lost`. Within one session a command missing from the list is one whose
-   * `finished` event is still on its way, so nothing is concluded from that.
-   */
-  private async loseCommandsTheAgentDropped(live: LiveHost, request: PollRequest): Promise<void> {
-    if (live.session === null || live.session === request.agentSession) return;
-    const hostId = live.id;
-    const held = new Set(request.activeCommands);
-    for (const record of [...this.active.values()]) {
-      if (record.hostId !== hostId || record.state === "queued" || held.has(record.id) || !this.acked.has(record.id)) continue;
-      await this.transition(record, this.hostNames.get(hostId) ?? "", {
-        state: "lost",
-        finishedAt: new Date().toISOString(),
-        error: "the agent no longer holds this command (it restarted or was killed while the command ran)",
-      });
-    }
-  }
-
-  private async acceptReport(live: LiveHost, session: string, report: Report, now: number): Promise<void> {
+  /** Stores a changed report in D1 (the catalogue's latest report) before the poll's synchronous part. */
+  private async acceptReport(host: HostRef, session: string, report: Report): Promise<void> {
     const { uptimeSeconds: _uptime, agentUptimeSeconds: _agentUptime, ...stable } = report;
     const reportHash = await sha256Hex(JSON.stringify(stable));
-    if (reportHash === live.reportHash && session === live.reportSession) return;
-    const receivedAt = new Date(now).toISOString();
-    await upsertReport(this.db, { hostId: live.id, report, reportHash, agentSession: session, receivedAt });
+    const known = this.store.agentSession(host.id);
+    if (known && reportHash === known.reportHash && session === known.reportSession) return;
+    const receivedAt = new Date().toISOString();
+    await upsertReport(this.db, { hostId: host.id, report, reportHash, agentSession: session, receivedAt });
+    if (this.removing.has(host.id)) return;
+    const current = this.store.agentSession(host.id);
+    this.store.saveAgentSession(host.id, { session: current?.session ?? null, reportSession: session, reportHash });
     this.counters.reportsStored++;
-    live.reportHash = reportHash;
-    live.reportSession = session;
-    this.broadcast({ type: "host", host: live.name, online: true, reportedAt: receivedAt });
-  }
-
-  /** Queued commands (marked delivered now) and delivered ones not yet acknowledged. */
-  private async deliverable(hostId: string, now: number): Promise<CommandDelivery[]> {
-    const deliveries: CommandDelivery[] = [];
-    for (const record of this.active.values()) {
-      if (record.hostId !== hostId) continue;
-      if (record.state === "queued" && Date.parse(record.expiresAt) > now) {
-        await this.transition(record, this.hostNames.get(hostId) ?? "", {
-          state: "delivered",
-          deliveredAt: new Date(now).toISOString(),
-          deadlineAt: new Date(now + COMMAND_DEADLINE_SECONDS[record.kind] * 1000).toISOString(),
-        });
-      } else if (!(record.state === "delivered" && !this.acked.has(record.id))) {
-        continue;
-      }
-      deliveries.push(toDelivery(record));
-    }
-    return deliveries;
-  }
-
-  private async appendOutput(record: CommandRecord, hostName: string, chunks: OutputChunk[], at: string): Promise<void> {
-    const highWater = this.outputHighWater.get(record.id) ?? -1;
-    const fresh = chunks.filter((chunk) => chunk.seq > highWater);
-    if (fresh.length === 0 || record.outputTruncated) return;
-    const kept: (typeof fresh[number] & { at: string })[] = [];
-    let bytes = record.outputBytes;
-    for (const chunk of fresh) {
-      const size = new TextEncoder().encode(chunk.data).byteLength;
-      if (bytes + size > MAX_OUTPUT_BYTES_PER_COMMAND) {
-        kept.push({
-          seq: chunk.seq,
-          stream: "system",
-          data: `\n[output truncated: more than ${MAX_OUTPUT_BYTES_PER_COMMAND} bytes; the rest was dropped]\n`,
-          at,
-        });
-        record.outputTruncated = true;
-        break;
-      }
-      bytes += size;
-      kept.push({ ...chunk, at });
-    }
-    record.outputBytes = bytes;
-    this.outputHighWater.set(record.id, kept[kept.length - 1]!.seq);
-    await appendCommandOutput(this.db, record.id, kept, { outputBytes: bytes, outputTruncated: record.outputTruncated });
-    this.broadcast({ type: "output", host: hostName, commandId: record.id, chunks: kept });
-  }
-
-  /** The single place a command's state changes. */
-  private async transition(record: CommandRecord, hostName: string, patch: CommandPatch): Promise<void> {
-    Object.assign(record, patch);
-    await updateCommand(this.db, record.id, patch);
-    if (record.state !== "queued" && record.state !== "delivered" && record.state !== "running") {
-      this.active.delete(record.id);
-      this.acked.delete(record.id);
-      this.outputHighWater.delete(record.id);
-    }
-    this.broadcast({ type: "command", command: toCommandView(record, hostName) });
+    this.broadcast({ type: "host", host: host.name, online: true, reportedAt: receivedAt });
   }
 }

@@ -1,12 +1,15 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import { listAudit } from "../db/audit.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { pageLimit, readQuery } from "../validation.ts";
+
+const AuditQuery = z.object({
+  limit: pageLimit(100, 500),
+  before: z.coerce.number({ error: "before must be an audit entry id" }).int("before must be an audit entry id").positive().optional(),
+});
 
 export const auditRoutes = new Hono<AppEnv>().get("/", async (c) => {
-  const limit = Math.max(1, Math.min(500, Number(c.req.query("limit") ?? 100) || 100));
-  const beforeRaw = c.req.query("before");
-  const before = beforeRaw === undefined ? undefined : Number(beforeRaw);
-  if (before !== undefined && !Number.isInteger(before)) throw new ApiError(400, "invalid_request", "before must be an audit entry id");
+  const { limit, before } = readQuery(c, AuditQuery);
   return c.json({ entries: await listAudit(c.get("db"), { limit, beforeId: before }) });
 });

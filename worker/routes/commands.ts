@@ -1,34 +1,37 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import { CommandId } from "../../common/protocol.ts";
-import { getCommand, readCommandOutput, toCommandView } from "../db/commands.ts";
+import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
-import { parseWith } from "../validation.ts";
+import { parseWith, readQuery } from "../validation.ts";
 
 const OUTPUT_PAGE_CHUNKS = 1000;
 
-async function commandById(c: { get(key: "db"): AppEnv["Variables"]["db"] }, rawId: string) {
-  const id = parseWith(CommandId, rawId, "invalid command id");
-  const found = await getCommand(c.get("db"), id);
-  if (!found) throw new ApiError(404, "command_not_found", `no command ${id}`);
-  return found;
-}
+const OutputQuery = z.object({
+  after: z.coerce.number({ error: "after must be an integer ≥ -1" }).int("after must be an integer ≥ -1").min(-1, "after must be an integer ≥ -1").default(-1),
+});
 
+const notFound = (id: string) => new ApiError(404, "command_not_found", `no command ${id}`);
+
+/** Commands live in the coordinator: read through it, their only home. */
 export const commandsRoutes = new Hono<AppEnv>()
   .get("/:id", async (c) => {
-    const { record, hostName } = await commandById(c, c.req.param("id"));
-    return c.json({ command: toCommandView(record, hostName) });
+    const id = parseWith(CommandId, c.req.param("id"), "invalid command id");
+    const command = await coordinator(c.env).getCommand(id);
+    if (!command) throw notFound(id);
+    return c.json({ command });
   })
   .get("/:id/output", async (c) => {
-    const { record, hostName } = await commandById(c, c.req.param("id"));
-    const after = Number(c.req.query("after") ?? -1);
-    if (!Number.isInteger(after) || after < -1) throw new ApiError(400, "invalid_request", "after must be an integer ≥ -1");
-    const chunks = await readCommandOutput(c.get("db"), record.id, after, OUTPUT_PAGE_CHUNKS);
+    const id = parseWith(CommandId, c.req.param("id"), "invalid command id");
+    const { after } = readQuery(c, OutputQuery);
+    const output = await coordinator(c.env).commandOutput(id, after, OUTPUT_PAGE_CHUNKS);
+    if (!output) throw notFound(id);
     return c.json({
-      command: toCommandView(record, hostName),
-      chunks,
-      truncated: record.outputTruncated,
+      command: output.command,
+      chunks: output.chunks,
+      truncated: output.truncated,
       /** More chunks follow: ask again with after = the last seq. */
-      more: chunks.length === OUTPUT_PAGE_CHUNKS,
+      more: output.chunks.length === OUTPUT_PAGE_CHUNKS,
     });
   });

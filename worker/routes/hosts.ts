@@ -1,14 +1,16 @@
 import { Hono } from "hono";
 import { CreateCommandRequest, CreateHostRequest, HostName } from "../../common/protocol.ts";
-import { listHostCommands, toCommandView } from "../db/commands.ts";
+import { z } from "zod";
 import { writeAudit } from "../db/audit.ts";
-import { deleteHost, findHostByName, insertHostWithToken, rotateHostToken, type Host } from "../db/hosts.ts";
+import { findHostByName, type Host } from "../db/hosts.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { loadFleet, loadHostView } from "../fleet.ts";
 import { newAgentToken, newId, sha256Hex } from "../ids.ts";
-import { parseWith, readJson } from "../validation.ts";
+import { pageLimit, parseWith, readJson, readQuery } from "../validation.ts";
+
+const CommandsQuery = z.object({ limit: pageLimit(50, 200) });
 
 async function hostNamed(c: { get(key: "db"): AppEnv["Variables"]["db"] }, rawName: string): Promise<Host> {
   const name = parseWith(HostName, rawName, "invalid host name");
@@ -27,9 +29,6 @@ export const hostsRoutes = new Hono<AppEnv>()
   .post("/", async (c) => {
     const request = await readJson(c, CreateHostRequest);
     const db = c.get("db");
-    if (await findHostByName(db, request.name)) {
-      throw new ApiError(409, "host_exists", `a host named ${request.name} already exists`);
-    }
     const host: Host = {
       id: newId("host"),
       name: request.name,
@@ -39,7 +38,9 @@ export const hostsRoutes = new Hono<AppEnv>()
       lastSeenAt: null,
     };
     const { token, ...stored } = await issueToken();
-    await insertHostWithToken(db, host, stored);
+    // The coordinator is the catalogue's one writer: the name check and the insert cannot race another create.
+    const created = await coordinator(c.env).createHost(host, stored);
+    if (!created.ok) throw new ApiError(created.status, created.code, created.message);
     await writeAudit(db, {
       at: host.createdAt,
       actor: c.get("actor"),
@@ -56,29 +57,32 @@ export const hostsRoutes = new Hono<AppEnv>()
     return c.json(await loadHostView(c.env, c.get("db"), host));
   })
   .delete("/:name", async (c) => {
-    const host = await hostNamed(c, c.req.param("name"));
+    const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const db = c.get("db");
-    await deleteHost(db, host.id);
-    await coordinator(c.env).forgetHost(host.id);
-    await coordinator(c.env).notify({ type: "host", host: host.name, removed: true });
+    // Through the coordinator, which refuses the host's agent from the removal's first step.
+    const removed = await coordinator(c.env).removeHost(name);
+    if (!removed.ok) throw new ApiError(removed.status, removed.code, removed.message);
+    const host = removed.host;
     await writeAudit(db, { at: new Date().toISOString(), actor: c.get("actor"), action: "host.remove", target: host.name, details: null, result: "ok" });
     return c.json({ ok: true, removed: host.name });
   })
   .post("/:name/token", async (c) => {
-    const host = await hostNamed(c, c.req.param("name"));
+    const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const db = c.get("db");
     const { token, ...stored } = await issueToken();
     const at = new Date().toISOString();
-    await rotateHostToken(db, host.id, stored, at);
-    await coordinator(c.env).forgetTokens(host.id);
+    // The old token is refused from this answer on: the coordinator writes and forgets in one step.
+    const rotated = await coordinator(c.env).rotateToken(name, stored, at);
+    if (!rotated.ok) throw new ApiError(rotated.status, rotated.code, rotated.message);
+    const host = rotated.host;
     await writeAudit(db, { at, actor: c.get("actor"), action: "host.rotate-token", target: host.name, details: null, result: "ok" });
     return c.json({ host: host.name, token });
   })
   .get("/:name/commands", async (c) => {
     const host = await hostNamed(c, c.req.param("name"));
-    const limit = Math.max(1, Math.min(200, Number(c.req.query("limit") ?? 50) || 50));
-    const records = await listHostCommands(c.get("db"), host.id, limit);
-    return c.json({ commands: records.map((record) => toCommandView(record, host.name)) });
+    const { limit } = readQuery(c, CommandsQuery);
+    const { commands } = await coordinator(c.env).hostLive(host.id, limit);
+    return c.json({ commands });
   })
   .post("/:name/commands", async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");

@@ -1,6 +1,6 @@
 import { verify } from "@octokit/webhooks-methods";
 import { Hono } from "hono";
-import { claimDelivery, finishDelivery } from "../db/github.ts";
+import { claimDelivery, finishDelivery, MAX_DELIVERY_ATTEMPTS } from "../db/github.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
@@ -69,6 +69,13 @@ export const webhooks = new Hono<AppEnv>().post("/", async (c) => {
   const db = c.get("db");
   const claim = await claimDelivery(db, { id: deliveryId, event: eventName, action, receivedAt: new Date().toISOString() });
   if (claim === "duplicate") return c.json({ status: "duplicate", delivery: deliveryId });
+  if (claim === "exhausted") {
+    throw new ApiError(
+      409,
+      "delivery_exhausted",
+      `delivery ${deliveryId} failed ${MAX_DELIVERY_ATTEMPTS} times and is not processed again; the 5-minute sync (or POST /api/repo/refresh) reads the repository once the cause is fixed`,
+    );
+  }
 
   if (malformed) {
     await finishDelivery(db, deliveryId, "rejected", "malformed JSON");

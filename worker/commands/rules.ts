@@ -1,0 +1,252 @@
+/**
+ * The rules of a command's life, as pure functions: what may be queued
+ * while what runs, which state may follow which, what a poll delivers, when
+ * a command times out, how much output is kept. The coordinator Durable
+ * Object is the thin shell that stores what these functions decide.
+ */
+import {
+  COMMAND_DEADLINE_SECONDS,
+  EXCLUSIVE_COMMAND_KINDS,
+  isFinalCommandState,
+  type CommandDelivery,
+  type CommandKind,
+  type CommandResult,
+  type CommandState,
+  type CommandView,
+  type OutputChunk,
+  type StoredOutputChunk,
+} from "../../common/protocol.ts";
+
+/** Output beyond this per command is dropped behind a visible marker. */
+export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
+
+export interface CommandRecord {
+  id: string;
+  hostId: string;
+  hostName: string;
+  kind: CommandKind;
+  state: CommandState;
+  /** For `stop`: the command to cancel. */
+  target: string | null;
+  /** The exact commit to act on (a rollout's pull-switch), when one is fixed. */
+  commit: string | null;
+  actor: string;
+  createdAt: string;
+  deliveredAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  deadlineAt: string;
+  expiresAt: string;
+  exitCode: number | null;
+  error: string | null;
+  result: CommandResult | null;
+  outputBytes: number;
+  outputTruncated: boolean;
+  /** The highest output seq stored: a chunk at or below it is a retry. */
+  outputHighWater: number;
+  /** The agent confirmed it holds the delivery (ack or `started`): never delivered again. */
+  acked: boolean;
+}
+
+export type CommandPatch = Partial<
+  Pick<CommandRecord, "state" | "deliveredAt" | "startedAt" | "finishedAt" | "deadlineAt" | "exitCode" | "error" | "result" | "acked">
+>;
+
+export const ACTIVE_COMMAND_STATES: readonly CommandState[] = ["queued", "delivered", "running"];
+export const isActive = (record: Pick<CommandRecord, "state">): boolean => !isFinalCommandState(record.state);
+
+/** Which state may follow which. A final state is never left: the first final state wins. */
+const NEXT_STATES: Record<CommandState, readonly CommandState[]> = {
+  queued: ["delivered", "cancelled", "timed-out"],
+  delivered: ["delivered", "running", "succeeded", "failed", "cancelled", "timed-out", "lost"],
+  running: ["running", "succeeded", "failed", "cancelled", "timed-out", "lost"],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+  "timed-out": [],
+  lost: [],
+};
+
+export const canTransition = (from: CommandState, to: CommandState): boolean => NEXT_STATES[from].includes(to);
+
+export type Refusal = { ok: false; status: 400 | 401 | 404 | 409; code: string; message: string };
+export const refuse = (status: Refusal["status"], code: string, message: string): Refusal => ({ ok: false, status, code, message });
+
+/** The record after `patch`, or why the change is refused. Never mutates `record`. */
+export function applyPatch(record: CommandRecord, patch: CommandPatch): { ok: true; record: CommandRecord } | Refusal {
+  if (patch.state !== undefined && patch.state !== record.state && !canTransition(record.state, patch.state)) {
+    return refuse(409, "command_final", `command ${record.id} is already ${record.state}; it cannot become ${patch.state}`);
+  }
+  if (patch.state === undefined && isFinalCommandState(record.state)) {
+    return refuse(409, "command_final", `command ${record.id} is already ${record.state}`);
+  }
+  return { ok: true, record: { ...record, ...patch } };
+}
+
+export interface NewCommand {
+  id: string;
+  hostId: string;
+  hostName: string;
+  kind: CommandKind;
+  target: string | null;
+  commit: string | null;
+  actor: string;
+  now: number;
+  /** How long a queued command waits for an offline host. */
+  ttlSeconds: number;
+}
+
+export function newCommand(input: NewCommand): CommandRecord {
+  const { now, ttlSeconds, kind } = input;
+  return {
+    id: input.id,
+    hostId: input.hostId,
+    hostName: input.hostName,
+    kind,
+    state: "queued",
+    target: input.target,
+    commit: input.commit,
+    actor: input.actor,
+    createdAt: new Date(now).toISOString(),
+    deliveredAt: null,
+    startedAt: null,
+    finishedAt: null,
+    // Until delivery the deadline is the expiry plus the run time; delivery resets it.
+    deadlineAt: new Date(now + (ttlSeconds + COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
+    expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
+    exitCode: null,
+    error: null,
+    result: null,
+    outputBytes: 0,
+    outputTruncated: false,
+    outputHighWater: -1,
+    acked: false,
+  };
+}
+
+/** The patch that hands a queued command to the agent: its run-time deadline starts now. */
+export const deliveryPatch = (kind: CommandKind, now: number): CommandPatch => ({
+  state: "delivered",
+  deliveredAt: new Date(now).toISOString(),
+  deadlineAt: new Date(now + COMMAND_DEADLINE_SECONDS[kind] * 1000).toISOString(),
+});
+
+/**
+ * What queueing `kind` on a host whose not-final commands are `active` means:
+ * a plain queue, a `stop` aimed at the exclusive command (cancelled by us when
+ * it never reached the host), or a refusal naming what runs.
+ */
+export type Admission =
+  | { ok: true; action: "queue"; target: null }
+  | { ok: true; action: "stop-delivered"; target: CommandRecord }
+  | { ok: true; action: "cancel-queued"; target: CommandRecord }
+  | Refusal;
+
+export function admit(hostName: string, active: readonly CommandRecord[], kind: CommandKind): Admission {
+  const busy = active.find((c) => isActive(c) && EXCLUSIVE_COMMAND_KINDS.has(c.kind));
+  if (kind === "stop") {
+    if (!busy) return refuse(409, "nothing_to_stop", `${hostName} has no queued or running command to stop`);
+    return busy.state === "queued" ? { ok: true, action: "cancel-queued", target: busy } : { ok: true, action: "stop-delivered", target: busy };
+  }
+  if (EXCLUSIVE_COMMAND_KINDS.has(kind) && busy) {
+    return refuse(409, "host_busy", `${hostName} already has ${busy.kind} (${busy.id}) ${busy.state}; wait for it or stop it first`);
+  }
+  return { ok: true, action: "queue", target: null };
+}
+
+/** Whether a poll hands this command to the agent now. */
+export function isDeliverable(record: CommandRecord, now: number): boolean {
+  if (record.state === "queued") return Date.parse(record.expiresAt) > now;
+  return record.state === "delivered" && !record.acked;
+}
+
+/** The final patch for a command whose time ran out, or null while it still has time. */
+export function timeoutPatch(record: CommandRecord, now: number): CommandPatch | null {
+  const finishedAt = new Date(now).toISOString();
+  if (record.state === "queued") {
+    if (Date.parse(record.expiresAt) > now) return null;
+    return { state: "timed-out", finishedAt, error: "expired before delivery: the host did not come online in time" };
+  }
+  if (!isActive(record) || Date.parse(record.deadlineAt) > now) return null;
+  return { state: "timed-out", finishedAt, error: `lost contact: no result by the deadline (${record.deadlineAt})` };
+}
+
+/** When this command next needs the clock: its expiry while queued, its deadline after. */
+export const nextDeadline = (record: CommandRecord): number =>
+  Date.parse(record.state === "queued" ? record.expiresAt : record.deadlineAt);
+
+/**
+ * A new agent process (another session) that does not list a command the old
+ * one had confirmed lost it with the old process. Within one session a
+ * command missing from the list is one whose `finished` is still on its way.
+ */
+export function commandsLostBy(active: readonly CommandRecord[], sessionChanged: boolean, held: ReadonlySet<string>): CommandRecord[] {
+  if (!sessionChanged) return [];
+  return active.filter((c) => c.state !== "queued" && c.acked && !held.has(c.id));
+}
+
+export const LOST_ERROR = "the agent no longer holds this command (it restarted or was killed while the command ran)";
+
+/**
+ * Which of `chunks` are stored: retries (seq at or below the high-water mark)
+ * are dropped, and past the byte cap one visible marker ends the output.
+ */
+export function acceptOutput(
+  record: Pick<CommandRecord, "outputBytes" | "outputTruncated" | "outputHighWater">,
+  chunks: readonly OutputChunk[],
+  at: string,
+): { kept: StoredOutputChunk[]; outputBytes: number; outputTruncated: boolean; outputHighWater: number } {
+  const unchanged = { kept: [], outputBytes: record.outputBytes, outputTruncated: record.outputTruncated, outputHighWater: record.outputHighWater };
+  if (record.outputTruncated) return unchanged;
+  const fresh = [...chunks].filter((chunk) => chunk.seq > record.outputHighWater).sort((a, b) => a.seq - b.seq);
+  if (fresh.length === 0) return unchanged;
+  const kept: StoredOutputChunk[] = [];
+  let bytes = record.outputBytes;
+  let truncated = false;
+  const encoder = new TextEncoder();
+  for (const chunk of fresh) {
+    if (kept.length > 0 && chunk.seq === kept[kept.length - 1]!.seq) continue;
+    const size = encoder.encode(chunk.data).byteLength;
+    if (bytes + size > MAX_OUTPUT_BYTES_PER_COMMAND) {
+      kept.push({
+        seq: chunk.seq,
+        stream: "system",
+        data: `\n[output truncated: more than ${MAX_OUTPUT_BYTES_PER_COMMAND} bytes; the rest was dropped]\n`,
+        at,
+      });
+      truncated = true;
+      break;
+    }
+    bytes += size;
+    kept.push({ ...chunk, at });
+  }
+  return { kept, outputBytes: bytes, outputTruncated: truncated, outputHighWater: kept[kept.length - 1]!.seq };
+}
+
+export const toDelivery = (record: CommandRecord): CommandDelivery => ({
+  id: record.id,
+  kind: record.kind,
+  target: record.target,
+  createdAt: record.createdAt,
+  deadlineAt: record.deadlineAt,
+});
+
+export function toCommandView(record: CommandRecord): CommandView {
+  return {
+    id: record.id,
+    host: record.hostName,
+    kind: record.kind,
+    state: record.state,
+    target: record.target,
+    actor: record.actor,
+    createdAt: record.createdAt,
+    deliveredAt: record.deliveredAt,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    deadlineAt: record.deadlineAt,
+    expiresAt: record.expiresAt,
+    exitCode: record.exitCode,
+    error: record.error,
+    result: record.result,
+  };
+}
