@@ -74,11 +74,11 @@ export const refuse = (status: Refusal["status"], code: string, message: string)
 
 /** The record after `patch`, or why the change is refused. Never mutates `record`. */
 export function applyPatch(record: CommandRecord, patch: CommandPatch): { ok: true; record: CommandRecord } | Refusal {
-  if (patch.state !== undefined && patch.state !== record.state && !canTransition(record.state, patch.state)) {
-    return refuse(409, "command_final", `command ${record.id} is already ${record.state}; it cannot become ${patch.state}`);
-  }
-  if (patch.state === undefined && isFinalCommandState(record.state)) {
+  if (isFinalCommandState(record.state)) {
     return refuse(409, "command_final", `command ${record.id} is already ${record.state}`);
+  }
+  if (patch.state !== undefined && !canTransition(record.state, patch.state) && patch.state !== record.state) {
+    return refuse(409, "invalid_transition", `command ${record.id} is ${record.state}; it cannot become ${patch.state}`);
   }
   return { ok: true, record: { ...record, ...patch } };
 }
