@@ -1,0 +1,173 @@
+// Generated bad input over every route the app registers (the list comes from
+// the app itself, so a new route is covered without anyone remembering to):
+// no 5xx, always the `{error:{code,message}}` shape, and a refused request
+// changes nothing.
+import { sign } from "@octokit/webhooks-methods";
+import { env, runInDurableObject } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { COMMAND_KINDS, ErrorBody, PLATFORMS } from "../../common/protocol.ts";
+import { app } from "../../worker/index.ts";
+import { createHost, ORIGIN, poll, queueCommand, sampleReport } from "./helpers.ts";
+
+/** What this test environment answers on purpose: no GitHub credentials are configured in the worker tests. */
+const DELIBERATE_5XX = ["503 github_not_configured"];
+
+const RUNS = Number(env.NIXFLEET_PROPERTY_RUNS ?? "") || 2000;
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+
+/** Every concrete route of the app: middleware (`ALL`, `/*`) is not a route. */
+const routes = [
+  ...new Map(
+    app.routes.filter((r) => METHODS.has(r.method) && !r.path.endsWith("*")).map((r) => [`${r.method} ${r.path}`, { method: r.method, path: r.path }]),
+  ).values(),
+];
+
+let known: { token: string; host: string; commandId: string };
+
+/**
+ * Every row a request could change, outside the two logs that record refusals
+ * on purpose: the audit log (who tried what) and the webhook delivery log.
+ */
+async function fingerprint(): Promise<string> {
+  const tables = ["hosts", "agent_tokens", "reports", "github_repo_state", "github_pull_requests", "github_commit_checks"];
+  const answers = await env.DB.batch(tables.map((table) => env.DB.prepare(`select * from ${table}`)));
+  const parts = answers.map((answer, i) => `${tables[i]}:${JSON.stringify(answer.results)}`);
+  const commands = await runInDurableObject(env.COORDINATOR.getByName("fleet"), (_instance, state) =>
+    JSON.stringify(state.storage.sql.exec("select * from commands order by id").toArray()) +
+    JSON.stringify(state.storage.sql.exec("select command_id, seq from command_output order by command_id, seq").toArray()),
+  );
+  return parts.join("\n") + commands;
+}
+
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme", maxLength: 80 }),
+  fc.constantFrom("", " ", "..", "../etc/passwd", "%00", "a".repeat(300), "HSB0", "hsb0-", "cmd_", "null", "1e309", "-1", "1.5"),
+);
+
+const paramValue = (name: string) =>
+  fc.oneof(
+    text,
+    fc.integer().map(String),
+    fc.double().map(String),
+    fc.constant(name === "name" ? "known-host" : name === "id" ? "@command" : "1"),
+    fc.constant(name === "name" ? "unknown-host" : name === "id" ? "cmd_AAAAAAAAAAAAAAAAAAAAAA" : "999999"),
+  );
+
+const queryValue = fc.oneof(text, fc.integer().map(String), fc.double().map(String), fc.constantFrom("1.5", "-5", "0", "99999999999999999999", "NaN"));
+
+const validishBodies = [
+  { kind: "switch" },
+  { name: "fresh-host", platform: "nixos" },
+  { protocol: 1, agentSession: "session-xyz", activeCommands: [], acks: [] },
+  { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "x" }] },
+  { type: "finished", at: "2026-01-01T00:00:00Z", outcome: "succeeded", exitCode: 0 },
+  { method: "squash" },
+];
+
+const body = fc.oneof(
+  fc.constant<string | undefined>(undefined),
+  fc.json(),
+  fc.string(),
+  fc.constantFrom("{", "[]", "null", '{"__proto__":{"x":1}}', "{}".padEnd(300 * 1024, " ")),
+  fc.record({
+    kind: fc.oneof(fc.constantFrom(...COMMAND_KINDS), text),
+    name: fc.oneof(text, fc.constant("known-host")),
+    platform: fc.oneof(fc.constantFrom(...PLATFORMS), text),
+    protocol: fc.oneof(fc.integer(), fc.constant(1)),
+    agentSession: text,
+    type: fc.oneof(fc.constantFrom("started", "output", "finished"), text),
+    extra: fc.anything(),
+  }, { requiredKeys: [] }).map((value) => JSON.stringify(value)),
+  fc.constantFrom(...validishBodies).chain((base) =>
+    fc.dictionary(fc.constantFrom(...Object.keys(base), "extra"), fc.jsonValue()).map((overrides) => JSON.stringify({ ...base, ...overrides })),
+  ),
+);
+
+const request = fc.record({
+  route: fc.constantFrom(...routes),
+  params: fc.record({ name: paramValue("name"), id: paramValue("id"), number: paramValue("number") }),
+  query: fc.dictionary(fc.constantFrom("limit", "after", "before", "wait", "x"), queryValue, { maxKeys: 3 }),
+  body,
+  agentAuth: fc.constantFrom("known", "none", "garbage"),
+  signWebhook: fc.boolean(),
+  event: fc.constantFrom("push", "pull_request", "check_run", "status", "ping", "issues", "x"),
+  origin: fc.constantFrom("same", "none", "evil"),
+  contentType: fc.constantFrom("application/json", "text/plain", undefined),
+});
+
+function fill(path: string, params: { name: string; id: string; number: string }): string {
+  return path.replace(/:(\w+)/g, (_match: string, key: string) => {
+    const raw = key === "name" ? params.name : key === "id" ? params.id : params.number;
+    const value = raw === "known-host" ? known.host : raw === "@command" ? known.commandId : raw;
+    return encodeURIComponent(value);
+  });
+}
+
+type GeneratedRequest = typeof request extends fc.Arbitrary<infer T> ? T : never;
+
+async function send(r: GeneratedRequest): Promise<Response> {
+  const url = new URL(`${ORIGIN}${fill(r.route.path, r.params)}`);
+  for (const [key, value] of Object.entries(r.query)) url.searchParams.set(key, value);
+  // A poll that is valid would be held: never wait here.
+  if (r.route.path.endsWith("/poll")) url.searchParams.set("wait", "0");
+  const headers = new Headers();
+  if (r.contentType) headers.set("content-type", r.contentType);
+  if (r.origin === "same") headers.set("origin", ORIGIN);
+  if (r.origin === "evil") headers.set("origin", "https://evil.example");
+  if (r.route.path.startsWith("/api/agent")) {
+    if (r.agentAuth === "known") headers.set("authorization", `Bearer ${known.token}`);
+    if (r.agentAuth === "garbage") headers.set("authorization", "Bearer not-a-token");
+  }
+  const hasBody = r.route.method !== "GET" && r.body !== undefined;
+  if (r.route.path.startsWith("/webhooks")) {
+    headers.set("x-github-event", r.event);
+    headers.set("x-github-delivery", crypto.randomUUID());
+    const signable = r.signWebhook && r.body !== undefined && r.body !== "";
+    headers.set("x-hub-signature-256", signable ? await sign(env.GITHUB_WEBHOOK_SECRET ?? "", r.body ?? "") : "sha256=00");
+  }
+  return exports.default.fetch(new Request(url, { method: r.route.method, headers, body: hasBody ? r.body : undefined }));
+}
+
+describe("generated bad input", () => {
+  beforeAll(async () => {
+    const host = await createHost("known-host-fc");
+    await poll(host.token, { report: sampleReport() }, 0);
+    const res = await queueCommand("known-host-fc", "test");
+    const commandId = (await res.json<{ command: { id: string } }>()).command.id;
+    known = { token: host.token, host: "known-host-fc", commandId };
+  });
+
+  it("the route list comes from the app and covers every resource", () => {
+    const paths = new Set(routes.map((r) => r.path));
+    for (const path of ["/api/hosts", "/api/hosts/:name/commands", "/api/agent/poll", "/api/commands/:id/output", "/webhooks/github", "/api/audit"]) {
+      expect(paths).toContain(path);
+    }
+  });
+
+  it(`${RUNS} generated requests over every route: no 5xx, errors in one shape, refusals change nothing`, async () => {
+    const seen = new Map<string, Set<number>>();
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        const before = await fingerprint();
+        const res = await send(r);
+        const key = `${r.route.method} ${r.route.path}`;
+        seen.set(key, (seen.get(key) ?? new Set()).add(res.status));
+        if (res.status >= 400) {
+          const parsed = ErrorBody.safeParse(await res.json());
+          expect(parsed.success, `${key} ${res.status} is not {error:{code,message}}`).toBe(true);
+          // A 5xx is only ever a deliberate "GitHub is not set up here", never a crash.
+          if (res.status >= 500) expect(DELIBERATE_5XX, `${key} answered ${res.status}`).toContain(`${res.status} ${parsed.data?.error.code}`);
+          expect(await fingerprint(), `${key} was refused with ${res.status} but changed state`).toBe(before);
+        } else {
+          await res.body?.cancel();
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    // Every route was reached, and each answered something other than a blanket refusal at least once.
+    expect([...seen.keys()].sort()).toEqual(routes.map((r) => `${r.method} ${r.path}`).sort());
+  }, 600_000);
+});
