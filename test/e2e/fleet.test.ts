@@ -231,6 +231,32 @@ describeWithNix("a fleet of three real agents against the local control plane", 
     expect(done.result?.commitAfter).toBe(await fleet.head());
   });
 
+  it("survives the control plane killed and restarted mid-command: nothing lost, nothing run twice, nothing stuck", async () => {
+    const charlie = hosts.get("charlie")!;
+    await stopAgent(charlie, "SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, (POLL_SECONDS + 1) * 1000));
+    const waiting = await queue("charlie", "pull");
+    const long = await queue("bravo", "test");
+    await eventually("the slow test to run", async () => (await command(long.id)).state === "running");
+
+    await cp.restart();
+
+    // The running command is still known and can be stopped; it ends cancelled, not stuck.
+    const stop = await queue("bravo", "stop");
+    expect(stop.target).toBe(long.id);
+    expect((await finalState(long.id)).state).toBe("cancelled");
+    // The command queued for the offline host survived and is delivered once when it returns.
+    expect((await command(waiting.id)).state).toBe("queued");
+    startAgent(charlie);
+    const done = await finalState(waiting.id);
+    expect(done.state, done.error ?? "").toBe("succeeded");
+    const received = charlie.log.join("").split("\n").filter((line) => line.includes("command received") && line.includes(waiting.id));
+    expect(received).toHaveLength(1);
+    // And a new command after the restart reaches a host whose agent reconnected on its own.
+    const next = await queue("alpha", "refresh");
+    expect((await finalState(next.id)).state).toBe("succeeded");
+  });
+
   it("ends a killed agent's command lost, never running", async () => {
     const bravo = hosts.get("bravo")!;
     const long = await queue("bravo", "test");

@@ -18,6 +18,8 @@ export interface ControlPlane {
   stateDir: string;
   /** Everything wrangler printed, for a failing test's message. */
   logs(): string;
+  /** Kills wrangler dev (SIGKILL) and starts it again on the same port with the same state. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,9 +35,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function runWrangler(args: string[], env: NodeJS.ProcessEnv, log: string[]): ChildProcess {
+function runWrangler(args: string[], env: NodeJS.ProcessEnv, log: string[], detached = false): ChildProcess {
   const child = spawn(process.execPath, [wrangler, ...args], {
     cwd: root,
+    // Its own process group, so a simulated crash kills workerd with it.
+    detached,
     env: { ...process.env, ...env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -61,34 +65,45 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
 
   const port = await freePort();
-  const inspectorPort = await freePort();
   const vars = Object.entries(options.vars ?? {}).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-  const dev = runWrangler(
-    ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
-    {},
-    log,
-  );
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
-  for (;;) {
-    if (dev.exitCode !== null) throw new Error(`wrangler dev exited (${dev.exitCode}):\n${log.join("")}`);
-    try {
-      const res = await fetch(`${url}/api/health`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
+  const launch = async (): Promise<ChildProcess> => {
+    const inspectorPort = await freePort();
+    const dev = runWrangler(
+      ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
+      {},
+      log,
+      true,
+    );
+    const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+    for (;;) {
+      if (dev.exitCode !== null) throw new Error(`wrangler dev exited (${dev.exitCode}):\n${log.join("")}`);
+      try {
+        const res = await fetch(`${url}/api/health`);
+        if (res.ok) return dev;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        dev.kill("SIGKILL");
+        throw new Error(`wrangler dev did not answer /api/health in time:\n${log.join("")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    if (Date.now() > deadline) {
-      dev.kill("SIGKILL");
-      throw new Error(`wrangler dev did not answer /api/health in time:\n${log.join("")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  };
+  let dev = await launch();
 
   return {
     url,
     stateDir,
     logs: () => log.join(""),
+    async restart() {
+      // Killed, not stopped (wrangler and its workerd): what a crash does. Same port, same state.
+      const gone = exited(dev);
+      process.kill(-dev.pid!, "SIGKILL");
+      await gone;
+      dev = await launch();
+    },
     async stop() {
       if (dev.exitCode === null) {
         dev.kill("SIGTERM");
