@@ -3,8 +3,10 @@
  * running control plane (wrangler dev on workerd, local D1, the real
  * coordinator Durable Object). Measures, in the same run:
  *  - enqueue → agent-received latency (p50, p99) against a bare HTTP round trip (p50);
+ *  - a changed report → the dashboard WebSocket's `host` event (p50, p99);
  *  - what an idle host costs: Worker requests, Durable Object requests and D1
- *    rows written per poll cycle, extrapolated to a day at the 90 s default.
+ *    rows written per poll cycle, extrapolated to a day at the 90 s default;
+ *  - poll errors (any failed long-poll counts).
  * Writes bench/results/dispatch.json.
  */
 import { mkdir, readdir, writeFile } from "node:fs/promises";
@@ -17,7 +19,7 @@ import { NIXFLEET_VERSION } from "../common/version.ts";
 import { startControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 
 const agentCounts = process.argv.slice(2).map(Number).filter((n) => n > 0);
-const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [200, 1000];
+const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [200, 1000, 5000];
 const SAMPLES = 200;
 const BENCH_POLL_SECONDS = 10;
 const IDLE_MEASURE_MS = 40_000;
@@ -28,6 +30,7 @@ const LAST_SEEN_FLUSHES_PER_DAY = 24 / 6;
 // One connection per waiting poll, as N real agents would hold.
 const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
 let clientRequests = 0;
+let pollErrors = 0;
 
 async function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
   clientRequests++;
@@ -62,15 +65,15 @@ function report(hostname: string): Report {
 
 /** A simulated agent: the real protocol, no host work; finishes each command at once. */
 class SimulatedAgent {
-  private readonly session = crypto.randomUUID();
+  readonly session = crypto.randomUUID();
   private acks: string[] = [];
   private first = true;
   private running = true;
   readonly received = new Map<string, number>();
   onCommand: ((id: string, at: number) => void) | null = null;
   private readonly url: string;
-  private readonly name: string;
-  private readonly token: string;
+  readonly name: string;
+  readonly token: string;
 
   constructor(url: string, name: string, token: string) {
     this.url = url;
@@ -98,6 +101,7 @@ class SimulatedAgent {
         response = PollResponse.parse(res.json);
       } catch (err) {
         if (!this.running) return;
+        pollErrors++;
         console.error(`${this.name}: poll failed`, err);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;
@@ -143,8 +147,6 @@ function snapshot(path: string): Map<string, string> {
   const tables: [string, string][] = [
     ["hosts", "select id as k, coalesce(last_seen_at, '') as v from hosts"],
     ["reports", "select host_id as k, received_at || report_hash as v from reports"],
-    ["commands", "select id as k, state || coalesce(finished_at, '') as v from commands"],
-    ["command_output", "select command_id || ':' || seq as k, '' as v from command_output"],
     ["audit_log", "select id as k, '' as v from audit_log"],
     ["agent_tokens", "select id as k, coalesce(revoked_at, '') as v from agent_tokens"],
   ];
@@ -159,6 +161,7 @@ const changedRows = (before: Map<string, string>, after: Map<string, string>) =>
   [...after].filter(([key, value]) => before.get(key) !== value).length;
 
 async function run(agentCount: number) {
+  const errorsBefore = pollErrors;
   const cp = await startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(BENCH_POLL_SECONDS) } });
   const agents: SimulatedAgent[] = [];
   try {
@@ -203,6 +206,33 @@ async function run(agentCount: number) {
       agent.onCommand = null;
     }
 
+    // A changed report → the dashboard's WebSocket event for that host.
+    const socket = new WebSocket(`${cp.url.replace("http", "ws")}/api/events`);
+    const reportSeen = new Map<string, (at: number) => void>();
+    socket.addEventListener("message", (message) => {
+      const event = JSON.parse(String(message.data)) as { type: string; host?: string; reportedAt?: string };
+      if (event.type === "host" && event.host && event.reportedAt) reportSeen.get(event.host)?.(performance.now());
+    });
+    await new Promise((resolve, reject) => {
+      socket.addEventListener("open", resolve);
+      socket.addEventListener("error", reject);
+    });
+    const reportToDashboard: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const agent = agents[(i * 104_729) % agents.length]!;
+      const seen = new Promise<number>((resolve) => reportSeen.set(agent.name, resolve));
+      const changed = { ...report(agent.name), repo: { commit: { value: (i % 16).toString(16).repeat(40) }, branch: { value: "main" }, dirty: false } };
+      const t0 = performance.now();
+      await request(`${cp.url}/api/agent/poll?wait=0`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${agent.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ protocol: PROTOCOL_VERSION, agentSession: agent.session, acks: [], activeCommands: [], report: changed }),
+      });
+      reportToDashboard.push((await seen) - t0);
+      reportSeen.delete(agent.name);
+    }
+    socket.close();
+
     // Idle: nothing queued; count what the fleet costs per poll cycle.
     while ((await stats(cp)).waitingPolls < agentCount) await new Promise((resolve) => setTimeout(resolve, 50));
     const dbPath = await d1File(cp.stateDir);
@@ -227,6 +257,9 @@ async function run(agentCount: number) {
         bare_rtt_p50_ms: round(percentile(bare, 50)),
         /** The admin's own request, for comparison: the agent usually has the command before the admin has the answer. */
         enqueue_answered_p50_ms: round(percentile(enqueueAnswered, 50)),
+        report_to_dashboard_p50_ms: round(percentile(reportToDashboard, 50)),
+        report_to_dashboard_p99_ms: round(percentile(reportToDashboard, 99)),
+        poll_errors: pollErrors - errorsBefore,
         samples: SAMPLES,
       },
       idle: {
@@ -263,7 +296,7 @@ const output = {
   runs,
   idle_host_day: idle?.host_day,
   idle_measurement: idle,
-  targets: { dispatch_p99_ms_at_1000: 50, dispatch_p50_vs_bare_rtt: 2, idle_host_day: { worker_requests: 1000, do_requests: 1000, d1_rows_written: 20 } },
+  targets: { dispatch_p99_ms_at_1000: 50, dispatch_p50_vs_bare_rtt: 2, report_to_dashboard_p99_ms_at_1000: 100, poll_errors_at_5000: 0, idle_host_day: { worker_requests: 1000, do_requests: 1000, d1_rows_written: 20 } },
 };
 await mkdir(new URL("./results/", import.meta.url), { recursive: true });
 await writeFile(new URL("./results/dispatch.json", import.meta.url), `${JSON.stringify(output, null, 2)}\n`);
