@@ -19,7 +19,7 @@ export const COMMIT = "c0ffee0000000000000000000000000000000001";
 export const OTHER_COMMIT = "bad0000000000000000000000000000000000002";
 export const T0 = new Date("2026-06-05T10:00:00Z");
 
-export const commandIdOf = (host: string, n = 1) => `cmd_${host}-${String(n).padStart(6, "0")}`;
+export const commandIdOf = (host: string, n = 1) => `cmd_${host}-${String(n).padStart(10, "0")}`;
 
 export function planHost(name: string, over: Partial<PlanHost> = {}): PlanHost {
   return { name, online: true, hold: null, autoUpdate: true, priority: 100, canary: false, ...over };

@@ -543,10 +543,8 @@ class Step {
   /** Once nothing the rollout started still runs: finish, and after a failure revert and roll back. */
   settle(): void {
     const r = this.r;
-    const running = r.hosts.some(
-      (h) => h.sent && !h.commandFinished && (h.commandStarted || (h.commandId === null && !h.cancelRequested)),
-    );
-    if (running) return;
+    // Every command sent must end (a cancelled one too): a cancel can lose the race with the agent's start.
+    if (r.hosts.some((h) => h.sent && !h.commandFinished)) return;
     if (r.finishedAt === null) {
       r.finishedAt = this.nowIso;
       const strategy = this.ctx.settings.rollback.strategy;
