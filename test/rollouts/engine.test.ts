@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { advance, createRollout, toRolloutView } from "../../worker/rollouts/engine.ts";
 import { RolloutView } from "../../common/protocol.ts";
-import { COMMIT, OTHER_COMMIT, T0, World, commandIdOf, planHost, settings, type WorldOptions } from "./world.ts";
+import { COMMIT, OTHER_COMMIT, T0, World, commandIdOf, hold, planHost, settings, type WorldOptions } from "./world.ts";
 
 /** canary c0, then waves of 2: [h1 h2] [h3 h4]. */
 const fiveHosts = () => [
@@ -469,6 +469,20 @@ describe("offline hosts", () => {
     expect(w.host("h2")).toMatchObject({ state: "skipped", reason: "offline" });
     expect(w.sent()).toEqual(["c0", "h1"]);
     w.deploy("h1");
+    expect(w.view().currentWave).toBe(3);
+  });
+});
+
+describe("holds", () => {
+  it("a host held after the plan was made is skipped when its turn comes; an expired hold does not hold", () => {
+    const w = world();
+    w.step({ type: "start" });
+    w.holds.h1 = hold({ reason: "disk swap" });
+    w.holds.h2 = hold({ until: "2026-06-05T09:00:00Z" });
+    w.deploy("c0");
+    expect(w.host("h1")).toMatchObject({ state: "skipped", reason: "held by alice@example.com: disk swap" });
+    expect(w.sent()).toEqual(["c0", "h2"]);
+    w.deploy("h2");
     expect(w.view().currentWave).toBe(3);
   });
 });

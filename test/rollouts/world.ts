@@ -68,6 +68,7 @@ export class World {
   readonly settings: Settings;
   now: Date;
   readonly online: Record<string, boolean> = {};
+  readonly holds: Record<string, HostHold | null> = {};
   readonly log: RolloutAction[] = [];
   readonly roundTrip: boolean;
 
@@ -95,7 +96,9 @@ export class World {
     const ctx = {
       settings: this.settings,
       now: this.now,
-      hosts: Object.fromEntries(Object.entries(this.online).map(([name, online]) => [name, { online }])),
+      hosts: Object.fromEntries(
+        Object.entries(this.online).map(([name, online]) => [name, { online, hold: this.holds[name] ?? null }]),
+      ),
     };
     const { rollout, actions } = advance(before, event, ctx);
     this.rollout = rollout;

@@ -16,10 +16,11 @@ import {
   RolloutState,
   RolloutWaveState,
   Sha1,
+  type HostHold,
   type RolloutView,
   type Settings,
 } from "../../common/protocol.ts";
-import type { RolloutPlan } from "./plan.ts";
+import { describeHold, holdIsActive, type RolloutPlan } from "./plan.ts";
 import { describeOpening, isOpen, nextOpeningOf, windowsForHost } from "./windows.ts";
 
 // ---------------------------------------------------------------------------
@@ -145,8 +146,11 @@ export type RolloutAction =
 export interface RolloutContext {
   settings: Settings;
   now: Date;
-  /** Presence of the rollout's hosts; a host missing here counts as offline. */
-  hosts: Record<string, { online: boolean }>;
+  /**
+   * Presence and hold of the rollout's hosts; a host missing here counts as offline. A host held after
+   * the plan was made is skipped when its turn comes.
+   */
+  hosts: Record<string, { online: boolean; hold?: HostHold | null }>;
 }
 
 export interface CreateRolloutInput {
@@ -495,6 +499,12 @@ class Step {
     for (const h of r.hosts) {
       if (h.wave !== wave.index || h.sent || h.state !== "waiting") continue;
       const online = this.ctx.hosts[h.name]?.online ?? false;
+      const hold = this.ctx.hosts[h.name]?.hold ?? null;
+      if (holdIsActive(hold, now)) {
+        h.state = "skipped";
+        h.reason = describeHold(hold);
+        continue;
+      }
       if (!online && settings.automation.deployStrategy === "online-only") {
         h.state = "skipped";
         h.reason = "offline";
