@@ -403,12 +403,18 @@ describe("repeated and stale events", () => {
     expect(JSON.stringify(w.rollout)).toBe(before);
   });
 
-  it("takes the command id from whichever event names it first", () => {
+  it("knows a host's command only from command-queued: another command of the host never counts", () => {
     const w = world();
     w.step({ type: "start" });
-    w.started("c0");
+    const manual = commandIdOf("c0", 7);
+    w.step({ type: "command-finished", host: "c0", commandId: manual, outcome: "failed", error: "manual", commitAfter: null });
+    w.step({ type: "command-started", host: "c0", commandId: manual });
+    expect(w.host("c0")).toMatchObject({ state: "pulling", reason: "queued" });
+    expect(w.host("c0").commandId).toBeUndefined();
     w.queued("c0");
-    expect(w.host("c0")).toMatchObject({ state: "pulling", commandId: commandIdOf("c0") });
+    w.step({ type: "command-queued", host: "c0", commandId: manual });
+    expect(w.host("c0").commandId).toBe(commandIdOf("c0"));
+    w.started("c0");
     w.finished("c0");
     w.health("c0");
     expect(w.host("c0").state).toBe("done");

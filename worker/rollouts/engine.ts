@@ -249,15 +249,14 @@ class Step {
   }
 
   /**
-   * Matches a command event to the host's one command. The command id is adopted when the rollout sent
-   * the command but has not heard its id yet (events may overtake `command-queued`); any other id is
-   * stale and the event is dropped.
+   * Matches a command event to the host's one command; an event about any other command of the host
+   * (an older one, a manual one) is stale and dropped. Only `command-queued` names the command, so the
+   * coordinator feeds it, with the id it created for the `send`, before anything else about it.
    */
   commandHost(name: string, commandId: string): RolloutHostRecord | null {
     const h = this.host(name);
-    if (h === undefined || !h.sent) return null;
-    if (h.commandId === null && !h.commandFinished) h.commandId = commandId;
-    return h.commandId === commandId ? h : null;
+    if (h === undefined || !h.sent || h.commandId !== commandId) return null;
+    return h;
   }
 
   apply(event: RolloutEvent): void {
@@ -274,8 +273,9 @@ class Step {
         return;
 
       case "command-queued": {
-        const h = this.commandHost(event.host, event.commandId);
-        if (h === null) return;
+        const h = this.host(event.host);
+        if (h === undefined || !h.sent || h.commandId !== null || h.commandFinished) return;
+        h.commandId = event.commandId;
         // Stopped before the id was known: cancel it now that it can be named.
         if ((h.state === "skipped" || h.state === "cancelled") && !h.commandStarted) this.requestCancel(h);
         return;
