@@ -23,11 +23,11 @@ export class SettingsError extends Error {
 }
 
 /** The Worker's `env` as it is (bindings that are not strings are ignored), or any map of vars. */
-type Vars = Readonly<Record<string, unknown>>;
+type Vars = object;
 
 /** Unset and empty vars take the default. */
 const present = (vars: Vars, name: string): string | null => {
-  const value = vars[name];
+  const value: unknown = Reflect.get(vars, name);
   if (typeof value !== "string" || value.trim() === "") return null;
   return value.trim();
 };
