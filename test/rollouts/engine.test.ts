@@ -64,6 +64,8 @@ describe("a whole rollout", () => {
 
     const view = w.view();
     expect(view).toMatchObject({ state: "succeeded", done: 5, total: 5, pending: 0, finishedAt: T0.toISOString().replace("10:00:00", "10:05:00") });
+    expect(w.host("c0")).toMatchObject({ startedAt: "2026-06-05T10:00:00.000Z", finishedAt: "2026-06-05T10:00:00.000Z" });
+    expect(w.host("h1")).toMatchObject({ startedAt: "2026-06-05T10:05:00.000Z", finishedAt: "2026-06-05T10:05:00.000Z" });
     expect(waveStates(w)).toEqual(["passed", "passed", "passed"]);
     expect(w.ofType("notify").map((n) => n.event)).toEqual(["rollout-started", "rollout-succeeded"]);
     expect(w.ofType("revert")).toEqual([]);
@@ -455,6 +457,19 @@ describe("offline hosts", () => {
     w.health("h2");
     expect(w.view()).toMatchObject({ state: "succeeded", done: 3, pending: 0 });
     expect(w.sent()).toEqual(["c0", "h1", "h2"]);
+  });
+
+  it("superseding a rollout that succeeded with hosts pending cancels their queued commands", () => {
+    const w = world({ hosts: [planHost("c0", { priority: 1 }), planHost("h1", { online: false })] });
+    w.step({ type: "start" });
+    w.deploy("c0");
+    w.queued("h1");
+    expect(w.view()).toMatchObject({ state: "succeeded", pending: 1 });
+    expect(w.step({ type: "superseded", by: "ro_2" })).toEqual([{ type: "cancel-command", host: "h1", commandId: commandIdOf("h1") }]);
+    expect(w.view()).toMatchObject({ state: "succeeded", pending: 0 });
+    expect(w.host("h1")).toMatchObject({ state: "cancelled", reason: "superseded by ro_2" });
+    w.finished("h1", "cancelled");
+    expect(w.host("h1").state).toBe("cancelled");
   });
 
   it("a host that goes offline after its send becomes pending and does not hold the wave", () => {

@@ -293,6 +293,7 @@ class Step {
         const h = this.commandHost(event.host, event.commandId);
         if (h === null || h.commandStarted || h.commandFinished) return;
         h.commandStarted = true;
+        h.startedAt = this.nowIso;
         const wasStopped = h.state === "skipped" || h.state === "cancelled";
         h.state = "pulling";
         h.reason = wasStopped ? "started before it could be cancelled" : null;
@@ -312,7 +313,6 @@ class Step {
         const wasStopped = (h.state === "skipped" || h.state === "cancelled") && !h.commandStarted;
         h.commandStarted = h.commandStarted || event.outcome !== "cancelled";
         h.commandFinished = true;
-        h.finishedAt = this.nowIso;
         if (event.outcome === "succeeded") {
           if (event.commitAfter === r.commit) {
             h.switched = true;
@@ -356,6 +356,7 @@ class Step {
           const soaks = isActive(r) && wave !== undefined && wave.state !== "passed" && this.soakSeconds(wave) > 0;
           h.state = soaks ? "soaking" : "done";
           h.reason = null;
+          h.finishedAt = this.nowIso;
         } else {
           h.reason = `waiting for System and Tests green (System ${event.system}, Tests ${event.tests})`;
         }
@@ -404,6 +405,16 @@ class Step {
   /** Failure or cancel: nothing new starts, unstarted commands are cancelled, running ones finish. */
   stop(state: "failed" | "cancelled", because: string): void {
     const r = this.r;
+    if (r.state === "succeeded" && state === "cancelled") {
+      // Its pending hosts' commands still wait in the offline queue; a newer rollout needs those hosts.
+      for (const h of r.hosts) {
+        if (h.state !== "pending" || h.commandStarted || h.commandFinished) continue;
+        h.state = "cancelled";
+        h.reason = because;
+        this.requestCancel(h);
+      }
+      return;
+    }
     if (r.state === "planned") {
       if (state === "failed") return;
     } else if (!isActive(r)) return;
