@@ -168,7 +168,7 @@ describe("failure", () => {
     const actions = w.finished("c0", "failed", { error: "boom" });
     expect(actions).toEqual([
       expect.objectContaining({ type: "notify", event: "rollout-failed", message: expect.stringContaining("c0 — pull-switch failed: boom") }),
-      { type: "revert", strategy: "revert-pr", commit: COMMIT },
+      { type: "revert", strategy: "revert-pr", commit: COMMIT, pr: 42 },
     ]);
     expect(w.sent()).toEqual(["c0"]);
     expect(states(w)).toEqual({ c0: "failed", h1: "skipped", h2: "skipped", h3: "skipped", h4: "skipped" });
@@ -202,7 +202,7 @@ describe("failure", () => {
     w.advanceClock(30);
     const settled = w.finished("h2");
     expect(settled).toEqual([
-      { type: "revert", strategy: "revert-commit", commit: COMMIT },
+      { type: "revert", strategy: "revert-commit", commit: COMMIT, pr: 42 },
       { type: "rollback-host", host: "c0" },
       { type: "rollback-host", host: "h2" },
     ]);
@@ -256,7 +256,7 @@ describe("failure", () => {
     expect(w.ofType("revert")).toEqual([]);
     // The coordinator cancels it: no failure of its own, and now the rollout settles and reverts.
     const settled = w.finished("h2", "cancelled");
-    expect(settled).toEqual([{ type: "revert", strategy: "revert-pr", commit: COMMIT }]);
+    expect(settled).toEqual([{ type: "revert", strategy: "revert-pr", commit: COMMIT, pr: 42 }]);
     expect(w.host("h2").state).toBe("skipped");
   });
 
@@ -270,7 +270,7 @@ describe("failure", () => {
     // h2 was sent, its id is not known yet: the revert waits for it.
     expect(w.view().finishedAt).toBeUndefined();
     expect(w.queued("h2")).toEqual([{ type: "cancel-command", host: "h2", commandId: commandIdOf("h2") }]);
-    expect(w.finished("h2", "cancelled")).toEqual([{ type: "revert", strategy: "revert-pr", commit: COMMIT }]);
+    expect(w.finished("h2", "cancelled")).toEqual([{ type: "revert", strategy: "revert-pr", commit: COMMIT, pr: 42 }]);
     expect(w.host("h2").state).toBe("skipped");
   });
 

@@ -137,7 +137,8 @@ export type RolloutAction =
   /** Only for a command that has not started; a running one finishes. */
   | { type: "cancel-command"; host: string; commandId: string }
   | { type: "rollback-host"; host: string }
-  | { type: "revert"; strategy: "revert-pr" | "revert-commit"; commit: string }
+  /** `pr`: the update PR whose merge is reverted, when the rollout came from one. */
+  | { type: "revert"; strategy: "revert-pr" | "revert-commit"; commit: string; pr: number | null }
   /** The next time a `tick` is needed (a soak ends, a window opens). */
   | { type: "wake-at"; at: string }
   | { type: "notify"; event: NotifyEvent; rolloutId: string; commit: string; message: string };
@@ -571,7 +572,7 @@ class Step {
       const strategy = this.ctx.settings.rollback.strategy;
       if (r.state === "failed" && strategy !== "alert-only") {
         r.revert = { kind: strategy, url: null, state: "requested", error: null };
-        this.actions.push({ type: "revert", strategy, commit: r.commit });
+        this.actions.push({ type: "revert", strategy, commit: r.commit, pr: r.pr });
       }
     }
     if (r.state === "failed" && this.ctx.settings.rollback.rollbackHosts) {
