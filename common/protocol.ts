@@ -477,3 +477,188 @@ export const DashboardEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("repo") }),
 ]);
 export type DashboardEvent = z.infer<typeof DashboardEvent>;
+
+// ---------------------------------------------------------------------------
+// Rollouts and settings (rules in worker/rollouts/, defaults in worker/settings.ts)
+
+export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+export const Weekday = z.enum(WEEKDAYS);
+export type Weekday = z.infer<typeof Weekday>;
+
+export const ClockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "not a time of day as HH:MM (00:00–23:59)");
+
+/** Asks the runtime's own time-zone database, so a name workerd and Node cannot resolve never gets stored. */
+const isTimeZone = (name: string): boolean => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+};
+export const TimeZoneName = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine(isTimeZone, { message: "not an IANA time zone (like Europe/Vienna or UTC)" });
+
+/**
+ * When hosts may be started by a rollout, in the window's own time zone (wall clock, so DST-correct).
+ * `end` before `start` crosses midnight: the window opens on a listed day and closes the next day.
+ * With `hosts` it applies to those hosts only; without, to every host that no window names.
+ */
+export const MaintenanceWindow = z
+  .strictObject({
+    days: z.array(Weekday).min(1, "a window needs at least one day"),
+    start: ClockTime,
+    end: ClockTime,
+    timeZone: TimeZoneName,
+    hosts: z.array(HostName).min(1).optional(),
+  })
+  .refine((w) => w.start !== w.end, { message: "a window's start and end are the same time", path: ["end"] });
+export type MaintenanceWindow = z.infer<typeof MaintenanceWindow>;
+
+/** A host left out of every rollout and automatic action until released (or until `until`). */
+export const HostHold = z.object({
+  reason: z.string().trim().min(1, "a hold needs a reason").max(500),
+  until: z.iso.datetime({ offset: true }).nullable(),
+  by: z.string().min(1).max(320),
+  at: z.iso.datetime({ offset: true }),
+});
+export type HostHold = z.infer<typeof HostHold>;
+
+export const ROLLOUT_HOST_STATES = [
+  "waiting",
+  "pulling",
+  "switching",
+  "verifying",
+  "soaking",
+  "done",
+  "failed",
+  "skipped",
+  "cancelled",
+  "pending",
+] as const;
+export const RolloutHostState = z.enum(ROLLOUT_HOST_STATES);
+export type RolloutHostState = z.infer<typeof RolloutHostState>;
+
+export const ROLLOUT_STATES = [
+  "planned",
+  "running",
+  "soaking",
+  "waiting-window",
+  "succeeded",
+  "failed",
+  "cancelled",
+] as const;
+export const RolloutState = z.enum(ROLLOUT_STATES);
+export type RolloutState = z.infer<typeof RolloutState>;
+
+export const ROLLOUT_WAVE_STATES = ["waiting", "running", "soaking", "passed", "failed", "skipped", "cancelled"] as const;
+export const RolloutWaveState = z.enum(ROLLOUT_WAVE_STATES);
+export type RolloutWaveState = z.infer<typeof RolloutWaveState>;
+
+export const DEPLOY_STRATEGIES = ["all", "online-only", "none"] as const;
+export const DeployStrategy = z.enum(DEPLOY_STRATEGIES);
+export type DeployStrategy = z.infer<typeof DeployStrategy>;
+
+export const ROLLBACK_STRATEGIES = ["revert-pr", "revert-commit", "alert-only"] as const;
+export const RollbackStrategy = z.enum(ROLLBACK_STRATEGIES);
+export type RollbackStrategy = z.infer<typeof RollbackStrategy>;
+
+export const MERGE_METHODS = ["merge", "squash", "rebase"] as const;
+export const MergeMethod = z.enum(MERGE_METHODS);
+export type MergeMethod = z.infer<typeof MergeMethod>;
+
+export const LeftOutHost = z.object({ name: HostName, reason: z.string() });
+export type LeftOutHost = z.infer<typeof LeftOutHost>;
+
+export const RolloutHostView = z.object({
+  name: HostName,
+  state: RolloutHostState,
+  reason: z.string().optional(),
+  commandId: CommandId.optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+});
+export type RolloutHostView = z.infer<typeof RolloutHostView>;
+
+export const RolloutView = z.object({
+  id: z.string().min(1),
+  state: RolloutState,
+  commit: Sha1,
+  pr: z.number().int().positive().optional(),
+  startedBy: z.string(),
+  /** Started by the automation rather than a person (windows always apply then). */
+  automatic: z.boolean(),
+  startedAt: z.string(),
+  /** Set once nothing the rollout started is still running (a failed rollout waits for running commands). */
+  finishedAt: z.string().optional(),
+  /** Hosts that passed their gate; `total` counts every host in the waves. */
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  /** Hosts whose command waits in the offline queue: "succeeded with N pending". */
+  pending: z.number().int().nonnegative(),
+  /** 1-based index of the wave being deployed or soaked. */
+  currentWave: z.number().int().nonnegative().optional(),
+  /** "waiting for hsb0's window, Sat 02:00 Europe/Vienna". */
+  waitingFor: z.string().optional(),
+  waves: z.array(
+    z.object({
+      index: z.number().int().positive(),
+      canary: z.boolean(),
+      state: RolloutWaveState,
+      soakUntil: z.string().optional(),
+      hosts: z.array(RolloutHostView),
+    }),
+  ),
+  leftOut: z.array(LeftOutHost),
+  failure: z.object({ host: HostName, reason: z.string(), commandId: CommandId.nullable() }).optional(),
+  revert: z
+    .object({
+      kind: RollbackStrategy.exclude(["alert-only"]),
+      url: z.string().nullable(),
+      state: z.enum(["requested", "opened", "failed"]),
+      error: z.string().optional(),
+    })
+    .optional(),
+  /** Why the rollout stopped early: "cancelled by alice", "superseded by ro_…". */
+  stoppedBecause: z.string().optional(),
+});
+export type RolloutView = z.infer<typeof RolloutView>;
+
+/** The fleet's settings. Every field has its default, so `Settings.parse({})` is the default settings. */
+export const Settings = z.object({
+  /** Revision of the stored settings; 0 for the defaults from the `wrangler.toml` vars. */
+  version: z.number().int().nonnegative().default(0),
+  automation: z
+    .object({
+      enabled: z.boolean().default(false),
+      mergeDelayMinutes: z.number().int().nonnegative().default(60),
+      mergeMethod: MergeMethod.default("merge"),
+      requireCi: z.boolean().default(true),
+      requireFleetBuild: z.boolean().default(false),
+      deployStrategy: DeployStrategy.default("all"),
+    })
+    .prefault({}),
+  rollout: z
+    .object({
+      /** Canary hosts picked by priority when no host sets `canary = true`; 0 = no canary wave then. */
+      canary: z.number().int().nonnegative().default(1),
+      /** Hosts per wave after the canary; null = a quarter of the rollout's hosts, at least 1. */
+      waveSize: z.number().int().positive().nullable().default(null),
+      soakSeconds: z.number().int().nonnegative().default(0),
+      canarySoakSeconds: z.number().int().nonnegative().default(300),
+    })
+    .prefault({}),
+  rollback: z
+    .object({
+      strategy: RollbackStrategy.default("revert-pr"),
+      /** Also send `rollback` to every host that already switched to the failed commit. */
+      rollbackHosts: z.boolean().default(false),
+    })
+    .prefault({}),
+  windows: z.array(MaintenanceWindow).default([]),
+  notifications: z.array(z.unknown()).default([]),
+});
+export type Settings = z.infer<typeof Settings>;
