@@ -451,6 +451,10 @@ export const HostView = z.object({
   reportedAt: z.string().nullable(),
   activeCommand: CommandView.nullable(),
   compartments: Compartments,
+  /** Left out of every rollout and automatic action while set (see HostHold). */
+  hold: z.lazy(() => HostHold).nullable().default(null),
+  /** The host's part in the running rollout, if any. */
+  rollout: z.lazy(() => HostRolloutPart).nullable().default(null),
 });
 export type HostView = z.infer<typeof HostView>;
 
@@ -475,6 +479,8 @@ export const DashboardEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("output"), host: HostName, commandId: CommandId, chunks: z.array(StoredOutputChunk) }),
   /** The repository state or the update PRs changed: every host's Git/Lock may have. */
   z.object({ type: z.literal("repo") }),
+  /** A rollout was started or moved a step. */
+  z.object({ type: z.literal("rollout"), rollout: z.lazy(() => RolloutView) }),
 ]);
 export type DashboardEvent = z.infer<typeof DashboardEvent>;
 
@@ -662,3 +668,57 @@ export const Settings = z.object({
   notifications: z.array(z.unknown()).default([]),
 });
 export type Settings = z.infer<typeof Settings>;
+
+// ---------------------------------------------------------------------------
+// The rollouts API (worker/routes/rollouts.ts); the dashboard uses exactly these.
+
+/** A proposed rollout, before anything is sent: what the confirmation dialog shows. */
+export const RolloutPlanView = z.object({
+  commit: Sha1,
+  pr: z.number().int().positive().nullable(),
+  waves: z.array(z.object({ index: z.number().int().positive(), canary: z.boolean(), hosts: z.array(HostName) })),
+  leftOut: z.array(LeftOutHost),
+});
+export type RolloutPlanView = z.infer<typeof RolloutPlanView>;
+
+/** `POST /api/rollouts/plan`: what a deploy would do now (nothing is sent). */
+export const PlanRolloutRequest = z.strictObject({
+  /** Plan the rollout an update PR's merge would start. */
+  pr: z.number().int().positive().optional(),
+  /** Default: the followed branch's head. */
+  commit: Sha1.optional(),
+  /** Only these hosts (a manual deploy); default: the plan's own scope. */
+  hosts: z.array(HostName).min(1).max(1000).optional(),
+});
+export type PlanRolloutRequest = z.infer<typeof PlanRolloutRequest>;
+
+/** `POST /api/rollouts`: Deploy main (or a given commit of it). */
+export const StartRolloutRequest = z.strictObject({
+  commit: Sha1.optional(),
+  hosts: z.array(HostName).min(1).max(1000).optional(),
+  /** A manual deploy confirmed to start hosts outside their maintenance windows. */
+  ignoreWindows: z.boolean().default(false),
+});
+export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;
+
+/** `POST /api/update-prs/:number/merge-and-deploy`. */
+export const MergeAndDeployRequest = z.strictObject({
+  method: MergeMethod.optional(),
+  /** The head the person looked at: GitHub refuses the merge if the PR moved since. */
+  sha: Sha1.optional(),
+  /** Merge although CI is not green: a typed reason, kept in the audit log. */
+  override: z.strictObject({ reason: z.string().trim().min(3, "say why CI is overridden").max(500) }).optional(),
+  ignoreWindows: z.boolean().default(false),
+});
+export type MergeAndDeployRequest = z.infer<typeof MergeAndDeployRequest>;
+
+/** `PUT /api/hosts/:name/hold`. */
+export const SetHoldRequest = z.strictObject({
+  reason: z.string().trim().min(1, "a hold needs a reason").max(500),
+  until: z.iso.datetime({ offset: true }).nullable().optional(),
+});
+export type SetHoldRequest = z.infer<typeof SetHoldRequest>;
+
+/** A host's part in the running rollout, on its row of the fleet table. */
+export const HostRolloutPart = z.object({ id: z.string(), state: RolloutHostState, wave: z.number().int().positive() });
+export type HostRolloutPart = z.infer<typeof HostRolloutPart>;

@@ -49,6 +49,8 @@ function hostView(
       expectedAgentVersion: NIXFLEET_VERSION,
       now,
     }),
+    hold: null,
+    rollout: null,
   };
 }
 

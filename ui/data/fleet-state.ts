@@ -197,6 +197,9 @@ export function applyEvent(state: FleetState, event: DashboardEvent): Transition
       return { state: applyOutput(state, event.commandId, event.chunks), effects: [] };
     case "repo":
       return { state, effects: [{ type: "refresh-fleet" }] };
+    case "rollout":
+      // Hosts show their part in the running rollout: read the fleet again.
+      return { state, effects: [{ type: "refresh-fleet" }] };
   }
 }
 
