@@ -1,5 +1,5 @@
 import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
-import type { CommandView, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
+import type { CommandView, HostHold, HostRolloutPart, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import type { Database } from "./db/client.ts";
 import { listHosts, type Host } from "./db/hosts.ts";
@@ -23,6 +23,7 @@ function hostView(
   presence: { online: boolean; lastSeenAt: string | null } | undefined,
   target: FleetTarget,
   now: Date,
+  extras: { hold: HostHold | null; rollout: HostRolloutPart | null },
 ): HostView {
   const online = presence?.online ?? false;
   const lastSeenAt = presence?.lastSeenAt ?? host.lastSeenAt;
@@ -49,8 +50,8 @@ function hostView(
       expectedAgentVersion: NIXFLEET_VERSION,
       now,
     }),
-    hold: null,
-    rollout: null,
+    hold: extras.hold,
+    rollout: extras.rollout,
   };
 }
 
@@ -64,13 +65,19 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
   ]);
   const now = new Date();
   const views = hosts.map((host) =>
-    hostView(host, reports.get(host.id) ?? null, live.commands[host.id] ?? [], live.presence[host.id], target, now),
+    hostView(host, reports.get(host.id) ?? null, live.commands[host.id] ?? [], live.presence[host.id], target, now, {
+      hold: live.holds[host.name] ?? null,
+      rollout: live.rolloutParts[host.name] ?? null,
+    }),
   );
   return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: target.updatePrs };
 }
 
 export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
   const [stored, live, target] = await Promise.all([getReport(db, host.id), coordinator(env).hostLive(host.id, RECENT_COMMANDS), loadFleetTarget(db)]);
-  const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date());
+  const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date(), {
+    hold: live.holds[host.name] ?? null,
+    rollout: live.rolloutParts[host.name] ?? null,
+  });
   return { ...view, commands: live.commands };
 }

@@ -11,13 +11,14 @@ import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./github/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
 import { repoRoutes, updatePrRoutes } from "./routes/repo.ts";
+import { rolloutsRoutes } from "./routes/rollouts.ts";
 import { webhooks } from "./routes/webhooks.ts";
 import { statsRoutes } from "./routes/stats.ts";
 
 export { Coordinator } from "./objects/coordinator.ts";
 
 /** Behind Cloudflare Access. The agent API and the webhook receiver have their own auth. */
-const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats", "/api/repo", "/api/update-prs"];
+const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats", "/api/repo", "/api/update-prs", "/api/rollouts"];
 
 export const app = new Hono<AppEnv>();
 app.use(async (c, next) => {
@@ -35,6 +36,7 @@ app
   .route("/api/stats", statsRoutes)
   .route("/api/repo", repoRoutes)
   .route("/api/update-prs", updatePrRoutes)
+  .route("/api/rollouts", rolloutsRoutes)
   .route("/webhooks/github", webhooks)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);

@@ -46,6 +46,8 @@ export interface CommandRecord {
   outputHighWater: number;
   /** The agent confirmed it holds the delivery (ack or `started`): never delivered again. */
   acked: boolean;
+  /** The rollout this command was sent for; its transitions drive that rollout. */
+  rolloutId: string | null;
 }
 
 export type CommandPatch = Partial<
@@ -94,6 +96,7 @@ export interface NewCommand {
   now: number;
   /** How long a queued command waits for an offline host. */
   ttlSeconds: number;
+  rolloutId?: string | null;
 }
 
 export function newCommand(input: NewCommand): CommandRecord {
@@ -121,6 +124,7 @@ export function newCommand(input: NewCommand): CommandRecord {
     outputTruncated: false,
     outputHighWater: -1,
     acked: false,
+    rolloutId: input.rolloutId ?? null,
   };
 }
 

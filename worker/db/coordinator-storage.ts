@@ -7,14 +7,16 @@
  * it is durable. D1 holds the catalogue (hosts, tokens, reports, audit,
  * GitHub state); commands live here only and are read through the object.
  */
-import { CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../common/protocol.ts";
+import { z } from "zod";
+import { CommandKind, CommandResult, CommandState, HostHold, LockChange, OutputStream, type StoredOutputChunk } from "../../common/protocol.ts";
 import type { CommandPatch, CommandRecord } from "../commands/rules.ts";
+import { Rollout } from "../rollouts/engine.ts";
 
 /** Per host, finished commands kept with their output, and kept at all. */
 const KEEP_OUTPUT_PER_HOST = 50;
 const KEEP_COMMANDS_PER_HOST = 500;
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -60,9 +62,64 @@ const MIGRATIONS: Record<number, string> = {
       report_hash TEXT
     );
   `,
+  2: `
+    -- The rollout a command was sent for: its transitions drive that rollout.
+    ALTER TABLE commands ADD COLUMN rollout_id TEXT;
+    -- Every rollout, kept for good (the update history): the engine's record as JSON, and what it deployed.
+    CREATE TABLE rollouts (
+      id TEXT PRIMARY KEY,
+      -- 0 while anything it sent may still move it; 1 once settled.
+      settled INTEGER NOT NULL DEFAULT 0,
+      started_at TEXT NOT NULL,
+      body TEXT NOT NULL,
+      context TEXT NOT NULL
+    );
+    CREATE INDEX rollouts_started ON rollouts(started_at DESC, id DESC);
+    CREATE TABLE holds (
+      host_name TEXT PRIMARY KEY,
+      body TEXT NOT NULL
+    );
+  `,
 };
 
 type Row = Record<string, SqlStorageValue>;
+
+/** What a rollout deployed, kept with it for the update history (the PR records are pruned; this is not). */
+export const RolloutContextRecord = z.object({
+  pr: z.object({ number: z.number().int().positive(), title: z.string(), url: z.string() }).nullable(),
+  lockChanges: z.array(LockChange),
+  /** Host name → id, so the rollout's steps need no catalogue read. */
+  hostIds: z.record(z.string(), z.string()),
+  /** Hosts with tests whose agent does not run them after a switch: the rollout asks for them. */
+  runTestsOn: z.array(z.string()).default([]),
+  /** Hosts whose turn came while they ran another command: sent when it ends. */
+  deferred: z.array(z.string()).default([]),
+});
+export type RolloutContextRecord = z.infer<typeof RolloutContextRecord>;
+
+export interface StoredRollout {
+  rollout: Rollout;
+  context: RolloutContextRecord;
+}
+
+function readJson<T extends z.ZodType>(schema: T, value: string): z.infer<T> | null {
+  try {
+    const parsed = schema.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+function toStoredRollout(row: Row): StoredRollout | null {
+  const rollout = readJson(Rollout, String(row.body));
+  const context = readJson(RolloutContextRecord, String(row.context));
+  if (!rollout || !context) {
+    console.error("a stored rollout no longer reads; it is left out");
+    return null;
+  }
+  return { rollout, context };
+}
 
 type Cell = SqlStorageValue | undefined;
 const text = (value: Cell): string => String(value);
@@ -102,6 +159,7 @@ function toRecord(row: Row): CommandRecord {
     outputTruncated: Number(row.output_truncated) === 1,
     outputHighWater: Number(row.output_high_water),
     acked: Number(row.acked) === 1,
+    rolloutId: textOrNull(row.rollout_id),
   };
 }
 
@@ -174,8 +232,8 @@ export class CoordinatorStorage {
   insertCommand(record: CommandRecord): void {
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
-         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.id,
       record.hostId,
       record.hostName,
@@ -197,6 +255,7 @@ export class CoordinatorStorage {
       record.outputTruncated ? 1 : 0,
       record.outputHighWater,
       record.acked ? 1 : 0,
+      record.rolloutId,
     );
   }
 
@@ -315,10 +374,78 @@ export class CoordinatorStorage {
     );
   }
 
+  // -------------------------------------------------------------------------
+  // Rollouts and holds
+
+  rollout(id: string): StoredRollout | null {
+    const row = this.sql.exec("SELECT body, context FROM rollouts WHERE id = ?", id).toArray()[0];
+    return row ? toStoredRollout(row) : null;
+  }
+
+  /** Rollouts not yet settled (running, soaking, waiting, or stopped with commands still out). */
+  unsettledRollouts(): StoredRollout[] {
+    return this.sql.exec("SELECT body, context FROM rollouts WHERE settled = 0 ORDER BY started_at").toArray().flatMap((row) => {
+      const stored = toStoredRollout(row);
+      return stored ? [stored] : [];
+    });
+  }
+
+  listRollouts(limit: number, before: { startedAt: string; id: string } | null): StoredRollout[] {
+    const rows = before
+      ? this.sql.exec(
+          "SELECT body, context FROM rollouts WHERE (started_at, id) < (?, ?) ORDER BY started_at DESC, id DESC LIMIT ?",
+          before.startedAt,
+          before.id,
+          limit,
+        )
+      : this.sql.exec("SELECT body, context FROM rollouts ORDER BY started_at DESC, id DESC LIMIT ?", limit);
+    return rows.toArray().flatMap((row) => {
+      const stored = toStoredRollout(row);
+      return stored ? [stored] : [];
+    });
+  }
+
+  /** `settled`: nothing the rollout sent is out any more, so no event can move it again. */
+  saveRollout(rollout: Rollout, context: RolloutContextRecord, settled: boolean): void {
+    this.sql.exec(
+      `INSERT INTO rollouts (id, settled, started_at, body, context) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET settled = excluded.settled, body = excluded.body, context = excluded.context`,
+      rollout.id,
+      settled ? 1 : 0,
+      rollout.startedAt,
+      JSON.stringify(rollout),
+      JSON.stringify(context),
+    );
+  }
+
+  holds(): Map<string, HostHold> {
+    const holds = new Map<string, HostHold>();
+    for (const row of this.sql.exec("SELECT host_name, body FROM holds").toArray()) {
+      const hold = readJson(HostHold, text(row.body));
+      if (hold) holds.set(text(row.host_name), hold);
+    }
+    return holds;
+  }
+
+  setHold(hostName: string, hold: HostHold | null): void {
+    if (hold === null) this.sql.exec("DELETE FROM holds WHERE host_name = ?", hostName);
+    else {
+      this.sql.exec(
+        "INSERT INTO holds (host_name, body) VALUES (?, ?) ON CONFLICT (host_name) DO UPDATE SET body = excluded.body",
+        hostName,
+        JSON.stringify(hold),
+      );
+    }
+  }
+
   /** The host is gone: its commands, their output and its session go with it. */
   forgetHost(hostId: string): void {
     this.sql.exec("DELETE FROM command_output WHERE command_id IN (SELECT id FROM commands WHERE host_id = ?)", hostId);
     this.sql.exec("DELETE FROM commands WHERE host_id = ?", hostId);
     this.sql.exec("DELETE FROM agent_sessions WHERE host_id = ?", hostId);
+  }
+
+  forgetHold(hostName: string): void {
+    this.sql.exec("DELETE FROM holds WHERE host_name = ?", hostName);
   }
 }

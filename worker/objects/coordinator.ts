@@ -6,9 +6,14 @@ import {
   type CommandKind,
   type CommandView,
   type DashboardEvent,
+  type HostHold,
+  type HostRolloutPart,
   type PollRequest,
   type PollResponse,
   type Report,
+  type RolloutPlanView,
+  type RolloutView,
+  type Settings,
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
 import {
@@ -30,11 +35,31 @@ import {
   type CommandRecord,
   type Refusal,
 } from "../commands/rules.ts";
+import { computeCompartments } from "../../common/compartments.ts";
+import { NIXFLEET_VERSION } from "../../common/version.ts";
+import { writeAudit } from "../db/audit.ts";
 import { openDatabase, type Database } from "../db/client.ts";
-import { CoordinatorStorage } from "../db/coordinator-storage.ts";
+import { CoordinatorStorage, type RolloutContextRecord } from "../db/coordinator-storage.ts";
+import { loadFleetTarget } from "../db/github.ts";
+import { listReports, type StoredReport } from "../db/reports.ts";
+import { githubContext, requireClient, requireRepository } from "../github/context.ts";
+import {
+  advance,
+  createRollout,
+  isActive as isRolloutActive,
+  toRolloutView,
+  type CommandOutcome,
+  type Rollout,
+  type RolloutAction,
+  type RolloutContext,
+  type RolloutEvent,
+} from "../rollouts/engine.ts";
+import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
+import { DEFAULT_SETTINGS, settingsFromVars } from "../settings.ts";
 import {
   deleteHost,
   findHostByName,
+  listHosts,
   findHostByTokenHash,
   insertHostWithToken,
   isUniqueViolation,
@@ -49,6 +74,8 @@ import { newId, sha256Hex } from "../ids.ts";
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
 export type { Refusal } from "../commands/rules.ts";
 export type Outcome<T> = ({ ok: true } & T) | Refusal;
+
+type RolloutJob = { kind: "event"; rolloutId: string; event: RolloutEvent } | { kind: "host-freed"; record: CommandRecord };
 
 /** A host whose last poll ended longer ago than its poll timeout plus this is offline. */
 const OFFLINE_GRACE_MS = 30_000;
@@ -110,6 +137,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** Names whose creation is under way: a second create of the same name is refused at once. */
   private readonly creating = new Set<string>();
   private alarmAt: number | null = null;
+  /** Rollout work waiting for its step; steps run one after another, never inside each other. */
+  private readonly rolloutJobs: RolloutJob[] = [];
+  private steppingRollouts = false;
   /** Invocations since this object started, for the cost benchmark and operators. */
   private readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0 };
 
@@ -230,8 +260,22 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.counters.enqueues++;
     const host = await this.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    const outcome = this.enqueueFor(host, kind, actor, { commit: options.commit ?? null, rolloutId: null });
+    if (outcome.ok) await this.scheduleAlarm();
+    return outcome;
+  }
 
-    // No await from the busy check to the stored command: two enqueues cannot both pass it.
+  /**
+   * The synchronous heart of queueing: no await from the busy check to the
+   * stored command, so two enqueues cannot both pass it. A rollout queues its
+   * hosts' commands through here too, inside its own step.
+   */
+  private enqueueFor(
+    host: { id: string; name: string },
+    kind: CommandKind,
+    actor: string,
+    options: { commit: string | null; rolloutId: string | null },
+  ): Outcome<{ command: CommandView }> {
     const admission = admit(host.name, this.store.activeCommandsOf(host.id), kind);
     if (!admission.ok) return admission;
     const now = Date.now();
@@ -243,10 +287,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       hostName: host.name,
       kind,
       target: admission.target?.id ?? null,
-      commit: options.commit ?? null,
+      commit: options.commit,
       actor,
       now,
       ttlSeconds,
+      rolloutId: options.rolloutId,
     });
 
     if (admission.action === "cancel-queued") {
@@ -255,7 +300,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const stop: CommandRecord = { ...record, state: "succeeded", startedAt: at, finishedAt: at, result: { stopped: true } };
       this.store.insertCommand(stop);
       this.broadcast({ type: "command", command: toCommandView(stop) });
-      await this.scheduleAlarm();
       return { ok: true, command: toCommandView(stop) };
     }
 
@@ -266,7 +310,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (waiter) this.endWaitingPoll(host.id, [toDelivery(stored)]);
     const view = toCommandView(stored);
     this.broadcast({ type: "command", command: view });
-    await this.scheduleAlarm();
     return { ok: true, command: view };
   }
 
@@ -309,6 +352,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       await deleteHost(this.db, host.id);
       this.forgetCatalogue(host.id);
       this.store.forgetHost(host.id);
+      this.store.forgetHold(host.name);
       this.hosts.delete(host.id);
       this.endWaitingPoll(host.id);
     } finally {
@@ -319,21 +363,387 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return { ok: true, host };
   }
 
+
+  // -------------------------------------------------------------------------
+  // Rollouts: the pure engine (worker/rollouts/engine.ts) decides; this is its I/O.
+  // Each step loads the stored rollout, advances it, stores it and carries out
+  // its actions, all synchronously, so no other request sees a half-done step.
+
+  /** What a rollout would do now: its waves and the hosts left out, nothing sent. */
+  async planRollout(input: { commit: string; pr: number | null; hosts?: string[]; automatic: boolean }): Promise<Outcome<{ plan: RolloutPlanView }>> {
+    const settings = this.settingsOrRefusal();
+    if ("ok" in settings) return settings;
+    const [hosts, reports] = await Promise.all([listHosts(this.db), listReports(this.db)]);
+    const plan = this.plan(hosts, reports, settings, input);
+    return { ok: true, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut } };
+  }
+
+  /** Starts a rollout of `commit`; a running one is superseded (its unstarted hosts cancelled). */
+  async startRollout(input: {
+    commit: string;
+    pr: RolloutContextRecord["pr"];
+    lockChanges: RolloutContextRecord["lockChanges"];
+    hosts?: string[];
+    automatic: boolean;
+    ignoreWindows: boolean;
+    actor: string;
+  }): Promise<Outcome<{ rollout: RolloutView }>> {
+    const settings = this.settingsOrRefusal();
+    if ("ok" in settings) return settings;
+    const [hosts, reports] = await Promise.all([listHosts(this.db), listReports(this.db)]);
+    // From here on nothing is awaited until the rollout is stored and started.
+    const plan = this.plan(hosts, reports, settings, input);
+    if (plan.waves.length === 0) {
+      const why = plan.leftOut.map((h) => `${h.name}: ${h.reason}`).join("; ");
+      return refuse(409, "nothing_to_deploy", `no host is in this rollout${why ? ` (${why})` : ""}`);
+    }
+    const id = newId("ro");
+    for (const running of this.store.unsettledRollouts()) {
+      if (isRolloutActive(running.rollout)) this.feedRollout(running.rollout.id, { type: "superseded", by: id });
+    }
+    const rollout = createRollout({
+      id,
+      commit: input.commit,
+      pr: input.pr?.number ?? null,
+      startedBy: input.actor,
+      automatic: input.automatic,
+      ignoreWindows: input.ignoreWindows,
+      plan,
+      now: new Date(),
+    });
+    const inRollout = new Set(rollout.hosts.map((h) => h.name));
+    const testsToRun = hosts.filter((h) => {
+      const tests = reports.get(h.id)?.report.tests;
+      return inRollout.has(h.name) && tests?.configured === true && !tests.autoRunAfterSwitch;
+    });
+    const context: RolloutContextRecord = {
+      pr: input.pr,
+      lockChanges: input.lockChanges,
+      hostIds: Object.fromEntries(hosts.filter((h) => inRollout.has(h.name)).map((h) => [h.name, h.id])),
+      runTestsOn: testsToRun.map((h) => h.name),
+      deferred: [],
+    };
+    this.store.saveRollout(rollout, context, false);
+    this.feedRollout(id, { type: "start" });
+    this.audit(input.actor, "rollout.start", id, { commit: input.commit, pr: input.pr?.number ?? null, hosts: rollout.hosts.length });
+    await this.scheduleAlarm();
+    const stored = this.store.rollout(id);
+    return { ok: true, rollout: toRolloutView(stored?.rollout ?? rollout) };
+  }
+
+  async cancelRollout(id: string, actor: string): Promise<Outcome<{ rollout: RolloutView }>> {
+    const stored = this.store.rollout(id);
+    if (!stored) return refuse(404, "rollout_not_found", `no rollout ${id}`);
+    if (!isRolloutActive(stored.rollout)) return refuse(409, "rollout_not_running", `rollout ${id} is already ${stored.rollout.state}`);
+    this.feedRollout(id, { type: "cancel", actor });
+    this.audit(actor, "rollout.cancel", id, null);
+    await this.scheduleAlarm();
+    return { ok: true, rollout: toRolloutView(this.store.rollout(id)!.rollout) };
+  }
+
+  async getRollout(id: string): Promise<{ rollout: RolloutView; context: Pick<RolloutContextRecord, "pr" | "lockChanges"> } | null> {
+    const stored = this.store.rollout(id);
+    return stored ? { rollout: toRolloutView(stored.rollout), context: { pr: stored.context.pr, lockChanges: stored.context.lockChanges } } : null;
+  }
+
+  async listRollouts(limit: number, beforeId: string | null): Promise<Outcome<{ rollouts: RolloutView[] }>> {
+    let before: { startedAt: string; id: string } | null = null;
+    if (beforeId !== null) {
+      const anchor = this.store.rollout(beforeId);
+      if (!anchor) return refuse(404, "rollout_not_found", `no rollout ${beforeId} to page from`);
+      before = { startedAt: anchor.rollout.startedAt, id: beforeId };
+    }
+    return { ok: true, rollouts: this.store.listRollouts(limit, before).map((stored) => toRolloutView(stored.rollout)) };
+  }
+
+  /** Holds a host out of every rollout and automatic action (a running rollout skips it when its turn comes). */
+  async setHold(hostName: string, request: { reason: string; until: string | null }, actor: string): Promise<Outcome<{ hold: HostHold }>> {
+    const host = await this.hostNamed(hostName);
+    if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    const hold: HostHold = { reason: request.reason, until: request.until, by: actor, at: new Date().toISOString() };
+    this.store.setHold(host.name, hold);
+    this.broadcast({ type: "host", host: host.name });
+    return { ok: true, hold };
+  }
+
+  async releaseHold(hostName: string): Promise<Outcome<{ released: boolean }>> {
+    const host = await this.hostNamed(hostName);
+    if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    const released = this.store.holds().has(host.name);
+    this.store.setHold(host.name, null);
+    this.broadcast({ type: "host", host: host.name });
+    return { ok: true, released };
+  }
+
+  private settingsOrRefusal(): Settings | Refusal {
+    try {
+      return settingsFromVars(this.env);
+    } catch (error) {
+      return refuse(409, "settings_invalid", error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** The settings a step of an already running rollout uses: a bad var is logged, the defaults keep it moving. */
+  private stepSettings(): Settings {
+    const settings = this.settingsOrRefusal();
+    if (!("ok" in settings)) return settings;
+    console.error("rollout settings:", settings.message, "— using the defaults for this step");
+    return DEFAULT_SETTINGS;
+  }
+
+  private plan(
+    hosts: Host[],
+    reports: Map<string, StoredReport>,
+    settings: Settings,
+    input: { hosts?: string[]; automatic: boolean },
+  ): RolloutPlan {
+    const now = new Date();
+    const holds = this.store.holds();
+    const planHosts: PlanHost[] = hosts.map((host) => {
+      const live = this.hosts.get(host.id);
+      const rollout = reports.get(host.id)?.report.rollout;
+      return {
+        name: host.name,
+        online: live ? this.isOnline(live, now.getTime()) : false,
+        hold: holds.get(host.name) ?? null,
+        autoUpdate: rollout?.autoUpdate ?? true,
+        priority: rollout?.priority ?? 100,
+        canary: rollout?.canary ?? false,
+      };
+    });
+    return planRollout({ hosts: planHosts, settings, automatic: input.automatic, selected: input.hosts, now });
+  }
+
+  /** Queues an event for a rollout and, unless a step is already running, runs steps until none is left. */
+  private feedRollout(rolloutId: string, event: RolloutEvent): void {
+    this.queueRolloutJob({ kind: "event", rolloutId, event });
+  }
+
+  /**
+   * Steps run one after another, never inside each other: what a step causes
+   * (a command cancelled, a host freed) is queued and handled after the step
+   * has stored its rollout.
+   */
+  private queueRolloutJob(job: RolloutJob): void {
+    this.rolloutJobs.push(job);
+    if (this.steppingRollouts) return;
+    this.steppingRollouts = true;
+    try {
+      for (let next = this.rolloutJobs.shift(); next; next = this.rolloutJobs.shift()) {
+        if (next.kind === "event") this.stepRollout(next.rolloutId, next.event);
+        else this.hostFreed(next.record);
+      }
+    } finally {
+      this.steppingRollouts = false;
+    }
+  }
+
+  private stepRollout(rolloutId: string, event: RolloutEvent): void {
+    const stored = this.store.rollout(rolloutId);
+    if (!stored) return;
+    const { context } = stored;
+    const now = new Date();
+    const holds = this.store.holds();
+    const hosts: RolloutContext["hosts"] = {};
+    for (const [name, id] of Object.entries(context.hostIds)) {
+      const live = this.hosts.get(id);
+      hosts[name] = { online: live ? this.isOnline(live, now.getTime()) : false, hold: holds.get(name) ?? null };
+    }
+    const { rollout, actions } = advance(stored.rollout, event, { settings: this.stepSettings(), now, hosts });
+    for (const action of actions) this.carryOut(rollout, context, action);
+    const settled = !isRolloutActive(rollout) && rollout.state !== "planned" && rollout.hosts.every((h) => !h.sent || h.commandFinished);
+    this.store.saveRollout(rollout, context, settled);
+    this.broadcast({ type: "rollout", rollout: toRolloutView(rollout) });
+  }
+
+  private carryOut(rollout: Rollout, context: RolloutContextRecord, action: RolloutAction): void {
+    const actor = `rollout ${rollout.id}`;
+    switch (action.type) {
+      case "send": {
+        const hostId = context.hostIds[action.host];
+        if (hostId === undefined) {
+          this.feedRollout(rollout.id, { type: "send-failed", host: action.host, error: "the host was removed" });
+          return;
+        }
+        const queued = this.enqueueFor({ id: hostId, name: action.host }, action.kind, actor, { commit: action.commit, rolloutId: rollout.id });
+        if (queued.ok) {
+          this.feedRollout(rollout.id, { type: "command-queued", host: action.host, commandId: queued.command.id });
+        } else if (queued.code === "host_busy") {
+          // The host runs something else: its turn starts when that ends (see hostFreed).
+          if (!context.deferred.includes(action.host)) context.deferred.push(action.host);
+        } else {
+          this.feedRollout(rollout.id, { type: "send-failed", host: action.host, error: queued.message });
+        }
+        return;
+      }
+      case "cancel-command": {
+        const record = this.store.command(action.commandId);
+        if (!record || !isActive(record)) return;
+        if (record.state === "queued") {
+          this.transition(record, { state: "cancelled", finishedAt: new Date().toISOString(), error: `cancelled by ${actor}` });
+        } else {
+          const hostId = context.hostIds[action.host];
+          if (hostId !== undefined) this.enqueueFor({ id: hostId, name: action.host }, "stop", actor, { commit: null, rolloutId: null });
+        }
+        return;
+      }
+      case "rollback-host": {
+        const hostId = context.hostIds[action.host];
+        if (hostId === undefined) return;
+        const queued = this.enqueueFor({ id: hostId, name: action.host }, "rollback", actor, { commit: null, rolloutId: null });
+        this.audit(actor, "rollout.rollback-host", action.host, queued.ok ? { commandId: queued.command.id } : { refused: queued.message });
+        return;
+      }
+      case "revert":
+        this.ctx.waitUntil(this.openRevert(rollout.id, action));
+        return;
+      case "wake-at":
+        // scheduleAlarm reads every unsettled rollout's wakeAt after the step.
+        this.ctx.waitUntil(this.scheduleAlarm());
+        return;
+      case "notify":
+        this.audit(actor, `rollout.${action.event.replace("rollout-", "")}`, rollout.id, { message: action.message });
+        return;
+    }
+  }
+
+  /** A command of a rollout moved: tell the rollout. Any command of a host ending may free a deferred turn. */
+  private onCommandTransition(record: CommandRecord): void {
+    if (record.rolloutId !== null) {
+      const host = record.hostName;
+      if (record.state === "running") this.feedRollout(record.rolloutId, { type: "command-started", host, commandId: record.id });
+      if (!isActive(record)) {
+        this.feedRollout(record.rolloutId, {
+          type: "command-finished",
+          host,
+          commandId: record.id,
+          outcome: record.state as CommandOutcome,
+          error: record.error,
+          commitAfter: record.result?.commitAfter ?? null,
+        });
+      }
+    }
+    if (!isActive(record)) this.queueRolloutJob({ kind: "host-freed", record });
+  }
+
+  /** A host's command ended: a rollout may have tests to ask for, or a turn that waited for the host. */
+  private hostFreed(record: CommandRecord): void {
+    for (const { rollout, context } of this.store.unsettledRollouts()) {
+      const actor = `rollout ${rollout.id}`;
+      // A rollout that switched this host asks for its tests when the agent does not run them itself.
+      if (record.rolloutId === rollout.id && record.state === "succeeded" && context.runTestsOn.includes(record.hostName)) {
+        this.enqueueFor({ id: record.hostId, name: record.hostName }, "test", actor, { commit: null, rolloutId: null });
+      }
+      if (!context.deferred.includes(record.hostName)) continue;
+      context.deferred = context.deferred.filter((name) => name !== record.hostName);
+      const host = rollout.hosts.find((h) => h.name === record.hostName);
+      if (host && host.commandId === null && isRolloutActive(rollout) && host.state !== "skipped" && host.state !== "cancelled") {
+        this.carryOut(rollout, context, { type: "send", host: record.hostName, kind: "pull-switch", commit: rollout.commit });
+      }
+      this.store.saveRollout(rollout, context, false);
+    }
+  }
+
+  /** After a report of a host in a running rollout: its System and Tests, as the compartments see them. */
+  private async reportHealth(host: HostRef, report: Report, receivedAt: string): Promise<void> {
+    const rollouts = this.store.unsettledRollouts().filter((stored) => stored.rollout.hosts.some((h) => h.name === host.name && h.switched));
+    if (rollouts.length === 0) return;
+    const target = await loadFleetTarget(this.db);
+    const live = this.hosts.get(host.id);
+    const online = live ? this.isOnline(live, Date.now()) : true;
+    const compartments = computeCompartments({
+      platform: report.platform,
+      report,
+      reportedAt: receivedAt,
+      online,
+      lastSeenAt: receivedAt,
+      commands: this.store.hostCommands(host.id, 20).map(toCommandView),
+      repo: target.repo,
+      updatePrs: target.updatePrs,
+      expectedAgentVersion: NIXFLEET_VERSION,
+      now: new Date(),
+    });
+    for (const { rollout } of rollouts) {
+      this.feedRollout(rollout.id, {
+        type: "host-health",
+        host: host.name,
+        commit: report.repo.commit.value,
+        system: compartments.system.state,
+        tests: compartments.tests.state,
+        testsConfigured: report.tests.configured,
+        reason: compartments.system.state === "red" ? compartments.system.reason : compartments.tests.reason,
+      });
+    }
+  }
+
+  /** Opens the revert the fleet's rollback strategy asks for, then tells the rollout how it went. */
+  private async openRevert(rolloutId: string, action: Extract<RolloutAction, { type: "revert" }>): Promise<void> {
+    const ctx = githubContext(this.env, this.db);
+    let event: RolloutEvent;
+    try {
+      const client = requireClient(ctx);
+      const repository = requireRepository(ctx);
+      if (action.strategy === "revert-pr") {
+        const pull = await client.createRevertPull({
+          commitSha: action.commit,
+          base: ctx.config.branch,
+          title: `Revert ${action.pr === null ? action.commit.slice(0, 7) : `#${action.pr}`}: rollout ${rolloutId} failed`,
+        });
+        event = { type: "revert-opened", kind: "revert-pr", url: pull.url };
+      } else {
+        const reverted = await client.revertCommit({ commitSha: action.commit, branch: ctx.config.branch });
+        event = { type: "revert-opened", kind: "revert-commit", url: commitUrl(ctx.config.apiUrl, repository.fullName, reverted.sha) };
+      }
+    } catch (error) {
+      event = { type: "revert-failed", error: error instanceof Error ? error.message : String(error) };
+    }
+    this.feedRollout(rolloutId, event);
+    this.audit(`rollout ${rolloutId}`, `rollout.${event.type}`, rolloutId, event.type === "revert-opened" ? { url: event.url } : { error: event.error });
+  }
+
+  /** Audit entries of the coordinator's own steps, written after the step (never between a check and its write). */
+  private audit(actor: string, action: string, target: string, details: Record<string, unknown> | null): void {
+    this.ctx.waitUntil(
+      writeAudit(this.db, { at: new Date().toISOString(), actor, action, target, details, result: "ok" }).catch((error: unknown) =>
+        console.error("audit write failed", action, error),
+      ),
+    );
+  }
+
   // -------------------------------------------------------------------------
   // Reads for the dashboard: commands are read through the object, their only home.
 
-  /** Presence and the newest commands of every host this object knows. */
+  /** Presence, the newest commands, holds and rollout parts of every host this object knows. */
   async fleetLive(commandsPerHost: number): Promise<{
     presence: Record<string, { online: boolean; lastSeenAt: string | null }>;
     commands: Record<string, CommandView[]>;
+    holds: Record<string, HostHold>;
+    rolloutParts: Record<string, HostRolloutPart>;
   }> {
     const commands: Record<string, CommandView[]> = {};
     for (const [hostId, records] of this.store.recentCommandsByHost(commandsPerHost)) commands[hostId] = records.map(toCommandView);
-    return { presence: this.presence(), commands };
+    return { presence: this.presence(), commands, holds: Object.fromEntries(this.store.holds()), rolloutParts: this.rolloutParts() };
   }
 
-  async hostLive(hostId: string, limit: number): Promise<{ presence: { online: boolean; lastSeenAt: string | null } | null; commands: CommandView[] }> {
-    return { presence: this.presence()[hostId] ?? null, commands: this.store.hostCommands(hostId, limit).map(toCommandView) };
+  async hostLive(
+    hostId: string,
+    limit: number,
+  ): Promise<{ presence: { online: boolean; lastSeenAt: string | null } | null; commands: CommandView[]; holds: Record<string, HostHold>; rolloutParts: Record<string, HostRolloutPart> }> {
+    return {
+      presence: this.presence()[hostId] ?? null,
+      commands: this.store.hostCommands(hostId, limit).map(toCommandView),
+      holds: Object.fromEntries(this.store.holds()),
+      rolloutParts: this.rolloutParts(),
+    };
+  }
+
+  /** Each host's part in the newest rollout that is still moving, by host name. */
+  private rolloutParts(): Record<string, HostRolloutPart> {
+    const parts: Record<string, HostRolloutPart> = {};
+    for (const { rollout } of this.store.unsettledRollouts()) {
+      for (const host of rollout.hosts) parts[host.name] = { id: rollout.id, state: host.state, wave: host.wave };
+    }
+    return parts;
   }
 
   async getCommand(id: string): Promise<CommandView | null> {
@@ -429,6 +839,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         this.broadcast({ type: "host", host: live.name, online: false });
       }
     }
+    for (const { rollout } of this.store.unsettledRollouts()) {
+      if (rollout.wakeAt !== null && Date.parse(rollout.wakeAt) <= now) this.feedRollout(rollout.id, { type: "tick" });
+    }
     await this.scheduleAlarm();
   }
 
@@ -438,6 +851,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     for (const live of this.hosts.values()) {
       if (live.online && !this.waiting.has(live.id)) next = Math.min(next, this.offlineAt(live));
     }
+    for (const { rollout } of this.store.unsettledRollouts()) if (rollout.wakeAt !== null) next = Math.min(next, Date.parse(rollout.wakeAt));
     if (!Number.isFinite(next)) return;
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
@@ -455,7 +869,10 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
     }
     if (!isActive(next.record)) this.store.prune(record.hostId);
-    if (patch.state !== undefined && patch.state !== record.state) this.broadcast({ type: "command", command: toCommandView(next.record) });
+    if (patch.state !== undefined && patch.state !== record.state) {
+      this.broadcast({ type: "command", command: toCommandView(next.record) });
+      this.onCommandTransition(next.record);
+    }
     return next.record;
   }
 
@@ -561,5 +978,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.store.saveAgentSession(host.id, { session: current?.session ?? null, reportSession: session, reportHash });
     this.counters.reportsStored++;
     this.broadcast({ type: "host", host: host.name, online: true, reportedAt: receivedAt });
+    await this.reportHealth(host, report, receivedAt);
   }
+}
+
+/** The web page of a commit: GitHub's site for api.github.com, the API's own origin otherwise (GitHub Enterprise, the emulator). */
+function commitUrl(apiUrl: string, fullName: string, sha: string): string {
+  const origin = /^https:\/\/api\.github\.com\/?$/.test(apiUrl) ? "https://github.com" : new URL(apiUrl).origin;
+  return `${origin}/${fullName}/commit/${sha}`;
 }

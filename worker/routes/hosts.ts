@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { CreateCommandRequest, CreateHostRequest, HostName } from "../../common/protocol.ts";
+import { CreateCommandRequest, CreateHostRequest, HostName, SetHoldRequest } from "../../common/protocol.ts";
 import { z } from "zod";
 import { writeAudit } from "../db/audit.ts";
 import { findHostByName, type Host } from "../db/hosts.ts";
@@ -101,4 +101,21 @@ export const hostsRoutes = new Hono<AppEnv>()
     });
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     return c.json({ command: outcome.command }, 202);
+  })
+  .put("/:name/hold", async (c) => {
+    const name = parseWith(HostName, c.req.param("name"), "invalid host name");
+    const request = await readJson(c, SetHoldRequest);
+    if (request.until && Date.parse(request.until) <= Date.now()) throw new ApiError(400, "invalid_request", "until is in the past");
+    const actor = c.get("actor");
+    const held = await coordinator(c.env).setHold(name, { reason: request.reason, until: request.until ?? null }, actor);
+    if (!held.ok) throw new ApiError(held.status, held.code, held.message);
+    await writeAudit(c.get("db"), { at: held.hold.at, actor, action: "host.hold", target: name, details: { reason: held.hold.reason, until: held.hold.until }, result: "ok" });
+    return c.json({ hold: held.hold });
+  })
+  .delete("/:name/hold", async (c) => {
+    const name = parseWith(HostName, c.req.param("name"), "invalid host name");
+    const released = await coordinator(c.env).releaseHold(name);
+    if (!released.ok) throw new ApiError(released.status, released.code, released.message);
+    await writeAudit(c.get("db"), { at: new Date().toISOString(), actor: c.get("actor"), action: "host.release", target: name, details: null, result: released.released ? "ok" : "was not held" });
+    return c.json({ ok: true, released: released.released });
   });

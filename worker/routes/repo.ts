@@ -1,7 +1,9 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { Sha1 } from "../../common/protocol.ts";
-import { getRepoState, listUpdatePrs, toRepoState } from "../db/github.ts";
+import { MergeAndDeployRequest, Sha1 } from "../../common/protocol.ts";
+import { writeAudit } from "../db/audit.ts";
+import { coordinator } from "../coordinator.ts";
+import { ciStates, getPullRequest, getRepoState, listUpdatePrs, toRepoState } from "../db/github.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, errorBody } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
@@ -83,4 +85,53 @@ export const updatePrRoutes = new Hono<AppEnv>()
       if (error instanceof MergeRejected) throw new ApiError(error.status, error.code, error.message);
       return githubFailure(c, error);
     }
+  })
+  /**
+   * Merge & Deploy: merges the update PR (refused while CI is not green,
+   * unless overridden with a reason) and starts a rollout of the merge commit
+   * taken from GitHub's answer — no waiting for the push webhook.
+   */
+  .post("/:number/merge-and-deploy", async (c) => {
+    const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
+    const request = (await c.req.text()).trim() === "" ? MergeAndDeployRequest.parse({}) : await readJson(c, MergeAndDeployRequest);
+    const db = c.get("db");
+    const actor = c.get("actor");
+    const config = readGitHubConfig(c.env);
+    if (config.repository === null) throw new ApiError(503, "github_not_configured", config.problems[0] ?? "GITHUB_REPOSITORY is not configured");
+    const pr = await getPullRequest(db, config.repository.fullName, number);
+    if (pr === null || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${number} is not a known update PR`);
+    const ci = (await ciStates(db, config.repository.fullName, [pr.headSha])).get(pr.headSha) ?? "unknown";
+    if (ci !== "success" && request.override === undefined) {
+      throw new ApiError(409, "ci_not_green", `CI is ${ci} on #${number}'s head ${pr.headSha.slice(0, 7)}: wait for it to pass, or override with a reason`);
+    }
+    if (request.override !== undefined) {
+      await writeAudit(db, {
+        at: new Date().toISOString(),
+        actor,
+        action: "update-pr.override-ci",
+        target: `${config.repository.fullName}#${number}`,
+        details: { ci, reason: request.override.reason },
+        result: "ok",
+      });
+    }
+    const ctx = githubContext(c.env, db);
+    let merged: { sha: string };
+    try {
+      merged = await mergeUpdatePr(ctx, number, { method: request.method ?? "merge", expectedSha: request.sha, actor });
+    } catch (error) {
+      if (error instanceof MergeRejected) throw new ApiError(error.status, error.code, error.message);
+      return githubFailure(c, error);
+    }
+    const started = await coordinator(c.env).startRollout({
+      commit: merged.sha,
+      pr: { number, title: pr.title, url: pr.url },
+      lockChanges: pr.lockChanges ?? [],
+      automatic: false,
+      ignoreWindows: request.ignoreWindows,
+      actor,
+    });
+    if (!started.ok) {
+      throw new ApiError(409, "merged_not_deployed", `merged #${number} as ${merged.sha.slice(0, 7)}, but no rollout started: ${started.message}`);
+    }
+    return c.json({ rollout: started.rollout, merged: { sha: merged.sha } }, 201);
   });

@@ -1,0 +1,207 @@
+// Rollouts driven through the real coordinator: waves, gates, failure, cancel,
+// holds, soaks with the alarm, and an eviction mid-rollout that resumes exactly.
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ErrorBody, PollResponse, RolloutPlanView, RolloutView, type Report } from "../../common/protocol.ts";
+import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
+
+const stub = () => env.COORDINATOR.getByName("fleet");
+const sha = (n: number) => n.toString(16).padStart(2, "0").repeat(20);
+const OLD = sha(0x0a);
+
+interface Agent {
+  name: string;
+  token: string;
+  session: string;
+}
+
+function report(name: string, commit: string, overrides: { canary?: boolean; priority?: number; autoUpdate?: boolean } = {}): Report {
+  const system = `/nix/store/${commit.slice(0, 32)}-nixos-system-${name}`;
+  return sampleReport({
+    hostname: name,
+    repo: { commit: { value: commit }, branch: { value: "main" }, dirty: false },
+    system: { current: { value: system }, desired: { value: system }, builtFromCommit: commit },
+    tests: { configured: false, autoRunAfterSwitch: false, last: null },
+    rollout: { autoUpdate: overrides.autoUpdate ?? true, priority: overrides.priority ?? 100, canary: overrides.canary ?? false },
+  });
+}
+
+async function fleet(prefix: string, count: number, canaryIndex = 0): Promise<Agent[]> {
+  const agents: Agent[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `${prefix}-${i}`;
+    const { token } = await createHost(name);
+    const agent = { name, token, session: `session-${name}` };
+    const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: report(name, OLD, { canary: i === canaryIndex, priority: i }) }));
+    expect(res.status).toBe(200);
+    agents.push(agent);
+  }
+  return agents;
+}
+
+async function pollOnce(agent: Agent, extra: Parameters<typeof pollBody>[0] = {}) {
+  const res = await agentFetch(agent.token, "/poll?wait=0", pollBody({ agentSession: agent.session, ...extra }));
+  expect(res.status).toBe(200);
+  return PollResponse.parse(await res.json());
+}
+
+/** The agent's side of a pull-switch: started, finished with `commitAfter`, then the report at that commit. */
+async function runSwitch(agent: Agent, commit: string, outcome: "succeeded" | "failed" = "succeeded"): Promise<string> {
+  const { commands } = await pollOnce(agent);
+  const command = commands.find((c) => c.kind === "pull-switch");
+  expect(command, `${agent.name} received no pull-switch`).toBeDefined();
+  const events = (body: unknown) => agentFetch(agent.token, `/commands/${command!.id}/events`, body);
+  expect((await events({ type: "started", at: new Date().toISOString() })).status).toBe(200);
+  const finished = await events({
+    type: "finished",
+    at: new Date().toISOString(),
+    outcome,
+    exitCode: outcome === "succeeded" ? 0 : 1,
+    error: outcome === "failed" ? "error: builder for '/nix/store/…-nixos-system' failed" : null,
+    result: { commitBefore: OLD, commitAfter: outcome === "succeeded" ? commit : OLD },
+  });
+  expect(finished.status).toBe(200);
+  if (outcome === "succeeded") await pollOnce(agent, { acks: [command!.id], report: report(agent.name, commit) });
+  return command!.id;
+}
+
+async function rollout(id: string): Promise<RolloutView> {
+  const res = await api(`/api/rollouts/${id}`);
+  expect(res.status).toBe(200);
+  return RolloutView.parse((await res.json<{ rollout: unknown }>()).rollout);
+}
+
+async function deploy(body: Record<string, unknown>): Promise<RolloutView> {
+  const res = await api("/api/rollouts", { method: "POST", json: body });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return RolloutView.parse((await res.json<{ rollout: unknown }>()).rollout);
+}
+
+const hostState = (view: RolloutView, name: string) => view.waves.flatMap((w) => w.hosts).find((h) => h.name === name)?.state;
+
+describe("a rollout through the real coordinator", () => {
+  it("plans canary first, then waves by priority, and leaves held hosts out with the reason", async () => {
+    const agents = await fleet("plan", 5, 2);
+    await api(`/api/hosts/plan-4/hold`, { method: "PUT", json: { reason: "disk replacement" } });
+    const res = await api("/api/rollouts/plan", { method: "POST", json: { commit: sha(1), hosts: agents.map((a) => a.name) } });
+    expect(res.status).toBe(200);
+    const { plan } = RolloutPlanView.pick({}).extend({ plan: RolloutPlanView }).parse(await res.json());
+    expect(plan.waves[0]).toMatchObject({ canary: true, hosts: ["plan-2"] });
+    expect(plan.waves.slice(1).flatMap((w) => w.hosts)).toEqual(["plan-0", "plan-1", "plan-3"]);
+    expect(plan.leftOut).toEqual([{ name: "plan-4", reason: expect.stringContaining("disk replacement") }]);
+    const fleetView = await (await api("/api/hosts")).json<{ hosts: { name: string; hold: { reason: string } | null }[] }>();
+    expect(fleetView.hosts.find((h) => h.name === "plan-4")?.hold?.reason).toBe("disk replacement");
+  });
+
+  it("deploys wave by wave: no host of wave 2 gets its command before wave 1 is verified; all green succeeds", async () => {
+    const agents = await fleet("waves", 3);
+    const commit = sha(2);
+    let view = await deploy({ commit, hosts: agents.map((a) => a.name) });
+    expect(view.state).toBe("running");
+    expect(view.waves[0]!.canary).toBe(true);
+    // Only the canary has a command.
+    expect((await pollOnce(agents[1]!)).commands).toEqual([]);
+    await runSwitch(agents[0]!, commit);
+    view = await rollout(view.id);
+    expect(hostState(view, "waves-0")).toBe("soaking");
+    expect(view.state).toBe("soaking");
+    // The canary soak ends by the alarm (moved to now), then the next wave starts.
+    await runInDurableObject(stub(), (_instance, state) => {
+      const row = state.storage.sql.exec("select body from rollouts where id = ?", view.id).one();
+      const body = JSON.parse(String(row.body)) as { waves: { soakUntil: string | null }[]; wakeAt: string | null };
+      const past = new Date(Date.now() - 1000).toISOString();
+      for (const wave of body.waves) if (wave.soakUntil) wave.soakUntil = past;
+      body.wakeAt = past;
+      state.storage.sql.exec("update rollouts set body = ? where id = ?", JSON.stringify(body), view.id);
+    });
+    await runDurableObjectAlarm(stub());
+    view = await rollout(view.id);
+    expect(view.currentWave).toBe(2);
+    for (const agent of agents.slice(1)) await runSwitch(agent, commit);
+    view = await rollout(view.id);
+    expect(view.state).toBe("succeeded");
+    expect(view.done).toBe(3);
+  });
+
+  it("stops at the first failure: hosts not yet started never receive a command, and the failure names the host and its command", async () => {
+    const agents = await fleet("fails", 4);
+    const commit = sha(3);
+    let view = await deploy({ commit, hosts: agents.map((a) => a.name) });
+    const failing = await runSwitch(agents[0]!, commit, "failed");
+    view = await rollout(view.id);
+    expect(view.state).toBe("failed");
+    expect(view.failure).toMatchObject({ host: "fails-0", commandId: failing });
+    for (const agent of agents.slice(1)) {
+      expect((await pollOnce(agent)).commands).toEqual([]);
+      expect(hostState(view, agent.name)).toBe("skipped");
+    }
+  });
+
+  it("a switch to another commit than the rollout's is a failure: exit code 0 is not proof", async () => {
+    const [agent] = await fleet("wrong-commit", 1);
+    const view = await deploy({ commit: sha(4), hosts: [agent!.name] });
+    await runSwitch(agent!, sha(5));
+    const after = await rollout(view.id);
+    expect(after.state).toBe("failed");
+    expect(after.failure?.reason).toContain("not the rollout's");
+  });
+
+  it("cancel: unstarted hosts are cancelled and their queued commands never delivered", async () => {
+    const agents = await fleet("cancel", 2);
+    const view = await deploy({ commit: sha(6), hosts: agents.map((a) => a.name) });
+    const res = await api(`/api/rollouts/${view.id}/cancel`, { method: "POST" });
+    expect(res.status).toBe(200);
+    const after = await rollout(view.id);
+    expect(after.state).toBe("cancelled");
+    expect((await pollOnce(agents[0]!)).commands).toEqual([]);
+    const again = await api(`/api/rollouts/${view.id}/cancel`, { method: "POST" });
+    expect(again.status).toBe(409);
+    expect(ErrorBody.parse(await again.json()).error.code).toBe("rollout_not_running");
+  });
+
+  it("a newer rollout supersedes the running one", async () => {
+    const agents = await fleet("supersede", 2);
+    const first = await deploy({ commit: sha(7), hosts: agents.map((a) => a.name) });
+    const second = await deploy({ commit: sha(8), hosts: agents.map((a) => a.name) });
+    expect((await rollout(first.id)).stoppedBecause).toContain(second.id);
+    const delivered = await pollOnce(agents[0]!);
+    expect(delivered.commands).toHaveLength(1);
+    expect((await rollout(second.id)).state).toBe("running");
+  });
+
+  it("an evicted coordinator resumes the rollout exactly: nothing sent twice, no wave skipped", async () => {
+    const agents = await fleet("evict", 3);
+    const commit = sha(9);
+    const view = await deploy({ commit, hosts: agents.map((a) => a.name) });
+    const canaryCommand = (await pollOnce(agents[0]!)).commands[0]!;
+    await evictDurableObject(stub());
+    // Redelivered (never acknowledged), not queued a second time.
+    const again = (await pollOnce(agents[0]!)).commands;
+    expect(again.map((c) => c.id)).toEqual([canaryCommand.id]);
+    const after = await rollout(view.id);
+    expect(after.currentWave).toBe(1);
+    expect(hostState(after, "evict-1")).toBe("waiting");
+    const history = await (await api("/api/hosts/evict-0/commands")).json<{ commands: { kind: string }[] }>();
+    expect(history.commands.filter((c) => c.kind === "pull-switch")).toHaveLength(1);
+  });
+
+  it("lists rollouts newest first and pages with before", async () => {
+    const res = await api("/api/rollouts?limit=2");
+    expect(res.status).toBe(200);
+    const { rollouts } = await res.json<{ rollouts: RolloutView[] }>();
+    expect(rollouts).toHaveLength(2);
+    const next = await (await api(`/api/rollouts?limit=2&before=${rollouts[1]!.id}`)).json<{ rollouts: RolloutView[] }>();
+    expect(next.rollouts[0]!.startedAt <= rollouts[1]!.startedAt).toBe(true);
+    expect(next.rollouts.map((r) => r.id)).not.toContain(rollouts[1]!.id);
+  });
+
+  it("refuses a deploy with no host in scope, and a bad hold, with clear errors", async () => {
+    const res = await api("/api/rollouts", { method: "POST", json: { commit: sha(10), hosts: ["no-such-host"] } });
+    expect(res.status).toBe(409);
+    expect(ErrorBody.parse(await res.json()).error.code).toBe("nothing_to_deploy");
+    const hold = await api("/api/hosts/no-such-host/hold", { method: "PUT", json: { reason: "x" } });
+    expect(hold.status).toBe(404);
+    const empty = await api("/api/hosts/plan-0/hold", { method: "PUT", json: { reason: " " } });
+    expect(empty.status).toBe(400);
+  });
+});

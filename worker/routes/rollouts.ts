@@ -1,0 +1,85 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { PlanRolloutRequest, StartRolloutRequest } from "../../common/protocol.ts";
+import { writeAudit } from "../db/audit.ts";
+import { getPullRequest, loadFleetTarget } from "../db/github.ts";
+import { coordinator } from "../coordinator.ts";
+import type { AppEnv } from "../env.ts";
+import { ApiError } from "../errors.ts";
+import { readGitHubConfig } from "../github/config.ts";
+import { pageLimit, parseWith, readJson, readQuery } from "../validation.ts";
+
+export const RolloutId = z.string().regex(/^ro_[A-Za-z0-9_-]{10,40}$/, "not a rollout id");
+
+const ListQuery = z.object({ limit: pageLimit(20, 100), before: RolloutId.optional() });
+
+/** The followed branch's head as the control plane last read it: what "Deploy main" deploys. */
+async function branchHead(c: { get(key: "db"): AppEnv["Variables"]["db"] }): Promise<string> {
+  const { repo } = await loadFleetTarget(c.get("db"));
+  if (!repo?.head) {
+    throw new ApiError(409, "branch_head_unknown", "the branch head is not known yet: it is read on the next push webhook or sync (POST /api/repo/refresh reads it now)");
+  }
+  return repo.head.sha;
+}
+
+const refused = (outcome: { status: 400 | 401 | 404 | 409; code: string; message: string }) => new ApiError(outcome.status, outcome.code, outcome.message);
+
+/** Rollouts: plan, start (Deploy main), watch, cancel, and the update history. The coordinator runs them. */
+export const rolloutsRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const { limit, before } = readQuery(c, ListQuery);
+    const listed = await coordinator(c.env).listRollouts(limit, before ?? null);
+    if (!listed.ok) throw refused(listed);
+    return c.json({ rollouts: listed.rollouts });
+  })
+  .post("/plan", async (c) => {
+    const request = await readJson(c, PlanRolloutRequest);
+    let commit = request.commit ?? null;
+    if (request.pr !== undefined) {
+      const repository = readGitHubConfig(c.env).repository;
+      const pr = repository ? await getPullRequest(c.get("db"), repository.fullName, request.pr) : null;
+      if (!pr || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${request.pr} is not a known update PR`);
+      // Until the merge the PR's head stands for the commit the merge will make.
+      commit ??= pr.headSha;
+    }
+    commit ??= await branchHead(c);
+    const planned = await coordinator(c.env).planRollout({ commit, pr: request.pr ?? null, hosts: request.hosts, automatic: false });
+    if (!planned.ok) throw refused(planned);
+    return c.json({ plan: planned.plan });
+  })
+  .post("/", async (c) => {
+    const request = await readJson(c, StartRolloutRequest);
+    const commit = request.commit ?? (await branchHead(c));
+    const actor = c.get("actor");
+    const outcome = await coordinator(c.env).startRollout({
+      commit,
+      pr: null,
+      lockChanges: [],
+      hosts: request.hosts,
+      automatic: false,
+      ignoreWindows: request.ignoreWindows,
+      actor,
+    });
+    await writeAudit(c.get("db"), {
+      at: new Date().toISOString(),
+      actor,
+      action: "rollout.deploy",
+      target: commit,
+      details: { hosts: request.hosts ?? null, ignoreWindows: request.ignoreWindows, ...(outcome.ok ? { rollout: outcome.rollout.id } : { code: outcome.code }) },
+      result: outcome.ok ? "started" : `refused: ${outcome.message}`,
+    });
+    if (!outcome.ok) throw refused(outcome);
+    return c.json({ rollout: outcome.rollout }, 201);
+  })
+  .get("/:id", async (c) => {
+    const id = parseWith(RolloutId, c.req.param("id"), "invalid rollout id");
+    const found = await coordinator(c.env).getRollout(id);
+    if (!found) throw new ApiError(404, "rollout_not_found", `no rollout ${id}`);
+    return c.json(found);
+  })
+  .post("/:id/cancel", async (c) => {
+    const id = parseWith(RolloutId, c.req.param("id"), "invalid rollout id");
+    const cancelled = await coordinator(c.env).cancelRollout(id, c.get("actor"));
+    if (!cancelled.ok) throw refused(cancelled);
+    return c.json({ rollout: cancelled.rollout });
+  });
