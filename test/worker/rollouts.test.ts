@@ -137,6 +137,25 @@ describe("a rollout through the real coordinator", () => {
     }
   });
 
+  it("a report that arrives before the agent's finished event still verifies the host", async () => {
+    const [agent] = await fleet("report-first", 1);
+    const commit = sha(11);
+    const view = await deploy({ commit, hosts: [agent!.name] });
+    const { commands } = await pollOnce(agent!);
+    const id = commands[0]!.id;
+    const events = (body: unknown) => agentFetch(agent!.token, `/commands/${id}/events`, body);
+    await events({ type: "started", at: new Date().toISOString() });
+    await pollOnce(agent!, { acks: [id], activeCommands: [id], report: report(agent!.name, commit) });
+    await events({ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: { commitAfter: commit } });
+    // Verified (a canary soaks next) once the earlier report is judged after the finished event.
+    let after = await rollout(view.id);
+    for (let i = 0; i < 50 && hostState(after, agent!.name) !== "soaking"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      after = await rollout(view.id);
+    }
+    expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("soaking");
+  });
+
   it("a switch to another commit than the rollout's is a failure: exit code 0 is not proof", async () => {
     const [agent] = await fleet("wrong-commit", 1);
     const view = await deploy({ commit: sha(4), hosts: [agent!.name] });

@@ -41,7 +41,7 @@ import { writeAudit } from "../db/audit.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { CoordinatorStorage, type RolloutContextRecord } from "../db/coordinator-storage.ts";
 import { loadFleetTarget } from "../db/github.ts";
-import { listReports, type StoredReport } from "../db/reports.ts";
+import { getReport, listReports, type StoredReport } from "../db/reports.ts";
 import { githubContext, requireClient, requireRepository } from "../github/context.ts";
 import {
   advance,
@@ -621,6 +621,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
           error: record.error,
           commitAfter: record.result?.commitAfter ?? null,
         });
+        // The agent's report may have arrived before this event: judge the host by the latest one too.
+        if (record.state === "succeeded") this.ctx.waitUntil(this.recheckHealth(record.hostId, record.hostName));
       }
     }
     if (!isActive(record)) this.queueRolloutJob({ kind: "host-freed", record });
@@ -641,6 +643,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         this.carryOut(rollout, context, { type: "send", host: record.hostName, kind: "pull-switch", commit: rollout.commit });
       }
       this.store.saveRollout(rollout, context, false);
+    }
+  }
+
+  private async recheckHealth(hostId: string, hostName: string): Promise<void> {
+    try {
+      const stored = await getReport(this.db, hostId);
+      if (stored) await this.reportHealth({ id: hostId, name: hostName, lastSeenAt: null }, stored.report, stored.receivedAt);
+    } catch (error) {
+      console.error("rollout health re-check failed", hostName, error);
     }
   }
 

@@ -1,0 +1,316 @@
+/**
+ * Rollouts end to end with real parts: the control plane on workerd, the
+ * GitHub emulator (a real bare repository sending signed webhooks), and six
+ * real agent processes, each its own host with its own clone, real Nix and the
+ * nixos-rebuild shim. Merge & Deploy all green; a host failing in a wave stops
+ * the rollout and opens a revert PR; a failing canary; cancel; the control
+ * plane killed mid-rollout resumes; an agent lost mid-switch fails the rollout.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { z } from "zod";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import { CommandView, HostView, RolloutView } from "../../common/protocol.ts";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import { fleetFlake } from "../fixtures/nix/fleet-repo.ts";
+import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
+
+const exec = promisify(execFile);
+const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
+const SECRET = "rollout-webhook-secret";
+const TOKEN = "github_pat_rollout";
+/** h0 is the canary (`canary = true` comes from the host's report; here: the lowest priority number). */
+const HOSTS = ["h0", "h1", "h2", "h3", "h4", "h5"] as const;
+const POLL_SECONDS = 5;
+
+interface TestHost {
+  name: string;
+  dir: string;
+  configFile: string;
+  env: NodeJS.ProcessEnv;
+  shim: RebuildShim;
+  process: ChildProcess | null;
+  log: string[];
+}
+
+let root: string;
+let cp: ControlPlane;
+let emulator: GitHubEmulator;
+let work: string;
+let gitEnv: NodeJS.ProcessEnv;
+const hosts = new Map<string, TestHost>();
+
+const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv }).then((r) => r.stdout.trim());
+
+async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
+  const res = await fetch(`${cp.url}${pathname}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: { origin: cp.url, "content-type": "application/json" },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const json: unknown = await res.json();
+  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
+  return schema.parse(json);
+}
+
+const getRollout = async (id: string) => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${id}`)).rollout;
+const hostCommands = async (name: string) => (await call(z.object({ commands: z.array(CommandView) }), `/api/hosts/${name}/commands`)).commands;
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-15).join("")}`).join("\n");
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const settledRollout = (id: string) =>
+  eventually(`rollout ${id} to end`, async () => {
+    const view = await getRollout(id);
+    return ["succeeded", "failed", "cancelled"].includes(view.state) && view.finishedAt ? view : null;
+  });
+
+function startAgent(host: TestHost): void {
+  const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", host.configFile], { env: host.env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
+  child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
+  host.process = child;
+}
+
+async function killAgent(host: TestHost): Promise<void> {
+  const child = host.process;
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+  host.process = null;
+}
+
+/** Pushes host file changes straight to main (what "Deploy main" deploys). */
+async function pushToMain(files: Record<string, string>, message: string): Promise<string> {
+  const { sha } = await emulator.pushCommit({ files, message });
+  await emulator.flushWebhooks();
+  await eventually("the pushed head to be read", async () => {
+    const repo = await call(z.object({ repo: z.object({ head: z.object({ sha: z.string() }).nullable() }).nullable() }), "/api/repo");
+    return repo.repo?.head?.sha === sha;
+  });
+  return sha;
+}
+
+/** Opens an update PR whose lock changes and whose host files are `files`, with CI green. */
+async function openGreenUpdatePr(files: Record<string, string>): Promise<number> {
+  const pr = await emulator.openPullRequest({ head: `update-${Date.now()}`, title: "flake.lock: Update", labels: ["automated"], files, message: "flake.lock: Update" });
+  await emulator.setCheckRun(pr.head.sha, { name: "build", status: "completed", conclusion: "success" });
+  await emulator.flushWebhooks();
+  await eventually(`update PR #${pr.number} with CI green`, async () => {
+    const { updatePrs } = await call(z.object({ updatePrs: z.array(z.object({ number: z.number(), ciState: z.string() })) }), "/api/update-prs");
+    return updatePrs.some((p) => p.number === pr.number && p.ciState === "success");
+  });
+  return pr.number;
+}
+
+const onlyCommandsSince = async (name: string, since: string) => (await hostCommands(name)).filter((c) => c.createdAt >= since && c.kind === "pull-switch");
+
+describeWithNix("rollouts with six real agents, the GitHub emulator and the real control plane", () => {
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-rollout-"));
+    gitEnv = isolatedHostEnv(path.join(root, "env"));
+    const apiPort = await freePort();
+    cp = await startControlPlane({
+      vars: {
+        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        ROLLOUT_CANARY_SOAK_SECONDS: "2",
+        ROLLOUT_WAVE_SIZE: "2",
+      },
+    });
+    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
+    await emulator.start(apiPort);
+
+    const pins = path.join(root, "pins");
+    await fs.mkdir(pins);
+    await git(pins, "init", "--quiet", "--initial-branch", "main");
+    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
+    await git(pins, "add", "-A");
+    await git(pins, "commit", "--quiet", "-m", "pins v1");
+    work = path.join(root, "work");
+    await fs.mkdir(path.join(work, "hosts"), { recursive: true });
+    const flake = fleetFlake(`git+file://${pins}`);
+    await fs.writeFile(path.join(work, "flake.nix"), flake);
+    for (const name of HOSTS) await fs.writeFile(path.join(work, "hosts", `${name}.txt`), `${name} generation 1`);
+    await git(work, "init", "--quiet", "--initial-branch", "main");
+    await git(work, "add", "-A");
+    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
+    await emulator.seed({
+      "flake.nix": flake,
+      "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8"),
+      ...Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 1`])),
+    });
+    await call(z.unknown(), "/api/repo/refresh", { body: {} });
+
+    for (const [index, name] of HOSTS.entries()) {
+      const dir = path.join(root, name);
+      const env = isolatedHostEnv(dir);
+      const shim = await installRebuildShim(path.join(dir, "shim"));
+      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
+      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
+      const config: AgentConfigInput = {
+        url: cp.url,
+        tokenFile: path.join(dir, "token"),
+        hostName: name,
+        platform: "nixos",
+        repoUrl: emulator.cloneUrl,
+        branch: "main",
+        stateDir: path.join(dir, "state"),
+        pollTimeoutSeconds: POLL_SECONDS,
+        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+        currentSystemLink: shim.currentSystemLink,
+        rollout: { priority: index },
+      };
+      const configFile = path.join(dir, "agent.json");
+      await fs.writeFile(configFile, JSON.stringify(config));
+      const host: TestHost = { name, dir, configFile, env, shim, process: null, log: [] };
+      hosts.set(name, host);
+      startAgent(host);
+    }
+    // Every host reports, then runs the fleet's current configuration (all green to start from).
+    await eventually("six hosts to report", async () => {
+      const { hosts: views } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
+      return views.length === HOSTS.length && views.every((v) => v.online && v.report);
+    });
+    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    expect((await settledRollout(first.rollout.id)).state).toBe("succeeded");
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const host of hosts.values()) await killAgent(host);
+    await emulator?.stop();
+    await cp?.stop();
+    if (root) await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it("Merge & Deploy: the update PR merged, canary first, then waves, every host at the merge commit", async () => {
+    const number = await openGreenUpdatePr(Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 2`])));
+    const { rollout } = await call(z.object({ rollout: RolloutView, merged: z.object({ sha: z.string() }) }), `/api/update-prs/${number}/merge-and-deploy`, { body: {} });
+    expect(rollout.pr).toBe(number);
+    expect(rollout.waves[0]).toMatchObject({ canary: true, hosts: [expect.objectContaining({ name: "h0" })] });
+    const done = await settledRollout(rollout.id);
+    expect(done.state, JSON.stringify(done.failure)).toBe("succeeded");
+    expect(done.done).toBe(HOSTS.length);
+    // Canary before everyone: h0's command finished before any other host's was created.
+    const canary = (await hostCommands("h0")).find((c) => c.actor === `rollout ${rollout.id}`)!;
+    for (const name of HOSTS.slice(1)) {
+      const command = (await hostCommands(name)).find((c) => c.actor === `rollout ${rollout.id}`)!;
+      expect(command.createdAt >= canary.finishedAt!).toBe(true);
+      expect(command.result?.commitAfter).toBe(rollout.commit);
+    }
+    // The update history keeps the PR and its lock diff.
+    const history = await call(z.object({ context: z.object({ pr: z.object({ number: z.number() }).nullable() }) }), `/api/rollouts/${rollout.id}`);
+    expect(history.context.pr?.number).toBe(number);
+  });
+
+  it("a host failing in a wave stops the rollout: later hosts never get a command, and a revert PR opens", async () => {
+    const since = new Date().toISOString();
+    const files = Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, name === "h1" ? "fail: h1 cannot build this" : `${name} generation 3`]));
+    const number = await openGreenUpdatePr(files);
+    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${number}/merge-and-deploy`, { body: {} });
+    const done = await settledRollout(rollout.id);
+    expect(done.state).toBe("failed");
+    expect(done.failure?.host).toBe("h1");
+    // Waves of 2 after the canary: h1 and h2 ran; h3, h4, h5 never received a command.
+    for (const name of ["h3", "h4", "h5"]) expect(await onlyCommandsSince(name, since)).toEqual([]);
+    const reverted = await eventually("the revert PR", async () => {
+      const view = await getRollout(rollout.id);
+      return view.revert?.state === "opened" ? view.revert : null;
+    });
+    const open = await emulator.openPullRequests();
+    expect(open.some((pr) => reverted.url === pr.htmlUrl && pr.title.startsWith("Revert"))).toBe(true);
+  });
+
+  it("a failing canary stops everything after it", async () => {
+    const since = new Date().toISOString();
+    await pushToMain({ "hosts/h0.txt": "fail: the canary breaks" }, "break the canary");
+    const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    const done = await settledRollout(rollout.id);
+    expect(done.state).toBe("failed");
+    expect(done.failure?.host).toBe("h0");
+    for (const name of HOSTS.slice(1)) expect(await onlyCommandsSince(name, since)).toEqual([]);
+  });
+
+  it("cancel during the canary: the rest are cancelled, nothing else is sent", async () => {
+    const since = new Date().toISOString();
+    await pushToMain({ "hosts/h0.txt": "h0 generation 4" }, "mend the canary");
+    await hosts.get("h0")!.shim.setMode("gate");
+    const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    await eventually("the canary to switch", async () => (await getRollout(rollout.id)).waves[0]!.hosts[0]!.state === "pulling");
+    await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}/cancel`, { body: {} });
+    await hosts.get("h0")!.shim.setMode("normal");
+    await hosts.get("h0")!.shim.release();
+    const done = await settledRollout(rollout.id);
+    expect(done.state).toBe("cancelled");
+    for (const name of HOSTS.slice(1)) expect(await onlyCommandsSince(name, since)).toEqual([]);
+  });
+
+  it("the control plane killed mid-rollout resumes exactly where it was", async () => {
+    await pushToMain(Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 5`])), "generation 5");
+    const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    await eventually("the canary wave to soak", async () => (await getRollout(rollout.id)).state === "soaking");
+    await cp.restart();
+    const done = await settledRollout(rollout.id);
+    expect(done.state, JSON.stringify(done.failure)).toBe("succeeded");
+    for (const name of HOSTS) {
+      const sent = (await hostCommands(name)).filter((c) => c.actor === `rollout ${rollout.id}`);
+      expect(sent, `${name} got its command once`).toHaveLength(1);
+    }
+  });
+
+  it("an agent lost mid-switch ends its host lost and the rollout failed, not stuck", async () => {
+    await pushToMain(Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 6`])), "generation 6");
+    const canary = hosts.get("h0")!;
+    const lastPid = path.join(canary.shim.stateDir, "last-pid");
+    await fs.rm(lastPid, { force: true });
+    await fs.rm(path.join(canary.shim.stateDir, "release"), { force: true });
+    await canary.shim.setMode("gate");
+    const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    // The switch is running (the shim waits at its gate).
+    const pid = await eventually("the canary's switch to run", async () => Number(await fs.readFile(lastPid, "utf8").catch(() => "0")));
+    // The host dies: the agent and its switch are gone, and it comes back without its state.
+    await killAgent(canary);
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, "SIGKILL");
+      } catch {
+        // already gone with its group
+      }
+    }
+    await fs.rm(path.join(canary.dir, "state"), { recursive: true, force: true });
+    await canary.shim.setMode("normal");
+    startAgent(canary);
+    const done = await settledRollout(rollout.id);
+    expect(done.state).toBe("failed");
+    expect(done.failure).toMatchObject({ host: "h0", reason: expect.stringContaining("lost") });
+  });
+});
