@@ -51,7 +51,7 @@ export async function runPull(ctx: CommandContext): Promise<CommandOutcome> {
   if (!isRun(fetched)) return fetched;
   if (exact !== null) {
     const notOnBranch = await checkOnBranch(ctx, clone, exact, remoteRef);
-    if (notOnBranch !== null) return failed(notOnBranch, { commitBefore, commitAfter: commitBefore });
+    if (notOnBranch !== null) return failed(notOnBranch, { commitBefore, commitAfter: null });
   }
   const target = exact ?? remoteRef;
   for (const args of [
