@@ -20,8 +20,12 @@ import { describeFailure, type RunResult } from "../runner.ts";
 import { flakeAttrOf, NIX_FLAKE_FLAGS, readCurrentSystem, systemOutput, type Known } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandOutcome } from "./context.ts";
 
-/** What a build may stream to the control plane; nix can print megabytes for a mass rebuild. */
-export const BUILD_OUTPUT_LIMIT = 4 * 1024 * 1024;
+/**
+ * What a build streams to the control plane at most: nix can print megabytes in a
+ * mass rebuild, and the control plane keeps only the first MiB of a command's
+ * output anyway. The end of a failed build's output is in `errorTail`.
+ */
+export const BUILD_OUTPUT_LIMIT = 1024 * 1024;
 const ERROR_TAIL_LINES = 40;
 const ERROR_TAIL_CHARS = 4000;
 /** The build's evaluation runs at a low priority, so the host's own work goes first. */
@@ -37,7 +41,7 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
   const signal = AbortSignal.any([ctx.cancel, deadline]);
   const started = performance.now();
   const dirs = buildDirs(ctx.store.stateDir, ctx.delivery.id);
-  const output = cappedOutput(ctx);
+  const output = cappedOutput(BUILD_OUTPUT_LIMIT, ctx.output, ctx.say);
   const base = (): BuildResult => ({
     commit,
     storePath: null,
@@ -211,19 +215,26 @@ function deadlineSignal(deadlineAt: string): AbortSignal {
   return AbortSignal.timeout(Math.max(0, ms));
 }
 
-/** Streams output up to BUILD_OUTPUT_LIMIT, then says once that the rest is left out. */
-function cappedOutput(ctx: CommandContext): (stream: OutputStream, data: string) => void {
+/** Passes output on up to `limit` characters, then says once that the rest is left out. */
+export function cappedOutput(
+  limit: number,
+  output: (stream: OutputStream, data: string) => void,
+  say: (line: string) => void,
+): (stream: OutputStream, data: string) => void {
   let sent = 0;
   let capped = false;
   return (stream, data) => {
-    if (sent + data.length <= BUILD_OUTPUT_LIMIT) {
+    if (capped) return;
+    const room = limit - sent;
+    if (data.length <= room) {
       sent += data.length;
-      ctx.output(stream, data);
+      output(stream, data);
       return;
     }
-    if (capped) return;
+    if (room > 0) output(stream, data.slice(0, room));
+    sent = limit;
     capped = true;
-    ctx.say(`(output beyond ${BUILD_OUTPUT_LIMIT / 1024 / 1024} MiB left out; the error tail is still reported)`);
+    say(`[build output beyond ${limit} characters left out; a failed build still reports its last lines]`);
   };
 }
 
