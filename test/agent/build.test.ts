@@ -95,6 +95,7 @@ describeWithNix("build a commit without touching the host", () => {
     const report = h.plane.lastReport();
     expect(report?.repo.commit).toEqual({ value: running.commit });
     expect(report?.system).toEqual(reportBefore?.system);
+    expect(report?.lock).toEqual(reportBefore?.lock);
     // The worktree and the out-link (the build's temporary GC root) are gone; only the fetch cache stays.
     expect(await fs.readdir(path.join(h.stateDir, "build", "work")).catch(() => [])).toEqual([]);
     const worktrees = await git(path.join(h.stateDir, "build", "cache.git"), "worktree", "list");
