@@ -74,6 +74,7 @@ describeWithNix("build a commit without touching the host", () => {
     const target = await h.fleet.commit({ "packages/hello.txt": "1.1 40\n", "packages/extra.txt": "3.0 20\n" }, "hello 1.1, extra 3.0");
     const expected = await h.fleet.systemPath("web1");
     const { id, finished } = await h.run("build", { commit: target, timeoutMs: 60_000 });
+    const pollsAtFinish = h.plane.polls.length;
 
     expect(finished).toMatchObject({ outcome: "succeeded", exitCode: 0, error: null });
     const build = buildOf(finished.result);
@@ -92,7 +93,8 @@ describeWithNix("build a commit without touching the host", () => {
 
     // The clone, its reported commit and the running system are as they were.
     expect(await hostState()).toEqual(before);
-    const report = h.plane.lastReport();
+    // The agent reports after every command: this report was collected after the build.
+    const report = (await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the report after the build", pollsAtFinish)).request.report;
     expect(report?.repo.commit).toEqual({ value: running.commit });
     expect(report?.system).toEqual(reportBefore?.system);
     expect(report?.lock).toEqual(reportBefore?.lock);
