@@ -28,6 +28,8 @@ import { cancelled, failed, succeeded, type CommandContext, type CommandOutcome 
 export const BUILD_OUTPUT_LIMIT = 1024 * 1024;
 const ERROR_TAIL_LINES = 40;
 const ERROR_TAIL_CHARS = 4000;
+/** `CommandEvent.finished.error`'s bound. */
+const ERROR_MAX_CHARS = 4000;
 /** The build's evaluation runs at a low priority, so the host's own work goes first. */
 const NICE = ["nice", "-n", "10"] as const;
 
@@ -77,11 +79,11 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     if (built.aborted) return stopped();
     if (built.exitCode !== 0) {
       const errorTail = lastLines(built.spawnError ?? (built.stderr || built.stdout));
-      return failed(
-        `the build of ${commit} failed (nix build ${built.exitCode !== null ? `exited with code ${built.exitCode}` : `was killed by ${built.signal ?? "a signal"}`}):\n${errorTail}`,
-        { build: { ...base(), errorTail } },
-        built.exitCode,
-      );
+      const how = built.exitCode !== null ? `exited with code ${built.exitCode}` : `was killed by ${built.signal ?? "a signal"}`;
+      const headline = `the build of ${commit} failed (nix build ${how}):\n`;
+      // The error is bounded from its start, so the tail is shortened here: its last lines are the ones that say why.
+      const error = headline + errorTail.slice(-(ERROR_MAX_CHARS - headline.length));
+      return failed(error, { build: { ...base(), errorTail } }, built.exitCode);
     }
     const storePath = await ctx.runner.realPath(dirs.result).catch(() => null);
     if (storePath === null || !storePath.startsWith("/")) {

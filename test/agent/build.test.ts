@@ -137,6 +137,17 @@ describeWithNix("build a commit without touching the host", () => {
     expect(await fs.readdir(path.join(h.stateDir, "build", "work")).catch(() => [])).toEqual([]);
   });
 
+  it("keeps the end of a long build error, where nix says what failed", async () => {
+    await h.startAgent();
+    const broken = await h.fleet.setHost("web1", `fail: ${"a very long complaint ".repeat(300)}`);
+    const { finished } = await h.run("build", { commit: broken });
+    const build = buildOf(finished.result);
+    expect(finished.error!.length).toBeLessThanOrEqual(4000);
+    expect(finished.error).toMatch(new RegExp(`^the build of ${broken} failed \\(nix build exited with code 1\\):\n`));
+    expect(build.errorTail).toMatch(/builder for '.*nixos-system-web1\.drv' failed with exit code 1/);
+    expect(finished.error!.endsWith(build.errorTail!.slice(-500))).toBe(true);
+  });
+
   it("fails clearly without a commit or with a commit the repository does not have", async () => {
     await h.startAgent();
     const { finished: none } = await h.run("build");
