@@ -104,6 +104,18 @@ describeWithNix("build a commit without touching the host", () => {
     expect(worktrees.split("\n")).toHaveLength(1);
   });
 
+  it("builds on a host that runs no system yet, and says why there is no closure diff", async () => {
+    await h.startAgent();
+    const head = await h.fleet.head();
+    const { finished } = await h.run("build", { commit: head });
+    expect(finished.outcome).toBe("succeeded");
+    const build = buildOf(finished.result);
+    expect(build).toMatchObject({ commit: head, storePath: await h.fleet.systemPath("web1"), comparedWith: null, closureDiff: null });
+    expect(build.closureDiffProblem).toBe(`${h.shim.currentSystemLink} does not exist`);
+    // Not even a clone: the build needs none.
+    await expect(fs.access(clone())).rejects.toThrow();
+  });
+
   it("builds a commit that is on no branch the agent follows (an update PR's head)", async () => {
     await runningHost();
     // Pushed to its own branch only, as the update workflow does before the PR is merged.
