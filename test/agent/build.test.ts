@@ -74,6 +74,8 @@ describeWithNix("build a commit without touching the host", () => {
     const target = await h.fleet.commit({ "packages/hello.txt": "1.1 40\n", "packages/extra.txt": "3.0 20\n" }, "hello 1.1, extra 3.0");
     const expected = await h.fleet.systemPath("web1");
     const { id, finished } = await h.run("build", { commit: target, timeoutMs: 60_000 });
+    // Ask for a report now, so the one checked below is collected after the build.
+    h.plane.wantReport = true;
     const pollsAtFinish = h.plane.polls.length;
 
     expect(finished).toMatchObject({ outcome: "succeeded", exitCode: 0, error: null });
@@ -93,7 +95,6 @@ describeWithNix("build a commit without touching the host", () => {
 
     // The clone, its reported commit and the running system are as they were.
     expect(await hostState()).toEqual(before);
-    // The agent reports after every command: this report was collected after the build.
     const report = (await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the report after the build", pollsAtFinish)).request.report;
     expect(report?.repo.commit).toEqual({ value: running.commit });
     expect(report?.system).toEqual(reportBefore?.system);
@@ -192,7 +193,8 @@ describeWithNix("build a commit without touching the host", () => {
     await runningHost();
     const gate = path.join(h.root, "gate");
     const slow = await h.fleet.setHost("web1", `wait:${gate}`);
-    const id = h.plane.queue("build", { commit: slow, deadlineSeconds: 3 });
+    // Long enough for the fetch and the evaluation on a busy machine; the builder then waits forever.
+    const id = h.plane.queue("build", { commit: slow, deadlineSeconds: 8 });
     const builderPid = Number(await waitForFile(`${gate}.pid`));
     const finished = await h.plane.waitForFinished(id);
     expect(finished.outcome).toBe("failed");
