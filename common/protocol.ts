@@ -39,8 +39,8 @@ export const CreateHostRequest = z.strictObject({
 });
 export type CreateHostRequest = z.infer<typeof CreateHostRequest>;
 
+/** Defined before the commands, whose deliveries name commits. */
 export const Sha1 = z.string().regex(/^[0-9a-f]{40}$/, "not a full git sha");
-export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
 // ---------------------------------------------------------------------------
 // Commands
@@ -187,6 +187,7 @@ export type TestRun = z.infer<typeof TestRun>;
 const known = <T extends z.ZodTypeAny>(value: T) =>
   z.object({ value: value.nullable(), reason: z.string().max(500).optional() });
 
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
 export const Report = z.object({
   protocol: z.literal(PROTOCOL_VERSION),
