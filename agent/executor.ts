@@ -4,6 +4,7 @@
  * until it is handled here.
  */
 import type { CommandKind } from "../common/protocol.ts";
+import { runBuild } from "./commands/build.ts";
 import { succeeded, type CommandContext, type CommandEnd } from "./commands/context.ts";
 import { runPull } from "./commands/pull.ts";
 import { runPullSwitch, runRollback, runSwitch } from "./commands/switch.ts";
@@ -33,6 +34,8 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
     case "refresh":
       ctx.refreshReport();
       return succeeded({}, null);
+    case "build":
+      return runBuild(ctx);
     default:
       return assertNever(kind);
   }

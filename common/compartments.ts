@@ -62,6 +62,8 @@ const COMMAND_COMPARTMENTS: Record<CommandKind, readonly CompartmentName[]> = {
   "restart-agent": ["agent"],
   refresh: [],
   stop: [],
+  // A build changes nothing on the host; its verdict belongs to the commit, not to a compartment.
+  build: [],
 };
 
 /** The compartments a command of this kind moves (blue while it runs, red when it fails). */

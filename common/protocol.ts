@@ -52,6 +52,9 @@ export const CreateHostRequest = z.strictObject({
 });
 export type CreateHostRequest = z.infer<typeof CreateHostRequest>;
 
+/** Defined before the commands, whose deliveries name commits. */
+export const Sha1 = z.string().regex(/^[0-9a-f]{40}$/, "not a full git sha");
+
 // ---------------------------------------------------------------------------
 // Commands
 
@@ -65,6 +68,7 @@ export const COMMAND_KINDS = [
   "stop",
   "restart-agent",
   "refresh",
+  "build",
 ] as const;
 export const CommandKind = z.enum(COMMAND_KINDS);
 export type CommandKind = z.infer<typeof CommandKind>;
@@ -104,9 +108,16 @@ export const COMMAND_DEADLINE_SECONDS: Record<CommandKind, number> = {
   stop: 60,
   "restart-agent": 5 * 60,
   refresh: 2 * 60,
+  /** A whole system built from scratch in the worst case (a mass rebuild after a nixpkgs update). */
+  build: 60 * 60,
 };
 
-/** Commands that change what the host runs; `stop` and friends bypass the one-at-a-time rule. */
+/**
+ * Commands that change what the host runs, plus `build`: a build changes
+ * nothing, but it is one at a time with them so it never runs during a switch
+ * (and a switch never starts during a build: the control plane stops the build
+ * first, see docs/fleet-build.md). `stop` and friends bypass the rule.
+ */
 export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
   "pull",
   "switch",
@@ -114,13 +125,22 @@ export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
   "test",
   "rollback",
   "restart-agent",
+  "build",
 ]);
 
 export const CommandId = z.string().regex(/^cmd_[A-Za-z0-9_-]{10,40}$/, "not a command id");
 
-export const CreateCommandRequest = z.strictObject({
-  kind: CommandKind,
-});
+/** Kinds that act on an exact commit when one is given; `build` always needs one. */
+export const COMMIT_KINDS: ReadonlySet<CommandKind> = new Set(["build", "pull", "pull-switch"]);
+
+export const CreateCommandRequest = z
+  .strictObject({
+    kind: CommandKind,
+    /** For `build` (required), `pull` and `pull-switch`: the exact commit of the followed branch to act on. */
+    commit: Sha1.optional(),
+  })
+  .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
+  .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] });
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
 /** What the agent receives for each command to run. */
@@ -129,6 +149,12 @@ export const CommandDelivery = z.object({
   kind: CommandKind,
   /** For `stop`: the command to cancel. */
   target: CommandId.nullable().default(null),
+  /**
+   * For `build`: the commit to build (required). For `pull` / `pull-switch`:
+   * when set, the exact commit to bring the clone to, which must be on
+   * origin/<branch>; null means origin/<branch>'s head.
+   */
+  commit: Sha1.nullable().default(null),
   createdAt: z.string(),
   deadlineAt: z.string(),
 });
@@ -182,7 +208,6 @@ export type TestRun = z.infer<typeof TestRun>;
 const known = <T extends z.ZodTypeAny>(value: T) =>
   z.object({ value: value.nullable(), reason: z.string().max(500).optional() });
 
-export const Sha1 = z.string().regex(/^[0-9a-f]{40}$/, "not a full git sha");
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
 export const Report = z.object({
@@ -274,6 +299,46 @@ export const OutputChunk = z.object({
 });
 export type OutputChunk = z.infer<typeof OutputChunk>;
 
+/** One package whose versions or size differ between the running system and a build (`nix store diff-closures`). */
+export const ClosureDiffEntry = z.object({
+  /** The store path name without its version, e.g. `hello`, `nixos-system-web1`. */
+  name: z.string().min(1).max(200),
+  /** Versions only in the running system; `""` is a path without a version (nix prints `ε`). */
+  old: z.array(z.string().max(100)).max(50),
+  /** Versions only in the build. */
+  new: z.array(z.string().max(100)).max(50),
+  /** Bytes; 0 when nix did not print a size (it leaves out changes under 8 KiB). */
+  sizeDelta: z.number().int(),
+});
+export type ClosureDiffEntry = z.infer<typeof ClosureDiffEntry>;
+
+export const CLOSURE_DIFF_MAX_ENTRIES = 2000;
+
+export const ClosureDiff = z.object({
+  entries: z.array(ClosureDiffEntry).max(CLOSURE_DIFF_MAX_ENTRIES),
+  /** Entries left out to stay under the bound. */
+  omitted: z.number().int().nonnegative().default(0),
+  /** Closure size of the build minus that of the running system, in bytes (`nix path-info -S`). */
+  totalSizeDelta: z.number().int(),
+});
+export type ClosureDiff = z.infer<typeof ClosureDiff>;
+
+/** What a `build` command built and how it differs from what runs. */
+export const BuildResult = z.object({
+  commit: Sha1,
+  /** The built system's store path; null when the build failed. */
+  storePath: z.string().max(500).nullable(),
+  durationMs: z.number().int().nonnegative(),
+  /** The running system the build was compared with, when there is one. */
+  comparedWith: z.string().max(500).nullable().default(null),
+  closureDiff: ClosureDiff.nullable(),
+  /** Why there is no closure diff although the build succeeded. */
+  closureDiffProblem: z.string().max(1000).optional(),
+  /** A failed build: the last lines of nix's error output (the whole log is the command's output). */
+  errorTail: z.string().max(4000).optional(),
+});
+export type BuildResult = z.infer<typeof BuildResult>;
+
 /**
  * What a finished command proved. Exit code 0 is not proof: the agent checks
  * the outcome (the new commit, the new system link, each test) and says so here.
@@ -286,6 +351,7 @@ export const CommandResult = z.object({
   tests: TestRun.optional(),
   /** For `stop`: whether something was actually killed. */
   stopped: z.boolean().optional(),
+  build: BuildResult.optional(),
 });
 export type CommandResult = z.infer<typeof CommandResult>;
 

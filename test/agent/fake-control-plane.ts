@@ -98,7 +98,7 @@ export class FakeControlPlane {
   }
 
   /** Queues a command for the agent; answers a held poll at once. */
-  queue(kind: CommandKind, options: { target?: string; id?: string } = {}): string {
+  queue(kind: CommandKind, options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number } = {}): string {
     const id = options.id ?? `cmd_${randomBytes(9).toString("base64url")}`;
     const now = Date.now();
     this.commands.set(id, {
@@ -106,8 +106,9 @@ export class FakeControlPlane {
         id,
         kind,
         target: options.target ?? null,
+        commit: options.commit ?? null,
         createdAt: new Date(now).toISOString(),
-        deadlineAt: new Date(now + COMMAND_DEADLINE_SECONDS[kind] * 1000).toISOString(),
+        deadlineAt: new Date(now + (options.deadlineSeconds ?? COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
       },
       state: "queued",
       deliveries: 0,

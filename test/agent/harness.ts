@@ -41,7 +41,7 @@ export interface Harness {
   startAgent(config?: Partial<AgentConfigInput>): Promise<Agent>;
   stopAgent(): Promise<void>;
   /** Queues a command and waits for its finished event. */
-  run(kind: Parameters<FakeControlPlane["queue"]>[0], options?: { target?: string; timeoutMs?: number }): Promise<{ id: string; finished: NonNullable<ReturnType<FakeControlPlane["finished"]>> }>;
+  run(kind: Parameters<FakeControlPlane["queue"]>[0], options?: { target?: string; commit?: string; timeoutMs?: number }): Promise<{ id: string; finished: NonNullable<ReturnType<FakeControlPlane["finished"]>> }>;
   cleanup(): Promise<void>;
 }
 
@@ -111,7 +111,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
       harness.agent = null;
     },
     async run(kind, runOptions = {}) {
-      const id = plane.queue(kind, { target: runOptions.target });
+      const id = plane.queue(kind, { target: runOptions.target, commit: runOptions.commit });
       const finished = await plane.waitForFinished(id, runOptions.timeoutMs);
       return { id, finished };
     },

@@ -17,6 +17,7 @@ const delivery = (n: number) => ({
   id: `cmd_${String(n).padStart(12, "0")}`,
   kind: "refresh" as const,
   target: null,
+  commit: null,
   createdAt: "2025-01-01T00:00:00.000Z",
   deadlineAt: "2025-01-01T00:02:00.000Z",
 });

@@ -79,6 +79,47 @@ describe("pull", () => {
     await expect(fs.access(`${clone()}.partial`)).rejects.toThrow();
   });
 
+  it("pulls exactly the delivery's commit when it names one, even after origin moved on", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    const wanted = await h.fleet.setHost("web1", "web1 generation 2");
+    const newer = await h.fleet.setHost("web1", "web1 generation 3");
+
+    const { id, finished } = await h.run("pull", { commit: wanted });
+    expect(finished.outcome).toBe("succeeded");
+    expect(finished.result.commitAfter).toBe(wanted);
+    expect(await git("rev-parse", "HEAD")).toBe(wanted);
+    expect(await git("symbolic-ref", "--short", "HEAD")).toBe("main");
+    expect(await git("rev-parse", "refs/remotes/origin/main")).toBe(newer);
+    expect(await git("status", "--porcelain", "--untracked-files=all")).toBe("");
+    expect(h.plane.output(id)).toContain(`merge-base --is-ancestor ${wanted}`);
+  });
+
+  it("refuses a commit that is not on the branch, with the reason, and leaves the clone alone", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    const head = await git("rev-parse", "HEAD");
+    // A commit that exists at origin, but on another branch.
+    await exec("git", ["-C", h.fleet.work, "checkout", "--quiet", "-b", "elsewhere"], { env: h.env });
+    await fs.writeFile(path.join(h.fleet.work, "hosts", "web1.txt"), "web1 on another branch");
+    await exec("git", ["-C", h.fleet.work, "commit", "--quiet", "-am", "not on main"], { env: h.env });
+    await exec("git", ["-C", h.fleet.work, "push", "--quiet", "origin", "HEAD:refs/heads/elsewhere"], { env: h.env });
+    const elsewhere = (await exec("git", ["-C", h.fleet.work, "rev-parse", "HEAD"], { env: h.env })).stdout.trim();
+
+    const { finished } = await h.run("pull", { commit: elsewhere });
+    expect(finished).toMatchObject({ outcome: "failed", result: { commitBefore: head, commitAfter: null } });
+    expect(finished.error).toBe(
+      `commit ${elsewhere} is not on origin/main: it is not in the repository after fetching main (a commit of another branch, or one that was force-pushed away)`,
+    );
+    expect(await git("rev-parse", "HEAD")).toBe(head);
+
+    // Known to the clone (fetched into it by hand) but still not on main: refused as well.
+    await git("fetch", "--quiet", "origin", "refs/heads/elsewhere");
+    const { finished: known } = await h.run("pull", { commit: elsewhere });
+    expect(known.error).toBe(`commit ${elsewhere} is not on origin/main: it is not an ancestor of the branch's head`);
+    expect(await git("rev-parse", "HEAD")).toBe(head);
+  });
+
   it("fails when the configured branch does not exist at origin", async () => {
     await h.startAgent({ branch: "no-such-branch" });
     const { finished } = await h.run("pull");

@@ -23,7 +23,8 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     expect(finished).toMatchObject({ outcome: "succeeded", exitCode: 0, error: null });
     expect(finished.result).toEqual({ systemBefore: null, systemAfter: built });
     expect(await h.shim.currentSystem()).toBe(built);
-    expect(await fs.readFile(built, "utf8")).toBe("web1 generation 1");
+    // The system's first line is the host's file; the rest are the packages it depends on (fleet-repo.ts).
+    expect((await fs.readFile(built, "utf8")).split("\n")[0]).toBe("web1 generation 1");
     expect(h.plane.output(id)).toContain("activated generation 1");
     expect(h.plane.events(id)[0]?.type).toBe("started");
 
@@ -94,6 +95,36 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     expect(finished.result).toEqual({ commitBefore: before, commitAfter: after, systemBefore: firstSystem, systemAfter: built });
     expect(built).not.toBe(firstSystem);
     expect(await h.shim.currentSystem()).toBe(built);
+  });
+
+  it("pull-switch to an exact older commit lands on exactly that commit although origin moved on", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    const wanted = await h.fleet.setHost("web1", "web1 generation 2");
+    const wantedSystem = await h.fleet.systemPath("web1");
+    const newer = await h.fleet.setHost("web1", "web1 generation 3");
+    expect(await h.fleet.head()).toBe(newer);
+
+    const { finished } = await h.run("pull-switch", { commit: wanted });
+    expect(finished.outcome).toBe("succeeded");
+    expect(finished.result).toMatchObject({ commitAfter: wanted, systemAfter: wantedSystem });
+    expect(await h.shim.currentSystem()).toBe(wantedSystem);
+    const report = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === wantedSystem ? h.plane.lastReport() : undefined),
+      "a report of the exact commit",
+    );
+    expect(report.repo.commit).toEqual({ value: wanted });
+    expect(report.system.builtFromCommit).toBe(wanted);
+  });
+
+  it("pull-switch to a commit that is not on the branch fails before switching", async () => {
+    await h.startAgent();
+    await h.run("pull-switch");
+    const { finished } = await h.run("pull-switch", { commit: "0123456789abcdef0123456789abcdef01234567" });
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toMatch(/^commit 0123456789abcdef0123456789abcdef01234567 is not on origin\/main/);
+    expect(finished.result.systemAfter).toBeUndefined();
+    expect(await h.shim.generations()).toEqual([1]);
   });
 
   it("pull-switch stops at a failed pull without switching", async () => {

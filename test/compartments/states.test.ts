@@ -20,6 +20,7 @@ describe("commands and compartments", () => {
     { kind: "restart-agent", moves: ["agent"] },
     { kind: "refresh", moves: [] },
     { kind: "stop", moves: [] },
+    { kind: "build", moves: [] },
   ];
 
   it.each(moves)("a running $kind turns $moves blue and nothing else", ({ kind, moves }) => {

@@ -2,7 +2,7 @@
  * What a person can ask a host to do, in the order the menus offer it. The
  * command kinds themselves come from the protocol; this only names and orders.
  */
-import { isFinalCommandState, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
+import { EXCLUSIVE_COMMAND_KINDS, isFinalCommandState, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
 
 export const COMMAND_LABELS: Record<CommandKind, string> = {
   pull: "Pull",
@@ -13,6 +13,7 @@ export const COMMAND_LABELS: Record<CommandKind, string> = {
   stop: "Stop",
   "restart-agent": "Restart agent",
   refresh: "Refresh report",
+  build: "Build a commit",
 };
 
 /** What each action does, for the menu's second line. */
@@ -25,6 +26,7 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
   stop: "cancel the queued or running command",
   "restart-agent": "restart the nixfleet-agent service",
   refresh: "send a fresh report",
+  build: "build a commit's configuration without switching to it",
 };
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */
@@ -38,8 +40,8 @@ export function needsConfirmation(kind: CommandKind): boolean {
   return kind === "rollback";
 }
 
-/** Mirrors the worker's one-at-a-time rule (EXCLUSIVE_COMMAND_KINDS), for disabling menu items. */
-const EXCLUSIVE: ReadonlySet<CommandKind> = new Set(["pull", "switch", "pull-switch", "test", "rollback", "restart-agent"]);
+/** The worker's one-at-a-time rule, for disabling menu items. */
+const EXCLUSIVE = EXCLUSIVE_COMMAND_KINDS;
 
 export interface ActionChoice {
   kind: CommandKind;

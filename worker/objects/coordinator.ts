@@ -303,14 +303,28 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       return { ok: true, command: toCommandView(stop) };
     }
 
+    if (admission.action === "preempt-build") {
+      const build = admission.target;
+      if (build.state === "queued") {
+        this.transition(build, { state: "cancelled", finishedAt: at, error: `cancelled: a ${kind} was queued by ${actor}` });
+      } else {
+        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, ttlSeconds, now });
+        this.insertAndDeliver(host, stop, now);
+      }
+    }
+    return { ok: true, command: this.insertAndDeliver(host, { ...record, target: null }, now) };
+  }
+
+  /** Stores a new command, handing it to the host's waiting poll in the same step when there is one. */
+  private insertAndDeliver(host: { id: string }, record: CommandRecord, now: number): CommandView {
     // A waiting poll means nothing else is deliverable for this host: it would have been answered.
     const waiter = this.waiting.get(host.id);
-    const stored: CommandRecord = waiter ? { ...record, ...deliveryPatch(kind, now) } : record;
+    const stored: CommandRecord = waiter ? { ...record, ...deliveryPatch(record.kind, now) } : record;
     this.store.insertCommand(stored);
     if (waiter) this.endWaitingPoll(host.id, [toDelivery(stored)]);
     const view = toCommandView(stored);
     this.broadcast({ type: "command", command: view });
-    return { ok: true, command: view };
+    return view;
   }
 
   /** Creates the host and its first token; a name taken (or being taken) is refused with 409. */

@@ -89,7 +89,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const request = await readJson(c, CreateCommandRequest);
     const actor = c.get("actor");
     // The coordinator resolves the host from memory: no D1 read between the click and the agent.
-    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor);
+    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, { commit: request.commit ?? null });
     if (!outcome.ok && outcome.code === "host_not_found") throw new ApiError(404, outcome.code, outcome.message);
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),

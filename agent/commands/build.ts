@@ -1,0 +1,256 @@
+/**
+ * `build`: build the host's configuration at a given commit and compare it
+ * with the running system, changing nothing on the host.
+ *
+ * The commit is fetched into a bare cache of the repository under the state
+ * dir (`build/cache.git`, kept so the next fetch is incremental) and checked
+ * out into a git worktree of that cache (`build/work/<command>/src`), removed
+ * afterwards. The agent's own clone, the commit it reports and the running
+ * system are never touched. The build's out-link (`build/work/<command>/result`)
+ * keeps the result alive only while the build and the diff run; it goes with
+ * the worktree, so no GC root outlives the command.
+ */
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { z } from "zod";
+import { COMMAND_DEADLINE_SECONDS, type BuildResult, type ClosureDiff, type OutputStream } from "../../common/protocol.ts";
+import { parseClosureDiff } from "../closure-diff.ts";
+import { runGit } from "../git.ts";
+import { describeFailure, type RunResult } from "../runner.ts";
+import { flakeAttrOf, NIX_FLAKE_FLAGS, readCurrentSystem, systemOutput, type Known } from "../system.ts";
+import { cancelled, failed, succeeded, type CommandContext, type CommandOutcome } from "./context.ts";
+
+/**
+ * What a build streams to the control plane at most: nix can print megabytes in a
+ * mass rebuild, and the control plane keeps only the first MiB of a command's
+ * output anyway. The end of a failed build's output is in `errorTail`.
+ */
+export const BUILD_OUTPUT_LIMIT = 1024 * 1024;
+const ERROR_TAIL_LINES = 40;
+const ERROR_TAIL_CHARS = 4000;
+/** `CommandEvent.finished.error`'s bound. */
+const ERROR_MAX_CHARS = 4000;
+/** The build's evaluation runs at a low priority, so the host's own work goes first. */
+const NICE = ["nice", "-n", "10"] as const;
+
+const PathInfo = z.array(z.object({ path: z.string(), closureSize: z.number().int().nonnegative() }));
+
+export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
+  const commit = ctx.delivery.commit;
+  if (commit === null) return failed("a build needs a commit to build, and this one came without");
+
+  const deadline = deadlineSignal(ctx.delivery.deadlineAt);
+  const signal = AbortSignal.any([ctx.cancel, deadline]);
+  const started = performance.now();
+  const dirs = buildDirs(ctx.store.stateDir, ctx.delivery.id);
+  const output = cappedOutput(BUILD_OUTPUT_LIMIT, ctx.output, ctx.say);
+  const base = (): BuildResult => ({
+    commit,
+    storePath: null,
+    durationMs: Math.round(performance.now() - started),
+    comparedWith: null,
+    closureDiff: null,
+  });
+  const stopped = (): CommandOutcome =>
+    ctx.cancel.aborted
+      ? cancelled({ build: base() })
+      : failed(`the build passed its deadline (${ctx.delivery.deadlineAt}) and was killed`, { build: base() });
+
+  const git = async (args: string[]): Promise<RunResult> => {
+    ctx.say(`$ git ${args.join(" ")}`);
+    return runGit(ctx.config, ctx.runner, args, { signal, onOutput: output });
+  };
+
+  try {
+    await removeLeftovers(ctx, dirs);
+    const fetched = await fetchCommit(ctx, dirs.cache, commit, git);
+    if (signal.aborted) return stopped();
+    if (fetched !== null) return failed(fetched, { build: base() });
+
+    const added = await git(["-C", dirs.cache, "worktree", "add", "--detach", "--force", dirs.src, commit]);
+    if (added.aborted) return stopped();
+    if (added.exitCode !== 0) return failed(describeFailure("git worktree add", added), { build: base() });
+
+    const installable = `${dirs.src}#${systemOutput(ctx.config.platform, flakeAttrOf(ctx.config))}`;
+    const argv = [ctx.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--print-build-logs", "--out-link", dirs.result, installable];
+    const niced = (await ctx.runner.run([...NICE, "true"])).exitCode === 0 ? [...NICE, ...argv] : argv;
+    ctx.say(`$ ${niced.join(" ")}`);
+    const built = await ctx.runner.run(niced, { cwd: dirs.src, signal, onOutput: output });
+    if (built.aborted) return stopped();
+    if (built.exitCode !== 0) {
+      const errorTail = lastLines(built.spawnError ?? (built.stderr || built.stdout));
+      const how = built.exitCode !== null ? `exited with code ${built.exitCode}` : `was killed by ${built.signal ?? "a signal"}`;
+      const headline = `the build of ${commit} failed (nix build ${how}):\n`;
+      // The error is bounded from its start, so the tail is shortened here: its last lines are the ones that say why.
+      const error = headline + errorTail.slice(-(ERROR_MAX_CHARS - headline.length));
+      return failed(error, { build: { ...base(), errorTail } }, built.exitCode);
+    }
+    const storePath = await ctx.runner.realPath(dirs.result).catch(() => null);
+    if (storePath === null || !storePath.startsWith("/")) {
+      return failed(`nix build exited 0 but left no result at ${dirs.result}`, { build: base() }, 0);
+    }
+    const durationMs = Math.round(performance.now() - started);
+    ctx.say(`built ${storePath} in ${(durationMs / 1000).toFixed(1)} s`);
+
+    const running = await readCurrentSystem(ctx.config, ctx.runner);
+    const compared = running.value === null ? running : await compareClosures(ctx, running.value, storePath, signal, output);
+    if (signal.aborted) return stopped();
+    const build: BuildResult = {
+      commit,
+      storePath,
+      durationMs,
+      comparedWith: running.value,
+      closureDiff: compared.value,
+      ...(compared.value === null ? { closureDiffProblem: compared.reason.slice(0, 1000) } : {}),
+    };
+    if (compared.value !== null) {
+      const diff = compared.value;
+      ctx.say(
+        `${diff.entries.length + diff.omitted} package(s) differ from the running system; closure size ${formatDelta(diff.totalSizeDelta)}`,
+      );
+    } else {
+      ctx.say(`no closure diff: ${compared.reason}`);
+    }
+    return succeeded({ build });
+  } finally {
+    await removeWorktree(ctx, dirs);
+  }
+}
+
+interface BuildDirs {
+  /** Bare cache of the repository, kept between builds. */
+  cache: string;
+  /** Everything of one build, removed after it. */
+  work: string;
+  src: string;
+  result: string;
+}
+
+function buildDirs(stateDir: string, commandId: string): BuildDirs {
+  const root = path.join(stateDir, "build");
+  const work = path.join(root, "work", commandId);
+  return { cache: path.join(root, "cache.git"), work, src: path.join(work, "src"), result: path.join(work, "result") };
+}
+
+/** A build the agent did not see to its end (it crashed, the host rebooted) left its worktree behind. */
+async function removeLeftovers(ctx: CommandContext, dirs: BuildDirs): Promise<void> {
+  await fs.rm(path.dirname(dirs.work), { recursive: true, force: true });
+  if (await exists(ctx, path.join(dirs.cache, "HEAD"))) await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "prune"]);
+}
+
+async function removeWorktree(ctx: CommandContext, dirs: BuildDirs): Promise<void> {
+  if (await exists(ctx, dirs.src)) {
+    await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "remove", "--force", dirs.src]);
+  }
+  await fs.rm(dirs.work, { recursive: true, force: true });
+  if (await exists(ctx, path.join(dirs.cache, "HEAD"))) await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "prune"]);
+}
+
+/**
+ * Makes the commit present in the cache. Asked for by its sha first (GitHub and
+ * git's protocol v2 serve any reachable commit, including an update PR's head
+ * that is on no branch of ours); a server that refuses that gets every branch
+ * fetched instead. Returns why it failed, or null.
+ */
+async function fetchCommit(
+  ctx: CommandContext,
+  cache: string,
+  commit: string,
+  git: (args: string[]) => Promise<RunResult>,
+): Promise<string | null> {
+  const url = ctx.config.repoUrl;
+  if (!(await exists(ctx, path.join(cache, "HEAD")))) {
+    await fs.mkdir(path.dirname(cache), { recursive: true });
+    const init = await git(["init", "--quiet", "--bare", cache]);
+    if (init.exitCode !== 0) return describeFailure("git init", init);
+  }
+  const present = async () =>
+    (await runGit(ctx.config, ctx.runner, ["-C", cache, "cat-file", "-e", `${commit}^{commit}`])).exitCode === 0;
+  if (await present()) {
+    ctx.say(`${commit} is already in the build cache`);
+    return null;
+  }
+  const bySha = await git(["-C", cache, "fetch", "--no-tags", url, commit]);
+  if (bySha.aborted) return "the fetch was stopped";
+  if (bySha.exitCode === 0 && (await present())) return null;
+  const byBranches = await git(["-C", cache, "fetch", "--no-tags", "--prune", url, "+refs/heads/*:refs/remotes/origin/*"]);
+  if (byBranches.aborted) return "the fetch was stopped";
+  if (byBranches.exitCode !== 0) return describeFailure("git fetch", byBranches);
+  if (await present()) return null;
+  return `commit ${commit} is not in ${url}: neither fetching it by its sha nor fetching every branch brought it`;
+}
+
+/** `nix store diff-closures` for the entries, `nix path-info -S` for the total (diff-closures hides changes under 8 KiB). */
+async function compareClosures(
+  ctx: CommandContext,
+  running: string,
+  built: string,
+  signal: AbortSignal,
+  output: (stream: OutputStream, data: string) => void,
+): Promise<Known<ClosureDiff>> {
+  const nix = ctx.config.tools.nix;
+  const diffArgv = [nix, ...NIX_FLAKE_FLAGS, "store", "diff-closures", running, built];
+  ctx.say(`$ ${diffArgv.join(" ")}`);
+  const diff = await ctx.runner.run(diffArgv, { signal, onOutput: output });
+  if (diff.exitCode !== 0) return { value: null, reason: describeFailure("nix store diff-closures", diff) };
+  const sizes = await ctx.runner.run([nix, ...NIX_FLAKE_FLAGS, "path-info", "--closure-size", "--json", running, built], { signal });
+  if (sizes.exitCode !== 0) return { value: null, reason: describeFailure("nix path-info", sizes) };
+  let info: z.infer<typeof PathInfo>;
+  try {
+    info = PathInfo.parse(JSON.parse(sizes.stdout));
+  } catch (error) {
+    return { value: null, reason: `nix path-info printed something unexpected: ${String(error).slice(0, 300)}` };
+  }
+  const closureSize = (storePath: string) => info.find((entry) => entry.path === storePath)?.closureSize;
+  const before = closureSize(running);
+  const after = closureSize(built);
+  if (before === undefined || after === undefined) return { value: null, reason: "nix path-info did not give both closure sizes" };
+  const parsed = parseClosureDiff(diff.stdout);
+  for (const line of parsed.unparsed) ctx.say(`not understood in the closure diff: ${line}`);
+  return { value: { entries: parsed.entries, omitted: parsed.omitted, totalSizeDelta: after - before } };
+}
+
+/** Aborts at the command's deadline: the control plane declares it timed out then, so the build must not go on. */
+function deadlineSignal(deadlineAt: string): AbortSignal {
+  const at = Date.parse(deadlineAt);
+  const ms = Number.isFinite(at) ? at - Date.now() : COMMAND_DEADLINE_SECONDS.build * 1000;
+  return AbortSignal.timeout(Math.max(0, ms));
+}
+
+/** Passes output on up to `limit` characters, then says once that the rest is left out. */
+export function cappedOutput(
+  limit: number,
+  output: (stream: OutputStream, data: string) => void,
+  say: (line: string) => void,
+): (stream: OutputStream, data: string) => void {
+  let sent = 0;
+  let capped = false;
+  return (stream, data) => {
+    if (capped) return;
+    const room = limit - sent;
+    if (data.length <= room) {
+      sent += data.length;
+      output(stream, data);
+      return;
+    }
+    if (room > 0) output(stream, data.slice(0, room));
+    sent = limit;
+    capped = true;
+    say(`[build output beyond ${limit} characters left out; a failed build still reports its last lines]`);
+  };
+}
+
+function lastLines(text: string): string {
+  return text.trimEnd().split("\n").slice(-ERROR_TAIL_LINES).join("\n").slice(-ERROR_TAIL_CHARS);
+}
+
+function formatDelta(bytes: number): string {
+  return `${bytes >= 0 ? "+" : "-"}${(Math.abs(bytes) / 1024).toFixed(1)} KiB`;
+}
+
+function exists(ctx: CommandContext, file: string): Promise<boolean> {
+  return ctx.runner.realPath(file).then(
+    () => true,
+    () => false,
+  );
+}
