@@ -89,8 +89,9 @@ describe("drizzle schema and SQL migrations", () => {
 
       const sql = await tableSql(table.name);
       for (const column of table.columns) {
-        if (!column.enumValues || column.enumValues.length === 0) continue;
-        const values = column.enumValues.map((v) => `'${v}'`).join(", ");
+        const enumValues: readonly string[] = column.enumValues ?? [];
+        if (enumValues.length === 0) continue;
+        const values = enumValues.map((v) => `'${v}'`).join(", ");
         expect(sql, `${table.name}.${column.name}`).toContain(`CHECK (${column.name} IN (${values}))`);
       }
     });
