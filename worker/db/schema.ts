@@ -1,4 +1,5 @@
 import { sqliteTable, text, integer, primaryKey } from "drizzle-orm/sqlite-core";
+import { ROLES } from "../../common/protocol.ts";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database.
 
@@ -67,4 +68,5 @@ export const auditLog = sqliteTable("audit_log", {
   target: text("target"),
   details: text("details"),
   result: text("result").notNull(),
+  role: text("role", { enum: ROLES }),
 });
