@@ -133,7 +133,8 @@ export function requireRouteRole(roles: Readonly<Record<string, Role>>): Middlew
       if (needed === undefined) throw new ApiError(403, "route_without_role", `${key} declares no role, so it is refused`);
       const role = c.get("role");
       if (!hasRole(role, needed)) {
-        throw new ApiError(403, "role_required", `${c.get("actor")} is a ${role}; ${key} needs the ${needed} role`);
+        const article = role === "viewer" ? "a" : "an";
+        throw new ApiError(403, "role_required", `${c.get("actor")} is ${article} ${role}; ${key} needs the ${needed} role`);
       }
     }
     await next();
