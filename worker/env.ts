@@ -1,3 +1,4 @@
+import type { Role } from "../common/protocol.ts";
 import type { Database } from "./db/client.ts";
 
 /** Secrets (`wrangler secret put`, `.dev.vars` locally): never in wrangler.toml, never in D1. */
@@ -13,6 +14,14 @@ export interface Secrets {
   ACCESS_TEAM_DOMAIN?: string;
   /** Tests and unusual set-ups only: where to read the Access signing keys. */
   ACCESS_JWKS_URL?: string;
+  /** Tests and unusual set-ups only: where to read an identity's Access groups. */
+  ACCESS_IDENTITY_URL?: string;
+  /** Roles (worker/roles.ts): exact addresses or `*@domain`, comma-separated; everyone else is a viewer. */
+  ADMIN_EMAILS?: string;
+  OPERATOR_EMAILS?: string;
+  /** Access group names, read from Access's identity endpoint only when one of these is set. */
+  ADMIN_GROUPS?: string;
+  OPERATOR_GROUPS?: string;
 }
 
 export type WorkerEnv = Env & Secrets;
@@ -23,5 +32,7 @@ export interface AppEnv {
     db: Database;
     /** Who acts: the Access identity's email, or the development identity. */
     actor: string;
+    /** What the actor may do: from ADMIN_EMAILS / OPERATOR_EMAILS (worker/roles.ts); the development identity is an admin. */
+    role: Role;
   };
 }

@@ -1,5 +1,8 @@
 import { Hono } from "hono";
-import { requireAdmin, requireSameOrigin } from "./auth.ts";
+import { every, except } from "hono/combine";
+import { contextStorage } from "hono/context-storage";
+import type { Role } from "../common/protocol.ts";
+import { requireIdentity, requireRouteRole, requireSameOrigin } from "./auth.ts";
 import { openDatabase } from "./db/client.ts";
 import type { AppEnv, WorkerEnv } from "./env.ts";
 import { errorBody, handleError } from "./errors.ts";
@@ -10,6 +13,7 @@ import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./github/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
+import { meRoutes } from "./routes/me.ts";
 import { repoRoutes, updatePrRoutes } from "./routes/repo.ts";
 import { rolloutsRoutes } from "./routes/rollouts.ts";
 import { webhooks } from "./routes/webhooks.ts";
@@ -17,26 +21,68 @@ import { statsRoutes } from "./routes/stats.ts";
 
 export { Coordinator } from "./objects/coordinator.ts";
 
-/** Behind Cloudflare Access. The agent API and the webhook receiver have their own auth. */
-const ADMIN_PATHS = ["/api/hosts", "/api/commands", "/api/audit", "/api/events", "/api/stats", "/api/repo", "/api/update-prs", "/api/rollouts"];
+/**
+ * The role each dashboard route needs: the one place a route gets its role.
+ * viewer reads everything; operator runs commands and merges update PRs;
+ * admin adds and removes hosts and their tokens. A route missing here is
+ * refused for everyone (test/worker/roles.test.ts names it).
+ */
+export const ROUTE_ROLES = {
+  "GET /api/me": "viewer",
+  "GET /api/hosts": "viewer",
+  "POST /api/hosts": "admin",
+  "GET /api/hosts/:name": "viewer",
+  "DELETE /api/hosts/:name": "admin",
+  "POST /api/hosts/:name/token": "admin",
+  "GET /api/hosts/:name/commands": "viewer",
+  "POST /api/hosts/:name/commands": "operator",
+  "GET /api/commands/:id": "viewer",
+  "GET /api/commands/:id/output": "viewer",
+  "GET /api/audit": "viewer",
+  "GET /api/events": "viewer",
+  "GET /api/stats": "viewer",
+  "GET /api/repo": "viewer",
+  "POST /api/repo/refresh": "operator",
+  "GET /api/update-prs": "viewer",
+  "POST /api/update-prs/:number/merge": "operator",
+  "POST /api/update-prs/:number/merge-and-deploy": "operator",
+  "PUT /api/hosts/:name/hold": "operator",
+  "DELETE /api/hosts/:name/hold": "operator",
+  "GET /api/rollouts": "viewer",
+  "POST /api/rollouts/plan": "viewer",
+  "POST /api/rollouts": "operator",
+  "GET /api/rollouts/:id": "viewer",
+  "POST /api/rollouts/:id/cancel": "operator",
+} as const satisfies Record<string, Role>;
+
+/** Under /api, only these answer without Cloudflare Access: they have their own authentication (or need none). */
+export const OWN_AUTH_PATHS = ["/api/health", "/api/agent/*"];
+
+/** The dashboard's API: every route behind Access, CSRF and its declared role. */
+const dashboard = new Hono<AppEnv>()
+  .route("/me", meRoutes)
+  .route("/hosts", hostsRoutes)
+  .route("/commands", commandsRoutes)
+  .route("/audit", auditRoutes)
+  .route("/events", events)
+  .route("/stats", statsRoutes)
+  .route("/repo", repoRoutes)
+  .route("/update-prs", updatePrRoutes)
+  .route("/rollouts", rolloutsRoutes);
 
 export const app = new Hono<AppEnv>();
+// The audit log reads the acting role from here (worker/db/audit.ts), whichever code writes the entry.
+app.use(contextStorage());
 app.use(async (c, next) => {
   c.set("db", openDatabase(c.env.DB));
   await next();
 });
-for (const path of ADMIN_PATHS) app.use(`${path}/*`, requireAdmin, requireSameOrigin);
+// On every /api path, so a route added anywhere under /api is behind Access and needs a declared role.
+app.use("/api/*", except(OWN_AUTH_PATHS, every(requireIdentity, requireSameOrigin, requireRouteRole(ROUTE_ROLES))));
 app
   .route("/api/health", health)
   .route("/api/agent", agent)
-  .route("/api/hosts", hostsRoutes)
-  .route("/api/commands", commandsRoutes)
-  .route("/api/audit", auditRoutes)
-  .route("/api/events", events)
-  .route("/api/stats", statsRoutes)
-  .route("/api/repo", repoRoutes)
-  .route("/api/update-prs", updatePrRoutes)
-  .route("/api/rollouts", rolloutsRoutes)
+  .route("/api", dashboard)
   .route("/webhooks/github", webhooks)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);

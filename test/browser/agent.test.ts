@@ -7,7 +7,7 @@
  */
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -21,7 +21,9 @@ import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually, fleetRow, menu } from "./helpers.ts";
 
-const SCREENSHOTS = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** `npm run screenshots` sets it to docs/screenshots; a test run writes into its own temporary folder, never the tree. */
+const SCREENSHOTS_DIR = process.env.NIXFLEET_SCREENSHOTS_DIR;
 const SECRET = "browser-webhook-secret";
 const TOKEN = "github_pat_browser_token";
 
@@ -238,7 +240,8 @@ describeWithNix("real agents build with Nix", () =>
       expect(await pageKept()).toBe(true);
     }, 120_000);
 
-    it("saves the README screenshots", async () => {
+    it("takes the README screenshots (into docs/screenshots only through npm run screenshots)", async () => {
+      const SCREENSHOTS = SCREENSHOTS_DIR ? resolve(REPO_ROOT, SCREENSHOTS_DIR) : join(root, "screenshots");
       await mkdir(SCREENSHOTS, { recursive: true });
       const dismissNotices = async () => {
         const dismiss = page.getByRole("button", { name: "Dismiss" });
@@ -264,6 +267,9 @@ describeWithNix("real agents build with Nix", () =>
       await page.evaluate(() => window.scrollBy(0, -70));
       await page.screenshot({ path: join(SCREENSHOTS, "mobile.png") });
       await page.setViewportSize({ width: 1280, height: 800 });
+      for (const name of ["fleet.png", "host.png", "mobile.png"]) {
+        expect((await readFile(join(SCREENSHOTS, name))).subarray(1, 4).toString(), name).toBe("PNG");
+      }
     });
   }),
 );

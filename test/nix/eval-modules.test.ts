@@ -2,8 +2,10 @@
  * The three modules evaluated by nixpkgs' real module system (test/nix/eval-modules.nix):
  * options, defaults, mkDefault hardening, assertions and the service each
  * platform gets; and the flake's outputs (test/nix/eval-flake.nix). Needs a
- * nixpkgs `lib` on disk: NIXPKGS_LIB=/path/to/nixpkgs/lib.
+ * nixpkgs `lib` on disk: NIXPKGS_LIB=/path/to/nixpkgs/lib, by default the copy
+ * at ../shared/nixpkgs-lib/lib beside the repository.
  */
+import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -15,7 +17,10 @@ import { agentSnippet } from "../../ui/common/nix-snippet.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { evalNix, nixString, REPO_ROOT } from "./nix-eval.ts";
 
-const nixpkgsLib = process.env.NIXPKGS_LIB ?? "";
+const SHARED_NIXPKGS_LIB = path.resolve(REPO_ROOT, "..", "shared", "nixpkgs-lib", "lib");
+const nixpkgsLib = process.env.NIXPKGS_LIB || (existsSync(path.join(SHARED_NIXPKGS_LIB, "default.nix")) ? SHARED_NIXPKGS_LIB : "");
+/** Set in CI: a missing nixpkgs lib is a failure, not a skip. */
+const nixpkgsLibRequired = process.env.NIXFLEET_REQUIRE_NIXPKGS_LIB === "1";
 
 const Report = z.object({
   failedAssertions: z.array(z.string()),
@@ -72,12 +77,18 @@ const PackageArgs = z.object({
 const ServiceConfig = z.record(z.string(), z.unknown());
 const serviceConfigOf = (service: Record<string, unknown>) => ServiceConfig.parse(service.serviceConfig);
 
-if (nixpkgsLib === "") {
-  // Allowed even with NIXFLEET_REQUIRE_NIX=1: nixpkgs cannot be fetched on the
-  // machines this suite runs on, and `nix flake check` runs the same file.
+if (nixpkgsLib === "" && nixpkgsLibRequired) {
+  describe("the NixOS, nix-darwin and Home Manager modules, the package and the flake", () => {
+    it("has a nixpkgs lib on disk (NIXFLEET_REQUIRE_NIXPKGS_LIB=1)", () => {
+      expect.fail(`no nixpkgs lib: NIXPKGS_LIB is not set and ${SHARED_NIXPKGS_LIB} does not exist`);
+    });
+  });
+} else if (nixpkgsLib === "") {
+  // nixpkgs cannot be fetched on the machines this suite runs on; CI has the copy
+  // in ../shared and sets NIXFLEET_REQUIRE_NIXPKGS_LIB=1, which fails instead.
   console.warn(
-    "SKIPPED: module evaluation needs a nixpkgs lib on disk — set NIXPKGS_LIB=/path/to/nixpkgs/lib " +
-      "(nixpkgs cannot be downloaded here; `nix flake check` runs the same evaluation as its module-evaluation check)",
+    `SKIPPED: module evaluation needs a nixpkgs lib on disk — set NIXPKGS_LIB=/path/to/nixpkgs/lib or put one at ${SHARED_NIXPKGS_LIB} ` +
+      "(`nix flake check` runs the same evaluation as its module-evaluation check)",
   );
   // reason: no nixpkgs lib on this machine (see the comment above); set NIXPKGS_LIB to run it
   describe.skip("the NixOS, nix-darwin and Home Manager modules, the package and the flake (NIXPKGS_LIB not set)", () => {

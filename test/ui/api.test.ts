@@ -73,7 +73,7 @@ describe("DashboardApi", () => {
 
   it("asks for output after a sequence number and audit entries before an id", async () => {
     server.on("GET /api/commands/cmd_0123456789/output", { json: { command: command("alpha"), chunks: [], truncated: false, more: false } });
-    server.on("GET /api/audit", { json: { entries: [{ id: 7, at: "2025-12-01T00:00:00Z", actor: "a@b", action: "host.create", target: "alpha", details: null, result: "ok" }] } });
+    server.on("GET /api/audit", { json: { entries: [{ id: 7, at: "2025-12-01T00:00:00Z", actor: "a@b", action: "host.create", target: "alpha", details: null, result: "ok", role: "admin" }] } });
     await api.commandOutput("cmd_0123456789", 41);
     expect((await api.audit({ limit: 20, before: 8 }))[0]?.id).toBe(7);
     expect(server.requests.map((r) => r.path)).toEqual(["/api/commands/cmd_0123456789/output?after=41", "/api/audit?limit=20&before=8"]);

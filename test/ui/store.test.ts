@@ -56,6 +56,21 @@ describe("FleetStore", () => {
     expect(seen[0]?.phase).toBe("loading");
   });
 
+  it("loads who it acts as and the role, and leaves it unknown when the server does not say", async () => {
+    server.on("GET /api/me", { json: { actor: "viewer@example.com", role: "viewer" } });
+    store.start();
+    await settle();
+    expect(store.state.me).toEqual({ actor: "viewer@example.com", role: "viewer" });
+
+    const other = new FleetStore({ api: new DashboardApi({ baseUrl: server.url }) });
+    server.on("GET /api/me", { status: 404, json: { error: { code: "not_found", message: "no route" } } });
+    other.start();
+    await other.idle();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(other.state.me).toBeNull();
+    expect(other.state.phase).toBe("ready");
+  });
+
   it("says why the fleet could not be loaded", async () => {
     server.on("GET /api/hosts", { status: 403, json: { error: { code: "access_not_configured", message: "Cloudflare Access is not configured" } } });
     store.start();

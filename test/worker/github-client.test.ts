@@ -4,9 +4,9 @@
  * was asked. Rate limits, refused merges, exact file bytes, App auth.
  */
 import { jwtVerify } from "jose";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { flakeLockHash } from "../../common/lock-diff.ts";
-import { appJwt, clearInstallationTokens } from "../../worker/github/app-auth.ts";
+import { clearInstallationTokens } from "../../worker/github/app-auth.ts";
 import { GitHubClient } from "../../worker/github/client.ts";
 import type { GitHubAuthConfig } from "../../worker/github/config.ts";
 import { GitHubApiError, GitHubMergeRefusedError, GitHubRateLimitError } from "../../worker/github/errors.ts";
@@ -177,50 +177,65 @@ async function appKeys() {
   return { publicKey: pair.publicKey, pkcs8Pem: pem("PRIVATE KEY", pkcs8), pkcs1Pem: pem("RSA PRIVATE KEY", pkcs1Of(pkcs8)) };
 }
 
+/** A fake GitHub that checks the App's JWT like GitHub does and hands out numbered installation tokens. */
+function fakeAppGitHub(publicKey: CryptoKey, now: () => number) {
+  const state = { minted: 0, jwts: [] as Awaited<ReturnType<typeof jwtVerify>>[] };
+  const github = fakeGitHub({
+    "POST /app/installations/777/access_tokens": async (request) => {
+      const jwt = request.headers.get("authorization")?.replace(/^bearer /i, "") ?? "";
+      state.jwts.push(await jwtVerify(jwt, publicKey, { currentDate: new Date(now()), issuer: "4242" }));
+      state.minted++;
+      return Response.json({ token: `ghs_token${state.minted}`, expires_at: new Date(now() + 3600_000).toISOString() }, { status: 201 });
+    },
+    "GET /repos/example/fleet/pulls": (request) => {
+      expect(request.headers.get("authorization")).toBe(`token ghs_token${state.minted}`);
+      return Response.json([]);
+    },
+  });
+  return { ...github, state };
+}
+
+const appAuth = (privateKey: string): GitHubAuthConfig => ({ kind: "app", appId: "4242", privateKey, installationId: "777" });
+
 describe("GitHub App authentication", () => {
-  beforeEach(clearInstallationTokens);
+  beforeEach(() => {
+    clearInstallationTokens();
+    vi.useFakeTimers({ toFake: ["Date"], now: NOW });
+  });
+  afterEach(() => vi.useRealTimers());
 
   it("signs an RS256 JWT GitHub can verify, from GitHub's PKCS#1 key file", async () => {
     const keys = await appKeys();
-    const jwt = await appJwt({ appId: "4242", privateKey: keys.pkcs1Pem }, NOW);
-    const { payload, protectedHeader } = await jwtVerify(jwt, keys.publicKey, { currentDate: new Date(NOW) });
+    const github = fakeAppGitHub(keys.publicKey, Date.now);
+    await client(github.fetch, appAuth(keys.pkcs1Pem)).openPulls("main");
+    expect(github.state.jwts).toHaveLength(1);
+    const { payload, protectedHeader } = github.state.jwts[0]!;
     expect(protectedHeader.alg).toBe("RS256");
     expect(payload.iss).toBe("4242");
-    expect(payload.iat).toBe(Math.floor(NOW / 1000) - 60);
+    expect(payload.iat).toBeLessThan(Math.floor(NOW / 1000));
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(600);
   });
 
   it("accepts a PKCS#8 key and a key pasted on one line with \\n escapes", async () => {
     const keys = await appKeys();
     for (const privateKey of [keys.pkcs8Pem, keys.pkcs1Pem.replaceAll("\n", "\\n")]) {
-      const jwt = await appJwt({ appId: "4242", privateKey }, NOW);
-      await expect(jwtVerify(jwt, keys.publicKey, { currentDate: new Date(NOW) })).resolves.toBeTruthy();
+      clearInstallationTokens();
+      const github = fakeAppGitHub(keys.publicKey, Date.now);
+      await client(github.fetch, appAuth(privateKey)).openPulls("main");
+      expect(github.state.minted).toBe(1);
     }
   });
 
-  it("trades the JWT for an installation token and reuses it until shortly before it expires", async () => {
+  it("trades the JWT for an installation token, shares it between clients and renews it before the hour is up", async () => {
     const keys = await appKeys();
-    let minted = 0;
-    let now = NOW;
-    const github = fakeGitHub({
-      "POST /app/installations/777/access_tokens": async (request) => {
-        const jwt = request.headers.get("authorization")?.replace(/^bearer /i, "") ?? "";
-        await jwtVerify(jwt, keys.publicKey, { currentDate: new Date(now), issuer: "4242" });
-        minted++;
-        return Response.json({ token: `ghs_token${minted}`, expires_at: new Date(now + 3600_000).toISOString() }, { status: 201 });
-      },
-      "GET /repos/example/fleet/pulls": (request) => {
-        expect(request.headers.get("authorization")).toBe(`token ghs_token${minted}`);
-        return Response.json([]);
-      },
-    });
-    const app = client(github.fetch, { kind: "app", appId: "4242", privateKey: keys.pkcs1Pem, installationId: "777" }, () => now);
-    await app.openPulls("main");
-    await app.openPulls("main");
-    expect(minted).toBe(1);
-    now += 56 * 60_000; // within five minutes of expiry
-    await app.openPulls("main");
-    expect(minted).toBe(2);
+    const github = fakeAppGitHub(keys.publicKey, Date.now);
+    // A Worker builds a client per request: the token must outlive the client.
+    await client(github.fetch, appAuth(keys.pkcs1Pem)).openPulls("main");
+    await client(github.fetch, appAuth(keys.pkcs1Pem)).openPulls("main");
+    expect(github.state.minted).toBe(1);
+    vi.setSystemTime(NOW + 59 * 60_000 + 1);
+    await client(github.fetch, appAuth(keys.pkcs1Pem)).openPulls("main");
+    expect(github.state.minted).toBe(2);
   });
 
   it("reports a refused installation token with GitHub's status", async () => {
@@ -228,9 +243,17 @@ describe("GitHub App authentication", () => {
     const github = fakeGitHub({
       "POST /app/installations/777/access_tokens": () => Response.json({ message: "A JSON web token could not be decoded" }, { status: 401 }),
     });
-    const app = client(github.fetch, { kind: "app", appId: "4242", privateKey: keys.pkcs1Pem, installationId: "777" });
-    const error = await app.openPulls("main").catch((e: unknown) => e);
+    const error = await client(github.fetch, appAuth(keys.pkcs1Pem)).openPulls("main").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(GitHubApiError);
     if (error instanceof GitHubApiError) expect(error.status).toBe(401);
+  });
+
+  it("reports a key that does not parse when a request needs it, without asking GitHub", async () => {
+    const github = fakeGitHub({});
+    const garbled = "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n";
+    const error = await client(github.fetch, appAuth(garbled)).openPulls("main").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GitHubApiError);
+    if (error instanceof GitHubApiError) expect(error.message).toContain("GITHUB_APP_PRIVATE_KEY is not a usable private key");
+    expect(github.requests).toHaveLength(0);
   });
 });

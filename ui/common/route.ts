@@ -24,7 +24,6 @@ export function hostPath(name: string, commandId?: string | null): string {
 }
 
 export const FLEET_PATH = "/";
-export const AUDIT_PATH = "/audit";
 
 /** Client-side navigation: the app listens for popstate. */
 export function navigate(path: string, options: { replace?: boolean } = {}): void {

@@ -3,6 +3,7 @@ import type { CommandKind, CompartmentName, HostView } from "../../common/protoc
 import { COMMAND_LABELS, compartmentActions } from "../common/actions.ts";
 import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.ts";
 import { notify } from "../common/notify.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
 import { hostPath, navigate } from "../common/route.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
@@ -52,12 +53,13 @@ export class NfHostActions extends LitElement {
       const pr = options.updatePr;
       entries.push({ label: `Open update PR #${pr.number}`, hint: pr.title, href: pr.url, external: true });
     }
+    const roleDenied = roleDenial(this.store?.state.me ?? null, COMMAND_ROLE);
     for (const choice of compartmentActions(compartment, host.activeCommand)) {
       entries.push({
         label: choice.label,
-        hint: choice.disabledReason ?? choice.hint,
+        hint: roleDenied ?? choice.disabledReason ?? choice.hint,
         suggested: choice.suggested,
-        disabled: choice.disabled,
+        disabled: roleDenied !== null || choice.disabled,
         danger: choice.kind === "rollback",
         run: () => void this.runCommand(host, choice.kind),
       });
@@ -75,10 +77,30 @@ export class NfHostActions extends LitElement {
   hostMenu(host: HostView, options: { onHostPage?: boolean } = {}): MenuContent {
     const entries: MenuEntry[] = [];
     if (!options.onHostPage) entries.push({ label: "Open host page", href: hostPath(host.name) });
+    const me = this.store?.state.me ?? null;
+    const commandDenied = roleDenial(me, COMMAND_ROLE);
+    const adminDenied = roleDenial(me, HOST_ADMIN_ROLE);
     entries.push(
-      { label: "Rollback system", hint: "activate the previous generation", danger: true, run: () => void this.runCommand(host, "rollback") },
-      { label: "Rotate token", hint: "issue a new agent token; the old one stops working", run: () => void this.rotateToken(host) },
-      { label: "Remove host", hint: "forget the host and its history", danger: true, run: () => void this.removeHost(host, options) },
+      {
+        label: "Rollback system",
+        hint: commandDenied ?? "activate the previous generation",
+        disabled: commandDenied !== null,
+        danger: true,
+        run: () => void this.runCommand(host, "rollback"),
+      },
+      {
+        label: "Rotate token",
+        hint: adminDenied ?? "issue a new agent token; the old one stops working",
+        disabled: adminDenied !== null,
+        run: () => void this.rotateToken(host),
+      },
+      {
+        label: "Remove host",
+        hint: adminDenied ?? "forget the host and its history",
+        disabled: adminDenied !== null,
+        danger: true,
+        run: () => void this.removeHost(host, options),
+      },
     );
     return { heading: host.name, entries };
   }

@@ -4,7 +4,7 @@
  * message can be shown to a person as it is.
  */
 import type * as z from "zod";
-import { ErrorBody, type CommandKind, type CreateHostRequest } from "../../common/protocol.ts";
+import { ErrorBody, MeResponse, type CommandKind, type CreateHostRequest } from "../../common/protocol.ts";
 import {
   AuditResponse,
   CommandResponse,
@@ -53,6 +53,11 @@ export class DashboardApi {
 
   health() {
     return this.request(HealthResponse, "GET", "/api/health");
+  }
+
+  /** Who the dashboard acts as, and the role that decides what it may do. */
+  me() {
+    return this.request(MeResponse, "GET", "/api/me");
   }
 
   /** The fleet; an answer identical to the last one comes back as the same object, so callers can skip it. */

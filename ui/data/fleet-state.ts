@@ -11,6 +11,7 @@ import {
   type CompartmentState,
   type DashboardEvent,
   type HostView,
+  type MeResponse,
   type RepoState,
   type StoredOutputChunk,
   type UpdatePr,
@@ -47,6 +48,8 @@ export interface FleetState {
   outputs: Record<string, CommandOutput>;
   connection: ConnectionStatus;
   health: HealthResponse | null;
+  /** The signed-in identity and its role; null until known (nothing is disabled meanwhile). */
+  me: MeResponse | null;
 }
 
 export type Effect = { type: "refresh-fleet" } | { type: "refresh-host"; host: string };
@@ -69,6 +72,7 @@ export function initialFleetState(): FleetState {
     outputs: {},
     connection: "connecting",
     health: null,
+    me: null,
   };
 }
 

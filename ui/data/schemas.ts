@@ -10,6 +10,7 @@ import {
   HostName,
   HostView,
   RepoState,
+  Role,
   StoredOutputChunk,
   UpdatePr,
 } from "../../common/protocol.ts";
@@ -67,6 +68,8 @@ export const AuditEntry = z.object({
   target: z.string().nullable(),
   details: z.record(z.string(), z.unknown()).nullable(),
   result: z.string(),
+  /** The actor's role when it acted; null for entries from before roles, and the scheduled sync. */
+  role: Role.nullable(),
 });
 export type AuditEntry = z.infer<typeof AuditEntry>;
 

@@ -76,6 +76,10 @@ export class FleetStore {
       (health) => this.set({ ...this.current, health }),
       () => undefined, // The fleet load says what is wrong; health only decides the banner.
     );
+    void this.api.me().then(
+      (me) => this.set({ ...this.current, me }),
+      () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
+    );
     this.refreshFleet();
     if (this.connectLive) {
       this.live = this.connectLive({

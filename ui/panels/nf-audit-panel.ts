@@ -167,7 +167,7 @@ export class NfAuditPanel extends LitElement {
     const target = entry.target;
     return html`<tr>
       <td class="when" title=${formatTimestamp(entry.at)}>${formatTimestamp(entry.at)} <span class="muted">· ${formatAge(entry.at, this.now)}</span></td>
-      <td>${entry.actor}</td>
+      <td>${entry.actor}${entry.role ? html` <span class="muted">· ${entry.role}</span>` : nothing}</td>
       <td class="action">${entry.action}</td>
       <td>${target === null ? "—" : this.hostNames.has(target) ? html`<a href=${hostPath(target)}>${target}</a>` : target}</td>
       <td class=${entry.result.startsWith("refused") ? "refused" : ""}>${entry.result}</td>

@@ -2,6 +2,7 @@ import { LitElement, css, html, nothing } from "lit";
 import { renderLockTooltip } from "../../common/lock-diff.ts";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
 import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";
@@ -76,6 +77,10 @@ export class NfFleetPanel extends LitElement {
       .spacer {
         flex: 1;
       }
+      .role-note {
+        color: var(--nf-text-muted);
+        font-size: 0.875rem;
+      }
       .bulk {
         display: flex;
         flex-wrap: wrap;
@@ -128,11 +133,18 @@ export class NfFleetPanel extends LitElement {
     const pr = fleet ? pendingUpdatePr(fleet.updatePrs) : null;
     const selected = this.selectionOf(hosts);
     const repository = fleet?.repo?.repository ?? "";
+    const me = fleet?.me ?? null;
+    const addDenied = roleDenial(me, HOST_ADMIN_ROLE);
     return html`
       <div class="title-row">
         <h1 tabindex="-1">Fleet</h1>
         <span class="spacer"></span>
-        <button class="btn primary" @click=${() => this._addHost.show()}><span aria-hidden="true">+</span> Add host</button>
+        ${me && me.role !== "admin"
+          ? html`<span class="role-note" data-testid="role-note">${me.actor} · ${me.role}: ${me.role === "viewer" ? "read only" : "runs commands, cannot add or remove hosts"}</span>`
+          : nothing}
+        <button class="btn primary" ?disabled=${addDenied !== null} title=${addDenied ?? "add a host and get its agent token"} @click=${() => this._addHost.show()}>
+          <span aria-hidden="true">+</span> Add host
+        </button>
       </div>
       ${fleet?.error && fleet.phase === "ready" ? html`<div class="problem" role="alert">Could not refresh the fleet: ${fleet.error}</div>` : nothing}
       ${pr ? html`<nf-update-pr-banner .pr=${pr} .now=${this.now}></nf-update-pr-banner>` : nothing}
@@ -178,7 +190,14 @@ export class NfFleetPanel extends LitElement {
       return html`<div class="empty card">
         <h2>No hosts yet</h2>
         <p>Add a host to get its agent token and the few lines of Nix that connect it to this dashboard.</p>
-        <button class="btn primary" @click=${() => this._addHost.show()}>Add your first host</button>
+        <button
+          class="btn primary"
+          ?disabled=${roleDenial(fleet.me, HOST_ADMIN_ROLE) !== null}
+          title=${roleDenial(fleet.me, HOST_ADMIN_ROLE) ?? "add a host and get its agent token"}
+          @click=${() => this._addHost.show()}
+        >
+          Add your first host
+        </button>
       </div>`;
     }
     return html`${this.renderBulk(fleet, selected)}
@@ -197,6 +216,7 @@ export class NfFleetPanel extends LitElement {
     const online = fleet.hosts.filter((host) => host.online).map((host) => host.name);
     const targets = selected.size > 0 ? [...selected] : online;
     const scope = selected.size > 0 ? "selected" : "online";
+    const denied = roleDenial(fleet.me, COMMAND_ROLE);
     const label =
       selected.size > 0
         ? `${selected.size} selected host${selected.size === 1 ? "" : "s"}:`
@@ -207,7 +227,14 @@ export class NfFleetPanel extends LitElement {
       <span class="scope">${label}</span>
       ${BULK_KINDS.map(
         (kind) =>
-          html`<button class="btn small" ?disabled=${targets.length === 0} @click=${() => this.bulk(kind, targets, scope)}>${COMMAND_LABELS[kind]}</button>`,
+          html`<button
+            class="btn small"
+            ?disabled=${targets.length === 0 || denied !== null}
+            title=${denied ?? `${COMMAND_LABELS[kind]} on ${targets.length === 1 ? "1 host" : `${targets.length} hosts`}`}
+            @click=${() => this.bulk(kind, targets, scope)}
+          >
+            ${COMMAND_LABELS[kind]}
+          </button>`,
       )}
       ${selected.size > 0 ? html`<button class="btn small" @click=${() => (this._selected = new Set())}>Clear selection</button>` : nothing}
     </div>`;

@@ -3,6 +3,7 @@ import { renderLockTooltip } from "../../common/lock-diff.ts";
 import { COMPARTMENT_NAMES, type CommandKind, type CommandView, type CompartmentName, type HostView } from "../../common/protocol.ts";
 import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
 import { formatAge, formatTimestamp, presenceLabel } from "../common/format.ts";
+import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import { FLEET_PATH } from "../common/route.ts";
 import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { HostDetail } from "../data/schemas.ts";
@@ -244,6 +245,7 @@ export class NfHostPanel extends LitElement {
     const shown = this.shownCommand();
     const output = shown ? (state?.outputs[shown.id] ?? null) : null;
     const active = isActiveCommand(detail.activeCommand) ? detail.activeCommand : null;
+    const denied = roleDenial(state?.me ?? null, COMMAND_ROLE);
     return html`${active ? this.renderActive(detail, active) : nothing}
       <div class="compartments" @nf-run-command=${this.onRun} @nf-compartment-menu=${this.onCompartmentMenu}>
         ${COMPARTMENT_NAMES.map(
@@ -253,7 +255,7 @@ export class NfHostPanel extends LitElement {
               .host=${detail.name}
               .compartment=${detail.compartments[name]}
               .glow=${name === "lock" && pr !== null}
-              .busyReason=${active ? `${COMMAND_LABELS[active.kind]} is ${active.state}` : ""}
+              .busyReason=${denied ?? (active ? `${COMMAND_LABELS[active.kind]} is ${active.state}` : "")}
               .now=${this.now}
               title=${name === "lock" && pr !== null ? renderLockTooltip(pr.lockChanges) : ""}
             ></nf-compartment-card>`,
@@ -271,13 +273,18 @@ export class NfHostPanel extends LitElement {
   private renderActive(host: HostView, active: CommandView) {
     const since = active.startedAt ?? active.deliveredAt ?? active.createdAt;
     const stoppable = active.kind !== "stop";
+    const denied = roleDenial(this.state?.me ?? null, COMMAND_ROLE);
     return html`<div class="active card" role="status">
       <span class="spin" aria-hidden="true">⟳</span>
       <strong>${COMMAND_LABELS[active.kind]}</strong>
       <span>${active.state}${host.online ? "" : " (host offline: waits for it)"}</span>
       <span class="muted" title=${formatTimestamp(since)}>since ${formatAge(since, this.now)} · ${active.actor}</span>
       <span class="spacer"></span>
-      ${stoppable ? html`<button class="btn small" @click=${() => this._actions.runCommand(host, "stop")}>Stop</button>` : nothing}
+      ${stoppable
+        ? html`<button class="btn small" ?disabled=${denied !== null} title=${denied ?? "cancel the queued or running command"} @click=${() => this._actions.runCommand(host, "stop")}>
+            Stop
+          </button>`
+        : nothing}
     </div>`;
   }
 

@@ -1,4 +1,7 @@
 import { desc, lt } from "drizzle-orm";
+import { tryGetContext } from "hono/context-storage";
+import type { Role } from "../../common/protocol.ts";
+import type { AppEnv } from "../env.ts";
 import type { Database } from "./client.ts";
 import { auditLog } from "./schema.ts";
 
@@ -10,12 +13,27 @@ export interface AuditEntry {
   target: string | null;
   details: Record<string, unknown> | null;
   result: string;
+  /** The actor's role when it acted; null before roles existed and for the scheduled sync. */
+  role: Role | null;
 }
 
-export type NewAuditEntry = Omit<AuditEntry, "id">;
+export type NewAuditEntry = Omit<AuditEntry, "id" | "role"> & { role?: Role | null };
+
+/**
+ * The role of whoever made the request being served (worker/index.ts keeps the
+ * request's context with hono/context-storage), so every audit entry written
+ * for a request carries it without each writer passing it along.
+ */
+function requestRole(): Role | null {
+  return tryGetContext<AppEnv>()?.var.role ?? null;
+}
 
 export function auditInsert(db: Database, entry: NewAuditEntry) {
-  return db.insert(auditLog).values({ ...entry, details: entry.details === null ? null : JSON.stringify(entry.details) });
+  return db.insert(auditLog).values({
+    ...entry,
+    role: entry.role === undefined ? requestRole() : entry.role,
+    details: entry.details === null ? null : JSON.stringify(entry.details),
+  });
 }
 
 export async function writeAudit(db: Database, entry: NewAuditEntry): Promise<void> {

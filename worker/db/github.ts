@@ -67,14 +67,6 @@ export async function finishDelivery(db: Database, id: string, outcome: Delivery
   await db.update(githubDeliveries).set({ outcome, error: error === null ? null : error.slice(0, 2000) }).where(eq(githubDeliveries.id, id));
 }
 
-export async function getDelivery(db: Database, id: string): Promise<Delivery | null> {
-  return (await db.select().from(githubDeliveries).where(eq(githubDeliveries.id, id)).get()) ?? null;
-}
-
-export async function listDeliveries(db: Database, limit: number): Promise<Delivery[]> {
-  return db.select().from(githubDeliveries).orderBy(desc(githubDeliveries.receivedAt)).limit(limit);
-}
-
 // ---------------------------------------------------------------------------
 // Repository state
 

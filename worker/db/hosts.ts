@@ -20,10 +20,6 @@ export async function findHostByName(db: Database, name: string): Promise<Host |
   return (await db.select().from(hosts).where(eq(hosts.name, name)).get()) ?? null;
 }
 
-export async function findHostById(db: Database, id: string): Promise<Host | null> {
-  return (await db.select().from(hosts).where(eq(hosts.id, id)).get()) ?? null;
-}
-
 /** Creates the host and its first token in one batch, so neither exists without the other. */
 export async function insertHostWithToken(
   db: Database,
@@ -51,13 +47,6 @@ export async function rotateHostToken(
     db.update(agentTokens).set({ revokedAt: at }).where(and(eq(agentTokens.hostId, hostId), isNull(agentTokens.revokedAt))),
     db.insert(agentTokens).values({ id: token.id, hostId, tokenHash: token.tokenHash, createdAt: at }),
   ]);
-}
-
-export async function revokeHostTokens(db: Database, hostId: string, at: string): Promise<void> {
-  await db
-    .update(agentTokens)
-    .set({ revokedAt: at })
-    .where(and(eq(agentTokens.hostId, hostId), isNull(agentTokens.revokedAt)));
 }
 
 /** The host a live (not revoked) token belongs to. */

@@ -1,4 +1,5 @@
 import { sqliteTable, text, integer } from "drizzle-orm/sqlite-core";
+import { ROLES } from "../../common/protocol.ts";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database.
 
@@ -35,4 +36,5 @@ export const auditLog = sqliteTable("audit_log", {
   target: text("target"),
   details: text("details"),
   result: text("result").notNull(),
+  role: text("role", { enum: ROLES }),
 });

@@ -6,7 +6,7 @@
 import { Octokit } from "@octokit/core";
 import { z } from "zod";
 import { Sha1, type CommitInfo } from "../../common/protocol.ts";
-import { base64ToBytes, installationToken } from "./app-auth.ts";
+import { appAuthOptions } from "./app-auth.ts";
 import type { GitHubAuthConfig, RepositoryName } from "./types.ts";
 import {
   GitHubApiError,
@@ -146,6 +146,13 @@ export function rateLimitRetryAt(status: number, headers: HeaderValues, message:
   return null;
 }
 
+function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
 const firstLine = (message: string): string => message.split("\n", 1)[0] ?? "";
 
 /** The fleet repository on GitHub (or the emulator), through one authenticated Octokit. */
@@ -165,15 +172,8 @@ export class GitHubClient {
       baseUrl: options.apiUrl,
       userAgent: "nixfleet-control-plane",
       request: { fetch: doFetch },
-      ...(auth.kind === "token" ? { auth: auth.token } : {}),
+      ...(auth.kind === "token" ? { auth: auth.token } : appAuthOptions(auth)),
     });
-    if (auth.kind === "app") {
-      this.#octokit.hook.before("request", async (request) => {
-        // The token endpoint itself is called with the App's JWT by app-auth.ts, not through here.
-        const token = await installationToken(auth, { apiUrl: options.apiUrl, fetch: doFetch, now: this.#now });
-        request.headers.authorization = `token ${token}`;
-      });
-    }
   }
 
   async #request(what: string, route: string, params: Record<string, unknown> = {}): Promise<{ data: unknown; status: number }> {

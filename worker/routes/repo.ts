@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { MergeAndDeployRequest, Sha1 } from "../../common/protocol.ts";
+import { hasRole, MergeAndDeployRequest, Sha1 } from "../../common/protocol.ts";
 import { writeAudit } from "../db/audit.ts";
 import { coordinator } from "../coordinator.ts";
 import { ciStates, getPullRequest, getRepoState, listUpdatePrs, toRepoState } from "../db/github.ts";
@@ -105,6 +105,10 @@ export const updatePrRoutes = new Hono<AppEnv>()
       throw new ApiError(409, "ci_not_green", `CI is ${ci} on #${number}'s head ${pr.headSha.slice(0, 7)}: wait for it to pass, or override with a reason`);
     }
     if (request.override !== undefined) {
+      // Overriding a gate is an admin's call.
+      if (!hasRole(c.get("role"), "admin")) {
+        throw new ApiError(403, "role_required", `${actor} is an ${c.get("role")}; overriding CI needs the admin role`);
+      }
       await writeAudit(db, {
         at: new Date().toISOString(),
         actor,

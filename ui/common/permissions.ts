@@ -1,0 +1,21 @@
+/**
+ * What the signed-in role may do, so the dashboard disables what the server
+ * would refuse and says why. The server decides (ROUTE_ROLES in
+ * worker/index.ts); this mirrors it for the controls.
+ */
+import { hasRole, type MeResponse, type Role } from "../../common/protocol.ts";
+
+/** Queueing commands on hosts (one or many). */
+export const COMMAND_ROLE: Role = "operator";
+/** Adding and removing hosts, rotating their tokens. */
+export const HOST_ADMIN_ROLE: Role = "admin";
+
+/**
+ * Why `me` may not do what needs `needed`, in words for a tooltip; null when
+ * it may. While the identity is not known yet, nothing is disabled: the
+ * server refuses whatever the role does not allow anyway.
+ */
+export function roleDenial(me: MeResponse | null, needed: Role): string | null {
+  if (me === null || hasRole(me.role, needed)) return null;
+  return `needs the ${needed} role: ${me.actor} is ${me.role === "admin" || me.role === "operator" ? "an" : "a"} ${me.role}`;
+}
