@@ -130,7 +130,9 @@ export class FleetStore {
   refreshRollouts(): void {
     this.schedule("rollouts", async () => {
       try {
-        this.set(applyRollouts(this.current, await this.api.rollouts({ limit: 5 })));
+        // Awaited before reading `current`, like the fleet: other answers may have landed meanwhile.
+        const rollouts = await this.api.rollouts({ limit: 5 });
+        this.set(applyRollouts(this.current, rollouts));
       } catch {
         // The progress then starts with the next rollout event; the fleet load reports what is wrong.
       }
