@@ -1,6 +1,6 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
-import { cp, mkdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
@@ -181,6 +181,43 @@ const zodWithoutJsonSchema = {
   },
 };
 
+/** Schema methods zod itself never calls, each pulling in a schema type of its own (`.and(` → intersections). */
+const OPTIONAL_SCHEMA_METHODS = ["and", "or", "catch", "readonly", "transform", "pipe", "nonoptional", "exactOptional", "nullish", "superRefine"];
+
+/**
+ * zod's string schemas carry a method per format (email, uuid, ipv6, jwt,
+ * …), each pulling in its validator and regexes (~2 KB gzip), whether used
+ * or not; so do a few methods of every schema. The ones no dashboard or
+ * shared source calls (`.ipv6(`, `.and(`) are taken out of the browser
+ * bundle; one a source starts calling stays in by itself, since the sources
+ * are read on every build.
+ */
+const zodStringFormatsInUse = {
+  name: "zod-string-formats-in-use",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]classic[\\/]schemas\.js$/ }, async (args) => {
+      const sources = [];
+      for (const dir of ["common", "ui"]) {
+        for (const entry of await readdir(`${root}${dir}`, { recursive: true })) {
+          if (entry.endsWith(".ts")) sources.push(await readFile(`${root}${dir}/${entry}`, "utf8"));
+        }
+      }
+      const text = sources.join("\n");
+      const source = await readFile(args.path, "utf8");
+      const unused = (name) => !text.includes(`.${name}(`);
+      const contents = source
+        .replace(/^ {4}(\w+)\(params\) \{\n {8}return this\.check\(core\._\w+\(Zod\w+, params\)\);\n {4}\},\n/gm, (method, name) =>
+          unused(name) ? "" : method,
+        )
+        .replace(/^ {4}(\w+)\(\w*\) \{\n {8}return [^\n]*;\n {4}\},\n/gm, (method, name) =>
+          OPTIONAL_SCHEMA_METHODS.includes(name) && unused(name) ? "" : method,
+        );
+      if (contents === source) throw new Error("zod-string-formats-in-use: no format method found; zod's classic/schemas.js changed shape");
+      return { contents, loader: "js" };
+    });
+  },
+};
+
 /** Builds dist/ui (or `outdir`): app.js, its source map and index.html. */
 export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
   await rm(outdir, { recursive: true, force: true });
@@ -197,7 +234,9 @@ export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
     tsconfig: `${root}ui/tsconfig.json`,
     outfile: `${outdir}/app.js`,
     logLevel: "warning",
-    plugins: minify ? [zodNamespaceImport, zodWithoutJsonSchema, minifyTemplates] : [zodNamespaceImport, zodWithoutJsonSchema],
+    plugins: minify
+      ? [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse, minifyTemplates]
+      : [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse],
   });
   await cp(`${root}ui/index.html`, `${outdir}/index.html`);
   return result;
