@@ -218,6 +218,9 @@ const zodStringFormatsInUse = {
   },
 };
 
+/** What the browser bundle does to zod and the shared modules (tests bundle with them too). */
+export const zodPlugins = [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse];
+
 /** Builds dist/ui (or `outdir`): app.js, its source map and index.html. */
 export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
   await rm(outdir, { recursive: true, force: true });
@@ -234,9 +237,7 @@ export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
     tsconfig: `${root}ui/tsconfig.json`,
     outfile: `${outdir}/app.js`,
     logLevel: "warning",
-    plugins: minify
-      ? [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse, minifyTemplates]
-      : [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse],
+    plugins: minify ? [...zodPlugins, minifyTemplates] : zodPlugins,
   });
   await cp(`${root}ui/index.html`, `${outdir}/index.html`);
   return result;
