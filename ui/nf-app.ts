@@ -116,6 +116,7 @@ export class NfApp extends LitElement {
         color: var(--nf-text-muted);
         font-weight: 500;
         text-decoration: none;
+        white-space: nowrap;
       }
       nav a:hover {
         color: var(--nf-text);
@@ -185,11 +186,14 @@ export class NfApp extends LitElement {
       }
       @media (max-width: 600px) {
         .bar {
-          gap: 0.6rem;
+          gap: 0.4rem;
           padding: 0.5rem 0.75rem;
         }
         .brand-name {
           display: none;
+        }
+        nav a {
+          padding: 0.35rem 0.45rem;
         }
         main {
           padding: 0.9rem 0.75rem 3rem;

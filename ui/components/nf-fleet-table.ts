@@ -333,10 +333,10 @@ export class NfFleetTable extends LitElement {
       </div>
       <div class="td name" role="rowheader">
         <a href=${hostPath(host.name)}>${host.name}</a>
-        ${host.hold ? html`<span class="pill tone-warn held" title=${holdTitle(host.hold)}>⏸ held<span class="visually-hidden">. ${holdTitle(host.hold)}</span></span>` : nothing}
+        ${host.hold ? html`<span class="pill tone-warn held" title=${holdTitle(host.hold)}>held<span class="visually-hidden">. ${holdTitle(host.hold)}</span></span>` : nothing}
         ${host.rollout
           ? html`<span class="pill tone-${HOST_STEPS[host.rollout.state].tone} in-rollout" title="Part of the running rollout, wave ${host.rollout.wave}"
-              >⇡ ${HOST_STEPS[host.rollout.state].label}</span
+              >rollout · ${HOST_STEPS[host.rollout.state].label}</span
             >`
           : nothing}
         ${active ? html`<span class="doing">${COMMAND_LABELS[active.kind]} ${active.state}…</span>` : nothing}

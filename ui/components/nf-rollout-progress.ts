@@ -108,7 +108,6 @@ export class NfRolloutProgress extends LitElement {
         <span class="pill tone-${state.tone}">${state.label}</span>
         <strong class="headline" role="status">${rolloutHeadline(r)}</strong>
         <span class="spacer"></span>
-        ${r.revert?.url ? html`<a class="btn small" href=${r.revert.url} target="_blank" rel="noopener noreferrer">Revert ↗</a>` : nothing}
         ${cancellable ? html`<button class="btn small" id="cancel-rollout" @click=${() => this.cancel(r)}>Cancel rollout</button>` : nothing}
       </div>
       <div class="meta muted">

@@ -80,6 +80,19 @@ export class NfDeployDialog extends LitElement {
         padding: 0;
         list-style: none;
       }
+      ol li {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.4rem 0.6rem;
+      }
+      p.tone-warn {
+        padding: 0.4rem 0.6rem;
+        border-radius: var(--nf-radius-sm);
+      }
+      ol strong {
+        font-size: 0.875rem;
+      }
       fieldset {
         display: grid;
         gap: 0.2rem;
@@ -130,7 +143,7 @@ export class NfDeployDialog extends LitElement {
       ${!this._open
         ? nothing
         : html`<form class="dialog-body" @submit=${this.onSubmit}>
-            <h2 id="title">${pr ? html`Merge &amp; Deploy #${pr.number}?` : "Deploy the branch head?"}</h2>
+            <h2 id="title">${pr ? html`Merge &amp; Deploy #${pr.number}?` : `Deploy ${this.store?.state.repo?.branch ?? "the branch head"}?`}</h2>
             <p>
               ${pr
                 ? html`Merges <a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> on GitHub, then rolls the merge commit out.`

@@ -49,7 +49,7 @@ export class NfHoldDialog extends LitElement {
             <p>Rollouts and automatic actions leave a held host out until it is released. Commands sent by hand still reach it.</p>
             <label
               >Reason
-              <input id="reason" name="reason" required maxlength="500" autocomplete="off" placeholder="kernel bisect in progress"
+              <input id="reason" name="reason" required maxlength="500" autocomplete="off" placeholder="e.g. kernel bisect in progress"
             /></label>
             <label
               >Until <span class="field-hint">optional; released by hand otherwise</span>

@@ -87,6 +87,13 @@ export class NfRolloutsPanel extends LitElement {
         padding: 0.7rem 0.9rem;
         cursor: pointer;
       }
+      summary::before {
+        content: "▸";
+        color: var(--nf-text-muted);
+      }
+      details[open] summary::before {
+        content: "▾";
+      }
       .when {
         font-size: 0.8125rem;
       }
