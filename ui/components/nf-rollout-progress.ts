@@ -102,11 +102,12 @@ export class NfRolloutProgress extends LitElement {
     const r = this.rollout;
     if (r === null) return nothing;
     const state = ROLLOUT_STATES[r.state];
-    const cancellable = this.store !== null && rolloutInProgress(r);
+    // A rollout that succeeded with hosts pending can still be cancelled: their queued commands go.
+    const cancellable = this.store !== null && (rolloutInProgress(r) || (r.state === "succeeded" && r.pending > 0));
     const commitUrl = this.repository ? `https://github.com/${this.repository}/commit/${r.commit}` : null;
     return html`<div class="top">
         <span class="pill tone-${state.tone}">${state.label}</span>
-        <strong class="headline" role="status">${rolloutHeadline(r)}</strong>
+        <strong class="headline" role=${this.store ? "status" : nothing}>${rolloutHeadline(r)}</strong>
         <span class="spacer"></span>
         ${cancellable ? html`<button class="btn small" id="cancel-rollout" @click=${() => this.cancel(r)}>Cancel rollout</button>` : nothing}
       </div>
@@ -159,8 +160,8 @@ export class NfRolloutProgress extends LitElement {
     const store = this.store;
     if (!store) return;
     const confirmed = await this._confirm.ask({
-      title: "Cancel the rollout?",
-      body: "Hosts not started yet are not started; commands already running finish. Hosts that switched stay where they are.",
+      title: `Cancel the rollout of ${shortSha(rollout.commit)}?`,
+      body: "Hosts not started yet are left out and queued commands are cancelled; commands already running finish. Nothing is reverted.",
       confirmLabel: "Cancel rollout",
       danger: true,
     });

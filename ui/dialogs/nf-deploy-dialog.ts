@@ -160,7 +160,7 @@ export class NfDeployDialog extends LitElement {
               : nothing}
             <label class="check"
               ><input type="checkbox" .checked=${this._ignoreWindows} @change=${(e: Event) => (this._ignoreWindows = (e.target as HTMLInputElement).checked)} />
-              Ignore maintenance windows (start every host now)</label
+              Ignore maintenance windows (hosts start outside their windows too)</label
             >
             ${this._needsOverride
               ? html`<label
