@@ -1,4 +1,4 @@
-import type { BuildResult } from "esbuild";
+import type { BuildResult, Plugin } from "esbuild";
 
 /** Builds the dashboard into dist/ui (or `outdir`): app.js, its source map and index.html. */
 export function buildUi(options?: { minify?: boolean; outdir?: string }): Promise<BuildResult<{ metafile: true }>>;
@@ -6,3 +6,7 @@ export function buildUi(options?: { minify?: boolean; outdir?: string }): Promis
 export function minifyCss(text: string): string;
 /** Collapses whitespace in the static parts of html`` templates in a source file. */
 export function minifyHtmlTemplates(source: string): string;
+/** Wraps each top-level `const X = z.…` in a pure IIFE, so an unused schema can be dropped. */
+export function markSchemasPure(source: string, fileName?: string): string;
+/** What the browser bundle does to zod and the shared modules. */
+export const zodPlugins: Plugin[];

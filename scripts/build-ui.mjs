@@ -1,7 +1,8 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
-import { cp, mkdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const defaultOutdir = `${root}dist/ui`;
@@ -17,10 +18,33 @@ const zodNamespaceImport = {
   setup(b) {
     b.onLoad({ filter: /[\\/]common[\\/][^\\/]+\.ts$/ }, async (args) => {
       const source = await readFile(args.path, "utf8");
-      return { contents: source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"'), loader: "ts" };
+      const namespaced = source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"');
+      return { contents: markSchemasPure(namespaced, args.path), loader: "ts" };
     });
   },
 };
+
+/**
+ * zod builds a schema with calls a bundler must assume have side effects, so
+ * every schema of the shared modules (the agent's messages, the settings, …)
+ * would ship with everything it uses. Each top-level `const X = z.…`
+ * becomes `const X = /* @__PURE__ *\/ (() => z.…)()`: evaluated at the same
+ * moment as before, and dropped when the dashboard never reads it.
+ */
+export function markSchemasPure(source, fileName = "module.ts") {
+  const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const spans = [];
+  for (const statement of file.statements) {
+    if (!ts.isVariableStatement(statement)) continue;
+    for (const declaration of statement.declarationList.declarations) {
+      const init = declaration.initializer;
+      if (init && ts.isCallExpression(init) && init.getText(file).startsWith("z.")) spans.push([init.getStart(file), init.getEnd()]);
+    }
+  }
+  let out = source;
+  for (const [start, end] of spans.reverse()) out = `${out.slice(0, start)}/* @__PURE__ */ (() => ${out.slice(start, end)})()${out.slice(end)}`;
+  return out;
+}
 
 /** Collapses the CSS in Lit's css`` templates (esbuild leaves template literals alone). */
 export function minifyCss(text) {
@@ -125,6 +149,10 @@ const minifyTemplates = {
  * only parses. In the browser bundle those two modules become stubs that
  * throw if anything ever asks for JSON Schema. Every export keeps its name,
  * so a zod upgrade that imports something new fails this build loudly.
+ *
+ * Its English messages (~1 KB gzip of words for every format and size) are
+ * replaced too: the dashboard's own schemas carry their messages, and an
+ * answer the dashboard cannot read is reported with its path and the code.
  */
 const zodWithoutJsonSchema = {
   name: "zod-without-json-schema",
@@ -135,11 +163,63 @@ const zodWithoutJsonSchema = {
         ...[...source.matchAll(/^export (?:const|function|let|class) (\w+)/gm)].map((m) => m[1]),
         ...[...source.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) => m[1].split(",").map((part) => part.trim().split(/\s+as\s+/).at(-1))),
       ].filter(Boolean);
-      const stub = (name) => `export function ${name}() { throw new Error("zod JSON Schema is not in the dashboard bundle (${name})"); }`;
-      return { contents: [...new Set(names)].map(stub).join("\n"), loader: "js" };
+      const unique = [...new Set(names)];
+      return {
+        contents: `function stub() { throw new Error("zod JSON Schema is not in the dashboard bundle"); }\nexport { ${unique.map((name) => `stub as ${name}`).join(", ")} };`,
+        loader: "js",
+      };
+    });
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]en\.js$/ }, () => ({
+      contents: `export default function () {
+  return {
+    localeError: (issue) =>
+      issue.code === "invalid_type" ? \`expected \${issue.expected}\` : issue.code === "invalid_value" ? \`expected \${issue.values.join(" | ")}\` : issue.code.replace(/_/g, " "),
+  };
+}`,
+      loader: "js",
+    }));
+  },
+};
+
+/** Schema methods zod itself never calls, each pulling in a schema type of its own (`.and(` → intersections). */
+const OPTIONAL_SCHEMA_METHODS = ["and", "or", "catch", "readonly", "transform", "pipe", "nonoptional", "exactOptional", "nullish", "superRefine"];
+
+/**
+ * zod's string schemas carry a method per format (email, uuid, ipv6, jwt,
+ * …), each pulling in its validator and regexes (~2 KB gzip), whether used
+ * or not; so do a few methods of every schema. The ones no dashboard or
+ * shared source calls (`.ipv6(`, `.and(`) are taken out of the browser
+ * bundle; one a source starts calling stays in by itself, since the sources
+ * are read on every build.
+ */
+const zodStringFormatsInUse = {
+  name: "zod-string-formats-in-use",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]classic[\\/]schemas\.js$/ }, async (args) => {
+      const sources = [];
+      for (const dir of ["common", "ui"]) {
+        for (const entry of await readdir(`${root}${dir}`, { recursive: true })) {
+          if (entry.endsWith(".ts")) sources.push(await readFile(`${root}${dir}/${entry}`, "utf8"));
+        }
+      }
+      const text = sources.join("\n");
+      const source = await readFile(args.path, "utf8");
+      const unused = (name) => !text.includes(`.${name}(`);
+      const contents = source
+        .replace(/^ {4}(\w+)\(params\) \{\n {8}return this\.check\(core\._\w+\(Zod\w+, params\)\);\n {4}\},\n/gm, (method, name) =>
+          unused(name) ? "" : method,
+        )
+        .replace(/^ {4}(\w+)\(\w*\) \{\n {8}return [^\n]*;\n {4}\},\n/gm, (method, name) =>
+          OPTIONAL_SCHEMA_METHODS.includes(name) && unused(name) ? "" : method,
+        );
+      if (contents === source) throw new Error("zod-string-formats-in-use: no format method found; zod's classic/schemas.js changed shape");
+      return { contents, loader: "js" };
     });
   },
 };
+
+/** What the browser bundle does to zod and the shared modules (tests bundle with them too). */
+export const zodPlugins = [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse];
 
 /** Builds dist/ui (or `outdir`): app.js, its source map and index.html. */
 export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
@@ -157,7 +237,7 @@ export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
     tsconfig: `${root}ui/tsconfig.json`,
     outfile: `${outdir}/app.js`,
     logLevel: "warning",
-    plugins: minify ? [zodNamespaceImport, zodWithoutJsonSchema, minifyTemplates] : [zodNamespaceImport, zodWithoutJsonSchema],
+    plugins: minify ? [...zodPlugins, minifyTemplates] : zodPlugins,
   });
   await cp(`${root}ui/index.html`, `${outdir}/index.html`);
   return result;

@@ -9,6 +9,7 @@ import { sharedStyles } from "./styles/shared.ts";
 import "./panels/nf-audit-panel.ts";
 import "./panels/nf-fleet-panel.ts";
 import "./panels/nf-host-panel.ts";
+import "./panels/nf-rollouts-panel.ts";
 
 interface Notice extends NoticeDetail {
   id: number;
@@ -115,6 +116,7 @@ export class NfApp extends LitElement {
         color: var(--nf-text-muted);
         font-weight: 500;
         text-decoration: none;
+        white-space: nowrap;
       }
       nav a:hover {
         color: var(--nf-text);
@@ -184,11 +186,14 @@ export class NfApp extends LitElement {
       }
       @media (max-width: 600px) {
         .bar {
-          gap: 0.6rem;
+          gap: 0.4rem;
           padding: 0.5rem 0.75rem;
         }
         .brand-name {
           display: none;
+        }
+        nav a {
+          padding: 0.35rem 0.45rem;
         }
         main {
           padding: 0.9rem 0.75rem 3rem;
@@ -233,6 +238,7 @@ export class NfApp extends LitElement {
           <a class="brand" href="/"><span class="logo" aria-hidden="true">❄</span><span class="brand-name">NixFleet</span></a>
           <nav aria-label="Main">
             <a href="/" aria-current=${route.page === "fleet" || route.page === "host" ? "page" : "false"}>Fleet</a>
+            <a href="/rollouts" aria-current=${route.page === "rollouts" ? "page" : "false"}>Updates</a>
             <a href="/audit" aria-current=${route.page === "audit" ? "page" : "false"}>Audit log</a>
           </nav>
           <span class="spacer"></span>
@@ -268,6 +274,13 @@ export class NfApp extends LitElement {
         ></nf-host-panel>`;
       case "audit":
         return html`<nf-audit-panel .store=${this._store} .hostNames=${new Set(state?.hosts.map((h) => h.name) ?? [])} .now=${this._now}></nf-audit-panel>`;
+      case "rollouts":
+        return html`<nf-rollouts-panel
+          .store=${this._store}
+          .live=${state?.rollouts ?? []}
+          .repository=${state?.repo?.repository ?? ""}
+          .now=${this._now}
+        ></nf-rollouts-panel>`;
       case "not-found":
         return html`<div class="card not-found"><h1 tabindex="-1">Not found</h1><p>Nothing lives at <code>${route.path}</code>. <a href="/">Back to the fleet</a></p></div>`;
     }
@@ -290,7 +303,13 @@ export class NfApp extends LitElement {
   private updateTitle(): void {
     const route = this._route;
     document.title =
-      route.page === "host" ? `${route.name} · NixFleet` : route.page === "audit" ? "Audit log · NixFleet" : "NixFleet";
+      route.page === "host"
+        ? `${route.name} · NixFleet`
+        : route.page === "audit"
+          ? "Audit log · NixFleet"
+          : route.page === "rollouts"
+            ? "Update history · NixFleet"
+            : "NixFleet";
   }
 
   private interceptLink(event: MouseEvent): void {

@@ -1,8 +1,15 @@
+import { build } from "esbuild";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { buildUi, minifyCss, minifyHtmlTemplates } from "../../scripts/build-ui.mjs";
+import { buildUi, markSchemasPure, minifyCss, minifyHtmlTemplates, zodPlugins } from "../../scripts/build-ui.mjs";
+import { hostView, rolloutView } from "./fixtures.ts";
+
+/** The shipped JS's limit (bench/ui.ts reports the same measure). */
+const JS_GZIP_LIMIT = 60 * 1024;
 
 describe("template minifying for the dashboard bundle", () => {
   it("collapses whitespace in html templates, nested ones too, and leaves expressions alone", () => {
@@ -27,8 +34,60 @@ describe("template minifying for the dashboard bundle", () => {
   });
 });
 
+describe("shrinking the shared modules for the browser", () => {
+  it("makes top-level zod schemas droppable when unused, evaluated where they were, and leaves everything else alone", () => {
+    const source = [
+      'export const A = z.object({ a: z.string() }).nullable();',
+      "const names = ['x'] as const;",
+      "export const B = names.map((n) => n);",
+      "export function f() { const C = z.string(); return C; }",
+    ].join("\n");
+    expect(markSchemasPure(source).split("\n")).toEqual([
+      "export const A = /* @__PURE__ */ (() => z.object({ a: z.string() }).nullable())();",
+      "const names = ['x'] as const;",
+      "export const B = names.map((n) => n);",
+      "export function f() { const C = z.string(); return C; }",
+    ]);
+  });
+
+  it("the browser bundle's zod still parses every dashboard answer, lazy schemas included, and names what is wrong", async () => {
+    const outdir = await mkdtemp(join(tmpdir(), "nixfleet-zod-"));
+    try {
+      const outfile = join(outdir, "schemas.mjs");
+      await build({
+        stdin: {
+          contents: 'export { FleetResponse, RolloutsResponse } from "./ui/data/schemas.ts"; export { DashboardEvent } from "./common/protocol.ts";',
+          resolveDir: join(import.meta.dirname, "../.."),
+          loader: "ts",
+        },
+        bundle: true,
+        format: "esm",
+        platform: "browser",
+        outfile,
+        logLevel: "silent",
+        plugins: zodPlugins,
+      });
+      const bundled = await import(pathToFileURL(outfile).href);
+      const hold = { reason: "kernel bisect", until: "2025-12-10T14:00:00.000Z", by: "alice@example.com", at: "2025-12-01T12:00:00.000Z" };
+      const fleet = { hosts: [hostView("web1", { hold, rollout: { id: "ro_1", state: "switching", wave: 1 } })], summary: {}, repo: null, updatePrs: [] };
+      expect(bundled.FleetResponse.parse(fleet).hosts[0].hold).toEqual(hold);
+      const rollout = rolloutView("ro_1", [["web1"], ["web2"]]);
+      expect(bundled.DashboardEvent.parse({ type: "rollout", rollout }).rollout.waves).toHaveLength(2);
+      const bad = bundled.RolloutsResponse.safeParse({ rollouts: [{ ...rollout, total: "nine" }] });
+      expect(bad.success).toBe(false);
+      expect(bad.error.issues[0].path).toEqual(["rollouts", 0, "total"]);
+      // zod keeps its messages in one config per process (globalThis), which this test process's own zod already set.
+      expect(bad.error.issues[0].message).toContain("expected number");
+      const late = bundled.FleetResponse.safeParse({ ...fleet, hosts: [{ ...fleet.hosts[0], hold: { ...hold, until: "next week" } }] });
+      expect(late.error.issues[0].path).toEqual(["hosts", 0, "hold", "until"]);
+    } finally {
+      await rm(outdir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("buildUi", () => {
-  it("writes one self-contained module, its source map and the page", async () => {
+  it("writes one self-contained module within 60 KB gzip, its source map and the page", async () => {
     const outdir = await mkdtemp(join(tmpdir(), "nixfleet-ui-"));
     try {
       await buildUi({ outdir });
@@ -38,6 +97,11 @@ describe("buildUi", () => {
       expect(js).not.toMatch(/\bfrom\s*"(lit|zod)/);
       expect(js).toContain("nf-app");
       expect(await readFile(join(outdir, "index.html"), "utf8")).toContain('<script type="module" src="/app.js">');
+      let gzipBytes = 0;
+      for (const file of (await readdir(outdir)).filter((name) => name.endsWith(".js"))) {
+        gzipBytes += gzipSync(await readFile(join(outdir, file)), { level: 9 }).byteLength;
+      }
+      expect(gzipBytes).toBeLessThanOrEqual(JS_GZIP_LIMIT);
     } finally {
       await rm(outdir, { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../ui/data/api.ts";
-import { sendToHosts } from "../../ui/data/bulk.ts";
-import { command } from "./fixtures.ts";
+import { bulkTargets, heldAmong, sendToHosts } from "../../ui/data/bulk.ts";
+import { command, hostView } from "./fixtures.ts";
 
 describe("sendToHosts", () => {
   it("reports each host's outcome in the hosts' order, refusals with the worker's code and message", async () => {
@@ -37,5 +37,24 @@ describe("sendToHosts", () => {
       3,
     );
     expect(peak).toBe(3);
+  });
+});
+
+describe("held hosts in a bulk action", () => {
+  const hold = { reason: "kernel bisect", until: null, by: "alice@example.com", at: "2025-12-01T12:00:00.000Z" };
+  const hosts = [hostView("alpha"), hostView("beta", { hold }), hostView("gamma"), hostView("delta", { hold: { ...hold, reason: "disk swap" } })];
+
+  it("names the held hosts among the targets, in the targets' order, with their holds", () => {
+    expect(heldAmong(hosts, ["delta", "alpha", "beta"])).toEqual([
+      { name: "delta", hold: { ...hold, reason: "disk swap" } },
+      { name: "beta", hold },
+    ]);
+    expect(heldAmong(hosts, ["alpha", "gamma"])).toEqual([]);
+  });
+
+  it("leaves the held hosts out unless the person keeps them in", () => {
+    const held = heldAmong(hosts, ["alpha", "beta", "gamma"]);
+    expect(bulkTargets(["alpha", "beta", "gamma"], held, true)).toEqual(["alpha", "gamma"]);
+    expect(bulkTargets(["alpha", "beta", "gamma"], held, false)).toEqual(["alpha", "beta", "gamma"]);
   });
 });

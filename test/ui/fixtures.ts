@@ -2,6 +2,8 @@
 import {
   CommandView,
   HostView,
+  RolloutPlanView,
+  RolloutView,
   UpdatePr,
   type Compartment,
   type CompartmentName,
@@ -90,5 +92,44 @@ export function updatePr(overrides: Partial<UpdatePr> = {}): UpdatePr {
     superseded: false,
     lockChanges: [],
     ...overrides,
+  });
+}
+
+/** A rollout of `commit` over waves of host names (the first the canary), every host `waiting` unless `steps` says. */
+export function rolloutView(
+  id: string,
+  waves: string[][],
+  overrides: Partial<RolloutView> & { steps?: Record<string, RolloutView["waves"][number]["hosts"][number]["state"]> } = {},
+): RolloutView {
+  const { steps = {}, ...rest } = overrides;
+  const total = waves.flat().length;
+  return RolloutView.parse({
+    id,
+    state: "running",
+    commit: "c".repeat(40),
+    startedBy: "alice@example.com",
+    automatic: false,
+    startedAt: "2025-12-01T12:00:00.000Z",
+    done: Object.values(steps).filter((step) => step === "done").length,
+    total,
+    pending: 0,
+    currentWave: 1,
+    waves: waves.map((hosts, i) => ({
+      index: i + 1,
+      canary: i === 0 && waves.length > 1,
+      state: i === 0 ? "running" : "waiting",
+      hosts: hosts.map((name) => ({ name, state: steps[name] ?? "waiting" })),
+    })),
+    leftOut: [],
+    ...rest,
+  });
+}
+
+export function rolloutPlan(waves: string[][], leftOut: { name: string; reason: string }[] = [], pr: number | null = null): RolloutPlanView {
+  return RolloutPlanView.parse({
+    commit: "c".repeat(40),
+    pr,
+    waves: waves.map((hosts, i) => ({ index: i + 1, canary: i === 0 && waves.length > 1, hosts })),
+    leftOut,
   });
 }

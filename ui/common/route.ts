@@ -4,12 +4,14 @@ export type Route =
   | { page: "fleet" }
   | { page: "host"; name: string; commandId: string | null }
   | { page: "audit" }
+  | { page: "rollouts" }
   | { page: "not-found"; path: string };
 
 export function parseRoute(pathname: string, search = ""): Route {
   const path = pathname.replace(/\/+$/, "") || "/";
   if (path === "/") return { page: "fleet" };
   if (path === "/audit") return { page: "audit" };
+  if (path === ROLLOUTS_PATH) return { page: "rollouts" };
   const host = /^\/hosts\/([^/]+)$/.exec(path);
   if (host?.[1]) {
     const commandId = new URLSearchParams(search).get("command");
@@ -24,6 +26,7 @@ export function hostPath(name: string, commandId?: string | null): string {
 }
 
 export const FLEET_PATH = "/";
+export const ROLLOUTS_PATH = "/rollouts";
 
 /** Client-side navigation: the app listens for popstate. */
 export function navigate(path: string, options: { replace?: boolean } = {}): void {

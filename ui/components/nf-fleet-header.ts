@@ -80,6 +80,9 @@ export class NfFleetHeader extends LitElement {
         font-size: 0.8125rem;
         color: var(--nf-text-muted);
       }
+      .deploy {
+        margin-top: 0.6rem;
+      }
       .counts {
         display: grid;
         grid-template-columns: repeat(5, minmax(0, 1fr));
@@ -120,7 +123,10 @@ export class NfFleetHeader extends LitElement {
         }
       }
       @media (max-width: 520px) {
-        .counts {
+        .deploy {
+        margin-top: 0.6rem;
+      }
+      .counts {
           grid-template-columns: repeat(3, minmax(0, 1fr));
         }
       }
@@ -154,7 +160,15 @@ export class NfFleetHeader extends LitElement {
       <div class="meta">
         ${head.author} · <span title=${formatTimestamp(head.committedAt)}>${formatAge(head.committedAt, this.now)}</span> ·
         ${repo.repository}
-      </div>`;
+      </div>
+      <button
+        class="btn small primary deploy"
+        id="deploy-main"
+        title="Roll ${shortSha(head.sha)} out to the fleet, wave by wave"
+        @click=${() => this.dispatchEvent(new CustomEvent("nf-deploy", { bubbles: true, composed: true }))}
+      >
+        Deploy ${repo.branch}…
+      </button>`;
   }
 
   private renderCounts(name: (typeof COMPARTMENT_NAMES)[number]) {

@@ -5,6 +5,7 @@ import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
 import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
+import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
 
@@ -125,6 +126,10 @@ export class NfFleetTable extends LitElement {
       .name a:hover {
         color: var(--nf-link);
         text-decoration: underline;
+      }
+      .pill {
+        margin-left: 0.3rem;
+        font-size: 0.75rem;
       }
       .doing {
         display: block;
@@ -328,6 +333,12 @@ export class NfFleetTable extends LitElement {
       </div>
       <div class="td name" role="rowheader">
         <a href=${hostPath(host.name)}>${host.name}</a>
+        ${host.hold ? html`<span class="pill tone-warn held" title=${holdTitle(host.hold)}>held<span class="visually-hidden">. ${holdTitle(host.hold)}</span></span>` : nothing}
+        ${host.rollout
+          ? html`<span class="pill tone-${HOST_STEPS[host.rollout.state].tone} in-rollout" title="Part of the running rollout, wave ${host.rollout.wave}"
+              >rollout · ${HOST_STEPS[host.rollout.state].label}</span
+            >`
+          : nothing}
         ${active ? html`<span class="doing">${COMMAND_LABELS[active.kind]} ${active.state}…</span>` : nothing}
       </div>
       <div class="td platform" role="cell" data-label="Platform">${PLATFORM_NAMES[host.platform]}</div>

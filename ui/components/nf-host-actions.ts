@@ -8,9 +8,12 @@ import { hostPath, navigate } from "../common/route.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
+import { holdTitle } from "../common/rollouts.ts";
 import "../dialogs/nf-confirm-dialog.ts";
+import "../dialogs/nf-hold-dialog.ts";
 import "../dialogs/nf-token-dialog.ts";
 import type { NfConfirmDialog } from "../dialogs/nf-confirm-dialog.ts";
+import type { NfHoldDialog } from "../dialogs/nf-hold-dialog.ts";
 import type { NfTokenDialog } from "../dialogs/nf-token-dialog.ts";
 
 /**
@@ -28,6 +31,9 @@ export class NfHostActions extends LitElement {
   private get _confirm(): NfConfirmDialog {
     return this.renderRoot.querySelector("nf-confirm-dialog")!;
   }
+  private get _hold(): NfHoldDialog {
+    return this.renderRoot.querySelector("nf-hold-dialog")!;
+  }
   private get _token(): NfTokenDialog {
     return this.renderRoot.querySelector("nf-token-dialog")!;
   }
@@ -39,7 +45,7 @@ export class NfHostActions extends LitElement {
   }
 
   override render() {
-    return html`<nf-confirm-dialog></nf-confirm-dialog><nf-token-dialog .repository=${this.repository}></nf-token-dialog>`;
+    return html`<nf-confirm-dialog></nf-confirm-dialog><nf-hold-dialog .store=${this.store}></nf-hold-dialog><nf-token-dialog .repository=${this.repository}></nf-token-dialog>`;
   }
 
   /** The menu of one compartment: its suggested action first (spec 001, "Click Git → Pull"). */
@@ -81,6 +87,14 @@ export class NfHostActions extends LitElement {
     const commandDenied = roleDenial(me, COMMAND_ROLE);
     const adminDenied = roleDenial(me, HOST_ADMIN_ROLE);
     entries.push(
+      host.hold
+        ? { label: "Release hold", hint: commandDenied ?? holdTitle(host.hold), disabled: commandDenied !== null, run: () => void this.releaseHold(host.name) }
+        : {
+            label: "Hold…",
+            hint: commandDenied ?? "leave it out of rollouts and automatic actions",
+            disabled: commandDenied !== null,
+            run: () => void this._hold.show(host.name),
+          },
       {
         label: "Rollback system",
         hint: commandDenied ?? "activate the previous generation",
@@ -128,6 +142,15 @@ export class NfHostActions extends LitElement {
     } catch (err) {
       notify(this, `${COMMAND_LABELS[kind]} on ${host.name}: ${err instanceof Error ? err.message : String(err)}`, "error");
       return false;
+    }
+  }
+
+  async releaseHold(name: string): Promise<void> {
+    try {
+      await this.store?.releaseHold(name);
+      notify(this, `${name} released: rollouts include it again`);
+    } catch (err) {
+      notify(this, `Releasing ${name} failed: ${err instanceof Error ? err.message : String(err)}`, "error");
     }
   }
 

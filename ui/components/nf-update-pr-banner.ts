@@ -1,7 +1,9 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { CiState, LockChange, LockedRef, UpdatePr } from "../../common/protocol.ts";
-import { formatAge, formatDay, lockDiffNote } from "../common/format.ts";
+import type { CiState, UpdatePr } from "../../common/protocol.ts";
+import { formatAge, lockDiffNote } from "../common/format.ts";
+import { ciBlocker } from "../common/rollouts.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
 
 const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   success: { icon: "✓", label: "CI passed", tone: "tone-good" },
@@ -10,9 +12,7 @@ const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   unknown: { icon: "?", label: "CI unknown", tone: "tone-muted" },
 };
 
-const shortRev = (ref: LockedRef | null): string => (ref?.rev ? ref.rev.slice(0, 7) : ref?.narHash ? ref.narHash.slice(7, 14) : "—");
-
-/** The pending flake.lock update PR: what it changes, its CI, and where to merge it. */
+/** The pending flake.lock update PR: what it changes, its CI, and Merge & Deploy (the panel opens the confirmation). */
 export class NfUpdatePrBanner extends LitElement {
   static override properties = {
     pr: { attribute: false },
@@ -29,6 +29,7 @@ export class NfUpdatePrBanner extends LitElement {
 
   static override styles = [
     sharedStyles,
+    lockChangesStyles,
     css`
       :host {
         display: block;
@@ -62,40 +63,6 @@ export class NfUpdatePrBanner extends LitElement {
       .spacer {
         flex: 1;
       }
-      table {
-        border-collapse: collapse;
-        font-size: 0.8125rem;
-      }
-      th,
-      td {
-        padding: 0.15rem 0.9rem 0.15rem 0;
-        text-align: left;
-        white-space: nowrap;
-      }
-      th {
-        font-weight: 600;
-        color: var(--nf-text-muted);
-        font-size: 0.75rem;
-      }
-      .input {
-        font-family: var(--nf-mono);
-        font-weight: 600;
-      }
-      .arrow {
-        color: var(--nf-text-muted);
-        padding: 0 0.25rem;
-      }
-      .changes {
-        overflow-x: auto;
-      }
-      .day {
-        white-space: nowrap;
-      }
-      @media (max-width: 600px) {
-        td.dates {
-          white-space: normal;
-        }
-      }
       .opened {
         font-size: 0.8125rem;
       }
@@ -111,6 +78,7 @@ export class NfUpdatePrBanner extends LitElement {
     const pr = this.pr;
     if (pr === null) return nothing;
     const ci = CI[pr.ciState];
+    const blocker = ciBlocker(pr.ciState);
     return html`<section class="banner" aria-labelledby="pr-title" role="region">
       <div class="top">
         <span class="kicker">Update PR pending</span>
@@ -119,57 +87,23 @@ export class NfUpdatePrBanner extends LitElement {
         <span class="muted opened">opened ${formatAge(pr.createdAt, this.now)}</span>
         <span class="spacer"></span>
         <a class="btn small" href=${pr.url} target="_blank" rel="noopener noreferrer">Review on GitHub ↗</a>
+        <button
+          class="btn small primary"
+          id="merge-deploy"
+          title=${blocker ? `${blocker}: merging asks for an override with a reason` : "Merge on GitHub, then roll the merge commit out"}
+          @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-deploy", { detail: pr, bubbles: true, composed: true }))}
+        >
+          Merge &amp; Deploy…
+        </button>
       </div>
       ${this.renderChanges(pr)}
-      <div class="later">Merge it on GitHub, then Pull + Switch the hosts. (Merge &amp; Deploy from here comes later.)</div>
+      ${blocker ? html`<div class="later">${blocker}: Merge &amp; Deploy asks for an override with a reason.</div>` : nothing}
     </section>`;
   }
 
   private renderChanges(pr: UpdatePr) {
     const note = lockDiffNote(pr);
-    if (note !== null) return html`<p class="muted later">${note}</p>`;
-    return html`<div class="changes">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Input</th>
-            <th scope="col">Revision</th>
-            <th scope="col">Date</th>
-            <th scope="col"><span class="visually-hidden">Details</span></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${pr.lockChanges.map((change) => this.renderChange(change))}
-        </tbody>
-      </table>
-    </div>`;
-  }
-
-  private renderChange(change: LockChange) {
-    const revs =
-      change.kind === "added"
-        ? html`<span class="muted">added</span> <span class="mono">${shortRev(change.new)}</span>`
-        : change.kind === "removed"
-          ? html`<span class="mono">${shortRev(change.old)}</span> <span class="muted">removed</span>`
-          : html`<span class="mono">${shortRev(change.old)}</span><span class="arrow" aria-label="to">→</span><span class="mono"
-                >${shortRev(change.new)}</span
-              >`;
-    const dates =
-      change.kind === "updated"
-        ? html`<span class="day">${formatDay(change.old?.lastModified)}</span><span class="arrow" aria-label="to">→</span><span class="day"
-              >${formatDay(change.new?.lastModified)}</span
-            >`
-        : formatDay((change.new ?? change.old)?.lastModified);
-    const commits = change.commits === null ? "" : `${change.commits} commit${change.commits === 1 ? "" : "s"}`;
-    return html`<tr>
-      <td class="input">${change.input}</td>
-      <td>${revs}</td>
-      <td class="dates">${dates}</td>
-      <td>
-        ${commits ? html`<span class="muted">${commits}</span>` : nothing}
-        ${change.compareUrl ? html`<a href=${change.compareUrl} target="_blank" rel="noopener noreferrer">compare</a>` : nothing}
-      </td>
-    </tr>`;
+    return note === null ? lockChangesTable(pr.lockChanges) : html`<p class="muted later">${note}</p>`;
   }
 }
 

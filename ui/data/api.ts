@@ -4,7 +4,16 @@
  * message can be shown to a person as it is.
  */
 import type * as z from "zod";
-import { ErrorBody, MeResponse, type CommandKind, type CreateHostRequest } from "../../common/protocol.ts";
+import {
+  ErrorBody,
+  MeResponse,
+  type CommandKind,
+  type CreateHostRequest,
+  type MergeAndDeployRequest,
+  type PlanRolloutRequest,
+  type SetHoldRequest,
+  type StartRolloutRequest,
+} from "../../common/protocol.ts";
 import {
   AuditResponse,
   CommandResponse,
@@ -12,9 +21,15 @@ import {
   CreateHostResponse,
   FleetResponse,
   HealthResponse,
+  HoldResponse,
   HostDetail,
+  OkResponse,
   OutputResponse,
+  PlanResponse,
   RemoveHostResponse,
+  RolloutDetail,
+  RolloutResponse,
+  RolloutsResponse,
   RotateTokenResponse,
 } from "./schemas.ts";
 
@@ -37,7 +52,7 @@ export interface ApiOptions {
   fetch?: typeof fetch;
 }
 
-type Method = "GET" | "POST" | "DELETE";
+type Method = "GET" | "POST" | "PUT" | "DELETE";
 
 export class DashboardApi {
   readonly baseUrl: string;
@@ -112,6 +127,44 @@ export class DashboardApi {
     if (options.before !== undefined) params.set("before", String(options.before));
     const body = await this.request(AuditResponse, "GET", `/api/audit?${params}`);
     return body.entries;
+  }
+
+  /** What a deploy would do now; nothing is sent. */
+  async planRollout(request: PlanRolloutRequest) {
+    return (await this.request(PlanResponse, "POST", "/api/rollouts/plan", request)).plan;
+  }
+
+  /** Deploy the branch head (or `commit`); supersedes a running rollout. */
+  async startRollout(request: Partial<StartRolloutRequest>) {
+    return (await this.request(RolloutResponse, "POST", "/api/rollouts", request)).rollout;
+  }
+
+  /** Merges the update PR on GitHub and starts the rollout of its merge commit. */
+  async mergeAndDeploy(pr: number, request: Partial<MergeAndDeployRequest>) {
+    return (await this.request(RolloutResponse, "POST", `/api/update-prs/${pr}/merge-and-deploy`, request)).rollout;
+  }
+
+  /** Newest first; `before` is the id of the last rollout of the previous page. */
+  async rollouts(options: { limit?: number; before?: string } = {}) {
+    const params = new URLSearchParams({ limit: String(options.limit ?? 20) });
+    if (options.before !== undefined) params.set("before", options.before);
+    return (await this.request(RolloutsResponse, "GET", `/api/rollouts?${params}`)).rollouts;
+  }
+
+  rollout(id: string) {
+    return this.request(RolloutDetail, "GET", `/api/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  async cancelRollout(id: string) {
+    return (await this.request(RolloutResponse, "POST", `/api/rollouts/${encodeURIComponent(id)}/cancel`, {})).rollout;
+  }
+
+  async setHold(host: string, request: SetHoldRequest) {
+    return (await this.request(HoldResponse, "PUT", `/api/hosts/${encodeURIComponent(host)}/hold`, request)).hold;
+  }
+
+  async releaseHold(host: string): Promise<void> {
+    await this.request(OkResponse, "DELETE", `/api/hosts/${encodeURIComponent(host)}/hold`);
   }
 
   /** `known` may hand back an answer already parsed from the same text. */

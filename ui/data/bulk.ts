@@ -1,5 +1,5 @@
 /** One command for many hosts: every host's outcome is reported, none swallowed. */
-import type { CommandKind, CommandView } from "../../common/protocol.ts";
+import type { CommandKind, CommandView, HostHold, HostView } from "../../common/protocol.ts";
 
 export type BulkOutcome =
   | { host: string; ok: true; command: CommandView }
@@ -28,4 +28,24 @@ export async function sendToHosts(
   };
   await Promise.all(Array.from({ length: Math.min(parallel, hosts.length) }, worker));
   return outcomes;
+}
+
+/**
+ * The held hosts among a bulk action's targets, in the targets' order. A hold
+ * keeps rollouts and automatic actions away; a command sent by hand still
+ * reaches the host, so the confirmation names them.
+ */
+export function heldAmong(hosts: readonly Pick<HostView, "name" | "hold">[], targets: readonly string[]): { name: string; hold: HostHold }[] {
+  const holds = new Map(hosts.flatMap((host) => (host.hold ? [[host.name, host.hold] as const] : [])));
+  return targets.flatMap((name) => {
+    const hold = holds.get(name);
+    return hold ? [{ name, hold }] : [];
+  });
+}
+
+/** The hosts a bulk command goes to: the held ones left out unless the person keeps them. */
+export function bulkTargets(targets: readonly string[], held: readonly { name: string }[], leaveHeldOut: boolean): readonly string[] {
+  if (!leaveHeldOut || held.length === 0) return targets;
+  const names = new Set(held.map((h) => h.name));
+  return targets.filter((name) => !names.has(name));
 }

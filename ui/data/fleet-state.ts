@@ -10,9 +10,12 @@ import {
   type CompartmentName,
   type CompartmentState,
   type DashboardEvent,
+  type HostHold,
   type HostView,
   type MeResponse,
   type RepoState,
+  type RolloutState,
+  type RolloutView,
   type StoredOutputChunk,
   type UpdatePr,
 } from "../../common/protocol.ts";
@@ -46,6 +49,8 @@ export interface FleetState {
   /** Why a host page could not be loaded, by host name. */
   detailErrors: Record<string, string>;
   outputs: Record<string, CommandOutput>;
+  /** The rollouts the dashboard has heard of (the latest few, then every rollout event), newest first. */
+  rollouts: RolloutView[];
   connection: ConnectionStatus;
   health: HealthResponse | null;
   /** The signed-in identity and its role; null until known (nothing is disabled meanwhile). */
@@ -70,6 +75,7 @@ export function initialFleetState(): FleetState {
     details: {},
     detailErrors: {},
     outputs: {},
+    rollouts: [],
     connection: "connecting",
     health: null,
     me: null,
@@ -202,12 +208,80 @@ export function applyEvent(state: FleetState, event: DashboardEvent): Transition
     case "repo":
       return { state, effects: [{ type: "refresh-fleet" }] };
     case "rollout":
-      // Hosts show their part in the running rollout: read the fleet again.
-      return { state, effects: [{ type: "refresh-fleet" }] };
+      // The event carries the whole rollout: progress and the hosts' marks move without a refetch.
+      return { state: applyRollout(state, event.rollout), effects: [] };
   }
 }
 
 /** The open update PR that is offered (not superseded), newest first as the worker lists them. */
 export function pendingUpdatePr(updatePrs: readonly UpdatePr[]): UpdatePr | null {
   return updatePrs.find((pr) => pr.state === "open" && !pr.superseded) ?? null;
+}
+
+const IN_PROGRESS: ReadonlySet<RolloutState> = new Set(["planned", "running", "soaking", "waiting-window"]);
+
+/** Still deploying (or waiting to): it can be cancelled, and its hosts are marked in the table. */
+export function rolloutInProgress(rollout: Pick<RolloutView, "state">): boolean {
+  return IN_PROGRESS.has(rollout.state);
+}
+
+const newestFirst = (a: RolloutView, b: RolloutView) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1);
+
+/**
+ * A rollout as the server last described it (an event, a start, a cancel):
+ * it replaces the one with its id, and its hosts' rows show their part in it.
+ */
+export function applyRollout(state: FleetState, rollout: RolloutView): FleetState {
+  const rollouts = [rollout, ...state.rollouts.filter((r) => r.id !== rollout.id)].sort(newestFirst);
+  const parts = new Map<string, HostView["rollout"]>();
+  if (rolloutInProgress(rollout)) {
+    for (const wave of rollout.waves) for (const host of wave.hosts) parts.set(host.name, { id: rollout.id, state: host.state, wave: wave.index });
+  }
+  let changed = false;
+  const hosts = state.hosts.map((host) => {
+    const part = parts.get(host.name) ?? (host.rollout?.id === rollout.id ? null : host.rollout);
+    if (part === host.rollout || (part && host.rollout && part.id === host.rollout.id && part.state === host.rollout.state && part.wave === host.rollout.wave)) {
+      return host;
+    }
+    changed = true;
+    return { ...host, rollout: part };
+  });
+  return { ...state, rollouts, hosts: changed ? hosts : state.hosts };
+}
+
+/** A page of `GET /api/rollouts`, newest first: each replaces the one with its id. */
+export function applyRollouts(state: FleetState, rollouts: readonly RolloutView[]): FleetState {
+  const ids = new Set(rollouts.map((r) => r.id));
+  return { ...state, rollouts: [...rollouts, ...state.rollouts.filter((r) => !ids.has(r.id))].sort(newestFirst) };
+}
+
+/** The rollouts the fleet page shows: every one in progress, else the newest if it ended within the last hour. */
+export function currentRollouts(rollouts: readonly RolloutView[], now: number): RolloutView[] {
+  const running = rollouts.filter(rolloutInProgress);
+  if (running.length > 0) return running;
+  const last = rollouts[0];
+  const ended = last ? Date.parse(last.finishedAt ?? last.startedAt) : NaN;
+  return last && now - ended < 3_600_000 ? [last] : [];
+}
+
+/** A host's hold set or released, on its row and its open page at once. */
+export function applyHold(state: FleetState, name: string, hold: HostHold | null): FleetState {
+  const detail = state.details[name];
+  return {
+    ...state,
+    hosts: state.hosts.map((host) => (host.name === name ? { ...host, hold } : host)),
+    details: detail ? { ...state.details, [name]: { ...detail, hold } } : state.details,
+  };
+}
+
+/**
+ * The update history's pages with what the live events said since: a rollout
+ * the events know replaces its paged copy, and one started after the newest
+ * paged one goes on top, so the history moves without a reload.
+ */
+export function withLiveRollouts(paged: readonly RolloutView[], live: readonly RolloutView[]): RolloutView[] {
+  const byId = new Map(live.map((r) => [r.id, r]));
+  const newest = paged[0];
+  const newer = live.filter((r) => !paged.some((p) => p.id === r.id) && (newest === undefined || newestFirst(r, newest) < 0));
+  return [...newer, ...paged.map((r) => byId.get(r.id) ?? r)];
 }

@@ -7,10 +7,14 @@ import {
   COMPARTMENT_NAMES,
   CommandView,
   CompartmentState,
+  HostHold,
   HostName,
   HostView,
+  LockChange,
   RepoState,
   Role,
+  RolloutPlanView,
+  RolloutView,
   StoredOutputChunk,
   UpdatePr,
 } from "../../common/protocol.ts";
@@ -74,3 +78,20 @@ export const AuditEntry = z.object({
 export type AuditEntry = z.infer<typeof AuditEntry>;
 
 export const AuditResponse = z.object({ entries: z.array(AuditEntry) });
+
+export const RolloutResponse = z.object({ rollout: RolloutView });
+export const RolloutsResponse = z.object({ rollouts: z.array(RolloutView) });
+
+/** `GET /api/rollouts/:id`: the rollout with what the history page shows beside it. */
+export const RolloutDetail = z.object({
+  rollout: RolloutView,
+  context: z.object({
+    pr: z.object({ number: z.number().int().positive(), title: z.string(), url: z.string() }).nullable(),
+    lockChanges: z.array(LockChange),
+  }),
+});
+export type RolloutDetail = z.infer<typeof RolloutDetail>;
+
+export const PlanResponse = z.object({ plan: RolloutPlanView });
+export const HoldResponse = z.object({ hold: HostHold });
+export const OkResponse = z.object({ ok: z.literal(true) });

@@ -3,15 +3,28 @@
  * events, and is what elements call to change anything. Elements subscribe
  * in connectedCallback and unsubscribe in disconnectedCallback.
  */
-import type { CommandKind, CommandView, CreateHostRequest } from "../../common/protocol.ts";
+import type {
+  CommandKind,
+  CommandView,
+  CreateHostRequest,
+  MergeAndDeployRequest,
+  PlanRolloutRequest,
+  RolloutPlanView,
+  RolloutView,
+  SetHoldRequest,
+  StartRolloutRequest,
+} from "../../common/protocol.ts";
 import { ApiError, type DashboardApi } from "./api.ts";
 import type { ConnectionStatus } from "./events.ts";
 import {
   applyCommand,
   applyEvent,
   applyFleet,
+  applyHold,
   applyHost,
   applyOutput,
+  applyRollout,
+  applyRollouts,
   initialFleetState,
   removeHost,
   type Effect,
@@ -19,7 +32,7 @@ import {
   type Transition,
 } from "./fleet-state.ts";
 import type { DashboardEvent } from "../../common/protocol.ts";
-import type { AuditEntry, CreateHostResponse, FleetResponse, RotateTokenResponse } from "./schemas.ts";
+import type { AuditEntry, CreateHostResponse, FleetResponse, RolloutDetail, RotateTokenResponse } from "./schemas.ts";
 
 export interface LiveConnection {
   start(): void;
@@ -81,6 +94,7 @@ export class FleetStore {
       () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
     );
     this.refreshFleet();
+    this.refreshRollouts();
     if (this.connectLive) {
       this.live = this.connectLive({
         onEvent: (event) => this.dispatch(applyEvent(this.current, event)),
@@ -112,6 +126,19 @@ export class FleetStore {
         this.set(applyFleet(this.current, fleet));
       } catch (err) {
         this.set({ ...this.current, phase: this.current.phase === "ready" ? "ready" : "error", error: message(err) });
+      }
+    });
+  }
+
+  /** The latest rollouts, so a running one shows its progress before its next event. */
+  refreshRollouts(): void {
+    this.schedule("rollouts", async () => {
+      try {
+        // Awaited before reading `current`, like the fleet: other answers may have landed meanwhile.
+        const rollouts = await this.api.rollouts({ limit: 5 });
+        this.set(applyRollouts(this.current, rollouts));
+      } catch {
+        // The progress then starts with the next rollout event; the fleet load reports what is wrong.
       }
     });
   }
@@ -202,11 +229,52 @@ export class FleetStore {
     return this.api.audit(options);
   }
 
+  planRollout(request: PlanRolloutRequest): Promise<RolloutPlanView> {
+    return this.api.planRollout(request);
+  }
+
+  /** Starts a rollout (superseding a running one); its progress shows at once. */
+  async startRollout(request: Partial<StartRolloutRequest>): Promise<RolloutView> {
+    return this.took(await this.api.startRollout(request));
+  }
+
+  async mergeAndDeploy(pr: number, request: Partial<MergeAndDeployRequest>): Promise<RolloutView> {
+    return this.took(await this.api.mergeAndDeploy(pr, request));
+  }
+
+  async cancelRollout(id: string): Promise<RolloutView> {
+    return this.took(await this.api.cancelRollout(id));
+  }
+
+  rollouts(options: { limit?: number; before?: string } = {}): Promise<RolloutView[]> {
+    return this.api.rollouts(options);
+  }
+
+  rolloutDetail(id: string): Promise<RolloutDetail> {
+    return this.api.rollout(id);
+  }
+
+  async setHold(host: string, request: SetHoldRequest): Promise<void> {
+    const hold = await this.api.setHold(host, request);
+    this.set(applyHold(this.current, host, hold));
+  }
+
+  async releaseHold(host: string): Promise<void> {
+    await this.api.releaseHold(host);
+    this.set(applyHold(this.current, host, null));
+  }
+
   // ---------------------------------------------------------------------------
+
+  private took(rollout: RolloutView): RolloutView {
+    this.set(applyRollout(this.current, rollout));
+    return rollout;
+  }
 
   /** Every (re)connect may follow a gap: read again what the events would have said. */
   private resynchronise(): void {
     this.refreshFleet();
+    this.refreshRollouts();
     for (const name of this.hostWatchers.keys()) this.refreshHost(name);
     for (const commandId of this.outputWatchers.keys()) this.loadOutput(commandId);
   }

@@ -1,7 +1,8 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CommandKind } from "../../common/protocol.ts";
 import { COMMAND_HINTS, COMMAND_LABELS } from "../common/actions.ts";
-import { sendToHosts, type BulkOutcome } from "../data/bulk.ts";
+import { holdTitle } from "../common/rollouts.ts";
+import { bulkTargets, heldAmong, sendToHosts, type BulkOutcome } from "../data/bulk.ts";
 import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
@@ -18,6 +19,8 @@ export class NfBulkDialog extends LitElement {
     _scope: { state: true },
     _outcomes: { state: true },
     _busy: { state: true },
+    _held: { state: true },
+    _skipHeld: { state: true },
   };
   declare store: FleetStore | null;
   private declare _kind: CommandKind | null;
@@ -25,6 +28,8 @@ export class NfBulkDialog extends LitElement {
   private declare _scope: string;
   private declare _outcomes: BulkOutcome[] | null;
   private declare _busy: boolean;
+  private declare _held: ReturnType<typeof heldAmong>;
+  private declare _skipHeld: boolean;
   private get _dialog(): HTMLDialogElement {
     return this.renderRoot.querySelector("dialog")!;
   }
@@ -37,6 +42,8 @@ export class NfBulkDialog extends LitElement {
     this._scope = "";
     this._outcomes = null;
     this._busy = false;
+    this._held = [];
+    this._skipHeld = true;
   }
 
   static override styles = [
@@ -73,6 +80,25 @@ export class NfBulkDialog extends LitElement {
       .failed .mark {
         color: var(--nf-red);
       }
+      .held {
+        display: grid;
+        gap: 0.4rem;
+        padding: 0.6rem 0.8rem;
+        border-radius: var(--nf-radius-sm);
+        font-size: 0.875rem;
+      }
+      .held ul {
+        margin: 0;
+        padding-left: 1.1rem;
+      }
+      .check {
+        display: flex;
+        gap: 0.5rem;
+        align-items: center;
+      }
+      .check input {
+        min-height: 0;
+      }
       .host {
         font-family: var(--nf-mono);
         font-weight: 600;
@@ -86,6 +112,8 @@ export class NfBulkDialog extends LitElement {
     this._hosts = hosts;
     this._scope = scope;
     this._outcomes = null;
+    this._held = heldAmong(this.store?.state.hosts ?? [], hosts);
+    this._skipHeld = true;
     await this.updateComplete;
     this._dialog.showModal();
     this.renderRoot.querySelector<HTMLButtonElement>("#run")?.focus();
@@ -98,17 +126,34 @@ export class NfBulkDialog extends LitElement {
     </dialog>`;
   }
 
+  /** The hosts the command goes to: the held ones only when the person says so. */
+  private targets(): readonly string[] {
+    return bulkTargets(this._hosts, this._held, this._skipHeld);
+  }
+
   private renderConfirm(kind: CommandKind) {
-    const n = this._hosts.length;
+    const n = this.targets().length;
     return html`<div class="dialog-body">
       <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} host${n === 1 ? "" : "s"}?</h2>
       <p>Each host will ${COMMAND_HINTS[kind]}. A host that is already busy refuses and says so below.</p>
       <ul class="host-list" aria-label="hosts">
-        ${this._hosts.map((host) => html`<li>${host}</li>`)}
+        ${this.targets().map((host) => html`<li>${host}</li>`)}
       </ul>
+      ${this._held.length > 0
+        ? html`<div class="tone-warn held" role="note">
+            <p>${this._held.length} of these hosts ${this._held.length === 1 ? "is" : "are"} held:</p>
+            <ul>
+              ${this._held.map(({ name, hold }) => html`<li><span class="host">${name}</span> — ${holdTitle(hold)}</li>`)}
+            </ul>
+            <label class="check"
+              ><input type="checkbox" .checked=${this._skipHeld} @change=${(e: Event) => (this._skipHeld = (e.target as HTMLInputElement).checked)} /> Leave the
+              held hosts out</label
+            >
+          </div>`
+        : nothing}
       <div class="actions">
         <button class="btn" @click=${() => this._dialog.close()}>Cancel</button>
-        <button id="run" class="btn primary" ?disabled=${this._busy} @click=${() => this.run(kind)}>
+        <button id="run" class="btn primary" ?disabled=${this._busy || n === 0} @click=${() => this.run(kind)}>
           ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${n} host${n === 1 ? "" : "s"}`}
         </button>
       </div>
@@ -137,7 +182,7 @@ export class NfBulkDialog extends LitElement {
     if (!store) return;
     this._busy = true;
     try {
-      this._outcomes = await sendToHosts((host, k) => store.sendCommand(host, k), this._hosts, kind);
+      this._outcomes = await sendToHosts((host, k) => store.sendCommand(host, k), this.targets(), kind);
     } finally {
       this._busy = false;
     }

@@ -3,7 +3,8 @@ import { renderLockTooltip } from "../../common/lock-diff.ts";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
-import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
+import type { UpdatePr } from "../../common/protocol.ts";
+import { currentRollouts, pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import type { NfActionMenu } from "../components/nf-action-menu.ts";
@@ -11,13 +12,16 @@ import type { CompartmentMenuRequest, HostMenuRequest } from "../components/nf-f
 import type { NfHostActions } from "../components/nf-host-actions.ts";
 import type { NfAddHostDialog } from "../dialogs/nf-add-host-dialog.ts";
 import type { NfBulkDialog } from "../dialogs/nf-bulk-dialog.ts";
+import type { NfDeployDialog } from "../dialogs/nf-deploy-dialog.ts";
 import "../components/nf-action-menu.ts";
 import "../components/nf-fleet-header.ts";
 import "../components/nf-fleet-table.ts";
 import "../components/nf-host-actions.ts";
+import "../components/nf-rollout-progress.ts";
 import "../components/nf-update-pr-banner.ts";
 import "../dialogs/nf-add-host-dialog.ts";
 import "../dialogs/nf-bulk-dialog.ts";
+import "../dialogs/nf-deploy-dialog.ts";
 
 /** The fleet page: header, update PR, bulk actions and the table. */
 export class NfFleetPanel extends LitElement {
@@ -43,6 +47,9 @@ export class NfFleetPanel extends LitElement {
   }
   private get _bulk(): NfBulkDialog {
     return this.renderRoot.querySelector("nf-bulk-dialog")!;
+  }
+  private get _deploy(): NfDeployDialog {
+    return this.renderRoot.querySelector("nf-deploy-dialog")!;
   }
 
   constructor() {
@@ -80,6 +87,9 @@ export class NfFleetPanel extends LitElement {
       .role-note {
         color: var(--nf-text-muted);
         font-size: 0.875rem;
+      }
+      .rollout {
+        padding: 0.9rem 1.1rem;
       }
       .bulk {
         display: flex;
@@ -147,7 +157,21 @@ export class NfFleetPanel extends LitElement {
         </button>
       </div>
       ${fleet?.error && fleet.phase === "ready" ? html`<div class="problem" role="alert">Could not refresh the fleet: ${fleet.error}</div>` : nothing}
-      ${pr ? html`<nf-update-pr-banner .pr=${pr} .now=${this.now}></nf-update-pr-banner>` : nothing}
+      ${pr
+        ? html`<nf-update-pr-banner .pr=${pr} .now=${this.now} @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}></nf-update-pr-banner>`
+        : nothing}
+      ${currentRollouts(fleet?.rollouts ?? [], this.now).map(
+        (rollout) =>
+          html`<nf-rollout-progress
+            class="card rollout"
+            role="region"
+            aria-label="Rollout"
+            .rollout=${rollout}
+            .store=${this.store}
+            .repository=${repository}
+            .now=${this.now}
+          ></nf-rollout-progress>`,
+      )}
       ${fleet?.phase === "ready"
         ? html`<nf-fleet-header
             .repo=${fleet.repo}
@@ -155,6 +179,7 @@ export class NfFleetPanel extends LitElement {
             .hostCount=${hosts.length}
             .onlineCount=${hosts.filter((host) => host.online).length}
             .now=${this.now}
+            @nf-deploy=${() => this._deploy.show(null)}
           ></nf-fleet-header>`
         : nothing}
       ${this.renderBody(fleet, selected, pr ? renderLockTooltip(pr.lockChanges) : "")}
@@ -162,6 +187,7 @@ export class NfFleetPanel extends LitElement {
       <nf-host-actions .store=${this.store} .repository=${repository}></nf-host-actions>
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
       <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
+      <nf-deploy-dialog .store=${this.store}></nf-deploy-dialog>
     `;
   }
 

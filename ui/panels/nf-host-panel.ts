@@ -5,6 +5,7 @@ import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
 import { formatAge, formatTimestamp, presenceLabel } from "../common/format.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import { FLEET_PATH } from "../common/route.ts";
+import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { HostDetail } from "../data/schemas.ts";
 import type { FleetStore } from "../data/store.ts";
@@ -221,10 +222,14 @@ export class NfHostPanel extends LitElement {
   }
 
   private renderTitleDetails(detail: HostDetail) {
+    // The row, not the detail: rollout events move it without refetching the host.
+    const part = this.state?.hosts.find((host) => host.name === detail.name)?.rollout ?? null;
     return html`<span class="pill tone-muted">${PLATFORM_NAMES[detail.platform]}</span>
       <span class="pill ${detail.online ? "online" : "offline"}" title=${detail.lastSeenAt ? `last seen ${formatTimestamp(detail.lastSeenAt)}` : ""}
         >${presenceLabel(detail, this.now)}</span
       >
+      ${detail.hold ? html`<span class="pill tone-warn held">${holdTitle(detail.hold)}</span>` : nothing}
+      ${part ? html`<span class="pill tone-${HOST_STEPS[part.state].tone}">rollout wave ${part.wave}: ${HOST_STEPS[part.state].label}</span>` : nothing}
       <span class="muted">flake attribute <code>${detail.flakeAttr}</code></span>
       <span class="spacer"></span>
       <button

@@ -1,0 +1,299 @@
+import { LitElement, css, html, nothing } from "lit";
+import type { RolloutPlanView, UpdatePr } from "../../common/protocol.ts";
+import { lockDiffNote, shortSha } from "../common/format.ts";
+import { notify } from "../common/notify.ts";
+import { chosenHosts, ciBlocker, hostChoices, rolloutHeadline, waveLabel, type HostChoice } from "../common/rollouts.ts";
+import { ApiError } from "../data/api.ts";
+import { rolloutInProgress } from "../data/fleet-state.ts";
+import type { FleetStore } from "../data/store.ts";
+import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.ts";
+import { dialogStyles } from "../styles/dialog.ts";
+import { sharedStyles } from "../styles/shared.ts";
+
+/**
+ * The confirmation before a rollout: Merge & Deploy of an update PR, or
+ * Deploy of the branch head to chosen hosts. It shows the server's plan (the
+ * waves, canary first, and who is left out and why) before anything is sent.
+ */
+export class NfDeployDialog extends LitElement {
+  static override properties = {
+    store: { attribute: false },
+    _pr: { state: true },
+    _open: { state: true },
+    _plan: { state: true },
+    _choices: { state: true },
+    _ticked: { state: true },
+    _override: { state: true },
+    _needsOverride: { state: true },
+    _ignoreWindows: { state: true },
+    _busy: { state: true },
+    _error: { state: true },
+  };
+  declare store: FleetStore | null;
+  /** Merge & Deploy of this PR; null: Deploy the branch head. */
+  private declare _pr: UpdatePr | null;
+  private declare _open: boolean;
+  private declare _plan: RolloutPlanView | null;
+  /** Deploy only: every host, the plan's ticked. */
+  private declare _choices: HostChoice[];
+  private declare _ticked: ReadonlySet<string>;
+  private declare _override: string;
+  private declare _needsOverride: boolean;
+  private declare _ignoreWindows: boolean;
+  private declare _busy: boolean;
+  private declare _error: string | null;
+  /** Answers to an older plan request are dropped. */
+  private _planSeq = 0;
+  private get _dialog(): HTMLDialogElement {
+    return this.renderRoot.querySelector("dialog")!;
+  }
+
+  constructor() {
+    super();
+    this.store = null;
+    this._pr = null;
+    this._open = false;
+    this._plan = null;
+    this._choices = [];
+    this._ticked = new Set();
+    this._override = "";
+    this._needsOverride = false;
+    this._ignoreWindows = false;
+    this._busy = false;
+    this._error = null;
+  }
+
+  static override styles = [
+    sharedStyles,
+    dialogStyles,
+    lockChangesStyles,
+    css`
+      h3 {
+        margin: 0 0 0.35rem;
+        font-size: 0.875rem;
+      }
+      ol,
+      .left-out {
+        display: grid;
+        gap: 0.4rem;
+        margin: 0;
+        padding: 0;
+        list-style: none;
+      }
+      ol li {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.4rem 0.6rem;
+      }
+      p.tone-warn {
+        padding: 0.4rem 0.6rem;
+        border-radius: var(--nf-radius-sm);
+      }
+      ol strong {
+        font-size: 0.875rem;
+      }
+      fieldset {
+        display: grid;
+        gap: 0.2rem;
+        max-height: 14rem;
+        overflow-y: auto;
+        margin: 0;
+        padding: 0.5rem 0.75rem;
+        border: 1px solid var(--nf-border);
+        border-radius: var(--nf-radius-sm);
+      }
+      .check {
+        display: flex;
+        gap: 0.5rem;
+        align-items: baseline;
+        font-weight: 400;
+      }
+      .check input {
+        min-height: 0;
+      }
+    `,
+  ];
+
+  /** Opens the confirmation: for `pr`, Merge & Deploy; without, Deploy of the branch head. */
+  async show(pr: UpdatePr | null): Promise<void> {
+    this._pr = pr;
+    this._plan = null;
+    this._choices = [];
+    this._ticked = new Set();
+    this._override = "";
+    this._needsOverride = pr !== null && ciBlocker(pr.ciState) !== null;
+    this._ignoreWindows = false;
+    this._error = null;
+    this._open = true;
+    await this.updateComplete;
+    this._dialog.showModal();
+    void this.plan(true);
+  }
+
+  override render() {
+    const pr = this._pr;
+    const plan = this._plan;
+    const running = this.store?.state.rollouts.find(rolloutInProgress);
+    const blocker = pr ? ciBlocker(pr.ciState) : null;
+    const reasonOk = !this._needsOverride || this._override.trim().length >= 3;
+    const ready = plan !== null && !this._busy && reasonOk && (pr !== null || this._ticked.size > 0);
+    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${this._ticked.size} ${this._ticked.size === 1 ? "host" : "hosts"}`;
+    return html`<dialog class="wide" aria-labelledby="title" @close=${() => (this._open = false)}>
+      ${!this._open
+        ? nothing
+        : html`<form class="dialog-body" @submit=${this.onSubmit}>
+            <h2 id="title">${pr ? html`Merge &amp; Deploy #${pr.number}?` : `Deploy ${this.store?.state.repo?.branch ?? "the branch head"}?`}</h2>
+            <p>
+              ${pr
+                ? html`Merges <a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> on GitHub, then rolls the merge commit out.`
+                : html`Rolls ${plan ? html`<span class="mono">${shortSha(plan.commit)}</span>` : "the head of the branch"} out to the ticked hosts.`}
+              Wave by wave; a failing host stops the rollout.
+            </p>
+            ${pr ? (lockDiffNote(pr) === null ? lockChangesTable(pr.lockChanges) : html`<p class="muted">${lockDiffNote(pr)}</p>`) : nothing}
+            ${pr === null && this._choices.length > 0 ? this.renderChoices() : nothing}
+            ${plan === null ? html`<p class="muted" role="status">Planning…</p>` : this.renderPlan(plan)}
+            ${running
+              ? html`<p class="tone-warn" role="note">
+                  Supersedes the running rollout (${rolloutHeadline(running)}): its hosts not started yet are cancelled.
+                </p>`
+              : nothing}
+            <label class="check"
+              ><input type="checkbox" .checked=${this._ignoreWindows} @change=${(e: Event) => (this._ignoreWindows = (e.target as HTMLInputElement).checked)} />
+              Ignore maintenance windows (hosts start outside their windows too)</label
+            >
+            ${this._needsOverride
+              ? html`<label
+                  >Override CI with a reason
+                  <span class="field-hint">${blocker ?? "GitHub says CI is not green"}. The reason is kept in the audit log.</span>
+                  <input
+                    id="override"
+                    required
+                    minlength="3"
+                    maxlength="500"
+                    .value=${this._override}
+                    @input=${(e: Event) => (this._override = (e.target as HTMLInputElement).value)}
+                /></label>`
+              : nothing}
+            ${this._error ? html`<div class="form-error" role="alert">${this._error}</div>` : nothing}
+            <div class="actions">
+              <button type="button" class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+              <button id="deploy" class="btn ${this._needsOverride ? "danger" : "primary"}" ?disabled=${!ready}>
+                ${this._busy ? "Starting…" : label}
+              </button>
+            </div>
+          </form>`}
+    </dialog>`;
+  }
+
+  private renderChoices() {
+    return html`<fieldset>
+      <legend>Hosts</legend>
+      ${this._choices.map(
+        (choice) =>
+          html`<label class="check"
+            ><input type="checkbox" .checked=${this._ticked.has(choice.name)} @change=${(e: Event) => this.tick(choice.name, (e.target as HTMLInputElement).checked)} /><span
+              class="mono"
+              >${choice.name}</span
+            >${choice.leftOut ? html`<span class="muted">${choice.leftOut}</span>` : nothing}</label
+          >`,
+      )}
+    </fieldset>`;
+  }
+
+  private renderPlan(plan: RolloutPlanView) {
+    return html`<div>
+        <h3>Waves</h3>
+        ${plan.waves.length === 0
+          ? html`<p class="muted">No host to deploy.</p>`
+          : html`<ol aria-label="Waves">
+              ${plan.waves.map(
+                (wave) =>
+                  html`<li>
+                    <strong>${waveLabel(wave)}</strong>
+                    <ul class="host-list">
+                      ${wave.hosts.map((host) => html`<li>${host}</li>`)}
+                    </ul>
+                  </li>`,
+              )}
+            </ol>`}
+      </div>
+      ${plan.leftOut.length === 0
+        ? nothing
+        : html`<div>
+            <h3>Left out</h3>
+            <ul class="left-out" aria-label="Left out">
+              ${plan.leftOut.map((host) => html`<li><span class="mono">${host.name}</span> — <span class="muted">${host.reason}</span></li>`)}
+            </ul>
+          </div>`}`;
+  }
+
+  private tick(name: string, on: boolean): void {
+    const ticked = new Set(this._ticked);
+    if (on) ticked.add(name);
+    else ticked.delete(name);
+    this._ticked = ticked;
+    if (ticked.size > 0) void this.plan(false);
+  }
+
+  /** Asks the server for the plan; the first answer also sets the Deploy dialog's host list. */
+  private async plan(first: boolean): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const seq = ++this._planSeq;
+    const pr = this._pr;
+    const hosts = first || pr ? undefined : chosenHosts(this._choices, this._ticked);
+    try {
+      const plan = await store.planRollout(pr ? { pr: pr.number } : hosts ? { hosts } : {});
+      if (seq !== this._planSeq) return;
+      this._plan = plan;
+      this._error = null;
+      if (first && !pr) {
+        this._choices = hostChoices(plan, store.state.hosts.map((host) => host.name));
+        this._ticked = new Set(this._choices.filter((choice) => choice.planned).map((choice) => choice.name));
+      }
+    } catch (err) {
+      if (seq === this._planSeq) this._error = `Could not plan the rollout: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+
+  private async onSubmit(event: Event): Promise<void> {
+    event.preventDefault();
+    const store = this.store;
+    const plan = this._plan;
+    if (!store || !plan) return;
+    const pr = this._pr;
+    this._busy = true;
+    this._error = null;
+    try {
+      const ignoreWindows = this._ignoreWindows;
+      const rollout = pr
+        ? await store.mergeAndDeploy(pr.number, {
+            sha: pr.headSha,
+            ignoreWindows,
+            ...(this._needsOverride ? { override: { reason: this._override.trim() } } : {}),
+          })
+        : await store.startRollout({ commit: plan.commit, ignoreWindows, ...this.hostsOf() });
+      this._dialog.close();
+      notify(this, `Rollout of ${shortSha(rollout.commit)} started: ${rolloutHeadline(rollout)}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "ci_not_green") this._needsOverride = true;
+      this._error = err instanceof Error ? err.message : String(err);
+    } finally {
+      this._busy = false;
+    }
+  }
+
+  private hostsOf(): { hosts?: string[] } {
+    const hosts = chosenHosts(this._choices, this._ticked);
+    return hosts ? { hosts } : {};
+  }
+}
+
+customElements.define("nf-deploy-dialog", NfDeployDialog);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "nf-deploy-dialog": NfDeployDialog;
+  }
+}
