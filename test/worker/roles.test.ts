@@ -74,8 +74,9 @@ async function send(method: string, path: string, email: string | null, body?: u
 /**
  * What each role may do, written out here on purpose: a change to
  * worker/index.ts's ROUTE_ROLES, or a new route, fails this file until the
- * expectation is changed too. viewer reads; operator runs commands, syncs and
- * merges update PRs; admin adds and removes hosts and rotates their tokens.
+ * expectation is changed too. viewer reads (and previews a rollout's plan);
+ * operator runs commands, syncs, merges update PRs, runs rollouts and holds
+ * hosts; admin adds and removes hosts and rotates their tokens.
  */
 const EXPECTED: Record<string, Role> = {
   "GET /api/me": "viewer",
@@ -89,7 +90,15 @@ const EXPECTED: Record<string, Role> = {
   "GET /api/stats": "viewer",
   "GET /api/repo": "viewer",
   "GET /api/update-prs": "viewer",
+  "GET /api/rollouts": "viewer",
+  "GET /api/rollouts/:id": "viewer",
+  "POST /api/rollouts/plan": "viewer",
   "POST /api/hosts/:name/commands": "operator",
+  "POST /api/update-prs/:number/merge-and-deploy": "operator",
+  "POST /api/rollouts": "operator",
+  "POST /api/rollouts/:id/cancel": "operator",
+  "PUT /api/hosts/:name/hold": "operator",
+  "DELETE /api/hosts/:name/hold": "operator",
   "POST /api/repo/refresh": "operator",
   "POST /api/update-prs/:number/merge": "operator",
   "POST /api/hosts": "admin",

@@ -312,7 +312,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         this.insertAndDeliver(host, stop, now);
       }
     }
-    return { ok: true, command: this.insertAndDeliver(host, { ...record, target: null }, now) };
+    // The switch that preempts a build targets nothing; a stop targets what it stops.
+    const queued = admission.action === "preempt-build" ? { ...record, target: null } : record;
+    return { ok: true, command: this.insertAndDeliver(host, queued, now) };
   }
 
   /** Stores a new command, handing it to the host's waiting poll in the same step when there is one. */

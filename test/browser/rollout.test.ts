@@ -1,0 +1,110 @@
+/**
+ * Merge & Deploy in Chromium against the real control plane, the GitHub
+ * emulator and three real agents with real Nix: from the update-PR banner
+ * through the confirmation (waves, canary first) to the live progress reaching
+ * 3/3 and the entry in the update history — without a reload.
+ */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import { createFleetRepo } from "../fixtures/nix/fleet-repo.ts";
+import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort } from "../support/control-plane.ts";
+import { startAgent, type RunningAgent } from "./agents.ts";
+import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
+import { startDashboard, type Dashboard } from "./dashboard.ts";
+import { addHostThroughApi, eventually } from "./helpers.ts";
+
+const SECRET = "rollout-browser-secret";
+const TOKEN = "github_pat_rollout_browser";
+const HOSTS = ["web1", "web2", "web3"];
+
+describeWithNix("rollouts in the browser need real agents", () =>
+  describeWithBrowser("Merge & Deploy in Chromium", () => {
+    let dashboard: Dashboard;
+    let github: GitHubEmulator;
+    let session: BrowserSession;
+    let page: Page;
+    let root: string;
+    const agents: RunningAgent[] = [];
+
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-rollout-"));
+      const env = isolatedHostEnv(root);
+      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
+      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
+      const port = await freePort();
+      dashboard = await startDashboard({
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: `http://127.0.0.1:${port}`,
+        ROLLOUT_CANARY_SOAK_SECONDS: "1",
+        ROLLOUT_WAVE_SIZE: "2",
+      });
+      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookUrl: `${dashboard.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
+      await github.start(port);
+      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
+      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
+      const seed = await github.seed(files, "initial fleet");
+      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
+      for (const host of HOSTS) {
+        const { token } = await addHostThroughApi(dashboard, host);
+        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
+      }
+      await eventually("three hosts to report", async () => {
+        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
+        return hosts.length === 3 && hosts.every((h) => h.online && h.report !== null);
+      }, 60_000);
+      session = await openBrowser();
+      page = session.page;
+    });
+
+    afterAll(async () => {
+      await Promise.all(agents.map((agent) => agent.stop()));
+      await session?.close();
+      await github?.stop();
+      await dashboard?.stop();
+      if (root) await rm(root, { recursive: true, force: true });
+    });
+
+    it("merges the update PR from the banner, shows the waves first, then live progress to 3/3 and the history entry", async () => {
+      const pr = await github.openPullRequest({
+        head: "update_flake_lock_action",
+        title: "flake.lock: Update",
+        labels: ["automated"],
+        files: Object.fromEntries(HOSTS.map((host) => [`hosts/${host}.txt`, `${host} after the update`])),
+        message: "flake.lock: Update",
+      });
+      await github.setCheckRun(pr.head.sha, { name: "build", status: "completed", conclusion: "success" });
+      await github.flushWebhooks();
+
+      await page.goto(dashboard.url);
+      await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
+      const banner = page.locator("nf-update-pr-banner");
+      await banner.locator("#merge-deploy").click({ timeout: 30_000 });
+      const dialog = page.locator("nf-deploy-dialog");
+      const waves = dialog.locator('ol[aria-label="Waves"] > li');
+      await waves.first().waitFor();
+      // Canary first: one host, then the other two.
+      expect(await waves.count()).toBe(2);
+      expect(await waves.first().textContent()).toMatch(/canary/i);
+      await dialog.locator("#deploy").click();
+
+      const headline = page.locator("nf-rollout-progress .headline").first();
+      await headline.filter({ hasText: "Deployed 3/3 hosts" }).waitFor({ timeout: 120_000 });
+      for (const host of HOSTS) await page.locator(`nf-rollout-progress li[data-host="${host}"][data-step="done"]`).first().waitFor();
+
+      const { rollouts } = z.object({ rollouts: z.array(z.object({ id: z.string(), pr: z.number().optional(), state: z.string() })) }).parse((await dashboard.api("/api/rollouts?limit=1")).json);
+      expect(rollouts[0]).toMatchObject({ pr: pr.number, state: "succeeded" });
+      await page.getByRole("link", { name: "Updates" }).click();
+      await page.locator(`nf-rollouts-panel li[data-rollout="${rollouts[0]!.id}"]`).waitFor();
+      expect(await page.evaluate(() => "__nixfleetNoReload" in window)).toBe(true);
+    });
+  }),
+);
