@@ -97,7 +97,13 @@ describeWithNix("rollouts in the browser need real agents", () =>
       await dialog.locator("#deploy").click();
 
       const headline = page.locator("nf-rollout-progress .headline").first();
-      await headline.filter({ hasText: "Deployed 3/3 hosts" }).waitFor({ timeout: 120_000 });
+      try {
+        await headline.filter({ hasText: "Deployed 3/3 hosts" }).waitFor({ timeout: 90_000 });
+      } catch (error) {
+        const state = JSON.stringify((await dashboard.api("/api/rollouts?limit=1")).json);
+        const shown = await headline.textContent().catch(() => null);
+        throw new Error(`no 3/3: the page shows ${shown}; the rollout: ${state}\n${agents.map((a) => a.logs().slice(-1500)).join("\n")}`, { cause: error });
+      }
       for (const host of HOSTS) await page.locator(`nf-rollout-progress li[data-host="${host}"][data-step="done"]`).first().waitFor();
 
       const { rollouts } = z.object({ rollouts: z.array(z.object({ id: z.string(), pr: z.number().optional(), state: z.string() })) }).parse((await dashboard.api("/api/rollouts?limit=1")).json);

@@ -156,6 +156,38 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("soaking");
   });
 
+  it("asks for the tests of a host whose agent does not run them, and judges the host once they end, even when the report came first", async () => {
+    const { token } = await createHost("tested");
+    const agent = { name: "tested", token, session: "session-tested" };
+    const withTests = (commit: string, passedAt: string | null): Report => ({
+      ...report("tested", commit),
+      tests: {
+        configured: true,
+        autoRunAfterSwitch: false,
+        last: passedAt === null ? null : { system: report("tested", commit).system.current.value, finishedAt: passedAt, results: [{ name: "ok", passed: true, exitCode: 0, durationMs: 1, output: "" }] },
+      },
+    });
+    await pollOnce(agent, { report: withTests(OLD, null) });
+    const commit = sha(12);
+    const view = await deploy({ commit, hosts: ["tested"] });
+    await runSwitch(agent, commit);
+    const { commands } = await pollOnce(agent, { report: withTests(commit, null) });
+    const test = commands.find((c) => c.kind === "test");
+    expect(test, "the rollout asked for the tests").toBeDefined();
+    const events = (body: unknown) => agentFetch(token, `/commands/${test!.id}/events`, body);
+    await events({ type: "started", at: new Date().toISOString() });
+    // The report with the passed run arrives while the test command still counts as running…
+    await pollOnce(agent, { acks: [test!.id], activeCommands: [test!.id], report: withTests(commit, new Date().toISOString()) });
+    // …and only then its finished event.
+    await events({ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: {} });
+    let after = await rollout(view.id);
+    for (let i = 0; i < 50 && hostState(after, "tested") !== "soaking"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      after = await rollout(view.id);
+    }
+    expect(hostState(after, "tested"), JSON.stringify(after.waves)).toBe("soaking");
+  });
+
   it("a switch to another commit than the rollout's is a failure: exit code 0 is not proof", async () => {
     const [agent] = await fleet("wrong-commit", 1);
     const view = await deploy({ commit: sha(4), hosts: [agent!.name] });

@@ -637,11 +637,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
           error: record.error,
           commitAfter: record.result?.commitAfter ?? null,
         });
-        // The agent's report may have arrived before this event: judge the host by the latest one too.
-        if (record.state === "succeeded") this.ctx.waitUntil(this.recheckHealth(record.hostId, record.hostName));
       }
     }
-    if (!isActive(record)) this.queueRolloutJob({ kind: "host-freed", record });
+    if (!isActive(record)) {
+      this.queueRolloutJob({ kind: "host-freed", record });
+      // The agent's report may have come before this end (its events and its polls travel apart):
+      // a host a rollout is verifying is judged again by its latest report, now that the command ended.
+      const verifying = this.store.unsettledRollouts().some((stored) => stored.rollout.hosts.some((h) => h.name === record.hostName && h.switched));
+      if (verifying) this.ctx.waitUntil(this.recheckHealth(record.hostId, record.hostName));
+    }
   }
 
   /** A host's command ended: a rollout may have tests to ask for, or a turn that waited for the host. */
