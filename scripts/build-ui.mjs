@@ -125,8 +125,9 @@ const minifyTemplates = {
  * only parses. In the browser bundle those two modules become stubs that
  * throw if anything ever asks for JSON Schema. Every export keeps its name,
  * so a zod upgrade that imports something new fails this build loudly.
+ * The agent's bundle uses it too (scripts/build-agent.mjs).
  */
-const zodWithoutJsonSchema = {
+export const zodWithoutJsonSchema = {
   name: "zod-without-json-schema",
   setup(b) {
     b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]core[\\/](json-schema-processors|to-json-schema)\.js$/ }, async (args) => {
@@ -135,7 +136,7 @@ const zodWithoutJsonSchema = {
         ...[...source.matchAll(/^export (?:const|function|let|class) (\w+)/gm)].map((m) => m[1]),
         ...[...source.matchAll(/^export \{([^}]*)\}/gm)].flatMap((m) => m[1].split(",").map((part) => part.trim().split(/\s+as\s+/).at(-1))),
       ].filter(Boolean);
-      const stub = (name) => `export function ${name}() { throw new Error("zod JSON Schema is not in the dashboard bundle (${name})"); }`;
+      const stub = (name) => `export function ${name}() { throw new Error("zod JSON Schema is not in this bundle (${name})"); }`;
       return { contents: [...new Set(names)].map(stub).join("\n"), loader: "js" };
     });
   },
