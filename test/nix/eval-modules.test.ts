@@ -57,15 +57,19 @@ const PackageArgs = z.object({
   version: z.string(),
   src: z.string().nullable(),
   postPatch: z.string(),
+  buildPhase: z.string(),
   installPhase: z.string(),
   installCheckPhase: z.string(),
-  npmInstallFlags: z.array(z.string()),
-  dontNpmBuild: z.boolean(),
   doInstallCheck: z.boolean(),
   npmConfigHook: z.string(),
   nodejs: z.string(),
-  importedManifest: z.looseObject({ version: z.string(), bin: z.record(z.string(), z.string()) }),
+  importedManifest: z.looseObject({
+    version: z.string(),
+    bin: z.record(z.string(), z.string()),
+    devDependencies: z.record(z.string(), z.string()),
+  }),
   importedPackages: z.array(z.string()),
+  fetchedPackages: z.array(z.string()),
   meta: z.object({ mainProgram: z.string(), license: z.looseObject({ spdxId: z.string() }), platforms: z.number() }),
 });
 
@@ -92,43 +96,47 @@ if (nixpkgsLib === "") {
       pkg = PackageArgs.parse(await evalNix(`import ${file} { }`, { NIXPKGS_LIB: nixpkgsLib }));
     });
 
-    it("builds with no build step on Node 24, from the agent's own lockfile through importNpmLock", async () => {
+    it("bundles the agent at build time on Node 24, with esbuild for the build machine from the agent's own lockfile", async () => {
       const repo = z.looseObject({ version: z.string() }).parse(JSON.parse(await fs.readFile(path.join(REPO_ROOT, "package.json"), "utf8")));
       expect(pkg).toMatchObject({
         pname: "nixfleet-agent",
         version: repo.version,
-        dontNpmBuild: true,
-        npmInstallFlags: ["--omit=dev"],
         npmConfigHook: "importNpmLock.npmConfigHook",
         nodejs: "nodejs-24.11.0",
         doInstallCheck: true,
         meta: { mainProgram: "nixfleet-agent", license: { spdxId: "MIT" } },
       });
-      expect(pkg.importedPackages).toContain("node_modules/zod");
+      expect(pkg.buildPhase).toContain('node scripts/build-agent.mjs "$PWD/dist/agent"');
+      expect(pkg.fetchedPackages).toContain("node_modules/zod");
+      expect(pkg.fetchedPackages).toContain("node_modules/esbuild");
+      // The evaluation stands in an x86_64-linux build machine: only its esbuild binary is fetched.
+      expect(pkg.fetchedPackages.filter((name) => name.startsWith("node_modules/@esbuild/"))).toEqual(["node_modules/@esbuild/linux-x64"]);
+      expect(pkg.importedPackages).toContain("node_modules/@esbuild/darwin-arm64");
       expect(pkg.importedPackages).not.toContain("node_modules/vitest");
-      expect(pkg.importedManifest).not.toHaveProperty("devDependencies");
+      expect(pkg.importedManifest.devDependencies).toEqual({ esbuild: expect.any(String) });
       // The source gets the agent's own manifest and lockfile, the ones the dependencies were imported with.
       expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package\.json package\.json$/m);
       expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package-lock\.json package-lock\.json$/m);
     });
 
-    it("wraps both commands around the pinned Node, outside node_modules, and starts them in its install check", () => {
-      expect(pkg.installPhase).toContain("$out/lib/nixfleet-agent/");
-      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent/);
-      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet /);
+    it("installs only the two bundles, wraps both commands around the pinned Node, and starts them in its install check", () => {
+      expect(pkg.installPhase).toContain("cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/");
+      expect(pkg.installPhase).not.toContain("node_modules");
+      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent \\\n\s+--add-flags \$out\/lib\/nixfleet-agent\/nixfleet-agent\.mjs/);
+      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet \\\n\s+--add-flags \$out\/lib\/nixfleet-agent\/nixfleet\.mjs/);
       expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet-agent --version");
       expect(pkg.installCheckPhase).toContain(`!= ${pkg.version}`);
       expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet --help");
     });
 
-    it("takes only the commands' sources into the package", async (context) => {
+    it("takes only what the bundles are built from into the package's source", async (context) => {
       if (pkg.src === null) {
         console.warn("SKIPPED: listing the package source needs Nix 2.14 or later (lib.fileset uses builtins.readFileType)");
         context.skip();
         return;
       }
-      expect((await fs.readdir(pkg.src)).sort()).toEqual(["agent", "bin", "cli", "common"]);
-      expect((await fs.readdir(path.join(pkg.src, "bin"))).sort()).toEqual(["nixfleet-agent.js", "nixfleet.js"]);
+      expect((await fs.readdir(pkg.src)).sort()).toEqual(["agent", "cli", "common", "scripts", "tsconfig.base.json"]);
+      expect((await fs.readdir(path.join(pkg.src, "scripts"))).sort()).toEqual(["build-agent.mjs", "build-ui.mjs"]);
     });
   });
 
