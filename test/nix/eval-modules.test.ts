@@ -24,11 +24,11 @@ const Report = z.object({
 });
 const Unit = z.record(z.string(), z.unknown());
 const Results = z.object({
-  nixos: Report.extend({ service: Unit }),
+  nixos: Report.extend({ service: Unit, nixDaemon: Unit }),
   nixosPackageFromOverlay: Report.extend({ service: Unit }),
-  nixosOverrides: Report.extend({ service: Unit }),
+  nixosOverrides: Report.extend({ service: Unit, nixDaemon: Unit }),
   nixosProblems: Report,
-  darwin: Report.extend({ daemon: Unit, extraActivation: z.string() }),
+  darwin: Report.extend({ daemon: Unit, extraActivation: z.string(), nixDaemon: Unit }),
   darwinWithoutHostName: Report,
   homeManagerLinux: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
   homeManagerDarwin: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
@@ -286,6 +286,25 @@ if (nixpkgsLib === "") {
       });
     });
 
+    it("runs the NixOS agent as background work: niced, low CPU and IO weight, a memory ceiling, and the daemon's builds yielding", () => {
+      expect(serviceConfigOf(results.nixos.service)).toMatchObject({
+        Nice: 10,
+        CPUWeight: 20,
+        IOWeight: 20,
+        IOSchedulingClass: "best-effort",
+        IOSchedulingPriority: 7,
+        MemoryHigh: "256M",
+      });
+      expect(results.nixos.nixDaemon).toEqual({ daemonCPUSchedPolicy: "batch", daemonIOSchedPriority: 7 });
+    });
+
+    it("lets a host lift the memory ceiling, pick its own nice value and leave the Nix daemon alone", () => {
+      const serviceConfig = serviceConfigOf(results.nixosOverrides.service);
+      expect(serviceConfig).not.toHaveProperty("MemoryHigh");
+      expect(serviceConfig.Nice).toBe(5);
+      expect(results.nixosOverrides.nixDaemon).toEqual({ daemonCPUSchedPolicy: "other", daemonIOSchedPriority: 4 });
+    });
+
     it("lets a host override every hardening flag and the restart-on-switch with plain definitions", () => {
       const { service } = results.nixosOverrides;
       expect(service.restartIfChanged).toBe(false);
@@ -333,6 +352,9 @@ if (nixpkgsLib === "") {
         StandardOutPath: "/var/log/nixfleet-agent.log",
         StandardErrorPath: "/var/log/nixfleet-agent.log",
       });
+      // Background work that the switch it starts inherits, and the daemon's builds at low IO priority.
+      expect(daemon.serviceConfig).toMatchObject({ Nice: 10, LowPriorityIO: true });
+      expect(results.darwin.nixDaemon).toEqual({ daemonIOLowPriority: true });
       expect(daemon.command).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
       expect(results.darwin.extraActivation).toContain("mkdir -p /var/lib/nixfleet-agent");
     });
@@ -358,7 +380,9 @@ if (nixpkgsLib === "") {
       const unit = z
         .object({ Service: z.record(z.string(), z.unknown()), Install: z.unknown() })
         .parse(results.homeManagerLinux.userServices["nixfleet-agent"]);
-      expect(unit.Service).toMatchObject({ Restart: "always", KillMode: "process" });
+      expect(unit.Service).toMatchObject({ Restart: "always", KillMode: "process", Nice: 10, IOSchedulingPriority: 7 });
+      // The switch shares this unit: no memory ceiling unless the host sets one.
+      expect(unit.Service).not.toHaveProperty("MemoryHigh");
       expect(unit.Service.ExecStart).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
       expect(unit.Install).toEqual({ WantedBy: ["default.target"] });
     });
@@ -377,6 +401,8 @@ if (nixpkgsLib === "") {
         KeepAlive: true,
         RunAtLoad: true,
         AbandonProcessGroup: true,
+        Nice: 10,
+        LowPriorityIO: true,
         StandardOutPath: "/home/alice/Library/Logs/nixfleet-agent.log",
       });
       expect(agent.config.ProgramArguments).toEqual([
