@@ -28,6 +28,7 @@ import { executeCommand } from "./executor.ts";
 import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
 import { JobStore, type CommandRecord, type FinishedEvent } from "./job-store.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { releaseMemory } from "./memory.ts";
 import { ReportCollector, reportFingerprint } from "./report.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 
@@ -371,6 +372,7 @@ export class Agent {
     next.done = this.#execute(next).finally(() => {
       this.#exclusiveBusy--;
       this.#pump();
+      if (this.#exclusiveBusy === 0) releaseMemory();
     });
   }
 

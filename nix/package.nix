@@ -86,7 +86,10 @@ buildNpmPackage {
 
     mkdir -p $out/lib/nixfleet-agent $out/bin
     cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/
+    # The agent's Node flags (low-memory V8) come from the build script, which
+    # says why; the short-lived CLI needs none.
     makeWrapper ${lib.getExe nodejs} $out/bin/nixfleet-agent \
+      --add-flags "$(cat dist/agent/node-flags)" \
       --add-flags $out/lib/nixfleet-agent/nixfleet-agent.mjs
     makeWrapper ${lib.getExe nodejs} $out/bin/nixfleet \
       --add-flags $out/lib/nixfleet-agent/nixfleet.mjs

@@ -1,7 +1,8 @@
 /**
  * The agent as the Nix package installs it: dist/agent/nixfleet-agent.mjs
  * (built by the test run's global setup) copied alone into an empty
- * directory, run by Node 24 with type stripping switched off, against the
+ * directory, run by Node 24 with the package's Node flags (low-memory V8,
+ * no JIT) and type stripping switched off, against the
  * real control plane (wrangler dev, local D1, the coordinator) with a real
  * fleet repository and the nixos-rebuild stand-in that builds with real Nix.
  */
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, HostView } from "../../common/protocol.ts";
+import { AGENT_NODE_FLAGS } from "../../scripts/build-agent.mjs";
 import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
 import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
 import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
@@ -93,7 +95,8 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
     const installed = path.join(root, "lib", "nixfleet-agent.mjs");
     await fs.mkdir(path.dirname(installed));
     await fs.copyFile(BUNDLE, installed);
-    agent = spawn(process.execPath, ["--no-experimental-strip-types", installed, "run", "--config", configFile], {
+    // With the Node flags the package's wrapper passes.
+    agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "run", "--config", configFile], {
       cwd: root,
       env: isolatedHostEnv(path.join(root, "host")),
       stdio: ["ignore", "pipe", "pipe"],

@@ -140,10 +140,12 @@ describeWithNix("the agent's own lockfile for the Nix package", () => {
       for (const file of ["nixfleet-agent.mjs", "nixfleet.mjs"]) {
         await fsp.copyFile(path.join(src, "dist", "agent", file), path.join(out, file));
       }
-      await fsp.rm(src, { recursive: true });
 
-      // Without type stripping: the installed agent is plain JavaScript.
-      const { stdout: version } = await exec(node24(), ["--no-experimental-strip-types", path.join(out, "nixfleet-agent.mjs"), "--version"], {
+      // With the flags the wrapper passes, and without type stripping: the installed agent is plain JavaScript.
+      const flags = (await fsp.readFile(path.join(src, "dist", "agent", "node-flags"), "utf8")).trim().split(" ");
+      expect(flags).toContain("--lite-mode");
+      await fsp.rm(src, { recursive: true });
+      const { stdout: version } = await exec(node24(), [...flags, "--no-experimental-strip-types", path.join(out, "nixfleet-agent.mjs"), "--version"], {
         cwd: out,
         env: cleanEnv(),
       });
