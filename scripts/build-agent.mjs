@@ -4,7 +4,7 @@
 // with dist/agent/node-flags beside them (AGENT_NODE_FLAGS below).
 // This is what the Nix package installs and what bin/nixfleet-agent.js runs
 // when it is there. Node then loads no TypeScript stripper on the host: with
-// type stripping every agent carried about 37 MB more RSS (docs/hosts.md).
+// type stripping every agent held about 40 MB more RSS (docs/hosts.md).
 import { build } from "esbuild";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
