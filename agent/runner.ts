@@ -111,8 +111,12 @@ export const JOB_WRAPPER_SCRIPT = [
 /** Variables a systemd-run job gets from the agent (systemd does not pass the caller's environment). */
 const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_ARCHIVE", "NIX_PATH", "NIX_CONFIG", "NIX_REMOTE", "TZDIR"];
 
-/** The systemd-run argv for a detached job; pure so it can be checked without systemd. */
-export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv): string[] {
+/**
+ * The systemd-run argv for a detached job; pure so it can be checked without
+ * systemd. `nice` is the agent's own: a child would inherit it, but a
+ * systemd-run unit is started by PID 1, so it is passed on explicitly.
+ */
+export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv, nice = 0): string[] {
   const setenv = SYSTEMD_RUN_PASSED_ENV.flatMap((name) => {
     const value = env[name];
     return value === undefined ? [] : [`--setenv=${name}=${value}`];
@@ -124,6 +128,7 @@ export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv): s
     "--collect",
     "--quiet",
     "--service-type=exec",
+    ...(nice !== 0 ? [`--nice=${nice}`] : []),
     `--working-directory=${spec.cwd}`,
     ...setenv,
     "--",
@@ -161,7 +166,7 @@ export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
       await fs.mkdir(path.dirname(spec.logFile), { recursive: true });
       await fs.appendFile(spec.logFile, "");
       if (spec.mode === "systemd-run") {
-        const result = await run(systemdRunArgv(spec, env));
+        const result = await run(systemdRunArgv(spec, env, os.getPriority()));
         if (result.exitCode === 0) return { ok: true, handle: { mode: "systemd-run", unit: spec.name } };
         return { ok: false, error: describeFailure("systemd-run", result) };
       }

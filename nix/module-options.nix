@@ -182,10 +182,10 @@ in
         default = 10;
         description = ''
           The agent's scheduling priority (`Nice`): what it runs inherits it —
-          git, the tests, and on nix-darwin and Home Manager the switch's
-          evaluation and activation — so that work yields the CPU to the
-          host's own services. On NixOS the agent's unit also gets a low CPU
-          and IO weight.
+          git, the tests, and the switch's evaluation and activation (on
+          NixOS the agent passes it to the switch's systemd-run unit) — so
+          that work yields the CPU to the host's own services. On NixOS the
+          agent's unit also gets a low CPU and IO weight.
         '';
       };
       lowPriorityBuilds = mkOption {
