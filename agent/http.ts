@@ -1,9 +1,10 @@
 /**
  * The agent's HTTP requests, on node:http and node:https rather than fetch.
  *
- * Why: Node's fetch is undici, loaded on first use, and an idle agent that
- * polled with it held about 15 MB more RSS than one on node:http (measured
- * with `npm run bench:agent`, docs/hosts.md). The modules are taken with
+ * Why: Node's fetch is undici, loaded on first use, which costs an agent
+ * about 15 MB of RSS (measured on Node 24, docs/hosts.md); and undici parses
+ * HTTP in WebAssembly, which the packaged agent's V8 lite mode does not have
+ * (AGENT_NODE_FLAGS in scripts/build-agent.mjs). The modules are taken with
  * `process.getBuiltinModule`, not `import`: an ESM import of node:http reads
  * every export, and its lazy `WebSocket` export loads undici all the same.
  */
