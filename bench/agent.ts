@@ -11,6 +11,7 @@
  *  - start (spawn) to its first poll reaching the control plane, the median
  *    of several starts;
  *  - CPU while idle, extrapolated to an hour at the default 90 s poll;
+ *  - the agent's open file descriptors idle and after the commands;
  *  - the bundled agent reaching the control plane over TLS (a local HTTPS
  *    proxy with a self-signed certificate from `openssl`), as in production;
  *  - for comparison, the same agent run from its TypeScript sources through
@@ -83,6 +84,17 @@ async function selfSignedCertificate(dir: string): Promise<{ key: Buffer; cert: 
     return { missing: `no openssl to make a test certificate: ${String(error).split("\n")[0]}` };
   }
   return { key: await fs.readFile(keyFile), cert: await fs.readFile(certFile), certFile };
+}
+
+/** The process's open file descriptors by kind (socket, pipe, file …): what it holds on to. */
+async function openFds(pid: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const fd of await fs.readdir(`/proc/${pid}/fd`)) {
+    const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => "gone");
+    const kind = /^(\w+):\[/.exec(target)?.[1] ?? (target.startsWith("/") ? "file" : target);
+    counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+  return counts;
 }
 
 /** CPU seconds of the process itself, and of the children it waited for (git, nix, tests). */
@@ -280,6 +292,7 @@ try {
     tls !== null ? medianRssMb(pid("bundled-tls")) : Promise.resolve(null),
   ]);
 
+  const idleFds = await openFds(pid("bundled"));
   const pollsBefore = pollsOf("bundled").length;
   const [cpuBefore, bareCpuBefore] = await Promise.all([cpuSeconds(pid("bundled")), cpuSeconds(bare.pid!)]);
   await sleep(IDLE_CPU_WINDOW_MS);
@@ -305,6 +318,7 @@ try {
   }
   await sleep(SETTLE_MS);
   const afterRss = await medianRssMb(pid("bundled"));
+  const afterFds = await openFds(pid("bundled"));
 
   const perCycle = (cpuAfter.own - cpuBefore.own) / Math.max(1, idleCycles);
   const perCycleWithChildren = (cpuAfter.own + cpuAfter.children - cpuBefore.own - cpuBefore.children) / Math.max(1, idleCycles);
@@ -322,6 +336,9 @@ try {
       agent_node_flags: AGENT_NODE_FLAGS.join(" "),
       growth_after_commands: round(afterRss / idleRss - 1, 3),
       commands: outcomes,
+      /** Sockets, pipes and files held idle and after the commands: nothing a command opened stays open. */
+      open_fds_idle: idleFds,
+      open_fds_after_commands: afterFds,
       /** Every start measured (spawn → its first poll at the control plane); the median is above. */
       startups_ms: startupsMs.get("bundled")!.map((ms) => Math.round(ms)),
       /** Bare Node (same flags) spawned just before each of those starts, to its one request: what the load allows. */
