@@ -6,8 +6,8 @@ const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", 
 
 export default defineConfig({
   test: {
-    // The Worker serves dist/ui: build the dashboard once, before any project starts.
-    globalSetup: ["./test/support/build-ui.ts"],
+    // The Worker serves dist/ui, and the agent ships as dist/agent: build both once, before any project starts.
+    globalSetup: ["./test/support/build-ui.ts", "./test/support/build-agent.ts"],
     projects: [
       {
         // Inside workerd, against real local D1 (with the real migrations) and real Durable Objects.

@@ -25,8 +25,10 @@ import { runTests } from "./commands/test.ts";
 import { ControlPlaneClient } from "./control-plane-client.ts";
 import { DetachedJobs } from "./detached-jobs.ts";
 import { executeCommand } from "./executor.ts";
+import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
 import { JobStore, type CommandRecord, type FinishedEvent } from "./job-store.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { releaseMemory } from "./memory.ts";
 import { ReportCollector, reportFingerprint } from "./report.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 
@@ -34,7 +36,7 @@ export interface AgentOptions {
   /** Parsed with `AgentConfig`; an invalid config throws here, with zod's explanation. */
   config: unknown;
   runner?: HostRunner;
-  fetch?: typeof fetch;
+  fetch?: HttpTransport;
   logger?: Logger;
   /** Milliseconds since the epoch. */
   now?: () => number;
@@ -72,7 +74,7 @@ export class Agent {
   readonly restartRequested: Promise<void>;
 
   readonly #runner: HostRunner;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: HttpTransport;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #random: () => number;
@@ -108,7 +110,7 @@ export class Agent {
     this.config = AgentConfig.parse(options.config);
     this.#logger = options.logger ?? createLogger({ level: this.config.logLevel });
     this.#runner = options.runner ?? createNodeRunner({ extraPath: this.config.extraPath });
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#fetch = options.fetch ?? requestOverNodeHttp;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -370,6 +372,7 @@ export class Agent {
     next.done = this.#execute(next).finally(() => {
       this.#exclusiveBusy--;
       this.#pump();
+      if (this.#exclusiveBusy === 0) releaseMemory();
     });
   }
 

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { z } from "zod";
+import * as z from "zod";
 import { AgentConfig } from "../common/agent-config.ts";
 import type { Report } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";

@@ -4,7 +4,8 @@
  * the caller gets an outcome it can act on (retry, back off, drop).
  */
 import { CommandEvent, ErrorBody, PollRequest, PollResponse } from "../common/protocol.ts";
-import { z } from "zod";
+import * as z from "zod";
+import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
 
 export type PollOutcome =
   | { kind: "ok"; response: PollResponse }
@@ -31,7 +32,8 @@ export interface ControlPlaneClientOptions {
   url: string;
   /** Read at every request, so a rotated token file takes effect without a restart. */
   token: () => string;
-  fetch?: typeof fetch;
+  /** Defaults to node:http (agent/http.ts says why not fetch). */
+  fetch?: HttpTransport;
   /** How long past the server's hold time before the agent gives up on a poll. */
   pollGraceMs?: number;
   /** Timeout for an event post. */
@@ -41,14 +43,14 @@ export interface ControlPlaneClientOptions {
 export class ControlPlaneClient {
   readonly #base: string;
   readonly #token: () => string;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: HttpTransport;
   readonly #pollGraceMs: number;
   readonly #eventTimeoutMs: number;
 
   constructor(options: ControlPlaneClientOptions) {
     this.#base = options.url.replace(/\/+$/, "");
     this.#token = options.token;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#fetch = options.fetch ?? requestOverNodeHttp;
     this.#pollGraceMs = options.pollGraceMs ?? 15_000;
     this.#eventTimeoutMs = options.eventTimeoutMs ?? 30_000;
   }
@@ -146,7 +148,7 @@ function errorMessage(text: string): string {
 
 function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  // undici puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`.
+  // fetch (undici), when a test passes it, puts the useful part (ECONNREFUSED, ECONNRESET…) in `cause`.
   const cause = (error as Error & { cause?: unknown }).cause;
   const causeText = cause instanceof Error ? `: ${(cause as NodeJS.ErrnoException).code ?? cause.message}` : "";
   return `${error.message}${causeText}`;

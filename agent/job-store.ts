@@ -18,7 +18,7 @@
  */
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { CommandEvent, CommandId, CommandKind, Platform, Sha1, TestRun, type CommandDelivery } from "../common/protocol.ts";
 import type { Logger } from "./logger.ts";
 import { JobHandle } from "./runner.ts";

@@ -9,7 +9,7 @@ import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 
 export type ProcessStream = "stdout" | "stderr";
 
@@ -115,9 +115,11 @@ const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_ARCHIVE"
  * The systemd-run argv for a detached job; pure so it can be checked without systemd.
  * `--setenv=NAME` without a value makes systemd-run copy the value from its own
  * environment: values (NIX_CONFIG often holds access-tokens) never appear on a
- * command line, which any user can read in /proc.
+ * command line, which any user can read in /proc. `nice` is the agent's own: a
+ * child would inherit it, but a systemd-run unit is started by PID 1, so it is
+ * passed on explicitly.
  */
-export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv): string[] {
+export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv, nice = 0): string[] {
   const setenv = SYSTEMD_RUN_PASSED_ENV.flatMap((name) => (env[name] === undefined ? [] : [`--setenv=${name}`]));
   return [
     "systemd-run",
@@ -126,6 +128,7 @@ export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv): s
     "--collect",
     "--quiet",
     "--service-type=exec",
+    ...(nice !== 0 ? [`--nice=${nice}`] : []),
     `--working-directory=${spec.cwd}`,
     ...setenv,
     "--",
@@ -163,7 +166,7 @@ export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
       await fs.mkdir(path.dirname(spec.logFile), { recursive: true });
       await fs.appendFile(spec.logFile, "");
       if (spec.mode === "systemd-run") {
-        const result = await run(systemdRunArgv(spec, env));
+        const result = await run(systemdRunArgv(spec, env, os.getPriority()));
         if (result.exitCode === 0) return { ok: true, handle: { mode: "systemd-run", unit: spec.name } };
         return { ok: false, error: describeFailure("systemd-run", result) };
       }

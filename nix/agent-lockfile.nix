@@ -1,7 +1,11 @@
 # The agent package's own package.json and package-lock.json, cut out of the
-# repository's: only the packages reachable from the runtime `dependencies`,
-# so the Nix build fetches the agent's few runtime dependencies and not the
-# worker's and dashboard's tooling (wrangler, workerd, playwright, vitest …).
+# repository's: only the packages reachable from the runtime `dependencies`
+# and from the few development dependencies the build needs (esbuild, which
+# bundles the agent), so the Nix build fetches those and not the worker's and
+# dashboard's tooling (wrangler, workerd, playwright, vitest …). Packages for
+# another operating system or CPU (esbuild's prebuilt binaries), when `os`
+# and `cpu` are given, stay in the lockfile (`npm ci` wants them listed) but
+# get no URL, so importNpmLock does not fetch them; npm skips them anyway.
 #
 # Every kept package gets back its `resolved` registry URL: the repository's
 # lockfile is written with npm's omit-lockfile-registry-resolved, and Nix can
@@ -13,6 +17,11 @@
   manifest,
   lockfile,
   registry ? "https://registry.npmjs.org",
+  # Development dependencies the package's build runs.
+  buildDependencies ? [ "esbuild" ],
+  # npm's names for the build machine's platform (`linux`, `x64`); null keeps every platform.
+  os ? null,
+  cpu ? null,
 }:
 let
   inherit (builtins)
@@ -33,16 +42,22 @@ let
       }) (filter (key: attrs ? ${key}) keys)
     );
 
-  agentManifest = pick [
-    "name"
-    "version"
-    "description"
-    "type"
-    "license"
-    "engines"
-    "bin"
-    "dependencies"
-  ] manifest;
+  buildDevDependencies = pick buildDependencies (manifest.devDependencies or { });
+
+  agentManifest =
+    pick [
+      "name"
+      "version"
+      "description"
+      "type"
+      "license"
+      "engines"
+      "bin"
+      "dependencies"
+    ] manifest
+    // {
+      devDependencies = buildDevDependencies;
+    };
 
   # `node_modules/@scope/name` (possibly nested) → `@scope/name`.
   nameAt =
@@ -103,7 +118,8 @@ let
 
   # What a package needs at run time: its dependencies, optional dependencies
   # (when present in the lock: platform-specific ones may not be) and
-  # non-optional peers. Never devDependencies.
+  # non-optional peers. devDependencies only for the top, and only those the
+  # build runs.
   needs =
     entry:
     let
@@ -114,32 +130,53 @@ let
     ++ attrNames (entry.optionalDependencies or { })
     ++ filter (name: !optionalPeer name) (attrNames peers);
 
-  # Every lock entry reachable from the top's runtime dependencies.
-  runtimeClosure = builtins.genericClosure {
+  # npm's `os`/`cpu` fields: a list of allowed values, or `!value` to exclude one.
+  allows =
+    wanted: values:
+    wanted == null
+    || values == null
+    || builtins.elem wanted values
+    || (!(builtins.elem "!${wanted}" values) && builtins.all (value: builtins.substring 0 1 value == "!") values);
+  forThisPlatform = entry: allows os (entry.os or null) && allows cpu (entry.cpu or null);
+
+  # Every lock entry reachable from the top's runtime and build dependencies.
+  closure = builtins.genericClosure {
     startSet = [ { key = ""; } ];
     operator =
       item:
       map (path: { key = path; }) (
-        filter (path: path != null) (map (resolve item.key) (needs packages.${item.key}))
+        filter (path: path != null) (
+          map (resolve item.key) (
+            if item.key == "" then attrNames agentManifest.dependencies ++ attrNames buildDevDependencies else needs packages.${item.key}
+          )
+        )
       );
   };
 
   root = packages."";
-  agentRoot = builtins.removeAttrs root [ "devDependencies" ];
+  agentRoot = root // {
+    devDependencies = buildDevDependencies;
+  };
 
-  productionPackages = listToAttrs (
+  agentPackages = listToAttrs (
     map (
       { key, ... }:
       {
         name = key;
-        value = if key == "" then agentRoot else withResolved key packages.${key};
+        value =
+          if key == "" then
+            agentRoot
+          else if forThisPlatform packages.${key} then
+            withResolved key packages.${key}
+          else
+            packages.${key};
       }
-    ) runtimeClosure
+    ) closure
   );
 in
 {
   manifest = agentManifest;
   lockfile = lockfile // {
-    packages = productionPackages;
+    packages = agentPackages;
   };
 }

@@ -53,6 +53,11 @@ in
       chmod 0700 ${stateDir}
     '';
 
+    # The builds of a switch run in the Nix daemon (when nix-darwin manages it).
+    nix = lib.mkIf (cfg.resources.lowPriorityBuilds && (config.nix.enable or true)) {
+      daemonIOLowPriority = lib.mkDefault true;
+    };
+
     launchd.daemons.nixfleet-agent = {
       # nix-darwin wraps this in `/bin/wait4path /nix/store && exec …`: the
       # store volume may mount after launchd starts daemons at boot.
@@ -82,6 +87,11 @@ in
         # A switch started by the agent must survive the agent's exit: launchd
         # would otherwise kill the job's whole process group.
         AbandonProcessGroup = true;
+        # What the agent starts inherits both: git, the tests, and the
+        # switch's evaluation and activation yield to the host's own work
+        # without being throttled like Background jobs.
+        Nice = cfg.resources.nice;
+        LowPriorityIO = true;
         StandardOutPath = logFile;
         StandardErrorPath = logFile;
       };

@@ -101,6 +101,9 @@ in
             ProcessType = "Standard";
             # A switch started by the agent must survive the agent's exit.
             AbandonProcessGroup = true;
+            # Inherited by what the agent starts, the switch included.
+            Nice = cfg.resources.nice;
+            LowPriorityIO = true;
             StandardOutPath = "${config.home.homeDirectory}/Library/Logs/nixfleet-agent.log";
             StandardErrorPath = "${config.home.homeDirectory}/Library/Logs/nixfleet-agent.log";
             EnvironmentVariables = {
@@ -129,6 +132,13 @@ in
             # activation that restarts the agent.
             KillMode = "process";
             Environment = [ "PATH=${searchPath}" ];
+            # Inherited by what the agent starts, the switch included.
+            Nice = cfg.resources.nice;
+            IOSchedulingClass = "best-effort";
+            IOSchedulingPriority = 7;
+          }
+          // lib.optionalAttrs (cfg.resources.memoryHigh != null) {
+            MemoryHigh = cfg.resources.memoryHigh;
           };
           Install.WantedBy = [ "default.target" ];
         };

@@ -158,6 +158,51 @@ in
       description = "Packages whose `bin` directories come first on the PATH of every command the agent runs (tests included).";
     };
 
+    resources = {
+      memoryHigh = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        defaultText = literalExpression ''"256M" on NixOS, null elsewhere'';
+        example = "512M";
+        description = ''
+          systemd's `MemoryHigh` for the agent's unit: above it the kernel
+          reclaims the unit's memory and slows it down, rather than letting it
+          crowd out the host's services; nothing is killed (that would be
+          `MemoryMax`). It covers the agent (about 60 MB idle; docs/hosts.md)
+          and what it runs in its unit: git and the host's test commands. Raise
+          it for heavy tests; null for no limit. On NixOS the switch runs in a
+          unit of its own and is not covered. On Home Manager (Linux) the
+          switch shares the agent's unit, so there is no default: evaluating a
+          configuration can take far more than the agent itself. launchd has no
+          such limit.
+        '';
+      };
+      nice = mkOption {
+        type = types.ints.between (-20) 19;
+        default = 10;
+        description = ''
+          The agent's scheduling priority (`Nice`): what it runs inherits it —
+          git, the tests, and the switch's evaluation and activation (on
+          NixOS the agent passes it to the switch's systemd-run unit) — so
+          that work yields the CPU to the host's own services. On NixOS the
+          agent's unit also gets a low CPU and IO weight.
+        '';
+      };
+      lowPriorityBuilds = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Make the Nix daemon's builds, which is where a switch spends its
+          time, yield the CPU and the disk to the host's own services: on
+          NixOS `nix.daemonCPUSchedPolicy = "batch"` and
+          `nix.daemonIOSchedPriority = 7`, on nix-darwin
+          `nix.daemonIOLowPriority = true` (each a `mkDefault`). This affects
+          every build on the host, not only the agent's; false leaves the
+          daemon's settings alone. Home Manager does not manage the daemon.
+        '';
+      };
+    };
+
     logLevel = mkOption {
       type = types.enum [
         "debug"

@@ -26,6 +26,9 @@ in
   config = lib.mkIf cfg.enable {
     services.nixfleet-agent = {
       hostName = lib.mkDefault config.networking.hostName;
+      # The switch has a unit of its own (below), so this covers only the
+      # agent, git and the tests.
+      resources.memoryHigh = lib.mkDefault "256M";
       hostIntegration = {
         platform = "nixos";
         inherit stateDir;
@@ -41,6 +44,13 @@ in
           detach = "systemd-run";
         };
       };
+    };
+
+    # A switch spends its time in the daemon's builds (NIX_REMOTE=daemon):
+    # this is where it could starve the host's own services.
+    nix = lib.mkIf cfg.resources.lowPriorityBuilds {
+      daemonCPUSchedPolicy = lib.mkDefault "batch";
+      daemonIOSchedPriority = lib.mkDefault 7;
     };
 
     systemd.services.nixfleet-agent = {
@@ -90,6 +100,17 @@ in
         # 78: bad config or token; restarting cannot fix that, and a stopped
         # unit shows the reason in `systemctl status nixfleet-agent`.
         RestartPreventExitStatus = 78;
+
+        # Resources: the agent is background work on the host it manages.
+        # What it runs (git, the tests) inherits the nice value; under
+        # contention the host's services (weight 100) get five times the
+        # agent's share of CPU and IO, and an idle host still gives it all.
+        Nice = cfg.resources.nice;
+        MemoryHigh = lib.mkIf (cfg.resources.memoryHigh != null) cfg.resources.memoryHigh;
+        CPUWeight = lib.mkDefault 20;
+        IOWeight = lib.mkDefault 20;
+        IOSchedulingClass = lib.mkDefault "best-effort";
+        IOSchedulingPriority = lib.mkDefault 7;
 
         StateDirectory = "nixfleet-agent";
         StateDirectoryMode = "0700";

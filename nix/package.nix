@@ -1,16 +1,21 @@
 # The NixFleet host agent (`nixfleet-agent`), with the administrator's small
 # CLI (`nixfleet lock-diff`, used by the update-PR workflow) beside it.
-# TypeScript that Node runs directly (type stripping), so there is no build
-# step. callPackage-able:
+# Both are bundled at build time (scripts/build-agent.mjs, esbuild) into one
+# plain JavaScript file each, with their dependencies inside: the package is
+# those two files and Node, no node_modules and no TypeScript at run time (an
+# agent run through Node's type stripping held about 40 MB more; docs/hosts.md).
+# callPackage-able:
 #
 #   pkgs.callPackage ./nix/package.nix { }
 #
-# Dependencies come from the repository's package-lock.json through
+# Build dependencies come from the repository's package-lock.json through
 # importNpmLock: each package is fetched on its own and checked against the
 # lockfile's integrity hash, so there is no dependency hash to keep up to date
-# by hand. Only the agent's runtime dependencies are fetched (agent-lockfile.nix).
+# by hand. Only what the bundles are made of and esbuild (for the build
+# machine's platform) are fetched (agent-lockfile.nix).
 {
   lib,
+  stdenv,
   buildNpmPackage,
   importNpmLock,
   makeWrapper,
@@ -18,9 +23,20 @@
 }:
 let
   repository = ../.;
+  # npm's names for the build machine, which runs esbuild's prebuilt binary.
+  npmCpu =
+    {
+      x86_64 = "x64";
+      aarch64 = "arm64";
+      armv7l = "arm";
+      i686 = "ia32";
+    }
+    .${stdenv.buildPlatform.parsed.cpu.name} or stdenv.buildPlatform.parsed.cpu.name;
   agentLock = import ./agent-lockfile.nix {
     manifest = lib.importJSON (repository + "/package.json");
     lockfile = lib.importJSON (repository + "/package-lock.json");
+    os = stdenv.buildPlatform.parsed.kernel.name;
+    cpu = npmCpu;
   };
   nodejs = nodejs_24;
   inherit (agentLock.manifest) version;
@@ -29,13 +45,14 @@ buildNpmPackage {
   pname = "nixfleet-agent";
   inherit version nodejs;
 
-  # Only what the two commands run; package.json and package-lock.json are
-  # the package's own, written below.
+  # Only what the two bundles are built from; package.json and
+  # package-lock.json are the package's own, written below.
   src = lib.fileset.toSource {
     root = repository;
     fileset = lib.fileset.unions [
-      (repository + "/bin/nixfleet-agent.js")
-      (repository + "/bin/nixfleet.js")
+      (repository + "/scripts/build-agent.mjs")
+      (repository + "/scripts/build-ui.mjs")
+      (repository + "/tsconfig.base.json")
       (repository + "/agent")
       (repository + "/cli")
       (repository + "/common")
@@ -52,30 +69,36 @@ buildNpmPackage {
     packageLock = agentLock.lockfile;
   };
   npmConfigHook = importNpmLock.npmConfigHook;
-  # The agent lockfile holds no dev dependencies; this keeps it so if one
-  # slips in.
-  npmInstallFlags = [ "--omit=dev" ];
-  dontNpmBuild = true;
-
   nativeBuildInputs = [ makeWrapper ];
 
-  # Not npmInstallHook: it would put the sources under lib/node_modules/, and
-  # Node refuses to strip types from files inside node_modules.
+  buildPhase = ''
+    runHook preBuild
+
+    node scripts/build-agent.mjs "$PWD/dist/agent"
+
+    runHook postBuild
+  '';
+
+  # Not npmInstallHook: the bundles carry their dependencies, so node_modules
+  # (esbuild, and the sources of what is bundled) stays behind.
   installPhase = ''
     runHook preInstall
 
     mkdir -p $out/lib/nixfleet-agent $out/bin
-    cp -r package.json bin agent cli common node_modules $out/lib/nixfleet-agent/
+    cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/
+    # The agent's Node flags (low-memory V8) come from the build script, which
+    # says why; the short-lived CLI needs none.
     makeWrapper ${lib.getExe nodejs} $out/bin/nixfleet-agent \
-      --add-flags $out/lib/nixfleet-agent/bin/nixfleet-agent.js
+      --add-flags "$(cat dist/agent/node-flags)" \
+      --add-flags $out/lib/nixfleet-agent/nixfleet-agent.mjs
     makeWrapper ${lib.getExe nodejs} $out/bin/nixfleet \
-      --add-flags $out/lib/nixfleet-agent/bin/nixfleet.js
+      --add-flags $out/lib/nixfleet-agent/nixfleet.mjs
 
     runHook postInstall
   '';
 
-  # Both commands start: every module loads, every runtime dependency
-  # resolves, and the agent knows its own version.
+  # Both commands start from the bundles alone (nothing else is installed),
+  # and the agent knows its own version.
   doInstallCheck = true;
   installCheckPhase = ''
     runHook preInstallCheck

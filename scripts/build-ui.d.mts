@@ -10,3 +10,5 @@ export function minifyHtmlTemplates(source: string): string;
 export function markSchemasPure(source: string, fileName?: string): string;
 /** What the browser bundle does to zod and the shared modules. */
 export const zodPlugins: Plugin[];
+/** Replaces zod's JSON Schema modules with stubs that throw: the bundles only parse. */
+export const zodWithoutJsonSchema: Plugin;

@@ -153,8 +153,9 @@ const minifyTemplates = {
  * Its English messages (~1 KB gzip of words for every format and size) are
  * replaced too: the dashboard's own schemas carry their messages, and an
  * answer the dashboard cannot read is reported with its path and the code.
+ * The agent's bundle uses it too (scripts/build-agent.mjs).
  */
-const zodWithoutJsonSchema = {
+export const zodWithoutJsonSchema = {
   name: "zod-without-json-schema",
   setup(b) {
     b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]core[\\/](json-schema-processors|to-json-schema)\.js$/ }, async (args) => {
@@ -165,7 +166,7 @@ const zodWithoutJsonSchema = {
       ].filter(Boolean);
       const unique = [...new Set(names)];
       return {
-        contents: `function stub() { throw new Error("zod JSON Schema is not in the dashboard bundle"); }\nexport { ${unique.map((name) => `stub as ${name}`).join(", ")} };`,
+        contents: `function stub() { throw new Error("zod JSON Schema is not in this bundle"); }\nexport { ${unique.map((name) => `stub as ${name}`).join(", ")} };`,
         loader: "js",
       };
     });

@@ -127,4 +127,12 @@ describe("node runner", () => {
       "/s/repo#web1",
     ]);
   });
+
+  it("gives a systemd-run job the agent's own nice value, which a unit started by PID 1 would not inherit", () => {
+    const spec = { name: "nixfleet-job-cmd_abc", argv: ["nixos-rebuild", "switch"], cwd: "/s", logFile: "/s/log", exitFile: "/s/exit", mode: "systemd-run" as const };
+    const argv = systemdRunArgv(spec, {}, 10);
+    expect(argv).toContain("--nice=10");
+    expect(argv.indexOf("--nice=10")).toBeLessThan(argv.indexOf("--"));
+    expect(systemdRunArgv(spec, {}, 0).some((arg) => arg.startsWith("--nice"))).toBe(false);
+  });
 });

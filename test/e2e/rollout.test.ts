@@ -299,14 +299,16 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     const pid = await eventually("the canary's switch to run", async () => Number(await fs.readFile(lastPid, "utf8").catch(() => "0")));
     // The host dies: the agent and its switch are gone, and it comes back without its state.
     await killAgent(canary);
-    for (const target of [-pid, pid]) {
+    // The detached switch runs in its own process group (the job wrapper leads it): kill the group.
+    const pgid = Number((await exec("ps", ["-o", "pgid=", "-p", String(pid)]).catch(() => ({ stdout: "0" }))).stdout.trim());
+    for (const target of [pgid > 0 ? -pgid : 0, pid]) {
       try {
-        process.kill(target, "SIGKILL");
+        if (target !== 0) process.kill(target, "SIGKILL");
       } catch {
         // already gone with its group
       }
     }
-    await fs.rm(path.join(canary.dir, "state"), { recursive: true, force: true });
+    await fs.rm(path.join(canary.dir, "state"), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     await canary.shim.setMode("normal");
     startAgent(canary);
     const done = await settledRollout(rollout.id);

@@ -1,8 +1,10 @@
 /**
- * nix/agent-lockfile.nix cuts the agent's runtime dependencies out of the
- * repository's package.json and package-lock.json for the Nix package. Checked
- * the way the Nix build uses it, minus Nix's store: real npm installs from the
- * cut lockfile, and the agent and the CLI start from that install on Node 24.
+ * nix/agent-lockfile.nix cuts what the agent's bundles are built from (the
+ * runtime dependencies, and esbuild for this machine) out of the repository's
+ * package.json and package-lock.json for the Nix package. Checked the way the
+ * Nix build uses it, minus Nix's store: real npm installs from the cut
+ * lockfile, the build script bundles from that install, and the agent and the
+ * CLI start from the two bundles alone, as the package installs them.
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -40,8 +42,13 @@ type AgentLock = z.infer<typeof AgentLock>;
 const RepoManifest = z.looseObject({
   version: z.string(),
   dependencies: z.record(z.string(), z.string()),
+  devDependencies: z.record(z.string(), z.string()),
   bin: z.record(z.string(), z.string()),
 });
+
+/** npm's names for this machine, the ones package.nix passes for the build machine. */
+const NPM_OS = process.platform;
+const NPM_CPU = process.arch;
 
 /** Node ≥ 22.18 strips types without a flag; the project pins Node 24 as a devDependency. */
 function node24(): string {
@@ -61,67 +68,92 @@ describeWithNix("the agent's own lockfile for the Nix package", () => {
     const read = (file: string) => `builtins.fromJSON (builtins.readFile ${nixString(path.join(REPO_ROOT, file))})`;
     agentLock = AgentLock.parse(
       await evalNix(
-        `import ${nixString(path.join(NIX_DIR, "agent-lockfile.nix"))} { manifest = ${read("package.json")}; lockfile = ${read("package-lock.json")}; }`,
+        `import ${nixString(path.join(NIX_DIR, "agent-lockfile.nix"))} { manifest = ${read("package.json")}; lockfile = ${read("package-lock.json")}; os = ${nixString(NPM_OS)}; cpu = ${nixString(NPM_CPU)}; }`,
       ),
     );
   });
 
-  it("keeps the runtime dependencies and the two commands, and drops the development dependencies", async () => {
+  it("keeps the runtime dependencies, esbuild for this platform and the two commands, and drops the other development dependencies", async () => {
     const repo = RepoManifest.parse(JSON.parse(await fsp.readFile(path.join(REPO_ROOT, "package.json"), "utf8")));
     expect(agentLock.manifest.dependencies).toEqual(repo.dependencies);
     expect(agentLock.manifest.version).toBe(repo.version);
-    expect(agentLock.manifest).not.toHaveProperty("devDependencies");
+    expect(agentLock.manifest.devDependencies).toEqual({ esbuild: repo.devDependencies.esbuild });
     expect(agentLock.manifest.bin).toEqual(repo.bin);
     expect(Object.keys(agentLock.manifest.bin).sort()).toEqual(["nixfleet", "nixfleet-agent"]);
     const root = agentLock.lockfile.packages[""];
-    expect(root?.devDependencies).toBeUndefined();
+    expect(root?.devDependencies).toEqual({ esbuild: repo.devDependencies.esbuild });
     expect(root?.bin).toEqual(repo.bin);
-    const devEntries = Object.entries(agentLock.lockfile.packages).filter(([, entry]) => entry.dev === true);
-    expect(devEntries).toEqual([]);
+    const devEntries = Object.keys(agentLock.lockfile.packages).filter((key) => agentLock.lockfile.packages[key]?.dev === true);
+    expect(devEntries.length).toBeGreaterThan(2);
+    expect(devEntries.every((key) => key === "node_modules/esbuild" || key.startsWith("node_modules/@esbuild/"))).toBe(true);
     expect(agentLock.lockfile.packages).not.toHaveProperty(["node_modules/vitest"]);
     expect(agentLock.lockfile.packages).not.toHaveProperty(["node_modules/wrangler"]);
   });
 
-  it("gives every package its registry tarball URL, pinned by the lockfile's integrity hash", () => {
+  it("gives every package for this machine its registry tarball URL, pinned by the lockfile's integrity hash, and the others none", () => {
     const entries = Object.entries(agentLock.lockfile.packages).filter(([key]) => key !== "");
     expect(entries.length).toBeGreaterThan(0);
+    const fetched: string[] = [];
     for (const [key, entry] of entries) {
       const name = key.slice(key.lastIndexOf("node_modules/") + "node_modules/".length);
+      if (!name.startsWith("@esbuild/")) expect(entry.resolved, key).toBeDefined();
+      if (entry.resolved === undefined) continue;
+      fetched.push(name);
       const basename = name.startsWith("@") ? name.slice(name.indexOf("/") + 1) : name;
       expect(entry.resolved, key).toBe(`https://registry.npmjs.org/${name}/-/${basename}-${entry.version}.tgz`);
       expect(entry.integrity, key).toMatch(/^sha512-/);
     }
+    // esbuild's binary for this machine only: importNpmLock fetches what has a URL, and npm skips the rest.
+    expect(fetched.filter((name) => name.startsWith("@esbuild/"))).toEqual([`@esbuild/${NPM_OS}-${NPM_CPU}`]);
   });
 
-  it("installs with `npm ci` to exactly its own packages, from which the agent and the CLI start on Node 24", async () => {
+  it("installs with `npm ci` to exactly its own packages, bundles from them, and the bundles alone start on Node 24", async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-package-"));
     try {
       // The same files the Nix package's source holds.
-      await fsp.writeFile(path.join(dir, "package.json"), JSON.stringify(agentLock.manifest));
-      await fsp.writeFile(path.join(dir, "package-lock.json"), JSON.stringify(agentLock.lockfile));
-      await fsp.mkdir(path.join(dir, "bin"));
-      for (const file of ["nixfleet-agent.js", "nixfleet.js"]) {
-        await fsp.copyFile(path.join(REPO_ROOT, "bin", file), path.join(dir, "bin", file));
+      const src = path.join(dir, "src");
+      await fsp.mkdir(path.join(src, "scripts"), { recursive: true });
+      await fsp.writeFile(path.join(src, "package.json"), JSON.stringify(agentLock.manifest));
+      await fsp.writeFile(path.join(src, "package-lock.json"), JSON.stringify(agentLock.lockfile));
+      for (const file of ["scripts/build-agent.mjs", "scripts/build-ui.mjs", "tsconfig.base.json"]) {
+        await fsp.copyFile(path.join(REPO_ROOT, file), path.join(src, file));
       }
       for (const folder of ["agent", "cli", "common"]) {
-        await fsp.cp(path.join(REPO_ROOT, folder), path.join(dir, folder), { recursive: true });
+        await fsp.cp(path.join(REPO_ROOT, folder), path.join(src, folder), { recursive: true });
       }
 
-      await exec("npm", ["ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: dir, env: cleanEnv() });
+      await exec("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: src, env: cleanEnv() });
 
-      const { stdout: tree } = await exec("npm", ["ls", "--all", "--parseable"], { cwd: dir, env: cleanEnv() });
+      const { stdout: tree } = await exec("npm", ["ls", "--all", "--parseable"], { cwd: src, env: cleanEnv() });
       const installed = tree
         .split("\n")
         .filter((line) => line.trim() !== "")
-        .map((line) => path.relative(dir, line));
-      expect(installed.sort()).toEqual(Object.keys(agentLock.lockfile.packages).sort());
+        .map((line) => path.relative(src, line));
+      // Everything but the other platforms' esbuild binaries, which npm skips (and Nix never fetches).
+      const forThisMachine = Object.keys(agentLock.lockfile.packages).filter((key) => key === "" || agentLock.lockfile.packages[key]?.resolved !== undefined);
+      expect(installed.sort()).toEqual(forThisMachine.sort());
 
-      const { stdout: version } = await exec(node24(), [path.join(dir, "bin", "nixfleet-agent.js"), "--version"], {
-        cwd: dir,
+      // package.nix's buildPhase, then its installPhase: the two bundles and nothing else.
+      await exec(node24(), ["scripts/build-agent.mjs", path.join(src, "dist", "agent")], { cwd: src, env: cleanEnv() });
+      const out = path.join(dir, "out");
+      await fsp.mkdir(out);
+      for (const file of ["nixfleet-agent.mjs", "nixfleet.mjs"]) {
+        await fsp.copyFile(path.join(src, "dist", "agent", file), path.join(out, file));
+      }
+
+      // With the flags the wrapper passes, and without type stripping: the installed agent is plain JavaScript.
+      const flags = (await fsp.readFile(path.join(src, "dist", "agent", "node-flags"), "utf8")).trim().split(" ");
+      expect(flags).toContain("--lite-mode");
+      await fsp.rm(src, { recursive: true });
+      const { stdout: version } = await exec(node24(), [...flags, "--no-experimental-strip-types", path.join(out, "nixfleet-agent.mjs"), "--version"], {
+        cwd: out,
         env: cleanEnv(),
       });
       expect(version.trim()).toBe(agentLock.manifest.version);
-      const { stdout: usage } = await exec(node24(), [path.join(dir, "bin", "nixfleet.js"), "--help"], { cwd: dir, env: cleanEnv() });
+      const { stdout: usage } = await exec(node24(), ["--no-experimental-strip-types", path.join(out, "nixfleet.mjs"), "--help"], {
+        cwd: out,
+        env: cleanEnv(),
+      });
       expect(usage).toContain("lock-diff OLD NEW");
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });

@@ -73,6 +73,8 @@ let
             };
             networking.hostName = lib.mkOption { default = "check-host"; };
             nix.package = lib.mkOption { default = fake "nix"; };
+            nix.daemonCPUSchedPolicy = lib.mkOption { default = "other"; };
+            nix.daemonIOSchedPriority = lib.mkOption { default = 4; };
             programs.ssh.package = lib.mkOption { default = fake "openssh"; };
             system.build = lib.mkOption {
               type = lib.types.lazyAttrsOf lib.types.unspecified;

@@ -94,6 +94,18 @@ let
         type = types.package;
         default = fakePackage "nix-2.31.2" "nix";
       };
+      nix.daemonCPUSchedPolicy = mkOption {
+        type = types.enum [
+          "other"
+          "batch"
+          "idle"
+        ];
+        default = "other";
+      };
+      nix.daemonIOSchedPriority = mkOption {
+        type = types.ints.between 0 7;
+        default = 4;
+      };
       programs.ssh.package = mkOption {
         type = types.package;
         default = fakePackage "openssh-10.2p1" "ssh";
@@ -123,6 +135,10 @@ let
       nix.package = mkOption {
         type = types.package;
         default = fakePackage "nix-2.31.2" "nix";
+      };
+      nix.daemonIOLowPriority = mkOption {
+        type = types.bool;
+        default = false;
       };
       system.build = mkOption {
         type = types.lazyAttrsOf types.unspecified;
@@ -241,6 +257,9 @@ let
     evaluated.report
     // lib.optionalAttrs evaluated.ok {
       service = evaluated.config.systemd.services.nixfleet-agent;
+      nixDaemon = {
+        inherit (evaluated.config.nix) daemonCPUSchedPolicy daemonIOSchedPriority;
+      };
     };
 
   darwin =
@@ -256,6 +275,9 @@ let
     evaluated.report
     // lib.optionalAttrs evaluated.ok {
       daemon = evaluated.config.launchd.daemons.nixfleet-agent;
+      nixDaemon = {
+        inherit (evaluated.config.nix) daemonIOLowPriority;
+      };
       extraActivation = evaluated.config.system.activationScripts.extraActivation.text;
     };
 
@@ -300,6 +322,11 @@ let
     # A host's own settings win over the module's defaults.
     nixosOverrides = nixos { } {
       services.nixfleet-agent.package = agent;
+      services.nixfleet-agent.resources = {
+        memoryHigh = null;
+        nice = 5;
+        lowPriorityBuilds = false;
+      };
       systemd.services.nixfleet-agent = {
         restartIfChanged = false;
         serviceConfig.ProtectSystem = "full";

@@ -29,11 +29,11 @@ const Report = z.object({
 });
 const Unit = z.record(z.string(), z.unknown());
 const Results = z.object({
-  nixos: Report.extend({ service: Unit }),
+  nixos: Report.extend({ service: Unit, nixDaemon: Unit }),
   nixosPackageFromOverlay: Report.extend({ service: Unit }),
-  nixosOverrides: Report.extend({ service: Unit }),
+  nixosOverrides: Report.extend({ service: Unit, nixDaemon: Unit }),
   nixosProblems: Report,
-  darwin: Report.extend({ daemon: Unit, extraActivation: z.string() }),
+  darwin: Report.extend({ daemon: Unit, extraActivation: z.string(), nixDaemon: Unit }),
   darwinWithoutHostName: Report,
   homeManagerLinux: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
   homeManagerDarwin: Report.extend({ userServices: z.record(z.string(), Unit), launchdAgents: z.record(z.string(), Unit) }),
@@ -62,15 +62,19 @@ const PackageArgs = z.object({
   version: z.string(),
   src: z.string().nullable(),
   postPatch: z.string(),
+  buildPhase: z.string(),
   installPhase: z.string(),
   installCheckPhase: z.string(),
-  npmInstallFlags: z.array(z.string()),
-  dontNpmBuild: z.boolean(),
   doInstallCheck: z.boolean(),
   npmConfigHook: z.string(),
   nodejs: z.string(),
-  importedManifest: z.looseObject({ version: z.string(), bin: z.record(z.string(), z.string()) }),
+  importedManifest: z.looseObject({
+    version: z.string(),
+    bin: z.record(z.string(), z.string()),
+    devDependencies: z.record(z.string(), z.string()),
+  }),
   importedPackages: z.array(z.string()),
+  fetchedPackages: z.array(z.string()),
   meta: z.object({ mainProgram: z.string(), license: z.looseObject({ spdxId: z.string() }), platforms: z.number() }),
 });
 
@@ -103,43 +107,49 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
       pkg = PackageArgs.parse(await evalNix(`import ${file} { }`, { NIXPKGS_LIB: nixpkgsLib }));
     });
 
-    it("builds with no build step on Node 24, from the agent's own lockfile through importNpmLock", async () => {
+    it("bundles the agent at build time on Node 24, with esbuild for the build machine from the agent's own lockfile", async () => {
       const repo = z.looseObject({ version: z.string() }).parse(JSON.parse(await fs.readFile(path.join(REPO_ROOT, "package.json"), "utf8")));
       expect(pkg).toMatchObject({
         pname: "nixfleet-agent",
         version: repo.version,
-        dontNpmBuild: true,
-        npmInstallFlags: ["--omit=dev"],
         npmConfigHook: "importNpmLock.npmConfigHook",
         nodejs: "nodejs-24.11.0",
         doInstallCheck: true,
         meta: { mainProgram: "nixfleet-agent", license: { spdxId: "MIT" } },
       });
-      expect(pkg.importedPackages).toContain("node_modules/zod");
+      expect(pkg.buildPhase).toContain('node scripts/build-agent.mjs "$PWD/dist/agent"');
+      expect(pkg.fetchedPackages).toContain("node_modules/zod");
+      expect(pkg.fetchedPackages).toContain("node_modules/esbuild");
+      // The evaluation stands in an x86_64-linux build machine: only its esbuild binary is fetched.
+      expect(pkg.fetchedPackages.filter((name) => name.startsWith("node_modules/@esbuild/"))).toEqual(["node_modules/@esbuild/linux-x64"]);
+      expect(pkg.importedPackages).toContain("node_modules/@esbuild/darwin-arm64");
       expect(pkg.importedPackages).not.toContain("node_modules/vitest");
-      expect(pkg.importedManifest).not.toHaveProperty("devDependencies");
+      expect(pkg.importedManifest.devDependencies).toEqual({ esbuild: expect.any(String) });
       // The source gets the agent's own manifest and lockfile, the ones the dependencies were imported with.
       expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package\.json package\.json$/m);
       expect(pkg.postPatch).toMatch(/^cp \/nix\/store\/\S+-package-lock\.json package-lock\.json$/m);
     });
 
-    it("wraps both commands around the pinned Node, outside node_modules, and starts them in its install check", () => {
-      expect(pkg.installPhase).toContain("$out/lib/nixfleet-agent/");
-      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent/);
-      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet /);
+    it("installs only the two bundles, wraps both commands around the pinned Node, and starts them in its install check", () => {
+      expect(pkg.installPhase).toContain("cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/");
+      expect(pkg.installPhase).not.toContain("node_modules");
+      expect(pkg.installPhase).toMatch(
+        /makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent \\\n\s+--add-flags "\$\(cat dist\/agent\/node-flags\)" \\\n\s+--add-flags \$out\/lib\/nixfleet-agent\/nixfleet-agent\.mjs/,
+      );
+      expect(pkg.installPhase).toMatch(/makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet \\\n\s+--add-flags \$out\/lib\/nixfleet-agent\/nixfleet\.mjs/);
       expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet-agent --version");
       expect(pkg.installCheckPhase).toContain(`!= ${pkg.version}`);
       expect(pkg.installCheckPhase).toContain("$out/bin/nixfleet --help");
     });
 
-    it("takes only the commands' sources into the package", async (context) => {
+    it("takes only what the bundles are built from into the package's source", async (context) => {
       if (pkg.src === null) {
         console.warn("SKIPPED: listing the package source needs Nix 2.14 or later (lib.fileset uses builtins.readFileType)");
         context.skip();
         return;
       }
-      expect((await fs.readdir(pkg.src)).sort()).toEqual(["agent", "bin", "cli", "common"]);
-      expect((await fs.readdir(path.join(pkg.src, "bin"))).sort()).toEqual(["nixfleet-agent.js", "nixfleet.js"]);
+      expect((await fs.readdir(pkg.src)).sort()).toEqual(["agent", "cli", "common", "scripts", "tsconfig.base.json"]);
+      expect((await fs.readdir(path.join(pkg.src, "scripts"))).sort()).toEqual(["build-agent.mjs", "build-ui.mjs"]);
     });
   });
 
@@ -289,6 +299,25 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
       });
     });
 
+    it("runs the NixOS agent as background work: niced, low CPU and IO weight, a memory ceiling, and the daemon's builds yielding", () => {
+      expect(serviceConfigOf(results.nixos.service)).toMatchObject({
+        Nice: 10,
+        CPUWeight: 20,
+        IOWeight: 20,
+        IOSchedulingClass: "best-effort",
+        IOSchedulingPriority: 7,
+        MemoryHigh: "256M",
+      });
+      expect(results.nixos.nixDaemon).toEqual({ daemonCPUSchedPolicy: "batch", daemonIOSchedPriority: 7 });
+    });
+
+    it("lets a host lift the memory ceiling, pick its own nice value and leave the Nix daemon alone", () => {
+      const serviceConfig = serviceConfigOf(results.nixosOverrides.service);
+      expect(serviceConfig).not.toHaveProperty("MemoryHigh");
+      expect(serviceConfig.Nice).toBe(5);
+      expect(results.nixosOverrides.nixDaemon).toEqual({ daemonCPUSchedPolicy: "other", daemonIOSchedPriority: 4 });
+    });
+
     it("lets a host override every hardening flag and the restart-on-switch with plain definitions", () => {
       const { service } = results.nixosOverrides;
       expect(service.restartIfChanged).toBe(false);
@@ -336,6 +365,9 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         StandardOutPath: "/var/log/nixfleet-agent.log",
         StandardErrorPath: "/var/log/nixfleet-agent.log",
       });
+      // Background work that the switch it starts inherits, and the daemon's builds at low IO priority.
+      expect(daemon.serviceConfig).toMatchObject({ Nice: 10, LowPriorityIO: true });
+      expect(results.darwin.nixDaemon).toEqual({ daemonIOLowPriority: true });
       expect(daemon.command).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
       expect(results.darwin.extraActivation).toContain("mkdir -p /var/lib/nixfleet-agent");
     });
@@ -361,7 +393,9 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
       const unit = z
         .object({ Service: z.record(z.string(), z.unknown()), Install: z.unknown() })
         .parse(results.homeManagerLinux.userServices["nixfleet-agent"]);
-      expect(unit.Service).toMatchObject({ Restart: "always", KillMode: "process" });
+      expect(unit.Service).toMatchObject({ Restart: "always", KillMode: "process", Nice: 10, IOSchedulingPriority: 7 });
+      // The switch shares this unit: no memory ceiling unless the host sets one.
+      expect(unit.Service).not.toHaveProperty("MemoryHigh");
       expect(unit.Service.ExecStart).toMatch(/bin\/nixfleet-agent run --config \S+-nixfleet-agent\.json$/);
       expect(unit.Install).toEqual({ WantedBy: ["default.target"] });
     });
@@ -380,6 +414,8 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         KeepAlive: true,
         RunAtLoad: true,
         AbandonProcessGroup: true,
+        Nice: 10,
+        LowPriorityIO: true,
         StandardOutPath: "/home/alice/Library/Logs/nixfleet-agent.log",
       });
       expect(agent.config.ProgramArguments).toEqual([

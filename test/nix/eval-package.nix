@@ -20,6 +20,10 @@ let
 
   args = import ../../nix/package.nix {
     inherit lib;
+    stdenv.buildPlatform.parsed = {
+      kernel.name = "linux";
+      cpu.name = "x86_64";
+    };
     buildNpmPackage = attrs: attrs;
     importNpmLock = {
       __functor = _self: lockArgs: { imported = lockArgs; };
@@ -35,9 +39,8 @@ in
     version
     postPatch
     installPhase
+    buildPhase
     installCheckPhase
-    npmInstallFlags
-    dontNpmBuild
     npmConfigHook
     doInstallCheck
     ;
@@ -46,6 +49,10 @@ in
   nodejs = args.nodejs.name;
   importedManifest = args.npmDeps.imported.package;
   importedPackages = builtins.attrNames args.npmDeps.imported.packageLock.packages;
+  # importNpmLock fetches only the entries with a URL.
+  fetchedPackages = builtins.attrNames (
+    lib.filterAttrs (_: entry: entry ? resolved) args.npmDeps.imported.packageLock.packages
+  );
   meta = {
     inherit (args.meta) mainProgram license;
     platforms = builtins.length args.meta.platforms;
