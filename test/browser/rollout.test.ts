@@ -4,9 +4,10 @@
  * through the confirmation (waves, canary first) to the live progress reaching
  * 3/3 and the entry in the update history — without a reload.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
@@ -20,6 +21,9 @@ import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually } from "./helpers.ts";
 
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** `npm run screenshots` sets it to docs/screenshots; a test run writes into its own temporary folder, never the tree. */
+const SCREENSHOTS_DIR = process.env.NIXFLEET_SCREENSHOTS_DIR;
 const SECRET = "rollout-browser-secret";
 const TOKEN = "github_pat_rollout_browser";
 const HOSTS = ["web1", "web2", "web3"];
@@ -84,6 +88,9 @@ describeWithNix("rollouts in the browser need real agents", () =>
       await github.setCheckRun(pr.head.sha, { name: "build", status: "completed", conclusion: "success" });
       await github.flushWebhooks();
 
+      // web3 (last wave) switches only when released: the screenshot shows a rollout in progress.
+      const last = agents.find((agent) => agent.host === "web3")!;
+      await last.shim.setMode("gate");
       await page.goto(dashboard.url);
       await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
       const banner = page.locator("nf-update-pr-banner");
@@ -97,6 +104,15 @@ describeWithNix("rollouts in the browser need real agents", () =>
       await dialog.locator("#deploy").click();
 
       const headline = page.locator("nf-rollout-progress .headline").first();
+      await page.locator('nf-rollout-progress li[data-host="web3"][data-step="pulling"], nf-rollout-progress li[data-host="web3"][data-step="switching"]').first().waitFor({ timeout: 90_000 });
+      expect(await headline.textContent()).toMatch(/^Deploying [12]\/3 hosts/);
+      const screenshots = SCREENSHOTS_DIR ? resolve(REPO_ROOT, SCREENSHOTS_DIR) : join(root, "screenshots");
+      await mkdir(screenshots, { recursive: true });
+      await page.mouse.move(0, 0);
+      await page.screenshot({ path: join(screenshots, "rollout.png") });
+      expect((await readFile(join(screenshots, "rollout.png"))).subarray(1, 4).toString()).toBe("PNG");
+      await last.shim.setMode("normal");
+      await last.shim.release();
       try {
         await headline.filter({ hasText: "Deployed 3/3 hosts" }).waitFor({ timeout: 90_000 });
       } catch (error) {
