@@ -51,7 +51,7 @@ buildNpmPackage {
     root = repository;
     fileset = lib.fileset.unions [
       (repository + "/scripts/build-agent.mjs")
-      (repository + "/scripts/build-ui.mjs")
+      (repository + "/scripts/zod-without-json-schema.mjs")
       (repository + "/tsconfig.base.json")
       (repository + "/agent")
       (repository + "/cli")

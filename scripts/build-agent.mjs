@@ -8,7 +8,7 @@
 import { build } from "esbuild";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { zodWithoutJsonSchema } from "./build-ui.mjs";
+import { zodWithoutJsonSchema } from "./zod-without-json-schema.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 export const defaultAgentOutdir = `${root}dist/agent`;

@@ -115,7 +115,7 @@ describeWithNix("the agent's own lockfile for the Nix package", () => {
       await fsp.mkdir(path.join(src, "scripts"), { recursive: true });
       await fsp.writeFile(path.join(src, "package.json"), JSON.stringify(agentLock.manifest));
       await fsp.writeFile(path.join(src, "package-lock.json"), JSON.stringify(agentLock.lockfile));
-      for (const file of ["scripts/build-agent.mjs", "scripts/build-ui.mjs", "tsconfig.base.json"]) {
+      for (const file of ["scripts/build-agent.mjs", "scripts/zod-without-json-schema.mjs", "tsconfig.base.json"]) {
         await fsp.copyFile(path.join(REPO_ROOT, file), path.join(src, file));
       }
       for (const folder of ["agent", "cli", "common"]) {
