@@ -73,7 +73,10 @@ describeWithNix("a detached switch outlives the agent", () => {
     // Output continues where the old process left it: nothing twice, nothing lost.
     expect(output.match(/waiting for/g)).toHaveLength(1);
     expect(output).toContain("activated generation 1");
-    expect(h.plane.lastReport()?.system.builtFromCommit).toBe(await h.fleet.head());
+    // The report after the finished event says what the running system was built from.
+    const head = await h.fleet.head();
+    await h.plane.waitFor(() => h.plane.lastReport()?.system.builtFromCommit === head, "the report of the switched system");
+    expect(h.plane.lastReport()?.system.builtFromCommit).toBe(head);
   });
 
   it("picks up the result of a switch that ended while no agent ran", async () => {

@@ -184,6 +184,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const delivered = record.state === "queued" ? this.transition(record, deliveryPatch(record.kind, now)) : record;
       if (!("ok" in delivered)) ready.push(toDelivery(delivered));
     }
+    // A stop goes first: it must never wait behind what it stops.
+    ready.sort((a, b) => Number(b.kind === "stop") - Number(a.kind === "stop"));
     // The agent's own protocol version, so an older agent can read the answer.
     const respond = (commands: CommandDelivery[]): Outcome<{ response: PollResponse }> => ({
       ok: true,
