@@ -52,6 +52,7 @@ export const AgentConfig = z.strictObject({
       nixosRebuild: z.string().default("nixos-rebuild"),
       darwinRebuild: z.string().default("darwin-rebuild"),
       homeManager: z.string().default("home-manager"),
+      systemctl: z.string().default("systemctl"),
       /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
       detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
     })
@@ -61,8 +62,15 @@ export const AgentConfig = z.strictObject({
       nixosRebuild: "nixos-rebuild",
       darwinRebuild: "darwin-rebuild",
       homeManager: "home-manager",
+      systemctl: "systemctl",
       detach: "setsid",
     }),
+  /**
+   * NixOS: after a switch, any failed systemd unit fails it (what `systemctl --failed` shows a careful
+   * admin). Skipped where systemd is not running (`systemdRuntimeDir` missing, as sd_booted() checks).
+   */
+  checkFailedUnits: z.boolean().default(true),
+  systemdRuntimeDir: z.string().default("/run/systemd/system"),
   /** The link whose target is the running system (NixOS: /run/current-system). */
   currentSystemLink: z.string().optional(),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),

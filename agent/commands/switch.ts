@@ -10,7 +10,7 @@ import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
 import { hasClone, headCommit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
 import { testsConfigured } from "../report.ts";
-import type { HostRunner } from "../runner.ts";
+import { describeFailure, type HostRunner } from "../runner.ts";
 import { evaluateSystem, flakeAttrOf, readCurrentSystem, systemLinkCandidates } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./context.ts";
 import { runPull } from "./pull.ts";
@@ -151,8 +151,36 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   }
   if (meta.commit !== null) await store.recordBuilt(after.value, meta.commit);
   ctx.say(`running system is ${after.value}, built from ${meta.commit ?? "an unknown commit"}`);
+  const units = await failedUnits(ctx);
+  if (units !== null) return failed(units, result, 0);
   const outcome = succeeded(result);
   if (config.autoTestAfterSwitch && testsConfigured(config)) outcome.then = "run-tests";
   return outcome;
 }
 
+/**
+ * NixOS: a switch that left systemd units failed is not a good switch (spec 004's `systemctl --failed`).
+ * Returns why, or null when none failed or the check does not apply here.
+ */
+async function failedUnits(ctx: HostContext): Promise<string | null> {
+  const { config, runner } = ctx;
+  if (config.platform !== "nixos" || !config.checkFailedUnits) return null;
+  try {
+    await runner.listDirectory(config.systemdRuntimeDir);
+  } catch {
+    ctx.say(`systemd is not running here (no ${config.systemdRuntimeDir}): the failed-units check is skipped`);
+    return null;
+  }
+  ctx.say("checking for failed systemd units…");
+  const listed = await runner.run([config.tools.systemctl, "--failed", "--no-legend", "--plain", "--no-pager"]);
+  if (listed.exitCode !== 0) return `switch succeeded, but the failed systemd units could not be listed: ${describeFailure("systemctl --failed", listed)}`;
+  const failedNames = listed.stdout
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/)[0] ?? "")
+    .filter((name) => name !== "");
+  if (failedNames.length === 0) {
+    ctx.say("no failed systemd units");
+    return null;
+  }
+  return `switch succeeded, but ${failedNames.length === 1 ? "1 systemd unit" : `${failedNames.length} systemd units`} failed: ${failedNames.slice(0, 10).join(", ")}`;
+}

@@ -21,6 +21,8 @@ export interface HarnessOptions {
   /** Lock the fleet flake with nix (needs nix). Default true. */
   lock?: boolean;
   config?: Partial<AgentConfigInput>;
+  /** Host tools beside the rebuild shim the harness installs (a fake systemctl, say). */
+  tools?: Partial<NonNullable<AgentConfigInput["tools"]>>;
   /** How long the fake control plane holds a poll at most. */
   holdCapSeconds?: number;
 }
@@ -67,7 +69,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     branch: fleet.branch,
     stateDir,
     pollTimeoutSeconds: 5,
-    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid", ...options.tools },
     currentSystemLink: shim.currentSystemLink,
     logLevel: "debug",
     ...options.config,

@@ -1,4 +1,6 @@
 import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { createHarness, type Harness } from "./harness.ts";
@@ -189,5 +191,39 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     }, "a report with the automatic test run");
     expect(report.tests).toMatchObject({ configured: true, autoRunAfterSwitch: true });
     expect(report.tests.last?.results).toEqual([expect.objectContaining({ name: "system-file", passed: true, exitCode: 0 })]);
+  });
+
+  it("on NixOS, fails a switch that leaves systemd units failed, naming them; passes when none failed", async () => {
+    await h.cleanup();
+    const fake = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-systemd-"));
+    const runtimeDir = path.join(fake, "run-systemd-system");
+    await fs.mkdir(runtimeDir);
+    const systemctl = path.join(fake, "systemctl");
+    const failedList = path.join(fake, "failed");
+    // Prints what `systemctl --failed --no-legend --plain` prints: one unit a line.
+    await fs.writeFile(systemctl, `#!/bin/sh\ncat ${JSON.stringify(failedList)}\n`, { mode: 0o755 });
+    await fs.writeFile(failedList, "nginx.service loaded failed failed nginx\npostgresql.service loaded failed failed PostgreSQL\n");
+    h = await createHarness({ config: { systemdRuntimeDir: runtimeDir }, tools: { systemctl } });
+    await h.startAgent();
+    await h.run("pull");
+    const first = await h.run("switch");
+    expect(first.finished).toMatchObject({ outcome: "failed", exitCode: 0 });
+    expect(first.finished.error).toBe("switch succeeded, but 2 systemd units failed: nginx.service, postgresql.service");
+
+    await fs.writeFile(failedList, "");
+    await h.fleet.setHost("web1", "web1 generation 2");
+    await h.run("pull");
+    const second = await h.run("switch");
+    expect(second.finished).toMatchObject({ outcome: "succeeded" });
+    expect(h.plane.output(second.id)).toContain("no failed systemd units");
+    await fs.rm(fake, { recursive: true, force: true });
+  });
+
+  it("skips the failed-units check where systemd is not running", async () => {
+    await h.startAgent();
+    await h.run("pull");
+    const { id, finished } = await h.run("switch");
+    expect(finished).toMatchObject({ outcome: "succeeded" });
+    expect(h.plane.output(id)).toContain("the failed-units check is skipped");
   });
 });
