@@ -101,7 +101,7 @@ describe("the lock-age clock", () => {
     const before = await stats();
     for (let i = 0; i < 20; i++) expect((await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: "session-quiet" }))).status).toBe(200);
     const after = await stats();
-    expect(after.polls - before.polls).toBe(20);
+    expect(after.polls! - before.polls!).toBe(20);
     expect(after.lockClockLoads).toBe(1);
     expect(after.reportsStored).toBe(before.reportsStored);
     // The alarm waits for this host's lock to turn 8 days old (in six days), unless something else is due first.

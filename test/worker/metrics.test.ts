@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import { ErrorBody, PollResponse } from "../../common/protocol.ts";
 import { GitHubClient } from "../../worker/github/client.ts";
 import { app } from "../../worker/index.ts";
+import { renderExposition } from "../../worker/metrics/exposition.ts";
+import { MinuteWindow } from "../../worker/metrics/window.ts";
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
@@ -62,6 +64,30 @@ async function runCommand(token: string, session: string, host: string, kind: st
   const finished = { type: "finished", at: new Date().toISOString(), outcome, exitCode: outcome === "succeeded" ? 0 : 1 };
   expect((await agentFetch(token, `/commands/${command.id}/events`, finished)).status).toBe(200);
 }
+
+describe("the exposition writer and the minute window", () => {
+  it("escapes label values and help text so a parser reads them back exactly", () => {
+    const awkward = 'a "quoted" back\\slash\nnew line';
+    const text = renderExposition([
+      { name: "x_total", help: "help with \\ and\na new line", type: "counter", samples: [{ labels: { what: awkward }, value: 3 }] },
+      { name: "y", help: "special values", type: "gauge", samples: [{ labels: { v: "inf" }, value: Number.POSITIVE_INFINITY }, { labels: { v: "nan" }, value: Number.NaN }] },
+    ]);
+    const [x, y] = parsePrometheusTextFormat(text);
+    expect(x).toMatchObject({ name: "x_total", type: "COUNTER", help: "help with \\ and\na new line", metrics: [{ labels: { what: awkward }, value: "3" }] });
+    expect(y!.metrics.map((m) => m.value)).toEqual(["+Inf", "NaN"]);
+  });
+
+  it.each([
+    { adds: [0, 500, 59_999], at: 59_999, expected: 3, why: "everything within the minute counts" },
+    { adds: [0, 500, 59_999], at: 60_000, expected: 1, why: "the first second drops out after 60 s" },
+    { adds: [1_000, 61_000], at: 61_000, expected: 1, why: "a slot reused a minute later starts from zero" },
+    { adds: [0], at: 10 * 60_000, expected: 0, why: "an idle window reads zero" },
+  ])("minute window: $why", ({ adds, at, expected }) => {
+    const window = new MinuteWindow();
+    for (const t of adds) window.add(t);
+    expect(window.count(at)).toBe(expected);
+  });
+});
 
 describe("GET /metrics: its own bearer token, not Access", () => {
   it("refuses a scrape without the token, or with a wrong one, in the one error shape", async () => {
