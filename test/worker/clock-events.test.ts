@@ -14,7 +14,7 @@ const DAY = 24 * 60 * 60;
 describe("nextLockThresholdAt", () => {
   const now = Date.parse("2026-06-15T12:00:00Z");
   const ago = (days: number) => now / 1000 - days * DAY;
-  it.each([
+  it.each<{ lastModified: Record<string, number>; expected: number | null; why: string }>([
     { lastModified: { nixpkgs: ago(0) }, expected: ago(-8), why: "a fresh lock: when it turns 8 days old" },
     { lastModified: { nixpkgs: ago(7.5) }, expected: ago(-0.5), why: "7½ days old: half a day on" },
     { lastModified: { nixpkgs: ago(8) }, expected: ago(-23), why: "8 days old: past the first threshold, next when 31 days old" },
