@@ -109,6 +109,8 @@ const MIGRATIONS: Record<number, string> = {
       count INTEGER NOT NULL
     );
     INSERT INTO rollout_states (state, count) SELECT json_extract(body, '$.state'), count(*) FROM rollouts GROUP BY 1;
+    -- Rollouts are kept for good; the unsettled few are read on every alarm, fleet read and scrape.
+    CREATE INDEX rollouts_unsettled ON rollouts(started_at) WHERE settled = 0;
   `,
 };
 
