@@ -984,6 +984,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       await this.scheduleAlarm();
       return;
     }
+    console.error(`lock clock: hosts kept being removed during ${CATALOGUE_READ_TRIES} reads; the next stored reports fill it`);
   }
 
   private setLockClock(hostId: string, name: string, lastModified: Record<string, number>, now: number): void {
@@ -1020,7 +1021,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
     }
     if (!isActive(next.record)) {
-      this.countFinished(next.record);
+      if (isActive(record)) this.countFinished(next.record);
       this.store.prune(record.hostId);
     }
     if (patch.state !== undefined && patch.state !== record.state) {
