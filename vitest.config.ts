@@ -20,6 +20,8 @@ export default defineConfig({
                 GITHUB_WEBHOOK_SECRET: "test-webhook-secret",
                 GITHUB_REPOSITORY: "example/fleet",
                 POLL_TIMEOUT_SECONDS: "2",
+                // GET /metrics answers only with this bearer token (test/worker/metrics.test.ts).
+                METRICS_TOKEN: "test-metrics-token",
                 // More generated requests for the bad-input property test (test/worker/bad-input.test.ts).
                 NIXFLEET_PROPERTY_RUNS: process.env.NIXFLEET_PROPERTY_RUNS ?? "",
               },

@@ -22,6 +22,8 @@ export interface Secrets {
   /** Access group names, read from Access's identity endpoint only when one of these is set. */
   ADMIN_GROUPS?: string;
   OPERATOR_GROUPS?: string;
+  /** The bearer token a Prometheus scrape of GET /metrics presents; without it /metrics answers 503. */
+  METRICS_TOKEN?: string;
 }
 
 export type WorkerEnv = Env & Secrets;

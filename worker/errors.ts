@@ -20,6 +20,8 @@ export const errorBody = (code: string, message: string): ErrorBody => ({ error:
 export function handleError(err: Error, c: Context): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
   if (err instanceof HTTPException) {
+    // One that carries its own answer (bearerAuth's on /metrics: our shape, plus WWW-Authenticate) is sent as it is.
+    if (err.res) return err.getResponse();
     const code = err.status === 401 ? "unauthorized" : err.status === 403 ? "forbidden" : "http_error";
     return c.json(errorBody(code, err.message || "request refused"), err.status);
   }

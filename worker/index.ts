@@ -14,6 +14,7 @@ import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./github/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
 import { meRoutes } from "./routes/me.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { repoRoutes, updatePrRoutes } from "./routes/repo.ts";
 import { rolloutsRoutes } from "./routes/rollouts.ts";
 import { webhooks } from "./routes/webhooks.ts";
@@ -84,6 +85,8 @@ app
   .route("/api/agent", agent)
   .route("/api", dashboard)
   .route("/webhooks/github", webhooks)
+  // Outside /api, so outside Access: Prometheus authenticates with METRICS_TOKEN.
+  .route("/metrics", metricsRoutes)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 

@@ -16,7 +16,13 @@ import { Rollout } from "../rollouts/engine.ts";
 const KEEP_OUTPUT_PER_HOST = 50;
 const KEEP_COMMANDS_PER_HOST = 500;
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
+
+/**
+ * Upper bounds (seconds) of the command duration histogram's buckets. The
+ * stored bucket counts are by position: changing these needs a migration.
+ */
+export const COMMAND_DURATION_BOUNDS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200] as const;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -80,9 +86,37 @@ const MIGRATIONS: Record<number, string> = {
       body TEXT NOT NULL
     );
   `,
+  3: `
+    -- Running totals for GET /metrics, kept in the step that makes a command final,
+    -- so a scrape reads a few rows and never the command history.
+    CREATE TABLE command_totals (
+      kind TEXT NOT NULL,
+      outcome TEXT NOT NULL,
+      count INTEGER NOT NULL,
+      PRIMARY KEY (kind, outcome)
+    );
+    -- Per kind: how long finished commands ran, as non-cumulative counts per bucket
+    -- of COMMAND_DURATION_BOUNDS (a JSON array, the last entry above every bound), and their sum.
+    CREATE TABLE command_durations (
+      kind TEXT PRIMARY KEY,
+      buckets TEXT NOT NULL,
+      sum_seconds REAL NOT NULL
+    );
+    -- Rollouts by their current state, kept as each rollout is saved; rollouts are kept for good,
+    -- so the count starts from the ones already stored.
+    CREATE TABLE rollout_states (
+      state TEXT PRIMARY KEY,
+      count INTEGER NOT NULL
+    );
+    INSERT INTO rollout_states (state, count) SELECT json_extract(body, '$.state'), count(*) FROM rollouts GROUP BY 1;
+    -- Rollouts are kept for good; the unsettled few are read on every alarm, fleet read and scrape.
+    CREATE INDEX rollouts_unsettled ON rollouts(started_at) WHERE settled = 0;
+  `,
 };
 
 type Row = Record<string, SqlStorageValue>;
+
+const DurationBuckets = z.array(z.number().int().nonnegative()).length(COMMAND_DURATION_BOUNDS.length + 1);
 
 /** What a rollout deployed, kept with it for the update history (the PR records are pruned; this is not). */
 export const RolloutContextRecord = z.object({
@@ -407,6 +441,15 @@ export class CoordinatorStorage {
 
   /** `settled`: nothing the rollout sent is out any more, so no event can move it again. */
   saveRollout(rollout: Rollout, context: RolloutContextRecord, settled: boolean): void {
+    const before = this.sql.exec("SELECT json_extract(body, '$.state') AS state FROM rollouts WHERE id = ?", rollout.id).toArray()[0];
+    const was = before ? textOrNull(before.state) : null;
+    if (was !== rollout.state) {
+      if (was !== null) this.sql.exec("UPDATE rollout_states SET count = count - 1 WHERE state = ?", was);
+      this.sql.exec(
+        "INSERT INTO rollout_states (state, count) VALUES (?, 1) ON CONFLICT (state) DO UPDATE SET count = count + 1",
+        rollout.state,
+      );
+    }
     this.sql.exec(
       `INSERT INTO rollouts (id, settled, started_at, body, context) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET settled = excluded.settled, body = excluded.body, context = excluded.context`,
@@ -416,6 +459,52 @@ export class CoordinatorStorage {
       JSON.stringify(rollout),
       JSON.stringify(context),
     );
+  }
+
+  /** How many rollouts are in each state, from the running counts (no scan of the history). */
+  rolloutStates(): Map<string, number> {
+    return new Map(this.sql.exec("SELECT state, count FROM rollout_states").toArray().map((row) => [text(row.state), number(row.count)]));
+  }
+
+  // -------------------------------------------------------------------------
+  // Command totals for /metrics
+
+  /** Counts a command that reached its final state; `seconds`, how long it ran, when it ran at all. */
+  recordCommandFinished(kind: CommandKind, outcome: CommandState, seconds: number | null): void {
+    this.sql.exec(
+      "INSERT INTO command_totals (kind, outcome, count) VALUES (?, ?, 1) ON CONFLICT (kind, outcome) DO UPDATE SET count = count + 1",
+      kind,
+      outcome,
+    );
+    if (seconds === null) return;
+    const row = this.sql.exec("SELECT buckets, sum_seconds FROM command_durations WHERE kind = ?", kind).toArray()[0];
+    const buckets = (row && readJson(DurationBuckets, text(row.buckets))) || new Array<number>(COMMAND_DURATION_BOUNDS.length + 1).fill(0);
+    const index = COMMAND_DURATION_BOUNDS.findIndex((bound) => seconds <= bound);
+    buckets[index === -1 ? COMMAND_DURATION_BOUNDS.length : index]! += 1;
+    this.sql.exec(
+      `INSERT INTO command_durations (kind, buckets, sum_seconds) VALUES (?, ?, ?)
+       ON CONFLICT (kind) DO UPDATE SET buckets = excluded.buckets, sum_seconds = excluded.sum_seconds`,
+      kind,
+      JSON.stringify(buckets),
+      (row ? number(row.sum_seconds) : 0) + seconds,
+    );
+  }
+
+  commandTotals(): { kind: string; outcome: string; count: number }[] {
+    return this.sql
+      .exec("SELECT kind, outcome, count FROM command_totals ORDER BY kind, outcome")
+      .toArray()
+      .map((row) => ({ kind: text(row.kind), outcome: text(row.outcome), count: number(row.count) }));
+  }
+
+  commandDurations(): { kind: string; buckets: number[]; sumSeconds: number }[] {
+    return this.sql
+      .exec("SELECT kind, buckets, sum_seconds FROM command_durations ORDER BY kind")
+      .toArray()
+      .flatMap((row) => {
+        const buckets = readJson(DurationBuckets, text(row.buckets));
+        return buckets ? [{ kind: text(row.kind), buckets, sumSeconds: number(row.sum_seconds) }] : [];
+      });
   }
 
   holds(): Map<string, HostHold> {

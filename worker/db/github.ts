@@ -67,6 +67,12 @@ export async function finishDelivery(db: Database, id: string, outcome: Delivery
   await db.update(githubDeliveries).set({ outcome, error: error === null ? null : error.slice(0, 2000) }).where(eq(githubDeliveries.id, id));
 }
 
+/** When the newest webhook delivery arrived, or null when none is kept (an index read: github_deliveries_received). */
+export async function lastDeliveryAt(db: Database): Promise<string | null> {
+  const row = await db.select({ at: sql<string | null>`max(${githubDeliveries.receivedAt})` }).from(githubDeliveries).get();
+  return row?.at ?? null;
+}
+
 // ---------------------------------------------------------------------------
 // Repository state
 

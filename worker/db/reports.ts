@@ -1,8 +1,9 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import { z } from "zod";
 import { Report } from "../../common/protocol.ts";
 import type { Database } from "./client.ts";
 import { readStoredJson } from "./stored-json.ts";
-import { reports } from "./schema.ts";
+import { hosts, reports } from "./schema.ts";
 
 export interface StoredReport {
   hostId: string;
@@ -39,4 +40,27 @@ export async function listReports(db: Database): Promise<Map<string, StoredRepor
 export async function upsertReport(db: Database, stored: StoredReport): Promise<void> {
   const values = { ...stored, report: JSON.stringify(stored.report) };
   await db.insert(reports).values(values).onConflictDoUpdate({ target: reports.hostId, set: values });
+}
+
+const LockLastModified = z.record(z.string(), z.number()).catch({});
+
+/**
+ * Every host with a report and its lock inputs' lastModified, for the
+ * coordinator's lock-age clock: one read, the report's JSON left in D1.
+ */
+export async function listLockAges(db: Database): Promise<{ hostId: string; name: string; lastModified: Record<string, number> }[]> {
+  const rows = await db
+    .select({ hostId: hosts.id, name: hosts.name, lastModified: sql<string | null>`json_extract(${reports.report}, '$.lock.lastModified')` })
+    .from(reports)
+    .innerJoin(hosts, eq(hosts.id, reports.hostId));
+  return rows.map((row) => ({ hostId: row.hostId, name: row.name, lastModified: readLastModified(row.lastModified) }));
+}
+
+function readLastModified(json: string | null): Record<string, number> {
+  if (json === null) return {};
+  try {
+    return LockLastModified.parse(JSON.parse(json));
+  } catch {
+    return {};
+  }
 }

@@ -27,6 +27,32 @@ export interface GitHubClientOptions {
   now?: () => number;
   /** Per request; the Worker has 30 s of waitUntil after answering. */
   timeoutMs?: number;
+  /** Told the rate limit GitHub reported with each answer that carried one (for GET /metrics). */
+  onRateLimit?: (rate: GitHubRateLimit) => void;
+}
+
+/** GitHub's x-ratelimit-* headers of one answer. */
+export interface GitHubRateLimit {
+  remaining: number;
+  limit: number | null;
+  /** When the window resets (x-ratelimit-reset), ISO. */
+  resetAt: string | null;
+  /** When the answer came. */
+  at: string;
+}
+
+/** The rate limit an answer reports, or null when it carries none (the emulator, a network error). */
+export function readRateLimit(headers: HeaderValues, now: number): GitHubRateLimit | null {
+  const remaining = Number(headers["x-ratelimit-remaining"]);
+  if (headers["x-ratelimit-remaining"] === undefined || !Number.isFinite(remaining)) return null;
+  const limit = Number(headers["x-ratelimit-limit"]);
+  const reset = Number(headers["x-ratelimit-reset"]);
+  return {
+    remaining,
+    limit: headers["x-ratelimit-limit"] !== undefined && Number.isFinite(limit) ? limit : null,
+    resetAt: headers["x-ratelimit-reset"] !== undefined && Number.isFinite(reset) ? new Date(reset * 1000).toISOString() : null,
+    at: new Date(now).toISOString(),
+  };
 }
 
 const ErrorAnswer = z.object({ message: z.string(), documentation_url: z.string().optional() });
@@ -161,9 +187,11 @@ export class GitHubClient {
   readonly #octokit: Octokit;
   readonly #now: () => number;
   readonly #timeoutMs: number;
+  readonly #onRateLimit: ((rate: GitHubRateLimit) => void) | null;
 
   constructor(options: GitHubClientOptions) {
     this.repository = options.repository;
+    this.#onRateLimit = options.onRateLimit ?? null;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
     const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
@@ -184,10 +212,22 @@ export class GitHubClient {
         ...params,
         request: { signal: AbortSignal.timeout(this.#timeoutMs) },
       });
+      this.#noteRateLimit(response.headers);
       return { data: response.data, status: response.status };
     } catch (error) {
+      this.#noteRateLimit(httpFailure(error)?.headers ?? {});
       throw this.#translate(error, what);
     }
+  }
+
+  #noteRateLimit(headers: Record<string, unknown>): void {
+    if (this.#onRateLimit === null) return;
+    const values: HeaderValues = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (typeof value === "string" || typeof value === "number") values[name.toLowerCase()] = value;
+    }
+    const rate = readRateLimit(values, this.#now());
+    if (rate !== null) this.#onRateLimit(rate);
   }
 
   #translate(error: unknown, what: string): GitHubApiError {

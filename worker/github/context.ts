@@ -1,3 +1,4 @@
+import { waitUntil } from "cloudflare:workers";
 import { coordinator } from "../coordinator.ts";
 import type { Database } from "../db/client.ts";
 import type { WorkerEnv } from "../env.ts";
@@ -20,7 +21,15 @@ export function githubContext(env: WorkerEnv, db: Database, options: { fetch?: t
   const config = readGitHubConfig(env);
   const client =
     config.repository !== null && config.auth !== null
-      ? new GitHubClient({ apiUrl: config.apiUrl, repository: config.repository, auth: config.auth, fetch: options.fetch })
+      ? new GitHubClient({
+          apiUrl: config.apiUrl,
+          repository: config.repository,
+          auth: config.auth,
+          fetch: options.fetch,
+          // The coordinator keeps the latest for GET /metrics; recording it must never hold up or fail the GitHub call.
+          onRateLimit: (rate) =>
+            waitUntil(coordinator(env).recordGitHubRateLimit(rate).catch((error: unknown) => console.warn("github: could not record the rate limit", error))),
+        })
       : null;
   return {
     config,

@@ -40,8 +40,11 @@ import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { writeAudit } from "../db/audit.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { CoordinatorStorage, type RolloutContextRecord } from "../db/coordinator-storage.ts";
+import type { GitHubRateLimit } from "../github/client.ts";
+import { nextLockThresholdAt } from "../lock-thresholds.ts";
+import { MinuteWindow } from "../metrics/window.ts";
 import { loadFleetTarget } from "../db/github.ts";
-import { getReport, listReports, type StoredReport } from "../db/reports.ts";
+import { getReport, listLockAges, listReports, type StoredReport } from "../db/reports.ts";
 import { githubContext, requireClient, requireRepository } from "../github/context.ts";
 import {
   advance,
@@ -101,6 +104,27 @@ interface WaitingPoll {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** A host's lock, as far as the clock can change its Lock compartment. */
+interface LockClockEntry {
+  name: string;
+  lastModified: Record<string, number>;
+  /** The next moment its lock age crosses a threshold (lock-thresholds.ts), or null when none is ahead. */
+  nextAt: number | null;
+}
+
+/** What GET /metrics reads from the coordinator: running totals and windows, never a scan of the history. */
+export interface CoordinatorMetrics {
+  pollsPerMinute: number;
+  reportsPerMinute: number;
+  commandTotals: { kind: string; outcome: string; count: number }[];
+  commandDurations: { kind: string; buckets: number[]; sumSeconds: number }[];
+  activeCommands: { kind: string; state: string }[];
+  rolloutStates: Record<string, number>;
+  githubRateLimit: GitHubRateLimit | null;
+}
+
+const RATE_LIMIT_KEY = "github-rate-limit";
+
 export interface CommandOutput {
   command: CommandView;
   chunks: StoredOutputChunk[];
@@ -141,7 +165,22 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private readonly rolloutJobs: RolloutJob[] = [];
   private steppingRollouts = false;
   /** Invocations since this object started, for the cost benchmark and operators. */
-  private readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0 };
+  private readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0, lockClockLoads: 0 };
+  /** Polls and reports in the last minute, for GET /metrics: memory only, full again a minute after a restart. */
+  private readonly pollWindow = new MinuteWindow();
+  private readonly reportWindow = new MinuteWindow();
+  /** The latest rate limit GitHub reported; a copy in storage (RATE_LIMIT_KEY) survives a restart. */
+  private githubRateLimit: GitHubRateLimit | null = null;
+  /**
+   * Per host id, when its lock ages past a threshold: memory only, read from
+   * D1 once per object start (listLockAges) and kept current from every stored
+   * report, so a poll reads nothing for it.
+   */
+  private readonly lockClock = new Map<string, LockClockEntry>();
+  /** The earliest `nextAt` of lockClock, kept so that scheduling an alarm does not walk every host. */
+  private lockClockDue: number | null = null;
+  /** Bumped when a host is removed: a lock clock read in flight may have seen it, and is read again. */
+  private lockClockEpoch = 0;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -149,8 +188,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.store = new CoordinatorStorage(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
+      this.githubRateLimit = (await ctx.storage.get<GitHubRateLimit>(RATE_LIMIT_KEY)) ?? null;
       await this.scheduleAlarm();
     });
+    // Not inside blockConcurrencyWhile: the first polls need not wait for D1.
+    ctx.waitUntil(this.loadLockClock().catch((error: unknown) => console.error("lock clock: could not read the reports", error)));
   }
 
   // -------------------------------------------------------------------------
@@ -158,6 +200,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   async poll(tokenHash: string, request: PollRequest, waitSeconds: number): Promise<Outcome<{ response: PollResponse }>> {
     this.counters.polls++;
+    this.pollWindow.add(Date.now());
+    if (request.report) this.reportWindow.add(Date.now());
     const host = await this.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     if (request.report) await this.acceptReport(host, request.agentSession, request.report);
@@ -301,6 +345,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.transition(admission.target, { state: "cancelled", finishedAt: at, error: `stopped by ${actor} before delivery` });
       const stop: CommandRecord = { ...record, state: "succeeded", startedAt: at, finishedAt: at, result: { stopped: true } };
       this.store.insertCommand(stop);
+      this.countFinished(stop);
       this.broadcast({ type: "command", command: toCommandView(stop) });
       return { ok: true, command: toCommandView(stop) };
     }
@@ -372,6 +417,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.store.forgetHost(host.id);
       this.store.forgetHold(host.name);
       this.hosts.delete(host.id);
+      this.forgetLockClock(host.id);
       this.endWaitingPoll(host.id);
     } finally {
       this.removing.delete(host.id);
@@ -799,6 +845,26 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     };
   }
 
+  async metrics(): Promise<CoordinatorMetrics> {
+    const now = Date.now();
+    return {
+      pollsPerMinute: this.pollWindow.count(now),
+      reportsPerMinute: this.reportWindow.count(now),
+      commandTotals: this.store.commandTotals(),
+      commandDurations: this.store.commandDurations(),
+      activeCommands: this.store.activeCommands().map((record) => ({ kind: record.kind, state: record.state })),
+      rolloutStates: Object.fromEntries(this.store.rolloutStates()),
+      githubRateLimit: this.githubRateLimit,
+    };
+  }
+
+  /** The rate limit of a GitHub answer (worker/github/context.ts); an older reading than the one kept is ignored. */
+  async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> {
+    if (this.githubRateLimit !== null && Date.parse(rate.at) < Date.parse(this.githubRateLimit.at)) return;
+    this.githubRateLimit = rate;
+    await this.ctx.storage.put(RATE_LIMIT_KEY, rate);
+  }
+
   /** Tell dashboards that something about a host changed (a webhook moved the target, say). */
   async notify(event: DashboardEvent): Promise<void> {
     this.broadcast(event);
@@ -875,6 +941,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     for (const { rollout } of this.store.unsettledRollouts()) {
       if (rollout.wakeAt !== null && Date.parse(rollout.wakeAt) <= now) this.feedRollout(rollout.id, { type: "tick" });
     }
+    if (this.lockClockDue !== null && this.lockClockDue <= now) {
+      // The Lock compartment is computed on read: a host event makes each dashboard fetch the host again.
+      for (const entry of this.lockClock.values()) {
+        if (entry.nextAt === null || entry.nextAt > now) continue;
+        entry.nextAt = nextLockThresholdAt(entry.lastModified, now);
+        this.broadcast({ type: "host", host: entry.name });
+      }
+      this.updateLockClockDue();
+    }
     await this.scheduleAlarm();
   }
 
@@ -885,6 +960,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       if (live.online && !this.waiting.has(live.id)) next = Math.min(next, this.offlineAt(live));
     }
     for (const { rollout } of this.store.unsettledRollouts()) if (rollout.wakeAt !== null) next = Math.min(next, Date.parse(rollout.wakeAt));
+    if (this.lockClockDue !== null) next = Math.min(next, this.lockClockDue);
     if (!Number.isFinite(next)) return;
     if (this.alarmAt !== null && this.alarmAt <= next) return;
     this.alarmAt = next;
@@ -893,6 +969,51 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   // -------------------------------------------------------------------------
+  // The lock-age clock: the one compartment that changes with time alone
+
+  /** Reads every host's lock lastModified from D1; entries a stored report set meanwhile are newer and kept. */
+  private async loadLockClock(): Promise<void> {
+    for (let attempt = 0; attempt < CATALOGUE_READ_TRIES; attempt++) {
+      const epoch = this.lockClockEpoch;
+      const rows = await listLockAges(this.db);
+      if (epoch !== this.lockClockEpoch) continue;
+      const now = Date.now();
+      for (const row of rows) {
+        if (!this.lockClock.has(row.hostId)) this.setLockClock(row.hostId, row.name, row.lastModified, now);
+      }
+      this.counters.lockClockLoads++;
+      this.updateLockClockDue();
+      await this.scheduleAlarm();
+      return;
+    }
+    console.error(`lock clock: hosts kept being removed during ${CATALOGUE_READ_TRIES} reads; the next stored reports fill it`);
+  }
+
+  private setLockClock(hostId: string, name: string, lastModified: Record<string, number>, now: number): void {
+    this.lockClock.set(hostId, { name, lastModified, nextAt: nextLockThresholdAt(lastModified, now) });
+  }
+
+  private forgetLockClock(hostId: string): void {
+    this.lockClockEpoch++;
+    this.lockClock.delete(hostId);
+    this.updateLockClockDue();
+  }
+
+  private updateLockClockDue(): void {
+    let due: number | null = null;
+    for (const entry of this.lockClock.values()) {
+      if (entry.nextAt !== null && (due === null || entry.nextAt < due)) due = entry.nextAt;
+    }
+    this.lockClockDue = due;
+  }
+
+  // -------------------------------------------------------------------------
+
+  /** Counts a command that reached its final state, for GET /metrics, in the step that made it final. */
+  private countFinished(record: CommandRecord): void {
+    const ran = record.startedAt !== null && record.finishedAt !== null ? (Date.parse(record.finishedAt) - Date.parse(record.startedAt)) / 1000 : Number.NaN;
+    this.store.recordCommandFinished(record.kind, record.state, Number.isFinite(ran) ? Math.max(0, ran) : null);
+  }
 
   /** The single place a command's state changes. Refuses to leave a final state. */
   private transition(record: CommandRecord, patch: CommandPatch): CommandRecord | Refusal {
@@ -901,7 +1022,10 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!this.store.updateCommand(record.id, record.state, patch)) {
       return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
     }
-    if (!isActive(next.record)) this.store.prune(record.hostId);
+    if (!isActive(next.record)) {
+      if (isActive(record)) this.countFinished(next.record);
+      this.store.prune(record.hostId);
+    }
     if (patch.state !== undefined && patch.state !== record.state) {
       this.broadcast({ type: "command", command: toCommandView(next.record) });
       this.onCommandTransition(next.record);
@@ -1010,7 +1134,10 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const current = this.store.agentSession(host.id);
     this.store.saveAgentSession(host.id, { session: current?.session ?? null, reportSession: session, reportHash });
     this.counters.reportsStored++;
+    this.setLockClock(host.id, host.name, report.lock.lastModified, Date.now());
+    this.updateLockClockDue();
     this.broadcast({ type: "host", host: host.name, online: true, reportedAt: receivedAt });
+    if (this.lockClockDue !== null && (this.alarmAt === null || this.lockClockDue < this.alarmAt)) await this.scheduleAlarm();
     await this.reportHealth(host, report, receivedAt);
   }
 }
