@@ -220,8 +220,13 @@ async function run(agentCount: number) {
     const reportToDashboard: number[] = [];
     for (let i = 0; i < SAMPLES; i++) {
       const agent = agents[(i * 104_729) % agents.length]!;
-      const seen = new Promise<number>((resolve) => reportSeen.set(agent.name, resolve));
-      const changed = { ...report(agent.name), repo: { commit: { value: (i % 16).toString(16).repeat(40) }, branch: { value: "main" }, dirty: false } };
+      const seen = new Promise<number>((resolve, reject) => {
+        reportSeen.set(agent.name, resolve);
+        setTimeout(() => reject(new Error(`no dashboard event for ${agent.name}'s report within 10 s`)), 10_000).unref();
+      });
+      // A commit no earlier sample used, so the report always changed (an unchanged one is not stored or announced).
+      const commit = (i + 1).toString(16).padStart(40, "e");
+      const changed = { ...report(agent.name), repo: { commit: { value: commit }, branch: { value: "main" }, dirty: false } };
       const t0 = performance.now();
       await request(`${cp.url}/api/agent/poll?wait=0`, {
         method: "POST",
