@@ -37,6 +37,14 @@ if (ending) {
   process.exit(0);
 }
 
+void demo.lost.then(async (what) => {
+  if (ending) return;
+  ending = true;
+  console.error(`\ndemo: ${what}\ndemo: stopping everything else`);
+  await demo!.stop();
+  process.exit(1);
+});
+
 const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
 console.log(`
 NixFleet demo: ready in ${seconds} s

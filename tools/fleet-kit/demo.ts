@@ -77,6 +77,8 @@ export interface RunningDemo {
   dir: string;
   updatePr: number;
   processes: { name: string; pid: number; log: string }[];
+  /** Resolves, with what happened, when the control plane or an agent ends on its own. */
+  lost: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -327,8 +329,17 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       if (command.state !== "succeeded") say(`${host}: Pull + Switch ${command.state} (see the host's page)`);
     }
 
+    const lost = new Promise<string>((resolve) => {
+      for (const child of children) {
+        child.process.once("exit", (code, signal) => {
+          const how = signal ?? `exit code ${code}`;
+          if (!stopped) void tail(child).then((end) => resolve(`${child.name} ended on its own (${how}); the end of its log:\n${end}`));
+        });
+      }
+    });
     return {
       url,
+      lost,
       githubUrl,
       dir,
       updatePr: number,
