@@ -26,7 +26,7 @@ import { GitHubEmulator } from "../github-emulator/emulator.ts";
 import { updatePullRequestText, type LockInputChange } from "../github-emulator/example-flake.ts";
 import { fleetFlake } from "./fleet-repo.ts";
 import { isolatedHostEnv } from "./host-env.ts";
-import { installRebuildShim, type RebuildShim } from "./rebuild-shim.ts";
+import { installRebuildShim } from "./rebuild-shim.ts";
 
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -167,7 +167,6 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const logs = path.join(dir, "logs");
   await fs.mkdir(logs);
   const children: Child[] = [];
-  const shims: RebuildShim[] = [];
   let emulator: GitHubEmulator | null = null;
   let stopped = false;
   let stopping: Promise<void> | null = null;
@@ -230,6 +229,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const state = path.join(dir, "control-plane");
     // The fleet's flake is prepared while the control plane starts.
     const fleet = prepareFleet(dir);
+    // Awaited below; a failure before then must not surface as an unhandled rejection.
+    fleet.catch(() => {});
     say("applying the D1 migrations");
     const migrate = launch("migrations", [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], wranglerEnv);
     await exited(migrate.process);
@@ -275,7 +276,6 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       const hostDir = path.join(dir, "hosts", host.name);
       const env = isolatedHostEnv(hostDir);
       const shim = await installRebuildShim(path.join(hostDir, "nixos-rebuild"));
-      shims.push(shim);
       const { token: hostToken } = await call(z.object({ token: z.string() }), "/api/hosts", { name: host.name, platform: "nixos" });
       const tokenFile = path.join(hostDir, "token");
       await fs.writeFile(tokenFile, `${hostToken}\n`, { mode: 0o600 });
