@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
-import { buildAgent } from "../../scripts/build-agent.mjs";
+import { AGENT_NODE_FLAGS, buildAgent } from "../../scripts/build-agent.mjs";
 import { buildUi } from "../../scripts/build-ui.mjs";
 import { GitHubEmulator } from "../github-emulator/emulator.ts";
 import { updatePullRequestText, type LockInputChange } from "../github-emulator/example-flake.ts";
@@ -31,7 +31,6 @@ import { installRebuildShim } from "./rebuild-shim.ts";
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = path.join(root, "node_modules/wrangler/bin/wrangler.js");
-const AGENT_BIN = path.join(root, "bin/nixfleet-agent.js");
 
 const OWNER = "example";
 const REPO = "fleet";
@@ -222,8 +221,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const githubUrl = await emulator.start(await freePort());
     say(`GitHub emulator for ${OWNER}/${REPO}: ${githubUrl}`);
 
+    // Private builds: the checkout's dist/ may be served or copied by an `npm start` or a test meanwhile.
     say("building the dashboard and the agent");
-    await Promise.all([buildUi(), buildAgent()]);
+    const assets = path.join(dir, "ui");
+    const agentBundle = path.join(dir, "agent");
+    await Promise.all([buildUi({ outdir: assets }), buildAgent({ outdir: agentBundle })]);
 
     const wranglerEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
     const state = path.join(dir, "control-plane");
@@ -240,7 +242,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     say(`starting the control plane on port ${options.port}`);
     const controlPlane = launch(
       "control plane",
-      [WRANGLER, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--inspector-port", String(await freePort()), "--persist-to", state, "--show-interactive-dev-session=false", ...vars],
+      [WRANGLER, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--inspector-port", String(await freePort()), "--persist-to", state, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
       wranglerEnv,
     );
     const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
@@ -296,7 +298,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       };
       const configFile = path.join(hostDir, "agent.json");
       await fs.writeFile(configFile, JSON.stringify(config, null, 2));
-      launch(`agent ${host.name}`, [AGENT_BIN, "run", "--config", configFile], env, hostDir);
+      // The bundle with its Node flags, as the Nix package runs it.
+      launch(`agent ${host.name}`, [...AGENT_NODE_FLAGS, path.join(agentBundle, "nixfleet-agent.mjs"), "run", "--config", configFile], env, hostDir);
     }
 
     const HostsAnswer = z.object({ hosts: z.array(z.looseObject({ name: z.string(), online: z.boolean(), report: z.unknown() })) });
