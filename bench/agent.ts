@@ -32,9 +32,9 @@ import { z } from "zod";
 import type { AgentConfigInput } from "../common/agent-config.ts";
 import { CommandView, HostView } from "../common/protocol.ts";
 import { AGENT_NODE_FLAGS, buildAgent } from "../scripts/build-agent.mjs";
-import { createFleetRepo } from "../test/fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../test/fixtures/nix/host-env.ts";
-import { installRebuildShim } from "../test/fixtures/nix/rebuild-shim.ts";
+import { createFleetRepo } from "../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
+import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));

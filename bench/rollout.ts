@@ -19,9 +19,9 @@ import { z } from "zod";
 import type { AgentConfigInput } from "../common/agent-config.ts";
 import { CommandView, HostView, RolloutView } from "../common/protocol.ts";
 import { GitHubEmulator } from "../tools/github-emulator/emulator.ts";
-import { fleetFlake } from "../test/fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../test/fixtures/nix/host-env.ts";
-import { installRebuildShim } from "../test/fixtures/nix/rebuild-shim.ts";
+import { fleetFlake } from "../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
+import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);

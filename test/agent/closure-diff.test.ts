@@ -6,8 +6,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseClosureDiff } from "../../agent/closure-diff.ts";
 import { ClosureDiffEntry } from "../../common/protocol.ts";
-import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 
 const exec = promisify(execFile);

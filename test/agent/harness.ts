@@ -11,9 +11,9 @@ import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { Agent } from "../../agent/agent.ts";
 import { createLogger } from "../../agent/logger.ts";
 import { createNodeRunner, type HostRunner } from "../../agent/runner.ts";
-import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { FakeControlPlane } from "./fake-control-plane.ts";
 
 export interface HarnessOptions {

@@ -13,7 +13,7 @@ import { JobStore } from "../../agent/job-store.ts";
 import { silentLogger } from "../../agent/logger.ts";
 import { ReportCollector, reportFingerprint } from "../../agent/report.ts";
 import { createNodeRunner } from "../../agent/runner.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { createHarness, type Harness } from "./harness.ts";
 

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
-import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 
 const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 

@@ -16,9 +16,9 @@ import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, HostView } from "../../common/protocol.ts";
 import { AGENT_NODE_FLAGS } from "../../scripts/build-agent.mjs";
-import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 

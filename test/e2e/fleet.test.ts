@@ -13,9 +13,9 @@ import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, DashboardEvent, HostView, type StoredOutputChunk } from "../../common/protocol.ts";
-import { createFleetRepo, type FleetRepo } from "../fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 

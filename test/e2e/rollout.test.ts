@@ -17,9 +17,9 @@ import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, HostView, RolloutView } from "../../common/protocol.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { fleetFlake } from "../fixtures/nix/fleet-repo.ts";
-import { isolatedHostEnv } from "../fixtures/nix/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../fixtures/nix/rebuild-shim.ts";
+import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 

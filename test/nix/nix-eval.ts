@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { TEST_NIX_CONFIG } from "../fixtures/nix/host-env.ts";
+import { TEST_NIX_CONFIG } from "../../tools/fleet-kit/host-env.ts";
 
 const exec = promisify(execFile);
 

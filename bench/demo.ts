@@ -1,0 +1,110 @@
+/**
+ * `npm run bench:demo`: how long `npm run demo` takes to show a live fleet. Runs the demo's script on a
+ * free PORT and measures, from the spawn:
+ *  - four hosts reporting, and the update PR with its lock diff and green CI (the issue's target: 60 s);
+ *  - the demo's "ready" line (every host has also switched to main);
+ *  - Merge & Deploy to the failed rollout (db1), and SIGTERM to the demo's exit.
+ * Baseline, in the same run: the control plane alone (migrations + `wrangler dev` answering
+ * /api/health), the part of the demo that `npm start` also does.
+ * Writes bench/results/demo.json.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { HostView, RolloutView, UpdatePr } from "../common/protocol.ts";
+import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+
+const DEMO = fileURLToPath(new URL("../tools/fleet-kit/demo-cli.ts", import.meta.url));
+const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const baselineStart = Date.now();
+const plane = await startControlPlane();
+const baselineMs = Date.now() - baselineStart;
+await plane.stop();
+
+const port = await freePort();
+const url = `http://127.0.0.1:${port}`;
+const output: string[] = [];
+const start = Date.now();
+const demo = spawn(process.execPath, [DEMO], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+demo.stdout.on("data", (data: Buffer) => output.push(data.toString()));
+demo.stderr.on("data", (data: Buffer) => output.push(data.toString()));
+const exit = new Promise<number | null>((resolve) => demo.once("exit", (code) => resolve(code)));
+const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
+  const res = await fetch(`${url}${pathname}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { origin: url, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${pathname}: ${res.status}`);
+  return schema.parse(await res.json());
+};
+
+try {
+  let reportingMs = 0;
+  let prMs = 0;
+  await until("four hosts reporting and the update PR green", async () => {
+    if (!reportingMs) {
+      const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
+      if (hosts.length === 4 && hosts.every((h) => h.online && h.report)) reportingMs = Date.now() - start;
+    }
+    if (!prMs) {
+      const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+      if (updatePrs.some((p) => p.ciState === "success" && p.lockDiff === "ready" && p.lockChanges.length > 0)) prMs = Date.now() - start;
+    }
+    return reportingMs > 0 && prMs > 0;
+  });
+  await until("the ready line", async () => output.join("").includes("NixFleet demo: ready"));
+  const readyMs = Date.now() - start;
+
+  const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+  const deployStart = Date.now();
+  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${updatePrs[0]!.number}/merge-and-deploy`, {});
+  const done = await until("the rollout to end", async () => {
+    const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
+    return view.finishedAt ? view : null;
+  });
+  const deployMs = Date.now() - deployStart;
+
+  const stopStart = Date.now();
+  demo.kill("SIGTERM");
+  const code = await exit;
+  const stopMs = Date.now() - stopStart;
+
+  const result = {
+    measured_at: new Date().toISOString(),
+    machine: { cores: os.cpus().length, node: process.version, load_avg_1m: Math.round(os.loadavg()[0]! * 10) / 10 },
+    baseline_control_plane_alone_seconds: seconds(baselineMs),
+    four_hosts_reporting_seconds: seconds(reportingMs),
+    update_pr_green_with_lock_diff_seconds: seconds(prMs),
+    ready_line_seconds: seconds(readyMs),
+    merge_and_deploy_to_rollout_end_seconds: seconds(deployMs),
+    rollout: { state: done.state, failed_host: done.failure?.host ?? null },
+    sigterm_to_exit_seconds: seconds(stopMs),
+    exit_code: code,
+    targets: { four_hosts_reporting_seconds: 60, update_pr_green_with_lock_diff_seconds: 60 },
+  };
+  await fs.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  await fs.writeFile(new URL("./results/demo.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result, null, 2));
+} catch (error) {
+  console.error(output.join(""));
+  throw error;
+} finally {
+  if (demo.exitCode === null) {
+    demo.kill("SIGTERM");
+    await exit;
+  }
+}

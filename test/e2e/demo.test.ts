@@ -1,0 +1,160 @@
+/**
+ * `npm run demo` as a newcomer runs it: its script on a free PORT, then the
+ * dashboard's API until four hosts report and the update PR has its lock diff
+ * and green CI; Merge & Deploy turns db1 red and stops the rollout; SIGTERM
+ * ends every process the demo started and frees the port.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs/promises";
+import { connect } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, expect, it, vi } from "vitest";
+import { z } from "zod";
+import { HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort } from "../support/control-plane.ts";
+
+vi.setConfig({ testTimeout: 120_000 });
+
+const exec = promisify(execFile);
+const DEMO = fileURLToPath(new URL("../../tools/fleet-kit/demo-cli.ts", import.meta.url));
+
+interface Demo {
+  child: ChildProcess;
+  output: string[];
+  exit: Promise<number | null>;
+}
+
+function runDemo(env: NodeJS.ProcessEnv): Demo {
+  const child = spawn(process.execPath, [DEMO], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  child.stdout?.on("data", (data: Buffer) => output.push(data.toString()));
+  child.stderr?.on("data", (data: Buffer) => output.push(data.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, output, exit };
+}
+
+async function eventually<T>(what: string, demo: Demo, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    if (demo.child.exitCode !== null) throw new Error(`the demo exited (${demo.child.exitCode}) while waiting for ${what}:\n${demo.output.join("")}`);
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${demo.output.join("")}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+let running: Demo | null = null;
+
+afterAll(async () => {
+  // Only when an assertion failed before the test's own SIGTERM.
+  if (running && running.child.exitCode === null) {
+    running.child.kill("SIGTERM");
+    await running.exit;
+  }
+});
+
+it("without nix on PATH the demo says so and exits non-zero", async () => {
+  const bin = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-demo-path-"));
+  try {
+    const git = (await exec("sh", ["-c", "command -v git"])).stdout.trim();
+    await fs.symlink(git, path.join(bin, "git"));
+    const demo = runDemo({ ...process.env, PATH: bin, PORT: String(await freePort()) });
+    expect(await demo.exit).toBe(1);
+    expect(demo.output.join("")).toContain("`nix` is not on PATH: install it (Debian/Ubuntu: apt-get install nix-bin");
+  } finally {
+    await fs.rm(bin, { recursive: true, force: true });
+  }
+});
+
+describeWithNix("npm run demo", () => {
+  it("four hosts report, the update PR has its lock diff and green CI, Merge & Deploy turns db1 red, and SIGTERM ends everything", async () => {
+    const port = await freePort();
+    const startedAt = Date.now();
+    const demo = runDemo({ ...process.env, PORT: String(port) });
+    running = demo;
+    const url = `http://127.0.0.1:${port}`;
+    const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
+      const res = await fetch(`${url}${pathname}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { origin: url, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const json: unknown = await res.json();
+      if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
+      return schema.parse(json);
+    };
+    const hosts = async () => (await call(z.object({ hosts: z.array(HostView) }), "/api/hosts")).hosts;
+
+    await eventually("four hosts reporting", demo, async () => {
+      const views = await hosts();
+      return views.length === 4 && views.every((v) => v.online && v.report);
+    });
+    const pr = await eventually("the update PR with its lock diff and green CI", demo, async () => {
+      const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+      return updatePrs.find((p) => p.state === "open" && p.ciState === "success" && p.lockDiff === "ready" && p.lockChanges.length > 0);
+    });
+    expect(pr.lockChanges.map((c) => [c.input, c.kind])).toEqual([["pins", "updated"]]);
+    const readyAfter = Date.now() - startedAt;
+
+    // What it printed: the dashboard, what runs, how to stop it.
+    const printed = await eventually("the demo's summary", demo, async () => (demo.output.join("").includes("Stop: Ctrl-C") ? demo.output.join("") : null));
+    expect(printed).toContain(`Dashboard:       http://localhost:${port}`);
+    const dir = /all under (\S+)\):/.exec(printed)?.[1];
+    expect(dir).toMatch(/nixfleet-demo-/);
+    const pids = [...printed.matchAll(/^\s+(?:control plane|agent \w+)\s+pid (\d+)/gm)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(5);
+
+    // Merge & Deploy: the canary passes, db1 cannot build the new release, the rollout stops there.
+    await eventually("every host on main before the update", demo, async () => (await hosts()).every((v) => v.compartments.system.state === "green"));
+    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, {});
+    expect(rollout.waves[0]).toMatchObject({ canary: true, hosts: [expect.objectContaining({ name: "web1" })] });
+    const done = await eventually("the rollout to end", demo, async () => {
+      const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
+      return view.finishedAt ? view : null;
+    });
+    expect(done.state).toBe("failed");
+    expect(done.failure?.host).toBe("db1");
+    const db1 = (await hosts()).find((v) => v.name === "db1")!;
+    expect(db1.compartments.system.state).toBe("red");
+    expect(db1.compartments.system.reason).toContain("pull-switch failed");
+
+    // SIGTERM: everything it started ends, the port is free, its directory is gone.
+    demo.child.kill("SIGTERM");
+    expect(await demo.exit).toBe(0);
+    expect(await listening(port)).toBe(false);
+    expect(pids.filter(alive)).toEqual([]);
+    const { stdout } = await exec("ps", ["-ww", "-eo", "pid=,args="]);
+    expect(stdout.split("\n").filter((line) => line.includes(dir!))).toEqual([]);
+    await expect(fs.stat(dir!)).rejects.toThrow();
+    console.log(JSON.stringify({ demoReadyMs: readyAfter, totalMs: Date.now() - startedAt }));
+  });
+});
