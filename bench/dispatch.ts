@@ -163,6 +163,7 @@ const changedRows = (before: Map<string, string>, after: Map<string, string>) =>
 async function run(agentCount: number) {
   const errorsBefore = pollErrors;
   const cp = await startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(BENCH_POLL_SECONDS) } });
+  current = cp;
   const agents: SimulatedAgent[] = [];
   try {
     for (let i = 0; i < agentCount; i += 25) {
@@ -286,25 +287,47 @@ async function run(agentCount: number) {
   }
 }
 
-const runs = [];
-let idle = null;
+/** The control plane of the run under way, so a run past its deadline can still be stopped. */
+let current: ControlPlane | null = null;
+
+/** How long a run may take at most: a size the local deployment cannot hold is recorded as such, not waited on forever. */
+const RUN_DEADLINE_MS = Number(process.env.BENCH_RUN_DEADLINE_MS) || 15 * 60_000;
+const runs: unknown[] = [];
+let idle: Awaited<ReturnType<typeof run>>["idle"] | null = null;
+const load = async () => (await import("node:os")).loadavg().map((n) => Math.round(n * 100) / 100);
+const write = async () => {
+  const output = {
+    measured_at: new Date().toISOString(),
+    machine: { cores: (await import("node:os")).cpus().length, node: process.version, load_average_1_5_15: await load() },
+    runs,
+    idle_host_day: idle?.host_day,
+    idle_measurement: idle,
+    targets: { dispatch_p99_ms_at_1000: 50, dispatch_p50_vs_bare_rtt: 2, report_to_dashboard_p99_ms_at_1000: 100, poll_errors_at_5000: 0, idle_host_day: { worker_requests: 1000, do_requests: 1000, d1_rows_written: 20 } },
+  };
+  // Written after every run, so the figures of the sizes that finished survive one that does not.
+  await mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  await writeFile(new URL("./results/dispatch.json", import.meta.url), `${JSON.stringify(output, null, 2)}\n`);
+  return output;
+};
 for (const count of AGENT_COUNTS) {
   console.error(`dispatch benchmark: ${count} agents…`);
-  const { result, idle: idleFigures } = await run(count);
+  const started = Date.now();
+  const timedOut = new Promise<"timed-out">((resolve) => setTimeout(() => resolve("timed-out"), RUN_DEADLINE_MS).unref());
+  const outcome = await Promise.race([run(count), timedOut]);
+  if (outcome === "timed-out") {
+    const result = { agents: count, completed: false, reason: `did not finish within ${RUN_DEADLINE_MS / 60_000} min (load average ${(await load()).join(" ")})`, poll_errors: pollErrors };
+    console.error(JSON.stringify(result));
+    runs.push(result);
+    await write();
+    await current?.stop();
+    break;
+  }
+  const result = { ...outcome.result, completed: true, seconds: Math.round((Date.now() - started) / 1000), load_average_1_5_15: await load() };
   console.error(JSON.stringify(result));
   runs.push(result);
-  idle = idleFigures;
+  idle = outcome.idle;
+  await write();
 }
-const output = {
-  measured_at: new Date().toISOString(),
-  machine: { cores: (await import("node:os")).cpus().length, node: process.version },
-  runs,
-  idle_host_day: idle?.host_day,
-  idle_measurement: idle,
-  targets: { dispatch_p99_ms_at_1000: 50, dispatch_p50_vs_bare_rtt: 2, report_to_dashboard_p99_ms_at_1000: 100, poll_errors_at_5000: 0, idle_host_day: { worker_requests: 1000, do_requests: 1000, d1_rows_written: 20 } },
-};
-await mkdir(new URL("./results/", import.meta.url), { recursive: true });
-await writeFile(new URL("./results/dispatch.json", import.meta.url), `${JSON.stringify(output, null, 2)}\n`);
-console.log(JSON.stringify(output, null, 2));
+console.log(JSON.stringify(await write(), null, 2));
 await dispatcher.close();
 process.exit(0);
