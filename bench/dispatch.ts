@@ -163,7 +163,7 @@ const changedRows = (before: Map<string, string>, after: Map<string, string>) =>
 async function run(agentCount: number) {
   const errorsBefore = pollErrors;
   const cp = await startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(BENCH_POLL_SECONDS) } });
-  current = cp;
+  current.cp = cp;
   const agents: SimulatedAgent[] = [];
   try {
     for (let i = 0; i < agentCount; i += 25) {
@@ -288,7 +288,7 @@ async function run(agentCount: number) {
 }
 
 /** The control plane of the run under way, so a run past its deadline can still be stopped. */
-let current: ControlPlane | null = null;
+const current: { cp: ControlPlane | null } = { cp: null };
 
 /** How long a run may take at most: a size the local deployment cannot hold is recorded as such, not waited on forever. */
 const RUN_DEADLINE_MS = Number(process.env.BENCH_RUN_DEADLINE_MS) || 15 * 60_000;
@@ -319,7 +319,7 @@ for (const count of AGENT_COUNTS) {
     console.error(JSON.stringify(result));
     runs.push(result);
     await write();
-    await current?.stop();
+    await current.cp?.stop();
     break;
   }
   const result = { ...outcome.result, completed: true, seconds: Math.round((Date.now() - started) / 1000), load_average_1_5_15: await load() };
