@@ -1,5 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, Env, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
@@ -43,7 +43,7 @@ export function jsonBody<T extends z.ZodType>(schema: T, options: { maxBytes?: n
       throw tooLarge(maxBytes);
     },
   });
-  const asJson: MiddlewareHandler = async (c, next) => {
+  const asJson: MiddlewareHandler<Env, string, { out: { json: unknown } }> = async (c, next) => {
     const text = await c.req.text();
     const body = options.emptyMeansDefaults && text.trim() === "" ? "{}" : text;
     const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
@@ -57,7 +57,7 @@ export function jsonBody<T extends z.ZodType>(schema: T, options: { maxBytes?: n
     await next();
     // Hono has already handed a thrown error to onError (and left it in c.error). Before the
     // validator has parsed anything, its only HTTPException is malformed JSON: answered as ours.
-    if (c.error instanceof HTTPException && c.error.status === 400 && c.req.valid("json" as never) === undefined) {
+    if (c.error instanceof HTTPException && c.error.status === 400 && c.req.valid("json") === undefined) {
       throw new ApiError(400, "malformed_json", "request body is not valid JSON");
     }
   };
