@@ -1,7 +1,9 @@
 import type { BuildResult, Plugin } from "esbuild";
 
-/** Builds the dashboard into dist/ui (or `outdir`): app.js, its source map and index.html. */
+/** Builds the dashboard into dist/ui (or `outdir`): index.html with the dashboard's module inline, and its source map. */
 export function buildUi(options?: { minify?: boolean; outdir?: string }): Promise<BuildResult<{ metafile: true }>>;
+/** The JavaScript a browser is sent from `outdir` (default dist/ui): the page's inline modules and any .js file. */
+export function shippedJs(outdir?: string): Promise<string[]>;
 /** Collapses the CSS of a css`` template. */
 export function minifyCss(text: string): string;
 /** Collapses whitespace in the static parts of html`` templates in a source file. */

@@ -1,6 +1,6 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
-import { cp, mkdir, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { zodWithoutJsonSchema } from "./zod-without-json-schema.mjs";
@@ -186,7 +186,33 @@ const zodStringFormatsInUse = {
 /** What the browser bundle does to zod and the shared modules (tests bundle with them too). */
 export const zodPlugins = [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse];
 
-/** Builds dist/ui (or `outdir`): app.js, its source map and index.html. */
+/**
+ * The dashboard's module goes into index.html itself rather than a second
+ * file: a cold first paint waited for app.js (the second round trip, after
+ * the page) longer than for anything else (bench/results/ui.json, phases),
+ * and a returning browser revalidated it anyway. Inline, it evaluates while
+ * the fleet answer, preloaded by the page, is on its way.
+ */
+function inlineModule(html, js) {
+  if (/<\/script|<!--/i.test(js)) throw new Error("build-ui: the bundle contains </script or <!--; it cannot be inlined as it is");
+  const tag = '<script type="module" src="/app.js"></script>';
+  if (!html.includes(tag)) throw new Error(`build-ui: ui/index.html has no ${tag} to inline`);
+  // From any path the page is served at, the source map is the one at the root.
+  const script = js
+    .replace(/\/\/# sourceMappingURL=app\.js\.map\s*$/, "//# sourceMappingURL=/app.js.map\n")
+    .replace("see app.js.LEGAL.txt", "see /app.js.LEGAL.txt");
+  return html.replace(tag, () => `<script type="module">${script}</script>`);
+}
+
+/** The JavaScript a browser is sent: the page's inline modules and any .js file beside it. */
+export async function shippedJs(outdir = defaultOutdir) {
+  const html = await readFile(`${outdir}/index.html`, "utf8");
+  const scripts = [...html.matchAll(/<script type="module">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+  for (const file of await readdir(outdir)) if (file.endsWith(".js")) scripts.push(await readFile(`${outdir}/${file}`, "utf8"));
+  return scripts;
+}
+
+/** Builds dist/ui (or `outdir`): index.html with the dashboard's module inline, and its source map. */
 export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
@@ -204,7 +230,9 @@ export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
     logLevel: "warning",
     plugins: minify ? [...zodPlugins, minifyTemplates] : zodPlugins,
   });
-  await cp(`${root}ui/index.html`, `${outdir}/index.html`);
+  const html = await readFile(`${root}ui/index.html`, "utf8");
+  await writeFile(`${outdir}/index.html`, inlineModule(html, await readFile(`${outdir}/app.js`, "utf8")));
+  await rm(`${outdir}/app.js`);
   return result;
 }
 

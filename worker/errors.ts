@@ -19,6 +19,8 @@ export const errorBody = (code: string, message: string): ErrorBody => ({ error:
 /** The one place errors get their shape. Unknown errors are logged and answered generically. */
 export function handleError(err: Error, c: Context): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+  // A middleware that was handed our answer (bearerAuth's refusals) keeps it, with the headers it added.
+  if (err instanceof HTTPException && err.res?.headers.get("content-type")?.startsWith("application/json")) return err.getResponse();
   if (err instanceof HTTPException) {
     // One that carries its own answer (bearerAuth's on /metrics: our shape, plus WWW-Authenticate) is sent as it is.
     if (err.res) return err.getResponse();

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { buildUi, markSchemasPure, minifyCss, minifyHtmlTemplates, zodPlugins } from "../../scripts/build-ui.mjs";
+import { buildUi, markSchemasPure, minifyCss, minifyHtmlTemplates, shippedJs, zodPlugins } from "../../scripts/build-ui.mjs";
 import { hostView, rolloutView } from "./fixtures.ts";
 
 /** The shipped JS's limit (bench/ui.ts reports the same measure). */
@@ -87,20 +87,25 @@ describe("shrinking the shared modules for the browser", () => {
 });
 
 describe("buildUi", () => {
-  it("writes one self-contained module within 60 KB gzip, its source map and the page", async () => {
+  it("writes the page with one self-contained module inline, within 60 KB gzip, and its source map", async () => {
     const outdir = await mkdtemp(join(tmpdir(), "nixfleet-ui-"));
     try {
       await buildUi({ outdir });
-      expect((await readdir(outdir)).sort()).toEqual(expect.arrayContaining(["app.js", "app.js.map", "index.html"]));
-      const js = await readFile(join(outdir, "app.js"), "utf8");
-      // No bare imports left for the browser to resolve.
+      expect((await readdir(outdir)).sort()).toEqual(["app.js.LEGAL.txt", "app.js.map", "index.html"]);
+      const html = await readFile(join(outdir, "index.html"), "utf8");
+      expect(html).not.toContain('src="/app.js"');
+      const scripts = await shippedJs(outdir);
+      expect(scripts).toHaveLength(1);
+      const js = scripts[0]!;
+      // No bare imports left for the browser to resolve, and nothing that would end the inline script early.
       expect(js).not.toMatch(/\bfrom\s*"(lit|zod)/);
+      expect(js).not.toMatch(/<\/script/i);
       expect(js).toContain("nf-app");
-      expect(await readFile(join(outdir, "index.html"), "utf8")).toContain('<script type="module" src="/app.js">');
-      let gzipBytes = 0;
-      for (const file of (await readdir(outdir)).filter((name) => name.endsWith(".js"))) {
-        gzipBytes += gzipSync(await readFile(join(outdir, file)), { level: 9 }).byteLength;
-      }
+      // The page is served at every dashboard path: the map is found from the root.
+      expect(js.trimEnd()).toMatch(/\/\/# sourceMappingURL=\/app\.js\.map$/);
+      // The module comes after the preloads in <head>, so the fleet answer is requested before it runs.
+      expect(html.indexOf('rel="preload" href="/api/hosts"')).toBeLessThan(html.indexOf('<script type="module">'));
+      const gzipBytes = scripts.reduce((sum, script) => sum + gzipSync(script, { level: 9 }).byteLength, 0);
       expect(gzipBytes).toBeLessThanOrEqual(JS_GZIP_LIMIT);
     } finally {
       await rm(outdir, { recursive: true, force: true });

@@ -65,6 +65,28 @@ describe("host enrollment", () => {
     expect(await countRows("hosts")).toBe(hosts);
   });
 
+  it("reads a JSON body whatever Content-Type it is sent with (curl and agents often send none)", async () => {
+    const body = JSON.stringify({ name: "plain-text-host", platform: "nixos" });
+    const res = await api("/api/hosts", { method: "POST", body, headers: { "content-type": "text/plain" } });
+    expect(res.status).toBe(201);
+    await expectError(await api("/api/hosts", { method: "POST", body: "{name:" }), 400, "malformed_json");
+    expect(await expectError(await api("/api/hosts", { method: "POST", body: "{}" }), 400, "invalid_request")).toMatch(/^invalid request body: name/);
+  });
+
+  it("refuses an oversized body sent without Content-Length with 413", async () => {
+    const hosts = await countRows("hosts");
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 5; i++) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const res = await api("/api/hosts", { method: "POST", body: stream, headers: { "content-type": "application/json" } });
+    await expectError(res, 413, "payload_too_large");
+    expect(await countRows("hosts")).toBe(hosts);
+  });
+
   it("refuses an oversized body with 413", async () => {
     const hosts = await countRows("hosts");
     const res = await api("/api/hosts", { method: "POST", json: { name: "x", platform: "nixos", pad: "x".repeat(300 * 1024) } });

@@ -8,7 +8,7 @@ import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { loadFleet, loadHostView } from "../fleet.ts";
 import { newAgentToken, newId, sha256Hex } from "../ids.ts";
-import { pageLimit, parseWith, readJson, readQuery } from "../validation.ts";
+import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
 const CommandsQuery = z.object({ limit: pageLimit(50, 200) });
 
@@ -26,8 +26,8 @@ async function issueToken(): Promise<{ token: string; id: string; tokenHash: str
 
 export const hostsRoutes = new Hono<AppEnv>()
   .get("/", async (c) => c.json(await loadFleet(c.env, c.get("db"))))
-  .post("/", async (c) => {
-    const request = await readJson(c, CreateHostRequest);
+  .post("/", ...jsonBody(CreateHostRequest), async (c) => {
+    const request = c.req.valid("json");
     const db = c.get("db");
     const host: Host = {
       id: newId("host"),
@@ -84,9 +84,9 @@ export const hostsRoutes = new Hono<AppEnv>()
     const { commands } = await coordinator(c.env).hostLive(host.id, limit);
     return c.json({ commands });
   })
-  .post("/:name/commands", async (c) => {
+  .post("/:name/commands", ...jsonBody(CreateCommandRequest), async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");
-    const request = await readJson(c, CreateCommandRequest);
+    const request = c.req.valid("json");
     const actor = c.get("actor");
     // The coordinator resolves the host from memory: no D1 read between the click and the agent.
     const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, { commit: request.commit ?? null });
@@ -102,9 +102,9 @@ export const hostsRoutes = new Hono<AppEnv>()
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     return c.json({ command: outcome.command }, 202);
   })
-  .put("/:name/hold", async (c) => {
+  .put("/:name/hold", ...jsonBody(SetHoldRequest), async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");
-    const request = await readJson(c, SetHoldRequest);
+    const request = c.req.valid("json");
     if (request.until && Date.parse(request.until) <= Date.now()) throw new ApiError(400, "invalid_request", "until is in the past");
     const actor = c.get("actor");
     const held = await coordinator(c.env).setHold(name, { reason: request.reason, until: request.until ?? null }, actor);

@@ -12,7 +12,7 @@ import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitH
 import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
 import { refreshRepoState } from "../github/refresh.ts";
 import { LOCK_PENDING } from "../github/repo-state.ts";
-import { parseWith, readJson } from "../validation.ts";
+import { jsonBody, parseWith } from "../validation.ts";
 
 /** GitHub's failure as this API's error: rate limits with Retry-After, refusals as 409, the rest 502. */
 function githubFailure(c: Context<AppEnv>, error: unknown): Response {
@@ -73,10 +73,9 @@ export const updatePrRoutes = new Hono<AppEnv>()
     if (config.repository === null) return c.json({ updatePrs: [] });
     return c.json({ updatePrs: await listUpdatePrs(c.get("db"), config.repository.fullName, config.branch) });
   })
-  .post("/:number/merge", async (c) => {
+  .post("/:number/merge", ...jsonBody(MergeUpdatePrRequest, { emptyMeansDefaults: true }), async (c) => {
     const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
-    // No body means the defaults; Hono keeps the text, so readJson can read it again.
-    const request = (await c.req.text()).trim() === "" ? MergeUpdatePrRequest.parse({}) : await readJson(c, MergeUpdatePrRequest);
+    const request = c.req.valid("json");
     const ctx = githubContext(c.env, c.get("db"));
     try {
       const merged = await mergeUpdatePr(ctx, number, { method: request.method, expectedSha: request.sha, actor: c.get("actor") });
@@ -91,9 +90,9 @@ export const updatePrRoutes = new Hono<AppEnv>()
    * unless overridden with a reason) and starts a rollout of the merge commit
    * taken from GitHub's answer — no waiting for the push webhook.
    */
-  .post("/:number/merge-and-deploy", async (c) => {
+  .post("/:number/merge-and-deploy", ...jsonBody(MergeAndDeployRequest, { emptyMeansDefaults: true }), async (c) => {
     const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
-    const request = (await c.req.text()).trim() === "" ? MergeAndDeployRequest.parse({}) : await readJson(c, MergeAndDeployRequest);
+    const request = c.req.valid("json");
     const db = c.get("db");
     const actor = c.get("actor");
     const config = readGitHubConfig(c.env);

@@ -7,7 +7,7 @@ import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
-import { pageLimit, parseWith, readJson, readQuery } from "../validation.ts";
+import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
 export const RolloutId = z.string().regex(/^ro_[A-Za-z0-9_-]{10,40}$/, "not a rollout id");
 
@@ -32,8 +32,8 @@ export const rolloutsRoutes = new Hono<AppEnv>()
     if (!listed.ok) throw refused(listed);
     return c.json({ rollouts: listed.rollouts });
   })
-  .post("/plan", async (c) => {
-    const request = await readJson(c, PlanRolloutRequest);
+  .post("/plan", ...jsonBody(PlanRolloutRequest), async (c) => {
+    const request = c.req.valid("json");
     let commit = request.commit ?? null;
     if (request.pr !== undefined) {
       const repository = readGitHubConfig(c.env).repository;
@@ -47,8 +47,8 @@ export const rolloutsRoutes = new Hono<AppEnv>()
     if (!planned.ok) throw refused(planned);
     return c.json({ plan: planned.plan });
   })
-  .post("/", async (c) => {
-    const request = await readJson(c, StartRolloutRequest);
+  .post("/", ...jsonBody(StartRolloutRequest), async (c) => {
+    const request = c.req.valid("json");
     const commit = request.commit ?? (await branchHead(c));
     const actor = c.get("actor");
     const outcome = await coordinator(c.env).startRollout({
