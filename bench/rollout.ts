@@ -152,6 +152,7 @@ try {
 
   console.error(`rollout benchmark: ${HOSTS} hosts, ${SWITCH_SECONDS} s per switch…`);
   const started = performance.now();
+  const startedAt = Date.now();
   const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, {});
   const done = await until("the rollout", async () => {
     const view = (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`)).rollout;
@@ -192,6 +193,16 @@ try {
     step_overhead_samples: overhead.length,
     /** What the step overhead includes: the agent's finished event and its next report (the gate), then the next wave's delivery. */
     step_overhead_includes: "finished event → report → gate → next wave queued → delivered to the held poll",
+    /** Each host's timeline in ms after the merge request: its command delivered, started, finished, and the host passed its gate. */
+    timeline_ms: Object.fromEntries(
+      done.waves.flatMap((wave) =>
+        wave.hosts.map((host) => {
+          const command = commands.get(host.name);
+          const at = (iso: string | null | undefined) => (iso ? Math.round(Date.parse(iso) - startedAt) : null);
+          return [host.name, { wave: wave.index, delivered: at(command?.deliveredAt), started: at(command?.startedAt), finished: at(command?.finishedAt), passed: at(host.finishedAt) }];
+        }),
+      ),
+    ),
     targets: { wall_seconds: 45, step_overhead_p99_ms: 50 },
   };
   await fs.mkdir(new URL("./results/", import.meta.url), { recursive: true });

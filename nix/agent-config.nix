@@ -43,6 +43,8 @@ let
     "extraPath"
     "tools"
     "currentSystemLink"
+    "checkFailedUnits"
+    "systemdRuntimeDir"
     "logLevel"
   ];
 
@@ -52,6 +54,7 @@ let
     nixosRebuild = "nixos-rebuild";
     darwinRebuild = "darwin-rebuild";
     homeManager = "home-manager";
+    systemctl = "systemctl";
     detach = "setsid";
   };
 

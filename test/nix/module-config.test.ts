@@ -117,6 +117,8 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
       nixosRebuild: `${STORE}/cccc-nixos-rebuild/bin/nixos-rebuild`,
       darwinRebuild: "darwin-rebuild",
       homeManager: "home-manager",
+      // NixOS puts systemd on every service's path.
+      systemctl: "systemctl",
       detach: "systemd-run",
     });
   });
