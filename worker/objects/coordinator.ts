@@ -617,6 +617,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     for (const action of actions) this.carryOut(rollout, context, action);
     const settled = !isRolloutActive(rollout) && rollout.state !== "planned" && rollout.hosts.every((h) => !h.sent || h.commandFinished);
     this.store.saveRollout(rollout, context, settled);
+    // Only now is the new wakeAt stored, where scheduleAlarm reads it.
+    if (actions.some((action) => action.type === "wake-at")) this.ctx.waitUntil(this.scheduleAlarm());
     this.broadcast({ type: "rollout", rollout: toRolloutView(rollout) });
   }
 
@@ -662,8 +664,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         this.ctx.waitUntil(this.openRevert(rollout.id, action));
         return;
       case "wake-at":
-        // scheduleAlarm reads every unsettled rollout's wakeAt after the step.
-        this.ctx.waitUntil(this.scheduleAlarm());
+        // Scheduled once the step has stored the rollout (stepRollout).
         return;
       case "notify":
         this.audit(actor, `rollout.${action.event.replace("rollout-", "")}`, rollout.id, { message: action.message });
