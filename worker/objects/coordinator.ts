@@ -48,6 +48,7 @@ import { getReport, listLockAges, listReports, type StoredReport } from "../db/r
 import { githubContext, requireClient, requireRepository } from "../github/context.ts";
 import {
   advance,
+  COMMAND_OUTCOMES,
   createRollout,
   isActive as isRolloutActive,
   toRolloutView,
@@ -77,6 +78,9 @@ import { newId, sha256Hex } from "../ids.ts";
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
 export type { Refusal } from "../commands/rules.ts";
 export type Outcome<T> = ({ ok: true } & T) | Refusal;
+
+/** A final command state, as the rollout engine names the outcomes it hears about. */
+const isCommandOutcome = (state: string): state is CommandOutcome => (COMMAND_OUTCOMES as readonly string[]).includes(state);
 
 type RolloutJob = { kind: "event"; rolloutId: string; event: RolloutEvent } | { kind: "host-freed"; record: CommandRecord };
 
@@ -677,12 +681,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (record.rolloutId !== null) {
       const host = record.hostName;
       if (record.state === "running") this.feedRollout(record.rolloutId, { type: "command-started", host, commandId: record.id });
-      if (!isActive(record)) {
+      if (isCommandOutcome(record.state)) {
         this.feedRollout(record.rolloutId, {
           type: "command-finished",
           host,
           commandId: record.id,
-          outcome: record.state as CommandOutcome,
+          outcome: record.state,
           error: record.error,
           commitAfter: record.result?.commitAfter ?? null,
         });
