@@ -387,8 +387,12 @@ export type MeResponse = z.infer<typeof MeResponse>;
 // ---------------------------------------------------------------------------
 // Errors
 
+/** Where in a request body a problem is: zod's issue path, for a form to show the message beside its field. */
+export const ErrorIssue = z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string() });
+export type ErrorIssue = z.infer<typeof ErrorIssue>;
+
 export const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string() }),
+  error: z.object({ code: z.string(), message: z.string(), issues: z.array(ErrorIssue).optional() }),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
@@ -472,6 +476,10 @@ export const UpdatePr = z.object({
   /** `pending` while the control plane reads the PR's flake.lock; `failed` says why in `lockDiffProblem`. */
   lockDiff: z.enum(["pending", "ready", "failed"]).default("ready"),
   lockDiffProblem: z.string().nullable().default(null),
+  /** The fleet's build of this head (null: none started). */
+  fleetBuild: z.lazy(() => FleetBuildView).nullable().default(null),
+  /** What the automation will do with it (null: never considered). */
+  automation: z.lazy(() => UpdatePrAutomation).nullable().default(null),
 });
 export type UpdatePr = z.infer<typeof UpdatePr>;
 
@@ -561,6 +569,10 @@ export const DashboardEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("repo") }),
   /** A rollout was started or moved a step. */
   z.object({ type: z.literal("rollout"), rollout: z.lazy(() => RolloutView) }),
+  /** An update PR's fleet build moved (a host started, finished or was cancelled; the verdict changed). */
+  z.object({ type: z.literal("fleet-build"), build: z.lazy(() => FleetBuildView) }),
+  /** The stored settings changed (now at `version`): a page showing them fetches them again. */
+  z.object({ type: z.literal("settings"), version: z.number().int().nonnegative() }),
 ]);
 export type DashboardEvent = z.infer<typeof DashboardEvent>;
 
@@ -713,14 +725,20 @@ export const RolloutView = z.object({
 });
 export type RolloutView = z.infer<typeof RolloutView>;
 
-/** The fleet's settings. Every field has its default, so `Settings.parse({})` is the default settings. */
-export const Settings = z.object({
+/**
+ * The fleet's settings. Every field has its default, so `Settings.parse({})` is the default settings.
+ * Strict at every level: `PUT /api/settings` refuses a key it does not know instead of dropping it.
+ */
+export const Settings = z.strictObject({
   /** Revision of the stored settings; 0 for the defaults from the `wrangler.toml` vars. */
   version: z.number().int().nonnegative().default(0),
+  /** Spec 002's switch for the whole update-PR feature: off = no fleet builds, no automation, no update-PR notifications. */
+  flakeUpdates: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   automation: z
-    .object({
+    .strictObject({
       enabled: z.boolean().default(false),
-      mergeDelayMinutes: z.number().int().nonnegative().default(60),
+      /** Fractions allowed: tests and impatient people use seconds. */
+      mergeDelayMinutes: z.number().nonnegative().max(7 * 24 * 60).default(60),
       mergeMethod: MergeMethod.default("merge"),
       requireCi: z.boolean().default(true),
       requireFleetBuild: z.boolean().default(false),
@@ -728,7 +746,7 @@ export const Settings = z.object({
     })
     .prefault({}),
   rollout: z
-    .object({
+    .strictObject({
       /** Canary hosts picked by priority when no host sets `canary = true`; 0 = no canary wave then. */
       canary: z.number().int().nonnegative().default(1),
       /** Hosts per wave after the canary; null = a quarter of the rollout's hosts, at least 1. */
@@ -738,16 +756,237 @@ export const Settings = z.object({
     })
     .prefault({}),
   rollback: z
-    .object({
+    .strictObject({
       strategy: RollbackStrategy.default("revert-pr"),
       /** Also send `rollback` to every host that already switched to the failed commit. */
       rollbackHosts: z.boolean().default(false),
     })
     .prefault({}),
+  /** Build before deploy (docs/fleet-build.md). */
+  fleetBuild: z
+    .strictObject({
+      /** Queue a `build` of an update PR's head on every host in rollout scope when it opens or its head moves. */
+      buildOnUpdatePr: z.boolean().default(true),
+      /** A host offline when the build starts keeps the verdict pending (true) or is listed as not built (false). */
+      offlineHostsBlock: z.boolean().default(false),
+      /** Held and `autoUpdate = false` hosts are built either way; true counts them toward the verdict. */
+      countExcludedHosts: z.boolean().default(false),
+    })
+    .prefault({}),
   windows: z.array(MaintenanceWindow).default([]),
-  notifications: z.array(z.unknown()).default([]),
+  notifications: z.array(z.lazy(() => NotificationChannel)).max(20).default([]),
 });
 export type Settings = z.infer<typeof Settings>;
+
+/** `PUT /api/settings`: the whole object, with the `version` the client read (a stale one is refused with 409). */
+export const SettingsUpdate = Settings.extend({ version: z.number().int().nonnegative() });
+export type SettingsUpdate = z.input<typeof SettingsUpdate>;
+
+/** `GET` and `PUT /api/settings` answer: the settings in force, secrets replaced by `SECRET_PLACEHOLDER`. */
+export const SettingsResponse = z.object({ settings: Settings });
+export type SettingsResponse = z.infer<typeof SettingsResponse>;
+
+// ---------------------------------------------------------------------------
+// Notifications (worker/notifications/, delivered by the Notifier object)
+
+export const NOTIFICATION_EVENTS = [
+  "update-pr-opened",
+  "ci-failed",
+  "merge-scheduled",
+  "merged",
+  "rollout-started",
+  "rollout-succeeded",
+  "rollout-failed",
+  "revert-opened",
+  "host-offline",
+  "agent-outdated",
+  /** GitHub refused an automatic merge (a conflict, a moved head): not retried. */
+  "merge-failed",
+] as const;
+export const NotificationEventName = z.enum(NOTIFICATION_EVENTS);
+export type NotificationEventName = z.infer<typeof NotificationEventName>;
+
+/**
+ * What `GET /api/settings` shows in place of a stored secret (a channel's URL,
+ * the webhook's signing secret, an ntfy token). A `PUT` that sends it back for
+ * a channel with the same `id` keeps the stored value.
+ */
+export const SECRET_PLACEHOLDER = "********";
+
+const HttpUrl = z.url({ protocol: /^https?$/, error: "not an http(s) URL" }).max(2000);
+const SecretOrKept = <T extends z.ZodType<string>>(schema: T) => z.union([z.literal(SECRET_PLACEHOLDER), schema]);
+const channelCommon = {
+  /** Stable id: Send test, the delivery log and kept secrets refer to it. */
+  id: z.string().regex(/^ch_[A-Za-z0-9_-]{4,40}$/, "not a channel id (ch_…)"),
+  name: z.string().trim().max(80).optional(),
+  /** The events this channel gets; absent = every event. */
+  events: z.array(NotificationEventName).min(1).optional(),
+  /** Shown in GET answers instead of the URL itself: scheme, host and the URL's last 4 characters. */
+  urlHint: z.string().max(200).optional(),
+};
+export const NotificationChannel = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("webhook"),
+    ...channelCommon,
+    url: SecretOrKept(HttpUrl),
+    /** HMAC-SHA256 key for `X-NixFleet-Signature-256: sha256=<hex>` of the raw body. */
+    secret: SecretOrKept(z.string().min(16, "a signing secret needs at least 16 characters").max(200)).optional(),
+  }),
+  z.strictObject({ kind: z.literal("slack"), ...channelCommon, url: SecretOrKept(HttpUrl) }),
+  z.strictObject({ kind: z.literal("discord"), ...channelCommon, url: SecretOrKept(HttpUrl) }),
+  z.strictObject({
+    kind: z.literal("ntfy"),
+    ...channelCommon,
+    /** The topic URL, e.g. https://ntfy.sh/my-fleet. */
+    url: SecretOrKept(HttpUrl),
+    token: SecretOrKept(z.string().min(1).max(200)).optional(),
+  }),
+]);
+export type NotificationChannel = z.infer<typeof NotificationChannel>;
+
+/** One thing that happened, as every channel is told about it (the generic webhook's body is exactly this). */
+export const NotificationEvent = z.object({
+  /** Idempotency key: the same fact published twice is delivered once ("ci-failed:12:<sha>"). */
+  id: z.string().min(1).max(200),
+  event: NotificationEventName,
+  at: z.string(),
+  /** One line: "CI failed on update PR #12". */
+  title: z.string().max(300),
+  /** The rest, plain text, a few lines at most. */
+  text: z.string().max(4000),
+  /** Where to look: the PR, the rollout, the host's page. */
+  url: z.string().nullable(),
+  pr: z.number().int().positive().optional(),
+  rolloutId: z.string().optional(),
+  host: HostName.optional(),
+  commit: Sha1.optional(),
+  details: z.record(z.string(), z.unknown()).default({}),
+});
+export type NotificationEvent = z.infer<typeof NotificationEvent>;
+
+export const NotificationDelivery = z.object({
+  id: z.string(),
+  channelId: z.string(),
+  channelKind: z.enum(["webhook", "slack", "discord", "ntfy"]),
+  event: NotificationEventName,
+  eventId: z.string(),
+  title: z.string(),
+  /** `test` deliveries come from Send test. */
+  test: z.boolean(),
+  state: z.enum(["pending", "retrying", "delivered", "failed"]),
+  attempts: z.number().int().nonnegative(),
+  /** HTTP status of the last attempt, null when it never got one. */
+  lastStatus: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  nextAttemptAt: z.string().nullable(),
+});
+export type NotificationDelivery = z.infer<typeof NotificationDelivery>;
+
+// ---------------------------------------------------------------------------
+// Build before deploy (docs/fleet-build.md): an update PR's head built on every host
+
+export const FLEET_BUILD_HOST_STATES = [
+  /** Busy with another command: its build is queued the moment that ends. */
+  "waiting",
+  "queued",
+  "building",
+  "built",
+  "failed",
+  /** Offline when the build started: not built. */
+  "offline",
+  /** Stopped by a newer head, a switch, or a person. */
+  "cancelled",
+] as const;
+export const FleetBuildHostState = z.enum(FLEET_BUILD_HOST_STATES);
+export type FleetBuildHostState = z.infer<typeof FleetBuildHostState>;
+
+export const FleetBuildHostView = z.object({
+  name: HostName,
+  state: FleetBuildHostState,
+  /** Counts toward the verdict (held and `autoUpdate = false` hosts do not, unless configured). */
+  counted: z.boolean(),
+  /** Why not counted, why offline or cancelled, or a failed build's first error line. */
+  reason: z.string().optional(),
+  commandId: CommandId.optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  durationMs: z.number().int().nonnegative().optional(),
+  storePath: z.string().nullable().optional(),
+  closureDiff: ClosureDiff.nullable().optional(),
+  closureDiffProblem: z.string().optional(),
+  errorTail: z.string().optional(),
+});
+export type FleetBuildHostView = z.infer<typeof FleetBuildHostView>;
+
+export const FleetBuildVerdict = z.enum(["pending", "success", "failure"]);
+export type FleetBuildVerdict = z.infer<typeof FleetBuildVerdict>;
+
+/** The fleet's build of one update PR head; also posted as the commit status `nixfleet/fleet-build`. */
+export const FleetBuildView = z.object({
+  id: z.string(),
+  pr: z.number().int().positive(),
+  headSha: Sha1,
+  verdict: FleetBuildVerdict,
+  /** Counted hosts built, and counted hosts in all. */
+  built: z.number().int().nonnegative(),
+  counted: z.number().int().nonnegative(),
+  /** The commit status's description: "8/9 hosts built, hsb1 failed: …". */
+  description: z.string(),
+  startedBy: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
+  /** A newer head replaced this build. */
+  superseded: z.boolean().default(false),
+  hosts: z.array(FleetBuildHostView),
+  /** The last attempt to post the commit status to GitHub. */
+  githubStatus: z
+    .object({ state: z.enum(["pending", "success", "failure"]), postedAt: z.string().nullable(), error: z.string().nullable() })
+    .nullable()
+    .default(null),
+});
+export type FleetBuildView = z.infer<typeof FleetBuildView>;
+
+// ---------------------------------------------------------------------------
+// Auto-merge (worker/automation/, scheduled by the Automation object)
+
+export const AUTOMATION_STATES = [
+  /** Automation off, or the feature off: nothing will happen by itself. */
+  "off",
+  "waiting-ci",
+  "waiting-fleet-build",
+  "ci-failed",
+  "fleet-build-failed",
+  /** CI green: merges at `mergeAt`. */
+  "scheduled",
+  "waiting-window",
+  "merging",
+  "merged",
+  /** Merged and its rollout started (`rolloutId`). */
+  "deployed",
+  /** A person chose Skip this PR (for this head). */
+  "skipped",
+  /** GitHub refused the merge, or the PR changed under the alarm: `reason` says. */
+  "failed",
+] as const;
+export const AutomationState = z.enum(AUTOMATION_STATES);
+export type AutomationState = z.infer<typeof AutomationState>;
+
+/** What the automation will do with an update PR, for the banner's timeline. */
+export const UpdatePrAutomation = z.object({
+  state: AutomationState,
+  headSha: Sha1,
+  ciPassedAt: z.string().nullable(),
+  mergeAt: z.string().nullable(),
+  /** Plain words: why it waits, why it will not merge, what moved the schedule. */
+  reason: z.string(),
+  mergeCommitSha: Sha1.nullable(),
+  rolloutId: z.string().nullable(),
+  /** Newest last: "CI passed", "merge scheduled for 14:05", "rescheduled: new commit 1a2b3c4", "skipped by alice". */
+  timeline: z.array(z.object({ at: z.string(), text: z.string() })).max(50),
+});
+export type UpdatePrAutomation = z.infer<typeof UpdatePrAutomation>;
 
 // ---------------------------------------------------------------------------
 // The rollouts API (worker/routes/rollouts.ts); the dashboard uses exactly these.
@@ -758,6 +997,8 @@ export const RolloutPlanView = z.object({
   pr: z.number().int().positive().nullable(),
   waves: z.array(z.object({ index: z.number().int().positive(), canary: z.boolean(), hosts: z.array(HostName) })),
   leftOut: z.array(LeftOutHost),
+  /** For a plan with `pr`: the fleet build of the PR's head (null: none), whose failed hosts are left out. */
+  fleetBuild: FleetBuildView.nullable().default(null),
 });
 export type RolloutPlanView = z.infer<typeof RolloutPlanView>;
 
@@ -769,6 +1010,8 @@ export const PlanRolloutRequest = z.strictObject({
   commit: Sha1.optional(),
   /** Only these hosts (a manual deploy); default: the plan's own scope. */
   hosts: z.array(HostName).min(1).max(1000).optional(),
+  /** With `pr`: keep hosts whose build of the PR head failed (they are left out by default). */
+  includeFailedBuilds: z.boolean().optional(),
 });
 export type PlanRolloutRequest = z.infer<typeof PlanRolloutRequest>;
 
@@ -789,6 +1032,8 @@ export const MergeAndDeployRequest = z.strictObject({
   /** Merge although CI is not green: a typed reason, kept in the audit log. */
   override: z.strictObject({ reason: z.string().trim().min(3, "say why CI is overridden").max(500) }).optional(),
   ignoreWindows: z.boolean().default(false),
+  /** Deploy to hosts whose build of the PR head failed too (docs/fleet-build.md); left out by default. */
+  includeFailedBuilds: z.boolean().default(false),
 });
 export type MergeAndDeployRequest = z.infer<typeof MergeAndDeployRequest>;
 

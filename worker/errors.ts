@@ -1,24 +1,29 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ErrorBody } from "../common/protocol.ts";
+import type { ErrorBody, ErrorIssue } from "../common/protocol.ts";
 
 /** An error the client caused or must know about: answered as `{error:{code,message}}`. */
 export class ApiError extends Error {
   readonly status: ContentfulStatusCode;
   readonly code: string;
-  constructor(status: ContentfulStatusCode, code: string, message: string) {
+  /** For a refused request body: where each problem is (zod's paths). */
+  readonly issues: ErrorIssue[] | undefined;
+  constructor(status: ContentfulStatusCode, code: string, message: string, issues?: ErrorIssue[]) {
     super(message);
     this.status = status;
     this.code = code;
+    this.issues = issues;
   }
 }
 
-export const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } });
+export const errorBody = (code: string, message: string, issues?: ErrorIssue[]): ErrorBody => ({
+  error: issues === undefined ? { code, message } : { code, message, issues },
+});
 
 /** The one place errors get their shape. Unknown errors are logged and answered generically. */
 export function handleError(err: Error, c: Context): Response {
-  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, err.issues), err.status);
   // A middleware that was handed our answer (bearerAuth's refusals) keeps it, with the headers it added.
   if (err instanceof HTTPException && err.res?.headers.get("content-type")?.startsWith("application/json")) return err.getResponse();
   if (err instanceof HTTPException) {

@@ -5,6 +5,7 @@ import type { Database } from "./db/client.ts";
 import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
+import { automation } from "./automation.ts";
 import { loadFleetTarget } from "./db/github.ts";
 import type { WorkerEnv } from "./env.ts";
 
@@ -70,7 +71,20 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
       rollout: live.rolloutParts[host.name] ?? null,
     }),
   );
-  return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: target.updatePrs };
+  return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: await withAutomation(env, target.updatePrs) };
+}
+
+/** Each update PR with what the automation will do with it (the Automation object is its only home). */
+export async function withAutomation(env: WorkerEnv, updatePrs: UpdatePr[]): Promise<UpdatePr[]> {
+  if (updatePrs.length === 0) return updatePrs;
+  try {
+    const views = await automation(env).views(updatePrs.map((pr) => pr.number));
+    return updatePrs.map((pr) => ({ ...pr, automation: views[pr.number] ?? null }));
+  } catch (error) {
+    // The fleet still shows without the timeline.
+    console.warn("automation: could not read the update PRs' timelines", error);
+    return updatePrs;
+  }
 }
 
 export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {

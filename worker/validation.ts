@@ -62,7 +62,10 @@ export function jsonBody<T extends z.ZodType>(schema: T, options: { maxBytes?: n
     }
   };
   const validate = zValidator("json", schema, (result) => {
-    if (!result.success) throw new ApiError(400, "invalid_request", `invalid request body: ${describeIssues(result.error)}`);
+    if (!result.success) {
+      const issues = result.error.issues.slice(0, 20).map((issue) => ({ path: issue.path.filter((p) => typeof p !== "symbol"), message: issue.message }));
+      throw new ApiError(400, "invalid_request", `invalid request body: ${describeIssues(result.error)}`, issues);
+    }
   });
   return [limit, asJson, validate] as const;
 }

@@ -1,5 +1,5 @@
 // `build` as the control plane queues it: a commit is required, the delivery
-// carries it, and a switch preempts a build (cancelled, or stopped once delivered).
+// carries it, and any other exclusive command preempts a build (cancelled, or stopped once delivered).
 import { describe, expect, it } from "vitest";
 import { CommandView, ErrorBody, PollResponse } from "../../common/protocol.ts";
 import { api, createHost, poll } from "./helpers.ts";
@@ -44,5 +44,20 @@ describe("build commands", () => {
     // A build is never started during a switch.
     const refused = await queue("b-running", { kind: "build", commit: COMMIT });
     expect(refused.status).toBe(409);
+  });
+
+  it("a person's pull, test or rollback never waits behind a build either; a second build does", async () => {
+    for (const kind of ["pull", "test", "rollback", "restart-agent"] as const) {
+      const host = `b-pre-${kind}`;
+      const { token } = await createHost(host);
+      const build = await view(await queue(host, { kind: "build", commit: COMMIT }));
+      PollResponse.parse(await (await poll(token, {}, 0)).json());
+      const second = await queue(host, { kind: "build", commit: COMMIT });
+      expect(second.status).toBe(409);
+      expect(ErrorBody.parse(await second.json()).error.code).toBe("host_busy");
+      const wanted = await view(await queue(host, { kind }));
+      const next = PollResponse.parse(await (await poll(token, { acks: [build.id], activeCommands: [build.id] }, 0)).json());
+      expect(next.commands.map((c) => [c.kind, c.target ?? c.id])).toEqual([["stop", build.id], [kind, wanted.id]]);
+    }
   });
 });

@@ -130,3 +130,47 @@ export async function errorOf(res: Response) {
 
 const sha = (n: number) => n.toString(16).padStart(40, "0");
 export const SHAS = { a: sha(0xa1), b: sha(0xb2), c: sha(0xc3), d: sha(0xd4) };
+
+/** Sets a nested field of a payload (`"pull_request.base.ref"`), failing loudly if the path is not there. */
+export function set(target: unknown, path: string, value: unknown): void {
+  const keys = path.split(".");
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node !== "object" || node === null || !Reflect.has(node, key)) throw new Error(`payload has no ${path}`);
+    node = Reflect.get(node, key);
+  }
+  if (typeof node !== "object" || node === null) throw new Error(`payload has no ${path}`);
+  Reflect.set(node, keys.at(-1)!, value);
+}
+
+/** GitHub's example payloads name Codertocat/Hello-World on master: point them at the fleet's repository. */
+export function ours(payload: Record<string, unknown>): Record<string, unknown> {
+  if ("repository" in payload) {
+    set(payload, "repository.full_name", REPOSITORY);
+    set(payload, "repository.name", "fleet");
+    set(payload, "repository.default_branch", "main");
+  }
+  return payload;
+}
+
+/** A `pull_request` delivery of the fleet's repository, from GitHub's example, as an update PR by default. */
+export function pullRequest(action: string, options: { number?: number; title?: string; labels?: string[]; head?: string; base?: string; state?: "open" | "closed"; merged?: boolean; updatedAt?: string; createdAt?: string } = {}) {
+  const payload = ours(example("pull_request", (p) => p.action === (action === "edited" || action === "synchronize" ? "opened" : action === "closed" ? "closed" : "opened")));
+  set(payload, "action", action);
+  const number = options.number ?? 2;
+  set(payload, "number", number);
+  set(payload, "pull_request.number", number);
+  set(payload, "pull_request.html_url", `https://github.com/${REPOSITORY}/pull/${number}`);
+  set(payload, "pull_request.title", options.title ?? "flake.lock: Update");
+  set(payload, "pull_request.labels", (options.labels ?? ["automated"]).map((name, i) => ({ id: 1000 + i, node_id: `L${i}`, url: "", name, color: "ededed", default: false, description: null })));
+  set(payload, "pull_request.head.sha", options.head ?? SHAS.b);
+  set(payload, "pull_request.head.ref", "update_flake_lock_action");
+  set(payload, "pull_request.base.ref", options.base ?? "main");
+  set(payload, "pull_request.state", options.state ?? (action === "closed" ? "closed" : "open"));
+  set(payload, "pull_request.merged", options.merged ?? false);
+  set(payload, "pull_request.merged_at", options.merged ? "2019-05-15T16:00:00Z" : null);
+  set(payload, "pull_request.merge_commit_sha", options.merged ? SHAS.d : null);
+  set(payload, "pull_request.created_at", options.createdAt ?? "2019-05-15T15:20:33Z");
+  set(payload, "pull_request.updated_at", options.updatedAt ?? "2019-05-15T15:20:33Z");
+  return payload;
+}

@@ -142,7 +142,7 @@ export const deliveryPatch = (kind: CommandKind, now: number): CommandPatch => (
  */
 export type Admission =
   | { ok: true; action: "queue"; target: null }
-  /** A switch preempts a build: the build is stopped (or cancelled, never delivered) and the switch queued behind it. */
+  /** Any other exclusive command preempts a build: the build is stopped (or cancelled, never delivered) and the command queued behind it. */
   | { ok: true; action: "preempt-build"; target: CommandRecord }
   | { ok: true; action: "stop-delivered"; target: CommandRecord }
   | { ok: true; action: "cancel-queued"; target: CommandRecord }
@@ -154,8 +154,9 @@ export function admit(hostName: string, active: readonly CommandRecord[], kind: 
     if (!busy) return refuse(409, "nothing_to_stop", `${hostName} has no queued or running command to stop`);
     return busy.state === "queued" ? { ok: true, action: "cancel-queued", target: busy } : { ok: true, action: "stop-delivered", target: busy };
   }
-  // A switch builds its own configuration anyway, and a build's diff against a system about to be replaced says nothing.
-  if ((kind === "switch" || kind === "pull-switch") && busy?.kind === "build") return { ok: true, action: "preempt-build", target: busy };
+  // A build is a background preview: a person's or a rollout's command never waits behind it (the fleet build
+  // queues that host's build again once it is free), and a build's diff against a system about to change says nothing.
+  if (EXCLUSIVE_COMMAND_KINDS.has(kind) && kind !== "build" && busy?.kind === "build") return { ok: true, action: "preempt-build", target: busy };
   if (EXCLUSIVE_COMMAND_KINDS.has(kind) && busy) {
     return refuse(409, "host_busy", `${hostName} already has ${busy.kind} (${busy.id}) ${busy.state}; wait for it or stop it first`);
   }

@@ -10,13 +10,16 @@
 import { z } from "zod";
 import { CommandKind, CommandResult, CommandState, HostHold, LockChange, OutputStream, type StoredOutputChunk } from "../../common/protocol.ts";
 import type { CommandPatch, CommandRecord } from "../commands/rules.ts";
+import { FleetBuildRecord, isOpen } from "../fleet-build/rules.ts";
 import { Rollout } from "../rollouts/engine.ts";
 
+/** Fleet builds kept, newest first: a few per update PR is all anyone reads. */
+const KEEP_FLEET_BUILDS = 200;
 /** Per host, finished commands kept with their output, and kept at all. */
 const KEEP_OUTPUT_PER_HOST = 50;
 const KEEP_COMMANDS_PER_HOST = 500;
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /**
  * Upper bounds (seconds) of the command duration histogram's buckets. The
@@ -111,6 +114,20 @@ const MIGRATIONS: Record<number, string> = {
     INSERT INTO rollout_states (state, count) SELECT json_extract(body, '$.state'), count(*) FROM rollouts GROUP BY 1;
     -- Rollouts are kept for good; the unsettled few are read on every alarm, fleet read and scrape.
     CREATE INDEX rollouts_unsettled ON rollouts(started_at) WHERE settled = 0;
+  `,
+  4: `
+    -- Fleet builds of update PR heads (worker/fleet-build/rules.ts): the record as JSON.
+    -- open = 1 while an event may still move it (a host building, or offline and the build current).
+    CREATE TABLE fleet_builds (
+      id TEXT PRIMARY KEY,
+      pr INTEGER NOT NULL,
+      head_sha TEXT NOT NULL,
+      started_at TEXT NOT NULL,
+      open INTEGER NOT NULL,
+      body TEXT NOT NULL
+    );
+    CREATE INDEX fleet_builds_pr ON fleet_builds(pr, started_at DESC, id DESC);
+    CREATE INDEX fleet_builds_open ON fleet_builds(started_at) WHERE open = 1;
   `,
 };
 
@@ -537,4 +554,56 @@ export class CoordinatorStorage {
   forgetHold(hostName: string): void {
     this.sql.exec("DELETE FROM holds WHERE host_name = ?", hostName);
   }
+
+  // -------------------------------------------------------------------------
+  // Fleet builds
+
+  fleetBuild(id: string): FleetBuildRecord | null {
+    const row = this.sql.exec("SELECT body FROM fleet_builds WHERE id = ?", id).toArray()[0];
+    return row ? readFleetBuild(row) : null;
+  }
+
+  /** Builds an event may still move, oldest first. */
+  openFleetBuilds(): FleetBuildRecord[] {
+    return this.sql.exec("SELECT body FROM fleet_builds WHERE open = 1 ORDER BY started_at, id").toArray().flatMap(fleetBuildRows);
+  }
+
+  /** The newest build of the PR (of whatever head), or null. */
+  latestFleetBuild(pr: number): FleetBuildRecord | null {
+    const row = this.sql.exec("SELECT body FROM fleet_builds WHERE pr = ? ORDER BY started_at DESC, id DESC LIMIT 1", pr).toArray()[0];
+    return row ? readFleetBuild(row) : null;
+  }
+
+  saveFleetBuild(build: FleetBuildRecord): void {
+    this.sql.exec(
+      `INSERT INTO fleet_builds (id, pr, head_sha, started_at, open, body) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET open = excluded.open, body = excluded.body`,
+      build.id,
+      build.pr,
+      build.headSha,
+      build.startedAt,
+      isOpen(build) ? 1 : 0,
+      JSON.stringify(build),
+    );
+  }
+
+  /** Keeps the newest builds; an open one is never dropped. */
+  pruneFleetBuilds(): void {
+    this.sql.exec(
+      `DELETE FROM fleet_builds WHERE open = 0 AND id IN (
+         SELECT id FROM fleet_builds ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?)`,
+      KEEP_FLEET_BUILDS,
+    );
+  }
 }
+
+function readFleetBuild(row: Row): FleetBuildRecord | null {
+  const build = readJson(FleetBuildRecord, String(row.body));
+  if (!build) console.error("a stored fleet build no longer reads; it is left out");
+  return build;
+}
+
+const fleetBuildRows = (row: Row): FleetBuildRecord[] => {
+  const build = readFleetBuild(row);
+  return build ? [build] : [];
+};

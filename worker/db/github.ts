@@ -344,6 +344,15 @@ export async function ciStates(db: Database, repository: string, shas: string[])
   return states;
 }
 
+/** The CI signals that failed on a commit: a status's context, or the kind and id of a check. */
+export async function failingChecks(db: Database, repository: string, sha: string): Promise<string[]> {
+  const rows = await db
+    .select({ kind: githubCommitChecks.kind, name: githubCommitChecks.name })
+    .from(githubCommitChecks)
+    .where(and(eq(githubCommitChecks.repository, repository), eq(githubCommitChecks.sha, sha), eq(githubCommitChecks.outcome, "failure")));
+  return rows.map((row) => (row.kind === "status" ? row.name : `${row.kind.replace("_", " ")} ${row.name}`));
+}
+
 // ---------------------------------------------------------------------------
 // What the fleet is offered
 
@@ -368,6 +377,9 @@ export function toUpdatePr(record: PullRequestRecord, ciState: CiState, supersed
     lockChanges: record.lockChanges ?? [],
     lockDiff: record.lockChanges !== null ? "ready" : record.lockProblem !== null ? "failed" : "pending",
     lockDiffProblem: record.lockChanges === null ? record.lockProblem : null,
+    // Filled in by the routes from the coordinator (fleet build) and the automation object.
+    fleetBuild: null,
+    automation: null,
   };
 }
 

@@ -38,3 +38,16 @@ export const auditLog = sqliteTable("audit_log", {
   result: text("result").notNull(),
   role: text("role", { enum: ROLES }),
 });
+
+/**
+ * The stored settings (worker/db/settings.ts): one row, id 1, or none (the `wrangler.toml` vars are then in
+ * force). `version` counts the writes; `write_id` names the write that made this version.
+ */
+export const settings = sqliteTable("settings", {
+  id: integer("id").primaryKey(),
+  version: integer("version").notNull(),
+  settings: text("settings").notNull(),
+  writeId: text("write_id").notNull(),
+  updatedAt: text("updated_at").notNull(),
+  updatedBy: text("updated_by").notNull(),
+});

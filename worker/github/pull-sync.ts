@@ -9,6 +9,7 @@ import {
   savePullRequest,
   type PullRequestRecord,
 } from "../db/github.ts";
+import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
 import { checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal } from "./ci.ts";
 import type { PullRequestData } from "./client.ts";
 import { requireClient, requireRepository, type GitHubContext } from "./context.ts";
@@ -40,6 +41,9 @@ export async function applyPullRequest(ctx: GitHubContext, event: PullRequestEve
   }
   await savePullRequest(ctx.db, record);
   await ctx.notifyRepoChanged();
+  await ctx.updatePrChanged(record);
+  // Every update PR: a new one supersedes the older ones, a closed or unlabelled one cancels its schedule.
+  await ctx.reconsiderAutomation(null);
   if (record.isUpdatePr && record.state === "open" && (record.lockHeadSha !== record.headSha || record.mergeable === null)) {
     return {
       outcome: "processed",
@@ -68,6 +72,17 @@ export async function syncPullDetails(ctx: GitHubContext, record: PullRequestRec
   }
 }
 
+/**
+ * Re-reads one pull request and its head's CI from GitHub and stores them:
+ * what the automation's alarm trusts before it merges. Returns what is stored
+ * (null when it is no longer tracked).
+ */
+export async function rereadPull(ctx: GitHubContext, number: number): Promise<PullRequestRecord | null> {
+  const record = await storePull(ctx, await requireClient(ctx).pull(number));
+  if (record !== null && record.state === "open") await syncChecks(ctx, record.headSha);
+  return record;
+}
+
 /** Stores a pull request read from the API (unless a newer state is stored). */
 async function storePull(ctx: GitHubContext, pr: PullRequestData): Promise<PullRequestRecord | null> {
   const repository = requireRepository(ctx);
@@ -80,6 +95,7 @@ async function storePull(ctx: GitHubContext, pr: PullRequestData): Promise<PullR
   const record = pullRecord(repository.fullName, pr, ctx.config.updatePrRule, existing, ctx.now().toISOString());
   if (!record.isUpdatePr && existing === null) return null;
   await savePullRequest(ctx.db, record);
+  await ctx.updatePrChanged(record);
   return record;
 }
 
@@ -132,7 +148,7 @@ export async function syncPullRequests(ctx: GitHubContext): Promise<void> {
  * CI of a commit from the API: check runs and commit statuses. Best effort —
  * a token without Checks or Commit statuses read access still gets the rest.
  */
-async function syncChecks(ctx: GitHubContext, sha: string): Promise<void> {
+export async function syncChecks(ctx: GitHubContext, sha: string): Promise<void> {
   const repository = requireRepository(ctx);
   const client = requireClient(ctx);
   const receivedAt = ctx.now();
@@ -154,6 +170,8 @@ async function syncChecks(ctx: GitHubContext, sha: string): Promise<void> {
   }
   try {
     for (const status of await client.statuses(sha)) {
+      // Our own verdict is not the PR's CI (it would wait for itself).
+      if (status.context === FLEET_BUILD_CONTEXT) continue;
       await saveCommitCheck(ctx.db, repository.fullName, {
         sha,
         kind: "status",

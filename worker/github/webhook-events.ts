@@ -1,5 +1,6 @@
 /** What each handled webhook event does to the stored state. */
 import { listOpenPullRequests, saveCommitCheck } from "../db/github.ts";
+import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
 import { checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal, type CommitCheck } from "./ci.ts";
 import { sameRepository } from "./config.ts";
 import { requireRepository, type GitHubContext } from "./context.ts";
@@ -47,6 +48,8 @@ export async function handleWebhookEvent(ctx: GitHubContext, event: WebhookEvent
       });
     }
     case "status":
+      // Our own verdict (docs/fleet-build.md) is not the PR's CI: counting it would make CI wait for the build.
+      if (event.payload.context === FLEET_BUILD_CONTEXT) return { outcome: "ignored", reason: `${FLEET_BUILD_CONTEXT} is NixFleet's own status, not CI` };
       return applyCheck(ctx, {
         sha: event.payload.sha,
         kind: "status",
@@ -73,7 +76,9 @@ export async function handleWebhookEvent(ctx: GitHubContext, event: WebhookEvent
 async function applyCheck(ctx: GitHubContext, check: CommitCheck): Promise<HandlerResult> {
   const repository = requireRepository(ctx);
   await saveCommitCheck(ctx.db, repository.fullName, check);
-  const open = await listOpenPullRequests(ctx.db, repository.fullName);
-  if (open.some((pr) => pr.headSha === check.sha)) await ctx.notifyRepoChanged();
+  const open = (await listOpenPullRequests(ctx.db, repository.fullName)).filter((pr) => pr.headSha === check.sha);
+  if (open.length > 0) await ctx.notifyRepoChanged();
+  // CI moved on an update PR's head: the automation schedules, moves or cancels its merge.
+  for (const pr of open) if (pr.isUpdatePr) await ctx.reconsiderAutomation(pr.number);
   return { outcome: "processed" };
 }

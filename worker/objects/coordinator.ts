@@ -6,8 +6,10 @@ import {
   type CommandKind,
   type CommandView,
   type DashboardEvent,
+  type FleetBuildView,
   type HostHold,
   type HostRolloutPart,
+  type NotificationEvent,
   type PollRequest,
   type PollResponse,
   type Report,
@@ -45,6 +47,26 @@ import { nextLockThresholdAt } from "../lock-thresholds.ts";
 import { MinuteWindow } from "../metrics/window.ts";
 import { loadFleetTarget } from "../db/github.ts";
 import { getReport, listLockAges, listReports, type StoredReport } from "../db/reports.ts";
+import { currentSettings } from "../db/settings.ts";
+import {
+  createFleetBuild,
+  failedHosts,
+  FLEET_BUILD_CONTEXT,
+  hostCancelled,
+  hostCommandChanged,
+  hostQueued,
+  hostsToQueue,
+  hostWaiting,
+  isCurrent,
+  statusToPost,
+  stopBuild,
+  summarize,
+  toFleetBuildView,
+  type FleetBuildHostRecord,
+  type FleetBuildRecord,
+  type FleetBuildScopeHost,
+  type GitHubStatusRecord,
+} from "../fleet-build/rules.ts";
 import { githubContext, requireClient, requireRepository } from "../github/context.ts";
 import {
   advance,
@@ -60,6 +82,7 @@ import {
 } from "../rollouts/engine.ts";
 import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
 import { DEFAULT_SETTINGS, settingsFromVars } from "../settings.ts";
+import { EXCLUSIVE_COMMAND_KINDS } from "../../common/protocol.ts";
 import {
   deleteHost,
   findHostByName,
@@ -74,6 +97,9 @@ import {
 import { upsertReport } from "../db/reports.ts";
 import type { WorkerEnv } from "../env.ts";
 import { newId, sha256Hex } from "../ids.ts";
+import { revertEvent, rolloutEvent } from "../notifications/events.ts";
+import { automation } from "../automation.ts";
+import { notifier } from "../notifier.ts";
 
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
 export type { Refusal } from "../commands/rules.ts";
@@ -128,6 +154,8 @@ export interface CoordinatorMetrics {
 }
 
 const RATE_LIMIT_KEY = "github-rate-limit";
+/** The coordinator's copy of the settings in force (without notification channels): see `settingsChanged`. */
+const SETTINGS_COPY_KEY = "settings-copy";
 
 export interface CommandOutput {
   command: CommandView;
@@ -176,6 +204,13 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** The latest rate limit GitHub reported; a copy in storage (RATE_LIMIT_KEY) survives a restart. */
   private githubRateLimit: GitHubRateLimit | null = null;
   /**
+   * The settings a rollout step uses, derived from D1 (worker/db/settings.ts, the truth): steps run without
+   * awaiting anything, so they cannot read D1 themselves. Refreshed from D1 by every plan and start, and by
+   * `settingsChanged` after each PUT /api/settings; kept in storage so an evicted object resumes with it.
+   * Without notification channels: their secrets stay out of this object's storage.
+   */
+  private settingsCopy: Settings | null = null;
+  /**
    * Per host id, when its lock ages past a threshold: memory only, read from
    * D1 once per object start (listLockAges) and kept current from every stored
    * report, so a poll reads nothing for it.
@@ -185,6 +220,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private lockClockDue: number | null = null;
   /** Bumped when a host is removed: a lock clock read in flight may have seen it, and is read again. */
   private lockClockEpoch = 0;
+  /** Commit status posts, one after another so GitHub never receives an older state last. */
+  private statusChain: Promise<void> = Promise.resolve();
+  /** Builds with a status post queued in the chain: a post reads the latest state when it runs. */
+  private readonly statusQueued = new Set<string>();
+  /**
+   * Tests replace GitHub at the network layer here (test/worker/fleet-build.test.ts): the fetch the
+   * client uses and the vars that configure it, since the test Worker's own vars have no credentials.
+   */
+  githubForTests: { fetch: typeof fetch; vars: Record<string, string> } | null = null;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -193,6 +237,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
       this.githubRateLimit = (await ctx.storage.get<GitHubRateLimit>(RATE_LIMIT_KEY)) ?? null;
+      this.settingsCopy = (await ctx.storage.get<Settings>(SETTINGS_COPY_KEY)) ?? null;
       await this.scheduleAlarm();
     });
     // Not inside blockConcurrencyWhile: the first polls need not wait for D1.
@@ -420,6 +465,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.forgetCatalogue(host.id);
       this.store.forgetHost(host.id);
       this.store.forgetHold(host.name);
+      this.fleetBuildHostRemoved(host.id);
       this.hosts.delete(host.id);
       this.forgetLockClock(host.id);
       this.endWaitingPoll(host.id);
@@ -438,12 +484,20 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   // its actions, all synchronously, so no other request sees a half-done step.
 
   /** What a rollout would do now: its waves and the hosts left out, nothing sent. */
-  async planRollout(input: { commit: string; pr: number | null; hosts?: string[]; automatic: boolean }): Promise<Outcome<{ plan: RolloutPlanView }>> {
-    const settings = this.settingsOrRefusal();
+  async planRollout(input: {
+    commit: string;
+    pr: number | null;
+    hosts?: string[];
+    automatic: boolean;
+    /** The update PR's head whose fleet build gates the plan. */
+    buildOf?: { pr: number; headSha: string } | null;
+    includeFailedBuilds?: boolean;
+  }): Promise<Outcome<{ plan: RolloutPlanView }>> {
+    const [settings, hosts, reports] = await Promise.all([this.refreshSettings(), listHosts(this.db), listReports(this.db)]);
     if ("ok" in settings) return settings;
-    const [hosts, reports] = await Promise.all([listHosts(this.db), listReports(this.db)]);
-    const plan = this.plan(hosts, reports, settings, input);
-    return { ok: true, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut } };
+    const gate = this.buildGate(input.buildOf, input.includeFailedBuilds ?? false);
+    const plan = this.plan(hosts, reports, settings, { ...input, failedBuilds: gate.failedBuilds });
+    return { ok: true, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut, fleetBuild: gate.build } };
   }
 
   /** Starts a rollout of `commit`; a running one is superseded (its unstarted hosts cancelled). */
@@ -455,12 +509,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     automatic: boolean;
     ignoreWindows: boolean;
     actor: string;
+    /** An update PR's head: hosts whose fleet build of it failed are left out unless `includeFailedBuilds`. */
+    buildOf?: { pr: number; headSha: string } | null;
+    includeFailedBuilds?: boolean;
   }): Promise<Outcome<{ rollout: RolloutView }>> {
-    const settings = this.settingsOrRefusal();
+    const [settings, hosts, reports] = await Promise.all([this.refreshSettings(), listHosts(this.db), listReports(this.db)]);
     if ("ok" in settings) return settings;
-    const [hosts, reports] = await Promise.all([listHosts(this.db), listReports(this.db)]);
     // From here on nothing is awaited until the rollout is stored and started.
-    const plan = this.plan(hosts, reports, settings, input);
+    const gate = this.buildGate(input.buildOf, input.includeFailedBuilds ?? false);
+    const plan = this.plan(hosts, reports, settings, { ...input, failedBuilds: gate.failedBuilds });
     if (plan.waves.length === 0) {
       const why = plan.leftOut.map((h) => `${h.name}: ${h.reason}`).join("; ");
       return refuse(409, "nothing_to_deploy", `no host is in this rollout${why ? ` (${why})` : ""}`);
@@ -543,34 +600,68 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return { ok: true, released };
   }
 
-  private settingsOrRefusal(): Settings | Refusal {
+  /**
+   * PUT /api/settings stored a new version: refresh this object's copy (rollout steps read it) and tell
+   * open dashboards. Reads D1 rather than taking the settings as an argument, so a late call never
+   * brings back an older version.
+   */
+  async settingsChanged(): Promise<void> {
+    const settings = await this.refreshSettings();
+    if (!("ok" in settings)) this.broadcast({ type: "settings", version: settings.version });
+  }
+
+  /** The settings in force, read from D1 now (the copy is refreshed with them); a bad var is a refusal naming it. */
+  private async refreshSettings(): Promise<Settings | Refusal> {
+    let settings: Settings;
     try {
-      return settingsFromVars(this.env);
+      settings = await currentSettings(this.env, this.db);
     } catch (error) {
       return refuse(409, "settings_invalid", error instanceof Error ? error.message : String(error));
     }
+    // Two refreshes may finish out of order: an older version never replaces a newer one.
+    if (this.settingsCopy === null || settings.version >= this.settingsCopy.version) {
+      this.settingsCopy = { ...settings, notifications: [] };
+      void this.ctx.storage.put(SETTINGS_COPY_KEY, this.settingsCopy);
+    }
+    return settings;
   }
 
-  /** The settings a step of an already running rollout uses: a bad var is logged, the defaults keep it moving. */
+  /** The settings a step of an already running rollout uses: the copy; without one, the vars (a bad var is logged, the defaults keep it moving). */
   private stepSettings(): Settings {
-    const settings = this.settingsOrRefusal();
-    if (!("ok" in settings)) return settings;
-    console.error("rollout settings:", settings.message, "— using the defaults for this step");
-    return DEFAULT_SETTINGS;
+    if (this.settingsCopy !== null) return this.settingsCopy;
+    try {
+      return settingsFromVars(this.env);
+    } catch (error) {
+      console.error("rollout settings:", error instanceof Error ? error.message : String(error), "— using the defaults for this step");
+      return DEFAULT_SETTINGS;
+    }
   }
 
   private plan(
     hosts: Host[],
     reports: Map<string, StoredReport>,
     settings: Settings,
-    input: { hosts?: string[]; automatic: boolean },
+    input: { hosts?: string[]; automatic: boolean; failedBuilds?: { commit: string; hosts: string[] } },
   ): RolloutPlan {
     const now = new Date();
+    return planRollout({
+      hosts: this.planHosts(hosts, reports, now),
+      settings,
+      automatic: input.automatic,
+      selected: input.hosts,
+      failedBuilds: input.failedBuilds,
+      now,
+    });
+  }
+
+  /** Every host as the planners see it: presence, hold and the rollout settings of its last report. */
+  private planHosts(hosts: Host[], reports: Map<string, StoredReport>, now: Date): (PlanHost & { id: string })[] {
     const holds = this.store.holds();
-    const planHosts: PlanHost[] = hosts.map((host) => {
+    return hosts.map((host) => {
       const live = this.hosts.get(host.id);
       const rollout = reports.get(host.id)?.report.rollout;
       return {
+        id: host.id,
         name: host.name,
         online: live ? this.isOnline(live, now.getTime()) : false,
         hold: holds.get(host.name) ?? null,
@@ -579,7 +670,17 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         canary: rollout?.canary ?? false,
       };
     });
-    return planRollout({ hosts: planHosts, settings, automatic: input.automatic, selected: input.hosts, now });
+  }
+
+  /**
+   * The fleet build of an update PR's head and the hosts a rollout of it
+   * leaves out for a failed build (none when the person insists).
+   */
+  private buildGate(buildOf: { pr: number; headSha: string } | null | undefined, includeFailedBuilds: boolean) {
+    const latest = buildOf ? this.store.latestFleetBuild(buildOf.pr) : null;
+    const build = latest !== null && buildOf && latest.headSha === buildOf.headSha ? toFleetBuildView(latest) : null;
+    const failed = build === null || includeFailedBuilds ? [] : failedHosts(build);
+    return { build, failedBuilds: failed.length > 0 && buildOf ? { commit: buildOf.headSha, hosts: failed } : undefined };
   }
 
   /** Queues an event for a rollout and, unless a step is already running, runs steps until none is left. */
@@ -670,14 +771,19 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       case "wake-at":
         // Scheduled once the step has stored the rollout (stepRollout).
         return;
-      case "notify":
+      case "notify": {
         this.audit(actor, `rollout.${action.event.replace("rollout-", "")}`, rollout.id, { message: action.message });
+        const event = action.event;
+        // rollout-cancelled is audited only: a person cancelled it, or a newer rollout took over.
+        if (event !== "rollout-cancelled") this.publish(rolloutEvent(rollout, event, action.message, this.env.DASHBOARD_URL, new Date()));
         return;
+      }
     }
   }
 
   /** A command of a rollout moved: tell the rollout. Any command of a host ending may free a deferred turn. */
   private onCommandTransition(record: CommandRecord): void {
+    if (record.kind === "build") this.fleetBuildCommandChanged(record);
     if (record.rolloutId !== null) {
       const host = record.hostName;
       if (record.state === "running") this.feedRollout(record.rolloutId, { type: "command-started", host, commandId: record.id });
@@ -717,6 +823,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       }
       this.store.saveRollout(rollout, context, false);
     }
+    // After the rollouts: a deploy that waited for the host goes before a build that did.
+    this.queueWaitingBuilds(record.hostId, "free");
   }
 
   private async recheckHealth(hostId: string, hostName: string): Promise<void> {
@@ -782,7 +890,34 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       event = { type: "revert-failed", error: error instanceof Error ? error.message : String(error) };
     }
     this.feedRollout(rolloutId, event);
+    if (event.type === "revert-opened") this.publish(revertEvent({ id: rolloutId, commit: action.commit, pr: action.pr }, event, new Date()));
     this.audit(`rollout ${rolloutId}`, `rollout.${event.type}`, rolloutId, event.type === "revert-opened" ? { url: event.url } : { error: event.error });
+  }
+
+  /**
+   * Hands a notification to the Notifier without waiting for it (it only stores it; the delivery
+   * happens from its alarm): a rollout's step never waits on a receiver.
+   */
+  private publish(event: NotificationEvent): void {
+    this.ctx.waitUntil(
+      notifier(this.env)
+        .publish(event)
+        .then(
+          (outcome) => {
+            if (!outcome.ok) console.error("notification refused", event.id, outcome.message);
+          },
+          (error: unknown) => console.error("notification not published", event.id, error),
+        ),
+    );
+  }
+
+  /** The automation looks at the update PR again, after this step and without holding it up. */
+  private nudgeAutomation(pr: number): void {
+    this.ctx.waitUntil(
+      automation(this.env)
+        .reconsider(pr)
+        .catch((error: unknown) => console.warn("automation: could not reconsider", `#${pr}`, error)),
+    );
   }
 
   /** Audit entries of the coordinator's own steps, written after the step (never between a check and its write). */
@@ -792,6 +927,194 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         console.error("audit write failed", action, error),
       ),
     );
+  }
+
+  // -------------------------------------------------------------------------
+  // Fleet builds: the pure rules (worker/fleet-build/rules.ts) decide; this is their I/O.
+  // Every change loads the stored build, applies a rule and stores it in one
+  // synchronous step; what it causes (a command queued, cancelled, stopped)
+  // comes after the save and moves the build through its own step.
+
+  /**
+   * Builds the PR's head on every host (docs/fleet-build.md). Once per head:
+   * a build of this head that is the PR's latest is returned as it is
+   * (`started: false`) unless `force` (the re-run button). An older build of
+   * the PR is superseded: its queued builds cancelled, its running ones stopped.
+   */
+  async startFleetBuild(input: { pr: number; headSha: string; actor: string; force?: boolean }): Promise<Outcome<{ build: FleetBuildView; started: boolean }>> {
+    const [settings, hosts, reports] = await Promise.all([this.refreshSettings(), listHosts(this.db), listReports(this.db)]);
+    if ("ok" in settings) return settings;
+    // From here on nothing is awaited until the build is stored and its commands queued.
+    const latest = this.store.latestFleetBuild(input.pr);
+    if (!input.force && latest !== null && latest.headSha === input.headSha && isCurrent(latest)) {
+      // A redelivered webhook or the cron: nothing restarts, but a status GitHub did not take is posted again.
+      this.postFleetBuildStatus(latest.id);
+      return { ok: true, build: toFleetBuildView(latest), started: false };
+    }
+    const now = new Date();
+    const id = newId("fb");
+    // Only the PR's latest build is ever current: each new one supersedes it.
+    if (latest !== null && isCurrent(latest)) {
+      this.stopFleetBuild(latest.id, { supersededBy: id }, `superseded by ${input.headSha.slice(0, 7)}`, `fleet build ${id}`);
+    }
+    const scope: FleetBuildScopeHost[] = this.planHosts(hosts, reports, now);
+    const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, actor: input.actor, hosts: scope, settings, now });
+    this.store.saveFleetBuild(build);
+    for (const host of build.hosts) if (host.state === "queued") this.queueHostBuild(id, input.headSha, host);
+    this.store.pruneFleetBuilds();
+    const stored = this.store.fleetBuild(id) ?? build;
+    this.broadcast({ type: "fleet-build", build: toFleetBuildView(stored) });
+    this.postFleetBuildStatus(id);
+    this.audit(input.actor, "fleet-build.start", `#${input.pr}`, { id, headSha: input.headSha, hosts: build.hosts.length });
+    await this.scheduleAlarm();
+    return { ok: true, build: toFleetBuildView(this.store.fleetBuild(id) ?? stored), started: true };
+  }
+
+  /** The PR was closed unmerged: its current build stops (queued builds cancelled, running ones stopped). */
+  async cancelFleetBuilds(pr: number, actor: string): Promise<{ cancelled: string[] }> {
+    const cancelled: string[] = [];
+    for (const build of this.store.openFleetBuilds()) {
+      if (build.pr !== pr || !isCurrent(build)) continue;
+      this.stopFleetBuild(build.id, { closed: true }, "the PR was closed unmerged", actor);
+      cancelled.push(build.id);
+    }
+    if (cancelled.length > 0) await this.scheduleAlarm();
+    return { cancelled };
+  }
+
+  /** The latest build of each PR (of whatever head: the caller compares it with the PR's current head). */
+  async fleetBuildsFor(prs: number[]): Promise<Record<number, FleetBuildView>> {
+    const builds: Record<number, FleetBuildView> = {};
+    for (const pr of new Set(prs)) {
+      const latest = this.store.latestFleetBuild(pr);
+      if (latest) builds[pr] = toFleetBuildView(latest);
+    }
+    return builds;
+  }
+
+  /** Queues a host's build, or marks it waiting for the command it runs; the build records which. */
+  private queueHostBuild(buildId: string, headSha: string, host: Pick<FleetBuildHostRecord, "name" | "hostId">): void {
+    const queued = this.enqueueFor({ id: host.hostId, name: host.name }, "build", `fleet build ${buildId}`, { commit: headSha, rolloutId: null });
+    const now = new Date();
+    if (queued.ok) {
+      this.updateFleetBuild(buildId, (build) => hostQueued(build, host.name, queued.command.id, now));
+    } else if (queued.code === "host_busy") {
+      const busy = this.store.activeCommandsOf(host.hostId).find((c) => EXCLUSIVE_COMMAND_KINDS.has(c.kind));
+      this.updateFleetBuild(buildId, (build) => hostWaiting(build, host.name, busy ? `its ${busy.kind} (${busy.id})` : "its running command", now));
+    } else {
+      this.updateFleetBuild(buildId, (build) => hostCancelled(build, host.name, `not queued: ${queued.message}`, now));
+    }
+  }
+
+  /** A host came online or ended a command: builds that waited for that are queued now. */
+  private queueWaitingBuilds(hostId: string, on: "online" | "free"): void {
+    for (const build of this.store.openFleetBuilds()) {
+      for (const host of hostsToQueue(build, hostId, on)) this.queueHostBuild(build.id, build.headSha, host);
+    }
+  }
+
+  private stopFleetBuild(id: string, why: { supersededBy: string } | { closed: true }, reason: string, actor: string): void {
+    const build = this.store.fleetBuild(id);
+    if (!build) return;
+    const now = new Date();
+    const { build: stopped, commands } = stopBuild(build, why, reason, now);
+    this.saveFleetBuild(stopped);
+    for (const { host, hostId, commandId } of commands) {
+      const record = this.store.command(commandId);
+      if (record === null || !isActive(record)) {
+        // Its end was never heard (a removed host): nothing is out any more.
+        this.updateFleetBuild(id, (current) => hostCancelled(current, host, reason, now));
+      } else if (record.state === "queued") {
+        this.transition(record, { state: "cancelled", finishedAt: now.toISOString(), error: reason });
+      } else {
+        // The agent ends the build `cancelled`; that end moves the build (fleetBuildCommandChanged).
+        this.enqueueFor({ id: hostId, name: host }, "stop", actor, { commit: null, rolloutId: null });
+      }
+    }
+  }
+
+  private fleetBuildCommandChanged(record: CommandRecord): void {
+    const now = new Date();
+    for (const build of this.store.openFleetBuilds()) {
+      if (!build.hosts.some((h) => h.commandId === record.id)) continue;
+      this.updateFleetBuild(build.id, (current) => hostCommandChanged(current, record, now));
+    }
+  }
+
+  /** A removed host's commands are deleted without a transition: its builds hear it here. */
+  private fleetBuildHostRemoved(hostId: string): void {
+    const now = new Date();
+    for (const build of this.store.openFleetBuilds()) {
+      for (const host of build.hosts) {
+        if (host.hostId === hostId && host.state !== "built" && host.state !== "failed") {
+          this.updateFleetBuild(build.id, (current) => hostCancelled(current, host.name, "the host was removed", now));
+        }
+      }
+    }
+  }
+
+  /** Load, apply, store, tell: one synchronous step. A rule that changes nothing returns the same object. */
+  private updateFleetBuild(id: string, change: (build: FleetBuildRecord) => FleetBuildRecord): void {
+    const build = this.store.fleetBuild(id);
+    if (!build) return;
+    const next = change(build);
+    if (next !== build) this.saveFleetBuild(next);
+  }
+
+  private saveFleetBuild(build: FleetBuildRecord): void {
+    const before = this.store.fleetBuild(build.id);
+    this.store.saveFleetBuild(build);
+    // A verdict that changes may let the automation merge (requireFleetBuild) or say why it will not.
+    if (before === null || summarize(before).verdict !== summarize(build).verdict) this.nudgeAutomation(build.pr);
+    this.broadcast({ type: "fleet-build", build: toFleetBuildView(build) });
+    this.postFleetBuildStatus(build.id);
+  }
+
+  /**
+   * Posts the commit status `nixfleet/fleet-build` when the build's summary
+   * differs from the last one GitHub took. Outside every check-and-write pair:
+   * the post is chained after the step, reads the build when it runs, and its
+   * outcome is stored on the build read again afterwards. A failed post is
+   * tried again on the build's next change (or the cron's next look at the PR).
+   */
+  private postFleetBuildStatus(id: string): void {
+    const build = this.store.fleetBuild(id);
+    if (!build || statusToPost(build) === null || this.statusQueued.has(id)) return;
+    this.statusQueued.add(id);
+    this.statusChain = this.statusChain
+      .then(async () => {
+        this.statusQueued.delete(id);
+        const current = this.store.fleetBuild(id);
+        const status = current ? statusToPost(current) : null;
+        if (!current || !status) return;
+        let outcome: GitHubStatusRecord;
+        try {
+          const env = this.githubEnv();
+          const client = requireClient(githubContext(env, this.db, { fetch: this.githubForTests?.fetch }));
+          const dashboard = env.DASHBOARD_URL?.trim();
+          await client.createCommitStatus(current.headSha, {
+            state: status.state,
+            context: FLEET_BUILD_CONTEXT,
+            description: status.description,
+            ...(dashboard ? { targetUrl: `${dashboard.replace(/\/+$/, "")}/` } : {}),
+          });
+          outcome = { ...status, postedAt: new Date().toISOString(), error: null };
+        } catch (error) {
+          outcome = { ...status, postedAt: current.githubStatus?.postedAt ?? null, error: error instanceof Error ? error.message : String(error) };
+        }
+        // Read again: the build may have moved while the post was out; a move queued its own post.
+        const latest = this.store.fleetBuild(id);
+        if (!latest) return;
+        const next = { ...latest, githubStatus: outcome };
+        this.store.saveFleetBuild(next);
+        this.broadcast({ type: "fleet-build", build: toFleetBuildView(next) });
+      })
+      .catch((error: unknown) => console.error("fleet build: status post failed", id, error));
+    this.ctx.waitUntil(this.statusChain);
+  }
+
+  private githubEnv(): WorkerEnv {
+    return this.githubForTests ? { ...this.env, ...this.githubForTests.vars } : this.env;
   }
 
   // -------------------------------------------------------------------------
@@ -1115,6 +1438,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       live.online = true;
       this.flushLastSeen(live);
       this.broadcast({ type: "host", host: live.name, online: true });
+      this.queueWaitingBuilds(live.id, "online");
     } else if (now - live.lastFlushedMs > LAST_SEEN_FLUSH_MS) {
       this.flushLastSeen(live);
     }

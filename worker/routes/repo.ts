@@ -2,10 +2,12 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { hasRole, MergeAndDeployRequest, Sha1 } from "../../common/protocol.ts";
 import { writeAudit } from "../db/audit.ts";
+import { automation } from "../automation.ts";
 import { coordinator } from "../coordinator.ts";
 import { ciStates, getPullRequest, getRepoState, listUpdatePrs, toRepoState } from "../db/github.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, errorBody } from "../errors.ts";
+import { withAutomation } from "../fleet.ts";
 import { readGitHubConfig } from "../github/config.ts";
 import { githubContext } from "../github/context.ts";
 import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitHubRateLimitError } from "../github/errors.ts";
@@ -71,7 +73,52 @@ export const updatePrRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const config = readGitHubConfig(c.env);
     if (config.repository === null) return c.json({ updatePrs: [] });
-    return c.json({ updatePrs: await listUpdatePrs(c.get("db"), config.repository.fullName, config.branch) });
+    const updatePrs = await listUpdatePrs(c.get("db"), config.repository.fullName, config.branch);
+    if (updatePrs.length === 0) return c.json({ updatePrs });
+    // The coordinator is the fleet builds' only home; a build of an older head is not this PR's.
+    const builds = await coordinator(c.env).fleetBuildsFor(updatePrs.map((pr) => pr.number));
+    const withBuilds = updatePrs.map((pr) => {
+      const build = builds[pr.number];
+      return { ...pr, fleetBuild: build !== undefined && build.headSha === pr.headSha ? build : null };
+    });
+    return c.json({ updatePrs: await withAutomation(c.env, withBuilds) });
+  })
+  /** Build on all hosts: (re-)runs the fleet build of the update PR's current head (docs/fleet-build.md). */
+  .post("/:number/build", async (c) => {
+    const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
+    const db = c.get("db");
+    const actor = c.get("actor");
+    const config = readGitHubConfig(c.env);
+    if (config.repository === null) throw new ApiError(503, "github_not_configured", config.problems[0] ?? "GITHUB_REPOSITORY is not configured");
+    const pr = await getPullRequest(db, config.repository.fullName, number);
+    if (pr === null || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${number} is not a known update PR`);
+    if (pr.state !== "open") throw new ApiError(409, "update_pr_not_open", `update PR #${number} is ${pr.state}: only an open PR's head is built`);
+    const started = await coordinator(c.env).startFleetBuild({ pr: number, headSha: pr.headSha, actor, force: true });
+    await writeAudit(db, {
+      at: new Date().toISOString(),
+      actor,
+      action: "update-pr.build",
+      target: `${config.repository.fullName}#${number}`,
+      details: { headSha: pr.headSha, ...(started.ok ? { build: started.build.id } : { code: started.code }) },
+      result: started.ok ? "started" : `refused: ${started.message}`,
+    });
+    if (!started.ok) throw new ApiError(started.status, started.code, started.message);
+    return c.json({ fleetBuild: started.build }, 201);
+
+  })
+  /** Merge now: the automation's own merge (and rollout) without the delay; 409 while CI is not green. */
+  .post("/:number/merge-now", async (c) => {
+    const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
+    const outcome = await automation(c.env).mergeNow(number, c.get("actor"));
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    return c.json({ automation: outcome.automation });
+  })
+  /** Skip this PR: the automation leaves its current head alone (a new commit is considered again). */
+  .post("/:number/skip", async (c) => {
+    const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
+    const outcome = await automation(c.env).skip(number, c.get("actor"));
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    return c.json({ automation: outcome.automation });
   })
   .post("/:number/merge", ...jsonBody(MergeUpdatePrRequest, { emptyMeansDefaults: true }), async (c) => {
     const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
@@ -132,6 +179,9 @@ export const updatePrRoutes = new Hono<AppEnv>()
       automatic: false,
       ignoreWindows: request.ignoreWindows,
       actor,
+      // The merge commit's content is the head's: hosts whose build of the head failed stay out unless insisted on.
+      buildOf: { pr: number, headSha: pr.headSha },
+      includeFailedBuilds: request.includeFailedBuilds,
     });
     if (!started.ok) {
       throw new ApiError(409, "merged_not_deployed", `merged #${number} as ${merged.sha.slice(0, 7)}, but no rollout started: ${started.message}`);

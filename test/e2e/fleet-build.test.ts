@@ -1,0 +1,260 @@
+/**
+ * Build before deploy end to end with real parts: the control plane on
+ * workerd (`wrangler dev`), the GitHub emulator (a real bare repository sending
+ * signed webhooks and keeping commit statuses), and three real agents building
+ * with real Nix. The update PR opens → every host builds its head → the
+ * emulator holds `nixfleet/fleet-build` success with the right description and
+ * each host's closure diff shows hello 1.0 → 1.1; a PR breaking one host →
+ * failure naming it; a new head cancels the old head's builds.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { z } from "zod";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import { CommandView, FleetBuildView, HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import { DEFAULT_PACKAGES, fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
+
+const exec = promisify(execFile);
+const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
+const SECRET = "fleet-build-webhook-secret";
+const TOKEN = "github_pat_fleet_build";
+const HOSTS = ["h0", "h1", "h2"] as const;
+const POLL_SECONDS = 5;
+const CONTEXT = "nixfleet/fleet-build";
+
+interface TestHost {
+  name: string;
+  process: ChildProcess | null;
+  log: string[];
+}
+
+let root: string;
+let cp: ControlPlane;
+let emulator: GitHubEmulator;
+const hosts = new Map<string, TestHost>();
+
+async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
+  const res = await fetch(`${cp.url}${pathname}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: { origin: cp.url, "content-type": "application/json" },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const json: unknown = await res.json();
+  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
+  return schema.parse(json);
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-15).join("")}`).join("\n");
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const Status = z.object({ state: z.string(), context: z.string(), description: z.string().nullable(), target_url: z.string().nullable() });
+
+/** The newest `nixfleet/fleet-build` status the emulator holds on `sha`, read through its API as GitHub serves it. */
+async function fleetStatus(sha: string): Promise<z.infer<typeof Status> | null> {
+  const res = await fetch(`${emulator.apiUrl}/repos/example/fleet/commits/${sha}/statuses`, { headers: { authorization: `token ${TOKEN}` } });
+  if (!res.ok) throw new Error(`statuses of ${sha}: ${res.status}`);
+  return z.array(Status).parse(await res.json()).find((s) => s.context === CONTEXT) ?? null;
+}
+
+async function fleetBuildOf(pr: number): Promise<FleetBuildView | null> {
+  const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+  return updatePrs.find((p) => p.number === pr)?.fleetBuild ?? null;
+}
+
+async function openUpdatePr(files: Record<string, string>): Promise<{ number: number; head: string }> {
+  const pr = await emulator.openPullRequest({ head: `update-${Date.now()}`, title: "flake.lock: Update", labels: ["automated"], files, message: "flake.lock: Update" });
+  await emulator.flushWebhooks();
+  return { number: pr.number, head: pr.head.sha };
+}
+
+const verdictOf = (pr: number, head: string, verdict: "success" | "failure") =>
+  eventually(`#${pr}'s build of ${head.slice(0, 7)} to end in ${verdict}`, async () => {
+    const build = await fleetBuildOf(pr);
+    return build?.headSha === head && build.verdict === verdict && build.finishedAt ? build : null;
+  });
+
+const statusOf = (head: string, state: string) =>
+  eventually(`the ${CONTEXT} status ${state} on ${head.slice(0, 7)}`, async () => {
+    const status = await fleetStatus(head);
+    return status?.state === state ? status : null;
+  });
+
+describeWithNix("build before deploy with three real agents, the GitHub emulator and the real control plane", () => {
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-fleet-build-"));
+    const gitEnv = isolatedHostEnv(path.join(root, "env"));
+    const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
+    const apiPort = await freePort();
+    cp = await startControlPlane({
+      vars: {
+        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        DASHBOARD_URL: "https://fleet.example.com",
+        ROLLOUT_CANARY_SOAK_SECONDS: "0",
+      },
+    });
+    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
+    await emulator.start(apiPort);
+
+    // The fleet repository of tools/fleet-kit: a system per host, each depending on hello 1.0 and greeter 2.0.
+    const pins = path.join(root, "pins");
+    await fs.mkdir(pins);
+    await git(pins, "init", "--quiet", "--initial-branch", "main");
+    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
+    await git(pins, "add", "-A");
+    await git(pins, "commit", "--quiet", "-m", "pins v1");
+    const work = path.join(root, "work");
+    await fs.mkdir(work);
+    const flake = fleetFlake(`git+file://${pins}`);
+    const files: Record<string, string> = {
+      "flake.nix": flake,
+      ...Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 1`])),
+      ...Object.fromEntries(Object.entries(DEFAULT_PACKAGES).map(([name, spec]) => [`packages/${name}.txt`, `${spec}\n`])),
+    };
+    for (const [file, content] of Object.entries(files)) {
+      await fs.mkdir(path.dirname(path.join(work, file)), { recursive: true });
+      await fs.writeFile(path.join(work, file), content);
+    }
+    await git(work, "init", "--quiet", "--initial-branch", "main");
+    await git(work, "add", "-A");
+    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
+    await emulator.seed({ ...files, "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8") });
+    await call(z.unknown(), "/api/repo/refresh", { body: {} });
+
+    for (const [index, name] of HOSTS.entries()) {
+      const dir = path.join(root, name);
+      const shim = await installRebuildShim(path.join(dir, "shim"));
+      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
+      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
+      const config: AgentConfigInput = {
+        url: cp.url,
+        tokenFile: path.join(dir, "token"),
+        hostName: name,
+        platform: "nixos",
+        repoUrl: emulator.cloneUrl,
+        branch: "main",
+        stateDir: path.join(dir, "state"),
+        pollTimeoutSeconds: POLL_SECONDS,
+        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+        currentSystemLink: shim.currentSystemLink,
+        rollout: { priority: index },
+      };
+      const configFile = path.join(dir, "agent.json");
+      await fs.writeFile(configFile, JSON.stringify(config));
+      const host: TestHost = { name, process: null, log: [] };
+      const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", configFile], { env: isolatedHostEnv(dir), stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
+      child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
+      host.process = child;
+      hosts.set(name, host);
+    }
+    await eventually("three hosts to report", async () => {
+      const { hosts: views } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
+      return views.length === HOSTS.length && views.every((v) => v.online && v.report);
+    });
+    // Every host runs the fleet's configuration first, so a build has a running system to compare with.
+    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    await eventually("the first deploy", async () => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${first.rollout.id}`)).rollout.state === "succeeded");
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const host of hosts.values()) {
+      const child = host.process;
+      if (!child || child.exitCode !== null) continue;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    }
+    await emulator?.stop();
+    await cp?.stop();
+    if (root) await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it("the update PR opens, every host builds it, and GitHub holds success with each host's closure diff", async () => {
+    const { number, head } = await openUpdatePr({ "packages/hello.txt": "1.1 12\n" });
+    const build = await verdictOf(number, head, "success");
+    expect(build).toMatchObject({ built: 3, counted: 3, description: "3/3 hosts built" });
+    for (const host of build.hosts) {
+      expect(host.state).toBe("built");
+      expect(host.storePath).toMatch(/^\/nix\/store\/.+-nixos-system-h\d$/);
+      expect(host.closureDiff?.entries).toContainEqual(expect.objectContaining({ name: "hello", old: ["1.0"], new: ["1.1"] }));
+    }
+    const status = await statusOf(head, "success");
+    expect(status).toMatchObject({ description: "3/3 hosts built", target_url: "https://fleet.example.com/" });
+    // Our own status did not become the PR's CI.
+    const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+    expect(updatePrs.find((p) => p.number === number)?.ciState).toBe("unknown");
+    await emulator.closePullRequest(number);
+    await emulator.flushWebhooks();
+  });
+
+  it("a PR that breaks one host's build fails, naming the host and nix's error", async () => {
+    const { number, head } = await openUpdatePr({ "hosts/h1.txt": "fail: h1 cannot build this", "packages/hello.txt": "1.2 12\n" });
+    const build = await verdictOf(number, head, "failure");
+    expect(build.hosts.map((h) => [h.name, h.state])).toEqual([["h0", "built"], ["h1", "failed"], ["h2", "built"]]);
+    const failed = build.hosts.find((h) => h.name === "h1")!;
+    expect(failed.errorTail).toContain("h1 cannot build this");
+    expect(build.description).toMatch(/^2\/3 hosts built, h1 failed: error: /);
+    const status = await statusOf(head, "failure");
+    expect(status?.description).toBe(build.description);
+    expect(status?.description?.length).toBeLessThanOrEqual(140);
+    await emulator.closePullRequest(number);
+    await emulator.flushWebhooks();
+  });
+
+  it("a new head cancels the old head's builds", async () => {
+    const gate = path.join(root, "gate-h0");
+    const { number, head: oldHead } = await openUpdatePr({ "hosts/h0.txt": `wait:${gate}`, "packages/hello.txt": "1.3 12\n" });
+    // h0's old build runs until the gate opens, which it never does: only the new head can end it.
+    await eventually("h0 to build the old head", async () => (await fleetBuildOf(number))?.hosts.find((h) => h.name === "h0")?.state === "building");
+    await eventually("h0's builder to wait at its gate", () => fs.access(`${gate}.pid`).then(() => true));
+    const old = (await fleetBuildOf(number))!;
+
+    const newHead = await emulator.updatePullRequest(number, { files: { "hosts/h0.txt": "h0 generation 4" }, message: "flake.lock: Update again" });
+    await emulator.flushWebhooks();
+    const build = await verdictOf(number, newHead, "success");
+    expect(build.id).not.toBe(old.id);
+    expect(build.description).toBe("3/3 hosts built");
+    await statusOf(newHead, "success");
+
+    const oldId = old.hosts.find((h) => h.name === "h0")!.commandId;
+    await eventually("h0's old build cancelled by a stop", async () => {
+      const { commands } = await call(z.object({ commands: z.array(CommandView) }), "/api/hosts/h0/commands");
+      const stopped = commands.find((c) => c.id === oldId)?.state === "cancelled";
+      return stopped && commands.some((c) => c.kind === "stop" && c.target === oldId && c.state === "succeeded");
+    });
+    // The old head's status stays pending: no verdict is posted for a build a newer head replaced.
+    expect((await fleetStatus(oldHead))?.state).toBe("pending");
+    expect(oldHead).not.toBe(newHead);
+  });
+});
