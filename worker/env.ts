@@ -24,6 +24,13 @@ export interface Secrets {
   OPERATOR_GROUPS?: string;
   /** The bearer token a Prometheus scrape of GET /metrics presents; without it /metrics answers 503. */
   METRICS_TOKEN?: string;
+  /**
+   * AES-GCM key (base64 of 32 random bytes) that seals the notification channels' secrets in the stored
+   * settings (worker/settings-secrets.ts). Without it a settings change carrying a secret is refused.
+   */
+  SETTINGS_ENCRYPTION_KEY?: string;
+  /** Notification channels as a JSON list, for operators who configure by vars (worker/settings.ts). */
+  NOTIFICATION_CHANNELS?: string;
 }
 
 export type WorkerEnv = Env & Secrets;

@@ -7,7 +7,10 @@ import * as z from "zod";
 import {
   DeployStrategy,
   MaintenanceWindow,
+  NotificationChannel,
+  MergeMethod,
   RollbackStrategy,
+  SECRET_PLACEHOLDER,
   Settings,
 } from "../common/protocol.ts";
 
@@ -41,6 +44,14 @@ function wholeNumber(vars: Vars, name: string, min: number, fallback: number): n
   return Number(raw);
 }
 
+/** A number ≥ 0, fractions allowed ("0.05" minutes = 3 seconds, for tests and the impatient). */
+function minutes(vars: Vars, name: string, max: number, fallback: number): number {
+  const raw = present(vars, name);
+  if (raw === null) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) > max) throw new SettingsError(name, `must be a number of minutes from 0 to ${max}, got "${raw}"`);
+  return Number(raw);
+}
+
 function oneOf<T extends string>(vars: Vars, name: string, schema: z.ZodType<T>, options: readonly T[], fallback: T): T {
   const raw = present(vars, name);
   if (raw === null) return fallback;
@@ -57,7 +68,8 @@ function flag(vars: Vars, name: string, fallback: boolean): boolean {
   throw new SettingsError(name, `must be true or false, got "${raw}"`);
 }
 
-function windows(vars: Vars, name: string): MaintenanceWindow[] {
+/** A var holding a JSON list, each item parsed with `item`; `what` names the items in the error. */
+function jsonList<T>(vars: Vars, name: string, item: z.ZodType<T>, what: string): T[] {
   const raw = present(vars, name);
   if (raw === null) return [];
   let json: unknown;
@@ -66,28 +78,51 @@ function windows(vars: Vars, name: string): MaintenanceWindow[] {
   } catch (error) {
     throw new SettingsError(name, `is not JSON (${(error as Error).message})`);
   }
-  const parsed = z.array(MaintenanceWindow).safeParse(json);
+  const parsed = z.array(item).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`;
-    throw new SettingsError(name, `is not a list of maintenance windows${where}: ${issue?.message ?? "invalid"}`);
+    throw new SettingsError(name, `is not a list of ${what}${where}: ${issue?.message ?? "invalid"}`);
   }
   return parsed.data;
+}
+
+/** Channels given by a var hold their secrets in clear (the var is a secret then): the placeholder means nothing here. */
+function channels(vars: Vars, name: string): NotificationChannel[] {
+  const list = jsonList(vars, name, NotificationChannel, "notification channels");
+  list.forEach((channel, index) => {
+    const kept = [channel.url, "secret" in channel ? channel.secret : undefined, "token" in channel ? channel.token : undefined];
+    if (kept.includes(SECRET_PLACEHOLDER)) throw new SettingsError(name, `channel ${index} (${channel.id}) holds "${SECRET_PLACEHOLDER}" in place of a value`);
+  });
+  const ids = list.map((channel) => channel.id);
+  const repeated = ids.find((id, index) => ids.indexOf(id) !== index);
+  if (repeated !== undefined) throw new SettingsError(name, `channel id ${repeated} is used twice`);
+  return list;
 }
 
 /**
  * The settings the `wrangler.toml` vars give:
  * `ROLLOUT_CANARY_COUNT`, `ROLLOUT_WAVE_SIZE` (`auto` = a quarter of the hosts), `ROLLOUT_SOAK_SECONDS`,
  * `ROLLOUT_CANARY_SOAK_SECONDS`, `DEPLOY_STRATEGY`, `ROLLBACK_STRATEGY`, `ROLLBACK_HOSTS`,
- * `MAINTENANCE_WINDOWS` (a JSON list). Throws a `SettingsError` naming the first bad var.
+ * `MAINTENANCE_WINDOWS` (a JSON list), `NOTIFICATION_CHANNELS` (a JSON list of channels, for operators
+ * who configure by vars; set it as a secret when its URLs carry tokens), `FLEET_BUILD_ON_UPDATE_PR`,
+ * `FLEET_BUILD_OFFLINE_HOSTS_BLOCK`, `FLEET_BUILD_COUNT_EXCLUDED_HOSTS` (docs/fleet-build.md),
+ * `AUTOMATION_ENABLED`, `AUTOMATION_MERGE_DELAY_MINUTES` (fractions allowed), `AUTOMATION_MERGE_METHOD`,
+ * `AUTOMATION_REQUIRE_CI`, `AUTOMATION_REQUIRE_FLEET_BUILD`, `FLAKE_UPDATES_ENABLED`.
+ * Throws a `SettingsError` naming the first bad var.
  */
 export function settingsFromVars(vars: Vars): Settings {
   const d = DEFAULT_SETTINGS;
   const waveSizeRaw = present(vars, "ROLLOUT_WAVE_SIZE");
   return Settings.parse({
     ...d,
+    flakeUpdates: { enabled: flag(vars, "FLAKE_UPDATES_ENABLED", d.flakeUpdates.enabled) },
     automation: {
-      ...d.automation,
+      enabled: flag(vars, "AUTOMATION_ENABLED", d.automation.enabled),
+      mergeDelayMinutes: minutes(vars, "AUTOMATION_MERGE_DELAY_MINUTES", 7 * 24 * 60, d.automation.mergeDelayMinutes),
+      mergeMethod: oneOf(vars, "AUTOMATION_MERGE_METHOD", MergeMethod, MergeMethod.options, d.automation.mergeMethod),
+      requireCi: flag(vars, "AUTOMATION_REQUIRE_CI", d.automation.requireCi),
+      requireFleetBuild: flag(vars, "AUTOMATION_REQUIRE_FLEET_BUILD", d.automation.requireFleetBuild),
       deployStrategy: oneOf(vars, "DEPLOY_STRATEGY", DeployStrategy, DeployStrategy.options, d.automation.deployStrategy),
     },
     rollout: {
@@ -100,6 +135,13 @@ export function settingsFromVars(vars: Vars): Settings {
       strategy: oneOf(vars, "ROLLBACK_STRATEGY", RollbackStrategy, RollbackStrategy.options, d.rollback.strategy),
       rollbackHosts: flag(vars, "ROLLBACK_HOSTS", d.rollback.rollbackHosts),
     },
-    windows: windows(vars, "MAINTENANCE_WINDOWS"),
+    fleetBuild: {
+      buildOnUpdatePr: flag(vars, "FLEET_BUILD_ON_UPDATE_PR", d.fleetBuild.buildOnUpdatePr),
+      offlineHostsBlock: flag(vars, "FLEET_BUILD_OFFLINE_HOSTS_BLOCK", d.fleetBuild.offlineHostsBlock),
+      countExcludedHosts: flag(vars, "FLEET_BUILD_COUNT_EXCLUDED_HOSTS", d.fleetBuild.countExcludedHosts),
+    },
+    windows: jsonList(vars, "MAINTENANCE_WINDOWS", MaintenanceWindow, "maintenance windows"),
+    notifications: channels(vars, "NOTIFICATION_CHANNELS"),
   });
 }
+

@@ -87,3 +87,25 @@ describe("settingsFromVars", () => {
     expect((error as SettingsError).message).toMatch(message);
   });
 });
+
+describe("NOTIFICATION_CHANNELS", () => {
+  const hook = { kind: "webhook", id: "ch_hook1", url: "https://hooks.example.com/in", secret: "a-signing-secret-of-32-characters" };
+
+  it("is no channel when unset, and the channels it lists when set", () => {
+    expect(settingsFromVars({}).notifications).toEqual([]);
+    const ntfy = { kind: "ntfy", id: "ch_ntfy1", url: "https://ntfy.sh/fleet", token: "tk", events: ["host-offline"] };
+    expect(settingsFromVars({ NOTIFICATION_CHANNELS: JSON.stringify([hook, ntfy]) }).notifications).toEqual([hook, ntfy]);
+  });
+
+  it.each([
+    ["not JSON", "[{", /NOTIFICATION_CHANNELS: is not JSON/],
+    ["an unknown kind", JSON.stringify([{ ...hook, kind: "email" }]), /NOTIFICATION_CHANNELS: is not a list of notification channels at 0\.kind/],
+    ["a short secret", JSON.stringify([{ ...hook, secret: "short" }]), /at 0\.secret/],
+    ["an unknown event", JSON.stringify([{ ...hook, events: ["lunch"] }]), /at 0\.events\.0/],
+    ["the placeholder", JSON.stringify([{ ...hook, url: "********" }]), /holds "\*\*\*\*\*\*\*\*" in place of a value/],
+    ["an id twice", JSON.stringify([hook, hook]), /channel id ch_hook1 is used twice/],
+  ])("refuses %s with the var's name", (_what, raw, message) => {
+    expect(() => settingsFromVars({ NOTIFICATION_CHANNELS: raw })).toThrow(SettingsError);
+    expect(() => settingsFromVars({ NOTIFICATION_CHANNELS: raw })).toThrow(message);
+  });
+});

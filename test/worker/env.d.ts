@@ -4,5 +4,9 @@ declare namespace Cloudflare {
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     NIXFLEET_PROPERTY_RUNS?: string;
     GITHUB_WEBHOOK_SECRET?: string;
+    NOTIFICATION_CHANNELS?: string;
+    /** The worker-github project's GitHub: the local emulator (vitest.config.ts). */
+    GITHUB_API_URL?: string;
+    GITHUB_TOKEN?: string;
   }
 }
