@@ -24,7 +24,8 @@ describe("rollout rules in workerd", () => {
   });
 
   it("reads the default settings from the Worker's own env", () => {
-    expect(settingsFromVars(env)).toEqual(DEFAULT_SETTINGS);
+    // The worker project's env names test notification channels (vitest.config.ts); everything else is the default.
+    expect({ ...settingsFromVars(env), notifications: [] }).toEqual(DEFAULT_SETTINGS);
   });
 
   it("plans and starts a rollout", () => {

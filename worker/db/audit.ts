@@ -1,4 +1,4 @@
-import { desc, lt } from "drizzle-orm";
+import { desc, lt, sql, type SQL } from "drizzle-orm";
 import { tryGetContext } from "hono/context-storage";
 import type { Role } from "../../common/protocol.ts";
 import type { AppEnv } from "../env.ts";
@@ -34,6 +34,19 @@ export function auditInsert(db: Database, entry: NewAuditEntry) {
     role: entry.role === undefined ? requestRole() : entry.role,
     details: entry.details === null ? null : JSON.stringify(entry.details),
   });
+}
+
+/**
+ * An audit entry written only when `condition` holds as the statement runs: in a `db.batch` after a
+ * conditional write, the entry exists exactly when the write happened (no window between the two).
+ */
+export function auditInsertWhen(db: Database, entry: NewAuditEntry, condition: SQL) {
+  const role = entry.role === undefined ? requestRole() : entry.role;
+  const details = entry.details === null ? null : JSON.stringify(entry.details);
+  // Every column in the table's order (drizzle's insert … select); a NULL id takes the next rowid.
+  return db
+    .insert(auditLog)
+    .select(sql`SELECT NULL, ${entry.at}, ${entry.actor}, ${entry.action}, ${entry.target}, ${details}, ${entry.result}, ${role} WHERE ${condition}`);
 }
 
 export async function writeAudit(db: Database, entry: NewAuditEntry): Promise<void> {

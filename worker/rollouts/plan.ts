@@ -21,6 +21,8 @@ export interface PlanInput {
   automatic: boolean;
   /** A manual deploy to these hosts only; naming a host also includes it despite `autoUpdate = false`. */
   selected?: readonly string[];
+  /** The update's fleet build (docs/fleet-build.md): hosts whose build of `commit` failed are left out. */
+  failedBuilds?: { commit: string; hosts: readonly string[] };
   now: Date;
 }
 
@@ -52,6 +54,7 @@ function leftOutReason(host: PlanHost, input: PlanInput, strategy: Settings["aut
   const selected = input.selected === undefined ? null : new Set(input.selected);
   if (selected !== null && !selected.has(host.name)) return "not selected";
   if (holdIsActive(host.hold, input.now)) return describeHold(host.hold);
+  if (input.failedBuilds?.hosts.includes(host.name)) return `its build of ${input.failedBuilds.commit.slice(0, 7)} failed`;
   if (input.automatic && strategy === "none") return "deploy strategy is none";
   if (!host.autoUpdate) {
     if (input.automatic) return "autoUpdate = false";

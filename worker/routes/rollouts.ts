@@ -35,15 +35,24 @@ export const rolloutsRoutes = new Hono<AppEnv>()
   .post("/plan", ...jsonBody(PlanRolloutRequest), async (c) => {
     const request = c.req.valid("json");
     let commit = request.commit ?? null;
+    let buildOf: { pr: number; headSha: string } | null = null;
     if (request.pr !== undefined) {
       const repository = readGitHubConfig(c.env).repository;
       const pr = repository ? await getPullRequest(c.get("db"), repository.fullName, request.pr) : null;
       if (!pr || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${request.pr} is not a known update PR`);
       // Until the merge the PR's head stands for the commit the merge will make.
       commit ??= pr.headSha;
+      buildOf = { pr: pr.number, headSha: pr.headSha };
     }
     commit ??= await branchHead(c);
-    const planned = await coordinator(c.env).planRollout({ commit, pr: request.pr ?? null, hosts: request.hosts, automatic: false });
+    const planned = await coordinator(c.env).planRollout({
+      commit,
+      pr: request.pr ?? null,
+      hosts: request.hosts,
+      automatic: false,
+      buildOf,
+      includeFailedBuilds: request.includeFailedBuilds ?? false,
+    });
     if (!planned.ok) throw refused(planned);
     return c.json({ plan: planned.plan });
   })

@@ -1,0 +1,301 @@
+/**
+ * Auto-merge end to end with real parts: the control plane on `wrangler dev`
+ * (AUTOMATION_ENABLED, a 3-second delay: AUTOMATION_MERGE_DELAY_MINUTES 0.05),
+ * the GitHub emulator sending signed webhooks, and three real agents with real
+ * Nix. An update PR whose CI turns green by webhook is merged after the delay
+ * and rolled out to every host; a red CI is never merged; a new head during
+ * the delay moves the schedule; a CI webhook lost on the way is caught up by
+ * the cron trigger.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { z } from "zod";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import { HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
+
+const exec = promisify(execFile);
+const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
+const SECRET = "automation-webhook-secret";
+const TOKEN = "github_pat_automation";
+const HOSTS = ["a0", "a1", "a2"] as const;
+const POLL_SECONDS = 5;
+const DELAY_MS = 3000;
+
+let root: string;
+let cp: ControlPlane;
+let emulator: GitHubEmulator;
+const agents: { name: string; process: ChildProcess; log: string[] }[] = [];
+/** While set, the emulator's webhook deliveries are lost on the way (the network, not the emulator, fails). */
+let dropWebhooks = false;
+
+async function call<T extends z.ZodType>(schema: T, pathname: string, init: { body?: unknown } = {}): Promise<z.infer<T>> {
+  const res = await fetch(`${cp.url}${pathname}`, {
+    method: init.body === undefined ? "GET" : "POST",
+    headers: { origin: cp.url, "content-type": "application/json" },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const json: unknown = await res.json();
+  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
+  return schema.parse(json);
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      const logs = agents.map((a) => `--- ${a.name}\n${a.log.slice(-10).join("")}`).join("\n");
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const updatePr = async (number: number) =>
+  (await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs")).updatePrs.find((pr) => pr.number === number) ?? null;
+
+const automationOf = (number: number, ok: (pr: UpdatePr) => boolean, what: string) =>
+  eventually(`#${number}: ${what}`, async () => {
+    const pr = await updatePr(number);
+    return pr !== null && pr.automation !== null && ok(pr) ? pr : null;
+  });
+
+/** Merged on GitHub (the update PR then leaves GET /api/update-prs, which lists open ones). */
+const mergedOnGitHub = (number: number) =>
+  eventually(`#${number} merged on GitHub`, async () => {
+    const pr = await emulator.pullRequest(number);
+    return pr.merged && pr.mergeCommitSha !== null ? { mergeCommitSha: pr.mergeCommitSha, head: pr.head.sha } : null;
+  });
+
+const auditedMerges = async (number: number) =>
+  (await call(z.object({ entries: z.array(z.object({ actor: z.string(), action: z.string(), target: z.string(), result: z.string() })) }), "/api/audit?limit=500")).entries
+    .filter((e) => e.action === "update-pr.merge" && e.target === `example/fleet#${number}`)
+    .map((e) => ({ actor: e.actor, result: e.result }));
+
+/**
+ * The audit log's merges of `number`, by whom and how they ended, once there
+ * is one: GitHub answers the merge before the control plane writes its audit
+ * entry, so the emulator can show it merged a moment before the log does.
+ */
+const mergesInAudit = (number: number) =>
+  eventually(`#${number}'s merge in the audit log`, async () => {
+    const merges = await auditedMerges(number);
+    return merges.length > 0 ? merges : null;
+  });
+
+const rollouts = async () => (await call(z.object({ rollouts: z.array(RolloutView) }), "/api/rollouts?limit=50")).rollouts;
+
+/** The rollout the automation started for `commit`, once it has ended. */
+const automaticRollout = (commit: string) =>
+  eventually(`the automatic rollout of ${commit.slice(0, 7)} to end`, async () => {
+    const found = (await rollouts()).find((r) => r.commit === commit);
+    return found && ["succeeded", "failed", "cancelled"].includes(found.state) && found.finishedAt ? found : null;
+  }, 150_000);
+
+const hostFiles = (generation: number) => Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation ${generation}`]));
+
+async function openUpdatePr(generation: number): Promise<{ number: number; sha: string }> {
+  const pr = await emulator.openPullRequest({ head: `update-${generation}`, title: "flake.lock: Update", labels: ["automated"], files: hostFiles(generation), message: "flake.lock: Update" });
+  await emulator.flushWebhooks();
+  return { number: pr.number, sha: pr.head.sha };
+}
+
+async function ci(sha: string, conclusion: "success" | "failure"): Promise<void> {
+  await emulator.setCheckRun(sha, { name: "build", status: "completed", conclusion });
+  await emulator.flushWebhooks();
+}
+
+/** Whether GitHub (the emulator) merged it, and as what. */
+const onGitHub = async (number: number) => {
+  const pr = await emulator.pullRequest(number);
+  return { merged: pr.merged, state: pr.state, mergeCommitSha: pr.mergeCommitSha, head: pr.head.sha };
+};
+
+async function expectAllHostsAt(commit: string): Promise<void> {
+  await eventually(`every host to report ${commit.slice(0, 7)}`, async () => {
+    const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
+    return hosts.length === HOSTS.length && hosts.every((h) => h.report?.repo.commit.value === commit && h.compartments.system.state === "green");
+  });
+}
+
+describeWithNix("auto-merge with three real agents, the GitHub emulator and the real control plane", () => {
+  beforeAll(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-automation-"));
+    const gitEnv = isolatedHostEnv(path.join(root, "env"));
+    const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
+    const apiPort = await freePort();
+    cp = await startControlPlane({
+      vars: {
+        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        ROLLOUT_CANARY_SOAK_SECONDS: "0",
+        AUTOMATION_ENABLED: "true",
+        AUTOMATION_MERGE_DELAY_MINUTES: String(DELAY_MS / 60_000),
+      },
+    });
+    emulator = new GitHubEmulator({
+      owner: "example",
+      repo: "fleet",
+      workDir: path.join(root, "github"),
+      webhookUrl: `${cp.url}/webhooks/github`,
+      webhookSecret: SECRET,
+      token: TOKEN,
+      fetch: (input, init) => (dropWebhooks ? Promise.reject(new TypeError("fetch failed: connection reset (dropped by the test)")) : fetch(input, init)),
+    });
+    await emulator.start(apiPort);
+
+    const pins = path.join(root, "pins");
+    await fs.mkdir(pins);
+    await git(pins, "init", "--quiet", "--initial-branch", "main");
+    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
+    await git(pins, "add", "-A");
+    await git(pins, "commit", "--quiet", "-m", "pins v1");
+    const work = path.join(root, "work");
+    await fs.mkdir(path.join(work, "hosts"), { recursive: true });
+    const flake = fleetFlake(`git+file://${pins}`);
+    await fs.writeFile(path.join(work, "flake.nix"), flake);
+    await git(work, "init", "--quiet", "--initial-branch", "main");
+    await git(work, "add", "-A");
+    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
+    await emulator.seed({ "flake.nix": flake, "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8"), ...hostFiles(1) });
+    await call(z.unknown(), "/api/repo/refresh", { body: {} });
+
+    for (const [index, name] of HOSTS.entries()) {
+      const dir = path.join(root, name);
+      const shim = await installRebuildShim(path.join(dir, "shim"));
+      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
+      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
+      const config: AgentConfigInput = {
+        url: cp.url,
+        tokenFile: path.join(dir, "token"),
+        hostName: name,
+        platform: "nixos",
+        repoUrl: emulator.cloneUrl,
+        branch: "main",
+        stateDir: path.join(dir, "state"),
+        pollTimeoutSeconds: POLL_SECONDS,
+        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+        currentSystemLink: shim.currentSystemLink,
+        rollout: { priority: index },
+      };
+      const configFile = path.join(dir, "agent.json");
+      await fs.writeFile(configFile, JSON.stringify(config));
+      const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", configFile], { env: isolatedHostEnv(dir), stdio: ["ignore", "pipe", "pipe"] });
+      const log: string[] = [];
+      child.stdout?.on("data", (data: Buffer) => log.push(data.toString()));
+      child.stderr?.on("data", (data: Buffer) => log.push(data.toString()));
+      agents.push({ name, process: child, log });
+    }
+    await eventually("three hosts to report", async () => {
+      const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
+      return hosts.length === HOSTS.length && hosts.every((h) => h.online && h.report);
+    });
+    // Every host runs the fleet's current configuration to start from.
+    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+    expect((await automaticRollout(first.rollout.commit)).state).toBe("succeeded");
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const agent of agents) {
+      if (agent.process.exitCode !== null) continue;
+      const exited = new Promise((resolve) => agent.process.once("exit", resolve));
+      agent.process.kill("SIGKILL");
+      await exited;
+    }
+    await emulator?.stop();
+    await cp?.stop();
+    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  });
+
+  it("an update PR whose CI turns green by webhook is merged after the delay, and rolled out to every host", async () => {
+    const pr = await openUpdatePr(2);
+    await automationOf(pr.number, (p) => p.automation?.state === "waiting-ci", "waiting for CI");
+    expect((await onGitHub(pr.number)).merged).toBe(false);
+    await ci(pr.sha, "success");
+    const scheduled = await automationOf(pr.number, (p) => p.automation?.state === "scheduled", "scheduled");
+    const { ciPassedAt, mergeAt } = scheduled.automation!;
+    expect(Date.parse(mergeAt!) - Date.parse(ciPassedAt!)).toBe(DELAY_MS);
+
+    const github = await mergedOnGitHub(pr.number);
+    expect(await mergesInAudit(pr.number)).toEqual([{ actor: "automation", result: "merged" }]);
+    const rollout = await automaticRollout(github.mergeCommitSha);
+    expect(rollout).toMatchObject({ state: "succeeded", automatic: true, startedBy: "automation", pr: pr.number, done: HOSTS.length });
+    expect(Date.parse(rollout.startedAt)).toBeGreaterThanOrEqual(Date.parse(mergeAt!));
+    await expectAllHostsAt(github.mergeCommitSha);
+  });
+
+  it("a red CI is never merged, and says why", async () => {
+    const pr = await openUpdatePr(3);
+    await ci(pr.sha, "failure");
+    const failed = await automationOf(pr.number, (p) => p.automation?.state === "ci-failed", "CI failed");
+    expect(failed.automation!.reason).toMatch(/CI failed on .* it will not be merged/);
+    await new Promise((resolve) => setTimeout(resolve, DELAY_MS * 2));
+    expect((await onGitHub(pr.number)).merged).toBe(false);
+    expect((await updatePr(pr.number))?.automation?.state).toBe("ci-failed");
+    await emulator.closePullRequest(pr.number);
+    await emulator.flushWebhooks();
+  });
+
+  it("a new head during the delay moves the schedule to its own CI, and that head is merged and rolled out", async () => {
+    const pr = await openUpdatePr(4);
+    // The check run takes a moment to be stored: a green CI and, before the delay ends, a new commit.
+    await ci(pr.sha, "success");
+    await automationOf(pr.number, (p) => p.automation?.state === "scheduled", "scheduled");
+    const next = await emulator.updatePullRequest(pr.number, { files: hostFiles(5), message: "flake.lock: Update again" });
+    await emulator.flushWebhooks();
+    const moved = await automationOf(pr.number, (p) => p.automation?.headSha === next && p.automation.state === "waiting-ci", "rescheduled for the new head");
+    expect(moved.automation!.timeline.map((t) => t.text)).toContain(`rescheduled: new commit ${next.slice(0, 7)}`);
+    await new Promise((resolve) => setTimeout(resolve, DELAY_MS + 500));
+    expect((await onGitHub(pr.number)).merged).toBe(false);
+
+    await ci(next, "success");
+    const github = await mergedOnGitHub(pr.number);
+    expect(github.head).toBe(next);
+    expect(await mergesInAudit(pr.number)).toEqual([{ actor: "automation", result: "merged" }]);
+    expect((await automaticRollout(github.mergeCommitSha)).state).toBe("succeeded");
+    await expectAllHostsAt(github.mergeCommitSha);
+  });
+
+  it("a CI webhook lost on the way is caught up by the cron trigger, and the merge follows", async () => {
+    const pr = await openUpdatePr(6);
+    await automationOf(pr.number, (p) => p.automation?.state === "waiting-ci", "waiting for CI");
+    dropWebhooks = true;
+    try {
+      await ci(pr.sha, "success");
+    } finally {
+      dropWebhooks = false;
+    }
+    expect(emulator.deliveries.at(-1)?.error ?? "").toMatch(/dropped by the test/);
+    await new Promise((resolve) => setTimeout(resolve, DELAY_MS));
+    expect((await updatePr(pr.number))?.automation?.state).toBe("waiting-ci");
+
+    const res = await fetch(`${cp.url}/cdn-cgi/local/scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
+    expect(res.ok).toBe(true);
+    const github = await mergedOnGitHub(pr.number);
+    expect(await mergesInAudit(pr.number)).toEqual([{ actor: "automation", result: "merged" }]);
+    expect((await automaticRollout(github.mergeCommitSha)).state).toBe("succeeded");
+    await expectAllHostsAt(github.mergeCommitSha);
+  });
+});

@@ -1,0 +1,221 @@
+// The Automation object for real (workerd, its own SQLite storage, its alarm, real D1) with the
+// local GitHub emulator as GitHub (the `worker-github` project: AUTOMATION_MERGE_DELAY_MINUTES
+// 0.05 = 3 s). The repository state reaches D1 the way the 5-minute cron reads it.
+// Each test leaves its update PR merged or closed, so the next one's PR is not superseded.
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { UpdatePrAutomation } from "../../common/protocol.ts";
+import { automation } from "../../worker/automation.ts";
+import { openDatabase } from "../../worker/db/client.ts";
+import { refreshRepoState } from "../../worker/github/refresh.ts";
+import { errorOf, send } from "./github-helpers.ts";
+
+const API = env.GITHUB_API_URL!;
+const stub = () => automation(env);
+
+const Snapshot = z.object({ number: z.number(), state: z.string(), merged: z.boolean(), head: z.object({ sha: z.string() }), mergeCommitSha: z.string().nullable() });
+
+async function emulator(path: string, body?: unknown, method = "POST"): Promise<unknown> {
+  const res = await fetch(`${API}${path}`, {
+    method,
+    headers: { "content-type": "application/json", authorization: `token ${env.GITHUB_TOKEN}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+}
+
+const openUpdatePr = async () => Snapshot.parse(await emulator("/_emulator/update-pr", {}));
+const ciGreen = (sha: string) => emulator(`/_emulator/commits/${sha}/statuses`, { state: "success", context: "ci" });
+const pullOnGitHub = async (n: number) => {
+  const pull = z.object({ state: z.string(), merged: z.boolean(), merge_commit_sha: z.string().nullable(), head: z.object({ sha: z.string() }) });
+  return pull.parse(await emulator(`/repos/example/fleet/pulls/${n}`, undefined, "GET"));
+};
+
+/** What the cron does: re-read GitHub into D1, then let the automation look at every update PR. */
+async function cron(): Promise<void> {
+  const result = await refreshRepoState(env, openDatabase(env.DB));
+  if (!result.ok) throw new Error(`refresh failed: ${result.message}`);
+  await stub().reconsiderAll();
+}
+
+async function view(pr: number): Promise<UpdatePrAutomation | null> {
+  const views = await stub().views([pr]);
+  return views[pr] ? UpdatePrAutomation.parse(views[pr]) : null;
+}
+
+async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The audit log's merge attempts on one PR, by result. */
+async function mergeAttempts(pr: number): Promise<string[]> {
+  const rows = await env.DB.prepare("select result from audit_log where action = 'update-pr.merge' and target = ? order by id")
+    .bind(`example/fleet#${pr}`)
+    .all<{ result: string }>();
+  return rows.results.map((r) => (r.result.startsWith("refused") ? "refused" : r.result));
+}
+
+const sleepUntil = async (iso: string) => {
+  const ms = Date.parse(iso) - Date.now();
+  if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms + 20));
+};
+
+describe("the Automation object against the GitHub emulator", () => {
+  it("schedules the merge at CI green + the delay; the alarm firing twice (and the real one) merges once", async () => {
+    const pr = await openUpdatePr();
+    await cron();
+    expect((await view(pr.number))?.state).toBe("waiting-ci");
+    await ciGreen(pr.head.sha);
+    await cron();
+    const scheduled = (await view(pr.number))!;
+    expect(scheduled.state).toBe("scheduled");
+    expect(Date.parse(scheduled.mergeAt!) - Date.parse(scheduled.ciPassedAt!)).toBe(3000);
+    expect(scheduled.timeline.map((t) => t.text)).toContain("CI passed");
+
+    await sleepUntil(scheduled.mergeAt!);
+    await runInDurableObject(stub(), async (instance) => {
+      await Promise.all([instance.alarm(), instance.alarm()]);
+    });
+    const done = await until("the merge", () => view(pr.number), (v) => v?.state === "merged" || v?.state === "deployed");
+    const github = await pullOnGitHub(pr.number);
+    expect(github.merged).toBe(true);
+    expect(done!.mergeCommitSha).toBe(github.merge_commit_sha);
+    // No host is enrolled here: the rollout is refused, and the record says why.
+    expect(done!.reason).toMatch(/no rollout started: no host/);
+    // The real alarm may have run too; one merge either way, and another alarm changes nothing.
+    await runInDurableObject(stub(), (instance) => instance.alarm());
+    expect(await mergeAttempts(pr.number)).toEqual(["merged"]);
+  });
+
+  it("the object evicted between scheduling and the alarm still merges once", async () => {
+    const pr = await openUpdatePr();
+    await ciGreen(pr.head.sha);
+    await cron();
+    expect((await view(pr.number))?.state).toBe("scheduled");
+    await evictDurableObject(stub());
+    const done = await until("the merge after the eviction", () => view(pr.number), (v) => v?.state === "merged" || v?.state === "deployed");
+    expect(done!.mergeCommitSha).toBe((await pullOnGitHub(pr.number)).merge_commit_sha);
+    await cron();
+    expect(await mergeAttempts(pr.number)).toEqual(["merged"]);
+  });
+
+  it("a new head during the delay moves the schedule to its own CI green, and that head is merged", async () => {
+    const pr = await openUpdatePr();
+    await ciGreen(pr.head.sha);
+    await cron();
+    const first = (await view(pr.number))!;
+    expect(first.state).toBe("scheduled");
+    const moved = Snapshot.parse(await emulator("/_emulator/update-pr", {}));
+    expect(moved.number).toBe(pr.number);
+    expect(moved.head.sha).not.toBe(pr.head.sha);
+    await cron();
+    const waiting = (await view(pr.number))!;
+    expect(waiting).toMatchObject({ state: "waiting-ci", headSha: moved.head.sha, mergeAt: null });
+    expect(waiting.timeline.at(-1)!.text).toBe(`rescheduled: new commit ${moved.head.sha.slice(0, 7)}`);
+    // The old head's alarm time passes: nothing is merged.
+    await sleepUntil(first.mergeAt!);
+    await runInDurableObject(stub(), (instance) => instance.alarm());
+    expect((await pullOnGitHub(pr.number)).merged).toBe(false);
+
+    await ciGreen(moved.head.sha);
+    await cron();
+    const rescheduled = (await view(pr.number))!;
+    expect(rescheduled.state).toBe("scheduled");
+    expect(Date.parse(rescheduled.mergeAt!)).toBeGreaterThan(Date.parse(first.mergeAt!));
+    await until("the new head merged", () => view(pr.number), (v) => v?.state === "merged" || v?.state === "deployed");
+    const github = await pullOnGitHub(pr.number);
+    expect(github).toMatchObject({ merged: true, head: { sha: moved.head.sha } });
+    const audit = await env.DB.prepare("select details from audit_log where action = 'update-pr.merge' and target = ?").bind(`example/fleet#${pr.number}`).all<{ details: string }>();
+    expect(audit.results.map((r) => JSON.parse(r.details).headSha)).toEqual([moved.head.sha]);
+  });
+
+  it("a merge GitHub refuses is recorded as failed with GitHub's reason and not retried", async () => {
+    await emulator("/_emulator/require-checks", { required: ["build"] }, "PUT");
+    try {
+      const pr = await openUpdatePr();
+      // Green by a commit status, but the branch protection wants a check named "build".
+      await ciGreen(pr.head.sha);
+      await cron();
+      const failed = await until("the refusal", () => view(pr.number), (v) => v?.state === "failed");
+      expect(failed!.reason).toMatch(/GitHub refused the merge: .*build/);
+      expect(failed!.timeline.at(-1)!.text).toMatch(/^merge refused:/);
+      await cron();
+      await runInDurableObject(stub(), (instance) => instance.alarm());
+      expect((await view(pr.number))?.state).toBe("failed");
+      expect(await mergeAttempts(pr.number)).toEqual(["refused"]);
+      // Closing it afterwards is a cancel like any other, said as such.
+      await emulator(`/_emulator/pulls/${pr.number}/close`);
+      await cron();
+      expect(await view(pr.number)).toMatchObject({ state: "off", reason: "closed without merging" });
+      expect(await mergeAttempts(pr.number)).toEqual(["refused"]);
+    } finally {
+      await emulator("/_emulator/require-checks", { required: false }, "PUT");
+    }
+  });
+
+  it("Skip leaves the head alone, a new head is considered again; Merge now is refused while CI is not green, then merges at once", async () => {
+    const pr = await openUpdatePr();
+    await cron();
+    const refused = await send(new Request(`http://localhost/api/update-prs/${pr.number}/merge-now`, { method: "POST" }));
+    expect(refused.status).toBe(409);
+    expect((await errorOf(refused)).code).toBe("ci_not_green");
+
+    const skipped = await send(new Request(`http://localhost/api/update-prs/${pr.number}/skip`, { method: "POST" }));
+    expect(skipped.status).toBe(200);
+    await ciGreen(pr.head.sha);
+    await cron();
+    const left = (await view(pr.number))!;
+    expect(left.state).toBe("skipped");
+    expect(left.reason).toMatch(/skipped by developer@localhost/);
+    const audit = await env.DB.prepare("select actor from audit_log where action = 'update-pr.skip' and target = ?").bind(`example/fleet#${pr.number}`).all<{ actor: string }>();
+    expect(audit.results).toEqual([{ actor: "developer@localhost" }]);
+
+    const moved = Snapshot.parse(await emulator("/_emulator/update-pr", {}));
+    await cron();
+    expect((await view(pr.number))).toMatchObject({ state: "waiting-ci", headSha: moved.head.sha });
+    await ciGreen(moved.head.sha);
+    await cron();
+    expect((await view(pr.number))?.state).toBe("scheduled");
+
+    const now = await send(new Request(`http://localhost/api/update-prs/${pr.number}/merge-now`, { method: "POST" }));
+    expect(now.status, await now.clone().text()).toBe(200);
+    const body = z.object({ automation: UpdatePrAutomation }).parse(await now.json());
+    expect(["merged", "deployed"]).toContain(body.automation.state);
+    expect(body.automation.timeline.map((t) => t.text)).toContain("merging now (by developer@localhost)");
+    expect((await pullOnGitHub(pr.number)).merged).toBe(true);
+    expect(await mergeAttempts(pr.number)).toEqual(["merged"]);
+
+    const list = await send(new Request("http://localhost/api/update-prs"));
+    expect(list.status).toBe(200);
+  });
+
+  it("a PR that conflicts with its base when the alarm comes is failed without a merge attempt", async () => {
+    const pr = await openUpdatePr();
+    await ciGreen(pr.head.sha);
+    await cron();
+    expect((await view(pr.number))?.state).toBe("scheduled");
+    // Someone changes flake.lock on main meanwhile: the PR no longer merges cleanly.
+    await emulator("/_emulator/push", { files: { "flake.lock": '{ "nodes": {}, "root": "root", "version": 7 }\n' }, message: "hand-edited lock" });
+    const failed = await until("the conflict", () => view(pr.number), (v) => v?.state === "failed");
+    expect(failed!.reason).toMatch(/conflict/);
+    expect(await mergeAttempts(pr.number)).toEqual([]);
+    expect((await pullOnGitHub(pr.number)).merged).toBe(false);
+  });
+
+  it("GET /api/update-prs fills each open update PR's automation", async () => {
+    const pr = await openUpdatePr();
+    await cron();
+    const res = await send(new Request("http://localhost/api/update-prs"));
+    const body = z.object({ updatePrs: z.array(z.object({ number: z.number(), automation: UpdatePrAutomation.nullable() })) }).parse(await res.json());
+    const listed = body.updatePrs.find((p) => p.number === pr.number);
+    expect(listed?.automation).toMatchObject({ state: "waiting-ci", headSha: pr.head.sha });
+  });
+});

@@ -1,0 +1,407 @@
+/**
+ * The Automation Durable Object: auto-merge of update PRs (docs/automation.md).
+ * The rules (worker/automation/rules.ts) decide; this object reads their
+ * inputs (D1, GitHub at the alarm), keeps each PR's record in its own SQLite
+ * storage, sets its one alarm at the earliest wake-up and carries out merges
+ * and rollouts. Webhook handling and the 5-minute cron call `reconsider`.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { FleetBuildVerdict, NotificationEvent, Settings, UpdatePrAutomation } from "../../common/protocol.ts";
+import { decide, deployed, MERGE_RECOVERY_MS, merged, mergeRefused, skip, toView, withTimeline, type AutomationAction, type AutomationPr, type AutomationRecord } from "../automation/rules.ts";
+import { coordinator } from "../coordinator.ts";
+import { writeAudit } from "../db/audit.ts";
+import { AutomationStorage } from "../db/automation-storage.ts";
+import { openDatabase, type Database } from "../db/client.ts";
+import { ciStates, failingChecks, getPullRequest, listOpenPullRequests, type PullRequestRecord } from "../db/github.ts";
+import { currentSettings } from "../db/settings.ts";
+import type { WorkerEnv } from "../env.ts";
+import { githubContext, type GitHubContext } from "../github/context.ts";
+import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitHubRateLimitError } from "../github/errors.ts";
+import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
+import { rereadPull } from "../github/pull-sync.ts";
+import { notifier } from "../notifier.ts";
+
+export const AUTOMATION_ACTOR = "automation";
+/** After a merge whose outcome is unknown (GitHub unreachable, a crash), look again this soon. */
+const RECOVER_AFTER_MS = MERGE_RECOVERY_MS;
+
+export type AutomationRefusal = { ok: false; status: 404 | 409 | 429 | 502 | 503; code: string; message: string };
+export type AutomationOutcome = { ok: true; automation: UpdatePrAutomation } | AutomationRefusal;
+
+export class Automation extends DurableObject<WorkerEnv> {
+  private readonly db: Database;
+  private readonly store: AutomationStorage;
+  /**
+   * Merges this incarnation is waiting on GitHub for. A `merging` record not
+   * in here was left by a crash or an eviction: only those are recovered.
+   */
+  private readonly inFlight = new Set<number>();
+
+  constructor(ctx: DurableObjectState, env: WorkerEnv) {
+    super(ctx, env);
+    this.db = openDatabase(env.DB);
+    this.store = new AutomationStorage(ctx.storage.sql);
+  }
+
+  // -------------------------------------------------------------------------
+  // RPC
+
+  /** Looks at one update PR again (a webhook stored its CI or the PR itself). */
+  async reconsider(prNumber: number): Promise<void> {
+    const settings = await this.settings();
+    if (settings === null) return;
+    const github = githubContext(this.env, this.db);
+    if (github.config.repository === null) return;
+    await this.consider(github, settings, prNumber, {});
+    await this.scheduleAlarm();
+  }
+
+  /** Every open update PR and every record not settled: after a PR event, and from the cron (missed webhooks). */
+  async reconsiderAll(): Promise<void> {
+    const settings = await this.settings();
+    if (settings === null) return;
+    const github = githubContext(this.env, this.db);
+    if (github.config.repository === null) return;
+    const open = (await listOpenPullRequests(this.db, github.config.repository.fullName)).filter((pr) => pr.isUpdatePr).map((pr) => pr.number);
+    for (const pr of new Set([...open, ...this.store.unsettled()])) await this.consider(github, settings, pr, {});
+    await this.scheduleAlarm();
+  }
+
+  /** The banner's view of these PRs (null: never considered). */
+  async views(prs: number[]): Promise<Record<number, UpdatePrAutomation>> {
+    const views: Record<number, UpdatePrAutomation> = {};
+    for (const [pr, record] of this.store.many(prs)) views[pr] = toView(record);
+    return views;
+  }
+
+  /** Merge now: the alarm's path without the delay or the window, refused while CI is not green. */
+  async mergeNow(prNumber: number, actor: string): Promise<AutomationOutcome> {
+    // Errors do not keep their class across RPC: GitHub's failures are answered here.
+    try {
+      return await this.mergeNowInner(prNumber, actor);
+    } catch (error) {
+      if (error instanceof GitHubNotConfiguredError) return { ok: false, status: 503, code: "github_not_configured", message: error.message };
+      if (error instanceof GitHubRateLimitError) return { ok: false, status: 429, code: "github_rate_limited", message: error.message };
+      if (error instanceof GitHubApiError) return { ok: false, status: 502, code: "github_error", message: error.message };
+      throw error;
+    }
+  }
+
+  private async mergeNowInner(prNumber: number, actor: string): Promise<AutomationOutcome> {
+    const settings = await this.settings();
+    if (settings === null) return { ok: false, status: 503, code: "settings_invalid", message: "the settings do not read (see the Worker's log)" };
+    const github = githubContext(this.env, this.db);
+    const repository = github.config.repository;
+    if (repository === null || github.client === null) {
+      return { ok: false, status: 503, code: "github_not_configured", message: github.config.problems[0] ?? "GitHub is not configured" };
+    }
+    const known = await getPullRequest(this.db, repository.fullName, prNumber);
+    if (known === null || !known.isUpdatePr) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
+    const fresh = await rereadPull(github, prNumber);
+    if (fresh === null || fresh.state !== "open") {
+      await this.consider(github, settings, prNumber, {});
+      return { ok: false, status: 409, code: "update_pr_not_open", message: `pull request #${prNumber} is ${fresh?.state ?? "no longer tracked"}` };
+    }
+    const ci = (await ciStates(this.db, repository.fullName, [fresh.headSha])).get(fresh.headSha) ?? "unknown";
+    if (ci !== "success") {
+      return { ok: false, status: 409, code: "ci_not_green", message: `CI is ${ci} on #${prNumber}'s head ${fresh.headSha.slice(0, 7)}: Merge now waits for it to pass` };
+    }
+    await writeAudit(this.db, {
+      at: new Date().toISOString(),
+      actor,
+      action: "update-pr.merge-now",
+      target: `${repository.fullName}#${prNumber}`,
+      details: { headSha: fresh.headSha },
+      result: "ok",
+    });
+    const record = await this.consider(github, settings, prNumber, { mergeNow: { actor }, atAlarm: true });
+    await this.scheduleAlarm();
+    if (record === null) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
+    if (record.state === "failed") return { ok: false, status: 409, code: "merge_refused", message: record.reason };
+    if (record.state === "merging") return { ok: false, status: 409, code: "merge_in_flight", message: `#${prNumber} is being merged` };
+    return { ok: true, automation: toView(record) };
+  }
+
+  /** Skip this PR: its current head is left alone; a new head is considered again. */
+  async skip(prNumber: number, actor: string): Promise<AutomationOutcome> {
+    const github = githubContext(this.env, this.db);
+    const repository = github.config.repository;
+    if (repository === null) return { ok: false, status: 503, code: "github_not_configured", message: github.config.problems[0] ?? "GitHub is not configured" };
+    const pr = await getPullRequest(this.db, repository.fullName, prNumber);
+    if (pr === null || !pr.isUpdatePr) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
+    if (pr.state !== "open") return { ok: false, status: 409, code: "update_pr_not_open", message: `pull request #${prNumber} is already ${pr.state}` };
+    // From here on only this object's storage is touched until the record is written.
+    const stored = this.store.get(prNumber);
+    if (stored?.state === "merging" || stored?.state === "merged" || stored?.state === "deployed") {
+      return { ok: false, status: 409, code: "update_pr_merging", message: `#${prNumber} is already ${stored.state}` };
+    }
+    const decision = skip(stored, this.automationPr(pr, null), actor, new Date());
+    this.store.put(decision.record, new Date());
+    await writeAudit(this.db, {
+      at: new Date().toISOString(),
+      actor,
+      action: "update-pr.skip",
+      target: `${repository.fullName}#${prNumber}`,
+      details: { headSha: pr.headSha },
+      result: "ok",
+    });
+    await this.scheduleAlarm();
+    await github.notifyRepoChanged();
+    return { ok: true, automation: toView(decision.record) };
+  }
+
+  // -------------------------------------------------------------------------
+  // The alarm: merges that are due, windows that open, merges left in flight
+
+  override async alarm(): Promise<void> {
+    const settings = await this.settings();
+    if (settings === null) return;
+    const github = githubContext(this.env, this.db);
+    if (github.config.repository === null) return;
+    for (const pr of this.store.due(new Date())) {
+      try {
+        if (this.inFlight.has(pr)) continue;
+        if (this.store.get(pr)?.state === "merging") await this.recoverMerge(github, settings, pr);
+        // The PR as GitHub has it now, and its CI: the webhooks may have missed something.
+        else {
+          await rereadPull(github, pr);
+          await this.consider(github, settings, pr, { atAlarm: true });
+        }
+      } catch (error) {
+        // GitHub unreachable or rate limited: the record keeps its wake-up, looked at again soon.
+        console.error(`automation: #${pr} at the alarm:`, error instanceof Error ? error.message : error);
+        const record = this.store.get(pr);
+        if (record !== null) this.store.put({ ...record, wakeAt: new Date(Date.now() + RECOVER_AFTER_MS).toISOString() }, new Date());
+      }
+    }
+    await this.scheduleAlarm();
+  }
+
+  // -------------------------------------------------------------------------
+
+  private async settings(): Promise<Settings | null> {
+    try {
+      return await currentSettings(this.env, this.db);
+    } catch (error) {
+      console.error("automation: the settings do not read; nothing is scheduled or merged", error instanceof Error ? error.message : error);
+      return null;
+    }
+  }
+
+  private automationPr(record: PullRequestRecord, supersededBy: number | null): AutomationPr {
+    return {
+      number: record.number,
+      title: record.title,
+      url: record.url,
+      state: record.state,
+      headSha: record.headSha,
+      isUpdatePr: record.isUpdatePr,
+      supersededBy,
+      mergeable: record.mergeable,
+      mergeCommitSha: record.mergeCommitSha,
+    };
+  }
+
+  /**
+   * Reads one PR's inputs from D1, runs the rules and carries out what they
+   * say. The stored record is read after the last await on D1, and written
+   * before anything else is awaited: a merge is marked `merging` before GitHub
+   * is asked, so a second caller sees it and does nothing.
+   */
+  private async consider(
+    github: GitHubContext,
+    settings: Settings,
+    prNumber: number,
+    options: { atAlarm?: boolean; mergeNow?: { actor: string } },
+  ): Promise<AutomationRecord | null> {
+    const repository = github.config.repository!.fullName;
+    const pr = await getPullRequest(this.db, repository, prNumber);
+    if (pr === null) return this.store.get(prNumber);
+    const openUpdatePrs = (await listOpenPullRequests(this.db, repository)).filter((p) => p.isUpdatePr && p.baseRef === pr.baseRef);
+    // Newest first: a newer open update PR supersedes this one.
+    const newer = openUpdatePrs.find((p) => p.number !== pr.number && (p.createdAt > pr.createdAt || (p.createdAt === pr.createdAt && p.number > pr.number)));
+    const ci = (await ciStates(this.db, repository, [pr.headSha])).get(pr.headSha) ?? "unknown";
+    const failing = ci === "failure" ? await failingChecks(this.db, repository, pr.headSha) : [];
+    const fleetBuild = await this.fleetBuildVerdict(pr);
+    const now = new Date();
+    // No await from here until the record is stored.
+    const stored = this.store.get(prNumber);
+    if (stored === null && pr.state !== "open") return null;
+    const decision = decide({
+      pr: this.automationPr(pr, newer?.number ?? null),
+      ci,
+      failingChecks: failing.map((name) => ({ name, url: `${pr.url}/checks` })),
+      fleetBuild,
+      settings,
+      stored,
+      now,
+      ...options,
+    });
+    const changed = JSON.stringify(stored) !== JSON.stringify(decision.record);
+    if (changed) this.store.put(decision.record, now);
+    // In the same synchronous step as the `merging` write: an alarm meanwhile must not take it for a crashed merge.
+    if (decision.actions.some((a) => a.type === "merge")) this.inFlight.add(prNumber);
+    let record = decision.record;
+    for (const action of decision.actions) record = await this.carryOut(github, settings, pr, record, action);
+    if (changed || record !== decision.record) await github.notifyRepoChanged();
+    return record;
+  }
+
+  private async carryOut(
+    github: GitHubContext,
+    settings: Settings,
+    pr: PullRequestRecord,
+    record: AutomationRecord,
+    action: AutomationAction,
+  ): Promise<AutomationRecord> {
+    switch (action.type) {
+      case "schedule":
+      case "cancel":
+        // The one alarm is set from every record's wakeAt (scheduleAlarm).
+        return record;
+      case "notify":
+        this.announce({
+          id: action.id,
+          event: action.event,
+          at: new Date().toISOString(),
+          title: action.title,
+          text: action.text,
+          url: pr.url,
+          pr: pr.number,
+          commit: pr.headSha,
+          details: action.details,
+        });
+        return record;
+      case "merge":
+        return this.merge(github, settings, pr, record, action.headSha);
+    }
+  }
+
+  /** The merge itself; `record` is stored as `merging` already. */
+  private async merge(github: GitHubContext, settings: Settings, pr: PullRequestRecord, record: AutomationRecord, headSha: string): Promise<AutomationRecord> {
+    let mergeSha: string;
+    try {
+      mergeSha = (await mergeUpdatePr(github, pr.number, { method: settings.automation.mergeMethod, expectedSha: headSha, actor: AUTOMATION_ACTOR })).sha;
+    } catch (error) {
+      this.inFlight.delete(pr.number);
+      if (error instanceof GitHubMergeRefusedError || error instanceof MergeRejected) {
+        // GitHub said no (a conflict, a moved head, checks it requires): recorded and announced, never retried blindly.
+        const message = error instanceof GitHubMergeRefusedError ? error.githubMessage : error.message;
+        const failed = mergeRefused(record, message, new Date());
+        this.store.put(failed, new Date());
+        this.announce({
+          id: `merge-failed:${pr.number}:${headSha}`,
+          event: "merge-failed",
+          at: new Date().toISOString(),
+          title: `Update PR #${pr.number} was not merged`,
+          text: `GitHub refused the merge: ${message}`,
+          url: pr.url,
+          pr: pr.number,
+          commit: headSha,
+          details: {},
+        });
+        return failed;
+      }
+      // Unknown outcome (GitHub unreachable, a 5xx): still `merging`; the alarm re-reads the PR soon.
+      console.error(`automation: merging #${pr.number} had no clear answer; looking again in a minute`, error);
+      const retry = { ...record, wakeAt: new Date(Date.now() + RECOVER_AFTER_MS).toISOString() };
+      this.store.put(retry, new Date());
+      return retry;
+    }
+    try {
+      return await this.afterMerge(settings, pr, record, mergeSha);
+    } finally {
+      this.inFlight.delete(pr.number);
+    }
+  }
+
+  /** Merged: record the merge commit, announce it, and start its rollout unless one exists for it. */
+  private async afterMerge(settings: Settings, pr: PullRequestRecord, record: AutomationRecord, mergeSha: string): Promise<AutomationRecord> {
+    let next = merged(record, mergeSha, settings, new Date());
+    this.store.put(next, new Date());
+    this.announce({
+      id: `merged:${pr.number}`,
+      event: "merged",
+      at: new Date().toISOString(),
+      title: `Update PR #${pr.number} merged`,
+      text: `${pr.title}\nMerged by the automation as ${mergeSha.slice(0, 7)}.`,
+      url: pr.url,
+      pr: pr.number,
+      commit: mergeSha,
+      details: {},
+    });
+    if (settings.automation.deployStrategy === "none") return next;
+    const fleet = coordinator(this.env);
+    const listed = await fleet.listRollouts(50, null);
+    const existing = listed.ok ? listed.rollouts.find((r) => r.commit === mergeSha) : undefined;
+    if (existing !== undefined) {
+      next = deployed(next, { rolloutId: existing.id }, new Date());
+    } else {
+      const started = await fleet.startRollout({
+        commit: mergeSha,
+        pr: { number: pr.number, title: pr.title, url: pr.url },
+        lockChanges: pr.lockChanges ?? [],
+        automatic: true,
+        ignoreWindows: false,
+        actor: AUTOMATION_ACTOR,
+        // The head that was merged: hosts whose fleet build of it failed are left out, as in Merge & Deploy.
+        buildOf: { pr: pr.number, headSha: record.headSha },
+      });
+      next = deployed(next, started.ok ? { rolloutId: started.rollout.id } : { problem: started.message }, new Date());
+    }
+    this.store.put(next, new Date());
+    return next;
+  }
+
+  /**
+   * A merge left `merging` (a crash, an eviction, GitHub silent): GitHub says
+   * whether it happened. Merged → its rollout, once; still open → the rules
+   * decide again from scratch; closed → nothing.
+   */
+  private async recoverMerge(github: GitHubContext, settings: Settings, prNumber: number): Promise<void> {
+    const fresh = await rereadPull(github, prNumber);
+    const record = this.store.get(prNumber);
+    if (record === null || record.state !== "merging" || this.inFlight.has(prNumber)) return;
+    if (fresh !== null && fresh.state === "merged" && fresh.mergeCommitSha !== null) {
+      await this.afterMerge(settings, fresh, withTimeline(record, new Date(), "the merge happened before an interruption"), fresh.mergeCommitSha);
+    } else {
+      this.store.put(withTimeline({ ...record, state: "scheduled", wakeAt: new Date().toISOString() }, new Date(), "the merge was interrupted: trying again"), new Date());
+      await this.consider(github, settings, prNumber, { atAlarm: true });
+    }
+    await github.notifyRepoChanged();
+  }
+
+  /** The fleet build's verdict on this head (docs/fleet-build.md); null when no build of it exists. */
+  private async fleetBuildVerdict(pr: PullRequestRecord): Promise<FleetBuildVerdict | null> {
+    const build = (await coordinator(this.env).fleetBuildsFor([pr.number]))[pr.number];
+    return build !== undefined && build.headSha === pr.headSha ? build.verdict : null;
+  }
+
+  /**
+   * Every notification of the automation goes through here, handed to the Notifier without waiting
+   * (it stores the event and delivers it from its alarm): a merge never waits on a receiver. The
+   * event's id makes a second hand-over of the same fact a no-op there.
+   */
+  private announce(event: NotificationEvent): void {
+    this.ctx.waitUntil(
+      notifier(this.env)
+        .publish(event)
+        .then(
+          (outcome) => {
+            if (!outcome.ok) console.error("automation: notification refused", event.id, outcome.message);
+          },
+          (error: unknown) => console.error("automation: notification not published", event.id, error),
+        ),
+    );
+  }
+
+  /** The one alarm at the earliest wake-up of any record (none: no alarm). */
+  private async scheduleAlarm(): Promise<void> {
+    const next = this.store.nextWake();
+    if (next === null) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Math.max(Date.parse(next), Date.now()));
+  }
+}
