@@ -1,9 +1,21 @@
 import type { BuildResult, Plugin } from "esbuild";
 
-/** Builds the dashboard into dist/ui (or `outdir`): index.html with the dashboard's module inline, and its source map. */
-export function buildUi(options?: { minify?: boolean; outdir?: string }): Promise<BuildResult<{ metafile: true }>>;
-/** The JavaScript a browser is sent from `outdir` (default dist/ui): the page's inline modules and any .js file. */
+/**
+ * Builds the dashboard into dist/ui (or `outdir`): index.html with the first paint's module inline, its source map,
+ * and the lazily loaded pages in chunks/ (`chunks` is null when nothing is imported lazily). `entry` (from the
+ * repository root, default ui/main.ts) is for tests that build a fixture.
+ */
+export function buildUi(options?: {
+  minify?: boolean;
+  outdir?: string;
+  entry?: string;
+}): Promise<{ firstPaint: BuildResult<{ metafile: true }>; chunks: BuildResult<{ metafile: true }> | null }>;
+/** The JavaScript of the first paint from `outdir` (default dist/ui): the page's inline modules and any .js file beside it. */
 export function shippedJs(outdir?: string): Promise<string[]>;
+/** The lazily loaded chunks in `outdir`/chunks, each with its URL and sizes, largest first. */
+export function lazyChunks(outdir?: string): Promise<{ url: string; bytes: number; gzipBytes: number }[]>;
+/** The value names a module imports from `specifier`: "default", the named ones, "*" for a namespace; none for a side-effect import. */
+export function importedNames(source: string, fileName: string, specifier: string): string[];
 /** Collapses the CSS of a css`` template. */
 export function minifyCss(text: string): string;
 /** Collapses whitespace in the static parts of html`` templates in a source file. */

@@ -1,7 +1,9 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import ts from "typescript";
 import { zodWithoutJsonSchema } from "./zod-without-json-schema.mjs";
 
@@ -19,13 +21,18 @@ const defaultOutdir = `${root}dist/ui`;
 const zodNamespaceImport = {
   name: "zod-namespace-import",
   setup(b) {
-    b.onLoad({ filter: /[\\/]common[\\/][^\\/]+\.ts$/ }, async (args) => {
+    b.onLoad({ filter: SHARED_MODULE }, async (args) => {
       const source = await readFile(args.path, "utf8");
-      const namespaced = source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"');
-      return { contents: markSchemasPure(namespaced, args.path), loader: "ts" };
+      return { contents: markSchemasPure(namespacedZod(source), args.path), loader: "ts" };
     });
   },
 };
+
+const SHARED_MODULE = /[\\/]common[\\/][^\\/]+\.ts$/;
+
+function namespacedZod(source) {
+  return source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"');
+}
 
 /**
  * zod builds a schema with calls a bundler must assume have side effects, so
@@ -204,7 +211,7 @@ function inlineModule(html, js) {
   return html.replace(tag, () => `<script type="module">${script}</script>`);
 }
 
-/** The JavaScript a browser is sent: the page's inline modules and any .js file beside it. */
+/** The JavaScript of the first paint: the page's inline modules and any .js file beside it (chunks/ is loaded later). */
 export async function shippedJs(outdir = defaultOutdir) {
   const html = await readFile(`${outdir}/index.html`, "utf8");
   const scripts = [...html.matchAll(/<script type="module">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
@@ -212,12 +219,191 @@ export async function shippedJs(outdir = defaultOutdir) {
   return scripts;
 }
 
-/** Builds dist/ui (or `outdir`): index.html with the dashboard's module inline, and its source map. */
-export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
+/** The lazily loaded chunks (dist/ui/chunks/*.js), each with its URL and sizes, largest first. */
+export async function lazyChunks(outdir = defaultOutdir) {
+  const dir = `${outdir}/${CHUNKS}`;
+  const files = (await readdir(dir).catch(() => [])).filter((file) => file.endsWith(".js"));
+  const chunks = await Promise.all(
+    files.map(async (file) => {
+      const js = await readFile(`${dir}/${file}`);
+      return { url: `/${CHUNKS}/${file}`, bytes: js.byteLength, gzipBytes: gzipSync(js, { level: 9 }).byteLength };
+    }),
+  );
+  return chunks.sort((a, b) => b.gzipBytes - a.gzipBytes || a.url.localeCompare(b.url));
+}
+
+/** Where the chunks go, under dist/ui and under the dashboard's URL (served by worker/routes/chunks.ts, cached for good). */
+const CHUNKS = "chunks";
+
+/** The property (a registered symbol) of globalThis through which the first paint hands lazy chunks what they import from it. */
+const HANDOVER = "nixfleet.first-paint";
+
+/**
+ * Lazily loaded pages: every dynamic `import()` in the dashboard's sources
+ * becomes a chunk of its own in dist/ui/chunks/, named by its content's hash
+ * (so served as immutable, worker/routes/chunks.ts), loaded the first time its
+ * route is visited.
+ *
+ * esbuild's code splitting alone would move what a chunk shares with the
+ * first paint (Lit, the styles, the formatting helpers) into a shared file
+ * that the first-paint module imports: a second round trip before the fleet
+ * table, which inlining the module exists to avoid; and an inline module has
+ * no URL a chunk could import it from. So the first paint stays one
+ * self-contained module, and hands each chunk the bindings the chunk imports
+ * from first-paint modules (the first paint's own module instances, not
+ * copies: one Lit, one state in each helper module) through one frozen
+ * object on globalThis. A
+ * first-paint module imported only for its side effect (an element it
+ * defines) is already evaluated and is left out of the chunk. What chunks
+ * share among themselves, esbuild's splitting puts in shared chunks.
+ *
+ * Three builds: the first paint alone, to learn which modules it holds and
+ * which it imports lazily; the chunks, each import of a first-paint module
+ * replaced by a read of the handover; and the first paint again, with the
+ * handover and the chunks' hashed URLs.
+ */
+async function buildLazyChunks({ common, plugins, outdir, firstPaint, lazy }) {
+  const inFirstPaint = new Set(Object.keys(firstPaint.metafile.inputs).filter((input) => !input.includes(":")).map((input) => resolve(root, input)));
+  for (const path of lazy) {
+    if (inFirstPaint.has(path)) throw new Error(`build-ui: ${relative(root, path)} is imported lazily and also statically; the static import keeps it in the first paint`);
+  }
+  /** module key (its path from the repository root) → the names chunks import from it */
+  const handover = new Map();
+  const result = await build({
+    ...common,
+    entryPoints: [...lazy],
+    splitting: true,
+    outdir: `${outdir}/${CHUNKS}`,
+    entryNames: "[name]-[hash]",
+    chunkNames: "shared-[hash]",
+    plugins: [...plugins, fromFirstPaint(inFirstPaint, handover)],
+  });
+  const urls = new Map();
+  for (const [output, meta] of Object.entries(result.metafile.outputs)) {
+    if (meta.entryPoint) urls.set(resolve(root, meta.entryPoint), `/${relative(outdir, resolve(root, output)).split(sep).join("/")}`);
+  }
+  return { result, urls, handover };
+}
+
+/** Records (or, given the chunks' URLs, points to) each module the dashboard imports with `import()`; esbuild leaves the call as it is. */
+function lazyImports(onLazy) {
+  const self = {};
+  return {
+    name: "lazy-imports",
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.kind !== "dynamic-import" || args.pluginData === self) return undefined;
+        const resolved = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: self });
+        if (resolved.errors.length > 0) return { errors: resolved.errors };
+        return { path: onLazy(resolved.path), external: true };
+      });
+    },
+  };
+}
+
+/** In the chunks' build: an import of a first-paint module reads the handover instead of bundling the module again. */
+function fromFirstPaint(inFirstPaint, handover) {
+  const self = {};
+  return {
+    name: "from-first-paint",
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.pluginData === self || (args.kind !== "import-statement" && args.kind !== "dynamic-import")) return undefined;
+        const resolved = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: self });
+        if (resolved.errors.length > 0 || !inFirstPaint.has(resolved.path)) return undefined;
+        const key = relative(root, resolved.path).split(sep).join("/");
+        if (args.kind === "dynamic-import") return { errors: [{ text: `${key} is in the first paint already: import it statically` }] };
+        const names = importedNames(await readFile(args.importer, "utf8"), args.importer, args.path);
+        if (names.includes("*")) return { errors: [{ text: `a lazily loaded module takes all of ${key} (import * / export *): import the names it uses` }] };
+        const wanted = handover.get(key) ?? new Set();
+        for (const name of names) wanted.add(name);
+        handover.set(key, wanted);
+        return { path: `${key}#${names.join(",")}`, namespace: "first-paint", pluginData: { key, names } };
+      });
+      // One reader of the handover for every chunk (esbuild's splitting puts it in a shared chunk).
+      b.onResolve({ filter: /^first-paint:handover$/ }, () => ({ path: "handover", namespace: "first-paint" }));
+      b.onLoad({ filter: /^handover$/, namespace: "first-paint" }, () => ({
+        contents: [
+          `const handover = globalThis[Symbol.for(${JSON.stringify(HANDOVER)})];`,
+          "export function handed(key) {",
+          "  const module = handover?.[key];",
+          "  if (!module) throw new Error(`the dashboard's first paint did not hand over ${key}`);",
+          "  return module;",
+          "}",
+        ].join("\n"),
+        loader: "js",
+      }));
+      b.onLoad({ filter: /#/, namespace: "first-paint" }, ({ pluginData: { key, names } }) => {
+        if (names.length === 0) return { contents: "export {};", loader: "js" };
+        const take = names.map((name, i) => `h${i} = from[${JSON.stringify(name)}]`).join(", ");
+        const give = names.map((name, i) => `h${i} as ${JSON.stringify(name)}`).join(", ");
+        return {
+          contents: [
+            'import { handed } from "first-paint:handover";',
+            `const from = handed(${JSON.stringify(key)});`,
+            `const ${take};`,
+            `export { ${give} };`,
+          ].join("\n"),
+          loader: "js",
+        };
+      });
+    },
+  };
+}
+
+/**
+ * The value names a module imports (or re-exports) from `specifier`: "default",
+ * the named ones, "*" for a namespace; none for an import for its side effects.
+ * Read from the module as the bundle sees it (the shared modules' zod import rewritten).
+ */
+export function importedNames(source, fileName, specifier) {
+  const text = SHARED_MODULE.test(fileName) ? namespacedZod(source) : source;
+  const kind = /\.[cm]?tsx?$/.test(fileName) ? ts.ScriptKind.TS : ts.ScriptKind.JS;
+  const file = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, false, kind);
+  const names = new Set();
+  for (const statement of file.statements) {
+    const from = (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier;
+    if (!from || !ts.isStringLiteral(from) || from.text !== specifier) continue;
+    if (ts.isImportDeclaration(statement)) {
+      const clause = statement.importClause;
+      if (!clause || clause.isTypeOnly) continue;
+      if (clause.name) names.add("default");
+      const bindings = clause.namedBindings;
+      if (bindings && ts.isNamespaceImport(bindings)) names.add("*");
+      else for (const element of bindings?.elements ?? []) if (!element.isTypeOnly) names.add((element.propertyName ?? element.name).text);
+    } else if (!statement.isTypeOnly) {
+      const clause = statement.exportClause;
+      if (!clause || ts.isNamespaceExport(clause)) names.add("*");
+      else for (const element of clause.elements) if (!element.isTypeOnly) names.add((element.propertyName ?? element.name).text);
+    }
+  }
+  return [...names].sort();
+}
+
+/** The first paint's entry: the dashboard, then the handover of what the chunks import from it. */
+function firstPaintEntry(main, handover) {
+  const lines = [`import ${JSON.stringify(`./${main}`)};`];
+  const modules = [];
+  [...handover].forEach(([key, names], m) => {
+    if (names.size === 0) return;
+    const bindings = [...names].map((name, i) => [name, `m${m}_${i}`]);
+    lines.push(`import { ${bindings.map(([name, local]) => `${JSON.stringify(name)} as ${local}`).join(", ")} } from ${JSON.stringify(`./${key}`)};`);
+    modules.push(`${JSON.stringify(key)}: Object.freeze({ ${bindings.map(([name, local]) => `${JSON.stringify(name)}: ${local}`).join(", ")} })`);
+  });
+  if (modules.length > 0) lines.push(`globalThis[Symbol.for(${JSON.stringify(HANDOVER)})] = Object.freeze({ ${modules.join(", ")} });`);
+  return lines.join("\n");
+}
+
+/**
+ * Builds dist/ui (or `outdir`): index.html with the first paint's module
+ * inline, its source map, and the lazily loaded pages in chunks/. `entry`
+ * (from the repository root) is for tests that build a fixture.
+ */
+export async function buildUi({ minify = true, outdir = defaultOutdir, entry = "ui/main.ts" } = {}) {
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
-  const result = await build({
-    entryPoints: [`${root}ui/main.ts`],
+  const plugins = minify ? [...zodPlugins, minifyTemplates] : zodPlugins;
+  const common = {
     bundle: true,
     format: "esm",
     target: "es2022",
@@ -226,14 +412,32 @@ export async function buildUi({ minify = true, outdir = defaultOutdir } = {}) {
     metafile: true,
     legalComments: "linked",
     tsconfig: `${root}ui/tsconfig.json`,
-    outfile: `${outdir}/app.js`,
+    absWorkingDir: root,
     logLevel: "warning",
-    plugins: minify ? [...zodPlugins, minifyTemplates] : zodPlugins,
+  };
+  const firstPaintStdin = (handover) => ({ stdin: { contents: firstPaintEntry(entry, handover), resolveDir: root, sourcefile: "first-paint.js", loader: "js" } });
+
+  const lazy = new Set();
+  const survey = await build({
+    ...common,
+    ...firstPaintStdin(new Map()),
+    sourcemap: false,
+    write: false,
+    outfile: `${outdir}/app.js`,
+    plugins: [...plugins, lazyImports((path) => (lazy.add(path), path))],
   });
+  const chunks = lazy.size > 0 ? await buildLazyChunks({ common, plugins, outdir, firstPaint: survey, lazy }) : null;
+  const firstPaint = await build({
+    ...common,
+    ...firstPaintStdin(chunks?.handover ?? new Map()),
+    outfile: `${outdir}/app.js`,
+    plugins: [...plugins, lazyImports((path) => chunks.urls.get(path))],
+  });
+
   const html = await readFile(`${root}ui/index.html`, "utf8");
   await writeFile(`${outdir}/index.html`, inlineModule(html, await readFile(`${outdir}/app.js`, "utf8")));
   await rm(`${outdir}/app.js`);
-  return result;
+  return { firstPaint, chunks: chunks?.result ?? null };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

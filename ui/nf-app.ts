@@ -6,10 +6,23 @@ import { EventStream, eventsUrl } from "./data/events.ts";
 import type { FleetState } from "./data/fleet-state.ts";
 import { FleetStore } from "./data/store.ts";
 import { sharedStyles } from "./styles/shared.ts";
-import "./panels/nf-audit-panel.ts";
+import { NfLazyPage, type PageLoader } from "./components/nf-lazy-page.ts";
 import "./panels/nf-fleet-panel.ts";
 import "./panels/nf-host-panel.ts";
-import "./panels/nf-rollouts-panel.ts";
+
+/**
+ * Pages loaded the first time their route is shown, each from a chunk of its
+ * own (scripts/build-ui.mjs), so the first paint does not carry them. To make
+ * a page lazy, move its import from the static imports above to a line here,
+ * e.g. `page: () => import("./panels/nf-page-panel.ts"),`; renderPage
+ * stays as it is. Its module must be imported statically nowhere else (the
+ * build refuses that). nf-lazy-page shows "Loading…" meanwhile, or the failure.
+ */
+const LAZY_PAGES: Partial<Record<Route["page"], PageLoader>> = {
+  audit: () => import("./panels/nf-audit-panel.ts"),
+  rollouts: () => import("./panels/nf-rollouts-panel.ts"),
+  settings: () => import("./panels/nf-settings-panel.ts"),
+};
 
 interface Notice extends NoticeDetail {
   id: number;
@@ -240,6 +253,7 @@ export class NfApp extends LitElement {
             <a href="/" aria-current=${route.page === "fleet" || route.page === "host" ? "page" : "false"}>Fleet</a>
             <a href="/rollouts" aria-current=${route.page === "rollouts" ? "page" : "false"}>Updates</a>
             <a href="/audit" aria-current=${route.page === "audit" ? "page" : "false"}>Audit log</a>
+            <a href="/settings" aria-current=${route.page === "settings" ? "page" : "false"}>Settings</a>
           </nav>
           <span class="spacer"></span>
           <span class="connection ${connection}" role="status" title="Live updates from the control plane"
@@ -247,7 +261,7 @@ export class NfApp extends LitElement {
           >
         </div>
       </header>
-      <main>${this.renderPage(route, state)}</main>
+      <main>${this.renderLazily(route, () => this.renderPage(route, state))}</main>
       <ul class="notices" aria-live="polite">
         ${this._notices.map(
           (notice) =>
@@ -258,6 +272,11 @@ export class NfApp extends LitElement {
         )}
       </ul>
     `;
+  }
+
+  private renderLazily(route: Route, page: () => unknown) {
+    const load = LAZY_PAGES[route.page];
+    return load ? html`<nf-lazy-page .load=${load} .content=${page}></nf-lazy-page>` : page();
   }
 
   private renderPage(route: Route, state: FleetState | null) {
@@ -281,6 +300,8 @@ export class NfApp extends LitElement {
           .repository=${state?.repo?.repository ?? ""}
           .now=${this._now}
         ></nf-rollouts-panel>`;
+      case "settings":
+        return html`<nf-settings-panel .store=${this._store} .me=${state?.me ?? null} .settingsVersion=${state?.settingsVersion ?? null}></nf-settings-panel>`;
       case "not-found":
         return html`<div class="card not-found"><h1 tabindex="-1">Not found</h1><p>Nothing lives at <code>${route.path}</code>. <a href="/">Back to the fleet</a></p></div>`;
     }
@@ -295,7 +316,11 @@ export class NfApp extends LitElement {
     window.scrollTo(0, 0);
     // Move focus to the new page's heading, so keyboard and screen reader users land on it.
     await this.updateComplete;
-    const panel = this.renderRoot.querySelector("main > *");
+    let panel = this.renderRoot.querySelector("main > *");
+    if (panel instanceof NfLazyPage) {
+      await panel.updateComplete;
+      panel = panel.shown;
+    }
     if (panel instanceof LitElement) await panel.updateComplete;
     (panel?.shadowRoot ?? panel)?.querySelector<HTMLElement>("h1")?.focus();
   }
@@ -309,7 +334,9 @@ export class NfApp extends LitElement {
           ? "Audit log · NixFleet"
           : route.page === "rollouts"
             ? "Update history · NixFleet"
-            : "NixFleet";
+            : route.page === "settings"
+              ? "Settings · NixFleet"
+              : "NixFleet";
   }
 
   private interceptLink(event: MouseEvent): void {

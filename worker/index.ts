@@ -3,11 +3,13 @@ import { every, except } from "hono/combine";
 import { contextStorage } from "hono/context-storage";
 import type { Role } from "../common/protocol.ts";
 import { requireIdentity, requireRouteRole, requireSameOrigin } from "./auth.ts";
+import { automation } from "./automation.ts";
 import { openDatabase } from "./db/client.ts";
 import type { AppEnv, WorkerEnv } from "./env.ts";
 import { errorBody, handleError } from "./errors.ts";
 import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { chunks } from "./routes/chunks.ts";
 import { commandsRoutes } from "./routes/commands.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
@@ -15,12 +17,17 @@ import { refreshRepoState } from "./github/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
 import { meRoutes } from "./routes/me.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { notificationsRoutes } from "./routes/notifications.ts";
+import { publishHostNotifications } from "./notifications/publish.ts";
 import { repoRoutes, updatePrRoutes } from "./routes/repo.ts";
 import { rolloutsRoutes } from "./routes/rollouts.ts";
+import { settingsRoutes } from "./routes/settings.ts";
 import { webhooks } from "./routes/webhooks.ts";
 import { statsRoutes } from "./routes/stats.ts";
 
+export { Automation } from "./objects/automation.ts";
 export { Coordinator } from "./objects/coordinator.ts";
+export { Notifier } from "./objects/notifier.ts";
 
 /**
  * The role each dashboard route needs: the one place a route gets its role.
@@ -47,6 +54,9 @@ export const ROUTE_ROLES = {
   "GET /api/update-prs": "viewer",
   "POST /api/update-prs/:number/merge": "operator",
   "POST /api/update-prs/:number/merge-and-deploy": "operator",
+  "POST /api/update-prs/:number/build": "operator",
+  "POST /api/update-prs/:number/merge-now": "operator",
+  "POST /api/update-prs/:number/skip": "operator",
   "PUT /api/hosts/:name/hold": "operator",
   "DELETE /api/hosts/:name/hold": "operator",
   "GET /api/rollouts": "viewer",
@@ -54,6 +64,10 @@ export const ROUTE_ROLES = {
   "POST /api/rollouts": "operator",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/:id/cancel": "operator",
+  "GET /api/settings": "viewer",
+  "PUT /api/settings": "admin",
+  "GET /api/notifications/deliveries": "viewer",
+  "POST /api/notifications/channels/:id/test": "admin",
 } as const satisfies Record<string, Role>;
 
 /** Under /api, only these answer without Cloudflare Access: they have their own authentication (or need none). */
@@ -69,7 +83,9 @@ const dashboard = new Hono<AppEnv>()
   .route("/stats", statsRoutes)
   .route("/repo", repoRoutes)
   .route("/update-prs", updatePrRoutes)
-  .route("/rollouts", rolloutsRoutes);
+  .route("/rollouts", rolloutsRoutes)
+  .route("/settings", settingsRoutes)
+  .route("/notifications", notificationsRoutes);
 
 export const app = new Hono<AppEnv>();
 // The audit log reads the acting role from here (worker/db/audit.ts), whichever code writes the entry.
@@ -87,13 +103,25 @@ app
   .route("/webhooks/github", webhooks)
   // Outside /api, so outside Access: Prometheus authenticates with METRICS_TOKEN.
   .route("/metrics", metricsRoutes)
+  // The dashboard's lazily loaded code, public like the rest of its static assets.
+  .route("/chunks", chunks)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 
 export default {
   fetch: app.fetch,
-  // The Cron Trigger re-reads the repository in case a webhook was missed.
+  // The Cron Trigger re-reads the repository in case a webhook was missed, then lets the automation
+  // look at every update PR (a CI result it missed schedules the merge now); and it tells of hosts
+  // offline and agents outdated (published every run; the Notifier delivers each fact once).
   scheduled(_controller, env, ctx) {
-    ctx.waitUntil(refreshRepoState(env, openDatabase(env.DB)));
+    const db = openDatabase(env.DB);
+    ctx.waitUntil(
+      refreshRepoState(env, db).then(() =>
+        automation(env)
+          .reconsiderAll()
+          .catch((error: unknown) => console.error("automation: the scheduled reconsider failed", error)),
+      ),
+    );
+    ctx.waitUntil(publishHostNotifications(env, db));
   },
 } satisfies ExportedHandler<WorkerEnv>;

@@ -76,7 +76,7 @@ async function send(method: string, path: string, email: string | null, body?: u
  * worker/index.ts's ROUTE_ROLES, or a new route, fails this file until the
  * expectation is changed too. viewer reads (and previews a rollout's plan);
  * operator runs commands, syncs, merges update PRs, runs rollouts and holds
- * hosts; admin adds and removes hosts and rotates their tokens.
+ * hosts; admin adds and removes hosts, rotates their tokens and changes the settings.
  */
 const EXPECTED: Record<string, Role> = {
   "GET /api/me": "viewer",
@@ -93,8 +93,12 @@ const EXPECTED: Record<string, Role> = {
   "GET /api/rollouts": "viewer",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/plan": "viewer",
+  "GET /api/notifications/deliveries": "viewer",
   "POST /api/hosts/:name/commands": "operator",
   "POST /api/update-prs/:number/merge-and-deploy": "operator",
+  "POST /api/update-prs/:number/build": "operator",
+  "POST /api/update-prs/:number/merge-now": "operator",
+  "POST /api/update-prs/:number/skip": "operator",
   "POST /api/rollouts": "operator",
   "POST /api/rollouts/:id/cancel": "operator",
   "PUT /api/hosts/:name/hold": "operator",
@@ -104,6 +108,9 @@ const EXPECTED: Record<string, Role> = {
   "POST /api/hosts": "admin",
   "DELETE /api/hosts/:name": "admin",
   "POST /api/hosts/:name/token": "admin",
+  "GET /api/settings": "viewer",
+  "PUT /api/settings": "admin",
+  "POST /api/notifications/channels/:id/test": "admin",
 };
 
 const ownAuth = (path: string) => OWN_AUTH_PATHS.some((p) => (p.endsWith("/*") ? path.startsWith(p.slice(0, -1)) : path === p));

@@ -5,6 +5,7 @@ export type Route =
   | { page: "host"; name: string; commandId: string | null }
   | { page: "audit" }
   | { page: "rollouts" }
+  | { page: "settings" }
   | { page: "not-found"; path: string };
 
 export function parseRoute(pathname: string, search = ""): Route {
@@ -12,6 +13,7 @@ export function parseRoute(pathname: string, search = ""): Route {
   if (path === "/") return { page: "fleet" };
   if (path === "/audit") return { page: "audit" };
   if (path === ROLLOUTS_PATH) return { page: "rollouts" };
+  if (path === SETTINGS_PATH) return { page: "settings" };
   const host = /^\/hosts\/([^/]+)$/.exec(path);
   if (host?.[1]) {
     const commandId = new URLSearchParams(search).get("command");
@@ -27,6 +29,7 @@ export function hostPath(name: string, commandId?: string | null): string {
 
 export const FLEET_PATH = "/";
 export const ROLLOUTS_PATH = "/rollouts";
+export const SETTINGS_PATH = "/settings";
 
 /** Client-side navigation: the app listens for popstate. */
 export function navigate(path: string, options: { replace?: boolean } = {}): void {

@@ -10,8 +10,6 @@ import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
 import { holdTitle } from "../common/rollouts.ts";
 import "../dialogs/nf-confirm-dialog.ts";
-import "../dialogs/nf-hold-dialog.ts";
-import "../dialogs/nf-token-dialog.ts";
 import type { NfConfirmDialog } from "../dialogs/nf-confirm-dialog.ts";
 import type { NfHoldDialog } from "../dialogs/nf-hold-dialog.ts";
 import type { NfTokenDialog } from "../dialogs/nf-token-dialog.ts";
@@ -31,10 +29,13 @@ export class NfHostActions extends LitElement {
   private get _confirm(): NfConfirmDialog {
     return this.renderRoot.querySelector("nf-confirm-dialog")!;
   }
-  private get _hold(): NfHoldDialog {
+  // Holding a host and rotating its token are rare: their dialogs load on the first opening, not in the first paint.
+  private async _hold(): Promise<NfHoldDialog> {
+    await import("../dialogs/nf-hold-dialog.ts");
     return this.renderRoot.querySelector("nf-hold-dialog")!;
   }
-  private get _token(): NfTokenDialog {
+  private async _token(): Promise<NfTokenDialog> {
+    await import("../dialogs/nf-token-dialog.ts");
     return this.renderRoot.querySelector("nf-token-dialog")!;
   }
 
@@ -93,7 +94,7 @@ export class NfHostActions extends LitElement {
             label: "Hold…",
             hint: commandDenied ?? "leave it out of rollouts and automatic actions",
             disabled: commandDenied !== null,
-            run: () => void this._hold.show(host.name),
+            run: () => void this._hold().then((dialog) => dialog.show(host.name)),
           },
       {
         label: "Rollback system",
@@ -165,8 +166,10 @@ export class NfHostActions extends LitElement {
     });
     if (!confirmed) return;
     try {
+      // The dialog is loaded before the rotation: a token that could not be shown would be lost.
+      const tokenDialog = await this._token();
       const rotated = await this.store.rotateToken(host.name);
-      await this._token.show({ host: host.name, platform: host.platform, flakeAttr: host.flakeAttr, token: rotated.token });
+      await tokenDialog.show({ host: host.name, platform: host.platform, flakeAttr: host.flakeAttr, token: rotated.token });
     } catch (err) {
       notify(this, `Rotating the token of ${host.name} failed: ${err instanceof Error ? err.message : String(err)}`, "error");
     }

@@ -3,7 +3,9 @@ import { renderLockTooltip } from "../../common/lock-diff.ts";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
-import type { UpdatePr } from "../../common/protocol.ts";
+import type { FleetBuildView, UpdatePr } from "../../common/protocol.ts";
+import { currentBuild } from "../common/fleet-build.ts";
+import type { AutomationActionDetail } from "../components/nf-automation-timeline.ts";
 import { currentRollouts, pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";
@@ -19,8 +21,6 @@ import "../components/nf-fleet-table.ts";
 import "../components/nf-host-actions.ts";
 import "../components/nf-rollout-progress.ts";
 import "../components/nf-update-pr-banner.ts";
-import "../dialogs/nf-add-host-dialog.ts";
-import "../dialogs/nf-bulk-dialog.ts";
 import "../dialogs/nf-deploy-dialog.ts";
 
 /** The fleet page: header, update PR, bulk actions and the table. */
@@ -42,10 +42,13 @@ export class NfFleetPanel extends LitElement {
   private get _actions(): NfHostActions {
     return this.renderRoot.querySelector("nf-host-actions")!;
   }
-  private get _addHost(): NfAddHostDialog {
+  // The add-host and bulk dialogs are opened rarely: their modules load on the first opening, not in the first paint.
+  private async _addHost(): Promise<NfAddHostDialog> {
+    await import("../dialogs/nf-add-host-dialog.ts");
     return this.renderRoot.querySelector("nf-add-host-dialog")!;
   }
-  private get _bulk(): NfBulkDialog {
+  private async _bulk(): Promise<NfBulkDialog> {
+    await import("../dialogs/nf-bulk-dialog.ts");
     return this.renderRoot.querySelector("nf-bulk-dialog")!;
   }
   private get _deploy(): NfDeployDialog {
@@ -152,13 +155,19 @@ export class NfFleetPanel extends LitElement {
         ${me && me.role !== "admin"
           ? html`<span class="role-note" data-testid="role-note">${me.actor} · ${me.role}: ${me.role === "viewer" ? "read only" : "runs commands, cannot add or remove hosts"}</span>`
           : nothing}
-        <button class="btn primary" ?disabled=${addDenied !== null} title=${addDenied ?? "add a host and get its agent token"} @click=${() => this._addHost.show()}>
+        <button class="btn primary" ?disabled=${addDenied !== null} title=${addDenied ?? "add a host and get its agent token"} @click=${() => void this._addHost().then((dialog) => dialog.show())}>
           <span aria-hidden="true">+</span> Add host
         </button>
       </div>
       ${fleet?.error && fleet.phase === "ready" ? html`<div class="problem" role="alert">Could not refresh the fleet: ${fleet.error}</div>` : nothing}
       ${pr
-        ? html`<nf-update-pr-banner .pr=${pr} .now=${this.now} @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}></nf-update-pr-banner>`
+        ? html`<nf-update-pr-banner
+            .pr=${pr}
+            .now=${this.now}
+            .store=${this.store}
+            @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}
+            @nf-update-pr-automation=${(e: CustomEvent<AutomationActionDetail>) => void this.automationAction(e.detail)}
+          ></nf-update-pr-banner>`
         : nothing}
       ${currentRollouts(fleet?.rollouts ?? [], this.now).map(
         (rollout) =>
@@ -182,13 +191,25 @@ export class NfFleetPanel extends LitElement {
             @nf-deploy=${() => this._deploy.show(null)}
           ></nf-fleet-header>`
         : nothing}
-      ${this.renderBody(fleet, selected, pr ? renderLockTooltip(pr.lockChanges) : "")}
+      ${this.renderBody(fleet, selected, pr ? renderLockTooltip(pr.lockChanges) : "", currentBuild(pr))}
       <nf-action-menu></nf-action-menu>
       <nf-host-actions .store=${this.store} .repository=${repository}></nf-host-actions>
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
       <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
       <nf-deploy-dialog .store=${this.store}></nf-deploy-dialog>
     `;
+  }
+
+  /** Merge now / Skip this PR from the banner's timeline. */
+  private async automationAction(request: AutomationActionDetail): Promise<void> {
+    if (this.store === null) return request.done("not connected");
+    try {
+      if (request.action === "merge-now") await this.store.mergeUpdatePrNow(request.pr);
+      else await this.store.skipUpdatePr(request.pr);
+      request.done(null);
+    } catch (err) {
+      request.done(`${request.action === "merge-now" ? "Merge now" : "Skip"} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /**
@@ -204,7 +225,7 @@ export class NfFleetPanel extends LitElement {
     return this._shownSelection;
   }
 
-  private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, lockNote: string) {
+  private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, lockNote: string, fleetBuild: FleetBuildView | null) {
     if (fleet === null || fleet.phase === "loading") return html`<div class="loading card" role="status">Loading the fleet…</div>`;
     if (fleet.phase === "error") {
       return html`<div class="problem" role="alert">
@@ -220,7 +241,7 @@ export class NfFleetPanel extends LitElement {
           class="btn primary"
           ?disabled=${roleDenial(fleet.me, HOST_ADMIN_ROLE) !== null}
           title=${roleDenial(fleet.me, HOST_ADMIN_ROLE) ?? "add a host and get its agent token"}
-          @click=${() => this._addHost.show()}
+          @click=${() => void this._addHost().then((dialog) => dialog.show())}
         >
           Add your first host
         </button>
@@ -231,6 +252,7 @@ export class NfFleetPanel extends LitElement {
         .hosts=${fleet.hosts}
         .selected=${selected}
         .lockNote=${lockNote}
+        .fleetBuild=${fleetBuild}
         .now=${this.now}
         @nf-selection-change=${(e: CustomEvent<{ selected: string[] }>) => (this._selected = new Set(e.detail.selected))}
         @nf-compartment-menu=${this.onCompartmentMenu}
@@ -267,7 +289,7 @@ export class NfFleetPanel extends LitElement {
   }
 
   private bulk(kind: CommandKind, hosts: string[], scope: string): void {
-    void this._bulk.show(kind, hosts, scope);
+    void this._bulk().then((dialog) => dialog.show(kind, hosts, scope));
   }
 
   private onCompartmentMenu(event: CustomEvent<CompartmentMenuRequest>): void {
