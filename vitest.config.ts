@@ -1,8 +1,50 @@
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "./scripts/dev-settings-key.mjs";
 
 const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
+
+/**
+ * Notification channels of the worker project (NOTIFICATION_CHANNELS). test/worker/notifier.test.ts
+ * catches their requests at fetch. They want only the cron's events, which no other test file
+ * publishes, so a rollout elsewhere stores no delivery and tries no connection.
+ */
+const testNotificationChannels = [
+  { kind: "webhook", id: "ch_hook_hosts", url: "http://127.0.0.1:9/hook/in", secret: "test-notification-signing-secret", events: ["host-offline", "agent-outdated"] },
+  { kind: "slack", id: "ch_slack_offline", url: "http://127.0.0.1:9/slack/T000/B000/slack-url-token", events: ["host-offline"] },
+  { kind: "discord", id: "ch_discord_offline", url: "http://127.0.0.1:9/discord/api/webhooks/1/discord-url-token", events: ["host-offline"] },
+  { kind: "ntfy", id: "ch_ntfy_agents", url: "http://127.0.0.1:9/ntfy/fleet", token: "tk_test-ntfy-token", events: ["agent-outdated"] },
+];
+
+/** A free loopback port, chosen now so that the workerd bindings can name it before the emulator starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === "string") throw new Error("no free port");
+  return address.port;
+}
+
+// The GitHub emulator the `worker-github` project's objects talk to (test/support/github-emulator-setup.ts starts it).
+// The config may be evaluated more than once (and in child processes): the first choice holds.
+const githubEmulatorPort = Number(process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT) || (await freePort());
+process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT = String(githubEmulatorPort);
+
+const workerBindings = {
+  TEST_MIGRATIONS: migrations,
+  GITHUB_WEBHOOK_SECRET: "test-webhook-secret",
+  GITHUB_REPOSITORY: "example/fleet",
+  POLL_TIMEOUT_SECONDS: "2",
+  // GET /metrics answers only with this bearer token (test/worker/metrics.test.ts).
+  METRICS_TOKEN: "test-metrics-token",
+  // Seals the settings' secrets (test/worker/settings.test.ts); the published development key, local only.
+  SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY,
+  // More generated requests for the bad-input property test (test/worker/bad-input.test.ts).
+  NIXFLEET_PROPERTY_RUNS: process.env.NIXFLEET_PROPERTY_RUNS ?? "",
+};
 
 export default defineConfig({
   test: {
@@ -14,24 +56,41 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                TEST_MIGRATIONS: migrations,
-                GITHUB_WEBHOOK_SECRET: "test-webhook-secret",
-                GITHUB_REPOSITORY: "example/fleet",
-                POLL_TIMEOUT_SECONDS: "2",
-                // GET /metrics answers only with this bearer token (test/worker/metrics.test.ts).
-                METRICS_TOKEN: "test-metrics-token",
-                // More generated requests for the bad-input property test (test/worker/bad-input.test.ts).
-                NIXFLEET_PROPERTY_RUNS: process.env.NIXFLEET_PROPERTY_RUNS ?? "",
-              },
-            },
+            miniflare: { bindings: { ...workerBindings, NOTIFICATION_CHANNELS: JSON.stringify(testNotificationChannels) } },
           }),
         ],
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
+          // Needs GitHub configured: the worker-github project runs it.
+          exclude: ["test/worker/automation.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
+        },
+      },
+      {
+        // Inside workerd like `worker`, with GitHub configured: the local GitHub emulator (a Node server
+        // this project's global setup starts), for objects that call GitHub themselves (the automation).
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ...workerBindings,
+                GITHUB_API_URL: `http://127.0.0.1:${githubEmulatorPort}`,
+                GITHUB_TOKEN: "ghp_worker_github_test",
+                AUTOMATION_ENABLED: "true",
+                // 3 seconds: long enough to act between scheduling and the alarm, short enough to wait for.
+                AUTOMATION_MERGE_DELAY_MINUTES: "0.05",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "worker-github",
+          include: ["test/worker/automation.test.ts"],
+          setupFiles: ["./test/worker/apply-migrations.ts"],
+          globalSetup: ["./test/support/github-emulator-setup.ts"],
+          testTimeout: 60_000,
         },
       },
       {

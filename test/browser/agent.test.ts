@@ -253,7 +253,7 @@ describeWithNix("real agents build with Nix", () =>
 
       // The host page with the failed switch's log on show.
       await fleetRow(page, "web1").getByRole("link", { name: "web1" }).click();
-      await page.locator("nf-command-history").getByRole("row").filter({ hasText: "failed" }).getByRole("link").click();
+      await page.locator("nf-command-history").getByRole("row").filter({ hasText: "Pull + Switch" }).filter({ hasText: "failed" }).getByRole("link").click();
       await page.locator("nf-command-output").locator(".line", { hasText: "failed on purpose" }).first().waitFor();
       await page.mouse.move(0, 0);
       await page.evaluate(() => window.scrollTo(0, 0));

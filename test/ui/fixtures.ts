@@ -1,6 +1,7 @@
 /** Valid protocol objects for the dashboard's tests, parsed so they stay valid as the protocol moves. */
 import {
   CommandView,
+  FleetBuildView,
   HostView,
   RolloutPlanView,
   RolloutView,
@@ -8,6 +9,7 @@ import {
   type Compartment,
   type CompartmentName,
   type CompartmentState,
+  type FleetBuildHostView,
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
 import { HostDetail } from "../../ui/data/schemas.ts";
@@ -131,5 +133,30 @@ export function rolloutPlan(waves: string[][], leftOut: { name: string; reason: 
     pr,
     waves: waves.map((hosts, i) => ({ index: i + 1, canary: i === 0 && waves.length > 1, hosts })),
     leftOut,
+  });
+}
+
+/**
+ * A fleet build of PR 42's head (`a…a`, as `updatePr()`), one host per entry;
+ * the verdict and counts follow from the hosts as the control plane's rules would.
+ */
+export function fleetBuild(hosts: (Partial<FleetBuildHostView> & { name: string })[], overrides: Partial<FleetBuildView> = {}): FleetBuildView {
+  const views = hosts.map((host) => ({ state: "queued" as const, counted: true, ...host }));
+  const counted = views.filter((host) => host.counted);
+  const built = counted.filter((host) => host.state === "built").length;
+  const failed = counted.filter((host) => host.state === "failed");
+  const verdict = failed.length > 0 ? "failure" : built === counted.length ? "success" : "pending";
+  return FleetBuildView.parse({
+    id: "fb_test",
+    pr: 42,
+    headSha: "a".repeat(40),
+    verdict,
+    built,
+    counted: counted.length,
+    description: `${built}/${counted.length} hosts built${failed.length > 0 ? `, ${failed.map((h) => h.name).join(", ")} failed: ${failed[0]!.reason ?? "no error message"}` : ""}`,
+    startedBy: "developer@localhost",
+    startedAt: "2025-12-01T10:00:00.000Z",
+    hosts: views,
+    ...overrides,
   });
 }

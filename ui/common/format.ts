@@ -1,4 +1,4 @@
-/** Small, pure formatting helpers: ages, durations, short shas. */
+/** Small, pure formatting helpers: ages, durations, sizes, short shas. */
 import type { UpdatePr } from "../../common/protocol.ts";
 
 const SECOND = 1000;
@@ -44,6 +44,25 @@ export function formatDuration(ms: number): string {
   const days = Math.floor(value / DAY);
   const hours = Math.floor((value % DAY) / HOUR);
   return `${days} day${days === 1 ? "" : "s"}${hours ? ` ${hours} h` : ""}`;
+}
+
+const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
+
+/** "512 B", "8.0 KiB", "12.4 MiB": binary units with one decimal, as `nix store diff-closures` prints them. */
+export function formatSize(bytes: number): string {
+  let value = Math.abs(bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < SIZE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${SIZE_UNITS[unit]}`;
+}
+
+/** A size change with its sign: "+12.4 MiB", "-3.0 KiB", "±0 B". */
+export function formatSizeDelta(bytes: number): string {
+  if (bytes === 0) return "±0 B";
+  return `${bytes > 0 ? "+" : "-"}${formatSize(bytes)}`;
 }
 
 /** How long a command ran (or has been running, while it runs); null before it started. */

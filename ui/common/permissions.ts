@@ -9,6 +9,8 @@ import { hasRole, type MeResponse, type Role } from "../../common/protocol.ts";
 export const COMMAND_ROLE: Role = "operator";
 /** Adding and removing hosts, rotating their tokens. */
 export const HOST_ADMIN_ROLE: Role = "admin";
+/** Changing the fleet's settings (PUT /api/settings). */
+export const SETTINGS_ROLE: Role = "admin";
 
 /**
  * Why `me` may not do what needs `needed`, in words for a tooltip; null when

@@ -1,8 +1,9 @@
 import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { COMPARTMENT_NAMES, type CompartmentName, type HostView, type Platform } from "../../common/protocol.ts";
+import { COMPARTMENT_NAMES, type CompartmentName, type FleetBuildView, type HostView, type Platform } from "../../common/protocol.ts";
 import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
+import { hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
@@ -33,12 +34,15 @@ export class NfFleetTable extends LitElement {
     hosts: { attribute: false },
     selected: { attribute: false },
     lockNote: {},
+    fleetBuild: { attribute: false },
     now: { type: Number },
   };
   declare hosts: HostView[];
   declare selected: ReadonlySet<string>;
   /** An update PR is pending: Lock cells glow (spec 002). */
   declare lockNote: string;
+  /** The pending update PR's build of its head: each Lock cell says what the update does on its host. */
+  declare fleetBuild: FleetBuildView | null;
   declare now: number;
   private _markedRows = 0;
 
@@ -47,6 +51,7 @@ export class NfFleetTable extends LitElement {
     this.hosts = [];
     this.selected = new Set();
     this.lockNote = "";
+    this.fleetBuild = null;
     this.now = Date.now();
   }
 
@@ -321,7 +326,9 @@ export class NfFleetTable extends LitElement {
     const active = isActiveCommand(host.activeCommand) ? host.activeCommand : null;
     const commit = host.report?.repo.commit.value ?? null;
     const branch = host.report?.repo.branch.value ?? null;
-    const lockNote = this.lockNote !== "" && !host.compartments.lock.reason.startsWith("Update PR pending") ? this.lockNote : "";
+    const prNote = this.lockNote !== "" && !host.compartments.lock.reason.startsWith("Update PR pending") ? this.lockNote : "";
+    const buildNote = hostBuildNote(hostBuild(this.fleetBuild, host.name));
+    const lockNote = buildNote === null ? prNote : `${prNote}${prNote ? " " : ""}${buildNote}`;
     // Written out cell by cell in the row's one template (see compartment-cell.ts).
     const plain = { glow: false, note: "" };
     const agent = compartmentCell(host.name, "agent", host.compartments.agent, plain);

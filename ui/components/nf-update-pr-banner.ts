@@ -4,6 +4,7 @@ import { formatAge, lockDiffNote } from "../common/format.ts";
 import { ciBlocker } from "../common/rollouts.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
+import type { FleetStore } from "../data/store.ts";
 
 const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   success: { icon: "✓", label: "CI passed", tone: "tone-good" },
@@ -17,14 +18,26 @@ export class NfUpdatePrBanner extends LitElement {
   static override properties = {
     pr: { attribute: false },
     now: { type: Number },
+    store: { attribute: false },
   };
   declare pr: UpdatePr | null;
   declare now: number;
+  /** For Build on all hosts. */
+  declare store: FleetStore | null;
 
   constructor() {
     super();
     this.pr = null;
     this.now = Date.now();
+    this.store = null;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    // The fleet build's lines and the auto-merge timeline are loaded with the banner only: most page
+    // loads have no update PR.
+    void import("./nf-fleet-build-status.ts");
+    void import("./nf-automation-timeline.ts");
   }
 
   static override styles = [
@@ -96,7 +109,9 @@ export class NfUpdatePrBanner extends LitElement {
           Merge &amp; Deploy…
         </button>
       </div>
+      ${pr.automation ? html`<nf-automation-timeline .pr=${pr}></nf-automation-timeline>` : nothing}
       ${this.renderChanges(pr)}
+      <nf-fleet-build-status .pr=${pr} .store=${this.store} .now=${this.now}></nf-fleet-build-status>
       ${blocker ? html`<div class="later">${blocker}: Merge &amp; Deploy asks for an override with a reason.</div>` : nothing}
     </section>`;
   }

@@ -7,6 +7,7 @@ import type * as z from "zod";
 import {
   ErrorBody,
   MeResponse,
+  type ErrorIssue,
   type CommandKind,
   type CreateHostRequest,
   type MergeAndDeployRequest,
@@ -16,9 +17,11 @@ import {
 } from "../../common/protocol.ts";
 import {
   AuditResponse,
+  AutomationResponse,
   CommandResponse,
   CommandsResponse,
   CreateHostResponse,
+  FleetBuildResponse,
   FleetResponse,
   HealthResponse,
   HoldResponse,
@@ -31,6 +34,7 @@ import {
   RolloutResponse,
   RolloutsResponse,
   RotateTokenResponse,
+  UpdatePrsResponse,
 } from "./schemas.ts";
 
 export class ApiError extends Error {
@@ -38,11 +42,14 @@ export class ApiError extends Error {
   readonly status: number;
   /** The worker's error code (`host_busy`, `host_exists`, …) or `network` / `bad_response`. */
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  /** Where in the request body each problem is, when the worker said (a refused settings change). */
+  readonly issues: ErrorIssue[];
+  constructor(status: number, code: string, message: string, issues: ErrorIssue[] = []) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.issues = issues;
   }
 }
 
@@ -144,6 +151,26 @@ export class DashboardApi {
     return (await this.request(RolloutResponse, "POST", `/api/update-prs/${pr}/merge-and-deploy`, request)).rollout;
   }
 
+  /** Builds the update PR's head on every host again (docs/fleet-build.md); the answer is the new fleet build. */
+  async buildUpdatePr(pr: number) {
+    return (await this.request(FleetBuildResponse, "POST", `/api/update-prs/${pr}/build`, {})).fleetBuild;
+  }
+
+  /** The update PRs with their fleet builds, which the fleet answer leaves out. */
+  async updatePrs() {
+    return (await this.request(UpdatePrsResponse, "GET", "/api/update-prs")).updatePrs;
+  }
+
+  /** The automation's merge of an update PR, now (409 ci_not_green while CI has not passed). */
+  async mergeUpdatePrNow(pr: number) {
+    return (await this.request(AutomationResponse, "POST", `/api/update-prs/${pr}/merge-now`, {})).automation;
+  }
+
+  /** The automation leaves the update PR's current head alone. */
+  async skipUpdatePr(pr: number) {
+    return (await this.request(AutomationResponse, "POST", `/api/update-prs/${pr}/skip`, {})).automation;
+  }
+
   /** Newest first; `before` is the id of the last rollout of the previous page. */
   async rollouts(options: { limit?: number; before?: string } = {}) {
     const params = new URLSearchParams({ limit: String(options.limit ?? 20) });
@@ -167,8 +194,12 @@ export class DashboardApi {
     await this.request(OkResponse, "DELETE", `/api/hosts/${encodeURIComponent(host)}/hold`);
   }
 
-  /** `known` may hand back an answer already parsed from the same text. */
-  private async request<S extends z.ZodType>(
+  /**
+   * One API call, its answer parsed with `schema`. Public for the data modules of rarely shown pages
+   * (ui/data/notifications.ts), whose schemas stay out of the first paint's bundle.
+   * `known` may hand back an answer already parsed from the same text.
+   */
+  async request<S extends z.ZodType>(
     schema: S,
     method: Method,
     path: string,
@@ -197,7 +228,7 @@ export class DashboardApi {
     }
     if (!response.ok) {
       const error = ErrorBody.safeParse(json);
-      if (error.success) throw new ApiError(response.status, error.data.error.code, error.data.error.message);
+      if (error.success) throw new ApiError(response.status, error.data.error.code, error.data.error.message, error.data.error.issues);
       const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
       throw new ApiError(response.status, "http_error", `${method} ${path} failed: ${status}`);
     }

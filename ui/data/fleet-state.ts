@@ -10,6 +10,7 @@ import {
   type CompartmentName,
   type CompartmentState,
   type DashboardEvent,
+  type FleetBuildView,
   type HostHold,
   type HostView,
   type MeResponse,
@@ -55,6 +56,8 @@ export interface FleetState {
   health: HealthResponse | null;
   /** The signed-in identity and its role; null until known (nothing is disabled meanwhile). */
   me: MeResponse | null;
+  /** The stored settings' version as the last "settings" event told it; null until one arrives. */
+  settingsVersion: number | null;
 }
 
 export type Effect = { type: "refresh-fleet" } | { type: "refresh-host"; host: string };
@@ -79,6 +82,7 @@ export function initialFleetState(): FleetState {
     connection: "connecting",
     health: null,
     me: null,
+    settingsVersion: null,
   };
 }
 
@@ -105,9 +109,23 @@ export function applyFleet(state: FleetState, fleet: FleetResponse): FleetState 
     phase: "ready",
     error: null,
     repo: fleet.repo,
-    updatePrs: fleet.updatePrs,
+    updatePrs: fleet.updatePrs.map((pr) => (pr.fleetBuild === null ? withKnownBuild(state, pr) : pr)),
     details,
   };
+}
+
+/**
+ * The fleet answer need not carry the update PRs' builds (`GET /api/update-prs`
+ * does): a build the dashboard already has for the same head stays.
+ */
+function withKnownBuild(state: FleetState, pr: UpdatePr): UpdatePr {
+  const known = state.updatePrs.find((p) => p.number === pr.number && p.headSha === pr.headSha)?.fleetBuild ?? null;
+  return known === null ? pr : { ...pr, fleetBuild: known };
+}
+
+/** The offered update PR's build is not known yet: `GET /api/update-prs` says it. */
+export function needsFleetBuild(state: FleetState): boolean {
+  return pendingUpdatePr(state.updatePrs)?.fleetBuild === null;
 }
 
 /** One host as `GET /api/hosts/:name` answered: its row, and its page when open. */
@@ -210,7 +228,29 @@ export function applyEvent(state: FleetState, event: DashboardEvent): Transition
     case "rollout":
       // The event carries the whole rollout: progress and the hosts' marks move without a refetch.
       return { state: applyRollout(state, event.rollout), effects: [] };
+    case "settings":
+      // The settings page compares it with the version it shows and offers a reload.
+      return { state: { ...state, settingsVersion: event.version }, effects: [] };
+    case "fleet-build":
+      // The event carries the whole build: the banner's per-host lines fill in without a refetch.
+      return { state: applyFleetBuild(state, event.build), effects: [] };
   }
+}
+
+/**
+ * A fleet build as the server last described it (an event, a re-run's answer)
+ * on its PR, when it is of the PR's head. A build a re-run superseded does
+ * not replace its successor when its last event comes late.
+ */
+export function applyFleetBuild(state: FleetState, build: FleetBuildView): FleetState {
+  let changed = false;
+  const updatePrs = state.updatePrs.map((pr) => {
+    if (pr.number !== build.pr || pr.headSha !== build.headSha) return pr;
+    if (build.superseded && pr.fleetBuild !== null && pr.fleetBuild.id !== build.id) return pr;
+    changed = true;
+    return { ...pr, fleetBuild: build };
+  });
+  return changed ? { ...state, updatePrs } : state;
 }
 
 /** The open update PR that is offered (not superseded), newest first as the worker lists them. */

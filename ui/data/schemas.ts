@@ -7,6 +7,7 @@ import {
   COMPARTMENT_NAMES,
   CommandView,
   CompartmentState,
+  FleetBuildView,
   HostHold,
   HostName,
   HostView,
@@ -17,6 +18,7 @@ import {
   RolloutView,
   StoredOutputChunk,
   UpdatePr,
+  UpdatePrAutomation,
 } from "../../common/protocol.ts";
 
 const CompartmentNameKey = z.enum(COMPARTMENT_NAMES);
@@ -95,3 +97,10 @@ export type RolloutDetail = z.infer<typeof RolloutDetail>;
 export const PlanResponse = z.object({ plan: RolloutPlanView });
 export const HoldResponse = z.object({ hold: HostHold });
 export const OkResponse = z.object({ ok: z.literal(true) });
+
+/** `POST /api/update-prs/:number/build`: the fleet build it started. */
+export const FleetBuildResponse = z.object({ fleetBuild: FleetBuildView });
+/** `GET /api/update-prs`: the update PRs with their fleet builds. */
+export const UpdatePrsResponse = z.object({ updatePrs: z.array(UpdatePr) });
+/** Merge now and Skip answer with the update PR's automation as it stands. */
+export const AutomationResponse = z.object({ automation: UpdatePrAutomation });

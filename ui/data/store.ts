@@ -7,12 +7,14 @@ import type {
   CommandKind,
   CommandView,
   CreateHostRequest,
+  FleetBuildView,
   MergeAndDeployRequest,
   PlanRolloutRequest,
   RolloutPlanView,
   RolloutView,
   SetHoldRequest,
   StartRolloutRequest,
+  UpdatePrAutomation,
 } from "../../common/protocol.ts";
 import { ApiError, type DashboardApi } from "./api.ts";
 import type { ConnectionStatus } from "./events.ts";
@@ -20,12 +22,14 @@ import {
   applyCommand,
   applyEvent,
   applyFleet,
+  applyFleetBuild,
   applyHold,
   applyHost,
   applyOutput,
   applyRollout,
   applyRollouts,
   initialFleetState,
+  needsFleetBuild,
   removeHost,
   type Effect,
   type FleetState,
@@ -124,8 +128,27 @@ export class FleetStore {
         if (fleet === this.appliedFleet && this.current.phase === "ready" && this.current.error === null) return;
         this.appliedFleet = fleet;
         this.set(applyFleet(this.current, fleet));
+        if (needsFleetBuild(this.current)) this.refreshFleetBuilds();
       } catch (err) {
         this.set({ ...this.current, phase: this.current.phase === "ready" ? "ready" : "error", error: message(err) });
+      }
+    });
+  }
+
+  /** The update PRs' fleet builds, for the banner before its next event. */
+  refreshFleetBuilds(): void {
+    this.schedule("fleet-builds", async () => {
+      try {
+        const updatePrs = await this.api.updatePrs();
+        // Read after the answer: an event meanwhile is newer than it, so only builds not known yet are filled in.
+        let state = this.current;
+        for (const { number, fleetBuild } of updatePrs) {
+          const known = state.updatePrs.find((pr) => pr.number === number)?.fleetBuild ?? null;
+          if (fleetBuild !== null && known === null) state = applyFleetBuild(state, fleetBuild);
+        }
+        this.set(state);
+      } catch {
+        // The events still bring the next change of the build; the banner says "not built yet" meanwhile.
       }
     });
   }
@@ -240,6 +263,22 @@ export class FleetStore {
 
   async mergeAndDeploy(pr: number, request: Partial<MergeAndDeployRequest>): Promise<RolloutView> {
     return this.took(await this.api.mergeAndDeploy(pr, request));
+  }
+
+  /** Re-runs the update PR's fleet build; its hosts' lines show at once, the events fill them in. */
+  async buildUpdatePr(pr: number): Promise<FleetBuildView> {
+    const build = await this.api.buildUpdatePr(pr);
+    this.set(applyFleetBuild(this.current, build));
+    return build;
+  }
+
+  /** Merge now / Skip this PR: dashboards refetch on the `repo` event the change sends. */
+  mergeUpdatePrNow(pr: number): Promise<UpdatePrAutomation> {
+    return this.api.mergeUpdatePrNow(pr);
+  }
+
+  skipUpdatePr(pr: number): Promise<UpdatePrAutomation> {
+    return this.api.skipUpdatePr(pr);
   }
 
   async cancelRollout(id: string): Promise<RolloutView> {

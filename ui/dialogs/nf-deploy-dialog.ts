@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { RolloutPlanView, UpdatePr } from "../../common/protocol.ts";
+import type { FleetBuildView, RolloutPlanView, UpdatePr } from "../../common/protocol.ts";
+import { buildMark, currentBuild, failedBuildHosts, hostBuild } from "../common/fleet-build.ts";
 import { lockDiffNote, shortSha } from "../common/format.ts";
 import { notify } from "../common/notify.ts";
 import { chosenHosts, ciBlocker, hostChoices, rolloutHeadline, waveLabel, type HostChoice } from "../common/rollouts.ts";
@@ -26,6 +27,7 @@ export class NfDeployDialog extends LitElement {
     _override: { state: true },
     _needsOverride: { state: true },
     _ignoreWindows: { state: true },
+    _includeFailed: { state: true },
     _busy: { state: true },
     _error: { state: true },
   };
@@ -40,6 +42,8 @@ export class NfDeployDialog extends LitElement {
   private declare _override: string;
   private declare _needsOverride: boolean;
   private declare _ignoreWindows: boolean;
+  /** Merge & Deploy to hosts whose build of the PR head failed too (they are left out otherwise). */
+  private declare _includeFailed: boolean;
   private declare _busy: boolean;
   private declare _error: string | null;
   /** Answers to an older plan request are dropped. */
@@ -59,6 +63,7 @@ export class NfDeployDialog extends LitElement {
     this._override = "";
     this._needsOverride = false;
     this._ignoreWindows = false;
+    this._includeFailed = false;
     this._busy = false;
     this._error = null;
   }
@@ -124,6 +129,7 @@ export class NfDeployDialog extends LitElement {
     this._override = "";
     this._needsOverride = pr !== null && ciBlocker(pr.ciState) !== null;
     this._ignoreWindows = false;
+    this._includeFailed = false;
     this._error = null;
     this._open = true;
     await this.updateComplete;
@@ -135,6 +141,9 @@ export class NfDeployDialog extends LitElement {
     const pr = this._pr;
     const plan = this._plan;
     const running = this.store?.state.rollouts.find(rolloutInProgress);
+    // The plan's copy is as new as the plan; before it, the banner's.
+    const build = pr ? (plan?.fleetBuild ?? currentBuild(pr)) : null;
+    const failed = failedBuildHosts(build);
     const blocker = pr ? ciBlocker(pr.ciState) : null;
     const reasonOk = !this._needsOverride || this._override.trim().length >= 3;
     const ready = plan !== null && !this._busy && reasonOk && (pr !== null || this._ticked.size > 0);
@@ -152,7 +161,8 @@ export class NfDeployDialog extends LitElement {
             </p>
             ${pr ? (lockDiffNote(pr) === null ? lockChangesTable(pr.lockChanges) : html`<p class="muted">${lockDiffNote(pr)}</p>`) : nothing}
             ${pr === null && this._choices.length > 0 ? this.renderChoices() : nothing}
-            ${plan === null ? html`<p class="muted" role="status">Planning…</p>` : this.renderPlan(plan)}
+            ${build ? html`<p class="build-verdict">Fleet build of the PR head: ${build.description}</p>` : nothing}
+            ${plan === null ? html`<p class="muted" role="status">Planning…</p>` : this.renderPlan(plan, build)}
             ${running
               ? html`<p class="tone-warn" role="note">
                   Supersedes the running rollout (${rolloutHeadline(running)}): its hosts not started yet are cancelled.
@@ -162,6 +172,17 @@ export class NfDeployDialog extends LitElement {
               ><input type="checkbox" .checked=${this._ignoreWindows} @change=${(e: Event) => (this._ignoreWindows = (e.target as HTMLInputElement).checked)} />
               Ignore maintenance windows (hosts start outside their windows too)</label
             >
+            ${failed.length > 0
+              ? html`<label class="check"
+                  ><input
+                    type="checkbox"
+                    id="include-failed-builds"
+                    .checked=${this._includeFailed}
+                    @change=${(e: Event) => this.includeFailed((e.target as HTMLInputElement).checked)}
+                  />
+                  Deploy to hosts whose build failed too (${failed.join(", ")}): they would fail to switch the same way</label
+                >`
+              : nothing}
             ${this._needsOverride
               ? html`<label
                   >Override CI with a reason
@@ -201,7 +222,13 @@ export class NfDeployDialog extends LitElement {
     </fieldset>`;
   }
 
-  private renderPlan(plan: RolloutPlanView) {
+  /** The host's name and, for an update PR, whether the update built there and how much it changes. */
+  private hostWithBuild(name: string, build: FleetBuildView | null) {
+    const mark = buildMark(hostBuild(build, name));
+    return html`<span class="mono">${name}</span>${mark ? html` <span class="pill tone-${mark.tone}" data-build=${name}>${mark.text}</span>` : nothing}`;
+  }
+
+  private renderPlan(plan: RolloutPlanView, build: FleetBuildView | null) {
     return html`<div>
         <h3>Waves</h3>
         ${plan.waves.length === 0
@@ -212,7 +239,7 @@ export class NfDeployDialog extends LitElement {
                   html`<li>
                     <strong>${waveLabel(wave)}</strong>
                     <ul class="host-list">
-                      ${wave.hosts.map((host) => html`<li>${host}</li>`)}
+                      ${wave.hosts.map((host) => html`<li>${build ? this.hostWithBuild(host, build) : host}</li>`)}
                     </ul>
                   </li>`,
               )}
@@ -223,9 +250,14 @@ export class NfDeployDialog extends LitElement {
         : html`<div>
             <h3>Left out</h3>
             <ul class="left-out" aria-label="Left out">
-              ${plan.leftOut.map((host) => html`<li><span class="mono">${host.name}</span> — <span class="muted">${host.reason}</span></li>`)}
+              ${plan.leftOut.map((host) => html`<li>${this.hostWithBuild(host.name, build)} — <span class="muted">${host.reason}</span></li>`)}
             </ul>
           </div>`}`;
+  }
+
+  private includeFailed(on: boolean): void {
+    this._includeFailed = on;
+    void this.plan(false);
   }
 
   private tick(name: string, on: boolean): void {
@@ -244,7 +276,7 @@ export class NfDeployDialog extends LitElement {
     const pr = this._pr;
     const hosts = first || pr ? undefined : chosenHosts(this._choices, this._ticked);
     try {
-      const plan = await store.planRollout(pr ? { pr: pr.number } : hosts ? { hosts } : {});
+      const plan = await store.planRollout(pr ? { pr: pr.number, ...(this._includeFailed ? { includeFailedBuilds: true } : {}) } : hosts ? { hosts } : {});
       if (seq !== this._planSeq) return;
       this._plan = plan;
       this._error = null;
@@ -271,6 +303,7 @@ export class NfDeployDialog extends LitElement {
         ? await store.mergeAndDeploy(pr.number, {
             sha: pr.headSha,
             ignoreWindows,
+            includeFailedBuilds: this._includeFailed,
             ...(this._needsOverride ? { override: { reason: this._override.trim() } } : {}),
           })
         : await store.startRollout({ commit: plan.commit, ignoreWindows, ...this.hostsOf() });

@@ -3,9 +3,8 @@ import { formatAge, formatTimestamp } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import type { AuditEntry } from "../data/schemas.ts";
 import type { FleetStore } from "../data/store.ts";
+import { PagedList } from "../components/paged-list.ts";
 import { sharedStyles } from "../styles/shared.ts";
-
-const PAGE = 100;
 
 /** Who did what to which host, newest first. */
 export class NfAuditPanel extends LitElement {
@@ -13,29 +12,22 @@ export class NfAuditPanel extends LitElement {
     store: { attribute: false },
     hostNames: { attribute: false },
     now: { type: Number },
-    _entries: { state: true },
-    _loading: { state: true },
-    _error: { state: true },
-    _end: { state: true },
   };
   declare store: FleetStore | null;
   /** Host names that still exist, so targets link only where there is a page. */
   declare hostNames: ReadonlySet<string>;
   declare now: number;
-  private declare _entries: AuditEntry[];
-  private declare _loading: boolean;
-  private declare _error: string | null;
-  private declare _end: boolean;
+  private readonly _entries = new PagedList<AuditEntry>(this, {
+    pageSize: 100,
+    fetchPage: (page) => this.store?.audit(page) ?? null,
+    what: "the audit log",
+  });
 
   constructor() {
     super();
     this.store = null;
     this.hostNames = new Set();
     this.now = Date.now();
-    this._entries = [];
-    this._loading = false;
-    this._error = null;
-    this._end = false;
   }
 
   static override styles = [
@@ -120,21 +112,17 @@ export class NfAuditPanel extends LitElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load(true);
-  }
-
   override render() {
+    const { items: entries, loading, error } = this._entries;
     return html`<div class="title-row">
         <h1 tabindex="-1">Audit log</h1>
         <span class="spacer"></span>
-        <button class="btn small" ?disabled=${this._loading} @click=${() => this.load(true)}>Refresh</button>
+        <button class="btn small" ?disabled=${loading} @click=${() => this._entries.load(true)}>Refresh</button>
       </div>
       <div class="card">
-        ${this._error ? html`<div class="problem" role="alert">${this._error}</div>` : nothing}
-        ${this._entries.length === 0 && !this._loading && !this._error ? html`<div class="empty">Nothing recorded yet.</div>` : nothing}
-        ${this._entries.length > 0
+        ${error ? html`<div class="problem" role="alert">${error}</div>` : nothing}
+        ${entries.length === 0 && !loading && !error ? html`<div class="empty">Nothing recorded yet.</div>` : nothing}
+        ${entries.length > 0
           ? html`<div class="scroller">
               <table>
                 <thead>
@@ -148,18 +136,12 @@ export class NfAuditPanel extends LitElement {
                   </tr>
                 </thead>
                 <tbody>
-                  ${this._entries.map((entry) => this.renderEntry(entry))}
+                  ${entries.map((entry) => this.renderEntry(entry))}
                 </tbody>
               </table>
             </div>`
           : nothing}
-        <div class="footer">
-          ${this._loading
-            ? html`<span class="muted" role="status">Loading…</span>`
-            : this._end || this._entries.length === 0
-              ? nothing
-              : html`<button class="btn small" @click=${() => this.load(false)}>Load older entries</button>`}
-        </div>
+        <div class="footer">${this._entries.footer("Load older entries")}</div>
       </div>`;
   }
 
@@ -173,22 +155,6 @@ export class NfAuditPanel extends LitElement {
       <td class=${entry.result.startsWith("refused") ? "refused" : ""}>${entry.result}</td>
       <td class="details">${entry.details ? JSON.stringify(entry.details) : ""}</td>
     </tr>`;
-  }
-
-  private async load(fromStart: boolean): Promise<void> {
-    if (!this.store) return;
-    this._loading = true;
-    this._error = null;
-    try {
-      const before = fromStart ? undefined : this._entries.at(-1)?.id;
-      const entries = await this.store.audit({ limit: PAGE, ...(before === undefined ? {} : { before }) });
-      this._entries = fromStart ? entries : [...this._entries, ...entries];
-      this._end = entries.length < PAGE;
-    } catch (err) {
-      this._error = `Could not load the audit log: ${err instanceof Error ? err.message : String(err)}`;
-    } finally {
-      this._loading = false;
-    }
   }
 }
 

@@ -1,7 +1,14 @@
 import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { renderLockTooltip } from "../../common/lock-diff.ts";
-import { COMPARTMENT_NAMES, type CommandKind, type CommandView, type CompartmentName, type HostView } from "../../common/protocol.ts";
+import {
+  COMPARTMENT_NAMES,
+  type CommandKind,
+  type CommandView,
+  type CompartmentName,
+  type HostView,
+} from "../../common/protocol.ts";
 import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
+import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { formatAge, formatTimestamp, presenceLabel } from "../common/format.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import { FLEET_PATH } from "../common/route.ts";
@@ -137,6 +144,7 @@ export class NfHostPanel extends LitElement {
       .problem {
         padding: 1rem;
       }
+
       @media (max-width: 1100px) {
         .compartments {
           grid-template-columns: repeat(auto-fit, minmax(13rem, 1fr));
@@ -251,6 +259,10 @@ export class NfHostPanel extends LitElement {
     const output = shown ? (state?.outputs[shown.id] ?? null) : null;
     const active = isActiveCommand(detail.activeCommand) ? detail.activeCommand : null;
     const denied = roleDenial(state?.me ?? null, COMMAND_ROLE);
+    const build = hostBuild(currentBuild(pr), detail.name);
+    // Rarely there, so loaded only when it is: the update's build on this host, and its closure diff.
+    if (build) void import("../components/nf-host-update-build.ts");
+    const lockTitle = pr === null ? "" : `${renderLockTooltip(pr.lockChanges)}${build ? ` ${hostBuildNote(build)}` : ""}`;
     return html`${active ? this.renderActive(detail, active) : nothing}
       <div class="compartments" @nf-run-command=${this.onRun} @nf-compartment-menu=${this.onCompartmentMenu}>
         ${COMPARTMENT_NAMES.map(
@@ -262,10 +274,20 @@ export class NfHostPanel extends LitElement {
               .glow=${name === "lock" && pr !== null}
               .busyReason=${denied ?? (active ? `${COMMAND_LABELS[active.kind]} is ${active.state}` : "")}
               .now=${this.now}
-              title=${name === "lock" && pr !== null ? renderLockTooltip(pr.lockChanges) : ""}
+              title=${name === "lock" ? lockTitle : ""}
             ></nf-compartment-card>`,
         )}
       </div>
+      ${pr && build
+        ? html`<nf-host-update-build
+            class="card"
+            role="region"
+            aria-label="Update PR #${pr.number} on this host"
+            .pr=${pr.number}
+            .host=${detail.name}
+            .build=${build}
+          ></nf-host-update-build>`
+        : nothing}
       <div class="columns">
         <div class="stack">
           <nf-command-output class="card" .command=${shown} .output=${output} .now=${this.now}></nf-command-output>

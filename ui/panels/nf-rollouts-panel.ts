@@ -6,10 +6,9 @@ import { withLiveRollouts } from "../data/fleet-state.ts";
 import type { RolloutDetail } from "../data/schemas.ts";
 import type { FleetStore } from "../data/store.ts";
 import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.ts";
+import { PagedList } from "../components/paged-list.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../components/nf-rollout-progress.ts";
-
-const PAGE = 20;
 
 /** Every rollout, newest first: its PR and lock diff, who started it, each host's outcome, the failure and the revert. */
 export class NfRolloutsPanel extends LitElement {
@@ -19,22 +18,19 @@ export class NfRolloutsPanel extends LitElement {
     live: { attribute: false },
     repository: {},
     now: { type: Number },
-    _paged: { state: true },
     _details: { state: true },
-    _loading: { state: true },
-    _error: { state: true },
-    _end: { state: true },
   };
   declare store: FleetStore | null;
   declare live: readonly RolloutView[];
   declare repository: string;
   declare now: number;
-  private declare _paged: RolloutView[];
+  private readonly _paged = new PagedList<RolloutView>(this, {
+    pageSize: 20,
+    fetchPage: (page) => this.store?.rollouts(page) ?? null,
+    what: "the update history",
+  });
   /** Opened entries: the detail, or why it could not be loaded. */
   private declare _details: Record<string, RolloutDetail | string>;
-  private declare _loading: boolean;
-  private declare _error: string | null;
-  private declare _end: boolean;
 
   constructor() {
     super();
@@ -42,11 +38,7 @@ export class NfRolloutsPanel extends LitElement {
     this.live = [];
     this.repository = "";
     this.now = Date.now();
-    this._paged = [];
     this._details = {};
-    this._loading = false;
-    this._error = null;
-    this._end = false;
   }
 
   static override styles = [
@@ -116,30 +108,20 @@ export class NfRolloutsPanel extends LitElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load(true);
-  }
-
   override render() {
-    const rollouts = withLiveRollouts(this._paged, this.live);
+    const { items: paged, loading, error } = this._paged;
+    const rollouts = withLiveRollouts(paged, this.live);
     return html`<div class="title-row">
         <h1 tabindex="-1">Update history</h1>
         <span class="spacer"></span>
-        <button class="btn small" ?disabled=${this._loading} @click=${() => this.load(true)}>Refresh</button>
+        <button class="btn small" ?disabled=${loading} @click=${() => this._paged.load(true)}>Refresh</button>
       </div>
-      ${this._error ? html`<div class="card problem" role="alert">${this._error}</div>` : nothing}
-      ${rollouts.length === 0 && !this._loading && !this._error ? html`<div class="card empty muted">No rollout yet.</div>` : nothing}
+      ${error ? html`<div class="card problem" role="alert">${error}</div>` : nothing}
+      ${rollouts.length === 0 && !loading && !error ? html`<div class="card empty muted">No rollout yet.</div>` : nothing}
       <ol>
         ${rollouts.map((rollout) => this.renderRollout(rollout))}
       </ol>
-      <div class="footer">
-        ${this._loading
-          ? html`<span class="muted" role="status">Loading…</span>`
-          : this._end || this._paged.length === 0
-            ? nothing
-            : html`<button class="btn small" @click=${() => this.load(false)}>Load older rollouts</button>`}
-      </div>`;
+      <div class="footer">${this._paged.footer("Load older rollouts")}</div>`;
   }
 
   private renderRollout(rollout: RolloutView) {
@@ -180,22 +162,6 @@ export class NfRolloutsPanel extends LitElement {
       this._details = { ...this._details, [id]: detail };
     } catch (err) {
       this._details = { ...this._details, [id]: `Could not load this rollout: ${err instanceof Error ? err.message : String(err)}` };
-    }
-  }
-
-  private async load(fromStart: boolean): Promise<void> {
-    if (!this.store) return;
-    this._loading = true;
-    this._error = null;
-    try {
-      const before = fromStart ? undefined : this._paged.at(-1)?.id;
-      const page = await this.store.rollouts({ limit: PAGE, ...(before === undefined ? {} : { before }) });
-      this._paged = fromStart ? page : [...this._paged, ...page];
-      this._end = page.length < PAGE;
-    } catch (err) {
-      this._error = `Could not load the update history: ${err instanceof Error ? err.message : String(err)}`;
-    } finally {
-      this._loading = false;
     }
   }
 }

@@ -1,0 +1,167 @@
+/**
+ * Build before deploy in Chromium against the real control plane, the GitHub
+ * emulator and three real agents with real Nix: the update PR opens, each
+ * agent builds its own system at the PR head, and the banner's per-host lines
+ * fill in live (web1 built while web2 is still building, web3 failing); the
+ * Lock tooltip and the host page say what the update changes there, with the
+ * full closure diff behind a disclosure; the deploy confirmation leaves the
+ * failed host out until told otherwise — all without a reload.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
+import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { freePort } from "../support/control-plane.ts";
+import { startAgent, type RunningAgent } from "./agents.ts";
+import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
+import { startDashboard, type Dashboard } from "./dashboard.ts";
+import { addHostThroughApi, eventually, fleetRow } from "./helpers.ts";
+
+const SECRET = "fleet-build-browser-secret";
+const TOKEN = "github_pat_fleet_build_browser";
+const HOSTS = ["web1", "web2", "web3"];
+
+const CommandsAnswer = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string(), state: z.string() })) });
+
+describeWithNix("the fleet build in the browser needs real agents", () =>
+  describeWithBrowser("build before deploy in Chromium", () => {
+    let dashboard: Dashboard;
+    let github: GitHubEmulator;
+    let session: BrowserSession;
+    let page: Page;
+    let root: string;
+    const agents: RunningAgent[] = [];
+
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-fleet-build-"));
+      const env = isolatedHostEnv(root);
+      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
+      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
+      const port = await freePort();
+      dashboard = await startDashboard({
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: `http://127.0.0.1:${port}`,
+      });
+      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookUrl: `${dashboard.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
+      await github.start(port);
+      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
+      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
+      for (const name of ["hello", "greeter"]) files[`packages/${name}.txt`] = await file(`packages/${name}.txt`);
+      const seed = await github.seed(files, "initial fleet");
+      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
+      for (const host of HOSTS) {
+        const { token } = await addHostThroughApi(dashboard, host);
+        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
+      }
+      await eventually("three hosts to report", async () => {
+        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
+        return hosts.length === 3 && hosts.every((h) => h.online && h.report !== null);
+      }, 60_000);
+      // Each host runs the seed's system, so a build of the update has a running system to be compared with.
+      for (const host of HOSTS) {
+        const sent = await dashboard.api(`/api/hosts/${host}/commands`, { method: "POST", body: { kind: "pull-switch" } });
+        if (sent.status !== 202) throw new Error(`pull-switch on ${host}: ${sent.status} ${JSON.stringify(sent.json)}`);
+      }
+      await eventually("every host to run the seed's system", async () => {
+        for (const host of HOSTS) {
+          const { commands } = CommandsAnswer.parse((await dashboard.api(`/api/hosts/${host}/commands?limit=5`)).json);
+          const state = commands.find((command) => command.kind === "pull-switch")?.state;
+          if (state === "failed" || state === "timed-out") throw new Error(`pull-switch on ${host} ${state}:\n${agents.find((a) => a.host === host)?.logs().slice(-2000)}`);
+          if (state !== "succeeded") return false;
+        }
+        return true;
+      }, 120_000);
+      session = await openBrowser();
+      page = session.page;
+    });
+
+    afterAll(async () => {
+      await Promise.all(agents.map((agent) => agent.stop()));
+      await session?.close();
+      await github?.stop();
+      await dashboard?.stop();
+      if (root) await rm(root, { recursive: true, force: true });
+    });
+
+    it("fills in each host's build live on the banner, says what the update changes in the Lock tooltip and on the host page, and leaves the failed host out of the deploy unless ticked", async () => {
+      await page.goto(dashboard.url);
+      await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
+      await fleetRow(page, "web1").waitFor();
+
+      // web2's system waits for the gate while it builds; web3's cannot build at all.
+      const gate = join(root, "web2-gate");
+      const pr = await github.openPullRequest({
+        head: "update_flake_lock_action",
+        title: "flake.lock: Update",
+        labels: ["automated"],
+        files: { "packages/hello.txt": "1.1 40\n", "hosts/web2.txt": `wait:${gate}`, "hosts/web3.txt": "fail: broken on purpose" },
+        message: "flake.lock: Update",
+      });
+      await github.flushWebhooks();
+
+      const status = page.locator("nf-update-pr-banner nf-fleet-build-status");
+      const line = (host: string, state: string) => status.locator(`li[data-host="${host}"][data-state="${state}"]`);
+      // Live: web1 has built while web2 is still building (its builder waits for the gate).
+      try {
+        await line("web1", "built").waitFor({ timeout: 120_000 });
+        await line("web2", "building").waitFor({ timeout: 60_000 });
+      } catch (error) {
+        const shown = await status.textContent().catch(() => null);
+        const builds = JSON.stringify((await dashboard.api("/api/update-prs")).json);
+        throw new Error(`the banner shows ${shown}; the server: ${builds}\n${agents.map((a) => a.logs().slice(-1500)).join("\n")}`, { cause: error });
+      }
+      expect(await line("web1", "built").textContent()).toMatch(/built\s*in \d+(\.\d+)? (ms|s|min)[^(]*\(\+\d+\.\d KiB\)/);
+      await line("web3", "failed").waitFor({ timeout: 60_000 });
+      // The failed host's line links to its build's log on the host page.
+      const log = line("web3", "failed").getByRole("link", { name: "log" });
+      expect(await log.getAttribute("href")).toMatch(/^\/hosts\/web3\?command=cmd_/);
+      expect(await status.locator(".verdict").textContent()).toMatch(/web3 failed/);
+      expect(await status.locator("[data-verdict]").getAttribute("data-verdict")).toBe("failure");
+
+      await writeFile(gate, "");
+      await line("web2", "built").waitFor({ timeout: 60_000 });
+      expect(await status.locator(".verdict").textContent()).toMatch(/^2\/3 hosts built, web3 failed/);
+
+      // The Lock cell's tooltip says what the update changes on its host.
+      const lock = fleetRow(page, "web1").locator('[data-compartment="lock"]');
+      await expect.poll(() => lock.getAttribute("title")).toMatch(/The update builds on this host; it changes: hello 1\.0 → 1\.1 \(\+\d+\.\d KiB\)\./);
+      expect(await fleetRow(page, "web3").locator('[data-compartment="lock"]').getAttribute("title")).toMatch(/The update does not build on this host: error: .*nixos-system-web3/);
+
+      // The deploy confirmation: web3 marked and left out, until the box is ticked.
+      await page.locator("nf-update-pr-banner #merge-deploy").click();
+      const dialog = page.locator("nf-deploy-dialog");
+      const leftOut = dialog.locator('ul[aria-label="Left out"]');
+      await leftOut.waitFor();
+      expect(await leftOut.textContent()).toMatch(/web3\s*✗ build failed\s*—\s*its build of [0-9a-f]{7} failed/);
+      expect(await dialog.locator('ol[aria-label="Waves"]').textContent()).toMatch(/web1\s*✓ built, \+\d+\.\d KiB/);
+      expect(await dialog.locator('ol[aria-label="Waves"]').textContent()).not.toContain("web3");
+      await dialog.locator("#include-failed-builds").check();
+      await expect.poll(() => dialog.locator('ol[aria-label="Waves"]').textContent(), { timeout: 15_000 }).toMatch(/web3\s*✗ build failed/);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+
+      // The host page: what the update changes there, and the whole closure diff behind a disclosure.
+      await status.locator('li[data-host="web1"] a').first().click();
+      const section = page.locator("nf-host-panel nf-host-update-build");
+      await section.waitFor();
+      expect(await section.locator(".build-note").textContent()).toMatch(/^The update builds on this host; it changes: hello 1\.0 → 1\.1/);
+      const diff = section.locator("nf-closure-diff");
+      await diff.locator("summary").click();
+      const hello = diff.locator('tr[data-package="hello"]');
+      await hello.waitFor();
+      expect((await hello.locator("td").allTextContents()).slice(0, 3)).toEqual(["hello", "1.0", "1.1"]);
+      expect(await hello.locator("td.size").textContent()).toMatch(/^\+\d+\.\d KiB$/);
+
+      const { updatePrs } = z.object({ updatePrs: z.array(z.object({ number: z.number(), fleetBuild: z.object({ verdict: z.string() }).nullable() })) }).parse((await dashboard.api("/api/update-prs")).json);
+      expect(updatePrs.find((p) => p.number === pr.number)?.fleetBuild?.verdict).toBe("failure");
+      expect(await page.evaluate(() => "__nixfleetNoReload" in window)).toBe(true);
+    });
+  }),
+);

@@ -1,0 +1,62 @@
+/**
+ * The auto-merge timeline in words, for the update-PR banner:
+ * "CI passed 13:05 · auto-merge at 14:05 (in 42 min)", or why it will not merge.
+ */
+import type { AutomationState, UpdatePrAutomation } from "../../common/protocol.ts";
+
+/** "13:05" in the browser's time zone. */
+export function clockTime(iso: string): string {
+  const d = new Date(iso);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+/** "in 42 min", "in 35 s", "now". */
+export function countdown(toIso: string, now: number): string {
+  const ms = Date.parse(toIso) - now;
+  if (ms <= 0) return "now";
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 120) return `in ${seconds} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 120) return `in ${minutes} min`;
+  return `in ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** States in which a person may still act: Merge now and Skip. */
+const ACTIONABLE: ReadonlySet<AutomationState> = new Set(["off", "waiting-ci", "waiting-fleet-build", "ci-failed", "fleet-build-failed", "scheduled", "waiting-window", "failed", "skipped"]);
+
+export interface AutomationDisplay {
+  /** The one line. */
+  line: string;
+  tone: "good" | "busy" | "bad" | "muted";
+  /** The countdown runs (the element ticks every second). */
+  ticking: boolean;
+  canMergeNow: boolean;
+  canSkip: boolean;
+}
+
+export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now: number): AutomationDisplay {
+  const passed = a.ciPassedAt !== null ? `CI passed ${clockTime(a.ciPassedAt)}` : null;
+  const join = (...parts: (string | null)[]) => parts.filter((p) => p !== null).join(" · ");
+  const actionable = ACTIONABLE.has(a.state);
+  const base = { ticking: false, canMergeNow: actionable && ciPassed, canSkip: actionable && a.state !== "skipped" };
+  switch (a.state) {
+    case "scheduled":
+      return {
+        ...base,
+        line: join(passed, a.mergeAt !== null ? `auto-merge at ${clockTime(a.mergeAt)} (${countdown(a.mergeAt, now)})` : a.reason),
+        tone: "busy",
+        ticking: a.mergeAt !== null,
+      };
+    case "merging":
+      return { ...base, line: join(passed, "merging…"), tone: "busy" };
+    case "merged":
+    case "deployed":
+      return { ...base, line: a.reason, tone: "good" };
+    case "ci-failed":
+    case "fleet-build-failed":
+    case "failed":
+      return { ...base, line: `Will not auto-merge: ${a.reason}`, tone: "bad" };
+    default:
+      return { ...base, line: join(passed, a.reason), tone: "muted" };
+  }
+}
