@@ -108,7 +108,7 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
   afterAll(async () => {
     if (agent !== null && agent.exitCode === null) agent.kill("SIGKILL");
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true });
+    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
   it("comes online and reports", async () => {

@@ -146,7 +146,7 @@ describeWithNix("a fleet of three real agents against the local control plane", 
   afterAll(async () => {
     for (const host of hosts.values()) await stopAgent(host, "SIGKILL");
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true });
+    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
   it("enrolls three hosts that come online and report", async () => {

@@ -155,7 +155,7 @@ describeWithNix("the weekly update through the real worker (spec 001)", () => {
     agent?.kill("SIGKILL");
     await emulator?.stop();
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true });
+    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
   it("walks an update PR through the six pictures", async () => {

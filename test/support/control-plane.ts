@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../../scripts/dev-settings-key.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
@@ -65,7 +66,8 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
 
   const port = await freePort();
-  const vars = Object.entries(options.vars ?? {}).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  // The published development key (local only) unless the test sets its own.
+  const vars = Object.entries({ SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY, ...options.vars }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   const url = `http://127.0.0.1:${port}`;
   const launch = async (): Promise<ChildProcess> => {
     const inspectorPort = await freePort();

@@ -22,6 +22,7 @@ import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { AGENT_NODE_FLAGS, buildAgent } from "../../scripts/build-agent.mjs";
 import { buildUi } from "../../scripts/build-ui.mjs";
+import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../../scripts/dev-settings-key.mjs";
 import { GitHubEmulator } from "../github-emulator/emulator.ts";
 import { updatePullRequestText, type LockInputChange } from "../github-emulator/example-flake.ts";
 import { fleetFlake } from "./fleet-repo.ts";
@@ -238,7 +239,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await exited(migrate.process);
     if (migrate.process.exitCode !== 0) throw new DemoError(`the D1 migrations failed:\n${await tail(migrate)}`);
 
-    const vars = Object.entries({ ...DEMO_VARS, GITHUB_REPOSITORY: `${OWNER}/${REPO}`, GITHUB_WEBHOOK_SECRET: secret, GITHUB_TOKEN: token, GITHUB_API_URL: githubUrl }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+    const vars = Object.entries({ ...DEMO_VARS, GITHUB_REPOSITORY: `${OWNER}/${REPO}`, GITHUB_WEBHOOK_SECRET: secret, GITHUB_TOKEN: token, GITHUB_API_URL: githubUrl, SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
     say(`starting the control plane on port ${options.port}`);
     const controlPlane = launch(
       "control plane",
