@@ -1,7 +1,7 @@
 /** The auto-merge line of the update-PR banner: the countdown, the reasons, which buttons show. */
 import { describe, expect, it } from "vitest";
 import type { UpdatePrAutomation } from "../../common/protocol.ts";
-import { automationDisplay, clockTime, countdown } from "../../ui/common/automation.ts";
+import { automationDisplay, automationLockNote, clockTime, countdown } from "../../ui/common/automation.ts";
 
 const at = (iso: string) => Date.parse(iso);
 const automation = (patch: Partial<UpdatePrAutomation>): UpdatePrAutomation => ({
@@ -46,5 +46,20 @@ describe("automationDisplay", () => {
       expect(automationDisplay(automation({ state }), true, 0)).toMatchObject({ canMergeNow: false, canSkip: false });
     }
     expect(automationDisplay(automation({ state: "skipped", reason: "skipped by alice" }), true, 0)).toMatchObject({ canSkip: false, canMergeNow: true });
+  });
+});
+
+describe("automationLockNote", () => {
+  it("tells a host's Lock cell when the update PR merges by itself, or why it does not", () => {
+    expect(automationLockNote(null)).toBeNull();
+    expect(automationLockNote(automation({}))).toBe(`Auto-merge at ${clockTime("2026-12-01T14:05:00Z")}.`);
+    expect(automationLockNote(automation({ state: "ci-failed", mergeAt: null, reason: "CI failed on aaaaaaa: it will not be merged" }))).toBe(
+      "Not auto-merged now: CI failed on aaaaaaa: it will not be merged.",
+    );
+    expect(automationLockNote(automation({ state: "off", mergeAt: null, reason: "automation is off in the settings" }))).toBe("Not auto-merged now: automation is off in the settings.");
+    // Not considered yet: nothing to say.
+    expect(automationLockNote(automation({ state: "waiting-ci", mergeAt: null, reason: "" }))).toBeNull();
+    // Being merged or deployed: the banner and the rollout say so, the cell adds nothing.
+    for (const state of ["merging", "merged", "deployed"] as const) expect(automationLockNote(automation({ state }))).toBeNull();
   });
 });

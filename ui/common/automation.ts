@@ -60,3 +60,22 @@ export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now:
       return { ...base, line: join(passed, a.reason), tone: "muted" };
   }
 }
+
+/**
+ * The automation's word in the Lock cell's tooltip, so a host's row says why the update PR is not
+ * being merged by itself (spec 002 §4); null while it is being merged or deployed (the banner shows that).
+ */
+export function automationLockNote(a: UpdatePrAutomation | null): string | null {
+  if (a === null) return null;
+  switch (a.state) {
+    case "merging":
+    case "merged":
+    case "deployed":
+      return null;
+    case "scheduled":
+      return a.mergeAt !== null ? `Auto-merge at ${clockTime(a.mergeAt)}.` : `Auto-merge: ${a.reason}.`;
+    default:
+      return a.reason === "" ? null : `Not auto-merged now: ${a.reason}.`;
+  }
+}
+

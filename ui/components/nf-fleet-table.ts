@@ -34,6 +34,7 @@ export class NfFleetTable extends LitElement {
     hosts: { attribute: false },
     selected: { attribute: false },
     lockNote: {},
+    automationNote: {},
     fleetBuild: { attribute: false },
     now: { type: Number },
   };
@@ -41,6 +42,8 @@ export class NfFleetTable extends LitElement {
   declare selected: ReadonlySet<string>;
   /** An update PR is pending: Lock cells glow (spec 002). */
   declare lockNote: string;
+  /** What the auto-merge does with the pending update PR, or why it does nothing (spec 002 §4). */
+  declare automationNote: string;
   /** The pending update PR's build of its head: each Lock cell says what the update does on its host. */
   declare fleetBuild: FleetBuildView | null;
   declare now: number;
@@ -51,6 +54,7 @@ export class NfFleetTable extends LitElement {
     this.hosts = [];
     this.selected = new Set();
     this.lockNote = "";
+    this.automationNote = "";
     this.fleetBuild = null;
     this.now = Date.now();
   }
@@ -328,7 +332,7 @@ export class NfFleetTable extends LitElement {
     const branch = host.report?.repo.branch.value ?? null;
     const prNote = this.lockNote !== "" && !host.compartments.lock.reason.startsWith("Update PR pending") ? this.lockNote : "";
     const buildNote = hostBuildNote(hostBuild(this.fleetBuild, host.name));
-    const lockNote = buildNote === null ? prNote : `${prNote}${prNote ? " " : ""}${buildNote}`;
+    const lockNote = [prNote, this.automationNote, buildNote ?? ""].filter((note) => note !== "").join(" ");
     // Written out cell by cell in the row's one template (see compartment-cell.ts).
     const plain = { glow: false, note: "" };
     const agent = compartmentCell(host.name, "agent", host.compartments.agent, plain);

@@ -1,9 +1,10 @@
 import { LitElement, css, html, nothing } from "lit";
-import { renderLockTooltip } from "../../common/lock-diff.ts";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
 import type { FleetBuildView, UpdatePr } from "../../common/protocol.ts";
+import { renderLockTooltip } from "../../common/lock-diff.ts";
+import { automationLockNote } from "../common/automation.ts";
 import { currentBuild } from "../common/fleet-build.ts";
 import type { AutomationActionDetail } from "../components/nf-automation-timeline.ts";
 import { currentRollouts, pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
@@ -191,7 +192,7 @@ export class NfFleetPanel extends LitElement {
             @nf-deploy=${() => this._deploy.show(null)}
           ></nf-fleet-header>`
         : nothing}
-      ${this.renderBody(fleet, selected, pr ? renderLockTooltip(pr.lockChanges) : "", currentBuild(pr))}
+      ${this.renderBody(fleet, selected, pr, currentBuild(pr))}
       <nf-action-menu></nf-action-menu>
       <nf-host-actions .store=${this.store} .repository=${repository}></nf-host-actions>
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
@@ -225,7 +226,7 @@ export class NfFleetPanel extends LitElement {
     return this._shownSelection;
   }
 
-  private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, lockNote: string, fleetBuild: FleetBuildView | null) {
+  private renderBody(fleet: FleetState | null, selected: ReadonlySet<string>, pr: UpdatePr | null, fleetBuild: FleetBuildView | null) {
     if (fleet === null || fleet.phase === "loading") return html`<div class="loading card" role="status">Loading the fleet…</div>`;
     if (fleet.phase === "error") {
       return html`<div class="problem" role="alert">
@@ -251,7 +252,8 @@ export class NfFleetPanel extends LitElement {
       <nf-fleet-table
         .hosts=${fleet.hosts}
         .selected=${selected}
-        .lockNote=${lockNote}
+        .lockNote=${pr ? renderLockTooltip(pr.lockChanges) : ""}
+        .automationNote=${automationLockNote(pr?.automation ?? null) ?? ""}
         .fleetBuild=${fleetBuild}
         .now=${this.now}
         @nf-selection-change=${(e: CustomEvent<{ selected: string[] }>) => (this._selected = new Set(e.detail.selected))}

@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { renderLockTooltip } from "../../common/lock-diff.ts";
+import { automationLockNote } from "../common/automation.ts";
 import {
   COMPARTMENT_NAMES,
   type CommandKind,
@@ -262,7 +263,7 @@ export class NfHostPanel extends LitElement {
     const build = hostBuild(currentBuild(pr), detail.name);
     // Rarely there, so loaded only when it is: the update's build on this host, and its closure diff.
     if (build) void import("../components/nf-host-update-build.ts");
-    const lockTitle = pr === null ? "" : `${renderLockTooltip(pr.lockChanges)}${build ? ` ${hostBuildNote(build)}` : ""}`;
+    const lockTitle = pr === null ? "" : [renderLockTooltip(pr.lockChanges), automationLockNote(pr.automation), build ? hostBuildNote(build) : null].filter((note) => note !== null).join(" ");
     return html`${active ? this.renderActive(detail, active) : nothing}
       <div class="compartments" @nf-run-command=${this.onRun} @nf-compartment-menu=${this.onCompartmentMenu}>
         ${COMPARTMENT_NAMES.map(
