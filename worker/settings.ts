@@ -1,7 +1,8 @@
 /**
- * The fleet's settings and their defaults. Until the settings page stores edited settings, they are
- * the `wrangler.toml` vars read here; a var that does not parse is an error naming it, never a silent
- * default, because a typo in `ROLLBACK_STRATEGY` must not quietly turn reverts off.
+ * The fleet's settings and their defaults. Until someone saves settings (the Settings page, `PUT
+ * /api/settings`), they are the `wrangler.toml` vars read here; a var that does not parse is an error
+ * naming it, never a silent default, because a typo in `ROLLBACK_STRATEGY` must not quietly turn
+ * reverts off.
  */
 import * as z from "zod";
 import {

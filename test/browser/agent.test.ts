@@ -218,6 +218,7 @@ describeWithNix("real agents build with Nix", () =>
       await toolbar.getByText("All 2 online hosts:").waitFor();
       await toolbar.getByRole("button", { name: "Pull", exact: true }).click();
       const confirm = page.getByRole("dialog", { name: "Pull on 2 online hosts?" });
+      await confirm.waitFor();
       expect(await confirm.getByRole("list", { name: "hosts" }).getByRole("listitem").allTextContents()).toEqual(["web1", "web2"]);
       await confirm.getByRole("button", { name: "Pull 2 hosts" }).click();
       await page.getByRole("dialog", { name: "Pull: 2 queued" }).getByRole("button", { name: "Close" }).click();
