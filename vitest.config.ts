@@ -28,7 +28,7 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-// The GitHub emulator the `worker-github` project's objects talk to (test/support/github-emulator-setup.ts starts it).
+// The GitHub emulator the `automation` project's objects talk to (test/support/github-emulator-setup.ts starts it).
 // The config may be evaluated more than once (and in child processes): the first choice holds.
 const githubEmulatorPort = Number(process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT) || (await freePort());
 process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT = String(githubEmulatorPort);
@@ -50,6 +50,10 @@ export default defineConfig({
   test: {
     // The Worker serves dist/ui, and the agent ships as dist/agent: build both once, before any project starts.
     globalSetup: ["./test/support/build-ui.ts", "./test/support/build-agent.ts"],
+    // Vitest's default on 2 cores is one file at a time, yet the end-to-end and browser files spend most
+    // of their time waiting on agents, alarms and soaks, and each runs its own wrangler dev, agents and
+    // Chromium on free ports: three at once keep both cores busy.
+    maxWorkers: 3,
     projects: [
       {
         // Inside workerd, against real local D1 (with the real migrations) and real Durable Objects.
@@ -62,7 +66,7 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          // Needs GitHub configured: the worker-github project runs it.
+          // Needs GitHub configured: the automation project runs it.
           exclude: ["test/worker/automation.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
         },
@@ -86,7 +90,9 @@ export default defineConfig({
           }),
         ],
         test: {
-          name: "worker-github",
+          // Vitest starts projects in the order of their names: this one's single file waits on real alarms
+          // for over a minute, so it starts first instead of last, beside the browser files.
+          name: "automation",
           include: ["test/worker/automation.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
           globalSetup: ["./test/support/github-emulator-setup.ts"],
@@ -109,7 +115,6 @@ export default defineConfig({
           include: ["test/browser/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          fileParallelism: false,
         },
       },
     ],

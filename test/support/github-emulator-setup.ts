@@ -1,4 +1,4 @@
-// Vitest global setup of the `worker-github` project: the local GitHub emulator on the port
+// Vitest global setup of the `automation` project: the local GitHub emulator on the port
 // vitest.config.ts chose (and named in the workerd bindings), seeded with the example fleet flake.
 // Tests drive it over HTTP through its /_emulator endpoints; nothing here is shared with other projects.
 import { mkdtemp, rm } from "node:fs/promises";
@@ -13,7 +13,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const workDir = await mkdtemp(join(tmpdir(), "nixfleet-worker-github-"));
   const gh = new GitHubEmulator({ owner: "example", repo: "fleet", workDir, token: "ghp_worker_github_test" });
   await gh.start(port);
-  console.log(`worker-github: the GitHub emulator listens on ${port}`);
+  console.log(`automation project: the GitHub emulator listens on ${port}`);
   await gh.seed(exampleFlakeFiles(new Date()), "Initial commit");
   return async () => {
     await gh.stop();

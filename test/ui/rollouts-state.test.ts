@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DashboardApi } from "../../ui/data/api.ts";
 import { applyEvent, applyFleet, applyRollout, currentRollouts, initialFleetState, withLiveRollouts } from "../../ui/data/fleet-state.ts";
 import { FleetStore, type LiveHandlers } from "../../ui/data/store.ts";
@@ -99,7 +99,7 @@ describe("the store and rollouts", () => {
       delay: new Promise<void>((resolve) => (release = resolve)),
     });
     store.start();
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await vi.waitFor(() => expect(store.state.hosts.map((h) => h.name)).toEqual(["web1", "web2"]), { timeout: 10_000 });
     release();
     await store.idle();
     expect(store.state.hosts.map((h) => h.name)).toEqual(["web1", "web2"]);

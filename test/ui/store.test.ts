@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DashboardApi } from "../../ui/data/api.ts";
 import type { FleetState } from "../../ui/data/fleet-state.ts";
 import { FleetStore, type LiveHandlers } from "../../ui/data/store.ts";
@@ -45,8 +45,9 @@ describe("FleetStore", () => {
     store.subscribe((state) => seen.push(state));
     store.start();
     live.onStatus("live");
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(store.state.health?.auth).toBe("development");
+    // The health answer lands while the fleet answer is held back (waited for: a loaded machine is slow).
+    await vi.waitFor(() => expect(store.state.health?.auth).toBe("development"), { timeout: 10_000 });
+    expect(store.state.phase).toBe("loading");
     release();
     await settle();
     expect(store.state.phase).toBe("ready");

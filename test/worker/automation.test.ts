@@ -1,5 +1,5 @@
 // The Automation object for real (workerd, its own SQLite storage, its alarm, real D1) with the
-// local GitHub emulator as GitHub (the `worker-github` project: AUTOMATION_MERGE_DELAY_MINUTES
+// local GitHub emulator as GitHub (the `automation` project: AUTOMATION_MERGE_DELAY_MINUTES
 // 0.05 = 3 s). The repository state reaches D1 the way the 5-minute cron reads it.
 // Each test leaves its update PR merged or closed, so the next one's PR is not superseded.
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";

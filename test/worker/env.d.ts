@@ -5,7 +5,7 @@ declare namespace Cloudflare {
     NIXFLEET_PROPERTY_RUNS?: string;
     GITHUB_WEBHOOK_SECRET?: string;
     NOTIFICATION_CHANNELS?: string;
-    /** The worker-github project's GitHub: the local emulator (vitest.config.ts). */
+    /** The automation project's GitHub: the local emulator (vitest.config.ts). */
     GITHUB_API_URL?: string;
     GITHUB_TOKEN?: string;
   }
