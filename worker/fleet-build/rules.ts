@@ -7,14 +7,10 @@
  */
 import * as z from "zod";
 import {
-  ClosureDiff,
-  CommandId,
-  FleetBuildHostState,
-  HostName,
+  FleetBuildHostView,
   Sha1,
   type CommandResult,
   type CommandState,
-  type FleetBuildHostView,
   type FleetBuildVerdict,
   type FleetBuildView,
   type Settings,
@@ -27,22 +23,12 @@ export const FLEET_BUILD_CONTEXT = "nixfleet/fleet-build";
 export const STATUS_DESCRIPTION_MAX = 140;
 
 /** A host of a fleet build as stored: its view's facts, without what is derived (`counted`). */
-export const FleetBuildHostRecord = z.object({
-  name: HostName,
+/** A host's build as stored: the view's fields (but `counted`, derived) plus what decides whether it counts. */
+export const FleetBuildHostRecord = FleetBuildHostView.omit({ counted: true }).extend({
   hostId: z.string(),
   /** In rollout scope; when false, `excludedBecause` says why (held, `autoUpdate = false`). */
   inScope: z.boolean(),
   excludedBecause: z.string().optional(),
-  state: FleetBuildHostState,
-  reason: z.string().optional(),
-  commandId: CommandId.optional(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-  durationMs: z.number().int().nonnegative().optional(),
-  storePath: z.string().nullable().optional(),
-  closureDiff: ClosureDiff.nullable().optional(),
-  closureDiffProblem: z.string().optional(),
-  errorTail: z.string().optional(),
 });
 export type FleetBuildHostRecord = z.infer<typeof FleetBuildHostRecord>;
 
