@@ -4,8 +4,12 @@ import type { AgentConfig } from "../common/agent-config.ts";
 import { describeFailure, type HostRunner, type RunOptions, type RunResult } from "./runner.ts";
 import { known, unknown, type Known } from "./system.ts";
 
-/** Never prompt: the agent has no terminal, a prompt would hang the pull forever. */
-const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "", GCM_INTERACTIVE: "never" };
+/**
+ * Never prompt: the agent has no terminal, a prompt would hang the pull forever. No optional locks:
+ * the report's `git status` would otherwise take the clone's index.lock to refresh the index, and a
+ * person's `git commit` in the clone at that moment fails with "index.lock: File exists".
+ */
+const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "", GCM_INTERACTIVE: "never", GIT_OPTIONAL_LOCKS: "0" };
 
 export function runGit(config: AgentConfig, runner: HostRunner, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return runner.run([config.tools.git, ...args], { ...options, env: { ...GIT_ENV, ...options.env } });
