@@ -225,9 +225,13 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     const failed = build.hosts.find((h) => h.name === "h1")!;
     expect(failed.errorTail).toContain("h1 cannot build this");
     expect(build.description).toMatch(/^2\/3 hosts built, h1 failed: error: /);
-    const status = await statusOf(head, "failure");
-    expect(status?.description).toBe(build.description);
-    expect(status?.description?.length).toBeLessThanOrEqual(140);
+    // The failure is posted as soon as h1 fails ("0/3 hosts built, …" when the others are still building);
+    // each later end posts the new count.
+    const status = await eventually("the status to carry the final count", async () => {
+      const posted = await fleetStatus(head);
+      return posted?.state === "failure" && posted.description === build.description ? posted : null;
+    });
+    expect(status.description?.length).toBeLessThanOrEqual(140);
     await emulator.closePullRequest(number);
     await emulator.flushWebhooks();
   });
