@@ -5,11 +5,12 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { UpdatePrAutomation } from "../../common/protocol.ts";
+import { SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
 import { automation } from "../../worker/automation.ts";
 import { openDatabase } from "../../worker/db/client.ts";
 import { refreshRepoState } from "../../worker/github/refresh.ts";
 import { errorOf, send } from "./github-helpers.ts";
+import { api } from "./helpers.ts";
 
 const API = env.GITHUB_API_URL!;
 const stub = () => automation(env);
@@ -217,5 +218,29 @@ describe("the Automation object against the GitHub emulator", () => {
     const body = z.object({ updatePrs: z.array(z.object({ number: z.number(), automation: UpdatePrAutomation.nullable() })) }).parse(await res.json());
     const listed = body.updatePrs.find((p) => p.number === pr.number);
     expect(listed?.automation).toMatchObject({ state: "waiting-ci", headSha: pr.head.sha });
+  });
+
+  it("Merge now is refused with the reason while flake updates are turned off, and merges nothing", async () => {
+    const pr = await openUpdatePr();
+    await ciGreen(pr.head.sha);
+    await cron();
+    // Through the whole Worker (its settings route), as the Settings page saves them.
+    const putSettings = async (flakeUpdates: boolean) => {
+      const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
+      const res = await api("/api/settings", { method: "PUT", json: { ...settings, flakeUpdates: { enabled: flakeUpdates } } });
+      expect(res.status, await res.clone().text()).toBe(200);
+    };
+    await putSettings(false);
+    try {
+      const refused = await send(new Request(`http://localhost/api/update-prs/${pr.number}/merge-now`, { method: "POST" }));
+      expect(refused.status).toBe(409);
+      const error = await errorOf(refused);
+      expect(error.code).toBe("merge_not_allowed");
+      expect(error.message).toMatch(/flake updates are turned off/);
+      expect((await pullOnGitHub(pr.number)).merged).toBe(false);
+      expect(await mergeAttempts(pr.number)).toEqual([]);
+    } finally {
+      await putSettings(true);
+    }
   });
 });

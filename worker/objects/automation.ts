@@ -118,6 +118,9 @@ export class Automation extends DurableObject<WorkerEnv> {
     await this.scheduleAlarm();
     if (record === null) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
     if (record.state === "failed") return { ok: false, status: 409, code: "merge_refused", message: record.reason };
+    // Merge now overrides the delay, the window and automation.enabled, never flake updates turned off
+    // or a newer update PR: the record says which.
+    if (record.state === "off") return { ok: false, status: 409, code: "merge_not_allowed", message: `#${prNumber} is not merged: ${record.reason}` };
     if (record.state === "merging") return { ok: false, status: 409, code: "merge_in_flight", message: `#${prNumber} is being merged` };
     return { ok: true, automation: toView(record) };
   }
