@@ -373,6 +373,36 @@ describe("CI state of an update PR's head", () => {
     expect(await ciState()).toBe("failure");
   });
 
+  it("check_run: a re-run job (a new run of the same name in the same suite) replaces the failed one", async () => {
+    await openUpdatePr();
+    const failed = ours(example("check_run", (p) => p.action === "completed" && Reflect.get(Object(p.check_run), "conclusion") === "failure"));
+    await deliver("check_run", failed);
+    expect(await ciState()).toBe("failure");
+    const failedId = Number(Reflect.get(Object(failed.check_run), "id"));
+    // GitHub gives the re-run a new, larger id; name and suite stay.
+    const rerun = (action: string, status: string, conclusion: string | null) => {
+      const payload = structuredClone(failed);
+      payload.action = action;
+      set(payload, "check_run.id", failedId + 1000);
+      set(payload, "check_run.status", status);
+      set(payload, "check_run.conclusion", conclusion);
+      return payload;
+    };
+    await deliver("check_run", rerun("created", "queued", null));
+    expect(await ciState()).toBe("pending");
+    await deliver("check_run", rerun("completed", "completed", "success"));
+    expect(await ciState()).toBe("success");
+    // The old run's failure delivered again (GitHub retries, out of order) does not bring it back.
+    await deliver("check_run", failed);
+    expect(await ciState()).toBe("success");
+    // A run of another name in the same suite still counts on its own.
+    const other = structuredClone(failed);
+    set(other, "check_run.id", failedId + 2000);
+    set(other, "check_run.name", "another-linter");
+    await deliver("check_run", other);
+    expect(await ciState()).toBe("failure");
+  });
+
   it("check_run: a successful run makes CI success", async () => {
     await openUpdatePr();
     await deliver("check_run", ours(example("check_run", (p) => p.action === "completed" && Reflect.get(Object(p.check_run), "conclusion") === "success")));

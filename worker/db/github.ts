@@ -344,7 +344,7 @@ export async function ciStates(db: Database, repository: string, shas: string[])
   return states;
 }
 
-/** The CI signals that failed on a commit: a status's context, or the kind and id of a check. */
+/** The CI signals that failed on a commit: a status's context, or the kind and key of a check ("check run build (suite 5)"). */
 export async function failingChecks(db: Database, repository: string, sha: string): Promise<string[]> {
   const rows = await db
     .select({ kind: githubCommitChecks.kind, name: githubCommitChecks.name })

@@ -12,7 +12,7 @@ export type CheckOutcome = "pending" | "success" | "failure";
 export interface CommitCheck {
   sha: string;
   kind: CheckKind;
-  /** Check run / suite / workflow run id, or the status context. */
+  /** Check run name in its suite (`checkRunKey`), check suite / workflow run id, or the status context. */
   name: string;
   outcome: CheckOutcome;
   /** Higher wins: webhooks arrive out of order (see migrations/0002_github.sql). */
@@ -35,8 +35,20 @@ export function statusOutcome(state: "pending" | "success" | "failure" | "error"
   return state === "pending" ? "pending" : state === "success" ? "success" : "failure";
 }
 
-/** Orders the updates of one check run: once completed, a late "created" does not undo it. */
-export const checkRunOrdinal = (status: string | null): number => (status === "completed" ? 1 : 0);
+/**
+ * A check run is stored under its name within its suite, not its id: re-running a failed job makes a
+ * new check run (a new id) of the same name in the same suite, which must replace the failed one, as
+ * on GitHub's own pull request page. Without the suite (never seen from GitHub), the name alone.
+ */
+export function checkRunKey(run: { name: string; check_suite?: { id: number } | null }): string {
+  return run.check_suite ? `${run.name} (suite ${run.check_suite.id})` : run.name;
+}
+
+/**
+ * Orders the check runs stored under one key: a newer run (GitHub's ids grow) wins over an older one,
+ * and within one run, once completed, a late "created" does not undo it.
+ */
+export const checkRunOrdinal = (id: number, status: string | null): number => id * 2 + (status === "completed" ? 1 : 0);
 
 /** Orders updates by the object's own timestamp; unparseable → the time we received it. */
 export function timeOrdinal(iso: string | null | undefined, receivedAt: Date): number {

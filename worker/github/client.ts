@@ -104,7 +104,13 @@ type TreeEntry = z.infer<typeof Tree>["tree"][number];
 
 const CheckRuns = z.object({
   check_runs: z.array(
-    z.object({ id: z.number().int(), name: z.string(), status: z.string(), conclusion: z.string().nullable() }),
+    z.object({
+      id: z.number().int(),
+      name: z.string(),
+      status: z.string(),
+      conclusion: z.string().nullable(),
+      check_suite: z.object({ id: z.number().int() }).nullable().optional(),
+    }),
   ),
 });
 
@@ -128,6 +134,7 @@ export interface CheckRunData {
   name: string;
   status: string;
   conclusion: string | null;
+  check_suite?: { id: number } | null;
 }
 
 export interface StatusData {

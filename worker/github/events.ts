@@ -97,6 +97,7 @@ export const CheckRunEvent = z.object({
     head_sha: Sha1,
     status: z.string(),
     conclusion: z.string().nullable().default(null),
+    check_suite: z.object({ id: z.number().int() }).nullable().optional(),
   }),
   repository: WebhookRepository,
 });

@@ -10,7 +10,7 @@ import {
   type PullRequestRecord,
 } from "../db/github.ts";
 import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
-import { checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal } from "./ci.ts";
+import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal } from "./ci.ts";
 import type { PullRequestData } from "./client.ts";
 import { requireClient, requireRepository, type GitHubContext } from "./context.ts";
 import { GitHubApiError, GitHubRateLimitError } from "./errors.ts";
@@ -158,9 +158,9 @@ export async function syncChecks(ctx: GitHubContext, sha: string): Promise<void>
       await saveCommitCheck(ctx.db, repository.fullName, {
         sha,
         kind: "check_run",
-        name: String(run.id),
+        name: checkRunKey(run),
         outcome: conclusionOutcome(run.status, run.conclusion),
-        ordinal: checkRunOrdinal(run.status),
+        ordinal: checkRunOrdinal(run.id, run.status),
         updatedAt,
       });
     }

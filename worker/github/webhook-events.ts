@@ -1,7 +1,7 @@
 /** What each handled webhook event does to the stored state. */
 import { listOpenPullRequests, saveCommitCheck } from "../db/github.ts";
 import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
-import { checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal, type CommitCheck } from "./ci.ts";
+import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal, type CommitCheck } from "./ci.ts";
 import { sameRepository } from "./config.ts";
 import { requireRepository, type GitHubContext } from "./context.ts";
 import type { WebhookEvent } from "./events.ts";
@@ -26,9 +26,9 @@ export async function handleWebhookEvent(ctx: GitHubContext, event: WebhookEvent
       return applyCheck(ctx, {
         sha: run.head_sha,
         kind: "check_run",
-        name: String(run.id),
+        name: checkRunKey(run),
         outcome: conclusionOutcome(run.status, run.conclusion),
-        ordinal: checkRunOrdinal(run.status),
+        ordinal: checkRunOrdinal(run.id, run.status),
         updatedAt: receivedAt.toISOString(),
       });
     }
