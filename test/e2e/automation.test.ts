@@ -3,7 +3,8 @@
  * (AUTOMATION_ENABLED, a 3-second delay: AUTOMATION_MERGE_DELAY_MINUTES 0.05),
  * the GitHub emulator sending signed webhooks, and three real agents with real
  * Nix. An update PR whose CI turns green by webhook is merged after the delay
- * and rolled out to every host; a red CI is never merged; a new head during
+ * and rolled out to every host, and a local receiver gets the signed
+ * "rollout-succeeded"; a red CI is never merged and "ci-failed" is received; a new head during
  * the delay moves the schedule; a CI webhook lost on the way is caught up by
  * the cron trigger.
  */
@@ -16,13 +17,14 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
-import { HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import { HostView, NotificationEvent, RolloutView, UpdatePr } from "../../common/protocol.ts";
 import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { signatureValid, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
@@ -37,6 +39,9 @@ const DELAY_MS = 3000;
 let root: string;
 let cp: ControlPlane;
 let emulator: GitHubEmulator;
+/** The admin's generic webhook channel: told when a rollout succeeds and when CI fails. */
+let receiver: WebhookReceiver;
+const SIGNING_SECRET = "automation-e2e-signing-secret";
 const agents: { name: string; process: ChildProcess; log: string[] }[] = [];
 /** While set, the emulator's webhook deliveries are lost on the way (the network, not the emulator, fails). */
 let dropWebhooks = false;
@@ -119,6 +124,19 @@ async function openUpdatePr(generation: number): Promise<{ number: number; sha: 
   return { number: pr.number, sha: pr.head.sha };
 }
 
+/** The notification `match` picks, once the channel has received it, with its signature checked. */
+const notified = (what: string, match: (event: NotificationEvent) => boolean) =>
+  eventually(`the ${what} notification`, async () => {
+    for (const request of receiver.received) {
+      const event = NotificationEvent.parse(JSON.parse(request.body));
+      if (!match(event)) continue;
+      expect(request.headers["x-nixfleet-event"]).toBe(event.event);
+      expect(signatureValid(SIGNING_SECRET, request.body, request.headers["x-nixfleet-signature-256"])).toBe(true);
+      return event;
+    }
+    return null;
+  });
+
 async function ci(sha: string, conclusion: "success" | "failure"): Promise<void> {
   await emulator.setCheckRun(sha, { name: "build", status: "completed", conclusion });
   await emulator.flushWebhooks();
@@ -143,8 +161,11 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     const gitEnv = isolatedHostEnv(path.join(root, "env"));
     const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
     const apiPort = await freePort();
+    receiver = await startWebhookReceiver();
+    const channels = [{ kind: "webhook", id: "ch_admin", url: `${receiver.url}/hook`, secret: SIGNING_SECRET, events: ["rollout-succeeded", "ci-failed"] }];
     cp = await startControlPlane({
       vars: {
+        NOTIFICATION_CHANNELS: JSON.stringify(channels),
         POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
         GITHUB_REPOSITORY: "example/fleet",
         GITHUB_WEBHOOK_SECRET: SECRET,
@@ -226,6 +247,7 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     }
     await emulator?.stop();
     await cp?.stop();
+    await receiver?.close();
     if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
@@ -244,6 +266,9 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     expect(rollout).toMatchObject({ state: "succeeded", automatic: true, startedBy: "automation", pr: pr.number, done: HOSTS.length });
     expect(Date.parse(rollout.startedAt)).toBeGreaterThanOrEqual(Date.parse(mergeAt!));
     await expectAllHostsAt(github.mergeCommitSha);
+    // The admin hears how it went, on the signed webhook.
+    const succeeded = await notified("rollout-succeeded", (e) => e.event === "rollout-succeeded" && e.rolloutId === rollout.id);
+    expect(succeeded).toMatchObject({ pr: pr.number, commit: github.mergeCommitSha });
   });
 
   it("a red CI is never merged, and says why", async () => {
@@ -254,6 +279,9 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     await new Promise((resolve) => setTimeout(resolve, DELAY_MS * 2));
     expect((await onGitHub(pr.number)).merged).toBe(false);
     expect((await updatePr(pr.number))?.automation?.state).toBe("ci-failed");
+    const ciFailed = await notified("ci-failed", (e) => e.event === "ci-failed" && e.pr === pr.number);
+    expect(ciFailed.title).toBe(`CI failed on update PR #${pr.number}`);
+    expect(ciFailed.text).toMatch(/Failing checks:\ncheck run build \(suite \d+\): /);
     await emulator.closePullRequest(pr.number);
     await emulator.flushWebhooks();
   });

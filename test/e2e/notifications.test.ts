@@ -5,14 +5,12 @@
  * shape; a receiver answering 500 twice then 200 gets 3 tries and the delivery is delivered; one
  * always answering 500 gets 3 and it fails; an outdated agent is told once from the cron.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { NotificationDelivery, NotificationEvent, PROTOCOL_VERSION, RolloutView } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { signatureValid, startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 150_000 });
 
@@ -20,35 +18,22 @@ const SIGNING_SECRET = "e2e-notification-signing-secret";
 const NTFY_TOKEN = "tk_e2e-ntfy-token";
 const DASHBOARD_URL = "https://fleet.example.test";
 
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 let cp: ControlPlane;
-let receiver: Server;
+let receiver: WebhookReceiver;
 let base: string;
-const received: Received[] = [];
+let received: ReceivedRequest[];
 /** Per path, the statuses to answer in turn (the last one repeated); 200 when none is set. */
 const script: Record<string, number[]> = { "/flaky": [500, 500, 200], "/down": [500] };
 const answered: Record<string, number> = {};
 
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const path = req.url ?? "/";
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-      const statuses = script[path] ?? [200];
-      const n = (answered[path] = (answered[path] ?? 0) + 1);
-      const status = statuses[Math.min(n, statuses.length) - 1]!;
-      res.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "receiver is down");
-    });
+  receiver = await startWebhookReceiver((path) => {
+    const statuses = script[path] ?? [200];
+    const n = (answered[path] = (answered[path] ?? 0) + 1);
+    return statuses[Math.min(n, statuses.length) - 1]!;
   });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  base = receiver.url;
+  received = receiver.received;
   const channels = [
     { kind: "webhook", id: "ch_hook", url: `${base}/hook`, secret: SIGNING_SECRET, events: ["rollout-started", "agent-outdated"] },
     { kind: "slack", id: "ch_slack", url: `${base}/slack/T000/B000/slack-secret-path`, events: ["rollout-started", "rollout-succeeded"] },
@@ -64,7 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cp?.stop();
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
 });
 
 async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown; token?: string } = {}): Promise<z.infer<T>> {
@@ -90,14 +75,6 @@ async function eventually<T>(what: string, probe: () => Promise<T | null | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${received.map((r) => r.path).join(", ")}\n${cp.logs().slice(-3000)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-}
-
-/** What a receiver of the generic webhook does: HMAC-SHA256 of the raw body, compared in constant time. */
-function signatureValid(secret: string, rawBody: string, header: string | string[] | undefined): boolean {
-  if (typeof header !== "string") return false;
-  const expected = Buffer.from(`sha256=${createHmac("sha256", secret).update(rawBody).digest("hex")}`);
-  const got = Buffer.from(header);
-  return expected.length === got.length && timingSafeEqual(expected, got);
 }
 
 const at = (prefix: string) => received.filter((r) => r.path.startsWith(prefix));
@@ -173,7 +150,7 @@ describe("notifications through wrangler dev to real receivers", () => {
       const res = await fetch(`${cp.url}/cdn-cgi/local/scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
       expect(res.status).toBe(200);
     }
-    const isOld = (r: Received) => r.body.includes("nt-e2e-old");
+    const isOld = (r: ReceivedRequest) => r.body.includes("nt-e2e-old");
     await eventually("the agent-outdated notifications", async () => at("/hook").some(isOld) && at("/ntfy").some(isOld));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(at("/hook").filter(isOld)).toHaveLength(1);
