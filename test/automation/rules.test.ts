@@ -159,6 +159,10 @@ describe("the state for each situation", () => {
     expect(atAlarm!.record.state).toBe("failed");
     expect(atAlarm!.record.reason).toMatch(/conflict/);
     expect(atAlarm!.actions.some((a) => a.type === "merge")).toBe(false);
+    // Told as a merge GitHub refuses is: the same event, one per head.
+    const told = atAlarm!.actions.filter((a) => a.type === "notify");
+    expect(told).toEqual([expect.objectContaining({ event: "merge-failed", id: `merge-failed:${atAlarm!.record.pr}:${atAlarm!.record.headSha}`, title: expect.stringMatching(/was not merged$/) })]);
+    expect(told[0]).toMatchObject({ text: expect.stringMatching(/conflict with the base branch/) });
   });
 });
 

@@ -231,12 +231,19 @@ export function decide(input: AutomationInput): AutomationDecision {
   if (!input.atAlarm && input.mergeNow === undefined) {
     return to("scheduled", `auto-merge due since ${clock(mergeAt)}`, { mergeAt: mergeAtIso, wakeAt: now.toISOString() });
   }
+  // Failed for this head without asking GitHub: told like a merge GitHub refuses (same event and id).
+  const notMerged = (why: string) =>
+    announce("merge-failed", `merge-failed:${pr.number}:${pr.headSha}`, `Update PR #${pr.number} was not merged`, `${pr.title} (${short(pr.headSha)}): ${why}`);
   if (pr.mergeable === false) {
+    notMerged("GitHub cannot merge it (a conflict with the base branch)");
     return to("failed", "GitHub cannot merge it (a conflict with the base branch)", { mergeAt: mergeAtIso }, "not merged: conflicts with the base branch");
   }
   if (input.mergeNow === undefined) {
     const opening = nextOpeningOf(fleetWindows(settings), now);
-    if (opening === null) return to("failed", "no maintenance window ever opens", { mergeAt: mergeAtIso }, "not merged: no maintenance window opens");
+    if (opening === null) {
+      notMerged("no maintenance window ever opens");
+      return to("failed", "no maintenance window ever opens", { mergeAt: mergeAtIso }, "not merged: no maintenance window opens");
+    }
     if (opening.at.getTime() > now.getTime()) {
       const at = opening.at.toISOString();
       return to("waiting-window", `waiting for the maintenance window at ${clock(opening.at)}`, { mergeAt: mergeAtIso, wakeAt: at }, `waiting for the maintenance window at ${clock(opening.at)}`);
