@@ -8,28 +8,25 @@
  * the delay moves the schedule; a CI webhook lost on the way is caught up by
  * the cron trigger.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { HostView, NotificationEvent, RolloutView, UpdatePr } from "../../common/protocol.ts";
 import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
 const exec = promisify(execFile);
-const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 const SECRET = "automation-webhook-secret";
 const TOKEN = "github_pat_automation";
 const HOSTS = ["a0", "a1", "a2"] as const;
@@ -42,7 +39,7 @@ let emulator: GitHubEmulator;
 /** The admin's generic webhook channel: told when a rollout succeeds and when CI fails. */
 let receiver: WebhookReceiver;
 const SIGNING_SECRET = "automation-e2e-signing-secret";
-const agents: { name: string; process: ChildProcess; log: string[] }[] = [];
+const agents: E2eAgent[] = [];
 /** While set, the emulator's webhook deliveries are lost on the way (the network, not the emulator, fails). */
 let dropWebhooks = false;
 
@@ -204,30 +201,9 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     await call(z.unknown(), "/api/repo/refresh", { body: {} });
 
     for (const [index, name] of HOSTS.entries()) {
-      const dir = path.join(root, name);
-      const shim = await installRebuildShim(path.join(dir, "shim"));
       const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
-      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
-      const config: AgentConfigInput = {
-        url: cp.url,
-        tokenFile: path.join(dir, "token"),
-        hostName: name,
-        platform: "nixos",
-        repoUrl: emulator.cloneUrl,
-        branch: "main",
-        stateDir: path.join(dir, "state"),
-        pollTimeoutSeconds: POLL_SECONDS,
-        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-        currentSystemLink: shim.currentSystemLink,
-        rollout: { priority: index },
-      };
-      const configFile = path.join(dir, "agent.json");
-      await fs.writeFile(configFile, JSON.stringify(config));
-      const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", configFile], { env: isolatedHostEnv(dir), stdio: ["ignore", "pipe", "pipe"] });
-      const log: string[] = [];
-      child.stdout?.on("data", (data: Buffer) => log.push(data.toString()));
-      child.stderr?.on("data", (data: Buffer) => log.push(data.toString()));
-      agents.push({ name, process: child, log });
+      const dir = path.join(root, name);
+      agents.push(await spawnE2eAgent({ dir, name, token, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: POLL_SECONDS, priority: index }));
     }
     await eventually("three hosts to report", async () => {
       const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
@@ -239,12 +215,7 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
   }, 300_000);
 
   afterAll(async () => {
-    for (const agent of agents) {
-      if (agent.process.exitCode !== null) continue;
-      const exited = new Promise((resolve) => agent.process.once("exit", resolve));
-      agent.process.kill("SIGKILL");
-      await exited;
-    }
+    await killE2eAgents(agents);
     await emulator?.stop();
     await cp?.stop();
     await receiver?.close();

@@ -7,43 +7,34 @@
  * each host's closure diff shows hello 1.0 → 1.1; a PR breaking one host →
  * failure naming it; a new head cancels the old head's builds.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, FleetBuildView, HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { DEFAULT_PACKAGES, fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
 const exec = promisify(execFile);
-const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 const SECRET = "fleet-build-webhook-secret";
 const TOKEN = "github_pat_fleet_build";
 const HOSTS = ["h0", "h1", "h2"] as const;
 const POLL_SECONDS = 5;
 const CONTEXT = "nixfleet/fleet-build";
 
-interface TestHost {
-  name: string;
-  process: ChildProcess | null;
-  log: string[];
-}
-
 let root: string;
 let cp: ControlPlane;
 let emulator: GitHubEmulator;
-const hosts = new Map<string, TestHost>();
+const hosts = new Map<string, E2eAgent>();
 
 async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
   const res = await fetch(`${cp.url}${pathname}`, {
@@ -152,31 +143,9 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     await call(z.unknown(), "/api/repo/refresh", { body: {} });
 
     for (const [index, name] of HOSTS.entries()) {
-      const dir = path.join(root, name);
-      const shim = await installRebuildShim(path.join(dir, "shim"));
       const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
-      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
-      const config: AgentConfigInput = {
-        url: cp.url,
-        tokenFile: path.join(dir, "token"),
-        hostName: name,
-        platform: "nixos",
-        repoUrl: emulator.cloneUrl,
-        branch: "main",
-        stateDir: path.join(dir, "state"),
-        pollTimeoutSeconds: POLL_SECONDS,
-        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-        currentSystemLink: shim.currentSystemLink,
-        rollout: { priority: index },
-      };
-      const configFile = path.join(dir, "agent.json");
-      await fs.writeFile(configFile, JSON.stringify(config));
-      const host: TestHost = { name, process: null, log: [] };
-      const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", configFile], { env: isolatedHostEnv(dir), stdio: ["ignore", "pipe", "pipe"] });
-      child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
-      child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
-      host.process = child;
-      hosts.set(name, host);
+      const dir = path.join(root, name);
+      hosts.set(name, await spawnE2eAgent({ dir, name, token, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: POLL_SECONDS, priority: index }));
     }
     await eventually("three hosts to report", async () => {
       const { hosts: views } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
@@ -188,13 +157,7 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
   }, 300_000);
 
   afterAll(async () => {
-    for (const host of hosts.values()) {
-      const child = host.process;
-      if (!child || child.exitCode !== null) continue;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGKILL");
-      await exited;
-    }
+    await killE2eAgents(hosts.values());
     await emulator?.stop();
     await cp?.stop();
     if (root) await fs.rm(root, { recursive: true, force: true });
