@@ -69,7 +69,11 @@ describeWithNix("build a commit without touching the host", () => {
   it("builds the commit in its own worktree and reports the store path and the closure diff against the running system", async () => {
     const running = await runningHost();
     const before = await hostState();
-    const reportBefore = h.plane.lastReport();
+    // The agent reports after the switch has finished: wait for that report, not the one before the switch.
+    const reportBefore = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === running.system ? h.plane.lastReport() : undefined),
+      "the report of the running system",
+    );
 
     const target = await h.fleet.commit({ "packages/hello.txt": "1.1 40\n", "packages/extra.txt": "3.0 20\n" }, "hello 1.1, extra 3.0");
     const expected = await h.fleet.systemPath("web1");
