@@ -778,9 +778,17 @@ export const Settings = z.strictObject({
 });
 export type Settings = z.infer<typeof Settings>;
 
-/** `PUT /api/settings`: the whole object, with the `version` the client read (a stale one is refused with 409). */
-export const SettingsUpdate = Settings.extend({ version: z.number().int().nonnegative() });
+/**
+ * `PUT /api/settings`: the whole object, with the `version` the client read (a stale one is refused with
+ * 409). A channel sent without an `id` is new: the Worker assigns it one and answers with it.
+ */
+export const SettingsUpdate = Settings.extend({
+  version: z.number().int().nonnegative(),
+  notifications: z.array(z.lazy(() => SubmittedChannel)).max(20).default([]),
+});
 export type SettingsUpdate = z.input<typeof SettingsUpdate>;
+/** A `PUT /api/settings` body once parsed. */
+export type SubmittedSettings = z.output<typeof SettingsUpdate>;
 
 /** `GET` and `PUT /api/settings` answer: the settings in force, secrets replaced by `SECRET_PLACEHOLDER`. */
 export const SettingsResponse = z.object({ settings: Settings });
@@ -815,33 +823,41 @@ export const SECRET_PLACEHOLDER = "********";
 
 const HttpUrl = z.url({ protocol: /^https?$/, error: "not an http(s) URL" }).max(2000);
 const SecretOrKept = <T extends z.ZodType<string>>(schema: T) => z.union([z.literal(SECRET_PLACEHOLDER), schema]);
-const channelCommon = {
-  /** Stable id: Send test, the delivery log and kept secrets refer to it. */
-  id: z.string().regex(/^ch_[A-Za-z0-9_-]{4,40}$/, "not a channel id (ch_…)"),
-  name: z.string().trim().max(80).optional(),
-  /** The events this channel gets; absent = every event. */
-  events: z.array(NotificationEventName).min(1).optional(),
-  /** Shown in GET answers instead of the URL itself: scheme, host and the URL's last 4 characters. */
-  urlHint: z.string().max(200).optional(),
+/** A channel's stable id: Send test, the delivery log and kept secrets refer to it. */
+export const ChannelId = z.string().regex(/^ch_[A-Za-z0-9_-]{4,40}$/, "not a channel id (ch_…)");
+/** The channel kinds, with `id` as given (required where channels are stored, optional where they are submitted). */
+const channelSchema = <Id extends z.ZodType<string | undefined>>(id: Id) => {
+  const common = {
+    id,
+    name: z.string().trim().max(80).optional(),
+    /** The events this channel gets; absent = every event. */
+    events: z.array(NotificationEventName).min(1).optional(),
+    /** Shown in GET answers instead of the URL itself: scheme, host and the URL's last 4 characters. */
+    urlHint: z.string().max(200).optional(),
+  };
+  return z.discriminatedUnion("kind", [
+    z.strictObject({
+      kind: z.literal("webhook"),
+      ...common,
+      url: SecretOrKept(HttpUrl),
+      /** HMAC-SHA256 key for `X-NixFleet-Signature-256: sha256=<hex>` of the raw body. */
+      secret: SecretOrKept(z.string().min(16, "a signing secret needs at least 16 characters").max(200)).optional(),
+    }),
+    z.strictObject({ kind: z.literal("slack"), ...common, url: SecretOrKept(HttpUrl) }),
+    z.strictObject({ kind: z.literal("discord"), ...common, url: SecretOrKept(HttpUrl) }),
+    z.strictObject({
+      kind: z.literal("ntfy"),
+      ...common,
+      /** The topic URL, e.g. https://ntfy.sh/my-fleet. */
+      url: SecretOrKept(HttpUrl),
+      token: SecretOrKept(z.string().min(1).max(200)).optional(),
+    }),
+  ]);
 };
-export const NotificationChannel = z.discriminatedUnion("kind", [
-  z.strictObject({
-    kind: z.literal("webhook"),
-    ...channelCommon,
-    url: SecretOrKept(HttpUrl),
-    /** HMAC-SHA256 key for `X-NixFleet-Signature-256: sha256=<hex>` of the raw body. */
-    secret: SecretOrKept(z.string().min(16, "a signing secret needs at least 16 characters").max(200)).optional(),
-  }),
-  z.strictObject({ kind: z.literal("slack"), ...channelCommon, url: SecretOrKept(HttpUrl) }),
-  z.strictObject({ kind: z.literal("discord"), ...channelCommon, url: SecretOrKept(HttpUrl) }),
-  z.strictObject({
-    kind: z.literal("ntfy"),
-    ...channelCommon,
-    /** The topic URL, e.g. https://ntfy.sh/my-fleet. */
-    url: SecretOrKept(HttpUrl),
-    token: SecretOrKept(z.string().min(1).max(200)).optional(),
-  }),
-]);
+export const NotificationChannel = channelSchema(ChannelId);
+/** A channel in `PUT /api/settings`: without an `id` it is a new channel and the Worker assigns one. */
+export const SubmittedChannel = channelSchema(ChannelId.optional());
+export type SubmittedChannel = z.infer<typeof SubmittedChannel>;
 export type NotificationChannel = z.infer<typeof NotificationChannel>;
 
 /** One thing that happened, as every channel is told about it (the generic webhook's body is exactly this). */

@@ -13,7 +13,9 @@ import {
   RollbackStrategy,
   SECRET_PLACEHOLDER,
   Settings,
+  type SubmittedSettings,
 } from "../common/protocol.ts";
+import { newId } from "./ids.ts";
 
 export const DEFAULT_SETTINGS: Settings = Settings.parse({});
 
@@ -146,3 +148,11 @@ export function settingsFromVars(vars: Vars): Settings {
   });
 }
 
+
+/**
+ * A `PUT /api/settings` body as settings: a channel sent without an `id` is new and gets a fresh random
+ * `ch_…` one (an API user need not invent ids); a channel with an id keeps it, and with it its kept secrets.
+ */
+export function assignChannelIds(submitted: SubmittedSettings): Settings {
+  return { ...submitted, notifications: submitted.notifications.map((channel) => ({ ...channel, id: channel.id ?? newId("ch") })) };
+}

@@ -1,7 +1,8 @@
 /**
  * GET and PUT /api/settings on the real Worker with real local D1: the vars' defaults, a round trip, the
  * version that refuses lost updates (also under many concurrent PUTs), secrets sealed and never sent back
- * or audited in clear, bad input refused without a write, and no key → a clear refusal.
+ * or audited in clear, ids assigned to new channels, bad input refused without a write, and no key → a
+ * clear refusal.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -207,6 +208,50 @@ describe("/api/settings", () => {
     expect((await read()).rollout.canarySoakSeconds).toBe(42);
     // Sealed with the key, the kept secrets still open with it.
     expect((await currentSettings(env, db())).notifications.map((c) => c.url)).toEqual([SLACK, HOOK, "https://ntfy.sh/fleet-alerts"]);
+  });
+
+  it("gives a channel sent without an id a fresh ch_ id, in the answer and in GET, and keeps it and its secret when the id is sent back", async () => {
+    const current = await read();
+    const newcomer = { kind: "ntfy" as const, name: "no id", url: "https://ntfy.example.com/fleet", token: "tk_newcomerSECRET" };
+    const res = await put({ ...current, notifications: [...current.notifications, newcomer, { ...newcomer, name: "no id either" }] });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(text).not.toContain("tk_newcomerSECRET");
+    const answered = SettingsResponse.parse(JSON.parse(text)).settings.notifications;
+    const assigned = answered.slice(current.notifications.length).map((channel) => channel.id);
+    expect(assigned).toHaveLength(2);
+    for (const id of assigned) expect(id).toMatch(/^ch_[A-Za-z0-9_-]{22}$/);
+    expect(new Set([...current.notifications.map((c) => c.id), ...assigned]).size).toBe(current.notifications.length + 2);
+    expect(answered.slice(0, current.notifications.length)).toEqual(current.notifications);
+    const shown = await read();
+    expect(shown.notifications).toEqual(answered);
+
+    // Sent back by id with the placeholder, the channel keeps its stored token; renamed, it is still that channel.
+    const [first] = assigned;
+    const again = await put({ ...shown, notifications: shown.notifications.map((c) => (c.id === first ? { ...c, name: "renamed" } : c)) });
+    expect(again.status, await again.clone().text()).toBe(200);
+    const server = (await currentSettings(env, db())).notifications.find((c) => c.id === first);
+    expect(server).toMatchObject({ kind: "ntfy", name: "renamed", url: "https://ntfy.example.com/fleet", token: "tk_newcomerSECRET" });
+    expect((await read()).notifications.map((c) => c.id)).toEqual(shown.notifications.map((c) => c.id));
+
+    // Back to the channels the later tests expect.
+    const restored = await put({ ...(await read()), notifications: current.notifications });
+    expect(restored.status).toBe(200);
+  });
+
+  it.each([
+    ["not starting with ch_", "channel-1"],
+    ["too short", "ch_x"],
+    ["with a character outside the id alphabet", "ch_has space"],
+    ["not a string", 42],
+  ])("refuses a channel id %s with 400 at the channel's id, and writes nothing", async (_what, id) => {
+    const current = await read();
+    const res = await put({ ...current, notifications: [...current.notifications, { kind: "slack", id, url: SLACK }] });
+    expect(res.status).toBe(400);
+    const error = await errorOf(res);
+    expect(error.code).toBe("invalid_request");
+    expect(error.issues?.map((i) => i.path)).toContainEqual(["notifications", current.notifications.length, "id"]);
+    expect(await read()).toEqual(current);
   });
 
   it("a corrupt stored row is read as the vars' defaults under its own version, and the next save replaces it", async () => {

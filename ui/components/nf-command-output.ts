@@ -2,16 +2,20 @@ import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { isFinalCommandState, type CommandView } from "../../common/protocol.ts";
 import { COMMAND_LABELS, commandStateDisplay } from "../common/actions.ts";
 import { commandDuration, formatDuration, formatTimestamp } from "../common/format.ts";
-import { OutputLines } from "../common/output-lines.ts";
+import { OutputLines, classifyLines, type LineKind } from "../common/output-lines.ts";
 import type { CommandOutput } from "../data/fleet-state.ts";
 import { sharedStyles } from "../styles/shared.ts";
 
 /** More lines than this and only the end is drawn; the rest is a click away in the raw output. */
 const MAX_LINES = 5000;
 
+const GUTTER: Record<LineKind, string> = { stdout: "", stderr: "stderr", error: "error", system: "agent" };
+
 /**
- * A command's output as it streams: stderr marked, the agent's own (system)
- * lines set apart, following the end unless the reader scrolled up.
+ * A command's output as it streams: stderr marked but neutral (git and nix
+ * write their progress there), errors red (classifyLines says which), the
+ * agent's own (system) lines set apart, following the end unless the reader
+ * scrolled up.
  */
 export class NfCommandOutput extends LitElement {
   static override properties = {
@@ -110,10 +114,13 @@ export class NfCommandOutput extends LitElement {
         text-transform: uppercase;
         user-select: none;
       }
-      .stderr {
+      .stderr .gutter {
+        border-left-color: var(--nf-border-strong);
+      }
+      .error-line {
         background: color-mix(in srgb, var(--nf-red-bg) 65%, transparent);
       }
-      .stderr .gutter {
+      .error-line .gutter {
         border-left-color: var(--nf-red);
         color: var(--nf-red);
         font-weight: 700;
@@ -178,6 +185,7 @@ export class NfCommandOutput extends LitElement {
     const lines = this._lines.lines;
     const hidden = Math.max(0, lines.length - MAX_LINES);
     const shown = hidden > 0 ? lines.slice(hidden) : lines;
+    const kinds = classifyLines(lines, command.state);
     const final = isFinalCommandState(command.state);
     return html`<div class="head">
         <h2>Output · ${COMMAND_LABELS[command.kind]}</h2>
@@ -191,13 +199,12 @@ export class NfCommandOutput extends LitElement {
       ${command.error ? this.renderError(command.error) : nothing}
       <div class="log" role="log" aria-label="Output of ${COMMAND_LABELS[command.kind]}" tabindex="0" @scroll=${this.onScroll}>
         ${hidden > 0 ? html`<div class="line system"><span class="gutter">…</span>${hidden} earlier lines not shown</div>` : nothing}
-        ${shown.map(
-          (line) =>
-            html`<div class="line ${line.stream}">
-              <span class="gutter">${line.stream === "stdout" ? "" : line.stream === "stderr" ? "err" : "agent"}</span
-              ><span class="text">${line.text}</span>
-            </div>`,
-        )}
+        ${shown.map((line, i) => {
+          const kind = kinds[hidden + i] ?? line.stream;
+          return html`<div class="line ${line.stream}${kind === "error" ? " error-line" : ""}">
+            <span class="gutter">${GUTTER[kind]}</span><span class="text">${line.text}</span>
+          </div>`;
+        })}
         ${lines.length === 0 ? html`<div class="placeholder">${this.placeholder(command, final)}</div>` : nothing}
         ${this.output?.truncated ? html`<div class="line system"><span class="gutter">agent</span>output truncated by the control plane</div>` : nothing}
         ${!this._follow && !final

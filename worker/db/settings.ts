@@ -5,7 +5,7 @@
  * it (worker/objects/coordinator.ts, `settingsChanged`).
  */
 import { and, eq, sql } from "drizzle-orm";
-import type { Settings } from "../../common/protocol.ts";
+import type { Settings, SubmittedSettings } from "../../common/protocol.ts";
 import { newId } from "../ids.ts";
 import {
   importSettingsKey,
@@ -18,7 +18,7 @@ import {
   SETTINGS_KEY_VARIABLE,
   StoredSettings,
 } from "../settings-secrets.ts";
-import { settingsFromVars } from "../settings.ts";
+import { assignChannelIds, settingsFromVars } from "../settings.ts";
 import { auditInsertWhen } from "./audit.ts";
 import type { Database } from "./client.ts";
 import { settings as settingsTable } from "./schema.ts";
@@ -85,10 +85,11 @@ export type ReplaceOutcome =
  * Replaces the stored settings with `submitted` if `submitted.version` is still the stored version, and
  * audits the change (old → new, redacted) in the same batch. The version check and the write are one
  * statement (an INSERT that does nothing on an existing row, or an UPDATE … WHERE version = ?), so two
- * writers that read the same version cannot both win. Throws `SettingsChangeError` for a secret that
- * cannot be stored or kept.
+ * writers that read the same version cannot both win. A channel submitted without an id gets one
+ * (`assignChannelIds`). Throws `SettingsChangeError` for a secret that cannot be stored or kept.
  */
-export async function replaceSettings(env: object, db: Database, submitted: Settings, actor: string): Promise<ReplaceOutcome> {
+export async function replaceSettings(env: object, db: Database, submission: SubmittedSettings, actor: string): Promise<ReplaceOutcome> {
+  const submitted = assignChannelIds(submission);
   let key: CryptoKey | null;
   try {
     key = await importSettingsKey(keyText(env));
