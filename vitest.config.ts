@@ -69,6 +69,9 @@ export default defineConfig({
           // Needs GitHub configured: the automation project runs it.
           exclude: ["test/worker/automation.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
+          // vitest's 5 s default is a wall-clock limit that a loaded 2-core machine reaches with requests still
+          // flowing (12 concurrent settings PUTs took over 5 s at a load average of 23); tests wait on conditions.
+          testTimeout: 30_000,
         },
       },
       {
