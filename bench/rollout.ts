@@ -4,7 +4,8 @@
  * per switch) against the local control plane and the GitHub emulator. Canary 1 host with a 5 s soak,
  * then waves of 10. Measures, in the same run:
  *  - wall time from the merge request to every host passed;
- *  - the sequential baseline: the sum of the hosts' own command times (what one host after another takes);
+ *  - for comparison, computed (not run): the sum of the hosts' own command times in this run, what one
+ *    host after another would take (`sequential_seconds_computed`);
  *  - the engine's step overhead: the last command of a wave finished → each host of the next wave
  *    delivered its command (minus the soak), p50 and p99.
  * Writes bench/results/rollout.json.
@@ -23,6 +24,7 @@ import { fleetFlake } from "../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+import { runInfo } from "./run-info.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
 const HOSTS = hostsArg && hostsArg > 0 ? hostsArg : 20;
@@ -179,15 +181,15 @@ try {
     }
   }
   const output = {
-    measured_at: new Date().toISOString(),
-    machine: { cores: os.cpus().length, node: process.version },
+    ...(await runInfo()),
     hosts: HOSTS,
     switch_seconds: SWITCH_SECONDS,
     canary_soak_seconds: CANARY_SOAK_SECONDS,
     wave_size: WAVE_SIZE,
     waves: done.waves.map((w) => w.hosts.length),
     wall_seconds: round(wallSeconds),
-    sequential_seconds: round(sequentialSeconds),
+    /** Computed, not run: the sum of the hosts' own command times (delivered → finished) in this rollout. */
+    sequential_seconds_computed: round(sequentialSeconds),
     step_overhead_p50_ms: round(percentile(overhead, 50)),
     step_overhead_p99_ms: round(percentile(overhead, 99)),
     step_overhead_samples: overhead.length,
