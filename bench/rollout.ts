@@ -171,15 +171,20 @@ try {
   const time = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
   const sequentialSeconds = [...commands.values()].reduce((sum, c) => sum + (time(c.finishedAt) - time(c.deliveredAt)) / 1000, 0);
   const overhead: number[] = [];
+  const gateToDelivery: number[] = [];
   for (let k = 1; k < done.waves.length; k++) {
     const previous = done.waves[k - 1]!;
     const soakMs = previous.canary ? CANARY_SOAK_SECONDS * 1000 : 0;
     const lastFinished = Math.max(...previous.hosts.map((h) => time(commands.get(h.name)?.finishedAt ?? null)));
+    const lastPassed = Math.max(...previous.hosts.map((h) => time(h.finishedAt ?? null)));
     for (const host of done.waves[k]!.hosts) {
       const delivered = time(commands.get(host.name)?.deliveredAt ?? null);
       overhead.push(delivered - lastFinished - soakMs);
+      gateToDelivery.push(delivered - lastPassed - soakMs);
     }
   }
+  // A host passes its gate on the report it sends after its switch: the agent's part of the step overhead.
+  const finishedToPassed = done.waves.flatMap((wave) => wave.hosts.map((h) => time(h.finishedAt ?? null) - time(commands.get(h.name)?.finishedAt ?? null)));
   const output = {
     ...(await runInfo()),
     hosts: HOSTS,
@@ -193,6 +198,10 @@ try {
     step_overhead_p50_ms: round(percentile(overhead, 50)),
     step_overhead_p99_ms: round(percentile(overhead, 99)),
     step_overhead_samples: overhead.length,
+    /** The engine's own part of the step: the wave's last host passing its gate → each next-wave host's command delivered (minus the soak). */
+    gate_passed_to_delivered_ms: { min: Math.min(...gateToDelivery), max: Math.max(...gateToDelivery) },
+    /** The agent's part: each host's command finished → the host passed its gate (its report after the switch). */
+    command_finished_to_gate_passed_ms: { min: Math.min(...finishedToPassed), max: Math.max(...finishedToPassed) },
     /** What the step overhead includes: the agent's finished event and its next report (the gate), then the next wave's delivery. */
     step_overhead_includes: "finished event → report → gate → next wave queued → delivered to the held poll",
     /** Each host's timeline in ms after the merge request: its command delivered, started, finished, and the host passed its gate. */
