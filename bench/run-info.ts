@@ -1,7 +1,7 @@
 /**
  * What every result file in bench/results/ records about its run, so a figure
  * quoted from it can be traced: when, on which commit (and whether tracked
- * files other than the results differed from it), on what machine and under
+ * files other than the results and docs differed from it), on what machine and under
  * what load. The machine is often shared, so the load average is part of the
  * figure.
  */
@@ -15,7 +15,8 @@ const exec = promisify(execFile);
 
 export async function runInfo() {
   const git = async (...args: string[]) => (await exec("git", args, { cwd: root })).stdout.trim();
-  const changed = await git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results");
+  // Results and docs do not change what is measured.
+  const changed = await git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results", ":(exclude,glob)**/*.md");
   return {
     measured_at: new Date().toISOString(),
     commit: await git("rev-parse", "--short=12", "HEAD"),
