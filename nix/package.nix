@@ -3,7 +3,7 @@
 # Both are bundled at build time (scripts/build-agent.mjs, esbuild) into one
 # plain JavaScript file each, with their dependencies inside: the package is
 # those two files and Node, no node_modules and no TypeScript at run time (an
-# agent run through Node's type stripping held about 40 MB more; docs/hosts.md).
+# agent run through Node's type stripping held far more memory; docs/hosts.md).
 # callPackage-able:
 #
 #   pkgs.callPackage ./nix/package.nix { }
