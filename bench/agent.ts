@@ -5,12 +5,15 @@
  * (wrangler dev on workerd, local D1, the real coordinator), with its own
  * clone of a real fleet repository and the
  * nixos-rebuild stand-in that builds with real Nix. Measured in the same run:
- *  - a bare Node process with one timer (the baseline);
+ *  - a bare Node process with one timer, run with the agent's V8 flags (the
+ *    baseline the ratio is taken against: the same Node, configured alike)
+ *    and one without them (what a default Node costs, for reference);
  *  - the agent's RSS idle after its first report, and again after 50
  *    commands (pull, switch, test in turn), each as the median of samples;
  *  - start (spawn) to its first poll reaching the control plane, the median
  *    of several starts;
- *  - CPU while idle, extrapolated to an hour at the default 90 s poll;
+ *  - CPU while idle over a window; the hour at the default 90 s poll is
+ *    computed from it (keys ending in `_computed`);
  *  - the agent's open file descriptors idle and after the commands;
  *  - the bundled agent reaching the control plane over TLS (a local HTTPS
  *    proxy with a self-signed certificate from `openssl`), as in production;
@@ -36,6 +39,7 @@ import { createFleetRepo } from "../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { runInfo } from "./run-info.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const COMMANDS = 50;
@@ -247,8 +251,10 @@ try {
     setup.set(name, { configFile, env, token: `Bearer ${token}` });
   }
 
-  const bare = spawnLogged([node, "-e", "setInterval(() => {}, 1000)"], process.env, []);
-  children.push(bare);
+  const idleScript = "setInterval(() => {}, 1000)";
+  const bare = spawnLogged([node, ...AGENT_NODE_FLAGS, "-e", idleScript], process.env, []);
+  const bareWithoutFlags = spawnLogged([node, "-e", idleScript], process.env, []);
+  children.push(bare, bareWithoutFlags);
 
   const running = new Map<string, ChildProcess>();
   const startupsMs = new Map<string, number[]>();
@@ -285,8 +291,9 @@ try {
   await sleep(SETTLE_MS);
   const pid = (name: string) => running.get(name)!.pid!;
   console.error("agent benchmark: idle RSS and CPU…");
-  const [bareRss, idleRss, typescriptRss, tlsRss] = await Promise.all([
+  const [bareRss, bareWithoutFlagsRss, idleRss, typescriptRss, tlsRss] = await Promise.all([
     medianRssMb(bare.pid!),
+    medianRssMb(bareWithoutFlags.pid!),
     medianRssMb(pid("bundled")),
     medianRssMb(pid("typescript")),
     tls !== null ? medianRssMb(pid("bundled-tls")) : Promise.resolve(null),
@@ -324,15 +331,19 @@ try {
   const perCycleWithChildren = (cpuAfter.own + cpuAfter.children - cpuBefore.own - cpuBefore.children) / Math.max(1, idleCycles);
   const cyclesPerHour = 3600 / DEFAULT_POLL_SECONDS;
   const output = {
+    ...(await runInfo()),
     idle_rss_mb: round(idleRss),
-    bare_node_rss_mb: round(bareRss),
-    ratio: round(idleRss / bareRss, 2),
+    /** The baseline: bare Node with the agent's V8 flags, so the ratio compares like with like. */
+    bare_node_same_flags_rss_mb: round(bareRss),
+    ratio_to_bare_node_same_flags: round(idleRss / bareRss, 2),
+    /** For reference: bare Node as it starts by default (no flags). */
+    bare_node_without_flags_rss_mb: round(bareWithoutFlagsRss),
+    ratio_to_bare_node_without_flags: round(idleRss / bareWithoutFlagsRss, 2),
     after_commands_rss_mb: round(afterRss),
     startup_to_first_poll_ms: Math.round(median(startupsMs.get("bundled")!)),
-    cpu_seconds_per_idle_hour: round(perCycle * cyclesPerHour, 2),
+    /** Computed: the CPU of the measured idle window's poll cycles × the 40 cycles an hour holds at the default 90 s poll. */
+    cpu_seconds_per_idle_hour_computed: round(perCycle * cyclesPerHour, 2),
     details: {
-      measured_at: new Date().toISOString(),
-      machine: { cores: os.cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
       agent_node_flags: AGENT_NODE_FLAGS.join(" "),
       growth_after_commands: round(afterRss / idleRss - 1, 3),
       commands: outcomes,
@@ -346,7 +357,7 @@ try {
       bare_node_startups_ms: bareStartupsMs.map((ms) => Math.round(ms)),
       /** The bundled agent reaching the control plane over TLS (as in production), idle, in this run. */
       tls_idle_rss_mb: tlsRss === null ? null : round(tlsRss),
-      tls_ratio: tlsRss === null ? null : round(tlsRss / bareRss, 2),
+      tls_ratio_to_bare_node_same_flags: tlsRss === null ? null : round(tlsRss / bareRss, 2),
       tls_startup_to_first_poll_ms: tls === null ? null : Math.round(startupsMs.get("bundled-tls")![0]!),
       ...("missing" in certificate ? { tls_missing: certificate.missing } : {}),
       /** The same agent from its TypeScript sources through Node's type stripping, idle, in this run. */
@@ -359,13 +370,13 @@ try {
         agent_cpu_seconds: round(cpuAfter.own - cpuBefore.own, 2),
         /** git and the like that the agent runs to collect each report. */
         children_cpu_seconds: round(cpuAfter.children - cpuBefore.children, 2),
-        bare_node_cpu_seconds: round(bareCpuAfter.own - bareCpuBefore.own, 2),
-        /** Each cycle's CPU (timers included) × the 40 cycles an hour holds at the default 90 s poll. */
-        extrapolated_to_hold_seconds: DEFAULT_POLL_SECONDS,
-        cpu_seconds_per_idle_hour_with_children: round(perCycleWithChildren * cyclesPerHour, 2),
+        bare_node_same_flags_cpu_seconds: round(bareCpuAfter.own - bareCpuBefore.own, 2),
+        /** The hold the hourly figures are computed for: each measured cycle's CPU (timers included) × 3600 / this. */
+        computed_for_hold_seconds: DEFAULT_POLL_SECONDS,
+        cpu_seconds_per_idle_hour_with_children_computed: round(perCycleWithChildren * cyclesPerHour, 2),
       },
     },
-    targets: { ratio: 1.5, growth_after_commands: 0.1, startup_to_first_poll_ms: 500, cpu_seconds_per_idle_hour: 1 },
+    targets: { ratio_to_bare_node_same_flags: 1.5, growth_after_commands: 0.1, startup_to_first_poll_ms: 500, cpu_seconds_per_idle_hour_computed: 1 },
   };
   await fs.mkdir(path.join(root, "bench/results"), { recursive: true });
   await fs.writeFile(path.join(root, "bench/results/agent.json"), `${JSON.stringify(output, null, 2)}\n`);

@@ -10,11 +10,11 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs/promises";
-import * as os from "node:os";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { HostView, RolloutView, UpdatePr } from "../common/protocol.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+import { runInfo } from "./run-info.ts";
 
 const DEMO = fileURLToPath(new URL("../tools/fleet-kit/demo-cli.ts", import.meta.url));
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
@@ -84,8 +84,7 @@ try {
   const stopMs = Date.now() - stopStart;
 
   const result = {
-    measured_at: new Date().toISOString(),
-    machine: { cores: os.cpus().length, node: process.version, load_avg_1m: Math.round(os.loadavg()[0]! * 10) / 10 },
+    ...(await runInfo()),
     baseline_control_plane_alone_seconds: seconds(baselineMs),
     four_hosts_reporting_seconds: seconds(reportingMs),
     update_pr_green_with_lock_diff_seconds: seconds(prMs),

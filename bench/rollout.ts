@@ -4,7 +4,8 @@
  * per switch) against the local control plane and the GitHub emulator. Canary 1 host with a 5 s soak,
  * then waves of 10. Measures, in the same run:
  *  - wall time from the merge request to every host passed;
- *  - the sequential baseline: the sum of the hosts' own command times (what one host after another takes);
+ *  - for comparison, computed (not run): the sum of the hosts' own command times in this run, what one
+ *    host after another would take (`sequential_seconds_computed`);
  *  - the engine's step overhead: the last command of a wave finished → each host of the next wave
  *    delivered its command (minus the soak), p50 and p99.
  * Writes bench/results/rollout.json.
@@ -23,6 +24,7 @@ import { fleetFlake } from "../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+import { runInfo } from "./run-info.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
 const HOSTS = hostsArg && hostsArg > 0 ? hostsArg : 20;
@@ -169,28 +171,37 @@ try {
   const time = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
   const sequentialSeconds = [...commands.values()].reduce((sum, c) => sum + (time(c.finishedAt) - time(c.deliveredAt)) / 1000, 0);
   const overhead: number[] = [];
+  const gateToDelivery: number[] = [];
   for (let k = 1; k < done.waves.length; k++) {
     const previous = done.waves[k - 1]!;
     const soakMs = previous.canary ? CANARY_SOAK_SECONDS * 1000 : 0;
     const lastFinished = Math.max(...previous.hosts.map((h) => time(commands.get(h.name)?.finishedAt ?? null)));
+    const lastPassed = Math.max(...previous.hosts.map((h) => time(h.finishedAt ?? null)));
     for (const host of done.waves[k]!.hosts) {
       const delivered = time(commands.get(host.name)?.deliveredAt ?? null);
       overhead.push(delivered - lastFinished - soakMs);
+      gateToDelivery.push(delivered - lastPassed - soakMs);
     }
   }
+  // A host passes its gate on the report it sends after its switch: the agent's part of the step overhead.
+  const finishedToPassed = done.waves.flatMap((wave) => wave.hosts.map((h) => time(h.finishedAt ?? null) - time(commands.get(h.name)?.finishedAt ?? null)));
   const output = {
-    measured_at: new Date().toISOString(),
-    machine: { cores: os.cpus().length, node: process.version },
+    ...(await runInfo()),
     hosts: HOSTS,
     switch_seconds: SWITCH_SECONDS,
     canary_soak_seconds: CANARY_SOAK_SECONDS,
     wave_size: WAVE_SIZE,
     waves: done.waves.map((w) => w.hosts.length),
     wall_seconds: round(wallSeconds),
-    sequential_seconds: round(sequentialSeconds),
+    /** Computed, not run: the sum of the hosts' own command times (delivered → finished) in this rollout. */
+    sequential_seconds_computed: round(sequentialSeconds),
     step_overhead_p50_ms: round(percentile(overhead, 50)),
     step_overhead_p99_ms: round(percentile(overhead, 99)),
     step_overhead_samples: overhead.length,
+    /** The engine's own part of the step: the wave's last host passing its gate → each next-wave host's command delivered (minus the soak). */
+    gate_passed_to_delivered_ms: { min: Math.min(...gateToDelivery), max: Math.max(...gateToDelivery) },
+    /** The agent's part: each host's command finished → the host passed its gate (its report after the switch). */
+    command_finished_to_gate_passed_ms: { min: Math.min(...finishedToPassed), max: Math.max(...finishedToPassed) },
     /** What the step overhead includes: the agent's finished event and its next report (the gate), then the next wave's delivery. */
     step_overhead_includes: "finished event → report → gate → next wave queued → delivered to the held poll",
     /** Each host's timeline in ms after the merge request: its command delivered, started, finished, and the host passed its gate. */

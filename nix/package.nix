@@ -3,7 +3,7 @@
 # Both are bundled at build time (scripts/build-agent.mjs, esbuild) into one
 # plain JavaScript file each, with their dependencies inside: the package is
 # those two files and Node, no node_modules and no TypeScript at run time (an
-# agent run through Node's type stripping held about 40 MB more; docs/hosts.md).
+# agent run through Node's type stripping held far more memory; docs/hosts.md).
 # callPackage-able:
 #
 #   pkgs.callPackage ./nix/package.nix { }
@@ -46,17 +46,29 @@ buildNpmPackage {
   inherit version nodejs;
 
   # Only what the two bundles are built from; package.json and
-  # package-lock.json are the package's own, written below.
-  src = lib.fileset.toSource {
-    root = repository;
-    fileset = lib.fileset.unions [
-      (repository + "/scripts/build-agent.mjs")
-      (repository + "/scripts/zod-without-json-schema.mjs")
-      (repository + "/tsconfig.base.json")
-      (repository + "/agent")
-      (repository + "/cli")
-      (repository + "/common")
-    ];
+  # package-lock.json are the package's own, written below. A path filter
+  # rather than lib.fileset, which needs builtins.readFileType (Nix 2.14 and
+  # later): the source is the same on any Nix, and the test that lists it
+  # (test/nix/eval-modules.test.ts) runs on the Nix 2.8 that CI has.
+  src = lib.cleanSourceWith {
+    name = "source";
+    src = repository;
+    filter =
+      path: _type:
+      let
+        relative = lib.removePrefix "${toString repository}/" (toString path);
+      in
+      builtins.elem relative [
+        "scripts"
+        "scripts/build-agent.mjs"
+        "scripts/zod-without-json-schema.mjs"
+        "tsconfig.base.json"
+      ]
+      || lib.any (dir: relative == dir || lib.hasPrefix "${dir}/" relative) [
+        "agent"
+        "cli"
+        "common"
+      ];
   };
 
   postPatch = ''

@@ -1,9 +1,9 @@
 # Evaluates nix/package.nix with the real lib and stand-ins for the build
 # functions (nothing is built): what buildNpmPackage would be given. Forcing
-# `src` copies the package's source into the store, so the test can list it
-# (on Nix 2.14 or later; older Nix cannot evaluate lib.fileset).
+# `src` copies the package's source into the store (with --read-write-mode),
+# so the test can list it.
 #
-#   NIXPKGS_LIB=/path/to/nixpkgs/lib nix-instantiate --eval --strict --json \
+#   NIXPKGS_LIB=/path/to/nixpkgs/lib nix-instantiate --read-write-mode --eval --strict --json \
 #     --expr 'import ./test/nix/eval-package.nix { }'
 {
   lib ? import (builtins.getEnv "NIXPKGS_LIB"),
@@ -44,8 +44,7 @@ in
     npmConfigHook
     doInstallCheck
     ;
-  # lib.fileset needs builtins.readFileType (Nix 2.14 and later).
-  src = if builtins ? readFileType then "${args.src}" else null;
+  src = "${args.src}";
   nodejs = args.nodejs.name;
   importedManifest = args.npmDeps.imported.package;
   importedPackages = builtins.attrNames args.npmDeps.imported.packageLock.packages;

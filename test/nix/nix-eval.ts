@@ -19,9 +19,14 @@ function nixEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, NIX_CONFIG: TEST_NIX_CONFIG, ...extra };
 }
 
-/** `nix-instantiate --eval --strict --json --expr EXPR`, parsed as JSON. */
-export async function evalNix(expr: string, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
-  const { stdout } = await exec("nix-instantiate", ["--eval", "--strict", "--json", "--expr", expr], {
+/**
+ * `nix-instantiate --eval --strict --json --expr EXPR`, parsed as JSON. With
+ * `copySources`, paths the expression turns into strings are copied into the
+ * store (`--eval` alone only computes their store paths), so a test can read them.
+ */
+export async function evalNix(expr: string, env: NodeJS.ProcessEnv = {}, { copySources = false } = {}): Promise<unknown> {
+  const args = [...(copySources ? ["--read-write-mode"] : []), "--eval", "--strict", "--json", "--expr", expr];
+  const { stdout } = await exec("nix-instantiate", args, {
     env: nixEnv(env),
     maxBuffer: 64 * 1024 * 1024,
   });
