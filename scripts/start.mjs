@@ -17,6 +17,9 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   process.exit(1);
 }
 const persist = process.env.NIXFLEET_STATE_DIR ?? `${root}.wrangler/state`;
+// Where the dashboard is built and served from: dist/ui unless set (a test's run must not rebuild the dist/ui
+// that other tests copy meanwhile).
+const uiDir = process.env.NIXFLEET_UI_DIR;
 // Wrangler must not phone home: CI and many hosts have no route to Cloudflare.
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "" };
 
@@ -48,7 +51,7 @@ const freePort = () =>
     });
   });
 
-await buildUi();
+await buildUi(uiDir ? { outdir: uiDir } : {});
 await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
 const devPort = await freePort();
 // New every run, so no page or process has learnt it before; wrangler hands it to the Worker as a var.
@@ -58,6 +61,6 @@ console.log(`\nNixFleet control plane: http://localhost:${port} (development mod
 console.log(`wrangler dev answers behind it on 127.0.0.1:${devPort}, only for requests that come through http://localhost:${port}\n`);
 const code = await run([
   "dev", "--port", String(devPort), "--ip", "127.0.0.1", "--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "info",
-  "--var", `LOCAL_FRONT_SECRET:${frontSecret}`, ...settingsKey,
+  "--var", `LOCAL_FRONT_SECRET:${frontSecret}`, ...settingsKey, ...(uiDir ? ["--assets", uiDir] : []),
 ]);
 process.exit(code);

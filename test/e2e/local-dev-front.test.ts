@@ -177,7 +177,7 @@ beforeAll(async () => {
   port = await freePort();
   // Its own process group: afterAll ends start.mjs with the wrangler and workerd it started, whatever happened.
   started = spawn(process.execPath, [START], {
-    env: { ...process.env, PORT: String(port), NIXFLEET_STATE_DIR: stateDir, NO_COLOR: "1", FORCE_COLOR: "0" },
+    env: { ...process.env, PORT: String(port), NIXFLEET_STATE_DIR: stateDir, NIXFLEET_UI_DIR: path.join(stateDir, "ui"), NO_COLOR: "1", FORCE_COLOR: "0" },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
