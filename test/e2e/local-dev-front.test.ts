@@ -282,9 +282,9 @@ describe("npm start refuses what a DNS-rebinding page can send", () => {
 });
 
 describe("npm start passes localhost through unchanged", () => {
-  it("Host localhost:PORT and 127.0.0.1:PORT with no other header get 200 on /api/health and /api/audit", async () => {
+  it("Host localhost:PORT, 127.0.0.1:PORT, [::1]:PORT or localhost with no other header gets 200 on /api/health and /api/audit", async () => {
     const answers = { "/api/health": z.object({ ok: z.literal(true) }), "/api/audit": z.object({ entries: z.array(z.unknown()) }) };
-    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, "localhost"]) {
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "localhost"]) {
       for (const [target, shape] of Object.entries(answers)) {
         const response = await raw(port, [`GET ${target} HTTP/1.1`, `Host: ${host}`]);
         expect(response.status, `${host} ${target}: ${response.body}`).toBe(200);
