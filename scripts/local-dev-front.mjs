@@ -3,7 +3,7 @@
 // same-origin with whatever it reaches, and wrangler's dev server rebuilds the request's URL and Host from
 // MF-Original-URL before the Worker runs, so only a server that reads the bytes the browser sent can tell a
 // foreign Host: this one refuses it, as Vite's `server.allowedHosts` does, and proves to the Worker with a
-// per-run secret header that a request came through here (docs/operations.md, "Local development").
+// per-run secret header that a request came through here (docs/operations.md, "How local development is protected").
 import { createServer } from "node:http";
 import { createProxyServer } from "http-proxy-3";
 
@@ -13,7 +13,8 @@ export const LOCAL_FRONT_HEADER = "x-nixfleet-local-front";
 const LOCAL_HOSTNAMES = ["localhost", "127.0.0.1", "[::1]"];
 
 // Headers a proxy uses to say which host or URL a request was really for. wrangler and Miniflare act on their
-// own (MF-Original-URL, MF-Route-Override, …); nothing on this machine has a reason to send any of them here.
+// own (MF-Original-URL, MF-Route-Override, …); nothing on this machine has a reason to send any of them here,
+// nor the front's own secret header, which only the front sets.
 const HOST_REWRITING = /^(mf-|x-forwarded-|forwarded$|x-original-url$|x-rewrite-url$|x-host$|x-nixfleet-local-front$)/i;
 
 const errorBody = (code, message) => JSON.stringify({ error: { code, message } });
