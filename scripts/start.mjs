@@ -1,14 +1,25 @@
 // `npm start`: the whole control plane locally on workerd — no Cloudflare account, no network.
-// Builds the dashboard, applies the D1 migrations to the local database, then runs `wrangler dev`.
+// Builds the dashboard, applies the D1 migrations to the local database, then runs `wrangler dev` on an internal
+// loopback port behind the local front (scripts/local-dev-front.mjs), which alone listens on PORT.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { existsSync, readFileSync } from "node:fs";
 import { buildUi } from "./build-ui.mjs";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "./dev-settings-key.mjs";
+import { startLocalDevFront } from "./local-dev-front.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const port = process.env.PORT ?? "8787";
+const port = Number(process.env.PORT ?? "8787");
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
+  process.exit(1);
+}
 const persist = process.env.NIXFLEET_STATE_DIR ?? `${root}.wrangler/state`;
+// Where the dashboard is built and served from: dist/ui unless set (a test's run must not rebuild the dist/ui
+// that other tests copy meanwhile).
+const uiDir = process.env.NIXFLEET_UI_DIR;
 // Wrangler must not phone home: CI and many hosts have no route to Cloudflare.
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "" };
 
@@ -30,8 +41,26 @@ const run = (args) =>
 const devVars = existsSync(`${root}.dev.vars`) ? readFileSync(`${root}.dev.vars`, "utf8") : "";
 const settingsKey = /^\s*SETTINGS_ENCRYPTION_KEY\s*=/m.test(devVars) ? [] : ["--var", `SETTINGS_ENCRYPTION_KEY:${DEVELOPMENT_SETTINGS_ENCRYPTION_KEY}`];
 
-await buildUi();
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port: free } = server.address();
+      server.close(() => resolve(free));
+    });
+  });
+
+await buildUi(uiDir ? { outdir: uiDir } : {});
 await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
-console.log(`\nNixFleet control plane: http://localhost:${port} (development mode — no authentication)\n`);
-const code = await run(["dev", "--port", port, "--ip", "127.0.0.1", "--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "info", ...settingsKey]);
+const devPort = await freePort();
+// New every run, so no page or process has learnt it before; wrangler hands it to the Worker as a var.
+const frontSecret = randomBytes(32).toString("base64url");
+await startLocalDevFront({ port, targetPort: devPort, secret: frontSecret, log: (line) => console.log(`local front: ${line}`) });
+console.log(`\nNixFleet control plane: http://localhost:${port} (development mode — no authentication)`);
+console.log(`wrangler dev answers behind it on 127.0.0.1:${devPort}, only for requests that come through http://localhost:${port}\n`);
+const code = await run([
+  "dev", "--port", String(devPort), "--ip", "127.0.0.1", "--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "info",
+  "--var", `LOCAL_FRONT_SECRET:${frontSecret}`, ...settingsKey, ...(uiDir ? ["--assets", uiDir] : []),
+]);
 process.exit(code);

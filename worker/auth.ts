@@ -1,11 +1,15 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
+import { timingSafeEqual } from "hono/utils/buffer";
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
 import { hasRole, type Role } from "../common/protocol.ts";
 import type { AppEnv, WorkerEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
 import { readRoleRules, roleFor, rulesUseGroups } from "./roles.ts";
+
+/** Set by the local front of `npm start` and the demo (scripts/local-dev-front.mjs) to LOCAL_FRONT_SECRET. */
+const LOCAL_FRONT_HEADER = "x-nixfleet-local-front";
 
 /** The identity written to the audit log when no Access is configured and the request is local. */
 export const DEVELOPMENT_ACTOR = "developer@localhost";
@@ -22,6 +26,8 @@ const LOCAL_HOSTNAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
 export function isLocalRequest(url: string, hostHeader: string | undefined): boolean {
   if (!LOCAL_HOSTNAMES.has(new URL(url).hostname)) return false;
   if (hostHeader === undefined) return true;
+  // Two Host headers arrive joined by a comma, which no host name contains: ambiguous, so not local.
+  if (hostHeader.includes(",")) return false;
   try {
     return LOCAL_HOSTNAMES.has(new URL(`http://${hostHeader}`).hostname);
   } catch {
@@ -99,6 +105,11 @@ export const requireIdentity: MiddlewareHandler<AppEnv> = async (c, next) => {
         "access_not_configured",
         "Cloudflare Access is not configured (set ACCESS_AUD and ACCESS_TEAM_DOMAIN); only localhost may use development mode",
       );
+    }
+    // The port wrangler dev listens on behind the front takes any Host, and a rebinding page can find it.
+    const frontSecret = c.env.LOCAL_FRONT_SECRET;
+    if (frontSecret && !(await timingSafeEqual(frontSecret, c.req.header(LOCAL_FRONT_HEADER) ?? ""))) {
+      throw new ApiError(403, "local_front_required", "this is the internal port of wrangler dev: open the address `npm start` or `npm run demo` printed (http://localhost:8787 unless PORT is set)");
     }
     c.set("actor", DEVELOPMENT_ACTOR);
     c.set("role", DEVELOPMENT_ROLE);

@@ -31,6 +31,11 @@ export interface Secrets {
   SETTINGS_ENCRYPTION_KEY?: string;
   /** Notification channels as a JSON list, for operators who configure by vars (worker/settings.ts). */
   NOTIFICATION_CHANNELS?: string;
+  /**
+   * Development only: the per-run secret the local front of `npm start` and the demo adds to every request
+   * it passes on (scripts/local-dev-front.mjs); when set, the development identity needs it.
+   */
+  LOCAL_FRONT_SECRET?: string;
 }
 
 export type WorkerEnv = Env & Secrets;

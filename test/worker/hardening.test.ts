@@ -91,4 +91,14 @@ describe("local development identity", () => {
     expect((await errorOf(res)).code).toBe("access_not_configured");
     expect((await exports.default.fetch(new Request("http://localhost/api/hosts", { headers: { host: "localhost:8787" } }))).status).toBe(200);
   });
+
+  it("refuses two Host values, whichever comes first, with a 403 rather than a 500", async () => {
+    for (const hosts of [["rebinding.example", "localhost:8787"], ["localhost:8787", "rebinding.example"], ["localhost", "127.0.0.1"]]) {
+      const headers = new Headers();
+      for (const host of hosts) headers.append("host", host);
+      const res = await exports.default.fetch(new Request("http://localhost/api/hosts", { headers }));
+      expect(res.status, hosts.join(", ")).toBe(403);
+      expect((await errorOf(res)).code).toBe("access_not_configured");
+    }
+  });
 });

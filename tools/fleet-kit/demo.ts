@@ -23,6 +23,7 @@ import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { AGENT_NODE_FLAGS, buildAgent } from "../../scripts/build-agent.mjs";
 import { buildUi } from "../../scripts/build-ui.mjs";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../../scripts/dev-settings-key.mjs";
+import { startLocalDevFront } from "../../scripts/local-dev-front.mjs";
 import { GitHubEmulator } from "../github-emulator/emulator.ts";
 import { updatePullRequestText, type LockInputChange } from "../github-emulator/example-flake.ts";
 import { fleetFlake } from "./fleet-repo.ts";
@@ -168,6 +169,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   await fs.mkdir(logs);
   const children: Child[] = [];
   let emulator: GitHubEmulator | null = null;
+  let front: { close(): Promise<void> } | null = null;
   let stopped = false;
   let stopping: Promise<void> | null = null;
 
@@ -184,6 +186,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       }
     }
     await emulator?.stop().catch(() => {});
+    await front?.close();
     for (const child of children) child.log.end();
     await fs.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   };
@@ -239,11 +242,15 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     await exited(migrate.process);
     if (migrate.process.exitCode !== 0) throw new DemoError(`the D1 migrations failed:\n${await tail(migrate)}`);
 
-    const vars = Object.entries({ ...DEMO_VARS, GITHUB_REPOSITORY: `${OWNER}/${REPO}`, GITHUB_WEBHOOK_SECRET: secret, GITHUB_TOKEN: token, GITHUB_API_URL: githubUrl, SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+    // As for `npm start`: wrangler dev on an internal port, behind the local front on the public one.
+    const devPort = await freePort();
+    const frontSecret = randomBytes(32).toString("base64url");
+    front = await startLocalDevFront({ port: options.port, targetPort: devPort, secret: frontSecret });
+    const vars = Object.entries({ ...DEMO_VARS, LOCAL_FRONT_SECRET: frontSecret, GITHUB_REPOSITORY: `${OWNER}/${REPO}`, GITHUB_WEBHOOK_SECRET: secret, GITHUB_TOKEN: token, GITHUB_API_URL: githubUrl, SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
     say(`starting the control plane on port ${options.port}`);
     const controlPlane = launch(
       "control plane",
-      [WRANGLER, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--inspector-port", String(await freePort()), "--persist-to", state, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
+      [WRANGLER, "dev", "--port", String(devPort), "--ip", "127.0.0.1", "--inspector-port", String(await freePort()), "--persist-to", state, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
       wranglerEnv,
     );
     const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
