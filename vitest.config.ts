@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "./scripts/dev-settings-key.mjs";
+import { isolatedWranglerConfig } from "./test/support/isolated-wrangler-config.ts";
 
 const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
 
@@ -33,6 +34,10 @@ async function freePort(): Promise<number> {
 const githubEmulatorPort = Number(process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT) || (await freePort());
 process.env.NIXFLEET_TEST_GITHUB_EMULATOR_PORT = String(githubEmulatorPort);
 
+// The workerd projects read wrangler.toml through a copy beside an empty .dev.vars: the developer's
+// .dev.vars, .env or environment must not reach their Worker (test/support/isolated-wrangler-config.ts).
+const wranglerConfigPath = isolatedWranglerConfig(fileURLToPath(new URL("./wrangler.toml", import.meta.url)));
+
 const workerBindings = {
   TEST_MIGRATIONS: migrations,
   GITHUB_WEBHOOK_SECRET: "test-webhook-secret",
@@ -59,7 +64,7 @@ export default defineConfig({
         // Inside workerd, against real local D1 (with the real migrations) and real Durable Objects.
         plugins: [
           cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
+            wrangler: { configPath: wranglerConfigPath },
             miniflare: { bindings: { ...workerBindings, NOTIFICATION_CHANNELS: JSON.stringify(testNotificationChannels) } },
           }),
         ],
@@ -79,7 +84,7 @@ export default defineConfig({
         // this project's global setup starts), for objects that call GitHub themselves (the automation).
         plugins: [
           cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
+            wrangler: { configPath: wranglerConfigPath },
             miniflare: {
               bindings: {
                 ...workerBindings,

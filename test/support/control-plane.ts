@@ -4,7 +4,7 @@
  * and benchmark runs. Each instance has its own state directory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,12 +36,29 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function runWrangler(args: string[], env: NodeJS.ProcessEnv, log: string[], detached = false): ChildProcess {
-  const child = spawn(process.execPath, [wrangler, ...args], {
+/**
+ * The environment for wrangler without the developer's CLOUDFLARE_* and WRANGLER_* settings: they choose
+ * the config's environment (CLOUDFLARE_ENV), which files and variables become bindings
+ * (CLOUDFLARE_INCLUDE_PROCESS_ENV, CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV), accounts and local connection
+ * strings. WRANGLER_LOG only sets how much wrangler prints.
+ */
+function wranglerEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(CLOUDFLARE|WRANGLER)_/.test(key) || key === "WRANGLER_LOG"));
+  return { ...env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
+}
+
+/**
+ * `envFile` is an empty file: given `--env-file`, wrangler reads it instead of the `.dev.vars` beside
+ * wrangler.toml and the `.env` files in its working directory (wrangler 4.164: getVarsForDev for the
+ * Worker's bindings, the CLI's start for its own settings), so the developer's `.dev.vars` (docs/github.md
+ * has one written for the demo) gives the control plane under test no binding.
+ */
+function runWrangler(args: string[], envFile: string, log: string[], detached = false): ChildProcess {
+  const child = spawn(process.execPath, [wrangler, ...args, "--env-file", envFile], {
     cwd: root,
     // Its own process group, so a simulated crash kills workerd with it.
     detached,
-    env: { ...process.env, ...env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+    env: wranglerEnv(),
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (data: Buffer) => log.push(data.toString()));
@@ -62,7 +79,9 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   // another test file may rebuild dist/ui while this control plane runs.
   const assets = join(stateDir, "assets");
   await cp(join(root, "dist/ui"), assets, { recursive: true });
-  const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], {}, log);
+  const envFile = join(stateDir, "empty.env");
+  await writeFile(envFile, "");
+  const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], envFile, log);
   if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
 
   const port = await freePort();
@@ -73,7 +92,7 @@ export async function startControlPlane(options: { vars?: Record<string, string>
     const inspectorPort = await freePort();
     const dev = runWrangler(
       ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
-      {},
+      envFile,
       log,
       true,
     );
