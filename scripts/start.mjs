@@ -36,9 +36,14 @@ const run = (args) =>
     });
   });
 
-// The settings' secrets are sealed with SETTINGS_ENCRYPTION_KEY: your own from .dev.vars, else the published
+// The Worker's local vars come from .dev.vars, or from NIXFLEET_ENV_FILE when it is set (wrangler's --env-file:
+// then .dev.vars and .env are not read; the tests hand it an empty file so a developer's .dev.vars stays out).
+const envFile = process.env.NIXFLEET_ENV_FILE;
+const envFileArgs = envFile ? ["--env-file", envFile] : [];
+// The settings' secrets are sealed with SETTINGS_ENCRYPTION_KEY: your own from those vars, else the published
 // development key (local only, see dev-settings-key.mjs).
-const devVars = existsSync(`${root}.dev.vars`) ? readFileSync(`${root}.dev.vars`, "utf8") : "";
+const varsFile = envFile ?? `${root}.dev.vars`;
+const devVars = existsSync(varsFile) ? readFileSync(varsFile, "utf8") : "";
 const settingsKey = /^\s*SETTINGS_ENCRYPTION_KEY\s*=/m.test(devVars) ? [] : ["--var", `SETTINGS_ENCRYPTION_KEY:${DEVELOPMENT_SETTINGS_ENCRYPTION_KEY}`];
 
 const freePort = () =>
@@ -52,7 +57,7 @@ const freePort = () =>
   });
 
 await buildUi(uiDir ? { outdir: uiDir } : {});
-await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist, ...envFileArgs]);
 const devPort = await freePort();
 // New every run, so no page or process has learnt it before; wrangler hands it to the Worker as a var.
 const frontSecret = randomBytes(32).toString("base64url");
@@ -61,6 +66,6 @@ console.log(`\nNixFleet control plane: http://localhost:${port} (development mod
 console.log(`wrangler dev answers behind it on 127.0.0.1:${devPort}, only for requests that come through http://localhost:${port}\n`);
 const code = await run([
   "dev", "--port", String(devPort), "--ip", "127.0.0.1", "--persist-to", persist, "--show-interactive-dev-session=false", "--log-level", "info",
-  "--var", `LOCAL_FRONT_SECRET:${frontSecret}`, ...settingsKey, ...(uiDir ? ["--assets", uiDir] : []),
+  "--var", `LOCAL_FRONT_SECRET:${frontSecret}`, ...settingsKey, ...envFileArgs, ...(uiDir ? ["--assets", uiDir] : []),
 ]);
 process.exit(code);

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { CommandView, DashboardEvent, ErrorBody, PROTOCOL_VERSION, PollResponse, type PollRequest } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
-import { freePort } from "../support/control-plane.ts";
+import { freePort, wranglerEnv } from "../support/control-plane.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 180_000 });
 
@@ -175,9 +175,12 @@ let devPort = 0;
 beforeAll(async () => {
   stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-front-"));
   port = await freePort();
+  // An empty env file instead of the developer's .dev.vars, and no CLOUDFLARE_* / WRANGLER_* from the shell.
+  const envFile = path.join(stateDir, "empty.env");
+  await fs.writeFile(envFile, "");
   // Its own process group: afterAll ends start.mjs with the wrangler and workerd it started, whatever happened.
   started = spawn(process.execPath, [START], {
-    env: { ...process.env, PORT: String(port), NIXFLEET_STATE_DIR: stateDir, NIXFLEET_UI_DIR: path.join(stateDir, "ui"), NO_COLOR: "1", FORCE_COLOR: "0" },
+    env: { ...wranglerEnv(), PORT: String(port), NIXFLEET_STATE_DIR: stateDir, NIXFLEET_UI_DIR: path.join(stateDir, "ui"), NIXFLEET_ENV_FILE: envFile },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });

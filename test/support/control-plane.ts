@@ -42,7 +42,7 @@ export async function freePort(): Promise<number> {
  * (CLOUDFLARE_INCLUDE_PROCESS_ENV, CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV), accounts and local connection
  * strings. WRANGLER_LOG only sets how much wrangler prints.
  */
-function wranglerEnv(): NodeJS.ProcessEnv {
+export function wranglerEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(CLOUDFLARE|WRANGLER)_/.test(key) || key === "WRANGLER_LOG"));
   return { ...env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
 }
