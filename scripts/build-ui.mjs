@@ -459,8 +459,9 @@ const sha256 = (text) => `'sha256-${createHash("sha256").update(text, "utf8").di
  * code is allowed by its hash ('unsafe-hashes' lets hashes match attributes);
  * a bound style=${…} would be set at run time and refused, so the build
  * refuses it first (a class, or styleMap, which sets properties through the
- * CSSOM, does the same job). The event socket is connect-src 'self', which
- * Chromium, Firefox and Safari match against ws: and wss: on the same host.
+ * CSSOM, does the same job). The event socket is connect-src 'self': CSP
+ * Level 3 has 'self' match ws: and wss: on the page's own host (Chromium
+ * does, test/browser/security-headers.test.ts).
  */
 export function contentSecurityPolicy(html, chunkJs = []) {
   const inline = (tag) => [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>([\\s\\S]*?)</${tag}>`, "gi"))].filter((m) => !/\bsrc=/i.test(m[1])).map((m) => m[2]);
