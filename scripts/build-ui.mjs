@@ -505,7 +505,7 @@ export function headersFile(html, chunkJs = []) {
 }
 
 /** The headers besides the CSP, the same on the Worker's answers (worker/index.ts). */
-export const STATIC_SECURITY_HEADERS = {
+const STATIC_SECURITY_HEADERS = {
   // For browsers without CSP's frame-ancestors: nobody may frame the dashboard and click its buttons for a user.
   "X-Frame-Options": "DENY",
   "X-Content-Type-Options": "nosniff",

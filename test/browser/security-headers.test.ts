@@ -70,7 +70,7 @@ describeWithBrowser("the dashboard under its security headers in Chromium", () =
     const settings = await page.goto(`${dashboard.url}/settings`);
     expect(settings?.headers()["content-security-policy"]).toBe(response?.headers()["content-security-policy"]);
     await page.getByRole("button", { name: "Save settings" }).waitFor();
-    // The Settings form's static style="display:grid;…" is allowed by its hash, so it takes effect.
+    // The Settings form's static style="display:grid;…" applies (allowed by its hash: no violation below).
     const display = await page.locator("nf-settings-panel fieldset").first().evaluate((fieldset) => getComputedStyle(fieldset).display);
     expect(display).toBe("grid");
     // Lit's adopted style sheets apply (the heading is styled by the panel's static styles, not the browser's default).
