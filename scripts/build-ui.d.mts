@@ -26,3 +26,9 @@ export function markSchemasPure(source: string, fileName?: string): string;
 export const zodPlugins: Plugin[];
 /** Replaces zod's JSON Schema modules with stubs that throw: the bundles only parse. */
 export const zodWithoutJsonSchema: Plugin;
+/** The name of the static assets' headers file the build writes into `outdir`. */
+export const HEADERS_FILE: string;
+/** The page's Content-Security-Policy: its inline scripts and styles, and the static style attributes of `chunkJs` and the page, by their sha256. */
+export function contentSecurityPolicy(html: string, chunkJs?: string[]): string;
+/** The `_headers` file: one `/*` rule with the CSP and the other security headers. */
+export function headersFile(html: string, chunkJs?: string[]): string;

@@ -1,5 +1,6 @@
 // Bundles the Lit dashboard into dist/ui, which the Worker serves as static assets.
 import { build } from "esbuild";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -434,11 +435,86 @@ export async function buildUi({ minify = true, outdir = defaultOutdir, entry = "
     plugins: [...plugins, lazyImports((path) => chunks.urls.get(path))],
   });
 
-  const html = await readFile(`${root}ui/index.html`, "utf8");
-  await writeFile(`${outdir}/index.html`, inlineModule(html, await readFile(`${outdir}/app.js`, "utf8")));
+  const html = inlineModule(await readFile(`${root}ui/index.html`, "utf8"), await readFile(`${outdir}/app.js`, "utf8"));
+  await writeFile(`${outdir}/index.html`, html);
   await rm(`${outdir}/app.js`);
+  const chunkJs = await Promise.all((await lazyChunks(outdir)).map((chunk) => readFile(`${outdir}${chunk.url}`, "utf8")));
+  await writeFile(`${outdir}/${HEADERS_FILE}`, headersFile(html, chunkJs));
   return { firstPaint, chunks: chunks?.result ?? null };
 }
+
+/** The static assets' headers file (Workers Static Assets read it and do not serve it; docs/operations.md#security-headers). */
+export const HEADERS_FILE = "_headers";
+
+const sha256 = (text) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
+
+/**
+ * The page's Content-Security-Policy: only the dashboard's own code and
+ * styles run. The inline module and the inline <style> (both in index.html
+ * so the first paint is one round trip) are allowed by their hashes, taken
+ * from the built page itself, so a rebuild cannot drift from its policy; the
+ * chunks load from 'self'. Lit's `static styles` are constructed style sheets
+ * (adoptedStyleSheets), which CSP does not govern. A static style="…" in a Lit
+ * template is parsed where CSP does apply, so each one found in the shipped
+ * code is allowed by its hash ('unsafe-hashes' lets hashes match attributes);
+ * a bound style=${…} would be set at run time and refused, so the build
+ * refuses it first (a class, or styleMap, which sets properties through the
+ * CSSOM, does the same job). The event socket is connect-src 'self': CSP
+ * Level 3 has 'self' match ws: and wss: on the page's own host (Chromium
+ * does, test/browser/security-headers.test.ts).
+ */
+export function contentSecurityPolicy(html, chunkJs = []) {
+  const inline = (tag) => [...html.matchAll(new RegExp(`<${tag}\\b([^>]*)>([\\s\\S]*?)</${tag}>`, "gi"))].filter((m) => !/\bsrc=/i.test(m[1])).map((m) => m[2]);
+  const scripts = inline("script");
+  const code = [html, ...scripts, ...chunkJs];
+  for (const text of code) {
+    if (/\sstyle=\$\{/.test(text)) throw new Error("build-ui: a bound style=${…} attribute would be refused by the Content-Security-Policy; use a class or styleMap");
+  }
+  const styleAttributes = new Set(code.flatMap((text) => [...text.matchAll(/\sstyle="([^"]*)"/g)].map((m) => m[1])));
+  const styles = [...inline("style").map(sha256), ...(styleAttributes.size > 0 ? ["'unsafe-hashes'", ...[...styleAttributes].sort().map(sha256)] : [])];
+  return [
+    "default-src 'none'",
+    `script-src 'self' ${scripts.map(sha256).join(" ")}`.trim(),
+    styles.length > 0 ? `style-src ${styles.join(" ")}` : "style-src 'none'",
+    // The favicon is a data: URL; the dashboard shows no other image.
+    "img-src data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "object-src 'none'",
+  ].join("; ");
+}
+
+/**
+ * Every static asset answer: the page (at / and, as the single-page
+ * fallback, at every dashboard path), its source map and legal notes, and
+ * the chunks. The Worker's answers (the API, and the chunks it serves from
+ * the assets) get the same headers but a CSP of their own from Hono's
+ * secureHeaders in worker/index.ts; test/worker/security-headers.test.ts
+ * holds the two together.
+ */
+export function headersFile(html, chunkJs = []) {
+  return [
+    "# Written by scripts/build-ui.mjs from the built page: edit the script, not this file.",
+    "/*",
+    `  Content-Security-Policy: ${contentSecurityPolicy(html, chunkJs)}`,
+    ...Object.entries(STATIC_SECURITY_HEADERS).map(([name, value]) => `  ${name}: ${value}`),
+    "",
+  ].join("\n");
+}
+
+/** The headers besides the CSP, the same on the Worker's answers (worker/index.ts). */
+const STATIC_SECURITY_HEADERS = {
+  // For browsers without CSP's frame-ancestors: nobody may frame the dashboard and click its buttons for a user.
+  "X-Frame-Options": "DENY",
+  "X-Content-Type-Options": "nosniff",
+  // The dashboard's URLs name hosts and its origin may be internal: links out (GitHub) carry no referrer at all.
+  "Referrer-Policy": "no-referrer",
+  // A page that opened the dashboard (or that it opened) gets no handle on its window.
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+};
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await buildUi();

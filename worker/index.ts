@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { every, except } from "hono/combine";
 import { contextStorage } from "hono/context-storage";
+import { secureHeaders } from "hono/secure-headers";
 import type { Role } from "../common/protocol.ts";
 import { requireIdentity, requireRouteRole, requireSameOrigin } from "./auth.ts";
 import { automation } from "./automation.ts";
@@ -88,6 +89,23 @@ const dashboard = new Hono<AppEnv>()
   .route("/notifications", notificationsRoutes);
 
 export const app = new Hono<AppEnv>();
+// Every answer of the Worker's (the API, webhooks, /metrics, the chunks) is JSON, text or JavaScript, never a page:
+// its CSP lets it load nothing and be framed by nobody. The other headers are the static assets' own
+// (scripts/build-ui.mjs writes them into dist/ui/_headers; docs/operations.md#security-headers).
+// No Strict-Transport-Security: with includeSubDomains it would bind every subdomain of the operator's
+// domain to HTTPS; that is the zone's setting (Cloudflare's SSL/TLS edge certificates), not this Worker's.
+// A WebSocket handshake is left alone: its 101 comes from the coordinator with headers that cannot be
+// changed, and none of these means anything on it.
+app.use(
+  except(
+    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket",
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      xFrameOptions: "DENY",
+      strictTransportSecurity: false,
+    }),
+  ),
+);
 // The audit log reads the acting role from here (worker/db/audit.ts), whichever code writes the entry.
 app.use(contextStorage());
 app.use(async (c, next) => {

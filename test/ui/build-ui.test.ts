@@ -119,7 +119,7 @@ describe("buildUi", () => {
     const outdir = await mkdtemp(join(tmpdir(), "nixfleet-ui-"));
     try {
       const { firstPaint, chunks } = await buildUi({ outdir });
-      expect((await readdir(outdir)).sort()).toEqual(["app.js.LEGAL.txt", "app.js.map", "chunks", "index.html"]);
+      expect((await readdir(outdir)).sort()).toEqual(["_headers", "app.js.LEGAL.txt", "app.js.map", "chunks", "index.html"]);
       const html = await readFile(join(outdir, "index.html"), "utf8");
       expect(html).not.toContain('src="/app.js"');
       const scripts = await shippedJs(outdir);
