@@ -71,8 +71,8 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          // Needs GitHub configured: the automation project runs it.
-          exclude: ["test/worker/automation.test.ts"],
+          // Need GitHub configured: the automation project runs them.
+          exclude: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
           // vitest's 5 s default is a wall-clock limit that a loaded 2-core machine reaches with requests still
           // flowing (12 concurrent settings PUTs took over 5 s at a load average of 23); tests wait on conditions.
@@ -81,7 +81,8 @@ export default defineConfig({
       },
       {
         // Inside workerd like `worker`, with GitHub configured: the local GitHub emulator (a Node server
-        // this project's global setup starts), for objects that call GitHub themselves (the automation).
+        // this project's global setup starts), for objects that call GitHub themselves (the automation,
+        // the coordinator's fleet build status) and the client's wiring (its rate-limit reading).
         plugins: [
           cloudflareTest({
             wrangler: { configPath: wranglerConfigPath },
@@ -93,15 +94,17 @@ export default defineConfig({
                 AUTOMATION_ENABLED: "true",
                 // 3 seconds: long enough to act between scheduling and the alarm, short enough to wait for.
                 AUTOMATION_MERGE_DELAY_MINUTES: "0.05",
+                // The link of the fleet build's commit status (test/worker/fleet-build.test.ts).
+                DASHBOARD_URL: "https://fleet.example.com/",
               },
             },
           }),
         ],
         test: {
-          // Vitest starts projects in the order of their names: this one's single file waits on real alarms
-          // for over a minute, so it starts first instead of last, beside the browser files.
+          // Vitest starts projects in the order of their names: this one's automation file waits on real
+          // alarms for over a minute, so it starts first instead of last, beside the browser files.
           name: "automation",
-          include: ["test/worker/automation.test.ts"],
+          include: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
           globalSetup: ["./test/support/github-emulator-setup.ts"],
           testTimeout: 60_000,

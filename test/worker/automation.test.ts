@@ -2,10 +2,12 @@
 // local GitHub emulator as GitHub (the `automation` project: AUTOMATION_MERGE_DELAY_MINUTES
 // 0.05 = 3 s). The repository state reaches D1 the way the 5-minute cron reads it.
 // Each test leaves its update PR merged or closed, so the next one's PR is not superseded.
+// What the automation announces reaches a webhook channel (saved in the settings) whose receiver is
+// caught at fetch, as in notifier.test.ts: the event as the Notifier sends it.
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
+import { NotificationEvent, SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
 import { automation } from "../../worker/automation.ts";
 import { openDatabase } from "../../worker/db/client.ts";
 import { refreshRepoState } from "../../worker/github/refresh.ts";
@@ -69,6 +71,30 @@ const sleepUntil = async (iso: string) => {
   if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms + 20));
 };
 
+/** The webhook channel the automation's merge outcomes go to; its receiver is never reached over the network. */
+const RECEIVER = "http://127.0.0.1:9/automation-hook";
+const told: NotificationEvent[] = [];
+const realFetch = globalThis.fetch;
+
+beforeAll(async () => {
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const request = new Request(input, init);
+    if (request.url !== RECEIVER) return realFetch(request);
+    told.push(NotificationEvent.parse(await request.json()));
+    return new Response("ok");
+  });
+  const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
+  const channel = { kind: "webhook", id: "ch_automation", url: RECEIVER, events: ["merged", "merge-failed"] };
+  const res = await api("/api/settings", { method: "PUT", json: { ...settings, notifications: [channel] } });
+  expect(res.status, await res.clone().text()).toBe(200);
+});
+afterAll(() => {
+  vi.restoreAllMocks();
+});
+
+/** The event with this id, once the Notifier has sent it to the channel (its alarm runs for real). */
+const toldAs = (id: string) => until(`the event ${id}`, async () => told.filter((e) => e.id === id), (events) => events.length > 0);
+
 describe("the Automation object against the GitHub emulator", () => {
   it("schedules the merge at CI green + the delay; the alarm firing twice (and the real one) merges once", async () => {
     const pr = await openUpdatePr();
@@ -94,6 +120,18 @@ describe("the Automation object against the GitHub emulator", () => {
     // The real alarm may have run too; one merge either way, and another alarm changes nothing.
     await runInDurableObject(stub(), (instance) => instance.alarm());
     expect(await mergeAttempts(pr.number)).toEqual(["merged"]);
+    // Announced once, naming the PR and GitHub's merge commit.
+    const mergedEvents = await toldAs(`merged:${pr.number}`);
+    expect(mergedEvents).toEqual([
+      expect.objectContaining({
+        event: "merged",
+        title: `Update PR #${pr.number} merged`,
+        text: expect.stringContaining(`Merged by the automation as ${github.merge_commit_sha!.slice(0, 7)}.`),
+        url: expect.stringMatching(new RegExp(`/pull/${pr.number}$`)),
+        pr: pr.number,
+        commit: github.merge_commit_sha,
+      }),
+    ]);
   });
 
   it("the object evicted between scheduling and the alarm still merges once", async () => {
@@ -152,6 +190,15 @@ describe("the Automation object against the GitHub emulator", () => {
       await runInDurableObject(stub(), (instance) => instance.alarm());
       expect((await view(pr.number))?.state).toBe("failed");
       expect(await mergeAttempts(pr.number)).toEqual(["refused"]);
+      expect(await toldAs(`merge-failed:${pr.number}:${pr.head.sha}`)).toEqual([
+        expect.objectContaining({
+          event: "merge-failed",
+          title: `Update PR #${pr.number} was not merged`,
+          text: expect.stringMatching(/^GitHub refused the merge: .*build/),
+          pr: pr.number,
+          commit: pr.head.sha,
+        }),
+      ]);
       // Closing it afterwards is a cancel like any other, said as such.
       await emulator(`/_emulator/pulls/${pr.number}/close`);
       await cron();
@@ -209,6 +256,10 @@ describe("the Automation object against the GitHub emulator", () => {
     expect(failed!.reason).toMatch(/conflict/);
     expect(await mergeAttempts(pr.number)).toEqual([]);
     expect((await pullOnGitHub(pr.number)).merged).toBe(false);
+    // Told like a merge GitHub refuses: the same event, once for this head.
+    expect(await toldAs(`merge-failed:${pr.number}:${pr.head.sha}`)).toEqual([
+      expect.objectContaining({ event: "merge-failed", title: `Update PR #${pr.number} was not merged`, text: expect.stringContaining("GitHub cannot merge it (a conflict with the base branch)"), pr: pr.number, commit: pr.head.sha }),
+    ]);
   });
 
   it("GET /api/update-prs fills each open update PR's automation", async () => {

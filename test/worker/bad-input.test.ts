@@ -27,18 +27,59 @@ const routes = [
 let known: { token: string; host: string; commandId: string };
 
 /**
- * Every row a request could change, outside the two logs that record refusals
- * on purpose: the audit log (who tried what) and the webhook delivery log.
+ * The two logs that record refusals on purpose: the audit log (who tried what) and the webhook
+ * delivery log (every delivery GitHub sent, refused or not). Every other store is compared.
  */
+const LOGS_OF_REFUSALS = new Set(["audit_log", "github_deliveries"]);
+
+/** The tables of a SQLite store, from its own catalogue: a table added later is covered without anyone listing it. */
+const TABLES = "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like '\\_cf\\_%' escape '\\' order by name";
+
+/** Rows as sorted JSON lines: a table's order is not part of its state. */
+const rowsOf = (rows: Record<string, unknown>[]) => rows.map((row) => JSON.stringify(row)).sort().join("\n");
+
+async function d1Tables(): Promise<string[]> {
+  const { results } = await env.DB.prepare(TABLES).all<{ name: string }>();
+  return results.map((r) => r.name).filter((name) => !LOGS_OF_REFUSALS.has(name));
+}
+
+/** Every SQLite table and every key-value entry of one Durable Object, read inside it. */
+function objectState(stub: DurableObjectStub): Promise<string> {
+  return runInDurableObject(stub, async (_instance, state) => {
+    const sql = state.storage.sql;
+    const tables = sql.exec<{ name: string }>(TABLES).toArray().map((r) => r.name);
+    const parts = tables.map((table) => `${table}:\n${rowsOf(sql.exec(`select * from "${table}"`).toArray())}`);
+    const entries = [...(await state.storage.list()).entries()].map(([key, value]) => `${key}=${JSON.stringify(value)}`);
+    return `${parts.join("\n")}\nkv:\n${entries.join("\n")}`;
+  });
+}
+
+/** The Durable Objects a request can reach, each by the one name the Worker uses. */
+const objects = () => ({
+  coordinator: env.COORDINATOR.getByName("fleet"),
+  automation: env.AUTOMATION.getByName("fleet"),
+  notifier: env.NOTIFIER.getByName("fleet"),
+});
+
+/** Every row and entry a request could change: every D1 table but the two logs, and every object's storage. */
 async function fingerprint(): Promise<string> {
-  const tables = ["hosts", "agent_tokens", "reports", "github_repo_state", "github_pull_requests", "github_commit_checks"];
-  const answers = await env.DB.batch(tables.map((table) => env.DB.prepare(`select * from ${table}`)));
-  const parts = answers.map((answer, i) => `${tables[i]}:${JSON.stringify(answer.results)}`);
-  const commands = await runInDurableObject(env.COORDINATOR.getByName("fleet"), (_instance, state) =>
-    JSON.stringify(state.storage.sql.exec("select * from commands order by id").toArray()) +
-    JSON.stringify(state.storage.sql.exec("select command_id, seq from command_output order by command_id, seq").toArray()),
-  );
-  return parts.join("\n") + commands;
+  const tables = await d1Tables();
+  const answers = await env.DB.batch(tables.map((table) => env.DB.prepare(`select * from "${table}"`)));
+  const parts = answers.map((answer, i) => `d1 ${tables[i]}:\n${rowsOf(answer.results as Record<string, unknown>[])}`);
+  for (const [name, stub] of Object.entries(objects())) parts.push(`${name}:\n${await objectState(stub)}`);
+  return parts.join("\n");
+}
+
+/** The tables the migrations leave: created and not dropped since. */
+function tablesOfMigrations(): string[] {
+  const tables = new Set<string>();
+  for (const migration of env.TEST_MIGRATIONS) {
+    for (const query of migration.queries) {
+      for (const [, name] of query.matchAll(/create table (?:if not exists )?"?(\w+)/gi)) tables.add(name!);
+      for (const [, name] of query.matchAll(/drop table (?:if exists )?"?(\w+)/gi)) tables.delete(name!);
+    }
+  }
+  return [...tables].sort();
 }
 
 const text = fc.oneof(
@@ -138,6 +179,18 @@ describe("generated bad input", () => {
     const res = await queueCommand("known-host-fc", "test");
     const commandId = (await res.json<{ command: { id: string } }>()).command.id;
     known = { token: host.token, host: "known-host-fc", commandId };
+  });
+
+  it("the state compared covers every D1 table the migrations leave but the two logs, and each object's tables", async () => {
+    const fromMigrations = tablesOfMigrations();
+    expect(fromMigrations).toEqual(expect.arrayContaining(["hosts", "settings", "github_pull_requests", ...LOGS_OF_REFUSALS]));
+    // And the migrations' own bookkeeping, which no request should touch either.
+    expect(await d1Tables()).toEqual([...fromMigrations.filter((table) => !LOGS_OF_REFUSALS.has(table)), "d1_migrations"].sort());
+    const state = await fingerprint();
+    // The objects' own tables are in it, read from their catalogues (rollouts, holds, fleet builds, sessions, the automation's records, deliveries).
+    for (const table of ["commands", "command_output", "agent_sessions", "rollouts", "holds", "fleet_builds", "automation_prs", "deliveries", "published"]) {
+      expect(state).toContain(`\n${table}:\n`);
+    }
   });
 
   it("the route list comes from the app and covers every resource", () => {

@@ -1,14 +1,17 @@
 /**
- * Fleet builds through the real coordinator and real local D1: an update PR's
- * webhook starts a build on every host, the agents' command events move each
- * host and the verdict, the commit status reaches GitHub (a fake api.github
- * at the network layer: the fetch the client uses), a new head supersedes the
- * old build under concurrent deliveries, a redelivered webhook restarts
- * nothing, a closed PR cancels, the re-run route, our own status kept out of
- * CI, and a failed build leaving its host out of the rollout plan.
+ * Fleet builds through the real coordinator and real local D1, with the local GitHub emulator as
+ * GitHub (the `automation` project): an update PR's webhook starts a build on every host, the
+ * agents' command events move each host and the verdict, the commit status reaches the emulator
+ * through the coordinator's own client, a new head supersedes the old build under concurrent
+ * deliveries, a redelivered webhook restarts nothing, a closed PR cancels, the re-run route, our own
+ * status kept out of CI, and a failed build leaving its host out of the rollout plan.
+ *
+ * The webhooks are GitHub's example payloads pointed at heads that are real commits on the
+ * emulator (each on a branch of its own): no pull request is opened there, so the automation
+ * tests sharing the emulator see no extra update PR.
  */
 import { env, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { CommandView, FleetBuildView, PollResponse, RolloutPlanView, type CommandDelivery, type CommandResult } from "../../common/protocol.ts";
 import { FLEET_BUILD_CONTEXT } from "../../worker/fleet-build/rules.ts";
@@ -17,32 +20,55 @@ import { deliver, errorOf, example, getUpdatePrs, ours, pullRequest, REPOSITORY,
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
-const sha = (n: number) => n.toString(16).padStart(2, "0").repeat(20);
+const API = env.GITHUB_API_URL!;
 
-/** What the fake GitHub received: every commit status posted, in order. */
-const posted: { sha: string; body: Record<string, unknown>; authorization: string | null }[] = [];
-let failPosts = false;
-
-async function fakeGitHub(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  const request = new Request(input, init);
-  const match = /^\/repos\/example\/fleet\/statuses\/([0-9a-f]{40})$/.exec(new URL(request.url).pathname);
-  if (request.method === "POST" && match) {
-    if (failPosts) return Response.json({ message: "Server Error" }, { status: 502 });
-    const body = z.record(z.string(), z.unknown()).parse(await request.json());
-    posted.push({ sha: match[1]!, body, authorization: request.headers.get("authorization") });
-    return Response.json({ id: posted.length, state: body.state, context: body.context }, { status: 201 });
-  }
-  return Response.json({ message: "Not Found" }, { status: 404 });
+async function emulator(path: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+  const method = init.method ?? (init.body === undefined ? "GET" : "POST");
+  const res = await fetch(`${API}${path}`, {
+    method,
+    headers: { "content-type": "application/json", authorization: `token ${env.GITHUB_TOKEN}` },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res;
 }
 
-beforeAll(async () => {
-  await runInDurableObject(stub(), (instance: Coordinator) => {
-    instance.githubForTests = {
-      fetch: fakeGitHub,
-      vars: { GITHUB_TOKEN: "github_pat_fleet_build", GITHUB_API_URL: "https://api.github.test", DASHBOARD_URL: "https://fleet.example.com/" },
-    };
-  });
+/** This file's branch on the emulator: each head is one more commit on it. */
+const BRANCH = `fleet-build-test/${crypto.randomUUID().slice(0, 8)}`;
+
+/** A new commit on the emulator: a head GitHub knows, so statuses can be posted on it. */
+async function headOnGitHub(label: string): Promise<string> {
+  const branch = BRANCH;
+  const res = await emulator("/_emulator/push", { body: { branch, files: { "fleet-build-test.txt": `${label}\n` }, message: `fleet build test ${label}` } });
+  return z.object({ sha: z.string() }).parse(await res.json()).sha;
+}
+
+const EmulatorStatus = z.object({
+  state: z.string(),
+  context: z.string(),
+  description: z.string().nullable(),
+  target_url: z.string().nullable(),
+  creator: z.object({ login: z.string() }),
 });
+
+/**
+ * Waits for a status post's effect (on the emulator, or its outcome on the build) to pass `check`: a post leaves the coordinator after its
+ * step (waitUntil) and the emulator answers it after a few git commands, slower than vi.waitFor's 1 s
+ * default on a loaded machine.
+ */
+const onGitHub = (check: () => Promise<void>) => vi.waitFor(check, { timeout: 30_000, interval: 100 });
+
+/** The commit statuses GitHub holds on a head, oldest first (the API lists them newest first). */
+async function statusesOn(head: string): Promise<z.infer<typeof EmulatorStatus>[]> {
+  return z.array(EmulatorStatus).parse(await (await emulator(`/repos/${REPOSITORY}/commits/${head}/statuses`)).json()).reverse();
+}
+
+/** An update PR's webhook for `head`, as GitHub sends it once mergeability is known (so no follow-up re-read). */
+function updatePr(action: string, options: Parameters<typeof pullRequest>[1]) {
+  const payload = pullRequest(action, options);
+  set(payload, "pull_request.mergeable", true);
+  return payload;
+}
 
 interface Agent {
   name: string;
@@ -54,7 +80,7 @@ const created: string[] = [];
 // A fleet build covers every host: each test removes its own, so the next one builds only its hosts.
 afterEach(async () => {
   for (const name of created.splice(0)) expect((await api(`/api/hosts/${name}`, { method: "DELETE" })).status).toBe(200);
-  failPosts = false;
+  await emulator("/_emulator/faults", { method: "DELETE" });
 });
 
 async function fleet(prefix: string, count: number): Promise<Agent[]> {
@@ -119,8 +145,6 @@ async function fleetBuildOf(pr: number): Promise<FleetBuildView | null> {
   return (await getUpdatePrs()).find((p) => p.number === pr)?.fleetBuild ?? null;
 }
 
-const statusesOn = (head: string) => posted.filter((p) => p.sha === head);
-
 async function hostCommands(name: string): Promise<CommandView[]> {
   const res = await api(`/api/hosts/${name}/commands`);
   expect(res.status).toBe(200);
@@ -130,15 +154,15 @@ async function hostCommands(name: string): Promise<CommandView[]> {
 describe("a fleet build from the update PR's webhook to the commit status", () => {
   it("builds on every host, moves with each host's events, and posts pending then failure naming the host", async () => {
     const agents = await fleet("fbv", 3);
-    const head = sha(0x31);
-    expect((await deliver("pull_request", pullRequest("opened", { number: 31, head }))).response.ok).toBe(true);
+    const head = await headOnGitHub("31");
+    expect((await deliver("pull_request", updatePr("opened", { number: 31, head }))).response.ok).toBe(true);
 
     const started = await fleetBuildOf(31);
     expect(started).toMatchObject({ pr: 31, headSha: head, verdict: "pending", built: 0, counted: 3, startedBy: "update PR #31" });
     expect(started!.hosts.map((h) => [h.name, h.state, h.counted])).toEqual(agents.map((a) => [a.name, "queued", true]));
-    await vi.waitFor(() => expect(statusesOn(head).at(-1)?.body).toMatchObject({ state: "pending", context: FLEET_BUILD_CONTEXT }));
-    expect(statusesOn(head)[0]?.authorization).toBe("token github_pat_fleet_build");
-    expect(statusesOn(head)[0]?.body.target_url).toBe("https://fleet.example.com/");
+    await onGitHub(async () => expect((await statusesOn(head)).at(-1)).toMatchObject({ state: "pending", context: FLEET_BUILD_CONTEXT }));
+    // Posted with the configured token (the emulator refuses any other, and names its user), linking the dashboard.
+    expect((await statusesOn(head))[0]).toMatchObject({ target_url: "https://fleet.example.com/", creator: { login: "example" } });
 
     await runBuild(agents[0]!, head, "built");
     await runBuild(agents[2]!, head, "built");
@@ -152,32 +176,32 @@ describe("a fleet build from the update PR's webhook to the commit status", () =
     expect(done).toMatchObject({ verdict: "failure", built: 2, counted: 3, description });
     expect(done!.finishedAt).toBeDefined();
     expect(done!.hosts[1]).toMatchObject({ state: "failed", reason: "error: attribute 'hsb1' missing" });
-    await vi.waitFor(() => expect(statusesOn(head).at(-1)?.body).toMatchObject({ state: "failure", description }));
-    await vi.waitFor(async () => expect((await fleetBuildOf(31))?.githubStatus).toMatchObject({ state: "failure", error: null }));
+    await onGitHub(async () => expect((await statusesOn(head)).at(-1)).toMatchObject({ state: "failure", description }));
+    await onGitHub(async () => expect((await fleetBuildOf(31))?.githubStatus).toMatchObject({ state: "failure", error: null }));
   });
 
   it("keeps a post GitHub refused, and posts it again on the next change", async () => {
     const agents = await fleet("fbr", 2);
-    const head = sha(0x32);
-    failPosts = true;
-    await deliver("pull_request", pullRequest("opened", { number: 32, head }));
-    await vi.waitFor(async () => expect((await fleetBuildOf(32))?.githubStatus?.error).toMatch(/502|Server Error/));
-    expect(statusesOn(head)).toEqual([]);
-    failPosts = false;
+    const head = await headOnGitHub("32");
+    // GitHub's front end answers the first post on this head 502.
+    await emulator("/_emulator/faults", { body: { method: "POST", path: `/repos/${REPOSITORY}/statuses/${head}`, status: 502, count: 1 } });
+    await deliver("pull_request", updatePr("opened", { number: 32, head }));
+    await onGitHub(async () => expect((await fleetBuildOf(32))?.githubStatus?.error).toMatch(/502|Bad Gateway/));
+    expect(await statusesOn(head)).toEqual([]);
     await runBuild(agents[0]!, head, "built");
-    await vi.waitFor(() => expect(statusesOn(head).at(-1)?.body).toMatchObject({ state: "pending", description: "1/2 hosts built, 1 building" }));
-    await vi.waitFor(async () => expect((await fleetBuildOf(32))?.githubStatus?.error).toBeNull());
+    await onGitHub(async () => expect((await statusesOn(head)).at(-1)).toMatchObject({ state: "pending", description: "1/2 hosts built, 1 building" }));
+    await onGitHub(async () => expect((await fleetBuildOf(32))?.githubStatus?.error).toBeNull());
   });
 });
 
 describe("once per head, and a newer head supersedes", () => {
   it("does not restart for a redelivered webhook", async () => {
     const agents = await fleet("fbd", 2);
-    const head = sha(0x33);
-    await deliver("pull_request", pullRequest("opened", { number: 33, head }));
+    const head = await headOnGitHub("33");
+    await deliver("pull_request", updatePr("opened", { number: 33, head }));
     const first = await fleetBuildOf(33);
-    await deliver("pull_request", pullRequest("opened", { number: 33, head }));
-    await deliver("pull_request", pullRequest("edited", { number: 33, head, updatedAt: "2019-05-15T15:21:00Z" }));
+    await deliver("pull_request", updatePr("opened", { number: 33, head }));
+    await deliver("pull_request", updatePr("edited", { number: 33, head, updatedAt: "2019-05-15T15:21:00Z" }));
     expect((await fleetBuildOf(33))?.id).toBe(first!.id);
     for (const agent of agents) expect((await hostCommands(agent.name)).filter((c) => c.kind === "build")).toHaveLength(1);
   });
@@ -185,15 +209,15 @@ describe("once per head, and a newer head supersedes", () => {
   it("cancels the old head's queued builds and stops its running one when concurrent deliveries bring a new head", async () => {
     const agents = await fleet("fbs", 3);
     const [a, b, c] = agents as [Agent, Agent, Agent];
-    const oldHead = sha(0x34);
-    const newHead = sha(0x35);
-    await deliver("pull_request", pullRequest("opened", { number: 34, head: oldHead }));
+    const oldHead = await headOnGitHub("34");
+    const newHead = await headOnGitHub("35");
+    await deliver("pull_request", updatePr("opened", { number: 34, head: oldHead }));
     const old = await fleetBuildOf(34);
     // a runs the old build; b and c have theirs queued.
     const running = (await poll(a)).find((cmd) => cmd.kind === "build")!;
     await event(a, running.id, { type: "started", at: at() });
 
-    const moved = pullRequest("synchronize", { number: 34, head: newHead, updatedAt: "2019-05-15T15:25:00Z" });
+    const moved = updatePr("synchronize", { number: 34, head: newHead, updatedAt: "2019-05-15T15:25:00Z" });
     const answers = await Promise.all([deliver("pull_request", moved), deliver("pull_request", moved), api("/api/update-prs").then((r) => r.status)]);
     expect(answers.map((x) => (typeof x === "number" ? x === 200 : x.response.ok))).toEqual([true, true, true]);
 
@@ -219,9 +243,11 @@ describe("once per head, and a newer head supersedes", () => {
     expect(now!.hosts.find((h) => h.name === a.name)?.state).toBe("queued");
     for (const agent of agents) await runBuild(agent, newHead, "built");
     expect(await fleetBuildOf(34)).toMatchObject({ verdict: "success", description: "3/3 hosts built" });
-    await vi.waitFor(() => expect(statusesOn(newHead).at(-1)?.body).toMatchObject({ state: "success", description: "3/3 hosts built" }));
-    // The old head's status is left as it was: nothing more is posted for a superseded build.
-    expect(statusesOn(oldHead).every((s) => s.body.state === "pending")).toBe(true);
+    await onGitHub(async () => expect((await statusesOn(newHead)).at(-1)).toMatchObject({ state: "success", description: "3/3 hosts built" }));
+    // The old head's status is left as it was (pending, posted before the new head came): nothing more is posted for a superseded build.
+    const oldStatuses = await statusesOn(oldHead);
+    expect(oldStatuses.length).toBeGreaterThan(0);
+    expect(new Set(oldStatuses.map((status) => `${status.context} ${status.state}`))).toEqual(new Set([`${FLEET_BUILD_CONTEXT} pending`]));
   });
 
   it("builds a host that was offline when it comes back, and one that was busy when it is free", async () => {
@@ -229,10 +255,10 @@ describe("once per head, and a newer head supersedes", () => {
     const { token } = await createHost("fbo-late");
     created.push("fbo-late");
     const late: Agent = { name: "fbo-late", token, session: "session-fbo-late" };
-    const head = sha(0x36);
+    const head = await headOnGitHub("36");
     // online is busy with a test when the build starts.
     expect((await api(`/api/hosts/${online!.name}/commands`, { method: "POST", json: { kind: "test" } })).ok).toBe(true);
-    await deliver("pull_request", pullRequest("opened", { number: 36, head }));
+    await deliver("pull_request", updatePr("opened", { number: 36, head }));
     const first = await fleetBuildOf(36);
     expect(Object.fromEntries(first!.hosts.map((h) => [h.name, h.state]))).toEqual({ [online!.name]: "waiting", "fbo-late": "offline" });
     expect(first).toMatchObject({ verdict: "pending", counted: 1 });
@@ -252,8 +278,8 @@ describe("once per head, and a newer head supersedes", () => {
 describe("closing, re-running, and our own status", () => {
   it("cancels a closed PR's builds; the re-run route answers 201, 404 and 409 as it should", async () => {
     const [agent] = await fleet("fbc", 1);
-    const head = sha(0x37);
-    await deliver("pull_request", pullRequest("opened", { number: 37, head }));
+    const head = await headOnGitHub("37");
+    await deliver("pull_request", updatePr("opened", { number: 37, head }));
     const first = await fleetBuildOf(37);
 
     const rerun = await api("/api/update-prs/37/build", { method: "POST" });
@@ -265,7 +291,7 @@ describe("closing, re-running, and our own status", () => {
     expect(audit).toEqual({ action: "update-pr.build", target: `${REPOSITORY}#37`, result: "started" });
 
     expect((await api("/api/update-prs/9999/build", { method: "POST" })).status).toBe(404);
-    await deliver("pull_request", pullRequest("closed", { number: 37, head, updatedAt: "2019-05-15T15:30:00Z" }));
+    await deliver("pull_request", updatePr("closed", { number: 37, head, updatedAt: "2019-05-15T15:30:00Z" }));
     const closed = await api("/api/update-prs/37/build", { method: "POST" });
     expect(closed.status).toBe(409);
     expect((await errorOf(closed)).code).toBe("update_pr_not_open");
@@ -278,8 +304,8 @@ describe("closing, re-running, and our own status", () => {
   });
 
   it("keeps the nixfleet/fleet-build status out of the PR's CI state", async () => {
-    const head = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
-    await deliver("pull_request", pullRequest("opened", { number: 38, head }));
+    const head = await headOnGitHub("38");
+    await deliver("pull_request", updatePr("opened", { number: 38, head }));
     const ours_ = ours(example("status"));
     set(ours_, "sha", head);
     set(ours_, "context", FLEET_BUILD_CONTEXT);
@@ -293,8 +319,8 @@ describe("closing, re-running, and our own status", () => {
 describe("the rollout plan of an update PR", () => {
   it("shows the head's fleet build and leaves out a host whose build failed, unless asked to include it", async () => {
     const agents = await fleet("fbp", 2);
-    const head = sha(0x39);
-    await deliver("pull_request", pullRequest("opened", { number: 39, head }));
+    const head = await headOnGitHub("39");
+    await deliver("pull_request", updatePr("opened", { number: 39, head }));
     await runBuild(agents[0]!, head, "built");
     await runBuild(agents[1]!, head, "failed");
 
@@ -312,7 +338,7 @@ describe("the rollout plan of an update PR", () => {
     expect(insisted.waves.flatMap((w) => w.hosts)).toEqual(expect.arrayContaining(agents.map((a) => a.name)));
     expect(insisted.leftOut.map((h) => h.name)).not.toContain(agents[1]!.name);
 
-    const noPr = await plan({ commit: sha(0x40) });
+    const noPr = await plan({ commit: "40".repeat(20) });
     expect(noPr.fleetBuild).toBeNull();
   });
 });

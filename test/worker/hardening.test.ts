@@ -27,7 +27,9 @@ describe("dashboard WebSockets", () => {
     expect(res.status).toBe(101);
     res.webSocket!.accept();
     await runInDurableObject(env.COORDINATOR.getByName("fleet"), async (instance, state) => {
-      for (const ws of state.getWebSockets()) await expect(instance.webSocketClose(ws, 1006)).resolves.toBeUndefined();
+      const sockets = state.getWebSockets();
+      expect(sockets).toHaveLength(1);
+      for (const ws of sockets) await expect(instance.webSocketClose(ws, 1006)).resolves.toBeUndefined();
     });
   });
 });

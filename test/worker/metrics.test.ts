@@ -5,7 +5,6 @@ import { exports } from "cloudflare:workers";
 import parsePrometheusTextFormat, { type ParsedFamily } from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
 import { ErrorBody, PollResponse } from "../../common/protocol.ts";
-import { GitHubClient } from "../../worker/github/client.ts";
 import { app } from "../../worker/index.ts";
 import { renderExposition } from "../../worker/metrics/exposition.ts";
 import { MinuteWindow } from "../../worker/metrics/window.ts";
@@ -198,28 +197,11 @@ describe("GET /metrics: what a scrape exposes", () => {
     expect(age).toBeLessThan(120);
   });
 
-  it("GitHub's rate-limit remaining from the latest answer, kept across a restart", async () => {
+  it("GitHub's rate limit: the newest reading the coordinator is told, kept across a restart, an older one arriving late ignored", async () => {
+    // Readings reach the coordinator from the Worker's GitHub clients: test/worker/github-rate-limit.test.ts proves that wiring.
     expect((await metrics()).get("nixfleet_github_rate_limit_remaining")?.metrics ?? []).toEqual([]);
-    // The client reads the headers of a real HTTP answer (here a fetch that answers like GitHub).
-    const seen: number[] = [];
-    const client = new GitHubClient({
-      apiUrl: "https://api.github.example",
-      repository: { owner: "example", name: "fleet", fullName: "example/fleet" },
-      auth: { kind: "token", token: "t" },
-      fetch: async () =>
-        Response.json(
-          { name: "main", commit: { sha: "a".repeat(40), commit: { message: "m", author: { name: "x", date: "2026-01-01T00:00:00Z" }, committer: null } } },
-          { headers: { "x-ratelimit-remaining": "4321", "x-ratelimit-limit": "5000", "x-ratelimit-reset": "1893456000" } },
-        ),
-      onRateLimit: (rate) => {
-        seen.push(rate.remaining);
-        void stub().recordGitHubRateLimit(rate);
-      },
-    });
-    await client.branchHead("main").catch(() => undefined);
-    expect(seen).toEqual([4321]);
-    await expect.poll(async () => value(await metrics(), "nixfleet_github_rate_limit_remaining")).toBe(4321);
-    // An older reading arriving late does not overwrite the newer one.
+    await stub().recordGitHubRateLimit({ remaining: 4321, limit: 5000, resetAt: "2030-01-01T00:00:00.000Z", at: new Date().toISOString() });
+    expect(value(await metrics(), "nixfleet_github_rate_limit_remaining")).toBe(4321);
     await stub().recordGitHubRateLimit({ remaining: 1, limit: 5000, resetAt: null, at: "2000-01-01T00:00:00.000Z" });
     await evictDurableObject(stub());
     expect(value(await metrics(), "nixfleet_github_rate_limit_remaining")).toBe(4321);

@@ -4,6 +4,7 @@ import type { CheckConclusion, CheckStatus, RequiredChecks, StatusState } from "
 import { addStatus, setCheckRun, workflowRun } from "./ci-events.ts";
 import { exampleFlakeFiles, updateFlakeLock, updatePullRequestText } from "./example-flake.ts";
 import type { GitIdentity } from "./git.ts";
+import { Faults } from "./faults.ts";
 import { LoopbackServer } from "./http.ts";
 import { stableNumber } from "./ids.ts";
 import { htmlRepoUrl } from "./payloads.ts";
@@ -67,6 +68,7 @@ export class GitHubEmulator {
   readonly #repository: EmulatedRepository;
   readonly #webhooks: WebhookSender;
   readonly #server: LoopbackServer;
+  readonly #faults = new Faults();
   #started = false;
 
   constructor(options: GitHubEmulatorOptions) {
@@ -99,7 +101,7 @@ export class GitHubEmulator {
       repoId,
       hookId,
     });
-    const app = createApp(this.#repository, { token: options.token, extra: controlRoutes(this) });
+    const app = createApp(this.#repository, { token: options.token, extra: controlRoutes(this), faults: this.#faults });
     this.#server = new LoopbackServer((request) => app.fetch(request));
   }
 
@@ -261,6 +263,19 @@ export class GitHubEmulator {
    */
   requireChecks(required: RequiredChecks): void {
     this.#repository.requiredChecks = required;
+  }
+
+  /**
+   * The next `count` (default 1) API requests with this method and a path starting with `path` are
+   * answered `status` (default 502) with GitHub's error body, as GitHub's occasional failures are.
+   */
+  failNext(fault: { method: string; path: string; status?: number; count?: number }): void {
+    this.#faults.add(fault);
+  }
+
+  /** Forgets every fault not used up yet. */
+  clearFaults(): void {
+    this.#faults.clear();
   }
 
   /** A pull request's current state. */

@@ -224,11 +224,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private statusChain: Promise<void> = Promise.resolve();
   /** Builds with a status post queued in the chain: a post reads the latest state when it runs. */
   private readonly statusQueued = new Set<string>();
-  /**
-   * Tests replace GitHub at the network layer here (test/worker/fleet-build.test.ts): the fetch the
-   * client uses and the vars that configure it, since the test Worker's own vars have no credentials.
-   */
-  githubForTests: { fetch: typeof fetch; vars: Record<string, string> } | null = null;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -1089,9 +1084,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         if (!current || !status) return;
         let outcome: GitHubStatusRecord;
         try {
-          const env = this.githubEnv();
-          const client = requireClient(githubContext(env, this.db, { fetch: this.githubForTests?.fetch }));
-          const dashboard = env.DASHBOARD_URL?.trim();
+          const client = requireClient(githubContext(this.env, this.db));
+          const dashboard = this.env.DASHBOARD_URL?.trim();
           await client.createCommitStatus(current.headSha, {
             state: status.state,
             context: FLEET_BUILD_CONTEXT,
@@ -1111,10 +1105,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       })
       .catch((error: unknown) => console.error("fleet build: status post failed", id, error));
     this.ctx.waitUntil(this.statusChain);
-  }
-
-  private githubEnv(): WorkerEnv {
-    return this.githubForTests ? { ...this.env, ...this.githubForTests.vars } : this.env;
   }
 
   // -------------------------------------------------------------------------

@@ -35,6 +35,12 @@ const CheckRun = z.object({
 const WorkflowRun = z.object({ conclusion: z.enum(CHECK_CONCLUSIONS), name: z.string().optional() });
 const RequireChecks = z.object({ required: z.union([z.boolean(), z.array(z.string())]) });
 const Label = z.object({ name: z.string().min(1) });
+const Fault = z.object({
+  method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]),
+  path: z.string().startsWith("/"),
+  status: z.number().int().min(500).max(599).optional(),
+  count: z.number().int().positive().optional(),
+});
 
 function number(raw: string | undefined): number {
   if (!raw || !/^\d+$/.test(raw)) throw new GitHubApiError(404, "Not Found");
@@ -139,6 +145,16 @@ export function controlRoutes(emulator: GitHubEmulator): Hono<AppEnv> {
   app.put("/_emulator/require-checks", async (c) => {
     const body = await readBody(c, RequireChecks, "Settings");
     emulator.requireChecks(body.required);
+    return c.body(null, 204);
+  });
+
+  app.post("/_emulator/faults", async (c) => {
+    emulator.failNext(await readBody(c, Fault, "Fault"));
+    return c.body(null, 204);
+  });
+
+  app.delete("/_emulator/faults", (c) => {
+    emulator.clearFaults();
     return c.body(null, 204);
   });
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { DOCS, GitHubApiError } from "../errors.ts";
+import { faultMessage, type Faults } from "../faults.ts";
 import type { EmulatedRepository } from "../repository.ts";
 import { userJson } from "../payloads.ts";
 import { checkRoutes } from "./checks.ts";
@@ -24,7 +25,7 @@ function requestId(): string {
  * The emulator's HTTP surface: GitHub's REST API for one repository, plus the raw/html
  * pages its URLs point at. `extra` mounts more routes (the /_emulator control endpoints).
  */
-export function createApp(repository: EmulatedRepository, options: { token?: string; extra?: Hono<AppEnv> }): Hono<AppEnv> {
+export function createApp(repository: EmulatedRepository, options: { token?: string; extra?: Hono<AppEnv>; faults?: Faults }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const rate = { remaining: RATE_LIMIT, reset: 0 };
 
@@ -50,7 +51,10 @@ export function createApp(repository: EmulatedRepository, options: { token?: str
       rate.remaining = RATE_LIMIT;
     }
     rate.remaining = Math.max(0, rate.remaining - 1);
-    await next();
+    const fault = options.faults?.take(c.req.method, c.req.path);
+    // An injected failure is answered in place of the route, with the headers every answer carries.
+    if (fault) c.res = json(c, new GitHubApiError(fault.status, faultMessage(fault.status)).toJSON(), fault.status);
+    else await next();
     c.header("x-github-request-id", requestId());
     c.header("x-github-api-version-selected", "2022-11-28");
     c.header("x-github-media-type", "github.v3; format=json");
