@@ -271,6 +271,17 @@ describe("Skip, Merge now, windows", () => {
     expect(open.actions).toContainEqual({ type: "merge", headSha: HEAD });
   });
 
+  it("a fleet window list that never opens fails the head and tells it as merge-failed, without a merge attempt", () => {
+    // The settings schema refuses a window without days (no valid setting reaches this), so the list is
+    // built past it: the rule must still end the head instead of waiting for an opening that never comes.
+    const never = { ...settings(), windows: [{ days: [], start: "02:00", end: "04:00", timeZone: "UTC" }] } as unknown as Settings;
+    const [, atAlarm] = steps({ settings: never }, { settings: never, now: minutes(60), atAlarm: true });
+    expect(atAlarm!.record).toMatchObject({ state: "failed", reason: "no maintenance window ever opens", wakeAt: null });
+    expect(atAlarm!.actions.some((a) => a.type === "merge")).toBe(false);
+    const told = atAlarm!.actions.filter((a) => a.type === "notify");
+    expect(told).toEqual([expect.objectContaining({ event: "merge-failed", id: `merge-failed:${atAlarm!.record.pr}:${HEAD}`, text: expect.stringMatching(/no maintenance window ever opens$/) })]);
+  });
+
   it("a host's own window does not hold the merge", () => {
     const windows = [{ days: ["sat" as const], start: "02:00", end: "04:00", timeZone: "UTC", hosts: ["web1"] }];
     const [, due] = steps({ settings: settings({ windows }) }, { settings: settings({ windows }), now: minutes(60), atAlarm: true });
