@@ -244,7 +244,7 @@ export class NfApp extends LitElement {
     const connection = state?.connection ?? "connecting";
     return html`
       ${state?.health?.auth === "development"
-        ? html`<div class="dev" role="note"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</div>`
+        ? html`<section class="dev" aria-label="Development mode"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</section>`
         : nothing}
       <header>
         <div class="bar">
@@ -261,16 +261,18 @@ export class NfApp extends LitElement {
           >
         </div>
       </header>
-      <main>${this.renderLazily(route, () => this.renderPage(route, state))}</main>
-      <ul class="notices" aria-live="polite">
-        ${this._notices.map(
-          (notice) =>
-            html`<li class="notice ${notice.kind}" role=${notice.kind === "error" ? "alert" : "status"}>
-              <span>${notice.text}</span>
-              <button class="icon-btn" aria-label="Dismiss" @click=${() => this.dismiss(notice.id)}>×</button>
-            </li>`,
-        )}
-      </ul>
+      <main>
+        ${this.renderLazily(route, () => this.renderPage(route, state))}
+        <ul class="notices" aria-live="polite">
+          ${this._notices.map(
+            (notice) =>
+              html`<li class="notice ${notice.kind}" role=${notice.kind === "error" ? "alert" : "status"}>
+                <span>${notice.text}</span>
+                <button class="icon-btn" aria-label="Dismiss" @click=${() => this.dismiss(notice.id)}>×</button>
+              </li>`,
+          )}
+        </ul>
+      </main>
     `;
   }
 

@@ -123,7 +123,7 @@ export class NfAuditPanel extends LitElement {
         ${error ? html`<div class="problem" role="alert">${error}</div>` : nothing}
         ${entries.length === 0 && !loading && !error ? html`<div class="empty">Nothing recorded yet.</div>` : nothing}
         ${entries.length > 0
-          ? html`<div class="scroller">
+          ? html`<div class="scroller" role="region" aria-label="Audit entries" tabindex="0">
               <table>
                 <thead>
                   <tr>

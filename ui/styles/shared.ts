@@ -84,13 +84,12 @@ export const sharedStyles = css`
     background: var(--nf-accent-hover);
   }
   .btn.danger {
-    background: var(--nf-red);
-    border-color: var(--nf-red);
+    background: var(--nf-danger);
+    border-color: var(--nf-danger);
     color: #fff;
   }
   .btn.danger:hover:not(:disabled) {
     filter: brightness(1.08);
-    background: var(--nf-red);
   }
   .btn.small {
     min-height: 1.85rem;
