@@ -198,15 +198,19 @@ export class NfApp extends LitElement {
         padding: 2rem;
       }
       @media (max-width: 600px) {
+        /* Brand and connection on the first line, the navigation on a line of its own. */
         .bar {
-          gap: 0.4rem;
-          padding: 0.5rem 0.75rem;
+          flex-wrap: wrap;
+          gap: 0.25rem 0.4rem;
+          padding: 0.4rem 0.75rem;
         }
-        .brand-name {
-          display: none;
+        nav {
+          order: 1;
+          flex-wrap: wrap;
+          width: 100%;
         }
         nav a {
-          padding: 0.35rem 0.45rem;
+          padding: 0.35rem 0.5rem;
         }
         main {
           padding: 0.9rem 0.75rem 3rem;

@@ -35,10 +35,12 @@ export class NfAuditPanel extends LitElement {
     css`
       :host {
         display: grid;
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       .title-row {
         display: flex;
+        flex-wrap: wrap;
         align-items: center;
         gap: 0.75rem;
       }

@@ -30,6 +30,9 @@ export const sharedStyles = css`
   }
   .visually-hidden {
     position: absolute !important;
+    /* Not left where it stands: inside a scrolling table it would widen the page. */
+    top: 0;
+    left: 0;
     width: 1px;
     height: 1px;
     padding: 0;
