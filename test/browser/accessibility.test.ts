@@ -3,7 +3,9 @@
  * dashboard in light and dark colour schemes: the fleet page with an update PR
  * whose fleet build failed and a rollout in progress, a host page showing the
  * failed build's log, a host waiting in the rollout, the update history, the
- * audit log, the settings and a path that does not exist.
+ * audit log, the settings and a path that does not exist; and over the fleet
+ * page, the Merge & Deploy and cancel-rollout confirmations, the add-host form
+ * and a compartment's menu.
  */
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -68,6 +70,45 @@ const PAGES: DashboardPage[] = [
   },
 ];
 
+/** What opens over the fleet page: the confirmations, the add-host form and a compartment's menu. */
+const OVERLAYS: { name: string; open: (page: Page) => Promise<void> }[] = [
+  {
+    name: "the Merge & Deploy confirmation, CI overridden with a reason",
+    open: async (page) => {
+      await page.locator("nf-update-pr-banner #merge-deploy").click();
+      await page.locator('nf-deploy-dialog ol[aria-label="Waves"]').waitFor();
+      // The reason enables the danger button, so its colours are measured too.
+      await page.locator("nf-deploy-dialog #override").fill("the failure is the known flaky check");
+      await page.locator("nf-deploy-dialog #deploy:enabled").waitFor();
+    },
+  },
+  {
+    name: "the cancel-rollout confirmation",
+    open: async (page) => {
+      await page.locator("nf-rollout-progress #cancel-rollout").click();
+      await page.locator("nf-rollout-progress nf-confirm-dialog dialog[open] #confirm").waitFor();
+    },
+  },
+  {
+    name: "the add-host form",
+    open: async (page) => {
+      await page.getByRole("button", { name: "Add host" }).click();
+      await page.locator("nf-add-host-dialog dialog[open] #name").waitFor();
+    },
+  },
+  {
+    name: "a compartment's menu",
+    open: async (page) => {
+      // The menu closes when the page scrolls (by design), and a live page may scroll itself (scroll anchoring as
+      // lines above fill in): a viewport as tall as the page has nothing to scroll.
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      await page.setViewportSize({ width: 1280, height: height + 200 });
+      await page.locator(`nf-fleet-table [role=row][data-host="${FAILING_HOST}"] button.cell[data-compartment="lock"]`).click();
+      await page.getByRole("menu").getByRole("menuitem").first().waitFor();
+    },
+  },
+];
+
 describeWithNix("the accessibility check needs real agents for a busy fleet", () =>
   describeWithBrowser("WCAG 2.1 AA with axe-core in Chromium", () => {
     let fleet: BusyFleet;
@@ -89,6 +130,7 @@ describeWithNix("the accessibility check needs real agents for a busy fleet", ()
     for (const colorScheme of ["light", "dark"] as const) {
       for (const shown of PAGES) {
         it(`finds no violation on ${shown.name} in the ${colorScheme} colour scheme`, async () => {
+          await page.setViewportSize({ width: 1280, height: 800 });
           await page.emulateMedia({ colorScheme });
           await page.goto(`${fleet.dashboard.url}${shown.path(fleet)}`);
           await page.locator("nf-app .connection.live").waitFor();
@@ -100,6 +142,24 @@ describeWithNix("the accessibility check needs real agents for a busy fleet", ()
           // The rules ran on content: text to measure, landmarks around it, headings in order.
           expect(passed).toEqual(expect.arrayContaining(["color-contrast", "region", "landmark-one-main", "heading-order", "page-has-heading-one"]));
           expect(session.errors).toEqual([]);
+        });
+      }
+
+      for (const overlay of OVERLAYS) {
+        it(`finds no violation with ${overlay.name} open over the fleet page in the ${colorScheme} colour scheme`, async () => {
+          await page.setViewportSize({ width: 1280, height: 800 });
+          await page.emulateMedia({ colorScheme });
+          await page.goto(fleet.dashboard.url);
+          await page.locator("nf-app .connection.live").waitFor();
+          await PAGES[0]!.ready(page);
+          await overlay.open(page);
+
+          const { violations, passed } = await runAxe(page);
+          expect(violations.map((violation) => violation.id), `axe-core with ${overlay.name} open (${colorScheme}):\n${formatViolations(violations)}`).toEqual([]);
+          expect(passed).toEqual(expect.arrayContaining(["color-contrast", "region", "heading-order"]));
+          expect(session.errors).toEqual([]);
+          // Nothing was confirmed: the rollout runs on and the update PR stays open for the next check.
+          await page.keyboard.press("Escape");
         });
       }
     }
