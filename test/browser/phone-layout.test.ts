@@ -1,9 +1,9 @@
 /**
  * The dashboard on a phone, in Chromium at 390 × 844 (and 360 and 414 wide):
  * with an update PR whose fleet build failed on a long-named host, nix's error
- * lines on show and a rollout in progress, no page is wider than the
- * viewport, and each host card shows all five compartments whole, in light and
- * dark colour schemes.
+ * lines on show and a rollout in progress, no page (nor the Merge & Deploy
+ * confirmation) is wider than the viewport, and each host card shows all five
+ * compartments whole, in light and dark colour schemes.
  */
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -133,6 +133,21 @@ describeWithNix("the phone layout needs real agents for a busy fleet", () =>
         const cards = await page.locator("nf-compartment-card").evaluateAll((elements) => elements.map((element) => element.getBoundingClientRect().right));
         expect(cards).toHaveLength(5);
         expect(Math.max(...cards)).toBeLessThanOrEqual(PHONE.width);
+      });
+
+      it(`fits the Merge & Deploy confirmation, with the failed host's error, into 390 px (${colorScheme})`, async () => {
+        await page.setViewportSize(PHONE);
+        await page.emulateMedia({ colorScheme });
+        await openFleetPage();
+        await page.locator("nf-update-pr-banner #merge-deploy").click();
+        const dialog = page.locator("nf-deploy-dialog dialog[open]");
+        await dialog.locator('ol[aria-label="Waves"]').waitFor();
+        expect(await dialog.locator(".build-verdict").textContent()).toMatch(/\/nix\/store\/[0-9a-z]{32}-/);
+        const fit = await dialog.evaluate((element) => ({ left: element.getBoundingClientRect().left, right: element.getBoundingClientRect().right, scrollWidth: element.scrollWidth, clientWidth: element.clientWidth }));
+        expect(fit.left).toBeGreaterThanOrEqual(0);
+        expect(fit.right).toBeLessThanOrEqual(PHONE.width);
+        expect(fit.scrollWidth, "the confirmation's content is wider than the confirmation").toBeLessThanOrEqual(fit.clientWidth);
+        await page.keyboard.press("Escape");
       });
 
       it(`fits the settings page into 390 px (${colorScheme})`, async () => {
