@@ -150,13 +150,21 @@ describeWithNix("the phone layout needs real agents for a busy fleet", () =>
         await page.keyboard.press("Escape");
       });
 
-      it(`fits the settings page into 390 px (${colorScheme})`, async () => {
-        await page.setViewportSize(PHONE);
-        await page.emulateMedia({ colorScheme });
-        await page.goto(`${fleet.dashboard.url}/settings`);
-        await page.locator("nf-settings-panel select").first().waitFor();
-        await expectNoSidewaysScroll(page);
-      });
+      const OTHER_PAGES = [
+        { name: "the settings page", path: "/settings", content: "nf-settings-panel select" },
+        { name: "the update history", path: "/rollouts", content: "nf-rollouts-panel li[data-rollout]" },
+        // Its table is wider than a phone: it scrolls inside its own box, the page does not.
+        { name: "the audit log", path: "/audit", content: "nf-audit-panel tbody tr" },
+      ];
+      for (const other of OTHER_PAGES) {
+        it(`fits ${other.name} into 390 px (${colorScheme})`, async () => {
+          await page.setViewportSize(PHONE);
+          await page.emulateMedia({ colorScheme });
+          await page.goto(`${fleet.dashboard.url}${other.path}`);
+          await page.locator(other.content).first().waitFor();
+          await expectNoSidewaysScroll(page);
+        });
+      }
     }
 
     for (const width of [360, 414]) {
