@@ -198,15 +198,19 @@ export class NfApp extends LitElement {
         padding: 2rem;
       }
       @media (max-width: 600px) {
+        /* Brand and connection on the first line, the navigation on a line of its own. */
         .bar {
-          gap: 0.4rem;
-          padding: 0.5rem 0.75rem;
+          flex-wrap: wrap;
+          gap: 0.25rem 0.4rem;
+          padding: 0.4rem 0.75rem;
         }
-        .brand-name {
-          display: none;
+        nav {
+          order: 1;
+          flex-wrap: wrap;
+          width: 100%;
         }
         nav a {
-          padding: 0.35rem 0.45rem;
+          padding: 0.35rem 0.5rem;
         }
         main {
           padding: 0.9rem 0.75rem 3rem;
@@ -244,7 +248,7 @@ export class NfApp extends LitElement {
     const connection = state?.connection ?? "connecting";
     return html`
       ${state?.health?.auth === "development"
-        ? html`<div class="dev" role="note"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</div>`
+        ? html`<section class="dev" aria-label="Development mode"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</section>`
         : nothing}
       <header>
         <div class="bar">
@@ -261,16 +265,18 @@ export class NfApp extends LitElement {
           >
         </div>
       </header>
-      <main>${this.renderLazily(route, () => this.renderPage(route, state))}</main>
-      <ul class="notices" aria-live="polite">
-        ${this._notices.map(
-          (notice) =>
-            html`<li class="notice ${notice.kind}" role=${notice.kind === "error" ? "alert" : "status"}>
-              <span>${notice.text}</span>
-              <button class="icon-btn" aria-label="Dismiss" @click=${() => this.dismiss(notice.id)}>×</button>
-            </li>`,
-        )}
-      </ul>
+      <main>
+        ${this.renderLazily(route, () => this.renderPage(route, state))}
+        <ul class="notices" aria-live="polite">
+          ${this._notices.map(
+            (notice) =>
+              html`<li class="notice ${notice.kind}" role=${notice.kind === "error" ? "alert" : "status"}>
+                <span>${notice.text}</span>
+                <button class="icon-btn" aria-label="Dismiss" @click=${() => this.dismiss(notice.id)}>×</button>
+              </li>`,
+          )}
+        </ul>
+      </main>
     `;
   }
 

@@ -78,10 +78,10 @@ export const compartmentCellStyles = css`
   .cell.state-blue .icon {
     animation: spin 1.6s linear infinite;
   }
+  /* Faded by its plain background and dashed border, not by opacity: the word keeps its contrast. */
   .cell.stale {
-    opacity: 0.6;
     border-style: dashed;
-    filter: saturate(0.5);
+    background: var(--nf-surface);
   }
   .cell .stale-tag {
     display: block;

@@ -44,7 +44,7 @@ export const lockChangesStyles = css`
 `;
 
 export function lockChangesTable(changes: readonly LockChange[]) {
-  return html`<div class="changes">
+  return html`<div class="changes" role="region" aria-label="flake.lock changes" tabindex="0">
     <table>
       <thead>
         <tr>

@@ -52,6 +52,10 @@ export class NfAutomationTimeline extends LitElement {
       details {
         flex-basis: 100%;
       }
+      /* The line is a sentence: on a phone it wraps like one. */
+      .pill {
+        white-space: normal;
+      }
       ol {
         margin: 0.25rem 0 0;
         padding-left: 1.2rem;

@@ -60,7 +60,7 @@ export class NfClosureDiff extends LitElement {
     const count = diff.entries.length + diff.omitted;
     return html`<details>
       <summary>Full closure diff: ${count} ${count === 1 ? "package" : "packages"}, ${formatSizeDelta(diff.totalSizeDelta)} in all</summary>
-      <div class="scroll">
+      <div class="scroll" role="region" aria-label="Closure diff" tabindex="0">
         <table>
           <thead>
             <tr><th>Package</th><th>Running</th><th>After the update</th><th class="size">Size</th></tr>

@@ -79,10 +79,10 @@ export class NfCommandHistory extends LitElement {
   ];
 
   override render() {
-    return html`<h2>History</h2>
+    return html`<h2 id="history-h">History</h2>
       ${this.commands.length === 0
         ? html`<div class="empty">No commands yet.</div>`
-        : html`<div class="scroller">
+        : html`<div class="scroller" role="region" aria-labelledby="history-h" tabindex="0">
             <table>
               <thead>
                 <tr>

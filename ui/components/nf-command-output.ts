@@ -84,6 +84,7 @@ export class NfCommandOutput extends LitElement {
         max-height: 12rem;
         overflow: auto;
         white-space: pre-wrap;
+        overflow-wrap: anywhere;
       }
       .log {
         height: clamp(14rem, 42vh, 30rem);

@@ -55,16 +55,18 @@ export class NfCompartmentCard extends LitElement {
       .stale {
         border-top-style: dashed;
       }
-      .stale .state,
+      .stale .state {
+        background: none;
+      }
       .stale .reason {
-        opacity: 0.65;
+        color: var(--nf-text-muted);
       }
       .head {
         display: flex;
         align-items: center;
         gap: 0.5rem;
       }
-      h3 {
+      h2 {
         margin: 0;
         font-size: 0.9375rem;
       }
@@ -121,7 +123,7 @@ export class NfCompartmentCard extends LitElement {
     const action = compartment.action;
     return html`<section class="card state-${compartment.state}${compartment.stale ? " stale" : ""}" aria-labelledby="h">
       <div class="head">
-        <h3 id="h" title=${COMPARTMENT_QUESTIONS[this.name]}>${COMPARTMENT_TITLES[this.name]}</h3>
+        <h2 id="h" title=${COMPARTMENT_QUESTIONS[this.name]}>${COMPARTMENT_TITLES[this.name]}</h2>
         <span class="state"><span aria-hidden="true">${icon}</span>${label}${compartment.stale ? " · last known" : ""}</span>
       </div>
       <div>

@@ -43,6 +43,8 @@ export class NfFleetBuildStatus extends LitElement {
         display: grid;
         gap: 0.35rem;
         font-size: 0.8125rem;
+        /* nix's error lines hold store paths: they break anywhere rather than widen the page. */
+        overflow-wrap: anywhere;
       }
       .top {
         display: flex;
@@ -55,7 +57,7 @@ export class NfFleetBuildStatus extends LitElement {
       }
       ul {
         display: grid;
-        grid-template-columns: repeat(auto-fill, minmax(19rem, 1fr));
+        grid-template-columns: repeat(auto-fill, minmax(min(19rem, 100%), 1fr));
         gap: 0.2rem 1rem;
         margin: 0;
         padding: 0;

@@ -119,14 +119,11 @@ export class NfFleetHeader extends LitElement {
       }
       @media (max-width: 900px) {
         .wrap {
-          grid-template-columns: 1fr;
+          grid-template-columns: minmax(0, 1fr);
         }
       }
       @media (max-width: 520px) {
-        .deploy {
-        margin-top: 0.6rem;
-      }
-      .counts {
+        .counts {
           grid-template-columns: repeat(3, minmax(0, 1fr));
         }
       }

@@ -134,6 +134,7 @@ export class NfFleetTable extends LitElement {
         cursor: pointer;
       }
       .name a {
+        overflow-wrap: anywhere;
         font-weight: 600;
         font-size: 0.9375rem;
         color: var(--nf-text);

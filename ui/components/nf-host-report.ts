@@ -174,7 +174,7 @@ export class NfHostReport extends LitElement {
                   ${result.name} <span class="muted">· ${result.passed ? "passed" : `failed${result.exitCode !== null ? ` (exit ${result.exitCode})` : ""}`} ·
                   ${formatDuration(result.durationMs)}</span>
                 </summary>
-                ${result.output ? html`<pre>${result.output}</pre>` : html`<pre class="muted">no output</pre>`}
+                ${result.output ? html`<pre tabindex="0">${result.output}</pre>` : html`<pre class="muted">no output</pre>`}
               </details>
             </li>`,
         )}

@@ -45,6 +45,7 @@ export class NfRolloutProgress extends LitElement {
       :host {
         display: grid;
         gap: 0.6rem;
+        overflow-wrap: anywhere;
       }
       .top {
         display: flex;
@@ -80,7 +81,7 @@ export class NfRolloutProgress extends LitElement {
       }
       .hosts {
         display: grid;
-        grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr));
+        grid-template-columns: repeat(auto-fill, minmax(min(17rem, 100%), 1fr));
         gap: 0.3rem 1rem;
         margin-top: 0.3rem;
       }

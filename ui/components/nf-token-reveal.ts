@@ -138,7 +138,7 @@ export class NfTokenReveal extends LitElement {
           <h3>1. Put the token on the host</h3>
           <nf-copy-button .text=${install} label="Copy command"></nf-copy-button>
         </div>
-        <pre data-testid="install-command">${install}</pre>
+        <pre data-testid="install-command" tabindex="0">${install}</pre>
       </section>
       ${this.rotated
         ? nothing
@@ -147,7 +147,7 @@ export class NfTokenReveal extends LitElement {
               <h3>2. Add the agent to the configuration</h3>
               <nf-copy-button .text=${snippet} label="Copy Nix"></nf-copy-button>
             </div>
-            <pre data-testid="nix-snippet">${snippet}</pre>
+            <pre data-testid="nix-snippet" tabindex="0">${snippet}</pre>
             <p class="muted after">Commit it, then switch the host once by hand; from then on the dashboard drives it.</p>
           </section>`}`;
   }

@@ -55,6 +55,7 @@ export class NfUpdatePrBanner extends LitElement {
         border-left: 4px solid var(--nf-yellow);
         border-radius: var(--nf-radius);
         background: linear-gradient(90deg, var(--nf-yellow-bg), var(--nf-surface) 70%);
+        overflow-wrap: anywhere;
       }
       .top {
         display: flex;

@@ -35,10 +35,12 @@ export class NfAuditPanel extends LitElement {
     css`
       :host {
         display: grid;
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       .title-row {
         display: flex;
+        flex-wrap: wrap;
         align-items: center;
         gap: 0.75rem;
       }
@@ -123,7 +125,7 @@ export class NfAuditPanel extends LitElement {
         ${error ? html`<div class="problem" role="alert">${error}</div>` : nothing}
         ${entries.length === 0 && !loading && !error ? html`<div class="empty">Nothing recorded yet.</div>` : nothing}
         ${entries.length > 0
-          ? html`<div class="scroller">
+          ? html`<div class="scroller" role="region" aria-label="Audit entries" tabindex="0">
               <table>
                 <thead>
                   <tr>

@@ -69,6 +69,8 @@ export class NfFleetPanel extends LitElement {
     css`
       :host {
         display: grid;
+        /* One column no wider than the page: a long word wraps instead of widening it. */
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       .title-row {

@@ -69,6 +69,7 @@ export class NfHostPanel extends LitElement {
     css`
       :host {
         display: grid;
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       .crumbs {
@@ -85,6 +86,7 @@ export class NfHostPanel extends LitElement {
         font-size: 1.6rem;
         font-family: var(--nf-mono);
         letter-spacing: -0.01em;
+        overflow-wrap: anywhere;
       }
       h1:focus {
         outline: none;
@@ -148,7 +150,7 @@ export class NfHostPanel extends LitElement {
 
       @media (max-width: 1100px) {
         .compartments {
-          grid-template-columns: repeat(auto-fit, minmax(13rem, 1fr));
+          grid-template-columns: repeat(auto-fit, minmax(min(13rem, 100%), 1fr));
         }
         .columns {
           grid-template-columns: minmax(0, 1fr);

@@ -47,6 +47,7 @@ export class NfRolloutsPanel extends LitElement {
     css`
       :host {
         display: grid;
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       .title-row {

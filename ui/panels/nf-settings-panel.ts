@@ -86,6 +86,7 @@ export class NfSettingsPanel extends LitElement {
     css`
       :host {
         display: grid;
+        grid-template-columns: minmax(0, 1fr);
         gap: 1rem;
       }
       h1 {

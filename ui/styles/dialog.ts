@@ -20,6 +20,9 @@ export const dialogStyles = css`
   }
   .dialog-body {
     display: grid;
+    /* As wide as the dialog and no wider: a store path in a build's error breaks instead of running off a phone. */
+    grid-template-columns: minmax(0, 1fr);
+    overflow-wrap: anywhere;
     gap: 1rem;
     padding: 1.25rem 1.4rem 1.4rem;
   }

@@ -10,11 +10,13 @@ export const settingsFormStyles = css`
   }
   .fields {
     display: grid;
-    grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr));
+    grid-template-columns: repeat(auto-fill, minmax(min(14rem, 100%), 1fr));
     gap: 0.9rem 1.25rem;
   }
   .field {
     display: grid;
+    /* A select as wide as its longest option still fits a phone. */
+    grid-template-columns: minmax(0, 1fr);
     gap: 0.3rem;
     align-content: start;
     font-size: 0.875rem;
@@ -40,6 +42,7 @@ export const settingsFormStyles = css`
     background: var(--nf-surface);
     color: var(--nf-text);
     font: inherit;
+    max-width: 100%;
   }
   [aria-invalid="true"] {
     border-color: var(--nf-red) !important;

@@ -30,6 +30,9 @@ export const sharedStyles = css`
   }
   .visually-hidden {
     position: absolute !important;
+    /* Not left where it stands: inside a scrolling table it would widen the page. */
+    top: 0;
+    left: 0;
     width: 1px;
     height: 1px;
     padding: 0;
@@ -84,13 +87,12 @@ export const sharedStyles = css`
     background: var(--nf-accent-hover);
   }
   .btn.danger {
-    background: var(--nf-red);
-    border-color: var(--nf-red);
+    background: var(--nf-danger);
+    border-color: var(--nf-danger);
     color: #fff;
   }
   .btn.danger:hover:not(:disabled) {
     filter: brightness(1.08);
-    background: var(--nf-red);
   }
   .btn.small {
     min-height: 1.85rem;
