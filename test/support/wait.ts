@@ -11,17 +11,19 @@ export interface EventuallyOptions {
   intervalMs?: number;
   /** More to say when it times out (the agents' logs, the last answer). */
   details?: () => string;
+  /** A probe that throws ends the wait at once: it throws to say that the thing will never come. */
+  failFast?: boolean;
 }
 
 /**
  * Probes until `probe` returns something truthy and returns that. A probe that
- * throws is probed again (the thing may not be up yet); its last error is in
- * the timeout's message.
+ * throws is probed again (the thing may not be up yet; see `failFast`); its
+ * last error is in the timeout's message.
  */
 export async function eventually<T>(
   what: string,
   probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  { timeoutMs = 30_000, intervalMs = 100, details }: EventuallyOptions = {},
+  { timeoutMs = 30_000, intervalMs = 100, details, failFast = false }: EventuallyOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown = null;
@@ -31,6 +33,7 @@ export async function eventually<T>(
       if (value) return value;
       lastError = null;
     } catch (error) {
+      if (failFast) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {
