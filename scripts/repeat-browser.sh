@@ -7,6 +7,8 @@
 #
 # Set NIXFLEET_REQUIRE_BROWSER=1 (and NIXFLEET_REQUIRE_NIX=1) as CI does, or a missing Chromium or Nix
 # skips instead of failing. Each run's output is kept in a temporary folder, printed at the end.
+# Run no other vitest in this tree meanwhile: each one's global setup rebuilds dist/ui and dist/agent, which
+# the control planes and agents of a running browser file are started from.
 set -u
 
 runs=${1:-20}
