@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { CommandView, ErrorBody, PollResponse } from "../../common/protocol.ts";
 import { eventually } from "../support/wait.ts";
 import { agentFetch, api, createHost, poll, queueCommand, sampleReport } from "./helpers.ts";
@@ -17,7 +18,7 @@ async function queued(host: string, kind: string): Promise<CommandView> {
 }
 
 /** How many agent polls the coordinator is holding now. */
-const waitingPolls = async () => (await (await api("/api/stats")).json<{ waitingPolls: number }>()).waitingPolls;
+const waitingPolls = async () => z.object({ waitingPolls: z.number() }).parse(await (await api("/api/stats")).json()).waitingPolls;
 
 const parsePoll = async (res: Response) => {
   expect(res.status).toBe(200);
