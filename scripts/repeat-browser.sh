@@ -25,12 +25,12 @@ i=1
 while [ "$i" -le "$runs" ]; do
   log="$logs/run-$i.log"
   echo "browser run $i of $runs (log: $log)"
-  if ! npx vitest run --project browser "$@" >"$log" 2>&1; then
+  if ! NO_COLOR=1 npx vitest run --project browser "$@" >"$log" 2>&1; then
     grep -E '(FAIL|×|AssertionError|Error:)' "$log" | head -n 40
     echo "FAILED on run $i of $runs after $((i - 1)) passing run(s); the whole output: $log"
     exit 1
   fi
-  grep -E '^ +Tests ' "$log" | tail -n 1
+  grep -E '^ *(Tests|Duration) ' "$log"
   i=$((i + 1))
 done
 echo "passed $runs of $runs runs; logs in $logs"
