@@ -126,6 +126,9 @@ export default defineConfig({
           include: ["test/browser/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+          // expect.poll is how these tests wait for what the page shows late (lazy chunks, socket events);
+          // its 1 s default is too short for Chromium and wrangler on a loaded machine.
+          expect: { poll: { timeout: 15_000, interval: 100 } },
         },
       },
     ],

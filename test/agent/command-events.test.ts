@@ -3,6 +3,7 @@ import type { CommandEvent } from "../../common/protocol.ts";
 import { CommandEventSender } from "../../agent/command-events.ts";
 import type { EventOutcome } from "../../agent/control-plane-client.ts";
 import { silentLogger } from "../../agent/logger.ts";
+import { eventually } from "../support/wait.ts";
 
 const ID = "cmd_0123456789abcdef";
 const finished = { type: "finished", at: "2025-01-01T00:00:00.000Z", outcome: "succeeded", exitCode: 0, error: null, result: {} } as const;
@@ -53,8 +54,10 @@ describe("command events", () => {
     const { client, posted } = recordingClient();
     const events = sender(client, 60_000);
     events.output(ID, "stdout", "x".repeat(40 * 1024));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const chunks = posted.flatMap((event) => (event.type === "output" ? event.chunks : []));
+    const sent = () => posted.flatMap((event) => (event.type === "output" ? event.chunks : []));
+    // Far less than the 60 s interval: only the size can have sent it.
+    await eventually("all 40 KiB to be posted", () => sent().reduce((bytes, chunk) => bytes + chunk.data.length, 0) === 40 * 1024, { timeoutMs: 10_000 });
+    const chunks = sent();
     expect(chunks.map((chunk) => [chunk.seq, chunk.data.length])).toEqual([
       [0, 32 * 1024],
       [1, 8 * 1024],
@@ -85,10 +88,11 @@ describe("command events", () => {
   });
 
   it("abandons queued events when stopped", async () => {
-    const { client } = recordingClient(Array.from({ length: 100 }, () => "retry" as const));
+    const { client, posted } = recordingClient(Array.from({ length: 100 }, () => "retry" as const));
     const events = sender(client);
     const result = events.finished(ID, finished);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Stopped while it is retrying, not before it began.
+    await eventually("a refused post to be retried", () => posted.length >= 2);
     events.stop();
     expect(await result).toBe("abandoned");
   });

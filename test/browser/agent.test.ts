@@ -104,8 +104,10 @@ describeWithNix("real agents build with Nix", () =>
       await dialog.getByLabel("Host name").fill("web1");
       await dialog.getByRole("button", { name: "Add host" }).click();
       const shown = page.getByRole("dialog", { name: "web1 added" });
-      expect(await shown.getByTestId("nix-snippet").textContent()).toContain('repoUrl = "https://github.com/example/fleet.git";');
-      const token = await shown.getByTestId("token").inputValue();
+      await expect.poll(() => shown.getByTestId("nix-snippet").textContent()).toContain('repoUrl = "https://github.com/example/fleet.git";');
+      const tokenField = shown.getByTestId("token");
+      await expect.poll(() => tokenField.inputValue()).not.toBe("");
+      const token = await tokenField.inputValue();
       await shown.getByRole("button", { name: "Done" }).click();
       const row = fleetRow(page, "web1");
       await row.getByText("never connected", { exact: true }).waitFor();
@@ -114,7 +116,7 @@ describeWithNix("real agents build with Nix", () =>
       await runAgent("web1", token);
       await row.getByText("online", { exact: true }).waitFor({ timeout: 30_000 });
       await row.getByRole("button", { name: "web1 Agent: current" }).waitFor({ timeout: 30_000 });
-      expect(await row.locator(".version").textContent()).toContain("0.1.0");
+      await expect.poll(() => row.locator(".version").textContent()).toContain("0.1.0");
       expect(await pageKept()).toBe(true);
     });
 
@@ -152,8 +154,8 @@ describeWithNix("real agents build with Nix", () =>
 
       await cell("web1", "git").click();
       const first = menu(page).getByRole("menuitem").first();
-      expect(await first.textContent()).toContain("Pull");
-      expect(await first.getAttribute("class")).toContain("suggested");
+      await expect.poll(() => first.textContent()).toContain("Pull");
+      await expect.poll(() => first.getAttribute("class")).toContain("suggested");
       await first.click();
       await fleetRow(page, "web1").getByRole("button", { name: "web1 Git: current" }).waitFor({ timeout: 60_000 });
       expect(await pageKept()).toBe(true);
@@ -166,14 +168,14 @@ describeWithNix("real agents build with Nix", () =>
       await cell("web1", "system").click();
       await menu(page).getByRole("menuitem", { name: /^Pull \+ Switch/ }).click();
       await fleetRow(page, "web1").getByRole("button", { name: "web1 System: failed" }).waitFor({ timeout: 60_000 });
-      expect(await cell("web1", "system").getAttribute("title")).toContain("pull-switch failed");
+      await expect.poll(() => cell("web1", "system").getAttribute("title")).toContain("pull-switch failed");
 
       await cell("web1", "system").click();
       await menu(page).getByRole("menuitem", { name: /^View log/ }).click();
       const output = page.locator("nf-command-output");
       await output.locator('[data-state="failed"]').waitFor();
       await output.locator(".line", { hasText: "failed on purpose" }).first().waitFor({ timeout: 30_000 });
-      expect(new URL(page.url()).searchParams.get("command")).toMatch(/^cmd_/);
+      await expect.poll(() => new URL(page.url()).searchParams.get("command")).toMatch(/^cmd_/);
       expect(await pageKept()).toBe(true);
     });
 
@@ -201,11 +203,11 @@ describeWithNix("real agents build with Nix", () =>
       await change.getByText(short(pins.rev)).waitFor();
       await change.getByText(short(newRev)).waitFor();
       await expect.poll(() => cell("web1", "lock").getAttribute("class")).toContain("glow");
-      expect(await cell("web1", "lock").getAttribute("title")).toContain("Update PR pending");
+      await expect.poll(() => cell("web1", "lock").getAttribute("title")).toContain("Update PR pending");
       const animation = () => cell("web1", "lock").evaluate((button) => getComputedStyle(button).animationName);
-      expect(await animation()).toBe("glow");
+      await expect.poll(animation).toBe("glow");
       await page.emulateMedia({ reducedMotion: "reduce" });
-      expect(await animation()).toBe("none");
+      await expect.poll(animation).toBe("none");
       await page.emulateMedia({ reducedMotion: "no-preference" });
       expect(await pageKept()).toBe(true);
     });
@@ -218,8 +220,7 @@ describeWithNix("real agents build with Nix", () =>
       await toolbar.getByText("All 2 online hosts:").waitFor();
       await toolbar.getByRole("button", { name: "Pull", exact: true }).click();
       const confirm = page.getByRole("dialog", { name: "Pull on 2 online hosts?" });
-      await confirm.waitFor();
-      expect(await confirm.getByRole("list", { name: "hosts" }).getByRole("listitem").allTextContents()).toEqual(["web1", "web2"]);
+      await expect.poll(() => confirm.getByRole("list", { name: "hosts" }).getByRole("listitem").allTextContents()).toEqual(["web1", "web2"]);
       await confirm.getByRole("button", { name: "Pull 2 hosts" }).click();
       await page.getByRole("dialog", { name: "Pull: 2 queued" }).getByRole("button", { name: "Close" }).click();
       for (const host of ["web1", "web2"]) {
@@ -235,8 +236,8 @@ describeWithNix("real agents build with Nix", () =>
       await row.getByText(/^offline · /).waitFor({ timeout: 75_000 });
       const git = row.getByRole("button", { name: "web2 Git: current (last known)" });
       await git.waitFor();
-      expect(await git.getAttribute("class")).toContain("stale");
-      expect(await git.getAttribute("title")).toContain("last known state: the host is offline");
+      await expect.poll(() => git.getAttribute("class")).toContain("stale");
+      await expect.poll(() => git.getAttribute("title")).toContain("last known state: the host is offline");
       await row.getByRole("button", { name: "web2 Agent: unknown (last known)" }).waitFor();
       expect(await pageKept()).toBe(true);
     }, 120_000);

@@ -51,7 +51,9 @@ export async function startAgent(options: {
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const output: string[] = [];
   const child: ChildProcess = spawn(process.execPath, [AGENT_BIN, "run", "--config", configFile], {
-    env: options.env,
+    // Nix's caches of its own, as on a host of its own: agents that share one evaluate against one SQLite
+    // eval cache, and a build then fails with "error (ignored): … eval-cache … is busy" as its first line.
+    env: { ...options.env, XDG_CACHE_HOME: join(dir, "cache") },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (data: Buffer) => output.push(data.toString()));

@@ -61,14 +61,14 @@ describeWithBrowser("the auto-merge timeline in Chromium", () => {
     await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
     const line = page.locator("nf-automation-timeline [data-testid=automation-line]");
     await line.filter({ hasText: "auto-merge at" }).waitFor({ timeout: 30_000 });
-    const first = (await line.textContent())!;
-    expect(first).toMatch(/^CI passed \d\d:\d\d · auto-merge at \d\d:\d\d \(in \d+ s\)$/);
+    await expect.poll(() => line.textContent()).toMatch(/^CI passed \d\d:\d\d · auto-merge at \d\d:\d\d \(in \d+ s\)$/);
+    const first = await line.textContent();
     // The countdown moves by itself.
-    await eventually("the countdown to move", async () => (await line.textContent()) !== first, 5000);
+    await expect.poll(() => line.textContent()).not.toBe(first);
 
     await page.locator("nf-automation-timeline #skip-pr").click();
     await line.filter({ hasText: "skipped by" }).waitFor({ timeout: 15_000 });
-    expect(await page.locator("nf-automation-timeline #skip-pr").count()).toBe(0);
+    await expect.poll(() => page.locator("nf-automation-timeline #skip-pr").count()).toBe(0);
 
     const next = await github.updatePullRequest(pr.number, { files: { "README.md": "a new commit on the update PR\n" }, message: "another lock commit" });
     await github.setCheckRun(next, { name: "build", status: "completed", conclusion: "success" });

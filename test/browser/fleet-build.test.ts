@@ -118,46 +118,46 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
         const builds = JSON.stringify((await dashboard.api("/api/update-prs")).json);
         throw new Error(`the banner shows ${shown}; the server: ${builds}\n${agents.map((a) => a.logs().slice(-1500)).join("\n")}`, { cause: error });
       }
-      expect(await line("web1", "built").textContent()).toMatch(/built\s*in \d+(\.\d+)? (ms|s|min)[^(]*\(\+\d+\.\d KiB\)/);
+      await expect.poll(() => line("web1", "built").textContent()).toMatch(/built\s*in \d+(\.\d+)? (ms|s|min)[^(]*\(\+\d+\.\d KiB\)/);
       await line("web3", "failed").waitFor({ timeout: 60_000 });
       // The failed host's line links to its build's log on the host page.
       const log = line("web3", "failed").getByRole("link", { name: "log" });
-      expect(await log.getAttribute("href")).toMatch(/^\/hosts\/web3\?command=cmd_/);
-      expect(await status.locator(".verdict").textContent()).toMatch(/web3 failed/);
-      expect(await status.locator("[data-verdict]").getAttribute("data-verdict")).toBe("failure");
+      await expect.poll(() => log.getAttribute("href")).toMatch(/^\/hosts\/web3\?command=cmd_/);
+      await expect.poll(() => status.locator(".verdict").textContent()).toMatch(/web3 failed/);
+      await expect.poll(() => status.locator("[data-verdict]").getAttribute("data-verdict")).toBe("failure");
 
       await writeFile(gate, "");
       await line("web2", "built").waitFor({ timeout: 60_000 });
-      expect(await status.locator(".verdict").textContent()).toMatch(/^2\/3 hosts built, web3 failed/);
+      await expect.poll(() => status.locator(".verdict").textContent()).toMatch(/^2\/3 hosts built, web3 failed/);
 
       // The Lock cell's tooltip says what the update changes on its host.
       const lock = fleetRow(page, "web1").locator('[data-compartment="lock"]');
       await expect.poll(() => lock.getAttribute("title")).toMatch(/The update builds on this host; it changes: hello 1\.0 → 1\.1 \(\+\d+\.\d KiB\)\./);
-      expect(await fleetRow(page, "web3").locator('[data-compartment="lock"]').getAttribute("title")).toMatch(/The update does not build on this host: error: .*nixos-system-web3/);
+      await expect.poll(() => fleetRow(page, "web3").locator('[data-compartment="lock"]').getAttribute("title")).toMatch(/The update does not build on this host: error: .*nixos-system-web3/);
 
       // The deploy confirmation: web3 marked and left out, until the box is ticked.
       await page.locator("nf-update-pr-banner #merge-deploy").click();
       const dialog = page.locator("nf-deploy-dialog");
       const leftOut = dialog.locator('ul[aria-label="Left out"]');
-      await leftOut.waitFor();
-      expect(await leftOut.textContent()).toMatch(/web3\s*✗ build failed\s*—\s*its build of [0-9a-f]{7} failed/);
-      expect(await dialog.locator('ol[aria-label="Waves"]').textContent()).toMatch(/web1\s*✓ built, \+\d+\.\d KiB/);
-      expect(await dialog.locator('ol[aria-label="Waves"]').textContent()).not.toContain("web3");
+      const waves = dialog.locator('ol[aria-label="Waves"]');
+      await expect.poll(() => leftOut.textContent()).toMatch(/web3\s*✗ build failed\s*—\s*its build of [0-9a-f]{7} failed/);
+      await expect.poll(() => waves.textContent()).toMatch(/web1\s*✓ built, \+\d+\.\d KiB/);
+      // Read once the waves are there: left out, not merely not shown yet.
+      expect(await waves.textContent()).not.toContain("web3");
       await dialog.locator("#include-failed-builds").check();
-      await expect.poll(() => dialog.locator('ol[aria-label="Waves"]').textContent(), { timeout: 15_000 }).toMatch(/web3\s*✗ build failed/);
+      await expect.poll(() => waves.textContent()).toMatch(/web3\s*✗ build failed/);
       await dialog.getByRole("button", { name: "Cancel" }).click();
 
       // The host page: what the update changes there, and the whole closure diff behind a disclosure.
       await status.locator('li[data-host="web1"] a').first().click();
       const section = page.locator("nf-host-panel nf-host-update-build");
       await section.waitFor();
-      expect(await section.locator(".build-note").textContent()).toMatch(/^The update builds on this host; it changes: hello 1\.0 → 1\.1/);
+      await expect.poll(() => section.locator(".build-note").textContent()).toMatch(/^The update builds on this host; it changes: hello 1\.0 → 1\.1/);
       const diff = section.locator("nf-closure-diff");
       await diff.locator("summary").click();
       const hello = diff.locator('tr[data-package="hello"]');
-      await hello.waitFor();
-      expect((await hello.locator("td").allTextContents()).slice(0, 3)).toEqual(["hello", "1.0", "1.1"]);
-      expect(await hello.locator("td.size").textContent()).toMatch(/^\+\d+\.\d KiB$/);
+      await expect.poll(async () => (await hello.locator("td").allTextContents()).slice(0, 3)).toEqual(["hello", "1.0", "1.1"]);
+      await expect.poll(() => hello.locator("td.size").textContent()).toMatch(/^\+\d+\.\d KiB$/);
 
       const { updatePrs } = z.object({ updatePrs: z.array(z.object({ number: z.number(), fleetBuild: z.object({ verdict: z.string() }).nullable() })) }).parse((await dashboard.api("/api/update-prs")).json);
       expect(updatePrs.find((p) => p.number === pr.number)?.fleetBuild?.verdict).toBe("failure");

@@ -31,13 +31,13 @@ describeWithBrowser("fleet page in Chromium", () => {
     await dialog.getByRole("button", { name: "Add host" }).click();
 
     const shown = page.getByRole("dialog", { name: "alpha added" });
-    const token = await shown.getByTestId("token").inputValue();
-    expect(token).toMatch(/^[A-Za-z0-9_-]{16,200}$/);
-    const snippet = await shown.getByTestId("nix-snippet").textContent();
-    expect(snippet).toContain("services.nixfleet-agent = {");
-    expect(snippet).toContain(`url = "${dashboard.url}";`);
-    expect(snippet).toContain('hostName = "alpha";');
-    expect(snippet).toContain('tokenFile = "/etc/nixfleet/token";');
+    const tokenField = shown.getByTestId("token");
+    await expect.poll(() => tokenField.inputValue()).toMatch(/^[A-Za-z0-9_-]{16,200}$/);
+    const token = await tokenField.inputValue();
+    const snippet = shown.getByTestId("nix-snippet");
+    for (const line of ["services.nixfleet-agent = {", `url = "${dashboard.url}";`, 'hostName = "alpha";', 'tokenFile = "/etc/nixfleet/token";']) {
+      await expect.poll(() => snippet.textContent()).toContain(line);
+    }
     await expect.poll(() => shown.getByText("Shown only this once.").isVisible()).toBe(true);
 
     await shown.getByRole("button", { name: "Copy token" }).click();
@@ -47,8 +47,8 @@ describeWithBrowser("fleet page in Chromium", () => {
     await shown.getByRole("button", { name: "Done" }).click();
     const row = fleetRow(page, "alpha");
     await row.getByText("never connected", { exact: true }).waitFor();
-    expect(await row.locator("button.cell").count()).toBe(5);
-    expect(await row.getByRole("button", { name: /alpha (Agent|Git|Lock|System|Tests): unknown/ }).count()).toBe(5);
+    await expect.poll(() => row.locator("button.cell").count()).toBe(5);
+    await expect.poll(() => row.getByRole("button", { name: /alpha (Agent|Git|Lock|System|Tests): unknown/ }).count()).toBe(5);
 
     // The token shown is the host's real token: an agent poll with it brings the row online, live.
     expect((await agentPoll(dashboard.url, token)).status).toBe(200);
@@ -64,7 +64,7 @@ describeWithBrowser("fleet page in Chromium", () => {
     await dialog.getByLabel("Host name").fill("Bad_Name");
     await dialog.getByRole("button", { name: "Add host" }).click();
     await dialog.getByText("lowercase letters, digits and inner hyphens", { exact: false }).waitFor();
-    expect(await dialog.getByLabel("Host name").getAttribute("aria-invalid")).toBe("true");
+    await expect.poll(() => dialog.getByLabel("Host name").getAttribute("aria-invalid")).toBe("true");
 
     await dialog.getByLabel("Host name").fill("taken");
     await dialog.getByRole("button", { name: "Add host" }).click();
@@ -81,14 +81,14 @@ describeWithBrowser("fleet page in Chromium", () => {
     await page.keyboard.press("Enter");
     const actions = menu(page);
     await actions.waitFor();
-    expect(await actions.getAttribute("aria-label")).toBe("keyboard · Git: unknown");
+    await expect.poll(() => actions.getAttribute("aria-label")).toBe("keyboard · Git: unknown");
     const items = actions.getByRole("menuitem");
-    expect(await items.first().textContent()).toContain("Pull");
-    expect(await deepFocus(page)).toBe("menuitem:Pull");
+    await expect.poll(() => items.first().textContent()).toContain("Pull");
+    await expect.poll(() => deepFocus(page)).toBe("menuitem:Pull");
     await page.keyboard.press("ArrowDown");
-    expect(await deepFocus(page)).toBe("menuitem:Switch");
+    await expect.poll(() => deepFocus(page)).toBe("menuitem:Switch");
     await page.keyboard.press("End");
-    expect(await deepFocus(page)).toBe("menuitem:Open host page");
+    await expect.poll(() => deepFocus(page)).toBe("menuitem:Open host page");
     await page.keyboard.press("Escape");
     await expect.poll(() => actions.isVisible()).toBe(false);
     await expect.poll(() => deepFocus(page)).toBe("cell:git");
@@ -113,7 +113,7 @@ describeWithBrowser("fleet page in Chromium", () => {
     await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).click();
     const confirm = page.getByRole("dialog", { name: "Roll back careful?" });
     await confirm.getByRole("list", { name: "hosts" }).getByText("careful").waitFor();
-    expect(await deepFocus(page)).toBe("button:Cancel");
+    await expect.poll(() => deepFocus(page)).toBe("button:Cancel");
     await confirm.getByRole("button", { name: "Cancel" }).click();
     expect((await dashboard.api("/api/hosts/careful/commands")).json).toEqual({ commands: [] });
 
@@ -133,9 +133,10 @@ describeWithBrowser("fleet page in Chromium", () => {
     await page.getByRole("toolbar", { name: "Bulk actions" }).getByText("2 selected hosts:").waitFor();
     await page.getByRole("toolbar", { name: "Bulk actions" }).getByRole("button", { name: "Pull + Switch" }).click();
 
+    // The dialog's module loads on this first opening: its host list arrives after the click.
     const dialog = page.getByRole("dialog", { name: "Pull + Switch on 2 selected hosts?" });
     const named = dialog.getByRole("list", { name: "hosts" });
-    expect(await named.getByRole("listitem").allTextContents()).toEqual(["bulk-a", "bulk-b"]);
+    await expect.poll(() => named.getByRole("listitem").allTextContents()).toEqual(["bulk-a", "bulk-b"]);
     await dialog.getByRole("button", { name: "Pull + Switch 2 hosts" }).click();
     const result = page.getByRole("dialog", { name: "Pull + Switch: 1 queued, 1 refused" });
     await result.getByText("queued").first().waitFor();
@@ -151,7 +152,9 @@ describeWithBrowser("fleet page in Chromium", () => {
     await menu(page).getByRole("menuitem", { name: /^Rotate token/ }).click();
     await page.getByRole("dialog", { name: "Rotate the token of rotate?" }).getByRole("button", { name: "Rotate token" }).click();
     const shown = page.getByRole("dialog", { name: "New token for rotate" });
-    const newToken = await shown.getByTestId("token").inputValue();
+    const tokenField = shown.getByTestId("token");
+    await expect.poll(() => tokenField.inputValue()).toMatch(/^[A-Za-z0-9_-]{16,200}$/);
+    const newToken = await tokenField.inputValue();
     expect(newToken).not.toBe(oldToken);
     await shown.getByText("The old token no longer works").waitFor();
     expect((await agentPoll(dashboard.url, oldToken)).status).toBe(401);
@@ -176,8 +179,8 @@ describeWithBrowser("fleet page in Chromium", () => {
   it("follows the system's light or dark preference", async () => {
     const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
     await page.emulateMedia({ colorScheme: "dark" });
-    expect(await background()).toBe("rgb(14, 18, 23)");
+    await expect.poll(background).toBe("rgb(14, 18, 23)");
     await page.emulateMedia({ colorScheme: "light" });
-    expect(await background()).toBe("rgb(245, 247, 250)");
+    await expect.poll(background).toBe("rgb(245, 247, 250)");
   });
 });

@@ -1,4 +1,5 @@
 import type { Locator, Page } from "playwright-core";
+import { eventually as waitUntil } from "../support/wait.ts";
 import type { Dashboard } from "./dashboard.ts";
 
 /** One host's row of the fleet table. */
@@ -49,11 +50,10 @@ export function deepFocus(page: Page): Promise<string> {
   });
 }
 
-/** Waits until `check` passes (webhooks and agents take a moment); for hooks, where expect.poll is not allowed. */
+/**
+ * Waits until `check` passes (webhooks and agents take a moment); for hooks, where expect.poll is not
+ * allowed. A check that throws fails at once: it says what went wrong (a command failed, say).
+ */
 export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitUntil(what, check, { timeoutMs, intervalMs: 200, failFast: true });
 }

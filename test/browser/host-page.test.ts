@@ -25,7 +25,7 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
     await fleetRow(page, "hsb0").getByRole("link", { name: "hsb0" }).click();
     await page.getByRole("heading", { name: "hsb0", level: 1 }).waitFor();
-    expect(new URL(page.url()).pathname).toBe("/hosts/hsb0");
+    await expect.poll(() => new URL(page.url()).pathname).toBe("/hosts/hsb0");
     expect(await page.evaluate(() => "__nixfleetNoReload" in window)).toBe(true);
     await expect.poll(() => page.title()).toBe("hsb0 · NixFleet");
     await expect.poll(() => deepFocus(page)).toBe("h1:hsb0");
@@ -69,11 +69,10 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" }).click();
     await page.getByRole("heading", { name: "Audit log", level: 1 }).waitFor();
     const rows = page.locator("nf-audit-panel tbody tr");
-    await rows.first().waitFor();
-    const actions = await page.locator("nf-audit-panel td.action").allTextContents();
-    expect(actions.slice(0, 3)).toEqual(["command.stop", "command.test", "host.create"]);
+    const actions = page.locator("nf-audit-panel td.action");
+    await expect.poll(async () => (await actions.allTextContents()).slice(0, 3)).toEqual(["command.stop", "command.test", "host.create"]);
     const created = rows.filter({ hasText: "host.create" });
-    expect(await created.getByText("developer@localhost").count()).toBe(1);
+    await expect.poll(() => created.getByText("developer@localhost").count()).toBe(1);
     await created.getByRole("link", { name: "hsb0" }).click();
     await page.getByRole("heading", { name: "hsb0", level: 1 }).waitFor();
   });

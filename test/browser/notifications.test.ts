@@ -71,8 +71,7 @@ describeWithBrowser("notification deliveries in the dashboard", () => {
 
     await channel.getByRole("button", { name: "Send test" }).click();
     const row = channel.locator('li[data-state="delivered"]');
-    await row.waitFor();
-    expect(await row.innerText()).toMatch(/delivered · 1 try · HTTP 204[\s\S]*test: NixFleet test notification/);
+    await expect.poll(() => row.innerText()).toMatch(/delivered · 1 try · HTTP 204[\s\S]*test: NixFleet test notification/);
     expect(received).toHaveLength(1);
     expect(JSON.parse(received[0]!.body)).toMatchObject({ title: "NixFleet test notification", details: { test: true } });
     expect(session.errors).toEqual([]);

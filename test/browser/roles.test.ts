@@ -77,17 +77,18 @@ describeWithBrowser("roles in the dashboard", () => {
     await signInAs("viewer@example.com");
     await page.getByTestId("role-note").getByText("viewer@example.com · viewer: read only").waitFor();
 
+    // The role arrives with its own request: the reason on a control says it has been applied there.
     const add = page.getByRole("button", { name: "Add host" }).first();
+    await expect.poll(() => add.getAttribute("title")).toBe("needs the admin role: viewer@example.com is a viewer");
     expect(await add.isDisabled()).toBe(true);
-    expect(await add.getAttribute("title")).toBe("needs the admin role: viewer@example.com is a viewer");
     const pull = page.getByRole("toolbar", { name: "Bulk actions" }).getByRole("button", { name: "Pull", exact: true });
+    await expect.poll(() => pull.getAttribute("title")).toBe("needs the operator role: viewer@example.com is a viewer");
     expect(await pull.isDisabled()).toBe(true);
-    expect(await pull.getAttribute("title")).toBe("needs the operator role: viewer@example.com is a viewer");
 
     await fleetRow(page, "gamma").locator('button.cell[data-compartment="git"]').click();
     const pullItem = menu(page).getByRole("menuitem", { name: /^Pull needs/ });
+    await expect.poll(() => pullItem.textContent()).toContain("needs the operator role");
     expect(await pullItem.isDisabled()).toBe(true);
-    expect(await pullItem.textContent()).toContain("needs the operator role");
     await page.keyboard.press("Escape");
 
     await page.getByRole("button", { name: "Actions for gamma" }).click();
@@ -100,13 +101,15 @@ describeWithBrowser("roles in the dashboard", () => {
   it("lets an operator run commands but not add, remove or re-key hosts", async () => {
     await signInAs("oncall@example.com");
     await page.getByTestId("role-note").getByText("oncall@example.com · operator: runs commands, cannot add or remove hosts").waitFor();
-    expect(await page.getByRole("button", { name: "Add host" }).first().isDisabled()).toBe(true);
+    const add = page.getByRole("button", { name: "Add host" }).first();
+    await expect.poll(() => add.getAttribute("title")).toBe("needs the admin role: oncall@example.com is an operator");
+    expect(await add.isDisabled()).toBe(true);
 
     await page.getByRole("button", { name: "Actions for gamma" }).click();
-    expect(await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).isDisabled()).toBe(false);
     const rotate = menu(page).getByRole("menuitem", { name: /^Rotate token/ });
+    await expect.poll(() => rotate.textContent()).toContain("needs the admin role: oncall@example.com is an operator");
     expect(await rotate.isDisabled()).toBe(true);
-    expect(await rotate.textContent()).toContain("needs the admin role: oncall@example.com is an operator");
+    expect(await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).isDisabled()).toBe(false);
     await page.keyboard.press("Escape");
 
     await fleetRow(page, "gamma").locator('button.cell[data-compartment="git"]').click();

@@ -99,13 +99,13 @@ describeWithNix("rollouts in the browser need real agents", () =>
       const waves = dialog.locator('ol[aria-label="Waves"] > li');
       await waves.first().waitFor();
       // Canary first: one host, then the other two.
-      expect(await waves.count()).toBe(2);
-      expect(await waves.first().textContent()).toMatch(/canary/i);
+      await expect.poll(() => waves.count()).toBe(2);
+      await expect.poll(() => waves.first().textContent()).toMatch(/canary/i);
       await dialog.locator("#deploy").click();
 
       const headline = page.locator("nf-rollout-progress .headline").first();
       await page.locator('nf-rollout-progress li[data-host="web3"][data-step="pulling"], nf-rollout-progress li[data-host="web3"][data-step="switching"]').first().waitFor({ timeout: 90_000 });
-      expect(await headline.textContent()).toMatch(/^Deploying [12]\/3 hosts/);
+      await expect.poll(() => headline.textContent()).toMatch(/^Deploying [12]\/3 hosts/);
       const screenshots = SCREENSHOTS_DIR ? resolve(REPO_ROOT, SCREENSHOTS_DIR) : join(root, "screenshots");
       await mkdir(screenshots, { recursive: true });
       await page.mouse.move(0, 0);

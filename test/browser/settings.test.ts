@@ -75,8 +75,8 @@ describeWithBrowser("the Settings page", () => {
     // Opened again: the secret is not in the page, only that it is set; saving keeps it.
     await open();
     const url = page.getByRole("group", { name: "ops room" }).getByLabel("Incoming webhook URL");
+    await expect.poll(() => url.getAttribute("placeholder")).toBe("set — leave to keep (https://hooks.slack.com/…9876)");
     expect(await url.inputValue()).toBe("");
-    expect(await url.getAttribute("placeholder")).toBe("set — leave to keep (https://hooks.slack.com/…9876)");
     expect(await page.content()).not.toContain("browserSECRET9876");
     await section("Rollout").getByLabel("Canary soak (seconds)").fill("60");
     await page.getByRole("button", { name: "Save settings" }).click();
@@ -96,7 +96,7 @@ describeWithBrowser("the Settings page", () => {
     await window.getByLabel("Time zone").fill("Mars/Olympus");
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByText("Some settings are not valid: see the marked fields.").waitFor();
-    expect(await canary.getAttribute("aria-invalid")).toBe("true");
+    await expect.poll(() => canary.getAttribute("aria-invalid")).toBe("true");
     await section("Rollout").getByText("must be at least 0").waitFor();
     await window.getByText("not an IANA time zone (like Europe/Vienna or UTC)").waitFor();
     expect(await stored()).toEqual(before);
@@ -104,7 +104,7 @@ describeWithBrowser("the Settings page", () => {
     // Fixed in place, the marks go and the save goes through.
     await canary.fill("1");
     await window.getByLabel("Time zone").fill("UTC");
-    expect(await canary.getAttribute("aria-invalid")).toBe("false");
+    await expect.poll(() => canary.getAttribute("aria-invalid")).toBe("false");
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByText(`Saved (version ${before.version + 1}).`).waitFor();
   });
@@ -122,14 +122,14 @@ describeWithBrowser("the Settings page", () => {
 
     await page.getByRole("button", { name: "Save settings" }).click();
     const alert = page.getByRole("alert").filter({ hasText: "Not saved: someone else changed the settings." });
-    await alert.waitFor();
-    expect(await alert.textContent()).toContain(`the current version is ${theirs.version + 1}`);
+    await expect.poll(() => alert.textContent()).toContain(`the current version is ${theirs.version + 1}`);
     expect((await stored()).rollout.soakSeconds).toBe(theirs.rollout.soakSeconds);
 
     await alert.getByRole("button", { name: "Reload the current settings" }).click();
     await alert.waitFor({ state: "detached" });
-    expect(await section("Rollback").getByLabel("When a rollout fails").inputValue()).toBe("alert-only");
-    expect(await section("Rollout").getByLabel("Soak after each wave (seconds)").inputValue()).toBe(String(theirs.rollout.soakSeconds));
+    // The reload's answer may land after the alert has gone.
+    await expect.poll(() => section("Rollback").getByLabel("When a rollout fails").inputValue()).toBe("alert-only");
+    await expect.poll(() => section("Rollout").getByLabel("Soak after each wave (seconds)").inputValue()).toBe(String(theirs.rollout.soakSeconds));
   });
 
   it("reports no page errors but the refused save's 409", () => {

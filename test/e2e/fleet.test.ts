@@ -18,6 +18,7 @@ import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { eventually as waitFor } from "../support/wait.ts";
 
 // Switches build with real Nix; give each step room on a loaded 2-core machine.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
@@ -60,22 +61,27 @@ const command = async (id: string) => (await admin(z.object({ command: CommandVi
 const queue = async (host: string, kind: string) =>
   (await admin(z.object({ command: CommandView }), `/api/hosts/${host}/commands`, { method: "POST", body: { kind } })).command;
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-30).join("")}`).join("\n");
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+/** Waits on a condition; a timeout shows the end of each agent's log. */
+const eventually = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> =>
+  waitFor(what, probe, {
+    timeoutMs,
+    intervalMs: 200,
+    details: () => [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-30).join("")}`).join("\n"),
+  });
+
+const waitingPolls = async () => (await admin(z.object({ waitingPolls: z.number() }), "/api/stats")).waitingPolls;
+
+/**
+ * Waits until the control plane no longer holds the last poll of a host whose agent is gone: the hold
+ * runs out POLL_SECONDS after the poll came (the host's last-seen time). A command queued before then
+ * would be handed to that poll, which nobody reads any more.
+ */
+async function heldPollRunOut(name: HostName): Promise<void> {
+  const { lastSeenAt } = await hostView(name);
+  if (lastSeenAt === null) throw new Error(`${name} was never seen`);
+  const runsOut = Date.parse(lastSeenAt) + POLL_SECONDS * 1000;
+  // The other agents each hold a poll too: fewer than one per host means this one has gone.
+  await eventually(`${name}'s held poll to run out`, async () => Date.now() > runsOut && (await waitingPolls()) < HOSTS.length);
 }
 
 const finalState = (id: string) =>
@@ -220,10 +226,10 @@ describeWithNix("a fleet of three real agents against the local control plane", 
   it("keeps a command queued for an offline host and delivers it when the agent returns", async () => {
     const charlie = hosts.get("charlie")!;
     await stopAgent(charlie, "SIGTERM");
-    // Let the poll the server still holds for the gone agent run out.
-    await new Promise((resolve) => setTimeout(resolve, (POLL_SECONDS + 1) * 1000));
+    await heldPollRunOut("charlie");
     const pending = await queue("charlie", "pull");
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Handed to no poll: queued when answered, and still queued when read back.
+    expect(pending.state).toBe("queued");
     expect((await command(pending.id)).state).toBe("queued");
     startAgent(charlie);
     const done = await finalState(pending.id);
@@ -234,8 +240,9 @@ describeWithNix("a fleet of three real agents against the local control plane", 
   it("survives the control plane killed and restarted mid-command: nothing lost, nothing run twice, nothing stuck", async () => {
     const charlie = hosts.get("charlie")!;
     await stopAgent(charlie, "SIGTERM");
-    await new Promise((resolve) => setTimeout(resolve, (POLL_SECONDS + 1) * 1000));
+    await heldPollRunOut("charlie");
     const waiting = await queue("charlie", "pull");
+    expect(waiting.state).toBe("queued");
     const long = await queue("bravo", "test");
     await eventually("the slow test to run", async () => (await command(long.id)).state === "running");
 

@@ -85,10 +85,12 @@ describe("Build on all hosts", () => {
   });
 
   it("hands the server's refusal on as it is, and refuses an answer that breaks the protocol", async () => {
-    server.on("POST /api/update-prs/42/build", { status: 409, json: { error: { code: "pr_not_open", message: "PR #42 is not open" } } });
+    // What worker/routes/repo.ts answers for a PR that is no longer open (test/worker/fleet-build.test.ts checks the worker's side).
+    const notOpen = { code: "update_pr_not_open", message: "update PR #42 is closed: only an open PR's head is built" };
+    server.on("POST /api/update-prs/42/build", { status: 409, json: { error: notOpen } });
     const refused = await store.buildUpdatePr(42).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ApiError);
-    expect(refused).toMatchObject({ status: 409, code: "pr_not_open", message: "PR #42 is not open" });
+    expect(refused).toMatchObject({ status: 409, ...notOpen });
 
     server.on("POST /api/update-prs/42/build", { json: { fleetBuild: { ...fleetBuild([{ name: "web1" }]), verdict: "maybe" } } });
     const bad = await store.buildUpdatePr(42).catch((err: unknown) => err);

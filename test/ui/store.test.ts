@@ -8,7 +8,52 @@ import { chunk, command, compartment, hostDetail, hostView } from "./fixtures.ts
 let server: FakeControlPlane;
 let live: LiveHandlers;
 let store: FleetStore;
+let observed: ObservedApi;
 let liveStopped = false;
+
+/**
+ * The store's API client, watched: which calls the store made (at once, before any request reaches the
+ * server) and every answer still on its way. The health and "me" answers are applied outside the store's
+ * refetches, so `store.idle()` alone does not wait for them.
+ */
+interface ObservedApi {
+  api: DashboardApi;
+  calls: string[];
+  /** Resolves once every answer the store asked for has come and the store has applied it. */
+  settled(store: FleetStore): Promise<void>;
+}
+
+function observedApi(baseUrl: string): ObservedApi {
+  const calls: string[] = [];
+  const open = new Set<Promise<unknown>>();
+  const api = new Proxy(new DashboardApi({ baseUrl }), {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== "function" || typeof key !== "string") return value;
+      return (...args: unknown[]) => {
+        calls.push(key);
+        const answer: unknown = value.apply(target, args);
+        if (answer instanceof Promise) open.add(answer);
+        return answer;
+      };
+    },
+  });
+  return {
+    api,
+    calls,
+    async settled(store) {
+      // An applied answer may start another request (the fleet builds after the fleet): until none is left.
+      for (;;) {
+        await store.idle();
+        const waiting = [...open];
+        open.clear();
+        if (waiting.length === 0) return;
+        // The store chained its handlers onto these promises when it called: they run before this wait ends.
+        await Promise.allSettled(waiting);
+      }
+    },
+  };
+}
 
 const fleet = (...names: string[]) => ({ hosts: names.map((name) => hostView(name)), summary: {}, repo: null, updatePrs: [] });
 
@@ -17,8 +62,9 @@ beforeEach(async () => {
   server.on("GET /api/health", { json: { ok: true, version: "0.1.0", protocol: 1, auth: "development" } });
   server.on("GET /api/hosts", { json: fleet("alpha", "beta") });
   liveStopped = false;
+  observed = observedApi(server.url);
   store = new FleetStore({
-    api: new DashboardApi({ baseUrl: server.url }),
+    api: observed.api,
     connect: (handlers) => {
       live = handlers;
       return { start: () => undefined, stop: () => (liveStopped = true) };
@@ -31,11 +77,8 @@ afterEach(async () => {
   await server.stop();
 });
 
-/** Lets the health answer (and any other fetch started with it) land. */
-const settle = async () => {
-  await store.idle();
-  await new Promise((resolve) => setTimeout(resolve, 20));
-};
+/** Every answer the store asked for so far has landed and been applied. */
+const settle = () => observed.settled(store);
 
 describe("FleetStore", () => {
   it("loads the fleet and the health answer, and a slow fleet answer does not undo what came meanwhile", async () => {
@@ -63,11 +106,12 @@ describe("FleetStore", () => {
     await settle();
     expect(store.state.me).toEqual({ actor: "viewer@example.com", role: "viewer" });
 
-    const other = new FleetStore({ api: new DashboardApi({ baseUrl: server.url }) });
+    const otherApi = observedApi(server.url);
+    const other = new FleetStore({ api: otherApi.api });
     server.on("GET /api/me", { status: 404, json: { error: { code: "not_found", message: "no route" } } });
     other.start();
-    await other.idle();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await otherApi.settled(other);
+    expect(otherApi.calls).toContain("me");
     expect(other.state.me).toBeNull();
     expect(other.state.phase).toBe("ready");
   });
@@ -101,8 +145,9 @@ describe("FleetStore", () => {
     store.start();
     await settle();
     for (let i = 0; i < 5; i++) live.onEvent({ type: "host", host: "alpha" });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(server.count("GET /api/hosts/alpha")).toBe(1);
+    // The store asks at once, not after a timer: what it asked for is known now.
+    expect(observed.calls.filter((call) => call === "host")).toHaveLength(1);
+    await vi.waitFor(() => expect(server.count("GET /api/hosts/alpha")).toBe(1), { timeout: 10_000 });
     release();
     await settle();
     expect(server.count("GET /api/hosts/alpha")).toBe(2);

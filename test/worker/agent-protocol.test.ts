@@ -1,7 +1,9 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { CommandView, ErrorBody, PollResponse } from "../../common/protocol.ts";
+import { eventually } from "../support/wait.ts";
 import { agentFetch, api, createHost, poll, queueCommand, sampleReport } from "./helpers.ts";
 
 const commandState = async (id: string) => {
@@ -14,6 +16,9 @@ async function queued(host: string, kind: string): Promise<CommandView> {
   expect(res.status).toBe(202);
   return CommandView.parse((await res.json<{ command: unknown }>()).command);
 }
+
+/** How many agent polls the coordinator is holding now. */
+const waitingPolls = async () => z.object({ waitingPolls: z.number() }).parse(await (await api("/api/stats")).json()).waitingPolls;
 
 const parsePoll = async (res: Response) => {
   expect(res.status).toBe(200);
@@ -52,12 +57,14 @@ describe("long-poll delivery", () => {
   it("holds the poll and answers it at once when a command is queued", async () => {
     const { token } = await createHost("hsb0");
     await parsePoll(await poll(token, { report: sampleReport() }, 0));
-    const started = Date.now();
+    const holding = await waitingPolls();
     const pending = poll(token, {}, 2);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await eventually("the poll to be held", async () => (await waitingPolls()) > holding);
+    const queuedAt = Date.now();
     const command = await queued("hsb0", "pull");
     const response = await parsePoll(await pending);
-    expect(Date.now() - started).toBeLessThan(1500);
+    // At once, not when the 2 s hold runs out (which would answer with no commands).
+    expect(Date.now() - queuedAt).toBeLessThan(1500);
     expect(response.commands).toHaveLength(1);
     expect(response.commands[0]).toMatchObject({ id: command.id, kind: "pull", target: null });
     expect(await commandState(command.id)).toBe("delivered");
@@ -105,7 +112,8 @@ describe("reports", () => {
     const { token, id } = await createHost("reporter");
     await parsePoll(await poll(token, { report: sampleReport() }, 0));
     const first = await env.DB.prepare("select received_at from reports where host_id = ?").bind(id).first<{ received_at: string }>();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // A report stored again now would carry a later received_at.
+    await eventually("the clock to move past the first report", () => Date.now() > Date.parse(first!.received_at));
     await parsePoll(await poll(token, { report: sampleReport({ uptimeSeconds: 2000, agentUptimeSeconds: 99 }) }, 0));
     const same = await env.DB.prepare("select received_at from reports where host_id = ?").bind(id).first<{ received_at: string }>();
     expect(same!.received_at).toBe(first!.received_at);
