@@ -1,8 +1,9 @@
 /**
  * nf-notification-deliveries in Chromium against the real control plane: Send test reaches a local
- * receiver and the channel's list shows the delivered row. The Settings page that embeds the
- * element is built elsewhere, so the element is bundled here on its own and mounted on a page of
- * the control plane's origin (same origin: the dashboard's own API calls, CSRF and all).
+ * receiver and the channel's list shows the delivered row. The element is bundled here on its own
+ * and mounted on a blank page of the control plane's origin (same origin: the dashboard's own API
+ * calls, CSRF and all). Chromium is handed that page by the test itself: every page the control plane
+ * serves has a CSP that runs only the dashboard's own scripts, so none of them would run this bundle.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -59,7 +60,9 @@ describeWithBrowser("notification deliveries in the dashboard", () => {
 
   it("Send test delivers to the channel and its list shows the delivered row", async () => {
     const { page } = session;
-    await page.goto(`${dashboard.url}/api/health`);
+    const mountPage = `${dashboard.url}/__notification-deliveries-test`;
+    await page.route(mountPage, (route) => route.fulfill({ contentType: "text/html", body: "<!doctype html><title>nf-notification-deliveries</title>" }));
+    await page.goto(mountPage);
     // The channels as the settings API shows them: the URL and secret never reach the page.
     await page.evaluate(() => {
       (window as unknown as { __channels: unknown }).__channels = [{ kind: "webhook", id: "ch_browser", name: "Ops hook", url: "********", secret: "********" }];
