@@ -84,11 +84,10 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], envFile, log);
   if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
 
-  const port = await freePort();
   // The published development key (local only) unless the test sets its own.
   const vars = Object.entries({ SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY, ...options.vars }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-  const url = `http://127.0.0.1:${port}`;
-  const launch = async (): Promise<ChildProcess> => {
+  const launch = async (port: number): Promise<ChildProcess> => {
+    const url = `http://127.0.0.1:${port}`;
     const inspectorPort = await freePort();
     const dev = runWrangler(
       ["dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", stateDir, "--assets", assets, "--show-interactive-dev-session=false", ...vars],
@@ -112,10 +111,23 @@ export async function startControlPlane(options: { vars?: Record<string, string>
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   };
-  let dev = await launch();
+  // A port found free may be taken by another process before wrangler binds it: then another is tried.
+  const launchOnFreePort = async (attempt = 1): Promise<{ port: number; dev: ChildProcess }> => {
+    const port = await freePort();
+    const logged = log.length;
+    try {
+      return { port, dev: await launch(port) };
+    } catch (error) {
+      if (attempt === 3 || !log.slice(logged).join("").includes("Address already in use")) throw error;
+      return launchOnFreePort(attempt + 1);
+    }
+  };
+  const started = await launchOnFreePort();
+  const port = started.port;
+  let dev = started.dev;
 
   return {
-    url,
+    url: `http://127.0.0.1:${port}`,
     stateDir,
     logs: () => log.join(""),
     async restart() {
@@ -123,7 +135,7 @@ export async function startControlPlane(options: { vars?: Record<string, string>
       const gone = exited(dev);
       process.kill(-dev.pid!, "SIGKILL");
       await gone;
-      dev = await launch();
+      dev = await launch(port);
     },
     async stop() {
       if (dev.exitCode === null) {
