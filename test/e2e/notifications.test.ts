@@ -102,7 +102,15 @@ describe("notifications through wrangler dev to real receivers", () => {
     expect(slack.text).toContain(event.title);
     // Only Slack asked for rollout-succeeded.
     expect(slackBodies.find((b) => b.text.includes("succeeded")).text).toContain(`Rollout of ${"a".repeat(7)} succeeded`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Each delivery is stored before it is sent: once this rollout's are all delivered, the log says every
+    // request the receivers will ever get for it (the webhook, Discord and ntfy asked only for its start).
+    const ofRollout = await eventually("this rollout's deliveries all delivered", async () => {
+      const rows = (await deliveries()).filter((d) => d.eventId.endsWith(`:${rollout.id}`));
+      return rows.length === 5 && rows.every((d) => d.state === "delivered") && rows;
+    });
+    expect(ofRollout.map((d) => `${d.channelId} ${d.event}`).sort()).toEqual(
+      ["ch_discord rollout-started", "ch_hook rollout-started", "ch_ntfy rollout-started", "ch_slack rollout-started", "ch_slack rollout-succeeded"],
+    );
     expect([at("/hook").length, at("/discord").length, at("/ntfy").length]).toEqual([1, 1, 1]);
     expect(slack.blocks[0]).toMatchObject({ type: "section", text: { type: "mrkdwn" } });
     expect(slack.blocks[0].text.text).toContain(`<${DASHBOARD_URL}/rollouts|`);
