@@ -632,6 +632,9 @@ function queuedNote(host: HostFacts, name: CompartmentName): string {
  * `error:`/`fatal:`/`CONFLICT` lines first, then any line that mentions a
  * failure (nixos-rebuild's "the following units failed"), then the first line.
  */
+/** Nix prints a problem it recovered from (a busy eval cache, say) as `error (ignored): …`: a warning, not the error. */
+const NIX_IGNORED_ERROR = /^error \(ignored\)/i;
+
 export function firstErrorLine(error: string | null): string | null {
   if (error === null) return null;
   const lines = error
@@ -639,7 +642,7 @@ export function firstErrorLine(error: string | null): string | null {
     .map((line) => line.trim())
     .filter((line) => line !== "");
   const line =
-    lines.find((l) => /^(error|fatal|CONFLICT)\b/i.test(l)) ??
+    lines.find((l) => /^(error|fatal|CONFLICT)\b/i.test(l) && !NIX_IGNORED_ERROR.test(l)) ??
     lines.find((l) => /\b(error|failed|fatal|denied)\b/i.test(l)) ??
     lines[0];
   if (line === undefined) return null;

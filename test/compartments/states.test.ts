@@ -190,6 +190,7 @@ describe("reasons", () => {
     { error: "error: Your local changes would be overwritten\nAborting", line: "Your local changes would be overwritten" },
     { error: "\n\n  fatal: not a git repository  \n", line: "not a git repository" },
     { error: "copying path…\nwarning: the following units failed: nginx.service", line: "warning: the following units failed: nginx.service" },
+    { error: "error (ignored): SQLite database 'eval-cache-v2/x.sqlite' is busy\nerror: builder for 'web3' failed", line: "builder for 'web3' failed" },
     { error: "just one line", line: "just one line" },
     { error: "", line: null },
     { error: null, line: null },

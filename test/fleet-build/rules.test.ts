@@ -221,6 +221,7 @@ describe("the verdict and the status description", () => {
 
   it("takes nix's first error line, without colours", () => {
     expect(firstErrorLine("warning: x\n\u001b[31;1merror:\u001b[0m attribute 'foo' missing\nerror: second")).toBe("error: attribute 'foo' missing");
+    expect(firstErrorLine("error (ignored): SQLite database '/root/.cache/nix/eval-cache-v2/x.sqlite' is busy\nerror: attribute 'foo' missing")).toBe("error: attribute 'foo' missing");
     expect(firstErrorLine("\n  something broke\n")).toBe("something broke");
     expect(firstErrorLine(null)).toBe("no error message");
   });

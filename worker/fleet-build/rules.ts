@@ -188,7 +188,8 @@ export function firstErrorLine(text: string | null | undefined): string {
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => line !== "");
-  return lines.find((line) => /^error\b/i.test(line)) ?? lines[0] ?? "no error message";
+  // `error (ignored): …` is nix recovering from something (a busy eval cache, say), not the build's error.
+  return lines.find((line) => /^error\b/i.test(line) && !/^error \(ignored\)/i.test(line)) ?? lines[0] ?? "no error message";
 }
 
 /**
