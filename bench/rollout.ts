@@ -23,7 +23,7 @@ import { GitHubEmulator } from "../tools/github-emulator/emulator.ts";
 import { fleetFlake } from "../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
-import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+import { startControlPlane } from "../test/support/control-plane.ts";
 import { runInfo } from "./run-info.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
@@ -45,20 +45,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-bench-rollout-"));
 const gitEnv = isolatedHostEnv(path.join(root, "env"));
-const apiPort = await freePort();
+// The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+const emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+const githubUrl = await emulator.start();
 const cp = await startControlPlane({
   vars: {
     POLL_TIMEOUT_SECONDS: "30",
     GITHUB_REPOSITORY: "example/fleet",
     GITHUB_WEBHOOK_SECRET: SECRET,
     GITHUB_TOKEN: TOKEN,
-    GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+    GITHUB_API_URL: githubUrl,
     ROLLOUT_CANARY_SOAK_SECONDS: String(CANARY_SOAK_SECONDS),
     ROLLOUT_WAVE_SIZE: String(WAVE_SIZE),
   },
 });
-const emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-await emulator.start(apiPort);
+emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
 const agents: ChildProcess[] = [];
 
 async function call<T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> {

@@ -15,7 +15,6 @@ import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { freePort } from "../support/control-plane.ts";
 import { startAgent, type RunningAgent } from "./agents.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
@@ -59,22 +58,22 @@ describeWithNix("real agents build with Nix", () =>
       const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: ["web1", "web2"], env });
       const file = (path: string) => readFile(join(fleet.work, path), "utf8");
       lockText = await file("flake.lock");
-      const port = await freePort();
-      dashboard = await startDashboard({
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: `http://127.0.0.1:${port}`,
-      });
+      // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
       github = new GitHubEmulator({
         owner: "example",
         repo: "fleet",
         workDir: join(root, "github"),
-        webhookUrl: `${dashboard.url}/webhooks/github`,
         webhookSecret: SECRET,
         token: TOKEN,
       });
-      await github.start(port);
+      const githubUrl = await github.start();
+      dashboard = await startDashboard({
+        GITHUB_REPOSITORY: "example/fleet",
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        GITHUB_TOKEN: TOKEN,
+        GITHUB_API_URL: githubUrl,
+      });
+      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
       seed = await github.seed(
         { "flake.nix": await file("flake.nix"), "flake.lock": lockText, "hosts/web1.txt": await file("hosts/web1.txt"), "hosts/web2.txt": await file("hosts/web2.txt") },
         "initial fleet",

@@ -11,7 +11,6 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { exampleFlakeFiles } from "../../tools/github-emulator/example-flake.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { freePort } from "../support/control-plane.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { eventually } from "./helpers.ts";
@@ -28,17 +27,18 @@ describeWithBrowser("the auto-merge timeline in Chromium", () => {
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "nixfleet-browser-automation-"));
-    const port = await freePort();
+    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+    const githubUrl = await github.start();
     dashboard = await startDashboard({
       GITHUB_REPOSITORY: "example/fleet",
       GITHUB_WEBHOOK_SECRET: SECRET,
       GITHUB_TOKEN: TOKEN,
-      GITHUB_API_URL: `http://127.0.0.1:${port}`,
+      GITHUB_API_URL: githubUrl,
       AUTOMATION_ENABLED: "true",
       AUTOMATION_MERGE_DELAY_MINUTES: "1.5",
     });
-    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookUrl: `${dashboard.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-    await github.start(port);
+    github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
     const seed = await github.seed(exampleFlakeFiles(new Date()), "initial fleet");
     await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/repo")).json).includes(`"sha":"${seed}"`));
     session = await openBrowser();

@@ -12,7 +12,6 @@ import { z } from "zod";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { freePort } from "../support/control-plane.ts";
 import { startAgent, type RunningAgent } from "./agents.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually } from "./helpers.ts";
@@ -57,19 +56,20 @@ export async function startBusyFleet(): Promise<BusyFleet> {
     const env = isolatedHostEnv(root);
     const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: BUSY_HOSTS, env });
     const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-    const port = await freePort();
+    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+    const githubUrl = await github.start();
     dashboard = await startDashboard({
       GITHUB_REPOSITORY: "example/fleet",
       GITHUB_WEBHOOK_SECRET: SECRET,
       GITHUB_TOKEN: TOKEN,
-      GITHUB_API_URL: `http://127.0.0.1:${port}`,
+      GITHUB_API_URL: githubUrl,
       // The canary soaks for an hour: the rollout stays in progress for as long as the tests look at it.
       ROLLOUT_CANARY_SOAK_SECONDS: "3600",
       ROLLOUT_WAVE_SIZE: "2",
     });
     const plane = dashboard;
-    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookUrl: `${plane.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-    await github.start(port);
+    github.setWebhookUrl(`${plane.url}/webhooks/github`);
     const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
     for (const host of BUSY_HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
     for (const name of ["hello", "greeter"]) files[`packages/${name}.txt`] = await file(`packages/${name}.txt`);

@@ -17,7 +17,6 @@ import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { freePort } from "../support/control-plane.ts";
 import { startAgent, type RunningAgent } from "./agents.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
@@ -43,15 +42,16 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
       const env = isolatedHostEnv(root);
       const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
       const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-      const port = await freePort();
+      // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+      const githubUrl = await github.start();
       dashboard = await startDashboard({
         GITHUB_REPOSITORY: "example/fleet",
         GITHUB_WEBHOOK_SECRET: SECRET,
         GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: `http://127.0.0.1:${port}`,
+        GITHUB_API_URL: githubUrl,
       });
-      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookUrl: `${dashboard.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-      await github.start(port);
+      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
       const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
       for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
       for (const name of ["hello", "greeter"]) files[`packages/${name}.txt`] = await file(`packages/${name}.txt`);

@@ -20,7 +20,7 @@ import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
@@ -157,7 +157,16 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-automation-"));
     const gitEnv = isolatedHostEnv(path.join(root, "env"));
     const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
-    const apiPort = await freePort();
+    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+    emulator = new GitHubEmulator({
+      owner: "example",
+      repo: "fleet",
+      workDir: path.join(root, "github"),
+      webhookSecret: SECRET,
+      token: TOKEN,
+      fetch: (input, init) => (dropWebhooks ? Promise.reject(new TypeError("fetch failed: connection reset (dropped by the test)")) : fetch(input, init)),
+    });
+    const githubUrl = await emulator.start();
     receiver = await startWebhookReceiver();
     const channels = [{ kind: "webhook", id: "ch_admin", url: `${receiver.url}/hook`, secret: SIGNING_SECRET, events: ["rollout-succeeded", "ci-failed"] }];
     cp = await startControlPlane({
@@ -167,22 +176,13 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
         GITHUB_REPOSITORY: "example/fleet",
         GITHUB_WEBHOOK_SECRET: SECRET,
         GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        GITHUB_API_URL: githubUrl,
         ROLLOUT_CANARY_SOAK_SECONDS: "0",
         AUTOMATION_ENABLED: "true",
         AUTOMATION_MERGE_DELAY_MINUTES: String(DELAY_MS / 60_000),
       },
     });
-    emulator = new GitHubEmulator({
-      owner: "example",
-      repo: "fleet",
-      workDir: path.join(root, "github"),
-      webhookUrl: `${cp.url}/webhooks/github`,
-      webhookSecret: SECRET,
-      token: TOKEN,
-      fetch: (input, init) => (dropWebhooks ? Promise.reject(new TypeError("fetch failed: connection reset (dropped by the test)")) : fetch(input, init)),
-    });
-    await emulator.start(apiPort);
+    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
 
     const pins = path.join(root, "pins");
     await fs.mkdir(pins);

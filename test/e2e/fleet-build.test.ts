@@ -19,7 +19,7 @@ import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { DEFAULT_PACKAGES, fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
@@ -102,20 +102,21 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-fleet-build-"));
     const gitEnv = isolatedHostEnv(path.join(root, "env"));
     const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
-    const apiPort = await freePort();
+    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+    const githubUrl = await emulator.start();
     cp = await startControlPlane({
       vars: {
         POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
         GITHUB_REPOSITORY: "example/fleet",
         GITHUB_WEBHOOK_SECRET: SECRET,
         GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        GITHUB_API_URL: githubUrl,
         DASHBOARD_URL: "https://fleet.example.com",
         ROLLOUT_CANARY_SOAK_SECONDS: "0",
       },
     });
-    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-    await emulator.start(apiPort);
+    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
 
     // The fleet repository of tools/fleet-kit: a system per host, each depending on hello 1.0 and greeter 2.0.
     const pins = path.join(root, "pins");

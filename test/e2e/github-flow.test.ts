@@ -17,7 +17,7 @@ import { diffFlakeLocks, lockLastModified, parseFlakeLock } from "../../common/l
 import { ErrorBody, RepoState, UpdatePr } from "../../common/protocol.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { GitHubClient } from "../../worker/github/client.ts";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 
 const run = promisify(execFile);
 
@@ -95,13 +95,13 @@ const commits: Record<"seed" | "hosts" | "lock", string> = { seed: "", hosts: ""
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), "nixfleet-github-flow-"));
-  const emulatorPort = await freePort();
-  const apiUrl = `http://127.0.0.1:${emulatorPort}`;
+  // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+  emulator = new GitHubEmulator({ owner: OWNER, repo: REPO, workDir, webhookSecret: SECRET, token: TOKEN });
+  const apiUrl = await emulator.start();
   cp = await startControlPlane({
     vars: { GITHUB_REPOSITORY: `${OWNER}/${REPO}`, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: TOKEN, GITHUB_API_URL: apiUrl },
   });
-  emulator = new GitHubEmulator({ owner: OWNER, repo: REPO, workDir, webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-  await emulator.start(emulatorPort);
+  emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
   client = new GitHubClient({ apiUrl, repository: { owner: OWNER, name: REPO, fullName: `${OWNER}/${REPO}` }, auth: { kind: "token", token: TOKEN } });
 }, 180_000);
 

@@ -19,7 +19,7 @@ import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { installRebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { freePort, startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -86,18 +86,19 @@ describeWithNix("the weekly update through the real worker (spec 001)", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-weekly-"));
     env = isolatedHostEnv(path.join(root, "env"));
-    const apiPort = await freePort();
+    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
+    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
+    const githubUrl = await emulator.start();
     cp = await startControlPlane({
       vars: {
         POLL_TIMEOUT_SECONDS: "5",
         GITHUB_REPOSITORY: "example/fleet",
         GITHUB_WEBHOOK_SECRET: SECRET,
         GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: `http://127.0.0.1:${apiPort}`,
+        GITHUB_API_URL: githubUrl,
       },
     });
-    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookUrl: `${cp.url}/webhooks/github`, webhookSecret: SECRET, token: TOKEN });
-    await emulator.start(apiPort);
+    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
 
     // The fleet's configuration: a tiny flake whose one input is a local git repository, locked by real Nix.
     pins = path.join(root, "pins");

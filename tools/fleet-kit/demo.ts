@@ -222,7 +222,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     const secret = randomBytes(16).toString("hex");
     const token = `github_pat_demo_${randomBytes(8).toString("hex")}`;
     emulator = new GitHubEmulator({ owner: OWNER, repo: REPO, workDir: path.join(dir, "github"), webhookUrl: `${api}/webhooks/github`, webhookSecret: secret, token });
-    const githubUrl = await emulator.start(await freePort());
+    const githubUrl = await emulator.start();
     say(`GitHub emulator for ${OWNER}/${REPO}: ${githubUrl}`);
 
     // Private builds: the checkout's dist/ may be served or copied by an `npm start` or a test meanwhile.

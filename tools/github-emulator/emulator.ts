@@ -26,7 +26,7 @@ export interface GitHubEmulatorOptions {
   defaultBranch?: string;
   /** Where the bare repository and scratch space live. */
   workDir: string;
-  /** Where webhooks go (a repository hook with content type JSON and all events). */
+  /** Where webhooks go (a repository hook with content type JSON and all events); or set later with `setWebhookUrl()`. */
   webhookUrl?: string;
   /** The hook's secret: signs deliveries (`X-Hub-Signature-256`, `X-Hub-Signature`). */
   webhookSecret?: string;
@@ -34,7 +34,7 @@ export interface GitHubEmulatorOptions {
   token?: string;
   /** The user the API and the helpers act as. Default: the owner. */
   actor?: string;
-  /** GitHub pings a new hook; default true when webhookUrl is set. */
+  /** GitHub pings a new hook (at `start()`, or at `setWebhookUrl()` when that comes later); default true. */
   ping?: boolean;
   /** Time source for commits, PRs and payloads (tests may pin it). */
   clock?: () => Date;
@@ -57,6 +57,19 @@ export interface PullRequestSnapshot {
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
+function parseWebhookUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`GitHubEmulator: the webhook URL must be an absolute URL, got "${url}"`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new Error(`GitHubEmulator: the webhook URL must be http(s), got "${url}"`);
+  }
+  return parsed;
+}
+
 /**
  * A local stand-in for github.com and api.github.com, for one repository: a real bare git
  * repository, GitHub's REST API for what NixFleet uses, and signed webhooks in GitHub's shape.
@@ -76,8 +89,8 @@ export class GitHubEmulator {
       throw new Error(`GitHubEmulator: owner and repo must be GitHub names, got "${options.owner}/${options.repo}"`);
     }
     if (!options.workDir) throw new Error("GitHubEmulator: workDir is required");
-    if (options.webhookUrl) new URL(options.webhookUrl); // throws on a malformed URL, here rather than at the first event
-    this.#options = options;
+    if (options.webhookUrl) parseWebhookUrl(options.webhookUrl); // here rather than at the first event
+    this.#options = { ...options };
     const fullName = `${options.owner}/${options.repo}`;
     const repoId = 100_000_000 + stableNumber(fullName.toLowerCase(), 800_000_000);
     const hookId = 400_000_000 + stableNumber(`hook:${fullName}`, 100_000_000);
@@ -116,6 +129,18 @@ export class GitHubEmulator {
     this.#started = true;
     if (this.#options.webhookUrl && this.#options.ping !== false) this.#repository.ping(this.#options.webhookUrl);
     return url;
+  }
+
+  /**
+   * Points the hook at `url`, for a receiver that needs the emulator's URL before it can start
+   * (so the emulator can bind its port first). Once started, pings the hook as `start()` would.
+   * Events raised before this went nowhere; GitHub does not replay them either.
+   */
+  setWebhookUrl(url: string): void {
+    parseWebhookUrl(url);
+    this.#options.webhookUrl = url;
+    this.#webhooks.url = url;
+    if (this.#started && this.#options.ping !== false) this.#repository.ping(url);
   }
 
   /** Waits for queued webhooks, then stops listening. The repository stays on disk. */

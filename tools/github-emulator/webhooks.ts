@@ -49,6 +49,11 @@ export class WebhookSender {
     return this.#options.url;
   }
 
+  /** Where deliveries queued from now on go (one already being sent keeps its URL). */
+  set url(url: string) {
+    this.#options.url = url;
+  }
+
   get deliveries(): readonly WebhookDelivery[] {
     return [...this.#log];
   }
