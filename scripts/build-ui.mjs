@@ -29,7 +29,7 @@ const zodNamespaceImport = {
   },
 };
 
-const SHARED_MODULE = /[\\/]common[\\/][^\\/]+\.ts$/;
+const SHARED_MODULE = /[\\/]common[\\/](?:[^\\/]+[\\/])*[^\\/]+\.ts$/;
 
 function namespacedZod(source) {
   return source.replace(/import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g, 'import * as z from "zod"');

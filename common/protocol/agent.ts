@@ -1,0 +1,114 @@
+import * as z from "zod";
+import { CommandDelivery, CommandId } from "./commands.ts";
+import { Sha1 } from "./hosts.ts";
+import { Report, TestRun } from "./reports.ts";
+import { AgentProtocolVersion } from "./version.ts";
+
+// ---------------------------------------------------------------------------
+// Agent ⇄ worker
+
+/** `POST /api/agent/poll`: one request per cycle, with the report only when it changed. */
+export const PollRequest = z.object({
+  protocol: AgentProtocolVersion,
+  /** Identifies this agent process; a new one after a restart tells the worker what was lost. */
+  agentSession: z.string().min(8).max(64),
+  /** Commands the agent holds and has not finished (received or running, incl. detached ones). */
+  activeCommands: z.array(CommandId).max(20).default([]),
+  /** Command ids received since the last poll: the delivery acknowledgement. */
+  acks: z.array(CommandId).max(50).default([]),
+  report: Report.optional(),
+});
+export type PollRequest = z.infer<typeof PollRequest>;
+
+export const PollResponse = z.object({
+  /** The protocol the agent polled with, echoed: the answer is in the shape that agent reads. */
+  protocol: z.number().int(),
+  commands: z.array(CommandDelivery),
+  /** Set when the worker has no report for this agent session yet. */
+  wantReport: z.boolean().default(false),
+  /** The server's hold time, so the agent can tell a cut poll from a normal one. */
+  pollTimeoutSeconds: z.number().int().nonnegative(),
+});
+export type PollResponse = z.infer<typeof PollResponse>;
+
+export const OutputStream = z.enum(["stdout", "stderr", "system"]);
+export type OutputStream = z.infer<typeof OutputStream>;
+
+export const OutputChunk = z.object({
+  /** Per-command sequence number, so a retried post is not stored twice. */
+  seq: z.number().int().nonnegative(),
+  stream: OutputStream,
+  data: z.string().max(64 * 1024),
+});
+export type OutputChunk = z.infer<typeof OutputChunk>;
+
+/** One package whose versions or size differ between the running system and a build (`nix store diff-closures`). */
+export const ClosureDiffEntry = z.object({
+  /** The store path name without its version, e.g. `hello`, `nixos-system-web1`. */
+  name: z.string().min(1).max(200),
+  /** Versions only in the running system; `""` is a path without a version (nix prints `ε`). */
+  old: z.array(z.string().max(100)).max(50),
+  /** Versions only in the build. */
+  new: z.array(z.string().max(100)).max(50),
+  /** Bytes; 0 when nix did not print a size (it leaves out changes under 8 KiB). */
+  sizeDelta: z.number().int(),
+});
+export type ClosureDiffEntry = z.infer<typeof ClosureDiffEntry>;
+
+export const CLOSURE_DIFF_MAX_ENTRIES = 2000;
+
+export const ClosureDiff = z.object({
+  entries: z.array(ClosureDiffEntry).max(CLOSURE_DIFF_MAX_ENTRIES),
+  /** Entries left out to stay under the bound. */
+  omitted: z.number().int().nonnegative().default(0),
+  /** Closure size of the build minus that of the running system, in bytes (`nix path-info -S`). */
+  totalSizeDelta: z.number().int(),
+});
+export type ClosureDiff = z.infer<typeof ClosureDiff>;
+
+/** What a `build` command built and how it differs from what runs. */
+export const BuildResult = z.object({
+  commit: Sha1,
+  /** The built system's store path; null when the build failed. */
+  storePath: z.string().max(500).nullable(),
+  durationMs: z.number().int().nonnegative(),
+  /** The running system the build was compared with, when there is one. */
+  comparedWith: z.string().max(500).nullable().default(null),
+  closureDiff: ClosureDiff.nullable(),
+  /** Why there is no closure diff although the build succeeded. */
+  closureDiffProblem: z.string().max(1000).optional(),
+  /** A failed build: the last lines of nix's error output (the whole log is the command's output). */
+  errorTail: z.string().max(4000).optional(),
+});
+export type BuildResult = z.infer<typeof BuildResult>;
+
+/**
+ * What a finished command proved. Exit code 0 is not proof: the agent checks
+ * the outcome (the new commit, the new system link, each test) and says so here.
+ */
+export const CommandResult = z.object({
+  commitBefore: Sha1.nullable().optional(),
+  commitAfter: Sha1.nullable().optional(),
+  systemBefore: z.string().nullable().optional(),
+  systemAfter: z.string().nullable().optional(),
+  tests: TestRun.optional(),
+  /** For `stop`: whether something was actually killed. */
+  stopped: z.boolean().optional(),
+  build: BuildResult.optional(),
+});
+export type CommandResult = z.infer<typeof CommandResult>;
+
+/** `POST /api/agent/commands/:id/events`, `type`-tagged. */
+export const CommandEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("started"), at: z.string() }),
+  z.object({ type: z.literal("output"), chunks: z.array(OutputChunk).min(1).max(200) }),
+  z.object({
+    type: z.literal("finished"),
+    at: z.string(),
+    outcome: z.enum(["succeeded", "failed", "cancelled"]),
+    exitCode: z.number().int().nullable(),
+    error: z.string().max(4000).nullable().default(null),
+    result: CommandResult.default({}),
+  }),
+]);
+export type CommandEvent = z.infer<typeof CommandEvent>;

@@ -1,0 +1,107 @@
+import * as z from "zod";
+import { Sha1 } from "./hosts.ts";
+
+// ---------------------------------------------------------------------------
+// Commands
+
+/** Every command kind, in one place. Nothing else may list them. */
+export const COMMAND_KINDS = [
+  "pull",
+  "switch",
+  "pull-switch",
+  "test",
+  "rollback",
+  "stop",
+  "restart-agent",
+  "refresh",
+  "build",
+] as const;
+export const CommandKind = z.enum(COMMAND_KINDS);
+export type CommandKind = z.infer<typeof CommandKind>;
+
+export const COMMAND_STATES = [
+  "queued",
+  "delivered",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+  "lost",
+] as const;
+export const CommandState = z.enum(COMMAND_STATES);
+export type CommandState = z.infer<typeof CommandState>;
+
+export const FINAL_COMMAND_STATES: ReadonlySet<CommandState> = new Set([
+  "succeeded",
+  "failed",
+  "cancelled",
+  "timed-out",
+  "lost",
+]);
+export const isFinalCommandState = (state: CommandState): boolean => FINAL_COMMAND_STATES.has(state);
+
+/**
+ * How long a command may run once delivered before the worker declares it
+ * `timed-out`. A switch builds a whole system, so it gets the most.
+ */
+export const COMMAND_DEADLINE_SECONDS: Record<CommandKind, number> = {
+  pull: 5 * 60,
+  switch: 30 * 60,
+  "pull-switch": 35 * 60,
+  test: 15 * 60,
+  rollback: 15 * 60,
+  stop: 60,
+  "restart-agent": 5 * 60,
+  refresh: 2 * 60,
+  /** A whole system built from scratch in the worst case (a mass rebuild after a nixpkgs update). */
+  build: 60 * 60,
+};
+
+/**
+ * Commands that change what the host runs, plus `build`: a build changes
+ * nothing, but it is one at a time with them so it never runs during a switch
+ * (and a switch never starts during a build: the control plane stops the build
+ * first, see docs/fleet-build.md). `stop` and friends bypass the rule.
+ */
+export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
+  "pull",
+  "switch",
+  "pull-switch",
+  "test",
+  "rollback",
+  "restart-agent",
+  "build",
+]);
+
+export const CommandId = z.string().regex(/^cmd_[A-Za-z0-9_-]{10,40}$/, "not a command id");
+
+/** Kinds that act on an exact commit when one is given; `build` always needs one. */
+export const COMMIT_KINDS: ReadonlySet<CommandKind> = new Set(["build", "pull", "pull-switch"]);
+
+export const CreateCommandRequest = z
+  .strictObject({
+    kind: CommandKind,
+    /** For `build` (required), `pull` and `pull-switch`: the exact commit of the followed branch to act on. */
+    commit: Sha1.optional(),
+  })
+  .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
+  .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] });
+export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
+
+/** What the agent receives for each command to run. */
+export const CommandDelivery = z.object({
+  id: CommandId,
+  kind: CommandKind,
+  /** For `stop`: the command to cancel. */
+  target: CommandId.nullable().default(null),
+  /**
+   * For `build`: the commit to build (required). For `pull` / `pull-switch`:
+   * when set, the exact commit to bring the clone to, which must be on
+   * origin/<branch>; null means origin/<branch>'s head.
+   */
+  commit: Sha1.nullable().default(null),
+  createdAt: z.string(),
+  deadlineAt: z.string(),
+});
+export type CommandDelivery = z.infer<typeof CommandDelivery>;

@@ -1,0 +1,84 @@
+import * as z from "zod";
+import { Platform, Sha1 } from "./hosts.ts";
+import { AgentProtocolVersion } from "./version.ts";
+
+// ---------------------------------------------------------------------------
+// Reports: the host's state as the agent sees it
+
+export const TestResult = z.object({
+  name: z.string().min(1).max(200),
+  passed: z.boolean(),
+  exitCode: z.number().int().nullable(),
+  durationMs: z.number().nonnegative(),
+  /** The last lines of the test's output, for the tooltip and the host page. */
+  output: z.string().max(4000).default(""),
+});
+export type TestResult = z.infer<typeof TestResult>;
+
+export const TestRun = z.object({
+  /** The system store path the tests ran against: a later switch makes them stale. */
+  system: z.string().nullable(),
+  finishedAt: z.string(),
+  results: z.array(TestResult).max(200),
+});
+export type TestRun = z.infer<typeof TestRun>;
+
+/**
+ * A value the agent could not read says why instead of guessing.
+ * `{ value: null, reason: "git not found" }`.
+ */
+const known = <T extends z.ZodTypeAny>(value: T) =>
+  z.object({ value: value.nullable(), reason: z.string().max(500).optional() });
+
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
+
+export const Report = z.object({
+  protocol: AgentProtocolVersion,
+  agentVersion: z.string().min(1).max(64),
+  platform: Platform,
+  hostname: z.string().max(253),
+  /** e.g. "NixOS 25.05 (Warbler)", "macOS 15.1". */
+  os: known(z.string().max(200)),
+  /** nixpkgs version string of the running system, e.g. "25.05.20250101.abcdef0". */
+  nixpkgsVersion: known(z.string().max(100)),
+  nixVersion: known(z.string().max(100)),
+  repo: z.object({
+    commit: known(Sha1),
+    branch: known(z.string().max(255)),
+    /** Local changes in the agent's clone (the agent resets them on pull). */
+    dirty: z.boolean().nullable().default(null),
+  }),
+  lock: z.object({
+    /** sha256 of the flake.lock bytes at the clone's HEAD (see common/lock-diff.ts). */
+    hash: known(Sha256Hex),
+    /** Input path → lastModified (unix seconds), for the lock-age rule. */
+    lastModified: z.record(z.string(), z.number().int().nonnegative()).default({}),
+  }),
+  system: z.object({
+    /** What runs now (/run/current-system or the profile the agent reads). */
+    current: known(z.string().max(500)),
+    /** What the clone's HEAD would build, when the agent has evaluated it. */
+    desired: known(z.string().max(500)).optional(),
+    /** Commit the running system was built from, when the agent switched it. */
+    builtFromCommit: Sha1.nullable().default(null),
+  }),
+  tests: z.object({
+    /** Whether the host has any tests configured. */
+    configured: z.boolean(),
+    autoRunAfterSwitch: z.boolean().default(false),
+    last: TestRun.nullable(),
+  }),
+  /** Seconds since the host booted. */
+  uptimeSeconds: z.number().nonnegative().nullable(),
+  /** Seconds since this agent process started: a restart shows as a drop. */
+  agentUptimeSeconds: z.number().nonnegative(),
+  /** Rollout settings from the host's Nix configuration (spec 002). */
+  rollout: z
+    .object({
+      autoUpdate: z.boolean().default(true),
+      priority: z.number().int().default(100),
+      canary: z.boolean().default(false),
+    })
+    .default({ autoUpdate: true, priority: 100, canary: false }),
+});
+export type Report = z.infer<typeof Report>;
