@@ -190,7 +190,7 @@ function agentCompartment(host: HostFacts): Compartment {
 
   const command = host.decisive("agent");
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, "restart-agent");
       return verdict("blue", "restarting the agent…", null, commandStart(command), command.id);
     }
@@ -251,7 +251,7 @@ function gitCompartment(host: HostFacts): Compartment {
 
   const command = host.decisive("git");
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, "pull");
       const doing = command.kind === "pull-switch" ? "pulling (then switching)…" : "pulling…";
       return verdict("blue", doing, null, commandStart(command), command.id);
@@ -422,7 +422,7 @@ function systemCompartment(host: HostFacts): Compartment {
     (c) => c.kind === "pull-switch" && c.state === "failed" && !pullHalfDone(c),
   );
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, command.kind === "rollback" ? null : "switch");
       return verdict("blue", SYSTEM_DOING[command.kind] ?? "working…", null, commandStart(command), command.id);
     }
@@ -511,7 +511,7 @@ function testsCompartment(host: HostFacts): Compartment {
   if (!report.tests.configured) return verdict("gray", "no tests configured", null, null);
 
   const command = host.decisive("tests");
-  if (command !== undefined && isActive(command)) {
+  if (command !== undefined && isUnderWayOnHost(command)) {
     if (isOverdue(command, host.now)) return lostContact(command, host, "test");
     return verdict("blue", "running tests…", null, commandStart(command), command.id);
   }
@@ -595,7 +595,12 @@ function markOffline(computed: Compartments, host: HostFacts): Compartments {
 // ---------------------------------------------------------------------------
 // Commands: running, failed, lost
 
-const isActive = (command: CommandView): boolean => command.state === "delivered" || command.state === "running";
+/**
+ * Delivered or running: the host has the command in hand. Narrower than an active command
+ * (common/commands.ts) on purpose: a queued one has not touched the host, so it never decides a
+ * compartment (see `decisive`).
+ */
+const isUnderWayOnHost = (command: CommandView): boolean => command.state === "delivered" || command.state === "running";
 
 const isFailure = (command: CommandView): boolean =>
   command.state === "failed" || command.state === "timed-out" || command.state === "lost";

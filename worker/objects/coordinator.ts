@@ -18,13 +18,13 @@ import {
   type Settings,
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
+import { isActiveCommand } from "../../common/commands.ts";
 import {
   acceptOutput,
   admit,
   applyPatch,
   commandsLostBy,
   deliveryPatch,
-  isActive,
   isDeliverable,
   LOST_ERROR,
   newCommand,
@@ -307,7 +307,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     // Read after the last await: the state below is the current one.
     const record = this.store.command(commandId);
     if (!record || record.hostId !== host.id) return refuse(404, "unknown_command", `no command ${commandId} for this host`);
-    if (!isActive(record)) return refuse(409, "command_final", `command ${commandId} is already ${record.state}`);
+    if (!isActiveCommand(record)) return refuse(409, "command_final", `command ${commandId} is already ${record.state}`);
 
     let next: CommandRecord | Refusal;
     switch (event.type) {
@@ -744,7 +744,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       }
       case "cancel-command": {
         const record = this.store.command(action.commandId);
-        if (!record || !isActive(record)) return;
+        if (!record || !isActiveCommand(record)) return;
         if (record.state === "queued") {
           this.transition(record, { state: "cancelled", finishedAt: new Date().toISOString(), error: `cancelled by ${actor}` });
         } else {
@@ -793,7 +793,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         });
       }
     }
-    if (!isActive(record)) {
+    if (!isActiveCommand(record)) {
       this.queueRolloutJob({ kind: "host-freed", record });
       // The agent's report may have come before this end (its events and its polls travel apart):
       // a host a rollout is verifying is judged again by its latest report, now that the command ended.
@@ -1016,7 +1016,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.saveFleetBuild(stopped);
     for (const { host, hostId, commandId } of commands) {
       const record = this.store.command(commandId);
-      if (record === null || !isActive(record)) {
+      if (record === null || !isActiveCommand(record)) {
         // Its end was never heard (a removed host): nothing is out any more.
         this.updateFleetBuild(id, (current) => hostCancelled(current, host, reason, now));
       } else if (record.state === "queued") {
@@ -1340,8 +1340,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!this.store.updateCommand(record.id, record.state, patch)) {
       return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
     }
-    if (!isActive(next.record)) {
-      if (isActive(record)) this.countFinished(next.record);
+    if (!isActiveCommand(next.record)) {
+      if (isActiveCommand(record)) this.countFinished(next.record);
       this.store.prune(record.hostId);
     }
     if (patch.state !== undefined && patch.state !== record.state) {
