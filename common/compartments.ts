@@ -24,6 +24,7 @@ import type {
   TestRun,
   UpdatePr,
 } from "./protocol.ts";
+import { shortSha } from "./text.ts";
 
 /** Everything the compartments are computed from, for one host. */
 export interface CompartmentInputs {
@@ -272,19 +273,19 @@ function gitCompartment(host: HostFacts): Compartment {
     return verdict("gray", `${host.branch} not read from GitHub yet${queued}`, null, inputs.repo?.updatedAt ?? null);
   }
   if (hostCommit === head.sha) {
-    return verdict("green", `at ${host.branch}: ${short(head.sha)}`, null, inputs.reportedAt);
+    return verdict("green", `at ${host.branch}: ${shortSha(head.sha)}`, null, inputs.reportedAt);
   }
   const merge = host.unseenMerge;
   if (merge !== undefined && merge.mergeCommitSha === hostCommit) {
     // The host pulled a merge the control plane has not read as the head yet.
-    return verdict("green", `at ${host.branch}: ${short(hostCommit)} (update PR #${merge.number} merged)`, null, inputs.reportedAt);
+    return verdict("green", `at ${host.branch}: ${shortSha(hostCommit)} (update PR #${merge.number} merged)`, null, inputs.reportedAt);
   }
   const branchNow = report.repo.branch.value;
   const otherBranch = branchNow !== null && branchNow !== host.branch ? `, on branch ${branchNow}` : "";
   const dirty = report.repo.dirty === true ? ", local changes (pull resets them)" : "";
   return verdict(
     "yellow",
-    `behind ${host.branch}: ${short(hostCommit)} → ${short(head.sha)}${otherBranch}${dirty}${queued}`,
+    `behind ${host.branch}: ${shortSha(hostCommit)} → ${shortSha(head.sha)}${otherBranch}${dirty}${queued}`,
     "pull",
     head.committedAt,
   );
@@ -453,7 +454,7 @@ function systemCompartment(host: HostFacts): Compartment {
       const cloneMoved = cloneAtRollback !== null && clone !== null && clone !== cloneAtRollback;
       // Right after a rollback the clone still holds the config that was rolled away from.
       return cloneMoved
-        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${short(clone)}${queued}`, "switch", commandEnd(command))
+        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${shortSha(clone)}${queued}`, "switch", commandEnd(command))
         : verdict("yellow", `rolled back; running an older generation${queued}`, null, commandEnd(command));
     }
   }
@@ -474,11 +475,11 @@ function systemCompartment(host: HostFacts): Compartment {
     );
   }
   if (built === clone) {
-    return verdict("green", `running ${short(built)}, the clone's commit${queued}`, null, inputs.reportedAt);
+    return verdict("green", `running ${shortSha(built)}, the clone's commit${queued}`, null, inputs.reportedAt);
   }
   return verdict(
     "yellow",
-    `switch needed: running ${short(built)}, clone at ${short(clone)}${queued}`,
+    `switch needed: running ${shortSha(built)}, clone at ${shortSha(clone)}${queued}`,
     "switch",
     inputs.reportedAt,
   );
@@ -678,8 +679,6 @@ function time(iso: string): number {
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? 0 : ms;
 }
-
-const short = (sha: string): string => sha.slice(0, 7);
 
 /** `/nix/store/<hash>-nixos-system-hsb0-25.05…` → `nixos-system-hsb0-25.05…`. */
 function storeName(path: string): string {

@@ -100,6 +100,7 @@ import { newId, sha256Hex } from "../ids.ts";
 import { revertEvent, rolloutEvent } from "../notifications/events.ts";
 import { automation } from "../automation.ts";
 import { notifier } from "../notifier.ts";
+import { shortSha } from "../../common/text.ts";
 
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
 export type { Refusal } from "../commands/rules.ts";
@@ -874,7 +875,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         const pull = await client.createRevertPull({
           commitSha: action.commit,
           base: ctx.config.branch,
-          title: `Revert ${action.pr === null ? action.commit.slice(0, 7) : `#${action.pr}`}: rollout ${rolloutId} failed`,
+          title: `Revert ${action.pr === null ? shortSha(action.commit) : `#${action.pr}`}: rollout ${rolloutId} failed`,
         });
         event = { type: "revert-opened", kind: "revert-pr", url: pull.url };
       } else {
@@ -950,7 +951,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const id = newId("fb");
     // Only the PR's latest build is ever current: each new one supersedes it.
     if (latest !== null && isCurrent(latest)) {
-      this.stopFleetBuild(latest.id, { supersededBy: id }, `superseded by ${input.headSha.slice(0, 7)}`, `fleet build ${id}`);
+      this.stopFleetBuild(latest.id, { supersededBy: id }, `superseded by ${shortSha(input.headSha)}`, `fleet build ${id}`);
     }
     const scope: FleetBuildScopeHost[] = this.planHosts(hosts, reports, now);
     const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, actor: input.actor, hosts: scope, settings, now });
