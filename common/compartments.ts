@@ -24,6 +24,7 @@ import type {
   TestRun,
   UpdatePr,
 } from "./protocol.ts";
+import { shortSha } from "./text.ts";
 
 /** Everything the compartments are computed from, for one host. */
 export interface CompartmentInputs {
@@ -190,7 +191,7 @@ function agentCompartment(host: HostFacts): Compartment {
 
   const command = host.decisive("agent");
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, "restart-agent");
       return verdict("blue", "restarting the agent…", null, commandStart(command), command.id);
     }
@@ -251,7 +252,7 @@ function gitCompartment(host: HostFacts): Compartment {
 
   const command = host.decisive("git");
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, "pull");
       const doing = command.kind === "pull-switch" ? "pulling (then switching)…" : "pulling…";
       return verdict("blue", doing, null, commandStart(command), command.id);
@@ -272,19 +273,19 @@ function gitCompartment(host: HostFacts): Compartment {
     return verdict("gray", `${host.branch} not read from GitHub yet${queued}`, null, inputs.repo?.updatedAt ?? null);
   }
   if (hostCommit === head.sha) {
-    return verdict("green", `at ${host.branch}: ${short(head.sha)}`, null, inputs.reportedAt);
+    return verdict("green", `at ${host.branch}: ${shortSha(head.sha)}`, null, inputs.reportedAt);
   }
   const merge = host.unseenMerge;
   if (merge !== undefined && merge.mergeCommitSha === hostCommit) {
     // The host pulled a merge the control plane has not read as the head yet.
-    return verdict("green", `at ${host.branch}: ${short(hostCommit)} (update PR #${merge.number} merged)`, null, inputs.reportedAt);
+    return verdict("green", `at ${host.branch}: ${shortSha(hostCommit)} (update PR #${merge.number} merged)`, null, inputs.reportedAt);
   }
   const branchNow = report.repo.branch.value;
   const otherBranch = branchNow !== null && branchNow !== host.branch ? `, on branch ${branchNow}` : "";
   const dirty = report.repo.dirty === true ? ", local changes (pull resets them)" : "";
   return verdict(
     "yellow",
-    `behind ${host.branch}: ${short(hostCommit)} → ${short(head.sha)}${otherBranch}${dirty}${queued}`,
+    `behind ${host.branch}: ${shortSha(hostCommit)} → ${shortSha(head.sha)}${otherBranch}${dirty}${queued}`,
     "pull",
     head.committedAt,
   );
@@ -422,7 +423,7 @@ function systemCompartment(host: HostFacts): Compartment {
     (c) => c.kind === "pull-switch" && c.state === "failed" && !pullHalfDone(c),
   );
   if (command !== undefined) {
-    if (isActive(command)) {
+    if (isUnderWayOnHost(command)) {
       if (isOverdue(command, host.now)) return lostContact(command, host, command.kind === "rollback" ? null : "switch");
       return verdict("blue", SYSTEM_DOING[command.kind] ?? "working…", null, commandStart(command), command.id);
     }
@@ -453,7 +454,7 @@ function systemCompartment(host: HostFacts): Compartment {
       const cloneMoved = cloneAtRollback !== null && clone !== null && clone !== cloneAtRollback;
       // Right after a rollback the clone still holds the config that was rolled away from.
       return cloneMoved
-        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${short(clone)}${queued}`, "switch", commandEnd(command))
+        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${shortSha(clone)}${queued}`, "switch", commandEnd(command))
         : verdict("yellow", `rolled back; running an older generation${queued}`, null, commandEnd(command));
     }
   }
@@ -474,11 +475,11 @@ function systemCompartment(host: HostFacts): Compartment {
     );
   }
   if (built === clone) {
-    return verdict("green", `running ${short(built)}, the clone's commit${queued}`, null, inputs.reportedAt);
+    return verdict("green", `running ${shortSha(built)}, the clone's commit${queued}`, null, inputs.reportedAt);
   }
   return verdict(
     "yellow",
-    `switch needed: running ${short(built)}, clone at ${short(clone)}${queued}`,
+    `switch needed: running ${shortSha(built)}, clone at ${shortSha(clone)}${queued}`,
     "switch",
     inputs.reportedAt,
   );
@@ -511,7 +512,7 @@ function testsCompartment(host: HostFacts): Compartment {
   if (!report.tests.configured) return verdict("gray", "no tests configured", null, null);
 
   const command = host.decisive("tests");
-  if (command !== undefined && isActive(command)) {
+  if (command !== undefined && isUnderWayOnHost(command)) {
     if (isOverdue(command, host.now)) return lostContact(command, host, "test");
     return verdict("blue", "running tests…", null, commandStart(command), command.id);
   }
@@ -595,7 +596,12 @@ function markOffline(computed: Compartments, host: HostFacts): Compartments {
 // ---------------------------------------------------------------------------
 // Commands: running, failed, lost
 
-const isActive = (command: CommandView): boolean => command.state === "delivered" || command.state === "running";
+/**
+ * Delivered or running: the host has the command in hand. Narrower than an active command
+ * (common/commands.ts) on purpose: a queued one has not touched the host, so it never decides a
+ * compartment (see `decisive`).
+ */
+const isUnderWayOnHost = (command: CommandView): boolean => command.state === "delivered" || command.state === "running";
 
 const isFailure = (command: CommandView): boolean =>
   command.state === "failed" || command.state === "timed-out" || command.state === "lost";
@@ -673,8 +679,6 @@ function time(iso: string): number {
   const ms = Date.parse(iso);
   return Number.isNaN(ms) ? 0 : ms;
 }
-
-const short = (sha: string): string => sha.slice(0, 7);
 
 /** `/nix/store/<hash>-nixos-system-hsb0-25.05…` → `nixos-system-hsb0-25.05…`. */
 function storeName(path: string): string {

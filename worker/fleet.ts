@@ -1,5 +1,6 @@
 import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
 import type { CommandView, HostHold, HostRolloutPart, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
+import { isActiveCommand } from "../common/commands.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import type { Database } from "./db/client.ts";
 import { listHosts, type Host } from "./db/hosts.ts";
@@ -38,7 +39,7 @@ function hostView(
     lastSeenAt,
     report: stored?.report ?? null,
     reportedAt: stored?.receivedAt ?? null,
-    activeCommand: commandViews.find((c) => c.state === "queued" || c.state === "delivered" || c.state === "running") ?? null,
+    activeCommand: commandViews.find((c) => isActiveCommand(c)) ?? null,
     compartments: computeCompartments({
       platform: host.platform,
       report: stored?.report ?? null,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { COMMAND_DEADLINE_SECONDS, COMMAND_KINDS, COMMAND_STATES, type CommandKind, type CommandState } from "../../common/protocol.ts";
+import { ACTIVE_COMMAND_STATES, isActiveCommand } from "../../common/commands.ts";
+import { COMMAND_DEADLINE_SECONDS, COMMAND_KINDS, COMMAND_STATES, FINAL_COMMAND_STATES, type CommandKind, type CommandState } from "../../common/protocol.ts";
 import {
   acceptOutput,
   admit,
@@ -57,6 +58,18 @@ describe("transitions", () => {
     const after = applyPatch(before, { state: "succeeded", exitCode: 0 });
     expect(after).toMatchObject({ ok: true, record: { state: "succeeded", exitCode: 0 } });
     expect(before.state).toBe("running");
+  });
+});
+
+describe("active commands", () => {
+  it("every state is either active or final, never both", () => {
+    expect([...ACTIVE_COMMAND_STATES, ...FINAL_COMMAND_STATES].sort()).toEqual([...COMMAND_STATES].sort());
+    for (const state of COMMAND_STATES) expect(isActiveCommand({ state })).toBe((ACTIVE_COMMAND_STATES as readonly CommandState[]).includes(state));
+  });
+
+  it("no command is not an active one", () => {
+    expect(isActiveCommand(null)).toBe(false);
+    expect(isActiveCommand(undefined)).toBe(false);
   });
 });
 

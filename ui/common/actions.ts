@@ -2,7 +2,8 @@
  * What a person can ask a host to do, in the order the menus offer it. The
  * command kinds themselves come from the protocol; this only names and orders.
  */
-import { EXCLUSIVE_COMMAND_KINDS, isFinalCommandState, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
+import { EXCLUSIVE_COMMAND_KINDS, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
+import { isActiveCommand } from "../../common/commands.ts";
 
 export const COMMAND_LABELS: Record<CommandKind, string> = {
   pull: "Pull",
@@ -52,11 +53,6 @@ export interface ActionChoice {
   /** Why it is disabled, said next to it. */
   disabledReason: string | null;
   confirm: boolean;
-}
-
-/** A host's command that is not final yet. */
-export function isActiveCommand(command: CommandView | null | undefined): command is CommandView {
-  return command != null && !isFinalCommandState(command.state);
 }
 
 /**

@@ -1,7 +1,8 @@
 import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { COMPARTMENT_NAMES, type CompartmentName, type FleetBuildView, type HostView, type Platform } from "../../common/protocol.ts";
-import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
+import { isActiveCommand } from "../../common/commands.ts";
+import { COMMAND_LABELS } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
 import { hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";

@@ -8,7 +8,8 @@ import {
   type CompartmentName,
   type HostView,
 } from "../../common/protocol.ts";
-import { COMMAND_LABELS, isActiveCommand } from "../common/actions.ts";
+import { isActiveCommand } from "../../common/commands.ts";
+import { COMMAND_LABELS } from "../common/actions.ts";
 import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { formatAge, formatTimestamp, presenceLabel } from "../common/format.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";

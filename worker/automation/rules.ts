@@ -13,6 +13,7 @@ import type {
   UpdatePrAutomation,
 } from "../../common/protocol.ts";
 import { nextOpeningOf } from "../rollouts/windows.ts";
+import { shortSha } from "../../common/text.ts";
 
 /** Kept per update PR in the object's storage: the view the banner shows, plus what the rules remember. */
 export interface AutomationRecord extends UpdatePrAutomation {
@@ -84,8 +85,6 @@ const SETTLED_FOR_PR: ReadonlySet<AutomationState> = new Set(["merged", "deploye
 export const TIMELINE_LIMIT = 50;
 /** A merge not finished this long after it began is looked at again (GitHub silent, the object restarted). */
 export const MERGE_RECOVERY_MS = 60_000;
-
-const short = (sha: string) => sha.slice(0, 7);
 
 /** "14:05 UTC" — the banner shows local times; the timeline's text is the same for everyone. */
 export function clock(at: Date): string {
@@ -166,7 +165,7 @@ export function decide(input: AutomationInput): AutomationDecision {
     record = withTimeline(
       { ...record, headSha: pr.headSha, headSeenAt: now.toISOString(), ciPassedAt: null, mergeAt: null, state: "waiting-ci", reason: "" },
       now,
-      moved ? `rescheduled: new commit ${short(pr.headSha)}` : `new commit ${short(pr.headSha)}`,
+      moved ? `rescheduled: new commit ${shortSha(pr.headSha)}` : `new commit ${shortSha(pr.headSha)}`,
     );
   }
 
@@ -192,16 +191,16 @@ export function decide(input: AutomationInput): AutomationDecision {
         "ci-failed",
         `ci-failed:${pr.number}:${pr.headSha}`,
         `CI failed on update PR #${pr.number}`,
-        `${pr.title} (${short(pr.headSha)}) will not be merged.${list ? `\nFailing checks:\n${list}` : ""}`,
+        `${pr.title} (${shortSha(pr.headSha)}) will not be merged.${list ? `\nFailing checks:\n${list}` : ""}`,
         { failingChecks: checks },
       );
       record = { ...record, ciFailedHead: pr.headSha };
     }
-    return to("ci-failed", `CI failed on ${short(pr.headSha)}: it will not be merged`, { ciPassedAt: null, mergeAt: null }, `CI failed on ${short(pr.headSha)}`);
+    return to("ci-failed", `CI failed on ${shortSha(pr.headSha)}: it will not be merged`, { ciPassedAt: null, mergeAt: null }, `CI failed on ${shortSha(pr.headSha)}`);
   }
   if (!ciGreen && (settings.automation.requireCi || input.mergeNow !== undefined)) {
     const why = input.ci === "pending" ? "CI is running" : "no CI result yet";
-    return to("waiting-ci", `waiting for CI on ${short(pr.headSha)} (${why})`, { ciPassedAt: null, mergeAt: null });
+    return to("waiting-ci", `waiting for CI on ${shortSha(pr.headSha)} (${why})`, { ciPassedAt: null, mergeAt: null });
   }
   const ciPassedAt = ciGreen ? (record.ciPassedAt ?? now.toISOString()) : null;
   if (ciGreen && record.ciPassedAt === null) record = withTimeline(record, now, "CI passed");
@@ -233,7 +232,7 @@ export function decide(input: AutomationInput): AutomationDecision {
   }
   // Failed for this head without asking GitHub: told like a merge GitHub refuses (same event and id).
   const notMerged = (why: string) =>
-    announce("merge-failed", `merge-failed:${pr.number}:${pr.headSha}`, `Update PR #${pr.number} was not merged`, `${pr.title} (${short(pr.headSha)}): ${why}`);
+    announce("merge-failed", `merge-failed:${pr.number}:${pr.headSha}`, `Update PR #${pr.number} was not merged`, `${pr.title} (${shortSha(pr.headSha)}): ${why}`);
   if (pr.mergeable === false) {
     notMerged("GitHub cannot merge it (a conflict with the base branch)");
     return to("failed", "GitHub cannot merge it (a conflict with the base branch)", { mergeAt: mergeAtIso }, "not merged: conflicts with the base branch");
@@ -276,10 +275,10 @@ export function merged(record: AutomationRecord, mergeCommitSha: string, setting
       state: "merged",
       mergeCommitSha,
       wakeAt: null,
-      reason: deploy ? `merged as ${short(mergeCommitSha)}; starting its rollout` : `merged as ${short(mergeCommitSha)}; no rollout (deployStrategy none)`,
+      reason: deploy ? `merged as ${shortSha(mergeCommitSha)}; starting its rollout` : `merged as ${shortSha(mergeCommitSha)}; no rollout (deployStrategy none)`,
     },
     now,
-    `merged as ${short(mergeCommitSha)}`,
+    `merged as ${shortSha(mergeCommitSha)}`,
   );
 }
 

@@ -16,6 +16,7 @@ import {
   type OutputChunk,
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
+import { isActiveCommand } from "../../common/commands.ts";
 
 /** Output beyond this per command is dropped behind a visible marker. */
 export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
@@ -53,9 +54,6 @@ export interface CommandRecord {
 export type CommandPatch = Partial<
   Pick<CommandRecord, "state" | "deliveredAt" | "startedAt" | "finishedAt" | "deadlineAt" | "exitCode" | "error" | "result" | "acked">
 >;
-
-export const ACTIVE_COMMAND_STATES: readonly CommandState[] = ["queued", "delivered", "running"];
-export const isActive = (record: Pick<CommandRecord, "state">): boolean => !isFinalCommandState(record.state);
 
 /** Which state may follow which. A final state is never left: the first final state wins. */
 const NEXT_STATES: Record<CommandState, readonly CommandState[]> = {
@@ -149,7 +147,7 @@ export type Admission =
   | Refusal;
 
 export function admit(hostName: string, active: readonly CommandRecord[], kind: CommandKind): Admission {
-  const busy = active.find((c) => isActive(c) && EXCLUSIVE_COMMAND_KINDS.has(c.kind));
+  const busy = active.find((c) => isActiveCommand(c) && EXCLUSIVE_COMMAND_KINDS.has(c.kind));
   if (kind === "stop") {
     if (!busy) return refuse(409, "nothing_to_stop", `${hostName} has no queued or running command to stop`);
     return busy.state === "queued" ? { ok: true, action: "cancel-queued", target: busy } : { ok: true, action: "stop-delivered", target: busy };
@@ -176,7 +174,7 @@ export function timeoutPatch(record: CommandRecord, now: number): CommandPatch |
     if (Date.parse(record.expiresAt) > now) return null;
     return { state: "timed-out", finishedAt, error: "expired before delivery: the host did not come online in time" };
   }
-  if (!isActive(record) || Date.parse(record.deadlineAt) > now) return null;
+  if (!isActiveCommand(record) || Date.parse(record.deadlineAt) > now) return null;
   return { state: "timed-out", finishedAt, error: `lost contact: no result by the deadline (${record.deadlineAt})` };
 }
 

@@ -7,10 +7,9 @@
 import { z } from "zod";
 import { Sha1, UpdatePrAutomation } from "../../common/protocol.ts";
 import type { AutomationRecord } from "../automation/rules.ts";
+import { applyObjectMigrations, type ObjectMigrations } from "./object-migrations.ts";
 
-const SCHEMA_VERSION = 1;
-
-const MIGRATIONS: Record<number, string> = {
+const MIGRATIONS: ObjectMigrations = {
   1: `
     CREATE TABLE automation_prs (
       pr INTEGER PRIMARY KEY,
@@ -39,12 +38,7 @@ export class AutomationStorage {
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const current = Number(this.sql.exec("SELECT coalesce(max(version), 0) AS v FROM schema_version").one().v);
-    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-      this.sql.exec(MIGRATIONS[version]!);
-      this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", version);
-    }
+    applyObjectMigrations(this.sql, MIGRATIONS);
   }
 
   /** A record that no longer parses is dropped: the next reconsider builds it again from GitHub's state. */

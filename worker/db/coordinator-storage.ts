@@ -12,6 +12,7 @@ import { CommandKind, CommandResult, CommandState, HostHold, LockChange, OutputS
 import type { CommandPatch, CommandRecord } from "../commands/rules.ts";
 import { FleetBuildRecord, isOpen } from "../fleet-build/rules.ts";
 import { Rollout } from "../rollouts/engine.ts";
+import { applyObjectMigrations, type ObjectMigrations } from "./object-migrations.ts";
 
 /** Fleet builds kept, newest first: a few per update PR is all anyone reads. */
 const KEEP_FLEET_BUILDS = 200;
@@ -19,15 +20,13 @@ const KEEP_FLEET_BUILDS = 200;
 const KEEP_OUTPUT_PER_HOST = 50;
 const KEEP_COMMANDS_PER_HOST = 500;
 
-const SCHEMA_VERSION = 4;
-
 /**
  * Upper bounds (seconds) of the command duration histogram's buckets. The
  * stored bucket counts are by position: changing these needs a migration.
  */
 export const COMMAND_DURATION_BOUNDS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200] as const;
 
-const MIGRATIONS: Record<number, string> = {
+const MIGRATIONS: ObjectMigrations = {
   1: `
     CREATE TABLE commands (
       id TEXT PRIMARY KEY,
@@ -245,16 +244,7 @@ export class CoordinatorStorage {
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
-    this.migrate();
-  }
-
-  private migrate(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const current = Number(this.sql.exec("SELECT coalesce(max(version), 0) AS v FROM schema_version").one().v);
-    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-      this.sql.exec(MIGRATIONS[version]!);
-      this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", version);
-    }
+    applyObjectMigrations(this.sql, MIGRATIONS);
   }
 
   // -------------------------------------------------------------------------

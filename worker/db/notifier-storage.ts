@@ -5,14 +5,14 @@
  * token are read from the settings at each attempt, and the event itself carries none.
  */
 import { NotificationDelivery, NotificationEvent, type NotificationChannel } from "../../common/protocol.ts";
+import { applyObjectMigrations, type ObjectMigrations } from "./object-migrations.ts";
 
 /** Deliveries kept for the settings page; the oldest finished ones go first. */
 export const KEEP_DELIVERIES = 500;
 /** Event ids remembered for idempotency; far more than a fleet publishes between two prunes. */
 export const KEEP_PUBLISHED_IDS = 5000;
 
-const SCHEMA_VERSION = 1;
-const MIGRATIONS: Record<number, string> = {
+const MIGRATIONS: ObjectMigrations = {
   1: `
     CREATE TABLE deliveries (
       id TEXT PRIMARY KEY,
@@ -98,12 +98,7 @@ export class NotifierStorage {
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const current = Number(this.sql.exec("SELECT coalesce(max(version), 0) AS v FROM schema_version").one().v);
-    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-      this.sql.exec(MIGRATIONS[version]!);
-      this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", version);
-    }
+    applyObjectMigrations(this.sql, MIGRATIONS);
   }
 
   /** Records the event id; false when it was published before (nothing to do then). */

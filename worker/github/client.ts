@@ -15,6 +15,7 @@ import {
   GitHubRateLimitError,
 } from "./errors.ts";
 import { PullRequestFields } from "./events.ts";
+import { shortSha } from "../../common/text.ts";
 
 export type MergeMethod = "merge" | "squash" | "rebase";
 
@@ -372,7 +373,7 @@ export class GitHubClient {
    * without force. Refuses when a file it would restore changed since.
    */
   async revertCommit(options: { commitSha: string; branch: string }): Promise<{ sha: string; revertedSha: string }> {
-    const what = `reverting ${options.commitSha.slice(0, 7)} on ${options.branch} of ${this.#repoName}`;
+    const what = `reverting ${shortSha(options.commitSha)} on ${options.branch} of ${this.#repoName}`;
     const built = await this.#buildRevert(options.commitSha, options.branch, what);
     try {
       await this.#request(what, "PATCH /repos/{owner}/{repo}/git/refs/{ref}", {
@@ -391,9 +392,9 @@ export class GitHubClient {
 
   /** The same revert commit, proposed as a pull request from a new branch instead. */
   async createRevertPull(options: { commitSha: string; base: string; title?: string; body?: string }): Promise<{ number: number; url: string; headRef: string; sha: string }> {
-    const what = `opening a revert pull request for ${options.commitSha.slice(0, 7)} in ${this.#repoName}`;
+    const what = `opening a revert pull request for ${shortSha(options.commitSha)} in ${this.#repoName}`;
     const built = await this.#buildRevert(options.commitSha, options.base, what);
-    const headRef = `nixfleet/revert-${options.commitSha.slice(0, 7)}-${this.#now().toString(36)}`;
+    const headRef = `nixfleet/revert-${shortSha(options.commitSha)}-${this.#now().toString(36)}`;
     await this.#request(what, "POST /repos/{owner}/{repo}/git/refs", { ref: `refs/heads/${headRef}`, sha: built.sha });
     const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/pulls", {
       title: options.title ?? built.title,
@@ -425,7 +426,7 @@ export class GitHubClient {
       const was = before.get(path);
       const is = after.get(path);
       if (current.get(path)?.sha !== is?.sha) {
-        throw new GitHubConflictError(409, `${path} changed on ${branch} after ${commitSha.slice(0, 7)}; revert it by hand`, what);
+        throw new GitHubConflictError(409, `${path} changed on ${branch} after ${shortSha(commitSha)}; revert it by hand`, what);
       }
       if (was) entries.push({ path, mode: was.mode, type: "blob", sha: was.sha });
       else if (is) entries.push({ path, mode: is.mode, type: "blob", sha: null });
@@ -456,7 +457,7 @@ export class GitHubClient {
     sha: string,
     status: { state: "pending" | "success" | "failure" | "error"; context: string; description?: string; targetUrl?: string },
   ): Promise<void> {
-    const what = `setting status ${status.context} on ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const what = `setting status ${status.context} on ${shortSha(sha)} in ${this.#repoName}`;
     await this.#request(what, "POST /repos/{owner}/{repo}/statuses/{sha}", {
       sha,
       state: status.state,
@@ -471,7 +472,7 @@ export class GitHubClient {
     sha: string,
     run: { name: string; status: "queued" | "in_progress" | "completed"; conclusion?: string; title?: string; summary?: string; detailsUrl?: string },
   ): Promise<{ id: number }> {
-    const what = `creating check run ${run.name} on ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const what = `creating check run ${run.name} on ${shortSha(sha)} in ${this.#repoName}`;
     const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/check-runs", {
       name: run.name,
       head_sha: sha,
@@ -485,14 +486,14 @@ export class GitHubClient {
 
   /** The check runs on a commit (first 100: plenty for a configuration repository). */
   async checkRuns(sha: string): Promise<CheckRunData[]> {
-    const what = `reading check runs of ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const what = `reading check runs of ${shortSha(sha)} in ${this.#repoName}`;
     const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}/check-runs", { ref: sha, per_page: 100 });
     return this.#parse(CheckRuns, data, what).check_runs;
   }
 
   /** The latest status of each context on a commit. */
   async statuses(sha: string): Promise<StatusData[]> {
-    const what = `reading statuses of ${sha.slice(0, 7)} in ${this.#repoName}`;
+    const what = `reading statuses of ${shortSha(sha)} in ${this.#repoName}`;
     const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}/status", { ref: sha, per_page: 100 });
     return this.#parse(CombinedStatus, data, what).statuses.map((s) => ({ context: s.context, state: s.state, updatedAt: s.updated_at ?? null }));
   }

@@ -1,4 +1,5 @@
 import { COMMAND_KINDS, COMMAND_STATES, COMPARTMENT_NAMES, CompartmentState, ROLLOUT_STATES, isFinalCommandState, type HostView } from "../../common/protocol.ts";
+import { ACTIVE_COMMAND_STATES } from "../../common/commands.ts";
 import { COMMAND_DURATION_BOUNDS } from "../db/coordinator-storage.ts";
 import type { CoordinatorMetrics } from "../objects/coordinator.ts";
 import type { MetricFamily, Sample } from "./exposition.ts";
@@ -11,7 +12,6 @@ export interface MetricsInputs {
 }
 
 const FINAL_STATES = COMMAND_STATES.filter(isFinalCommandState);
-const ACTIVE_STATES = COMMAND_STATES.filter((state) => !isFinalCommandState(state));
 
 /**
  * What GET /metrics exposes. Every known label combination is present, at 0
@@ -45,7 +45,7 @@ export function metricFamilies({ hosts, coordinator, lastWebhookAt, now }: Metri
       name: "nixfleet_commands_active",
       help: "Commands not yet final, by kind and state.",
       type: "gauge",
-      samples: COMMAND_KINDS.flatMap((kind) => ACTIVE_STATES.map((state) => ({ labels: { kind, state }, value: active.get(`${kind} ${state}`) ?? 0 }))),
+      samples: COMMAND_KINDS.flatMap((kind) => ACTIVE_COMMAND_STATES.map((state) => ({ labels: { kind, state }, value: active.get(`${kind} ${state}`) ?? 0 }))),
     },
     {
       name: "nixfleet_command_duration_seconds",

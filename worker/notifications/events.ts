@@ -5,6 +5,7 @@
 import semver from "semver";
 import { NOTIFICATION_EVENTS, type NotificationEvent, type NotificationEventName } from "../../common/protocol.ts";
 import type { Rollout } from "../rollouts/engine.ts";
+import { shortSha } from "../../common/text.ts";
 
 /** `DASHBOARD_URL` + path, or null when the var is unset or not an http(s) URL. */
 export function dashboardLink(dashboardUrl: unknown, path: string): string | null {
@@ -25,8 +26,6 @@ export const hostPagePath = (host: string, commandId?: string | null): string =>
 export const isNotificationEvent = (name: string): name is NotificationEventName =>
   (NOTIFICATION_EVENTS as readonly string[]).includes(name);
 
-const short = (sha: string) => sha.slice(0, 7);
-
 /**
  * A rollout's start, success or failure (the engine's `notify` action, which it emits once per
  * rollout and event): the id is the rollout and the event, so a step replayed publishes nothing new.
@@ -38,7 +37,7 @@ export function rolloutEvent(
   dashboardUrl: unknown,
   now: Date,
 ): NotificationEvent {
-  const what = rollout.pr === null ? short(rollout.commit) : `update PR #${rollout.pr} (${short(rollout.commit)})`;
+  const what = rollout.pr === null ? shortSha(rollout.commit) : `update PR #${rollout.pr} (${shortSha(rollout.commit)})`;
   const failure = rollout.failure;
   const title =
     event === "rollout-started"
@@ -81,14 +80,14 @@ export function revertEvent(
   revert: { kind: "revert-pr" | "revert-commit"; url: string },
   now: Date,
 ): NotificationEvent {
-  const what = rollout.pr === null ? short(rollout.commit) : `#${rollout.pr}`;
+  const what = rollout.pr === null ? shortSha(rollout.commit) : `#${rollout.pr}`;
   const title = revert.kind === "revert-pr" ? `Revert PR opened for ${what}` : `Reverted ${what} on the branch`;
   return {
     id: `revert-opened:${rollout.id}`,
     event: "revert-opened",
     at: now.toISOString(),
     title,
-    text: `Rollout ${rollout.id} of ${short(rollout.commit)} failed; ${revert.kind === "revert-pr" ? "a revert PR waits for review" : "the commit was reverted"}: ${revert.url}`,
+    text: `Rollout ${rollout.id} of ${shortSha(rollout.commit)} failed; ${revert.kind === "revert-pr" ? "a revert PR waits for review" : "the commit was reverted"}: ${revert.url}`,
     url: revert.url,
     ...(rollout.pr === null ? {} : { pr: rollout.pr }),
     rolloutId: rollout.id,

@@ -20,6 +20,7 @@ import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitH
 import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
 import { rereadPull } from "../github/pull-sync.ts";
 import { notifier } from "../notifier.ts";
+import { shortSha } from "../../common/text.ts";
 
 export const AUTOMATION_ACTOR = "automation";
 /** After a merge whose outcome is unknown (GitHub unreachable, a crash), look again this soon. */
@@ -104,7 +105,7 @@ export class Automation extends DurableObject<WorkerEnv> {
     }
     const ci = (await ciStates(this.db, repository.fullName, [fresh.headSha])).get(fresh.headSha) ?? "unknown";
     if (ci !== "success") {
-      return { ok: false, status: 409, code: "ci_not_green", message: `CI is ${ci} on #${prNumber}'s head ${fresh.headSha.slice(0, 7)}: Merge now waits for it to pass` };
+      return { ok: false, status: 409, code: "ci_not_green", message: `CI is ${ci} on #${prNumber}'s head ${shortSha(fresh.headSha)}: Merge now waits for it to pass` };
     }
     await writeAudit(this.db, {
       at: new Date().toISOString(),
@@ -327,7 +328,7 @@ export class Automation extends DurableObject<WorkerEnv> {
       event: "merged",
       at: new Date().toISOString(),
       title: `Update PR #${pr.number} merged`,
-      text: `${pr.title}\nMerged by the automation as ${mergeSha.slice(0, 7)}.`,
+      text: `${pr.title}\nMerged by the automation as ${shortSha(mergeSha)}.`,
       url: pr.url,
       pr: pr.number,
       commit: mergeSha,

@@ -18,13 +18,13 @@ import {
   type Settings,
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
+import { isActiveCommand } from "../../common/commands.ts";
 import {
   acceptOutput,
   admit,
   applyPatch,
   commandsLostBy,
   deliveryPatch,
-  isActive,
   isDeliverable,
   LOST_ERROR,
   newCommand,
@@ -100,6 +100,7 @@ import { newId, sha256Hex } from "../ids.ts";
 import { revertEvent, rolloutEvent } from "../notifications/events.ts";
 import { automation } from "../automation.ts";
 import { notifier } from "../notifier.ts";
+import { shortSha } from "../../common/text.ts";
 
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
 export type { Refusal } from "../commands/rules.ts";
@@ -307,7 +308,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     // Read after the last await: the state below is the current one.
     const record = this.store.command(commandId);
     if (!record || record.hostId !== host.id) return refuse(404, "unknown_command", `no command ${commandId} for this host`);
-    if (!isActive(record)) return refuse(409, "command_final", `command ${commandId} is already ${record.state}`);
+    if (!isActiveCommand(record)) return refuse(409, "command_final", `command ${commandId} is already ${record.state}`);
 
     let next: CommandRecord | Refusal;
     switch (event.type) {
@@ -744,7 +745,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       }
       case "cancel-command": {
         const record = this.store.command(action.commandId);
-        if (!record || !isActive(record)) return;
+        if (!record || !isActiveCommand(record)) return;
         if (record.state === "queued") {
           this.transition(record, { state: "cancelled", finishedAt: new Date().toISOString(), error: `cancelled by ${actor}` });
         } else {
@@ -793,7 +794,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         });
       }
     }
-    if (!isActive(record)) {
+    if (!isActiveCommand(record)) {
       this.queueRolloutJob({ kind: "host-freed", record });
       // The agent's report may have come before this end (its events and its polls travel apart):
       // a host a rollout is verifying is judged again by its latest report, now that the command ended.
@@ -874,7 +875,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         const pull = await client.createRevertPull({
           commitSha: action.commit,
           base: ctx.config.branch,
-          title: `Revert ${action.pr === null ? action.commit.slice(0, 7) : `#${action.pr}`}: rollout ${rolloutId} failed`,
+          title: `Revert ${action.pr === null ? shortSha(action.commit) : `#${action.pr}`}: rollout ${rolloutId} failed`,
         });
         event = { type: "revert-opened", kind: "revert-pr", url: pull.url };
       } else {
@@ -950,7 +951,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const id = newId("fb");
     // Only the PR's latest build is ever current: each new one supersedes it.
     if (latest !== null && isCurrent(latest)) {
-      this.stopFleetBuild(latest.id, { supersededBy: id }, `superseded by ${input.headSha.slice(0, 7)}`, `fleet build ${id}`);
+      this.stopFleetBuild(latest.id, { supersededBy: id }, `superseded by ${shortSha(input.headSha)}`, `fleet build ${id}`);
     }
     const scope: FleetBuildScopeHost[] = this.planHosts(hosts, reports, now);
     const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, actor: input.actor, hosts: scope, settings, now });
@@ -1016,7 +1017,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.saveFleetBuild(stopped);
     for (const { host, hostId, commandId } of commands) {
       const record = this.store.command(commandId);
-      if (record === null || !isActive(record)) {
+      if (record === null || !isActiveCommand(record)) {
         // Its end was never heard (a removed host): nothing is out any more.
         this.updateFleetBuild(id, (current) => hostCancelled(current, host, reason, now));
       } else if (record.state === "queued") {
@@ -1340,8 +1341,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!this.store.updateCommand(record.id, record.state, patch)) {
       return refuse(409, "command_changed", `command ${record.id} changed while this event was handled; send it again`);
     }
-    if (!isActive(next.record)) {
-      if (isActive(record)) this.countFinished(next.record);
+    if (!isActiveCommand(next.record)) {
+      if (isActiveCommand(record)) this.countFinished(next.record);
       this.store.prune(record.hostId);
     }
     if (patch.state !== undefined && patch.state !== record.state) {

@@ -22,6 +22,7 @@ import {
 } from "../../common/protocol.ts";
 import { describeHold, holdIsActive, type RolloutPlan } from "./plan.ts";
 import { describeOpening, isOpen, nextOpeningOf, windowsForHost } from "./windows.ts";
+import { shortSha } from "../../common/text.ts";
 
 // ---------------------------------------------------------------------------
 // The persisted rollout
@@ -214,8 +215,6 @@ const ACTIVE_STATES: ReadonlySet<Rollout["state"]> = new Set(["running", "soakin
 const IN_PROGRESS: ReadonlySet<RolloutHostRecord["state"]> = new Set(["pulling", "switching", "verifying"]);
 const PASSED: ReadonlySet<RolloutHostRecord["state"]> = new Set(["soaking", "done"]);
 
-const short = (sha: string) => sha.slice(0, 7);
-
 export const isActive = (rollout: Rollout): boolean => ACTIVE_STATES.has(rollout.state);
 
 class Step {
@@ -269,7 +268,7 @@ class Step {
         r.currentWave = r.waves.length > 0 ? 1 : 0;
         this.notify(
           "rollout-started",
-          `rollout ${r.id} of ${short(r.commit)} started by ${r.startedBy}: ${r.hosts.length} hosts in ${r.waves.length} waves`,
+          `rollout ${r.id} of ${shortSha(r.commit)} started by ${r.startedBy}: ${r.hosts.length} hosts in ${r.waves.length} waves`,
         );
         return;
 
@@ -322,7 +321,7 @@ class Step {
           } else if (event.commitAfter === null) {
             this.failHost(h, "pull-switch succeeded but the agent did not say which commit it switched to");
           } else {
-            this.failHost(h, `switched to ${short(event.commitAfter)}, not the rollout's ${short(r.commit)}`);
+            this.failHost(h, `switched to ${shortSha(event.commitAfter)}, not the rollout's ${shortSha(r.commit)}`);
           }
           return;
         }
@@ -346,7 +345,7 @@ class Step {
         if (red !== null) {
           // A host that passed matters only while the rollout runs; afterwards it is the compartments' business.
           if (h.state === "verifying" || (PASSED.has(h.state) && isActive(r))) {
-            this.failHost(h, `${red} red at ${short(r.commit)}${event.reason === "" ? "" : `: ${event.reason}`}`);
+            this.failHost(h, `${red} red at ${shortSha(r.commit)}${event.reason === "" ? "" : `: ${event.reason}`}`);
           }
           return;
         }
@@ -437,9 +436,9 @@ class Step {
       else if (w.state !== "passed") w.state = hostState;
     }
     if (state === "failed") {
-      this.notify("rollout-failed", `rollout ${r.id} of ${short(r.commit)} failed: ${r.failure?.host} — ${r.failure?.reason}`);
+      this.notify("rollout-failed", `rollout ${r.id} of ${shortSha(r.commit)} failed: ${r.failure?.host} — ${r.failure?.reason}`);
     } else {
-      this.notify("rollout-cancelled", `rollout ${r.id} of ${short(r.commit)} ${because}`);
+      this.notify("rollout-cancelled", `rollout ${r.id} of ${shortSha(r.commit)} ${because}`);
     }
   }
 
@@ -557,7 +556,7 @@ class Step {
     const pending = r.hosts.filter((h) => h.state === "pending").length;
     this.notify(
       "rollout-succeeded",
-      `rollout ${r.id} of ${short(r.commit)} succeeded on ${r.hosts.filter((h) => PASSED.has(h.state)).length} hosts` +
+      `rollout ${r.id} of ${shortSha(r.commit)} succeeded on ${r.hosts.filter((h) => PASSED.has(h.state)).length} hosts` +
         (pending > 0 ? ` with ${pending} pending` : ""),
     );
   }

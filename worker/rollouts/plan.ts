@@ -3,6 +3,7 @@
  * Pure and deterministic: the same hosts, settings and `now` give the same plan.
  */
 import type { HostHold, LeftOutHost, Settings } from "../../common/protocol.ts";
+import { shortSha } from "../../common/text.ts";
 
 /** A host as planning sees it: presence, its hold, and `report.rollout` from its last report. */
 export interface PlanHost {
@@ -54,7 +55,7 @@ function leftOutReason(host: PlanHost, input: PlanInput, strategy: Settings["aut
   const selected = input.selected === undefined ? null : new Set(input.selected);
   if (selected !== null && !selected.has(host.name)) return "not selected";
   if (holdIsActive(host.hold, input.now)) return describeHold(host.hold);
-  if (input.failedBuilds?.hosts.includes(host.name)) return `its build of ${input.failedBuilds.commit.slice(0, 7)} failed`;
+  if (input.failedBuilds?.hosts.includes(host.name)) return `its build of ${shortSha(input.failedBuilds.commit)} failed`;
   if (input.automatic && strategy === "none") return "deploy strategy is none";
   if (!host.autoUpdate) {
     if (input.automatic) return "autoUpdate = false";

@@ -15,6 +15,7 @@ import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
 import { refreshRepoState } from "../github/refresh.ts";
 import { LOCK_PENDING } from "../github/repo-state.ts";
 import { jsonBody, parseWith } from "../validation.ts";
+import { shortSha } from "../../common/text.ts";
 
 /** GitHub's failure as this API's error: rate limits with Retry-After, refusals as 409, the rest 502. */
 function githubFailure(c: Context<AppEnv>, error: unknown): Response {
@@ -148,7 +149,7 @@ export const updatePrRoutes = new Hono<AppEnv>()
     if (pr === null || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${number} is not a known update PR`);
     const ci = (await ciStates(db, config.repository.fullName, [pr.headSha])).get(pr.headSha) ?? "unknown";
     if (ci !== "success" && request.override === undefined) {
-      throw new ApiError(409, "ci_not_green", `CI is ${ci} on #${number}'s head ${pr.headSha.slice(0, 7)}: wait for it to pass, or override with a reason`);
+      throw new ApiError(409, "ci_not_green", `CI is ${ci} on #${number}'s head ${shortSha(pr.headSha)}: wait for it to pass, or override with a reason`);
     }
     if (request.override !== undefined) {
       // Overriding a gate is an admin's call.
@@ -184,7 +185,7 @@ export const updatePrRoutes = new Hono<AppEnv>()
       includeFailedBuilds: request.includeFailedBuilds,
     });
     if (!started.ok) {
-      throw new ApiError(409, "merged_not_deployed", `merged #${number} as ${merged.sha.slice(0, 7)}, but no rollout started: ${started.message}`);
+      throw new ApiError(409, "merged_not_deployed", `merged #${number} as ${shortSha(merged.sha)}, but no rollout started: ${started.message}`);
     }
     return c.json({ rollout: started.rollout, merged: { sha: merged.sha } }, 201);
   });
