@@ -29,6 +29,7 @@ import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
 import { JobStore, type CommandRecord, type FinishedEvent } from "./job-store.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { releaseMemory } from "./memory.ts";
+import { platformFor, type HostPlatform } from "./platforms/index.ts";
 import { ReportCollector, reportFingerprint } from "./report.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 
@@ -73,6 +74,7 @@ export class Agent {
   /** Resolves when a `restart-agent` command asks the process to exit (code 75). */
   readonly restartRequested: Promise<void>;
 
+  readonly #platform: HostPlatform;
   readonly #runner: HostRunner;
   readonly #fetch: HttpTransport;
   readonly #logger: Logger;
@@ -108,6 +110,7 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.config = AgentConfig.parse(options.config);
+    this.#platform = platformFor(this.config);
     this.#logger = options.logger ?? createLogger({ level: this.config.logLevel });
     this.#runner = options.runner ?? createNodeRunner({ extraPath: this.config.extraPath });
     this.#fetch = options.fetch ?? requestOverNodeHttp;
@@ -148,6 +151,7 @@ export class Agent {
     });
     this.#reports = new ReportCollector({
       config: this.config,
+      platform: this.#platform,
       runner: this.#runner,
       store,
       cloneDir: store.cloneDir,
@@ -158,7 +162,7 @@ export class Agent {
     this.#reportNeeded = true;
     this.#logger.info("agent starting", {
       host: this.config.hostName,
-      platform: this.config.platform,
+      platform: this.#platform.name,
       url: this.config.url,
       session: this.#session,
       stateDir: this.config.stateDir,
@@ -510,6 +514,7 @@ export class Agent {
     };
     return {
       config: this.config,
+      platform: this.#platform,
       runner: this.#runner,
       store: this.#requireStore(),
       logger: this.#logger,
