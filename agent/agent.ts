@@ -9,28 +9,24 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { AgentConfig } from "../common/agent-config.ts";
-import {
-  EXCLUSIVE_COMMAND_KINDS,
-  PROTOCOL_VERSION,
-  type CommandDelivery,
-  type CommandKind,
-  type OutputStream,
-  type PollRequest,
-} from "../common/protocol.ts";
-import { backoffDelay, DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
+import type { CommandDelivery, OutputStream } from "../common/protocol.ts";
+import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { CommandEventSender } from "./command-events.ts";
 import { failed, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
-import { finishJob } from "./commands/switch.ts";
 import { runTests } from "./commands/test.ts";
 import { ControlPlaneClient } from "./control-plane-client.ts";
 import { DetachedJobs } from "./detached-jobs.ts";
 import { executeCommand } from "./executor.ts";
 import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
-import { JobStore, type CommandRecord, type FinishedEvent } from "./job-store.ts";
+import { JobStore, type FinishedEvent } from "./job-store.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { releaseMemory } from "./memory.ts";
-import { ReportCollector, reportFingerprint } from "./report.ts";
+import { platformFor, type HostPlatform } from "./platforms/index.ts";
+import { Poller } from "./poller.ts";
+import { recover } from "./recovery.ts";
+import { ReportCollector } from "./report.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
+import { CommandScheduler, type ActiveCommand } from "./scheduler.ts";
 
 export interface AgentOptions {
   /** Parsed with `AgentConfig`; an invalid config throws here, with zod's explanation. */
@@ -54,25 +50,21 @@ export class AgentStartError extends Error {
   override name = "AgentStartError";
 }
 
-interface ActiveCommand {
-  id: string;
-  kind: CommandKind;
-  state: "queued" | "running";
-  delivery: CommandDelivery | null;
-  /** Aborted by a `stop` naming this command. */
-  stop: AbortController;
-  /** Settles when the command finished (or was left running at shutdown). */
-  done: Promise<void>;
+/** What a started agent works with: made together in `start()`, so none of it is ever half there. */
+interface Services {
+  store: JobStore;
+  client: ControlPlaneClient;
+  events: CommandEventSender;
+  jobs: DetachedJobs;
+  reports: ReportCollector;
 }
-
-const ACTIVE_LIMIT = 20;
-const ACKS_LIMIT = 50;
 
 export class Agent {
   readonly config: AgentConfig;
   /** Resolves when a `restart-agent` command asks the process to exit (code 75). */
   readonly restartRequested: Promise<void>;
 
+  readonly #platform: HostPlatform;
   readonly #runner: HostRunner;
   readonly #fetch: HttpTransport;
   readonly #logger: Logger;
@@ -83,31 +75,20 @@ export class Agent {
   readonly #onRestartRequested: (() => void) | undefined;
   readonly #session = randomBytes(12).toString("hex");
   readonly #startedAt: number;
+  readonly #scheduler: CommandScheduler;
+  readonly #poller: Poller;
+  readonly #background = new Set<Promise<unknown>>();
   #resolveRestart: () => void = () => {};
 
   #shutdown = new AbortController();
   #running = false;
   #loop: Promise<void> | null = null;
   #token = "";
-  #store: JobStore | null = null;
-  #client: ControlPlaneClient | null = null;
-  #events: CommandEventSender | null = null;
-  #jobs: DetachedJobs | null = null;
-  #reports: ReportCollector | null = null;
-
-  readonly #active = new Map<string, ActiveCommand>();
-  readonly #queue: ActiveCommand[] = [];
-  readonly #acks = new Set<string>();
-  /** Exclusive work in progress: a command, a resumed job, or tests after a switch. */
-  #exclusiveBusy = 0;
-  #pollAbort: AbortController | null = null;
-  #reportNeeded = true;
-  #wantReport = false;
-  #acceptedFingerprint: string | null = null;
-  readonly #background = new Set<Promise<unknown>>();
+  #services: Services | null = null;
 
   constructor(options: AgentOptions) {
     this.config = AgentConfig.parse(options.config);
+    this.#platform = platformFor(this.config);
     this.#logger = options.logger ?? createLogger({ level: this.config.logLevel });
     this.#runner = options.runner ?? createNodeRunner({ extraPath: this.config.extraPath });
     this.#fetch = options.fetch ?? requestOverNodeHttp;
@@ -119,6 +100,21 @@ export class Agent {
     this.#startedAt = this.#now();
     this.restartRequested = new Promise((resolve) => {
       this.#resolveRestart = resolve;
+    });
+    this.#scheduler = new CommandScheduler({
+      execute: (entry) => this.#execute(entry),
+      stopping: () => this.#shutdown.signal.aborted,
+      onIdle: releaseMemory,
+    });
+    this.#poller = new Poller({
+      config: this.config,
+      logger: this.#logger,
+      backoff: this.#backoff,
+      random: this.#random,
+      session: this.#session,
+      activeCommands: () => this.#scheduler.ids(),
+      receive: (deliveries) => this.#receive(deliveries),
+      onUnauthorized: () => this.#rereadToken(),
     });
   }
 
@@ -135,36 +131,29 @@ export class Agent {
     const store = await JobStore.open(this.config.stateDir, this.#logger).catch((error: unknown) => {
       throw new AgentStartError(`cannot use the state directory ${this.config.stateDir}: ${String(error)}`);
     });
-    this.#store = store;
-    this.#client = new ControlPlaneClient({ url: this.config.url, token: () => this.#token, fetch: this.#fetch });
-    this.#events = new CommandEventSender({ client: this.#client, logger: this.#logger, random: this.#random, backoff: this.#backoff });
-    this.#jobs = new DetachedJobs({
-      store,
-      runner: this.#runner,
-      events: this.#events,
-      logger: this.#logger,
-      mode: this.config.tools.detach,
-      pollIntervalMs: this.#jobPollIntervalMs,
-    });
-    this.#reports = new ReportCollector({
-      config: this.config,
-      runner: this.#runner,
-      store,
-      cloneDir: store.cloneDir,
-      agentStartedAt: this.#startedAt,
-      now: this.#now,
-    });
+    const services = this.#openServices(store);
+    this.#services = services;
     this.#running = true;
-    this.#reportNeeded = true;
     this.#logger.info("agent starting", {
       host: this.config.hostName,
-      platform: this.config.platform,
+      platform: this.#platform.name,
       url: this.config.url,
       session: this.#session,
       stateDir: this.config.stateDir,
     });
-    await this.#recover(store);
-    this.#loop = this.#pollLoop();
+    await recover({
+      store,
+      jobs: services.jobs,
+      scheduler: this.#scheduler,
+      logger: this.#logger,
+      shutdown: this.#shutdown.signal,
+      isoNow: () => this.#isoNow(),
+      hostContext: (id) => this.#hostContext(id),
+      resendFinished: (id, event) => void this.#sendFinished(id, event),
+      finish: (id, outcome) => this.#finish(id, outcome),
+      complete: (entry, end) => this.#complete(entry, end),
+    });
+    this.#loop = this.#poller.run({ client: services.client, reports: services.reports, shutdown: this.#shutdown.signal });
   }
 
   /**
@@ -177,146 +166,37 @@ export class Agent {
     this.#logger.info("agent stopping");
     this.#shutdown.abort();
     await this.#loop;
-    await Promise.allSettled([...this.#active.values()].map((entry) => entry.done));
+    await this.#scheduler.settled();
     // Give queued events a moment; whatever is left is resent by the next process (finished
     // events are kept in the job store until the server stored them).
-    await this.#events?.drain(2_000);
-    this.#events?.stop();
+    await this.#services?.events.drain(2_000);
+    this.#services?.events.stop();
     await Promise.allSettled([...this.#background]);
-    await this.#store?.flush();
+    await this.#services?.store.flush();
     this.#logger.info("agent stopped");
   }
 
-  // -- startup ----------------------------------------------------------------------
-
-  async #recover(store: JobStore): Promise<void> {
-    for (const record of store.unreported()) {
-      if (record.finished === undefined || record.finished.type !== "finished") continue;
-      this.#logger.info("resending the result of a command finished before a restart", { command: record.id });
-      this.#sendFinished(record.id, record.finished);
-    }
-    for (const record of store.unfinished()) {
-      if (record.detached) {
-        this.#resumeJob(record);
-        continue;
-      }
-      // An attached command died with the previous agent process. The control plane sees that this
-      // session does not hold it and ends it `lost` (it, not we, writes a command's state); we only
-      // close our own record so it is never resumed or reported.
-      const reason =
-        record.status === "received"
-          ? "the agent restarted before running this command"
-          : "the agent restarted while this command ran; it did not finish";
-      this.#logger.warn("command interrupted by the previous agent process; the control plane ends it lost", { command: record.id, reason });
-      await store.recordFinished(record.id, { type: "finished", at: this.#isoNow(), outcome: "failed", exitCode: null, error: reason, result: {} });
-      await store.markReported(record.id);
-    }
-    await store.pruneJobs();
-  }
-
-  #resumeJob(record: CommandRecord): void {
-    const stop = new AbortController();
-    const entry: ActiveCommand = { id: record.id, kind: record.kind, state: "running", delivery: null, stop, done: Promise.resolve() };
-    this.#active.set(record.id, entry);
-    this.#exclusiveBusy++;
-    entry.done = (async () => {
-      try {
-        const store = this.#requireStore();
-        const meta = await store.readJobMeta(record.id);
-        if (meta === null) {
-          await this.#finish(record.id, failed("the agent restarted before this command's job started"));
-          return;
-        }
-        this.#logger.info("resuming a detached job started by a previous agent process", { command: record.id, kind: record.kind });
-        const jobs = this.#requireJobs();
-        const end = await jobs.follow(meta, { cancel: stop.signal, shutdown: this.#shutdown.signal });
-        const outcome = (await finishJob(this.#hostContext(record.id), jobs, meta, end)) ?? { outcome: "left-running" as const };
-        await this.#complete(entry, outcome);
-      } catch (error) {
-        this.#logger.error("resuming a detached job failed", { command: record.id, problem: String(error) });
-        await this.#finish(record.id, failed(`internal error while resuming: ${String(error)}`));
-      } finally {
-        this.#active.delete(record.id);
-        this.#exclusiveBusy--;
-        this.#pump();
-      }
-    })();
-  }
-
-  // -- polling --------------------------------------------------------------------------
-
-  async #pollLoop(): Promise<void> {
-    let failures = 0;
-    const client = this.#requireClient();
-    while (!this.#shutdown.signal.aborted) {
-      try {
-        failures = await this.#pollOnce(client, failures);
-      } catch (error) {
-        // Nothing the server sends may crash the agent; an unexpected failure here is logged and retried.
-        failures++;
-        this.#logger.error("poll cycle failed unexpectedly", { problem: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-        await sleep(backoffDelay(this.#backoff, failures, this.#random), this.#shutdown.signal);
-      }
-    }
-  }
-
-  /** One poll: send, handle the answer or back off. Returns the new count of consecutive failures. */
-  async #pollOnce(client: ControlPlaneClient, failures: number): Promise<number> {
-    const { body, fingerprint } = await this.#pollRequest();
-    const controller = new AbortController();
-    this.#pollAbort = controller;
-    const outcome = await client.poll(body, this.config.pollTimeoutSeconds, AbortSignal.any([controller.signal, this.#shutdown.signal]));
-    this.#pollAbort = null;
-    if (outcome.kind === "aborted") return failures;
-    if (outcome.kind === "ok") {
-      this.#logger.debug("poll answered", { commands: outcome.response.commands.length, reportSent: body.report !== undefined });
-      for (const id of body.acks) this.#acks.delete(id);
-      if (body.report !== undefined && fingerprint !== null) {
-        this.#acceptedFingerprint = fingerprint;
-        this.#reportNeeded = false;
-      }
-      this.#wantReport = outcome.response.wantReport;
-      if (outcome.response.commands.length > 0) await this.#receive(outcome.response.commands);
-      return 0;
-    }
-    failures++;
-    const wait = backoffDelay(this.#backoff, failures, this.#random);
-    if (outcome.kind === "unauthorized") {
-      this.#logger.error("CONTROL PLANE REJECTED THE AGENT TOKEN: check the token file, or re-enrol the host", {
-        tokenFile: this.config.tokenFile,
-        answer: outcome.message,
-        retryInMs: wait,
-      });
-      await this.#rereadToken();
-    } else {
-      this.#logger.warn("poll failed; polling again", { problem: outcome.message, failures, retryInMs: wait });
-    }
-    await sleep(wait, this.#shutdown.signal);
-    return failures;
-  }
-
-  async #pollRequest(): Promise<{ body: PollRequest; fingerprint: string | null }> {
-    const body: PollRequest = {
-      protocol: PROTOCOL_VERSION,
-      agentSession: this.#session,
-      activeCommands: [...this.#active.keys()].slice(0, ACTIVE_LIMIT),
-      acks: [...this.#acks].slice(0, ACKS_LIMIT),
-    };
-    let fingerprint: string | null = null;
-    try {
-      const report = await this.#requireReports().collect();
-      fingerprint = reportFingerprint(report);
-      if (this.#reportNeeded || this.#wantReport || fingerprint !== this.#acceptedFingerprint) body.report = report;
-    } catch (error) {
-      this.#logger.error("could not collect the report; polling without it", { problem: String(error) });
-    }
-    return { body, fingerprint };
-  }
-
-  /** Sends the report with the next poll, cutting a poll that is being held so it goes now. */
-  #requestReport(): void {
-    this.#reportNeeded = true;
-    this.#pollAbort?.abort();
+  #openServices(store: JobStore): Services {
+    const client = new ControlPlaneClient({ url: this.config.url, token: () => this.#token, fetch: this.#fetch });
+    const events = new CommandEventSender({ client, logger: this.#logger, random: this.#random, backoff: this.#backoff });
+    const jobs = new DetachedJobs({
+      store,
+      runner: this.#runner,
+      events,
+      logger: this.#logger,
+      mode: this.config.tools.detach,
+      pollIntervalMs: this.#jobPollIntervalMs,
+    });
+    const reports = new ReportCollector({
+      config: this.config,
+      platform: this.#platform,
+      runner: this.#runner,
+      store,
+      cloneDir: store.cloneDir,
+      agentStartedAt: this.#startedAt,
+      now: this.#now,
+    });
+    return { store, client, events, jobs, reports };
   }
 
   async #rereadToken(): Promise<void> {
@@ -330,59 +210,32 @@ export class Agent {
   // -- commands ---------------------------------------------------------------------------
 
   async #receive(deliveries: CommandDelivery[]): Promise<void> {
-    const store = this.#requireStore();
+    const { store } = this.#started();
     for (const delivery of deliveries) {
-      this.#acks.add(delivery.id);
-      if (this.#active.has(delivery.id)) continue;
+      this.#poller.ack(delivery.id);
+      if (this.#scheduler.has(delivery.id)) continue;
       const record = store.command(delivery.id);
       if (record !== undefined) {
         this.#logger.info("command delivered again; acknowledged, not run twice", { command: delivery.id, status: record.status });
         // The server may have missed the result: offer it again (a final command answers 409, which is fine).
         if (record.finished !== undefined && record.finished.type === "finished" && record.reported) {
-          this.#sendFinished(record.id, record.finished);
+          void this.#sendFinished(record.id, record.finished);
         }
         continue;
       }
       await store.recordReceived(delivery, this.#isoNow());
       this.#logger.info("command received", { command: delivery.id, kind: delivery.kind, target: delivery.target ?? undefined });
-      const entry: ActiveCommand = {
-        id: delivery.id,
-        kind: delivery.kind,
-        state: "queued",
-        delivery,
-        stop: new AbortController(),
-        done: Promise.resolve(),
-      };
-      this.#active.set(delivery.id, entry);
-      if (EXCLUSIVE_COMMAND_KINDS.has(delivery.kind)) {
-        this.#queue.push(entry);
-        this.#pump();
-      } else {
-        entry.done = this.#execute(entry);
-      }
+      this.#scheduler.admit(delivery);
     }
-  }
-
-  /** Starts the next exclusive command when nothing exclusive runs. */
-  #pump(): void {
-    if (this.#exclusiveBusy > 0 || this.#shutdown.signal.aborted) return;
-    const next = this.#queue.shift();
-    if (next === undefined) return;
-    this.#exclusiveBusy++;
-    next.done = this.#execute(next).finally(() => {
-      this.#exclusiveBusy--;
-      this.#pump();
-      if (this.#exclusiveBusy === 0) releaseMemory();
-    });
   }
 
   async #execute(entry: ActiveCommand): Promise<void> {
     const delivery = entry.delivery;
     if (delivery === null) return;
-    const store = this.#requireStore();
+    const { store, events, jobs } = this.#started();
     entry.state = "running";
     this.#logger.info("command started", { command: entry.id, kind: entry.kind });
-    this.#requireEvents().started(entry.id, this.#isoNow());
+    events.started(entry.id, this.#isoNow());
     await store.markRunning(entry.id);
     const cancel = AbortSignal.any([entry.stop.signal, this.#shutdown.signal]);
     const ctx: CommandContext = {
@@ -390,11 +243,9 @@ export class Agent {
       delivery,
       cancel,
       shutdown: this.#shutdown.signal,
-      jobs: this.#requireJobs(),
+      jobs,
       stopCommand: (target) => this.#stopCommand(target),
-      refreshReport: () => {
-        this.#reportNeeded = true;
-      },
+      refreshReport: () => this.#poller.refreshReport(),
     };
     let end: CommandEnd;
     try {
@@ -410,7 +261,7 @@ export class Agent {
   }
 
   async #complete(entry: ActiveCommand, end: CommandEnd): Promise<void> {
-    this.#active.delete(entry.id);
+    this.#scheduler.release(entry.id);
     if (end.outcome === "left-running") {
       this.#logger.info("agent stopping; the detached job goes on and the next agent process reports it", { command: entry.id });
       return;
@@ -442,31 +293,27 @@ export class Agent {
     const fields = { command: id, outcome: outcome.outcome, exitCode: outcome.exitCode, error: outcome.error?.split("\n")[0] };
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
-    await this.#requireStore().recordFinished(id, event);
-    this.#requestReport();
+    await this.#started().store.recordFinished(id, event);
+    this.#poller.requestReport();
     return { delivered: this.#sendFinished(id, event) };
   }
 
   #sendFinished(id: string, event: FinishedEvent): Promise<void> {
-    const sent = this.#requireEvents()
-      .finished(id, event)
-      .then(async (delivery) => {
-        if (delivery === "abandoned") return;
-        await this.#store?.markReported(id);
-        if (this.#store?.command(id)?.detached) await this.#store.pruneJobs();
-      });
+    const { store, events } = this.#started();
+    const sent = events.finished(id, event).then(async (delivery) => {
+      if (delivery === "abandoned") return;
+      await store.markReported(id);
+      if (store.command(id)?.detached) await store.pruneJobs();
+    });
     this.#track(sent);
     return sent;
   }
 
   async #stopCommand(target: string | null): Promise<boolean> {
-    const entry = target === null ? undefined : this.#active.get(target);
+    const entry = target === null ? undefined : this.#scheduler.get(target);
     if (entry === undefined) return false;
     this.#logger.info("stopping command", { command: entry.id, state: entry.state });
-    if (entry.state === "queued") {
-      const index = this.#queue.indexOf(entry);
-      if (index >= 0) this.#queue.splice(index, 1);
-      this.#active.delete(entry.id);
+    if (this.#scheduler.dequeue(entry)) {
       await this.#finish(entry.id, { outcome: "cancelled", exitCode: null, error: "stopped by a stop command before it started", result: {} });
       return true;
     }
@@ -489,10 +336,10 @@ export class Agent {
       this.#shutdown.signal,
     );
     if (outcome.kind !== "ran" || outcome.cancelled) return;
-    await this.#requireStore().recordTestRun(outcome.run);
+    await this.#started().store.recordTestRun(outcome.run);
     const failing = outcome.run.results.filter((result) => !result.passed).map((result) => result.name);
     this.#logger.info("tests after the switch finished", { passed: failing.length === 0, failing: failing.join(",") || undefined });
-    this.#requestReport();
+    this.#poller.requestReport();
   }
 
   #requestRestart(): void {
@@ -504,14 +351,15 @@ export class Agent {
   // -- plumbing ------------------------------------------------------------------------------
 
   #hostContext(commandId: string | null): HostContext {
-    const events = this.#requireEvents();
+    const { store, events } = this.#started();
     const output = (stream: OutputStream, data: string) => {
       if (commandId !== null) events.output(commandId, stream, data);
     };
     return {
       config: this.config,
+      platform: this.#platform,
       runner: this.#runner,
-      store: this.#requireStore(),
+      store,
       logger: this.#logger,
       output,
       say: (line) => {
@@ -530,25 +378,9 @@ export class Agent {
     return new Date(this.#now()).toISOString();
   }
 
-  #requireStore(): JobStore {
-    if (this.#store === null) throw new Error("agent not started");
-    return this.#store;
-  }
-  #requireClient(): ControlPlaneClient {
-    if (this.#client === null) throw new Error("agent not started");
-    return this.#client;
-  }
-  #requireEvents(): CommandEventSender {
-    if (this.#events === null) throw new Error("agent not started");
-    return this.#events;
-  }
-  #requireJobs(): DetachedJobs {
-    if (this.#jobs === null) throw new Error("agent not started");
-    return this.#jobs;
-  }
-  #requireReports(): ReportCollector {
-    if (this.#reports === null) throw new Error("agent not started");
-    return this.#reports;
+  #started(): Services {
+    if (this.#services === null) throw new Error("agent not started");
+    return this.#services;
   }
 }
 

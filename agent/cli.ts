@@ -15,6 +15,7 @@ import { NIXFLEET_VERSION } from "../common/version.ts";
 import { Agent, AgentStartError } from "./agent.ts";
 import { JobStore } from "./job-store.ts";
 import { createLogger } from "./logger.ts";
+import { platformFor } from "./platforms/index.ts";
 import { ReportCollector } from "./report.ts";
 import { createNodeRunner } from "./runner.ts";
 
@@ -124,6 +125,7 @@ async function status(config: AgentConfig, json: boolean): Promise<number> {
   const store = await JobStore.openReadOnly(config.stateDir, logger);
   const collector = new ReportCollector({
     config,
+    platform: platformFor(config),
     runner: createNodeRunner({ extraPath: config.extraPath }),
     store,
     cloneDir: store.cloneDir,

@@ -2,7 +2,7 @@
 import * as path from "node:path";
 import type { AgentConfig } from "../common/agent-config.ts";
 import { describeFailure, type HostRunner, type RunOptions, type RunResult } from "./runner.ts";
-import { known, unknown, type Known } from "./system.ts";
+import { known, unknown, type Known } from "./known.ts";
 
 /**
  * Never prompt: the agent has no terminal, a prompt would hang the pull forever. No optional locks:

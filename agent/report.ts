@@ -11,11 +11,14 @@ import { PROTOCOL_VERSION, Report } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
+import { known, readCommandLine, unknown, type Known } from "./known.ts";
+import type { HostPlatform } from "./platforms/platform.ts";
 import { describeFailure, type HostRunner } from "./runner.ts";
-import { known, readCurrentSystem, unknown, type Known } from "./system.ts";
+import { readCurrentSystem } from "./system.ts";
 
 export interface ReportCollectorOptions {
   config: AgentConfig;
+  platform: HostPlatform;
   runner: HostRunner;
   /** The agent's state (built-from commits, last tests); null when there is none. */
   store: Pick<JobStore, "builtFromCommit" | "desiredSystem" | "lastTestRun"> | null;
@@ -43,8 +46,8 @@ export class ReportCollector {
   }
 
   async collect(): Promise<Report> {
-    const { config, runner, store, cloneDir } = this.#options;
-    const current = await readCurrentSystem(config, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
+    const { config, platform, runner, store, cloneDir } = this.#options;
+    const current = await readCurrentSystem(platform, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
     const [facts, commit, branch, dirty, lock] = await Promise.all([
       this.#hostFacts(current.value),
       headCommit(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
@@ -56,7 +59,7 @@ export class ReportCollector {
     const report: Report = {
       protocol: PROTOCOL_VERSION,
       agentVersion: NIXFLEET_VERSION,
-      platform: config.platform,
+      platform: platform.name,
       hostname: safe(() => runner.hostname(), "").slice(0, 253),
       os: facts.os,
       nixpkgsVersion: facts.nixpkgsVersion,
@@ -84,12 +87,10 @@ export class ReportCollector {
 
   async #hostFacts(system: string | null): Promise<HostFacts> {
     if (this.#facts !== null && this.#facts.system === system) return this.#facts.facts;
-    const { config, runner } = this.#options;
+    const { config, platform, runner } = this.#options;
     const [os, nixpkgsVersion, nixVersion] = await Promise.all([
       readOs(runner),
-      config.platform === "nixos"
-        ? readCommandLine(runner, ["nixos-version"], "nixos-version")
-        : Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: ${config.platform})`)),
+      platform.nixpkgsVersion(runner),
       readNixVersion(runner, config.tools.nix),
     ]);
     const facts = { os, nixpkgsVersion, nixVersion };
@@ -111,6 +112,7 @@ export function reportFingerprint(report: Report): string {
   return createHash("sha256").update(JSON.stringify(stable)).digest("hex");
 }
 
+/** By the operating system, not the platform: Home Manager runs on Linux and macOS alike. */
 async function readOs(runner: HostRunner): Promise<Known<string>> {
   if (runner.hostOs() === "darwin") {
     const result = await runner.run(["sw_vers"]);
@@ -136,13 +138,6 @@ async function readNixVersion(runner: HostRunner, nix: string): Promise<Known<st
   // "nix (Nix) 2.8.0" → "2.8.0"
   const version = /(\d+\.\d+[^\s]*)\s*$/.exec(line.value)?.[1];
   return known(version ?? line.value);
-}
-
-async function readCommandLine(runner: HostRunner, argv: string[], what: string): Promise<Known<string>> {
-  const result = await runner.run(argv);
-  const first = result.stdout.trim().split("\n")[0]?.trim() ?? "";
-  if (result.exitCode === 0 && first !== "") return known(first.slice(0, 100));
-  return unknown(describeFailure(what, result));
 }
 
 async function readLock(runner: HostRunner, cloneDir: string): Promise<Report["lock"]> {

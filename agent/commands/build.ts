@@ -16,8 +16,9 @@ import { z } from "zod";
 import { COMMAND_DEADLINE_SECONDS, type BuildResult, type ClosureDiff, type OutputStream } from "../../common/protocol.ts";
 import { parseClosureDiff } from "../closure-diff.ts";
 import { runGit } from "../git.ts";
+import type { Known } from "../known.ts";
 import { describeFailure, type RunResult } from "../runner.ts";
-import { flakeAttrOf, NIX_FLAKE_FLAGS, readCurrentSystem, systemOutput, type Known } from "../system.ts";
+import { NIX_FLAKE_FLAGS, readCurrentSystem } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandOutcome } from "./context.ts";
 
 /**
@@ -71,7 +72,7 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     if (added.aborted) return stopped();
     if (added.exitCode !== 0) return failed(describeFailure("git worktree add", added), { build: base() });
 
-    const installable = `${dirs.src}#${systemOutput(ctx.config.platform, flakeAttrOf(ctx.config))}`;
+    const installable = ctx.platform.systemInstallable(dirs.src);
     const argv = [ctx.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--print-build-logs", "--out-link", dirs.result, installable];
     const niced = (await ctx.runner.run([...NICE, "true"])).exitCode === 0 ? [...NICE, ...argv] : argv;
     ctx.say(`$ ${niced.join(" ")}`);
@@ -92,7 +93,7 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     const durationMs = Math.round(performance.now() - started);
     ctx.say(`built ${storePath} in ${(durationMs / 1000).toFixed(1)} s`);
 
-    const running = await readCurrentSystem(ctx.config, ctx.runner);
+    const running = await readCurrentSystem(ctx.platform, ctx.runner);
     const compared = running.value === null ? running : await compareClosures(ctx, running.value, storePath, signal, output);
     if (signal.aborted) return stopped();
     const build: BuildResult = {

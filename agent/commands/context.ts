@@ -4,6 +4,7 @@ import type { CommandDelivery, CommandResult, OutputStream } from "../../common/
 import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
 import type { Logger } from "../logger.ts";
+import type { HostPlatform } from "../platforms/platform.ts";
 import type { HostRunner } from "../runner.ts";
 
 export interface CommandOutcome {
@@ -25,6 +26,8 @@ export type CommandEnd = CommandOutcome | LeftRunning;
 /** The parts every host-touching step needs. */
 export interface HostContext {
   config: AgentConfig;
+  /** What differs between NixOS, nix-darwin and Home Manager. */
+  platform: HostPlatform;
   runner: HostRunner;
   store: JobStore;
   logger: Logger;

@@ -4,75 +4,24 @@
  * Exit code 0 is not proof: a switch succeeded only when the link points at
  * what the clone builds; a rollback only when the link moved.
  */
-import type { AgentConfig } from "../../common/agent-config.ts";
 import type { CommandResult } from "../../common/protocol.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
 import { hasClone, headCommit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
 import { testsConfigured } from "../report.ts";
-import { describeFailure, type HostRunner } from "../runner.ts";
-import { evaluateSystem, flakeAttrOf, readCurrentSystem, systemLinkCandidates } from "../system.ts";
+import { evaluateSystem, readCurrentSystem } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./context.ts";
 import { runPull } from "./pull.ts";
 
-/** The rebuild tool's argv for a switch to the clone's configuration. */
-export function switchArgv(config: AgentConfig, cloneDir: string): string[] {
-  const flake = `${cloneDir}#${flakeAttrOf(config)}`;
-  switch (config.platform) {
-    case "nixos":
-      return [config.tools.nixosRebuild, "switch", "--flake", flake];
-    case "darwin":
-      return [config.tools.darwinRebuild, "switch", "--flake", flake];
-    case "home-manager":
-      return [config.tools.homeManager, "switch", "--flake", flake];
-  }
-}
-
-/**
- * Home Manager has no rollback subcommand: its documented way back is to run
- * the previous generation's `activate`, which also points the profile at it.
- * The script finds the generation numbered just below the profile's current one.
- */
-const HOME_MANAGER_ROLLBACK_SCRIPT = [
-  'profile=$1; dir=$(dirname "$profile")',
-  'current=$(readlink "$profile") || { echo "cannot read $profile" >&2; exit 1; }',
-  'n=${current##*home-manager-}; n=${n%-link}',
-  "prev=$(ls -1 \"$dir\" | sed -n 's/^home-manager-\\([0-9][0-9]*\\)-link$/\\1/p' | sort -n | awk -v n=\"$n\" '$1 < n' | tail -n 1)",
-  '[ -n "$prev" ] || { echo "no Home Manager generation before $current" >&2; exit 1; }',
-  'echo "activating $dir/home-manager-$prev-link"',
-  'exec "$dir/home-manager-$prev-link/activate"',
-].join("\n");
-
-/** The rebuild tool's argv for going back to the previous generation. */
-export async function rollbackArgv(config: AgentConfig, runner: HostRunner): Promise<string[]> {
-  switch (config.platform) {
-    case "nixos":
-      return [config.tools.nixosRebuild, "switch", "--rollback"];
-    case "darwin":
-      return [config.tools.darwinRebuild, "switch", "--rollback"];
-    case "home-manager": {
-      const candidates = systemLinkCandidates(config, runner);
-      let profile = candidates[0] ?? "home-manager-profile-not-found";
-      for (const candidate of candidates) {
-        if (await runner.realPath(candidate).then(() => true, () => false)) {
-          profile = candidate;
-          break;
-        }
-      }
-      return ["/bin/sh", "-c", HOME_MANAGER_ROLLBACK_SCRIPT, "nixfleet-rollback", profile];
-    }
-  }
-}
-
 export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Promise<CommandEnd> {
-  const { config, runner, store } = ctx;
+  const { config, platform, runner, store } = ctx;
   const pullResult: CommandResult = pull ?? {};
   if (!(await hasClone(runner, store.cloneDir))) {
     return failed("there is no clone of the repository yet: run pull (or pull-switch) first", pullResult);
   }
   const commit = await headCommit(config, runner, store.cloneDir);
-  const before = await readCurrentSystem(config, runner);
-  const argv = switchArgv(config, store.cloneDir);
+  const before = await readCurrentSystem(platform, runner);
+  const argv = platform.switchArgv(store.cloneDir);
   return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, pull }, argv);
 }
 
@@ -83,8 +32,8 @@ export async function runPullSwitch(ctx: CommandContext): Promise<CommandEnd> {
 }
 
 export async function runRollback(ctx: CommandContext): Promise<CommandEnd> {
-  const before = await readCurrentSystem(ctx.config, ctx.runner);
-  const argv = await rollbackArgv(ctx.config, ctx.runner);
+  const before = await readCurrentSystem(ctx.platform, ctx.runner);
+  const argv = await ctx.platform.rollbackArgv(ctx.runner);
   return runJob(ctx, { action: "rollback", commit: null, systemBefore: before.value }, argv);
 }
 
@@ -96,7 +45,7 @@ async function runJob(
   ctx.say(`$ ${argv.join(" ")}`);
   await ctx.store.markRunning(ctx.delivery.id, true);
   const started = await ctx.jobs.start(
-    { commandId: ctx.delivery.id, kind: ctx.delivery.kind, platform: ctx.config.platform, ...meta },
+    { commandId: ctx.delivery.id, kind: ctx.delivery.kind, platform: ctx.platform.name, ...meta },
     argv,
     ctx.store.stateDir,
   );
@@ -111,9 +60,9 @@ async function runJob(
  * that resumed it. Null when the job is still running (the agent is stopping).
  */
 export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
-  const { config, runner, store } = ctx;
+  const { config, platform, runner, store } = ctx;
   if (end.kind === "left-running") return null;
-  const after = await readCurrentSystem(config, runner);
+  const after = await readCurrentSystem(platform, runner);
   const result: CommandResult = { ...meta.pull, systemBefore: meta.systemBefore, systemAfter: after.value };
   const tool = meta.action === "switch" ? "switch" : "rollback";
 
@@ -136,13 +85,13 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   }
 
   ctx.say("verifying the running system against the configuration…");
-  const expected = await evaluateSystem(config, runner, store.cloneDir);
+  const expected = await evaluateSystem(config.tools.nix, platform, runner, store.cloneDir);
   if (expected.value === null) {
     return failed(`switch exited 0 but what the configuration builds could not be evaluated: ${expected.reason}`, result, 0);
   }
   if (meta.commit !== null) await store.recordDesired(meta.commit, expected.value);
   if (after.value !== expected.value) {
-    const link = systemLinkCandidates(config, runner)[0] ?? "the running-system link";
+    const link = platform.runningSystemLinks(runner)[0] ?? "the running-system link";
     return failed(
       `switch exited 0 but ${link} points to ${after.value}, not to the system the configuration builds (${expected.value})`,
       result,
@@ -151,36 +100,9 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   }
   if (meta.commit !== null) await store.recordBuilt(after.value, meta.commit);
   ctx.say(`running system is ${after.value}, built from ${meta.commit ?? "an unknown commit"}`);
-  const units = await failedUnits(ctx);
+  const units = await platform.failedUnits(runner, ctx.say);
   if (units !== null) return failed(units, result, 0);
   const outcome = succeeded(result);
   if (config.autoTestAfterSwitch && testsConfigured(config)) outcome.then = "run-tests";
   return outcome;
-}
-
-/**
- * NixOS: a switch that left systemd units failed is not a good switch (spec 004's `systemctl --failed`).
- * Returns why, or null when none failed or the check does not apply here.
- */
-async function failedUnits(ctx: HostContext): Promise<string | null> {
-  const { config, runner } = ctx;
-  if (config.platform !== "nixos" || !config.checkFailedUnits) return null;
-  try {
-    await runner.listDirectory(config.systemdRuntimeDir);
-  } catch {
-    ctx.say(`systemd is not running here (no ${config.systemdRuntimeDir}): the failed-units check is skipped`);
-    return null;
-  }
-  ctx.say("checking for failed systemd units…");
-  const listed = await runner.run([config.tools.systemctl, "--failed", "--no-legend", "--plain", "--no-pager"]);
-  if (listed.exitCode !== 0) return `switch succeeded, but the failed systemd units could not be listed: ${describeFailure("systemctl --failed", listed)}`;
-  const failedNames = listed.stdout
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/)[0] ?? "")
-    .filter((name) => name !== "");
-  if (failedNames.length === 0) {
-    ctx.say("no failed systemd units");
-    return null;
-  }
-  return `switch succeeded, but ${failedNames.length === 1 ? "1 systemd unit" : `${failedNames.length} systemd units`} failed: ${failedNames.slice(0, 10).join(", ")}`;
 }

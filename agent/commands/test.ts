@@ -38,9 +38,9 @@ export async function runTestCommand(ctx: CommandContext): Promise<CommandOutcom
 
 /** Runs the tests one after the other; used by the `test` command and after an automatic switch. */
 export async function runTests(ctx: HostContext, cancel: AbortSignal): Promise<TestsOutcome> {
-  const { config, runner, store } = ctx;
+  const { config, platform, runner, store } = ctx;
   if (!testsConfigured(config)) return { kind: "none" };
-  const system = await readCurrentSystem(config, runner);
+  const system = await readCurrentSystem(platform, runner);
   const cwd = (await hasClone(runner, store.cloneDir)) ? store.cloneDir : store.stateDir;
   const planned: PlannedTest[] = config.tests.commands.map((test) => ({ name: test.name, argv: ["/bin/sh", "-c", test.command] }));
   const results: TestResult[] = [];

@@ -25,6 +25,8 @@ export interface HarnessOptions {
   tools?: Partial<NonNullable<AgentConfigInput["tools"]>>;
   /** How long the fake control plane holds a poll at most. */
   holdCapSeconds?: number;
+  /** Wraps the real runner the agent gets (to record what it runs on the host, say). */
+  wrapRunner?: (runner: HostRunner) => HostRunner;
 }
 
 export interface Harness {
@@ -51,7 +53,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const host = options.host ?? "web1";
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));
   const env = isolatedHostEnv(root);
-  const runner = createNodeRunner({ env, killGraceMs: 2_000 });
+  const realRunner = createNodeRunner({ env, killGraceMs: 2_000 });
+  const runner = options.wrapRunner?.(realRunner) ?? realRunner;
   const fleet = await createFleetRepo({ root: path.join(root, "fleet"), hosts: [host, "db1"], env, lock: options.lock });
   const shim = await installRebuildShim(path.join(root, "shim"));
   const plane = await FakeControlPlane.start({ holdCapSeconds: options.holdCapSeconds ?? 2 });

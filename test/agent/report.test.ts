@@ -11,6 +11,7 @@ import { Report } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { JobStore } from "../../agent/job-store.ts";
 import { silentLogger } from "../../agent/logger.ts";
+import { platformFor } from "../../agent/platforms/index.ts";
 import { ReportCollector, reportFingerprint } from "../../agent/report.ts";
 import { createNodeRunner } from "../../agent/runner.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
@@ -43,7 +44,7 @@ describe("report on a machine the agent knows nothing about", () => {
     });
     const runner = createNodeRunner({ env: { ...isolatedHostEnv(root), PATH: "/nonexistent" } });
     const store = await JobStore.openReadOnly(config.stateDir, silentLogger);
-    return new ReportCollector({ config, runner, store, cloneDir: store.cloneDir, agentStartedAt: Date.now() - 5_000 }).collect();
+    return new ReportCollector({ config, platform: platformFor(config), runner, store, cloneDir: store.cloneDir, agentStartedAt: Date.now() - 5_000 }).collect();
   };
 
   it("says why for every value it cannot read, instead of guessing or throwing", async () => {

@@ -1,0 +1,45 @@
+/**
+ * NixOS: the system is `nixosConfigurations.<attr>.config.system.build.toplevel`,
+ * `/run/current-system` points at the running one, `nixos-rebuild` switches and
+ * rolls back, systemd says which units failed and `nixos-version` names nixpkgs.
+ */
+import type { AgentConfig } from "../../common/agent-config.ts";
+import { readCommandLine } from "../known.ts";
+import { describeFailure, type HostRunner } from "../runner.ts";
+import { flakeAttrOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
+
+export function nixosPlatform(config: AgentConfig): HostPlatform {
+  const attr = flakeAttrOf(config);
+  return {
+    name: "nixos",
+    systemInstallable: (flakeDir) => `${flakeDir}#nixosConfigurations.${attr}.config.system.build.toplevel`,
+    runningSystemLinks: () => runningSystemLinks(config, () => ["/run/current-system"]),
+    switchArgv: (flakeDir) => [config.tools.nixosRebuild, "switch", "--flake", `${flakeDir}#${attr}`],
+    rollbackArgv: () => Promise.resolve([config.tools.nixosRebuild, "switch", "--rollback"]),
+    failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
+    nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
+  };
+}
+
+/** A switch that left systemd units failed is not a good switch (what `systemctl --failed` shows a careful admin). */
+async function failedSystemdUnits(config: AgentConfig, runner: HostRunner, say: (line: string) => void): Promise<string | null> {
+  if (!config.checkFailedUnits) return null;
+  try {
+    await runner.listDirectory(config.systemdRuntimeDir);
+  } catch {
+    say(`systemd is not running here (no ${config.systemdRuntimeDir}): the failed-units check is skipped`);
+    return null;
+  }
+  say("checking for failed systemd units…");
+  const listed = await runner.run([config.tools.systemctl, "--failed", "--no-legend", "--plain", "--no-pager"]);
+  if (listed.exitCode !== 0) return `switch succeeded, but the failed systemd units could not be listed: ${describeFailure("systemctl --failed", listed)}`;
+  const failedNames = listed.stdout
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/)[0] ?? "")
+    .filter((name) => name !== "");
+  if (failedNames.length === 0) {
+    say("no failed systemd units");
+    return null;
+  }
+  return `switch succeeded, but ${failedNames.length === 1 ? "1 systemd unit" : `${failedNames.length} systemd units`} failed: ${failedNames.slice(0, 10).join(", ")}`;
+}

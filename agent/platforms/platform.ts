@@ -1,0 +1,39 @@
+/**
+ * What differs between NixOS, nix-darwin and Home Manager, behind one
+ * interface: one module per platform (nixos.ts, darwin.ts, home-manager.ts),
+ * picked from the agent's config by `platformFor` (index.ts). Everything they
+ * do to the host goes through the `HostRunner` they are handed, so tests
+ * swap the host as they do for the rest of the agent.
+ */
+import type { AgentConfig } from "../../common/agent-config.ts";
+import type { Platform } from "../../common/protocol.ts";
+import type { Known } from "../known.ts";
+import type { HostRunner } from "../runner.ts";
+
+export interface HostPlatform {
+  readonly name: Platform;
+  /** `<flakeDir>#<output>`: the flake output that is this host's whole system. */
+  systemInstallable(flakeDir: string): string;
+  /** The links that may point at the running system, most specific first. */
+  runningSystemLinks(runner: HostRunner): string[];
+  /** Switches the host to the configuration in `flakeDir`. */
+  switchArgv(flakeDir: string): string[];
+  /** Goes back to the generation before the running one. */
+  rollbackArgv(runner: HostRunner): Promise<string[]>;
+  /**
+   * After a verified switch: why the host's services are not healthy, or null
+   * when none failed or there is nothing to check here. `say` narrates the check.
+   */
+  failedUnits(runner: HostRunner, say: (line: string) => void): Promise<string | null>;
+  /** The nixpkgs version the running system was built from. */
+  nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
+}
+
+export function flakeAttrOf(config: AgentConfig): string {
+  return config.flakeAttr ?? config.hostName;
+}
+
+/** The config's `currentSystemLink` names the one link to read, on every platform (tests, unusual hosts). */
+export function runningSystemLinks(config: AgentConfig, platformLinks: () => string[]): string[] {
+  return config.currentSystemLink !== undefined ? [config.currentSystemLink] : platformLinks();
+}
