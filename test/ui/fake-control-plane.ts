@@ -3,7 +3,7 @@
  * handlers a test sets, and records every request: the data layer's tests
  * go through real fetch and real sockets.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface RecordedRequest {
@@ -41,20 +41,29 @@ export class FakeControlPlane {
   }
 
   async start(): Promise<this> {
-    this.server = createServer(async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const request = { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
-      this.requests.push(request);
-      const handler = this.handlers.get(`${request.method} ${request.path.split("?")[0]}`);
-      const answer: Answer = handler ? await handler(request) : { status: 404, json: { error: { code: "not_found", message: `no route for ${request.method} ${request.path}` } } };
-      await answer.delay;
-      res.writeHead(answer.status ?? 200, { "content-type": answer.raw === undefined ? "application/json" : "text/plain" });
-      res.end(answer.raw ?? JSON.stringify(answer.json ?? null));
+    this.server = createServer((req, res) => {
+      // A handler that throws is a broken test: answer 500 with its message so the page shows it,
+      // instead of leaving the request hanging and the rejection unhandled.
+      this.answer(req, res).catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`fake control plane handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
+  }
+
+  private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const request = { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") };
+    this.requests.push(request);
+    const handler = this.handlers.get(`${request.method} ${request.path.split("?")[0]}`);
+    const answer: Answer = handler ? await handler(request) : { status: 404, json: { error: { code: "not_found", message: `no route for ${request.method} ${request.path}` } } };
+    await answer.delay;
+    res.writeHead(answer.status ?? 200, { "content-type": answer.raw === undefined ? "application/json" : "text/plain" });
+    res.end(answer.raw ?? JSON.stringify(answer.json ?? null));
   }
 
   async stop(): Promise<void> {

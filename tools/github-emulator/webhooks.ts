@@ -62,7 +62,9 @@ export class WebhookSender {
   send(event: string, payload: Record<string, unknown>): string {
     const id = randomUUID();
     const body = JSON.stringify(payload);
-    this.#enqueue(() => this.#deliver({ id, event, payload, body, redelivery: false }));
+    // Answers at once, as GitHub does; flush() waits for the delivery. #deliver records a failed delivery
+    // instead of throwing, so a rejection here is an emulator bug, left unhandled to fail the run loudly.
+    void this.#enqueue(() => this.#deliver({ id, event, payload, body, redelivery: false }));
     return id;
   }
 
