@@ -19,7 +19,6 @@ type Tone = "good" | "bad" | "busy" | "warn" | "muted";
 export const HOST_STEPS: Record<RolloutHostState, { label: string; tone: Tone }> = {
   waiting: { label: "waiting", tone: "muted" },
   pulling: { label: "pulling", tone: "busy" },
-  switching: { label: "switching", tone: "busy" },
   verifying: { label: "verifying", tone: "busy" },
   soaking: { label: "soaking", tone: "busy" },
   done: { label: "done", tone: "good" },
