@@ -9,6 +9,7 @@
 import * as z from "zod";
 import { LockChange } from "./protocol.ts";
 import type { LockedRef } from "./protocol.ts";
+import { plural } from "./text.ts";
 
 // Every runtime this module targets has these; the ES lib typings alone do not
 // declare them, and pulling in DOM or Node typings would make the module less pure.
@@ -279,7 +280,7 @@ export function renderLockTooltip(changes: readonly LockChange[]): string {
   const first = changes.find((change) => change.input === "nixpkgs") ?? changes[0];
   if (first === undefined) return "Update PR pending: no input changes";
   const more = changes.length - 1;
-  const rest = more === 0 ? "" : ` (+${more} more input${more === 1 ? "" : "s"})`;
+  const rest = more === 0 ? "" : ` (+${plural(more, "more input")})`;
   return `Update PR pending: ${summarise(first)}${rest}`;
 }
 
@@ -404,7 +405,7 @@ function dateRange(change: LockChange): string | null {
 
 function commitCount(commits: number | null | undefined): string | null {
   if (commits === null || commits === undefined) return null;
-  return `${commits} commit${commits === 1 ? "" : "s"}`;
+  return plural(commits, "commit");
 }
 
 // Input names are nearly always plain words; escape only what would change the

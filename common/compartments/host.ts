@@ -2,8 +2,19 @@
  * What every compartment rule reads: the inputs, the host's facts read once, the commands' states,
  * and the verdict they give (common/compartments.ts puts the five rules together).
  */
-import type { CommandKind, CommandView, Compartment, CompartmentName, CompartmentState, Platform, RepoState, Report, SuggestedAction, UpdatePr } from "../protocol.ts";
-import { utcClock, firstErrorLine } from "../text.ts";
+import type {
+  CommandKind,
+  CommandView,
+  Compartment,
+  CompartmentName,
+  CompartmentState,
+  Platform,
+  RepoState,
+  Report,
+  SuggestedAction,
+  UpdatePr,
+} from "../protocol.ts";
+import { firstErrorLine, utcClock } from "../text.ts";
 
 /** Everything the compartments are computed from, for one host. */
 export interface CompartmentInputs {

@@ -5,11 +5,12 @@ import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
 import { hostBuild, hostBuildNote } from "../common/fleet-build.ts";
-import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";
+import { presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
+import { localTimestamp } from "../../common/text.ts";
 
 const staleTag = html`<span class="stale-tag">last known</span>`;
 
@@ -363,7 +364,7 @@ export class NfFleetTable extends LitElement {
       </div>
       <div class="td platform" role="cell" data-label="Platform">${PLATFORM_NAMES[host.platform]}</div>
       <div class="td status" role="cell" data-label="Status">
-        <span class="presence ${host.online ? "online" : "offline"}" title=${host.lastSeenAt ? `last seen ${formatTimestamp(host.lastSeenAt)}` : "never connected"}
+        <span class="presence ${host.online ? "online" : "offline"}" title=${host.lastSeenAt ? `last seen ${localTimestamp(host.lastSeenAt)}` : "never connected"}
           ><span class="dot"></span>${presenceLabel(host, this.now)}</span
         >
       </div>

@@ -6,6 +6,7 @@ import { bulkTargets, heldAmong, sendToHosts, type BulkOutcome } from "../data/b
 import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural, pluralWord } from "../../common/text.ts";
 
 /**
  * One command for several hosts: names them before anything is sent, then
@@ -134,14 +135,14 @@ export class NfBulkDialog extends LitElement {
   private renderConfirm(kind: CommandKind) {
     const n = this.targets().length;
     return html`<div class="dialog-body">
-      <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} host${n === 1 ? "" : "s"}?</h2>
+      <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} ${pluralWord(n, "host")}?</h2>
       <p>Each host will ${COMMAND_HINTS[kind]}. A host that is already busy refuses and says so below.</p>
       <ul class="host-list" aria-label="hosts">
         ${this.targets().map((host) => html`<li>${host}</li>`)}
       </ul>
       ${this._held.length > 0
         ? html`<div class="tone-warn held" role="note">
-            <p>${this._held.length} of these hosts ${this._held.length === 1 ? "is" : "are"} held:</p>
+            <p>${this._held.length} of these hosts ${pluralWord(this._held.length, "is", "are")} held:</p>
             <ul>
               ${this._held.map(({ name, hold }) => html`<li><span class="host">${name}</span> — ${holdTitle(hold)}</li>`)}
             </ul>
@@ -154,7 +155,7 @@ export class NfBulkDialog extends LitElement {
       <div class="actions">
         <button class="btn" @click=${() => this._dialog.close()}>Cancel</button>
         <button id="run" class="btn primary" ?disabled=${this._busy || n === 0} @click=${() => this.run(kind)}>
-          ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${n} host${n === 1 ? "" : "s"}`}
+          ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${plural(n, "host")}`}
         </button>
       </div>
     </div>`;

@@ -10,6 +10,7 @@ import type { FleetStore } from "../data/store.ts";
 import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural } from "../../common/text.ts";
 
 /**
  * The confirmation before a rollout: Merge & Deploy of an update PR, or
@@ -147,7 +148,7 @@ export class NfDeployDialog extends LitElement {
     const blocker = pr ? ciBlocker(pr.ciState) : null;
     const reasonOk = !this._needsOverride || this._override.trim().length >= 3;
     const ready = plan !== null && !this._busy && reasonOk && (pr !== null || this._ticked.size > 0);
-    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${this._ticked.size} ${this._ticked.size === 1 ? "host" : "hosts"}`;
+    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${plural(this._ticked.size, "host")}`;
     return html`<dialog class="wide" aria-labelledby="title" @close=${() => (this._open = false)}>
       ${!this._open
         ? nothing
