@@ -7,6 +7,7 @@ import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { plural, pluralWord } from "../../common/text.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 
 /**
  * One command for several hosts: names them before anything is sent, then
@@ -31,9 +32,7 @@ export class NfBulkDialog extends LitElement {
   private declare _busy: boolean;
   private declare _held: ReturnType<typeof heldAmong>;
   private declare _skipHeld: boolean;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._kind = null));
 
   constructor() {
     super();
@@ -115,14 +114,12 @@ export class NfBulkDialog extends LitElement {
     this._outcomes = null;
     this._held = heldAmong(this.store?.state.hosts ?? [], hosts);
     this._skipHeld = true;
-    await this.updateComplete;
-    this._dialog.showModal();
-    this.renderRoot.querySelector<HTMLButtonElement>("#run")?.focus();
+    await this._modal.open({ focus: "#run" });
   }
 
   override render() {
     const kind = this._kind;
-    return html`<dialog aria-labelledby="title" @close=${() => (this._kind = null)}>
+    return html`<dialog aria-labelledby="title">
       ${kind === null ? nothing : this._outcomes === null ? this.renderConfirm(kind) : this.renderOutcomes(kind, this._outcomes)}
     </dialog>`;
   }
@@ -153,7 +150,7 @@ export class NfBulkDialog extends LitElement {
           </div>`
         : nothing}
       <div class="actions">
-        <button class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+        <button class="btn" @click=${() => this._modal.close()}>Cancel</button>
         <button id="run" class="btn primary" ?disabled=${this._busy || n === 0} @click=${() => this.run(kind)}>
           ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${plural(n, "host")}`}
         </button>
@@ -174,7 +171,7 @@ export class NfBulkDialog extends LitElement {
               </li>`,
         )}
       </ul>
-      <div class="actions"><button id="close" class="btn primary" @click=${() => this._dialog.close()}>Close</button></div>
+      <div class="actions"><button id="close" class="btn primary" @click=${() => this._modal.close()}>Close</button></div>
     </div>`;
   }
 
@@ -187,8 +184,7 @@ export class NfBulkDialog extends LitElement {
     } finally {
       this._busy = false;
     }
-    await this.updateComplete;
-    this.renderRoot.querySelector<HTMLButtonElement>("#close")?.focus();
+    await this._modal.focus("#close");
     this.dispatchEvent(new CustomEvent("nf-bulk-done", { bubbles: true, composed: true }));
   }
 }
