@@ -275,7 +275,7 @@ export async function flakeLockHash(bytes: string | Uint8Array): Promise<string>
 // ---------------------------------------------------------------------------
 // Renderers
 
-/** The Lock compartment's tooltip for a pending update PR (spec 002): one input, then a count. */
+/** The Lock compartment's tooltip for a pending update PR (see docs/compartments.md "Lock", row 5): one input, then a count. */
 export function renderLockTooltip(changes: readonly LockChange[]): string {
   const first = changes.find((change) => change.input === "nixpkgs") ?? changes[0];
   if (first === undefined) return "Update PR pending: no input changes";
@@ -317,7 +317,7 @@ export function renderLockText(changes: readonly LockChange[]): string {
 
 /**
  * The "Updated inputs" section of an update PR comment or of the commit
- * message that deploys it (spec 004, step 6). A commit message should pass a
+ * message that deploys it (see docs/automation.md "Step by step"). A commit message should pass a
  * heading without `#`, which git may treat as a comment line.
  */
 export function renderLockMarkdown(

@@ -159,7 +159,7 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
 }
 
 /**
- * NixOS: a switch that left systemd units failed is not a good switch (spec 004's `systemctl --failed`).
+ * NixOS: a switch that left systemd units failed is not a good switch (`systemctl --failed`; see docs/rollouts.md "Gates").
  * Returns why, or null when none failed or the check does not apply here.
  */
 async function failedUnits(ctx: HostContext): Promise<string | null> {

@@ -4,7 +4,7 @@ import type { Compartment } from "../protocol.ts";
 import { plural } from "../text.ts";
 import { type HostFacts, listNames, neverConnected, verdict } from "./host.ts";
 
-/** Lock age thresholds in days (spec 000): up to `fresh` fine, past `stale` needs an update. */
+/** Lock age thresholds in days: up to `fresh` fine, past `stale` needs an update (see docs/compartments.md "Lock", lock age). */
 export const LOCK_AGE_DAYS = { fresh: 7, stale: 30 } as const;
 
 export function lockCompartment(host: HostFacts): Compartment {

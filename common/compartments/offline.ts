@@ -14,7 +14,7 @@ export function markOffline(computed: Compartments, host: HostFacts): Compartmen
   });
   const agent = computed.agent;
   return {
-    // Spec 001: an agent that does not answer is unknown (gray), unless a command explains the silence.
+    // An agent that does not answer is unknown (gray), unless a command explains the silence (see docs/compartments.md "Offline hosts").
     agent:
       agent.state === "blue" || (agent.state === "red" && agent.commandId !== null)
         ? stale(agent)

@@ -47,7 +47,7 @@ export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now:
 
 /**
  * The automation's word in the Lock cell's tooltip, so a host's row says why the update PR is not
- * being merged by itself (spec 002 §4); null while it is being merged or deployed (the banner shows that).
+ * being merged by itself (see docs/automation.md "On the dashboard"); null while it is being merged or deployed (the banner shows that).
  */
 export function automationLockNote(a: UpdatePrAutomation | null): string | null {
   if (a === null) return null;

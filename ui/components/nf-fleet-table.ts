@@ -42,9 +42,9 @@ export class NfFleetTable extends LitElement {
   };
   declare hosts: HostView[];
   declare selected: ReadonlySet<string>;
-  /** An update PR is pending: Lock cells glow (spec 002). */
+  /** An update PR is pending: Lock cells glow (see docs/compartments.md "Lock", row 5). */
   declare lockNote: string;
-  /** What the auto-merge does with the pending update PR, or why it does nothing (spec 002 §4). */
+  /** What the auto-merge does with the pending update PR, or why it does nothing (see docs/automation.md "On the dashboard"). */
   declare automationNote: string;
   /** The pending update PR's build of its head: each Lock cell says what the update does on its host. */
   declare fleetBuild: FleetBuildView | null;
