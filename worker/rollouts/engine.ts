@@ -6,7 +6,7 @@
  * host is never sent its command twice and no wave is skipped.
  */
 import type { CompartmentState, HostHold, Settings } from "../../common/protocol.ts";
-import { shortSha } from "../../common/text.ts";
+import { plural, shortSha } from "../../common/text.ts";
 import { commandVerdict, healthVerdict, type CommandOutcome } from "./gates.ts";
 import { describeHold, holdIsActive } from "./plan.ts";
 import {
@@ -147,7 +147,7 @@ class Step {
         r.currentWave = r.waves.length > 0 ? 1 : 0;
         this.notify(
           "rollout-started",
-          `rollout ${r.id} of ${shortSha(r.commit)} started by ${r.startedBy}: ${r.hosts.length} hosts in ${r.waves.length} waves`,
+          `rollout ${r.id} of ${shortSha(r.commit)} started by ${r.startedBy}: ${plural(r.hosts.length, "host")} in ${plural(r.waves.length, "wave")}`,
         );
         return;
 
@@ -413,7 +413,7 @@ class Step {
     const pending = r.hosts.filter((h) => h.state === "pending").length;
     this.notify(
       "rollout-succeeded",
-      `rollout ${r.id} of ${shortSha(r.commit)} succeeded on ${r.hosts.filter((h) => hasPassed(h)).length} hosts` +
+      `rollout ${r.id} of ${shortSha(r.commit)} succeeded on ${plural(r.hosts.filter((h) => hasPassed(h)).length, "host")}` +
         (pending > 0 ? ` with ${pending} pending` : ""),
     );
   }
