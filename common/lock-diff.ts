@@ -9,6 +9,7 @@
 import * as z from "zod";
 import { LockChange } from "./protocol.ts";
 import type { LockedRef } from "./protocol.ts";
+import { plural } from "./text.ts";
 
 // Every runtime this module targets has these; the ES lib typings alone do not
 // declare them, and pulling in DOM or Node typings would make the module less pure.
@@ -274,12 +275,12 @@ export async function flakeLockHash(bytes: string | Uint8Array): Promise<string>
 // ---------------------------------------------------------------------------
 // Renderers
 
-/** The Lock compartment's tooltip for a pending update PR (spec 002): one input, then a count. */
+/** The Lock compartment's tooltip for a pending update PR (see docs/compartments.md "Lock", row 5): one input, then a count. */
 export function renderLockTooltip(changes: readonly LockChange[]): string {
   const first = changes.find((change) => change.input === "nixpkgs") ?? changes[0];
   if (first === undefined) return "Update PR pending: no input changes";
   const more = changes.length - 1;
-  const rest = more === 0 ? "" : ` (+${more} more input${more === 1 ? "" : "s"})`;
+  const rest = more === 0 ? "" : ` (+${plural(more, "more input")})`;
   return `Update PR pending: ${summarise(first)}${rest}`;
 }
 
@@ -316,7 +317,7 @@ export function renderLockText(changes: readonly LockChange[]): string {
 
 /**
  * The "Updated inputs" section of an update PR comment or of the commit
- * message that deploys it (spec 004, step 6). A commit message should pass a
+ * message that deploys it (see docs/automation.md "Step by step"). A commit message should pass a
  * heading without `#`, which git may treat as a comment line.
  */
 export function renderLockMarkdown(
@@ -404,7 +405,7 @@ function dateRange(change: LockChange): string | null {
 
 function commitCount(commits: number | null | undefined): string | null {
   if (commits === null || commits === undefined) return null;
-  return `${commits} commit${commits === 1 ? "" : "s"}`;
+  return plural(commits, "commit");
 }
 
 // Input names are nearly always plain words; escape only what would change the

@@ -21,7 +21,7 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
   };
 }
 
-/** A switch that left systemd units failed is not a good switch (what `systemctl --failed` shows a careful admin). */
+/** A switch that left systemd units failed is not a good switch (`systemctl --failed`; see docs/rollouts.md "Gates"). */
 async function failedSystemdUnits(config: AgentConfig, runner: HostRunner, say: (line: string) => void): Promise<string | null> {
   if (!config.checkFailedUnits) return null;
   try {

@@ -55,7 +55,6 @@ export type HostHold = z.infer<typeof HostHold>;
 export const ROLLOUT_HOST_STATES = [
   "waiting",
   "pulling",
-  "switching",
   "verifying",
   "soaking",
   "done",

@@ -56,7 +56,7 @@ describeWithBrowser("fleet page in Chromium", () => {
     expect(session.errors).toEqual([]);
   });
 
-  it("explains a host name the worker would refuse before sending it, and shows the worker's refusal of a duplicate", async () => {
+  it("explains a host name the worker would refuse before sending it, shows the worker's refusal of a duplicate, and Escape closes it back to the Add host button", async () => {
     await addHostThroughApi(dashboard, "taken");
     await page.reload();
     await page.getByRole("button", { name: "Add host" }).first().click();
@@ -71,6 +71,7 @@ describeWithBrowser("fleet page in Chromium", () => {
     await dialog.getByRole("alert").getByText("a host named taken already exists").waitFor();
     await page.keyboard.press("Escape");
     await expect.poll(() => dialog.isVisible()).toBe(false);
+    await expect.poll(() => deepFocus(page)).toBe("button:+ Add host");
   });
 
   it("opens a compartment's action menu from the keyboard, moves through it with the arrows, and Escape closes it back to the cell", async () => {

@@ -104,7 +104,7 @@ describeWithNix("rollouts in the browser need real agents", () =>
       await dialog.locator("#deploy").click();
 
       const headline = page.locator("nf-rollout-progress .headline").first();
-      await page.locator('nf-rollout-progress li[data-host="web3"][data-step="pulling"], nf-rollout-progress li[data-host="web3"][data-step="switching"]').first().waitFor({ timeout: 90_000 });
+      await page.locator('nf-rollout-progress li[data-host="web3"][data-step="pulling"]').waitFor({ timeout: 90_000 });
       await expect.poll(() => headline.textContent()).toMatch(/^Deploying [12]\/3 hosts/);
       const screenshots = SCREENSHOTS_DIR ? resolve(REPO_ROOT, SCREENSHOTS_DIR) : join(root, "screenshots");
       await mkdir(screenshots, { recursive: true });

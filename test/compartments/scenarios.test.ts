@@ -1,7 +1,7 @@
 /**
- * Spec 001, "Common Scenarios": each of the ten pictures, built from the inputs
- * a real host and repository produce in that situation, gives exactly the
- * spec's five colours — and the action the spec tells the admin to take.
+ * The ten common scenarios of the compartments: each picture, built from the inputs a real host
+ * and repository produce in that situation, gives exactly the five colours and the action the rules
+ * promise (see docs/compartments.md "Precedence per compartment").
  */
 import { describe, expect, it } from "vitest";
 import type { CompartmentInputs } from "../../common/compartments.ts";
@@ -205,7 +205,7 @@ const scenarios: Scenario[] = [
   },
 ];
 
-describe("spec 001 common scenarios", () => {
+describe("the ten common scenarios", () => {
   it.each(scenarios)("scenario $name", ({ inputs, expected, action }) => {
     const computed = compute(inputs);
     expect(colours(computed)).toEqual(expected);

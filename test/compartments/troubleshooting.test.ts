@@ -1,6 +1,6 @@
 /**
- * Spec 001, "Troubleshooting" and "Rollback Operations": each problem the
- * guide describes shows the colour, the words and the action it promises.
+ * Troubleshooting and rollback: each problem a host can be in shows the colour, the words and the
+ * action the rules promise (see docs/compartments.md "Precedence per compartment").
  */
 import { describe, expect, it } from "vitest";
 import { LOCK_AGE_DAYS, lockAge } from "../../common/compartments.ts";

@@ -1,5 +1,5 @@
 /**
- * Spec 001, "Normal Weekly Update": the six pictures, in order, as the host
+ * The normal weekly update: the six pictures, in order, as the host
  * and the repository move through them — and how scenario 5 (Git green, Lock
  * yellow after a merge) fits into the same rules (docs/compartments.md).
  */
@@ -83,12 +83,12 @@ const weeklyFlow: Picture[] = [
   },
 ];
 
-describe("spec 001 normal weekly update", () => {
+describe("the normal weekly update", () => {
   it.each(weeklyFlow)("picture $step", ({ inputs, expected }) => {
     expect(colours(compute(inputs))).toEqual(expected);
   });
 
-  it("shows the update PR's lock diff while it is pending (spec 002 tooltip)", () => {
+  it("shows the update PR's lock diff while it is pending (the Lock tooltip)", () => {
     const lock = compute(weeklyFlow[1]!.inputs).lock;
     expect(lock.reason).toBe("Update PR pending: nixpkgs 3f1a9c2 → 8be04d1 (+1 more input)");
     expect(lock.action).toBeNull();

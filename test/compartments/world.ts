@@ -130,7 +130,7 @@ export function colours(computed: Compartments): Colours {
   return [computed.agent.state, computed.git.state, computed.lock.state, computed.system.state, computed.tests.state];
 }
 
-/** Spec 001's circles, to keep the tables readable next to the spec's pictures. */
+/** The colours as one letter each, to keep the scenario tables readable. */
 export const G = "green";
 export const Y = "yellow";
 export const R = "red";

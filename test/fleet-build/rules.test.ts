@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { FleetBuildView, Settings, type CommandResult, type CommandState } from "../../common/protocol.ts";
 import {
   createFleetBuild,
-  firstErrorLine,
+  firstNixErrorLine,
   fitDescription,
   fleetBuildTrigger,
   FleetBuildRecord,
@@ -220,10 +220,10 @@ describe("the verdict and the status description", () => {
   });
 
   it("takes nix's first error line, without colours", () => {
-    expect(firstErrorLine("warning: x\n\u001b[31;1merror:\u001b[0m attribute 'foo' missing\nerror: second")).toBe("error: attribute 'foo' missing");
-    expect(firstErrorLine("error (ignored): SQLite database '/root/.cache/nix/eval-cache-v2/x.sqlite' is busy\nerror: attribute 'foo' missing")).toBe("error: attribute 'foo' missing");
-    expect(firstErrorLine("\n  something broke\n")).toBe("something broke");
-    expect(firstErrorLine(null)).toBe("no error message");
+    expect(firstNixErrorLine("warning: x\n\u001b[31;1merror:\u001b[0m attribute 'foo' missing\nerror: second")).toBe("error: attribute 'foo' missing");
+    expect(firstNixErrorLine("error (ignored): SQLite database '/root/.cache/nix/eval-cache-v2/x.sqlite' is busy\nerror: attribute 'foo' missing")).toBe("error: attribute 'foo' missing");
+    expect(firstNixErrorLine("\n  something broke\n")).toBe("something broke");
+    expect(firstNixErrorLine(null)).toBe("no error message");
   });
 });
 

@@ -78,7 +78,7 @@ function run(s: Scenario): void {
         const wave = waveOf.get(a.host)!;
         for (const earlier of w.rollout.waves.filter((x) => x.index < wave)) expect(earlier.state).toBe("passed");
         for (const h of w.rollout.hosts.filter((x) => x.wave < wave)) {
-          const allowed = ["soaking", "done", "pending", "skipped", ...(wasPending.has(h.name) ? ["pulling", "switching", "verifying"] : [])];
+          const allowed = ["soaking", "done", "pending", "skipped", ...(wasPending.has(h.name) ? ["pulling", "verifying"] : [])];
           expect(allowed, `${h.name} of wave ${h.wave} is ${h.state} when wave ${wave} starts`).toContain(h.state);
         }
         queues.set(a.host, script(a.host));

@@ -4,7 +4,7 @@
  * and stale events, a restart between every step).
  */
 import { describe, expect, it } from "vitest";
-import { advance, createRollout, toRolloutView } from "../../worker/rollouts/engine.ts";
+import { Rollout, advance, createRollout, toRolloutView } from "../../worker/rollouts/engine.ts";
 import { RolloutView } from "../../common/protocol.ts";
 import { COMMIT, OTHER_COMMIT, T0, World, commandIdOf, hold, planHost, settings, type WorldOptions } from "./world.ts";
 
@@ -36,8 +36,6 @@ describe("a whole rollout", () => {
     w.queued("c0");
     w.started("c0");
     expect(w.host("c0")).toMatchObject({ state: "pulling", commandId: commandIdOf("c0") });
-    w.step({ type: "command-phase", host: "c0", commandId: commandIdOf("c0"), phase: "switching" });
-    expect(w.host("c0").state).toBe("switching");
     w.finished("c0");
     expect(w.host("c0").state).toBe("verifying");
     const actions = w.health("c0");
@@ -629,5 +627,21 @@ describe("resume", () => {
     expect(view).toMatchObject({ state: "planned", total: 1, done: 0, leftOut: [{ name: "x", reason: "offline" }] });
     expect(view.pr).toBeUndefined();
     expect(r.ignoreWindows).toBe(false);
+  });
+
+  it("a stored host in the retired `switching` state reads back as `pulling` and its rollout goes on", () => {
+    const w = world();
+    w.step({ type: "start" });
+    w.queued("c0");
+    w.started("c0");
+    expect(w.host("c0").state).toBe("pulling");
+    const asStored = JSON.stringify(w.rollout);
+    const older = asStored.replace('"name":"c0","wave":1,"state":"pulling"', '"name":"c0","wave":1,"state":"switching"');
+    expect(older).not.toBe(asStored);
+    const read = Rollout.parse(JSON.parse(older));
+    expect(read).toEqual(w.rollout);
+    w.rollout = read;
+    w.finished("c0");
+    expect(w.host("c0").state).toBe("verifying");
   });
 });

@@ -4,7 +4,7 @@ import { describeCompartment, stateDisplay } from "../../ui/common/compartment-d
 import { command, compartment } from "./fixtures.ts";
 
 describe("compartmentActions", () => {
-  it("puts the compartment's suggested action first and marks it (spec 001: Click Git → Pull)", () => {
+  it("puts the compartment's suggested action first and marks it (Click Git → Pull)", () => {
     const actions = compartmentActions(compartment("yellow", { action: "switch" }), null);
     expect(actions[0]).toMatchObject({ kind: "switch", suggested: true });
     expect(actions.filter((action) => action.suggested)).toHaveLength(1);

@@ -1,7 +1,8 @@
 /** The auto-merge line of the update-PR banner: the countdown, the reasons, which buttons show. */
 import { describe, expect, it } from "vitest";
 import type { UpdatePrAutomation } from "../../common/protocol.ts";
-import { automationDisplay, automationLockNote, clockTime, countdown } from "../../ui/common/automation.ts";
+import { automationDisplay, automationLockNote } from "../../ui/common/automation.ts";
+import { countdown, localClock } from "../../common/text.ts";
 
 const at = (iso: string) => Date.parse(iso);
 const automation = (patch: Partial<UpdatePrAutomation>): UpdatePrAutomation => ({
@@ -19,7 +20,7 @@ const automation = (patch: Partial<UpdatePrAutomation>): UpdatePrAutomation => (
 describe("automationDisplay", () => {
   it("says when CI passed and when it merges, with the countdown", () => {
     const d = automationDisplay(automation({}), true, at("2026-12-01T13:23:00Z"));
-    expect(d.line).toBe(`CI passed ${clockTime("2026-12-01T13:05:00Z")} · auto-merge at ${clockTime("2026-12-01T14:05:00Z")} (in 42 min)`);
+    expect(d.line).toBe(`CI passed ${localClock("2026-12-01T13:05:00Z")} · auto-merge at ${localClock("2026-12-01T14:05:00Z")} (in 42 min)`);
     expect(d).toMatchObject({ tone: "busy", ticking: true, canMergeNow: true, canSkip: true });
   });
 
@@ -52,7 +53,7 @@ describe("automationDisplay", () => {
 describe("automationLockNote", () => {
   it("tells a host's Lock cell when the update PR merges by itself, or why it does not", () => {
     expect(automationLockNote(null)).toBeNull();
-    expect(automationLockNote(automation({}))).toBe(`Auto-merge at ${clockTime("2026-12-01T14:05:00Z")}.`);
+    expect(automationLockNote(automation({}))).toBe(`Auto-merge at ${localClock("2026-12-01T14:05:00Z")}.`);
     expect(automationLockNote(automation({ state: "ci-failed", mergeAt: null, reason: "CI failed on aaaaaaa: it will not be merged" }))).toBe(
       "Not auto-merged now: CI failed on aaaaaaa: it will not be merged.",
     );

@@ -78,7 +78,7 @@ describe("shrinking the shared modules for the browser", () => {
       });
       const bundled = await import(pathToFileURL(outfile).href);
       const hold = { reason: "kernel bisect", until: "2025-12-10T14:00:00.000Z", by: "alice@example.com", at: "2025-12-01T12:00:00.000Z" };
-      const fleet = { hosts: [hostView("web1", { hold, rollout: { id: "ro_1", state: "switching", wave: 1 } })], summary: {}, repo: null, updatePrs: [] };
+      const fleet = { hosts: [hostView("web1", { hold, rollout: { id: "ro_1", state: "verifying", wave: 1 } })], summary: {}, repo: null, updatePrs: [] };
       expect(bundled.FleetResponse.parse(fleet).hosts[0].hold).toEqual(hold);
       const rollout = rolloutView("ro_1", [["web1"], ["web2"]]);
       expect(bundled.DashboardEvent.parse({ type: "rollout", rollout }).rollout.waves).toHaveLength(2);

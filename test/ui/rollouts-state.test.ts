@@ -10,12 +10,12 @@ const fleetOf = (...names: string[]) => ({ hosts: names.map((name) => hostView(n
 describe("rollout events in the dashboard state", () => {
   it("keeps the rollout from its event and marks its hosts' rows, with no refetch", () => {
     const state = applyFleet(initialFleetState(), fleetOf("canary1", "web1", "web2", "db1"));
-    const rollout = rolloutView("ro_1", [["canary1"], ["web1", "web2"]], { steps: { canary1: "switching" } });
+    const rollout = rolloutView("ro_1", [["canary1"], ["web1", "web2"]], { steps: { canary1: "verifying" } });
     const { state: next, effects } = applyEvent(state, { type: "rollout", rollout });
     expect(effects).toEqual([]);
     expect(next.rollouts.map((r) => r.id)).toEqual(["ro_1"]);
     expect(next.hosts.map((host) => [host.name, host.rollout])).toEqual([
-      ["canary1", { id: "ro_1", state: "switching", wave: 1 }],
+      ["canary1", { id: "ro_1", state: "verifying", wave: 1 }],
       ["db1", null],
       ["web1", { id: "ro_1", state: "waiting", wave: 2 }],
       ["web2", { id: "ro_1", state: "waiting", wave: 2 }],

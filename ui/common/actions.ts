@@ -56,8 +56,8 @@ export interface ActionChoice {
 }
 
 /**
- * The action menu of one compartment: its suggested action first (spec 001,
- * "Click Git → Pull"), then the rest in their usual order. Items the worker
+ * The action menu of one compartment: its suggested action first ("Click Git → Pull"; see
+ * docs/compartments.md "Precedence per compartment"), then the rest in their usual order. Items the worker
  * would refuse right now are disabled with the reason.
  */
 export function compartmentActions(compartment: Pick<Compartment, "action"> | null, activeCommand: CommandView | null): ActionChoice[] {

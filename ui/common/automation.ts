@@ -3,23 +3,7 @@
  * "CI passed 13:05 · auto-merge at 14:05 (in 42 min)", or why it will not merge.
  */
 import type { AutomationState, UpdatePrAutomation } from "../../common/protocol.ts";
-
-/** "13:05" in the browser's time zone. */
-export function clockTime(iso: string): string {
-  const d = new Date(iso);
-  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
-}
-
-/** "in 42 min", "in 35 s", "now". */
-export function countdown(toIso: string, now: number): string {
-  const ms = Date.parse(toIso) - now;
-  if (ms <= 0) return "now";
-  const seconds = Math.ceil(ms / 1000);
-  if (seconds < 120) return `in ${seconds} s`;
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 120) return `in ${minutes} min`;
-  return `in ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
+import { countdown, localClock } from "../../common/text.ts";
 
 /** States in which a person may still act: Merge now and Skip. */
 const ACTIONABLE: ReadonlySet<AutomationState> = new Set(["off", "waiting-ci", "waiting-fleet-build", "ci-failed", "fleet-build-failed", "scheduled", "waiting-window", "failed", "skipped"]);
@@ -35,7 +19,7 @@ export interface AutomationDisplay {
 }
 
 export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now: number): AutomationDisplay {
-  const passed = a.ciPassedAt !== null ? `CI passed ${clockTime(a.ciPassedAt)}` : null;
+  const passed = a.ciPassedAt !== null ? `CI passed ${localClock(a.ciPassedAt)}` : null;
   const join = (...parts: (string | null)[]) => parts.filter((p) => p !== null).join(" · ");
   const actionable = ACTIONABLE.has(a.state);
   const base = { ticking: false, canMergeNow: actionable && ciPassed, canSkip: actionable && a.state !== "skipped" };
@@ -43,7 +27,7 @@ export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now:
     case "scheduled":
       return {
         ...base,
-        line: join(passed, a.mergeAt !== null ? `auto-merge at ${clockTime(a.mergeAt)} (${countdown(a.mergeAt, now)})` : a.reason),
+        line: join(passed, a.mergeAt !== null ? `auto-merge at ${localClock(a.mergeAt)} (${countdown(a.mergeAt, now)})` : a.reason),
         tone: "busy",
         ticking: a.mergeAt !== null,
       };
@@ -63,7 +47,7 @@ export function automationDisplay(a: UpdatePrAutomation, ciPassed: boolean, now:
 
 /**
  * The automation's word in the Lock cell's tooltip, so a host's row says why the update PR is not
- * being merged by itself (spec 002 §4); null while it is being merged or deployed (the banner shows that).
+ * being merged by itself (see docs/automation.md "On the dashboard"); null while it is being merged or deployed (the banner shows that).
  */
 export function automationLockNote(a: UpdatePrAutomation | null): string | null {
   if (a === null) return null;
@@ -73,7 +57,7 @@ export function automationLockNote(a: UpdatePrAutomation | null): string | null 
     case "deployed":
       return null;
     case "scheduled":
-      return a.mergeAt !== null ? `Auto-merge at ${clockTime(a.mergeAt)}.` : `Auto-merge: ${a.reason}.`;
+      return a.mergeAt !== null ? `Auto-merge at ${localClock(a.mergeAt)}.` : `Auto-merge: ${a.reason}.`;
     default:
       return a.reason === "" ? null : `Not auto-merged now: ${a.reason}.`;
   }

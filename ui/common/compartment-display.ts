@@ -28,7 +28,7 @@ export const COMPARTMENT_TITLES: Record<CompartmentName, string> = {
   tests: "Tests",
 };
 
-/** The question each compartment answers (spec 001), for headers and the host page. */
+/** The question each compartment answers (the headings of docs/compartments.md "Precedence per compartment"), for headers and the host page. */
 export const COMPARTMENT_QUESTIONS: Record<CompartmentName, string> = {
   agent: "Is the nixfleet-agent current?",
   git: "Is the host's clone up to date with the branch?",

@@ -4,7 +4,8 @@
  * nf-fleet-build-status uses it, so it loads with that element.
  */
 import type { FleetBuildHostState, FleetBuildHostView, FleetBuildVerdict } from "../../common/protocol.ts";
-import { formatDuration, formatSizeDelta } from "./format.ts";
+import { formatSizeDelta } from "./format.ts";
+import { formatDuration } from "../../common/text.ts";
 
 type Tone = "good" | "bad" | "busy" | "warn" | "muted";
 

@@ -1,6 +1,6 @@
 /** How the settings page shows notification deliveries: pure, tested in Node (test/ui/notifications.test.ts). */
 import type { NotificationChannel, NotificationDelivery } from "../../common/protocol.ts";
-import { formatDuration } from "./format.ts";
+import { formatDuration, plural } from "../../common/text.ts";
 
 /** Each channel's deliveries, newest first, at most `perChannel` of them. */
 export function deliveriesByChannel(
@@ -25,7 +25,7 @@ export function channelLabel(channel: NotificationChannel): string {
 
 /** "retrying · 2 tries · HTTP 500: busy · next try in 50 s". */
 export function deliveryStatus(delivery: NotificationDelivery, now: number): string {
-  const parts: string[] = [delivery.state, `${delivery.attempts} ${delivery.attempts === 1 ? "try" : "tries"}`];
+  const parts: string[] = [delivery.state, plural(delivery.attempts, "try", "tries")];
   if (delivery.lastError !== null) parts.push(delivery.lastError);
   else if (delivery.lastStatus !== null) parts.push(`HTTP ${delivery.lastStatus}`);
   if (delivery.state === "retrying" && delivery.nextAttemptAt !== null) {

@@ -12,14 +12,13 @@ import type {
   RolloutState,
   RolloutView,
 } from "../../common/protocol.ts";
-import { formatDuration, formatTimestamp } from "./format.ts";
+import { formatDuration, localTimestamp, pluralWord } from "../../common/text.ts";
 
 type Tone = "good" | "bad" | "busy" | "warn" | "muted";
 
 export const HOST_STEPS: Record<RolloutHostState, { label: string; tone: Tone }> = {
   waiting: { label: "waiting", tone: "muted" },
   pulling: { label: "pulling", tone: "busy" },
-  switching: { label: "switching", tone: "busy" },
   verifying: { label: "verifying", tone: "busy" },
   soaking: { label: "soaking", tone: "busy" },
   done: { label: "done", tone: "good" },
@@ -39,27 +38,25 @@ export const ROLLOUT_STATES: Record<RolloutState, { label: string; tone: Tone }>
   cancelled: { label: "cancelled", tone: "muted" },
 };
 
-const hostsWord = (n: number) => `host${n === 1 ? "" : "s"}`;
-
 /** "Deploying 3/9 hosts · wave 2 of 3 · canary passed", or how it ended. */
 export function rolloutHeadline(rollout: RolloutView): string {
   const { done, total, pending } = rollout;
   const parts: string[] = [];
   switch (rollout.state) {
     case "succeeded":
-      parts.push(`Deployed ${done}/${total} ${hostsWord(total)}`);
+      parts.push(`Deployed ${done}/${total} ${pluralWord(total, "host")}`);
       if (pending > 0) parts.push(`succeeded with ${pending} pending`);
       return parts.join(" · ");
     case "failed":
-      parts.push(`Failed after ${done}/${total} ${hostsWord(total)}`);
+      parts.push(`Failed after ${done}/${total} ${pluralWord(total, "host")}`);
       if (rollout.failure) parts.push(`${rollout.failure.host}: ${rollout.failure.reason}`);
       return parts.join(" · ");
     case "cancelled":
-      parts.push(`Cancelled after ${done}/${total} ${hostsWord(total)}`);
+      parts.push(`Cancelled after ${done}/${total} ${pluralWord(total, "host")}`);
       if (rollout.stoppedBecause) parts.push(rollout.stoppedBecause);
       return parts.join(" · ");
     default: {
-      parts.push(`Deploying ${done}/${total} ${hostsWord(total)}`);
+      parts.push(`Deploying ${done}/${total} ${pluralWord(total, "host")}`);
       if (rollout.currentWave !== undefined && rollout.currentWave > 0) parts.push(`wave ${rollout.currentWave} of ${rollout.waves.length}`);
       const canary = rollout.waves.find((wave) => wave.canary);
       if (canary && canary.state !== "waiting") parts.push(`canary ${canary.state}`);
@@ -80,7 +77,7 @@ export function hostStepDuration(host: Pick<RolloutHostView, "startedAt" | "fini
 
 /** "Held: kernel bisect — by alice@example.com, until 2025-12-10 14:00". */
 export function holdTitle(hold: HostHold): string {
-  return `Held: ${hold.reason} — by ${hold.by}${hold.until ? `, until ${formatTimestamp(hold.until)}` : ""}`;
+  return `Held: ${hold.reason} — by ${hold.by}${hold.until ? `, until ${localTimestamp(hold.until)}` : ""}`;
 }
 
 /** Why a merge needs an override, or null when CI is green. */

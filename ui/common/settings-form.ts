@@ -4,6 +4,7 @@
  */
 import type * as z from "zod";
 import { SettingsUpdate, type ErrorIssue, type Settings } from "../../common/protocol.ts";
+import { pluralWord } from "../../common/text.ts";
 
 /** Field messages by path ("rollout.canary", "windows.0.end", "notifications.1.url"); "" is the whole object. */
 export type FieldErrors = Record<string, string>;
@@ -42,7 +43,7 @@ export function issueMessage(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type" && issue.expected === "number") return "enter a number";
   if (issue.code === "invalid_type" && issue.expected === "int") return "enter a whole number";
   if (issue.code === "invalid_format" && issue.format === "url") return "not an http(s) URL";
-  if (issue.code === "unrecognized_keys") return `unknown setting${issue.keys.length === 1 ? "" : "s"}: ${issue.keys.join(", ")}`;
+  if (issue.code === "unrecognized_keys") return `unknown ${pluralWord(issue.keys.length, "setting")}: ${issue.keys.join(", ")}`;
   return issue.message;
 }
 

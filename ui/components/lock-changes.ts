@@ -5,7 +5,7 @@
  */
 import { css, html, nothing } from "lit";
 import type { LockChange, LockedRef } from "../../common/protocol.ts";
-import { formatDay } from "../common/format.ts";
+import { plural, utcDay } from "../../common/text.ts";
 
 const shortRev = (ref: LockedRef | null): string => (ref?.rev ? ref.rev.slice(0, 7) : ref?.narHash ? ref.narHash.slice(7, 14) : "—");
 
@@ -72,9 +72,9 @@ function lockChangeRow(change: LockChange) {
         : html`<span class="mono">${shortRev(change.old)}</span>${arrow}<span class="mono">${shortRev(change.new)}</span>`;
   const dates =
     change.kind === "updated"
-      ? html`${formatDay(change.old?.lastModified)}${arrow}${formatDay(change.new?.lastModified)}`
-      : formatDay((change.new ?? change.old)?.lastModified);
-  const commits = change.commits === null ? "" : `${change.commits} commit${change.commits === 1 ? "" : "s"}`;
+      ? html`${utcDay(change.old?.lastModified)}${arrow}${utcDay(change.new?.lastModified)}`
+      : utcDay((change.new ?? change.old)?.lastModified);
+  const commits = change.commits === null ? "" : plural(change.commits, "commit");
   return html`<tr>
     <td class="input">${change.input}</td>
     <td>${revs}</td>

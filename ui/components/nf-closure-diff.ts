@@ -3,6 +3,7 @@ import type { ClosureDiff } from "../../common/protocol.ts";
 import { formatVersions } from "../common/fleet-build.ts";
 import { formatSizeDelta } from "../common/format.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural } from "../../common/text.ts";
 
 /**
  * The whole `nix store diff-closures` of an update's build against the
@@ -59,7 +60,7 @@ export class NfClosureDiff extends LitElement {
     if (diff === null) return nothing;
     const count = diff.entries.length + diff.omitted;
     return html`<details>
-      <summary>Full closure diff: ${count} ${count === 1 ? "package" : "packages"}, ${formatSizeDelta(diff.totalSizeDelta)} in all</summary>
+      <summary>Full closure diff: ${plural(count, "package")}, ${formatSizeDelta(diff.totalSizeDelta)} in all</summary>
       <div class="scroll" role="region" aria-label="Closure diff" tabindex="0">
         <table>
           <thead>

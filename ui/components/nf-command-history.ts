@@ -1,9 +1,10 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CommandView } from "../../common/protocol.ts";
 import { COMMAND_LABELS, commandStateDisplay } from "../common/actions.ts";
-import { commandDuration, formatAge, formatDuration, formatTimestamp } from "../common/format.ts";
+import { commandDuration } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { formatAge, formatDuration, localTimestamp } from "../../common/text.ts";
 
 /** A host's recent commands: what ran, how it ended, how long, who asked; each links to its output. */
 export class NfCommandHistory extends LitElement {
@@ -112,13 +113,13 @@ export class NfCommandHistory extends LitElement {
         <span class="pill tone-${display.tone}" title=${command.error ?? ""}><span aria-hidden="true">${display.icon}</span>${display.label}</span>
         ${command.exitCode !== null && command.exitCode !== 0 ? html`<span class="muted">exit ${command.exitCode}</span>` : nothing}
       </td>
-      <td title=${formatTimestamp(started)}>${formatAge(started, this.now)}</td>
+      <td title=${localTimestamp(started)}>${formatAge(started, this.now)}</td>
       <td>${duration === null ? "—" : formatDuration(duration)}</td>
       <td class="muted">${command.actor}</td>
       <td>
         ${current
           ? html`<span class="muted">shown</span>`
-          : html`<a href=${hostPath(this.host, command.id)} aria-label="Output of ${COMMAND_LABELS[command.kind]} ${formatTimestamp(command.createdAt)}">output</a>`}
+          : html`<a href=${hostPath(this.host, command.id)} aria-label="Output of ${COMMAND_LABELS[command.kind]} ${localTimestamp(command.createdAt)}">output</a>`}
       </td>
     </tr>`;
   }

@@ -1,10 +1,11 @@
 import { LitElement, css, html, nothing, type PropertyValues } from "lit";
 import { isFinalCommandState, type CommandView } from "../../common/protocol.ts";
 import { COMMAND_LABELS, commandStateDisplay } from "../common/actions.ts";
-import { commandDuration, formatDuration, formatTimestamp } from "../common/format.ts";
+import { commandDuration } from "../common/format.ts";
 import { OutputLines, classifyLines, type LineKind } from "../common/output-lines.ts";
 import type { CommandOutput } from "../data/fleet-state.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { formatDuration, localTimestamp } from "../../common/text.ts";
 
 /** More lines than this and only the end is drawn; the rest is a click away in the raw output. */
 const MAX_LINES = 5000;
@@ -194,7 +195,7 @@ export class NfCommandOutput extends LitElement {
         ${command.exitCode !== null ? html`<span class="meta">exit ${command.exitCode}</span>` : nothing}
         <span class="spacer"></span>
         <span class="meta"
-          >${formatTimestamp(command.createdAt)} · ${command.actor}${duration !== null ? html` · ${formatDuration(duration)}` : nothing}</span
+          >${localTimestamp(command.createdAt)} · ${command.actor}${duration !== null ? html` · ${formatDuration(duration)}` : nothing}</span
         >
       </div>
       ${command.error ? this.renderError(command.error) : nothing}

@@ -2,7 +2,7 @@ import { LitElement, css, html, nothing } from "lit";
 import type { CommandKind, Compartment, CompartmentName } from "../../common/protocol.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.ts";
-import { formatAge, formatTimestamp } from "../common/format.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 import { hostPath } from "../common/route.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 
@@ -129,7 +129,7 @@ export class NfCompartmentCard extends LitElement {
       <div>
         <p class="reason">${compartment.reason}</p>
         ${compartment.since
-          ? html`<span class="since" title=${formatTimestamp(compartment.since)}>since ${formatAge(compartment.since, this.now)}</span>`
+          ? html`<span class="since" title=${localTimestamp(compartment.since)}>since ${formatAge(compartment.since, this.now)}</span>`
           : nothing}
       </div>
       <div class="actions">

@@ -7,6 +7,7 @@ import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import { hostPath } from "../common/route.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural } from "../../common/text.ts";
 
 /**
  * The update PR's fleet build on its banner (docs/fleet-build.md): the
@@ -144,7 +145,7 @@ export class NfFleetBuildStatus extends LitElement {
     this._busy = true;
     try {
       const build = await store.buildUpdatePr(pr);
-      notify(this, `Building PR #${pr} on ${build.hosts.length} ${build.hosts.length === 1 ? "host" : "hosts"}`);
+      notify(this, `Building PR #${pr} on ${plural(build.hosts.length, "host")}`);
     } catch (err) {
       notify(this, `Could not start the fleet build: ${err instanceof Error ? err.message : String(err)}`, "error");
     } finally {

@@ -1,9 +1,10 @@
 import { LitElement, css, html, nothing } from "lit";
 import { COMPARTMENT_NAMES, type CompartmentState, type RepoState } from "../../common/protocol.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.ts";
-import { firstLine, formatAge, formatTimestamp, shortSha } from "../common/format.ts";
+import { firstLine, shortSha } from "../common/format.ts";
 import type { Summary } from "../data/fleet-state.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
+import { formatAge, localTimestamp, plural } from "../../common/text.ts";
 
 const STATE_ORDER: readonly CompartmentState[] = ["red", "yellow", "blue", "gray", "green"];
 
@@ -134,7 +135,7 @@ export class NfFleetHeader extends LitElement {
     return html`<div class="wrap card">
       <section aria-labelledby="target-h">${this.renderTarget()}</section>
       <section aria-labelledby="counts-h">
-        <h2 id="counts-h">${this.hostCount} host${this.hostCount === 1 ? "" : "s"} · ${this.onlineCount} online</h2>
+        <h2 id="counts-h">${plural(this.hostCount, "host")} · ${this.onlineCount} online</h2>
         <div class="counts">${COMPARTMENT_NAMES.map((name) => this.renderCounts(name))}</div>
       </section>
     </div>`;
@@ -155,7 +156,7 @@ export class NfFleetHeader extends LitElement {
       </div>
       <span class="message" title=${head.message}>${firstLine(head.message)}</span>
       <div class="meta">
-        ${head.author} · <span title=${formatTimestamp(head.committedAt)}>${formatAge(head.committedAt, this.now)}</span> ·
+        ${head.author} · <span title=${localTimestamp(head.committedAt)}>${formatAge(head.committedAt, this.now)}</span> ·
         ${repo.repository}
       </div>
       <button

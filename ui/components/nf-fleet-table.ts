@@ -5,11 +5,12 @@ import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
 import { hostBuild, hostBuildNote } from "../common/fleet-build.ts";
-import { formatTimestamp, presenceLabel, shortSha } from "../common/format.ts";
+import { presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
+import { localTimestamp } from "../../common/text.ts";
 
 const staleTag = html`<span class="stale-tag">last known</span>`;
 
@@ -41,9 +42,9 @@ export class NfFleetTable extends LitElement {
   };
   declare hosts: HostView[];
   declare selected: ReadonlySet<string>;
-  /** An update PR is pending: Lock cells glow (spec 002). */
+  /** An update PR is pending: Lock cells glow (see docs/compartments.md "Lock", row 5). */
   declare lockNote: string;
-  /** What the auto-merge does with the pending update PR, or why it does nothing (spec 002 §4). */
+  /** What the auto-merge does with the pending update PR, or why it does nothing (see docs/automation.md "On the dashboard"). */
   declare automationNote: string;
   /** The pending update PR's build of its head: each Lock cell says what the update does on its host. */
   declare fleetBuild: FleetBuildView | null;
@@ -363,7 +364,7 @@ export class NfFleetTable extends LitElement {
       </div>
       <div class="td platform" role="cell" data-label="Platform">${PLATFORM_NAMES[host.platform]}</div>
       <div class="td status" role="cell" data-label="Status">
-        <span class="presence ${host.online ? "online" : "offline"}" title=${host.lastSeenAt ? `last seen ${formatTimestamp(host.lastSeenAt)}` : "never connected"}
+        <span class="presence ${host.online ? "online" : "offline"}" title=${host.lastSeenAt ? `last seen ${localTimestamp(host.lastSeenAt)}` : "never connected"}
           ><span class="dot"></span>${presenceLabel(host, this.now)}</span
         >
       </div>

@@ -49,7 +49,7 @@ export class NfHostActions extends LitElement {
     return html`<nf-confirm-dialog></nf-confirm-dialog><nf-hold-dialog .store=${this.store}></nf-hold-dialog><nf-token-dialog .repository=${this.repository}></nf-token-dialog>`;
   }
 
-  /** The menu of one compartment: its suggested action first (spec 001, "Click Git → Pull"). */
+  /** The menu of one compartment: its suggested action first ("Click Git → Pull"; see docs/compartments.md "Precedence per compartment"). */
   compartmentMenu(host: HostView, name: CompartmentName, options: { updatePr?: UpdatePr | null; onHostPage?: boolean } = {}): MenuContent {
     const compartment = host.compartments[name];
     const entries: MenuEntry[] = [];

@@ -1,7 +1,8 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { HostView, Report, TestRun } from "../../common/protocol.ts";
-import { formatAge, formatDuration, formatTimestamp, shortSha, storePathName } from "../common/format.ts";
+import { shortSha } from "../common/format.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { formatAge, formatDuration, localTimestamp, storePathName } from "../../common/text.ts";
 
 type Known = { value: string | null; reason?: string | undefined };
 
@@ -98,7 +99,7 @@ export class NfHostReport extends LitElement {
     return html`<h2>
         Last report
         ${host.reportedAt
-          ? html`<span class="muted" title=${formatTimestamp(host.reportedAt)}>· ${formatAge(host.reportedAt, this.now)}</span>`
+          ? html`<span class="muted" title=${localTimestamp(host.reportedAt)}>· ${formatAge(host.reportedAt, this.now)}</span>`
           : nothing}
       </h2>
       <dl>

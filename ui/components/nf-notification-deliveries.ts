@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { NotificationChannel, NotificationDelivery } from "../../common/protocol.ts";
-import { formatAge, formatTimestamp } from "../common/format.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 import { channelLabel, deliveriesByChannel, deliveryStatus, stillMoving } from "../common/notifications.ts";
 import { roleDenial } from "../common/permissions.ts";
 import { notificationDeliveries, sendTestNotification } from "../data/notifications.ts";
@@ -153,7 +153,7 @@ export class NfNotificationDeliveries extends LitElement {
                     (d) => html`<li data-state=${d.state}>
                       <span class=${d.state}>${deliveryStatus(d, now)}</span>
                       <span>${d.test ? "test: " : ""}${d.title}</span>
-                      <span class="muted" title=${formatTimestamp(d.createdAt)}>${formatAge(d.createdAt, now)}</span>
+                      <span class="muted" title=${localTimestamp(d.createdAt)}>${formatAge(d.createdAt, now)}</span>
                     </li>`,
                   )}
                 </ol>`}

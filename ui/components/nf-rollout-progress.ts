@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { RolloutView } from "../../common/protocol.ts";
-import { formatAge, formatTimestamp, shortSha } from "../common/format.ts";
+import { shortSha } from "../common/format.ts";
 import { notify } from "../common/notify.ts";
 import { HOST_STEPS, ROLLOUT_STATES, hostStepDuration, rolloutHeadline, waveLabel } from "../common/rollouts.ts";
 import { hostPath } from "../common/route.ts";
@@ -9,6 +9,7 @@ import type { FleetStore } from "../data/store.ts";
 import type { NfConfirmDialog } from "../dialogs/nf-confirm-dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../dialogs/nf-confirm-dialog.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 
 /**
  * One rollout: the progress line, each wave and each host's step with its
@@ -115,8 +116,8 @@ export class NfRolloutProgress extends LitElement {
       <div class="meta muted">
         ${commitUrl ? html`<a class="mono" href=${commitUrl} target="_blank" rel="noopener noreferrer">${shortSha(r.commit)}</a>` : html`<span class="mono">${shortSha(r.commit)}</span>`}
         ${r.pr ? html` · PR #${r.pr}` : nothing} · ${r.automatic ? "automatic" : "started by"} ${r.startedBy} ·
-        <span title=${formatTimestamp(r.startedAt)}>${formatAge(r.startedAt, this.now)}</span>
-        ${r.finishedAt ? html` · ended ${formatTimestamp(r.finishedAt)}` : nothing}
+        <span title=${localTimestamp(r.startedAt)}>${formatAge(r.startedAt, this.now)}</span>
+        ${r.finishedAt ? html` · ended ${localTimestamp(r.finishedAt)}` : nothing}
       </div>
       ${r.failure
         ? html`<p class="tone-bad failure">
@@ -134,7 +135,7 @@ export class NfRolloutProgress extends LitElement {
         ${r.waves.map(
           (wave) =>
             html`<li>
-              <span class="wave">${waveLabel(wave)} · ${wave.state}${wave.soakUntil && wave.state === "soaking" ? ` until ${formatTimestamp(wave.soakUntil)}` : ""}</span>
+              <span class="wave">${waveLabel(wave)} · ${wave.state}${wave.soakUntil && wave.state === "soaking" ? ` until ${localTimestamp(wave.soakUntil)}` : ""}</span>
               <ul class="hosts">
                 ${wave.hosts.map((host) => {
                   const step = HOST_STEPS[host.state];

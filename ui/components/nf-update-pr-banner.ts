@@ -1,10 +1,11 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CiState, UpdatePr } from "../../common/protocol.ts";
-import { formatAge, lockDiffNote } from "../common/format.ts";
+import { lockDiffNote } from "../common/format.ts";
 import { ciBlocker } from "../common/rollouts.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
 import type { FleetStore } from "../data/store.ts";
+import { formatAge } from "../../common/text.ts";
 
 const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   success: { icon: "✓", label: "CI passed", tone: "tone-good" },

@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import { FlakeAttr, HostName, PLATFORMS, type Platform } from "../../common/protocol.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
@@ -37,9 +38,7 @@ export class NfAddHostDialog extends LitElement {
   private declare _nameError: string | null;
   private declare _flakeError: string | null;
   private declare _busy: boolean;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._created = null));
 
   constructor() {
     super();
@@ -87,16 +86,13 @@ export class NfAddHostDialog extends LitElement {
     this._error = null;
     this._nameError = null;
     this._flakeError = null;
-    await this.updateComplete;
-    this.renderRoot.querySelector("form")?.reset();
-    this._dialog.showModal();
-    this.renderRoot.querySelector<HTMLInputElement>("#name")?.focus();
+    await this._modal.open({ resetForm: true, focus: "#name" });
   }
 
   override render() {
     const created = this._created;
     // Closing forgets the token: it is shown once.
-    return html`<dialog class=${created ? "wide" : ""} aria-labelledby="title" @close=${() => (this._created = null)}>
+    return html`<dialog class=${created ? "wide" : ""} aria-labelledby="title">
       ${created === null ? this.renderForm() : this.renderCreated(created)}
     </dialog>`;
   }
@@ -146,7 +142,7 @@ export class NfAddHostDialog extends LitElement {
       </label>
       ${this._error ? html`<div class="form-error" role="alert">${this._error}</div>` : nothing}
       <div class="actions">
-        <button type="button" class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+        <button type="button" class="btn" @click=${() => this._modal.close()}>Cancel</button>
         <button type="submit" class="btn primary" ?disabled=${this._busy}>${this._busy ? "Adding…" : "Add host"}</button>
       </div>
     </form>`;
@@ -164,7 +160,7 @@ export class NfAddHostDialog extends LitElement {
         .repository=${this.repository}
       ></nf-token-reveal>
       <div class="actions">
-        <button class="btn primary" @click=${() => this._dialog.close()}>Done</button>
+        <button class="btn primary" @click=${() => this._modal.close()}>Done</button>
       </div>
     </div>`;
   }
@@ -190,8 +186,7 @@ export class NfAddHostDialog extends LitElement {
     try {
       const created = await this.store.createHost({ name, platform, ...(flakeAttr ? { flakeAttr } : {}) });
       this._created = { name: created.host.name, platform: created.host.platform, flakeAttr: created.host.flakeAttr, token: created.token };
-      await this.updateComplete;
-      this.renderRoot.querySelector<HTMLButtonElement>(".actions .primary")?.focus();
+      await this._modal.focus(".actions .primary");
     } catch (err) {
       this._error = err instanceof Error ? err.message : String(err);
     } finally {

@@ -6,6 +6,8 @@ import { bulkTargets, heldAmong, sendToHosts, type BulkOutcome } from "../data/b
 import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural, pluralWord } from "../../common/text.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 
 /**
  * One command for several hosts: names them before anything is sent, then
@@ -30,9 +32,7 @@ export class NfBulkDialog extends LitElement {
   private declare _busy: boolean;
   private declare _held: ReturnType<typeof heldAmong>;
   private declare _skipHeld: boolean;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._kind = null));
 
   constructor() {
     super();
@@ -114,14 +114,12 @@ export class NfBulkDialog extends LitElement {
     this._outcomes = null;
     this._held = heldAmong(this.store?.state.hosts ?? [], hosts);
     this._skipHeld = true;
-    await this.updateComplete;
-    this._dialog.showModal();
-    this.renderRoot.querySelector<HTMLButtonElement>("#run")?.focus();
+    await this._modal.open({ focus: "#run" });
   }
 
   override render() {
     const kind = this._kind;
-    return html`<dialog aria-labelledby="title" @close=${() => (this._kind = null)}>
+    return html`<dialog aria-labelledby="title">
       ${kind === null ? nothing : this._outcomes === null ? this.renderConfirm(kind) : this.renderOutcomes(kind, this._outcomes)}
     </dialog>`;
   }
@@ -134,14 +132,14 @@ export class NfBulkDialog extends LitElement {
   private renderConfirm(kind: CommandKind) {
     const n = this.targets().length;
     return html`<div class="dialog-body">
-      <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} host${n === 1 ? "" : "s"}?</h2>
+      <h2 id="title">${COMMAND_LABELS[kind]} on ${n} ${this._scope} ${pluralWord(n, "host")}?</h2>
       <p>Each host will ${COMMAND_HINTS[kind]}. A host that is already busy refuses and says so below.</p>
       <ul class="host-list" aria-label="hosts">
         ${this.targets().map((host) => html`<li>${host}</li>`)}
       </ul>
       ${this._held.length > 0
         ? html`<div class="tone-warn held" role="note">
-            <p>${this._held.length} of these hosts ${this._held.length === 1 ? "is" : "are"} held:</p>
+            <p>${this._held.length} of these hosts ${pluralWord(this._held.length, "is", "are")} held:</p>
             <ul>
               ${this._held.map(({ name, hold }) => html`<li><span class="host">${name}</span> — ${holdTitle(hold)}</li>`)}
             </ul>
@@ -152,9 +150,9 @@ export class NfBulkDialog extends LitElement {
           </div>`
         : nothing}
       <div class="actions">
-        <button class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+        <button class="btn" @click=${() => this._modal.close()}>Cancel</button>
         <button id="run" class="btn primary" ?disabled=${this._busy || n === 0} @click=${() => this.run(kind)}>
-          ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${n} host${n === 1 ? "" : "s"}`}
+          ${this._busy ? "Sending…" : `${COMMAND_LABELS[kind]} ${plural(n, "host")}`}
         </button>
       </div>
     </div>`;
@@ -173,7 +171,7 @@ export class NfBulkDialog extends LitElement {
               </li>`,
         )}
       </ul>
-      <div class="actions"><button id="close" class="btn primary" @click=${() => this._dialog.close()}>Close</button></div>
+      <div class="actions"><button id="close" class="btn primary" @click=${() => this._modal.close()}>Close</button></div>
     </div>`;
   }
 
@@ -186,8 +184,7 @@ export class NfBulkDialog extends LitElement {
     } finally {
       this._busy = false;
     }
-    await this.updateComplete;
-    this.renderRoot.querySelector<HTMLButtonElement>("#close")?.focus();
+    await this._modal.focus("#close");
     this.dispatchEvent(new CustomEvent("nf-bulk-done", { bubbles: true, composed: true }));
   }
 }

@@ -1,6 +1,7 @@
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 
 export interface ConfirmOptions {
   title: string;
@@ -17,10 +18,7 @@ export class NfConfirmDialog extends LitElement {
     _options: { state: true },
   };
   private declare _options: ConfirmOptions | null;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
-  private _resolve: ((confirmed: boolean) => void) | null = null;
+  private readonly _modal = new ModalDialog(this);
 
   constructor() {
     super();
@@ -30,20 +28,15 @@ export class NfConfirmDialog extends LitElement {
   static override styles = [sharedStyles, dialogStyles];
 
   async ask(options: ConfirmOptions): Promise<boolean> {
-    this._resolve?.(false);
     this._options = options;
-    await this.updateComplete;
-    this._dialog.showModal();
     // A dangerous choice starts on Cancel, so Enter does not confirm it by accident.
-    this.renderRoot.querySelector<HTMLButtonElement>(options.danger ? "#cancel" : "#confirm")?.focus();
-    return new Promise((resolve) => {
-      this._resolve = resolve;
-    });
+    const { result } = await this._modal.open({ focus: options.danger ? "#cancel" : "#confirm" });
+    return (await result) === "confirm";
   }
 
   override render() {
     const options = this._options;
-    return html`<dialog aria-labelledby="title" @close=${this.onClose}>
+    return html`<dialog aria-labelledby="title">
       ${options === null
         ? nothing
         : html`<form method="dialog" class="dialog-body">
@@ -60,14 +53,6 @@ export class NfConfirmDialog extends LitElement {
             </div>
           </form>`}
     </dialog>`;
-  }
-
-  private onClose(): void {
-    const confirmed = this._dialog.returnValue === "confirm";
-    this._dialog.returnValue = "";
-    const resolve = this._resolve;
-    this._resolve = null;
-    resolve?.(confirmed);
   }
 }
 

@@ -10,6 +10,8 @@ import type { FleetStore } from "../data/store.ts";
 import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
+import { plural } from "../../common/text.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 
 /**
  * The confirmation before a rollout: Merge & Deploy of an update PR, or
@@ -48,9 +50,7 @@ export class NfDeployDialog extends LitElement {
   private declare _error: string | null;
   /** Answers to an older plan request are dropped. */
   private _planSeq = 0;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._open = false));
 
   constructor() {
     super();
@@ -132,8 +132,7 @@ export class NfDeployDialog extends LitElement {
     this._includeFailed = false;
     this._error = null;
     this._open = true;
-    await this.updateComplete;
-    this._dialog.showModal();
+    await this._modal.open();
     void this.plan(true);
   }
 
@@ -147,8 +146,8 @@ export class NfDeployDialog extends LitElement {
     const blocker = pr ? ciBlocker(pr.ciState) : null;
     const reasonOk = !this._needsOverride || this._override.trim().length >= 3;
     const ready = plan !== null && !this._busy && reasonOk && (pr !== null || this._ticked.size > 0);
-    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${this._ticked.size} ${this._ticked.size === 1 ? "host" : "hosts"}`;
-    return html`<dialog class="wide" aria-labelledby="title" @close=${() => (this._open = false)}>
+    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${plural(this._ticked.size, "host")}`;
+    return html`<dialog class="wide" aria-labelledby="title">
       ${!this._open
         ? nothing
         : html`<form class="dialog-body" @submit=${this.onSubmit}>
@@ -198,7 +197,7 @@ export class NfDeployDialog extends LitElement {
               : nothing}
             ${this._error ? html`<div class="form-error" role="alert">${this._error}</div>` : nothing}
             <div class="actions">
-              <button type="button" class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+              <button type="button" class="btn" @click=${() => this._modal.close()}>Cancel</button>
               <button id="deploy" class="btn ${this._needsOverride ? "danger" : "primary"}" ?disabled=${!ready}>
                 ${this._busy ? "Starting…" : label}
               </button>
@@ -307,7 +306,7 @@ export class NfDeployDialog extends LitElement {
             ...(this._needsOverride ? { override: { reason: this._override.trim() } } : {}),
           })
         : await store.startRollout({ commit: plan.commit, ignoreWindows, ...this.hostsOf() });
-      this._dialog.close();
+      this._modal.close();
       notify(this, `Rollout of ${shortSha(rollout.commit)} started: ${rolloutHeadline(rollout)}`);
     } catch (err) {
       if (err instanceof ApiError && err.code === "ci_not_green") this._needsOverride = true;

@@ -1,5 +1,6 @@
 import { LitElement, html, nothing } from "lit";
 import { notify } from "../common/notify.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 import type { FleetStore } from "../data/store.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
@@ -16,9 +17,7 @@ export class NfHoldDialog extends LitElement {
   private declare _host: string | null;
   private declare _busy: boolean;
   private declare _error: string | null;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._host = null));
 
   constructor() {
     super();
@@ -33,15 +32,12 @@ export class NfHoldDialog extends LitElement {
   async show(host: string): Promise<void> {
     this._host = host;
     this._error = null;
-    await this.updateComplete;
-    this.renderRoot.querySelector("form")?.reset();
-    this._dialog.showModal();
-    this.renderRoot.querySelector<HTMLInputElement>("#reason")?.focus();
+    await this._modal.open({ resetForm: true, focus: "#reason" });
   }
 
   override render() {
     const host = this._host;
-    return html`<dialog aria-labelledby="title" @close=${() => (this._host = null)}>
+    return html`<dialog aria-labelledby="title">
       ${host === null
         ? nothing
         : html`<form class="dialog-body" @submit=${(e: Event) => this.submit(e, host)}>
@@ -57,7 +53,7 @@ export class NfHoldDialog extends LitElement {
             /></label>
             ${this._error ? html`<div class="form-error" role="alert">${this._error}</div>` : nothing}
             <div class="actions">
-              <button type="button" class="btn" @click=${() => this._dialog.close()}>Cancel</button>
+              <button type="button" class="btn" @click=${() => this._modal.close()}>Cancel</button>
               <button id="hold" class="btn primary" ?disabled=${this._busy}>${this._busy ? "Holding…" : "Hold host"}</button>
             </div>
           </form>`}
@@ -79,7 +75,7 @@ export class NfHoldDialog extends LitElement {
     this._busy = true;
     try {
       await this.store.setHold(host, { reason, until: untilIso });
-      this._dialog.close();
+      this._modal.close();
       notify(this, `${host} is held`);
     } catch (err) {
       this._error = err instanceof Error ? err.message : String(err);

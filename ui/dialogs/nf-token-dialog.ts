@@ -1,5 +1,6 @@
 import { LitElement, html, nothing } from "lit";
 import type { Platform } from "../../common/protocol.ts";
+import { ModalDialog } from "../common/modal-dialog.ts";
 import { dialogStyles } from "../styles/dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../components/nf-token-reveal.ts";
@@ -12,9 +13,7 @@ export class NfTokenDialog extends LitElement {
   };
   declare repository: string;
   private declare _shown: { host: string; platform: Platform; flakeAttr: string; token: string } | null;
-  private get _dialog(): HTMLDialogElement {
-    return this.renderRoot.querySelector("dialog")!;
-  }
+  private readonly _modal = new ModalDialog(this, () => (this._shown = null));
 
   constructor() {
     super();
@@ -26,14 +25,12 @@ export class NfTokenDialog extends LitElement {
 
   async show(shown: { host: string; platform: Platform; flakeAttr: string; token: string }): Promise<void> {
     this._shown = shown;
-    await this.updateComplete;
-    this._dialog.showModal();
-    this.renderRoot.querySelector<HTMLButtonElement>(".actions .primary")?.focus();
+    await this._modal.open({ focus: ".actions .primary" });
   }
 
   override render() {
     const shown = this._shown;
-    return html`<dialog class="wide" aria-labelledby="title" @close=${() => (this._shown = null)}>
+    return html`<dialog class="wide" aria-labelledby="title">
       ${shown === null
         ? nothing
         : html`<div class="dialog-body">
@@ -47,7 +44,7 @@ export class NfTokenDialog extends LitElement {
               .origin=${location.origin}
               .repository=${this.repository}
             ></nf-token-reveal>
-            <div class="actions"><button class="btn primary" @click=${() => this._dialog.close()}>Done</button></div>
+            <div class="actions"><button class="btn primary" @click=${() => this._modal.close()}>Done</button></div>
           </div>`}
     </dialog>`;
   }

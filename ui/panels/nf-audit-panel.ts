@@ -1,5 +1,5 @@
 import { LitElement, css, html, nothing } from "lit";
-import { formatAge, formatTimestamp } from "../common/format.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 import { hostPath } from "../common/route.ts";
 import type { AuditEntry } from "../data/schemas.ts";
 import type { FleetStore } from "../data/store.ts";
@@ -150,7 +150,7 @@ export class NfAuditPanel extends LitElement {
   private renderEntry(entry: AuditEntry) {
     const target = entry.target;
     return html`<tr>
-      <td class="when" title=${formatTimestamp(entry.at)}>${formatTimestamp(entry.at)} <span class="muted">· ${formatAge(entry.at, this.now)}</span></td>
+      <td class="when" title=${localTimestamp(entry.at)}>${localTimestamp(entry.at)} <span class="muted">· ${formatAge(entry.at, this.now)}</span></td>
       <td>${entry.actor}${entry.role ? html` <span class="muted">· ${entry.role}</span>` : nothing}</td>
       <td class="action">${entry.action}</td>
       <td>${target === null ? "—" : this.hostNames.has(target) ? html`<a href=${hostPath(target)}>${target}</a>` : target}</td>

@@ -23,6 +23,7 @@ import "../components/nf-host-actions.ts";
 import "../components/nf-rollout-progress.ts";
 import "../components/nf-update-pr-banner.ts";
 import "../dialogs/nf-deploy-dialog.ts";
+import { plural, pluralWord } from "../../common/text.ts";
 
 /** The fleet page: header, update PR, bulk actions and the table. */
 export class NfFleetPanel extends LitElement {
@@ -271,9 +272,9 @@ export class NfFleetPanel extends LitElement {
     const denied = roleDenial(fleet.me, COMMAND_ROLE);
     const label =
       selected.size > 0
-        ? `${selected.size} selected host${selected.size === 1 ? "" : "s"}:`
+        ? `${selected.size} selected ${pluralWord(selected.size, "host")}:`
         : online.length > 0
-          ? `All ${online.length} online host${online.length === 1 ? "" : "s"}:`
+          ? `All ${online.length} online ${pluralWord(online.length, "host")}:`
           : "No host online — select hosts to queue commands for them:";
     return html`<div class="bulk card ${selected.size > 0 ? "has-selection" : ""}" role="toolbar" aria-label="Bulk actions">
       <span class="scope">${label}</span>
@@ -282,7 +283,7 @@ export class NfFleetPanel extends LitElement {
           html`<button
             class="btn small"
             ?disabled=${targets.length === 0 || denied !== null}
-            title=${denied ?? `${COMMAND_LABELS[kind]} on ${targets.length === 1 ? "1 host" : `${targets.length} hosts`}`}
+            title=${denied ?? `${COMMAND_LABELS[kind]} on ${plural(targets.length, "host")}`}
             @click=${() => this.bulk(kind, targets, scope)}
           >
             ${COMMAND_LABELS[kind]}

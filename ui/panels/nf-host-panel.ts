@@ -11,7 +11,7 @@ import {
 import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
-import { formatAge, formatTimestamp, presenceLabel } from "../common/format.ts";
+import { presenceLabel } from "../common/format.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import { FLEET_PATH } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
@@ -28,6 +28,7 @@ import "../components/nf-command-output.ts";
 import "../components/nf-compartment-card.ts";
 import "../components/nf-host-actions.ts";
 import "../components/nf-host-report.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 
 /**
  * One host: its five compartments with their reasons and actions, the live
@@ -237,7 +238,7 @@ export class NfHostPanel extends LitElement {
     // The row, not the detail: rollout events move it without refetching the host.
     const part = this.state?.hosts.find((host) => host.name === detail.name)?.rollout ?? null;
     return html`<span class="pill tone-muted">${PLATFORM_NAMES[detail.platform]}</span>
-      <span class="pill ${detail.online ? "online" : "offline"}" title=${detail.lastSeenAt ? `last seen ${formatTimestamp(detail.lastSeenAt)}` : ""}
+      <span class="pill ${detail.online ? "online" : "offline"}" title=${detail.lastSeenAt ? `last seen ${localTimestamp(detail.lastSeenAt)}` : ""}
         >${presenceLabel(detail, this.now)}</span
       >
       ${detail.hold ? html`<span class="pill tone-warn held">${holdTitle(detail.hold)}</span>` : nothing}
@@ -309,7 +310,7 @@ export class NfHostPanel extends LitElement {
       <span class="spin" aria-hidden="true">⟳</span>
       <strong>${COMMAND_LABELS[active.kind]}</strong>
       <span>${active.state}${host.online ? "" : " (host offline: waits for it)"}</span>
-      <span class="muted" title=${formatTimestamp(since)}>since ${formatAge(since, this.now)} · ${active.actor}</span>
+      <span class="muted" title=${localTimestamp(since)}>since ${formatAge(since, this.now)} · ${active.actor}</span>
       <span class="spacer"></span>
       ${stoppable
         ? html`<button class="btn small" ?disabled=${denied !== null} title=${denied ?? "cancel the queued or running command"} @click=${() => this._actions.runCommand(host, "stop")}>

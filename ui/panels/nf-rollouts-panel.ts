@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { RolloutView } from "../../common/protocol.ts";
-import { formatAge, formatTimestamp, shortSha } from "../common/format.ts";
+import { shortSha } from "../common/format.ts";
 import { ROLLOUT_STATES, rolloutHeadline } from "../common/rollouts.ts";
 import { withLiveRollouts } from "../data/fleet-state.ts";
 import type { RolloutDetail } from "../data/schemas.ts";
@@ -9,6 +9,7 @@ import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.
 import { PagedList } from "../components/paged-list.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../components/nf-rollout-progress.ts";
+import { formatAge, localTimestamp } from "../../common/text.ts";
 
 /** Every rollout, newest first: its PR and lock diff, who started it, each host's outcome, the failure and the revert. */
 export class NfRolloutsPanel extends LitElement {
@@ -134,7 +135,7 @@ export class NfRolloutsPanel extends LitElement {
           <span class="pill tone-${state.tone}">${state.label}</span>
           <strong>${rollout.pr ? `PR #${rollout.pr}` : "Deploy"} · <span class="mono">${shortSha(rollout.commit)}</span></strong>
           <span>${rolloutHeadline(rollout)}</span>
-          <span class="muted when" title=${formatTimestamp(rollout.startedAt)}
+          <span class="muted when" title=${localTimestamp(rollout.startedAt)}
             >${rollout.automatic ? "automatic" : rollout.startedBy} · ${formatAge(rollout.startedAt, this.now)}</span
           >
         </summary>

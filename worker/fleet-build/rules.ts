@@ -16,6 +16,7 @@ import {
   type Settings,
 } from "../../common/protocol.ts";
 import { planRollout, type PlanHost } from "../rollouts/plan.ts";
+import { errorLines, NIX_IGNORED_ERROR } from "../../common/text.ts";
 
 /** The commit status's context on the PR head; our own status is never part of the CI state we read back. */
 export const FLEET_BUILD_CONTEXT = "nixfleet/fleet-build";
@@ -178,18 +179,15 @@ export interface BuildCommandChange {
   result: CommandResult | null;
 }
 
-// eslint-disable-next-line no-control-regex
-const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
-
-/** The line that says what went wrong: nix's first `error:` line, else the first line there is. */
-export function firstErrorLine(text: string | null | undefined): string {
-  const lines = (text ?? "")
-    .replace(ANSI, "")
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "");
-  // `error (ignored): …` is nix recovering from something (a busy eval cache, say), not the build's error.
-  return lines.find((line) => /^error\b/i.test(line) && !/^error \(ignored\)/i.test(line)) ?? lines[0] ?? "no error message";
+/**
+ * Nix's own `error:` line of a build's output, as nix printed it (prefix kept, colours removed), else
+ * its first line; never null. Unlike the compartments' firstErrorLine (common/text.ts) it does not
+ * shorten the line or look for other failure words: the commit status's description cuts it to fit
+ * (fitDescription), and a build's output has only nix's lines to choose from.
+ */
+export function firstNixErrorLine(text: string | null | undefined): string {
+  const lines = errorLines(text);
+  return lines.find((line) => /^error\b/i.test(line) && !NIX_IGNORED_ERROR.test(line)) ?? lines[0] ?? "no error message";
 }
 
 /**
@@ -232,7 +230,7 @@ export function hostCommandChanged(build: FleetBuildRecord, change: BuildCommand
             ...base,
             state: "failed",
             finishedAt,
-            reason: firstErrorLine(built?.errorTail ?? change.error),
+            reason: firstNixErrorLine(built?.errorTail ?? change.error),
             ...(built === undefined ? {} : { durationMs: built.durationMs, storePath: built.storePath }),
             ...(tail === "" ? {} : { errorTail: tail.slice(-4000) }),
           };
@@ -240,7 +238,7 @@ export function hostCommandChanged(build: FleetBuildRecord, change: BuildCommand
         case "timed-out":
         case "lost":
           // The configuration may be fine, but the fleet cannot say it builds there.
-          return { ...base, state: "failed", finishedAt, reason: `${change.state}: ${firstErrorLine(change.error)}` };
+          return { ...base, state: "failed", finishedAt, reason: `${change.state}: ${firstNixErrorLine(change.error)}` };
         case "cancelled":
           return { ...base, state: "cancelled", finishedAt, reason: change.error ?? "cancelled" };
       }

@@ -8,7 +8,7 @@ export const DEFAULT_BRANCH = "main";
 export const DEFAULT_UPDATE_PR_LABEL = "automated";
 export const DEFAULT_UPDATE_PR_TITLE_PATTERN = "flake.lock";
 
-/** How update PRs are recognised (spec 002): a label, or a title fragment (case-insensitive). */
+/** How update PRs are recognised (see docs/github.md "Settings"): a label, or a title fragment (case-insensitive). */
 export interface UpdatePrRule {
   label: string;
   titlePattern: string;

@@ -1,4 +1,4 @@
-/** Merging an update PR from the dashboard (spec 002, "Merge & Deploy" step 1). */
+/** Merging an update PR from the dashboard, Merge & Deploy's first half (see docs/rollouts.md "The API"). */
 import { renderLockMarkdown } from "../../common/lock-diff.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
 import { writeAudit } from "../db/audit.ts";

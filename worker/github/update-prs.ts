@@ -6,7 +6,7 @@ import type { PullRequestFields } from "./events.ts";
 /**
  * An update PR carries the configured label (GitHub label names are
  * case-insensitive) or has the configured fragment in its title, in any case
- * (spec 002: label `automated` or a title containing "flake.lock").
+ * (see docs/github.md "Settings": label `automated` or a title containing "flake.lock" by default).
  */
 export function isUpdatePr(pr: { labels: readonly string[]; title: string }, rule: UpdatePrRule): boolean {
   const label = rule.label.toLowerCase();

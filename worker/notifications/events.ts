@@ -5,7 +5,7 @@
 import semver from "semver";
 import { NOTIFICATION_EVENTS, type NotificationEvent, type NotificationEventName } from "../../common/protocol.ts";
 import type { Rollout } from "../rollouts/engine.ts";
-import { shortSha } from "../../common/text.ts";
+import { roughDuration, shortSha } from "../../common/text.ts";
 
 /** `DASHBOARD_URL` + path, or null when the var is unset or not an http(s) URL. */
 export function dashboardLink(dashboardUrl: unknown, path: string): string | null {
@@ -129,26 +129,19 @@ export function hostOfflineEvents(hosts: readonly HostFacts[], thresholdMinutes:
     if (host.online || host.lastSeenAt === null) continue;
     const seen = Date.parse(host.lastSeenAt);
     if (Number.isNaN(seen)) continue;
-    const minutes = Math.floor((now.getTime() - seen) / 60_000);
     if (now.getTime() - seen <= thresholdMinutes * 60_000) continue;
     events.push({
       id: `host-offline:${host.name}:${host.lastSeenAt}`,
       event: "host-offline",
       at: now.toISOString(),
       title: `${host.name} is offline`,
-      text: `${host.name} has not polled for ${describeMinutes(minutes)} (last seen ${host.lastSeenAt}).`,
+      text: `${host.name} has not polled for ${roughDuration(now.getTime() - seen, "long")} (last seen ${host.lastSeenAt}).`,
       url: dashboardLink(dashboardUrl, hostPagePath(host.name)),
       host: host.name,
       details: { lastSeenAt: host.lastSeenAt, thresholdMinutes },
     });
   }
   return events;
-}
-
-function describeMinutes(minutes: number): string {
-  if (minutes < 120) return `${minutes} minutes`;
-  const hours = Math.floor(minutes / 60);
-  return hours < 48 ? `${hours} hours` : `${Math.floor(hours / 24)} days`;
 }
 
 /**

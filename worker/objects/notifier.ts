@@ -27,7 +27,7 @@ const ATTEMPT_LEASE_MS = ATTEMPT_TIMEOUT_MS + 20_000;
 const ATTEMPTS_PER_RUN = 50;
 /** When the settings cannot be read, deliveries wait this long and are tried again. */
 const SETTINGS_RETRY_MS = 60_000;
-/** Spec 002: with flake updates off there are no update-PR notifications. */
+/** With flake updates off there are no update-PR notifications (see docs/automation.md "Settings", `flakeUpdates`). */
 const UPDATE_PR_EVENTS: readonly NotificationEventName[] = ["update-pr-opened", "ci-failed", "merge-scheduled", "merged"];
 /** What a delivery's last error keeps of a receiver's answer. */
 const ERROR_TEXT_CHARS = 300;

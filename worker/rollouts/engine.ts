@@ -5,99 +5,36 @@
  * idempotent: a repeated one, or one about a command the rollout does not know, changes nothing, so a
  * host is never sent its command twice and no wave is skipped.
  */
-import * as z from "zod";
+import type { CompartmentState, HostHold, Settings } from "../../common/protocol.ts";
+import { plural, shortSha } from "../../common/text.ts";
+import { commandVerdict, healthVerdict, type CommandOutcome } from "./gates.ts";
+import { describeHold, holdIsActive } from "./plan.ts";
 import {
-  CommandId,
-  CompartmentState,
-  HostName,
-  LeftOutHost,
-  RollbackStrategy,
-  RolloutHostState,
-  RolloutState,
-  RolloutWaveState,
-  Sha1,
-  type HostHold,
-  type RolloutView,
-  type Settings,
-} from "../../common/protocol.ts";
-import { describeHold, holdIsActive, type RolloutPlan } from "./plan.ts";
+  hasPassed,
+  isActive,
+  type NotifyEvent,
+  type Rollout,
+  type RolloutHostRecord,
+  type RolloutWaveRecord,
+} from "./record.ts";
 import { describeOpening, isOpen, nextOpeningOf, windowsForHost } from "./windows.ts";
-import { shortSha } from "../../common/text.ts";
 
-// ---------------------------------------------------------------------------
-// The persisted rollout
-
-export const RolloutHostRecord = z.object({
-  name: HostName,
-  /** 1-based wave index. */
-  wave: z.number().int().positive(),
-  state: RolloutHostState,
-  reason: z.string().nullable(),
-  /** The `send` action was emitted: it never is again. */
-  sent: z.boolean(),
-  commandId: CommandId.nullable(),
-  commandStarted: z.boolean(),
-  commandFinished: z.boolean(),
-  /** The command succeeded and the agent says it is at the rollout's commit: what `rollbackHosts` undoes. */
-  switched: z.boolean(),
-  cancelRequested: z.boolean(),
-  rollbackRequested: z.boolean(),
-  startedAt: z.string().nullable(),
-  finishedAt: z.string().nullable(),
-});
-export type RolloutHostRecord = z.infer<typeof RolloutHostRecord>;
-
-export const RolloutWaveRecord = z.object({
-  index: z.number().int().positive(),
-  canary: z.boolean(),
-  state: RolloutWaveState,
-  soakUntil: z.string().nullable(),
-});
-export type RolloutWaveRecord = z.infer<typeof RolloutWaveRecord>;
-
-export const NOTIFY_EVENTS = ["rollout-started", "rollout-succeeded", "rollout-failed", "rollout-cancelled"] as const;
-export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
-
-/** The rollout as the coordinator stores it; parse it on load, never cast. */
-export const Rollout = z.object({
-  format: z.literal(1),
-  id: z.string().min(1),
-  commit: Sha1,
-  pr: z.number().int().positive().nullable(),
-  startedBy: z.string(),
-  automatic: z.boolean(),
-  /** A manual deploy confirmed to ignore maintenance windows (never for automatic rollouts). */
-  ignoreWindows: z.boolean(),
-  state: RolloutState,
-  startedAt: z.string(),
-  finishedAt: z.string().nullable(),
-  /** 1-based index of the wave being deployed or soaked; 0 before the start. */
-  currentWave: z.number().int().nonnegative(),
-  waves: z.array(RolloutWaveRecord),
-  hosts: z.array(RolloutHostRecord),
-  leftOut: z.array(LeftOutHost),
-  waitingFor: z.string().nullable(),
-  /** The last `wake-at` asked for, so an unchanged one is not asked for again. */
-  wakeAt: z.string().nullable(),
-  failure: z.object({ host: HostName, reason: z.string(), commandId: CommandId.nullable() }).nullable(),
-  stoppedBecause: z.string().nullable(),
-  revert: z
-    .object({
-      kind: RollbackStrategy.exclude(["alert-only"]),
-      url: z.string().nullable(),
-      state: z.enum(["requested", "opened", "failed"]),
-      error: z.string().nullable(),
-    })
-    .nullable(),
-  notified: z.array(z.enum(NOTIFY_EVENTS)),
-});
-export type Rollout = z.infer<typeof Rollout>;
+// The record, its gates and its view live beside the machine; their names stay importable from here.
+export { COMMAND_OUTCOMES, type CommandOutcome } from "./gates.ts";
+export {
+  createRollout,
+  isActive,
+  NOTIFY_EVENTS,
+  Rollout,
+  RolloutHostRecord,
+  RolloutWaveRecord,
+  type CreateRolloutInput,
+  type NotifyEvent,
+} from "./record.ts";
+export { toRolloutView } from "./view.ts";
 
 // ---------------------------------------------------------------------------
 // Events in, actions out
-
-export const COMMAND_OUTCOMES = ["succeeded", "failed", "cancelled", "timed-out", "lost"] as const;
-export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 
 export type RolloutEvent =
   | { type: "start" }
@@ -106,8 +43,6 @@ export type RolloutEvent =
   /** The coordinator could not queue it (the host was removed, say). */
   | { type: "send-failed"; host: string; error: string }
   | { type: "command-started"; host: string; commandId: string }
-  /** The pull half is done and the switch began (read from the command's output, when it says so). */
-  | { type: "command-phase"; host: string; commandId: string; phase: "switching" }
   | {
       type: "command-finished";
       host: string;
@@ -155,67 +90,11 @@ export interface RolloutContext {
   hosts: Record<string, { online: boolean; hold?: HostHold | null }>;
 }
 
-export interface CreateRolloutInput {
-  id: string;
-  commit: string;
-  pr: number | null;
-  startedBy: string;
-  automatic: boolean;
-  ignoreWindows: boolean;
-  plan: RolloutPlan;
-  now: Date;
-}
-
-export function createRollout(input: CreateRolloutInput): Rollout {
-  return {
-    format: 1,
-    id: input.id,
-    commit: input.commit,
-    pr: input.pr,
-    startedBy: input.startedBy,
-    automatic: input.automatic,
-    ignoreWindows: input.automatic ? false : input.ignoreWindows,
-    state: "planned",
-    startedAt: input.now.toISOString(),
-    finishedAt: null,
-    currentWave: 0,
-    waves: input.plan.waves.map((w) => ({ index: w.index, canary: w.canary, state: "waiting", soakUntil: null })),
-    hosts: input.plan.waves.flatMap((w) =>
-      w.hosts.map((name) => ({
-        name,
-        wave: w.index,
-        state: "waiting" as const,
-        reason: null,
-        sent: false,
-        commandId: null,
-        commandStarted: false,
-        commandFinished: false,
-        switched: false,
-        cancelRequested: false,
-        rollbackRequested: false,
-        startedAt: null,
-        finishedAt: null,
-      })),
-    ),
-    leftOut: input.plan.leftOut.map((l) => ({ ...l })),
-    waitingFor: null,
-    wakeAt: null,
-    failure: null,
-    stoppedBecause: null,
-    revert: null,
-    notified: [],
-  };
-}
-
 // ---------------------------------------------------------------------------
 // The machine
 
-const ACTIVE_STATES: ReadonlySet<Rollout["state"]> = new Set(["running", "soaking", "waiting-window"]);
 /** The command is on its way: shown, and a wave waits for it. */
-const IN_PROGRESS: ReadonlySet<RolloutHostRecord["state"]> = new Set(["pulling", "switching", "verifying"]);
-const PASSED: ReadonlySet<RolloutHostRecord["state"]> = new Set(["soaking", "done"]);
-
-export const isActive = (rollout: Rollout): boolean => ACTIVE_STATES.has(rollout.state);
+const IN_PROGRESS: ReadonlySet<RolloutHostRecord["state"]> = new Set(["pulling", "verifying"]);
 
 class Step {
   readonly actions: RolloutAction[] = [];
@@ -268,7 +147,7 @@ class Step {
         r.currentWave = r.waves.length > 0 ? 1 : 0;
         this.notify(
           "rollout-started",
-          `rollout ${r.id} of ${shortSha(r.commit)} started by ${r.startedBy}: ${r.hosts.length} hosts in ${r.waves.length} waves`,
+          `rollout ${r.id} of ${shortSha(r.commit)} started by ${r.startedBy}: ${plural(r.hosts.length, "host")} in ${plural(r.waves.length, "wave")}`,
         );
         return;
 
@@ -300,40 +179,21 @@ class Step {
         return;
       }
 
-      case "command-phase": {
-        const h = this.commandHost(event.host, event.commandId);
-        if (h === null || !h.commandStarted || h.commandFinished || h.state !== "pulling") return;
-        h.state = "switching";
-        return;
-      }
-
       case "command-finished": {
         const h = this.commandHost(event.host, event.commandId);
         if (h === null || h.commandFinished) return;
         const wasStopped = (h.state === "skipped" || h.state === "cancelled") && !h.commandStarted;
         h.commandStarted = h.commandStarted || event.outcome !== "cancelled";
         h.commandFinished = true;
-        if (event.outcome === "succeeded") {
-          if (event.commitAfter === r.commit) {
-            h.switched = true;
-            h.state = "verifying";
-            h.reason = "waiting for its next report: System and Tests green";
-          } else if (event.commitAfter === null) {
-            this.failHost(h, "pull-switch succeeded but the agent did not say which commit it switched to");
-          } else {
-            this.failHost(h, `switched to ${shortSha(event.commitAfter)}, not the rollout's ${shortSha(r.commit)}`);
-          }
+        if (event.outcome === "cancelled" && wasStopped) return;
+        const verdict = commandVerdict(event, r.commit);
+        if (!verdict.passed) {
+          this.failHost(h, verdict.reason);
           return;
         }
-        if (event.outcome === "cancelled" && wasStopped) return;
-        const why: Record<Exclude<CommandOutcome, "succeeded">, string> = {
-          failed: "pull-switch failed",
-          cancelled: "pull-switch was cancelled",
-          "timed-out": "pull-switch timed out",
-          lost: "pull-switch lost: the agent restarted or went away mid-command",
-        };
-        const detail = event.error === null || event.error === "" ? "" : `: ${event.error}`;
-        this.failHost(h, `${why[event.outcome]}${detail}`);
+        h.switched = true;
+        h.state = "verifying";
+        h.reason = "waiting for its next report: System and Tests green";
         return;
       }
 
@@ -341,24 +201,21 @@ class Step {
         const h = this.host(event.host);
         // Only a report at the rollout's commit says anything about it; older ones are stale.
         if (h === undefined || !h.switched || event.commit !== r.commit) return;
-        const red = event.system === "red" ? "System" : event.tests === "red" ? "Tests" : null;
-        if (red !== null) {
+        const verdict = healthVerdict(event, r.commit);
+        if (verdict.kind === "red") {
           // A host that passed matters only while the rollout runs; afterwards it is the compartments' business.
-          if (h.state === "verifying" || (PASSED.has(h.state) && isActive(r))) {
-            this.failHost(h, `${red} red at ${shortSha(r.commit)}${event.reason === "" ? "" : `: ${event.reason}`}`);
-          }
+          if (h.state === "verifying" || (hasPassed(h) && isActive(r))) this.failHost(h, verdict.reason);
           return;
         }
         if (h.state !== "verifying") return;
-        const testsOk = event.tests === "green" || !event.testsConfigured;
-        if (event.system === "green" && testsOk) {
+        if (verdict.kind === "green") {
           const wave = this.wave(h.wave);
           const soaks = isActive(r) && wave !== undefined && wave.state !== "passed" && this.soakSeconds(wave) > 0;
           h.state = soaks ? "soaking" : "done";
           h.reason = null;
           h.finishedAt = this.nowIso;
         } else {
-          h.reason = `waiting for System and Tests green (System ${event.system}, Tests ${event.tests})`;
+          h.reason = verdict.reason;
         }
         return;
       }
@@ -425,7 +282,7 @@ class Step {
     const reason = state === "failed" ? `rollout stopped: ${because}` : because;
     for (const h of r.hosts) {
       if (h.state === "soaking") h.state = "done";
-      if (h.commandStarted || h.commandFinished || h.state === "failed" || PASSED.has(h.state)) continue;
+      if (h.commandStarted || h.commandFinished || h.state === "failed" || hasPassed(h)) continue;
       h.state = hostState;
       h.reason = reason;
       if (h.sent) this.requestCancel(h);
@@ -480,10 +337,10 @@ class Step {
       if (wave.state === "waiting") wave.state = "running";
       const opening = this.startHosts(wave);
       const hosts = r.hosts.filter((h) => h.wave === wave.index);
-      const settled = hosts.every((h) => PASSED.has(h.state) || h.state === "pending" || h.state === "skipped");
+      const settled = hosts.every((h) => hasPassed(h) || h.state === "pending" || h.state === "skipped");
       if (settled && opening === null) {
         const soak = this.soakSeconds(wave);
-        if (soak > 0 && hosts.some((h) => PASSED.has(h.state))) {
+        if (soak > 0 && hosts.some((h) => hasPassed(h))) {
           wave.state = "soaking";
           wave.soakUntil = new Date(this.ctx.now.getTime() + soak * 1000).toISOString();
           for (const h of hosts) if (h.state === "done") h.state = "soaking";
@@ -556,7 +413,7 @@ class Step {
     const pending = r.hosts.filter((h) => h.state === "pending").length;
     this.notify(
       "rollout-succeeded",
-      `rollout ${r.id} of ${shortSha(r.commit)} succeeded on ${r.hosts.filter((h) => PASSED.has(h.state)).length} hosts` +
+      `rollout ${r.id} of ${shortSha(r.commit)} succeeded on ${plural(r.hosts.filter((h) => hasPassed(h)).length, "host")}` +
         (pending > 0 ? ` with ${pending} pending` : ""),
     );
   }
@@ -602,52 +459,4 @@ export function advance(
   step.apply(event);
   step.drive(event.type === "tick");
   return { rollout: step.r, actions: step.actions };
-}
-
-/** The rollout as `GET /api/rollouts/:id` gives it. */
-export function toRolloutView(r: Rollout): RolloutView {
-  return {
-    id: r.id,
-    state: r.state,
-    commit: r.commit,
-    ...(r.pr === null ? {} : { pr: r.pr }),
-    startedBy: r.startedBy,
-    automatic: r.automatic,
-    startedAt: r.startedAt,
-    ...(r.finishedAt === null ? {} : { finishedAt: r.finishedAt }),
-    done: r.hosts.filter((h) => PASSED.has(h.state)).length,
-    total: r.hosts.length,
-    pending: r.hosts.filter((h) => h.state === "pending").length,
-    ...(r.currentWave === 0 ? {} : { currentWave: r.currentWave }),
-    ...(r.waitingFor === null ? {} : { waitingFor: r.waitingFor }),
-    waves: r.waves.map((w) => ({
-      index: w.index,
-      canary: w.canary,
-      state: w.state,
-      ...(w.soakUntil === null ? {} : { soakUntil: w.soakUntil }),
-      hosts: r.hosts
-        .filter((h) => h.wave === w.index)
-        .map((h) => ({
-          name: h.name,
-          state: h.state,
-          ...(h.reason === null ? {} : { reason: h.reason }),
-          ...(h.commandId === null ? {} : { commandId: h.commandId }),
-          ...(h.startedAt === null ? {} : { startedAt: h.startedAt }),
-          ...(h.finishedAt === null ? {} : { finishedAt: h.finishedAt }),
-        })),
-    })),
-    leftOut: r.leftOut,
-    ...(r.failure === null ? {} : { failure: r.failure }),
-    ...(r.revert === null
-      ? {}
-      : {
-          revert: {
-            kind: r.revert.kind,
-            url: r.revert.url,
-            state: r.revert.state,
-            ...(r.revert.error === null ? {} : { error: r.revert.error }),
-          },
-        }),
-    ...(r.stoppedBecause === null ? {} : { stoppedBecause: r.stoppedBecause }),
-  };
 }
