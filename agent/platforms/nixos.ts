@@ -4,6 +4,7 @@
  * rolls back, systemd says which units failed and `nixos-version` names nixpkgs.
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
+import { plural } from "../../common/text.ts";
 import { readCommandLine } from "../known.ts";
 import { describeFailure, type HostRunner } from "../runner.ts";
 import { flakeAttrOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
@@ -41,5 +42,5 @@ async function failedSystemdUnits(config: AgentConfig, runner: HostRunner, say: 
     say("no failed systemd units");
     return null;
   }
-  return `switch succeeded, but ${failedNames.length === 1 ? "1 systemd unit" : `${failedNames.length} systemd units`} failed: ${failedNames.slice(0, 10).join(", ")}`;
+  return `switch succeeded, but ${plural(failedNames.length, "systemd unit")} failed: ${failedNames.slice(0, 10).join(", ")}`;
 }
