@@ -5,7 +5,7 @@ import { writeAudit } from "../db/audit.ts";
 import { getPullRequest, loadFleetTarget } from "../db/github.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, refused } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
 import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
@@ -21,8 +21,6 @@ async function branchHead(c: { get(key: "db"): AppEnv["Variables"]["db"] }): Pro
   }
   return repo.head.sha;
 }
-
-const refused = (outcome: { status: 400 | 401 | 404 | 409; code: string; message: string }) => new ApiError(outcome.status, outcome.code, outcome.message);
 
 /** Rollouts: plan, start (Deploy main), watch, cancel, and the update history. The coordinator runs them. */
 export const rolloutsRoutes = new Hono<AppEnv>()
