@@ -34,7 +34,7 @@ export interface Merged {
  * log. What NixFleet refuses is a Refusal; GitHub's own failures are thrown as
  * the adapter's errors (a GitHubMergeRefusedError is a definite no, not retried).
  */
-export async function mergeUpdatePr(ctx: UpdatePrContext, number: number, options: MergeOptions): Promise<Outcome<Merged & { pr: PullRequestRecord }>> {
+async function mergeUpdatePr(ctx: UpdatePrContext, number: number, options: MergeOptions): Promise<Outcome<Merged & { pr: PullRequestRecord }>> {
   const known = await requireUpdatePr(ctx, number, { open: true, client: true });
   if (!known.ok) return known;
   const { pr: record, repository } = known;
