@@ -14,7 +14,7 @@ import { chunks } from "./routes/chunks.ts";
 import { commandsRoutes } from "./routes/commands.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
-import { refreshRepoState } from "./github/refresh.ts";
+import { refreshRepoState } from "./update-prs/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
 import { meRoutes } from "./routes/me.ts";
 import { metricsRoutes } from "./routes/metrics.ts";

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { NotificationEvent, SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
 import { automation } from "../../worker/automation.ts";
 import { openDatabase } from "../../worker/db/client.ts";
-import { refreshRepoState } from "../../worker/github/refresh.ts";
+import { refreshRepoState } from "../../worker/update-prs/refresh.ts";
 import { errorOf, send } from "./github-helpers.ts";
 import { api } from "./helpers.ts";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { combineCiState, conclusionOutcome, statusOutcome } from "../../worker/github/ci.ts";
 import { readGitHubConfig } from "../../worker/github/config.ts";
-import { isUpdatePr } from "../../worker/github/update-prs.ts";
+import { isUpdatePr } from "../../worker/update-prs/records.ts";
 import type { WorkerEnv } from "../../worker/env.ts";
 
 const rule = { label: "automated", titlePattern: "flake.lock" };

@@ -17,6 +17,10 @@ import {
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
 import { isActiveCommand } from "../../common/commands.ts";
+import { refuse, type Refusal } from "../outcome.ts";
+
+// Kept for the importers of the old home; worker/outcome.ts is where they live.
+export { refuse, type Refusal };
 
 /** Output beyond this per command is dropped behind a visible marker. */
 export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
@@ -69,8 +73,6 @@ const NEXT_STATES: Record<CommandState, readonly CommandState[]> = {
 
 export const canTransition = (from: CommandState, to: CommandState): boolean => NEXT_STATES[from].includes(to);
 
-export type Refusal = { ok: false; status: 400 | 401 | 404 | 409; code: string; message: string };
-export const refuse = (status: Refusal["status"], code: string, message: string): Refusal => ({ ok: false, status, code, message });
 
 /** The record after `patch`, or why the change is refused. Never mutates `record`. */
 export function applyPatch(record: CommandRecord, patch: CommandPatch): { ok: true; record: CommandRecord } | Refusal {

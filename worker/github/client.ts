@@ -5,8 +5,29 @@
  */
 import { Octokit } from "@octokit/core";
 import { z } from "zod";
-import { Sha1, type CommitInfo } from "../../common/protocol.ts";
+import type { CommitInfo } from "../../common/protocol.ts";
+import {
+  base64ToBytes,
+  Blob,
+  Branch,
+  CheckRuns,
+  CombinedStatus,
+  Compare,
+  Created,
+  ErrorAnswer,
+  FileContent,
+  GitCommit,
+  MergeAnswer,
+  RestCommit,
+  toCommitInfo,
+  Tree,
+  type CheckRunData,
+  type PullRequestData,
+  type StatusData,
+  type TreeEntry,
+} from "./answers.ts";
 import { appAuthOptions } from "./app-auth.ts";
+import { httpFailure, rateLimitRetryAt, readRateLimit, type GitHubRateLimit, type HeaderValues } from "./rate-limit.ts";
 import type { GitHubAuthConfig, RepositoryName } from "./types.ts";
 import {
   GitHubApiError,
@@ -16,6 +37,9 @@ import {
 } from "./errors.ts";
 import { PullRequestFields } from "./events.ts";
 import { shortSha } from "../../common/text.ts";
+
+export type { CheckRunData, PullRequestData, StatusData } from "./answers.ts";
+export type { GitHubRateLimit } from "./rate-limit.ts";
 
 export type MergeMethod = "merge" | "squash" | "rebase";
 
@@ -30,161 +54,6 @@ export interface GitHubClientOptions {
   timeoutMs?: number;
   /** Told the rate limit GitHub reported with each answer that carried one (for GET /metrics). */
   onRateLimit?: (rate: GitHubRateLimit) => void;
-}
-
-/** GitHub's x-ratelimit-* headers of one answer. */
-export interface GitHubRateLimit {
-  remaining: number;
-  limit: number | null;
-  /** When the window resets (x-ratelimit-reset), ISO. */
-  resetAt: string | null;
-  /** When the answer came. */
-  at: string;
-}
-
-/** The rate limit an answer reports, or null when it carries none (the emulator, a network error). */
-export function readRateLimit(headers: HeaderValues, now: number): GitHubRateLimit | null {
-  const remaining = Number(headers["x-ratelimit-remaining"]);
-  if (headers["x-ratelimit-remaining"] === undefined || !Number.isFinite(remaining)) return null;
-  const limit = Number(headers["x-ratelimit-limit"]);
-  const reset = Number(headers["x-ratelimit-reset"]);
-  return {
-    remaining,
-    limit: headers["x-ratelimit-limit"] !== undefined && Number.isFinite(limit) ? limit : null,
-    resetAt: headers["x-ratelimit-reset"] !== undefined && Number.isFinite(reset) ? new Date(reset * 1000).toISOString() : null,
-    at: new Date(now).toISOString(),
-  };
-}
-
-const ErrorAnswer = z.object({ message: z.string(), documentation_url: z.string().optional() });
-
-const GitCommitDetails = z.object({
-  message: z.string(),
-  author: z.object({ name: z.string(), date: z.string() }).nullable(),
-  committer: z.object({ name: z.string(), date: z.string() }).nullable(),
-});
-
-const RestCommit = z.object({
-  sha: Sha1,
-  commit: GitCommitDetails,
-  parents: z.array(z.object({ sha: Sha1 })).default([]),
-  files: z
-    .array(z.object({ filename: z.string(), status: z.string(), previous_filename: z.string().optional() }))
-    .optional(),
-});
-type RestCommit = z.infer<typeof RestCommit>;
-
-const Branch = z.object({ name: z.string(), commit: RestCommit });
-
-const FileContent = z.object({
-  type: z.string(),
-  sha: z.string(),
-  size: z.number().int().nonnegative(),
-  encoding: z.string().optional(),
-  content: z.string().optional(),
-});
-
-const Blob = z.object({ content: z.string(), encoding: z.literal("base64") });
-
-const Compare = z.object({
-  status: z.string(),
-  ahead_by: z.number().int().nonnegative(),
-  behind_by: z.number().int().nonnegative(),
-});
-
-const MergeAnswer = z.object({ sha: Sha1, merged: z.boolean(), message: z.string() });
-
-const GitCommit = z.object({ sha: Sha1, tree: z.object({ sha: z.string() }), parents: z.array(z.object({ sha: Sha1 })) });
-
-const Tree = z.object({
-  sha: z.string(),
-  truncated: z.boolean().default(false),
-  tree: z.array(z.object({ path: z.string(), mode: z.string(), type: z.string(), sha: z.string() })),
-});
-type TreeEntry = z.infer<typeof Tree>["tree"][number];
-
-const CheckRuns = z.object({
-  check_runs: z.array(
-    z.object({
-      id: z.number().int(),
-      name: z.string(),
-      status: z.string(),
-      conclusion: z.string().nullable(),
-      check_suite: z.object({ id: z.number().int() }).nullable().optional(),
-    }),
-  ),
-});
-
-const CombinedStatus = z.object({
-  statuses: z.array(
-    z.object({
-      context: z.string(),
-      state: z.enum(["pending", "success", "failure", "error"]),
-      updated_at: z.string().optional(),
-    }),
-  ),
-});
-
-const Created = z.object({ id: z.number().int() });
-
-/** A pull request, with only what NixFleet reads. */
-export type PullRequestData = z.infer<typeof PullRequestFields>;
-
-export interface CheckRunData {
-  id: number;
-  name: string;
-  status: string;
-  conclusion: string | null;
-  check_suite?: { id: number } | null;
-}
-
-export interface StatusData {
-  context: string;
-  state: "pending" | "success" | "failure" | "error";
-  updatedAt: string | null;
-}
-
-type HeaderValues = Record<string, string | number | undefined>;
-
-/**
- * GitHub's answer inside an Octokit error; null when there was none (Octokit
- * reports an unreachable host as a 500 without a response).
- */
-function httpFailure(error: unknown): { status: number; headers: HeaderValues; data: unknown } | null {
-  if (typeof error !== "object" || error === null || !("status" in error) || typeof error.status !== "number") return null;
-  const response = "response" in error && typeof error.response === "object" && error.response !== null ? error.response : null;
-  if (response === null) return null;
-  const headers: HeaderValues = {};
-  if ("headers" in response && typeof response.headers === "object" && response.headers !== null) {
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (typeof value === "string" || typeof value === "number") headers[name.toLowerCase()] = value;
-    }
-  }
-  return { status: error.status, headers, data: "data" in response ? response.data : undefined };
-}
-
-/** When GitHub says to try again: Retry-After, else an exhausted rate limit's reset time. */
-export function rateLimitRetryAt(status: number, headers: HeaderValues, message: string, now: number): Date | null {
-  if (status !== 403 && status !== 429) return null;
-  const retryAfter = headers["retry-after"];
-  if (retryAfter !== undefined) {
-    const seconds = Number(retryAfter);
-    if (Number.isFinite(seconds)) return new Date(now + Math.max(0, seconds) * 1000);
-    const date = Date.parse(String(retryAfter));
-    if (!Number.isNaN(date)) return new Date(date);
-  }
-  const reset = Number(headers["x-ratelimit-reset"]);
-  if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset)) return new Date(reset * 1000);
-  // A secondary rate limit without headers: GitHub asks for at least a minute.
-  if (status === 429 || /rate limit/i.test(message)) return new Date(now + 60_000);
-  return null;
-}
-
-function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }
 
 const firstLine = (message: string): string => message.split("\n", 1)[0] ?? "";
@@ -497,14 +366,4 @@ export class GitHubClient {
     const { data } = await this.#request(what, "GET /repos/{owner}/{repo}/commits/{ref}/status", { ref: sha, per_page: 100 });
     return this.#parse(CombinedStatus, data, what).statuses.map((s) => ({ context: s.context, state: s.state, updatedAt: s.updated_at ?? null }));
   }
-}
-
-function toCommitInfo(commit: RestCommit): CommitInfo {
-  const details = commit.commit;
-  return {
-    sha: commit.sha,
-    message: details.message,
-    author: details.author?.name ?? details.committer?.name ?? "",
-    committedAt: details.committer?.date ?? details.author?.date ?? "",
-  };
 }

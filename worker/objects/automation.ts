@@ -6,28 +6,29 @@
  * and rollouts. Webhook handling and the 5-minute cron call `reconsider`.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { FleetBuildVerdict, NotificationEvent, Settings, UpdatePrAutomation } from "../../common/protocol.ts";
+import type { NotificationEvent, Settings, UpdatePrAutomation } from "../../common/protocol.ts";
 import { decide, deployed, MERGE_RECOVERY_MS, merged, mergeRefused, skip, toView, withTimeline, type AutomationAction, type AutomationPr, type AutomationRecord } from "../automation/rules.ts";
-import { coordinator } from "../coordinator.ts";
 import { writeAudit } from "../db/audit.ts";
 import { AutomationStorage } from "../db/automation-storage.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { ciStates, failingChecks, getPullRequest, listOpenPullRequests, type PullRequestRecord } from "../db/github.ts";
 import { currentSettings } from "../db/settings.ts";
 import type { WorkerEnv } from "../env.ts";
-import { githubContext, type GitHubContext } from "../github/context.ts";
-import { GitHubApiError, GitHubMergeRefusedError, GitHubNotConfiguredError, GitHubRateLimitError } from "../github/errors.ts";
-import { mergeUpdatePr, MergeRejected } from "../github/merge.ts";
-import { rereadPull } from "../github/pull-sync.ts";
+import { GitHubMergeRefusedError } from "../github/errors.ts";
 import { notifier } from "../notifier.ts";
+import { refuse, type Outcome } from "../outcome.ts";
+import { updatePrContext, type UpdatePrContext } from "../update-prs/context.ts";
+import { deployMerge, mergeAndDeploy, type DeployRequest } from "../update-prs/merge.ts";
+import { rereadPull } from "../update-prs/pull-sync.ts";
+import { orGitHubRefusal } from "../update-prs/refusals.ts";
+import { notKnown, requireUpdatePr } from "../update-prs/require.ts";
 import { shortSha } from "../../common/text.ts";
 
 export const AUTOMATION_ACTOR = "automation";
 /** After a merge whose outcome is unknown (GitHub unreachable, a crash), look again this soon. */
 const RECOVER_AFTER_MS = MERGE_RECOVERY_MS;
 
-export type AutomationRefusal = { ok: false; status: 404 | 409 | 429 | 502 | 503; code: string; message: string };
-export type AutomationOutcome = { ok: true; automation: UpdatePrAutomation } | AutomationRefusal;
+export type AutomationOutcome = Outcome<{ automation: UpdatePrAutomation }>;
 
 export class Automation extends DurableObject<WorkerEnv> {
   private readonly db: Database;
@@ -51,7 +52,7 @@ export class Automation extends DurableObject<WorkerEnv> {
   async reconsider(prNumber: number): Promise<void> {
     const settings = await this.settings();
     if (settings === null) return;
-    const github = githubContext(this.env, this.db);
+    const github = updatePrContext(this.env, this.db);
     if (github.config.repository === null) return;
     await this.consider(github, settings, prNumber, {});
     await this.scheduleAlarm();
@@ -61,7 +62,7 @@ export class Automation extends DurableObject<WorkerEnv> {
   async reconsiderAll(): Promise<void> {
     const settings = await this.settings();
     if (settings === null) return;
-    const github = githubContext(this.env, this.db);
+    const github = updatePrContext(this.env, this.db);
     if (github.config.repository === null) return;
     const open = (await listOpenPullRequests(this.db, github.config.repository.fullName)).filter((pr) => pr.isUpdatePr).map((pr) => pr.number);
     for (const pr of new Set([...open, ...this.store.unsettled()])) await this.consider(github, settings, pr, {});
@@ -78,66 +79,53 @@ export class Automation extends DurableObject<WorkerEnv> {
   /** Merge now: the alarm's path without the delay or the window, refused while CI is not green. */
   async mergeNow(prNumber: number, actor: string): Promise<AutomationOutcome> {
     // Errors do not keep their class across RPC: GitHub's failures are answered here.
-    try {
-      return await this.mergeNowInner(prNumber, actor);
-    } catch (error) {
-      if (error instanceof GitHubNotConfiguredError) return { ok: false, status: 503, code: "github_not_configured", message: error.message };
-      if (error instanceof GitHubRateLimitError) return { ok: false, status: 429, code: "github_rate_limited", message: error.message };
-      if (error instanceof GitHubApiError) return { ok: false, status: 502, code: "github_error", message: error.message };
-      throw error;
-    }
+    return orGitHubRefusal(() => this.mergeNowInner(prNumber, actor));
   }
 
   private async mergeNowInner(prNumber: number, actor: string): Promise<AutomationOutcome> {
     const settings = await this.settings();
-    if (settings === null) return { ok: false, status: 503, code: "settings_invalid", message: "the settings do not read (see the Worker's log)" };
-    const github = githubContext(this.env, this.db);
-    const repository = github.config.repository;
-    if (repository === null || github.client === null) {
-      return { ok: false, status: 503, code: "github_not_configured", message: github.config.problems[0] ?? "GitHub is not configured" };
-    }
-    const known = await getPullRequest(this.db, repository.fullName, prNumber);
-    if (known === null || !known.isUpdatePr) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
+    if (settings === null) return refuse(503, "settings_invalid", "the settings do not read (see the Worker's log)");
+    const github = updatePrContext(this.env, this.db);
+    const known = await requireUpdatePr(github, prNumber, { client: true });
+    if (!known.ok) return known;
     const fresh = await rereadPull(github, prNumber);
     if (fresh === null || fresh.state !== "open") {
       await this.consider(github, settings, prNumber, {});
-      return { ok: false, status: 409, code: "update_pr_not_open", message: `pull request #${prNumber} is ${fresh?.state ?? "no longer tracked"}` };
+      return refuse(409, "update_pr_not_open", `pull request #${prNumber} is ${fresh?.state ?? "no longer tracked"}`);
     }
-    const ci = (await ciStates(this.db, repository.fullName, [fresh.headSha])).get(fresh.headSha) ?? "unknown";
+    const ci = (await ciStates(this.db, known.repository.fullName, [fresh.headSha])).get(fresh.headSha) ?? "unknown";
     if (ci !== "success") {
-      return { ok: false, status: 409, code: "ci_not_green", message: `CI is ${ci} on #${prNumber}'s head ${shortSha(fresh.headSha)}: Merge now waits for it to pass` };
+      return refuse(409, "ci_not_green", `CI is ${ci} on #${prNumber}'s head ${shortSha(fresh.headSha)}: Merge now waits for it to pass`);
     }
     await writeAudit(this.db, {
       at: new Date().toISOString(),
       actor,
       action: "update-pr.merge-now",
-      target: `${repository.fullName}#${prNumber}`,
+      target: `${known.repository.fullName}#${prNumber}`,
       details: { headSha: fresh.headSha },
       result: "ok",
     });
     const record = await this.consider(github, settings, prNumber, { mergeNow: { actor }, atAlarm: true });
     await this.scheduleAlarm();
-    if (record === null) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
-    if (record.state === "failed") return { ok: false, status: 409, code: "merge_refused", message: record.reason };
+    if (record === null) return notKnown(prNumber);
+    if (record.state === "failed") return refuse(409, "merge_refused", record.reason);
     // Merge now overrides the delay, the window and automation.enabled, never flake updates turned off
     // or a newer update PR: the record says which.
-    if (record.state === "off") return { ok: false, status: 409, code: "merge_not_allowed", message: `#${prNumber} is not merged: ${record.reason}` };
-    if (record.state === "merging") return { ok: false, status: 409, code: "merge_in_flight", message: `#${prNumber} is being merged` };
+    if (record.state === "off") return refuse(409, "merge_not_allowed", `#${prNumber} is not merged: ${record.reason}`);
+    if (record.state === "merging") return refuse(409, "merge_in_flight", `#${prNumber} is being merged`);
     return { ok: true, automation: toView(record) };
   }
 
   /** Skip this PR: its current head is left alone; a new head is considered again. */
   async skip(prNumber: number, actor: string): Promise<AutomationOutcome> {
-    const github = githubContext(this.env, this.db);
-    const repository = github.config.repository;
-    if (repository === null) return { ok: false, status: 503, code: "github_not_configured", message: github.config.problems[0] ?? "GitHub is not configured" };
-    const pr = await getPullRequest(this.db, repository.fullName, prNumber);
-    if (pr === null || !pr.isUpdatePr) return { ok: false, status: 404, code: "update_pr_not_found", message: `pull request #${prNumber} is not a known update PR` };
-    if (pr.state !== "open") return { ok: false, status: 409, code: "update_pr_not_open", message: `pull request #${prNumber} is already ${pr.state}` };
+    const github = updatePrContext(this.env, this.db);
+    const known = await requireUpdatePr(github, prNumber, { open: true });
+    if (!known.ok) return known;
+    const { pr, repository } = known;
     // From here on only this object's storage is touched until the record is written.
     const stored = this.store.get(prNumber);
     if (stored?.state === "merging" || stored?.state === "merged" || stored?.state === "deployed") {
-      return { ok: false, status: 409, code: "update_pr_merging", message: `#${prNumber} is already ${stored.state}` };
+      return refuse(409, "update_pr_merging", `#${prNumber} is already ${stored.state}`);
     }
     const decision = skip(stored, this.automationPr(pr, null), actor, new Date());
     this.store.put(decision.record, new Date());
@@ -160,7 +148,7 @@ export class Automation extends DurableObject<WorkerEnv> {
   override async alarm(): Promise<void> {
     const settings = await this.settings();
     if (settings === null) return;
-    const github = githubContext(this.env, this.db);
+    const github = updatePrContext(this.env, this.db);
     if (github.config.repository === null) return;
     for (const pr of this.store.due(new Date())) {
       try {
@@ -213,7 +201,7 @@ export class Automation extends DurableObject<WorkerEnv> {
    * is asked, so a second caller sees it and does nothing.
    */
   private async consider(
-    github: GitHubContext,
+    github: UpdatePrContext,
     settings: Settings,
     prNumber: number,
     options: { atAlarm?: boolean; mergeNow?: { actor: string } },
@@ -226,7 +214,7 @@ export class Automation extends DurableObject<WorkerEnv> {
     const newer = openUpdatePrs.find((p) => p.number !== pr.number && (p.createdAt > pr.createdAt || (p.createdAt === pr.createdAt && p.number > pr.number)));
     const ci = (await ciStates(this.db, repository, [pr.headSha])).get(pr.headSha) ?? "unknown";
     const failing = ci === "failure" ? await failingChecks(this.db, repository, pr.headSha) : [];
-    const fleetBuild = await this.fleetBuildVerdict(pr);
+    const fleetBuild = await github.fleetBuildVerdict(pr);
     const now = new Date();
     // No await from here until the record is stored.
     const stored = this.store.get(prNumber);
@@ -252,7 +240,7 @@ export class Automation extends DurableObject<WorkerEnv> {
   }
 
   private async carryOut(
-    github: GitHubContext,
+    github: UpdatePrContext,
     settings: Settings,
     pr: PullRequestRecord,
     record: AutomationRecord,
@@ -281,47 +269,72 @@ export class Automation extends DurableObject<WorkerEnv> {
     }
   }
 
-  /** The merge itself; `record` is stored as `merging` already. */
-  private async merge(github: GitHubContext, settings: Settings, pr: PullRequestRecord, record: AutomationRecord, headSha: string): Promise<AutomationRecord> {
-    let mergeSha: string;
+  /**
+   * The merge itself, and its rollout, through the update-PR service; `record` is stored as
+   * `merging` already. The merge is recorded the moment GitHub made it, before its rollout is asked for.
+   */
+  private async merge(github: UpdatePrContext, settings: Settings, pr: PullRequestRecord, record: AutomationRecord, headSha: string): Promise<AutomationRecord> {
+    let next: AutomationRecord | null = null;
+    let outcome: Awaited<ReturnType<typeof mergeAndDeploy>>;
     try {
-      mergeSha = (await mergeUpdatePr(github, pr.number, { method: settings.automation.mergeMethod, expectedSha: headSha, actor: AUTOMATION_ACTOR })).sha;
+      outcome = await mergeAndDeploy(github, pr.number, {
+        method: settings.automation.mergeMethod,
+        expectedSha: headSha,
+        actor: AUTOMATION_ACTOR,
+        deploy: this.deployRequest(settings),
+        onMerged: (done) => {
+          next = this.recordMerged(settings, pr, record, done.sha);
+        },
+      });
     } catch (error) {
-      this.inFlight.delete(pr.number);
-      if (error instanceof GitHubMergeRefusedError || error instanceof MergeRejected) {
-        // GitHub said no (a conflict, a moved head, checks it requires): recorded and announced, never retried blindly.
-        const message = error instanceof GitHubMergeRefusedError ? error.githubMessage : error.message;
-        const failed = mergeRefused(record, message, new Date());
-        this.store.put(failed, new Date());
-        this.announce({
-          id: `merge-failed:${pr.number}:${headSha}`,
-          event: "merge-failed",
-          at: new Date().toISOString(),
-          title: `Update PR #${pr.number} was not merged`,
-          text: `GitHub refused the merge: ${message}`,
-          url: pr.url,
-          pr: pr.number,
-          commit: headSha,
-          details: {},
-        });
-        return failed;
-      }
-      // Unknown outcome (GitHub unreachable, a 5xx): still `merging`; the alarm re-reads the PR soon.
-      console.error(`automation: merging #${pr.number} had no clear answer; looking again in a minute`, error);
-      const retry = { ...record, wakeAt: new Date(Date.now() + RECOVER_AFTER_MS).toISOString() };
-      this.store.put(retry, new Date());
-      return retry;
-    }
-    try {
-      return await this.afterMerge(settings, pr, record, mergeSha);
+      // Merged, then the rollout failed to be asked for: the record says merged; the caller sees the error.
+      if (next !== null) throw error;
+      if (error instanceof GitHubMergeRefusedError) return this.refused(pr, record, headSha, error.githubMessage);
+      return this.unclear(pr, record, error);
     } finally {
       this.inFlight.delete(pr.number);
     }
+    if (!outcome.ok) {
+      // Not even tried (the PR closed, GitHub's credentials gone): a gone PR is final, a missing set-up is not.
+      return outcome.status === 503 ? this.unclear(pr, record, new Error(outcome.message)) : this.refused(pr, record, headSha, outcome.message);
+    }
+    return this.recordDeployed(next ?? this.recordMerged(settings, pr, record, outcome.merged.sha), outcome.deployed);
   }
 
-  /** Merged: record the merge commit, announce it, and start its rollout unless one exists for it. */
-  private async afterMerge(settings: Settings, pr: PullRequestRecord, record: AutomationRecord, mergeSha: string): Promise<AutomationRecord> {
-    let next = merged(record, mergeSha, settings, new Date());
+  /** GitHub said no (a conflict, a moved head, checks it requires): recorded and announced, never retried blindly. */
+  private refused(pr: PullRequestRecord, record: AutomationRecord, headSha: string, message: string): AutomationRecord {
+    const failed = mergeRefused(record, message, new Date());
+    this.store.put(failed, new Date());
+    this.announce({
+      id: `merge-failed:${pr.number}:${headSha}`,
+      event: "merge-failed",
+      at: new Date().toISOString(),
+      title: `Update PR #${pr.number} was not merged`,
+      text: `GitHub refused the merge: ${message}`,
+      url: pr.url,
+      pr: pr.number,
+      commit: headSha,
+      details: {},
+    });
+    return failed;
+  }
+
+  /** Unknown outcome (GitHub unreachable, a 5xx): still `merging`; the alarm re-reads the PR soon. */
+  private unclear(pr: PullRequestRecord, record: AutomationRecord, error: unknown): AutomationRecord {
+    console.error(`automation: merging #${pr.number} had no clear answer; looking again in a minute`, error);
+    const retry = { ...record, wakeAt: new Date(Date.now() + RECOVER_AFTER_MS).toISOString() };
+    this.store.put(retry, new Date());
+    return retry;
+  }
+
+  /** The automation's rollouts are automatic and keep to the maintenance windows; deployStrategy none asks for none. */
+  private deployRequest(settings: Settings): DeployRequest | null {
+    return settings.automation.deployStrategy === "none" ? null : { automatic: true, ignoreWindows: false };
+  }
+
+  /** Merged: record the merge commit and announce it. */
+  private recordMerged(settings: Settings, pr: PullRequestRecord, record: AutomationRecord, mergeSha: string): AutomationRecord {
+    const next = merged(record, mergeSha, settings, new Date());
     this.store.put(next, new Date());
     this.announce({
       id: `merged:${pr.number}`,
@@ -334,25 +347,13 @@ export class Automation extends DurableObject<WorkerEnv> {
       commit: mergeSha,
       details: {},
     });
-    if (settings.automation.deployStrategy === "none") return next;
-    const fleet = coordinator(this.env);
-    const listed = await fleet.listRollouts(50, null);
-    const existing = listed.ok ? listed.rollouts.find((r) => r.commit === mergeSha) : undefined;
-    if (existing !== undefined) {
-      next = deployed(next, { rolloutId: existing.id }, new Date());
-    } else {
-      const started = await fleet.startRollout({
-        commit: mergeSha,
-        pr: { number: pr.number, title: pr.title, url: pr.url },
-        lockChanges: pr.lockChanges ?? [],
-        automatic: true,
-        ignoreWindows: false,
-        actor: AUTOMATION_ACTOR,
-        // The head that was merged: hosts whose fleet build of it failed are left out, as in Merge & Deploy.
-        buildOf: { pr: pr.number, headSha: record.headSha },
-      });
-      next = deployed(next, started.ok ? { rolloutId: started.rollout.id } : { problem: started.message }, new Date());
-    }
+    return next;
+  }
+
+  /** Its rollout started, or why none could (null: none was asked for). */
+  private recordDeployed(record: AutomationRecord, rollout: Outcome<{ rollout: { id: string } }> | null): AutomationRecord {
+    if (rollout === null) return record;
+    const next = deployed(record, rollout.ok ? { rolloutId: rollout.rollout.id } : { problem: rollout.message }, new Date());
     this.store.put(next, new Date());
     return next;
   }
@@ -362,23 +363,20 @@ export class Automation extends DurableObject<WorkerEnv> {
    * whether it happened. Merged → its rollout, once; still open → the rules
    * decide again from scratch; closed → nothing.
    */
-  private async recoverMerge(github: GitHubContext, settings: Settings, prNumber: number): Promise<void> {
+  private async recoverMerge(github: UpdatePrContext, settings: Settings, prNumber: number): Promise<void> {
     const fresh = await rereadPull(github, prNumber);
     const record = this.store.get(prNumber);
     if (record === null || record.state !== "merging" || this.inFlight.has(prNumber)) return;
     if (fresh !== null && fresh.state === "merged" && fresh.mergeCommitSha !== null) {
-      await this.afterMerge(settings, fresh, withTimeline(record, new Date(), "the merge happened before an interruption"), fresh.mergeCommitSha);
+      const next = this.recordMerged(settings, fresh, withTimeline(record, new Date(), "the merge happened before an interruption"), fresh.mergeCommitSha);
+      const deploy = this.deployRequest(settings);
+      const merge = { sha: fresh.mergeCommitSha, headSha: record.headSha };
+      this.recordDeployed(next, deploy === null ? null : await deployMerge(github, fresh, merge, { ...deploy, actor: AUTOMATION_ACTOR }));
     } else {
       this.store.put(withTimeline({ ...record, state: "scheduled", wakeAt: new Date().toISOString() }, new Date(), "the merge was interrupted: trying again"), new Date());
       await this.consider(github, settings, prNumber, { atAlarm: true });
     }
     await github.notifyRepoChanged();
-  }
-
-  /** The fleet build's verdict on this head (docs/fleet-build.md); null when no build of it exists. */
-  private async fleetBuildVerdict(pr: PullRequestRecord): Promise<FleetBuildVerdict | null> {
-    const build = (await coordinator(this.env).fleetBuildsFor([pr.number]))[pr.number];
-    return build !== undefined && build.headSha === pr.headSha ? build.verdict : null;
   }
 
   /**

@@ -7,12 +7,12 @@ import {
   type NotificationEventName,
   type Settings,
 } from "../../common/protocol.ts";
-import { refuse, type Refusal } from "../commands/rules.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { NotifierStorage, type DeliveryRecord } from "../db/notifier-storage.ts";
 import { currentSettings } from "../db/settings.ts";
 import type { WorkerEnv } from "../env.ts";
 import { newId } from "../ids.ts";
+import { refuse, type Outcome } from "../outcome.ts";
 import { SettingsError } from "../settings.ts";
 import { channelsFor } from "../notifications/channels.ts";
 import { testEvent } from "../notifications/events.ts";
@@ -31,8 +31,6 @@ const SETTINGS_RETRY_MS = 60_000;
 const UPDATE_PR_EVENTS: readonly NotificationEventName[] = ["update-pr-opened", "ci-failed", "merge-scheduled", "merged"];
 /** What a delivery's last error keeps of a receiver's answer. */
 const ERROR_TEXT_CHARS = 300;
-
-export type NotifierOutcome<T> = ({ ok: true } & T) | Refusal;
 
 /**
  * The fleet's notifier: one Durable Object that stores a delivery per event and matching channel in
@@ -55,7 +53,7 @@ export class Notifier extends DurableObject<WorkerEnv> {
    * Stores one delivery per channel that wants the event and has the alarm send them. An event id
    * published before is ignored, whether or not a channel matched it then: the same fact is told once.
    */
-  async publish(input: z.input<typeof NotificationEvent>): Promise<NotifierOutcome<{ duplicate: boolean; deliveries: string[] }>> {
+  async publish(input: z.input<typeof NotificationEvent>): Promise<Outcome<{ duplicate: boolean; deliveries: string[] }>> {
     // An RPC argument is a structured clone from another isolate's code: parsed, never trusted.
     const parsed = NotificationEvent.safeParse(input);
     if (!parsed.success) return refuse(400, "invalid_event", `not a notification event: ${parsed.error.issues[0]?.path.join(".") ?? ""} ${parsed.error.issues[0]?.message ?? ""}`.trim());
@@ -76,7 +74,7 @@ export class Notifier extends DurableObject<WorkerEnv> {
   }
 
   /** Sends a test notification to one channel now and answers the delivery after its first try. */
-  async sendTest(channelId: string, actor: string): Promise<NotifierOutcome<{ delivery: NotificationDelivery }>> {
+  async sendTest(channelId: string, actor: string): Promise<Outcome<{ delivery: NotificationDelivery }>> {
     let settings: Settings;
     try {
       settings = await currentSettings(this.env, this.db);

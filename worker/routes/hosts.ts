@@ -5,7 +5,7 @@ import { writeAudit } from "../db/audit.ts";
 import { findHostByName, type Host } from "../db/hosts.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, refused } from "../errors.ts";
 import { loadFleet, loadHostView } from "../fleet.ts";
 import { newAgentToken, newId, sha256Hex } from "../ids.ts";
 import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
@@ -40,7 +40,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const { token, ...stored } = await issueToken();
     // The coordinator is the catalogue's one writer: the name check and the insert cannot race another create.
     const created = await coordinator(c.env).createHost(host, stored);
-    if (!created.ok) throw new ApiError(created.status, created.code, created.message);
+    if (!created.ok) throw refused(created);
     await writeAudit(db, {
       at: host.createdAt,
       actor: c.get("actor"),
@@ -61,7 +61,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const db = c.get("db");
     // Through the coordinator, which refuses the host's agent from the removal's first step.
     const removed = await coordinator(c.env).removeHost(name);
-    if (!removed.ok) throw new ApiError(removed.status, removed.code, removed.message);
+    if (!removed.ok) throw refused(removed);
     const host = removed.host;
     await writeAudit(db, { at: new Date().toISOString(), actor: c.get("actor"), action: "host.remove", target: host.name, details: null, result: "ok" });
     return c.json({ ok: true, removed: host.name });
@@ -73,7 +73,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const at = new Date().toISOString();
     // The old token is refused from this answer on: the coordinator writes and forgets in one step.
     const rotated = await coordinator(c.env).rotateToken(name, stored, at);
-    if (!rotated.ok) throw new ApiError(rotated.status, rotated.code, rotated.message);
+    if (!rotated.ok) throw refused(rotated);
     const host = rotated.host;
     await writeAudit(db, { at, actor: c.get("actor"), action: "host.rotate-token", target: host.name, details: null, result: "ok" });
     return c.json({ host: host.name, token });
@@ -90,7 +90,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const actor = c.get("actor");
     // The coordinator resolves the host from memory: no D1 read between the click and the agent.
     const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, { commit: request.commit ?? null });
-    if (!outcome.ok && outcome.code === "host_not_found") throw new ApiError(404, outcome.code, outcome.message);
+    if (!outcome.ok && outcome.code === "host_not_found") throw refused(outcome);
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),
       actor,
@@ -99,7 +99,7 @@ export const hostsRoutes = new Hono<AppEnv>()
       details: outcome.ok ? { commandId: outcome.command.id } : { code: outcome.code },
       result: outcome.ok ? "queued" : `refused: ${outcome.message}`,
     });
-    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    if (!outcome.ok) throw refused(outcome);
     return c.json({ command: outcome.command }, 202);
   })
   .put("/:name/hold", ...jsonBody(SetHoldRequest), async (c) => {
@@ -108,14 +108,14 @@ export const hostsRoutes = new Hono<AppEnv>()
     if (request.until && Date.parse(request.until) <= Date.now()) throw new ApiError(400, "invalid_request", "until is in the past");
     const actor = c.get("actor");
     const held = await coordinator(c.env).setHold(name, { reason: request.reason, until: request.until ?? null }, actor);
-    if (!held.ok) throw new ApiError(held.status, held.code, held.message);
+    if (!held.ok) throw refused(held);
     await writeAudit(c.get("db"), { at: held.hold.at, actor, action: "host.hold", target: name, details: { reason: held.hold.reason, until: held.hold.until }, result: "ok" });
     return c.json({ hold: held.hold });
   })
   .delete("/:name/hold", async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const released = await coordinator(c.env).releaseHold(name);
-    if (!released.ok) throw new ApiError(released.status, released.code, released.message);
+    if (!released.ok) throw refused(released);
     await writeAudit(c.get("db"), { at: new Date().toISOString(), actor: c.get("actor"), action: "host.release", target: name, details: null, result: released.released ? "ok" : "was not held" });
     return c.json({ ok: true, released: released.released });
   });

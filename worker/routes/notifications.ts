@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { writeAudit } from "../db/audit.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, refused } from "../errors.ts";
 import { notifier } from "../notifier.ts";
 import { pageLimit, parseWith, readQuery } from "../validation.ts";
 
@@ -19,7 +19,7 @@ export const notificationsRoutes = new Hono<AppEnv>()
     const id = parseWith(ChannelId, c.req.param("id"), "invalid channel id");
     const actor = c.get("actor");
     const sent = await notifier(c.env).sendTest(id, actor);
-    if (!sent.ok) throw new ApiError(sent.status, sent.code, sent.message);
+    if (!sent.ok) throw refused(sent);
     const { delivery } = sent;
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),

@@ -5,8 +5,9 @@ import { writeAudit } from "../db/audit.ts";
 import { getPullRequest, loadFleetTarget } from "../db/github.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, refused } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
+import { notKnown } from "../update-prs/require.ts";
 import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
 export const RolloutId = z.string().regex(/^ro_[A-Za-z0-9_-]{10,40}$/, "not a rollout id");
@@ -21,8 +22,6 @@ async function branchHead(c: { get(key: "db"): AppEnv["Variables"]["db"] }): Pro
   }
   return repo.head.sha;
 }
-
-const refused = (outcome: { status: 400 | 401 | 404 | 409; code: string; message: string }) => new ApiError(outcome.status, outcome.code, outcome.message);
 
 /** Rollouts: plan, start (Deploy main), watch, cancel, and the update history. The coordinator runs them. */
 export const rolloutsRoutes = new Hono<AppEnv>()
@@ -39,7 +38,7 @@ export const rolloutsRoutes = new Hono<AppEnv>()
     if (request.pr !== undefined) {
       const repository = readGitHubConfig(c.env).repository;
       const pr = repository ? await getPullRequest(c.get("db"), repository.fullName, request.pr) : null;
-      if (!pr || !pr.isUpdatePr) throw new ApiError(404, "update_pr_not_found", `pull request #${request.pr} is not a known update PR`);
+      if (!pr || !pr.isUpdatePr) throw refused(notKnown(request.pr));
       // Until the merge the PR's head stands for the commit the merge will make.
       commit ??= pr.headSha;
       buildOf = { pr: pr.number, headSha: pr.headSha };

@@ -4,11 +4,11 @@ import { claimDelivery, finishDelivery, MAX_DELIVERY_ATTEMPTS } from "../db/gith
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { readGitHubConfig } from "../github/config.ts";
-import { githubContext } from "../github/context.ts";
 import { GitHubNotConfiguredError } from "../github/errors.ts";
 import { isHandledEvent, parseWebhookEvent } from "../github/events.ts";
-import type { HandlerResult } from "../github/repo-state.ts";
-import { handleWebhookEvent } from "../github/webhook-events.ts";
+import { updatePrContext } from "../update-prs/context.ts";
+import { handleWebhookEvent } from "../update-prs/webhook-events.ts";
+import type { HandlerResult } from "../update-prs/webhook-result.ts";
 import { describeIssues } from "../validation.ts";
 
 /** GitHub caps webhook payloads at 25 MB. */
@@ -92,7 +92,7 @@ export const webhooks = new Hono<AppEnv>().post("/", async (c) => {
     await finishDelivery(db, deliveryId, "rejected", problem);
     throw new ApiError(400, "invalid_payload", problem);
   }
-  const ctx = githubContext(c.env, db);
+  const ctx = updatePrContext(c.env, db);
   let result: HandlerResult;
   try {
     result = await handleWebhookEvent(ctx, parsed.event);

@@ -1,7 +1,7 @@
 /** Which pull requests are update PRs, and how one is stored. */
 import type { PullRequestRecord } from "../db/github.ts";
-import type { UpdatePrRule } from "./config.ts";
-import type { PullRequestFields } from "./events.ts";
+import type { UpdatePrRule } from "../github/config.ts";
+import type { PullRequestFields } from "../github/events.ts";
 
 /**
  * An update PR carries the configured label (GitHub label names are

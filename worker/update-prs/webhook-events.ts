@@ -1,14 +1,16 @@
 /** What each handled webhook event does to the stored state. */
 import { listOpenPullRequests, saveCommitCheck } from "../db/github.ts";
 import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
-import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal, type CommitCheck } from "./ci.ts";
-import { sameRepository } from "./config.ts";
-import { requireRepository, type GitHubContext } from "./context.ts";
-import type { WebhookEvent } from "./events.ts";
+import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal, type CommitCheck } from "../github/ci.ts";
+import { sameRepository } from "../github/config.ts";
+import { requireRepository } from "../github/context.ts";
+import type { UpdatePrContext } from "./context.ts";
+import type { WebhookEvent } from "../github/events.ts";
 import { applyPullRequest } from "./pull-sync.ts";
-import { applyPush, type HandlerResult } from "./repo-state.ts";
+import { applyPush } from "./repo-state.ts";
+import type { HandlerResult } from "./webhook-result.ts";
 
-export async function handleWebhookEvent(ctx: GitHubContext, event: WebhookEvent): Promise<HandlerResult> {
+export async function handleWebhookEvent(ctx: UpdatePrContext, event: WebhookEvent): Promise<HandlerResult> {
   if (event.name === "ping") return { outcome: "processed" };
   const repository = requireRepository(ctx);
   const from = event.payload.repository.full_name;
@@ -73,7 +75,7 @@ export async function handleWebhookEvent(ctx: GitHubContext, event: WebhookEvent
 }
 
 /** Stores a CI signal; dashboards hear about it when it concerns an open PR's head. */
-async function applyCheck(ctx: GitHubContext, check: CommitCheck): Promise<HandlerResult> {
+async function applyCheck(ctx: UpdatePrContext, check: CommitCheck): Promise<HandlerResult> {
   const repository = requireRepository(ctx);
   await saveCommitCheck(ctx.db, repository.fullName, check);
   const open = (await listOpenPullRequests(ctx.db, repository.fullName)).filter((pr) => pr.headSha === check.sha);

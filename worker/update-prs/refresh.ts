@@ -3,8 +3,9 @@ import type { RepoState, UpdatePr } from "../../common/protocol.ts";
 import type { Database } from "../db/client.ts";
 import { loadFleetTarget, pruneGitHubHistory, recordRepoError } from "../db/github.ts";
 import type { WorkerEnv } from "../env.ts";
-import { githubContext } from "./context.ts";
-import { GitHubRateLimitError } from "./errors.ts";
+import { updatePrContext } from "./context.ts";
+import { GitHubRateLimitError } from "../github/errors.ts";
+import { refuse, type Refusal } from "../outcome.ts";
 import { syncPullRequests } from "./pull-sync.ts";
 import { syncRepoHead } from "./repo-state.ts";
 
@@ -34,7 +35,7 @@ export async function refreshRepoState(
   db: Database,
   options: { source?: "schedule" | "api"; fetch?: typeof fetch } = {},
 ): Promise<RefreshResult> {
-  const ctx = githubContext(env, db, { fetch: options.fetch });
+  const ctx = updatePrContext(env, db, { fetch: options.fetch });
   const before = await loadFleetTarget(db);
   const repository = ctx.config.repository;
   if (repository === null || ctx.client === null) {
@@ -61,4 +62,13 @@ export async function refreshRepoState(
 /** What the dashboards show, without the timestamp every refresh moves. */
 function fingerprint(target: { repo: RepoState | null; updatePrs: UpdatePr[] }): string {
   return JSON.stringify({ repo: target.repo ? { ...target.repo, updatedAt: null, source: null } : null, updatePrs: target.updatePrs });
+}
+
+/** A failed refresh as the API answers it: 503 without a set-up, 429 with its wait, else 502. */
+export function refreshRefusal(failed: Extract<RefreshResult, { ok: false }>, now = Date.now()): Refusal {
+  if (failed.reason === "not_configured") return refuse(503, "github_not_configured", failed.message);
+  if (failed.reason === "rate_limited" && failed.retryAt !== null) {
+    return refuse(429, "github_rate_limited", failed.message, Math.max(1, Math.ceil((Date.parse(failed.retryAt) - now) / 1000)));
+  }
+  return refuse(502, "github_error", failed.message);
 }

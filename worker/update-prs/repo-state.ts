@@ -1,15 +1,12 @@
 /** The followed branch's head and flake.lock: from push webhooks, and re-read on a schedule. */
 import type { CommitInfo } from "../../common/protocol.ts";
 import { getRepoState, saveRepoLock, saveRepoState, type RepoStateRecord } from "../db/github.ts";
-import { requireClient, requireRepository, type GitHubContext } from "./context.ts";
-import type { PushEvent } from "./events.ts";
-import { LOCK_PATH, readLockAt } from "./lock.ts";
+import { requireClient, requireRepository } from "../github/context.ts";
+import type { UpdatePrContext } from "./context.ts";
+import type { PushEvent } from "../github/events.ts";
+import { LOCK_PATH, readLockAt } from "../github/lock.ts";
 import { refreshLockDiffs } from "./pull-sync.ts";
-
-/** What a webhook handler decided; `followUp` is the slow part that runs after the answer. */
-export type HandlerResult =
-  | { outcome: "processed"; followUp?: () => Promise<void> }
-  | { outcome: "ignored"; reason: string };
+import type { HandlerResult } from "./webhook-result.ts";
 
 /** lock_problem while the lock of a new head is being read: not a known lock yet. */
 export const LOCK_PENDING = "reading flake.lock through the GitHub API";
@@ -27,7 +24,7 @@ export function pushTouchesLock(event: PushEvent): boolean {
  * stored at once; the lock hash is kept without an API call when the push
  * provably did not touch flake.lock, and read through the API otherwise.
  */
-export async function applyPush(ctx: GitHubContext, event: PushEvent): Promise<HandlerResult> {
+export async function applyPush(ctx: UpdatePrContext, event: PushEvent): Promise<HandlerResult> {
   const repository = requireRepository(ctx);
   const branch = ctx.config.branch;
   if (event.ref !== `refs/heads/${branch}`) return { outcome: "ignored", reason: `push to ${event.ref}, not refs/heads/${branch}` };
@@ -94,7 +91,7 @@ export async function applyPush(ctx: GitHubContext, event: PushEvent): Promise<H
 }
 
 /** Reads the lock at `headSha` and stores it if the branch is still there; then refreshes PR diffs if it changed. */
-async function readLockForHead(ctx: GitHubContext, headSha: string, previous: RepoStateRecord | null): Promise<void> {
+async function readLockForHead(ctx: UpdatePrContext, headSha: string, previous: RepoStateRecord | null): Promise<void> {
   const repository = requireRepository(ctx);
   const lock = await readLockAt(requireClient(ctx), headSha);
   const stored = await saveRepoLock(
@@ -112,7 +109,7 @@ async function readLockForHead(ctx: GitHubContext, headSha: string, previous: Re
  * Re-reads the head, its flake.lock only when the head moved, and returns
  * whether anything changed. Throws GitHub errors to the caller.
  */
-export async function syncRepoHead(ctx: GitHubContext, source: "schedule" | "api"): Promise<{ state: RepoStateRecord; changed: boolean }> {
+export async function syncRepoHead(ctx: UpdatePrContext, source: "schedule" | "api"): Promise<{ state: RepoStateRecord; changed: boolean }> {
   const repository = requireRepository(ctx);
   const client = requireClient(ctx);
   const branch = ctx.config.branch;

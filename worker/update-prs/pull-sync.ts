@@ -10,16 +10,17 @@ import {
   type PullRequestRecord,
 } from "../db/github.ts";
 import { FLEET_BUILD_CONTEXT } from "../fleet-build/rules.ts";
-import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal } from "./ci.ts";
-import type { PullRequestData } from "./client.ts";
-import { requireClient, requireRepository, type GitHubContext } from "./context.ts";
-import { GitHubApiError, GitHubRateLimitError } from "./errors.ts";
-import { HANDLED_PULL_REQUEST_ACTIONS, type PullRequestEvent } from "./events.ts";
-import { pullLockDiff } from "./lock.ts";
-import type { HandlerResult } from "./repo-state.ts";
-import { isStale, pullRecord } from "./update-prs.ts";
+import { checkRunKey, checkRunOrdinal, conclusionOutcome, statusOutcome, timeOrdinal } from "../github/ci.ts";
+import type { PullRequestData } from "../github/client.ts";
+import { requireClient, requireRepository } from "../github/context.ts";
+import type { UpdatePrContext } from "./context.ts";
+import { GitHubApiError, GitHubRateLimitError } from "../github/errors.ts";
+import { HANDLED_PULL_REQUEST_ACTIONS, type PullRequestEvent } from "../github/events.ts";
+import { pullLockDiff } from "../github/lock.ts";
+import type { HandlerResult } from "./webhook-result.ts";
+import { isStale, pullRecord } from "./records.ts";
 
-export async function applyPullRequest(ctx: GitHubContext, event: PullRequestEvent): Promise<HandlerResult> {
+export async function applyPullRequest(ctx: UpdatePrContext, event: PullRequestEvent): Promise<HandlerResult> {
   const repository = requireRepository(ctx);
   if (!HANDLED_PULL_REQUEST_ACTIONS.has(event.action)) {
     return { outcome: "ignored", reason: `pull_request ${event.action} does not change update PRs` };
@@ -60,7 +61,7 @@ export async function applyPullRequest(ctx: GitHubContext, event: PullRequestEve
  * The slow part of an update PR: its lock diff against the followed branch,
  * and its mergeability when GitHub had not computed it yet. The caller notifies.
  */
-export async function syncPullDetails(ctx: GitHubContext, record: PullRequestRecord): Promise<void> {
+export async function syncPullDetails(ctx: UpdatePrContext, record: PullRequestRecord): Promise<void> {
   const client = requireClient(ctx);
   if (record.lockHeadSha !== record.headSha || record.lockBaseHash !== (await currentLockHash(ctx))) {
     const diff = await pullLockDiff(client, ctx.config.branch, record.headSha);
@@ -77,14 +78,14 @@ export async function syncPullDetails(ctx: GitHubContext, record: PullRequestRec
  * what the automation's alarm trusts before it merges. Returns what is stored
  * (null when it is no longer tracked).
  */
-export async function rereadPull(ctx: GitHubContext, number: number): Promise<PullRequestRecord | null> {
+export async function rereadPull(ctx: UpdatePrContext, number: number): Promise<PullRequestRecord | null> {
   const record = await storePull(ctx, await requireClient(ctx).pull(number));
   if (record !== null && record.state === "open") await syncChecks(ctx, record.headSha);
   return record;
 }
 
 /** Stores a pull request read from the API (unless a newer state is stored). */
-async function storePull(ctx: GitHubContext, pr: PullRequestData): Promise<PullRequestRecord | null> {
+async function storePull(ctx: UpdatePrContext, pr: PullRequestData): Promise<PullRequestRecord | null> {
   const repository = requireRepository(ctx);
   const existing = await getPullRequest(ctx.db, repository.fullName, pr.number);
   if (isStale(pr, existing)) return existing;
@@ -99,13 +100,13 @@ async function storePull(ctx: GitHubContext, pr: PullRequestData): Promise<PullR
   return record;
 }
 
-async function currentLockHash(ctx: GitHubContext): Promise<string | null> {
+async function currentLockHash(ctx: UpdatePrContext): Promise<string | null> {
   const repository = requireRepository(ctx);
   return (await getRepoState(ctx.db, repository.fullName, ctx.config.branch))?.lockHash ?? null;
 }
 
 /** The base lock changed: recompute the lock diff of every open update PR computed against another one. */
-export async function refreshLockDiffs(ctx: GitHubContext, baseHash: string | null): Promise<void> {
+export async function refreshLockDiffs(ctx: UpdatePrContext, baseHash: string | null): Promise<void> {
   const repository = requireRepository(ctx);
   const open = (await listOpenPullRequests(ctx.db, repository.fullName)).filter((pr) => pr.isUpdatePr);
   for (const pr of open) {
@@ -121,7 +122,7 @@ export async function refreshLockDiffs(ctx: GitHubContext, baseHash: string | nu
  * stored as open that GitHub closed meanwhile, and the CI of each update PR's
  * head — what webhooks would have told us, had none been missed.
  */
-export async function syncPullRequests(ctx: GitHubContext): Promise<void> {
+export async function syncPullRequests(ctx: UpdatePrContext): Promise<void> {
   const repository = requireRepository(ctx);
   const client = requireClient(ctx);
   const open = await client.openPulls(ctx.config.branch);
@@ -148,7 +149,7 @@ export async function syncPullRequests(ctx: GitHubContext): Promise<void> {
  * CI of a commit from the API: check runs and commit statuses. Best effort —
  * a token without Checks or Commit statuses read access still gets the rest.
  */
-export async function syncChecks(ctx: GitHubContext, sha: string): Promise<void> {
+export async function syncChecks(ctx: UpdatePrContext, sha: string): Promise<void> {
   const repository = requireRepository(ctx);
   const client = requireClient(ctx);
   const receivedAt = ctx.now();
