@@ -10,6 +10,7 @@ import { z } from "zod";
 import { NotificationDelivery, NotificationEvent, PROTOCOL_VERSION, RolloutView } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { eventuallyWith } from "../support/wait.ts";
 import { signatureValid, startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 150_000 });
@@ -67,15 +68,13 @@ async function call<T extends z.ZodType>(schema: T, pathname: string, init: { me
 
 const deliveries = async () => (await call(z.object({ deliveries: z.array(NotificationDelivery) }), "/api/notifications/deliveries?limit=500")).deliveries;
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${received.map((r) => r.path).join(", ")}\n${cp.logs().slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+// A probe that throws fails the wait at once: nothing here throws on the way to an answer.
+const eventually = eventuallyWith({
+  timeoutMs: 45_000,
+  intervalMs: 200,
+  failFast: true,
+  details: () => `received: ${received.map((r) => r.path).join(", ")}\n${cp.logs().slice(-3000)}`,
+});
 
 const at = (prefix: string) => received.filter((r) => r.path.startsWith(prefix));
 
