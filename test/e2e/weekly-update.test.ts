@@ -20,6 +20,7 @@ import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { enrollE2eAgent, killE2eAgents, type E2eAgent } from "../support/e2e-agent.ts";
 import { startWithGitHub } from "../support/github-fleet.ts";
+import { eventually } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -46,18 +47,18 @@ const host = () => admin(HostView, `/api/hosts/${HOST}`);
 
 /** Waits until the host shows exactly these five colours; fails with the reasons it shows instead. */
 async function expectColours(expected: Colours, timeoutMs = 45_000, also: (view: HostView) => boolean = () => true): Promise<HostView> {
-  const deadline = Date.now() + timeoutMs;
   let last: HostView | null = null;
-  for (;;) {
-    last = await host();
-    const shown = Object.fromEntries(COMPARTMENT_NAMES.map((name) => [name, last!.compartments[name].state]));
-    if (COMPARTMENT_NAMES.every((name) => shown[name] === expected[name]) && also(last)) return last;
-    if (Date.now() > deadline) {
-      const reasons = COMPARTMENT_NAMES.map((name) => `${name}: ${last!.compartments[name].state} — ${last!.compartments[name].reason}`).join("\n");
-      throw new Error(`expected ${JSON.stringify(expected)}\nshown:\n${reasons}\nagent log:\n${agent?.log.slice(-20).join("") ?? ""}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  const shown = (view: HostView | null) =>
+    view === null ? "nothing yet" : COMPARTMENT_NAMES.map((name) => `${name}: ${view.compartments[name].state} — ${view.compartments[name].reason}`).join("\n");
+  return eventually(
+    `the colours ${JSON.stringify(expected)}`,
+    async () => {
+      const view = await host();
+      last = view;
+      return COMPARTMENT_NAMES.every((name) => view.compartments[name].state === expected[name]) && also(view) ? view : null;
+    },
+    { timeoutMs, intervalMs: 250, failFast: true, details: () => `shown:\n${shown(last)}\nagent log:\n${agent?.log.slice(-20).join("") ?? ""}` },
+  );
 }
 
 async function runCommand(kind: string): Promise<CommandView> {
