@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { NotificationDelivery, NotificationEvent, PROTOCOL_VERSION, RolloutView } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
+import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { eventuallyWith } from "../support/wait.ts";
 import { signatureValid, startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from "../support/webhook-receiver.ts";
@@ -53,18 +54,7 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown; token?: string } = {}): Promise<z.infer<T>> {
-  const headers: Record<string, string> = { origin: cp.url, "content-type": "application/json" };
-  if (init.token) headers.authorization = `Bearer ${init.token}`;
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers,
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const call = adminApi(() => cp.url);
 
 const deliveries = async () => (await call(z.object({ deliveries: z.array(NotificationDelivery) }), "/api/notifications/deliveries?limit=500")).deliveries;
 
