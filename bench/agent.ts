@@ -32,13 +32,14 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { z } from "zod";
-import type { AgentConfigInput } from "../common/agent-config.ts";
 import { CommandView, HostView } from "../common/protocol.ts";
 import { AGENT_NODE_FLAGS, buildAgent } from "../scripts/build-agent.mjs";
 import { createFleetRepo } from "../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
-import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
+import { adminApi } from "../test/support/admin-api.ts";
 import { freePort, startControlPlane, type ControlPlane } from "../test/support/control-plane.ts";
+import { writeE2eHost } from "../test/support/e2e-agent.ts";
+import { eventuallyWith } from "../test/support/wait.ts";
 import { runInfo } from "./run-info.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -149,26 +150,8 @@ async function startPollCounter(
   };
 }
 
-async function admin<T extends z.ZodType>(cp: ControlPlane, schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 120_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+/** Waits on the agent's traffic: a probe that throws ends the wait (the control plane said no). */
+const until = eventuallyWith({ timeoutMs: 120_000, intervalMs: 100, failFast: true });
 
 function spawnLogged(argv: string[], env: NodeJS.ProcessEnv, log: string[]): ChildProcess {
   const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -208,6 +191,7 @@ try {
     createFleetRepo({ root: path.join(dir, "fleet"), hosts, env: isolatedHostEnv(path.join(dir, "fleet-env")) }),
   ]);
   cp = controlPlane;
+  const admin = adminApi(cp.url);
   const polls = new Map<string, number[]>();
   const plain = await startPollCounter(cp.url, polls);
   counters.push(plain);
@@ -224,30 +208,23 @@ try {
   const setup = new Map<string, { configFile: string; env: NodeJS.ProcessEnv; token: string }>();
   for (const name of hosts) {
     const hostDir = path.join(dir, name);
+    const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
+    const host = await writeE2eHost({
+      dir: hostDir,
+      name,
+      token,
+      url: name === "bundled-tls" && secure !== null ? secure.url : plain.url,
+      repoUrl: fleet.origin,
+      branch: fleet.branch,
+      pollTimeoutSeconds: BENCH_POLL_SECONDS,
+      tests: { commands: [{ name: "responds", command: "true" }] },
+    });
     const env = {
-      ...isolatedHostEnv(hostDir),
+      ...host.env,
       // The TLS variant trusts the proxy's certificate as a host trusts its control plane's.
       ...(name === "bundled-tls" && tls !== null ? { NODE_EXTRA_CA_CERTS: tls.certFile } : {}),
     };
-    const shim = await installRebuildShim(path.join(hostDir, "shim"));
-    const { token } = await admin(cp, z.object({ token: z.string() }), "/api/hosts", { name, platform: "nixos" });
-    const tokenFile = path.join(hostDir, "token");
-    await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-    const config: AgentConfigInput = {
-      url: name === "bundled-tls" && secure !== null ? secure.url : plain.url,
-      tokenFile,
-      hostName: name,
-      platform: "nixos",
-      repoUrl: fleet.origin,
-      branch: fleet.branch,
-      stateDir: path.join(hostDir, "state"),
-      pollTimeoutSeconds: BENCH_POLL_SECONDS,
-      tests: { commands: [{ name: "responds", command: "true" }] },
-      tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-      currentSystemLink: shim.currentSystemLink,
-    };
-    const configFile = path.join(hostDir, "agent.json");
-    await fs.writeFile(configFile, JSON.stringify(config));
+    const configFile = host.configFile;
     setup.set(name, { configFile, env, token: `Bearer ${token}` });
   }
 
@@ -265,7 +242,7 @@ try {
     const request = `process.getBuiltinModule("node:http").request(${JSON.stringify(`${plain.url}/api/agent/poll?wait=5`)}, { method: "POST", headers: { authorization: ${JSON.stringify(token)} } }).on("error", () => {}).end("{}")`;
     const at = performance.now();
     const child = spawnLogged([node, ...AGENT_NODE_FLAGS, "-e", request], process.env, []);
-    await until("bare Node's request", async () => (polls.has(token) ? true : null), 60_000, 2);
+    await until("bare Node's request", () => polls.has(token), { timeoutMs: 60_000, intervalMs: 2 });
     bareStartupsMs.push(polls.get(token)![0]! - at);
     await stop(child);
   };
@@ -282,9 +259,9 @@ try {
       const child = spawnLogged([node, ...argvOf(name), "run", "--config", configFile], env, log);
       children.push(child);
       running.set(name, child);
-      await until(`${name}'s first poll`, async () => (pollsOf(name).length > pollsBefore ? true : null), 60_000, 2);
+      await until(`${name}'s first poll`, () => pollsOf(name).length > pollsBefore, { timeoutMs: 60_000, intervalMs: 2 });
       startupsMs.set(name, [...(startupsMs.get(name) ?? []), pollsOf(name)[pollsBefore]! - at]);
-      await until(`${name}'s report`, async () => ((await admin(cp!, HostView, `/api/hosts/${name}`)).report ? true : null));
+      await until(`${name}'s report`, async () => Boolean((await admin(HostView, `/api/hosts/${name}`)).report));
     }
   }
 
@@ -315,9 +292,9 @@ try {
     const kind = COMMAND_CYCLE[i % COMMAND_CYCLE.length]!;
     // A new commit before each pull, so each pull fetches and each switch builds a new system.
     if (kind === "pull") await fleet.setHost("bundled", `bundled generation ${i}`);
-    const { command } = await admin(cp, z.object({ command: CommandView }), "/api/hosts/bundled/commands", { kind });
+    const { command } = await admin(z.object({ command: CommandView }), "/api/hosts/bundled/commands", { body: { kind } });
     const done = await until(`command ${i} (${kind})`, async () => {
-      const view = (await admin(cp!, z.object({ command: CommandView }), `/api/commands/${command.id}`)).command;
+      const view = (await admin(z.object({ command: CommandView }), `/api/commands/${command.id}`)).command;
       return ["succeeded", "failed", "cancelled", "timed-out", "lost"].includes(view.state) ? view : null;
     });
     const key = `${kind}:${done.state}`;

@@ -13,21 +13,15 @@ import * as fs from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { HostView, RolloutView, UpdatePr } from "../common/protocol.ts";
+import { adminApi } from "../test/support/admin-api.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
+import { eventuallyWith } from "../test/support/wait.ts";
 import { runInfo } from "./run-info.ts";
 
 const DEMO = fileURLToPath(new URL("../tools/fleet-kit/demo-cli.ts", import.meta.url));
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const until = eventuallyWith({ timeoutMs: 120_000, intervalMs: 100 });
 
 const baselineStart = Date.now();
 const plane = await startControlPlane();
@@ -42,15 +36,7 @@ const demo = spawn(process.execPath, [DEMO], { env: { ...process.env, PORT: Stri
 demo.stdout.on("data", (data: Buffer) => output.push(data.toString()));
 demo.stderr.on("data", (data: Buffer) => output.push(data.toString()));
 const exit = new Promise<number | null>((resolve) => demo.once("exit", (code) => resolve(code)));
-const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
-  const res = await fetch(`${url}${pathname}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { origin: url, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${pathname}: ${res.status}`);
-  return schema.parse(await res.json());
-};
+const call = adminApi(url);
 
 try {
   let reportingMs = 0;
@@ -71,7 +57,7 @@ try {
 
   const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
   const deployStart = Date.now();
-  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${updatePrs[0]!.number}/merge-and-deploy`, {});
+  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${updatePrs[0]!.number}/merge-and-deploy`, { body: {} });
   const done = await until("the rollout to end", async () => {
     const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
     return view.finishedAt ? view : null;

@@ -10,20 +10,15 @@
  *    delivered its command (minus the soak), p50 and p99.
  * Writes bench/results/rollout.json.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { z } from "zod";
-import type { AgentConfigInput } from "../common/agent-config.ts";
-import { CommandView, HostView, RolloutView } from "../common/protocol.ts";
-import { GitHubEmulator } from "../tools/github-emulator/emulator.ts";
-import { fleetFlake } from "../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../tools/fleet-kit/host-env.ts";
-import { installRebuildShim } from "../tools/fleet-kit/rebuild-shim.ts";
-import { startControlPlane } from "../test/support/control-plane.ts";
+import { CommandView, RolloutView } from "../common/protocol.ts";
+import { adminApi } from "../test/support/admin-api.ts";
+import { everyHostReporting } from "../test/support/e2e-agent.ts";
+import { startGitHubFleet } from "../test/support/github-fleet.ts";
+import { eventuallyWith } from "../test/support/wait.ts";
 import { runInfo } from "./run-info.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
@@ -33,117 +28,39 @@ const CANARY_SOAK_SECONDS = 5;
 const WAVE_SIZE = 10;
 const SECRET = "bench-secret";
 const TOKEN = "github_pat_bench";
-const exec = promisify(execFile);
-const AGENT_BIN = fileURLToPath(new URL("../bin/nixfleet-agent.js", import.meta.url));
 
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 };
 const round = (n: number) => Math.round(n * 100) / 100;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-bench-rollout-"));
-const gitEnv = isolatedHostEnv(path.join(root, "env"));
-// The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-const emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-const githubUrl = await emulator.start();
-const cp = await startControlPlane({
-  vars: {
-    POLL_TIMEOUT_SECONDS: "30",
-    GITHUB_REPOSITORY: "example/fleet",
-    GITHUB_WEBHOOK_SECRET: SECRET,
-    GITHUB_TOKEN: TOKEN,
-    GITHUB_API_URL: githubUrl,
-    ROLLOUT_CANARY_SOAK_SECONDS: String(CANARY_SOAK_SECONDS),
-    ROLLOUT_WAVE_SIZE: String(WAVE_SIZE),
-  },
+const names = Array.from({ length: HOSTS }, (_, i) => `b${String(i).padStart(2, "0")}`);
+const { cp, emulator, agents, stop } = await startGitHubFleet({
+  root,
+  hosts: names,
+  webhookSecret: SECRET,
+  token: TOKEN,
+  pollTimeoutSeconds: 30,
+  vars: { ROLLOUT_CANARY_SOAK_SECONDS: String(CANARY_SOAK_SECONDS), ROLLOUT_WAVE_SIZE: String(WAVE_SIZE) },
+  packages: {},
 });
-emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
-const agents: ChildProcess[] = [];
-
-async function call<T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 300_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const call = adminApi(cp.url);
+const until = eventuallyWith({ timeoutMs: 300_000, intervalMs: 100 });
 
 try {
-  const names = Array.from({ length: HOSTS }, (_, i) => `b${String(i).padStart(2, "0")}`);
-  const pins = path.join(root, "pins");
-  await fs.mkdir(pins);
-  const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
-  await git(pins, "init", "--quiet", "--initial-branch", "main");
-  await fs.writeFile(path.join(pins, "README"), "pins v1\n");
-  await git(pins, "add", "-A");
-  await git(pins, "commit", "--quiet", "-m", "pins v1");
-  const work = path.join(root, "work");
-  await fs.mkdir(path.join(work, "hosts"), { recursive: true });
-  const flake = fleetFlake(`git+file://${pins}`);
-  await fs.writeFile(path.join(work, "flake.nix"), flake);
-  for (const name of names) await fs.writeFile(path.join(work, "hosts", `${name}.txt`), `${name} 1`);
-  await git(work, "init", "--quiet", "--initial-branch", "main");
-  await git(work, "add", "-A");
-  await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
-  await emulator.seed({
-    "flake.nix": flake,
-    "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8"),
-    ...Object.fromEntries(names.map((name) => [`hosts/${name}.txt`, `${name} 1`])),
-  });
-  await call(z.unknown(), "/api/repo/refresh", {});
-
-  const shims = [];
-  for (const [index, name] of names.entries()) {
-    const dir = path.join(root, name);
-    const shim = await installRebuildShim(path.join(dir, "shim"));
-    shims.push(shim);
-    const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { name, platform: "nixos" });
-    await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
-    const config: AgentConfigInput = {
-      url: cp.url,
-      tokenFile: path.join(dir, "token"),
-      hostName: name,
-      platform: "nixos",
-      repoUrl: emulator.cloneUrl,
-      branch: "main",
-      stateDir: path.join(dir, "state"),
-      pollTimeoutSeconds: 30,
-      tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-      currentSystemLink: shim.currentSystemLink,
-      rollout: { priority: index },
-    };
-    await fs.writeFile(path.join(dir, "agent.json"), JSON.stringify(config));
-    agents.push(spawn(process.execPath, [AGENT_BIN, "run", "--config", path.join(dir, "agent.json")], { env: isolatedHostEnv(dir), stdio: "ignore" }));
-  }
-  await until("every host to report", async () => {
-    const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
-    return hosts.length === HOSTS && hosts.every((h) => h.online && h.report);
-  });
+  await until("every host to report", everyHostReporting(cp.url, HOSTS));
   // Every host first runs the fleet's current configuration, at full speed.
-  const warm = await call(z.object({ rollout: RolloutView }), "/api/rollouts", {});
+  const warm = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
   await until("the warm-up rollout", async () => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${warm.rollout.id}`)).rollout.finishedAt !== undefined);
-  for (const shim of shims) await shim.setDelay(SWITCH_SECONDS);
+  for (const agent of agents) await agent.shim.setDelay(SWITCH_SECONDS);
 
   const pr = await emulator.openPullRequest({
     head: "update",
     title: "flake.lock: Update",
     labels: ["automated"],
-    files: Object.fromEntries(names.map((name) => [`hosts/${name}.txt`, `${name} 2`])),
+    files: Object.fromEntries(names.map((name) => [`hosts/${name}.txt`, `${name} generation 2`])),
     message: "flake.lock: Update",
   });
   await emulator.setCheckRun(pr.head.sha, { name: "build", status: "completed", conclusion: "success" });
@@ -156,7 +73,7 @@ try {
   console.error(`rollout benchmark: ${HOSTS} hosts, ${SWITCH_SECONDS} s per switch…`);
   const started = performance.now();
   const startedAt = Date.now();
-  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, {});
+  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, { body: {} });
   const done = await until("the rollout", async () => {
     const view = (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`)).rollout;
     return view.state === "succeeded" && view.done === HOSTS ? view : null;
@@ -221,9 +138,7 @@ try {
   await fs.writeFile(new URL("./results/rollout.json", import.meta.url), `${JSON.stringify(output, null, 2)}\n`);
   console.log(JSON.stringify(output, null, 2));
 } finally {
-  for (const agent of agents) agent.kill("SIGKILL");
-  await emulator.stop();
-  await cp.stop();
+  await stop();
   await fs.rm(root, { recursive: true, force: true });
 }
 process.exit(0);

@@ -5,13 +5,15 @@
  * (nix's long error lines), and a rollout of main held in progress by a
  * canary soak that outlasts any test.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { everyHostReporting } from "../support/e2e-agent.ts";
+import { seedFromFleetRepo, startWithGitHub } from "../support/github-fleet.ts";
 import { startAgent, type RunningAgent } from "./agents.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually } from "./helpers.ts";
@@ -23,7 +25,6 @@ export const BUSY_HOSTS = ["web1", "web2", FAILING_HOST];
 const SECRET = "busy-fleet-browser-secret";
 const TOKEN = "github_pat_busy_fleet_browser";
 
-const HostsAnswer = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) });
 const UpdatePrsAnswer = z.object({
   updatePrs: z.array(
     z.object({
@@ -55,34 +56,22 @@ export async function startBusyFleet(): Promise<BusyFleet> {
   try {
     const env = isolatedHostEnv(root);
     const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: BUSY_HOSTS, env });
-    const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-    const githubUrl = await github.start();
-    dashboard = await startDashboard({
-      GITHUB_REPOSITORY: "example/fleet",
-      GITHUB_WEBHOOK_SECRET: SECRET,
-      GITHUB_TOKEN: TOKEN,
-      GITHUB_API_URL: githubUrl,
-      // The canary soaks for an hour: the rollout stays in progress for as long as the tests look at it.
-      ROLLOUT_CANARY_SOAK_SECONDS: "3600",
-      ROLLOUT_WAVE_SIZE: "2",
-    });
+    ({ emulator: github, controlPlane: dashboard } = await startWithGitHub({ workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN }, (githubVars) =>
+      startDashboard({
+        ...githubVars,
+        // The canary soaks for an hour: the rollout stays in progress for as long as the tests look at it.
+        ROLLOUT_CANARY_SOAK_SECONDS: "3600",
+        ROLLOUT_WAVE_SIZE: "2",
+      }),
+    ));
     const plane = dashboard;
-    github.setWebhookUrl(`${plane.url}/webhooks/github`);
-    const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
-    for (const host of BUSY_HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
-    for (const name of ["hello", "greeter"]) files[`packages/${name}.txt`] = await file(`packages/${name}.txt`);
-    const seed = await github.seed(files, "initial fleet");
+    const seed = await seedFromFleetRepo(github, fleet, "initial fleet");
     await eventually("the seed commit to be read", async () => JSON.stringify((await plane.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
     for (const host of BUSY_HOSTS) {
       const { token } = await addHostThroughApi(plane, host);
       agents.push(await startAgent({ root, host, token, url: plane.url, repoUrl: github.cloneUrl, env }));
     }
-    await eventually("every host to report", async () => {
-      const { hosts } = HostsAnswer.parse((await plane.api("/api/hosts")).json);
-      return hosts.length === BUSY_HOSTS.length && hosts.every((h) => h.online && h.report !== null);
-    }, 60_000);
+    await eventually("every host to report", everyHostReporting(plane.url, BUSY_HOSTS.length), 60_000);
 
     const pr = await github.openPullRequest({
       head: "update_flake_lock_action",

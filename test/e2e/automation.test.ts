@@ -8,25 +8,23 @@
  * the delay moves the schedule; a CI webhook lost on the way is caught up by
  * the cron trigger.
  */
-import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { HostView, NotificationEvent, RolloutView, UpdatePr } from "../../common/protocol.ts";
-import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
-import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
+import { adminApi } from "../support/admin-api.ts";
+import type { ControlPlane } from "../support/control-plane.ts";
+import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { eventuallyWith } from "../support/wait.ts";
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
-const exec = promisify(execFile);
 const SECRET = "automation-webhook-secret";
 const TOKEN = "github_pat_automation";
 const HOSTS = ["a0", "a1", "a2"] as const;
@@ -36,41 +34,17 @@ const DELAY_MS = 3000;
 let root: string;
 let cp: ControlPlane;
 let emulator: GitHubEmulator;
+let github: GitHubFleet | undefined;
 /** The admin's generic webhook channel: told when a rollout succeeds and when CI fails. */
 let receiver: WebhookReceiver;
 const SIGNING_SECRET = "automation-e2e-signing-secret";
-const agents: E2eAgent[] = [];
+let agents: E2eAgent[] = [];
 /** While set, the emulator's webhook deliveries are lost on the way (the network, not the emulator, fails). */
 let dropWebhooks = false;
 
-async function call<T extends z.ZodType>(schema: T, pathname: string, init: { body?: unknown } = {}): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.body === undefined ? "GET" : "POST",
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const call = adminApi(() => cp.url);
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const logs = agents.map((a) => `--- ${a.name}\n${a.log.slice(-10).join("")}`).join("\n");
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const eventually = eventuallyWith({ timeoutMs: 90_000, intervalMs: 250, details: () => tailOfLogs(agents, 10) });
 
 const updatePr = async (number: number) =>
   (await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs")).updatePrs.find((pr) => pr.number === number) ?? null;
@@ -111,7 +85,7 @@ const automaticRollout = (commit: string) =>
   eventually(`the automatic rollout of ${commit.slice(0, 7)} to end`, async () => {
     const found = (await rollouts()).find((r) => r.commit === commit);
     return found && ["succeeded", "failed", "cancelled"].includes(found.state) && found.finishedAt ? found : null;
-  }, 150_000);
+  }, { timeoutMs: 150_000 });
 
 const hostFiles = (generation: number) => Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation ${generation}`]));
 
@@ -155,69 +129,32 @@ async function expectAllHostsAt(commit: string): Promise<void> {
 describeWithNix("auto-merge with three real agents, the GitHub emulator and the real control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-automation-"));
-    const gitEnv = isolatedHostEnv(path.join(root, "env"));
-    const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
-    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-    emulator = new GitHubEmulator({
-      owner: "example",
-      repo: "fleet",
-      workDir: path.join(root, "github"),
-      webhookSecret: SECRET,
-      token: TOKEN,
-      fetch: (input, init) => (dropWebhooks ? Promise.reject(new TypeError("fetch failed: connection reset (dropped by the test)")) : fetch(input, init)),
-    });
-    const githubUrl = await emulator.start();
     receiver = await startWebhookReceiver();
     const channels = [{ kind: "webhook", id: "ch_admin", url: `${receiver.url}/hook`, secret: SIGNING_SECRET, events: ["rollout-succeeded", "ci-failed"] }];
-    cp = await startControlPlane({
+    github = await startGitHubFleet({
+      root,
+      hosts: HOSTS,
+      webhookSecret: SECRET,
+      token: TOKEN,
+      pollTimeoutSeconds: POLL_SECONDS,
+      fetch: (input, init) => (dropWebhooks ? Promise.reject(new TypeError("fetch failed: connection reset (dropped by the test)")) : fetch(input, init)),
       vars: {
         NOTIFICATION_CHANNELS: JSON.stringify(channels),
-        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
         ROLLOUT_CANARY_SOAK_SECONDS: "0",
         AUTOMATION_ENABLED: "true",
         AUTOMATION_MERGE_DELAY_MINUTES: String(DELAY_MS / 60_000),
       },
+      packages: {},
     });
-    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
-
-    const pins = path.join(root, "pins");
-    await fs.mkdir(pins);
-    await git(pins, "init", "--quiet", "--initial-branch", "main");
-    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
-    await git(pins, "add", "-A");
-    await git(pins, "commit", "--quiet", "-m", "pins v1");
-    const work = path.join(root, "work");
-    await fs.mkdir(path.join(work, "hosts"), { recursive: true });
-    const flake = fleetFlake(`git+file://${pins}`);
-    await fs.writeFile(path.join(work, "flake.nix"), flake);
-    await git(work, "init", "--quiet", "--initial-branch", "main");
-    await git(work, "add", "-A");
-    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
-    await emulator.seed({ "flake.nix": flake, "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8"), ...hostFiles(1) });
-    await call(z.unknown(), "/api/repo/refresh", { body: {} });
-
-    for (const [index, name] of HOSTS.entries()) {
-      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
-      const dir = path.join(root, name);
-      agents.push(await spawnE2eAgent({ dir, name, token, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: POLL_SECONDS, priority: index }));
-    }
-    await eventually("three hosts to report", async () => {
-      const { hosts } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
-      return hosts.length === HOSTS.length && hosts.every((h) => h.online && h.report);
-    });
+    ({ cp, emulator, agents } = github);
+    await eventually("three hosts to report", everyHostReporting(cp.url, HOSTS.length));
     // Every host runs the fleet's current configuration to start from.
     const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
     expect((await automaticRollout(first.rollout.commit)).state).toBe("succeeded");
   }, 300_000);
 
   afterAll(async () => {
-    await killE2eAgents(agents);
-    await emulator?.stop();
-    await cp?.stop();
+    await github?.stop();
     await receiver?.close();
     if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });

@@ -13,14 +13,15 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, HostView } from "../../common/protocol.ts";
 import { AGENT_NODE_FLAGS } from "../../scripts/build-agent.mjs";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { writeE2eHost } from "../support/e2e-agent.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -31,33 +32,15 @@ const POLL_SECONDS = 5;
 let root: string;
 let cp: ControlPlane;
 let fleet: FleetRepo;
-let shim: RebuildShim;
 let agent: ChildProcess | null = null;
 const log: string[] = [];
 
-async function admin<T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const admin = adminApi(() => cp.url);
 
-async function eventually<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${log.slice(-30).join("")}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 200, failFast: true, details: () => log.slice(-30).join("") });
 
 async function run(kind: string): Promise<CommandView> {
-  const { command } = await admin(z.object({ command: CommandView }), `/api/hosts/${HOST}/commands`, { kind });
+  const { command } = await admin(z.object({ command: CommandView }), `/api/hosts/${HOST}/commands`, { body: { kind } });
   return eventually(`${kind} to finish`, async () => {
     const view = (await admin(z.object({ command: CommandView }), `/api/commands/${command.id}`)).command;
     return ["succeeded", "failed", "cancelled", "timed-out", "lost"].includes(view.state) ? view : null;
@@ -71,34 +54,26 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
       startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } }),
       createFleetRepo({ root: path.join(root, "fleet"), hosts: [HOST], env: isolatedHostEnv(path.join(root, "fleet-env")) }),
     ]);
-    shim = await installRebuildShim(path.join(root, "shim"));
-    const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { name: HOST, platform: "nixos" });
-    const tokenFile = path.join(root, "token");
-    await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-    const config: AgentConfigInput = {
+    const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name: HOST, platform: "nixos" } });
+    const host = await writeE2eHost({
+      dir: path.join(root, HOST),
+      name: HOST,
+      token,
       url: cp.url,
-      tokenFile,
-      hostName: HOST,
-      platform: "nixos",
       repoUrl: fleet.origin,
       branch: fleet.branch,
-      stateDir: path.join(root, "state"),
       pollTimeoutSeconds: POLL_SECONDS,
       tests: { commands: [{ name: "responds", command: "true" }] },
-      tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-      currentSystemLink: shim.currentSystemLink,
-    };
-    const configFile = path.join(root, "agent.json");
-    await fs.writeFile(configFile, JSON.stringify(config));
+    });
 
     // Only the bundle: no node_modules, no sources beside it or above it.
     const installed = path.join(root, "lib", "nixfleet-agent.mjs");
     await fs.mkdir(path.dirname(installed));
     await fs.copyFile(BUNDLE, installed);
     // With the Node flags the package's wrapper passes.
-    agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "run", "--config", configFile], {
+    agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "run", "--config", host.configFile], {
       cwd: root,
-      env: isolatedHostEnv(path.join(root, "host")),
+      env: host.env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     agent.stdout?.on("data", (data: Buffer) => log.push(data.toString()));

@@ -15,7 +15,9 @@ import { afterAll, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { adminApi } from "../support/admin-api.ts";
 import { freePort } from "../support/control-plane.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -37,21 +39,14 @@ function runDemo(env: NodeJS.ProcessEnv): Demo {
   return { child, output, exit };
 }
 
-async function eventually<T>(what: string, demo: Demo, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    if (demo.child.exitCode !== null) throw new Error(`the demo exited (${demo.child.exitCode}) while waiting for ${what}:\n${demo.output.join("")}`);
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${demo.output.join("")}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+/** Waits on the demo's API; the demo exiting meanwhile ends the wait at once, with what it printed. */
+const waitsOn = (demo: Demo) =>
+  eventuallyWith({
+    timeoutMs: 90_000,
+    intervalMs: 250,
+    details: () => demo.output.join(""),
+    giveUpWhen: () => (demo.child.exitCode !== null ? `the demo exited (${demo.child.exitCode})` : null),
+  });
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -102,23 +97,15 @@ describeWithNix("npm run demo", () => {
     const demo = runDemo({ ...process.env, PORT: String(port) });
     running = demo;
     const url = `http://127.0.0.1:${port}`;
-    const call = async <T extends z.ZodType>(schema: T, pathname: string, body?: unknown): Promise<z.infer<T>> => {
-      const res = await fetch(`${url}${pathname}`, {
-        method: body === undefined ? "GET" : "POST",
-        headers: { origin: url, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json: unknown = await res.json();
-      if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-      return schema.parse(json);
-    };
+    const call = adminApi(url);
+    const eventually = waitsOn(demo);
     const hosts = async () => (await call(z.object({ hosts: z.array(HostView) }), "/api/hosts")).hosts;
 
-    await eventually("four hosts reporting", demo, async () => {
+    await eventually("four hosts reporting", async () => {
       const views = await hosts();
       return views.length === 4 && views.every((v) => v.online && v.report);
     });
-    const pr = await eventually("the update PR with its lock diff and green CI", demo, async () => {
+    const pr = await eventually("the update PR with its lock diff and green CI", async () => {
       const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
       return updatePrs.find((p) => p.state === "open" && p.ciState === "success" && p.lockDiff === "ready" && p.lockChanges.length > 0);
     });
@@ -126,7 +113,7 @@ describeWithNix("npm run demo", () => {
     const readyAfter = Date.now() - startedAt;
 
     // What it printed: the dashboard, what runs, how to stop it.
-    const printed = await eventually("the demo's summary", demo, async () => (demo.output.join("").includes("Stop: Ctrl-C") ? demo.output.join("") : null));
+    const printed = await eventually("the demo's summary", async () => (demo.output.join("").includes("Stop: Ctrl-C") ? demo.output.join("") : null));
     expect(printed).toContain(`Dashboard:       http://localhost:${port}`);
     const dir = /all under (\S+)\):/.exec(printed)?.[1];
     expect(dir).toMatch(/nixfleet-demo-/);
@@ -134,11 +121,11 @@ describeWithNix("npm run demo", () => {
     expect(pids).toHaveLength(5);
 
     // Merge & Deploy: the canary passes, db1 cannot build the new release, the rollout stops there.
-    await eventually("every host on main before the update", demo, async () => (await hosts()).every((v) => v.compartments.system.state === "green"));
+    await eventually("every host on main before the update", async () => (await hosts()).every((v) => v.compartments.system.state === "green"));
     // db1's build of the PR head fails too (docs/fleet-build.md), which would leave it out: deploy to it anyway.
-    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, { includeFailedBuilds: true });
+    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, { body: { includeFailedBuilds: true } });
     expect(rollout.waves[0]).toMatchObject({ canary: true, hosts: [expect.objectContaining({ name: "web1" })] });
-    const done = await eventually("the rollout to end", demo, async () => {
+    const done = await eventually("the rollout to end", async () => {
       const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
       return view.finishedAt ? view : null;
     });

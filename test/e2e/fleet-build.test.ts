@@ -7,24 +7,22 @@
  * each host's closure diff shows hello 1.0 → 1.1; a PR breaking one host →
  * failure naming it; a new head cancels the old head's builds.
  */
-import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CommandView, FleetBuildView, HostView, RolloutView, UpdatePr } from "../../common/protocol.ts";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { DEFAULT_PACKAGES, fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { CommandView, FleetBuildView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
-import { killE2eAgents, spawnE2eAgent, type E2eAgent } from "../support/e2e-agent.ts";
+import { adminApi } from "../support/admin-api.ts";
+import type { ControlPlane } from "../support/control-plane.ts";
+import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
-const exec = promisify(execFile);
 const SECRET = "fleet-build-webhook-secret";
 const TOKEN = "github_pat_fleet_build";
 const HOSTS = ["h0", "h1", "h2"] as const;
@@ -34,36 +32,12 @@ const CONTEXT = "nixfleet/fleet-build";
 let root: string;
 let cp: ControlPlane;
 let emulator: GitHubEmulator;
+let github: GitHubFleet | undefined;
 const hosts = new Map<string, E2eAgent>();
 
-async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const call = adminApi(() => cp.url);
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-15).join("")}`).join("\n");
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const eventually = eventuallyWith({ timeoutMs: 120_000, intervalMs: 250, details: () => tailOfLogs(hosts.values(), 15) });
 
 const Status = z.object({ state: z.string(), context: z.string(), description: z.string().nullable(), target_url: z.string().nullable() });
 
@@ -100,67 +74,25 @@ const statusOf = (head: string, state: string) =>
 describeWithNix("build before deploy with three real agents, the GitHub emulator and the real control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-fleet-build-"));
-    const gitEnv = isolatedHostEnv(path.join(root, "env"));
-    const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv });
-    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-    const githubUrl = await emulator.start();
-    cp = await startControlPlane({
-      vars: {
-        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
-        DASHBOARD_URL: "https://fleet.example.com",
-        ROLLOUT_CANARY_SOAK_SECONDS: "0",
-      },
-    });
-    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
-
     // The fleet repository of tools/fleet-kit: a system per host, each depending on hello 1.0 and greeter 2.0.
-    const pins = path.join(root, "pins");
-    await fs.mkdir(pins);
-    await git(pins, "init", "--quiet", "--initial-branch", "main");
-    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
-    await git(pins, "add", "-A");
-    await git(pins, "commit", "--quiet", "-m", "pins v1");
-    const work = path.join(root, "work");
-    await fs.mkdir(work);
-    const flake = fleetFlake(`git+file://${pins}`);
-    const files: Record<string, string> = {
-      "flake.nix": flake,
-      ...Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 1`])),
-      ...Object.fromEntries(Object.entries(DEFAULT_PACKAGES).map(([name, spec]) => [`packages/${name}.txt`, `${spec}\n`])),
-    };
-    for (const [file, content] of Object.entries(files)) {
-      await fs.mkdir(path.dirname(path.join(work, file)), { recursive: true });
-      await fs.writeFile(path.join(work, file), content);
-    }
-    await git(work, "init", "--quiet", "--initial-branch", "main");
-    await git(work, "add", "-A");
-    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
-    await emulator.seed({ ...files, "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8") });
-    await call(z.unknown(), "/api/repo/refresh", { body: {} });
-
-    for (const [index, name] of HOSTS.entries()) {
-      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
-      const dir = path.join(root, name);
-      hosts.set(name, await spawnE2eAgent({ dir, name, token, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: POLL_SECONDS, priority: index }));
-    }
-    await eventually("three hosts to report", async () => {
-      const { hosts: views } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
-      return views.length === HOSTS.length && views.every((v) => v.online && v.report);
+    github = await startGitHubFleet({
+      root,
+      hosts: HOSTS,
+      webhookSecret: SECRET,
+      token: TOKEN,
+      pollTimeoutSeconds: POLL_SECONDS,
+      vars: { DASHBOARD_URL: "https://fleet.example.com", ROLLOUT_CANARY_SOAK_SECONDS: "0" },
     });
+    ({ cp, emulator } = github);
+    for (const agent of github.agents) hosts.set(agent.name, agent);
+    await eventually("three hosts to report", everyHostReporting(cp.url, HOSTS.length));
     // Every host runs the fleet's configuration first, so a build has a running system to compare with.
     const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
     await eventually("the first deploy", async () => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${first.rollout.id}`)).rollout.state === "succeeded");
   }, 300_000);
 
   afterAll(async () => {
-    await killE2eAgents(hosts.values());
-    await emulator?.stop();
-    await cp?.stop();
+    await github?.stop();
     if (root) await fs.rm(root, { recursive: true, force: true });
   });
 

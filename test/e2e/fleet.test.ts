@@ -4,70 +4,42 @@
  * own host with its own clone of one bare origin, a real Nix flake, and a
  * nixos-rebuild shim that builds with nix and flips the host's system link.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { CommandView, DashboardEvent, HostView, type StoredOutputChunk } from "../../common/protocol.ts";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
-import { eventually as waitFor } from "../support/wait.ts";
+import { enrollE2eAgent, killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 // Switches build with real Nix; give each step room on a loaded 2-core machine.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
-const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 const HOSTS = ["alpha", "bravo", "charlie"] as const;
 type HostName = (typeof HOSTS)[number];
 /** Short holds keep the test quick; the protocol is the same at 90 s. */
 const POLL_SECONDS = 5;
 
-interface TestHost {
-  name: HostName;
-  configFile: string;
-  env: NodeJS.ProcessEnv;
-  shim: RebuildShim;
-  process: ChildProcess | null;
-  log: string[];
-}
-
 let root: string;
 let cp: ControlPlane;
 let fleet: FleetRepo;
-const hosts = new Map<HostName, TestHost>();
+const hosts = new Map<HostName, E2eAgent>();
 
-const adminHeaders = () => ({ origin: cp.url, "content-type": "application/json" });
-
-async function admin<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.method ?? "GET",
-    headers: adminHeaders(),
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const body: unknown = await res.json();
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${pathname}: ${res.status} ${JSON.stringify(body)}`);
-  return schema.parse(body);
-}
+const admin = adminApi(() => cp.url);
 
 const hostView = (name: string) => admin(HostView.extend({ commands: z.array(CommandView) }), `/api/hosts/${name}`);
 const command = async (id: string) => (await admin(z.object({ command: CommandView }), `/api/commands/${id}`)).command;
 const queue = async (host: string, kind: string) =>
-  (await admin(z.object({ command: CommandView }), `/api/hosts/${host}/commands`, { method: "POST", body: { kind } })).command;
+  (await admin(z.object({ command: CommandView }), `/api/hosts/${host}/commands`, { body: { kind } })).command;
 
 /** Waits on a condition; a timeout shows the end of each agent's log. */
-const eventually = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> =>
-  waitFor(what, probe, {
-    timeoutMs,
-    intervalMs: 200,
-    details: () => [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-30).join("")}`).join("\n"),
-  });
+const eventually = eventuallyWith({ timeoutMs: 45_000, intervalMs: 200, details: () => tailOfLogs(hosts.values(), 30) });
 
 const waitingPolls = async () => (await admin(z.object({ waitingPolls: z.number() }), "/api/stats")).waitingPolls;
 
@@ -90,22 +62,6 @@ const finalState = (id: string) =>
     return ["succeeded", "failed", "cancelled", "timed-out", "lost"].includes(view.state) ? view : null;
   });
 
-function startAgent(host: TestHost): void {
-  const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", host.configFile], { env: host.env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
-  child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
-  host.process = child;
-}
-
-async function stopAgent(host: TestHost, signal: NodeJS.Signals): Promise<void> {
-  const child = host.process;
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill(signal);
-  await exited;
-  host.process = null;
-}
-
 describeWithNix("a fleet of three real agents against the local control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-e2e-"));
@@ -115,20 +71,12 @@ describeWithNix("a fleet of three real agents against the local control plane", 
       createFleetRepo({ root: path.join(root, "fleet"), hosts: [...HOSTS], env: fleetEnv }),
     ]);
     for (const name of HOSTS) {
-      const dir = path.join(root, name);
-      const env = isolatedHostEnv(dir);
-      const shim = await installRebuildShim(path.join(dir, "shim"));
-      const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { method: "POST", body: { name, platform: "nixos" } });
-      const tokenFile = path.join(dir, "token");
-      await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-      const config: AgentConfigInput = {
+      const agent = await enrollE2eAgent({
+        dir: path.join(root, name),
+        name,
         url: cp.url,
-        tokenFile,
-        hostName: name,
-        platform: "nixos",
         repoUrl: fleet.origin,
         branch: fleet.branch,
-        stateDir: path.join(dir, "state"),
         pollTimeoutSeconds: POLL_SECONDS,
         tests: {
           commands: [
@@ -137,20 +85,14 @@ describeWithNix("a fleet of three real agents against the local control plane", 
             ...(name === "bravo" ? [{ name: "slow-soak", command: "sleep 97" }] : []),
           ],
         },
-        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-        currentSystemLink: shim.currentSystemLink,
         logLevel: "debug",
-      };
-      const configFile = path.join(dir, "agent.json");
-      await fs.writeFile(configFile, JSON.stringify(config, null, 2));
-      const host: TestHost = { name, configFile, env, shim, process: null, log: [] };
-      hosts.set(name, host);
-      startAgent(host);
+      });
+      hosts.set(name, agent);
     }
   }, 180_000);
 
   afterAll(async () => {
-    for (const host of hosts.values()) await stopAgent(host, "SIGKILL");
+    await killE2eAgents(hosts.values());
     await cp?.stop();
     if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
@@ -225,13 +167,13 @@ describeWithNix("a fleet of three real agents against the local control plane", 
 
   it("keeps a command queued for an offline host and delivers it when the agent returns", async () => {
     const charlie = hosts.get("charlie")!;
-    await stopAgent(charlie, "SIGTERM");
+    await killE2eAgents([charlie], "SIGTERM");
     await heldPollRunOut("charlie");
     const pending = await queue("charlie", "pull");
     // Handed to no poll: queued when answered, and still queued when read back.
     expect(pending.state).toBe("queued");
     expect((await command(pending.id)).state).toBe("queued");
-    startAgent(charlie);
+    restartE2eAgent(charlie);
     const done = await finalState(pending.id);
     expect(done.state, done.error ?? "").toBe("succeeded");
     expect(done.result?.commitAfter).toBe(await fleet.head());
@@ -239,7 +181,7 @@ describeWithNix("a fleet of three real agents against the local control plane", 
 
   it("survives the control plane killed and restarted mid-command: nothing lost, nothing run twice, nothing stuck", async () => {
     const charlie = hosts.get("charlie")!;
-    await stopAgent(charlie, "SIGTERM");
+    await killE2eAgents([charlie], "SIGTERM");
     await heldPollRunOut("charlie");
     const waiting = await queue("charlie", "pull");
     expect(waiting.state).toBe("queued");
@@ -254,7 +196,7 @@ describeWithNix("a fleet of three real agents against the local control plane", 
     expect((await finalState(long.id)).state).toBe("cancelled");
     // The command queued for the offline host survived and is delivered once when it returns.
     expect((await command(waiting.id)).state).toBe("queued");
-    startAgent(charlie);
+    restartE2eAgent(charlie);
     const done = await finalState(waiting.id);
     expect(done.state, done.error ?? "").toBe("succeeded");
     const received = charlie.log.join("").split("\n").filter((line) => line.includes("command received") && line.includes(waiting.id));
@@ -268,8 +210,8 @@ describeWithNix("a fleet of three real agents against the local control plane", 
     const bravo = hosts.get("bravo")!;
     const long = await queue("bravo", "test");
     await eventually("the slow test to run", async () => (await command(long.id)).state === "running");
-    await stopAgent(bravo, "SIGKILL");
-    startAgent(bravo);
+    await killE2eAgents([bravo], "SIGKILL");
+    restartE2eAgent(bravo);
     const done = await finalState(long.id);
     expect(done.state).toBe("lost");
     expect(done.error).toContain("no longer holds");

@@ -18,6 +18,7 @@ import { ErrorBody, RepoState, UpdatePr } from "../../common/protocol.ts";
 import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { GitHubClient } from "../../worker/github/client.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 const run = promisify(execFile);
 
@@ -60,21 +61,8 @@ const adminPost = (path: string, body?: unknown) =>
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 
-/** Waits until `check` returns a value (webhooks and waitUntil work take a moment). */
-async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}\n${cp.logs().slice(-4000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
+/** Waits until a probe returns a value (webhooks and waitUntil work take a moment). */
+const eventually = eventuallyWith({ timeoutMs: 20_000, intervalMs: 150, details: () => cp.logs().slice(-4000) });
 
 /** Adds a `fleet-modules` input (this very repository, at `rev`) to a lock: GitHub can compare its revs. */
 function withFleetModules(lockText: string, rev: string, lastModified: number): string {

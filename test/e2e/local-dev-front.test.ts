@@ -16,6 +16,7 @@ import { z } from "zod";
 import { CommandView, DashboardEvent, ErrorBody, PROTOCOL_VERSION, PollResponse, type PollRequest } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
 import { freePort, wranglerEnv } from "../support/control-plane.ts";
+import { eventually } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 180_000 });
 
@@ -186,18 +187,24 @@ beforeAll(async () => {
   });
   started.stdout?.on("data", (data: Buffer) => output.push(data.toString()));
   started.stderr?.on("data", (data: Buffer) => output.push(data.toString()));
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    if (started.exitCode !== null) throw new Error(`npm start exited (${started.exitCode}):\n${output.join("")}`);
-    devPort ||= Number(/wrangler dev answers behind it on 127\.0\.0\.1:(\d+)/.exec(output.join(""))?.[1] ?? 0);
-    const healthy = await fetch(`http://127.0.0.1:${port}/api/health`).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (healthy && devPort) break;
-    if (Date.now() > deadline) throw new Error(`npm start did not answer /api/health through its front in time:\n${output.join("")}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  const front = started;
+  await eventually(
+    "npm start to answer /api/health through its front",
+    async () => {
+      devPort ||= Number(/wrangler dev answers behind it on 127\.0\.0\.1:(\d+)/.exec(output.join(""))?.[1] ?? 0);
+      const healthy = await fetch(`http://127.0.0.1:${port}/api/health`).then(
+        (res) => res.ok,
+        () => false,
+      );
+      return healthy && devPort !== 0;
+    },
+    {
+      timeoutMs: 150_000,
+      intervalMs: 250,
+      details: () => output.join(""),
+      giveUpWhen: () => (front.exitCode !== null ? `npm start exited (${front.exitCode})` : null),
+    },
+  );
 });
 
 afterAll(async () => {

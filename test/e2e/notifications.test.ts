@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { NotificationDelivery, NotificationEvent, PROTOCOL_VERSION, RolloutView } from "../../common/protocol.ts";
 import { buildReport } from "../compartments/builders.ts";
+import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { eventuallyWith } from "../support/wait.ts";
 import { signatureValid, startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 150_000 });
@@ -52,30 +54,17 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown; token?: string } = {}): Promise<z.infer<T>> {
-  const headers: Record<string, string> = { origin: cp.url, "content-type": "application/json" };
-  if (init.token) headers.authorization = `Bearer ${init.token}`;
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers,
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const call = adminApi(() => cp.url);
 
 const deliveries = async () => (await call(z.object({ deliveries: z.array(NotificationDelivery) }), "/api/notifications/deliveries?limit=500")).deliveries;
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${received.map((r) => r.path).join(", ")}\n${cp.logs().slice(-3000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+// A probe that throws fails the wait at once: nothing here throws on the way to an answer.
+const eventually = eventuallyWith({
+  timeoutMs: 45_000,
+  intervalMs: 200,
+  failFast: true,
+  details: () => `received: ${received.map((r) => r.path).join(", ")}\n${cp.logs().slice(-3000)}`,
+});
 
 const at = (prefix: string) => received.filter((r) => r.path.startsWith(prefix));
 

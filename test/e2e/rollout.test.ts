@@ -6,105 +6,49 @@
  * the rollout and opens a revert PR; a failing canary; cancel; the control
  * plane killed mid-rollout resumes; an agent lost mid-switch fails the rollout.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AgentConfigInput } from "../../common/agent-config.ts";
-import { CommandView, HostView, RolloutView } from "../../common/protocol.ts";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { fleetFlake } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
-import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
+import { CommandView, RolloutView } from "../../common/protocol.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
+import { adminApi } from "../support/admin-api.ts";
+import type { ControlPlane } from "../support/control-plane.ts";
+import { everyHostReporting, killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
 const exec = promisify(execFile);
-const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 const SECRET = "rollout-webhook-secret";
 const TOKEN = "github_pat_rollout";
 /** h0 is the canary (`canary = true` comes from the host's report; here: the lowest priority number). */
 const HOSTS = ["h0", "h1", "h2", "h3", "h4", "h5"] as const;
 const POLL_SECONDS = 5;
 
-interface TestHost {
-  name: string;
-  dir: string;
-  configFile: string;
-  env: NodeJS.ProcessEnv;
-  shim: RebuildShim;
-  process: ChildProcess | null;
-  log: string[];
-}
-
 let root: string;
 let cp: ControlPlane;
 let emulator: GitHubEmulator;
-let work: string;
-let gitEnv: NodeJS.ProcessEnv;
-const hosts = new Map<string, TestHost>();
+let github: GitHubFleet | undefined;
+const hosts = new Map<string, E2eAgent>();
 
-const git = (cwd: string, ...args: string[]) => exec("git", args, { cwd, env: gitEnv }).then((r) => r.stdout.trim());
-
-async function call<T extends z.ZodType>(schema: T, pathname: string, init: { method?: string; body?: unknown } = {}): Promise<z.infer<T>> {
-  const res = await fetch(`${cp.url}${pathname}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: { origin: cp.url, "content-type": "application/json" },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return schema.parse(json);
-}
+const call = adminApi(() => cp.url);
 
 const getRollout = async (id: string) => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${id}`)).rollout;
 const hostCommands = async (name: string) => (await call(z.object({ commands: z.array(CommandView) }), `/api/hosts/${name}/commands`)).commands;
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const logs = [...hosts.values()].map((h) => `--- ${h.name}\n${h.log.slice(-15).join("")}`).join("\n");
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const eventually = eventuallyWith({ timeoutMs: 90_000, intervalMs: 250, details: () => tailOfLogs(hosts.values(), 15) });
 
 const settledRollout = (id: string) =>
   eventually(`rollout ${id} to end`, async () => {
     const view = await getRollout(id);
     return ["succeeded", "failed", "cancelled"].includes(view.state) && view.finishedAt ? view : null;
   });
-
-function startAgent(host: TestHost): void {
-  const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", host.configFile], { env: host.env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout?.on("data", (data: Buffer) => host.log.push(data.toString()));
-  child.stderr?.on("data", (data: Buffer) => host.log.push(data.toString()));
-  host.process = child;
-}
-
-async function killAgent(host: TestHost): Promise<void> {
-  const child = host.process;
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-  host.process = null;
-}
 
 /** Pushes host file changes straight to main (what "Deploy main" deploys). */
 async function pushToMain(files: Record<string, string>, message: string): Promise<string> {
@@ -134,82 +78,24 @@ const onlyCommandsSince = async (name: string, since: string) => (await hostComm
 describeWithNix("rollouts with six real agents, the GitHub emulator and the real control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-rollout-"));
-    gitEnv = isolatedHostEnv(path.join(root, "env"));
-    // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-    emulator = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: path.join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-    const githubUrl = await emulator.start();
-    cp = await startControlPlane({
-      vars: {
-        POLL_TIMEOUT_SECONDS: String(POLL_SECONDS),
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
-        ROLLOUT_CANARY_SOAK_SECONDS: "2",
-        ROLLOUT_WAVE_SIZE: "2",
-      },
+    github = await startGitHubFleet({
+      root,
+      hosts: HOSTS,
+      webhookSecret: SECRET,
+      token: TOKEN,
+      pollTimeoutSeconds: POLL_SECONDS,
+      vars: { ROLLOUT_CANARY_SOAK_SECONDS: "2", ROLLOUT_WAVE_SIZE: "2" },
+      packages: {},
     });
-    emulator.setWebhookUrl(`${cp.url}/webhooks/github`);
-
-    const pins = path.join(root, "pins");
-    await fs.mkdir(pins);
-    await git(pins, "init", "--quiet", "--initial-branch", "main");
-    await fs.writeFile(path.join(pins, "README"), "pins v1\n");
-    await git(pins, "add", "-A");
-    await git(pins, "commit", "--quiet", "-m", "pins v1");
-    work = path.join(root, "work");
-    await fs.mkdir(path.join(work, "hosts"), { recursive: true });
-    const flake = fleetFlake(`git+file://${pins}`);
-    await fs.writeFile(path.join(work, "flake.nix"), flake);
-    for (const name of HOSTS) await fs.writeFile(path.join(work, "hosts", `${name}.txt`), `${name} generation 1`);
-    await git(work, "init", "--quiet", "--initial-branch", "main");
-    await git(work, "add", "-A");
-    await exec("nix", ["flake", "lock"], { cwd: work, env: gitEnv });
-    await emulator.seed({
-      "flake.nix": flake,
-      "flake.lock": await fs.readFile(path.join(work, "flake.lock"), "utf8"),
-      ...Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, `${name} generation 1`])),
-    });
-    await call(z.unknown(), "/api/repo/refresh", { body: {} });
-
-    for (const [index, name] of HOSTS.entries()) {
-      const dir = path.join(root, name);
-      const env = isolatedHostEnv(dir);
-      const shim = await installRebuildShim(path.join(dir, "shim"));
-      const { token } = await call(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
-      await fs.writeFile(path.join(dir, "token"), `${token}\n`, { mode: 0o600 });
-      const config: AgentConfigInput = {
-        url: cp.url,
-        tokenFile: path.join(dir, "token"),
-        hostName: name,
-        platform: "nixos",
-        repoUrl: emulator.cloneUrl,
-        branch: "main",
-        stateDir: path.join(dir, "state"),
-        pollTimeoutSeconds: POLL_SECONDS,
-        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
-        currentSystemLink: shim.currentSystemLink,
-        rollout: { priority: index },
-      };
-      const configFile = path.join(dir, "agent.json");
-      await fs.writeFile(configFile, JSON.stringify(config));
-      const host: TestHost = { name, dir, configFile, env, shim, process: null, log: [] };
-      hosts.set(name, host);
-      startAgent(host);
-    }
-    // Every host reports, then runs the fleet's current configuration (all green to start from).
-    await eventually("six hosts to report", async () => {
-      const { hosts: views } = await call(z.object({ hosts: z.array(HostView) }), "/api/hosts");
-      return views.length === HOSTS.length && views.every((v) => v.online && v.report);
-    });
+    ({ cp, emulator } = github);
+    for (const agent of github.agents) hosts.set(agent.name, agent);
+    await eventually("six hosts to report", everyHostReporting(cp.url, HOSTS.length));
     const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
     expect((await settledRollout(first.rollout.id)).state).toBe("succeeded");
   }, 300_000);
 
   afterAll(async () => {
-    for (const host of hosts.values()) await killAgent(host);
-    await emulator?.stop();
-    await cp?.stop();
+    await github?.stop();
     if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
@@ -300,7 +186,7 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     // The switch is running (the shim waits at its gate).
     const pid = await eventually("the canary's switch to run", async () => Number(await fs.readFile(lastPid, "utf8").catch(() => "0")));
     // The host dies: the agent and its switch are gone, and it comes back without its state.
-    await killAgent(canary);
+    await killE2eAgents([canary]);
     // The detached switch runs in its own process group (the job wrapper leads it): kill the group.
     const pgid = Number((await exec("ps", ["-o", "pgid=", "-p", String(pid)]).catch(() => ({ stdout: "0" }))).stdout.trim());
     for (const target of [pgid > 0 ? -pgid : 0, pid]) {
@@ -312,7 +198,7 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     }
     await fs.rm(path.join(canary.dir, "state"), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     await canary.shim.setMode("normal");
-    startAgent(canary);
+    restartE2eAgent(canary);
     const done = await settledRollout(rollout.id);
     expect(done.state).toBe("failed");
     expect(done.failure).toMatchObject({ host: "h0", reason: expect.stringContaining("lost") });
