@@ -54,7 +54,8 @@ export class NfApp extends LitElement {
   private _unsubscribe: (() => void) | null = null;
   private _ticker: ReturnType<typeof setInterval> | undefined;
   private _noticeId = 0;
-  private readonly _onPopState = () => this.routeChanged();
+  // Only focus moves after the await; a render error there is Lit's to report, so nothing waits on it.
+  private readonly _onPopState = () => void this.routeChanged();
   private readonly _onClick = (event: MouseEvent) => this.interceptLink(event);
   private readonly _onNotice = (event: CustomEvent<NoticeDetail>) => this.addNotice(event.detail);
 
