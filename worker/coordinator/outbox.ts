@@ -29,11 +29,11 @@ export class Outbox {
   private readonly now: () => number;
 
   constructor(store: OutboxStore, now: () => number) {
-
     this.store = store;
-
     this.now = now;
-
+    // A new start (an eviction, a crash, a deploy) tries every pending effect at once: what failed
+    // before may work now, and what a crash left untried should not wait out a backoff it never had.
+    store.dueBy(now());
   }
 
   add(effect: Effect): void {

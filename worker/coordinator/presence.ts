@@ -33,9 +33,7 @@ export class Presence {
   constructor(host: CoordinatorHost, waiting: { has(hostId: string): boolean }) {
 
     this.host = host;
-
     this.waiting = waiting;
-
   }
 
   /** A poll of the host: seen now; online again after a silence (the `host-online` reaction). */

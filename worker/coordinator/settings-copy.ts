@@ -23,13 +23,9 @@ export class SettingsCopy {
   private readonly db: Database;
 
   constructor(storage: DurableObjectStorage, env: WorkerEnv, db: Database) {
-
     this.storage = storage;
-
     this.env = env;
-
     this.db = db;
-
   }
 
   async load(): Promise<void> {

@@ -1,11 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
-import { PROTOCOL_VERSION, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings } from "../../common/protocol.ts";
-import { refuse, toCommandView, type Refusal } from "../commands/rules.ts";
+import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings } from "../../common/protocol.ts";
+import { refuse, type Refusal } from "../commands/rules.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
 import { wireComponents, type Components } from "../coordinator/components.ts";
+import { acceptDashboard, answerDashboard, broadcastTo, closeDashboard } from "../coordinator/dashboards.ts";
 import { effectHandlers } from "../coordinator/effect-handlers.ts";
+import { coordinatorMetrics, fleetLive, hostLive } from "../coordinator/live.ts";
 import type { CoordinatorHost, HostRef, Reaction } from "../coordinator/host.ts";
 import type { Outcome } from "../coordinator/outcome.ts";
 import { Outbox, type EffectHandlers } from "../coordinator/outbox.ts";
@@ -47,6 +49,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private readonly reactions: Reactions;
   private readonly effects: EffectHandlers;
   private readonly alarmClock: OneAlarm;
+  private readonly scheduleAlarm = (): Promise<void> => this.alarmClock.schedule();
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -73,7 +76,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     ctx.waitUntil(this.loadLockClock().catch((error: unknown) => console.error("lock clock: could not read the reports", error)));
   }
 
-  // -------------------------------------------------------------------------
   // Agent side
 
   async poll(tokenHash: string, request: PollRequest, waitSeconds: number): Promise<Outcome<{ response: PollResponse }>> {
@@ -126,7 +128,6 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
   }
 
-  // -------------------------------------------------------------------------
   // Admin side
 
   async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null } = {}) {
@@ -138,9 +139,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return outcome;
   }
 
-  async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> {
-    return this.c.catalogue.create(host, token);
-  }
+  async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> { return this.c.catalogue.create(host, token); }
 
   async rotateToken(hostName: string, token: { id: string; tokenHash: string }, at: string): Promise<Outcome<{ host: HostRef }>> {
     const host = await this.c.catalogue.hostNamed(hostName);
@@ -202,13 +201,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return { ok: true as const, rollout: this.c.rollouts.get(id)?.rollout ?? outcome.rollout };
   }
 
-  async getRollout(id: string) {
-    return this.c.rollouts.get(id);
-  }
-
-  async listRollouts(limit: number, beforeId: string | null) {
-    return this.c.rollouts.list(limit, beforeId);
-  }
+  async getRollout(id: string) { return this.c.rollouts.get(id); }
+  async listRollouts(limit: number, beforeId: string | null) { return this.c.rollouts.list(limit, beforeId); }
 
   /** Holds a host out of every rollout and automatic action (a running rollout skips it when its turn comes). */
   async setHold(hostName: string, request: { reason: string; until: string | null }, actor: string): Promise<Outcome<{ hold: HostHold }>> {
@@ -244,9 +238,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return { cancelled };
   }
 
-  async fleetBuildsFor(prs: number[]) {
-    return this.c.fleetBuilds.latestOf(prs);
-  }
+  async fleetBuildsFor(prs: number[]) { return this.c.fleetBuilds.latestOf(prs); }
 
   /** The settings in force (read from D1, the copy refreshed), every host with its latest report, presence and hold: what a plan starts from. */
   private async readFleet(): Promise<[Settings | Refusal, FleetView]> {
@@ -255,84 +247,34 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return [settings, { hosts, reports, isOnline: (id) => this.c.presence.isOnline(id, now), holds: this.c.holds.all() }];
   }
 
-  // -------------------------------------------------------------------------
   // Reads for the dashboard, /metrics and the benchmarks: commands are read through the object, their only home.
 
-  async fleetLive(commandsPerHost: number) {
-    return { presence: this.c.presence.view(Date.now()), commands: this.c.dispatch.recentByHost(commandsPerHost), holds: Object.fromEntries(this.c.holds.all()), rolloutParts: this.c.rollouts.parts() };
-  }
-
-  async hostLive(hostId: string, limit: number) {
-    const commands = this.c.dispatch.hostCommands(hostId, limit).map(toCommandView);
-    return { presence: this.c.presence.view(Date.now())[hostId] ?? null, commands, holds: Object.fromEntries(this.c.holds.all()), rolloutParts: this.c.rollouts.parts() };
-  }
-
-  async getCommand(id: string) {
-    return this.c.dispatch.view(id);
-  }
-
-  async commandOutput(id: string, afterSeq: number, limit: number) {
-    return this.c.dispatch.output(id, afterSeq, limit);
-  }
+  async fleetLive(commandsPerHost: number) { return fleetLive(this.c, commandsPerHost); }
+  async hostLive(hostId: string, limit: number) { return hostLive(this.c, hostId, limit); }
+  async getCommand(id: string) { return this.c.dispatch.view(id); }
+  async commandOutput(id: string, afterSeq: number, limit: number) { return this.c.dispatch.output(id, afterSeq, limit); }
 
   async stats(): Promise<{ counters: Record<string, number>; waitingPolls: number; activeCommands: number; dashboards: number }> {
     return { counters: { ...this.c.metrics.counters }, waitingPolls: this.c.waiting.size, activeCommands: this.c.dispatch.activeCommands().length, dashboards: this.ctx.getWebSockets().length };
   }
 
-  async metrics() {
-    const { commandMetrics, rollouts } = this.stores;
-    const activeCommands = this.c.dispatch.activeCommands().map((record) => ({ kind: record.kind, state: record.state }));
-    return this.c.metrics.read(Date.now(), { commandTotals: commandMetrics.commandTotals(), commandDurations: commandMetrics.commandDurations(), activeCommands, rolloutStates: Object.fromEntries(rollouts.rolloutStates()) });
-  }
+  async metrics() { return coordinatorMetrics(this.c, this.stores); }
 
   /** The rate limit of a GitHub answer (worker/github/context.ts); an older reading than the one kept is ignored. */
-  async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> {
-    await this.c.metrics.recordRateLimit(rate);
-  }
+  async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> { await this.c.metrics.recordRateLimit(rate); }
 
   /** Tell dashboards that something about a host changed (a webhook moved the target, say). */
-  async notify(event: DashboardEvent): Promise<void> {
-    this.broadcast(event);
-  }
+  async notify(event: DashboardEvent): Promise<void> { this.broadcast(event); }
 
-  // -------------------------------------------------------------------------
   // Dashboards: WebSockets with the hibernation API, so idle dashboards cost nothing.
 
-  override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
-    const pair = new WebSocketPair();
-    this.ctx.acceptWebSocket(pair[1]);
-    pair[1].send(JSON.stringify({ type: "hello", protocol: PROTOCOL_VERSION } satisfies DashboardEvent));
-    return new Response(null, { status: 101, webSocket: pair[0] });
-  }
+  override async fetch(request: Request): Promise<Response> { return acceptDashboard(this.ctx, request); }
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> { answerDashboard(ws, message); }
 
-  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    // Dashboards only listen; a ping keeps proxies from cutting an idle socket.
-    if (message === "ping") ws.send(JSON.stringify({ type: "pong" } satisfies DashboardEvent));
-  }
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> { closeDashboard(ws, code); }
 
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    // 1005 (no code), 1006 (dropped) and 1015 (TLS) describe a close; they may not be sent in one.
-    const reserved = code === 1005 || code === 1006 || code === 1015;
-    try {
-      ws.close(reserved ? 1000 : code, "closing");
-    } catch {
-      // Already closed from the other side: nothing left to answer.
-    }
-  }
+  private broadcast(event: DashboardEvent): void { broadcastTo(this.ctx.getWebSockets(), event); }
 
-  private broadcast(event: DashboardEvent): void {
-    const text = JSON.stringify(event);
-    for (const ws of this.ctx.getWebSockets()) {
-      try {
-        ws.send(text);
-      } catch {
-        // A socket closing under us is not our error; the dashboard resynchronises on reconnect.
-      }
-    }
-  }
-
-  // -------------------------------------------------------------------------
   // Steps, reactions, effects and the one alarm
 
   /** Runs a step and the reactions it raised, then starts the outbox on the effects they wrote (after this turn: never inside a step). */
@@ -392,11 +334,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     await (isDue(this.outbox, now) ? this.carryOutEffects() : this.scheduleAlarm());
   }
 
-  private scheduleAlarm(): Promise<void> {
-    return this.alarmClock.schedule();
-  }
-
-  /** Reads every host's lock from D1 once per start; a removal during the read makes it read again. */
+  /** Reads every host's lock from D1 once per start (read again when a removal overtakes the read), then fills the clock. */
   private async loadLockClock(): Promise<void> {
     const read = await readUnlessChanged(() => this.c.lockClock.epoch, () => listLockAges(this.db));
     if (!read) return console.error(`lock clock: hosts kept being removed during ${CATALOGUE_READ_TRIES} reads; the next stored reports fill it`);

@@ -73,6 +73,11 @@ export class OutboxStore {
     );
   }
 
+  /** Every pending effect due by `now`, its backoff forgotten. */
+  dueBy(now: number): void {
+    this.sql.exec("UPDATE outbox SET next_at = ? WHERE next_at > ?", now, now);
+  }
+
   /** The earliest moment an effect is due (after `after`, when given), or null when none is. */
   nextAt(after: number | null): number | null {
     const row = (after === null ? this.sql.exec("SELECT min(next_at) AS at FROM outbox") : this.sql.exec("SELECT min(next_at) AS at FROM outbox WHERE next_at > ?", after)).one();
