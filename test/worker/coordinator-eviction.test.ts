@@ -157,3 +157,30 @@ describe("an evicted coordinator carries out the effects its steps left in the o
     expect(await published()).toBe(before + 1);
   });
 });
+
+describe("holds keyed by host id", () => {
+  const holdOf = async (name: string) =>
+    (await (await api("/api/hosts")).json<{ hosts: { name: string; hold: { reason: string } | null }[] }>()).hosts.find((h) => h.name === name)?.hold ?? null;
+
+  it("holds an older version stored by name are keyed by id at the next start; one whose host is gone is dropped", async () => {
+    const { id } = await createHost("ev-held");
+    const hold = { reason: "disk replacement", until: null, by: "ops@example.com", at: new Date().toISOString() };
+    // What schema version 6 sets aside: the holds of an older version, keyed by name.
+    await runInDurableObject(stub(), (_instance, state) => {
+      state.storage.sql.exec("CREATE TABLE holds_by_name (host_name TEXT PRIMARY KEY, body TEXT NOT NULL)");
+      for (const name of ["ev-held", "ev-gone"]) state.storage.sql.exec("INSERT INTO holds_by_name (host_name, body) VALUES (?, ?)", name, JSON.stringify(hold));
+    });
+    await evictDurableObject(stub());
+
+    expect((await holdOf("ev-held"))?.reason).toBe("disk replacement");
+    const stored = await runInDurableObject(stub(), (_instance, state) => ({
+      holds: state.storage.sql.exec("SELECT host_id, host_name FROM holds ORDER BY host_name").toArray(),
+      aside: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'holds_by_name'").toArray().length,
+    }));
+    expect(stored).toEqual({ holds: [{ host_id: id, host_name: "ev-held" }], aside: 0 });
+
+    // Released by name through the API, found by id.
+    expect((await api("/api/hosts/ev-held/hold", { method: "DELETE" })).status).toBe(200);
+    expect(await holdOf("ev-held")).toBeNull();
+  });
+});

@@ -8,6 +8,7 @@ export interface FleetView {
   hosts: Host[];
   reports: Map<string, StoredReport>;
   isOnline: (hostId: string) => boolean;
+  /** By host id. */
   holds: Map<string, HostHold>;
 }
 
@@ -18,7 +19,7 @@ export function planHosts(fleet: FleetView): (PlanHost & { id: string })[] {
       id: host.id,
       name: host.name,
       online: fleet.isOnline(host.id),
-      hold: fleet.holds.get(host.name) ?? null,
+      hold: fleet.holds.get(host.id) ?? null,
       autoUpdate: rollout?.autoUpdate ?? true,
       priority: rollout?.priority ?? 100,
       canary: rollout?.canary ?? false,

@@ -160,7 +160,7 @@ export class RolloutRunner {
     const now = this.host.now();
     const holds = this.holds.all();
     const hosts: RolloutContext["hosts"] = {};
-    for (const [name, id] of Object.entries(context.hostIds)) hosts[name] = { online: this.isOnline(id, now), hold: holds.get(name) ?? null };
+    for (const [name, id] of Object.entries(context.hostIds)) hosts[name] = { online: this.isOnline(id, now), hold: holds.get(id) ?? null };
     const { rollout, actions } = advance(stored.rollout, event, { settings: this.settings(), now: new Date(now), hosts });
     for (const action of actions) this.carryOut(rollout, context, action);
     const settled = !isActive(rollout) && rollout.state !== "planned" && rollout.hosts.every((h) => !h.sent || h.commandFinished);

@@ -7,6 +7,7 @@ import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogu
 import { wireComponents, type Components } from "../coordinator/components.ts";
 import { acceptDashboard, answerDashboard, broadcastTo, closeDashboard } from "../coordinator/dashboards.ts";
 import { effectHandlers } from "../coordinator/effect-handlers.ts";
+import { adoptNamedHolds } from "../coordinator/holds.ts";
 import { coordinatorMetrics, fleetLive, hostLive } from "../coordinator/live.ts";
 import type { CoordinatorHost, HostRef, Reaction } from "../coordinator/host.ts";
 import type { Outcome } from "../coordinator/outcome.ts";
@@ -69,7 +70,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.effects = effectHandlers({ env, db: this.db, run: (body) => this.run(body), ...c, health: (...args) => this.health(...args) });
     this.alarmClock = new OneAlarm(ctx.storage, () => [...this.clocks(), this.outbox]);
     void ctx.blockConcurrencyWhile(async () => {
-      await Promise.all([this.alarmClock.load(), c.metrics.load(), c.settings.load()]);
+      await Promise.all([this.alarmClock.load(), c.metrics.load(), c.settings.load(), adoptNamedHolds(this.stores.holds, this.db)]);
       await this.scheduleAlarm();
     });
     // Not inside blockConcurrencyWhile: the first polls need not wait for D1.
@@ -161,7 +162,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   private forgetHost(host: HostRef): Step<undefined> {
     this.c.dispatch.forgetHost(host.id);
-    this.c.holds.forget(host.name);
+    this.c.holds.forget(host);
     this.c.presence.forget(host.id);
     this.c.lockClock.forget(host.id);
     this.reactions.raise({ type: "host-removed", hostId: host.id });
@@ -208,13 +209,13 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   async setHold(hostName: string, request: { reason: string; until: string | null }, actor: string): Promise<Outcome<{ hold: HostHold }>> {
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
-    return { ok: true, hold: this.run(() => this.c.holds.set(host.name, { reason: request.reason, until: request.until, by: actor, at: new Date().toISOString() })) };
+    return { ok: true, hold: this.run(() => this.c.holds.set(host, { reason: request.reason, until: request.until, by: actor, at: new Date().toISOString() })) };
   }
 
   async releaseHold(hostName: string): Promise<Outcome<{ released: boolean }>> {
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
-    return { ok: true, released: this.run(() => this.c.holds.release(host.name)) };
+    return { ok: true, released: this.run(() => this.c.holds.release(host)) };
   }
 
   /** PUT /api/settings stored a new version: refresh the copy from D1 (a late call never brings back an older version) and tell open dashboards. */

@@ -122,6 +122,18 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
     );
     CREATE INDEX outbox_next ON outbox(next_at);
   `,
+  6: `
+    -- Holds keyed by host id, not name. D1 knows which id a name has, and a migration cannot read D1:
+    -- the rows keyed by name wait in holds_by_name until the object's first start keys them
+    -- (worker/coordinator/holds.ts, adoptNamedHolds), then that table is dropped.
+    ALTER TABLE holds RENAME TO holds_by_name;
+    CREATE TABLE holds (
+      host_id TEXT PRIMARY KEY,
+      -- The catalogue's name of the host when the hold was set, for the dashboards (D1 is the truth).
+      host_name TEXT NOT NULL,
+      body TEXT NOT NULL
+    );
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
