@@ -7,7 +7,7 @@
  */
 import { isActiveCommand } from "../../common/commands.ts";
 import { computeCompartments } from "../../common/compartments.ts";
-import type { HostRolloutPart, Report, RolloutView } from "../../common/protocol.ts";
+import type { HostRolloutPart, Report, RolloutView, Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { refuse, toCommandView, type CommandRecord } from "../commands/rules.ts";
 import type { loadFleetTarget } from "../db/github.ts";
@@ -28,7 +28,6 @@ import {
   type RolloutEvent,
 } from "../rollouts/engine.ts";
 import type { RolloutPlan } from "../rollouts/plan.ts";
-import type { Settings } from "../../common/protocol.ts";
 import type { CommandPort } from "./dispatch.ts";
 import { auditEffect } from "./effects.ts";
 import type { Holds } from "./holds.ts";
