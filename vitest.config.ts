@@ -72,7 +72,7 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           // Need GitHub configured: the automation project runs them.
-          exclude: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts"],
+          exclude: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts", "test/worker/coordinator-outbox.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
           // vitest's 5 s default is a wall-clock limit that a loaded 2-core machine reaches with requests still
           // flowing (12 concurrent settings PUTs took over 5 s at a load average of 23); tests wait on conditions.
@@ -104,7 +104,7 @@ export default defineConfig({
           // Vitest starts projects in the order of their names: this one's automation file waits on real
           // alarms for over a minute, so it starts first instead of last, beside the browser files.
           name: "automation",
-          include: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts"],
+          include: ["test/worker/automation.test.ts", "test/worker/fleet-build.test.ts", "test/worker/github-rate-limit.test.ts", "test/worker/coordinator-outbox.test.ts"],
           setupFiles: ["./test/worker/apply-migrations.ts"],
           globalSetup: ["./test/support/github-emulator-setup.ts"],
           testTimeout: 60_000,

@@ -1,10 +1,11 @@
 // The coordinator evicted (its memory gone, its storage kept) with commands in
 // every state: nothing lost, nothing delivered twice after an acknowledgement,
-// nothing stuck, output bytes exact.
+// nothing stuck, output bytes exact. And evicted between a step and its effects:
+// every effect in the outbox carried out after the restart, exactly once.
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CommandView, PollResponse } from "../../common/protocol.ts";
-import { agentFetch, api, createHost, poll, queueCommand } from "./helpers.ts";
+import { agentFetch, api, createHost, poll, queueCommand, sampleReport } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
 
@@ -82,5 +83,104 @@ describe("an evicted coordinator resumes from its own storage", () => {
     const ended = await view(command.id);
     expect(ended.state).toBe("lost");
     expect(ended.error).toContain("no longer holds");
+  });
+});
+
+describe("an evicted coordinator carries out the effects its steps left in the outbox", () => {
+  const notifierStub = () => env.NOTIFIER.getByName("fleet");
+  const outboxKeys = () =>
+    runInDurableObject(stub(), (_instance, state) =>
+      state.storage.sql.exec("select key from outbox order by seq").toArray().map((row) => String(row.key)),
+    );
+  const auditCount = async (rolloutId: string) =>
+    (await env.DB.prepare("select action, count(*) as n from audit_log where target = ? group by action order by action").bind(rolloutId).all<{ action: string; n: number }>())
+      .results;
+  const published = () => runInDurableObject(notifierStub(), (_instance, state) => Number(state.storage.sql.exec("select count(*) as n from published").one().n));
+  // The effects' own stores fail for real (their tables moved away), so what the step wrote stays in the outbox.
+  const breakStores = async () => {
+    await env.DB.exec("ALTER TABLE audit_log RENAME TO audit_log_away");
+    await runInDurableObject(notifierStub(), (_instance, state) => void state.storage.sql.exec("ALTER TABLE published RENAME TO published_away"));
+  };
+  const mendStores = async () => {
+    await env.DB.exec("ALTER TABLE audit_log_away RENAME TO audit_log");
+    await runInDurableObject(notifierStub(), (_instance, state) => void state.storage.sql.exec("ALTER TABLE published_away RENAME TO published"));
+  };
+  // Longer than vi.waitFor's default: each try goes through D1 and the Notifier on a loaded machine.
+  const until = (check: () => Promise<void>) => vi.waitFor(check, { timeout: 20_000, interval: 50 });
+
+  it("a rollout's audit entries and notification, failing until after the restart, are each carried out exactly once", async () => {
+    const name = "ev-effects";
+    const { token } = await createHost(name);
+    const first = await poll(token, { agentSession: "effects-session", report: sampleReport({ hostname: name }) }, 0);
+    expect(first.status).toBe(200);
+    await until(async () => expect(await outboxKeys()).toEqual([]));
+    const before = await published();
+
+    await breakStores();
+    const started = await stub().startRollout({ commit: "c".repeat(40), pr: null, lockChanges: [], hosts: [name], automatic: false, ignoreWindows: true, actor: "eviction test" });
+    if (!started.ok) throw new Error(`rollout refused: ${started.message}`);
+    const rolloutId = started.rollout.id;
+    // The step wrote its effects; the first tries failed and left them for a retry.
+    const pending = await outboxKeys();
+    expect(pending.filter((key) => key.startsWith("audit:"))).toHaveLength(2);
+    expect(pending.filter((key) => key.startsWith("notify:"))).toHaveLength(1);
+    await until(async () => {
+      const tried = await runInDurableObject(stub(), (_instance, state) => Number(state.storage.sql.exec("select count(*) as n from outbox where attempts > 0").one().n));
+      expect(tried).toBe(pending.length);
+    });
+    // What a crash after the D1 write and before the outbox delete would leave: the rows, kept to put back below.
+    const rows = await runInDurableObject(stub(), (_instance, state) =>
+      state.storage.sql.exec("select key, body from outbox").toArray().map((row) => ({ key: String(row.key), body: String(row.body) })),
+    );
+
+    await evictDurableObject(stub());
+    await mendStores();
+    await runDurableObjectAlarm(stub());
+    await until(async () => expect(await outboxKeys()).toEqual([]));
+    expect(await auditCount(rolloutId)).toEqual([
+      { action: "rollout.start", n: 1 },
+      { action: "rollout.started", n: 1 },
+    ]);
+    expect(await published()).toBe(before + 1);
+
+    // Evicted again with the same effects back in the outbox, as if their deletes were lost: nothing happens twice.
+    await runInDurableObject(stub(), (_instance, state) => {
+      for (const row of rows) state.storage.sql.exec("INSERT INTO outbox (key, body, next_at) VALUES (?, ?, ?)", row.key, row.body, Date.now());
+    });
+    await evictDurableObject(stub());
+    await runDurableObjectAlarm(stub());
+    await until(async () => expect(await outboxKeys()).toEqual([]));
+    expect(await auditCount(rolloutId)).toEqual([
+      { action: "rollout.start", n: 1 },
+      { action: "rollout.started", n: 1 },
+    ]);
+    expect(await published()).toBe(before + 1);
+  });
+});
+
+describe("holds keyed by host id", () => {
+  const holdOf = async (name: string) =>
+    (await (await api("/api/hosts")).json<{ hosts: { name: string; hold: { reason: string } | null }[] }>()).hosts.find((h) => h.name === name)?.hold ?? null;
+
+  it("holds an older version stored by name are keyed by id at the next start; one whose host is gone is dropped", async () => {
+    const { id } = await createHost("ev-held");
+    const hold = { reason: "disk replacement", until: null, by: "ops@example.com", at: new Date().toISOString() };
+    // What schema version 6 sets aside: the holds of an older version, keyed by name.
+    await runInDurableObject(stub(), (_instance, state) => {
+      state.storage.sql.exec("CREATE TABLE holds_by_name (host_name TEXT PRIMARY KEY, body TEXT NOT NULL)");
+      for (const name of ["ev-held", "ev-gone"]) state.storage.sql.exec("INSERT INTO holds_by_name (host_name, body) VALUES (?, ?)", name, JSON.stringify(hold));
+    });
+    await evictDurableObject(stub());
+
+    expect((await holdOf("ev-held"))?.reason).toBe("disk replacement");
+    const stored = await runInDurableObject(stub(), (_instance, state) => ({
+      holds: state.storage.sql.exec("SELECT host_id, host_name FROM holds ORDER BY host_name").toArray(),
+      aside: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'holds_by_name'").toArray().length,
+    }));
+    expect(stored).toEqual({ holds: [{ host_id: id, host_name: "ev-held" }], aside: 0 });
+
+    // Released by name through the API, found by id.
+    expect((await api("/api/hosts/ev-held/hold", { method: "DELETE" })).status).toBe(200);
+    expect(await holdOf("ev-held")).toBeNull();
   });
 });

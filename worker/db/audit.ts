@@ -46,11 +46,22 @@ export function auditInsertWhen(db: Database, entry: NewAuditEntry, condition: S
   // Every column in the table's order (drizzle's insert … select); a NULL id takes the next rowid.
   return db
     .insert(auditLog)
-    .select(sql`SELECT NULL, ${entry.at}, ${entry.actor}, ${entry.action}, ${entry.target}, ${details}, ${entry.result}, ${role} WHERE ${condition}`);
+    .select(sql`SELECT NULL, ${entry.at}, ${entry.actor}, ${entry.action}, ${entry.target}, ${details}, ${entry.result}, ${role}, NULL WHERE ${condition}`);
 }
 
 export async function writeAudit(db: Database, entry: NewAuditEntry): Promise<void> {
   await auditInsert(db, entry);
+}
+
+/**
+ * An entry of the coordinator's outbox (worker/coordinator/outbox.ts): written once per `effectKey`, so
+ * carrying the effect out again after an eviction adds no second row.
+ */
+export async function writeAuditOnce(db: Database, effectKey: string, entry: NewAuditEntry): Promise<void> {
+  await db
+    .insert(auditLog)
+    .values({ ...entry, role: entry.role ?? null, details: entry.details === null ? null : JSON.stringify(entry.details), effectKey })
+    .onConflictDoNothing({ target: auditLog.effectKey });
 }
 
 export async function listAudit(db: Database, options: { limit: number; beforeId?: number }): Promise<AuditEntry[]> {
@@ -58,7 +69,7 @@ export async function listAudit(db: Database, options: { limit: number; beforeId
   const rows = await (options.beforeId === undefined ? query : query.where(lt(auditLog.id, options.beforeId)))
     .orderBy(desc(auditLog.id))
     .limit(options.limit);
-  return rows.map((row) => ({ ...row, details: row.details === null ? null : parseDetails(row.details) }));
+  return rows.map(({ effectKey: _effectKey, ...row }) => ({ ...row, details: row.details === null ? null : parseDetails(row.details) }));
 }
 
 function parseDetails(text: string): Record<string, unknown> {

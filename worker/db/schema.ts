@@ -1,4 +1,4 @@
-import { sqliteTable, text, integer } from "drizzle-orm/sqlite-core";
+import { sqliteTable, text, integer, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ROLES } from "../../common/protocol.ts";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database.
@@ -37,7 +37,9 @@ export const auditLog = sqliteTable("audit_log", {
   details: text("details"),
   result: text("result").notNull(),
   role: text("role", { enum: ROLES }),
-});
+  /** Set by the coordinator's outbox only: the entry's effect key, so a retry writes it once. */
+  effectKey: text("effect_key"),
+}, (table) => [uniqueIndex("audit_log_effect_key").on(table.effectKey)]);
 
 /**
  * The stored settings (worker/db/settings.ts): one row, id 1, or none (the `wrangler.toml` vars are then in

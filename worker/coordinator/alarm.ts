@@ -1,0 +1,56 @@
+/**
+ * The coordinator's one alarm, arbitrated from its components' clocks (cloudflare/agents' scheduling):
+ * it is set for the earliest `nextWakeAt` of any of them, and when it fires the shell hands `wake` to
+ * each one whose time has come.
+ */
+import type { Step } from "./step.ts";
+
+/** A component with a clock. */
+export interface Clock {
+  nextWakeAt(): number | null;
+}
+
+export interface WakingClock extends Clock {
+  wake(now: number): Step<undefined>;
+}
+
+export class OneAlarm {
+  /** When the stored alarm fires, as far as this object set it; null once it fired. */
+  private at: number | null = null;
+  private readonly storage: DurableObjectStorage;
+  private readonly clocks: () => Clock[];
+
+  constructor(storage: DurableObjectStorage, clocks: () => Clock[]) {
+    this.storage = storage;
+    this.clocks = clocks;
+  }
+
+  async load(): Promise<void> {
+    this.at = await this.storage.getAlarm();
+  }
+
+  /** Whether the alarm is set later than `at` (or not at all): a wake-up at `at` needs it moved. */
+  isLaterThan(at: number): boolean {
+    return this.at === null || at < this.at;
+  }
+
+  fired(): void {
+    this.at = null;
+  }
+
+  /** Sets the alarm for the earliest wake-up any clock asks for, unless it is set earlier already. */
+  async schedule(): Promise<void> {
+    let next = Number.POSITIVE_INFINITY;
+    for (const clock of this.clocks()) next = Math.min(next, clock.nextWakeAt() ?? Number.POSITIVE_INFINITY);
+    if (!Number.isFinite(next) || !this.isLaterThan(next)) return;
+    this.at = next;
+    // Unconfirmed: an alarm write must not hold back a poll answer (output gate); the constructor reschedules after a restart.
+    await this.storage.setAlarm(next, { allowUnconfirmed: true });
+  }
+}
+
+/** Whether a clock's wake-up has come. */
+export const isDue = (clock: Clock, now: number): boolean => {
+  const at = clock.nextWakeAt();
+  return at !== null && at <= now;
+};

@@ -1,0 +1,60 @@
+/**
+ * How each outbox effect is carried out: the I/O after a step. A handler that throws leaves its effect
+ * in the outbox for a retry; one whose outcome moves the coordinator's state (a status post's
+ * outcome, a revert's) stores it through a step of its own, run by the shell's `run`.
+ */
+import { writeAuditOnce } from "../db/audit.ts";
+import type { Database } from "../db/client.ts";
+import { updateLastSeen } from "../db/hosts.ts";
+import { getReport } from "../db/reports.ts";
+import type { WorkerEnv } from "../env.ts";
+import { automation } from "../automation.ts";
+import { notifier } from "../notifier.ts";
+import { postCommitStatus, type CommitStatus } from "./commit-status.ts";
+import type { EffectHandlers } from "./outbox.ts";
+import { openRevert, type Revert } from "./revert.ts";
+import type { RolloutRunner } from "./rollout-runner.ts";
+import type { StepOf } from "./step.ts";
+import type { HostRef } from "./host.ts";
+import type { Report } from "../../common/protocol.ts";
+
+export interface EffectDeps {
+  env: WorkerEnv;
+  db: Database;
+  run: <T>(body: StepOf<T>) => T;
+  commitStatus: CommitStatus;
+  revert: Revert;
+  rollouts: Pick<RolloutRunner, "awaitsRevert">;
+  /** Reads what a host's health needs and steps the rollouts verifying it (the shell's). */
+  health: (host: HostRef, report: Report, receivedAt: string) => Promise<void>;
+}
+
+export function effectHandlers(deps: EffectDeps): EffectHandlers {
+  const { env, db, run } = deps;
+  return {
+    audit: ({ key, at, actor, action, target, details }) => writeAuditOnce(db, key, { at, actor, action, target, details, result: "ok", role: null }),
+    "last-seen": ({ hostId, at }) => updateLastSeen(db, hostId, at),
+    notify: async ({ event }) => {
+      const outcome = await notifier(env).publish(event);
+      // A refusal is the Notifier's verdict on this event, not a failure to retry.
+      if (!outcome.ok) console.error("notification refused", event.id, outcome.message);
+    },
+    "nudge-automation": ({ pr }) => automation(env).reconsider(pr),
+    "commit-status": async ({ buildId }) => {
+      const due = deps.commitStatus.due(buildId);
+      if (!due) return;
+      const outcome = await postCommitStatus(env, db, due);
+      run(() => deps.commitStatus.record(buildId, outcome));
+      if (outcome.error !== null) throw new Error(outcome.error);
+    },
+    revert: async (revert) => {
+      if (!deps.rollouts.awaitsRevert(revert.rolloutId)) return;
+      const event = await openRevert(env, db, revert);
+      run(() => deps.revert.outcome(revert, event));
+    },
+    "health-recheck": async ({ hostId, hostName }) => {
+      const stored = await getReport(db, hostId);
+      if (stored) await deps.health({ id: hostId, name: hostName, lastSeenAt: null }, stored.report, stored.receivedAt);
+    },
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The effects a step may cause outside the object's own storage, as the outbox stores them: each one
+ * parsed back with zod, never cast, and keyed so that carrying it out twice (a retry after an eviction)
+ * does it once — one pending status post per build, one last-seen write per host, an audit entry and a
+ * notification by their own ids.
+ */
+import { z } from "zod";
+import { NotificationEvent } from "../../common/protocol.ts";
+
+export const Effect = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("audit"),
+    /** The entry's own id: D1's audit_log keeps one row per key (migrations/0006), so a retry writes none. */
+    key: z.string(),
+    at: z.string(),
+    actor: z.string(),
+    action: z.string(),
+    target: z.string(),
+    details: z.record(z.string(), z.unknown()).nullable(),
+  }),
+  z.object({ type: z.literal("last-seen"), hostId: z.string(), at: z.string() }),
+  /** The Notifier ignores an event id it has stored already. */
+  z.object({ type: z.literal("notify"), event: NotificationEvent }),
+  z.object({ type: z.literal("nudge-automation"), pr: z.number().int() }),
+  /** The build's latest state is read when the post is carried out. */
+  z.object({ type: z.literal("commit-status"), buildId: z.string() }),
+  z.object({
+    type: z.literal("revert"),
+    rolloutId: z.string(),
+    strategy: z.enum(["revert-pr", "revert-commit"]),
+    commit: z.string(),
+    pr: z.number().int().nullable(),
+  }),
+  /** A host a rollout verifies, judged again by its latest report (read from D1 when carried out). */
+  z.object({ type: z.literal("health-recheck"), hostId: z.string(), hostName: z.string() }),
+]);
+export type Effect = z.infer<typeof Effect>;
+
+/** The outbox key: effects of one key replace each other while pending. */
+export function effectKey(effect: Effect): string {
+  switch (effect.type) {
+    case "audit":
+      return `audit:${effect.key}`;
+    case "last-seen":
+      return `last-seen:${effect.hostId}`;
+    case "notify":
+      return `notify:${effect.event.id}`;
+    case "nudge-automation":
+      return `nudge:${effect.pr}`;
+    case "commit-status":
+      return `status:${effect.buildId}`;
+    case "revert":
+      return `revert:${effect.rolloutId}`;
+    case "health-recheck":
+      return `health:${effect.hostId}`;
+  }
+}
+
+/** An audit entry of one of the coordinator's own steps, written after the step (never between a check and its write). */
+export function auditEffect(now: number, actor: string, action: string, target: string, details: Record<string, unknown> | null): Effect {
+  return { type: "audit", key: crypto.randomUUID(), at: new Date(now).toISOString(), actor, action, target, details };
+}

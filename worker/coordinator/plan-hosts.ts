@@ -1,0 +1,39 @@
+/** Every host as the planners (rollouts, fleet builds) see it: presence, hold and the rollout settings of its last report. */
+import type { HostHold, Settings } from "../../common/protocol.ts";
+import type { Host } from "../db/hosts.ts";
+import type { StoredReport } from "../db/reports.ts";
+import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
+
+export interface FleetView {
+  hosts: Host[];
+  reports: Map<string, StoredReport>;
+  isOnline: (hostId: string) => boolean;
+  /** By host id. */
+  holds: Map<string, HostHold>;
+}
+
+export function planHosts(fleet: FleetView): (PlanHost & { id: string })[] {
+  return fleet.hosts.map((host) => {
+    const rollout = fleet.reports.get(host.id)?.report.rollout;
+    return {
+      id: host.id,
+      name: host.name,
+      online: fleet.isOnline(host.id),
+      hold: fleet.holds.get(host.id) ?? null,
+      autoUpdate: rollout?.autoUpdate ?? true,
+      priority: rollout?.priority ?? 100,
+      canary: rollout?.canary ?? false,
+    };
+  });
+}
+
+/** What a rollout of the fleet would do now (worker/rollouts/plan.ts over planHosts). */
+export function planFor(
+  fleet: FleetView,
+  settings: Settings,
+  input: { hosts?: string[]; automatic: boolean },
+  failedBuilds: { commit: string; hosts: string[] } | undefined,
+  now: number,
+): RolloutPlan {
+  return planRollout({ hosts: planHosts(fleet), settings, automatic: input.automatic, selected: input.hosts, failedBuilds, now: new Date(now) });
+}

@@ -1,0 +1,48 @@
+/** Agent polls held open until a command is queued for their host or their wait runs out: memory only. */
+import type { CommandDelivery } from "../../common/protocol.ts";
+
+interface WaitingPoll {
+  resolve: (commands: CommandDelivery[]) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class WaitingPolls {
+  private readonly polls = new Map<string, WaitingPoll>();
+
+  has(hostId: string): boolean {
+    return this.polls.has(hostId);
+  }
+
+  get size(): number {
+    return this.polls.size;
+  }
+
+  /**
+   * Holds the host's poll (answering an older one of the host first); `onTimeout` runs when its wait
+   * ends with nothing to hand over. Registered synchronously: a command queued right after finds it.
+   */
+  hold(hostId: string, waitSeconds: number, onTimeout: () => void): Promise<CommandDelivery[]> {
+    this.end(hostId);
+    return new Promise<CommandDelivery[]>((resolve) => {
+      const waiter: WaitingPoll = {
+        resolve,
+        timer: setTimeout(() => {
+          // Only this poll's own entry: a newer poll of the host may have replaced it.
+          if (this.polls.get(hostId) === waiter) this.polls.delete(hostId);
+          resolve([]);
+          onTimeout();
+        }, waitSeconds * 1000),
+      };
+      this.polls.set(hostId, waiter);
+    });
+  }
+
+  /** Answers the host's waiting poll, if any, and forgets it. */
+  end(hostId: string, commands: CommandDelivery[] = []): void {
+    const waiter = this.polls.get(hostId);
+    if (!waiter) return;
+    this.polls.delete(hostId);
+    clearTimeout(waiter.timer);
+    waiter.resolve(commands);
+  }
+}

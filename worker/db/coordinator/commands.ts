@@ -1,0 +1,229 @@
+/**
+ * Commands and their output, in the coordinator's SQLite: their only home (D1 holds none). Calls
+ * are synchronous and covered by the object's input and output gates, so a check and the write that
+ * depends on it cannot interleave with another request.
+ */
+import { CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
+import type { CommandPatch, CommandRecord } from "../../commands/rules.ts";
+import { text, textOrNull, number, type Row } from "./sql.ts";
+
+/** Per host, finished commands kept with their output, and kept at all. */
+const KEEP_OUTPUT_PER_HOST = 50;
+const KEEP_COMMANDS_PER_HOST = 500;
+
+function toRecord(row: Row): CommandRecord {
+  let result: CommandResult | null = null;
+  if (row.result !== null && row.result !== undefined) {
+    // Written by an older version, perhaps: a result we cannot read is shown as none, never a failure.
+    try {
+      const parsed = CommandResult.safeParse(JSON.parse(text(row.result)));
+      result = parsed.success ? parsed.data : null;
+    } catch {
+      result = null;
+    }
+  }
+  return {
+    id: text(row.id),
+    hostId: text(row.host_id),
+    hostName: text(row.host_name),
+    kind: CommandKind.parse(row.kind),
+    state: CommandState.parse(row.state),
+    target: textOrNull(row.target),
+    commit: textOrNull(row.commit_sha),
+    actor: text(row.actor),
+    createdAt: text(row.created_at),
+    deliveredAt: textOrNull(row.delivered_at),
+    startedAt: textOrNull(row.started_at),
+    finishedAt: textOrNull(row.finished_at),
+    deadlineAt: text(row.deadline_at),
+    expiresAt: text(row.expires_at),
+    exitCode: row.exit_code === null || row.exit_code === undefined ? null : number(row.exit_code),
+    error: textOrNull(row.error),
+    result,
+    outputBytes: Number(row.output_bytes),
+    outputTruncated: Number(row.output_truncated) === 1,
+    outputHighWater: Number(row.output_high_water),
+    acked: Number(row.acked) === 1,
+    rolloutId: textOrNull(row.rollout_id),
+  };
+}
+
+const PATCH_COLUMNS: Record<keyof CommandPatch, string> = {
+  state: "state",
+  deliveredAt: "delivered_at",
+  startedAt: "started_at",
+  finishedAt: "finished_at",
+  deadlineAt: "deadline_at",
+  exitCode: "exit_code",
+  error: "error",
+  result: "result",
+  acked: "acked",
+};
+
+function columnValue(key: keyof CommandPatch, value: CommandPatch[keyof CommandPatch]): SqlStorageValue {
+  if (value === undefined || value === null) return null;
+  if (key === "result") return JSON.stringify(value);
+  if (typeof value === "boolean") return value ? 1 : 0;
+  if (typeof value === "string" || typeof value === "number") return value;
+  return JSON.stringify(value);
+}
+
+export class CommandStore {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+  }
+
+  command(id: string): CommandRecord | null {
+    const rows = this.sql.exec("SELECT * FROM commands WHERE id = ?", id).toArray();
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /** Every command not yet final, oldest first. */
+  activeCommands(): CommandRecord[] {
+    return this.sql
+      .exec("SELECT * FROM commands WHERE state IN ('queued', 'delivered', 'running') ORDER BY created_at, id")
+      .toArray()
+      .map(toRecord);
+  }
+
+  activeCommandsOf(hostId: string): CommandRecord[] {
+    return this.sql
+      .exec("SELECT * FROM commands WHERE host_id = ? AND state IN ('queued', 'delivered', 'running') ORDER BY created_at, id", hostId)
+      .toArray()
+      .map(toRecord);
+  }
+
+  insertCommand(record: CommandRecord): void {
+    this.sql.exec(
+      `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      record.id,
+      record.hostId,
+      record.hostName,
+      record.kind,
+      record.state,
+      record.target,
+      record.commit,
+      record.actor,
+      record.createdAt,
+      record.deliveredAt,
+      record.startedAt,
+      record.finishedAt,
+      record.deadlineAt,
+      record.expiresAt,
+      record.exitCode,
+      record.error,
+      record.result === null ? null : JSON.stringify(record.result),
+      record.outputBytes,
+      record.outputTruncated ? 1 : 0,
+      record.outputHighWater,
+      record.acked ? 1 : 0,
+      record.rolloutId,
+    );
+  }
+
+  /** Writes `patch` only while the command is still in `expectedState`; false when it was not. */
+  updateCommand(id: string, expectedState: CommandState, patch: CommandPatch): boolean {
+    const keys = (Object.keys(patch) as (keyof CommandPatch)[]).filter((key) => patch[key] !== undefined);
+    if (keys.length === 0) return true;
+    const assignments = keys.map((key) => `${PATCH_COLUMNS[key]} = ?`).join(", ");
+    const cursor = this.sql.exec(
+      `UPDATE commands SET ${assignments} WHERE id = ? AND state = ?`,
+      ...keys.map((key) => columnValue(key, patch[key])),
+      id,
+      expectedState,
+    );
+    return cursor.rowsWritten > 0;
+  }
+
+  /** Marks deliveries the agent confirmed holding; only its own, only while delivered. */
+  acknowledge(hostId: string, ids: readonly string[]): void {
+    for (const id of ids) this.sql.exec("UPDATE commands SET acked = 1 WHERE id = ? AND host_id = ? AND acked = 0", id, hostId);
+  }
+
+  /** Stores the kept chunks and the command's new totals together (one implicit transaction). */
+  appendOutput(
+    commandId: string,
+    kept: readonly StoredOutputChunk[],
+    totals: { outputBytes: number; outputTruncated: boolean; outputHighWater: number },
+  ): void {
+    this.sql.exec(
+      "UPDATE commands SET output_bytes = ?, output_truncated = ?, output_high_water = ? WHERE id = ?",
+      totals.outputBytes,
+      totals.outputTruncated ? 1 : 0,
+      totals.outputHighWater,
+      commandId,
+    );
+    for (const chunk of kept) {
+      this.sql.exec(
+        "INSERT OR IGNORE INTO command_output (command_id, seq, stream, data, at) VALUES (?, ?, ?, ?, ?)",
+        commandId,
+        chunk.seq,
+        chunk.stream,
+        chunk.data,
+        chunk.at,
+      );
+    }
+  }
+
+  readOutput(commandId: string, afterSeq: number, limit: number): StoredOutputChunk[] {
+    return this.sql
+      .exec("SELECT seq, stream, data, at FROM command_output WHERE command_id = ? AND seq > ? ORDER BY seq LIMIT ?", commandId, afterSeq, limit)
+      .toArray()
+      .map((row) => ({ seq: Number(row.seq), stream: OutputStream.parse(row.stream), data: text(row.data), at: text(row.at) }));
+  }
+
+  hostCommands(hostId: string, limit: number): CommandRecord[] {
+    return this.sql
+      .exec("SELECT * FROM commands WHERE host_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", hostId, limit)
+      .toArray()
+      .map(toRecord);
+  }
+
+  /** The newest `perHost` commands of every host, newest first. */
+  recentCommandsByHost(perHost: number): Map<string, CommandRecord[]> {
+    const rows = this.sql
+      .exec(
+        `SELECT * FROM (
+           SELECT *, row_number() OVER (PARTITION BY host_id ORDER BY created_at DESC, id DESC) AS rank FROM commands
+         ) WHERE rank <= ? ORDER BY created_at DESC, id DESC`,
+        perHost,
+      )
+      .toArray();
+    const byHost = new Map<string, CommandRecord[]>();
+    for (const row of rows) {
+      const record = toRecord(row);
+      const list = byHost.get(record.hostId) ?? [];
+      list.push(record);
+      byHost.set(record.hostId, list);
+    }
+    return byHost;
+  }
+
+  /** Old finished commands of a host lose their output, then themselves, so storage stays bounded. */
+  prune(hostId: string): void {
+    this.sql.exec(
+      `DELETE FROM command_output WHERE command_id IN (
+         SELECT id FROM commands WHERE host_id = ? AND state NOT IN ('queued', 'delivered', 'running')
+         ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)`,
+      hostId,
+      KEEP_OUTPUT_PER_HOST,
+    );
+    this.sql.exec(
+      `DELETE FROM commands WHERE id IN (
+         SELECT id FROM commands WHERE host_id = ? AND state NOT IN ('queued', 'delivered', 'running')
+         ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)`,
+      hostId,
+      KEEP_COMMANDS_PER_HOST,
+    );
+  }
+
+  /** The host is gone: its commands and their output go with it. */
+  forgetHost(hostId: string): void {
+    this.sql.exec("DELETE FROM command_output WHERE command_id IN (SELECT id FROM commands WHERE host_id = ?)", hostId);
+    this.sql.exec("DELETE FROM commands WHERE host_id = ?", hostId);
+  }
+}
