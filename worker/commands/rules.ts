@@ -19,9 +19,6 @@ import {
 import { isActiveCommand } from "../../common/commands.ts";
 import { refuse, type Refusal } from "../outcome.ts";
 
-// Kept for the importers of the old home; worker/outcome.ts is where they live.
-export { refuse, type Refusal };
-
 /** Output beyond this per command is dropped behind a visible marker. */
 export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
 
@@ -72,7 +69,6 @@ const NEXT_STATES: Record<CommandState, readonly CommandState[]> = {
 };
 
 export const canTransition = (from: CommandState, to: CommandState): boolean => NEXT_STATES[from].includes(to);
-
 
 /** The record after `patch`, or why the change is refused. Never mutates `record`. */
 export function applyPatch(record: CommandRecord, patch: CommandPatch): { ok: true; record: CommandRecord } | Refusal {

@@ -5,11 +5,10 @@
  * race a poll: a removal or rotation bumps the epoch, and a read that began before is read again,
  * never cached. Reads and D1 writes only, no step: the shell runs the steps around them.
  */
-import { refuse } from "../commands/rules.ts";
+import { refuse, type Outcome } from "../outcome.ts";
 import type { Database } from "../db/client.ts";
 import { deleteHost, findHostByName, findHostByTokenHash, insertHostWithToken, isUniqueViolation, rotateHostToken, type Host } from "../db/hosts.ts";
 import type { HostRef } from "./host.ts";
-import type { Outcome } from "./outcome.ts";
 
 /** How often a catalogue read is retried when a removal or rotation lands during it. */
 export const CATALOGUE_READ_TRIES = 5;

@@ -17,20 +17,18 @@ import {
   LOST_ERROR,
   newCommand,
   nextDeadline,
-  refuse,
   timeoutPatch,
   toCommandView,
   toDelivery,
   type CommandPatch,
   type CommandRecord,
-  type Refusal,
 } from "../commands/rules.ts";
 import type { CommandMetricsStore } from "../db/coordinator/command-metrics.ts";
 import type { CommandStore } from "../db/coordinator/commands.ts";
 import type { SessionStore } from "../db/coordinator/sessions.ts";
 import { newId } from "../ids.ts";
 import type { CoordinatorHost } from "./host.ts";
-import type { Outcome } from "./outcome.ts";
+import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { step, type Step } from "./step.ts";
 import type { WaitingPolls } from "./waiting-polls.ts";
 

@@ -9,7 +9,8 @@ import { isActiveCommand } from "../../common/commands.ts";
 import { computeCompartments } from "../../common/compartments.ts";
 import type { HostRolloutPart, Report, RolloutView, Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
-import { refuse, toCommandView, type CommandRecord } from "../commands/rules.ts";
+import { toCommandView, type CommandRecord } from "../commands/rules.ts";
+import { refuse, type Outcome } from "../outcome.ts";
 import type { loadFleetTarget } from "../db/github.ts";
 import type { RolloutContextRecord, RolloutStore } from "../db/coordinator/rollouts.ts";
 import type { Host } from "../db/hosts.ts";
@@ -32,7 +33,6 @@ import type { CommandPort } from "./dispatch.ts";
 import { auditEffect } from "./effects.ts";
 import type { Holds } from "./holds.ts";
 import type { CoordinatorHost, HostRef } from "./host.ts";
-import type { Outcome } from "./outcome.ts";
 import { step, type Step } from "./step.ts";
 
 /** A final command state, as the rollout engine names the outcomes it hears about. */

@@ -5,7 +5,7 @@
  * resumes with it. Without notification channels: their secrets stay out of this object's storage.
  */
 import type { Settings } from "../../common/protocol.ts";
-import { refuse, type Refusal } from "../commands/rules.ts";
+import { refuse, type Refusal } from "../outcome.ts";
 import type { Database } from "../db/client.ts";
 import { currentSettings } from "../db/settings.ts";
 import type { WorkerEnv } from "../env.ts";

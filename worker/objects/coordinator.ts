@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
 import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings } from "../../common/protocol.ts";
-import { refuse, type Refusal } from "../commands/rules.ts";
+import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
 import { wireComponents, type Components } from "../coordinator/components.ts";
@@ -10,7 +10,6 @@ import { effectHandlers } from "../coordinator/effect-handlers.ts";
 import { adoptNamedHolds } from "../coordinator/holds.ts";
 import { coordinatorMetrics, fleetLive, hostLive } from "../coordinator/live.ts";
 import type { CoordinatorHost, HostRef, Reaction } from "../coordinator/host.ts";
-import type { Outcome } from "../coordinator/outcome.ts";
 import { Outbox, type EffectHandlers } from "../coordinator/outbox.ts";
 import { planFor, planHosts, type FleetView } from "../coordinator/plan-hosts.ts";
 import { Reactions } from "../coordinator/reactions.ts";
@@ -27,8 +26,6 @@ import type { GitHubRateLimit } from "../github/client.ts";
 import { newId } from "../ids.ts";
 
 export { MAX_OUTPUT_BYTES_PER_COMMAND } from "../commands/rules.ts";
-export type { Refusal } from "../commands/rules.ts";
-export type { Outcome } from "../coordinator/outcome.ts";
 export type { CommandOutput } from "../coordinator/dispatch.ts";
 export type { CoordinatorMetrics } from "../coordinator/metrics.ts";
 
