@@ -5,7 +5,7 @@
  */
 import { writeAuditOnce } from "../db/audit.ts";
 import type { Database } from "../db/client.ts";
-import { updateLastSeen } from "../db/hosts.ts";
+import { updateLastSeenOf } from "../db/hosts.ts";
 import { getReport } from "../db/reports.ts";
 import type { WorkerEnv } from "../env.ts";
 import { automation } from "../automation.ts";
@@ -33,7 +33,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
   const { env, db, run } = deps;
   return {
     audit: ({ key, at, actor, action, target, details }) => writeAuditOnce(db, key, { at, actor, action, target, details, result: "ok", role: null }),
-    "last-seen": ({ hostId, at }) => updateLastSeen(db, hostId, at),
+    "last-seen": (effects) => updateLastSeenOf(db, effects),
     notify: async ({ event }) => {
       const outcome = await notifier(env).publish(event);
       // A refusal is the Notifier's verdict on this event, not a failure to retry.

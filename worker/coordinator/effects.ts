@@ -35,6 +35,10 @@ export const Effect = z.discriminatedUnion("type", [
   z.object({ type: z.literal("health-recheck"), hostId: z.string(), hostName: z.string() }),
 ]);
 export type Effect = z.infer<typeof Effect>;
+export type LastSeenEffect = Extract<Effect, { type: "last-seen" }>;
+
+/** The key prefix of last-seen effects, which the outbox carries out in batches. */
+export const LAST_SEEN_KEY_PREFIX = "last-seen:";
 
 /** The outbox key: effects of one key replace each other while pending. */
 export function effectKey(effect: Effect): string {
@@ -42,7 +46,7 @@ export function effectKey(effect: Effect): string {
     case "audit":
       return `audit:${effect.key}`;
     case "last-seen":
-      return `last-seen:${effect.hostId}`;
+      return `${LAST_SEEN_KEY_PREFIX}${effect.hostId}`;
     case "notify":
       return `notify:${effect.event.id}`;
     case "nudge-automation":

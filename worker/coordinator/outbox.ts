@@ -6,8 +6,8 @@
  * between a step and its effects loses none: the next start (its alarm) carries them out. Each is
  * idempotent by its key (effects.ts), so one carried out twice across a crash happens once.
  */
-import type { OutboxStore } from "../db/coordinator/outbox.ts";
-import { Effect, effectKey } from "./effects.ts";
+import type { OutboxRow, OutboxStore } from "../db/coordinator/outbox.ts";
+import { Effect, effectKey, LAST_SEEN_KEY_PREFIX, type LastSeenEffect } from "./effects.ts";
 
 /** The first retry after this long, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 30_000;
@@ -15,7 +15,16 @@ const MAX_BACKOFF_MS = 60 * 60 * 1000;
 /** After this many failures an effect is dropped, logged: about a day of retries at the longest backoff. */
 const MAX_ATTEMPTS = 30;
 
-export type EffectHandlers = { [K in Effect["type"]]: (effect: Extract<Effect, { type: K }>) => Promise<void> };
+/**
+ * Last-seen writes go to D1 together, up to this many in one batch: a fleet coming online at once
+ * (a deploy of the Worker, a restart) writes one per host, and one D1 round trip each would keep the
+ * outbox busy for seconds while everything written after them waits.
+ */
+const LAST_SEEN_BATCH = 100;
+
+export type EffectHandlers = { [K in Exclude<Effect["type"], "last-seen">]: (effect: Extract<Effect, { type: K }>) => Promise<void> } & {
+  "last-seen": (effects: LastSeenEffect[]) => Promise<void>;
+};
 
 export class Outbox {
   private running: Promise<void> | null = null;
@@ -81,22 +90,37 @@ export class Outbox {
           this.store.done(row.key, row.generation);
           continue;
         }
+        const rows = parsed.data.type === "last-seen" ? this.store.dueOfKind(this.now(), LAST_SEEN_KEY_PREFIX, LAST_SEEN_BATCH) : [row];
         try {
-          await carryOut(handlers, parsed.data);
-          this.store.done(row.key, row.generation);
+          await (parsed.data.type === "last-seen" ? handlers["last-seen"](lastSeenOf(rows)) : carryOut(handlers, parsed.data));
+          for (const done of rows) this.store.done(done.key, done.generation);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          if (row.attempts + 1 >= MAX_ATTEMPTS) {
-            console.error("outbox: giving up on an effect after", MAX_ATTEMPTS, "attempts", row.key, message);
-            this.store.done(row.key, row.generation);
-          } else {
-            console.warn("outbox: effect failed, retried later", row.key, message);
-            this.store.retryAt(row.key, row.generation, this.now() + Math.min(FIRST_BACKOFF_MS * 2 ** row.attempts, MAX_BACKOFF_MS), message);
-          }
+          for (const failed of rows) this.failed(failed, message);
         }
       }
     } while (this.again);
   }
+
+  private failed(row: OutboxRow, message: string): void {
+    if (row.attempts + 1 >= MAX_ATTEMPTS) {
+      console.error("outbox: giving up on an effect after", MAX_ATTEMPTS, "attempts", row.key, message);
+      this.store.done(row.key, row.generation);
+    } else {
+      console.warn("outbox: effect failed, retried later", row.key, message);
+      this.store.retryAt(row.key, row.generation, this.now() + Math.min(FIRST_BACKOFF_MS * 2 ** row.attempts, MAX_BACKOFF_MS), message);
+    }
+  }
+}
+
+/** The last-seen effects of a batch's rows; a row that no longer reads is dropped with the batch, as its own turn would drop it. */
+function lastSeenOf(rows: OutboxRow[]): LastSeenEffect[] {
+  return rows.flatMap((row) => {
+    const parsed = Effect.safeParse(safeJson(row.body));
+    if (parsed.success && parsed.data.type === "last-seen") return [parsed.data];
+    console.error("outbox: an effect no longer reads; dropped", row.key);
+    return [];
+  });
 }
 
 function carryOut(handlers: EffectHandlers, effect: Effect): Promise<void> {
@@ -105,7 +129,7 @@ function carryOut(handlers: EffectHandlers, effect: Effect): Promise<void> {
     case "audit":
       return handlers.audit(effect);
     case "last-seen":
-      return handlers["last-seen"](effect);
+      return handlers["last-seen"]([effect]);
     case "notify":
       return handlers.notify(effect);
     case "nudge-automation":

@@ -60,8 +60,10 @@ export async function findHostByTokenHash(db: Database, tokenHash: string): Prom
   return row?.host ?? null;
 }
 
-export async function updateLastSeen(db: Database, hostId: string, at: string): Promise<void> {
-  await db.update(hosts).set({ lastSeenAt: at }).where(eq(hosts.id, hostId));
+/** Each host's "last seen", in one D1 batch. */
+export async function updateLastSeenOf(db: Database, seen: readonly { hostId: string; at: string }[]): Promise<void> {
+  const [first, ...rest] = seen.map(({ hostId, at }) => db.update(hosts).set({ lastSeenAt: at }).where(eq(hosts.id, hostId)));
+  if (first !== undefined) await db.batch([first, ...rest]);
 }
 
 /** D1's answer to a second row with a unique value (two creates of one name racing past the check). */

@@ -44,17 +44,15 @@ export class OutboxStore {
   /** The next effect due at `now` after `afterSeq`, in the order they were first written. */
   nextDue(now: number, afterSeq: number): OutboxRow | null {
     const row = this.sql.exec("SELECT * FROM outbox WHERE next_at <= ? AND seq > ? ORDER BY seq LIMIT 1", now, afterSeq).toArray()[0];
-    return row
-      ? {
-          seq: number(row.seq),
-          key: text(row.key),
-          body: text(row.body),
-          generation: number(row.generation),
-          attempts: number(row.attempts),
-          nextAt: number(row.next_at),
-          lastError: textOrNull(row.last_error),
-        }
-      : null;
+    return row ? toRow(row) : null;
+  }
+
+  /** Up to `limit` effects due at `now` whose key starts with `prefix` (one kind), in the order they were first written. */
+  dueOfKind(now: number, prefix: string, limit: number): OutboxRow[] {
+    return this.sql
+      .exec("SELECT * FROM outbox WHERE next_at <= ? AND substr(key, 1, ?) = ? ORDER BY seq LIMIT ?", now, prefix.length, prefix, limit)
+      .toArray()
+      .map(toRow);
   }
 
   /** Carried out: gone, unless a newer effect of the same key replaced it meanwhile. */
@@ -87,4 +85,16 @@ export class OutboxStore {
   size(): number {
     return number(this.sql.exec("SELECT count(*) AS n FROM outbox").one().n);
   }
+}
+
+function toRow(row: Record<string, SqlStorageValue>): OutboxRow {
+  return {
+    seq: number(row.seq),
+    key: text(row.key),
+    body: text(row.body),
+    generation: number(row.generation),
+    attempts: number(row.attempts),
+    nextAt: number(row.next_at),
+    lastError: textOrNull(row.last_error),
+  };
 }
