@@ -27,7 +27,7 @@ const SAMPLES = 200;
 const BENCH_POLL_SECONDS = 10;
 const IDLE_MEASURE_MS = 40_000;
 const DEFAULT_POLL_SECONDS = 90;
-/** The coordinator flushes "last seen" at most this often (worker/objects/coordinator.ts). */
+/** The coordinator flushes "last seen" at most this often (worker/coordinator/presence.ts). */
 const LAST_SEEN_FLUSHES_PER_DAY = 24 / 6;
 
 // One connection per waiting poll, as N real agents would hold.
@@ -288,7 +288,7 @@ async function run(agentCount: number) {
           d1_rows_written_per_poll: round(rowsWritten / cycles),
         },
         host_day_computed: {
-          how: `each measured per-poll figure × ${pollsPerDay} polls a day at the ${DEFAULT_POLL_SECONDS} s default; D1 rows add the coordinator's "last seen" flush, ${LAST_SEEN_FLUSHES_PER_DAY} a day (worker/objects/coordinator.ts), which the ${IDLE_MEASURE_MS / 1000} s window is too short to see`,
+          how: `each measured per-poll figure × ${pollsPerDay} polls a day at the ${DEFAULT_POLL_SECONDS} s default; D1 rows add the coordinator's "last seen" flush, ${LAST_SEEN_FLUSHES_PER_DAY} a day (worker/coordinator/presence.ts), which the ${IDLE_MEASURE_MS / 1000} s window is too short to see`,
           poll_seconds: DEFAULT_POLL_SECONDS,
           polls: pollsPerDay,
           worker_requests: Math.round((workerRequests / cycles) * pollsPerDay),
