@@ -14,7 +14,7 @@ const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   unknown: { icon: "?", label: "CI unknown", tone: "tone-muted" },
 };
 
-/** The pending flake.lock update PR: what it changes, its CI, and Merge & Deploy (the panel opens the confirmation). */
+/** The pending flake.lock update PR: what it changes, its CI, Merge and Merge & Deploy (the panel opens their confirmations). */
 export class NfUpdatePrBanner extends LitElement {
   static override properties = {
     pr: { attribute: false },
@@ -102,6 +102,13 @@ export class NfUpdatePrBanner extends LitElement {
         <span class="muted opened">opened ${formatAge(pr.createdAt, this.now)}</span>
         <span class="spacer"></span>
         <a class="btn small" href=${pr.url} target="_blank" rel="noopener noreferrer">Review on GitHub ↗</a>
+        <button
+          class="btn small"
+          id="merge-only"
+          @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-only", { detail: pr, bubbles: true, composed: true }))}
+        >
+          Merge…
+        </button>
         <button
           class="btn small primary"
           id="merge-deploy"

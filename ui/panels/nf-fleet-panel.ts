@@ -170,6 +170,7 @@ export class NfFleetPanel extends LitElement {
             .now=${this.now}
             .store=${this.store}
             @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}
+            @nf-merge-only=${(e: CustomEvent<UpdatePr>) => this.mergeOnly(e.detail)}
             @nf-update-pr-automation=${(e: CustomEvent<AutomationActionDetail>) => void this.automationAction(e.detail)}
           ></nf-update-pr-banner>`
         : nothing}
@@ -192,6 +193,8 @@ export class NfFleetPanel extends LitElement {
             .hostCount=${hosts.length}
             .onlineCount=${hosts.filter((host) => host.online).length}
             .now=${this.now}
+            .store=${this.store}
+            .me=${me}
             @nf-deploy=${() => this._deploy.show(null)}
           ></nf-fleet-header>`
         : nothing}
@@ -201,6 +204,7 @@ export class NfFleetPanel extends LitElement {
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
       <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
       <nf-deploy-dialog .store=${this.store}></nf-deploy-dialog>
+      <nf-merge-dialog .store=${this.store}></nf-merge-dialog>
     `;
   }
 
@@ -297,11 +301,28 @@ export class NfFleetPanel extends LitElement {
     void this._bulk().then((dialog) => dialog.show(kind, hosts, scope));
   }
 
+  /** Merge (merge only): rarely used, so its dialog loads on the first opening. */
+  private mergeOnly(pr: UpdatePr): void {
+    void import("../dialogs/nf-merge-dialog.ts").then(() => this.renderRoot.querySelector("nf-merge-dialog")!.show(pr));
+  }
+
   private onCompartmentMenu(event: CustomEvent<CompartmentMenuRequest>): void {
     const host = this.state?.hosts.find((h) => h.name === event.detail.host);
     if (!host) return;
     const updatePr = this.state ? pendingUpdatePr(this.state.updatePrs) : null;
-    void this._menu.open(event.detail.anchor, this._actions.compartmentMenu(host, event.detail.name, { updatePr }));
+    const { anchor, name } = event.detail;
+    if (name !== "lock" || updatePr === null) {
+      void this._menu.open(anchor, this._actions.compartmentMenu(host, name, { updatePr }));
+      return;
+    }
+    // The Lock cell of a pending update PR leads to the PR's own actions, the banner's (loaded with the first such menu).
+    void import("../common/update-pr-actions.ts").then(({ updatePrMenuEntries }) => {
+      const updatePrActions = updatePrMenuEntries(updatePr, this.state?.me ?? null, host.compartments.lock.action, {
+        mergeAndDeploy: () => void this._deploy.show(updatePr),
+        merge: () => this.mergeOnly(updatePr),
+      });
+      return this._menu.open(anchor, this._actions.compartmentMenu(host, name, { updatePr, updatePrActions }));
+    });
   }
 
   private onHostMenu(event: CustomEvent<HostMenuRequest>): void {
