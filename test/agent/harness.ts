@@ -74,6 +74,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     pollTimeoutSeconds: 5,
     tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid", ...options.tools },
     currentSystemLink: shim.currentSystemLink,
+    bootedSystemLink: shim.bootedSystemLink,
     logLevel: "debug",
     ...options.config,
   };

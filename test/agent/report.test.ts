@@ -40,6 +40,7 @@ describe("report on a machine the agent knows nothing about", () => {
       stateDir: path.join(root, "state"),
       tools: { nix: path.join(root, "no-nix-here") },
       currentSystemLink: path.join(root, "no-current-system"),
+      bootedSystemLink: path.join(root, "no-booted-system"),
       ...overrides,
     });
     const runner = createNodeRunner({ env: { ...isolatedHostEnv(root), PATH: "/nonexistent" } });
@@ -62,6 +63,7 @@ describe("report on a machine the agent knows nothing about", () => {
     expect(report.system).toEqual({
       current: { value: null, reason: `${path.join(root, "no-current-system")} does not exist` },
       builtFromCommit: null,
+      reboot: { value: null, reason: `${path.join(root, "no-booted-system")} does not exist` },
     });
     expect(report.tests).toEqual({ configured: false, autoRunAfterSwitch: false, last: null });
     expect(report.agentUptimeSeconds).toBeGreaterThanOrEqual(5);

@@ -35,7 +35,12 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
       () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
       "a report with the new system",
     );
-    expect(report.system).toEqual({ current: { value: built }, desired: { value: built }, builtFromCommit: head });
+    expect(report.system).toEqual({
+      current: { value: built },
+      desired: { value: built },
+      builtFromCommit: head,
+      reboot: { value: null, reason: `${h.shim.bootedSystemLink} does not exist` },
+    });
   });
 
   it("fails a switch whose build fails, with nix's error, and leaves the running system alone", async () => {
