@@ -72,6 +72,18 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     expect(report.system).toMatchObject({ current: { value: second }, desired: { value: second } });
   });
 
+  it("sends a switch's result as soon as its job ends, not at the agent's next look at the job", async () => {
+    await h.cleanup();
+    const lookEveryMs = 120_000;
+    h = await createHarness({ jobPollIntervalMs: lookEveryMs });
+    await h.startAgent();
+    await h.run("pull");
+    const { finished } = await h.run("switch", { timeoutMs: lookEveryMs / 2 });
+    expect(finished.outcome).toBe("succeeded");
+    const activatedAt = (await fs.lstat(h.shim.currentSystemLink)).mtimeMs;
+    expect(Date.parse(finished.at) - activatedAt).toBeLessThan(lookEveryMs / 4);
+  });
+
   it("fails a switch whose build fails, with nix's error, and leaves the running system alone", async () => {
     await h.startAgent();
     await h.run("pull");
