@@ -6,6 +6,7 @@ import { exampleFlakeFiles, updateFlakeLock, updatePullRequestText } from "./exa
 import type { GitIdentity } from "./git.ts";
 import { Faults } from "./faults.ts";
 import { LoopbackServer } from "./http.ts";
+import type { MergeMethod } from "./merge.ts";
 import { stableNumber } from "./ids.ts";
 import { htmlRepoUrl } from "./payloads.ts";
 import type { PullRequest } from "./pull-requests.ts";
@@ -288,6 +289,16 @@ export class GitHubEmulator {
    */
   requireChecks(required: RequiredChecks): void {
     this.#repository.requiredChecks = required;
+  }
+
+  /**
+   * The repository's allowed merge methods (Settings → Pull Requests; all three by default). A merge
+   * with another method answers 405 as GitHub does, e.g. `Merge commits are not allowed on this repository.`
+   */
+  allowMergeMethods(methods: readonly MergeMethod[]): void {
+    // GitHub's settings page will not save a repository with no merge method.
+    if (methods.length === 0) throw new Error("allowMergeMethods(): at least one merge method must stay allowed");
+    this.#repository.site.mergeMethods = [...new Set(methods)];
   }
 
   /**
