@@ -226,10 +226,12 @@ export class GitHubEmulator {
     author?: GitIdentity;
     user?: string;
     draft?: boolean;
+    /** Force-push `head` afresh from `base` when it exists already, as update workflows do. */
+    restart?: boolean;
   }): Promise<PullRequestSnapshot> {
     this.#requireStarted("openPullRequest()");
     const base = options.base ?? this.defaultBranch;
-    await this.#repository.commitFiles({ branch: options.head, from: base, files: options.files, message: options.message, author: options.author, pusher: options.user });
+    await this.#repository.commitFiles({ branch: options.head, from: base, files: options.files, message: options.message, author: options.author, pusher: options.user, restart: options.restart });
     const pr = await this.#repository.createPull({ head: options.head, base, title: options.title, body: options.body, draft: options.draft, user: options.user });
     if (options.labels && options.labels.length > 0) await this.#repository.addLabels(pr.number, options.labels, options.user);
     return this.pullRequest(pr.number);
@@ -339,6 +341,8 @@ export class GitHubEmulator {
   /**
    * What a scheduled `nix flake update` workflow does: a flake.lock update PR labelled `automated`
    * from branch `update_flake_lock_action` — or, when that PR is still open, a new commit on it.
+   * A new PR's branch starts afresh from the default branch (a force-push, as the workflow's
+   * create-pull-request step does), so it merges cleanly after a squash or rebase merge of the last one.
    */
   async openFlakeUpdatePullRequest(options: { inputs?: string[]; labels?: string[] } = {}): Promise<PullRequestSnapshot> {
     this.#requireStarted("openFlakeUpdatePullRequest()");
@@ -364,6 +368,7 @@ export class GitHubEmulator {
       message: text.message,
       author,
       user: "github-actions[bot]",
+      restart: true,
     });
   }
 

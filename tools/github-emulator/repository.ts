@@ -178,10 +178,12 @@ export class EmulatedRepository {
     author?: GitIdentity;
     from?: string;
     pusher?: string;
+    /** Start the branch afresh from `from` even if it exists: a force-push. */
+    restart?: boolean;
   }): Promise<{ sha: string; before: string }> {
     return this.exclusive(async () => {
       const tip = await this.git.branchSha(options.branch);
-      let parent = tip;
+      let parent = options.restart ? null : tip;
       if (!parent) {
         const from = options.from ?? this.site.defaultBranch;
         parent = await this.git.resolveCommit(from);
