@@ -7,7 +7,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { NotificationEvent, SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
+import { NotificationEvent, SettingsResponse, UpdatePrAutomation, type Settings } from "../../common/protocol.ts";
 import { automation } from "../../worker/automation.ts";
 import { openDatabase } from "../../worker/db/client.ts";
 import { refreshRepoState } from "../../worker/update-prs/refresh.ts";
@@ -292,6 +292,74 @@ describe("the Automation object against the GitHub emulator", () => {
       expect(await mergeAttempts(pr.number)).toEqual([]);
     } finally {
       await putSettings(true);
+    }
+  });
+});
+
+/** Closes every open pull request: an update PR an earlier test left open (conflicting, say) would be reused. */
+async function closeOpenPullRequests(): Promise<void> {
+  const open = z.array(z.object({ number: z.number() })).parse(await emulator("/repos/example/fleet/pulls?state=open", undefined, "GET"));
+  for (const pr of open) await emulator(`/_emulator/pulls/${pr.number}/close`);
+}
+
+/** Saves the settings through the whole Worker (its settings route), as the Settings page does. */
+async function saveSettings(change: (settings: Settings) => Settings): Promise<void> {
+  const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
+  const res = await api("/api/settings", { method: "PUT", json: change(settings) });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
+
+const Commit = z.object({ sha: z.string(), parents: z.array(z.object({ sha: z.string() })) });
+const parentsOf = async (sha: string) => Commit.parse(await emulator(`/repos/example/fleet/git/commits/${sha}`, undefined, "GET")).parents.map((p) => p.sha);
+const mainHead = async () => z.object({ commit: z.object({ sha: z.string() }) }).parse(await emulator("/repos/example/fleet/branches/main", undefined, "GET")).commit.sha;
+
+/** The merge method of each merge attempt on one PR, with its result, from the audit log. */
+async function mergeMethods(pr: number): Promise<Array<{ method: string; result: string }>> {
+  const rows = await env.DB.prepare("select details, result from audit_log where action = 'update-pr.merge' and target = ? order by id")
+    .bind(`example/fleet#${pr}`)
+    .all<{ details: string; result: string }>();
+  return rows.results.map((r) => ({ method: z.object({ method: z.string() }).parse(JSON.parse(r.details)).method, result: r.result.startsWith("refused") ? "refused" : r.result }));
+}
+
+describe("merging with the configured merge method", () => {
+  it("Merge and Merge & Deploy without a method merge with automation.mergeMethod: a squash-only repository takes both", async () => {
+    await closeOpenPullRequests();
+    await emulator("/_emulator/merge-methods", { allowed: ["squash"] }, "PUT");
+    // The automation stays out of it: the dashboard's buttons are what is tried here.
+    await saveSettings((s) => ({ ...s, automation: { ...s.automation, enabled: false, mergeMethod: "squash" } }));
+    try {
+      const first = await openUpdatePr();
+      await cron();
+      // Asked for by name, a merge commit is what this repository refuses.
+      const named = await send(new Request(`http://localhost/api/update-prs/${first.number}/merge`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ method: "merge" }) }));
+      expect(named.status).toBe(409);
+      expect(await errorOf(named)).toMatchObject({ code: "merge_refused", message: "GitHub refused the merge: Merge commits are not allowed on this repository." });
+      const before = await mainHead();
+      const merged = await send(new Request(`http://localhost/api/update-prs/${first.number}/merge`, { method: "POST" }));
+      expect(merged.status, await merged.clone().text()).toBe(200);
+      const { sha } = z.object({ sha: z.string() }).parse(await merged.json());
+      expect(await parentsOf(sha)).toEqual([before]);
+      expect(await mergeMethods(first.number)).toEqual([
+        { method: "merge", result: "refused" },
+        { method: "squash", result: "merged" },
+      ]);
+
+      const second = await openUpdatePr();
+      expect(second.number).not.toBe(first.number);
+      await ciGreen(second.head.sha);
+      await cron();
+      const head = await mainHead();
+      const deployed = await send(new Request(`http://localhost/api/update-prs/${second.number}/merge-and-deploy`, { method: "POST" }));
+      // No host is enrolled here: merged, and no rollout to start.
+      expect(deployed.status, await deployed.clone().text()).toBe(409);
+      expect((await errorOf(deployed)).code).toBe("merged_not_deployed");
+      const github = await pullOnGitHub(second.number);
+      expect(github.merged).toBe(true);
+      expect(await parentsOf(github.merge_commit_sha!)).toEqual([head]);
+      expect(await mergeMethods(second.number)).toEqual([{ method: "squash", result: "merged" }]);
+    } finally {
+      await emulator("/_emulator/merge-methods", { allowed: ["merge", "squash", "rebase"] }, "PUT");
+      await saveSettings((s) => ({ ...s, automation: { ...s.automation, enabled: true, mergeMethod: "merge" } }));
     }
   });
 });
