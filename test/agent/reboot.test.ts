@@ -5,9 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentConfig, type AgentConfigInput } from "../../common/agent-config.ts";
 import { platformFor } from "../../agent/platforms/index.ts";
 import { kernelVersion } from "../../agent/reboot.ts";
+import { isolatedAgentConfig, toolLessRunner } from "./isolated-host.ts";
 import { ReportCollector } from "../../agent/report.ts";
-import { createNodeRunner } from "../../agent/runner.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 
 /**
  * A NixOS host's links as real symlinks in a temp dir: store paths with kernel,
@@ -77,18 +76,8 @@ describe("reboot needed: the booted system against the profile that boots next",
   };
 
   const collect = async (overrides: Partial<AgentConfigInput> = {}) => {
-    const config = AgentConfig.parse({
-      url: "http://127.0.0.1:9",
-      tokenFile: path.join(root, "token"),
-      hostName: "web1",
-      platform: "nixos",
-      repoUrl: path.join(root, "nowhere.git"),
-      stateDir: path.join(root, "state"),
-      tools: { nix: path.join(root, "no-nix-here") },
-      ...links(),
-      ...overrides,
-    });
-    const runner = createNodeRunner({ env: { ...isolatedHostEnv(root), PATH: "/nonexistent" } });
+    const config = isolatedAgentConfig(root, { ...links(), ...overrides });
+    const runner = toolLessRunner(root);
     const collector = new ReportCollector({ config, platform: platformFor(config), runner, store: null, cloneDir: path.join(root, "clone"), agentStartedAt: Date.now() });
     return (await collector.collect()).system;
   };
