@@ -6,7 +6,9 @@
  * A later agent process finds jobs without a reported result and follows them
  * to the end the same way.
  */
+import { watch, type FSWatcher } from "node:fs";
 import * as fs from "node:fs/promises";
+import * as path from "node:path";
 import { sleep } from "./backoff.ts";
 import type { CommandEventSender } from "./command-events.ts";
 import type { JobMeta, JobStore } from "./job-store.ts";
@@ -100,35 +102,43 @@ export class DetachedJobs {
 
     let lastAliveCheck = Date.now();
     let livenessFailures = 0;
-    for (;;) {
-      await pump(false);
-      const exitCode = await store.readJobExit(id);
-      if (exitCode !== null) {
-        await pump(true);
-        return { kind: "exited", exitCode };
-      }
-      if (signals.shutdown.aborted) return { kind: "left-running" };
-      if (signals.cancel.aborted) {
-        const killed = await runner.stopJob(meta.handle);
-        await store.markJobCancelled(id);
-        await pump(true);
-        logger.info("stopped a detached job", { command: id, killed });
-        return { kind: "cancelled", killed };
-      }
-      if (Date.now() - lastAliveCheck >= 1_000) {
-        lastAliveCheck = Date.now();
-        const alive = await runner.isJobAlive(meta.handle).catch(() => true);
-        if (!alive) {
-          // The exit file is written just before the job ends: look once more.
-          const late = await store.readJobExit(id);
+    // The exit file's arrival cuts the wait, so the result goes out when the job ends rather than up to an interval later.
+    let exitWritten = new AbortController();
+    const watcher = watchForExit(path.dirname(files.exit), path.basename(files.exit), () => exitWritten.abort());
+    try {
+      for (;;) {
+        await pump(false);
+        const exitCode = await store.readJobExit(id);
+        if (exitCode !== null) {
           await pump(true);
-          if (late !== null) return { kind: "exited", exitCode: late };
-          if (await store.isJobCancelled(id)) return { kind: "cancelled", killed: true };
-          livenessFailures++;
-          if (livenessFailures >= 2) return { kind: "vanished" };
+          return { kind: "exited", exitCode };
         }
+        if (signals.shutdown.aborted) return { kind: "left-running" };
+        if (signals.cancel.aborted) {
+          const killed = await runner.stopJob(meta.handle);
+          await store.markJobCancelled(id);
+          await pump(true);
+          logger.info("stopped a detached job", { command: id, killed });
+          return { kind: "cancelled", killed };
+        }
+        if (Date.now() - lastAliveCheck >= 1_000) {
+          lastAliveCheck = Date.now();
+          const alive = await runner.isJobAlive(meta.handle).catch(() => true);
+          if (!alive) {
+            // The exit file is written just before the job ends: look once more.
+            const late = await store.readJobExit(id);
+            await pump(true);
+            if (late !== null) return { kind: "exited", exitCode: late };
+            if (await store.isJobCancelled(id)) return { kind: "cancelled", killed: true };
+            livenessFailures++;
+            if (livenessFailures >= 2) return { kind: "vanished" };
+          }
+        }
+        await sleep(this.#pollIntervalMs, AbortSignal.any([wake, exitWritten.signal]));
+        if (exitWritten.signal.aborted) exitWritten = new AbortController();
       }
-      await sleep(this.#pollIntervalMs, wake);
+    } finally {
+      watcher?.close();
     }
   }
 
@@ -140,6 +150,19 @@ export class DetachedJobs {
     const start = Math.max(0, size - 16 * 1024);
     const text = new TextDecoder().decode(await readFrom(file, start, size - start));
     return text.trimEnd().split("\n").slice(-lines).join("\n");
+  }
+}
+
+/** Calls `onExit` when `name` appears in `dir`; null where the directory cannot be watched (polling still finds it). */
+function watchForExit(dir: string, name: string, onExit: () => void): FSWatcher | null {
+  try {
+    const watcher = watch(dir, { persistent: false }, (_event, file) => {
+      if (file === name) onExit();
+    });
+    watcher.on("error", () => watcher.close());
+    return watcher;
+  } catch {
+    return null;
   }
 }
 

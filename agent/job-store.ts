@@ -58,6 +58,8 @@ export const JobMeta = z.object({
   /** The clone's HEAD the job builds from (switch). */
   commit: Sha1.nullable(),
   systemBefore: z.string().nullable(),
+  /** What the clone's configuration evaluated to before the switch started: the link must point here after it. */
+  systemExpected: z.string().nullable().default(null),
   /** For pull-switch: what the pull did before the switch started. */
   pull: z.object({ commitBefore: Sha1.nullable(), commitAfter: Sha1.nullable() }).optional(),
 });

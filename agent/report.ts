@@ -48,12 +48,13 @@ export class ReportCollector {
   async collect(): Promise<Report> {
     const { config, platform, runner, store, cloneDir } = this.#options;
     const current = await readCurrentSystem(platform, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
-    const [facts, commit, branch, dirty, lock] = await Promise.all([
+    const [facts, commit, branch, dirty, lock, reboot] = await Promise.all([
       this.#hostFacts(current.value),
       headCommit(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
       currentBranch(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
       isDirty(config, runner, cloneDir).catch(() => null),
       readLock(runner, cloneDir),
+      platform.rebootStatus(runner).catch((e: unknown) => unknown(`cannot tell whether a reboot is needed: ${String(e)}`)),
     ]);
     const desired = store?.desiredSystem(commit.value) ?? null;
     const report: Report = {
@@ -70,6 +71,7 @@ export class ReportCollector {
         current,
         ...(desired !== null ? { desired: known(desired) } : {}),
         builtFromCommit: store?.builtFromCommit(current.value) ?? null,
+        reboot,
       },
       tests: {
         configured: testsConfigured(config),

@@ -73,6 +73,9 @@ export const AgentConfig = z.strictObject({
   systemdRuntimeDir: z.string().default("/run/systemd/system"),
   /** The link whose target is the running system (NixOS: /run/current-system). */
   currentSystemLink: z.string().optional(),
+  /** NixOS: the system the host booted, and the profile it boots next; their kernels say whether a reboot is due. */
+  bootedSystemLink: z.string().default("/run/booted-system"),
+  systemProfileLink: z.string().default("/nix/var/nix/profiles/system"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;

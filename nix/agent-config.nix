@@ -45,6 +45,8 @@ let
     "currentSystemLink"
     "checkFailedUnits"
     "systemdRuntimeDir"
+    "bootedSystemLink"
+    "systemProfileLink"
     "logLevel"
   ];
 

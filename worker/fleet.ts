@@ -39,6 +39,7 @@ function hostView(
     lastSeenAt,
     report: stored?.report ?? null,
     reportedAt: stored?.receivedAt ?? null,
+    rebootNeeded: stored?.report.system.reboot?.value?.needed ?? null,
     activeCommand: commandViews.find((c) => isActiveCommand(c)) ?? null,
     compartments: computeCompartments({
       platform: host.platform,

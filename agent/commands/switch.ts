@@ -2,12 +2,15 @@
  * `switch`, `pull-switch` and `rollback`: run the platform's rebuild tool as a
  * detached job (see detached-jobs.ts), then check the running-system link.
  * Exit code 0 is not proof: a switch succeeded only when the link points at
- * what the clone builds; a rollback only when the link moved.
+ * what the clone builds; a rollback only when the link moved. What the clone
+ * builds is evaluated before the switch starts, so the check after it is one
+ * readlink and the result (with the report that follows) goes out right away.
  */
 import type { CommandResult } from "../../common/protocol.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
 import { hasClone, headCommit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
+import { known } from "../known.ts";
 import { testsConfigured } from "../report.ts";
 import { evaluateSystem, readCurrentSystem } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./context.ts";
@@ -21,8 +24,13 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   }
   const commit = await headCommit(config, runner, store.cloneDir);
   const before = await readCurrentSystem(platform, runner);
+  ctx.say("evaluating what the configuration builds…");
+  const expected = await evaluateSystem(config.tools.nix, platform, runner, store.cloneDir, ctx.cancel);
+  if (ctx.cancel.aborted) return cancelled(pullResult);
+  // An evaluation that fails here fails the rebuild too, which says why in its own words; the check after it evaluates again.
+  if (expected.value === null) ctx.say(`could not evaluate it before the switch: ${expected.reason.split("\n")[0]}`);
   const argv = platform.switchArgv(store.cloneDir);
-  return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, pull }, argv);
+  return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, systemExpected: expected.value, pull }, argv);
 }
 
 export async function runPullSwitch(ctx: CommandContext): Promise<CommandEnd> {
@@ -34,12 +42,12 @@ export async function runPullSwitch(ctx: CommandContext): Promise<CommandEnd> {
 export async function runRollback(ctx: CommandContext): Promise<CommandEnd> {
   const before = await readCurrentSystem(ctx.platform, ctx.runner);
   const argv = await ctx.platform.rollbackArgv(ctx.runner);
-  return runJob(ctx, { action: "rollback", commit: null, systemBefore: before.value }, argv);
+  return runJob(ctx, { action: "rollback", commit: null, systemBefore: before.value, systemExpected: null }, argv);
 }
 
 async function runJob(
   ctx: CommandContext,
-  meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "pull">,
+  meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "systemExpected" | "pull">,
   argv: string[],
 ): Promise<CommandEnd> {
   ctx.say(`$ ${argv.join(" ")}`);
@@ -85,7 +93,7 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   }
 
   ctx.say("verifying the running system against the configuration…");
-  const expected = await evaluateSystem(config.tools.nix, platform, runner, store.cloneDir);
+  const expected = meta.systemExpected !== null ? known(meta.systemExpected) : await evaluateSystem(config.tools.nix, platform, runner, store.cloneDir);
   if (expected.value === null) {
     return failed(`switch exited 0 but what the configuration builds could not be evaluated: ${expected.reason}`, result, 0);
   }

@@ -19,5 +19,6 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     // systemd does (a job that exits is restarted or stays unloaded): there is nothing to check.
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: darwin)`)),
+    rebootStatus: () => Promise.resolve(unknown("not applicable: nix-darwin activates a new system without a reboot (macOS updates its own kernel)")),
   };
 }

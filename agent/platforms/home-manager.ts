@@ -47,6 +47,7 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
     // The agent checks the system's units on NixOS only; a user's services are not its to judge.
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: home-manager)`)),
+    rebootStatus: () => Promise.resolve(unknown("not applicable: Home Manager manages a user's environment, never the kernel")),
   };
 }
 

@@ -6,6 +6,7 @@
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { plural } from "../../common/text.ts";
 import { readCommandLine } from "../known.ts";
+import { readRebootStatus } from "../reboot.ts";
 import { describeFailure, type HostRunner } from "../runner.ts";
 import { flakeAttrOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
 
@@ -19,6 +20,7 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     rollbackArgv: () => Promise.resolve([config.tools.nixosRebuild, "switch", "--rollback"]),
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
+    rebootStatus: (runner) => readRebootStatus(runner, { booted: config.bootedSystemLink, next: config.systemProfileLink }),
   };
 }
 

@@ -6,7 +6,7 @@
  * swap the host as they do for the rest of the agent.
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
-import type { Platform } from "../../common/protocol.ts";
+import type { Platform, RebootStatus } from "../../common/protocol.ts";
 import type { Known } from "../known.ts";
 import type { HostRunner } from "../runner.ts";
 
@@ -27,6 +27,8 @@ export interface HostPlatform {
   failedUnits(runner: HostRunner, say: (line: string) => void): Promise<string | null>;
   /** The nixpkgs version the running system was built from. */
   nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
+  /** Whether the system that boots next needs a reboot to be wholly in use, or why that does not apply here. */
+  rebootStatus(runner: HostRunner): Promise<Known<RebootStatus>>;
 }
 
 export function flakeAttrOf(config: AgentConfig): string {

@@ -1,5 +1,5 @@
 /** The System compartment: does the running system match what the host's commit builds (docs/compartments.md "System"). */
-import type { CommandKind, CommandView, Compartment } from "../protocol.ts";
+import type { CommandKind, CommandView, Compartment, RebootStatus } from "../protocol.ts";
 import { shortSha, storePathName } from "../text.ts";
 import {
   commandEnd,
@@ -50,48 +50,67 @@ export function systemCompartment(host: HostFacts): Compartment {
     const why = report.system.current.reason ?? "the agent could not read it";
     return verdict("gray", `running system unknown: ${why}${queued}`, null, inputs.reportedAt);
   }
-  const desired = report.system.desired?.value ?? null;
+  return withRebootNote(runningAgainstClone(host, current, command), rebootNote(report.system.reboot?.value ?? null), queued);
+}
+
+/** What the running system is against what the clone builds; the caller adds the reboot and queued notes. */
+function runningAgainstClone(host: HostFacts, current: string, command: CommandView | undefined): Compartment {
+  const { report, inputs } = host;
+  const desired = report?.system.desired?.value ?? null;
   const clone = host.hostCommit;
 
   if (command?.kind === "rollback" && command.state === "succeeded") {
     const after = command.result?.systemAfter ?? null;
     if (after === null || after === current) {
       if (desired !== null && desired === current) {
-        return verdict("green", `rolled back; running what the clone builds${queued}`, null, commandEnd(command));
+        return verdict("green", "rolled back; running what the clone builds", null, commandEnd(command));
       }
       const cloneAtRollback = command.result?.commitAfter ?? command.result?.commitBefore ?? null;
       const cloneMoved = cloneAtRollback !== null && clone !== null && clone !== cloneAtRollback;
       // Right after a rollback the clone still holds the config that was rolled away from.
       return cloneMoved
-        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${shortSha(clone)}${queued}`, "switch", commandEnd(command))
-        : verdict("yellow", `rolled back; running an older generation${queued}`, null, commandEnd(command));
+        ? verdict("yellow", `rolled back; switch needed: the clone moved to ${shortSha(clone)}`, "switch", commandEnd(command))
+        : verdict("yellow", "rolled back; running an older generation", null, commandEnd(command));
     }
   }
 
   if (desired !== null) {
     return desired === current
-      ? verdict("green", `running what the clone builds${queued}`, null, inputs.reportedAt)
-      : verdict("yellow", `switch needed: the clone builds ${storePathName(desired)}${queued}`, "switch", inputs.reportedAt);
+      ? verdict("green", "running what the clone builds", null, inputs.reportedAt)
+      : verdict("yellow", `switch needed: the clone builds ${storePathName(desired)}`, "switch", inputs.reportedAt);
   }
 
-  const built = report.system.builtFromCommit ?? builtFromCommands(host, current);
+  const built = report?.system.builtFromCommit ?? builtFromCommands(host, current);
   if (built === null || clone === null) {
-    return verdict(
-      "gray",
-      `cannot tell what the running system was built from (not switched by NixFleet yet)${queued}`,
-      "switch",
-      inputs.reportedAt,
-    );
+    return verdict("gray", "cannot tell what the running system was built from (not switched by NixFleet yet)", "switch", inputs.reportedAt);
   }
   if (built === clone) {
-    return verdict("green", `running ${shortSha(built)}, the clone's commit${queued}`, null, inputs.reportedAt);
+    return verdict("green", `running ${shortSha(built)}, the clone's commit`, null, inputs.reportedAt);
   }
-  return verdict(
-    "yellow",
-    `switch needed: running ${shortSha(built)}, clone at ${shortSha(clone)}${queued}`,
-    "switch",
-    inputs.reportedAt,
-  );
+  return verdict("yellow", `switch needed: running ${shortSha(built)}, clone at ${shortSha(clone)}`, "switch", inputs.reportedAt);
+}
+
+/**
+ * A reboot due turns a current system yellow and is added to a yellow one's
+ * reason; blue, red and gray say something worse and keep their reason.
+ */
+function withRebootNote(running: Compartment, reboot: string | null, queued: string): Compartment {
+  if (reboot !== null && running.state === "green") return verdict("yellow", `${reboot}${queued}`, null, running.since);
+  const note = reboot !== null && running.state === "yellow" ? `; ${reboot}` : "";
+  return { ...running, reason: `${running.reason}${note}${queued}` };
+}
+
+/** "reboot needed: kernel 6.6.1 → 6.6.8", "reboot needed: initrd changed"; null when none is due. */
+export function rebootNote(status: RebootStatus | null): string | null {
+  if (status === null || !status.needed) return null;
+  const { kernel } = status;
+  if (kernel !== null) {
+    return kernel.booted !== null && kernel.next !== null && kernel.booted !== kernel.next
+      ? `reboot needed: kernel ${kernel.booted} → ${kernel.next}`
+      : "reboot needed: kernel changed";
+  }
+  const parts = status.changed.length > 0 ? status.changed.join(" and ") : "boot files";
+  return `reboot needed: ${parts} changed`;
 }
 
 /** The commit the last successful switch built, when that switch is what still runs. */

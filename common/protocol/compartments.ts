@@ -79,6 +79,8 @@ export const HostView = z.object({
   lastSeenAt: z.string().nullable(),
   report: Report.nullable(),
   reportedAt: z.string().nullable(),
+  /** From the report's `system.reboot` (NixOS); null when unknown, not applicable or not reported. */
+  rebootNeeded: z.boolean().nullable().default(null),
   activeCommand: CommandView.nullable(),
   compartments: Compartments,
   /** Left out of every rollout and automatic action while set (see HostHold). */

@@ -32,6 +32,23 @@ const known = <T extends z.ZodTypeAny>(value: T) =>
 
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "not a sha256 hex digest");
 
+/** The parts of a NixOS system that only a reboot brings into use. */
+export const BOOT_PARTS = ["kernel", "initrd", "kernel-modules"] as const;
+export const BootPart = z.enum(BOOT_PARTS);
+export type BootPart = z.infer<typeof BootPart>;
+
+/**
+ * Whether the system that boots next differs from the booted one in its
+ * kernel, initrd or kernel modules (what nixpkgs' `system.autoUpgrade`
+ * compares before rebooting). `kernel` holds both kernels' versions when it changed.
+ */
+export const RebootStatus = z.object({
+  needed: z.boolean(),
+  changed: z.array(BootPart).max(BOOT_PARTS.length),
+  kernel: z.object({ booted: z.string().max(100).nullable(), next: z.string().max(100).nullable() }).nullable(),
+});
+export type RebootStatus = z.infer<typeof RebootStatus>;
+
 export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
@@ -61,6 +78,8 @@ export const Report = z.object({
     desired: known(z.string().max(500)).optional(),
     /** Commit the running system was built from, when the agent switched it. */
     builtFromCommit: Sha1.nullable().default(null),
+    /** NixOS: whether a reboot is due; older agents leave it out, the other platforms say why it does not apply. */
+    reboot: known(RebootStatus).optional(),
   }),
   tests: z.object({
     /** Whether the host has any tests configured. */

@@ -27,6 +27,8 @@ export interface HarnessOptions {
   holdCapSeconds?: number;
   /** Wraps the real runner the agent gets (to record what it runs on the host, say). */
   wrapRunner?: (runner: HostRunner) => HostRunner;
+  /** How often the agent looks at a detached job's files. Default 50 ms. */
+  jobPollIntervalMs?: number;
 }
 
 export interface Harness {
@@ -74,6 +76,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     pollTimeoutSeconds: 5,
     tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid", ...options.tools },
     currentSystemLink: shim.currentSystemLink,
+    bootedSystemLink: shim.bootedSystemLink,
     logLevel: "debug",
     ...options.config,
   };
@@ -102,7 +105,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
           },
         }),
         backoff: { initialMs: 50, maxMs: 400 },
-        jobPollIntervalMs: 50,
+        jobPollIntervalMs: options.jobPollIntervalMs ?? 50,
         onRestartRequested: () => {
           harness.restarts++;
         },

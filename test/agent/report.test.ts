@@ -13,10 +13,9 @@ import { JobStore } from "../../agent/job-store.ts";
 import { silentLogger } from "../../agent/logger.ts";
 import { platformFor } from "../../agent/platforms/index.ts";
 import { ReportCollector, reportFingerprint } from "../../agent/report.ts";
-import { createNodeRunner } from "../../agent/runner.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { createHarness, type Harness } from "./harness.ts";
+import { isolatedAgentConfig, toolLessRunner } from "./isolated-host.ts";
 
 const exec = promisify(execFile);
 const PinnedLock = z.object({ nodes: z.object({ pins: z.object({ locked: z.object({ lastModified: z.number() }) }) }) });
@@ -31,18 +30,12 @@ describe("report on a machine the agent knows nothing about", () => {
   });
 
   const collect = async (overrides: Partial<AgentConfigInput> = {}) => {
-    const config = AgentConfig.parse({
-      url: "http://127.0.0.1:9",
-      tokenFile: path.join(root, "token"),
-      hostName: "web1",
-      platform: "nixos",
-      repoUrl: path.join(root, "nowhere.git"),
-      stateDir: path.join(root, "state"),
-      tools: { nix: path.join(root, "no-nix-here") },
+    const config = isolatedAgentConfig(root, {
       currentSystemLink: path.join(root, "no-current-system"),
+      bootedSystemLink: path.join(root, "no-booted-system"),
       ...overrides,
     });
-    const runner = createNodeRunner({ env: { ...isolatedHostEnv(root), PATH: "/nonexistent" } });
+    const runner = toolLessRunner(root);
     const store = await JobStore.openReadOnly(config.stateDir, silentLogger);
     return new ReportCollector({ config, platform: platformFor(config), runner, store, cloneDir: store.cloneDir, agentStartedAt: Date.now() - 5_000 }).collect();
   };
@@ -62,6 +55,7 @@ describe("report on a machine the agent knows nothing about", () => {
     expect(report.system).toEqual({
       current: { value: null, reason: `${path.join(root, "no-current-system")} does not exist` },
       builtFromCommit: null,
+      reboot: { value: null, reason: `${path.join(root, "no-booted-system")} does not exist` },
     });
     expect(report.tests).toEqual({ configured: false, autoRunAfterSwitch: false, last: null });
     expect(report.agentUptimeSeconds).toBeGreaterThanOrEqual(5);

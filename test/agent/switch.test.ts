@@ -35,7 +35,58 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
       () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
       "a report with the new system",
     );
-    expect(report.system).toEqual({ current: { value: built }, desired: { value: built }, builtFromCommit: head });
+    expect(report.system).toEqual({
+      current: { value: built },
+      desired: { value: built },
+      builtFromCommit: head,
+      reboot: { value: null, reason: `${h.shim.bootedSystemLink} does not exist` },
+    });
+  });
+
+  it("evaluates what the clone builds once per switch, before it activates, and checks the link against that", async () => {
+    await h.cleanup();
+    // The running system at each `nix eval` the agent runs: an evaluation after the activation would see the new one.
+    const runningAtEvaluation: Array<string | null> = [];
+    h = await createHarness({
+      wrapRunner: (runner) => ({
+        ...runner,
+        run: async (argv, options) => {
+          if (argv.includes("eval")) runningAtEvaluation.push(await h.shim.currentSystem());
+          return runner.run(argv, options);
+        },
+      }),
+    });
+    await h.startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const first = await h.fleet.systemPath("web1");
+    expect(runningAtEvaluation).toEqual([null]);
+
+    await h.fleet.setHost("web1", "web1 generation 2");
+    await h.run("pull");
+    const { finished } = await h.run("switch");
+    const second = await h.fleet.systemPath("web1");
+    expect(second).not.toBe(first);
+    expect(finished).toMatchObject({ outcome: "succeeded", error: null });
+    expect(finished.result).toEqual({ systemBefore: first, systemAfter: second });
+    expect(runningAtEvaluation).toEqual([null, first]);
+    const report = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === second ? h.plane.lastReport() : undefined),
+      "a report with the second system",
+    );
+    expect(report.system).toMatchObject({ current: { value: second }, desired: { value: second } });
+  });
+
+  it("sends a switch's result as soon as its job ends, not at the agent's next look at the job", async () => {
+    await h.cleanup();
+    const lookEveryMs = 120_000;
+    h = await createHarness({ jobPollIntervalMs: lookEveryMs });
+    await h.startAgent();
+    await h.run("pull");
+    const { finished } = await h.run("switch", { timeoutMs: lookEveryMs / 2 });
+    expect(finished.outcome).toBe("succeeded");
+    const activatedAt = (await fs.lstat(h.shim.currentSystemLink)).mtimeMs;
+    expect(Date.parse(finished.at) - activatedAt).toBeLessThan(lookEveryMs / 4);
   });
 
   it("fails a switch whose build fails, with nix's error, and leaves the running system alone", async () => {

@@ -44,6 +44,7 @@ export async function startAgent(options: {
     pollTimeoutSeconds: 5,
     tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
     currentSystemLink: shim.currentSystemLink,
+    bootedSystemLink: shim.bootedSystemLink,
     tests: { commands: [{ name: "system responds", command: "true" }] },
     logLevel: "debug",
   };

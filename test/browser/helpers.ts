@@ -1,4 +1,5 @@
 import type { Locator, Page } from "playwright-core";
+import type { Report } from "../../common/protocol.ts";
 import { eventually as waitUntil } from "../support/wait.ts";
 import type { Dashboard } from "./dashboard.ts";
 
@@ -22,12 +23,12 @@ export async function addHostThroughApi(dashboard: Dashboard, name: string, plat
   return { token: body.token };
 }
 
-/** One agent poll that returns at once: makes the host online as a real agent would. */
-export async function agentPoll(url: string, token: string): Promise<Response> {
+/** One agent poll that returns at once: makes the host online as a real agent would, with its report when given. */
+export async function agentPoll(url: string, token: string, report?: Report): Promise<Response> {
   const response = await fetch(`${url}/api/agent/poll?wait=0`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ protocol: 1, agentSession: "browser-test-session", activeCommands: [], acks: [] }),
+    body: JSON.stringify({ protocol: 1, agentSession: "browser-test-session", activeCommands: [], acks: [], ...(report === undefined ? {} : { report }) }),
   });
   await response.arrayBuffer();
   return response;

@@ -15,7 +15,7 @@ import {
   TestRun,
   UpdatePr,
 } from "../../common/protocol.ts";
-import type { CommandKind, CommandResult, CommandState, Platform } from "../../common/protocol.ts";
+import type { CommandKind, CommandResult, CommandState, Platform, RebootStatus } from "../../common/protocol.ts";
 import type { CompartmentInputs } from "../../common/compartments.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 
@@ -95,6 +95,8 @@ export interface ReportOptions {
   /** Leave out when the agent did not evaluate what the clone would build. */
   desired?: string | null;
   builtFromCommit?: string | null;
+  /** Leave out for an agent that does not report it (older agents). */
+  reboot?: { value: RebootStatus; reason?: undefined } | { value: null; reason: string };
   testsConfigured?: boolean;
   autoRunAfterSwitch?: boolean;
   lastTestRun?: TestRun | null;
@@ -128,6 +130,7 @@ export function buildReport(options: ReportOptions = {}): Report {
       ),
       ...(options.desired === undefined ? {} : { desired: known(options.desired) }),
       builtFromCommit: options.builtFromCommit ?? null,
+      ...(options.reboot === undefined ? {} : { reboot: options.reboot }),
     },
     tests: {
       configured: options.testsConfigured ?? true,

@@ -52,6 +52,23 @@ describe("github emulator: demo helpers", () => {
     expect(actions).toEqual(["opened", "labeled", "synchronize", "edited"]);
   });
 
+  it("the next update PR after a squash merge starts afresh from main, so it merges cleanly", async () => {
+    const env = await startEmulator();
+    close = env.close;
+    await env.emulator.seedExampleFlake();
+    const first = Snapshot.parse((await api(env.emulator.apiUrl, "POST", "/_emulator/update-pr", {})).json);
+    const squash = await api(env.emulator.apiUrl, "PUT", `/repos/example/fleet/pulls/${first.number}/merge`, { merge_method: "squash" });
+    expect(squash.status).toBe(200);
+    const main = await env.emulator.branchSha("main");
+
+    const second = Snapshot.parse((await api(env.emulator.apiUrl, "POST", "/_emulator/update-pr", {})).json);
+    expect(second.number).not.toBe(first.number);
+    const commits = z.array(z.object({ parents: z.array(z.object({ sha: z.string() })) })).parse((await api(env.emulator.apiUrl, "GET", `/repos/example/fleet/pulls/${second.number}/commits`)).json);
+    expect(commits.map((c) => c.parents.map((p) => p.sha))).toEqual([[main]]);
+    const merged = await api(env.emulator.apiUrl, "PUT", `/repos/example/fleet/pulls/${second.number}/merge`, { merge_method: "squash" });
+    expect(merged.status).toBe(200);
+  });
+
   it("drives checks and merges over /_emulator and the API like a demo would", async () => {
     const env = await startEmulator();
     close = env.close;

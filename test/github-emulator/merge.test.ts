@@ -174,6 +174,39 @@ describe("github emulator: merging pull requests", () => {
     ]);
   });
 
+  it("a repository that allows only squash refuses a merge commit and a rebase (405, GitHub's message) and says so in its settings", async () => {
+    const { emulator, receiver, octokit, pr } = await withUpdatePr();
+    const main = await emulator.branchSha("main");
+    expect((await api(emulator.apiUrl, "PUT", "/_emulator/merge-methods", { allowed: ["squash"] })).status).toBe(204);
+    const repository = await octokit.request("GET /repos/{owner}/{repo}", { owner: "example", repo: "fleet" });
+    expect(repository.data).toMatchObject({ allow_merge_commit: false, allow_squash_merge: true, allow_rebase_merge: false });
+
+    const merge = async (method?: "merge" | "squash" | "rebase") =>
+      octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
+        owner: "example",
+        repo: "fleet",
+        pull_number: pr.number,
+        ...(method === undefined ? {} : { merge_method: method }),
+      });
+    // No merge_method is a merge commit, as on GitHub.
+    expect(await failure(merge())).toEqual({ status: 405, message: "Merge commits are not allowed on this repository." });
+    expect(await failure(merge("merge"))).toEqual({ status: 405, message: "Merge commits are not allowed on this repository." });
+    expect(await failure(merge("rebase"))).toEqual({ status: 405, message: "Rebase merges are not allowed on this repository." });
+    expect(await emulator.branchSha("main")).toBe(main);
+    await emulator.flushWebhooks();
+    expect(receiver.of("push").filter((r) => PushPayload.parse(r.payload).ref === "refs/heads/main")).toHaveLength(1);
+
+    const squashed = await merge("squash");
+    expect(squashed.data.merged).toBe(true);
+    const commit = await octokit.request("GET /repos/{owner}/{repo}/git/commits/{commit_sha}", { owner: "example", repo: "fleet", commit_sha: squashed.data.sha });
+    expect(commit.data.parents.map((p) => p.sha)).toEqual([main]);
+
+    // No merge method at all is not a setting GitHub saves.
+    const none = await api(emulator.apiUrl, "PUT", "/_emulator/merge-methods", { allowed: [] });
+    expect(none.status).toBe(422);
+    expect(() => emulator.allowMergeMethods([])).toThrow(/at least one merge method/);
+  });
+
   it("requires the token when one is configured (401 like GitHub)", async () => {
     const { emulator, pr } = await withUpdatePr({ token: "ghp_test" });
     const anonymous = await api(emulator.apiUrl, "GET", `/repos/example/fleet/pulls/${pr.number}`);

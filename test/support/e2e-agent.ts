@@ -69,6 +69,7 @@ export async function writeE2eHost(options: E2eAgentOptions): Promise<E2eHost> {
     ...(options.autoTestAfterSwitch === undefined ? {} : { autoTestAfterSwitch: options.autoTestAfterSwitch }),
     tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
     currentSystemLink: shim.currentSystemLink,
+    bootedSystemLink: shim.bootedSystemLink,
     ...(options.priority === undefined ? {} : { rollout: { priority: options.priority } }),
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
   };

@@ -7,11 +7,16 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { NotificationEvent, SettingsResponse, UpdatePrAutomation } from "../../common/protocol.ts";
+import { NotificationEvent, SettingsResponse, UpdatePrAutomation, type Settings } from "../../common/protocol.ts";
 import { automation } from "../../worker/automation.ts";
+import { coordinator } from "../../worker/coordinator.ts";
 import { openDatabase } from "../../worker/db/client.ts";
+import { getPullRequest } from "../../worker/db/github.ts";
+import { readGitHubConfig } from "../../worker/github/config.ts";
+import { githubContext, requireClient } from "../../worker/github/context.ts";
+import { REVERT_BRANCH_PREFIX, REVERT_PR_LABEL } from "../../worker/github/revert-pull.ts";
 import { refreshRepoState } from "../../worker/update-prs/refresh.ts";
-import { errorOf, send } from "./github-helpers.ts";
+import { deliver, errorOf, getRepo, getUpdatePrs, send, storedDelivery } from "./github-helpers.ts";
 import { api } from "./helpers.ts";
 
 const API = env.GITHUB_API_URL!;
@@ -294,4 +299,150 @@ describe("the Automation object against the GitHub emulator", () => {
       await putSettings(true);
     }
   });
+});
+
+/** Closes every open pull request: an update PR an earlier test left open (conflicting, say) would be reused. */
+async function closeOpenPullRequests(): Promise<void> {
+  const open = z.array(z.object({ number: z.number() })).parse(await emulator("/repos/example/fleet/pulls?state=open", undefined, "GET"));
+  for (const pr of open) await emulator(`/_emulator/pulls/${pr.number}/close`);
+}
+
+/** Saves the settings through the whole Worker (its settings route), as the Settings page does. */
+async function saveSettings(change: (settings: Settings) => Settings): Promise<void> {
+  const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
+  const res = await api("/api/settings", { method: "PUT", json: change(settings) });
+  expect(res.status, await res.clone().text()).toBe(200);
+}
+
+const Commit = z.object({ sha: z.string(), parents: z.array(z.object({ sha: z.string() })) });
+const parentsOf = async (sha: string) => Commit.parse(await emulator(`/repos/example/fleet/git/commits/${sha}`, undefined, "GET")).parents.map((p) => p.sha);
+const mainHead = async () => z.object({ commit: z.object({ sha: z.string() }) }).parse(await emulator("/repos/example/fleet/branches/main", undefined, "GET")).commit.sha;
+
+/** The merge method of each merge attempt on one PR, with its result, from the audit log. */
+async function mergeMethods(pr: number): Promise<Array<{ method: string; result: string }>> {
+  const rows = await env.DB.prepare("select details, result from audit_log where action = 'update-pr.merge' and target = ? order by id")
+    .bind(`example/fleet#${pr}`)
+    .all<{ details: string; result: string }>();
+  return rows.results.map((r) => ({ method: z.object({ method: z.string() }).parse(JSON.parse(r.details)).method, result: r.result.startsWith("refused") ? "refused" : r.result }));
+}
+
+describe("merging with the configured merge method", () => {
+  it("Merge and Merge & Deploy without a method merge with automation.mergeMethod: a squash-only repository takes both", async () => {
+    await closeOpenPullRequests();
+    await emulator("/_emulator/merge-methods", { allowed: ["squash"] }, "PUT");
+    // The automation stays out of it: the dashboard's buttons are what is tried here.
+    await saveSettings((s) => ({ ...s, automation: { ...s.automation, enabled: false, mergeMethod: "squash" } }));
+    try {
+      const first = await openUpdatePr();
+      await cron();
+      // Asked for by name, a merge commit is what this repository refuses.
+      const named = await send(new Request(`http://localhost/api/update-prs/${first.number}/merge`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ method: "merge" }) }));
+      expect(named.status).toBe(409);
+      expect(await errorOf(named)).toMatchObject({ code: "merge_refused", message: "GitHub refused the merge: Merge commits are not allowed on this repository." });
+      const before = await mainHead();
+      const merged = await send(new Request(`http://localhost/api/update-prs/${first.number}/merge`, { method: "POST" }));
+      expect(merged.status, await merged.clone().text()).toBe(200);
+      const { sha } = z.object({ sha: z.string() }).parse(await merged.json());
+      expect(await parentsOf(sha)).toEqual([before]);
+      expect(await mergeMethods(first.number)).toEqual([
+        { method: "merge", result: "refused" },
+        { method: "squash", result: "merged" },
+      ]);
+
+      const second = await openUpdatePr();
+      expect(second.number).not.toBe(first.number);
+      await ciGreen(second.head.sha);
+      await cron();
+      const head = await mainHead();
+      const deployed = await send(new Request(`http://localhost/api/update-prs/${second.number}/merge-and-deploy`, { method: "POST" }));
+      // No host is enrolled here: merged, and no rollout to start.
+      expect(deployed.status, await deployed.clone().text()).toBe(409);
+      expect((await errorOf(deployed)).code).toBe("merged_not_deployed");
+      const github = await pullOnGitHub(second.number);
+      expect(github.merged).toBe(true);
+      expect(await parentsOf(github.merge_commit_sha!)).toEqual([head]);
+      expect(await mergeMethods(second.number)).toEqual([{ method: "squash", result: "merged" }]);
+    } finally {
+      await emulator("/_emulator/merge-methods", { allowed: ["merge", "squash", "rebase"] }, "PUT");
+      await saveSettings((s) => ({ ...s, automation: { ...s.automation, enabled: true, mergeMethod: "merge" } }));
+    }
+  });
+});
+
+const Delivery = z.object({ id: z.string(), event: z.string(), payload: z.record(z.string(), z.unknown()), body: z.string() });
+const forwarded = new Set<string>();
+
+/**
+ * The webhooks the emulator recorded for these pull requests and for pushes to main or a revert branch,
+ * delivered to the Worker's webhook route as GitHub would have (same delivery id, same signed body).
+ * The other files of this project use the same emulator: their events are left alone.
+ */
+async function forwardWebhooks(prs: number[]): Promise<Array<{ event: string; outcome: string; reason: string | null }>> {
+  await emulator("/_emulator/flush-webhooks");
+  const all = z.array(Delivery).parse(await emulator("/_emulator/deliveries", undefined, "GET"));
+  const ours = all.filter((d) => {
+    if (forwarded.has(d.id)) return false;
+    if (d.event === "pull_request") return prs.includes(Number(d.payload["number"]));
+    const ref = String(d.payload["ref"] ?? "");
+    return d.event === "push" && (ref === "refs/heads/main" || ref.startsWith(`refs/heads/${REVERT_BRANCH_PREFIX}`));
+  });
+  const results = [];
+  for (const delivery of ours) {
+    forwarded.add(delivery.id);
+    const { response } = await deliver(delivery.event, delivery.payload, { id: delivery.id, body: delivery.body });
+    expect(response.status, await response.clone().text()).toBeLessThan(300);
+    const stored = (await storedDelivery(delivery.id))!;
+    results.push({ event: `${delivery.event}${typeof delivery.payload["action"] === "string" ? `.${delivery.payload["action"]}` : ""}`, outcome: stored.outcome, reason: stored.error });
+  }
+  return results;
+}
+
+const stored = (number: number) => getPullRequest(openDatabase(env.DB), "example/fleet", number);
+
+describe("the revert PR", () => {
+  it.each(["merge", "squash", "rebase"] as const)(
+    "is never an update PR under %s merging: opened, labelled, synced, merged and its merge commit pushed, while the update PR it reverts is one",
+    async (method) => {
+      await closeOpenPullRequests();
+      const update = await openUpdatePr();
+      await forwardWebhooks([update.number]);
+      expect(await stored(update.number)).toMatchObject({ isUpdatePr: true, state: "open" });
+      expect((await getUpdatePrs()).map((pr) => pr.number)).toContain(update.number);
+      const merge = z.object({ sha: z.string() }).parse(await emulator(`/repos/example/fleet/pulls/${update.number}/merge`, { merge_method: method }, "PUT"));
+      await forwardWebhooks([update.number]);
+
+      // Titled after the update it reverts, as a person reads it: the title alone matches the update-PR rule.
+      const title = `Revert "flake.lock: Update" (#${update.number})`;
+      expect(title).toContain(readGitHubConfig(env).updatePrRule.titlePattern);
+      const revert = await requireClient(githubContext(env, openDatabase(env.DB))).createRevertPull({ commitSha: merge.sha, base: "main", title });
+      expect(revert.headRef.startsWith(REVERT_BRANCH_PREFIX)).toBe(true);
+      expect(revert.labelProblem).toBeNull();
+      const labels = z.array(z.object({ name: z.string() })).parse(await emulator(`/repos/example/fleet/issues/${revert.number}/labels`, undefined, "GET"));
+      expect(labels.map((l) => l.name)).toEqual([REVERT_PR_LABEL]);
+
+      const opened = await forwardWebhooks([revert.number]);
+      expect(opened.filter((d) => d.event.startsWith("pull_request"))).toEqual([
+        { event: "pull_request.opened", outcome: "ignored", reason: `pull request #${revert.number} is not an update PR (a revert PR NixFleet opened)` },
+        { event: "pull_request.labeled", outcome: "ignored", reason: `pull request #${revert.number} is not an update PR (a revert PR NixFleet opened)` },
+      ]);
+      await cron();
+      expect(await stored(revert.number)).toBeNull();
+      expect((await getUpdatePrs()).map((pr) => pr.number)).not.toContain(revert.number);
+
+      const reverted = z.object({ sha: z.string() }).parse(await emulator(`/repos/example/fleet/pulls/${revert.number}/merge`, { merge_method: method }, "PUT"));
+      const closed = await forwardWebhooks([revert.number]);
+      expect(closed.map((d) => d.event)).toEqual(["pull_request.closed", "push"]);
+      expect(closed[0]).toMatchObject({ outcome: "ignored", reason: expect.stringContaining("a revert PR NixFleet opened") });
+      expect(closed[1]).toMatchObject({ outcome: "processed" });
+      // The push of its merge moves the fleet's target, and its message names flake.lock too.
+      const { repo } = await getRepo();
+      expect(repo?.head?.sha).toBe(reverted.sha);
+      expect(repo?.head?.message.toLowerCase()).toContain("flake.lock");
+      await cron();
+      expect(await stored(revert.number)).toBeNull();
+      expect(await view(revert.number)).toBeNull();
+      expect((await coordinator(env).fleetBuildsFor([revert.number]))[revert.number]).toBeUndefined();
+      expect(await stored(update.number)).toMatchObject({ isUpdatePr: true, state: "merged", mergeCommitSha: merge.sha });
+    },
+  );
 });

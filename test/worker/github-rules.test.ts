@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { combineCiState, conclusionOutcome, statusOutcome } from "../../worker/github/ci.ts";
 import { readGitHubConfig } from "../../worker/github/config.ts";
+import { REVERT_BRANCH_PREFIX, REVERT_PR_LABEL } from "../../worker/github/revert-pull.ts";
 import { isUpdatePr } from "../../worker/update-prs/records.ts";
 import type { WorkerEnv } from "../../worker/env.ts";
 
 const rule = { label: "automated", titlePattern: "flake.lock" };
+const UPDATE_BRANCH = "update_flake_lock_action";
 
 describe("update-PR detection", () => {
   it.each([
@@ -15,14 +17,23 @@ describe("update-PR detection", () => {
     [["dependencies"], "Update README", false],
     [[], "flakelock", false],
   ])("labels %j, title %j → update PR: %s", (labels, title, expected) => {
-    expect(isUpdatePr({ labels, title }, rule)).toBe(expected);
+    expect(isUpdatePr({ labels, title, headRef: UPDATE_BRANCH }, rule)).toBe(expected);
+  });
+
+  it.each([
+    ["its branch", [], `${REVERT_BRANCH_PREFIX}abc1234-m0`],
+    ["its label", [REVERT_PR_LABEL], "revert-by-hand"],
+    ["its label in another case", [REVERT_PR_LABEL.toUpperCase(), "automated"], "revert-by-hand"],
+    ["its branch, with the update label too", ["automated"], `${REVERT_BRANCH_PREFIX}abc1234-m0`],
+  ])("a revert PR known by %s is never an update PR, though its title names flake.lock", (_, labels, headRef) => {
+    expect(isUpdatePr({ labels, title: 'Revert "flake.lock: Update (#12)"', headRef }, rule)).toBe(false);
   });
 
   it("uses the configured label and title fragment", () => {
     const custom = { label: "deps", titlePattern: "nix flake update" };
-    expect(isUpdatePr({ labels: ["deps"], title: "x" }, custom)).toBe(true);
-    expect(isUpdatePr({ labels: ["automated"], title: "flake.lock" }, custom)).toBe(false);
-    expect(isUpdatePr({ labels: [], title: "Run Nix Flake Update" }, custom)).toBe(true);
+    expect(isUpdatePr({ labels: ["deps"], title: "x", headRef: UPDATE_BRANCH }, custom)).toBe(true);
+    expect(isUpdatePr({ labels: ["automated"], title: "flake.lock", headRef: UPDATE_BRANCH }, custom)).toBe(false);
+    expect(isUpdatePr({ labels: [], title: "Run Nix Flake Update", headRef: UPDATE_BRANCH }, custom)).toBe(true);
   });
 
   it("reads the rule from UPDATE_PR_LABEL and UPDATE_PR_TITLE_PATTERN, with the spec's defaults", () => {

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ErrorBody } from "../../common/protocol.ts";
-import { agentFetch, api, createHost, poll } from "./helpers.ts";
+import { z } from "zod";
+import { ErrorBody, HostView, type RebootStatus } from "../../common/protocol.ts";
+import { agentFetch, api, createHost, poll, pollBody, sampleReport } from "./helpers.ts";
 
 const countRows = async (table: string) =>
   (await env.DB.prepare(`select count(*) as n from ${table}`).first<{ n: number }>())?.n ?? 0;
@@ -157,5 +158,51 @@ describe("host enrollment", () => {
     const states = body.hosts.map((h) => h.compartments.agent!.state);
     expect(body.summary.agent!.gray).toBe(states.filter((s) => s === "gray").length);
     expect(Object.values(body.summary.agent!).reduce((a, b) => a + b, 0)).toBe(body.hosts.length);
+  });
+});
+
+describe("reboot needed in the host API", () => {
+  const kernelChanged: RebootStatus = { needed: true, changed: ["kernel"], kernel: { booted: "6.6.1", next: "6.6.8" } };
+  const report = (name: string, reboot: { value: RebootStatus } | { value: null; reason: string } | undefined) => {
+    const base = sampleReport({ hostname: name });
+    return { ...base, system: { ...base.system, ...(reboot === undefined ? {} : { reboot }) } };
+  };
+  const send = async (token: string, name: string, reboot: Parameters<typeof report>[1]) => {
+    const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: `s-${name}`, report: report(name, reboot) }));
+    expect(res.status).toBe(200);
+  };
+  const listed = async () => {
+    const body = z.object({ hosts: z.array(HostView) }).parse(await (await api("/api/hosts")).json());
+    return new Map(body.hosts.map((host) => [host.name, host.rebootNeeded]));
+  };
+
+  it("says rebootNeeded from the latest report: true, false, and null when unknown, not applicable, not reported or before any report", async () => {
+    const hosts = ["rb-due", "rb-none", "rb-darwin", "rb-older", "rb-silent"] as const;
+    const tokens = new Map<string, string>();
+    for (const name of hosts) tokens.set(name, (await createHost(name, name === "rb-darwin" ? "darwin" : "nixos")).token);
+    await send(tokens.get("rb-due")!, "rb-due", { value: kernelChanged });
+    await send(tokens.get("rb-none")!, "rb-none", { value: { needed: false, changed: [], kernel: null } });
+    await send(tokens.get("rb-darwin")!, "rb-darwin", { value: null, reason: "not applicable: nix-darwin activates a new system without a reboot" });
+    await send(tokens.get("rb-older")!, "rb-older", undefined);
+
+    const byName = await listed();
+    expect(hosts.map((name) => byName.get(name))).toEqual([true, false, null, null, null]);
+    const own = HostView.parse(await (await api("/api/hosts/rb-due")).json());
+    expect(own.rebootNeeded).toBe(true);
+    expect(own.report?.system.reboot).toEqual({ value: kernelChanged });
+
+    // After the reboot the agent reports the booted system equal to the profile's.
+    await send(tokens.get("rb-due")!, "rb-due", { value: { needed: false, changed: [], kernel: null } });
+    expect((await listed()).get("rb-due")).toBe(false);
+  });
+
+  it("refuses a report whose reboot status does not parse and keeps the last one", async () => {
+    const { token } = await createHost("rb-bad");
+    await send(token, "rb-bad", { value: kernelChanged });
+    const damaged = { value: { needed: "yes", changed: ["bootloader"], kernel: null } };
+    const sent = report("rb-bad", undefined);
+    const res = await agentFetch(token, "/poll?wait=0", { ...pollBody({ agentSession: "s-rb-bad" }), report: { ...sent, system: { ...sent.system, reboot: damaged } } });
+    await expectError(res, 400, "invalid_request");
+    expect((await listed()).get("rb-bad")).toBe(true);
   });
 });

@@ -217,3 +217,31 @@ describe("GET /metrics: what a scrape exposes", () => {
     expect(value(await metrics(), "nixfleet_commands_total", { kind: "test", outcome: "succeeded" })).toBe(before);
   });
 });
+
+describe("GET /metrics: reboots needed", () => {
+  it("counts the hosts whose latest report says a reboot is needed, and stops counting one once it rebooted", async () => {
+    const reboot = (needed: boolean) => ({ value: { needed, changed: needed ? ["kernel" as const] : [], kernel: needed ? { booted: "6.6.1", next: "6.6.8" } : null } });
+    const report = (name: string, needed: boolean | null) => {
+      const base = sampleReport({ hostname: name });
+      return { ...base, system: { ...base.system, ...(needed === null ? {} : { reboot: reboot(needed) }) } };
+    };
+    const send = async (token: string, name: string, needed: boolean | null) => {
+      expect((await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: `s-${name}`, report: report(name, needed) }))).status).toBe(200);
+    };
+    const before = value(await metrics(), "nixfleet_hosts_reboot_needed")!;
+    expect(before).toBeGreaterThanOrEqual(0);
+    const due = await createHost("reboot-due");
+    const none = await createHost("reboot-none");
+    const older = await createHost("reboot-older");
+    await send(due.token, "reboot-due", true);
+    await send(none.token, "reboot-none", false);
+    await send(older.token, "reboot-older", null);
+
+    const families = await metrics();
+    expect(families.get("nixfleet_hosts_reboot_needed")?.type).toBe("GAUGE");
+    expect(value(families, "nixfleet_hosts_reboot_needed")).toBe(before + 1);
+
+    await send(due.token, "reboot-due", false);
+    expect(value(await metrics(), "nixfleet_hosts_reboot_needed")).toBe(before);
+  });
+});

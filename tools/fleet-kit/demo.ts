@@ -300,6 +300,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         pollTimeoutSeconds: Number(DEMO_VARS.POLL_TIMEOUT_SECONDS),
         tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
         currentSystemLink: shim.currentSystemLink,
+        bootedSystemLink: shim.bootedSystemLink,
         tests: { commands: [{ name: "system responds", command: "true" }] },
         autoTestAfterSwitch: true,
         rollout: { priority: host.priority },

@@ -6,6 +6,7 @@ import { exampleFlakeFiles, updateFlakeLock, updatePullRequestText } from "./exa
 import type { GitIdentity } from "./git.ts";
 import { Faults } from "./faults.ts";
 import { LoopbackServer } from "./http.ts";
+import type { MergeMethod } from "./merge.ts";
 import { stableNumber } from "./ids.ts";
 import { htmlRepoUrl } from "./payloads.ts";
 import type { PullRequest } from "./pull-requests.ts";
@@ -225,10 +226,12 @@ export class GitHubEmulator {
     author?: GitIdentity;
     user?: string;
     draft?: boolean;
+    /** Force-push `head` afresh from `base` when it exists already, as update workflows do. */
+    restart?: boolean;
   }): Promise<PullRequestSnapshot> {
     this.#requireStarted("openPullRequest()");
     const base = options.base ?? this.defaultBranch;
-    await this.#repository.commitFiles({ branch: options.head, from: base, files: options.files, message: options.message, author: options.author, pusher: options.user });
+    await this.#repository.commitFiles({ branch: options.head, from: base, files: options.files, message: options.message, author: options.author, pusher: options.user, restart: options.restart });
     const pr = await this.#repository.createPull({ head: options.head, base, title: options.title, body: options.body, draft: options.draft, user: options.user });
     if (options.labels && options.labels.length > 0) await this.#repository.addLabels(pr.number, options.labels, options.user);
     return this.pullRequest(pr.number);
@@ -291,6 +294,16 @@ export class GitHubEmulator {
   }
 
   /**
+   * The repository's allowed merge methods (Settings → Pull Requests; all three by default). A merge
+   * with another method answers 405 as GitHub does, e.g. `Merge commits are not allowed on this repository.`
+   */
+  allowMergeMethods(methods: readonly MergeMethod[]): void {
+    // GitHub's settings page will not save a repository with no merge method.
+    if (methods.length === 0) throw new Error("allowMergeMethods(): at least one merge method must stay allowed");
+    this.#repository.site.mergeMethods = [...new Set(methods)];
+  }
+
+  /**
    * The next `count` (default 1) API requests with this method and a path starting with `path` are
    * answered `status` (default 502) with GitHub's error body, as GitHub's occasional failures are.
    */
@@ -328,6 +341,8 @@ export class GitHubEmulator {
   /**
    * What a scheduled `nix flake update` workflow does: a flake.lock update PR labelled `automated`
    * from branch `update_flake_lock_action` — or, when that PR is still open, a new commit on it.
+   * A new PR's branch starts afresh from the default branch (a force-push, as the workflow's
+   * create-pull-request step does), so it merges cleanly after a squash or rebase merge of the last one.
    */
   async openFlakeUpdatePullRequest(options: { inputs?: string[]; labels?: string[] } = {}): Promise<PullRequestSnapshot> {
     this.#requireStarted("openFlakeUpdatePullRequest()");
@@ -353,6 +368,7 @@ export class GitHubEmulator {
       message: text.message,
       author,
       user: "github-actions[bot]",
+      restart: true,
     });
   }
 

@@ -5,6 +5,7 @@
 import type { CheckRun, CheckSuite, CommitStatus } from "./checks.ts";
 import type { CommitData, FileChange, GitIdentity } from "./git.ts";
 import { nodeId, stableNumber } from "./ids.ts";
+import type { MergeMethod } from "./merge.ts";
 import type { Label, PullRequest } from "./pull-requests.ts";
 
 /** Where the emulated repository lives: every URL in a payload is built from this. */
@@ -22,6 +23,8 @@ export interface Site {
   /** Extra repository fields (e.g. open_issues_count) computed by the caller. */
   openIssues: number;
   pushedAt: string;
+  /** The repository's "Pull Requests" settings: the merge methods its merge button (and API) allow. */
+  mergeMethods: readonly MergeMethod[];
 }
 
 type Json = Record<string, unknown>;
@@ -168,9 +171,9 @@ export function repositoryJson(site: Site, variant: "api" | "webhook" | "push" =
   if (variant === "api") {
     Object.assign(repository, {
       permissions: { admin: true, maintain: true, push: true, triage: true, pull: true },
-      allow_squash_merge: true,
-      allow_merge_commit: true,
-      allow_rebase_merge: true,
+      allow_squash_merge: site.mergeMethods.includes("squash"),
+      allow_merge_commit: site.mergeMethods.includes("merge"),
+      allow_rebase_merge: site.mergeMethods.includes("rebase"),
       allow_auto_merge: false,
       delete_branch_on_merge: false,
       allow_update_branch: false,

@@ -68,6 +68,7 @@ export class EmulatedRepository {
       createdAt: created,
       pushedAt: created,
       openIssues: 0,
+      mergeMethods: ["merge", "squash", "rebase"],
     };
   }
 
@@ -177,10 +178,12 @@ export class EmulatedRepository {
     author?: GitIdentity;
     from?: string;
     pusher?: string;
+    /** Start the branch afresh from `from` even if it exists: a force-push. */
+    restart?: boolean;
   }): Promise<{ sha: string; before: string }> {
     return this.exclusive(async () => {
       const tip = await this.git.branchSha(options.branch);
-      let parent = tip;
+      let parent = options.restart ? null : tip;
       if (!parent) {
         const from = options.from ?? this.site.defaultBranch;
         parent = await this.git.resolveCommit(from);
@@ -421,13 +424,16 @@ export class EmulatedRepository {
     return this.exclusive(async () => {
       const pr = await this.refreshPull(this.requirePull(number));
       if (pr.state !== "open") throw new GitHubApiError(405, "Pull Request is not mergeable", { documentationUrl: DOC_MERGE });
+      const method = options.method ?? "merge";
+      if (!this.site.mergeMethods.includes(method)) {
+        throw new GitHubApiError(405, `${MERGE_METHOD_NAMES[method]} are not allowed on this repository.`, { documentationUrl: DOC_MERGE });
+      }
       if (options.sha !== undefined && options.sha !== pr.headSha) {
         throw new GitHubApiError(409, "Head branch was modified. Review and try the merge again.", { documentationUrl: DOC_MERGE });
       }
       if (pr.draft) throw new GitHubApiError(405, "Pull Request is still a draft", { documentationUrl: DOC_MERGE });
       const blocked = this.checks.blockingReason(pr.headSha, this.requiredChecks);
       if (blocked) throw new GitHubApiError(405, blocked, { documentationUrl: DOC_MERGE });
-      const method = options.method ?? "merge";
       const message = await defaultMergeMessage(this.git, {
         method,
         number,
@@ -494,5 +500,7 @@ export class EmulatedRepository {
 }
 
 const DOC_CREATE_PR = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+/** How GitHub names each merge method when it refuses one the repository does not allow. */
+const MERGE_METHOD_NAMES: Record<MergeMethod, string> = { merge: "Merge commits", squash: "Squash merges", rebase: "Rebase merges" };
 const DOC_MERGE = "https://docs.github.com/rest/pulls/pulls#merge-a-pull-request";
 const DOC_LABELS = "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue";

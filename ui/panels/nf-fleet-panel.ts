@@ -2,7 +2,7 @@ import { LitElement, css, html, nothing } from "lit";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
-import type { FleetBuildView, UpdatePr } from "../../common/protocol.ts";
+import type { FleetBuildView, HostView, UpdatePr } from "../../common/protocol.ts";
 import { renderLockTooltip } from "../../common/lock-diff.ts";
 import { automationLockNote } from "../common/automation.ts";
 import { currentBuild } from "../common/fleet-build.ts";
@@ -32,12 +32,16 @@ export class NfFleetPanel extends LitElement {
     state: { attribute: false },
     now: { type: Number },
     _selected: { state: true },
+    _rebootOnly: { state: true },
   };
   declare store: FleetStore | null;
   declare state: FleetState | null;
   declare now: number;
   private declare _selected: ReadonlySet<string>;
   private _shownSelection: ReadonlySet<string> | null = null;
+  /** The "Reboot needed" filter: only hosts whose report says a reboot is due. */
+  private declare _rebootOnly: boolean;
+  private _filtered: { from: readonly HostView[]; hosts: HostView[] } | null = null;
   private get _menu(): NfActionMenu {
     return this.renderRoot.querySelector("nf-action-menu")!;
   }
@@ -63,6 +67,7 @@ export class NfFleetPanel extends LitElement {
     this.state = null;
     this.now = Date.now();
     this._selected = new Set();
+    this._rebootOnly = false;
   }
 
   static override styles = [
@@ -113,6 +118,22 @@ export class NfFleetPanel extends LitElement {
         border-color: color-mix(in srgb, var(--nf-accent) 50%, var(--nf-border));
         background: var(--nf-accent-soft);
       }
+      .filters {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.75rem;
+        font-size: 0.875rem;
+      }
+      .filters label {
+        display: inline-flex;
+        align-items: center;
+        gap: 0.35rem;
+        cursor: pointer;
+      }
+      .filters .none {
+        color: var(--nf-text-muted);
+      }
       .empty {
         display: grid;
         justify-items: center;
@@ -148,7 +169,7 @@ export class NfFleetPanel extends LitElement {
     const fleet = this.state;
     const hosts = fleet?.hosts ?? [];
     const pr = fleet ? pendingUpdatePr(fleet.updatePrs) : null;
-    const selected = this.selectionOf(hosts);
+    const selected = this.selectionOf(this.shownHosts(hosts));
     const repository = fleet?.repo?.repository ?? "";
     const me = fleet?.me ?? null;
     const addDenied = roleDenial(me, HOST_ADMIN_ROLE);
@@ -255,9 +276,18 @@ export class NfFleetPanel extends LitElement {
         </button>
       </div>`;
     }
-    return html`${this.renderBulk(fleet, selected)}
+    const shown = this.shownHosts(fleet.hosts);
+    const rebootCount = fleet.hosts.filter((host) => host.rebootNeeded === true).length;
+    return html`${this.renderBulk(shown, fleet, selected)}
+      <div class="filters" role="group" aria-label="Filters">
+        <label title="hosts whose system profile boots another kernel, initrd or kernel modules than the ones they booted">
+          <input type="checkbox" .checked=${this._rebootOnly} @change=${(e: Event) => (this._rebootOnly = (e.target as HTMLInputElement).checked)} />
+          Reboot needed (${rebootCount})
+        </label>
+        ${this._rebootOnly && shown.length === 0 ? html`<span class="none" role="status">No host needs a reboot.</span>` : nothing}
+      </div>
       <nf-fleet-table
-        .hosts=${fleet.hosts}
+        .hosts=${shown}
         .selected=${selected}
         .lockNote=${pr ? renderLockTooltip(pr.lockChanges) : ""}
         .automationNote=${automationLockNote(pr?.automation ?? null) ?? ""}
@@ -269,8 +299,17 @@ export class NfFleetPanel extends LitElement {
       ></nf-fleet-table>`;
   }
 
-  private renderBulk(fleet: FleetState, selected: ReadonlySet<string>) {
-    const online = fleet.hosts.filter((host) => host.online).map((host) => host.name);
+  /** The hosts the filter lets through; the same array while nothing changed, so the table does not redraw. */
+  private shownHosts(hosts: HostView[]): HostView[] {
+    if (!this._rebootOnly) return hosts;
+    if (this._filtered?.from === hosts) return this._filtered.hosts;
+    this._filtered = { from: hosts, hosts: hosts.filter((host) => host.rebootNeeded === true) };
+    return this._filtered.hosts;
+  }
+
+  /** Bulk actions act on the hosts shown: with a filter on, "all online" are the shown ones. */
+  private renderBulk(shown: readonly HostView[], fleet: FleetState, selected: ReadonlySet<string>) {
+    const online = shown.filter((host) => host.online).map((host) => host.name);
     const targets = selected.size > 0 ? [...selected] : online;
     const scope = selected.size > 0 ? "selected" : "online";
     const denied = roleDenial(fleet.me, COMMAND_ROLE);

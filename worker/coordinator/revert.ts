@@ -28,6 +28,7 @@ export async function openRevert(env: WorkerEnv, db: Database, revert: RevertEff
         base: ctx.config.branch,
         title: `Revert ${revert.pr === null ? shortSha(revert.commit) : `#${revert.pr}`}: rollout ${revert.rolloutId} failed`,
       });
+      if (pull.labelProblem !== null) console.warn(`github: revert PR #${pull.number} has no label of its own (its branch still marks it): ${pull.labelProblem}`);
       return { type: "revert-opened", kind: "revert-pr", url: pull.url };
     }
     const reverted = await client.revertCommit({ commitSha: revert.commit, branch: ctx.config.branch });

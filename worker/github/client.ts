@@ -36,6 +36,7 @@ import {
   GitHubRateLimitError,
 } from "./errors.ts";
 import { PullRequestFields } from "./events.ts";
+import { REVERT_BRANCH_PREFIX, REVERT_PR_LABEL } from "./revert-pull.ts";
 import { shortSha } from "../../common/text.ts";
 
 export type { CheckRunData, PullRequestData, StatusData } from "./answers.ts";
@@ -259,11 +260,16 @@ export class GitHubClient {
     return { sha: built.sha, revertedSha: options.commitSha };
   }
 
-  /** The same revert commit, proposed as a pull request from a new branch instead. */
-  async createRevertPull(options: { commitSha: string; base: string; title?: string; body?: string }): Promise<{ number: number; url: string; headRef: string; sha: string }> {
+  /**
+   * The same revert commit, proposed as a pull request instead: from a branch under
+   * REVERT_BRANCH_PREFIX, labelled REVERT_PR_LABEL (worker/github/revert-pull.ts). The label is
+   * added once the PR exists (GitHub's create call takes none); `labelProblem` says why GitHub
+   * refused it, and the branch alone still tells the PR apart.
+   */
+  async createRevertPull(options: { commitSha: string; base: string; title?: string; body?: string }): Promise<{ number: number; url: string; headRef: string; sha: string; labelProblem: string | null }> {
     const what = `opening a revert pull request for ${shortSha(options.commitSha)} in ${this.#repoName}`;
     const built = await this.#buildRevert(options.commitSha, options.base, what);
-    const headRef = `nixfleet/revert-${shortSha(options.commitSha)}-${this.#now().toString(36)}`;
+    const headRef = `${REVERT_BRANCH_PREFIX}${shortSha(options.commitSha)}-${this.#now().toString(36)}`;
     await this.#request(what, "POST /repos/{owner}/{repo}/git/refs", { ref: `refs/heads/${headRef}`, sha: built.sha });
     const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/pulls", {
       title: options.title ?? built.title,
@@ -272,7 +278,19 @@ export class GitHubClient {
       body: options.body ?? built.message,
     });
     const pull = this.#parse(PullRequestFields, data, what);
-    return { number: pull.number, url: pull.html_url, headRef, sha: built.sha };
+    let labelProblem: string | null = null;
+    try {
+      // Pull requests are issues to GitHub's labels API.
+      await this.#request(`labelling pull request #${pull.number} of ${this.#repoName}`, "POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+        issue_number: pull.number,
+        labels: [REVERT_PR_LABEL],
+      });
+    } catch (error) {
+      // The PR is open either way: failing here would report a revert that was made as not made.
+      if (!(error instanceof GitHubApiError)) throw error;
+      labelProblem = error.message;
+    }
+    return { number: pull.number, url: pull.html_url, headRef, sha: built.sha, labelProblem };
   }
 
   async #buildRevert(commitSha: string, branch: string, what: string): Promise<{ sha: string; title: string; message: string }> {

@@ -5,7 +5,7 @@ import type { CoordinatorMetrics } from "../objects/coordinator.ts";
 import type { MetricFamily, Sample } from "./exposition.ts";
 
 export interface MetricsInputs {
-  hosts: Pick<HostView, "online" | "compartments">[];
+  hosts: Pick<HostView, "online" | "compartments" | "rebootNeeded">[];
   coordinator: CoordinatorMetrics;
   lastWebhookAt: string | null;
   now: number;
@@ -34,6 +34,12 @@ export function metricFamilies({ hosts, coordinator, lastWebhookAt, now }: Metri
   const families: MetricFamily[] = [
     { name: "nixfleet_hosts", help: "Hosts in the fleet.", type: "gauge", samples: [{ value: hosts.length }] },
     { name: "nixfleet_hosts_online", help: "Hosts whose agent is connected.", type: "gauge", samples: [{ value: hosts.filter((host) => host.online).length }] },
+    {
+      name: "nixfleet_hosts_reboot_needed",
+      help: "NixOS hosts whose system profile boots another kernel, initrd or kernel modules than the ones they booted.",
+      type: "gauge",
+      samples: [{ value: hosts.filter((host) => host.rebootNeeded === true).length }],
+    },
     { name: "nixfleet_host_compartments", help: "Hosts by compartment and its state (green, yellow, red, blue, gray).", type: "gauge", samples: compartments },
     {
       name: "nixfleet_commands_total",

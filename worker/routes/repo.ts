@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { hasRole, MergeAndDeployRequest, Sha1 } from "../../common/protocol.ts";
+import { hasRole, MergeAndDeployRequest, MergeMethod, Sha1 } from "../../common/protocol.ts";
 import { writeAudit } from "../db/audit.ts";
 import { automation } from "../automation.ts";
 import { coordinator } from "../coordinator.ts";
@@ -49,7 +49,8 @@ export const repoRoutes = new Hono<AppEnv>()
 const PullNumber = z.coerce.number().int().positive().max(2 ** 31);
 
 export const MergeUpdatePrRequest = z.strictObject({
-  method: z.enum(["merge", "squash", "rebase"]).default("merge"),
+  /** Unset: the configured `automation.mergeMethod`. */
+  method: MergeMethod.optional(),
   /** The head the person looked at: GitHub refuses the merge if the PR moved since. */
   sha: Sha1.optional(),
 });
@@ -125,7 +126,7 @@ export const updatePrRoutes = new Hono<AppEnv>()
     const ctx = updatePrContext(c.env, c.get("db"));
     const outcome = await orGitHubRefusal(() =>
       mergeAndDeploy(ctx, number, {
-        method: request.method ?? "merge",
+        method: request.method,
         expectedSha: request.sha,
         actor,
         // Overriding a gate is an admin's call.

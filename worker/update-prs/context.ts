@@ -4,7 +4,7 @@
  * rollouts) and the automation. Every call to either object from this service goes through here,
  * so the Automation object reaches the coordinator only through the service.
  */
-import type { FleetBuildVerdict, RolloutView } from "../../common/protocol.ts";
+import type { FleetBuildVerdict, RolloutView, Settings } from "../../common/protocol.ts";
 import { automation } from "../automation.ts";
 import { coordinator } from "../coordinator.ts";
 import type { Database } from "../db/client.ts";
@@ -31,6 +31,8 @@ export interface UpdatePrContext extends GitHubContext {
   /** A rollout of this commit among the recent ones (a merge's rollout started before an interruption). */
   rolloutOf(commit: string): Promise<RolloutView | null>;
   startRollout(request: RolloutRequest): Promise<Outcome<{ rollout: RolloutView }>>;
+  /** The settings in force (D1's saved ones, or the Worker's vars). */
+  settings(): Promise<Settings>;
   now(): Date;
 }
 
@@ -82,6 +84,7 @@ export function updatePrContext(env: WorkerEnv, db: Database, options: GitHubCon
       return (listed.ok ? listed.rollouts.find((r) => r.commit === commit) : undefined) ?? null;
     },
     startRollout: (request) => coordinator(env).startRollout(request),
+    settings: () => currentSettings(env, db),
     now: () => new Date(),
   };
 }

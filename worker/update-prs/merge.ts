@@ -15,7 +15,8 @@ import type { UpdatePrContext } from "./context.ts";
 import { requireUpdatePr } from "./require.ts";
 
 export interface MergeOptions {
-  method: MergeMethod;
+  /** Unset: the configured `automation.mergeMethod`, so a repository that allows only one method is merged with it. */
+  method?: MergeMethod | undefined;
   /** The head the person (or the automation) looked at; default: the stored head. */
   expectedSha?: string;
   actor: string;
@@ -40,20 +41,21 @@ async function mergeUpdatePr(ctx: UpdatePrContext, number: number, options: Merg
   const { pr: record, repository } = known;
   const client = ctx.client!;
   const sha = options.expectedSha ?? record.headSha;
+  const method = options.method ?? (await ctx.settings()).automation.mergeMethod;
   const audit = (result: string, details: Record<string, unknown> = {}) =>
     writeAudit(ctx.db, {
       at: ctx.now().toISOString(),
       actor: options.actor,
       action: "update-pr.merge",
       target: `${repository.fullName}#${number}`,
-      details: { method: options.method, headSha: sha, title: record.title, ...details },
+      details: { method, headSha: sha, title: record.title, ...details },
       result,
     });
 
   let merged: { sha: string; message: string };
   try {
     merged = await client.mergePull(number, {
-      method: options.method,
+      method,
       sha,
       ...(record.lockChanges && record.lockChanges.length > 0
         ? { commitMessage: `${record.title}\n\n${renderLockMarkdown(record.lockChanges, { heading: "Updated inputs:" })}` }

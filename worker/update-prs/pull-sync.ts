@@ -17,6 +17,7 @@ import type { UpdatePrContext } from "./context.ts";
 import { GitHubApiError, GitHubRateLimitError } from "../github/errors.ts";
 import { HANDLED_PULL_REQUEST_ACTIONS, type PullRequestEvent } from "../github/events.ts";
 import { pullLockDiff } from "../github/lock.ts";
+import { isRevertPull } from "../github/revert-pull.ts";
 import type { HandlerResult } from "./webhook-result.ts";
 import { isStale, pullRecord } from "./records.ts";
 
@@ -38,7 +39,8 @@ export async function applyPullRequest(ctx: UpdatePrContext, event: PullRequestE
   const record = pullRecord(repository.fullName, pr, ctx.config.updatePrRule, existing, ctx.now().toISOString());
   if (!record.isUpdatePr && existing === null) {
     const rule = ctx.config.updatePrRule;
-    return { outcome: "ignored", reason: `pull request #${pr.number} is not an update PR (no label "${rule.label}", title without "${rule.titlePattern}")` };
+    const why = isRevertPull(record) ? "a revert PR NixFleet opened" : `no label "${rule.label}", title without "${rule.titlePattern}"`;
+    return { outcome: "ignored", reason: `pull request #${pr.number} is not an update PR (${why})` };
   }
   await savePullRequest(ctx.db, record);
   await ctx.notifyRepoChanged();

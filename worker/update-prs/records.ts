@@ -2,13 +2,16 @@
 import type { PullRequestRecord } from "../db/github.ts";
 import type { UpdatePrRule } from "../github/config.ts";
 import type { PullRequestFields } from "../github/events.ts";
+import { isRevertPull } from "../github/revert-pull.ts";
 
 /**
  * An update PR carries the configured label (GitHub label names are
  * case-insensitive) or has the configured fragment in its title, in any case
  * (see docs/github.md "Settings": label `automated` or a title containing "flake.lock" by default).
+ * A revert PR NixFleet opened never is, whatever its title says.
  */
-export function isUpdatePr(pr: { labels: readonly string[]; title: string }, rule: UpdatePrRule): boolean {
+export function isUpdatePr(pr: { labels: readonly string[]; title: string; headRef: string }, rule: UpdatePrRule): boolean {
+  if (isRevertPull(pr)) return false;
   const label = rule.label.toLowerCase();
   if (label !== "" && pr.labels.some((name) => name.toLowerCase() === label)) return true;
   const fragment = rule.titlePattern.toLowerCase();
@@ -49,7 +52,7 @@ export function pullRecord(
     headRef: pr.head.ref,
     baseRef: pr.base.ref,
     labels,
-    isUpdatePr: isUpdatePr({ labels, title: pr.title }, rule),
+    isUpdatePr: isUpdatePr({ labels, title: pr.title, headRef: pr.head.ref }, rule),
     mergeable: pr.mergeable ?? (sameHead ? previous.mergeable : null),
     createdAt: pr.created_at,
     updatedAt: pr.updated_at,

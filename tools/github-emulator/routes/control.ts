@@ -34,6 +34,7 @@ const CheckRun = z.object({
 });
 const WorkflowRun = z.object({ conclusion: z.enum(CHECK_CONCLUSIONS), name: z.string().optional() });
 const RequireChecks = z.object({ required: z.union([z.boolean(), z.array(z.string())]) });
+const MergeMethods = z.object({ allowed: z.array(z.enum(["merge", "squash", "rebase"])).min(1) });
 const Label = z.object({ name: z.string().min(1) });
 const Fault = z.object({
   method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -145,6 +146,12 @@ export function controlRoutes(emulator: GitHubEmulator): Hono<AppEnv> {
   app.put("/_emulator/require-checks", async (c) => {
     const body = await readBody(c, RequireChecks, "Settings");
     emulator.requireChecks(body.required);
+    return c.body(null, 204);
+  });
+
+  app.put("/_emulator/merge-methods", async (c) => {
+    const body = await readBody(c, MergeMethods, "Settings");
+    emulator.allowMergeMethods(body.allowed);
     return c.body(null, 204);
   });
 
