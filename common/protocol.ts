@@ -11,6 +11,7 @@ export * from "./protocol/version.ts";
 export * from "./protocol/hosts.ts";
 export * from "./protocol/commands.ts";
 export * from "./protocol/reports.ts";
+export * from "./protocol/desired.ts";
 export * from "./protocol/agent.ts";
 export * from "./protocol/roles.ts";
 export * from "./protocol/errors.ts";

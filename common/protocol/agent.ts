@@ -28,6 +28,8 @@ export const PollResponse = z.object({
   wantReport: z.boolean().default(false),
   /** The server's hold time, so the agent can tell a cut poll from a normal one. */
   pollTimeoutSeconds: z.number().int().nonnegative(),
+  /** Main's head as the control plane last heard it (push webhook or repository sync): the agent evaluates its desired system there. */
+  main: z.object({ branch: z.string().min(1).max(255), commit: Sha1 }).nullable().optional(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

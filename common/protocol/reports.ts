@@ -49,6 +49,49 @@ export const RebootStatus = z.object({
 });
 export type RebootStatus = z.infer<typeof RebootStatus>;
 
+/** A path in the Nix store, e.g. `/nix/store/<32 chars>-nixos-system-h1-25.05`. */
+export const StorePath = z.string().max(500).regex(/^\/nix\/store\/[0-9a-z]{32}-[^/]+$/, "not a Nix store path");
+
+/** Where a host's desired system comes from: its own evaluation, or what CI publishes with `POST /api/desired`. */
+export const DESIRED_SOURCES = ["local", "ci"] as const;
+export const DesiredSource = z.enum(DESIRED_SOURCES);
+export type DesiredSource = z.infer<typeof DesiredSource>;
+
+/** What a dry-run build of the desired system would do on the host. */
+export const DesiredChanges = z.object({
+  toBuild: z.number().int().nonnegative(),
+  toFetch: z.number().int().nonnegative(),
+});
+export type DesiredChanges = z.infer<typeof DesiredChanges>;
+
+const desiredAt = {
+  /** The commit of main that was evaluated. */
+  commit: Sha1,
+  /** Its git tree: a merge commit's tree usually equals the PR head's, so fleet builds match by tree. */
+  tree: Sha1.nullable().default(null),
+  evaluatedAt: z.string(),
+};
+
+/**
+ * The host's configuration evaluated at a commit of main, in a worktree of the
+ * agent's own (its clone and running system untouched): the toplevel's store
+ * path, or nix's error when it does not evaluate.
+ */
+export const DesiredSystem = z.union([
+  z.object({ ...desiredAt, outPath: StorePath, changes: DesiredChanges.nullable().default(null) }).strict(),
+  z.object({ ...desiredAt, error: z.string().min(1).max(2000) }).strict(),
+]);
+export type DesiredSystem = z.infer<typeof DesiredSystem>;
+
+export const DesiredReport = z.object({
+  source: DesiredSource,
+  /** The newest evaluation the host has of main; null while none has finished. */
+  latest: DesiredSystem.nullable(),
+  /** The commit of main being evaluated now. */
+  evaluating: Sha1.nullable().default(null),
+});
+export type DesiredReport = z.infer<typeof DesiredReport>;
+
 export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
@@ -91,6 +134,8 @@ export const Report = z.object({
   uptimeSeconds: z.number().nonnegative().nullable(),
   /** Seconds since this agent process started: a restart shows as a drop. */
   agentUptimeSeconds: z.number().nonnegative(),
+  /** The desired system at main's head (docs/compartments.md "System"); older agents leave it out. */
+  desired: DesiredReport.optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

@@ -3,6 +3,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ErrorBody, PollResponse, RolloutPlanView, RolloutView, type Report } from "../../common/protocol.ts";
+import { eventually } from "../support/wait.ts";
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
@@ -208,6 +209,27 @@ describe("a rollout through the real coordinator", () => {
     const again = await api(`/api/rollouts/${view.id}/cancel`, { method: "POST" });
     expect(again.status).toBe(409);
     expect(ErrorBody.parse(await again.json()).error.code).toBe("rollout_not_running");
+  });
+
+  it("20 simultaneous cancels of one rollout: one accepted, the rest 409, and its audit entries reach D1 through the outbox once each", async () => {
+    const agents = await fleet("cancel-race", 2);
+    const view = await deploy({ commit: sha(9), hosts: agents.map((a) => a.name) });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => api(`/api/rollouts/${view.id}/cancel`, { method: "POST" })));
+    expect(answers.map((res) => res.status).sort()).toEqual([200, ...Array<number>(19).fill(409)]);
+    for (const refused of answers.filter((res) => res.status === 409)) {
+      expect(ErrorBody.parse(await refused.json()).error.code).toBe("rollout_not_running");
+    }
+    const outboxSize = () => runInDurableObject(stub(), (_instance, state) => Number(state.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n));
+    await eventually("the outbox to empty", async () => (await outboxSize()) === 0);
+    const audited = await env.DB.prepare("SELECT action, count(*) AS n FROM audit_log WHERE target = ? GROUP BY action ORDER BY action")
+      .bind(view.id)
+      .all<{ action: string; n: number }>();
+    expect(audited.results).toEqual([
+      { action: "rollout.cancel", n: 1 },
+      { action: "rollout.cancelled", n: 1 },
+      { action: "rollout.start", n: 1 },
+      { action: "rollout.started", n: 1 },
+    ]);
   });
 
   it("a newer rollout supersedes the running one", async () => {
