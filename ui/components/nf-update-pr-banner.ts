@@ -1,6 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { CiState, UpdatePr } from "../../common/protocol.ts";
+import type { CiState, MeResponse, UpdatePr } from "../../common/protocol.ts";
 import { lockDiffNote } from "../common/format.ts";
+import { roleDenial, UPDATE_PR_ROLE } from "../common/permissions.ts";
 import { ciBlocker } from "../common/rollouts.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
@@ -20,8 +21,11 @@ export class NfUpdatePrBanner extends LitElement {
     pr: { attribute: false },
     now: { type: Number },
     store: { attribute: false },
+    me: { attribute: false },
   };
   declare pr: UpdatePr | null;
+  /** The signed-in identity: a viewer sees the merges disabled, with why. */
+  declare me: MeResponse | null;
   declare now: number;
   /** For Build on all hosts. */
   declare store: FleetStore | null;
@@ -31,6 +35,7 @@ export class NfUpdatePrBanner extends LitElement {
     this.pr = null;
     this.now = Date.now();
     this.store = null;
+    this.me = null;
   }
 
   override connectedCallback(): void {
@@ -94,6 +99,7 @@ export class NfUpdatePrBanner extends LitElement {
     if (pr === null) return nothing;
     const ci = CI[pr.ciState];
     const blocker = ciBlocker(pr.ciState);
+    const denied = roleDenial(this.me, UPDATE_PR_ROLE);
     return html`<section class="banner" aria-labelledby="pr-title" role="region">
       <div class="top">
         <span class="kicker">Update PR pending</span>
@@ -105,6 +111,8 @@ export class NfUpdatePrBanner extends LitElement {
         <button
           class="btn small"
           id="merge-only"
+          ?disabled=${denied !== null}
+          title=${denied ?? "Merge on GitHub without rolling out: the hosts then read behind main"}
           @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-only", { detail: pr, bubbles: true, composed: true }))}
         >
           Merge…
@@ -112,7 +120,8 @@ export class NfUpdatePrBanner extends LitElement {
         <button
           class="btn small primary"
           id="merge-deploy"
-          title=${blocker ? `${blocker}: merging asks for an override with a reason` : "Merge on GitHub, then roll the merge commit out"}
+          ?disabled=${denied !== null}
+          title=${denied ?? (blocker ? `${blocker}: merging asks for an override with a reason` : "Merge on GitHub, then roll the merge commit out")}
           @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-deploy", { detail: pr, bubbles: true, composed: true }))}
         >
           Merge &amp; Deploy…
