@@ -110,7 +110,7 @@ describeWithBrowser("roles in the dashboard", () => {
     const banner = page.getByRole("region", { name: /flake\.lock/ });
     for (const name of ["Merge…", "Merge & Deploy…"]) {
       const button = banner.getByRole("button", { name, exact: true });
-      await expect.poll(() => button.getAttribute("title"), name).toBe("needs the operator role: viewer@example.com is a viewer");
+      await expect.poll(() => button.getAttribute("title"), { message: name }).toBe("needs the operator role: viewer@example.com is a viewer");
       expect(await button.isDisabled(), name).toBe(true);
     }
 
@@ -136,7 +136,7 @@ describeWithBrowser("roles in the dashboard", () => {
     const banner = page.getByRole("region", { name: /flake\.lock/ });
     for (const name of ["Merge…", "Merge & Deploy…"]) {
       const button = banner.getByRole("button", { name, exact: true });
-      await expect.poll(() => button.getAttribute("title"), name).not.toContain("needs the");
+      await expect.poll(() => button.getAttribute("title"), { message: name }).not.toContain("needs the");
       expect(await button.isDisabled(), name).toBe(false);
     }
 
