@@ -2,18 +2,25 @@
  * The dashboard behind Cloudflare Access in Chromium, signed in as a viewer
  * and as an operator: what the role may not do is disabled, and says why.
  * The Access JWTs are signed with a local key whose JWKS a local server hands
- * the real control plane; the browser sends the JWT as Access would.
+ * the real control plane; the browser sends the JWT as Access would. The GitHub
+ * emulator holds an open update PR, so the banner's merges are there to check.
  */
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { fleetRow, menu } from "./helpers.ts";
 
 const TEAM = "https://browserteam.cloudflareaccess.com";
 const AUD = "browser-roles-aud";
+const SECRET = "browser-roles-webhook-secret";
+const GITHUB_TOKEN = "github_pat_browser_roles";
 
 describeWithBrowser("roles in the dashboard", () => {
   let dashboard: Dashboard;
@@ -21,6 +28,8 @@ describeWithBrowser("roles in the dashboard", () => {
   let key: CryptoKey;
   let session: BrowserSession;
   let page: Page;
+  let github: GitHubEmulator;
+  let root: string;
 
   const assertion = (email: string) => {
     const now = Math.floor(Date.now() / 1000);
@@ -51,7 +60,14 @@ describeWithBrowser("roles in the dashboard", () => {
     await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
     const address = jwks.address();
     const port = typeof address === "object" && address ? address.port : 0;
+    root = await mkdtemp(join(tmpdir(), "nixfleet-browser-roles-"));
+    github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: GITHUB_TOKEN });
+    const githubUrl = await github.start();
     dashboard = await startDashboard({
+      GITHUB_REPOSITORY: "example/fleet",
+      GITHUB_WEBHOOK_SECRET: SECRET,
+      GITHUB_TOKEN,
+      GITHUB_API_URL: githubUrl,
       ACCESS_AUD: AUD,
       ACCESS_TEAM_DOMAIN: TEAM,
       ACCESS_JWKS_URL: `http://127.0.0.1:${port}/certs`,
@@ -64,13 +80,18 @@ describeWithBrowser("roles in the dashboard", () => {
       body: JSON.stringify({ name: "gamma", platform: "nixos" }),
     });
     expect(created.status).toBe(201);
+    github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
+    await github.seedExampleFlake();
+    await github.openFlakeUpdatePullRequest();
     session = await openBrowser();
     page = session.page;
   });
   afterAll(async () => {
     await session?.close();
     await dashboard?.stop();
+    await github?.stop();
     jwks?.close();
+    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it("shows a viewer everything, with every change disabled and the reason on it", async () => {
@@ -84,6 +105,14 @@ describeWithBrowser("roles in the dashboard", () => {
     const pull = page.getByRole("toolbar", { name: "Bulk actions" }).getByRole("button", { name: "Pull", exact: true });
     await expect.poll(() => pull.getAttribute("title")).toBe("needs the operator role: viewer@example.com is a viewer");
     expect(await pull.isDisabled()).toBe(true);
+
+    // Merging an update PR is an operator's: the banner's merges are there, disabled, with why.
+    const banner = page.getByRole("region", { name: /flake\.lock/ });
+    for (const name of ["Merge…", "Merge & Deploy…"]) {
+      const button = banner.getByRole("button", { name, exact: true });
+      await expect.poll(() => button.getAttribute("title"), { message: name }).toBe("needs the operator role: viewer@example.com is a viewer");
+      expect(await button.isDisabled(), name).toBe(true);
+    }
 
     await fleetRow(page, "gamma").locator('button.cell[data-compartment="git"]').click();
     const pullItem = menu(page).getByRole("menuitem", { name: /^Pull needs/ });
@@ -104,6 +133,12 @@ describeWithBrowser("roles in the dashboard", () => {
     const add = page.getByRole("button", { name: "Add host" }).first();
     await expect.poll(() => add.getAttribute("title")).toBe("needs the admin role: oncall@example.com is an operator");
     expect(await add.isDisabled()).toBe(true);
+    const banner = page.getByRole("region", { name: /flake\.lock/ });
+    for (const name of ["Merge…", "Merge & Deploy…"]) {
+      const button = banner.getByRole("button", { name, exact: true });
+      await expect.poll(() => button.getAttribute("title"), { message: name }).not.toContain("needs the");
+      expect(await button.isDisabled(), name).toBe(false);
+    }
 
     await page.getByRole("button", { name: "Actions for gamma" }).click();
     const rotate = menu(page).getByRole("menuitem", { name: /^Rotate token/ });

@@ -146,18 +146,22 @@ describe("buildUi", () => {
       const urls = new Set(lazy.map((chunk) => chunk.url));
       expect(firstPaintOutput!.imports.map((i) => i.kind)).toEqual(firstPaintOutput!.imports.map(() => "dynamic-import"));
       const pages = firstPaintOutput!.imports.map((i) => i.path).sort();
-      // The pages but the fleet's and the host's, the rarely opened dialogs, and what only an update PR or a build shows.
+      // The pages but the fleet's and the host's, the rarely opened dialogs and buttons, and what only an update PR or a build shows.
       const lazyModules = [
         "nf-add-host-dialog",
         "nf-audit-panel",
         "nf-automation-timeline",
         "nf-bulk-dialog",
+        "nf-deploy-dialog",
         "nf-fleet-build-status",
         "nf-hold-dialog",
         "nf-host-update-build",
+        "nf-merge-dialog",
+        "nf-repo-refresh",
         "nf-rollouts-panel",
         "nf-settings-panel",
         "nf-token-dialog",
+        "update-pr-actions",
       ];
       expect(pages).toEqual(lazyModules.map((name) => expect.stringMatching(new RegExp(`^/chunks/${name}-\\w+\\.js$`))));
       for (const page of pages) {

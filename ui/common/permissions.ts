@@ -7,6 +7,8 @@ import { hasRole, type MeResponse, type Role } from "../../common/protocol.ts";
 
 /** Queueing commands on hosts (one or many). */
 export const COMMAND_ROLE: Role = "operator";
+/** Merging update PRs (Merge & Deploy, Merge) and reading the repository from GitHub again. */
+export const UPDATE_PR_ROLE: Role = "operator";
 /** Adding and removing hosts, rotating their tokens. */
 export const HOST_ADMIN_ROLE: Role = "admin";
 /** Changing the fleet's settings (PUT /api/settings). */

@@ -267,7 +267,8 @@ export class NfActionMenu extends LitElement {
     const below = rect.bottom + 4;
     const top = below + height > window.innerHeight - margin && rect.top - 4 - height > margin ? rect.top - 4 - height : below;
     const left = Math.min(Math.max(margin, rect.left), window.innerWidth - width - margin);
-    menu.style.top = `${Math.max(margin, top)}px`;
+    // Fitting on neither side (a long menu mid-page): as low as it can go and still be whole on screen.
+    menu.style.top = `${Math.max(margin, Math.min(top, window.innerHeight - margin - height))}px`;
     menu.style.left = `${Math.max(margin, left)}px`;
   }
 }

@@ -1,14 +1,15 @@
 import { LitElement, css, html, nothing } from "lit";
-import { COMPARTMENT_NAMES, type CompartmentState, type RepoState } from "../../common/protocol.ts";
+import { COMPARTMENT_NAMES, type CompartmentState, type MeResponse, type RepoState } from "../../common/protocol.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.ts";
 import { firstLine, shortSha } from "../common/format.ts";
 import type { Summary } from "../data/fleet-state.ts";
+import type { FleetStore } from "../data/store.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { formatAge, localTimestamp, plural } from "../../common/text.ts";
 
 const STATE_ORDER: readonly CompartmentState[] = ["red", "yellow", "blue", "gray", "green"];
 
-/** The fleet at a glance: the commit hosts should run, and how many hosts show each colour. */
+/** The fleet at a glance: the commit hosts should run (read again from GitHub on request), and how many hosts show each colour. */
 export class NfFleetHeader extends LitElement {
   static override properties = {
     repo: { attribute: false },
@@ -16,15 +17,22 @@ export class NfFleetHeader extends LitElement {
     hostCount: { type: Number },
     onlineCount: { type: Number },
     now: { type: Number },
+    store: { attribute: false },
+    me: { attribute: false },
   };
   declare repo: RepoState | null;
   declare summary: Summary | null;
   declare hostCount: number;
   declare onlineCount: number;
   declare now: number;
+  /** For Refresh from GitHub. */
+  declare store: FleetStore | null;
+  declare me: MeResponse | null;
 
   constructor() {
     super();
+    this.store = null;
+    this.me = null;
     this.repo = null;
     this.summary = null;
     this.hostCount = 0;
@@ -131,6 +139,12 @@ export class NfFleetHeader extends LitElement {
     `,
   ];
 
+  override connectedCallback(): void {
+    super.connectedCallback();
+    // Refresh from GitHub is used now and then: it loads after the first paint.
+    void import("./nf-repo-refresh.ts");
+  }
+
   override render() {
     return html`<div class="wrap card">
       <section aria-labelledby="target-h">${this.renderTarget()}</section>
@@ -146,7 +160,8 @@ export class NfFleetHeader extends LitElement {
     const head = repo?.head ?? null;
     if (repo === null || head === null) {
       return html`<h2 id="target-h">Target commit</h2>
-        <div class="muted">unknown — ${repo === null ? "the control plane has not read the repository yet" : `${repo.branch} not read yet`}</div>`;
+        <div class="muted">unknown — ${repo === null ? "the control plane has not read the repository yet" : `${repo.branch} not read yet`}</div>
+        <nf-repo-refresh .store=${this.store} .me=${this.me}></nf-repo-refresh>`;
     }
     const commitUrl = `https://github.com/${repo.repository}/commit/${head.sha}`;
     return html`<h2 id="target-h">Target commit</h2>
@@ -166,7 +181,8 @@ export class NfFleetHeader extends LitElement {
         @click=${() => this.dispatchEvent(new CustomEvent("nf-deploy", { bubbles: true, composed: true }))}
       >
         Deploy ${repo.branch}…
-      </button>`;
+      </button>
+      <nf-repo-refresh .store=${this.store} .me=${this.me}></nf-repo-refresh>`;
   }
 
   private renderCounts(name: (typeof COMPARTMENT_NAMES)[number]) {

@@ -50,7 +50,11 @@ export class NfHostActions extends LitElement {
   }
 
   /** The menu of one compartment: its suggested action first ("Click Git → Pull"; see docs/compartments.md "Precedence per compartment"). */
-  compartmentMenu(host: HostView, name: CompartmentName, options: { updatePr?: UpdatePr | null; onHostPage?: boolean } = {}): MenuContent {
+  compartmentMenu(
+    host: HostView,
+    name: CompartmentName,
+    options: { updatePr?: UpdatePr | null; updatePrActions?: MenuEntry[]; onHostPage?: boolean } = {},
+  ): MenuContent {
     const compartment = host.compartments[name];
     const entries: MenuEntry[] = [];
     if (compartment.commandId !== null) {
@@ -58,6 +62,7 @@ export class NfHostActions extends LitElement {
     }
     if (name === "lock" && options.updatePr) {
       const pr = options.updatePr;
+      entries.push(...(options.updatePrActions ?? []));
       entries.push({ label: `Open update PR #${pr.number}`, hint: pr.title, href: pr.url, external: true });
     }
     const roleDenied = roleDenial(this.store?.state.me ?? null, COMMAND_ROLE);

@@ -1,6 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { CiState, UpdatePr } from "../../common/protocol.ts";
+import type { CiState, MeResponse, UpdatePr } from "../../common/protocol.ts";
 import { lockDiffNote } from "../common/format.ts";
+import { roleDenial, UPDATE_PR_ROLE } from "../common/permissions.ts";
 import { ciBlocker } from "../common/rollouts.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
@@ -14,14 +15,17 @@ const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
   unknown: { icon: "?", label: "CI unknown", tone: "tone-muted" },
 };
 
-/** The pending flake.lock update PR: what it changes, its CI, and Merge & Deploy (the panel opens the confirmation). */
+/** The pending flake.lock update PR: what it changes, its CI, Merge and Merge & Deploy (the panel opens their confirmations). */
 export class NfUpdatePrBanner extends LitElement {
   static override properties = {
     pr: { attribute: false },
     now: { type: Number },
     store: { attribute: false },
+    me: { attribute: false },
   };
   declare pr: UpdatePr | null;
+  /** The signed-in identity: a viewer sees the merges disabled, with why. */
+  declare me: MeResponse | null;
   declare now: number;
   /** For Build on all hosts. */
   declare store: FleetStore | null;
@@ -31,6 +35,7 @@ export class NfUpdatePrBanner extends LitElement {
     this.pr = null;
     this.now = Date.now();
     this.store = null;
+    this.me = null;
   }
 
   override connectedCallback(): void {
@@ -94,6 +99,7 @@ export class NfUpdatePrBanner extends LitElement {
     if (pr === null) return nothing;
     const ci = CI[pr.ciState];
     const blocker = ciBlocker(pr.ciState);
+    const denied = roleDenial(this.me, UPDATE_PR_ROLE);
     return html`<section class="banner" aria-labelledby="pr-title" role="region">
       <div class="top">
         <span class="kicker">Update PR pending</span>
@@ -103,9 +109,19 @@ export class NfUpdatePrBanner extends LitElement {
         <span class="spacer"></span>
         <a class="btn small" href=${pr.url} target="_blank" rel="noopener noreferrer">Review on GitHub ↗</a>
         <button
+          class="btn small"
+          id="merge-only"
+          ?disabled=${denied !== null}
+          title=${denied ?? "Merge on GitHub without rolling out: the hosts then read behind main"}
+          @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-only", { detail: pr, bubbles: true, composed: true }))}
+        >
+          Merge…
+        </button>
+        <button
           class="btn small primary"
           id="merge-deploy"
-          title=${blocker ? `${blocker}: merging asks for an override with a reason` : "Merge on GitHub, then roll the merge commit out"}
+          ?disabled=${denied !== null}
+          title=${denied ?? (blocker ? `${blocker}: merging asks for an override with a reason` : "Merge on GitHub, then roll the merge commit out")}
           @click=${() => this.dispatchEvent(new CustomEvent("nf-merge-deploy", { detail: pr, bubbles: true, composed: true }))}
         >
           Merge &amp; Deploy…

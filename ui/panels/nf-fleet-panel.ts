@@ -22,7 +22,6 @@ import "../components/nf-fleet-table.ts";
 import "../components/nf-host-actions.ts";
 import "../components/nf-rollout-progress.ts";
 import "../components/nf-update-pr-banner.ts";
-import "../dialogs/nf-deploy-dialog.ts";
 import { plural, pluralWord } from "../../common/text.ts";
 
 /** The fleet page: header, update PR, bulk actions and the table. */
@@ -48,7 +47,7 @@ export class NfFleetPanel extends LitElement {
   private get _actions(): NfHostActions {
     return this.renderRoot.querySelector("nf-host-actions")!;
   }
-  // The add-host and bulk dialogs are opened rarely: their modules load on the first opening, not in the first paint.
+  // The dialogs load on their first opening, not in the first paint: the table needs none of them.
   private async _addHost(): Promise<NfAddHostDialog> {
     await import("../dialogs/nf-add-host-dialog.ts");
     return this.renderRoot.querySelector("nf-add-host-dialog")!;
@@ -57,7 +56,8 @@ export class NfFleetPanel extends LitElement {
     await import("../dialogs/nf-bulk-dialog.ts");
     return this.renderRoot.querySelector("nf-bulk-dialog")!;
   }
-  private get _deploy(): NfDeployDialog {
+  private async _deploy(): Promise<NfDeployDialog> {
+    await import("../dialogs/nf-deploy-dialog.ts");
     return this.renderRoot.querySelector("nf-deploy-dialog")!;
   }
 
@@ -190,7 +190,9 @@ export class NfFleetPanel extends LitElement {
             .pr=${pr}
             .now=${this.now}
             .store=${this.store}
-            @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}
+            .me=${me}
+            @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => void this._deploy().then((dialog) => dialog.show(e.detail))}
+            @nf-merge-only=${(e: CustomEvent<UpdatePr>) => this.mergeOnly(e.detail)}
             @nf-update-pr-automation=${(e: CustomEvent<AutomationActionDetail>) => void this.automationAction(e.detail)}
           ></nf-update-pr-banner>`
         : nothing}
@@ -213,7 +215,9 @@ export class NfFleetPanel extends LitElement {
             .hostCount=${hosts.length}
             .onlineCount=${hosts.filter((host) => host.online).length}
             .now=${this.now}
-            @nf-deploy=${() => this._deploy.show(null)}
+            .store=${this.store}
+            .me=${me}
+            @nf-deploy=${() => void this._deploy().then((dialog) => dialog.show(null))}
           ></nf-fleet-header>`
         : nothing}
       ${this.renderBody(fleet, selected, pr, currentBuild(pr))}
@@ -222,6 +226,7 @@ export class NfFleetPanel extends LitElement {
       <nf-add-host-dialog .store=${this.store} .repository=${repository}></nf-add-host-dialog>
       <nf-bulk-dialog .store=${this.store}></nf-bulk-dialog>
       <nf-deploy-dialog .store=${this.store}></nf-deploy-dialog>
+      <nf-merge-dialog .store=${this.store}></nf-merge-dialog>
     `;
   }
 
@@ -336,11 +341,28 @@ export class NfFleetPanel extends LitElement {
     void this._bulk().then((dialog) => dialog.show(kind, hosts, scope));
   }
 
+  /** Merge (merge only): rarely used, so its dialog loads on the first opening. */
+  private mergeOnly(pr: UpdatePr): void {
+    void import("../dialogs/nf-merge-dialog.ts").then(() => this.renderRoot.querySelector("nf-merge-dialog")!.show(pr));
+  }
+
   private onCompartmentMenu(event: CustomEvent<CompartmentMenuRequest>): void {
     const host = this.state?.hosts.find((h) => h.name === event.detail.host);
     if (!host) return;
     const updatePr = this.state ? pendingUpdatePr(this.state.updatePrs) : null;
-    void this._menu.open(event.detail.anchor, this._actions.compartmentMenu(host, event.detail.name, { updatePr }));
+    const { anchor, name } = event.detail;
+    if (name !== "lock" || updatePr === null) {
+      void this._menu.open(anchor, this._actions.compartmentMenu(host, name, { updatePr }));
+      return;
+    }
+    // The Lock cell of a pending update PR leads to the PR's own actions, the banner's (loaded with the first such menu).
+    void import("../common/update-pr-actions.ts").then(({ updatePrMenuEntries }) => {
+      const updatePrActions = updatePrMenuEntries(updatePr, this.state?.me ?? null, host.compartments.lock.action, {
+        mergeAndDeploy: () => void this._deploy().then((dialog) => dialog.show(updatePr)),
+        merge: () => this.mergeOnly(updatePr),
+      });
+      return this._menu.open(anchor, this._actions.compartmentMenu(host, name, { updatePr, updatePrActions }));
+    });
   }
 
   private onHostMenu(event: CustomEvent<HostMenuRequest>): void {
