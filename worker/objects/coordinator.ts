@@ -81,13 +81,18 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const host = await this.c.catalogue.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     if (request.report) await this.acceptReport(host, request.agentSession, request.report);
+    await this.c.mainHead.ensureLoaded();
     // From here to the answer (or the wait) nothing is awaited: a command queued meanwhile is either seen below or finds this poll waiting.
     if (this.c.catalogue.isRemoving(host.id)) return refuse(401, "unauthorized", "this host is being removed");
     this.run(() => this.c.presence.seen(host, waitSeconds));
     const { wantReport } = this.run(() => this.c.dispatch.settlePoll(host.id, request));
     const ready = this.run(() => this.c.dispatch.deliverable(host.id));
     // The agent's own protocol version, so an older agent can read the answer.
-    const respond = (commands: PollResponse["commands"]) => ({ ok: true as const, response: { protocol: request.protocol, commands, wantReport, pollTimeoutSeconds: waitSeconds } });
+    // Main is read when the answer goes out: a held poll answered because main moved says where it is now.
+    const respond = (commands: PollResponse["commands"]) => ({
+      ok: true as const,
+      response: { protocol: request.protocol, commands, wantReport, pollTimeoutSeconds: waitSeconds, main: this.c.mainHead.current() },
+    });
     if (ready.length > 0 || wantReport || waitSeconds === 0) {
       if (ready.length > 0) await this.scheduleAlarm();
       return respond(ready);
@@ -261,8 +266,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** The rate limit of a GitHub answer (worker/github/context.ts); an older reading than the one kept is ignored. */
   async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> { await this.c.metrics.recordRateLimit(rate); }
 
-  /** Tell dashboards that something about a host changed (a webhook moved the target, say). */
-  async notify(event: DashboardEvent): Promise<void> { this.broadcast(event); }
+  /** Tell dashboards that something about a host changed (a webhook moved the target, say); a repository change is also told to held polls when main moved. */
+  async notify(event: DashboardEvent): Promise<void> {
+    this.broadcast(event);
+    if (event.type === "repo") await this.c.mainHead.reread();
+  }
 
   // Dashboards: WebSockets with the hibernation API, so idle dashboards cost nothing.
 
