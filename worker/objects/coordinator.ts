@@ -18,6 +18,7 @@ import type { StartRolloutInput } from "../coordinator/rollout-runner.ts";
 import { step, type Step, type StepOf } from "../coordinator/step.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinator-storage.ts";
+import { readCommitDesired } from "../db/desired.ts";
 import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { listLockAges, listReports, upsertReport } from "../db/reports.ts";
@@ -173,20 +174,20 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   /** What a rollout would do now: its waves and the hosts left out, nothing sent. */
   async planRollout(input: PlanInput) {
-    const [settings, fleet] = await this.readFleet();
+    const [[settings, fleet], at] = await Promise.all([this.readFleet(), readCommitDesired(this.db, input.commit)]);
     if ("ok" in settings) return settings;
     const gate = this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false);
-    const plan = planFor(fleet, settings, input, gate.failedBuilds, Date.now());
-    return { ok: true as const, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut, fleetBuild: gate.build } };
+    const plan = planFor(fleet, settings, input, gate.failedBuilds, Date.now(), at);
+    return { ok: true as const, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut, unchanged: plan.unchanged, fleetBuild: gate.build } };
   }
 
   /** Starts a rollout of `commit`; a running one is superseded (its unstarted hosts cancelled). */
   async startRollout(input: StartRolloutInput) {
-    const [settings, fleet] = await this.readFleet();
+    const [[settings, fleet], at] = await Promise.all([this.readFleet(), readCommitDesired(this.db, input.commit)]);
     if ("ok" in settings) return settings;
     // From here on nothing is awaited until the rollout is stored and started.
-    const plan = planFor(fleet, settings, input, this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false).failedBuilds, Date.now());
-    if (plan.waves.length === 0) {
+    const plan = planFor(fleet, settings, input, this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false).failedBuilds, Date.now(), at);
+    if (plan.waves.length === 0 && plan.unchanged.length === 0) {
       const why = plan.leftOut.map((h) => `${h.name}: ${h.reason}`).join("; ");
       return refuse(409, "nothing_to_deploy", `no host is in this rollout${why ? ` (${why})` : ""}`);
     }
