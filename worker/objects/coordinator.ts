@@ -227,7 +227,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!("ok" in settings)) this.broadcast({ type: "settings", version: settings.version });
   }
 
-  async startFleetBuild(input: { pr: number; headSha: string; actor: string; force?: boolean }) {
+  async startFleetBuild(input: { pr: number; headSha: string; headTree?: string | null; actor: string; force?: boolean }) {
     const [settings, fleet] = await this.readFleet();
     if ("ok" in settings) return settings;
     // From here on nothing is awaited until the build is stored and its commands queued.
