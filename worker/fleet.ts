@@ -7,7 +7,9 @@ import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
 import { automation } from "./automation.ts";
+import { publishedAt } from "./db/desired.ts";
 import { loadFleetTarget } from "./db/github.ts";
+import type { FailedBuildOnHost } from "../common/compartments/desired.ts";
 import type { WorkerEnv } from "./env.ts";
 
 /** How many recent commands per host the compartments look at. */
@@ -16,6 +18,15 @@ const RECENT_COMMANDS = 20;
 interface FleetTarget {
   repo: RepoState | null;
   updatePrs: UpdatePr[];
+  /** Host name → what CI published for it at main's head (`POST /api/desired`). */
+  published: ReadonlyMap<string, string>;
+}
+
+/** The fleet's target with CI's desired systems at main's head. */
+async function loadTarget(db: Database): Promise<FleetTarget> {
+  const target = await loadFleetTarget(db);
+  const head = target.repo?.head?.sha ?? null;
+  return { ...target, published: head === null ? new Map() : await publishedAt(db, head) };
 }
 
 function hostView(
@@ -25,7 +36,7 @@ function hostView(
   presence: { online: boolean; lastSeenAt: string | null } | undefined,
   target: FleetTarget,
   now: Date,
-  extras: { hold: HostHold | null; rollout: HostRolloutPart | null },
+  extras: { hold: HostHold | null; rollout: HostRolloutPart | null; failedBuilds: FailedBuildOnHost[] },
 ): HostView {
   const online = presence?.online ?? false;
   const lastSeenAt = presence?.lastSeenAt ?? host.lastSeenAt;
@@ -52,10 +63,18 @@ function hostView(
       updatePrs: target.updatePrs,
       expectedAgentVersion: NIXFLEET_VERSION,
       now,
+      desiredPublished: publishedFor(host.name, target),
+      failedBuilds: extras.failedBuilds,
     }),
     hold: extras.hold,
     rollout: extras.rollout,
   };
+}
+
+function publishedFor(hostName: string, target: FleetTarget): { commit: string; outPath: string } | null {
+  const head = target.repo?.head?.sha ?? null;
+  const outPath = target.published.get(hostName);
+  return head === null || outPath === undefined ? null : { commit: head, outPath };
 }
 
 /** Every host with its five compartments, and the fleet summary. */
@@ -64,13 +83,14 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
     listHosts(db),
     listReports(db),
     coordinator(env).fleetLive(RECENT_COMMANDS),
-    loadFleetTarget(db),
+    loadTarget(db),
   ]);
   const now = new Date();
   const views = hosts.map((host) =>
     hostView(host, reports.get(host.id) ?? null, live.commands[host.id] ?? [], live.presence[host.id], target, now, {
       hold: live.holds[host.name] ?? null,
       rollout: live.rolloutParts[host.name] ?? null,
+      failedBuilds: live.failedBuilds[host.name] ?? [],
     }),
   );
   return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: await withAutomation(env, target.updatePrs) };
@@ -90,10 +110,11 @@ export async function withAutomation(env: WorkerEnv, updatePrs: UpdatePr[]): Pro
 }
 
 export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
-  const [stored, live, target] = await Promise.all([getReport(db, host.id), coordinator(env).hostLive(host.id, RECENT_COMMANDS), loadFleetTarget(db)]);
+  const [stored, live, target] = await Promise.all([getReport(db, host.id), coordinator(env).hostLive(host.id, RECENT_COMMANDS), loadTarget(db)]);
   const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date(), {
     hold: live.holds[host.name] ?? null,
     rollout: live.rolloutParts[host.name] ?? null,
+    failedBuilds: live.failedBuilds[host.name] ?? [],
   });
   return { ...view, commands: live.commands };
 }

@@ -4,10 +4,13 @@ const base64url = (bytes: Uint8Array): string =>
 const randomBytes = (n: number): Uint8Array => crypto.getRandomValues(new Uint8Array(n));
 
 /** `cmd_3kq…`: prefixed so a stray id in a log says what it is. */
-export const newId = (prefix: "host" | "cmd" | "tok" | "ro" | "set" | "nd" | "fb" | "ch"): string => `${prefix}_${base64url(randomBytes(16))}`;
+export const newId = (prefix: "host" | "cmd" | "tok" | "ro" | "set" | "nd" | "fb" | "ch" | "ci"): string => `${prefix}_${base64url(randomBytes(16))}`;
 
 /** 256 random bits; shown once, only its hash is stored. */
 export const newAgentToken = (): string => `nfa_${base64url(randomBytes(32))}`;
+
+/** CI's token for `POST /api/desired` (and nothing else): 256 random bits, shown once, only its hash stored. */
+export const newCiToken = (): string => `nfci_${base64url(randomBytes(32))}`;
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));

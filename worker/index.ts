@@ -11,7 +11,9 @@ import { errorBody, handleError } from "./errors.ts";
 import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { chunks } from "./routes/chunks.ts";
+import { ciTokenRoutes } from "./routes/ci-token.ts";
 import { commandsRoutes } from "./routes/commands.ts";
+import { desiredRoutes } from "./routes/desired.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./update-prs/refresh.ts";
@@ -69,10 +71,12 @@ export const ROUTE_ROLES = {
   "PUT /api/settings": "admin",
   "GET /api/notifications/deliveries": "viewer",
   "POST /api/notifications/channels/:id/test": "admin",
+  "GET /api/ci-token": "viewer",
+  "POST /api/ci-token": "admin",
 } as const satisfies Record<string, Role>;
 
 /** Under /api, only these answer without Cloudflare Access: they have their own authentication (or need none). */
-export const OWN_AUTH_PATHS = ["/api/health", "/api/agent/*"];
+export const OWN_AUTH_PATHS = ["/api/health", "/api/agent/*", "/api/desired"];
 
 /** The dashboard's API: every route behind Access, CSRF and its declared role. */
 const dashboard = new Hono<AppEnv>()
@@ -86,7 +90,8 @@ const dashboard = new Hono<AppEnv>()
   .route("/update-prs", updatePrRoutes)
   .route("/rollouts", rolloutsRoutes)
   .route("/settings", settingsRoutes)
-  .route("/notifications", notificationsRoutes);
+  .route("/notifications", notificationsRoutes)
+  .route("/ci-token", ciTokenRoutes);
 
 export const app = new Hono<AppEnv>();
 // Every answer of the Worker's (the API, webhooks, /metrics, the chunks) is JSON, text or JavaScript, never a page:
@@ -117,6 +122,7 @@ app.use("/api/*", except(OWN_AUTH_PATHS, every(requireIdentity, requireSameOrigi
 app
   .route("/api/health", health)
   .route("/api/agent", agent)
+  .route("/api/desired", desiredRoutes)
   .route("/api", dashboard)
   .route("/webhooks/github", webhooks)
   // Outside /api, so outside Access: Prometheus authenticates with METRICS_TOKEN.

@@ -39,6 +39,10 @@ export interface CompartmentInputs {
   /** The agent version the control plane ships (NIXFLEET_VERSION). */
   expectedAgentVersion: string;
   now: Date;
+  /** What CI published for this host (`POST /api/desired`), for hosts whose desired source is "ci". */
+  desiredPublished?: { commit: string; outPath: string } | null;
+  /** Fleet builds that failed on this host, newest first: System is red when one built main's tree. */
+  failedBuilds?: readonly { commit: string; tree: string | null; error: string | null }[];
 }
 
 const COMMAND_COMPARTMENTS: Record<CommandKind, readonly CompartmentName[]> = {

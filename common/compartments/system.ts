@@ -1,6 +1,7 @@
 /** The System compartment: does the running system match what the host's commit builds (docs/compartments.md "System"). */
 import type { CommandKind, CommandView, Compartment, RebootStatus } from "../protocol.ts";
 import { shortSha, storePathName } from "../text.ts";
+import { runningAgainstMain } from "./desired.ts";
 import {
   commandEnd,
   commandStart,
@@ -50,7 +51,15 @@ export function systemCompartment(host: HostFacts): Compartment {
     const why = report.system.current.reason ?? "the agent could not read it";
     return verdict("gray", `running system unknown: ${why}${queued}`, null, inputs.reportedAt);
   }
-  return withRebootNote(runningAgainstClone(host, current, command), rebootNote(report.system.reboot?.value ?? null), queued);
+  const running = report.desired === undefined || rolledBack(command, current) ? runningAgainstClone(host, current, command) : runningAgainstMain(host, current, report.desired);
+  return withRebootNote(running, rebootNote(report.system.reboot?.value ?? null), queued);
+}
+
+/** A rollback that left the host on the generation it went back to: said so until something switches it. */
+function rolledBack(command: CommandView | undefined, current: string): boolean {
+  if (command?.kind !== "rollback" || command.state !== "succeeded") return false;
+  const after = command.result?.systemAfter ?? null;
+  return after === null || after === current;
 }
 
 /** What the running system is against what the clone builds; the caller adds the reboot and queued notes. */

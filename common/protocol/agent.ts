@@ -71,6 +71,8 @@ export type ClosureDiff = z.infer<typeof ClosureDiff>;
 /** What a `build` command built and how it differs from what runs. */
 export const BuildResult = z.object({
   commit: Sha1,
+  /** The built commit's git tree, when the agent says it: System matches a failed build to main by tree. */
+  tree: Sha1.nullable().optional(),
   /** The built system's store path; null when the build failed. */
   storePath: z.string().max(500).nullable(),
   durationMs: z.number().int().nonnegative(),

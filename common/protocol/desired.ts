@@ -13,3 +13,16 @@ export const DesiredPublication = z
   })
   .strict();
 export type DesiredPublication = z.infer<typeof DesiredPublication>;
+
+/** `GET /api/ci-token`: when the CI token in force was created and by whom (never the token); null when there is none. */
+export const CiTokenStatus = z.object({
+  ciToken: z.object({ createdAt: z.string(), createdBy: z.string() }).nullable(),
+});
+export type CiTokenStatus = z.infer<typeof CiTokenStatus>;
+
+/** `POST /api/ci-token`: the new token, shown once (the old one is refused from then on). */
+export const CiTokenCreated = z.object({
+  token: z.string(),
+  ciToken: z.object({ createdAt: z.string(), createdBy: z.string() }),
+});
+export type CiTokenCreated = z.infer<typeof CiTokenCreated>;

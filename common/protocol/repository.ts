@@ -13,6 +13,8 @@ export const CommitInfo = z.object({
   message: z.string(),
   author: z.string(),
   committedAt: z.string(),
+  /** The commit's git tree, when GitHub said it (the push webhook's tree_id, the commit API's tree): desired systems match by tree. */
+  tree: Sha1.nullable().optional(),
 });
 export type CommitInfo = z.infer<typeof CommitInfo>;
 

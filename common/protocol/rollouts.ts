@@ -137,6 +137,8 @@ export const RolloutView = z.object({
     }),
   ),
   leftOut: z.array(LeftOutHost),
+  /** Hosts the commit does not change (their desired system is the one they run): pulled, not switched. */
+  unchanged: z.array(HostName).default([]),
   failure: z.object({ host: HostName, reason: z.string(), commandId: CommandId.nullable() }).optional(),
   revert: z
     .object({
@@ -160,6 +162,8 @@ export const RolloutPlanView = z.object({
   pr: z.number().int().positive().nullable(),
   waves: z.array(z.object({ index: z.number().int().positive(), canary: z.boolean(), hosts: z.array(HostName) })),
   leftOut: z.array(LeftOutHost),
+  /** Hosts the commit does not change: a deploy pulls them and switches nothing. */
+  unchanged: z.array(HostName).default([]),
   /** For a plan with `pr`: the fleet build of the PR's head (null: none), whose failed hosts are left out. */
   fleetBuild: FleetBuildView.nullable().default(null),
 });

@@ -15,7 +15,7 @@ import {
   TestRun,
   UpdatePr,
 } from "../../common/protocol.ts";
-import type { CommandKind, CommandResult, CommandState, Platform, RebootStatus } from "../../common/protocol.ts";
+import type { CommandKind, CommandResult, CommandState, DesiredReport, Platform, RebootStatus } from "../../common/protocol.ts";
 import type { CompartmentInputs } from "../../common/compartments.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 
@@ -100,6 +100,8 @@ export interface ReportOptions {
   testsConfigured?: boolean;
   autoRunAfterSwitch?: boolean;
   lastTestRun?: TestRun | null;
+  /** The desired system at main's head (Report.desired); leave out for an older agent. */
+  mainDesired?: DesiredReport;
 }
 
 /** A report as a NixOS agent sends it; every field overridable. */
@@ -139,6 +141,7 @@ export function buildReport(options: ReportOptions = {}): Report {
     },
     uptimeSeconds: 3 * 24 * 3600,
     agentUptimeSeconds: 3 * 24 * 3600,
+    ...(options.mainDesired === undefined ? {} : { desired: options.mainDesired }),
   });
 }
 
@@ -227,6 +230,8 @@ export interface RepoOptions {
   updatedAt?: string;
   source?: RepoState["source"];
   branch?: string;
+  /** The head's git tree, when GitHub said it. */
+  headTree?: string;
 }
 
 /** The default branch as the worker records it. */
@@ -239,7 +244,13 @@ export function buildRepoState(options: RepoOptions = {}): RepoState {
     head:
       headSha === null
         ? null
-        : { sha: headSha, message: options.message ?? "hosts: update", author: "Markus", committedAt },
+        : {
+            sha: headSha,
+            message: options.message ?? "hosts: update",
+            author: "Markus",
+            committedAt,
+            ...(options.headTree === undefined ? {} : { tree: options.headTree }),
+          },
     lock: {
       hash: options.lockHash === undefined ? lockHash("initial") : options.lockHash,
       lastModified: options.lastModified ?? {},

@@ -619,7 +619,7 @@ describe("resume", () => {
       startedBy: "automation",
       automatic: true,
       ignoreWindows: true,
-      plan: { waves: [{ index: 1, canary: true, hosts: ["c0"] }], leftOut: [{ name: "x", reason: "offline" }] },
+      plan: { waves: [{ index: 1, canary: true, hosts: ["c0"] }], leftOut: [{ name: "x", reason: "offline" }], unchanged: [] },
       now: T0,
     });
     const view = toRolloutView(r);

@@ -26,6 +26,10 @@ describe("the progress line of a rollout", () => {
     expect(rolloutHeadline({ ...rolloutView("ro", nine), ...overrides })).toBe(line);
   });
 
+  it("counts the hosts the rollout pulled without a switch", () => {
+    expect(rolloutHeadline({ ...rolloutView("ro", nine), state: "succeeded", done: 9, unchanged: ["u1", "u2"] })).toBe("Deployed 9/9 hosts · 2 unchanged");
+  });
+
   it("gives each host's step its duration, and a wave its canary mark", () => {
     const now = Date.parse("2025-12-01T12:10:00.000Z");
     expect(hostStepDuration({ startedAt: "2025-12-01T12:00:00.000Z", finishedAt: "2025-12-01T12:01:30.000Z" }, now)).toBe("1 min 30 s");
@@ -50,6 +54,12 @@ describe("the deploy confirmation's hosts", () => {
       { name: "h1", planned: false, leftOut: "held: kernel bisect" },
       { name: "new1", planned: false, leftOut: null },
     ]);
+  });
+
+  it("ticks the hosts the commit does not change: they are pulled, and sending the plan's own ticks sends no list", () => {
+    const choices = hostChoices({ ...plan, unchanged: ["u1"] }, ["a1", "a2", "c1", "u1"]);
+    expect(choices.find((choice) => choice.name === "u1")).toEqual({ name: "u1", planned: true, leftOut: null });
+    expect(chosenHosts(choices, new Set(["a1", "a2", "c1", "u1"]))).toBeUndefined();
   });
 
   it("sends no host list when the ticks are the plan's own, and exactly the ticked hosts otherwise", () => {

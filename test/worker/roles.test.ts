@@ -111,6 +111,8 @@ const EXPECTED: Record<string, Role> = {
   "GET /api/settings": "viewer",
   "PUT /api/settings": "admin",
   "POST /api/notifications/channels/:id/test": "admin",
+  "GET /api/ci-token": "viewer",
+  "POST /api/ci-token": "admin",
 };
 
 const ownAuth = (path: string) => OWN_AUTH_PATHS.some((p) => (p.endsWith("/*") ? path.startsWith(p.slice(0, -1)) : path === p));

@@ -46,6 +46,7 @@ export function rolloutHeadline(rollout: RolloutView): string {
     case "succeeded":
       parts.push(`Deployed ${done}/${total} ${pluralWord(total, "host")}`);
       if (pending > 0) parts.push(`succeeded with ${pending} pending`);
+      if (rollout.unchanged.length > 0) parts.push(`${rollout.unchanged.length} unchanged`);
       return parts.join(" · ");
     case "failed":
       parts.push(`Failed after ${done}/${total} ${pluralWord(total, "host")}`);
@@ -103,8 +104,9 @@ export interface HostChoice {
 }
 
 /** Every host for the Deploy dialog's list: planned ones ticked, left-out ones unticked with their reason. */
-export function hostChoices(plan: Pick<RolloutPlanView, "waves" | "leftOut">, hostNames: readonly string[]): HostChoice[] {
-  const planned = new Set(plan.waves.flatMap((wave) => wave.hosts));
+export function hostChoices(plan: Pick<RolloutPlanView, "waves" | "leftOut"> & { unchanged?: readonly string[] }, hostNames: readonly string[]): HostChoice[] {
+  // An unchanged host is in the rollout too: it is pulled, not switched.
+  const planned = new Set([...plan.waves.flatMap((wave) => wave.hosts), ...(plan.unchanged ?? [])]);
   const reasons = new Map(plan.leftOut.map((host) => [host.name, host.reason]));
   const names = [...new Set([...hostNames, ...planned, ...reasons.keys()])].sort();
   return names.map((name) => ({ name, planned: planned.has(name), leftOut: planned.has(name) ? null : (reasons.get(name) ?? null) }));

@@ -152,6 +152,9 @@ export class NfRolloutProgress extends LitElement {
             </li>`,
         )}
       </ol>
+      ${r.unchanged.length > 0
+        ? html`<div class="meta muted unchanged">Unchanged (pulled, not switched): ${r.unchanged.map((name, i) => html`${i ? ", " : ""}<span class="mono">${name}</span>`)}</div>`
+        : nothing}
       ${r.leftOut.length > 0
         ? html`<div class="meta muted">Left out: ${r.leftOut.map((host, i) => html`${i ? ", " : ""}<span class="mono">${host.name}</span> (${host.reason})`)}</div>`
         : nothing}

@@ -2,7 +2,7 @@
  * The settings API as the settings page calls it. Apart from api.ts so that the settings' schemas
  * load with the page, not with the dashboard's first paint.
  */
-import { SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
+import { CiTokenCreated, CiTokenStatus, SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
 import type { DashboardApi } from "./api.ts";
 
 /** The fleet's settings, secrets redacted. */
@@ -13,4 +13,14 @@ export async function loadSettings(api: DashboardApi): Promise<Settings> {
 /** Replaces the settings; refused with `settings_conflict` when `version` is no longer the stored one. */
 export async function saveSettings(api: DashboardApi, settings: SettingsUpdate): Promise<Settings> {
   return (await api.request(SettingsResponse, "PUT", "/api/settings", settings)).settings;
+}
+
+/** When the CI token for `POST /api/desired` was created, if there is one. */
+export async function loadCiToken(api: DashboardApi): Promise<CiTokenStatus["ciToken"]> {
+  return (await api.request(CiTokenStatus, "GET", "/api/ci-token")).ciToken;
+}
+
+/** A new CI token, shown once; the old one is refused from then on. */
+export async function rotateCiToken(api: DashboardApi): Promise<CiTokenCreated> {
+  return api.request(CiTokenCreated, "POST", "/api/ci-token");
 }

@@ -244,6 +244,15 @@ export class NfDeployDialog extends LitElement {
               )}
             </ol>`}
       </div>
+      ${plan.unchanged.length === 0
+        ? nothing
+        : html`<div>
+            <h3>Unchanged</h3>
+            <p class="muted">This commit does not change their system: their clone is pulled, nothing is switched.</p>
+            <ul class="unchanged" aria-label="Unchanged">
+              ${plan.unchanged.map((host) => html`<li><span class="mono">${host}</span></li>`)}
+            </ul>
+          </div>`}
       ${plan.leftOut.length === 0
         ? nothing
         : html`<div>

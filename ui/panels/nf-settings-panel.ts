@@ -17,6 +17,7 @@ import { sharedStyles } from "../styles/shared.ts";
 import { settingsFormStyles } from "../styles/settings-form.ts";
 import "../components/nf-settings-channels.ts";
 import "../components/nf-settings-windows.ts";
+import "../components/nf-settings-ci-token.ts";
 
 type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback";
 
@@ -229,6 +230,10 @@ export class NfSettingsPanel extends LitElement {
       ${denied ? html`<p class="note" role="note">Read only: changing the settings ${denied}.</p>` : nothing}
       ${this._loadError ? html`<p class="alert" role="alert">Could not load the settings: ${this._loadError} <button class="btn small" @click=${() => void this.load()}>Retry</button></p>` : nothing}
       ${draft ? this.renderForm(draft, denied !== null) : this._loadError ? nothing : html`<p class="muted">Loading…</p>`}
+      <section aria-labelledby="s-ci-token">
+        <h2 id="s-ci-token">CI token for desired systems</h2>
+        <nf-settings-ci-token .api=${this.store?.api ?? null} .readOnly=${denied !== null}></nf-settings-ci-token>
+      </section>
     `;
   }
 

@@ -13,6 +13,7 @@ import { FleetBuildRunner } from "./fleet-build-runner.ts";
 import { Holds } from "./holds.ts";
 import type { CoordinatorHost } from "./host.ts";
 import { LockClock } from "./lock-clock.ts";
+import { MainHead } from "./main-head.ts";
 import { Metrics } from "./metrics.ts";
 import { Presence } from "./presence.ts";
 import { Reports } from "./reports.ts";
@@ -38,6 +39,7 @@ export function wireComponents(host: CoordinatorHost, stores: CoordinatorStorage
     metrics: new Metrics(storage),
     reports: new Reports(host, stores.sessions),
     lockClock: new LockClock(host),
+    mainHead: new MainHead(db, waiting),
     rollouts: new RolloutRunner(host, stores.rollouts, dispatch, holds, isOnline, () => settings.current(), env.DASHBOARD_URL),
     fleetBuilds: new FleetBuildRunner(host, stores.fleetBuilds, dispatch),
     commitStatus: new CommitStatus(host, stores.fleetBuilds),

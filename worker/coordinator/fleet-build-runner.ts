@@ -32,6 +32,9 @@ import { auditEffect } from "./effects.ts";
 import type { CoordinatorHost } from "./host.ts";
 import { step, type Step } from "./step.ts";
 
+/** How many recent fleet builds System looks through for a failed build of main's tree. */
+const RECENT_FAILED_BUILDS = 20;
+
 export interface BuildGate {
   build: FleetBuildView | null;
   failedBuilds: { commit: string; hosts: string[] } | undefined;
@@ -77,7 +80,7 @@ export class FleetBuildRunner {
    * older build of the PR is superseded: its queued builds cancelled, its running ones stopped.
    */
   start(
-    input: { pr: number; headSha: string; actor: string; force?: boolean },
+    input: { pr: number; headSha: string; headTree?: string | null; actor: string; force?: boolean },
     scope: FleetBuildScopeHost[],
     settings: Settings,
   ): Step<{ build: FleetBuildView; started: boolean }> {
@@ -93,7 +96,7 @@ export class FleetBuildRunner {
     if (latest !== null && isCurrent(latest)) {
       this.stop(latest.id, { supersededBy: id }, `superseded by ${shortSha(input.headSha)}`, `fleet build ${id}`);
     }
-    const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, actor: input.actor, hosts: scope, settings, now });
+    const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, headTree: input.headTree ?? null, actor: input.actor, hosts: scope, settings, now });
     this.store.saveFleetBuild(build);
     for (const host of build.hosts) if (host.state === "queued") this.queueHost(id, input.headSha, host);
     this.store.pruneFleetBuilds();
@@ -102,6 +105,19 @@ export class FleetBuildRunner {
     this.postStatus(stored);
     this.host.effect(auditEffect(now.getTime(), input.actor, "fleet-build.start", `#${input.pr}`, { id, headSha: input.headSha, hosts: build.hosts.length }));
     return step({ build: toFleetBuildView(this.store.fleetBuild(id) ?? stored), started: true });
+  }
+
+  /** Host name → the fleet builds that failed on it, newest first, with their head's tree (System's "main does not build"). */
+  failedByHost(): Record<string, { commit: string; tree: string | null; error: string | null }[]> {
+    const failed: Record<string, { commit: string; tree: string | null; error: string | null }[]> = {};
+    for (const build of this.store.recentFleetBuilds(RECENT_FAILED_BUILDS)) {
+      if (build.headTree === null) continue;
+      for (const host of build.hosts) {
+        if (host.state !== "failed") continue;
+        (failed[host.name] ??= []).push({ commit: build.headSha, tree: build.headTree, error: host.errorTail ?? host.reason ?? null });
+      }
+    }
+    return failed;
   }
 
   /** The PR was closed unmerged: its current build stops (queued builds cancelled, running ones stopped). */

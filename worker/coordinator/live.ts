@@ -6,12 +6,18 @@ import type { CoordinatorMetrics } from "./metrics.ts";
 
 /** Presence, the newest commands, holds and rollout parts of every host this object knows. */
 export function fleetLive(c: Components, commandsPerHost: number) {
-  return { presence: c.presence.view(Date.now()), commands: c.dispatch.recentByHost(commandsPerHost), holds: c.holds.byName(), rolloutParts: c.rollouts.parts() };
+  return {
+    presence: c.presence.view(Date.now()),
+    commands: c.dispatch.recentByHost(commandsPerHost),
+    holds: c.holds.byName(),
+    rolloutParts: c.rollouts.parts(),
+    failedBuilds: c.fleetBuilds.failedByHost(),
+  };
 }
 
 export function hostLive(c: Components, hostId: string, limit: number) {
   const commands = c.dispatch.hostCommands(hostId, limit).map(toCommandView);
-  return { presence: c.presence.view(Date.now())[hostId] ?? null, commands, holds: c.holds.byName(), rolloutParts: c.rollouts.parts() };
+  return { presence: c.presence.view(Date.now())[hostId] ?? null, commands, holds: c.holds.byName(), rolloutParts: c.rollouts.parts(), failedBuilds: c.fleetBuilds.failedByHost() };
 }
 
 /** Running totals and windows, never a scan of the history. */

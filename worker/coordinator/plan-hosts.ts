@@ -3,6 +3,7 @@ import type { HostHold, Settings } from "../../common/protocol.ts";
 import type { Host } from "../db/hosts.ts";
 import type { StoredReport } from "../db/reports.ts";
 import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
+import { unchangedBy, type CommitDesired } from "../rollouts/unchanged.ts";
 
 export interface FleetView {
   hosts: Host[];
@@ -12,9 +13,11 @@ export interface FleetView {
   holds: Map<string, HostHold>;
 }
 
-export function planHosts(fleet: FleetView): (PlanHost & { id: string })[] {
+/** With `at`, each host says whether that commit leaves its system as it is (a rollout pulls such a host, no switch). */
+export function planHosts(fleet: FleetView, at?: CommitDesired): (PlanHost & { id: string })[] {
   return fleet.hosts.map((host) => {
-    const rollout = fleet.reports.get(host.id)?.report.rollout;
+    const report = fleet.reports.get(host.id)?.report;
+    const rollout = report?.rollout;
     return {
       id: host.id,
       name: host.name,
@@ -23,6 +26,7 @@ export function planHosts(fleet: FleetView): (PlanHost & { id: string })[] {
       autoUpdate: rollout?.autoUpdate ?? true,
       priority: rollout?.priority ?? 100,
       canary: rollout?.canary ?? false,
+      ...(at === undefined ? {} : { unchanged: unchangedBy(host.name, report, at) }),
     };
   });
 }
@@ -34,6 +38,7 @@ export function planFor(
   input: { hosts?: string[]; automatic: boolean },
   failedBuilds: { commit: string; hosts: string[] } | undefined,
   now: number,
+  at?: CommitDesired,
 ): RolloutPlan {
-  return planRollout({ hosts: planHosts(fleet), settings, automatic: input.automatic, selected: input.hosts, failedBuilds, now: new Date(now) });
+  return planRollout({ hosts: planHosts(fleet, at), settings, automatic: input.automatic, selected: input.hosts, failedBuilds, now: new Date(now) });
 }

@@ -7,7 +7,7 @@
  */
 import { isActiveCommand } from "../../common/commands.ts";
 import { computeCompartments } from "../../common/compartments.ts";
-import type { HostRolloutPart, Report, RolloutView, Settings } from "../../common/protocol.ts";
+import type { HostRolloutPart, Report, RepoState, RolloutView, Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { toCommandView, type CommandRecord } from "../commands/rules.ts";
 import { refuse, type Outcome } from "../outcome.ts";
@@ -49,6 +49,12 @@ export interface StartRolloutInput {
   /** An update PR's head: hosts whose fleet build of it failed are left out unless `includeFailedBuilds`. */
   buildOf?: { pr: number; headSha: string } | null;
   includeFailedBuilds?: boolean;
+}
+
+/** The repository's head as a rollout of `commit` sees it: that commit (its tree known only when it is the head). */
+function headAt(repo: RepoState, commit: string): RepoState["head"] {
+  if (repo.head?.sha === commit) return repo.head;
+  return { sha: commit, message: "", author: "", committedAt: repo.head?.committedAt ?? "", tree: null };
 }
 
 export class RolloutRunner {
@@ -137,9 +143,24 @@ export class RolloutRunner {
       deferred: [],
     };
     this.store.saveRollout(rollout, context, false);
+    this.pullUnchanged(rollout, hosts);
     this.step(id, { type: "start" });
     this.host.effect(auditEffect(now, input.actor, "rollout.start", id, { commit: input.commit, pr: input.pr?.number ?? null, hosts: rollout.hosts.length }));
     return step(toRolloutView(this.store.rollout(id)?.rollout ?? rollout));
+  }
+
+  /**
+   * Hosts the commit does not change only have their clone moved: a pull, outside the waves (no slot,
+   * no soak). A host busy with something else is left to its own pull or the next deploy: its Git
+   * compartment says it is behind.
+   */
+  private pullUnchanged(rollout: Rollout, hosts: Host[]): void {
+    for (const name of rollout.unchanged) {
+      const host = hosts.find((h) => h.name === name);
+      if (host === undefined) continue;
+      const queued = this.commands.enqueue({ id: host.id, name }, "pull", `rollout ${rollout.id}`, { commit: rollout.commit, rolloutId: null }).value;
+      if (!queued.ok) console.warn(`rollout ${rollout.id}: could not pull unchanged host ${name}: ${queued.message}`);
+    }
   }
 
   cancel(id: string, actor: string): Step<Outcome<{ rollout: RolloutView }>> {
@@ -278,19 +299,22 @@ export class RolloutRunner {
     const rollouts = this.store.unsettledRollouts().filter((stored) => stored.rollout.hosts.some((h) => h.name === host.name && h.switched));
     if (rollouts.length === 0) return step();
     const now = this.host.now();
-    const compartments = computeCompartments({
-      platform: report.platform,
-      report,
-      reportedAt: receivedAt,
-      online: this.isOnline(host.id, now, true),
-      lastSeenAt: receivedAt,
-      commands: this.commands.hostCommands(host.id, 20).map(toCommandView),
-      repo: target.repo,
-      updatePrs: target.updatePrs,
-      expectedAgentVersion: NIXFLEET_VERSION,
-      now: new Date(now),
-    });
+    const commands = this.commands.hostCommands(host.id, 20).map(toCommandView);
     for (const { rollout } of rollouts) {
+      // Judged against the rollout's commit, not main's head: main may have moved on while the wave ran.
+      const repo = target.repo === null ? null : { ...target.repo, head: headAt(target.repo, rollout.commit) };
+      const compartments = computeCompartments({
+        platform: report.platform,
+        report,
+        reportedAt: receivedAt,
+        online: this.isOnline(host.id, now, true),
+        lastSeenAt: receivedAt,
+        commands,
+        repo,
+        updatePrs: target.updatePrs,
+        expectedAgentVersion: NIXFLEET_VERSION,
+        now: new Date(now),
+      });
       this.feed(rollout.id, {
         type: "host-health",
         host: host.name,

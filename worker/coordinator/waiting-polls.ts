@@ -37,6 +37,11 @@ export class WaitingPolls {
     });
   }
 
+  /** Answers every waiting poll with no commands (main moved: each agent hears of it in its answer). */
+  endAll(): void {
+    for (const hostId of [...this.polls.keys()]) this.end(hostId);
+  }
+
   /** Answers the host's waiting poll, if any, and forgets it. */
   end(hostId: string, commands: CommandDelivery[] = []): void {
     const waiter = this.polls.get(hostId);

@@ -79,7 +79,7 @@ export async function lastDeliveryAt(db: Database): Promise<string | null> {
 export interface RepoStateRecord {
   repository: string;
   branch: string;
-  head: { sha: string; message: string; author: string; committedAt: string } | null;
+  head: { sha: string; message: string; author: string; committedAt: string; tree?: string | null } | null;
   lockHash: string | null;
   lockLastModified: Record<string, number>;
   lockProblem: string | null;
@@ -97,7 +97,7 @@ function toRepoRecord(row: RepoRow): RepoStateRecord {
   const head =
     row.headSha === null
       ? null
-      : { sha: row.headSha, message: row.headMessage ?? "", author: row.headAuthor ?? "", committedAt: row.headCommittedAt ?? "" };
+      : { sha: row.headSha, message: row.headMessage ?? "", author: row.headAuthor ?? "", committedAt: row.headCommittedAt ?? "", tree: row.headTree };
   return {
     repository: row.repository,
     branch: row.branch,
@@ -154,6 +154,7 @@ export async function saveRepoState(db: Database, record: Omit<RepoStateRecord, 
     headMessage: record.head?.message ?? null,
     headAuthor: record.head?.author ?? null,
     headCommittedAt: record.head?.committedAt ?? null,
+    headTree: record.head?.tree ?? null,
     lockHash: record.lockHash,
     lockLastModified: JSON.stringify(record.lockLastModified),
     lockProblem: record.lockProblem,
@@ -414,6 +415,17 @@ async function listUnseenMerges(db: Database, repository: string, branch: string
   const merged = rows.map(toPullRecord).filter((pr) => pr.mergedAt !== null && Date.parse(pr.mergedAt) > Date.parse(since));
   const ci = await ciStates(db, repository, [...new Set(merged.map((pr) => pr.headSha))]);
   return merged.map((pr) => toUpdatePr(pr, ci.get(pr.headSha) ?? "unknown", false));
+}
+
+/** Main's head as the agents are told it in every poll answer: the followed branch, its commit and tree. */
+export async function loadMainHead(db: Database): Promise<{ branch: string; commit: string; tree: string | null } | null> {
+  const row = await db
+    .select({ branch: githubRepoState.branch, commit: githubRepoState.headSha, tree: githubRepoState.headTree })
+    .from(githubRepoState)
+    .orderBy(desc(githubRepoState.updatedAt))
+    .limit(1)
+    .get();
+  return row && row.commit !== null ? { branch: row.branch, commit: row.commit, tree: row.tree } : null;
 }
 
 /**

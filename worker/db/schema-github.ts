@@ -21,6 +21,7 @@ export const githubRepoState = sqliteTable(
     headMessage: text("head_message"),
     headAuthor: text("head_author"),
     headCommittedAt: text("head_committed_at"),
+    headTree: text("head_tree"),
     lockHash: text("lock_hash"),
     lockLastModified: text("lock_last_modified").notNull().default("{}"),
     lockProblem: text("lock_problem"),

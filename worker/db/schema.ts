@@ -1,4 +1,4 @@
-import { sqliteTable, text, integer, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { sqliteTable, text, integer, index, primaryKey, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ROLES } from "../../common/protocol.ts";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database.
@@ -53,3 +53,24 @@ export const settings = sqliteTable("settings", {
   updatedAt: text("updated_at").notNull(),
   updatedBy: text("updated_by").notNull(),
 });
+
+/** The token CI posts desired systems with (worker/db/desired.ts): sha256 only; the newest unrevoked row is in force. */
+export const ciTokens = sqliteTable("ci_tokens", {
+  id: text("id").primaryKey(),
+  tokenHash: text("token_hash").notNull().unique(),
+  createdAt: text("created_at").notNull(),
+  createdBy: text("created_by").notNull(),
+  revokedAt: text("revoked_at"),
+});
+
+/** What CI published with `POST /api/desired`: a host's desired store path at a commit of main. */
+export const desiredPublications = sqliteTable(
+  "desired_publications",
+  {
+    commitSha: text("commit_sha").notNull(),
+    hostName: text("host_name").notNull(),
+    outPath: text("out_path").notNull(),
+    publishedAt: text("published_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.commitSha, table.hostName] }), index("desired_publications_published").on(table.publishedAt)],
+);

@@ -47,6 +47,8 @@ export const FleetBuildRecord = z.object({
   id: z.string(),
   pr: z.number().int().positive(),
   headSha: Sha1,
+  /** The head's git tree (GitHub's, or the first host's build result): System matches a failed build to main by tree. */
+  headTree: Sha1.nullable().default(null),
   startedBy: z.string(),
   startedAt: z.string(),
   /** Set when the last host settled; cleared again when an offline host comes back and builds. */
@@ -93,6 +95,7 @@ export function createFleetBuild(input: {
   id: string;
   pr: number;
   headSha: string;
+  headTree?: string | null;
   actor: string;
   hosts: readonly FleetBuildScopeHost[];
   settings: Settings;
@@ -118,6 +121,7 @@ export function createFleetBuild(input: {
     id: input.id,
     pr: input.pr,
     headSha: input.headSha,
+    headTree: input.headTree ?? null,
     startedBy: input.actor,
     startedAt: input.now.toISOString(),
     finishedAt: null,
@@ -197,8 +201,9 @@ export function firstNixErrorLine(text: string | null | undefined): string {
 export function hostCommandChanged(build: FleetBuildRecord, change: BuildCommandChange, now: Date): FleetBuildRecord {
   const host = build.hosts.find((h) => h.commandId === change.id);
   if (!host || !isHostActive(host)) return build;
+  const tree = change.result?.build?.tree ?? null;
   return withHost(
-    build,
+    build.headTree === null && tree !== null ? { ...build, headTree: tree } : build,
     host.name,
     (current): FleetBuildHostRecord => {
       const base = { ...fresh(current), commandId: change.id, ...(change.startedAt === null ? {} : { startedAt: change.startedAt }) };

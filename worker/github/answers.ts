@@ -9,6 +9,7 @@ export const GitCommitDetails = z.object({
   message: z.string(),
   author: z.object({ name: z.string(), date: z.string() }).nullable(),
   committer: z.object({ name: z.string(), date: z.string() }).nullable(),
+  tree: z.object({ sha: Sha1 }).optional(),
 });
 
 export const RestCommit = z.object({
@@ -105,5 +106,6 @@ export function toCommitInfo(commit: RestCommit): CommitInfo {
     message: details.message,
     author: details.author?.name ?? details.committer?.name ?? "",
     committedAt: details.committer?.date ?? details.author?.date ?? "",
+    tree: details.tree?.sha ?? null,
   };
 }

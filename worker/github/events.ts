@@ -58,6 +58,8 @@ export const PushEvent = z.object({
   head_commit: z
     .object({
       id: Sha1,
+      /** The commit's git tree: desired systems evaluated at another commit of the same tree are main's. */
+      tree_id: Sha1.optional(),
       message: z.string(),
       timestamp: z.string(),
       author: z.object({ name: z.string(), username: z.string().optional() }),

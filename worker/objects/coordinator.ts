@@ -18,6 +18,7 @@ import type { StartRolloutInput } from "../coordinator/rollout-runner.ts";
 import { step, type Step, type StepOf } from "../coordinator/step.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinator-storage.ts";
+import { readCommitDesired } from "../db/desired.ts";
 import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { listLockAges, listReports, upsertReport } from "../db/reports.ts";
@@ -81,13 +82,18 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const host = await this.c.catalogue.authenticate(tokenHash);
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     if (request.report) await this.acceptReport(host, request.agentSession, request.report);
+    await this.c.mainHead.ensureLoaded();
     // From here to the answer (or the wait) nothing is awaited: a command queued meanwhile is either seen below or finds this poll waiting.
     if (this.c.catalogue.isRemoving(host.id)) return refuse(401, "unauthorized", "this host is being removed");
     this.run(() => this.c.presence.seen(host, waitSeconds));
     const { wantReport } = this.run(() => this.c.dispatch.settlePoll(host.id, request));
     const ready = this.run(() => this.c.dispatch.deliverable(host.id));
     // The agent's own protocol version, so an older agent can read the answer.
-    const respond = (commands: PollResponse["commands"]) => ({ ok: true as const, response: { protocol: request.protocol, commands, wantReport, pollTimeoutSeconds: waitSeconds } });
+    // Main is read when the answer goes out: a held poll answered because main moved says where it is now.
+    const respond = (commands: PollResponse["commands"]) => ({
+      ok: true as const,
+      response: { protocol: request.protocol, commands, wantReport, pollTimeoutSeconds: waitSeconds, main: this.c.mainHead.current() },
+    });
     if (ready.length > 0 || wantReport || waitSeconds === 0) {
       if (ready.length > 0) await this.scheduleAlarm();
       return respond(ready);
@@ -168,20 +174,20 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   /** What a rollout would do now: its waves and the hosts left out, nothing sent. */
   async planRollout(input: PlanInput) {
-    const [settings, fleet] = await this.readFleet();
+    const [[settings, fleet], at] = await Promise.all([this.readFleet(), readCommitDesired(this.db, input.commit)]);
     if ("ok" in settings) return settings;
     const gate = this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false);
-    const plan = planFor(fleet, settings, input, gate.failedBuilds, Date.now());
-    return { ok: true as const, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut, fleetBuild: gate.build } };
+    const plan = planFor(fleet, settings, input, gate.failedBuilds, Date.now(), at);
+    return { ok: true as const, plan: { commit: input.commit, pr: input.pr, waves: plan.waves, leftOut: plan.leftOut, unchanged: plan.unchanged, fleetBuild: gate.build } };
   }
 
   /** Starts a rollout of `commit`; a running one is superseded (its unstarted hosts cancelled). */
   async startRollout(input: StartRolloutInput) {
-    const [settings, fleet] = await this.readFleet();
+    const [[settings, fleet], at] = await Promise.all([this.readFleet(), readCommitDesired(this.db, input.commit)]);
     if ("ok" in settings) return settings;
     // From here on nothing is awaited until the rollout is stored and started.
-    const plan = planFor(fleet, settings, input, this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false).failedBuilds, Date.now());
-    if (plan.waves.length === 0) {
+    const plan = planFor(fleet, settings, input, this.c.fleetBuilds.gate(input.buildOf, input.includeFailedBuilds ?? false).failedBuilds, Date.now(), at);
+    if (plan.waves.length === 0 && plan.unchanged.length === 0) {
       const why = plan.leftOut.map((h) => `${h.name}: ${h.reason}`).join("; ");
       return refuse(409, "nothing_to_deploy", `no host is in this rollout${why ? ` (${why})` : ""}`);
     }
@@ -221,7 +227,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!("ok" in settings)) this.broadcast({ type: "settings", version: settings.version });
   }
 
-  async startFleetBuild(input: { pr: number; headSha: string; actor: string; force?: boolean }) {
+  async startFleetBuild(input: { pr: number; headSha: string; headTree?: string | null; actor: string; force?: boolean }) {
     const [settings, fleet] = await this.readFleet();
     if ("ok" in settings) return settings;
     // From here on nothing is awaited until the build is stored and its commands queued.
@@ -261,8 +267,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** The rate limit of a GitHub answer (worker/github/context.ts); an older reading than the one kept is ignored. */
   async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> { await this.c.metrics.recordRateLimit(rate); }
 
-  /** Tell dashboards that something about a host changed (a webhook moved the target, say). */
-  async notify(event: DashboardEvent): Promise<void> { this.broadcast(event); }
+  /** Tell dashboards that something about a host changed (a webhook moved the target, say); a repository change is also told to held polls when main moved. */
+  async notify(event: DashboardEvent): Promise<void> {
+    this.broadcast(event);
+    if (event.type === "repo") await this.c.mainHead.reread();
+  }
 
   // Dashboards: WebSockets with the hibernation API, so idle dashboards cost nothing.
 

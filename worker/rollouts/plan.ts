@@ -13,6 +13,8 @@ export interface PlanHost {
   autoUpdate: boolean;
   priority: number;
   canary: boolean;
+  /** Its desired system at the rollout's commit is known and is the one it runs: a pull moves its clone, no switch. */
+  unchanged?: boolean;
 }
 
 export interface PlanInput {
@@ -37,6 +39,8 @@ export interface PlannedWave {
 export interface RolloutPlan {
   waves: PlannedWave[];
   leftOut: LeftOutHost[];
+  /** In scope, but the commit does not change their system: pulled, not switched; no wave slot, no soak. */
+  unchanged: string[];
 }
 
 /** A hold holds until its `until` has passed; no `until` holds until released. */
@@ -78,17 +82,20 @@ export function planRollout(input: PlanInput): RolloutPlan {
   const known = new Set(input.hosts.map((h) => h.name));
   for (const name of input.selected ?? []) if (!known.has(name)) leftOut.push({ name, reason: "unknown host" });
 
-  const flagged = inScope.filter((h) => h.canary);
-  const canary = flagged.length > 0 ? flagged : inScope.slice(0, settings.rollout.canary);
+  const unchanged = inScope.filter((h) => h.unchanged === true).map((h) => h.name);
+  // The canary is the first host the commit changes: a host it leaves alone proves nothing.
+  const changed = inScope.filter((h) => h.unchanged !== true);
+  const flagged = changed.filter((h) => h.canary);
+  const canary = flagged.length > 0 ? flagged : changed.slice(0, settings.rollout.canary);
   const canaryNames = new Set(canary.map((h) => h.name));
-  const rest = inScope.filter((h) => !canaryNames.has(h.name));
+  const rest = changed.filter((h) => !canaryNames.has(h.name));
 
   const waves: PlannedWave[] = [];
   if (canary.length > 0) waves.push({ index: 1, canary: true, hosts: canary.map((h) => h.name) });
-  // "A quarter of the hosts": of every host in the rollout, canary included.
-  const size = settings.rollout.waveSize ?? Math.max(1, Math.ceil(inScope.length / 4));
+  // "A quarter of the hosts": of every host the rollout switches, canary included.
+  const size = settings.rollout.waveSize ?? Math.max(1, Math.ceil(changed.length / 4));
   for (let i = 0; i < rest.length; i += size) {
     waves.push({ index: waves.length + 1, canary: false, hosts: rest.slice(i, i + size).map((h) => h.name) });
   }
-  return { waves, leftOut };
+  return { waves, leftOut, unchanged };
 }

@@ -72,6 +72,8 @@ export const Rollout = z.object({
   waves: z.array(RolloutWaveRecord),
   hosts: z.array(RolloutHostRecord),
   leftOut: z.array(LeftOutHost),
+  /** Pulled at the start, never switched: the commit leaves their system as it is. */
+  unchanged: z.array(HostName).default([]),
   waitingFor: z.string().nullable(),
   /** The last `wake-at` asked for, so an unchanged one is not asked for again. */
   wakeAt: z.string().nullable(),
@@ -139,6 +141,7 @@ export function createRollout(input: CreateRolloutInput): Rollout {
       })),
     ),
     leftOut: input.plan.leftOut.map((l) => ({ ...l })),
+    unchanged: [...input.plan.unchanged],
     waitingFor: null,
     wakeAt: null,
     failure: null,

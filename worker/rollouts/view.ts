@@ -35,6 +35,7 @@ export function toRolloutView(r: Rollout): RolloutView {
         })),
     })),
     leftOut: r.leftOut,
+    unchanged: r.unchanged,
     ...(r.failure === null ? {} : { failure: r.failure }),
     ...(r.revert === null
       ? {}

@@ -10,7 +10,7 @@ import { refused } from "../errors.ts";
 import { withAutomation } from "../fleet.ts";
 import { readGitHubConfig } from "../github/config.ts";
 import { refuse } from "../outcome.ts";
-import { updatePrContext } from "../update-prs/context.ts";
+import { treeOf, updatePrContext } from "../update-prs/context.ts";
 import { mergeAndDeploy, notDeployed } from "../update-prs/merge.ts";
 import { refreshRefusal, refreshRepoState } from "../update-prs/refresh.ts";
 import { orGitHubRefusal } from "../update-prs/refusals.ts";
@@ -78,7 +78,8 @@ export const updatePrRoutes = new Hono<AppEnv>()
     const known = await requireUpdatePr(updatePrContext(c.env, db), number, { open: { because: "only an open PR's head is built" } });
     if (!known.ok) throw refused(known);
     const { pr, repository } = known;
-    const started = await coordinator(c.env).startFleetBuild({ pr: number, headSha: pr.headSha, actor, force: true });
+    const headTree = await treeOf(updatePrContext(c.env, db).client, pr.headSha);
+    const started = await coordinator(c.env).startFleetBuild({ pr: number, headSha: pr.headSha, headTree, actor, force: true });
     await writeAudit(db, {
       at: new Date().toISOString(),
       actor,

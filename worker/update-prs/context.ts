@@ -36,6 +36,17 @@ export interface UpdatePrContext extends GitHubContext {
   now(): Date;
 }
 
+/** A commit's git tree through the API; null when it cannot be read (the hosts' build results may still say it). */
+export async function treeOf(client: GitHubContext["client"], sha: string): Promise<string | null> {
+  if (client === null) return null;
+  try {
+    return (await client.commit(sha)).commit.tree?.sha ?? null;
+  } catch (error) {
+    console.warn(`github: could not read the tree of ${sha}`, error);
+    return null;
+  }
+}
+
 /** How many recent rollouts are searched for a merge commit's own. */
 const RECENT_ROLLOUTS = 50;
 
@@ -59,7 +70,8 @@ export function updatePrContext(env: WorkerEnv, db: Database, options: GitHubCon
         const trigger = fleetBuildTrigger(pr, await currentSettings(env, db));
         if (trigger === "cancel") await coordinator(env).cancelFleetBuilds(pr.number, `update PR #${pr.number} closed`);
         if (trigger !== "start") return;
-        const started = await coordinator(env).startFleetBuild({ pr: pr.number, headSha: pr.headSha, actor: `update PR #${pr.number}` });
+        const headTree = await treeOf(github.client, pr.headSha);
+        const started = await coordinator(env).startFleetBuild({ pr: pr.number, headSha: pr.headSha, headTree, actor: `update PR #${pr.number}` });
         if (!started.ok) console.warn(`github: no fleet build of #${pr.number}: ${started.message}`);
       } catch (error) {
         // The PR is stored either way; the cron's next look at it starts the build (once per head).

@@ -38,6 +38,7 @@ export async function applyPush(ctx: UpdatePrContext, event: PushEvent): Promise
         message: event.head_commit.message,
         author: event.head_commit.author.name,
         committedAt: event.head_commit.timestamp,
+        tree: event.head_commit.tree_id ?? null,
       }
     : null;
   // The previous lock still holds only if this push continues from the head we know.

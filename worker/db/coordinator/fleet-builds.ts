@@ -39,6 +39,11 @@ export class FleetBuildStore {
     return row ? readFleetBuild(row) : null;
   }
 
+  /** The newest builds, newest first. */
+  recentFleetBuilds(limit: number): FleetBuildRecord[] {
+    return this.sql.exec("SELECT body FROM fleet_builds ORDER BY started_at DESC, id DESC LIMIT ?", limit).toArray().flatMap(fleetBuildRows);
+  }
+
   saveFleetBuild(build: FleetBuildRecord): void {
     this.sql.exec(
       `INSERT INTO fleet_builds (id, pr, head_sha, started_at, open, body) VALUES (?, ?, ?, ?, ?, ?)
