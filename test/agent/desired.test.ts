@@ -41,9 +41,9 @@ async function nixWork(): Promise<string[]> {
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
 let fleetRuns = 0;
 
-async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}): Promise<void> {
+async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number): Promise<void> {
   await nixWrapper();
-  h = await createHarness({ pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
+  h = await createHarness({ holdCapSeconds, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
   fleetRuns = (await nixRuns()).filter((line) => line !== "--version").length;
   await h.startAgent();
 }
@@ -125,6 +125,28 @@ describeWithNix("the desired system at main's head", () => {
     // The evaluation's worktree is gone; only the build cache stays.
     expect(await fs.readdir(path.join(h.stateDir, "desired", "work"))).toEqual([]);
     expect((await git(path.join(h.stateDir, "build", "cache.git"), "worktree", "list")).split("\n")).toHaveLength(1);
+  });
+
+  it("reports the system a switch just activated at once, without evaluating again, and main's desired system from the same evaluation", async () => {
+    // The control plane holds a poll for a minute: only a report sent at once arrives within the wait below.
+    await start({}, 60);
+    const first = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the first report");
+    expect(first.request.report?.system.current.value).toBeNull();
+    const from = h.plane.polls.length;
+    const id = h.plane.queue("pull-switch");
+    const report = (
+      await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)
+    ).request.report;
+    const activated = await h.shim.currentSystem();
+    expect(activated).not.toBeNull();
+    expect(report?.system.current.value).toBe(activated);
+    expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
+    const desired = await reportWith(latestAt(await h.fleet.head()), "main's desired system", 20_000);
+    expect(desired.desired?.latest).toMatchObject({ outPath: activated, changes: null });
+    // One evaluation, before the activation; the check after it and main's desired system reuse it.
+    expect((await nixWork()).filter((line) => line.includes(" eval "))).toEqual([
+      expect.stringContaining(`#nixosConfigurations.web1.config.system.build.toplevel.outPath`),
+    ]);
   });
 
   it("reports nix's error when main does not evaluate for this host", async () => {
