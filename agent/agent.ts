@@ -12,6 +12,7 @@ import { AgentConfig } from "../common/agent-config.ts";
 import type { CommandDelivery, OutputStream } from "../common/protocol.ts";
 import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { CommandEventSender } from "./command-events.ts";
+import { DesiredSystems } from "./desired.ts";
 import { failed, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
 import { runTests } from "./commands/test.ts";
 import { ControlPlaneClient } from "./control-plane-client.ts";
@@ -57,6 +58,7 @@ interface Services {
   events: CommandEventSender;
   jobs: DetachedJobs;
   reports: ReportCollector;
+  desired: DesiredSystems;
 }
 
 export class Agent {
@@ -115,6 +117,7 @@ export class Agent {
       activeCommands: () => this.#scheduler.ids(),
       receive: (deliveries) => this.#receive(deliveries),
       onUnauthorized: () => this.#rereadToken(),
+      onMain: (main) => this.#onMain(main),
     });
   }
 
@@ -166,6 +169,7 @@ export class Agent {
     this.#logger.info("agent stopping");
     this.#shutdown.abort();
     await this.#loop;
+    await this.#services?.desired.settled();
     await this.#scheduler.settled();
     // Give queued events a moment; whatever is left is resent by the next process (finished
     // events are kept in the job store until the server stored them).
@@ -187,6 +191,16 @@ export class Agent {
       mode: this.config.tools.detach,
       pollIntervalMs: this.#jobPollIntervalMs,
     });
+    const desired = new DesiredSystems({
+      host: { config: this.config, runner: this.#runner, platform: this.#platform, stateDir: store.stateDir, say: (line) => this.#logger.debug(line) },
+      config: this.config,
+      store,
+      logger: this.#logger,
+      random: this.#random,
+      now: this.#now,
+      onChange: () => this.#poller.requestReport(),
+      shutdown: this.#shutdown.signal,
+    });
     const reports = new ReportCollector({
       config: this.config,
       platform: this.#platform,
@@ -195,8 +209,9 @@ export class Agent {
       cloneDir: store.cloneDir,
       agentStartedAt: this.#startedAt,
       now: this.#now,
+      desired: () => desired.report(),
     });
-    return { store, client, events, jobs, reports };
+    return { store, client, events, jobs, reports, desired };
   }
 
   async #rereadToken(): Promise<void> {
@@ -267,6 +282,10 @@ export class Agent {
       return;
     }
     const { delivered } = await this.#finish(entry.id, end);
+    // The pull moved the clone to main's head as the origin has it: that head's desired system is wanted.
+    if (end.outcome === "succeeded" && (entry.kind === "pull" || entry.kind === "pull-switch") && end.result.commitAfter) {
+      this.#started().desired.mainAt(end.result.commitAfter);
+    }
     if (end.then === "restart-agent") {
       // The result must reach the server before the process goes away (bounded: a dead server must not block the restart).
       await withTimeout(delivered, 15_000);
@@ -340,6 +359,12 @@ export class Agent {
     const failing = outcome.run.results.filter((result) => !result.passed).map((result) => result.name);
     this.#logger.info("tests after the switch finished", { passed: failing.length === 0, failing: failing.join(",") || undefined });
     this.#poller.requestReport();
+  }
+
+  #onMain(main: { branch: string; commit: string }): void {
+    // The control plane's main is the fleet's; a host that follows another branch wants that branch's system.
+    if (main.branch !== this.config.branch) return;
+    this.#services?.desired.mainAt(main.commit);
   }
 
   #requestRestart(): void {

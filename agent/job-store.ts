@@ -9,7 +9,8 @@
  *   jobs/<id>/exit       its exit status, written by the job's wrapper when it ends
  *   jobs/<id>/progress.json  how much of the log the server has stored
  *   jobs/<id>/cancelled  a `stop` ended it
- *   systems.json         system path → commit it was built from; commit → system it builds
+ *   systems.json         system path → commit it was built from; commit → system it builds;
+ *                        the desired-system evaluations by (tree, flake.lock hash, attribute) and the latest
  *   tests-last.json      the last test run, for the report
  *   repo/                the agent's own clone of the configuration repository
  *
@@ -19,7 +20,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as z from "zod";
-import { CommandEvent, CommandId, CommandKind, Platform, Sha1, TestRun, type CommandDelivery } from "../common/protocol.ts";
+import { CommandEvent, CommandId, CommandKind, DesiredSystem, Platform, Sha1, TestRun, type CommandDelivery } from "../common/protocol.ts";
 import type { Logger } from "./logger.ts";
 import { JobHandle } from "./runner.ts";
 
@@ -73,9 +74,21 @@ export const JobProgress = z.object({
 });
 export type JobProgress = z.infer<typeof JobProgress>;
 
+/** What makes two evaluations the same: a host evaluates a tree once. */
+export const EvaluationKey = z.object({
+  tree: Sha1,
+  /** sha256 of flake.lock at that tree, or "none" without one. */
+  lockHash: z.string().min(1).max(64),
+  /** The flake output evaluated, e.g. `#nixosConfigurations.h1.config.system.build.toplevel`. */
+  attr: z.string().min(1).max(500),
+});
+export type EvaluationKey = z.infer<typeof EvaluationKey>;
+
 const SystemsFile = z.object({
   builtFrom: z.array(z.object({ system: z.string(), commit: Sha1 })).default([]),
   desired: z.array(z.object({ commit: Sha1, system: z.string() })).default([]),
+  evaluations: z.array(z.object({ key: EvaluationKey, system: DesiredSystem })).default([]),
+  desiredLatest: DesiredSystem.nullable().default(null),
 });
 type SystemsFile = z.infer<typeof SystemsFile>;
 
@@ -85,7 +98,7 @@ export class JobStore {
   readonly jobsDir: string;
   readonly #logger: Logger;
   #commands: CommandRecord[] = [];
-  #systems: SystemsFile = { builtFrom: [], desired: [] };
+  #systems: SystemsFile = { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
   #lastTestRun: TestRun | null = null;
   #writes: Promise<void> = Promise.resolve();
 
@@ -101,7 +114,7 @@ export class JobStore {
     const store = new JobStore(stateDir, logger);
     await fs.mkdir(store.jobsDir, { recursive: true });
     store.#commands = (await store.#readJson("commands.json", CommandsFile))?.commands ?? [];
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [] };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -109,7 +122,7 @@ export class JobStore {
   /** Reads the state without creating anything (for `status` on a machine the agent never ran on). */
   static async openReadOnly(stateDir: string, logger: Logger): Promise<JobStore> {
     const store = new JobStore(stateDir, logger);
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [] };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -279,6 +292,28 @@ export class JobStore {
 
   async recordDesired(commit: string, system: string): Promise<void> {
     this.#systems.desired = [{ commit, system }, ...this.#systems.desired.filter((e) => e.commit !== commit)].slice(0, SYSTEMS_LIMIT);
+    await this.#write("systems.json", this.#systems);
+  }
+
+  /** The evaluation already made of this key, if any. */
+  cachedEvaluation(key: EvaluationKey): DesiredSystem | null {
+    const same = (other: EvaluationKey) => other.tree === key.tree && other.lockHash === key.lockHash && other.attr === key.attr;
+    return this.#systems.evaluations.find((entry) => same(entry.key))?.system ?? null;
+  }
+
+  async recordEvaluation(key: EvaluationKey, system: DesiredSystem): Promise<void> {
+    const others = this.#systems.evaluations.filter((e) => !(e.key.tree === key.tree && e.key.lockHash === key.lockHash && e.key.attr === key.attr));
+    this.#systems.evaluations = [{ key, system }, ...others].slice(0, SYSTEMS_LIMIT);
+    await this.#write("systems.json", this.#systems);
+  }
+
+  /** The newest desired system the agent has of main, kept so a restarted agent reports it at once. */
+  desiredLatest(): DesiredSystem | null {
+    return this.#systems.desiredLatest;
+  }
+
+  async recordDesiredLatest(system: DesiredSystem): Promise<void> {
+    this.#systems.desiredLatest = system;
     await this.#write("systems.json", this.#systems);
   }
 

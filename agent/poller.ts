@@ -25,6 +25,8 @@ export interface PollerOptions {
   receive(deliveries: CommandDelivery[]): Promise<void>;
   /** The server rejected the token: read it again (the operator may have replaced it). */
   onUnauthorized(): Promise<void>;
+  /** The answer named main's head (the desired system is evaluated there). */
+  onMain(main: { branch: string; commit: string }): void;
 }
 
 /** What one started agent polls with. */
@@ -95,6 +97,7 @@ export class Poller {
         this.#reportNeeded = false;
       }
       this.#wantReport = outcome.response.wantReport;
+      if (outcome.response.main) this.#options.onMain(outcome.response.main);
       if (outcome.response.commands.length > 0) await this.#options.receive(outcome.response.commands);
       return 0;
     }

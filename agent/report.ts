@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { AgentConfig } from "../common/agent-config.ts";
 import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-diff.ts";
-import { PROTOCOL_VERSION, Report } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, Report, type DesiredReport } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
@@ -26,6 +26,8 @@ export interface ReportCollectorOptions {
   /** When this agent process started (ms since the epoch). */
   agentStartedAt: number;
   now?: () => number;
+  /** The desired system at main's head (desired.ts); left out by `status`, which evaluates nothing. */
+  desired?: () => DesiredReport;
 }
 
 interface HostFacts {
@@ -80,6 +82,7 @@ export class ReportCollector {
       },
       uptimeSeconds: safe(() => runner.uptimeSeconds(), null),
       agentUptimeSeconds: Math.max(0, Math.floor((this.#now() - this.#options.agentStartedAt) / 1000)),
+      ...(this.#options.desired !== undefined ? { desired: this.#options.desired() } : {}),
       rollout: config.rollout,
     };
     // Our own output goes through the same schema the server applies: a bug here

@@ -109,7 +109,7 @@ export const JOB_WRAPPER_SCRIPT = [
 ].join("\n");
 
 /** Variables a systemd-run job gets from the agent (systemd does not pass the caller's environment). */
-const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_ARCHIVE", "NIX_PATH", "NIX_CONFIG", "NIX_REMOTE", "TZDIR"];
+export const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_ARCHIVE", "NIX_PATH", "NIX_CONFIG", "NIX_REMOTE", "TZDIR"];
 
 /**
  * The systemd-run argv for a detached job; pure so it can be checked without systemd.

@@ -42,6 +42,21 @@ export const AgentConfig = z.strictObject({
       canary: z.boolean().default(false),
     })
     .default({ autoUpdate: true, priority: 100, canary: false }),
+  /** The desired system: the host's configuration evaluated at main's head (docs/hosts.md "The desired system"). */
+  desired: z
+    .strictObject({
+      /** `local`: the agent evaluates; `ci`: it evaluates nothing and the control plane uses what CI publishes. */
+      evaluate: z.enum(["local", "ci"]).default("local"),
+      /** systemd's `MemoryMax` for the evaluation's own unit (where it runs in one); null for no cap. */
+      memoryMax: z.string().regex(/^\d+[KMGT]?$/, "a size such as 2G or 512M").nullable().default("2G"),
+      /** The evaluation starts after a random delay up to this, so a fleet does not evaluate in the same second. */
+      maxDelaySeconds: z.number().int().min(0).max(3600).default(300),
+      /** Killed after this long. */
+      timeoutSeconds: z.number().int().min(1).max(86_400).default(1800),
+      /** Killed once it printed more than this (nix's traces can run to megabytes). */
+      outputLimitBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    })
+    .default({ evaluate: "local", memoryMax: "2G", maxDelaySeconds: 300, timeoutSeconds: 1800, outputLimitBytes: 4 * 1024 * 1024 }),
   /** Extra directories prepended to PATH for every command the agent runs. */
   extraPath: z.array(z.string()).default([]),
   /** Paths of the host tools, so tests (and unusual hosts) can swap them. */

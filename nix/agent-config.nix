@@ -40,6 +40,7 @@ let
     "tests"
     "autoTestAfterSwitch"
     "rollout"
+    "desired"
     "extraPath"
     "tools"
     "currentSystemLink"
@@ -112,6 +113,12 @@ let
         inherit (options) autoTestAfterSwitch logLevel;
         rollout = {
           inherit (options.flakeUpdates) autoUpdate priority canary;
+        };
+        desired = {
+          inherit (options) evaluate;
+          inherit (options.desiredEvaluation) memoryMax;
+          maxDelaySeconds = options.desiredEvaluation.maxDelay;
+          timeoutSeconds = options.desiredEvaluation.timeout;
         };
         extraPath = map (package: "${package}/bin") options.extraPath;
         tools = defaultTools // (host.tools or { });

@@ -151,6 +151,53 @@ in
       };
     };
 
+    evaluate = mkOption {
+      type = types.enum [
+        "local"
+        "ci"
+      ];
+      default = "local";
+      description = ''
+        Who works out this host's desired system (its configuration evaluated
+        at main's head, what the System compartment compares the running
+        system with). `local`: the agent evaluates each new head of main once,
+        in the background (see `desiredEvaluation`). `ci`: the agent evaluates
+        nothing, and the control plane uses the store paths CI publishes for
+        the commit (`POST /api/desired`). An evaluation of a real NixOS
+        configuration takes 1–2 GiB of memory: use `ci` on hosts with less
+        than 2 GiB.
+      '';
+    };
+
+    desiredEvaluation = {
+      memoryMax = mkOption {
+        type = types.nullOr (types.strMatching "[0-9]+[KMGT]?");
+        default = "2G";
+        example = "1G";
+        description = ''
+          NixOS: systemd's `MemoryMax` for the evaluation's own transient
+          unit (it runs outside the agent's unit, whose `resources.memoryHigh`
+          does not cover it). An evaluation that needs more is killed and
+          reported as failed. null for no cap. nix-darwin and Home Manager run
+          the evaluation as a child of the agent, without a cap.
+        '';
+      };
+      maxDelay = mkOption {
+        type = types.ints.between 0 3600;
+        default = 300;
+        description = ''
+          Seconds: an evaluation starts after a random delay up to this, so
+          the hosts of a fleet do not all evaluate in the same second after a
+          push.
+        '';
+      };
+      timeout = mkOption {
+        type = types.ints.between 1 86400;
+        default = 1800;
+        description = "Seconds an evaluation may run before it is killed and reported as failed.";
+      };
+    };
+
     extraPath = mkOption {
       type = types.listOf types.package;
       default = [ ];

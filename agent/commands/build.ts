@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { COMMAND_DEADLINE_SECONDS, type BuildResult, type ClosureDiff, type OutputStream } from "../../common/protocol.ts";
 import { parseClosureDiff } from "../closure-diff.ts";
+import { addWorktree, buildCacheDir, fetchCommit, pruneWorktrees, removeWorktree, withCache } from "../commit-worktree.ts";
 import { runGit } from "../git.ts";
 import type { Known } from "../known.ts";
 import { describeFailure, type RunResult } from "../runner.ts";
@@ -63,12 +64,14 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
   };
 
   try {
-    await removeLeftovers(ctx, dirs);
-    const fetched = await fetchCommit(ctx, dirs.cache, commit, git);
+    const { fetched, added } = await withCache(dirs.cache, async () => {
+      await removeLeftovers(ctx, dirs);
+      const fetched = await fetchCommit(ctx, dirs.cache, commit, git);
+      return { fetched, added: fetched === null && !signal.aborted ? await addWorktree(git, dirs.cache, dirs.src, commit) : null };
+    });
     if (signal.aborted) return stopped();
     if (fetched !== null) return failed(fetched, { build: base() });
-
-    const added = await git(["-C", dirs.cache, "worktree", "add", "--detach", "--force", dirs.src, commit]);
+    if (added === null) return stopped();
     if (added.aborted) return stopped();
     if (added.exitCode !== 0) return failed(describeFailure("git worktree add", added), { build: base() });
 
@@ -114,7 +117,7 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     }
     return succeeded({ build });
   } finally {
-    await removeWorktree(ctx, dirs);
+    await withCache(dirs.cache, () => removeWorktree(ctx, dirs.cache, dirs.src, dirs.work));
   }
 }
 
@@ -130,55 +133,13 @@ interface BuildDirs {
 function buildDirs(stateDir: string, commandId: string): BuildDirs {
   const root = path.join(stateDir, "build");
   const work = path.join(root, "work", commandId);
-  return { cache: path.join(root, "cache.git"), work, src: path.join(work, "src"), result: path.join(work, "result") };
+  return { cache: buildCacheDir(stateDir), work, src: path.join(work, "src"), result: path.join(work, "result") };
 }
 
 /** A build the agent did not see to its end (it crashed, the host rebooted) left its worktree behind. */
 async function removeLeftovers(ctx: CommandContext, dirs: BuildDirs): Promise<void> {
   await fs.rm(path.dirname(dirs.work), { recursive: true, force: true });
-  if (await exists(ctx, path.join(dirs.cache, "HEAD"))) await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "prune"]);
-}
-
-async function removeWorktree(ctx: CommandContext, dirs: BuildDirs): Promise<void> {
-  if (await exists(ctx, dirs.src)) {
-    await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "remove", "--force", dirs.src]);
-  }
-  await fs.rm(dirs.work, { recursive: true, force: true });
-  if (await exists(ctx, path.join(dirs.cache, "HEAD"))) await runGit(ctx.config, ctx.runner, ["-C", dirs.cache, "worktree", "prune"]);
-}
-
-/**
- * Makes the commit present in the cache. Asked for by its sha first (GitHub and
- * git's protocol v2 serve any reachable commit, including an update PR's head
- * that is on no branch of ours); a server that refuses that gets every branch
- * fetched instead. Returns why it failed, or null.
- */
-async function fetchCommit(
-  ctx: CommandContext,
-  cache: string,
-  commit: string,
-  git: (args: string[]) => Promise<RunResult>,
-): Promise<string | null> {
-  const url = ctx.config.repoUrl;
-  if (!(await exists(ctx, path.join(cache, "HEAD")))) {
-    await fs.mkdir(path.dirname(cache), { recursive: true });
-    const init = await git(["init", "--quiet", "--bare", cache]);
-    if (init.exitCode !== 0) return describeFailure("git init", init);
-  }
-  const present = async () =>
-    (await runGit(ctx.config, ctx.runner, ["-C", cache, "cat-file", "-e", `${commit}^{commit}`])).exitCode === 0;
-  if (await present()) {
-    ctx.say(`${commit} is already in the build cache`);
-    return null;
-  }
-  const bySha = await git(["-C", cache, "fetch", "--no-tags", url, commit]);
-  if (bySha.aborted) return "the fetch was stopped";
-  if (bySha.exitCode === 0 && (await present())) return null;
-  const byBranches = await git(["-C", cache, "fetch", "--no-tags", "--prune", url, "+refs/heads/*:refs/remotes/origin/*"]);
-  if (byBranches.aborted) return "the fetch was stopped";
-  if (byBranches.exitCode !== 0) return describeFailure("git fetch", byBranches);
-  if (await present()) return null;
-  return `commit ${commit} is not in ${url}: neither fetching it by its sha nor fetching every branch brought it`;
+  await pruneWorktrees(ctx, dirs.cache);
 }
 
 /** `nix store diff-closures` for the entries, `nix path-info -S` for the total (diff-closures hides changes under 8 KiB). */
@@ -247,11 +208,4 @@ function lastLines(text: string): string {
 
 function formatDelta(bytes: number): string {
   return `${bytes >= 0 ? "+" : "-"}${(Math.abs(bytes) / 1024).toFixed(1)} KiB`;
-}
-
-function exists(ctx: CommandContext, file: string): Promise<boolean> {
-  return ctx.runner.realPath(file).then(
-    () => true,
-    () => false,
-  );
 }

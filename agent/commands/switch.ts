@@ -6,9 +6,10 @@
  * builds is evaluated before the switch starts, so the check after it is one
  * readlink and the result (with the report that follows) goes out right away.
  */
-import type { CommandResult } from "../../common/protocol.ts";
+import { StorePath, type CommandResult } from "../../common/protocol.ts";
+import { keyAt } from "../desired-evaluation.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
-import { hasClone, headCommit } from "../git.ts";
+import { hasClone, headCommit, isDirty, runGit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
 import { known } from "../known.ts";
 import { testsConfigured } from "../report.ts";
@@ -29,8 +30,23 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   if (ctx.cancel.aborted) return cancelled(pullResult);
   // An evaluation that fails here fails the rebuild too, which says why in its own words; the check after it evaluates again.
   if (expected.value === null) ctx.say(`could not evaluate it before the switch: ${expected.reason.split("\n")[0]}`);
+  else if (commit.value !== null) await rememberEvaluation(ctx, commit.value, expected.value);
   const argv = platform.switchArgv(store.cloneDir);
   return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, systemExpected: expected.value, pull }, argv);
+}
+
+/**
+ * The clone's configuration was just evaluated at its HEAD: that is the desired system of this tree
+ * too, so the evaluation that follows the pull finds it in the cache instead of evaluating again.
+ * Not when the clone has local changes: then it is not the tree's system.
+ */
+async function rememberEvaluation(ctx: CommandContext, commit: string, outPath: string): Promise<void> {
+  const { config, runner, store, platform } = ctx;
+  if (!StorePath.safeParse(outPath).success || (await isDirty(config, runner, store.cloneDir)) !== false) return;
+  const resolved = await keyAt((args) => runGit(config, runner, args), store.cloneDir, commit, platform);
+  if (!resolved.ok) return;
+  const evaluatedAt = new Date().toISOString();
+  await store.recordEvaluation(resolved.key, { commit, tree: resolved.key.tree, evaluatedAt, outPath, changes: null });
 }
 
 export async function runPullSwitch(ctx: CommandContext): Promise<CommandEnd> {

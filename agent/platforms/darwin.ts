@@ -5,7 +5,7 @@
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { unknown } from "../known.ts";
-import { flakeAttrOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
+import { flakeAttrOf, nicedChild, runningSystemLinks, type HostPlatform } from "./platform.ts";
 
 export function darwinPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
@@ -20,5 +20,7 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: darwin)`)),
     rebootStatus: () => Promise.resolve(unknown("not applicable: nix-darwin activates a new system without a reboot (macOS updates its own kernel)")),
+    // launchd has no transient jobs with a memory cap: the evaluation is a niced child of the agent.
+    evaluationCommand: (argv) => nicedChild(argv),
   };
 }

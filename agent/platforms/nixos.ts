@@ -7,8 +7,8 @@ import type { AgentConfig } from "../../common/agent-config.ts";
 import { plural } from "../../common/text.ts";
 import { readCommandLine } from "../known.ts";
 import { readRebootStatus } from "../reboot.ts";
-import { describeFailure, type HostRunner } from "../runner.ts";
-import { flakeAttrOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
+import { describeFailure, SYSTEMD_RUN_PASSED_ENV, type HostRunner } from "../runner.ts";
+import { EVALUATION_NICE, flakeAttrOf, nicedChild, runningSystemLinks, type EvaluationLimits, type HostPlatform } from "./platform.ts";
 
 export function nixosPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
@@ -21,6 +21,48 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
     rebootStatus: (runner) => readRebootStatus(runner, { booted: config.bootedSystemLink, next: config.systemProfileLink }),
+    // Switches run in units of their own exactly when systemd-run is the detach tool (the module's
+    // setting); elsewhere (a NixOS container without systemd, tests) the evaluation is a niced child.
+    evaluationCommand: (argv, limits, runner) =>
+      config.tools.detach === "systemd-run" ? evaluationUnit(config, argv, limits, runner) : nicedChild(argv),
+  };
+}
+
+/**
+ * A transient unit outside the agent's own (capped at 256M, while a NixOS evaluation takes 1–2 GiB),
+ * with its own memory cap, the lowest CPU and IO weights, and a runtime limit systemd enforces even
+ * if the agent is gone. `--wait --pipe` hand its output and exit status back to the agent; without
+ * `--quiet`, systemd-run says when the unit ended on its memory cap or its deadline.
+ */
+export function evaluationUnit(
+  config: AgentConfig,
+  argv: readonly string[],
+  limits: EvaluationLimits,
+  runner: Pick<HostRunner, "env">,
+): { argv: string[]; stopArgv: string[] } {
+  // `--setenv=NAME` copies the value from systemd-run's environment, so values (NIX_CONFIG may hold
+  // access tokens) never appear on a command line.
+  const passed = SYSTEMD_RUN_PASSED_ENV.filter((name) => runner.env(name) !== undefined);
+  return {
+    argv: [
+      "systemd-run",
+      "--unit",
+      limits.name,
+      "--collect",
+      "--wait",
+      "--pipe",
+      "--service-type=exec",
+      `--nice=${EVALUATION_NICE}`,
+      "--property=CPUWeight=1",
+      "--property=IOWeight=1",
+      ...(limits.memoryMax !== null ? [`--property=MemoryMax=${limits.memoryMax}`] : []),
+      `--property=RuntimeMaxSec=${limits.timeoutSeconds}`,
+      `--working-directory=${limits.cwd}`,
+      ...passed.map((name) => `--setenv=${name}`),
+      "--",
+      ...argv,
+    ],
+    stopArgv: [config.tools.systemctl, "stop", limits.name],
   };
 }
 

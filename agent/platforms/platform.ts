@@ -29,6 +29,29 @@ export interface HostPlatform {
   nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
   /** Whether the system that boots next needs a reboot to be wholly in use, or why that does not apply here. */
   rebootStatus(runner: HostRunner): Promise<Known<RebootStatus>>;
+  /**
+   * How the desired-system evaluation runs outside the agent's own process and memory limit, at a
+   * low priority: `argv` runs the evaluation, `stopArgv` (when not null) ends it where killing `argv`
+   * does not (a systemd unit goes on without the client that started it).
+   */
+  evaluationCommand(argv: readonly string[], limits: EvaluationLimits, runner: HostRunner): { argv: string[]; stopArgv: string[] | null };
+}
+
+export interface EvaluationLimits {
+  /** A name for the run (a transient unit's name). */
+  name: string;
+  cwd: string;
+  /** systemd's MemoryMax, where the platform can cap memory. */
+  memoryMax: string | null;
+  timeoutSeconds: number;
+}
+
+/** The lowest CPU priority: the evaluation is background work the host's services must not feel. */
+export const EVALUATION_NICE = 19;
+
+/** A child process of the agent at the lowest priority: where there is no unit of its own to put it in. */
+export function nicedChild(argv: readonly string[]): { argv: string[]; stopArgv: null } {
+  return { argv: ["nice", "-n", String(EVALUATION_NICE), ...argv], stopArgv: null };
 }
 
 export function flakeAttrOf(config: AgentConfig): string {

@@ -64,6 +64,8 @@ export class FakeControlPlane {
   readonly eventFaults: Array<{ status: number; body: string; type?: CommandEvent["type"]; afterStoring?: boolean }> = [];
   /** Set `wantReport` in the next poll answer. */
   wantReport = false;
+  /** Main's head in every poll answer, as the worker fills it from the push webhook; null leaves it out. */
+  main: { branch: string; commit: string } | null = null;
 
   readonly #server: Server;
   readonly #holdCapSeconds: number;
@@ -150,6 +152,12 @@ export class FakeControlPlane {
       if (report !== undefined) return report;
     }
     return undefined;
+  }
+
+  /** Sets main's head and answers a held poll at once, as the worker does after a push. */
+  moveMain(commit: string, branch = "main"): void {
+    this.main = { branch, commit };
+    this.#wakeAll();
   }
 
   /** Waits until `probe` returns something other than undefined/false. */
@@ -254,6 +262,7 @@ export class FakeControlPlane {
       commands: commands.map((command) => command.delivery),
       wantReport: this.wantReport,
       pollTimeoutSeconds: Math.max(1, wait),
+      ...(this.main !== null ? { main: this.main } : {}),
     };
     this.wantReport = false;
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));

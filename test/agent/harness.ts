@@ -29,6 +29,8 @@ export interface HarnessOptions {
   wrapRunner?: (runner: HostRunner) => HostRunner;
   /** How often the agent looks at a detached job's files. Default 50 ms. */
   jobPollIntervalMs?: number;
+  /** Directories put first on the PATH of everything the agent runs (a recording `nix` wrapper, say). */
+  pathFirst?: string[];
 }
 
 export interface Harness {
@@ -54,7 +56,8 @@ export interface Harness {
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const host = options.host ?? "web1";
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));
-  const env = isolatedHostEnv(root);
+  const hostEnv = isolatedHostEnv(root);
+  const env = { ...hostEnv, PATH: [...(options.pathFirst ?? []), hostEnv.PATH].join(path.delimiter) };
   const realRunner = createNodeRunner({ env, killGraceMs: 2_000 });
   const runner = options.wrapRunner?.(realRunner) ?? realRunner;
   const fleet = await createFleetRepo({ root: path.join(root, "fleet"), hosts: [host, "db1"], env, lock: options.lock });
@@ -78,6 +81,9 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     currentSystemLink: shim.currentSystemLink,
     bootedSystemLink: shim.bootedSystemLink,
     logLevel: "debug",
+    // Other behaviour's tests run no evaluation of main in the background (it would add to what they
+    // count and time); test/agent/desired.test.ts sets "local".
+    desired: { evaluate: "ci" },
     ...options.config,
   };
 

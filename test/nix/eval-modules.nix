@@ -322,6 +322,8 @@ let
     # A host's own settings win over the module's defaults.
     nixosOverrides = nixos { } {
       services.nixfleet-agent.package = agent;
+      services.nixfleet-agent.evaluate = "ci";
+      services.nixfleet-agent.desiredEvaluation.memoryMax = "1G";
       services.nixfleet-agent.resources = {
         memoryHigh = null;
         nice = 5;

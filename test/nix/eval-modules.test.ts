@@ -255,7 +255,9 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         autoTestAfterSwitch: true,
         rollout: { autoUpdate: true, priority: 1, canary: true },
         tools: { detach: "systemd-run" },
+        desired: { evaluate: "local", memoryMax: "2G", maxDelaySeconds: 300, timeoutSeconds: 1800 },
       });
+      expect(AgentConfig.parse(results.nixosOverrides.agentConfig).desired).toMatchObject({ evaluate: "ci", memoryMax: "1G" });
       expect(config.tools.nixosRebuild).toMatch(/-nixos-rebuild\/bin\/nixos-rebuild$/);
       expect(config.tests.commands.map((test) => test.name)).toEqual(["nginx", "no-failed-units"]);
       expect(config.extraPath).toEqual([expect.stringMatching(/-curl-8\.16\.0\/bin$/)]);

@@ -32,6 +32,8 @@ function optionValues(overrides: Record<string, unknown> = {}) {
     tests: { commands: {}, directory: null },
     autoTestAfterSwitch: false,
     flakeUpdates: { autoUpdate: true, priority: 100, canary: false },
+    evaluate: "local",
+    desiredEvaluation: { memoryMax: "2G", maxDelay: 300, timeout: 1800 },
     extraPath: [],
     logLevel: "info",
     settings: {},
@@ -85,6 +87,20 @@ const problems = async (platform: HostPlatform, overrides: Record<string, unknow
   );
 
 describeWithNix("the agent config rendered by the Nix modules", () => {
+  it("the desired-system options render to the agent's desired section: who evaluates, its memory cap, delay and deadline", async () => {
+    expect(AgentConfig.parse(await render("nixos")).desired).toEqual({
+      evaluate: "local",
+      memoryMax: "2G",
+      maxDelaySeconds: 300,
+      timeoutSeconds: 1800,
+      outputLimitBytes: 4 * 1024 * 1024,
+    });
+    const small = AgentConfig.parse(
+      await render("home-manager", { evaluate: "ci", desiredEvaluation: { memoryMax: null, maxDelay: 0, timeout: 60 } }),
+    );
+    expect(small.desired).toMatchObject({ evaluate: "ci", memoryMax: null, maxDelaySeconds: 0, timeoutSeconds: 60 });
+  });
+
   it("a NixOS host's options render to a config the agent accepts, reading its token from the systemd credential", async () => {
     const config = AgentConfig.parse(
       await render("nixos", {

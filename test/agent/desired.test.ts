@@ -1,0 +1,245 @@
+import { execFile, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { afterEach, expect, it } from "vitest";
+import type { AgentConfigInput } from "../../common/agent-config.ts";
+import type { DesiredReport, Report } from "../../common/protocol.ts";
+import { nixSystem } from "../../tools/fleet-kit/fleet-repo.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { eventually } from "../support/wait.ts";
+import { createHarness, processGone, type Harness } from "./harness.ts";
+
+const exec = promisify(execFile);
+let h: Harness;
+let wrapperDir: string;
+/** One line per real run of nix by the agent (or by what it runs), written by the wrapper. */
+let nixLog: string;
+
+/** A `nix` first on the agent's PATH that records each run and then execs the real one. */
+async function nixWrapper(): Promise<void> {
+  wrapperDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-nix-wrapper-"));
+  nixLog = path.join(wrapperDir, "runs.log");
+  const realNix = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
+  const script = `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
+  await fs.mkdir(path.join(wrapperDir, "bin"));
+  await fs.writeFile(path.join(wrapperDir, "bin", "nix"), script, { mode: 0o755 });
+}
+
+async function nixRuns(): Promise<string[]> {
+  const text = await fs.readFile(nixLog, "utf8").catch(() => "");
+  return text.split("\n").filter((line) => line !== "");
+}
+
+/** The runs that evaluate or build (the report's one `nix --version` per running system is neither). */
+async function nixWork(): Promise<string[]> {
+  return (await nixRuns()).filter((line) => line !== "--version").slice(fleetRuns);
+}
+
+/** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
+let fleetRuns = 0;
+
+async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number): Promise<void> {
+  await nixWrapper();
+  h = await createHarness({ holdCapSeconds, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
+  fleetRuns = (await nixRuns()).filter((line) => line !== "--version").length;
+  await h.startAgent();
+}
+
+const clone = () => path.join(h.stateDir, "repo");
+const git = async (dir: string, ...args: string[]) => (await exec("git", ["-C", dir, ...args], { env: h.env })).stdout.trim();
+const treeOf = (commit: string) => git(h.fleet.work, "rev-parse", `${commit}^{tree}`);
+
+/** Everything the evaluation must leave alone. */
+async function hostState() {
+  return {
+    head: await git(clone(), "rev-parse", "HEAD"),
+    status: await git(clone(), "status", "--porcelain"),
+    worktrees: await git(clone(), "worktree", "list", "--porcelain"),
+    system: await h.shim.currentSystem(),
+    generations: await h.shim.generations(),
+  };
+}
+
+/** Waits for a report whose desired section satisfies `probe`. */
+function reportWith(probe: (desired: DesiredReport) => boolean, what: string, timeoutMs?: number): Promise<Report> {
+  return h.plane.waitFor(
+    () => {
+      const report = h.plane.lastReport();
+      return report?.desired !== undefined && probe(report.desired) ? report : undefined;
+    },
+    what,
+    timeoutMs,
+  );
+}
+
+/**
+ * A system no test built before: the store is the machine's, shared by every run, and `changes`
+ * counts what is missing from it.
+ */
+const newGeneration = () => `web1 generation ${randomUUID()}`;
+
+const latestAt = (commit: string) => (desired: DesiredReport) => desired.latest?.commit === commit && desired.evaluating === null;
+
+afterEach(async () => {
+  await h.cleanup();
+  await fs.rm(wrapperDir, { recursive: true, force: true });
+  expect(h.plane.protocolErrors).toEqual([]);
+});
+
+describeWithNix("the desired system at main's head", () => {
+  it("reports what the new head builds when main moves, leaving the clone and the running system alone", async () => {
+    await start();
+    const { finished } = await h.run("pull-switch");
+    expect(finished.outcome).toBe("succeeded");
+    const first = await h.fleet.head();
+    const running = await h.shim.currentSystem();
+    // The switch evaluated the clone before activating it; the pull's head is that tree, so no second evaluation.
+    const afterSwitch = await reportWith(latestAt(first), "the desired system after the pull-switch");
+    expect(afterSwitch.desired?.latest).toMatchObject({ commit: first, tree: await treeOf(first), outPath: running });
+    expect(afterSwitch.system.current.value).toBe(running);
+    expect((await nixWork()).filter((line) => line.includes(" eval "))).toHaveLength(1);
+
+    const before = await hostState();
+    const next = await h.fleet.setHost("web1", newGeneration());
+    const expected = await h.fleet.systemPath("web1");
+    h.plane.moveMain(next);
+    const report = await reportWith(latestAt(next), "the desired system at the new head");
+    expect(report.desired).toEqual({
+      source: "local",
+      evaluating: null,
+      latest: {
+        commit: next,
+        tree: await treeOf(next),
+        evaluatedAt: expect.any(String),
+        outPath: expected,
+        // Only the system itself is new: its packages are already in the store.
+        changes: { toBuild: 1, toFetch: 0 },
+      },
+    });
+    expect(await hostState()).toEqual(before);
+    expect(report.repo.commit.value).toBe(first);
+    expect(report.system.current.value).toBe(running);
+    // The evaluation's worktree is gone; only the build cache stays.
+    expect(await fs.readdir(path.join(h.stateDir, "desired", "work"))).toEqual([]);
+    expect((await git(path.join(h.stateDir, "build", "cache.git"), "worktree", "list")).split("\n")).toHaveLength(1);
+  });
+
+  it("reports the system a switch just activated at once, without evaluating again, and main's desired system from the same evaluation", async () => {
+    // The control plane holds a poll for a minute: only a report sent at once arrives within the wait below.
+    await start({}, 60);
+    const first = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the first report");
+    expect(first.request.report?.system.current.value).toBeNull();
+    const from = h.plane.polls.length;
+    const id = h.plane.queue("pull-switch");
+    const report = (
+      await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)
+    ).request.report;
+    const activated = await h.shim.currentSystem();
+    expect(activated).not.toBeNull();
+    expect(report?.system.current.value).toBe(activated);
+    expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
+    const desired = await reportWith(latestAt(await h.fleet.head()), "main's desired system", 20_000);
+    expect(desired.desired?.latest).toMatchObject({ outPath: activated, changes: null });
+    // One evaluation, before the activation; the check after it and main's desired system reuse it.
+    expect((await nixWork()).filter((line) => line.includes(" eval "))).toEqual([
+      expect.stringContaining(`#nixosConfigurations.web1.config.system.build.toplevel.outPath`),
+    ]);
+  });
+
+  it("reports nix's error when main does not evaluate for this host", async () => {
+    await start();
+    const broken = await h.fleet.commit({ "hosts/web1.txt": null }, "web1 leaves the fleet");
+    h.plane.moveMain(broken);
+    const report = await reportWith(latestAt(broken), "the failed evaluation");
+    const [system, attr] = [nixSystem(), "nixosConfigurations.web1.config.system.build.toplevel"];
+    const latest = report.desired?.latest;
+    expect(latest && "error" in latest ? latest.error : null).toBe(
+      `flake '.' does not provide attribute 'packages.${system}.${attr}', 'legacyPackages.${system}.${attr}' or '${attr}'`,
+    );
+    expect(latest?.tree).toBe(await treeOf(broken));
+
+    // nix's verdict on a tree holds for every commit with that tree: it is not asked again.
+    const runs = await nixWork();
+    const again = await h.fleet.commit({}, "an empty commit on the broken tree");
+    h.plane.moveMain(again);
+    const second = await reportWith(latestAt(again), "the cached failure");
+    expect(second.desired?.latest).toEqual({ ...latest, commit: again });
+    expect(await nixWork()).toEqual(runs);
+  });
+
+  it("evaluates a tree once: another commit with the same tree, another report and a restart run no nix", async () => {
+    await start();
+    const next = await h.fleet.setHost("web1", newGeneration());
+    h.plane.moveMain(next);
+    const first = await reportWith(latestAt(next), "the first evaluation");
+    const runs = await nixWork();
+    expect(runs.filter((line) => line.includes(" eval "))).toHaveLength(1);
+
+    // An empty commit: a new head, the same tree.
+    const same = await h.fleet.commit({}, "an empty commit");
+    expect(await treeOf(same)).toBe(await treeOf(next));
+    h.plane.moveMain(same);
+    const second = await reportWith(latestAt(same), "the desired system at the empty commit");
+    expect(second.desired?.latest).toEqual({ ...first.desired?.latest, commit: same });
+    const pollsBefore = h.plane.polls.length;
+    h.plane.wantReport = true;
+    await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "another report", pollsBefore);
+    expect(await nixWork()).toEqual(runs);
+
+    // A new process on the same state: it reports the evaluation it kept and evaluates no known tree.
+    await h.stopAgent();
+    const restartPoll = h.plane.polls.length;
+    await h.startAgent();
+    const firstReport = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the report after the restart", restartPoll);
+    expect(firstReport.request.report?.desired?.latest).toEqual(second.desired?.latest);
+    const third = await h.fleet.commit({}, "another empty commit");
+    h.plane.moveMain(third);
+    await reportWith(latestAt(third), "the desired system at the commit after the restart");
+    expect(await nixWork()).toEqual(runs);
+  });
+
+  it('evaluates nothing with evaluate = "ci"', async () => {
+    await start({ evaluate: "ci" });
+    const next = await h.fleet.setHost("web1", newGeneration());
+    h.plane.moveMain(next);
+    const answered = h.plane.polls.length;
+    // The poll after the answer that named the new head: the agent has seen it by then.
+    await h.plane.waitForPoll(() => true, "the poll after main moved", answered + 1);
+    h.plane.wantReport = true;
+    const report = (await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "a report", answered + 1)).request.report;
+    expect(report?.desired).toEqual({ source: "ci", latest: null, evaluating: null });
+    expect(await nixWork()).toEqual([]);
+    await expect(fs.access(path.join(h.stateDir, "build", "cache.git"))).rejects.toThrow();
+  });
+
+  it("kills an evaluation that runs past its deadline and reports why", async () => {
+    await start({ timeoutSeconds: 2 });
+    const pidFile = path.join(h.root, "runaway.pid");
+    // Import from a derivation whose builder never ends: the evaluation waits for it.
+    const runaway = `{
+  inputs.pins = { url = "git+file://${h.fleet.pins}"; flake = false; };
+  outputs = { self, pins }: {
+    nixosConfigurations.web1.config.system.build.toplevel = import (builtins.derivation {
+      name = "runaway";
+      system = "${nixSystem()}";
+      builder = "/bin/sh";
+      args = [ "-c" "echo $$ > ${pidFile}; exec /bin/sleep 600" ];
+    });
+  };
+}
+`;
+    const stuck = await h.fleet.commit({ "flake.nix": runaway }, "an evaluation that never ends");
+    h.plane.moveMain(stuck);
+    const evaluating = await reportWith((desired) => desired.evaluating === stuck, "the evaluation in progress");
+    expect(evaluating.desired?.latest).toBeNull();
+    const pid = Number(await eventually("the runaway builder's pid", () => fs.readFile(pidFile, "utf8").then((text) => text.trim())));
+    const report = await reportWith(latestAt(stuck), "the evaluation's end");
+    const latest = report.desired?.latest;
+    expect(latest && "error" in latest ? latest.error : null).toBe("the evaluation passed its deadline (2 s) and was killed");
+    // Killed with the evaluation, not left sleeping for ten minutes.
+    await eventually("the runaway builder's end", () => processGone(pid));
+  });
+});
