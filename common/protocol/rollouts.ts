@@ -217,6 +217,10 @@ export type MergeAndDeployRequest = z.infer<typeof MergeAndDeployRequest>;
 export const RevertRolloutRequest = z.strictObject({ strategy: RevertStrategy });
 export type RevertRolloutRequest = z.infer<typeof RevertRolloutRequest>;
 
+/** Its answer: the reverted rollout, whose `revert` says what GitHub did (or why it did not). */
+export const RevertRolloutResponse = z.object({ rollout: RolloutView });
+export type RevertRolloutResponse = z.infer<typeof RevertRolloutResponse>;
+
 /** `PUT /api/hosts/:name/hold`. */
 export const SetHoldRequest = z.strictObject({
   reason: z.string().trim().min(1, "a hold needs a reason").max(500),
