@@ -153,7 +153,8 @@ export class RolloutRunner {
 
   /**
    * A person's revert of a rollout's commit: refused while the rollout still runs, while a revert of it
-   * is under way, and once its commit was reverted on the branch; the revert itself is an effect.
+   * is under way, once its commit was reverted on the branch, and (for another PR) while its revert PR
+   * is open; the revert itself is an effect.
    */
   requestRevert(id: string, strategy: "revert-pr" | "revert-commit", actor: string): Step<Outcome<{ rollout: RolloutView }>> {
     const stored = this.store.rollout(id);
@@ -163,6 +164,9 @@ export class RolloutRunner {
     if (rollout.revert?.state === "requested") return step(refuse(409, "revert_under_way", `a revert of rollout ${id} is under way (${rollout.revert.kind})`));
     if (rollout.revert?.state === "opened" && rollout.revert.kind === "revert-commit") {
       return step(refuse(409, "already_reverted", `rollout ${id}'s commit was already reverted on the branch${rollout.revert.url ? `: ${rollout.revert.url}` : ""}`));
+    }
+    if (rollout.revert?.state === "opened" && strategy === "revert-pr") {
+      return step(refuse(409, "revert_pr_open", `a revert PR of rollout ${id} is open already${rollout.revert.url ? `: ${rollout.revert.url}` : ""}`));
     }
     this.step(id, { type: "revert-requested", strategy, actor });
     this.host.effect(auditEffect(this.host.now(), actor, "rollout.revert-requested", id, { strategy, commit: rollout.commit }));
