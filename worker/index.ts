@@ -67,6 +67,7 @@ export const ROUTE_ROLES = {
   "POST /api/rollouts": "operator",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/:id/cancel": "operator",
+  "POST /api/rollouts/:id/revert": "operator",
   "GET /api/settings": "viewer",
   "PUT /api/settings": "admin",
   "GET /api/notifications/deliveries": "viewer",

@@ -90,6 +90,11 @@ export const ROLLBACK_STRATEGIES = ["revert-pr", "revert-commit", "alert-only"] 
 export const RollbackStrategy = z.enum(ROLLBACK_STRATEGIES);
 export type RollbackStrategy = z.infer<typeof RollbackStrategy>;
 
+/** What a revert makes: a commit on the followed branch, or a PR for a person to merge. */
+export const REVERT_STRATEGIES = ["revert-commit", "revert-pr"] as const;
+export const RevertStrategy = z.enum(REVERT_STRATEGIES);
+export type RevertStrategy = z.infer<typeof RevertStrategy>;
+
 export const MERGE_METHODS = ["merge", "squash", "rebase"] as const;
 export const MergeMethod = z.enum(MERGE_METHODS);
 export type MergeMethod = z.infer<typeof MergeMethod>;
@@ -142,10 +147,18 @@ export const RolloutView = z.object({
   failure: z.object({ host: HostName, reason: z.string(), commandId: CommandId.nullable() }).optional(),
   revert: z
     .object({
-      kind: RollbackStrategy.exclude(["alert-only"]),
+      kind: RevertStrategy,
       url: z.string().nullable(),
       state: z.enum(["requested", "opened", "failed"]),
       error: z.string().optional(),
+      /** Who asked for it (`POST /api/rollouts/:id/revert`); absent for the automatic revert after a failure. */
+      by: z.string().optional(),
+      /** What differs from what was asked: "GitHub refused the push to main … a revert PR was opened instead". */
+      note: z.string().optional(),
+      /** The rollout of the revert commit (an on-demand `revert-commit`). */
+      rollout: z.string().optional(),
+      /** The revert did not apply (a later commit changed the same file): the commit before the update, which can be deployed instead. */
+      before: Sha1.optional(),
     })
     .optional(),
   /** Why the rollout stopped early: "cancelled by alice", "superseded by ro_…". */
@@ -203,6 +216,14 @@ export const MergeAndDeployRequest = z.strictObject({
   includeFailedBuilds: z.boolean().default(false),
 });
 export type MergeAndDeployRequest = z.infer<typeof MergeAndDeployRequest>;
+
+/** `POST /api/rollouts/:id/revert`: revert the rollout's commit on the followed branch, or propose it as a PR. */
+export const RevertRolloutRequest = z.strictObject({ strategy: RevertStrategy });
+export type RevertRolloutRequest = z.infer<typeof RevertRolloutRequest>;
+
+/** Its answer: the reverted rollout, whose `revert` says what GitHub did (or why it did not). */
+export const RevertRolloutResponse = z.object({ rollout: RolloutView });
+export type RevertRolloutResponse = z.infer<typeof RevertRolloutResponse>;
 
 /** `PUT /api/hosts/:name/hold`. */
 export const SetHoldRequest = z.strictObject({

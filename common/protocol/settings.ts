@@ -37,7 +37,8 @@ export const Settings = z.strictObject({
     .prefault({}),
   rollback: z
     .strictObject({
-      strategy: RollbackStrategy.default("revert-pr"),
+      /** Spec 002's default: undo the merge on the branch, so the hosts' next deploy goes back to the old lock. */
+      strategy: RollbackStrategy.default("revert-commit"),
       /** Also send `rollback` to every host that already switched to the failed commit. */
       rollbackHosts: z.boolean().default(false),
     })

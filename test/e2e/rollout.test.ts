@@ -84,7 +84,8 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
       webhookSecret: SECRET,
       token: TOKEN,
       pollTimeoutSeconds: POLL_SECONDS,
-      vars: { ROLLOUT_CANARY_SOAK_SECONDS: "2", ROLLOUT_WAVE_SIZE: "2" },
+      // A revert PR after a failure (the default reverts the commit on main): this file watches it open.
+      vars: { ROLLOUT_CANARY_SOAK_SECONDS: "2", ROLLOUT_WAVE_SIZE: "2", ROLLBACK_STRATEGY: "revert-pr" },
       packages: {},
     });
     ({ cp, emulator } = github);

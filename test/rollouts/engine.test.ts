@@ -645,3 +645,42 @@ describe("resume", () => {
     expect(w.host("c0").state).toBe("verifying");
   });
 });
+
+describe("a person's revert (POST /api/rollouts/:id/revert)", () => {
+  it("of a succeeded rollout asks for the chosen revert once; while it is under way another request changes nothing", () => {
+    const w = world({ hosts: [planHost("c0")] });
+    w.step({ type: "start" });
+    w.deploy("c0");
+    expect(w.view().state).toBe("succeeded");
+    expect(w.step({ type: "revert-requested", strategy: "revert-commit", actor: "alice@example.com" })).toEqual([
+      { type: "revert", strategy: "revert-commit", commit: COMMIT, pr: 42, by: "alice@example.com" },
+    ]);
+    expect(w.view().revert).toEqual({ kind: "revert-commit", url: null, state: "requested", by: "alice@example.com" });
+    expect(w.step({ type: "revert-requested", strategy: "revert-pr", actor: "bob@example.com" })).toEqual([]);
+    w.step({ type: "revert-opened", kind: "revert-pr", url: "https://github.com/example/fleet/pull/44", note: "GitHub refused the push to main; a revert PR was opened instead" });
+    expect(w.view()).toMatchObject({
+      state: "succeeded",
+      revert: { kind: "revert-pr", state: "opened", by: "alice@example.com", note: expect.stringContaining("refused the push") },
+    });
+  });
+
+  it("that does not apply fails naming the commit before the update, and may be asked for again", () => {
+    const w = world({ hosts: [planHost("c0")] });
+    w.step({ type: "start" });
+    w.deploy("c0");
+    w.step({ type: "revert-requested", strategy: "revert-commit", actor: "alice@example.com" });
+    w.step({ type: "revert-failed", error: "flake.lock changed on main after c0ffee0", before: OTHER_COMMIT });
+    expect(w.view().revert).toMatchObject({ state: "failed", before: OTHER_COMMIT });
+    expect(w.step({ type: "revert-requested", strategy: "revert-pr", actor: "alice@example.com" })).toEqual([
+      { type: "revert", strategy: "revert-pr", commit: COMMIT, pr: 42, by: "alice@example.com" },
+    ]);
+    expect(w.view().revert).toEqual({ kind: "revert-pr", url: null, state: "requested", by: "alice@example.com" });
+  });
+
+  it("of a running rollout changes nothing", () => {
+    const w = world();
+    w.step({ type: "start" });
+    expect(w.step({ type: "revert-requested", strategy: "revert-commit", actor: "alice@example.com" })).toEqual([]);
+    expect(w.view().revert).toBeUndefined();
+  });
+});

@@ -20,7 +20,7 @@ describe("settingsFromVars", () => {
     expect(settingsFromVars({})).toEqual(DEFAULT_SETTINGS);
     expect(DEFAULT_SETTINGS).toEqual(Settings.parse({}));
     expect(DEFAULT_SETTINGS.rollout).toEqual({ canary: 1, waveSize: null, soakSeconds: 0, canarySoakSeconds: 300 });
-    expect(DEFAULT_SETTINGS.rollback).toEqual({ strategy: "revert-pr", rollbackHosts: false });
+    expect(DEFAULT_SETTINGS.rollback).toEqual({ strategy: "revert-commit", rollbackHosts: false });
     expect(DEFAULT_SETTINGS.automation.deployStrategy).toBe("all");
   });
 

@@ -294,6 +294,14 @@ export class GitHubEmulator {
   }
 
   /**
+   * "Require a pull request before merging" on the default branch: updating its ref through the API
+   * answers 422 `Protected branch update failed …`, as GitHub does; merging a pull request still works.
+   */
+  requirePullRequests(required: boolean): void {
+    this.#repository.requirePullRequest = required;
+  }
+
+  /**
    * The repository's allowed merge methods (Settings → Pull Requests; all three by default). A merge
    * with another method answers 405 as GitHub does, e.g. `Merge commits are not allowed on this repository.`
    */

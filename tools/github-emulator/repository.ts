@@ -31,6 +31,8 @@ export class EmulatedRepository {
   /** The user the API acts as (the token's owner). */
   readonly actor: string;
   requiredChecks: RequiredChecks = false;
+  /** "Require a pull request before merging" on the default branch: the API may not move it directly. */
+  requirePullRequest = false;
   readonly #clock: () => Date;
   #lock: Promise<unknown> = Promise.resolve();
 

@@ -12,8 +12,8 @@ import { automation } from "../automation.ts";
 import { notifier } from "../notifier.ts";
 import { postCommitStatus, type CommitStatus } from "./commit-status.ts";
 import type { EffectHandlers } from "./outbox.ts";
-import { openRevert, type Revert } from "./revert.ts";
-import type { RolloutRunner } from "./rollout-runner.ts";
+import { openRevert, type Revert, type RevertOutcome } from "./revert.ts";
+import type { RolloutRunner, StartRolloutInput } from "./rollout-runner.ts";
 import type { StepOf } from "./step.ts";
 import type { HostRef } from "./host.ts";
 import type { Report } from "../../common/protocol.ts";
@@ -24,7 +24,9 @@ export interface EffectDeps {
   run: <T>(body: StepOf<T>) => T;
   commitStatus: CommitStatus;
   revert: Revert;
-  rollouts: Pick<RolloutRunner, "awaitsRevert">;
+  rollouts: Pick<RolloutRunner, "awaitsRevert" | "hostsOf">;
+  /** The shell's start of a rollout (it reads the fleet first): how a person's revert commit is deployed. */
+  startRollout: (input: StartRolloutInput) => Promise<{ ok: true; rollout: { id: string } } | { ok: false; message: string }>;
   /** Reads what a host's health needs and steps the rollouts verifying it (the shell's). */
   health: (host: HostRef, report: Report, receivedAt: string) => Promise<void>;
 }
@@ -49,7 +51,17 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
     },
     revert: async (revert) => {
       if (!deps.rollouts.awaitsRevert(revert.rolloutId)) return;
-      const event = await openRevert(env, db, revert);
+      const opened = await openRevert(env, db, revert);
+      let event: RevertOutcome = opened;
+      if ("sha" in opened) {
+        const { sha, ...rest } = opened;
+        event = rest;
+        // A person's revert commit goes out as any deploy does: the reverted rollout's hosts, in waves, through the same gates.
+        if (revert.by !== null) {
+          const started = await deps.startRollout({ commit: sha, pr: null, lockChanges: [], hosts: deps.rollouts.hostsOf(revert.rolloutId), automatic: false, ignoreWindows: false, actor: revert.by });
+          event = started.ok ? { ...rest, rollout: started.rollout.id } : { ...rest, note: `the revert commit was not deployed: ${started.message}` };
+        }
+      }
       run(() => deps.revert.outcome(revert, event));
     },
     "health-recheck": async ({ hostId, hostName }) => {

@@ -30,6 +30,8 @@ export const Effect = z.discriminatedUnion("type", [
     strategy: z.enum(["revert-pr", "revert-commit"]),
     commit: z.string(),
     pr: z.number().int().nullable(),
+    /** The person who asked for it; null for the automatic revert after a failed rollout (and for effects stored before). */
+    by: z.string().nullable().default(null),
   }),
   /** A host a rollout verifies, judged again by its latest report (read from D1 when carried out). */
   z.object({ type: z.literal("health-recheck"), hostId: z.string(), hostName: z.string() }),

@@ -172,6 +172,33 @@ export class RolloutRunner {
     return step({ ok: true, rollout: toRolloutView(this.store.rollout(id)!.rollout) });
   }
 
+  /**
+   * A person's revert of a rollout's commit: refused while the rollout still runs, while a revert of it
+   * is under way, once its commit was reverted on the branch, and (for another PR) while its revert PR
+   * is open; the revert itself is an effect.
+   */
+  requestRevert(id: string, strategy: "revert-pr" | "revert-commit", actor: string): Step<Outcome<{ rollout: RolloutView }>> {
+    const stored = this.store.rollout(id);
+    if (!stored) return step(refuse(404, "rollout_not_found", `no rollout ${id}`));
+    const { rollout } = stored;
+    if (isActive(rollout) || rollout.state === "planned") return step(refuse(409, "rollout_not_finished", `rollout ${id} is still ${rollout.state}: cancel it or wait for its end before reverting it`));
+    if (rollout.revert?.state === "requested") return step(refuse(409, "revert_under_way", `a revert of rollout ${id} is under way (${rollout.revert.kind})`));
+    if (rollout.revert?.state === "opened" && rollout.revert.kind === "revert-commit") {
+      return step(refuse(409, "already_reverted", `rollout ${id}'s commit was already reverted on the branch${rollout.revert.url ? `: ${rollout.revert.url}` : ""}`));
+    }
+    if (rollout.revert?.state === "opened" && strategy === "revert-pr") {
+      return step(refuse(409, "revert_pr_open", `a revert PR of rollout ${id} is open already${rollout.revert.url ? `: ${rollout.revert.url}` : ""}`));
+    }
+    this.step(id, { type: "revert-requested", strategy, actor });
+    this.host.effect(auditEffect(this.host.now(), actor, "rollout.revert-requested", id, { strategy, commit: rollout.commit }));
+    return step({ ok: true, rollout: toRolloutView(this.store.rollout(id)!.rollout) });
+  }
+
+  /** Every host a rollout planned, wave by wave: what the rollout of its revert deploys to. */
+  hostsOf(id: string): string[] {
+    return this.store.rollout(id)?.rollout.hosts.map((h) => h.name) ?? [];
+  }
+
   /** One step of a rollout: load, advance, carry out, store, tell. */
   step(rolloutId: string, event: RolloutEvent): Step<undefined> {
     const stored = this.store.rollout(rolloutId);
@@ -235,7 +262,7 @@ export class RolloutRunner {
         return;
       }
       case "revert":
-        this.host.effect({ type: "revert", rolloutId: rollout.id, strategy: action.strategy, commit: action.commit, pr: action.pr });
+        this.host.effect({ type: "revert", rolloutId: rollout.id, strategy: action.strategy, commit: action.commit, pr: action.pr, by: action.by ?? null });
         return;
       case "wake-at":
         // Armed once the step has stored the rollout (step).

@@ -33,7 +33,9 @@ import {
   GitHubApiError,
   GitHubConflictError,
   GitHubMergeRefusedError,
+  GitHubPushRefusedError,
   GitHubRateLimitError,
+  GitHubRevertConflictError,
 } from "./errors.ts";
 import { PullRequestFields } from "./events.ts";
 import { REVERT_BRANCH_PREFIX, REVERT_PR_LABEL } from "./revert-pull.ts";
@@ -58,6 +60,10 @@ export interface GitHubClientOptions {
 }
 
 const firstLine = (message: string): string => message.split("\n", 1)[0] ?? "";
+
+/** GitHub's answer when branch protection or a ruleset refuses a direct update of the branch. */
+const isProtectionRefusal = (error: GitHubApiError): boolean =>
+  (error.status === 422 || error.status === 403 || error.status === 409) && /protected branch|through a pull request|rule violation/i.test(error.githubMessage);
 
 /** The fleet repository on GitHub (or the emulator), through one authenticated Octokit. */
 export class GitHubClient {
@@ -252,6 +258,7 @@ export class GitHubClient {
         force: false,
       });
     } catch (error) {
+      if (error instanceof GitHubApiError && isProtectionRefusal(error)) throw new GitHubPushRefusedError(error.status, error.githubMessage, what);
       if (error instanceof GitHubApiError && error.status === 422) {
         throw new GitHubConflictError(422, `${options.branch} moved while the revert was built (${error.githubMessage}); try again`, what);
       }
@@ -266,9 +273,24 @@ export class GitHubClient {
    * added once the PR exists (GitHub's create call takes none); `labelProblem` says why GitHub
    * refused it, and the branch alone still tells the PR apart.
    */
-  async createRevertPull(options: { commitSha: string; base: string; title?: string; body?: string }): Promise<{ number: number; url: string; headRef: string; sha: string; labelProblem: string | null }> {
+  async createRevertPull(options: {
+    commitSha: string;
+    base: string;
+    title?: string;
+    body?: string;
+    /** When the revert does not apply to `base`, branch it from the reverted commit itself: the PR then shows the conflict for a person to resolve. */
+    conflicting?: "refuse" | "propose";
+  }): Promise<{ number: number; url: string; headRef: string; sha: string; labelProblem: string | null; conflict: GitHubRevertConflictError | null }> {
     const what = `opening a revert pull request for ${shortSha(options.commitSha)} in ${this.#repoName}`;
-    const built = await this.#buildRevert(options.commitSha, options.base, what);
+    let built: { sha: string; title: string; message: string };
+    let conflict: GitHubRevertConflictError | null = null;
+    try {
+      built = await this.#buildRevert(options.commitSha, options.base, what);
+    } catch (error) {
+      if (!(error instanceof GitHubRevertConflictError) || options.conflicting !== "propose") throw error;
+      conflict = error;
+      built = await this.#buildRevert(options.commitSha, options.base, what, options.commitSha);
+    }
     const headRef = `${REVERT_BRANCH_PREFIX}${shortSha(options.commitSha)}-${this.#now().toString(36)}`;
     await this.#request(what, "POST /repos/{owner}/{repo}/git/refs", { ref: `refs/heads/${headRef}`, sha: built.sha });
     const { data } = await this.#request(what, "POST /repos/{owner}/{repo}/pulls", {
@@ -290,10 +312,11 @@ export class GitHubClient {
       if (!(error instanceof GitHubApiError)) throw error;
       labelProblem = error.message;
     }
-    return { number: pull.number, url: pull.html_url, headRef, sha: built.sha, labelProblem };
+    return { number: pull.number, url: pull.html_url, headRef, sha: built.sha, labelProblem, conflict };
   }
 
-  async #buildRevert(commitSha: string, branch: string, what: string): Promise<{ sha: string; title: string; message: string }> {
+  /** The revert commit, on top of `branch`'s head (or of `onto`, a commit of it). */
+  async #buildRevert(commitSha: string, branch: string, what: string, onto?: string): Promise<{ sha: string; title: string; message: string }> {
     const target = await this.commit(commitSha);
     const parent = target.parents[0]?.sha;
     if (parent === undefined) throw new GitHubApiError(422, "a root commit cannot be reverted", what);
@@ -301,7 +324,7 @@ export class GitHubClient {
     // The commits API lists at most 300 files; an update PR touches one or two.
     if (files.length >= 300) throw new GitHubApiError(422, "the commit changes too many files to revert through the API", what);
     const paths = new Set(files.flatMap((file) => (file.previous_filename ? [file.filename, file.previous_filename] : [file.filename])));
-    const head = await this.branchHead(branch);
+    const head = onto === undefined ? await this.branchHead(branch) : { sha: onto };
     const [before, after, headCommit] = await Promise.all([
       this.#tree(parent, what),
       this.#tree(target.sha, what),
@@ -313,7 +336,7 @@ export class GitHubClient {
       const was = before.get(path);
       const is = after.get(path);
       if (current.get(path)?.sha !== is?.sha) {
-        throw new GitHubConflictError(409, `${path} changed on ${branch} after ${shortSha(commitSha)}; revert it by hand`, what);
+        throw new GitHubRevertConflictError(`${path} changed on ${branch} after ${shortSha(commitSha)}; revert it by hand`, what, parent, [path]);
       }
       if (was) entries.push({ path, mode: was.mode, type: "blob", sha: was.sha });
       else if (is) entries.push({ path, mode: is.mode, type: "blob", sha: null });

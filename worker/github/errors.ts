@@ -51,6 +51,27 @@ export class GitHubConflictError extends GitHubApiError {
   override name = "GitHubConflictError";
 }
 
+/**
+ * The revert does not apply: a later commit on the branch changed a file the reverted commit changed
+ * (a newer update moved flake.lock again). `before` is the reverted commit's first parent, the state a
+ * person could deploy instead; `paths` are the files in the way.
+ */
+export class GitHubRevertConflictError extends GitHubConflictError {
+  override name = "GitHubRevertConflictError";
+  readonly before: string;
+  readonly paths: readonly string[];
+  constructor(githubMessage: string, what: string, before: string, paths: readonly string[]) {
+    super(409, githubMessage, what);
+    this.before = before;
+    this.paths = paths;
+  }
+}
+
+/** GitHub refused to move the branch itself (branch protection, a ruleset): changes must go through a pull request. */
+export class GitHubPushRefusedError extends GitHubApiError {
+  override name = "GitHubPushRefusedError";
+}
+
 /** The Worker lacks what it needs to talk to GitHub (no token, no repository). */
 export class GitHubNotConfiguredError extends Error {
   override name = "GitHubNotConfiguredError";

@@ -65,7 +65,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       rearm: () => ctx.waitUntil(this.scheduleAlarm()),
     };
     const c = (this.c = wireComponents(host, this.stores, ctx.storage, env, this.db));
-    this.effects = effectHandlers({ env, db: this.db, run: (body) => this.run(body), ...c, health: (...args) => this.health(...args) });
+    this.effects = effectHandlers({ env, db: this.db, run: (body) => this.run(body), ...c, health: (...args) => this.health(...args), startRollout: (input) => this.startRollout(input) });
     this.alarmClock = new OneAlarm(ctx.storage, () => [...this.clocks(), this.outbox]);
     void ctx.blockConcurrencyWhile(async () => {
       await Promise.all([this.alarmClock.load(), c.metrics.load(), c.settings.load(), adoptNamedHolds(this.stores.holds, this.db)]);
@@ -202,6 +202,17 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const outcome = this.run(() => this.c.rollouts.cancel(id, actor));
     if (!outcome.ok) return outcome;
     await this.scheduleAlarm();
+    return { ok: true as const, rollout: this.c.rollouts.get(id)?.rollout ?? outcome.rollout };
+  }
+
+  /**
+   * A person's revert of a finished rollout's commit. Answers once the revert is carried out (the outbox
+   * drained), so the answer says what GitHub did: a revert commit and its rollout, a revert PR, or why not.
+   */
+  async revertRollout(id: string, strategy: "revert-pr" | "revert-commit", actor: string) {
+    const outcome = this.run(() => this.c.rollouts.requestRevert(id, strategy, actor));
+    if (!outcome.ok) return outcome;
+    await this.carryOutEffects();
     return { ok: true as const, rollout: this.c.rollouts.get(id)?.rollout ?? outcome.rollout };
   }
 

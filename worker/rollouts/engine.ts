@@ -65,8 +65,12 @@ export type RolloutEvent =
   | { type: "tick" }
   | { type: "cancel"; actor: string }
   | { type: "superseded"; by: string }
-  | { type: "revert-opened"; kind: "revert-pr" | "revert-commit"; url: string }
-  | { type: "revert-failed"; error: string };
+  /** A person asked to revert the rollout's commit (`POST /api/rollouts/:id/revert`); the shell refused it while one is under way. */
+  | { type: "revert-requested"; strategy: "revert-pr" | "revert-commit"; actor: string }
+  /** `note`: what differs from what was asked; `rollout`: the rollout of the revert commit. */
+  | { type: "revert-opened"; kind: "revert-pr" | "revert-commit"; url: string; note?: string; rollout?: string }
+  /** `before`: the revert did not apply, and this commit (the one before the reverted one) could be deployed instead. */
+  | { type: "revert-failed"; error: string; before?: string };
 
 export type RolloutAction =
   | { type: "send"; host: string; kind: "pull-switch"; commit: string }
@@ -74,7 +78,7 @@ export type RolloutAction =
   | { type: "cancel-command"; host: string; commandId: string }
   | { type: "rollback-host"; host: string }
   /** `pr`: the update PR whose merge is reverted, when the rollout came from one. */
-  | { type: "revert"; strategy: "revert-pr" | "revert-commit"; commit: string; pr: number | null }
+  | { type: "revert"; strategy: "revert-pr" | "revert-commit"; commit: string; pr: number | null; by?: string }
   /** The next time a `tick` is needed (a soak ends, a window opens). */
   | { type: "wake-at"; at: string }
   | { type: "notify"; event: NotifyEvent; rolloutId: string; commit: string; message: string };
@@ -231,14 +235,20 @@ class Step {
         this.stop("cancelled", `superseded by ${event.by}`);
         return;
 
+      case "revert-requested":
+        if (isActive(r) || r.revert?.state === "requested") return;
+        r.revert = { kind: event.strategy, url: null, state: "requested", error: null, by: event.actor };
+        this.actions.push({ type: "revert", strategy: event.strategy, commit: r.commit, pr: r.pr, by: event.actor });
+        return;
+
       case "revert-opened":
         if (r.revert === null || r.revert.state === "opened") return;
-        r.revert = { ...r.revert, kind: event.kind, url: event.url, state: "opened", error: null };
+        r.revert = { ...r.revert, kind: event.kind, url: event.url, state: "opened", error: null, note: event.note, rollout: event.rollout };
         return;
 
       case "revert-failed":
         if (r.revert === null || r.revert.state !== "requested") return;
-        r.revert = { ...r.revert, state: "failed", error: event.error };
+        r.revert = { ...r.revert, state: "failed", error: event.error, before: event.before };
         return;
     }
   }

@@ -85,6 +85,11 @@ export const Rollout = z.object({
       url: z.string().nullable(),
       state: z.enum(["requested", "opened", "failed"]),
       error: z.string().nullable(),
+      /** Optional, so rollouts stored before on-demand reverts still read. See RolloutView.revert. */
+      by: z.string().optional(),
+      note: z.string().optional(),
+      rollout: z.string().optional(),
+      before: Sha1.optional(),
     })
     .nullable(),
   notified: z.array(z.enum(NOTIFY_EVENTS)),

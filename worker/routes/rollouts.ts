@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { PlanRolloutRequest, StartRolloutRequest } from "../../common/protocol.ts";
+import { PlanRolloutRequest, RevertRolloutRequest, StartRolloutRequest } from "../../common/protocol.ts";
 import { writeAudit } from "../db/audit.ts";
 import { getPullRequest, loadFleetTarget } from "../db/github.ts";
 import { coordinator } from "../coordinator.ts";
@@ -23,7 +23,7 @@ async function branchHead(c: { get(key: "db"): AppEnv["Variables"]["db"] }): Pro
   return repo.head.sha;
 }
 
-/** Rollouts: plan, start (Deploy main), watch, cancel, and the update history. The coordinator runs them. */
+/** Rollouts: plan, start (Deploy main), watch, cancel, revert, and the update history. The coordinator runs them. */
 export const rolloutsRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const { limit, before } = readQuery(c, ListQuery);
@@ -84,6 +84,13 @@ export const rolloutsRoutes = new Hono<AppEnv>()
     const found = await coordinator(c.env).getRollout(id);
     if (!found) throw new ApiError(404, "rollout_not_found", `no rollout ${id}`);
     return c.json(found);
+  })
+  .post("/:id/revert", ...jsonBody(RevertRolloutRequest), async (c) => {
+    const id = parseWith(RolloutId, c.req.param("id"), "invalid rollout id");
+    const { strategy } = c.req.valid("json");
+    const reverted = await coordinator(c.env).revertRollout(id, strategy, c.get("actor"));
+    if (!reverted.ok) throw refused(reverted);
+    return c.json({ rollout: reverted.rollout });
   })
   .post("/:id/cancel", async (c) => {
     const id = parseWith(RolloutId, c.req.param("id"), "invalid rollout id");

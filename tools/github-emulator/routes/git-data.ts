@@ -113,6 +113,9 @@ export function gitDataRoutes(): Hono<AppEnv> {
     if ((await repo.git.objectType(body.sha)) !== "commit" || !isFullSha(body.sha)) {
       throw new GitHubApiError(422, "Object does not exist", { documentationUrl: DOC_REFS });
     }
+    if (repo.requirePullRequest && branch === repo.site.defaultBranch) {
+      throw new GitHubApiError(422, `Protected branch update failed for refs/heads/${branch}: Changes must be made through a pull request.`, { documentationUrl: DOC_REFS });
+    }
     const update = await repo.exclusive(async () => {
       if (!(await repo.git.branchSha(branch))) throw new GitHubApiError(422, "Reference does not exist", { documentationUrl: DOC_REFS });
       const moved = await repo.moveBranch(branch, body.sha.toLowerCase(), { force: body.force ?? false });

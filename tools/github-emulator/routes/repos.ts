@@ -67,7 +67,7 @@ export function repoRoutes(): Hono<AppEnv> {
     const items = branches.map(([name, sha]) => ({
       name,
       commit: { sha, url: `${apiRepoUrl(repo.site)}/commits/${sha}` },
-      protected: repo.requiredChecks !== false && name === repo.site.defaultBranch,
+      protected: (repo.requiredChecks !== false || repo.requirePullRequest) && name === repo.site.defaultBranch,
     }));
     return json(c, paginate(c, items));
   });
@@ -79,7 +79,7 @@ export function repoRoutes(): Hono<AppEnv> {
     if (!sha) throw new GitHubApiError(404, "Branch not found", { documentationUrl: DOC_BRANCH });
     const commit = await repo.git.readCommit(sha);
     if (!commit) throw notFound();
-    const isProtected = repo.requiredChecks !== false && name === repo.site.defaultBranch;
+    const isProtected = (repo.requiredChecks !== false || repo.requirePullRequest) && name === repo.site.defaultBranch;
     const contexts = Array.isArray(repo.requiredChecks) ? repo.requiredChecks : [];
     return json(c, {
       name,
