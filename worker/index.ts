@@ -63,6 +63,7 @@ export const ROUTE_ROLES = {
   "GET /api/rollouts": "viewer",
   "POST /api/rollouts/plan": "viewer",
   "POST /api/rollouts": "operator",
+  "GET /api/rollouts/incidents": "viewer",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/:id/cancel": "operator",
   "GET /api/settings": "viewer",
