@@ -65,6 +65,7 @@ export const ROUTE_ROLES = {
   "GET /api/rollouts": "viewer",
   "POST /api/rollouts/plan": "viewer",
   "POST /api/rollouts": "operator",
+  "GET /api/rollouts/incidents": "viewer",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/:id/cancel": "operator",
   "POST /api/rollouts/:id/revert": "operator",

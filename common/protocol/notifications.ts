@@ -17,6 +17,10 @@ export const NOTIFICATION_EVENTS = [
   "agent-outdated",
   /** GitHub refused an automatic merge (a conflict, a moved head): not retried. */
   "merge-failed",
+  /** A host's incidents (worker/notifications/incidents.ts): once per incident, and one recovery. */
+  "host-red",
+  "tests-failed",
+  "host-recovered",
 ] as const;
 export const NotificationEventName = z.enum(NOTIFICATION_EVENTS);
 export type NotificationEventName = z.infer<typeof NotificationEventName>;
@@ -106,3 +110,31 @@ export const NotificationDelivery = z.object({
   nextAttemptAt: z.string().nullable(),
 });
 export type NotificationDelivery = z.infer<typeof NotificationDelivery>;
+
+/** The events that open an incident on a host; `host-recovered` closes one (worker/notifications/incidents.ts). */
+export const INCIDENT_EVENTS = ["host-red", "tests-failed"] as const satisfies readonly NotificationEventName[];
+export type IncidentEvent = (typeof INCIDENT_EVENTS)[number];
+
+/** How long a host's state must hold before its incident opens or closes (docs/notifications in docs/rollouts.md, "Alerts"). */
+export const AlertSettings = z.strictObject({
+  /** A red that clears sooner than this sends nothing; 0 = alert at the first red. */
+  alertAfterSeconds: z.number().int().nonnegative().max(24 * 3600).default(0),
+  /** The host must stay clear this long before its one recovery is sent: a flapping host stays in one incident. */
+  recoverAfterSeconds: z.number().int().nonnegative().max(24 * 3600).default(300),
+  /** A host that turns red this long after a rollout switched it is linked to that rollout in the Update history. */
+  rolloutLinkHours: z.number().positive().max(30 * 24).default(24),
+});
+export type AlertSettings = z.infer<typeof AlertSettings>;
+
+/** In the Update history: a host that turned red within `rolloutLinkHours` after the rollout switched it. */
+export const RolloutIncident = z.object({
+  rolloutId: z.string(),
+  host: HostName,
+  event: z.enum(INCIDENT_EVENTS),
+  /** When the incident opened (the alert). */
+  at: z.string(),
+  /** When the rollout switched the host. */
+  switchedAt: z.string(),
+  reason: z.string(),
+});
+export type RolloutIncident = z.infer<typeof RolloutIncident>;

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { NotificationChannel, SubmittedChannel } from "./notifications.ts";
+import { AlertSettings, NotificationChannel, SubmittedChannel } from "./notifications.ts";
 import { DeployStrategy, MaintenanceWindow, MergeMethod, RollbackStrategy } from "./rollouts.ts";
 
 // ---------------------------------------------------------------------------
@@ -55,6 +55,8 @@ export const Settings = z.strictObject({
     })
     .prefault({}),
   windows: z.array(MaintenanceWindow).default([]),
+  /** Host incidents' hold-down times and the Update history's link window (host-red, tests-failed, host-recovered). */
+  alerts: AlertSettings.prefault({}),
   notifications: z.array(z.lazy(() => NotificationChannel)).max(20).default([]),
 });
 export type Settings = z.infer<typeof Settings>;

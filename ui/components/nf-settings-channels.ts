@@ -24,6 +24,9 @@ const EVENT_LABELS: Record<NotificationEventName, string> = {
   "revert-opened": "Revert opened",
   "host-offline": "Host offline",
   "agent-outdated": "Agent outdated",
+  "host-red": "Host turned red",
+  "tests-failed": "Tests failed",
+  "host-recovered": "Host recovered",
 };
 
 /** A secret field: the stored value is never here, only the placeholder that keeps it. */

@@ -1,7 +1,7 @@
 /**
  * The coordinator's feature components, wired to the host slice and their own storage. Each one sees
  * only what it is handed here: no component holds another, except the runners' CommandPort (dispatch,
- * the one writer of commands) and the read-only ports for presence and holds.
+ * the one writer of commands) and the read-only ports for presence, holds and the stored rollouts.
  */
 import type { Database } from "../db/client.ts";
 import type { CoordinatorStorage } from "../db/coordinator-storage.ts";
@@ -11,6 +11,7 @@ import { CommitStatus } from "./commit-status.ts";
 import { Dispatch } from "./dispatch.ts";
 import { FleetBuildRunner } from "./fleet-build-runner.ts";
 import { Holds } from "./holds.ts";
+import { Incidents } from "./incidents.ts";
 import type { CoordinatorHost } from "./host.ts";
 import { LockClock } from "./lock-clock.ts";
 import { MainHead } from "./main-head.ts";
@@ -44,7 +45,13 @@ export function wireComponents(host: CoordinatorHost, stores: CoordinatorStorage
     fleetBuilds: new FleetBuildRunner(host, stores.fleetBuilds, dispatch),
     commitStatus: new CommitStatus(host, stores.fleetBuilds),
     revert: new Revert(host),
+    incidents: new Incidents(host, stores.incidents, dispatch, (limit) => recentSwitches(stores, limit), () => settings.current(), env.DASHBOARD_URL),
   };
 }
 
 export type Components = ReturnType<typeof wireComponents>;
+
+/** The newest rollouts' switched hosts, read from the rollouts' storage: what an incident is linked to. */
+function recentSwitches(stores: CoordinatorStorage, limit: number) {
+  return stores.rollouts.listRollouts(limit, null).map(({ rollout }) => ({ rolloutId: rollout.id, startedAt: rollout.startedAt, hosts: rollout.hosts }));
+}

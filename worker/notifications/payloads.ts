@@ -37,6 +37,9 @@ export const EVENT_STYLE: Record<NotificationEventName, { tone: Tone; ntfyPriori
   "revert-opened": { tone: "failure", ntfyPriority: 4, tags: ["leftwards_arrow_with_hook"] },
   "host-offline": { tone: "failure", ntfyPriority: 4, tags: ["electric_plug"] },
   "agent-outdated": { tone: "info", ntfyPriority: 2, tags: ["arrow_up"] },
+  "host-red": { tone: "failure", ntfyPriority: 4, tags: ["red_circle"] },
+  "tests-failed": { tone: "failure", ntfyPriority: 4, tags: ["test_tube"] },
+  "host-recovered": { tone: "success", ntfyPriority: 3, tags: ["green_circle"] },
 };
 
 /** Discord's embed colours (decimal RGB). */

@@ -125,11 +125,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     await this.health(host, report, receivedAt);
   }
 
-  /** A report of a host a rollout verifies: read the fleet's target, then the rollouts judge its System and Tests. */
+  /** A host's report judged after reading the fleet's target: a rollout verifying it judges its System and Tests, then its incidents go on. */
   private async health(host: HostRef, report: Report, receivedAt: string): Promise<void> {
-    if (!this.c.rollouts.verifying(host.name)) return;
     const target = await loadFleetTarget(this.db);
-    this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
+    if (this.c.rollouts.verifying(host.name)) this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
+    this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
   }
 
   // Admin side
@@ -168,6 +168,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.c.holds.forget(host);
     this.c.presence.forget(host.id);
     this.c.lockClock.forget(host.id);
+    this.c.incidents.forgetHost(host.id);
     this.reactions.raise({ type: "host-removed", hostId: host.id });
     return step();
   }
@@ -218,6 +219,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   async getRollout(id: string) { return this.c.rollouts.get(id); }
   async listRollouts(limit: number, beforeId: string | null) { return this.c.rollouts.list(limit, beforeId); }
+  /** The Update history's links: hosts that turned red within the window after these rollouts switched them. */
+  async rolloutIncidents(ids: string[]) { return this.c.incidents.linksOf(ids); }
 
   /** Holds a host out of every rollout and automatic action (a running rollout skips it when its turn comes). */
   async setHold(hostName: string, request: { reason: string; until: string | null }, actor: string): Promise<Outcome<{ hold: HostHold }>> {
@@ -316,9 +319,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       }
       case "host-freed": {
         const { record } = reaction;
-        // The agent's report may have come before this end (its events and its polls travel apart):
-        // a host a rollout is verifying is judged again by its latest report, now that the command ended.
-        if (c.rollouts.verifying(record.hostName)) this.outbox.add({ type: "health-recheck", hostId: record.hostId, hostName: record.hostName });
+        // The agent's report may have come before this end (its events and its polls travel apart): the
+        // host is judged again by its latest report, now that the command ended (a rollout verifying it, its incidents).
+        this.outbox.add({ type: "health-recheck", hostId: record.hostId, hostName: record.hostName });
         c.rollouts.hostFreed(record);
         // After the rollouts: a deploy that waited for the host goes before a build that did.
         c.fleetBuilds.queueWaiting(record.hostId, "free");
@@ -341,7 +344,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   private clocks(): WakingClock[] {
-    return [this.c.dispatch, this.c.presence, this.c.rollouts, this.c.lockClock];
+    return [this.c.dispatch, this.c.presence, this.c.rollouts, this.c.lockClock, this.c.incidents];
   }
 
   override async alarm(): Promise<void> {

@@ -13,6 +13,8 @@ import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 export const RolloutId = z.string().regex(/^ro_[A-Za-z0-9_-]{10,40}$/, "not a rollout id");
 
 const ListQuery = z.object({ limit: pageLimit(20, 100), before: RolloutId.optional() });
+/** `?ids=ro_a,ro_b`: the rollouts of a page of the Update history. */
+const IncidentsQuery = z.object({ ids: z.string().transform((ids) => ids.split(",")).pipe(z.array(RolloutId).min(1).max(100)) });
 
 /** The followed branch's head as the control plane last read it: what "Deploy main" deploys. */
 async function branchHead(c: { get(key: "db"): AppEnv["Variables"]["db"] }): Promise<string> {
@@ -30,6 +32,11 @@ export const rolloutsRoutes = new Hono<AppEnv>()
     const listed = await coordinator(c.env).listRollouts(limit, before ?? null);
     if (!listed.ok) throw refused(listed);
     return c.json({ rollouts: listed.rollouts });
+  })
+  // Before "/:id", which would take "incidents" for an id.
+  .get("/incidents", async (c) => {
+    const { ids } = readQuery(c, IncidentsQuery);
+    return c.json({ incidents: await coordinator(c.env).rolloutIncidents(ids) });
   })
   .post("/plan", ...jsonBody(PlanRolloutRequest), async (c) => {
     const request = c.req.valid("json");

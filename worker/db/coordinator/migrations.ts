@@ -134,6 +134,27 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
       body TEXT NOT NULL
     );
   `,
+  7: `
+    -- Host incidents not yet closed (worker/notifications/incidents.ts): one row per host and kind
+    -- (host-red, tests-failed), the state as JSON; a closed incident has no row.
+    CREATE TABLE incidents (
+      host_id TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      host_name TEXT NOT NULL,
+      body TEXT NOT NULL,
+      PRIMARY KEY (host_id, kind)
+    );
+    -- The Update history's links: a host that turned red within the window after a rollout switched it.
+    CREATE TABLE rollout_incidents (
+      rollout_id TEXT NOT NULL,
+      host_name TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      opened_at TEXT NOT NULL,
+      switched_at TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      PRIMARY KEY (rollout_id, host_name, kind, opened_at)
+    );
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
