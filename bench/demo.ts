@@ -3,7 +3,8 @@
  * free PORT and measures, from the spawn:
  *  - four hosts reporting, and the update PR with its lock diff and green CI (the issue's target: 60 s);
  *  - the demo's "ready" line (every host has also switched to main);
- *  - Merge & Deploy to the failed rollout (db1), and SIGTERM to the demo's exit.
+ *  - Merge & Deploy (refused with fleet_build_failed while db1 is in scope, then to every host but db1)
+ *    to the failed rollout (web2's activation), and SIGTERM to the demo's exit.
  * Baseline, in the same run: the control plane alone (migrations + `wrangler dev` answering
  * /api/health), the part of the demo that `npm start` also does.
  * Writes bench/results/demo.json.
@@ -12,7 +13,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { HostView, RolloutView, UpdatePr } from "../common/protocol.ts";
+import { ErrorBody, HostView, RolloutView, UpdatePr } from "../common/protocol.ts";
 import { adminApi } from "../test/support/admin-api.ts";
 import { freePort, startControlPlane } from "../test/support/control-plane.ts";
 import { eventuallyWith } from "../test/support/wait.ts";
@@ -55,9 +56,15 @@ try {
   await until("the ready line", async () => output.join("").includes("NixFleet demo: ready"));
   const readyMs = Date.now() - start;
 
-  const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+  const pr = await until("the fleet build to fail on db1", async () => {
+    const { updatePrs } = await call(z.object({ updatePrs: z.array(UpdatePr) }), "/api/update-prs");
+    return updatePrs.find((p) => p.fleetBuild?.verdict === "failure" && p.fleetBuild.finishedAt) ?? null;
+  });
+  const refused = await fetch(`${url}/api/update-prs/${pr.number}/merge-and-deploy`, { method: "POST", headers: { origin: url, "content-type": "application/json" }, body: "{}" });
+  const refusal = ErrorBody.parse(await refused.json()).error.code;
   const deployStart = Date.now();
-  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${updatePrs[0]!.number}/merge-and-deploy`, { body: {} });
+  const hosts = pr.fleetBuild!.hosts.filter((h) => h.state !== "failed").map((h) => h.name);
+  const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, { body: { hosts } });
   const done = await until("the rollout to end", async () => {
     const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
     return view.finishedAt ? view : null;
@@ -76,7 +83,8 @@ try {
     update_pr_green_with_lock_diff_seconds: seconds(prMs),
     ready_line_seconds: seconds(readyMs),
     merge_and_deploy_to_rollout_end_seconds: seconds(deployMs),
-    rollout: { state: done.state, failed_host: done.failure?.host ?? null },
+    merge_and_deploy_with_db1: { status: refused.status, code: refusal },
+    rollout: { hosts, left_out: done.leftOut, state: done.state, failed_host: done.failure?.host ?? null },
     sigterm_to_exit_seconds: seconds(stopMs),
     exit_code: code,
     targets: { four_hosts_reporting_seconds: 60, update_pr_green_with_lock_diff_seconds: 60 },

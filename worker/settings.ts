@@ -111,12 +111,14 @@ function channels(vars: Vars, name: string): NotificationChannel[] {
  * who configure by vars; set it as a secret when its URLs carry tokens), `FLEET_BUILD_ON_UPDATE_PR`,
  * `FLEET_BUILD_OFFLINE_HOSTS_BLOCK`, `FLEET_BUILD_COUNT_EXCLUDED_HOSTS` (docs/fleet-build.md),
  * `AUTOMATION_ENABLED`, `AUTOMATION_MERGE_DELAY_MINUTES` (fractions allowed), `AUTOMATION_MERGE_METHOD`,
- * `AUTOMATION_REQUIRE_CI`, `AUTOMATION_REQUIRE_FLEET_BUILD`, `FLAKE_UPDATES_ENABLED`.
+ * `AUTOMATION_REQUIRE_CI`, `AUTOMATION_CI_MISSING_AFTER_MINUTES`, `AUTOMATION_REQUIRE_FLEET_BUILD` (default: whether
+ * fleet builds run, `FLEET_BUILD_ON_UPDATE_PR`), `FLAKE_UPDATES_ENABLED`.
  * Throws a `SettingsError` naming the first bad var.
  */
 export function settingsFromVars(vars: Vars): Settings {
   const d = DEFAULT_SETTINGS;
   const waveSizeRaw = present(vars, "ROLLOUT_WAVE_SIZE");
+  const buildOnUpdatePr = flag(vars, "FLEET_BUILD_ON_UPDATE_PR", d.fleetBuild.buildOnUpdatePr);
   return Settings.parse({
     ...d,
     flakeUpdates: { enabled: flag(vars, "FLAKE_UPDATES_ENABLED", d.flakeUpdates.enabled) },
@@ -125,7 +127,9 @@ export function settingsFromVars(vars: Vars): Settings {
       mergeDelayMinutes: minutes(vars, "AUTOMATION_MERGE_DELAY_MINUTES", 7 * 24 * 60, d.automation.mergeDelayMinutes),
       mergeMethod: oneOf(vars, "AUTOMATION_MERGE_METHOD", MergeMethod, MergeMethod.options, d.automation.mergeMethod),
       requireCi: flag(vars, "AUTOMATION_REQUIRE_CI", d.automation.requireCi),
-      requireFleetBuild: flag(vars, "AUTOMATION_REQUIRE_FLEET_BUILD", d.automation.requireFleetBuild),
+      ciMissingAfterMinutes: minutes(vars, "AUTOMATION_CI_MISSING_AFTER_MINUTES", 7 * 24 * 60, d.automation.ciMissingAfterMinutes),
+      // Waiting for a fleet build that never runs would hold every update back: on only where builds run.
+      requireFleetBuild: flag(vars, "AUTOMATION_REQUIRE_FLEET_BUILD", buildOnUpdatePr),
       deployStrategy: oneOf(vars, "DEPLOY_STRATEGY", DeployStrategy, DeployStrategy.options, d.automation.deployStrategy),
     },
     rollout: {
@@ -139,7 +143,7 @@ export function settingsFromVars(vars: Vars): Settings {
       rollbackHosts: flag(vars, "ROLLBACK_HOSTS", d.rollback.rollbackHosts),
     },
     fleetBuild: {
-      buildOnUpdatePr: flag(vars, "FLEET_BUILD_ON_UPDATE_PR", d.fleetBuild.buildOnUpdatePr),
+      buildOnUpdatePr,
       offlineHostsBlock: flag(vars, "FLEET_BUILD_OFFLINE_HOSTS_BLOCK", d.fleetBuild.offlineHostsBlock),
       countExcludedHosts: flag(vars, "FLEET_BUILD_COUNT_EXCLUDED_HOSTS", d.fleetBuild.countExcludedHosts),
     },

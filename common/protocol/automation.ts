@@ -38,5 +38,9 @@ export const UpdatePrAutomation = z.object({
   rolloutId: z.string().nullable(),
   /** Newest last: "CI passed", "merge scheduled for 14:05", "rescheduled: new commit 1a2b3c4", "skipped by alice". */
   timeline: z.array(z.object({ at: z.string(), text: z.string() })).max(50),
+  /** The setting in force (`automation.requireCi`): off, the banner says "CI not required". */
+  ciRequired: z.boolean().default(true),
+  /** With CI required: when a head with no check or status yet reads "no CI seen" (`automation.ciMissingAfterMinutes` after it was first seen). */
+  ciExpectedBy: z.string().nullable().default(null),
 });
 export type UpdatePrAutomation = z.infer<typeof UpdatePrAutomation>;

@@ -211,6 +211,10 @@ export const MergeAndDeployRequest = z.strictObject({
   sha: Sha1.optional(),
   /** Merge although CI is not green: a typed reason, kept in the audit log. */
   override: z.strictObject({ reason: z.string().trim().min(3, "say why CI is overridden").max(500) }).optional(),
+  /** Merge although the fleet build failed on a host in scope (an admin's call): a typed reason, kept in the audit log. */
+  overrideFleetBuild: z.strictObject({ reason: z.string().trim().min(3, "say why the failed fleet build is overridden").max(500) }).optional(),
+  /** Only these hosts, as for Deploy main; a host whose build failed and that is not named is left behind on purpose. */
+  hosts: z.array(HostName).min(1).max(1000).optional(),
   ignoreWindows: z.boolean().default(false),
   /** Deploy to hosts whose build of the PR head failed too (docs/fleet-build.md); left out by default. */
   includeFailedBuilds: z.boolean().default(false),

@@ -21,7 +21,10 @@ export const Settings = z.strictObject({
       mergeDelayMinutes: z.number().nonnegative().max(7 * 24 * 60).default(60),
       mergeMethod: MergeMethod.default("merge"),
       requireCi: z.boolean().default(true),
-      requireFleetBuild: z.boolean().default(false),
+      /** With `requireCi`: after this long with no check or status on a PR head, the banner says CI may be missing. */
+      ciMissingAfterMinutes: z.number().nonnegative().max(7 * 24 * 60).default(30),
+      /** On for new installations (fleet builds are on by default); worker/settings.ts follows `FLEET_BUILD_ON_UPDATE_PR`. */
+      requireFleetBuild: z.boolean().default(true),
       deployStrategy: DeployStrategy.default("all"),
     })
     .prefault({}),

@@ -28,10 +28,12 @@ const NEXT = "b".repeat(40);
 const T0 = new Date("2026-12-01T13:05:00Z");
 const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
 
-const settings = (patch: { automation?: Partial<Settings["automation"]>; flakeUpdates?: boolean; windows?: Settings["windows"] } = {}) =>
+// The fleet build is required by default; these rules' tests turn it on where they are about it.
+const settings = (patch: { automation?: Partial<Settings["automation"]>; flakeUpdates?: boolean; windows?: Settings["windows"]; buildOnUpdatePr?: boolean } = {}) =>
   Settings.parse({
-    automation: { enabled: true, mergeDelayMinutes: 60, ...patch.automation },
+    automation: { enabled: true, mergeDelayMinutes: 60, requireFleetBuild: false, ...patch.automation },
     flakeUpdates: { enabled: patch.flakeUpdates ?? true },
+    fleetBuild: { buildOnUpdatePr: patch.buildOnUpdatePr ?? true },
     windows: patch.windows ?? [],
   });
 
@@ -98,6 +100,30 @@ describe("the state for each situation", () => {
       reason: /auto-merge at/,
     },
     { name: "CI not required, none reported", patch: { ci: "unknown", settings: settings({ automation: { requireCi: false } }) }, state: "scheduled", reason: /auto-merge at 14:05/ },
+    {
+      name: "CI not required, none reported, waiting for the fleet build",
+      patch: { ci: "unknown", fleetBuild: "pending", settings: settings({ automation: { requireCi: false, requireFleetBuild: true } }) },
+      state: "waiting-fleet-build",
+      reason: /waiting for the fleet build to pass/,
+    },
+    {
+      name: "CI not required, none reported, the fleet build passed",
+      patch: { ci: "unknown", fleetBuild: "success", settings: settings({ automation: { requireCi: false, requireFleetBuild: true } }) },
+      state: "scheduled",
+      reason: /auto-merge at 14:05/,
+    },
+    {
+      name: "CI not required, red",
+      patch: { ci: "failure", fleetBuild: "success", settings: settings({ automation: { requireCi: false, requireFleetBuild: true } }) },
+      state: "ci-failed",
+      reason: /CI failed/,
+    },
+    {
+      name: "fleet build required, update PRs not built by themselves",
+      patch: { settings: settings({ automation: { requireFleetBuild: true }, buildOnUpdatePr: false }) },
+      state: "waiting-fleet-build",
+      reason: /not built by themselves \(fleetBuild.buildOnUpdatePr\), start one with Build on all hosts/,
+    },
     { name: "closed", patch: { pr: pr({ state: "closed" }) }, state: "off", reason: /closed without merging/ },
     { name: "label removed", patch: { pr: pr({ isUpdatePr: false }) }, state: "off", reason: /no longer an update PR/ },
     { name: "superseded", patch: { pr: pr({ supersededBy: 13 }) }, state: "off", reason: /superseded by the newer update PR #13/ },
@@ -254,6 +280,12 @@ describe("Skip, Merge now, windows", () => {
     expect(now.record.timeline.at(-1)!.text).toBe("merging now (by bob@example.com)");
   });
 
+  it("Merge now without required CI merges a head no CI reported on, never a red one", () => {
+    const noCi = settings({ automation: { requireCi: false } });
+    expect(decide(input({ ci: "unknown", settings: noCi, mergeNow: { actor: "bob" } })).actions).toContainEqual({ type: "merge", headSha: HEAD });
+    expect(decide(input({ ci: "failure", settings: noCi, mergeNow: { actor: "bob" } })).actions.some((a) => a.type === "merge")).toBe(false);
+  });
+
   it("Merge now does not merge a head whose CI is not green", () => {
     const pending = decide(input({ ci: "pending", mergeNow: { actor: "bob" } }));
     expect(pending.actions.some((a) => a.type === "merge")).toBe(false);
@@ -307,8 +339,17 @@ describe("after the merge", () => {
   });
 
   it("the view leaves out what only the rules need", () => {
-    const view = toView(decide(input()).record);
-    expect(Object.keys(view).sort()).toEqual(["ciPassedAt", "headSha", "mergeAt", "mergeCommitSha", "reason", "rolloutId", "state", "timeline"]);
+    const view = toView(decide(input()).record, settings());
+    expect(Object.keys(view).sort()).toEqual(["ciExpectedBy", "ciPassedAt", "ciRequired", "headSha", "mergeAt", "mergeCommitSha", "reason", "rolloutId", "state", "timeline"]);
+  });
+
+  it("the view says whether CI is required and, if so, when a head without any CI reads as missing it", () => {
+    const record = decide(input({ ci: "unknown", now: T0 })).record;
+    expect(toView(record, settings({ automation: { ciMissingAfterMinutes: 30 } }))).toMatchObject({ ciRequired: true, ciExpectedBy: minutes(30).toISOString() });
+    expect(toView(record, settings({ automation: { requireCi: false } }))).toMatchObject({ ciRequired: false, ciExpectedBy: null });
+    // A new head starts the wait again.
+    const moved = decide(input({ ci: "unknown", pr: pr({ headSha: NEXT }), stored: record, now: minutes(45) })).record;
+    expect(toView(moved, settings({ automation: { ciMissingAfterMinutes: 30 } })).ciExpectedBy).toBe(minutes(75).toISOString());
   });
 
   it("the timeline keeps the newest entries only", () => {

@@ -4,8 +4,11 @@
  * agent builds its own system at the PR head, and the banner's per-host lines
  * fill in live (web1 built while web2 is still building, web3 failing); the
  * Lock tooltip and the host page say what the update changes there, with the
- * full closure diff behind a disclosure; the deploy confirmation leaves the
- * failed host out until told otherwise — all without a reload.
+ * full closure diff behind a disclosure; the deploy confirmation keeps the
+ * failed host ticked with what that asks for, and leaves it behind on purpose
+ * once unticked — all without a reload. Then Merge & Deploy from the dialog:
+ * the server's 409 fleet_build_failed shown as it said it, and, the failed host
+ * unticked, the update merged and deployed without it.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -91,7 +94,7 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
       if (root) await rm(root, { recursive: true, force: true });
     });
 
-    it("fills in each host's build live on the banner, says what the update changes in the Lock tooltip and on the host page, and leaves the failed host out of the deploy unless ticked", async () => {
+    it("fills in each host's build live on the banner, says what the update changes in the Lock tooltip and on the host page, and leaves the failed host behind on purpose once unticked", async () => {
       await page.goto(dashboard.url);
       await page.evaluate(() => Object.assign(window, { __nixfleetNoReload: true }));
       await fleetRow(page, "web1").waitFor();
@@ -135,17 +138,19 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
       await expect.poll(() => lock.getAttribute("title")).toMatch(/The update builds on this host; it changes: hello 1\.0 → 1\.1 \(\+\d+\.\d KiB\)\./);
       await expect.poll(() => fleetRow(page, "web3").locator('[data-compartment="lock"]').getAttribute("title")).toMatch(/The update does not build on this host: error: .*nixos-system-web3/);
 
-      // The deploy confirmation: web3 marked and left out, until the box is ticked.
+      // The deploy confirmation: web3 ticked and marked, with what its failed build asks for; unticked, it is left behind on purpose.
       await page.locator("nf-update-pr-banner #merge-deploy").click();
       const dialog = page.locator("nf-deploy-dialog");
       const leftOut = dialog.locator('ul[aria-label="Left out"]');
       const waves = dialog.locator('ol[aria-label="Waves"]');
-      await expect.poll(() => leftOut.textContent()).toMatch(/web3\s*✗ build failed\s*—\s*its build of [0-9a-f]{7} failed/);
       await expect.poll(() => waves.textContent()).toMatch(/web1\s*✓ built, \+\d+\.\d KiB/);
-      // Read once the waves are there: left out, not merely not shown yet.
-      expect(await waves.textContent()).not.toContain("web3");
-      await dialog.locator("#include-failed-builds").check();
       await expect.poll(() => waves.textContent()).toMatch(/web3\s*✗ build failed/);
+      await expect.poll(() => dialog.locator("#fleet-build-failed").textContent()).toMatch(/The fleet build failed on web3: untick it to leave it behind main on purpose/);
+      await dialog.getByRole("checkbox", { name: "web3", exact: true }).uncheck();
+      await expect.poll(() => leftOut.textContent()).toMatch(/web3\s*✗ build failed\s*—\s*left behind on purpose: not selected, its build of [0-9a-f]{7} failed/);
+      // Read once web3 is listed as left out: out of the waves, not merely not shown yet.
+      expect(await waves.textContent()).not.toContain("web3");
+      expect(await dialog.locator("#fleet-build-failed").count()).toBe(0);
       await dialog.getByRole("button", { name: "Cancel" }).click();
 
       // The host page: what the update changes there, and the whole closure diff behind a disclosure.
@@ -162,6 +167,39 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
       const { updatePrs } = z.object({ updatePrs: z.array(z.object({ number: z.number(), fleetBuild: z.object({ verdict: z.string() }).nullable() })) }).parse((await dashboard.api("/api/update-prs")).json);
       expect(updatePrs.find((p) => p.number === pr.number)?.fleetBuild?.verdict).toBe("failure");
       expect(await page.evaluate(() => "__nixfleetNoReload" in window)).toBe(true);
+    });
+
+    it("Merge & Deploy from the dialog: the server's 409 fleet_build_failed shown as it said it, then, the failed host unticked, merged and deployed without it", async () => {
+      const UpdatePrs = z.object({ updatePrs: z.array(z.object({ number: z.number(), headSha: z.string() })) });
+      const [pr] = UpdatePrs.parse((await dashboard.api("/api/update-prs")).json).updatePrs;
+      expect(pr).toBeDefined();
+      // Held while the dialog plans, web3 is out of the plan's scope and not ticked...
+      expect((await dashboard.api("/api/hosts/web3/hold", { method: "PUT", body: { reason: "checking the fleet build's refusal" } })).status).toBe(200);
+      await page.locator("nf-update-pr-banner #merge-deploy").click();
+      const dialog = page.locator("nf-deploy-dialog");
+      await expect.poll(() => dialog.locator('ul[aria-label="Left out"]').textContent()).toMatch(/web3[^—]*—\s*held by /);
+      // ...and released before the click: the server's scope has web3 again, whose build failed.
+      expect((await dashboard.api("/api/hosts/web3/hold", { method: "DELETE" })).status).toBe(200);
+      const said = await dashboard.api(`/api/update-prs/${pr!.number}/merge-and-deploy`, { method: "POST", body: { override: { reason: "no CI in this test fleet" } } });
+      expect(said.status).toBe(409);
+      const refusal = z.object({ error: z.object({ code: z.literal("fleet_build_failed"), message: z.string() }) }).parse(said.json).error;
+      // The PR has no CI here: the admin overrides it with a reason.
+      await dialog.locator("#override").fill("no CI in this test fleet");
+      await dialog.locator("#deploy").click();
+      await expect.poll(() => dialog.locator(".form-error").textContent()).toBe(refusal.message);
+      // The hosts are listed again: web3 ticked, with what its failed build asks for.
+      await expect.poll(() => dialog.locator("#fleet-build-failed").count()).toBe(1);
+      await dialog.getByRole("checkbox", { name: "web3", exact: true }).uncheck();
+      await expect.poll(() => dialog.locator('ul[aria-label="Left out"]').textContent()).toMatch(/web3[^—]*—\s*left behind on purpose/);
+      await dialog.locator("#deploy").click();
+      await expect.poll(() => dialog.locator("form").count()).toBe(0);
+
+      const Rollouts = z.object({ rollouts: z.array(z.object({ pr: z.number().optional(), leftOut: z.array(z.object({ name: z.string(), reason: z.string() })), waves: z.array(z.object({ hosts: z.array(z.object({ name: z.string() })) })) })) });
+      const rollout = Rollouts.parse((await dashboard.api("/api/rollouts?limit=5")).json).rollouts.find((r) => r.pr === pr!.number);
+      expect(rollout?.waves.flatMap((w) => w.hosts.map((h) => h.name)).sort()).toEqual(["web1", "web2"]);
+      expect(rollout?.leftOut).toEqual([{ name: "web3", reason: `left behind on purpose: not selected, its build of ${pr!.headSha.slice(0, 7)} failed` }]);
+      const merged = z.object({ merged: z.boolean() }).parse(await github.pullRequest(pr!.number));
+      expect(merged.merged).toBe(true);
     });
   }),
 );

@@ -189,6 +189,16 @@ describe("scope", () => {
     expect(reasons(p)).toEqual(leftOut);
   });
 
+  it("a host whose build failed reads so; left out of the chosen hosts, it reads as left behind on purpose", () => {
+    const failedBuilds = { commit: "c".repeat(40), hosts: ["b", "c"] };
+    const hosts = [h("a"), h("b"), h("c")];
+    const byDefault = planRollout({ hosts, settings: settings(), automatic: false, failedBuilds, now: T0 });
+    expect(reasons(byDefault)).toEqual({ b: "its build of ccccccc failed", c: "its build of ccccccc failed" });
+    const chosen = planRollout({ hosts, settings: settings(), automatic: false, selected: ["a", "c"], failedBuilds, now: T0 });
+    expect(inPlan(chosen)).toEqual(["a"]);
+    expect(reasons(chosen)).toEqual({ b: "left behind on purpose: not selected, its build of ccccccc failed", c: "its build of ccccccc failed" });
+  });
+
   it("counts left-out hosts out of the wave size", () => {
     const hosts = [...nine.slice(0, 5), h("held", { hold: hold(), priority: 0 })];
     // 5 hosts in scope: a quarter rounds up to 2.

@@ -14,6 +14,8 @@ const automation = (patch: Partial<UpdatePrAutomation>): UpdatePrAutomation => (
   mergeCommitSha: null,
   rolloutId: null,
   timeline: [],
+  ciRequired: true,
+  ciExpectedBy: null,
   ...patch,
 });
 

@@ -3,7 +3,7 @@
  * PORT sets the dashboard's port, as for `npm start`. Ctrl-C or SIGTERM stops
  * everything it started.
  */
-import { DemoError, DEMO_HOSTS, startDemo, type RunningDemo } from "./demo.ts";
+import { DemoError, DEMO_HOSTS, FAILS_ACTIVATION, startDemo, type RunningDemo } from "./demo.ts";
 
 const port = Number(process.env.PORT ?? "8787");
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -50,9 +50,11 @@ console.log(`
 NixFleet demo: ready in ${seconds} s
 
   Dashboard:       ${demo.url}  (development mode: no sign-in)
-  Update PR:       #${demo.updatePr}, flake.lock moves the pinned release; CI green. Merge & Deploy
-                   runs canary web1 first; db1 cannot build the new release, so its wave fails,
-                   the rollout stops and a revert PR opens.
+  Update PR:       #${demo.updatePr}, flake.lock moves the pinned release; CI green. Two safeguards:
+                   - db1 cannot build the new release: the fleet build fails there, and Merge & Deploy
+                     is refused (fleet_build_failed) until you untick db1, which then stays behind main;
+                   - ${FAILS_ACTIVATION} builds it but fails to activate it: after canary web1, its wave fails,
+                     the rollout stops there, and the revert follows (Settings → Rollback).
   GitHub emulator: ${demo.githubUrl}  (example/fleet)
 
 Running (all under ${demo.dir}):

@@ -4,7 +4,10 @@
  * flake, and four real agent processes, each its own host with its own clone,
  * state and nixos-rebuild stand-in, enrolled through the API like a person
  * would. Every host runs the fleet's configuration; then the emulator opens a
- * flake.lock update PR with green CI that one host (db1) cannot take.
+ * flake.lock update PR with green CI that two hosts cannot take: db1 cannot
+ * build it (the fleet build fails there, so Merge & Deploy is refused until db1
+ * is left out), and web2 builds it but fails to activate it (its wave stops the
+ * rollout, and the revert follows).
  *
  * Everything lives in one temporary directory; `stop()` ends every process
  * `start()` started and removes it.
@@ -47,13 +50,16 @@ export interface DemoHost {
   file: string;
 }
 
-/** web1 is the canary; db1 requires the release it runs now, so the update fails on it. */
+/** web1 is the canary; db1 requires the release it runs now, so it cannot build the update. */
 export const DEMO_HOSTS: readonly DemoHost[] = [
   { name: "web1", priority: 0, file: "web1: nginx" },
   { name: "db1", priority: 1, file: `db1: postgresql\nrequires ${RELEASE}` },
   { name: "web2", priority: 2, file: "web2: nginx" },
   { name: "desk1", priority: 3, file: "desk1: plasma" },
 ];
+
+/** Builds the update, but its switch to it fails: a unit of the new release does not start there. */
+export const FAILS_ACTIVATION = "web2";
 
 /** Wrangler vars for a demo: short polls and soaks, so a rollout takes seconds. */
 const DEMO_VARS = {
@@ -286,6 +292,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       const hostDir = path.join(dir, "hosts", host.name);
       const env = isolatedHostEnv(hostDir);
       const shim = await installRebuildShim(path.join(hostDir, "nixos-rebuild"));
+      if (host.name === FAILS_ACTIVATION) await shim.failActivationWhen(NEXT_RELEASE);
       const { token: hostToken } = await call(z.object({ token: z.string() }), "/api/hosts", { name: host.name, platform: "nixos" });
       const tokenFile = path.join(hostDir, "token");
       await fs.writeFile(tokenFile, `${hostToken}\n`, { mode: 0o600 });

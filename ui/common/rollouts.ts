@@ -11,6 +11,7 @@ import type {
   RolloutPlanView,
   RolloutState,
   RolloutView,
+  UpdatePr,
 } from "../../common/protocol.ts";
 import { formatDuration, localTimestamp, pluralWord } from "../../common/text.ts";
 
@@ -79,6 +80,25 @@ export function hostStepDuration(host: Pick<RolloutHostView, "startedAt" | "fini
 /** "Held: kernel bisect — by alice@example.com, until 2025-12-10 14:00". */
 export function holdTitle(hold: HostHold): string {
   return `Held: ${hold.reason} — by ${hold.by}${hold.until ? `, until ${localTimestamp(hold.until)}` : ""}`;
+}
+
+/** Whether Merge & Deploy asks for a CI override: red CI always, anything else not green only while CI is required. */
+export function ciNeedsOverride(pr: Pick<UpdatePr, "ciState" | "automation">): boolean {
+  if (pr.ciState === "success") return false;
+  return pr.ciState === "failure" || (pr.automation?.ciRequired ?? true);
+}
+
+/**
+ * How the banner reads CI: GitHub's state; "not-required" (neither red nor green) when CI is not
+ * required and none is red; "missing" when it is required and no check or status was seen on the
+ * head by `ciExpectedBy` (automation.ciMissingAfterMinutes after the head was first seen).
+ */
+export function ciReading(pr: Pick<UpdatePr, "ciState" | "automation">, now: number): CiState | "not-required" | "missing" {
+  const automation = pr.automation;
+  if (pr.ciState === "success" || pr.ciState === "failure" || automation === null) return pr.ciState;
+  if (!automation.ciRequired) return "not-required";
+  const expectedBy = automation.ciExpectedBy === null ? Number.NaN : Date.parse(automation.ciExpectedBy);
+  return pr.ciState === "unknown" && now >= expectedBy ? "missing" : pr.ciState;
 }
 
 /** Why a merge needs an override, or null when CI is green. */

@@ -2,17 +2,20 @@ import { LitElement, css, html, nothing } from "lit";
 import type { CiState, MeResponse, UpdatePr } from "../../common/protocol.ts";
 import { lockDiffNote } from "../common/format.ts";
 import { roleDenial, UPDATE_PR_ROLE } from "../common/permissions.ts";
-import { ciBlocker } from "../common/rollouts.ts";
+import { ciBlocker, ciNeedsOverride, ciReading } from "../common/rollouts.ts";
+import { SETTINGS_PATH } from "../common/route.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { lockChangesStyles, lockChangesTable } from "./lock-changes.ts";
 import type { FleetStore } from "../data/store.ts";
 import { formatAge } from "../../common/text.ts";
 
-const CI: Record<CiState, { icon: string; label: string; tone: string }> = {
+const CI: Record<CiState | "not-required" | "missing", { icon: string; label: string; tone: string }> = {
   success: { icon: "✓", label: "CI passed", tone: "tone-good" },
   failure: { icon: "✕", label: "CI failed", tone: "tone-bad" },
   pending: { icon: "⟳", label: "CI running", tone: "tone-busy" },
   unknown: { icon: "?", label: "CI unknown", tone: "tone-muted" },
+  "not-required": { icon: "–", label: "CI not required", tone: "tone-muted" },
+  missing: { icon: "?", label: "No CI seen", tone: "tone-warn" },
 };
 
 /** The pending flake.lock update PR: what it changes, its CI, Merge and Merge & Deploy (the panel opens their confirmations). */
@@ -97,14 +100,15 @@ export class NfUpdatePrBanner extends LitElement {
   override render() {
     const pr = this.pr;
     if (pr === null) return nothing;
-    const ci = CI[pr.ciState];
-    const blocker = ciBlocker(pr.ciState);
+    const reading = ciReading(pr, this.now);
+    const ci = CI[reading];
+    const blocker = ciNeedsOverride(pr) ? ciBlocker(pr.ciState) : null;
     const denied = roleDenial(this.me, UPDATE_PR_ROLE);
     return html`<section class="banner" aria-labelledby="pr-title" role="region">
       <div class="top">
         <span class="kicker">Update PR pending</span>
         <h2 id="pr-title"><a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> <span class="muted">#${pr.number}</span></h2>
-        <span class="pill ${ci.tone}"><span aria-hidden="true">${ci.icon}</span>${ci.label}</span>
+        <span class="pill ${ci.tone}" id="ci-state"><span aria-hidden="true">${ci.icon}</span>${ci.label}</span>
         <span class="muted opened">opened ${formatAge(pr.createdAt, this.now)}</span>
         <span class="spacer"></span>
         <a class="btn small" href=${pr.url} target="_blank" rel="noopener noreferrer">Review on GitHub ↗</a>
@@ -130,6 +134,12 @@ export class NfUpdatePrBanner extends LitElement {
       ${pr.automation ? html`<nf-automation-timeline .pr=${pr}></nf-automation-timeline>` : nothing}
       ${this.renderChanges(pr)}
       <nf-fleet-build-status .pr=${pr} .store=${this.store} .now=${this.now}></nf-fleet-build-status>
+      ${reading === "missing"
+        ? html`<div class="later" id="ci-missing" role="note">
+            No CI check or status has reported on this head in the expected time, and green CI is required: the update is not merged without it. If this
+            repository has no CI, turn off <a href=${`${SETTINGS_PATH}#s-automation`}>Require green CI</a> in Settings.
+          </div>`
+        : nothing}
       ${blocker ? html`<div class="later">${blocker}: Merge &amp; Deploy asks for an override with a reason.</div>` : nothing}
     </section>`;
   }

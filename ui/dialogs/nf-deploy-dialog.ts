@@ -3,7 +3,8 @@ import type { FleetBuildView, RolloutPlanView, UpdatePr } from "../../common/pro
 import { buildMark, currentBuild, failedBuildHosts, hostBuild } from "../common/fleet-build.ts";
 import { lockDiffNote, shortSha } from "../common/format.ts";
 import { notify } from "../common/notify.ts";
-import { chosenHosts, ciBlocker, hostChoices, rolloutHeadline, waveLabel, type HostChoice } from "../common/rollouts.ts";
+import { roleDenial } from "../common/permissions.ts";
+import { chosenHosts, ciBlocker, ciNeedsOverride, hostChoices, rolloutHeadline, waveLabel, type HostChoice } from "../common/rollouts.ts";
 import { ApiError } from "../data/api.ts";
 import { rolloutInProgress } from "../data/fleet-state.ts";
 import type { FleetStore } from "../data/store.ts";
@@ -29,7 +30,7 @@ export class NfDeployDialog extends LitElement {
     _override: { state: true },
     _needsOverride: { state: true },
     _ignoreWindows: { state: true },
-    _includeFailed: { state: true },
+    _fleetOverride: { state: true },
     _busy: { state: true },
     _error: { state: true },
   };
@@ -38,14 +39,14 @@ export class NfDeployDialog extends LitElement {
   private declare _pr: UpdatePr | null;
   private declare _open: boolean;
   private declare _plan: RolloutPlanView | null;
-  /** Deploy only: every host, the plan's ticked. */
+  /** Every host, the plan's ticked (for Merge & Deploy, hosts whose build failed too: leaving them out is the person's choice). */
   private declare _choices: HostChoice[];
   private declare _ticked: ReadonlySet<string>;
   private declare _override: string;
   private declare _needsOverride: boolean;
   private declare _ignoreWindows: boolean;
-  /** Merge & Deploy to hosts whose build of the PR head failed too (they are left out otherwise). */
-  private declare _includeFailed: boolean;
+  /** An admin's reason to merge although the fleet build failed on a ticked host (which is then deployed to as well). */
+  private declare _fleetOverride: string;
   private declare _busy: boolean;
   private declare _error: string | null;
   /** Answers to an older plan request are dropped. */
@@ -63,7 +64,7 @@ export class NfDeployDialog extends LitElement {
     this._override = "";
     this._needsOverride = false;
     this._ignoreWindows = false;
-    this._includeFailed = false;
+    this._fleetOverride = "";
     this._busy = false;
     this._error = null;
   }
@@ -127,9 +128,9 @@ export class NfDeployDialog extends LitElement {
     this._choices = [];
     this._ticked = new Set();
     this._override = "";
-    this._needsOverride = pr !== null && ciBlocker(pr.ciState) !== null;
+    this._needsOverride = pr !== null && ciNeedsOverride(pr);
     this._ignoreWindows = false;
-    this._includeFailed = false;
+    this._fleetOverride = "";
     this._error = null;
     this._open = true;
     await this._modal.open();
@@ -142,11 +143,12 @@ export class NfDeployDialog extends LitElement {
     const running = this.store?.state.rollouts.find(rolloutInProgress);
     // The plan's copy is as new as the plan; before it, the banner's.
     const build = pr ? (plan?.fleetBuild ?? currentBuild(pr)) : null;
-    const failed = failedBuildHosts(build);
+    const failedTicked = this.failedTicked();
     const blocker = pr ? ciBlocker(pr.ciState) : null;
-    const reasonOk = !this._needsOverride || this._override.trim().length >= 3;
-    const ready = plan !== null && !this._busy && reasonOk && (pr !== null || this._ticked.size > 0);
-    const label = pr ? (this._needsOverride ? "Override CI, merge & deploy" : "Merge & Deploy") : `Deploy ${plural(this._ticked.size, "host")}`;
+    const reasonOk = (!this._needsOverride || this._override.trim().length >= 3) && (failedTicked.length === 0 || this._fleetOverride.trim().length >= 3);
+    const ready = plan !== null && !this._busy && reasonOk && (pr === null ? this._ticked.size > 0 : this._choices.length === 0 || this._ticked.size > 0);
+    const overriding = [this._needsOverride ? "CI" : null, failedTicked.length > 0 ? "the fleet build" : null].filter((what) => what !== null);
+    const label = pr ? (overriding.length > 0 ? `Override ${overriding.join(" and ")}, merge & deploy` : "Merge & Deploy") : `Deploy ${plural(this._ticked.size, "host")}`;
     return html`<dialog class="wide" aria-labelledby="title">
       ${!this._open
         ? nothing
@@ -156,10 +158,11 @@ export class NfDeployDialog extends LitElement {
               ${pr
                 ? html`Merges <a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> on GitHub, then rolls the merge commit out.`
                 : html`Rolls ${plan ? html`<span class="mono">${shortSha(plan.commit)}</span>` : "the head of the branch"} out to the ticked hosts.`}
+              ${pr ? "To the ticked hosts; the others stay behind main." : nothing}
               Wave by wave; a failing host stops the rollout.
             </p>
             ${pr ? (lockDiffNote(pr) === null ? lockChangesTable(pr.lockChanges) : html`<p class="muted">${lockDiffNote(pr)}</p>`) : nothing}
-            ${pr === null && this._choices.length > 0 ? this.renderChoices() : nothing}
+            ${this._choices.length > 0 ? this.renderChoices() : nothing}
             ${build ? html`<p class="build-verdict">Fleet build of the PR head: ${build.description}</p>` : nothing}
             ${plan === null ? html`<p class="muted" role="status">Planning…</p>` : this.renderPlan(plan, build)}
             ${running
@@ -171,17 +174,7 @@ export class NfDeployDialog extends LitElement {
               ><input type="checkbox" .checked=${this._ignoreWindows} @change=${(e: Event) => (this._ignoreWindows = (e.target as HTMLInputElement).checked)} />
               Ignore maintenance windows (hosts start outside their windows too)</label
             >
-            ${failed.length > 0
-              ? html`<label class="check"
-                  ><input
-                    type="checkbox"
-                    id="include-failed-builds"
-                    .checked=${this._includeFailed}
-                    @change=${(e: Event) => this.includeFailed((e.target as HTMLInputElement).checked)}
-                  />
-                  Deploy to hosts whose build failed too (${failed.join(", ")}): they would fail to switch the same way</label
-                >`
-              : nothing}
+            ${failedTicked.length > 0 ? this.renderFleetBuildOverride(failedTicked) : nothing}
             ${this._needsOverride
               ? html`<label
                   >Override CI with a reason
@@ -198,7 +191,7 @@ export class NfDeployDialog extends LitElement {
             ${this._error ? html`<div class="form-error" role="alert">${this._error}</div>` : nothing}
             <div class="actions">
               <button type="button" class="btn" @click=${() => this._modal.close()}>Cancel</button>
-              <button id="deploy" class="btn ${this._needsOverride ? "danger" : "primary"}" ?disabled=${!ready}>
+              <button id="deploy" class="btn ${overriding.length > 0 ? "danger" : "primary"}" ?disabled=${!ready}>
                 ${this._busy ? "Starting…" : label}
               </button>
             </div>
@@ -263,9 +256,31 @@ export class NfDeployDialog extends LitElement {
           </div>`}`;
   }
 
-  private includeFailed(on: boolean): void {
-    this._includeFailed = on;
-    void this.plan(false);
+  /** A ticked host whose build of the PR head failed needs an admin's reason; unticking it is the other way. */
+  private renderFleetBuildOverride(failed: string[]) {
+    const denied = roleDenial(this.store?.state.me ?? null, "admin");
+    return html`<p class="tone-warn" role="note" id="fleet-build-failed">
+        The fleet build failed on ${failed.join(", ")}: untick ${failed.length === 1 ? "it" : "them"} to leave ${failed.length === 1 ? "it" : "them"} behind main on purpose (the
+        update history says so), or override with a reason to merge and deploy to ${failed.length === 1 ? "it" : "them"} as well.
+      </p>
+      <label
+        >Override the failed fleet build with a reason
+        <span class="field-hint">${denied ?? "An admin's call; the reason is kept in the audit log."}</span>
+        <input
+          id="fleet-build-override"
+          minlength="3"
+          maxlength="500"
+          ?disabled=${denied !== null}
+          .value=${this._fleetOverride}
+          @input=${(e: Event) => (this._fleetOverride = (e.target as HTMLInputElement).value)}
+      /></label>`;
+  }
+
+  /** Ticked hosts whose build of the PR head failed (none for Deploy main). */
+  private failedTicked(): string[] {
+    const pr = this._pr;
+    if (pr === null) return [];
+    return failedBuildHosts(this._plan?.fleetBuild ?? currentBuild(pr)).filter((name) => this._ticked.has(name));
   }
 
   private tick(name: string, on: boolean): void {
@@ -276,19 +291,25 @@ export class NfDeployDialog extends LitElement {
     if (ticked.size > 0) void this.plan(false);
   }
 
-  /** Asks the server for the plan; the first answer also sets the Deploy dialog's host list. */
-  private async plan(first: boolean): Promise<void> {
+  /** Merge & Deploy's plan: a failed host stays in it while ticked, and reads "left behind on purpose" once unticked. */
+  private prPlanRequest(pr: UpdatePr, first: boolean) {
+    if (first) return { pr: pr.number, includeFailedBuilds: true };
+    return { pr: pr.number, ...this.hostsOf(), includeFailedBuilds: this.failedTicked().length > 0 };
+  }
+
+  /** Asks the server for the plan; the first answer also sets the host list. `keepError`: the server's refusal stays shown. */
+  private async plan(first: boolean, keepError = false): Promise<void> {
     const store = this.store;
     if (!store) return;
     const seq = ++this._planSeq;
     const pr = this._pr;
     const hosts = first || pr ? undefined : chosenHosts(this._choices, this._ticked);
     try {
-      const plan = await store.planRollout(pr ? { pr: pr.number, ...(this._includeFailed ? { includeFailedBuilds: true } : {}) } : hosts ? { hosts } : {});
+      const plan = await store.planRollout(pr ? this.prPlanRequest(pr, first) : hosts ? { hosts } : {});
       if (seq !== this._planSeq) return;
       this._plan = plan;
-      this._error = null;
-      if (first && !pr) {
+      if (!keepError) this._error = null;
+      if (first) {
         this._choices = hostChoices(plan, store.state.hosts.map((host) => host.name));
         this._ticked = new Set(this._choices.filter((choice) => choice.planned).map((choice) => choice.name));
       }
@@ -311,8 +332,9 @@ export class NfDeployDialog extends LitElement {
         ? await store.mergeAndDeploy(pr.number, {
             sha: pr.headSha,
             ignoreWindows,
-            includeFailedBuilds: this._includeFailed,
+            ...this.hostsOf(),
             ...(this._needsOverride ? { override: { reason: this._override.trim() } } : {}),
+            ...(this.failedTicked().length > 0 ? { includeFailedBuilds: true, overrideFleetBuild: { reason: this._fleetOverride.trim() } } : {}),
           })
         : await store.startRollout({ commit: plan.commit, ignoreWindows, ...this.hostsOf() });
       this._modal.close();
@@ -320,6 +342,8 @@ export class NfDeployDialog extends LitElement {
     } catch (err) {
       if (err instanceof ApiError && err.code === "ci_not_green") this._needsOverride = true;
       this._error = err instanceof Error ? err.message : String(err);
+      // The build failed while the dialog was open: the hosts are listed again, the failed ones marked.
+      if (err instanceof ApiError && err.code === "fleet_build_failed") void this.plan(true, true);
     } finally {
       this._busy = false;
     }

@@ -254,7 +254,10 @@ export class NfSettingsPanel extends LitElement {
             ${this.select("automation", "mergeMethod", draft.automation.mergeMethod, "Merge method", MERGE_METHODS.map((m) => [m, m]))}
             ${this.select("automation", "deployStrategy", draft.automation.deployStrategy, "Deploy after merging", DEPLOY_STRATEGIES.map((d) => [d, DEPLOY_LABELS[d]]))}
           </div>
-          ${this.checkbox("automation", "requireCi", draft.automation.requireCi, "Require green CI")}
+          ${this.checkbox("automation", "requireCi", draft.automation.requireCi, "Require green CI", "Off: a repository without CI is merged on the fleet build alone; red CI still stops it.")}
+          <div class="fields">
+            ${this.number("automation", "ciMissingAfterMinutes", draft.automation.ciMissingAfterMinutes, "Say “no CI seen” after (minutes)", "any", "with CI required: no check or status on a PR head for this long")}
+          </div>
           ${this.checkbox("automation", "requireFleetBuild", draft.automation.requireFleetBuild, "Require a passing fleet build")}
         </section>
         <section aria-labelledby="s-build">

@@ -16,7 +16,7 @@ import { nextOpeningOf } from "../rollouts/windows.ts";
 import { shortSha } from "../../common/text.ts";
 
 /** Kept per update PR in the object's storage: the view the banner shows, plus what the rules remember. */
-export interface AutomationRecord extends UpdatePrAutomation {
+export interface AutomationRecord extends Omit<UpdatePrAutomation, "ciRequired" | "ciExpectedBy"> {
   pr: number;
   /** When the alarm must look at this PR again (mergeAt, or a window's opening); null: nothing timed. */
   wakeAt: string | null;
@@ -198,7 +198,8 @@ export function decide(input: AutomationInput): AutomationDecision {
     }
     return to("ci-failed", `CI failed on ${shortSha(pr.headSha)}: it will not be merged`, { ciPassedAt: null, mergeAt: null }, `CI failed on ${shortSha(pr.headSha)}`);
   }
-  if (!ciGreen && (settings.automation.requireCi || input.mergeNow !== undefined)) {
+  // Without required CI a head with no CI at all goes on (on the fleet build, if required): "no CI" is a choice.
+  if (!ciGreen && settings.automation.requireCi) {
     const why = input.ci === "pending" ? "CI is running" : "no CI result yet";
     return to("waiting-ci", `waiting for CI on ${shortSha(pr.headSha)} (${why})`, { ciPassedAt: null, mergeAt: null });
   }
@@ -208,7 +209,10 @@ export function decide(input: AutomationInput): AutomationDecision {
 
   if (settings.automation.requireFleetBuild && input.mergeNow === undefined) {
     if (input.fleetBuild === "failure") return to("fleet-build-failed", "the fleet build failed: it will not be merged", { mergeAt: null }, "fleet build failed");
-    if (input.fleetBuild !== "success") return to("waiting-fleet-build", "waiting for the fleet build to pass", { mergeAt: null });
+    if (input.fleetBuild !== "success") {
+      const why = settings.fleetBuild.buildOnUpdatePr ? "waiting for the fleet build to pass" : "waiting for a fleet build: update PRs are not built by themselves (fleetBuild.buildOnUpdatePr), start one with Build on all hosts";
+      return to("waiting-fleet-build", why, { mergeAt: null });
+    }
   }
 
   // Green: merge at CI-green time + the delay (without required CI, from when the PR was first seen green enough).
@@ -295,9 +299,12 @@ export function deployed(record: AutomationRecord, outcome: { rolloutId: string 
   return withTimeline({ ...record, reason: `merged, but no rollout started: ${outcome.problem}` }, now, `no rollout: ${outcome.problem}`);
 }
 
-/** The view the API shows: the record without what only the rules need. */
-export function toView(record: AutomationRecord): UpdatePrAutomation {
+/** The view the API shows: the record without what only the rules need, and the CI settings in force. */
+export function toView(record: AutomationRecord, settings: Settings): UpdatePrAutomation {
+  const { requireCi, ciMissingAfterMinutes } = settings.automation;
   return {
+    ciRequired: requireCi,
+    ciExpectedBy: requireCi ? new Date(Date.parse(record.headSeenAt) + ciMissingAfterMinutes * 60_000).toISOString() : null,
     state: record.state,
     headSha: record.headSha,
     ciPassedAt: record.ciPassedAt,

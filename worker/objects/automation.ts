@@ -72,11 +72,13 @@ export class Automation extends DurableObject<WorkerEnv> {
   /** The banner's view of these PRs (null: never considered). */
   async views(prs: number[]): Promise<Record<number, UpdatePrAutomation>> {
     const views: Record<number, UpdatePrAutomation> = {};
-    for (const [pr, record] of this.store.many(prs)) views[pr] = toView(record);
+    const settings = await this.settings();
+    if (settings === null) return views;
+    for (const [pr, record] of this.store.many(prs)) views[pr] = toView(record, settings);
     return views;
   }
 
-  /** Merge now: the alarm's path without the delay or the window, refused while CI is not green. */
+  /** Merge now: the alarm's path without the delay or the window, refused while CI is not green (red only, when not required). */
   async mergeNow(prNumber: number, actor: string): Promise<AutomationOutcome> {
     // Errors do not keep their class across RPC: GitHub's failures are answered here.
     return orGitHubRefusal(() => this.mergeNowInner(prNumber, actor));
@@ -94,7 +96,8 @@ export class Automation extends DurableObject<WorkerEnv> {
       return refuse(409, "update_pr_not_open", `pull request #${prNumber} is ${fresh?.state ?? "no longer tracked"}`);
     }
     const ci = (await ciStates(this.db, known.repository.fullName, [fresh.headSha])).get(fresh.headSha) ?? "unknown";
-    if (ci !== "success") {
+    // Without required CI only a red head waits.
+    if (ci === "failure" || (ci !== "success" && settings.automation.requireCi)) {
       return refuse(409, "ci_not_green", `CI is ${ci} on #${prNumber}'s head ${shortSha(fresh.headSha)}: Merge now waits for it to pass`);
     }
     await writeAudit(this.db, {
@@ -113,7 +116,7 @@ export class Automation extends DurableObject<WorkerEnv> {
     // or a newer update PR: the record says which.
     if (record.state === "off") return refuse(409, "merge_not_allowed", `#${prNumber} is not merged: ${record.reason}`);
     if (record.state === "merging") return refuse(409, "merge_in_flight", `#${prNumber} is being merged`);
-    return { ok: true, automation: toView(record) };
+    return { ok: true, automation: toView(record, settings) };
   }
 
   /** Skip this PR: its current head is left alone; a new head is considered again. */
@@ -139,7 +142,7 @@ export class Automation extends DurableObject<WorkerEnv> {
     });
     await this.scheduleAlarm();
     await github.notifyRepoChanged();
-    return { ok: true, automation: toView(decision.record) };
+    return { ok: true, automation: toView(decision.record, await github.settings()) };
   }
 
   // -------------------------------------------------------------------------

@@ -57,7 +57,11 @@ const byPriority = (a: PlanHost, b: PlanHost): number =>
 /** Why a host stays out of this rollout, or null when it is in scope. */
 function leftOutReason(host: PlanHost, input: PlanInput, strategy: Settings["automation"]["deployStrategy"]): string | null {
   const selected = input.selected === undefined ? null : new Set(input.selected);
-  if (selected !== null && !selected.has(host.name)) return "not selected";
+  if (selected !== null && !selected.has(host.name)) {
+    // Said in the update history: the person saw the failed build and chose to leave the host out.
+    if (input.failedBuilds?.hosts.includes(host.name)) return `left behind on purpose: not selected, its build of ${shortSha(input.failedBuilds.commit)} failed`;
+    return "not selected";
+  }
   if (holdIsActive(host.hold, input.now)) return describeHold(host.hold);
   if (input.failedBuilds?.hosts.includes(host.name)) return `its build of ${shortSha(input.failedBuilds.commit)} failed`;
   if (input.automatic && strategy === "none") return "deploy strategy is none";

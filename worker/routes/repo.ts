@@ -115,9 +115,10 @@ export const updatePrRoutes = new Hono<AppEnv>()
     return c.json({ merged: true, sha: merged.sha, message: merged.message, updatePr: merged.updatePr });
   })
   /**
-   * Merge & Deploy: merges the update PR (refused while CI is not green,
-   * unless overridden with a reason) and starts a rollout of the merge commit
-   * taken from GitHub's answer — no waiting for the push webhook.
+   * Merge & Deploy: merges the update PR (refused while CI is not green, or while the fleet build
+   * failed on a host in scope, unless an admin overrides with a reason; worker/update-prs/gates.ts)
+   * and starts a rollout of the merge commit, to the chosen hosts if named, taken from GitHub's
+   * answer — no waiting for the push webhook.
    */
   .post("/:number/merge-and-deploy", ...jsonBody(MergeAndDeployRequest, { emptyMeansDefaults: true }), async (c) => {
     const number = parseWith(PullNumber, c.req.param("number"), "invalid pull request number");
@@ -131,11 +132,12 @@ export const updatePrRoutes = new Hono<AppEnv>()
         expectedSha: request.sha,
         actor,
         // Overriding a gate is an admin's call.
-        ci: {
-          override: request.override,
-          overrideRefused: hasRole(role, "admin") ? null : refuse(403, "role_required", `${actor} is an ${role}; overriding CI needs the admin role`),
+        gates: {
+          ciOverride: request.override,
+          fleetBuildOverride: request.overrideFleetBuild,
+          overrideRefused: hasRole(role, "admin") ? null : refuse(403, "role_required", `${actor} is an ${role}; overriding a merge gate needs the admin role`),
         },
-        deploy: { automatic: false, ignoreWindows: request.ignoreWindows, includeFailedBuilds: request.includeFailedBuilds },
+        deploy: { automatic: false, ignoreWindows: request.ignoreWindows, includeFailedBuilds: request.includeFailedBuilds, hosts: request.hosts },
       }),
     );
     if (!outcome.ok) throw refused(outcome);

@@ -17,6 +17,9 @@ import type { Outcome } from "../outcome.ts";
 
 /** The rollout of a merge commit as the service asks the coordinator for it. */
 export type RolloutRequest = Parameters<ReturnType<typeof coordinator>["startRollout"]>[0];
+/** A rollout planned, nothing sent: what Merge & Deploy checks the fleet build against. */
+export type PlanRequest = Parameters<ReturnType<typeof coordinator>["planRollout"]>[0];
+export type PlanAnswer = Awaited<ReturnType<ReturnType<typeof coordinator>["planRollout"]>>;
 
 export interface UpdatePrContext extends GitHubContext {
   db: Database;
@@ -31,6 +34,7 @@ export interface UpdatePrContext extends GitHubContext {
   /** A rollout of this commit among the recent ones (a merge's rollout started before an interruption). */
   rolloutOf(commit: string): Promise<RolloutView | null>;
   startRollout(request: RolloutRequest): Promise<Outcome<{ rollout: RolloutView }>>;
+  planRollout(request: PlanRequest): Promise<PlanAnswer>;
   /** The settings in force (D1's saved ones, or the Worker's vars). */
   settings(): Promise<Settings>;
   now(): Date;
@@ -96,6 +100,7 @@ export function updatePrContext(env: WorkerEnv, db: Database, options: GitHubCon
       return (listed.ok ? listed.rollouts.find((r) => r.commit === commit) : undefined) ?? null;
     },
     startRollout: (request) => coordinator(env).startRollout(request),
+    planRollout: (request) => coordinator(env).planRollout(request),
     settings: () => currentSettings(env, db),
     now: () => new Date(),
   };

@@ -12,6 +12,7 @@ import type { MergeMethod } from "../github/client.ts";
 import { GitHubApiError } from "../github/errors.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import type { UpdatePrContext } from "./context.ts";
+import { passGates, type MergeGates } from "./gates.ts";
 import { requireUpdatePr } from "./require.ts";
 
 export interface MergeOptions {
@@ -80,6 +81,8 @@ export interface DeployOptions {
   /** Started by the automation rather than a person. */
   automatic: boolean;
   ignoreWindows: boolean;
+  /** Only these hosts (the confirmation's choice); default: the plan's own scope. */
+  hosts?: string[] | undefined;
   /** Deploy to hosts whose fleet build of the merged head failed, too. */
   includeFailedBuilds?: boolean;
   actor: string;
@@ -106,21 +109,16 @@ export async function deployMerge(
     ignoreWindows: options.ignoreWindows,
     actor: options.actor,
     buildOf: { pr: pr.number, headSha: merge.headSha },
+    ...(options.hosts === undefined ? {} : { hosts: options.hosts }),
     ...(options.includeFailedBuilds === undefined ? {} : { includeFailedBuilds: options.includeFailedBuilds }),
   });
-}
-
-/** The dashboard's gate: CI green, or overridden with a reason by someone allowed to. */
-export interface CiGate {
-  override: { reason: string } | undefined;
-  /** Why this actor may not override CI; null when they may. */
-  overrideRefused: Refusal | null;
 }
 
 export type DeployRequest = Omit<DeployOptions, "actor">;
 
 export interface MergeAndDeployOptions extends MergeOptions {
-  ci?: CiGate;
+  /** The dashboard's gates (worker/update-prs/gates.ts); the automation has its own rules. */
+  gates?: MergeGates;
   /** Null: merge only (the automation with deployStrategy none). */
   deploy: DeployRequest | null;
   /** Told the merge commit as soon as GitHub merged, before the rollout is asked for. */
@@ -147,8 +145,8 @@ export async function mergeAndDeploy(
   number: number,
   options: MergeAndDeployOptions,
 ): Promise<Outcome<{ merged: Merged; deployed: Outcome<{ rollout: RolloutView }> | null }>> {
-  if (options.ci !== undefined) {
-    const gated = await passCiGate(ctx, number, options.ci, options.actor);
+  if (options.gates !== undefined) {
+    const gated = await passGates(ctx, number, options.gates, { hosts: options.deploy?.hosts, includeFailedBuilds: options.deploy?.includeFailedBuilds ?? false }, options.actor);
     if (gated !== null) return gated;
   }
   const merged = await mergeUpdatePr(ctx, number, options);
@@ -163,25 +161,3 @@ export async function mergeAndDeploy(
 /** Merged, but its rollout refused: the merge stands, the answer says so. */
 export const notDeployed = (number: number, sha: string, why: Refusal): Refusal =>
   refuse(409, "merged_not_deployed", `merged #${number} as ${shortSha(sha)}, but no rollout started: ${why.message}`);
-
-/** Null when the merge may go ahead; an override is audited. */
-async function passCiGate(ctx: UpdatePrContext, number: number, gate: CiGate, actor: string): Promise<Refusal | null> {
-  const known = await requireUpdatePr(ctx, number);
-  if (!known.ok) return known;
-  const { pr, repository } = known;
-  const ci = (await ciStates(ctx.db, repository.fullName, [pr.headSha])).get(pr.headSha) ?? "unknown";
-  if (ci !== "success" && gate.override === undefined) {
-    return refuse(409, "ci_not_green", `CI is ${ci} on #${number}'s head ${shortSha(pr.headSha)}: wait for it to pass, or override with a reason`);
-  }
-  if (gate.override === undefined) return null;
-  if (gate.overrideRefused !== null) return gate.overrideRefused;
-  await writeAudit(ctx.db, {
-    at: ctx.now().toISOString(),
-    actor,
-    action: "update-pr.override-ci",
-    target: `${repository.fullName}#${number}`,
-    details: { ci, reason: gate.override.reason },
-    result: "ok",
-  });
-  return null;
-}
