@@ -14,6 +14,7 @@ import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { CommandEventSender } from "./command-events.ts";
 import { failed, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
 import { runTests } from "./commands/test.ts";
+import { ConnectionLog } from "./connection-state.ts";
 import { ControlPlaneClient } from "./control-plane-client.ts";
 import { DetachedJobs } from "./detached-jobs.ts";
 import { executeCommand } from "./executor.ts";
@@ -57,6 +58,7 @@ interface Services {
   events: CommandEventSender;
   jobs: DetachedJobs;
   reports: ReportCollector;
+  connection: ConnectionLog;
 }
 
 export class Agent {
@@ -115,6 +117,7 @@ export class Agent {
       activeCommands: () => this.#scheduler.ids(),
       receive: (deliveries) => this.#receive(deliveries),
       onUnauthorized: () => this.#rereadToken(),
+      onOutcome: (outcome) => this.#services?.connection.record(outcome),
     });
   }
 
@@ -172,7 +175,7 @@ export class Agent {
     await this.#services?.events.drain(2_000);
     this.#services?.events.stop();
     await Promise.allSettled([...this.#background]);
-    await this.#services?.store.flush();
+    await Promise.all([this.#services?.store.flush(), this.#services?.connection.flush()]);
     this.#logger.info("agent stopped");
   }
 
@@ -196,7 +199,8 @@ export class Agent {
       agentStartedAt: this.#startedAt,
       now: this.#now,
     });
-    return { store, client, events, jobs, reports };
+    const connection = new ConnectionLog(this.config.stateDir, this.#logger, this.#now);
+    return { store, client, events, jobs, reports, connection };
   }
 
   async #rereadToken(): Promise<void> {

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { every, except } from "hono/combine";
 import { contextStorage } from "hono/context-storage";
 import { secureHeaders } from "hono/secure-headers";
-import type { Role } from "../common/protocol.ts";
+import { WORKER_MARKER_HEADER, type Role } from "../common/protocol.ts";
 import { requireIdentity, requireRouteRole, requireSameOrigin } from "./auth.ts";
 import { automation } from "./automation.ts";
 import { openDatabase } from "./db/client.ts";
@@ -104,6 +104,17 @@ app.use(
       xFrameOptions: "DENY",
       strictTransportSecurity: false,
     }),
+  ),
+);
+// The marker the agent and `nixfleet doctor` tell the Worker's own answers by (common/protocol/errors.ts). Set after
+// `next()` so refusals shaped by onError carry it too; a WebSocket's 101 has immutable headers.
+app.use(
+  except(
+    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket",
+    async (c, next) => {
+      await next();
+      c.header(WORKER_MARKER_HEADER, "1");
+    },
   ),
 );
 // The audit log reads the acting role from here (worker/db/audit.ts), whichever code writes the entry.
