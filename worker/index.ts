@@ -12,6 +12,7 @@ import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { chunks } from "./routes/chunks.ts";
 import { commandsRoutes } from "./routes/commands.ts";
+import { deploymentRoutes } from "./routes/deployment.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./update-prs/refresh.ts";
@@ -38,6 +39,7 @@ export { Notifier } from "./objects/notifier.ts";
  */
 export const ROUTE_ROLES = {
   "GET /api/me": "viewer",
+  "GET /api/deployment": "viewer",
   "GET /api/hosts": "viewer",
   "POST /api/hosts": "admin",
   "GET /api/hosts/:name": "viewer",
@@ -77,6 +79,7 @@ export const OWN_AUTH_PATHS = ["/api/health", "/api/agent/*"];
 /** The dashboard's API: every route behind Access, CSRF and its declared role. */
 const dashboard = new Hono<AppEnv>()
   .route("/me", meRoutes)
+  .route("/deployment", deploymentRoutes)
   .route("/hosts", hostsRoutes)
   .route("/commands", commandsRoutes)
   .route("/audit", auditRoutes)
