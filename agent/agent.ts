@@ -15,6 +15,7 @@ import { CommandEventSender } from "./command-events.ts";
 import { DesiredSystems } from "./desired.ts";
 import { failed, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
 import { runTests } from "./commands/test.ts";
+import { ConnectionLog } from "./connection-state.ts";
 import { ControlPlaneClient } from "./control-plane-client.ts";
 import { DetachedJobs } from "./detached-jobs.ts";
 import { executeCommand } from "./executor.ts";
@@ -59,6 +60,7 @@ interface Services {
   jobs: DetachedJobs;
   reports: ReportCollector;
   desired: DesiredSystems;
+  connection: ConnectionLog;
 }
 
 export class Agent {
@@ -118,6 +120,7 @@ export class Agent {
       receive: (deliveries) => this.#receive(deliveries),
       onUnauthorized: () => this.#rereadToken(),
       onMain: (main) => this.#onMain(main),
+      onOutcome: (outcome) => this.#services?.connection.record(outcome),
     });
   }
 
@@ -176,7 +179,7 @@ export class Agent {
     await this.#services?.events.drain(2_000);
     this.#services?.events.stop();
     await Promise.allSettled([...this.#background]);
-    await this.#services?.store.flush();
+    await Promise.all([this.#services?.store.flush(), this.#services?.connection.flush()]);
     this.#logger.info("agent stopped");
   }
 
@@ -211,7 +214,8 @@ export class Agent {
       now: this.#now,
       desired: () => desired.report(),
     });
-    return { store, client, events, jobs, reports, desired };
+    const connection = new ConnectionLog(this.config.stateDir, this.#logger, this.#now);
+    return { store, client, events, jobs, reports, desired, connection };
   }
 
   async #rereadToken(): Promise<void> {

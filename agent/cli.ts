@@ -13,6 +13,7 @@ import { AgentConfig } from "../common/agent-config.ts";
 import type { Report } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import { Agent, AgentStartError } from "./agent.ts";
+import { ConnectionLog, describeConnection, type ConnectionState } from "./connection-state.ts";
 import { JobStore } from "./job-store.ts";
 import { createLogger } from "./logger.ts";
 import { platformFor } from "./platforms/index.ts";
@@ -132,15 +133,17 @@ async function status(config: AgentConfig, json: boolean): Promise<number> {
     agentStartedAt: Date.now(),
   });
   const report = await collector.collect();
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+  const connection = await ConnectionLog.read(config.stateDir);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, connection));
   return 0;
 }
 
-function renderStatus(report: Report): string {
+function renderStatus(report: Report, connection: ConnectionState | null): string {
   const show = (value: { value: unknown; reason?: string }) =>
     value.value !== null ? String(value.value) : `unknown (${value.reason ?? "no reason given"})`;
   const lines: Array<[string, string]> = [
     ["host", `${report.hostname} (${report.platform})`],
+    ["server", describeConnection(connection)],
     ["agent", report.agentVersion],
     ["os", show(report.os)],
     ["nixpkgs", show(report.nixpkgsVersion)],

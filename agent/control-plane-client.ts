@@ -5,14 +5,18 @@
  */
 import { CommandEvent, ErrorBody, PollRequest, PollResponse } from "../common/protocol.ts";
 import * as z from "zod";
+import { answerCause, networkCause, type AnswerCause } from "../common/answer-cause.ts";
 import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
 
 export type PollOutcome =
   | { kind: "ok"; response: PollResponse }
   /** The token is unknown or revoked. */
   | { kind: "unauthorized"; message: string }
-  /** Network error, cut connection, our own timeout, a 5xx, or an answer that does not parse. */
-  | { kind: "failed"; message: string }
+  /**
+   * Network error, cut connection, our own timeout, a 5xx, or an answer that does not parse; `cause` when
+   * something else answered for the control plane (Access, a site that is not NixFleet) or TLS failed.
+   */
+  | { kind: "failed"; message: string; cause?: AnswerCause["cause"] }
   /** The caller aborted (the agent stops, or wants to send a fresh report now). */
   | { kind: "aborted" };
 
@@ -63,7 +67,7 @@ export class ControlPlaneClient {
     if (!request.success) return { kind: "failed", message: `the agent built an invalid poll: ${z.prettifyError(request.error)}` };
     const answer = await this.#post(url, request.data, signal, waitSeconds * 1000 + this.#pollGraceMs);
     if (answer.kind === "aborted") return answer;
-    if (answer.kind === "network") return { kind: "failed", message: answer.message };
+    if (answer.kind === "network" || answer.kind === "stopped") return { kind: "failed", message: answer.message, ...causeOf(answer) };
     if (answer.status === 401 || answer.status === 403) {
       return { kind: "unauthorized", message: `${answer.status}: ${errorMessage(answer.text)}` };
     }
@@ -80,7 +84,7 @@ export class ControlPlaneClient {
     if (!checked.success) return { kind: "rejected", message: `the agent built an invalid event: ${z.prettifyError(checked.error)}` };
     const answer = await this.#post(url, checked.data, signal, this.#eventTimeoutMs);
     if (answer.kind === "aborted") return answer;
-    if (answer.kind === "network") return { kind: "retry", message: answer.message };
+    if (answer.kind === "network" || answer.kind === "stopped") return { kind: "retry", message: answer.message };
     const message = `${answer.status}: ${errorMessage(answer.text)}`;
     if (answer.status >= 200 && answer.status < 300) return { kind: "stored" };
     if (answer.status === 404 || answer.status === 409 || answer.status === 410) return { kind: "unwanted", message };
@@ -94,7 +98,13 @@ export class ControlPlaneClient {
     body: unknown,
     signal: AbortSignal,
     timeoutMs: number,
-  ): Promise<{ kind: "http"; status: number; text: string } | { kind: "network"; message: string } | { kind: "aborted" }> {
+  ): Promise<
+    | { kind: "http"; status: number; text: string }
+    | { kind: "network"; message: string; cause?: AnswerCause }
+    /** Something that is not the Worker answered (answer-cause.ts). */
+    | { kind: "stopped"; message: string; cause: AnswerCause }
+    | { kind: "aborted" }
+  > {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -111,19 +121,27 @@ export class ControlPlaneClient {
         headers: { authorization: `Bearer ${this.#token()}`, "content-type": "application/json" },
         body: JSON.stringify(body),
         signal: controller.signal,
+        redirect: "manual",
       });
       // Reading the body is part of the request: a connection cut mid-answer is a network error.
       const text = await response.text();
+      const cause = answerCause(url, { status: response.status, header: (name) => response.headers.get(name), body: text });
+      if (cause !== null) return { kind: "stopped", message: cause.message, cause };
       return { kind: "http", status: response.status, text };
     } catch (error) {
       if (signal.aborted && !timedOut) return { kind: "aborted" };
       if (timedOut) return { kind: "network", message: `no answer within ${Math.round(timeoutMs / 1000)} s` };
-      return { kind: "network", message: describeNetworkError(error) };
+      const cause = networkCause(url, error);
+      return cause === null ? { kind: "network", message: describeNetworkError(error) } : { kind: "network", message: cause.message, cause };
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
     }
   }
+}
+
+function causeOf(answer: { cause?: AnswerCause }): { cause?: AnswerCause["cause"] } {
+  return answer.cause === undefined ? {} : { cause: answer.cause.cause };
 }
 
 function parseJson<T extends z.ZodType>(text: string, schema: T): { ok: true; value: z.infer<T> } | { ok: false; message: string } {

@@ -16,11 +16,14 @@ export interface HttpRequest {
   headers: Record<string, string>;
   body: string;
   signal: AbortSignal;
+  /** A redirect is an answer to read (Access's login redirect), never followed. node:http never follows; fetch needs this. */
+  redirect: "manual";
 }
 
 /** The answer, with its body already read (a connection cut mid-body fails the request). */
 export interface HttpAnswer {
   status: number;
+  headers: { get(name: string): string | null };
   text(): Promise<string>;
 }
 
@@ -60,7 +63,17 @@ export const requestOverNodeHttp: HttpTransport = (url, init) =>
         });
         response.once("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
-          resolve({ status: response.statusCode ?? 0, text: () => Promise.resolve(text) });
+          const headers = response.headers;
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: {
+              get: (name) => {
+                const value = headers[name.toLowerCase()];
+                return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+              },
+            },
+            text: () => Promise.resolve(text),
+          });
         });
       },
     );

@@ -6,7 +6,7 @@
 import type { AgentConfig } from "../common/agent-config.ts";
 import { PROTOCOL_VERSION, type CommandDelivery, type PollRequest } from "../common/protocol.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
-import type { ControlPlaneClient } from "./control-plane-client.ts";
+import type { ControlPlaneClient, PollOutcome } from "./control-plane-client.ts";
 import type { Logger } from "./logger.ts";
 import { reportFingerprint, type ReportCollector } from "./report.ts";
 
@@ -27,6 +27,8 @@ export interface PollerOptions {
   onUnauthorized(): Promise<void>;
   /** The answer named main's head (the desired system is evaluated there). */
   onMain(main: { branch: string; commit: string }): void;
+  /** Every poll's outcome, for the connection state `nixfleet-agent status` shows. */
+  onOutcome?(outcome: PollOutcome): void;
 }
 
 /** What one started agent polls with. */
@@ -88,6 +90,7 @@ export class Poller {
     this.#pollAbort = controller;
     const outcome = await session.client.poll(body, config.pollTimeoutSeconds, AbortSignal.any([controller.signal, session.shutdown]));
     this.#pollAbort = null;
+    this.#options.onOutcome?.(outcome);
     if (outcome.kind === "aborted") return failures;
     if (outcome.kind === "ok") {
       logger.debug("poll answered", { commands: outcome.response.commands.length, reportSent: body.report !== undefined });
@@ -110,6 +113,9 @@ export class Poller {
         retryInMs: wait,
       });
       await this.#options.onUnauthorized();
+    } else if (outcome.cause !== undefined) {
+      // Access, a site that is not NixFleet, or TLS: named with its fix, and loud, since no retry will mend it.
+      logger.error(outcome.message, { failures, retryInMs: wait });
     } else {
       logger.warn("poll failed; polling again", { problem: outcome.message, failures, retryInMs: wait });
     }

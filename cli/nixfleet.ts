@@ -1,12 +1,14 @@
 /**
- * `nixfleet`: the administrator's command line. Today one command,
- * `nixfleet lock-diff OLD NEW`, the lock diff an update PR carries, computed
- * locally from two flake.lock files.
+ * `nixfleet`: the administrator's command line: `lock-diff` (the lock diff an
+ * update PR carries, computed locally from two flake.lock files), `doctor`
+ * (checks a deployment from outside) and `setup` (creates one).
  *
- * Exit codes: 0 success (also when nothing changed), 2 bad usage or a file
- * that cannot be read or is not a flake.lock.
+ * Exit codes: 0 success (also when nothing changed), 1 a doctor check or a
+ * setup step failed, 2 bad usage or a file that cannot be read or is not a
+ * flake.lock.
  */
 import { readFile } from "node:fs/promises";
+import { renderResults, runDoctor } from "./doctor.ts";
 import { parseArgs } from "node:util";
 import {
   diffFlakeLocks,
@@ -24,9 +26,11 @@ export interface CliIo {
   stderr(text: string): void;
   /** The file's text; rejects with a Node-style error (`ENOENT: …`) when it cannot be read. */
   readFile(path: string): Promise<string>;
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 export const USAGE = `Usage: nixfleet <command> [options]
@@ -36,6 +40,13 @@ Commands:
       Show the flake inputs that changed between two flake.lock files.
       --json      machine-readable: { "changes": [ { input, kind, old, new, compareUrl, commits } ] }
       --markdown  the "Updated inputs" section for a PR comment or commit message
+
+  doctor URL [--access-client-id ID --access-client-secret SECRET] [--host-token FILE] [--workers-dev URL]
+      Check a deployment from outside, one line per check (✓, or ✗ with the fix); exit 1 on any ✗.
+      The service token (also NIXFLEET_ACCESS_CLIENT_ID, NIXFLEET_ACCESS_CLIENT_SECRET) reaches the checks
+      behind Access; without it they are listed as skipped. --host-token polls as that host: its queued
+      commands are taken and its agent's session ends, so use a host added for the check.
+      --webhook-max-age-hours N (default 168): an older last webhook fails.
 
 Options:
   -h, --help  Show this help.
@@ -51,6 +62,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return EXIT_OK;
   }
   if (command === "lock-diff") return lockDiff(rest, io);
+  if (command === "doctor") return doctor(rest, io);
   return usageError(io, command === undefined ? "no command given" : `unknown command "${command}"`);
 }
 
@@ -96,6 +108,52 @@ async function lockDiff(args: readonly string[], io: CliIo): Promise<number> {
   return EXIT_OK;
 }
 
+async function doctor(args: readonly string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "access-client-id": { type: "string" },
+        "access-client-secret": { type: "string" },
+        "host-token": { type: "string" },
+        "workers-dev": { type: "string" },
+        "webhook-max-age-hours": { type: "string", default: "168" },
+      },
+    });
+  } catch (error) {
+    return usageError(io, error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  const [url, ...extra] = positionals;
+  if (url === undefined || extra.length > 0 || !/^https?:\/\//.test(url)) return usageError(io, "doctor needs the deployment's URL, e.g. https://fleet.example.com");
+  const clientId = values["access-client-id"] ?? io.env.NIXFLEET_ACCESS_CLIENT_ID;
+  const clientSecret = values["access-client-secret"] ?? io.env.NIXFLEET_ACCESS_CLIENT_SECRET;
+  if ((clientId === undefined) !== (clientSecret === undefined)) return usageError(io, "give both --access-client-id and --access-client-secret, or neither");
+  const maxAgeHours = Number(values["webhook-max-age-hours"]);
+  if (!(maxAgeHours > 0)) return usageError(io, "--webhook-max-age-hours must be a positive number");
+  let hostToken: string | undefined;
+  if (values["host-token"] !== undefined) {
+    try {
+      hostToken = (await io.readFile(values["host-token"])).trim();
+    } catch (error) {
+      io.stderr(`nixfleet doctor: cannot read ${values["host-token"]}: ${error instanceof Error ? error.message : String(error)}\n`);
+      return EXIT_USAGE;
+    }
+  }
+  const results = await runDoctor({
+    url,
+    ...(clientId !== undefined && clientSecret !== undefined ? { access: { clientId, clientSecret } } : {}),
+    ...(hostToken === undefined ? {} : { hostToken }),
+    ...(values["workers-dev"] === undefined ? {} : { workersDevUrl: values["workers-dev"] }),
+    webhookMaxAgeMs: maxAgeHours * 3_600_000,
+  });
+  io.stdout(renderResults(results));
+  return results.some((result) => result.status === "failed") ? EXIT_FAILED : EXIT_OK;
+}
+
 async function readLock(path: string, io: CliIo): Promise<{ lock: FlakeLock } | { problem: string }> {
   let text: string;
   try {
@@ -122,6 +180,7 @@ export async function run(): Promise<void> {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     readFile: (path) => readFile(path, "utf8"),
+    env: process.env,
   });
 }
 

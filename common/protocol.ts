@@ -15,6 +15,7 @@ export * from "./protocol/desired.ts";
 export * from "./protocol/agent.ts";
 export * from "./protocol/roles.ts";
 export * from "./protocol/errors.ts";
+export * from "./protocol/deployment.ts";
 export * from "./protocol/lock-changes.ts";
 export * from "./protocol/repository.ts";
 export * from "./protocol/compartments.ts";

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { every, except } from "hono/combine";
 import { contextStorage } from "hono/context-storage";
 import { secureHeaders } from "hono/secure-headers";
-import type { Role } from "../common/protocol.ts";
+import { WORKER_MARKER_HEADER, type Role } from "../common/protocol.ts";
 import { requireIdentity, requireRouteRole, requireSameOrigin } from "./auth.ts";
 import { automation } from "./automation.ts";
 import { openDatabase } from "./db/client.ts";
@@ -14,6 +14,7 @@ import { chunks } from "./routes/chunks.ts";
 import { ciTokenRoutes } from "./routes/ci-token.ts";
 import { commandsRoutes } from "./routes/commands.ts";
 import { desiredRoutes } from "./routes/desired.ts";
+import { deploymentRoutes } from "./routes/deployment.ts";
 import { events } from "./routes/events.ts";
 import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./update-prs/refresh.ts";
@@ -40,6 +41,7 @@ export { Notifier } from "./objects/notifier.ts";
  */
 export const ROUTE_ROLES = {
   "GET /api/me": "viewer",
+  "GET /api/deployment": "viewer",
   "GET /api/hosts": "viewer",
   "POST /api/hosts": "admin",
   "GET /api/hosts/:name": "viewer",
@@ -83,6 +85,7 @@ export const OWN_AUTH_PATHS = ["/api/health", "/api/agent/*", "/api/desired"];
 /** The dashboard's API: every route behind Access, CSRF and its declared role. */
 const dashboard = new Hono<AppEnv>()
   .route("/me", meRoutes)
+  .route("/deployment", deploymentRoutes)
   .route("/hosts", hostsRoutes)
   .route("/commands", commandsRoutes)
   .route("/audit", auditRoutes)
@@ -111,6 +114,17 @@ app.use(
       xFrameOptions: "DENY",
       strictTransportSecurity: false,
     }),
+  ),
+);
+// The marker the agent and `nixfleet doctor` tell the Worker's own answers by (common/protocol/errors.ts). Set after
+// `next()` so refusals shaped by onError carry it too; a WebSocket's 101 has immutable headers.
+app.use(
+  except(
+    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket",
+    async (c, next) => {
+      await next();
+      c.header(WORKER_MARKER_HEADER, "1");
+    },
   ),
 );
 // The audit log reads the acting role from here (worker/db/audit.ts), whichever code writes the entry.

@@ -11,3 +11,9 @@ export const ErrorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), issues: z.array(ErrorIssue).optional() }),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/**
+ * Every answer of the Worker's carries this header (value "1"), its refusals included, so a client can tell
+ * them from the answers of something in front of it: Cloudflare Access's login redirect, a proxy's 404.
+ */
+export const WORKER_MARKER_HEADER = "x-nixfleet";

@@ -17,6 +17,7 @@ import {
   CommandEvent,
   PollRequest,
   PROTOCOL_VERSION,
+  WORKER_MARKER_HEADER,
   type CommandDelivery,
   type CommandKind,
   type OutputChunk,
@@ -82,6 +83,8 @@ export class FakeControlPlane {
   static async start(options: { token?: string; holdCapSeconds?: number } = {}): Promise<FakeControlPlane> {
     let plane: FakeControlPlane | undefined;
     const server = createServer((req, res) => {
+      // It stands in for the Worker, whose every answer carries the marker (common/protocol/errors.ts).
+      res.setHeader(WORKER_MARKER_HEADER, "1");
       void plane?.handle(req, res).catch((error: unknown) => {
         plane?.protocolErrors.push(`server error: ${String(error)}`);
         if (!res.headersSent) res.writeHead(500).end();

@@ -46,6 +46,7 @@ describe("requests over node:http", () => {
       headers: { authorization: "Bearer t0ken", "content-type": "application/json" },
       body,
       signal: new AbortController().signal,
+      redirect: "manual",
     });
     expect(seen).toEqual({ method: "POST", auth: "Bearer t0ken", length: String(Buffer.byteLength(body)), body });
     expect(answer.status).toBe(409);
@@ -59,7 +60,7 @@ describe("requests over node:http", () => {
       setTimeout(() => res.socket?.destroy(), 20);
     });
     await expect(
-      requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal }),
+      requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal, redirect: "manual" }),
     ).rejects.toThrow();
   });
 
@@ -68,7 +69,7 @@ describe("requests over node:http", () => {
       // Held, like a long poll with nothing to deliver.
     });
     const controller = new AbortController();
-    const request = requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: controller.signal });
+    const request = requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: controller.signal, redirect: "manual" });
     setTimeout(() => controller.abort(), 50);
     await expect(request).rejects.toMatchObject({ name: "AbortError" });
   });
@@ -78,7 +79,7 @@ describe("requests over node:http", () => {
     const closed = servers.pop()!;
     await new Promise((resolve) => closed.close(resolve));
     await expect(
-      requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal }),
+      requestOverNodeHttp(url, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal, redirect: "manual" }),
     ).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 
@@ -87,7 +88,7 @@ describe("requests over node:http", () => {
     const module = fileURLToPath(new URL("../../agent/http.ts", import.meta.url));
     const script = `
       const { requestOverNodeHttp } = await import(${JSON.stringify(module)});
-      const answer = await requestOverNodeHttp(${JSON.stringify(url)}, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal });
+      const answer = await requestOverNodeHttp(${JSON.stringify(url)}, { method: "POST", headers: {}, body: "{}", signal: new AbortController().signal, redirect: "manual" });
       console.log(JSON.stringify({ text: await answer.text(), undici: process.moduleLoadList.some((name) => name.includes("undici")) }));
     `;
     const { stdout } = await exec(process.execPath, ["--input-type=module", "-e", script]);

@@ -25,6 +25,7 @@ async function cli(...argv: string[]) {
     stdout: (text) => void (stdout += text),
     stderr: (text) => void (stderr += text),
     readFile: (path) => readFile(path, "utf8"),
+    env: {},
   });
   return { code, stdout, stderr };
 }

@@ -80,6 +80,7 @@ async function send(method: string, path: string, email: string | null, body?: u
  */
 const EXPECTED: Record<string, Role> = {
   "GET /api/me": "viewer",
+  "GET /api/deployment": "viewer",
   "GET /api/hosts": "viewer",
   "GET /api/hosts/:name": "viewer",
   "GET /api/hosts/:name/commands": "viewer",

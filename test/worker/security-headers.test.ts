@@ -4,7 +4,7 @@
 import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ErrorBody, PollResponse } from "../../common/protocol.ts";
+import { ErrorBody, PollResponse, WORKER_MARKER_HEADER } from "../../common/protocol.ts";
 import { agentFetch, api, createHost, pollBody } from "./helpers.ts";
 
 /** The headers every answer carries, page or API, the same on both. */
@@ -117,6 +117,8 @@ describe("the Worker's answers", () => {
       ]),
     );
     expect(res.headers.get("strict-transport-security")).toBeNull();
+    // The marker the agent and `nixfleet doctor` tell the Worker's answers from Access's by.
+    expect(res.headers.get(WORKER_MARKER_HEADER)).toBe("1");
   }
 
   it("a chunk: JavaScript with nosniff, the Worker's CSP replacing the page's", async () => {
@@ -145,6 +147,24 @@ describe("the Worker's answers", () => {
     expect(refused.status).toBe(401);
     expectWorkerHeaders(refused);
     expect(ErrorBody.parse(await refused.json()).error.code).toBeTruthy();
+  });
+
+  it("the refusals of /metrics and of a webhook with a bad signature carry the headers and the marker too", async () => {
+    const metrics = await worker("/metrics");
+    expect([401, 503]).toContain(metrics.status);
+    expectWorkerHeaders(metrics);
+    expect(ErrorBody.safeParse(await metrics.json()).success).toBe(true);
+
+    const webhook = await exports.default.fetch(
+      new Request("http://localhost/webhooks/github", {
+        method: "POST",
+        headers: { "x-github-event": "ping", "x-github-delivery": "d-1", "x-hub-signature-256": "sha256=00", "content-type": "application/json" },
+        body: "{}",
+      }),
+    );
+    expect(webhook.status).toBe(401);
+    expectWorkerHeaders(webhook);
+    expect(ErrorBody.safeParse(await webhook.json()).success).toBe(true);
   });
 
   it("an agent's poll answers as before, with the headers", async () => {
