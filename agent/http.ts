@@ -16,6 +16,11 @@ export interface HttpRequest {
   headers: Record<string, string>;
   body: string;
   signal: AbortSignal;
+  /**
+   * A new connection, closed after the answer: never a kept-alive socket opened earlier
+   * (the safety net's confirmation must prove the host reaches the control plane now).
+   */
+  freshConnection?: boolean;
 }
 
 /** The answer, with its body already read (a connection cut mid-body fails the request). */
@@ -40,8 +45,9 @@ export const requestOverNodeHttp: HttpTransport = (url, init) =>
       target,
       {
         method: init.method,
-        headers: { ...init.headers, "content-length": String(body.length) },
+        headers: { ...init.headers, "content-length": String(body.length), ...(init.freshConnection === true ? { connection: "close" } : {}) },
         signal: init.signal,
+        ...(init.freshConnection === true ? { agent: false } : {}),
       },
       (response) => {
         const chunks: Buffer[] = [];

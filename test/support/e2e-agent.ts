@@ -67,7 +67,7 @@ export async function writeE2eHost(options: E2eAgentOptions): Promise<E2eHost> {
     pollTimeoutSeconds: options.pollTimeoutSeconds,
     ...(options.tests === undefined ? {} : { tests: options.tests }),
     ...(options.autoTestAfterSwitch === undefined ? {} : { autoTestAfterSwitch: options.autoTestAfterSwitch }),
-    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+    tools: { nixosRebuild: shim.nixosRebuild, activateSystem: shim.activateSystem, detach: "setsid" },
     currentSystemLink: shim.currentSystemLink,
     bootedSystemLink: shim.bootedSystemLink,
     ...(options.priority === undefined ? {} : { rollout: { priority: options.priority } }),
