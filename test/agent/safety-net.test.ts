@@ -3,7 +3,6 @@
  * reached through a TCP proxy that can refuse new connections while open ones go on (a switch that
  * cuts the host off). The watchdog is a real process of its own (`nixfleet-agent watchdog DIR`).
  */
-import { watch } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
@@ -21,21 +20,11 @@ let proxy: TcpProxy;
 const safetyNetDir = (id: string) => path.join(h.stateDir, "safety-net", id);
 const readJson = async (file: string): Promise<unknown> => JSON.parse(await fs.readFile(file, "utf8")) as unknown;
 
-/** Calls `action` the moment the shim's running-system link points at `system` (inotify, not a poll). */
-function onActivation(system: string, action: () => void | Promise<void>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const check = async () => {
-      if (done || (await h.shim.currentSystem()) !== system) return;
-      done = true;
-      watcher.close();
-      const at = Date.now();
-      await action();
-      resolve(at);
-    };
-    const watcher = watch(h.shim.stateDir, () => void check().catch(reject));
-    void check().catch(reject);
-  });
+/** Calls `action` the moment the shim's running-system link points at `system`; resolves with that moment. */
+async function onActivation(system: string, action: () => void | Promise<void>): Promise<number> {
+  const at = await h.shim.activated(system);
+  await action();
+  return at;
 }
 
 /** Pulls and switches to a new generation of web1's system; returns its store path and commit. */
