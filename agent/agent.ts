@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { AgentConfig } from "../common/agent-config.ts";
-import type { CommandDelivery, OutputStream } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, type CommandDelivery, type OutputStream, type Report } from "../common/protocol.ts";
 import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { CommandEventSender } from "./command-events.ts";
 import { DesiredSystems } from "./desired.ts";
@@ -27,6 +27,7 @@ import { platformFor, type HostPlatform } from "./platforms/index.ts";
 import { Poller } from "./poller.ts";
 import { recover } from "./recovery.ts";
 import { ReportCollector } from "./report.ts";
+import { SafetyNet } from "./safety-net/safety-net.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 import { CommandScheduler, type ActiveCommand } from "./scheduler.ts";
 
@@ -45,6 +46,8 @@ export interface AgentOptions {
   jobPollIntervalMs?: number;
   /** Called when a `restart-agent` command finished: the process should exit for its service manager to restart it. */
   onRestartRequested?: () => void;
+  /** Runs this agent package (`node`, its flags, the entry); the safety net's watchdog is `… watchdog <dir>`. */
+  watchdogCommand?: readonly string[];
 }
 
 /** Why the agent refuses to start; the message tells the operator what to fix. */
@@ -61,6 +64,7 @@ interface Services {
   reports: ReportCollector;
   desired: DesiredSystems;
   connection: ConnectionLog;
+  safetyNet: SafetyNet;
 }
 
 export class Agent {
@@ -77,6 +81,7 @@ export class Agent {
   readonly #backoff: BackoffPolicy;
   readonly #jobPollIntervalMs: number | undefined;
   readonly #onRestartRequested: (() => void) | undefined;
+  readonly #watchdogCommand: readonly string[];
   readonly #session = randomBytes(12).toString("hex");
   readonly #startedAt: number;
   readonly #scheduler: CommandScheduler;
@@ -101,6 +106,7 @@ export class Agent {
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#jobPollIntervalMs = options.jobPollIntervalMs;
     this.#onRestartRequested = options.onRestartRequested;
+    this.#watchdogCommand = options.watchdogCommand ?? [process.execPath, ...process.execArgv, ...process.argv.slice(1, 2)];
     this.#startedAt = this.#now();
     this.restartRequested = new Promise((resolve) => {
       this.#resolveRestart = resolve;
@@ -147,6 +153,8 @@ export class Agent {
       session: this.#session,
       stateDir: this.config.stateDir,
     });
+    // Before detached jobs are followed: a switch they report may have been rolled back meanwhile.
+    await services.safetyNet.startup();
     await recover({
       store,
       jobs: services.jobs,
@@ -194,6 +202,19 @@ export class Agent {
       mode: this.config.tools.detach,
       pollIntervalMs: this.#jobPollIntervalMs,
     });
+    const safetyNet: SafetyNet = new SafetyNet({
+      config: this.config,
+      platform: this.#platform,
+      runner: this.#runner,
+      stateDir: this.config.stateDir,
+      logger: this.#logger,
+      watchdogCommand: this.#watchdogCommand,
+      shutdown: this.#shutdown.signal,
+      confirm: async (commandId, system, signal) => {
+        const report: Report | undefined = await reports.collect().catch(() => undefined);
+        return client.confirm({ protocol: PROTOCOL_VERSION, agentSession: this.#session, commandId, system, report }, signal);
+      },
+    });
     const desired = new DesiredSystems({
       host: { config: this.config, runner: this.#runner, platform: this.#platform, stateDir: store.stateDir, say: (line) => this.#logger.debug(line) },
       config: this.config,
@@ -204,7 +225,7 @@ export class Agent {
       onChange: () => this.#poller.requestReport(),
       shutdown: this.#shutdown.signal,
     });
-    const reports = new ReportCollector({
+    const reports: ReportCollector = new ReportCollector({
       config: this.config,
       platform: this.#platform,
       runner: this.#runner,
@@ -213,9 +234,10 @@ export class Agent {
       agentStartedAt: this.#startedAt,
       now: this.#now,
       desired: () => desired.report(),
+      safetyNet: () => safetyNet.report(),
     });
     const connection = new ConnectionLog(this.config.stateDir, this.#logger, this.#now);
-    return { store, client, events, jobs, reports, desired, connection };
+    return { store, client, events, jobs, reports, desired, connection, safetyNet };
   }
 
   async #rereadToken(): Promise<void> {
@@ -391,6 +413,7 @@ export class Agent {
       store,
       logger: this.#logger,
       output,
+      safetyNet: this.#services?.safetyNet,
       say: (line) => {
         this.#logger.debug(line, { command: commandId ?? undefined });
         output("system", `${line}\n`);

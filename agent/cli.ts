@@ -26,6 +26,7 @@ export const EXIT_CONFIG = 78;
 
 const USAGE = `Usage:
   nixfleet-agent [run] --config FILE      poll the control plane and run its commands
+  nixfleet-agent watchdog DIR             (started by the agent) roll back an unconfirmed switch
   nixfleet-agent status [--json] --config FILE
                                           print the report the agent would send
   nixfleet-agent --version
@@ -62,6 +63,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const command = positionals[0] ?? "run";
+  if (command === "watchdog") return watchdog(positionals.slice(1));
   try {
     if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
     const configFile = values.config ?? env.NIXFLEET_AGENT_CONFIG;
@@ -102,8 +104,22 @@ export async function loadConfig(file: string): Promise<AgentConfig> {
   return parsed.data;
 }
 
+/** The safety net's watchdog for one armed switch (started by the agent, agent/safety-net/watchdog.ts). */
+async function watchdog(args: string[]): Promise<number> {
+  const [dir, ...rest] = args;
+  if (dir === undefined || rest.length > 0) {
+    process.stderr.write(`nixfleet-agent: watchdog takes exactly one argument, the safety net directory\n\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const { runWatchdog } = await import("./safety-net/watchdog.ts");
+  const result = await runWatchdog(dir);
+  return result === "rollback-failed" || result === "no-record" ? 1 : 0;
+}
+
 async function run(config: AgentConfig): Promise<number> {
-  const agent = new Agent({ config, logger: createLogger({ level: config.logLevel }) });
+  // The safety net's watchdog runs this same package: the node binary, its flags and this entry.
+  const watchdogCommand = [process.execPath, ...process.execArgv, ...process.argv.slice(1, 2)];
+  const agent = new Agent({ config, logger: createLogger({ level: config.logLevel }), watchdogCommand });
   await agent.start();
   // The agent's own timers are unref'd; this is what keeps the process up.
   const keepAlive = setInterval(() => {}, 1 << 30);

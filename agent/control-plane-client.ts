@@ -3,7 +3,7 @@
  * Every answer is parsed with the protocol's schemas; nothing here throws —
  * the caller gets an outcome it can act on (retry, back off, drop).
  */
-import { CommandEvent, ErrorBody, PollRequest, PollResponse } from "../common/protocol.ts";
+import { CommandEvent, ErrorBody, PollRequest, PollResponse, SwitchConfirmation, SwitchConfirmed } from "../common/protocol.ts";
 import * as z from "zod";
 import { answerCause, networkCause, type AnswerCause } from "../common/answer-cause.ts";
 import { requestOverNodeHttp, type HttpTransport } from "./http.ts";
@@ -93,11 +93,30 @@ export class ControlPlaneClient {
     return { kind: "rejected", message };
   }
 
+  /**
+   * `POST /api/agent/confirm` on a connection opened for it. Only the control plane's own answer
+   * confirms: a 200 whose JSON body is a `SwitchConfirmed` for this very command (an Access login
+   * page or a proxy's answer is not).
+   */
+  async confirm(body: SwitchConfirmation, signal: AbortSignal): Promise<{ ok: true } | { ok: false; message: string }> {
+    const checked = SwitchConfirmation.safeParse(body);
+    if (!checked.success) return { ok: false, message: `the agent built an invalid confirmation: ${z.prettifyError(checked.error)}` };
+    const answer = await this.#post(`${this.#base}/api/agent/confirm`, checked.data, signal, this.#eventTimeoutMs, true);
+    if (answer.kind === "aborted") return { ok: false, message: "aborted" };
+    if (answer.kind === "network" || answer.kind === "stopped") return { ok: false, message: answer.message };
+    if (answer.status !== 200) return { ok: false, message: `confirm answered ${answer.status}: ${errorMessage(answer.text)}` };
+    const parsed = parseJson(answer.text, SwitchConfirmed);
+    if (!parsed.ok) return { ok: false, message: `the answer is not the control plane's confirmation: ${parsed.message}` };
+    if (parsed.value.commandId !== body.commandId) return { ok: false, message: `the answer confirms ${parsed.value.commandId}, not ${body.commandId}` };
+    return { ok: true };
+  }
+
   async #post(
     url: string,
     body: unknown,
     signal: AbortSignal,
     timeoutMs: number,
+    freshConnection = false,
   ): Promise<
     | { kind: "http"; status: number; text: string }
     | { kind: "network"; message: string; cause?: AnswerCause }
@@ -122,6 +141,7 @@ export class ControlPlaneClient {
         body: JSON.stringify(body),
         signal: controller.signal,
         redirect: "manual",
+        ...(freshConnection ? { freshConnection } : {}),
       });
       // Reading the body is part of the request: a connection cut mid-answer is a network error.
       const text = await response.text();

@@ -18,6 +18,11 @@ export interface HttpRequest {
   signal: AbortSignal;
   /** A redirect is an answer to read (Access's login redirect), never followed. node:http never follows; fetch needs this. */
   redirect: "manual";
+  /**
+   * A new connection, closed after the answer: never a kept-alive socket opened earlier
+   * (the safety net's confirmation must prove the host reaches the control plane now).
+   */
+  freshConnection?: boolean;
 }
 
 /** The answer, with its body already read (a connection cut mid-body fails the request). */
@@ -43,8 +48,9 @@ export const requestOverNodeHttp: HttpTransport = (url, init) =>
       target,
       {
         method: init.method,
-        headers: { ...init.headers, "content-length": String(body.length) },
+        headers: { ...init.headers, "content-length": String(body.length), ...(init.freshConnection === true ? { connection: "close" } : {}) },
         signal: init.signal,
+        ...(init.freshConnection === true ? { agent: false } : {}),
       },
       (response) => {
         const chunks: Buffer[] = [];

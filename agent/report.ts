@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { AgentConfig } from "../common/agent-config.ts";
 import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-diff.ts";
-import { PROTOCOL_VERSION, Report, type DesiredReport } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, Report, type DesiredReport, type SafetyNetReport } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
@@ -23,6 +23,8 @@ export interface ReportCollectorOptions {
   /** The agent's state (built-from commits, last tests); null when there is none. */
   store: Pick<JobStore, "builtFromCommit" | "desiredSystem" | "lastTestRun"> | null;
   cloneDir: string;
+  /** The safety net's state (safety-net/), when the agent has one. */
+  safetyNet?: () => Promise<SafetyNetReport>;
   /** When this agent process started (ms since the epoch). */
   agentStartedAt: number;
   now?: () => number;
@@ -58,6 +60,7 @@ export class ReportCollector {
       readLock(runner, cloneDir),
       platform.rebootStatus(runner).catch((e: unknown) => unknown(`cannot tell whether a reboot is needed: ${String(e)}`)),
     ]);
+    const safetyNet = await this.#options.safetyNet?.().catch(() => undefined);
     const desired = store?.desiredSystem(commit.value) ?? null;
     const report: Report = {
       protocol: PROTOCOL_VERSION,
@@ -84,6 +87,7 @@ export class ReportCollector {
       agentUptimeSeconds: Math.max(0, Math.floor((this.#now() - this.#options.agentStartedAt) / 1000)),
       ...(this.#options.desired !== undefined ? { desired: this.#options.desired() } : {}),
       rollout: config.rollout,
+      ...(safetyNet !== undefined ? { safetyNet } : {}),
     };
     // Our own output goes through the same schema the server applies: a bug here
     // shows in the agent's log rather than as a rejected poll.

@@ -68,6 +68,11 @@ export const AgentConfig = z.strictObject({
       darwinRebuild: z.string().default("darwin-rebuild"),
       homeManager: z.string().default("home-manager"),
       systemctl: z.string().default("systemctl"),
+      /**
+       * Run as `<activateSystem> <store path>` to point the system profile at a store path and activate it
+       * (the safety net's rollback). Unset: the platform's own (NixOS: `nix-env --set`, then `switch-to-configuration switch`).
+       */
+      activateSystem: z.string().optional(),
       /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
       detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
     })
@@ -91,6 +96,19 @@ export const AgentConfig = z.strictObject({
   /** NixOS: the system the host booted, and the profile it boots next; their kernels say whether a reboot is due. */
   bootedSystemLink: z.string().default("/run/booted-system"),
   systemProfileLink: z.string().default("/nix/var/nix/profiles/system"),
+  /**
+   * The host's own safety net (docs/hosts.md "When a switch goes wrong on the host"): before a switch the
+   * agent records the running system and arms a watchdog that goes back to it unless the new agent
+   * confirms within `confirmTimeoutSeconds` of the activation.
+   */
+  safetyNet: z
+    .strictObject({
+      enable: z.boolean().default(true),
+      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+    })
+    .default({ enable: true, confirmTimeoutSeconds: 120 }),
+  /** Changes at every boot (Linux); the safety net tells a reboot by it. */
+  bootIdFile: z.string().default("/proc/sys/kernel/random/boot_id"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;

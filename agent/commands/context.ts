@@ -4,6 +4,7 @@ import type { CommandDelivery, CommandResult, OutputStream } from "../../common/
 import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
 import type { Logger } from "../logger.ts";
+import type { SafetyNet } from "../safety-net/safety-net.ts";
 import type { HostPlatform } from "../platforms/platform.ts";
 import type { HostRunner } from "../runner.ts";
 
@@ -35,6 +36,8 @@ export interface HostContext {
   output(stream: OutputStream, data: string): void;
   /** A line of the agent's own narration (`$ git fetch …`, verification results). */
   say(line: string): void;
+  /** Guards a switch on the host (safety-net/); absent where the agent does not switch (status). */
+  safetyNet?: SafetyNet;
 }
 
 export interface CommandContext extends HostContext {

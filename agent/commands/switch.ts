@@ -16,6 +16,7 @@ import { testsConfigured } from "../report.ts";
 import { evaluateSystem, readCurrentSystem } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./context.ts";
 import { runPull } from "./pull.ts";
+import { runTests } from "./test.ts";
 
 export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Promise<CommandEnd> {
   const { config, platform, runner, store } = ctx;
@@ -66,6 +67,17 @@ async function runJob(
   meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "systemExpected" | "pull">,
   argv: string[],
 ): Promise<CommandEnd> {
+  if (meta.action === "switch" && ctx.safetyNet !== undefined) {
+    await ctx.safetyNet.arm({
+      commandId: ctx.delivery.id,
+      commit: meta.commit,
+      previous: meta.systemBefore,
+      next: meta.systemExpected,
+      activationExitFile: ctx.store.jobFiles(ctx.delivery.id).exit,
+      activationGiveUpAt: ctx.delivery.deadlineAt,
+      say: ctx.say,
+    });
+  }
   ctx.say(`$ ${argv.join(" ")}`);
   await ctx.store.markRunning(ctx.delivery.id, true);
   const started = await ctx.jobs.start(
@@ -84,8 +96,31 @@ async function runJob(
  * that resumed it. Null when the job is still running (the agent is stopping).
  */
 export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
-  const { config, platform, runner, store } = ctx;
   if (end.kind === "left-running") return null;
+  const safetyNet = ctx.safetyNet;
+  if (meta.action !== "switch" || safetyNet === undefined || !(await safetyNet.armed(meta.commandId))) return judgeJob(ctx, jobs, meta, end, false);
+  const judged = await judgeJob(ctx, jobs, meta, end, true);
+  const settled = await safetyNet.settle(meta.commandId, judged, ctx.say, () => healthTests(ctx));
+  // The health check ran the tests: the run after the switch would only repeat them.
+  if (settled !== null && settled.then === "run-tests" && testsConfigured(ctx.config)) delete settled.then;
+  return settled;
+}
+
+/** The host's configured tests as part of the safety net's health check; why they fail, or null. */
+async function healthTests(ctx: HostContext): Promise<string | null> {
+  const ran = await runTests({ ...ctx, output: () => {} }, new AbortController().signal);
+  if (ran.kind === "none") return null;
+  await ctx.store.recordTestRun(ran.run);
+  const failing = ran.run.results.filter((result) => !result.passed).map((result) => result.name);
+  if (failing.length === 0) {
+    ctx.say(`safety net: ${ran.run.results.length} health tests passed`);
+    return null;
+  }
+  return `${failing.length} of ${ran.run.results.length} health tests failed: ${failing.join(", ")}`;
+}
+
+async function judgeJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: Exclude<JobEnd, { kind: "left-running" }>, armed: boolean): Promise<CommandOutcome> {
+  const { config, platform, runner, store } = ctx;
   const after = await readCurrentSystem(platform, runner);
   const result: CommandResult = { ...meta.pull, systemBefore: meta.systemBefore, systemAfter: after.value };
   const tool = meta.action === "switch" ? "switch" : "rollback";
@@ -124,7 +159,8 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   }
   if (meta.commit !== null) await store.recordBuilt(after.value, meta.commit);
   ctx.say(`running system is ${after.value}, built from ${meta.commit ?? "an unknown commit"}`);
-  const units = await platform.failedUnits(runner, ctx.say);
+  // Armed, the safety net judges the units: only those failed since the switch count.
+  const units = armed ? null : await platform.failedUnits(runner, ctx.say);
   if (units !== null) return failed(units, result, 0);
   const outcome = succeeded(result);
   if (config.autoTestAfterSwitch && testsConfigured(config)) outcome.then = "run-tests";

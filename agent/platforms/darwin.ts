@@ -7,6 +7,15 @@ import type { AgentConfig } from "../../common/agent-config.ts";
 import { unknown } from "../known.ts";
 import { flakeAttrOf, nicedChild, runningSystemLinks, type HostPlatform } from "./platform.ts";
 
+/** What darwin-rebuild does after building: set the profile, then the system's activation scripts. */
+const DARWIN_ACTIVATE_SCRIPT = [
+  'profile=$1; system=$2',
+  'nixenv=$system/sw/bin/nix-env; [ -x "$nixenv" ] || nixenv=nix-env',
+  '"$nixenv" -p "$profile" --set "$system" || exit $?',
+  'if [ -x "$system/activate-user" ]; then "$system/activate-user" || exit $?; fi',
+  'exec "$system/activate"',
+].join("\n");
+
 export function darwinPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
   return {
@@ -15,6 +24,14 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     runningSystemLinks: () => runningSystemLinks(config, () => ["/run/current-system"]),
     switchArgv: (flakeDir) => [config.tools.darwinRebuild, "switch", "--flake", `${flakeDir}#${attr}`],
     rollbackArgv: () => Promise.resolve([config.tools.darwinRebuild, "switch", "--rollback"]),
+    activateArgv: (storePath) =>
+      config.tools.activateSystem !== undefined
+        ? [config.tools.activateSystem, storePath]
+        : ["/bin/sh", "-c", DARWIN_ACTIVATE_SCRIPT, "nixfleet-activate", "/nix/var/nix/profiles/system", storePath],
+    listFailedUnits: (_runner, say) => {
+      say("launchd keeps no failed state to compare (nix-darwin): the failed-units check is skipped");
+      return Promise.resolve(null);
+    },
     // nix-darwin's services are launchd jobs, and launchd keeps no "failed" state to list the way
     // systemd does (a job that exits is restarted or stays unloaded): there is nothing to check.
     failedUnits: () => Promise.resolve(null),

@@ -44,6 +44,13 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
       }
       return ["/bin/sh", "-c", HOME_MANAGER_ROLLBACK_SCRIPT, "nixfleet-rollback", profile];
     },
+    // A generation's `activate` points the Home Manager profile at itself, then links the files.
+    activateArgv: (storePath) =>
+      config.tools.activateSystem !== undefined ? [config.tools.activateSystem, storePath] : [`${storePath}/activate`],
+    listFailedUnits: (_runner, say) => {
+      say("a user's services are not the agent's to judge (Home Manager): the failed-units check is skipped");
+      return Promise.resolve(null);
+    },
     // The agent checks the system's units on NixOS only; a user's services are not its to judge.
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: home-manager)`)),

@@ -18,7 +18,12 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     runningSystemLinks: () => runningSystemLinks(config, () => ["/run/current-system"]),
     switchArgv: (flakeDir) => [config.tools.nixosRebuild, "switch", "--flake", `${flakeDir}#${attr}`],
     rollbackArgv: () => Promise.resolve([config.tools.nixosRebuild, "switch", "--rollback"]),
+    activateArgv: (storePath) =>
+      config.tools.activateSystem !== undefined
+        ? [config.tools.activateSystem, storePath]
+        : ["/bin/sh", "-c", NIXOS_ACTIVATE_SCRIPT, "nixfleet-activate", config.systemProfileLink, storePath],
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
+    listFailedUnits: (runner, say) => listFailedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
     rebootStatus: (runner) => readRebootStatus(runner, { booted: config.bootedSystemLink, next: config.systemProfileLink }),
     // Switches run in units of their own exactly when systemd-run is the detach tool (the module's
@@ -66,9 +71,34 @@ export function evaluationUnit(
   };
 }
 
+/**
+ * What deploy-rs does to activate a profile: `nix-env --set`, then the system's own
+ * switch-to-configuration. nix-env is taken from the system being activated, so a new generation
+ * that lost or broke it cannot stop the way back.
+ */
+const NIXOS_ACTIVATE_SCRIPT = [
+  'profile=$1; system=$2',
+  'nixenv=$system/sw/bin/nix-env; [ -x "$nixenv" ] || nixenv=nix-env',
+  'echo "setting $profile to $system"',
+  '"$nixenv" -p "$profile" --set "$system" || exit $?',
+  'exec "$system/bin/switch-to-configuration" switch',
+].join("\n");
+
 /** A switch that left systemd units failed is not a good switch (`systemctl --failed`; see docs/rollouts.md "Gates"). */
 async function failedSystemdUnits(config: AgentConfig, runner: HostRunner, say: (line: string) => void): Promise<string | null> {
   if (!config.checkFailedUnits) return null;
+  const failedNames = await listFailedSystemdUnits(config, runner, say).catch((error: unknown) => String(error));
+  if (typeof failedNames === "string") return `switch succeeded, but the failed systemd units could not be listed: ${failedNames}`;
+  if (failedNames === null) return null;
+  if (failedNames.length === 0) {
+    say("no failed systemd units");
+    return null;
+  }
+  return `switch succeeded, but ${plural(failedNames.length, "systemd unit")} failed: ${failedNames.slice(0, 10).join(", ")}`;
+}
+
+/** `systemctl --failed`'s unit names; null where systemd is not running; throws when systemctl fails. */
+async function listFailedSystemdUnits(config: AgentConfig, runner: HostRunner, say: (line: string) => void): Promise<string[] | null> {
   try {
     await runner.listDirectory(config.systemdRuntimeDir);
   } catch {
@@ -77,14 +107,9 @@ async function failedSystemdUnits(config: AgentConfig, runner: HostRunner, say: 
   }
   say("checking for failed systemd units…");
   const listed = await runner.run([config.tools.systemctl, "--failed", "--no-legend", "--plain", "--no-pager"]);
-  if (listed.exitCode !== 0) return `switch succeeded, but the failed systemd units could not be listed: ${describeFailure("systemctl --failed", listed)}`;
-  const failedNames = listed.stdout
+  if (listed.exitCode !== 0) throw new Error(describeFailure("systemctl --failed", listed));
+  return listed.stdout
     .split("\n")
     .map((line) => line.trim().split(/\s+/)[0] ?? "")
     .filter((name) => name !== "");
-  if (failedNames.length === 0) {
-    say("no failed systemd units");
-    return null;
-  }
-  return `switch succeeded, but ${plural(failedNames.length, "systemd unit")} failed: ${failedNames.slice(0, 10).join(", ")}`;
 }

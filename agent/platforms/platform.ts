@@ -25,6 +25,14 @@ export interface HostPlatform {
    * when none failed or there is nothing to check here. `say` narrates the check.
    */
   failedUnits(runner: HostRunner, say: (line: string) => void): Promise<string | null>;
+  /**
+   * Points the platform's profile at `storePath` and activates it: the safety net's way back to the
+   * recorded previous system (never "one generation back"). Run by the watchdog, so it must not need
+   * the new generation's files.
+   */
+  activateArgv(storePath: string): string[];
+  /** The names of the units that are failed now, or null (said through `say`) where there is nothing to list. */
+  listFailedUnits(runner: HostRunner, say: (line: string) => void): Promise<string[] | null>;
   /** The nixpkgs version the running system was built from. */
   nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
   /** Whether the system that boots next needs a reboot to be wholly in use, or why that does not apply here. */

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { CommandDelivery, CommandId } from "./commands.ts";
 import { Sha1 } from "./hosts.ts";
-import { Report, TestRun } from "./reports.ts";
+import { HostRollback, Report, TestRun } from "./reports.ts";
 import { AgentProtocolVersion } from "./version.ts";
 
 // ---------------------------------------------------------------------------
@@ -99,6 +99,8 @@ export const CommandResult = z.object({
   /** For `stop`: whether something was actually killed. */
   stopped: z.boolean().optional(),
   build: BuildResult.optional(),
+  /** A switch the host rolled back by itself because it was not confirmed in time. */
+  hostRollback: HostRollback.optional(),
 });
 export type CommandResult = z.infer<typeof CommandResult>;
 
@@ -116,3 +118,25 @@ export const CommandEvent = z.discriminatedUnion("type", [
   }),
 ]);
 export type CommandEvent = z.infer<typeof CommandEvent>;
+
+/**
+ * `POST /api/agent/confirm`: after a switch, the new agent confirms that the host still reaches the
+ * control plane, on a connection opened after the activation. It carries the post-switch report.
+ */
+export const SwitchConfirmation = z.object({
+  protocol: AgentProtocolVersion,
+  agentSession: z.string().min(8).max(64),
+  commandId: CommandId,
+  /** The system the host runs now, which the confirmation keeps. */
+  system: z.string().min(1).max(500),
+  report: Report.optional(),
+});
+export type SwitchConfirmation = z.infer<typeof SwitchConfirmation>;
+
+/** The control plane's own answer to a confirmation: anything else (an Access page, a proxy's error) does not confirm. */
+export const SwitchConfirmed = z.object({
+  confirmed: z.literal(true),
+  commandId: CommandId,
+  system: z.string().min(1).max(500),
+});
+export type SwitchConfirmed = z.infer<typeof SwitchConfirmed>;

@@ -84,6 +84,8 @@ export const CreateCommandRequest = z
     kind: CommandKind,
     /** For `build` (required), `pull` and `pull-switch`: the exact commit of the followed branch to act on. */
     commit: Sha1.optional(),
+    /** For `switch` / `pull-switch`: send it although the host rolled this commit's system back by itself. */
+    force: z.boolean().optional(),
   })
   .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
   .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] });

@@ -92,6 +92,42 @@ export const DesiredReport = z.object({
 });
 export type DesiredReport = z.infer<typeof DesiredReport>;
 
+/** A switch the host took back by itself: its new system was not confirmed in time (docs/hosts.md "When a switch goes wrong on the host"). */
+export const HostRollback = z.object({
+  /** The switch command whose system was rolled back, when one is known. */
+  commandId: z.string().max(64).nullable(),
+  /** The system that was not confirmed (now remembered as bad on the host). */
+  from: z.string().max(500),
+  /** The recorded previous system the host went back to. */
+  to: z.string().max(500),
+  commit: Sha1.nullable(),
+  at: z.string(),
+  /** "no confirmation within 120 s after switching to 1a2b3c4", "the health check failed: …". */
+  reason: z.string().max(1000),
+  /** Whether the running system is the recorded previous one afterwards. */
+  outcome: z.enum(["rolled-back", "failed"]),
+  error: z.string().max(2000).nullable().default(null),
+});
+export type HostRollback = z.infer<typeof HostRollback>;
+
+/** A system the host rolled back from: the control plane sends no switch to it again without `force`. */
+export const RejectedSystem = z.object({
+  storePath: z.string().max(500),
+  commit: Sha1.nullable(),
+  at: z.string(),
+});
+export type RejectedSystem = z.infer<typeof RejectedSystem>;
+
+/** The host's own safety net: a switch waiting for confirmation, the last rollback, the systems it refuses. */
+export const SafetyNetReport = z.object({
+  enabled: z.boolean(),
+  confirmTimeoutSeconds: z.number().int().positive(),
+  pending: z.object({ commandId: z.string().max(64).nullable(), from: z.string().max(500), to: z.string().max(500), since: z.string() }).nullable(),
+  lastRollback: HostRollback.nullable(),
+  rejected: z.array(RejectedSystem).max(50),
+});
+export type SafetyNetReport = z.infer<typeof SafetyNetReport>;
+
 export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
@@ -136,6 +172,8 @@ export const Report = z.object({
   agentUptimeSeconds: z.number().nonnegative(),
   /** The desired system at main's head (docs/compartments.md "System"); older agents leave it out. */
   desired: DesiredReport.optional(),
+  /** The host's safety net (issue 22); older agents leave it out. */
+  safetyNet: SafetyNetReport.optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

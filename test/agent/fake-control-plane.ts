@@ -1,7 +1,7 @@
 /**
  * A small real HTTP server on 127.0.0.1 that speaks the agent protocol:
  * `POST /api/agent/poll` (long poll, answered at once when a command is queued)
- * and `POST /api/agent/commands/:id/events`. Every body is validated with the
+ * `POST /api/agent/commands/:id/events` and `POST /api/agent/confirm`. Every body is validated with the
  * protocol's zod schemas; anything that does not parse is recorded in
  * `protocolErrors` (tests assert it stays empty) and answered 400.
  *
@@ -18,11 +18,13 @@ import {
   PollRequest,
   PROTOCOL_VERSION,
   WORKER_MARKER_HEADER,
+  SwitchConfirmation,
   type CommandDelivery,
   type CommandKind,
   type OutputChunk,
   type PollResponse,
   type Report,
+  type SwitchConfirmed,
 } from "../../common/protocol.ts";
 
 export type FinishedEvent = Extract<CommandEvent, { type: "finished" }>;
@@ -67,6 +69,10 @@ export class FakeControlPlane {
   wantReport = false;
   /** Main's head in every poll answer, as the worker fills it from the push webhook; null leaves it out. */
   main: { branch: string; commit: string } | null = null;
+  /** Every `POST /api/agent/confirm`, parsed, with the remote port of its connection. */
+  readonly confirmations: Array<{ at: number; request: SwitchConfirmation; remotePort: number | undefined }> = [];
+  /** Answers for the next confirmations instead of the protocol (an Access login page, say). */
+  readonly confirmFaults: Array<{ status: number; contentType: string; body: string }> = [];
 
   readonly #server: Server;
   readonly #holdCapSeconds: number;
@@ -209,6 +215,10 @@ export class FakeControlPlane {
       }
       return this.#poll(url, body, req, res);
     }
+    if (url.pathname === "/api/agent/confirm") {
+      if (!authorized) return sendError(res, 401, "unauthorized", "unknown or revoked agent token");
+      return this.#confirm(body, req, res);
+    }
     const match = /^\/api\/agent\/commands\/([^/]+)\/events$/.exec(url.pathname);
     if (match !== null) {
       if (!authorized) return sendError(res, 401, "unauthorized", "unknown or revoked agent token");
@@ -268,6 +278,24 @@ export class FakeControlPlane {
       ...(this.main !== null ? { main: this.main } : {}),
     };
     this.wantReport = false;
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
+  }
+
+  #confirm(text: string, req: IncomingMessage, res: ServerResponse): void {
+    const parsed = parse(text, SwitchConfirmation);
+    if (!parsed.ok) {
+      this.protocolErrors.push(`confirm: ${parsed.message}`);
+      return sendError(res, 400, "invalid_request", parsed.message);
+    }
+    this.confirmations.push({ at: Date.now(), request: parsed.value, remotePort: req.socket.remotePort });
+    const fault = this.confirmFaults.shift();
+    if (fault !== undefined) {
+      res.writeHead(fault.status, { "content-type": fault.contentType }).end(fault.body);
+      return;
+    }
+    const command = this.commands.get(parsed.value.commandId);
+    if (command === undefined) return sendError(res, 404, "unknown_command", `no command ${parsed.value.commandId}`);
+    const answer: SwitchConfirmed = { confirmed: true, commandId: parsed.value.commandId, system: parsed.value.system };
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
   }
 

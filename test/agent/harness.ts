@@ -7,6 +7,7 @@
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import { Agent } from "../../agent/agent.ts";
 import { createLogger } from "../../agent/logger.ts";
@@ -15,6 +16,9 @@ import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-rep
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { FakeControlPlane } from "./fake-control-plane.ts";
+
+/** The agent's entry: the safety net's watchdog runs it as a process of its own, as the packaged agent does. */
+export const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
 
 export interface HarnessOptions {
   host?: string;
@@ -77,7 +81,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     branch: fleet.branch,
     stateDir,
     pollTimeoutSeconds: 5,
-    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid", ...options.tools },
+    tools: { nixosRebuild: shim.nixosRebuild, activateSystem: shim.activateSystem, detach: "setsid", ...options.tools },
     currentSystemLink: shim.currentSystemLink,
     bootedSystemLink: shim.bootedSystemLink,
     logLevel: "debug",
@@ -115,6 +119,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
         onRestartRequested: () => {
           harness.restarts++;
         },
+        watchdogCommand: [process.execPath, AGENT_BIN],
       });
       await agent.start();
       harness.agent = agent;

@@ -13,7 +13,7 @@ import type { AgentConfigInput } from "../../common/agent-config.ts";
 import type { HostRunner } from "../../agent/runner.ts";
 import { nixSystem, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { createHarness, type Harness } from "./harness.ts";
+import { AGENT_BIN, createHarness, type Harness } from "./harness.ts";
 
 interface Recorded {
   /** argv of every program the agent ran and waited for. */
@@ -50,7 +50,8 @@ async function platformHarness(
   // The host tools live beside the harness's own directory, created before it so their paths go in the config.
   const tools = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-platform-tools-"));
   const extra = await setup(tools);
-  const harness = await createHarness({ config: { platform, ...extra.config }, tools: extra.tools, wrapRunner });
+  // No activateSystem stand-in: the safety net records the platform's own way back.
+  const harness = await createHarness({ config: { platform, ...extra.config }, tools: { activateSystem: undefined, ...extra.tools }, wrapRunner });
   const cleanup = harness.cleanup;
   harness.cleanup = async () => {
     await cleanup();
@@ -180,6 +181,17 @@ async function switchTwiceAndRollBack(harness: Harness): Promise<{ first: string
 
 const programs = (recorded: Recorded) => recorded.ran.map((argv) => argv[0]);
 
+/** The safety net's watchdog, started before the second switch (the first had no previous system). */
+const WATCHDOG = [process.execPath, AGENT_BIN, "watchdog", expect.stringMatching(/\/safety-net\/cmd_[^/]+$/)];
+
+/** How the second switch's record says to go back: the platform's activation of the first system. */
+async function recordedWayBack(harness: Harness): Promise<unknown> {
+  const dirs = await fs.readdir(path.join(harness.stateDir, "safety-net"));
+  expect(dirs).toHaveLength(1);
+  const record = JSON.parse(await fs.readFile(path.join(harness.stateDir, "safety-net", dirs[0]!, "record.json"), "utf8")) as { rollbackArgv: unknown };
+  return record.rollbackArgv;
+}
+
 describeWithNix("the agent on each platform", () => {
   it("NixOS: switches with nixos-rebuild switch --flake <clone>#<host> to the toplevel, checks systemd for failed units, rolls back with --rollback, and reads nixos-version", async () => {
     const { harness, recorded } = await platformHarness("nixos", async (root) => {
@@ -191,12 +203,24 @@ describeWithNix("the agent on each platform", () => {
     const rebuild = harness.shim.nixosRebuild;
     expect(recorded.started).toEqual([
       [rebuild, "switch", "--flake", `${clone}#web1`],
+      WATCHDOG,
       [rebuild, "switch", "--flake", `${clone}#web1`],
       [rebuild, "switch", "--rollback"],
     ]);
     expect(first).toMatch(/-nixos-system-web1$/);
+    // nix-env --set of the system profile, then the first system's own switch-to-configuration.
+    expect(await recordedWayBack(harness)).toEqual([
+      "/bin/sh",
+      "-c",
+      expect.stringMatching(/--set "\$system"[\s\S]*exec "\$system\/bin\/switch-to-configuration" switch/),
+      "nixfleet-activate",
+      "/nix/var/nix/profiles/system",
+      first,
+    ]);
     const systemctl = String(harness.config.tools?.systemctl);
+    // The first switch's check; the second's (armed) before and after the activation.
     expect(recorded.ran.filter((argv) => argv[0] === systemctl)).toEqual([
+      [systemctl, "--failed", "--no-legend", "--plain", "--no-pager"],
       [systemctl, "--failed", "--no-legend", "--plain", "--no-pager"],
       [systemctl, "--failed", "--no-legend", "--plain", "--no-pager"],
     ]);
@@ -221,10 +245,19 @@ describeWithNix("the agent on each platform", () => {
     const darwinRebuild = String(harness.config.tools?.darwinRebuild);
     expect(recorded.started).toEqual([
       [darwinRebuild, "switch", "--flake", `${clone}#web1`],
+      WATCHDOG,
       [darwinRebuild, "switch", "--flake", `${clone}#web1`],
       [darwinRebuild, "switch", "--rollback"],
     ]);
     expect(first).toMatch(/-darwin-system-web1$/);
+    expect(await recordedWayBack(harness)).toEqual([
+      "/bin/sh",
+      "-c",
+      expect.stringMatching(/--set "\$system"[\s\S]*exec "\$system\/activate"/),
+      "nixfleet-activate",
+      "/nix/var/nix/profiles/system",
+      first,
+    ]);
     expect(await fs.realpath(path.join(state, "current-system"))).toBe(first);
     expect(programs(recorded)).not.toContain(harness.config.tools?.systemctl);
     expect(programs(recorded)).not.toContain("nixos-version");
@@ -247,10 +280,13 @@ describeWithNix("the agent on each platform", () => {
     const profile = path.join(String(harness.env.XDG_STATE_HOME), "nix", "profiles", "home-manager");
     expect(recorded.started).toEqual([
       [homeManager, "switch", "--flake", `${clone}#web1`],
+      WATCHDOG,
       [homeManager, "switch", "--flake", `${clone}#web1`],
       ["/bin/sh", "-c", expect.stringContaining("activate"), "nixfleet-rollback", profile],
     ]);
     expect(first).toMatch(/-home-manager-generation-web1$/);
+    // A Home Manager generation's activate points the profile at itself.
+    expect(await recordedWayBack(harness)).toEqual([`${first}/activate`]);
     expect(await fs.readlink(profile)).toBe("home-manager-1-link");
     expect(await fs.realpath(profile)).toBe(first);
     expect(programs(recorded)).not.toContain(harness.config.tools?.systemctl);

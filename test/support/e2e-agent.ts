@@ -31,6 +31,7 @@ export interface E2eAgentOptions {
   tests?: AgentConfigInput["tests"];
   autoTestAfterSwitch?: boolean;
   logLevel?: AgentConfigInput["logLevel"];
+  safetyNet?: AgentConfigInput["safetyNet"];
 }
 
 /** A host's files, written: what any way of running its agent needs. */
@@ -67,11 +68,12 @@ export async function writeE2eHost(options: E2eAgentOptions): Promise<E2eHost> {
     pollTimeoutSeconds: options.pollTimeoutSeconds,
     ...(options.tests === undefined ? {} : { tests: options.tests }),
     ...(options.autoTestAfterSwitch === undefined ? {} : { autoTestAfterSwitch: options.autoTestAfterSwitch }),
-    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+    tools: { nixosRebuild: shim.nixosRebuild, activateSystem: shim.activateSystem, detach: "setsid" },
     currentSystemLink: shim.currentSystemLink,
     bootedSystemLink: shim.bootedSystemLink,
     ...(options.priority === undefined ? {} : { rollout: { priority: options.priority } }),
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+    ...(options.safetyNet === undefined ? {} : { safetyNet: options.safetyNet }),
   };
   const configFile = path.join(dir, "agent.json");
   await fs.writeFile(configFile, JSON.stringify(config));

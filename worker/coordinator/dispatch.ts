@@ -27,6 +27,7 @@ import type { CommandMetricsStore } from "../db/coordinator/command-metrics.ts";
 import type { CommandStore } from "../db/coordinator/commands.ts";
 import type { SessionStore } from "../db/coordinator/sessions.ts";
 import { newId } from "../ids.ts";
+import { auditEffect } from "./effects.ts";
 import type { CoordinatorHost } from "./host.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { step, type Step } from "./step.ts";
@@ -232,6 +233,10 @@ export class Dispatch implements CommandPort {
         next = this.appendOutput(record, event.chunks, new Date(this.host.now()).toISOString());
         break;
       case "finished":
+        if (event.result.hostRollback) {
+          const { from, to, reason, outcome } = event.result.hostRollback;
+          this.host.effect(auditEffect(this.host.now(), `host ${record.hostName}`, "host.rolled-back", record.hostName, { commandId, from, to, reason, outcome }));
+        }
         next = this.transition(record, {
           state: event.outcome,
           finishedAt: event.at,
@@ -244,6 +249,16 @@ export class Dispatch implements CommandPort {
         break;
     }
     return step("ok" in next ? next : { ok: true, state: next.state });
+  }
+
+  /** A switch's confirmation from the host's new agent: it must be this host's switch, still running. */
+  confirm(host: { id: string; name: string }, commandId: string, system: string): Step<Outcome<{ commandId: string }>> {
+    const record = this.commands.command(commandId);
+    if (!record || record.hostId !== host.id) return step(refuse(404, "unknown_command", `no command ${commandId} for this host`));
+    if (record.kind !== "switch" && record.kind !== "pull-switch") return step(refuse(409, "not_a_switch", `command ${commandId} is a ${record.kind}, not a switch`));
+    if (!isActiveCommand(record)) return step(refuse(409, "command_final", `command ${commandId} is already ${record.state}: too late to confirm`));
+    this.host.effect(auditEffect(this.host.now(), `host ${host.name}`, "command.confirm", host.name, { commandId, system }));
+    return step({ ok: true, commandId });
   }
 
   private appendOutput(record: CommandRecord, chunks: Parameters<typeof acceptOutput>[1], at: string): CommandRecord {

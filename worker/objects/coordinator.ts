@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
-import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings } from "../../common/protocol.ts";
+import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
@@ -21,7 +21,8 @@ import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinat
 import { readCommitDesired } from "../db/desired.ts";
 import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
-import { listLockAges, listReports, upsertReport } from "../db/reports.ts";
+import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
+import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import type { WorkerEnv } from "../env.ts";
 import type { GitHubRateLimit } from "../github/client.ts";
 import { newId } from "../ids.ts";
@@ -101,6 +102,14 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     return respond(await this.c.waiting.hold(host.id, waitSeconds, () => void this.scheduleAlarm()));
   }
 
+  /** `POST /api/agent/confirm`: the new agent, on a fresh connection after a switch, keeps the new system. */
+  async confirmSwitch(tokenHash: string, request: SwitchConfirmation): Promise<Outcome<{ commandId: string }>> {
+    const host = await this.c.catalogue.authenticate(tokenHash);
+    if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
+    if (request.report) await this.acceptReport(host, request.agentSession, request.report);
+    return this.run(() => this.c.dispatch.confirm(host, request.commandId, request.system));
+  }
+
   async commandEvent(tokenHash: string, commandId: string, event: CommandEvent): Promise<Outcome<{ state: string }>> {
     this.c.metrics.counters.commandEvents++;
     const host = await this.c.catalogue.authenticate(tokenHash);
@@ -134,10 +143,14 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // Admin side
 
-  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null } = {}) {
+  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean } = {}) {
     this.c.metrics.counters.enqueues++;
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
+    if ((kind === "switch" || kind === "pull-switch") && options.force !== true) {
+      const rolledBack = refuseRolledBackSwitch(host.name, (await getReport(this.db, host.id))?.report ?? null, kind, options.commit ?? null);
+      if (rolledBack) return rolledBack;
+    }
     const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null }));
     if (outcome.ok) await this.scheduleAlarm();
     return outcome;

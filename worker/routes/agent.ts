@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { CommandEvent, CommandId, PollRequest } from "../../common/protocol.ts";
+import { CommandEvent, CommandId, PollRequest, SwitchConfirmation, type SwitchConfirmed } from "../../common/protocol.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
 import { errorBody } from "../errors.ts";
@@ -46,6 +46,13 @@ export const agent = new Hono<AgentEnv>()
     const outcome = await coordinator(c.env).poll(tokenHash, body, wait);
     if (!outcome.ok) return c.json(errorBody(outcome.code, outcome.message), outcome.status);
     return c.json(outcome.response);
+  })
+  .post("/confirm", ...jsonBody(SwitchConfirmation, { maxBytes: MAX_AGENT_BODY_BYTES }), async (c) => {
+    const request = c.req.valid("json");
+    const outcome = await coordinator(c.env).confirmSwitch(c.get("tokenHash"), request);
+    if (!outcome.ok) return c.json(errorBody(outcome.code, outcome.message), outcome.status);
+    const answer: SwitchConfirmed = { confirmed: true, commandId: outcome.commandId, system: request.system };
+    return c.json(answer);
   })
   .post("/commands/:id/events", ...jsonBody(CommandEvent, { maxBytes: MAX_AGENT_BODY_BYTES }), async (c) => {
     const tokenHash = c.get("tokenHash");

@@ -1,0 +1,187 @@
+/**
+ * The host's safety net with a real agent, real Nix and the nixos-rebuild shim, the control plane
+ * reached through a TCP proxy that can refuse new connections while open ones go on (a switch that
+ * cuts the host off). The watchdog is a real process of its own (`nixfleet-agent watchdog DIR`).
+ */
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { shortSha } from "../../common/text.ts";
+import { eventually } from "../support/wait.ts";
+import { hostAndPort, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { createHarness, type Harness } from "./harness.ts";
+
+const CONFIRM_TIMEOUT_SECONDS = 3;
+
+let h: Harness;
+let proxy: TcpProxy;
+
+const safetyNetDir = (id: string) => path.join(h.stateDir, "safety-net", id);
+const readJson = async (file: string): Promise<unknown> => JSON.parse(await fs.readFile(file, "utf8")) as unknown;
+
+/** Calls `action` the moment the shim's running-system link points at `system`; resolves with that moment. */
+async function onActivation(system: string, action: () => void | Promise<void>): Promise<number> {
+  const at = await h.shim.activated(system);
+  await action();
+  return at;
+}
+
+/** Pulls and switches to a new generation of web1's system; returns its store path and commit. */
+async function nextGeneration(label: string): Promise<{ system: string; commit: string }> {
+  const commit = await h.fleet.setHost("web1", `web1 ${label}`);
+  await h.run("pull");
+  return { system: await h.fleet.systemPath("web1"), commit };
+}
+
+describeWithNix("the host's safety net: confirm or roll back", () => {
+  beforeEach(async () => {
+    h = await createHarness();
+    proxy = await startTcpProxy(hostAndPort(h.plane.url));
+  });
+
+  afterEach(async () => {
+    await h.cleanup();
+    await proxy.close();
+    expect(h.plane.protocolErrors).toEqual([]);
+  });
+
+  const startAgent = () => h.startAgent({ url: proxy.url, safetyNet: { confirmTimeoutSeconds: CONFIRM_TIMEOUT_SECONDS } });
+
+  it("with the control plane reachable, the new agent confirms on a connection of its own and nothing is rolled back", async () => {
+    await startAgent();
+    await h.run("pull");
+    const first = await h.run("switch");
+    expect(first.finished.outcome).toBe("succeeded");
+    // No previous system to go back to: the first switch is not armed, and says so.
+    expect(h.plane.output(first.id)).toContain("no previous system to go back to: not armed");
+    const gen1 = await h.fleet.systemPath("web1");
+
+    const gen2 = await nextGeneration("generation 2");
+    const { id, finished } = await h.run("switch");
+    expect(finished).toMatchObject({ outcome: "succeeded", error: null });
+    expect(finished.result).toMatchObject({ systemBefore: gen1, systemAfter: gen2.system });
+    expect(h.plane.confirmations.map((c) => [c.request.commandId, c.request.system])).toEqual([[id, gen2.system]]);
+    // The confirmation carries the post-switch report.
+    expect(h.plane.confirmations[0]?.request.report?.system.current.value).toBe(gen2.system);
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "confirmed", by: "agent" });
+    expect(await readJson(path.join(safetyNetDir(id), "record.json"))).toMatchObject({ previous: gen1, next: gen2.system, confirmTimeoutSeconds: 3 });
+    const output = h.plane.output(id);
+    expect(output).toContain(`safety net: recorded the previous system ${gen1}`);
+    expect(output).toContain("safety net: confirmed;");
+
+    // The watchdog saw the confirmation and ended without touching the host.
+    await eventually("the watchdog to end", () => fs.readFile(path.join(safetyNetDir(id), "watchdog.exit"), "utf8"));
+    expect(await fs.readFile(path.join(safetyNetDir(id), "watchdog.log"), "utf8")).toContain("decided by the agent: confirmed");
+    expect(await h.shim.currentSystem()).toBe(gen2.system);
+    const report = await h.plane.waitFor(() => h.plane.lastReport()?.safetyNet, "a report with the safety net");
+    expect(report).toEqual({ enabled: true, confirmTimeoutSeconds: 3, pending: null, lastRollback: null, rejected: [] });
+  });
+
+  it("cut off at the activation, the host goes back to the RECORDED previous system (not one generation back) and says so once it reaches the control plane again", async () => {
+    await startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    await nextGeneration("generation 2");
+    await h.run("switch");
+    // Back on generation 1 by an operator's rollback: one generation back from the next switch would be generation 2.
+    expect((await h.run("rollback")).finished.outcome).toBe("succeeded");
+    expect(await h.shim.currentSystem()).toBe(gen1);
+
+    const gen3 = await nextGeneration("generation 3");
+    const activated = onActivation(gen3.system, () => proxy.refuseNew());
+    const id = h.plane.queue("switch");
+    const activatedAt = await activated;
+    await eventually("the host back on the recorded previous system", async () => (await h.shim.currentSystem()) === gen1, {
+      timeoutMs: (CONFIRM_TIMEOUT_SECONDS + 10) * 1000,
+      intervalMs: 50,
+    });
+    const backAfterMs = Date.now() - activatedAt;
+    expect(backAfterMs).toBeGreaterThanOrEqual(CONFIRM_TIMEOUT_SECONDS * 1000);
+    expect(backAfterMs).toBeLessThan((CONFIRM_TIMEOUT_SECONDS + 10) * 1000);
+    // No confirmation reached the control plane: every new connection was refused, while the open ones went on.
+    expect(h.plane.confirmations.filter((c) => c.request.commandId === id)).toEqual([]);
+    expect(proxy.counts().refused).toBeGreaterThan(0);
+    expect(h.plane.finished(id)).toBeUndefined();
+
+    proxy.reopen();
+    const finished = await h.plane.waitForFinished(id);
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen3.commit)}`);
+    expect(finished.result.hostRollback).toMatchObject({ commandId: id, from: gen3.system, to: gen1, commit: gen3.commit, outcome: "rolled-back", error: null });
+    expect(finished.result.systemAfter).toBe(gen1);
+    const output = h.plane.output(id);
+    expect(output).toContain(`safety net: recorded the previous system ${gen1}`);
+    expect(output).toMatch(/watchdog: \S+ no confirmation within 3 s after switching to [0-9a-f]{7}: activating the recorded previous system/);
+    expect(output).toContain(`activating the recorded previous system ${gen1}`);
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "watchdog" });
+
+    const report = await h.plane.waitFor(() => (h.plane.lastReport()?.safetyNet?.lastRollback ? h.plane.lastReport()?.safetyNet : undefined), "a report with the rollback");
+    expect(report.rejected).toEqual([{ storePath: gen3.system, commit: gen3.commit, at: finished.result.hostRollback?.at }]);
+    expect(report.pending).toBeNull();
+    // The rollback is not under confirmation: nothing moves after it.
+    await eventually("the watchdog to end", () => fs.readFile(path.join(safetyNetDir(id), "watchdog.exit"), "utf8"));
+    expect(await h.shim.currentSystem()).toBe(gen1);
+  });
+
+  it("a new generation whose agent cannot start at all is rolled back by the watchdog, and the next agent that starts reports it", async () => {
+    await startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    const gen2 = await nextGeneration("generation 2");
+    // The activation takes the agent down (its unit restarts) and the cut stops the old process from confirming.
+    const activated = onActivation(gen2.system, async () => {
+      proxy.refuseNew();
+      await h.stopAgent();
+    });
+    const id = h.plane.queue("switch");
+    await activated;
+    // The new generation's agent exits at start: its token file moved.
+    await expect(h.startAgent({ url: proxy.url, tokenFile: path.join(h.root, "moved-token") })).rejects.toThrow(/token file .* does not exist/);
+    await eventually("the watchdog to roll the host back", async () => (await h.shim.currentSystem()) === gen1, {
+      timeoutMs: (CONFIRM_TIMEOUT_SECONDS + 10) * 1000,
+      intervalMs: 50,
+    });
+
+    proxy.reopen();
+    await startAgent();
+    const finished = await h.plane.waitForFinished(id);
+    expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
+    expect(finished.result.hostRollback).toMatchObject({ from: gen2.system, to: gen1, outcome: "rolled-back" });
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "watchdog" });
+  });
+
+  it("killed right after the activation with its watchdog, an agent restarted past the deadline rolls back at start", async () => {
+    await startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    const gen2 = await nextGeneration("generation 2");
+    const activated = onActivation(gen2.system, async () => {
+      proxy.refuseNew();
+      await h.stopAgent();
+    });
+    const id = h.plane.queue("switch");
+    await activated;
+    // Whatever ended the agent ended its watchdog too (as a reboot would, or the OOM killer).
+    const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { mode: string; pgid: number };
+    expect(handle.mode).toBe("process-group");
+    process.kill(-handle.pgid, "SIGKILL");
+    // Nobody saw the activation end: the switch job's exit file is its only witness. Wait past its deadline.
+    const exitFile = path.join(h.stateDir, "jobs", id, "exit");
+    const endedAt = await eventually("the switch job to end", () => fs.stat(exitFile).then((stat) => stat.mtimeMs));
+    await eventually("the deadline to pass", () => Date.now() > endedAt + CONFIRM_TIMEOUT_SECONDS * 1000 + 500, {
+      timeoutMs: (CONFIRM_TIMEOUT_SECONDS + 10) * 1000,
+    });
+    expect(await h.shim.currentSystem()).toBe(gen2.system);
+
+    proxy.reopen();
+    await startAgent();
+    const finished = await h.plane.waitForFinished(id);
+    expect(await h.shim.currentSystem()).toBe(gen1);
+    expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
+  });
+});
