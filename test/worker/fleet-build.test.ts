@@ -16,6 +16,8 @@ import { z } from "zod";
 import { CommandView, FleetBuildView, PollResponse, RolloutPlanView, type CommandDelivery, type CommandResult } from "../../common/protocol.ts";
 import { FLEET_BUILD_CONTEXT } from "../../worker/fleet-build/rules.ts";
 import type { Coordinator } from "../../worker/objects/coordinator.ts";
+import { openDatabase } from "../../worker/db/client.ts";
+import { saveRepoState } from "../../worker/db/github.ts";
 import { deliver, errorOf, example, getUpdatePrs, ours, pullRequest, REPOSITORY, set } from "./github-helpers.ts";
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
@@ -340,5 +342,42 @@ describe("the rollout plan of an update PR", () => {
 
     const noPr = await plan({ commit: "40".repeat(20) });
     expect(noPr.fleetBuild).toBeNull();
+  });
+});
+
+describe("System and a failed fleet build of main's tree", () => {
+  it("turns the host red once main is at the tree whose build failed there, matched by tree though main's commit is the merge's", async () => {
+    const [good, bad] = await fleet("fbt", 2);
+    const head = await headOnGitHub("40");
+    await deliver("pull_request", updatePr("opened", { number: 40, head }));
+    await runBuild(bad!, head, "failed");
+    await runBuild(good!, head, "built");
+    const tree = z.object({ commit: z.object({ tree: z.object({ sha: z.string() }) }) }).parse(await (await emulator(`/repos/${REPOSITORY}/commits/${head}`)).json()).commit.tree.sha;
+
+    // The update PR merged: main is at a merge commit of its own whose tree is the PR head's.
+    const merge = "4e".repeat(20);
+    await saveRepoState(openDatabase(env.DB), {
+      repository: REPOSITORY,
+      branch: "main",
+      head: { sha: merge, message: "Merge pull request #40", author: "Codertocat", committedAt: at(), tree },
+      lockHash: "c".repeat(64),
+      lockLastModified: {},
+      lockProblem: null,
+      updatedAt: at(),
+      source: "webhook",
+    });
+    await stub().notify({ type: "repo" });
+    for (const agent of [good!, bad!]) {
+      const desired = { source: "local" as const, latest: { commit: merge, tree, evaluatedAt: at(), outPath: `/nix/store/${"d".repeat(32)}-nixos-system-${agent.name}`, changes: null }, evaluating: null };
+      const res = await agentFetch(agent.token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: sampleReport({ hostname: agent.name, desired }) }));
+      expect(res.status).toBe(200);
+    }
+    const systemOf = async (name: string) =>
+      z.object({ compartments: z.object({ system: z.object({ state: z.string(), reason: z.string() }) }) }).parse(await (await api(`/api/hosts/${name}`)).json()).compartments.system;
+    expect(await systemOf(bad!.name)).toEqual({ state: "red", reason: `main does not build on this host: its build of ${head.slice(0, 7)} failed: attribute 'hsb1' missing` });
+    // Where it built, main's system is simply not running yet.
+    expect((await systemOf(good!.name)).state).toBe("yellow");
+    await env.DB.prepare("DELETE FROM github_repo_state").run();
+    await stub().notify({ type: "repo" });
   });
 });
