@@ -18,16 +18,17 @@ let wrapperDir: string;
 /** One line per real run of nix by the agent (or by what it runs), written by the wrapper. */
 let nixLog: string;
 
-/** A `nix` first on the agent's PATH that records each run and then execs the real one. */
+/** A `nix` first on the agent's PATH that records each run (its niceness, then its arguments) and then execs the real one. */
 async function nixWrapper(): Promise<void> {
   wrapperDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-nix-wrapper-"));
   nixLog = path.join(wrapperDir, "runs.log");
   const realNix = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
-  const script = `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
+  const script = `#!/bin/sh\nprintf '%s %s\\n' "$(nice)" "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
   await fs.mkdir(path.join(wrapperDir, "bin"));
   await fs.writeFile(path.join(wrapperDir, "bin", "nix"), script, { mode: 0o755 });
 }
 
+/** Each run's arguments, after its niceness and a space. */
 async function nixRuns(): Promise<string[]> {
   const text = await fs.readFile(nixLog, "utf8").catch(() => "");
   return text.split("\n").filter((line) => line !== "");
@@ -35,7 +36,7 @@ async function nixRuns(): Promise<string[]> {
 
 /** The runs that evaluate or build (the report's one `nix --version` per running system is neither). */
 async function nixWork(): Promise<string[]> {
-  return (await nixRuns()).filter((line) => line !== "--version").slice(fleetRuns);
+  return (await nixRuns()).filter((line) => !line.endsWith(" --version")).slice(fleetRuns);
 }
 
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
@@ -44,7 +45,7 @@ let fleetRuns = 0;
 async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number): Promise<void> {
   await nixWrapper();
   h = await createHarness({ holdCapSeconds, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
-  fleetRuns = (await nixRuns()).filter((line) => line !== "--version").length;
+  fleetRuns = (await nixRuns()).filter((line) => !line.endsWith(" --version")).length;
   await h.startAgent();
 }
 
@@ -121,6 +122,12 @@ describeWithNix("the desired system at main's head", () => {
     });
     expect(await hostState()).toEqual(before);
     expect(report.repo.commit.value).toBe(first);
+    // At the lowest priority (the agent itself runs at 0 here): the evaluation and the dry run of what it found.
+    const evaluation = (await nixWork()).slice(-2);
+    expect(evaluation).toEqual([
+      expect.stringMatching(/^19 .* eval --json \S+#nixosConfigurations\.web1\.config\.system\.build\.toplevel --apply /),
+      expect.stringMatching(/^19 .* build --dry-run \/nix\/store\/\S+-nixos-system-web1\.drv$/),
+    ]);
     expect(report.system.current.value).toBe(running);
     // The evaluation's worktree is gone; only the build cache stays.
     expect(await fs.readdir(path.join(h.stateDir, "desired", "work"))).toEqual([]);
