@@ -175,6 +175,14 @@ describeWithNix("the desired system at main's head", () => {
     const second = await reportWith(latestAt(again), "the cached failure");
     expect(second.desired?.latest).toEqual({ ...latest, commit: again });
     expect(await nixWork()).toEqual(runs);
+
+    // A head the origin does not have is not main failing to build: the last answer stands.
+    h.plane.moveMain("0123456789abcdef0123456789abcdef01234567");
+    await h.plane.waitFor(() => h.logs.some((line) => line.includes("cannot fetch main's head")), "the failed fetch");
+    h.plane.wantReport = true;
+    const from = h.plane.polls.length;
+    const after = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "a report after the failed fetch", from);
+    expect(after.request.report?.desired).toEqual(second.desired);
   });
 
   it("evaluates a tree once: another commit with the same tree, another report and a restart run no nix", async () => {
