@@ -230,6 +230,21 @@ describeWithNix("the desired system at main's head", () => {
     await expect(fs.access(path.join(h.stateDir, "build", "cache.git"))).rejects.toThrow();
   });
 
+  it("kills an evaluation that prints more than its output cap and reports why", async () => {
+    await start({ outputLimitBytes: 1024 });
+    // `builtins.trace` prints to stderr while it evaluates: 16 KiB of it, then the system as before.
+    const chatty = (await fs.readFile(path.join(h.fleet.work, "flake.nix"), "utf8")).replace(
+      "value.config.system.build.toplevel = toplevel name;",
+      'value.config.system.build.toplevel = builtins.trace (builtins.concatStringsSep "" (builtins.genList (_: "chatter ") 2048)) (toplevel name);',
+    );
+    expect(chatty).toContain("builtins.trace");
+    const noisy = await h.fleet.commit({ "flake.nix": chatty }, "an evaluation that talks too much");
+    h.plane.moveMain(noisy);
+    const report = await reportWith(latestAt(noisy), "the evaluation's end");
+    const latest = report.desired?.latest;
+    expect(latest && "error" in latest ? latest.error : null).toBe("the evaluation printed more than 1024 bytes and was killed");
+  });
+
   it("kills an evaluation that runs past its deadline and reports why", async () => {
     await start({ timeoutSeconds: 2 });
     const pidFile = path.join(h.root, "runaway.pid");
