@@ -7,6 +7,7 @@
  * `nix build --dry-run` of its derivation.
  */
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { z } from "zod";
 import { flakeLockHash } from "../common/lock-diff.ts";
@@ -80,11 +81,14 @@ export async function evaluateCommit(
 ): Promise<EvaluationOutcome> {
   const cache = buildCacheDir(host.stateDir);
   const id = randomBytes(6).toString("hex");
-  const work = path.join(host.stateDir, "desired", "work", id);
+  const workRoot = path.join(host.stateDir, "desired", "work");
+  const work = path.join(workRoot, id);
   const src = path.join(work, "src");
   const git = (args: string[]) => runGit(host.config, host.runner, args, { signal: shutdown });
   try {
     const added = await withCache(cache, async () => {
+      // One evaluation at a time per agent: anything here is what a crash or a reboot left behind.
+      await fs.rm(workRoot, { recursive: true, force: true });
       await pruneWorktrees(host, cache);
       return addWorktree(git, cache, src, commit);
     });

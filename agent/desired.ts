@@ -90,7 +90,13 @@ export class DesiredSystems {
     const { host, config, store, logger, shutdown } = this.#options;
     const resolved = await resolveCommit(host, commit, shutdown);
     if (shutdown.aborted) return null;
-    if (!resolved.ok) return { commit, tree: null, evaluatedAt: this.#isoNow(), error: resolved.error };
+    if (!resolved.ok) {
+      // Not main's fault (the origin is out of reach, say): the last answer stands, and the next
+      // poll answer naming this head tries again.
+      logger.warn("cannot fetch main's head to evaluate it", { commit, problem: resolved.error });
+      if (this.#wanted === commit) this.#wanted = null;
+      return null;
+    }
     const { key } = resolved;
     const cached = store.cachedEvaluation(key);
     if (cached !== null) {

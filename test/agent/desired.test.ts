@@ -18,16 +18,17 @@ let wrapperDir: string;
 /** One line per real run of nix by the agent (or by what it runs), written by the wrapper. */
 let nixLog: string;
 
-/** A `nix` first on the agent's PATH that records each run and then execs the real one. */
+/** A `nix` first on the agent's PATH that records each run (its niceness, then its arguments) and then execs the real one. */
 async function nixWrapper(): Promise<void> {
   wrapperDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-nix-wrapper-"));
   nixLog = path.join(wrapperDir, "runs.log");
   const realNix = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
-  const script = `#!/bin/sh\nprintf '%s\\n' "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
+  const script = `#!/bin/sh\nprintf '%s %s\\n' "$(nice)" "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
   await fs.mkdir(path.join(wrapperDir, "bin"));
   await fs.writeFile(path.join(wrapperDir, "bin", "nix"), script, { mode: 0o755 });
 }
 
+/** Each run's arguments, after its niceness and a space. */
 async function nixRuns(): Promise<string[]> {
   const text = await fs.readFile(nixLog, "utf8").catch(() => "");
   return text.split("\n").filter((line) => line !== "");
@@ -35,7 +36,7 @@ async function nixRuns(): Promise<string[]> {
 
 /** The runs that evaluate or build (the report's one `nix --version` per running system is neither). */
 async function nixWork(): Promise<string[]> {
-  return (await nixRuns()).filter((line) => line !== "--version").slice(fleetRuns);
+  return (await nixRuns()).filter((line) => !line.endsWith(" --version")).slice(fleetRuns);
 }
 
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
@@ -44,7 +45,7 @@ let fleetRuns = 0;
 async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number): Promise<void> {
   await nixWrapper();
   h = await createHarness({ holdCapSeconds, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
-  fleetRuns = (await nixRuns()).filter((line) => line !== "--version").length;
+  fleetRuns = (await nixRuns()).filter((line) => !line.endsWith(" --version")).length;
   await h.startAgent();
 }
 
@@ -121,6 +122,12 @@ describeWithNix("the desired system at main's head", () => {
     });
     expect(await hostState()).toEqual(before);
     expect(report.repo.commit.value).toBe(first);
+    // At the lowest priority (the agent itself runs at 0 here): the evaluation and the dry run of what it found.
+    const evaluation = (await nixWork()).slice(-2);
+    expect(evaluation).toEqual([
+      expect.stringMatching(/^19 .* eval --json \S+#nixosConfigurations\.web1\.config\.system\.build\.toplevel --apply /),
+      expect.stringMatching(/^19 .* build --dry-run \/nix\/store\/\S+-nixos-system-web1\.drv$/),
+    ]);
     expect(report.system.current.value).toBe(running);
     // The evaluation's worktree is gone; only the build cache stays.
     expect(await fs.readdir(path.join(h.stateDir, "desired", "work"))).toEqual([]);
@@ -168,6 +175,14 @@ describeWithNix("the desired system at main's head", () => {
     const second = await reportWith(latestAt(again), "the cached failure");
     expect(second.desired?.latest).toEqual({ ...latest, commit: again });
     expect(await nixWork()).toEqual(runs);
+
+    // A head the origin does not have is not main failing to build: the last answer stands.
+    h.plane.moveMain("0123456789abcdef0123456789abcdef01234567");
+    await h.plane.waitFor(() => h.logs.some((line) => line.includes("cannot fetch main's head")), "the failed fetch");
+    h.plane.wantReport = true;
+    const from = h.plane.polls.length;
+    const after = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "a report after the failed fetch", from);
+    expect(after.request.report?.desired).toEqual(second.desired);
   });
 
   it("evaluates a tree once: another commit with the same tree, another report and a restart run no nix", async () => {
@@ -213,6 +228,21 @@ describeWithNix("the desired system at main's head", () => {
     expect(report?.desired).toEqual({ source: "ci", latest: null, evaluating: null });
     expect(await nixWork()).toEqual([]);
     await expect(fs.access(path.join(h.stateDir, "build", "cache.git"))).rejects.toThrow();
+  });
+
+  it("kills an evaluation that prints more than its output cap and reports why", async () => {
+    await start({ outputLimitBytes: 1024 });
+    // `builtins.trace` prints to stderr while it evaluates: 16 KiB of it, then the system as before.
+    const chatty = (await fs.readFile(path.join(h.fleet.work, "flake.nix"), "utf8")).replace(
+      "value.config.system.build.toplevel = toplevel name;",
+      'value.config.system.build.toplevel = builtins.trace (builtins.concatStringsSep "" (builtins.genList (_: "chatter ") 2048)) (toplevel name);',
+    );
+    expect(chatty).toContain("builtins.trace");
+    const noisy = await h.fleet.commit({ "flake.nix": chatty }, "an evaluation that talks too much");
+    h.plane.moveMain(noisy);
+    const report = await reportWith(latestAt(noisy), "the evaluation's end");
+    const latest = report.desired?.latest;
+    expect(latest && "error" in latest ? latest.error : null).toBe("the evaluation printed more than 1024 bytes and was killed");
   });
 
   it("kills an evaluation that runs past its deadline and reports why", async () => {
