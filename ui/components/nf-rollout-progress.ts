@@ -129,8 +129,10 @@ export class NfRolloutProgress extends LitElement {
         ? html`<p class="tone-${r.revert.state === "failed" ? "bad" : "warn"} revert">
             ${r.revert.kind === "revert-pr" ? "Revert PR" : "Revert commit"} ${r.revert.state}${r.revert.error ? `: ${r.revert.error}` : ""}
             ${r.revert.url ? html`· <a href=${r.revert.url} target="_blank" rel="noopener noreferrer">${r.revert.url}</a>` : nothing}
+            ${r.revert.note ?? ""}
           </p>`
         : nothing}
+      ${this.offersRevert(r) ? html`<nf-revert-offer .rollout=${r} .store=${this.store}></nf-revert-offer>` : nothing}
       <ol class="waves">
         ${r.waves.map(
           (wave) =>
@@ -159,6 +161,13 @@ export class NfRolloutProgress extends LitElement {
         ? html`<div class="meta muted">Left out: ${r.leftOut.map((host, i) => html`${i ? ", " : ""}<span class="mono">${host.name}</span> (${host.reason})`)}</div>`
         : nothing}
       ${cancellable ? html`<nf-confirm-dialog></nf-confirm-dialog>` : nothing}`;
+  }
+
+  /** Under a failed rollout, on the fleet page: spec 002's rollback options (nf-revert-offer), loaded with the first such rollout. */
+  private offersRevert(r: RolloutView): boolean {
+    const offers = !!this.store && r.state === "failed" && !!r.finishedAt;
+    if (offers) void import("./nf-revert-offer.ts");
+    return offers;
   }
 
   private async cancel(rollout: RolloutView): Promise<void> {

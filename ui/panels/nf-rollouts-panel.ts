@@ -10,6 +10,8 @@ import { PagedList } from "../components/paged-list.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../components/nf-rollout-progress.ts";
 import { formatAge, localTimestamp } from "../../common/text.ts";
+import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
+import type { NfRevertDialog } from "../dialogs/nf-revert-dialog.ts";
 
 /** Every rollout, newest first: its PR and lock diff, who started it, each host's outcome, the failure and the revert. */
 export class NfRolloutsPanel extends LitElement {
@@ -123,7 +125,8 @@ export class NfRolloutsPanel extends LitElement {
       <ol>
         ${rollouts.map((rollout) => this.renderRollout(rollout))}
       </ol>
-      <div class="footer">${this._paged.footer("Load older rollouts")}</div>`;
+      <div class="footer">${this._paged.footer("Load older rollouts")}</div>
+      <nf-revert-dialog .store=${this.store}></nf-revert-dialog>`;
   }
 
   private renderRollout(rollout: RolloutView) {
@@ -152,9 +155,26 @@ export class NfRolloutsPanel extends LitElement {
                   ${detail.context.lockChanges.length > 0 ? lockChangesTable(detail.context.lockChanges) : nothing}`
                 : nothing}
           <nf-rollout-progress .rollout=${rollout} .repository=${this.repository} .now=${this.now}></nf-rollout-progress>
+          ${this.renderRevert(rollout)}
         </div>
       </details>
     </li>`;
+  }
+
+  /** "Revert this update…": for operators, once the rollout ended (the server refuses it before). */
+  private renderRevert(rollout: RolloutView) {
+    const why = roleDenial(this.store?.state.me ?? null, COMMAND_ROLE) ?? (rollout.finishedAt ? null : "the rollout has not ended yet");
+    return html`<div>
+      <button class="btn small revert" ?disabled=${why !== null} title=${why ?? "revert the merge commit on the branch or open a revert PR"} @click=${() => this.revert(rollout)}>
+        Revert this update…
+      </button>
+      ${why ? html`<span class="muted">${why}</span>` : nothing}
+    </div>`;
+  }
+
+  private async revert(rollout: RolloutView): Promise<void> {
+    await import("../dialogs/nf-revert-dialog.ts");
+    await (this.renderRoot.querySelector("nf-revert-dialog") as NfRevertDialog).show(rollout);
   }
 
   private async open(id: string): Promise<void> {
