@@ -1,5 +1,5 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { RolloutView } from "../../common/protocol.ts";
+import type { RolloutIncident, RolloutView } from "../../common/protocol.ts";
 import { shortSha } from "../common/format.ts";
 import { ROLLOUT_STATES, rolloutHeadline } from "../common/rollouts.ts";
 import { withLiveRollouts } from "../data/fleet-state.ts";
@@ -9,6 +9,8 @@ import { lockChangesStyles, lockChangesTable } from "../components/lock-changes.
 import { PagedList } from "../components/paged-list.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import "../components/nf-rollout-progress.ts";
+import "../components/nf-rollout-incidents.ts";
+import { rolloutIncidents } from "../data/rollout-incidents.ts";
 import { formatAge, localTimestamp } from "../../common/text.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
 import type { NfRevertDialog } from "../dialogs/nf-revert-dialog.ts";
@@ -22,6 +24,7 @@ export class NfRolloutsPanel extends LitElement {
     repository: {},
     now: { type: Number },
     _details: { state: true },
+    _incidents: { state: true },
   };
   declare store: FleetStore | null;
   declare live: readonly RolloutView[];
@@ -34,6 +37,9 @@ export class NfRolloutsPanel extends LitElement {
   });
   /** Opened entries: the detail, or why it could not be loaded. */
   private declare _details: Record<string, RolloutDetail | string>;
+  /** Hosts that turned red after each rollout (worker/coordinator/incidents.ts), by rollout id; asked once per shown rollout. */
+  private declare _incidents: Record<string, RolloutIncident[]>;
+  private readonly _incidentsAsked = new Set<string>();
 
   constructor() {
     super();
@@ -42,6 +48,7 @@ export class NfRolloutsPanel extends LitElement {
     this.repository = "";
     this.now = Date.now();
     this._details = {};
+    this._incidents = {};
   }
 
   static override styles = [
@@ -118,7 +125,7 @@ export class NfRolloutsPanel extends LitElement {
     return html`<div class="title-row">
         <h1 tabindex="-1">Update history</h1>
         <span class="spacer"></span>
-        <button class="btn small" ?disabled=${loading} @click=${() => this._paged.load(true)}>Refresh</button>
+        <button class="btn small" ?disabled=${loading} @click=${() => (this._incidentsAsked.clear(), this._paged.load(true))}>Refresh</button>
       </div>
       ${error ? html`<div class="card problem" role="alert">${error}</div>` : nothing}
       ${rollouts.length === 0 && !loading && !error ? html`<div class="card empty muted">No rollout yet.</div>` : nothing}
@@ -158,6 +165,7 @@ export class NfRolloutsPanel extends LitElement {
           ${this.renderRevert(rollout)}
         </div>
       </details>
+      <nf-rollout-incidents .incidents=${this._incidents[rollout.id] ?? []}></nf-rollout-incidents>
     </li>`;
   }
 
@@ -175,6 +183,23 @@ export class NfRolloutsPanel extends LitElement {
   private async revert(rollout: RolloutView): Promise<void> {
     await import("../dialogs/nf-revert-dialog.ts");
     await (this.renderRoot.querySelector("nf-revert-dialog") as NfRevertDialog).show(rollout);
+  }
+
+  override updated(): void {
+    this.askIncidents(withLiveRollouts(this._paged.items, this.live));
+  }
+
+  /** Asks for the links of the rollouts shown that were not asked for yet. */
+  private askIncidents(rollouts: readonly RolloutView[]): void {
+    const ids = rollouts.map((r) => r.id).filter((id) => !this._incidentsAsked.has(id)).slice(0, 100);
+    if (this.store && ids.length > 0) {
+      for (const id of ids) this._incidentsAsked.add(id);
+      rolloutIncidents(this.store.api, ids).then(
+        (found) => (this._incidents = { ...this._incidents, ...found }),
+        // The history reads without them; Refresh asks again.
+        (err: unknown) => console.warn("could not load the hosts that turned red after these rollouts", err),
+      );
+    }
   }
 
   private async open(id: string): Promise<void> {

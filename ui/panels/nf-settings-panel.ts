@@ -19,7 +19,7 @@ import "../components/nf-settings-channels.ts";
 import "../components/nf-settings-windows.ts";
 import "../components/nf-settings-ci-token.ts";
 
-type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback";
+type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "alerts";
 
 const DEPLOY_LABELS: Record<(typeof DEPLOY_STRATEGIES)[number], string> = {
   all: "every host (offline ones when they return)",
@@ -291,6 +291,11 @@ export class NfSettingsPanel extends LitElement {
         </section>
         <section aria-labelledby="s-notifications">
           <h2 id="s-notifications">Notifications</h2>
+          <div class="fields">
+            ${this.number("alerts", "alertAfterSeconds", draft.alerts.alertAfterSeconds, "Red for (seconds) before a host alert", "1", "host-red and tests-failed; 0 = at the first red")}
+            ${this.number("alerts", "recoverAfterSeconds", draft.alerts.recoverAfterSeconds, "Clear for (seconds) before its recovery", "1", "a host flapping red/green meanwhile stays one incident")}
+            ${this.number("alerts", "rolloutLinkHours", draft.alerts.rolloutLinkHours, "Link a red host to its rollout within (hours)", "any", "shown in the Update history")}
+          </div>
           <nf-settings-channels
             .channels=${draft.notifications}
             .errors=${errorsUnder(this._errors, "notifications")}
@@ -322,7 +327,7 @@ export class NfSettingsPanel extends LitElement {
 
   /** Messages whose path has no field of its own on the page (an unknown key, the whole object). */
   private unplacedErrors() {
-    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
+    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
     const rest = Object.entries(this._errors).filter(([key]) => !placed.test(key));
     if (rest.length === 0) return nothing;
     return html`<ul>${rest.map(([key, message]) => html`<li>${key ? html`<code>${key}</code>: ` : nothing}${message}</li>`)}</ul>`;
