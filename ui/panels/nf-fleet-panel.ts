@@ -22,7 +22,6 @@ import "../components/nf-fleet-table.ts";
 import "../components/nf-host-actions.ts";
 import "../components/nf-rollout-progress.ts";
 import "../components/nf-update-pr-banner.ts";
-import "../dialogs/nf-deploy-dialog.ts";
 import { plural, pluralWord } from "../../common/text.ts";
 
 /** The fleet page: header, update PR, bulk actions and the table. */
@@ -57,7 +56,9 @@ export class NfFleetPanel extends LitElement {
     await import("../dialogs/nf-bulk-dialog.ts");
     return this.renderRoot.querySelector("nf-bulk-dialog")!;
   }
-  private get _deploy(): NfDeployDialog {
+  // The deploy confirmation too: the first paint is at its budget, and the dialog waits for its plan anyway.
+  private async _deploy(): Promise<NfDeployDialog> {
+    await import("../dialogs/nf-deploy-dialog.ts");
     return this.renderRoot.querySelector("nf-deploy-dialog")!;
   }
 
@@ -190,7 +191,7 @@ export class NfFleetPanel extends LitElement {
             .pr=${pr}
             .now=${this.now}
             .store=${this.store}
-            @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => this._deploy.show(e.detail)}
+            @nf-merge-deploy=${(e: CustomEvent<UpdatePr>) => void this._deploy().then((dialog) => dialog.show(e.detail))}
             @nf-update-pr-automation=${(e: CustomEvent<AutomationActionDetail>) => void this.automationAction(e.detail)}
           ></nf-update-pr-banner>`
         : nothing}
@@ -213,7 +214,7 @@ export class NfFleetPanel extends LitElement {
             .hostCount=${hosts.length}
             .onlineCount=${hosts.filter((host) => host.online).length}
             .now=${this.now}
-            @nf-deploy=${() => this._deploy.show(null)}
+            @nf-deploy=${() => void this._deploy().then((dialog) => dialog.show(null))}
           ></nf-fleet-header>`
         : nothing}
       ${this.renderBody(fleet, selected, pr, currentBuild(pr))}
