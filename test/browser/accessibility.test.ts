@@ -73,12 +73,14 @@ const PAGES: DashboardPage[] = [
 /** What opens over the fleet page: the confirmations, the add-host form and a compartment's menu. */
 const OVERLAYS: { name: string; open: (page: Page) => Promise<void> }[] = [
   {
-    name: "the Merge & Deploy confirmation, CI overridden with a reason",
+    name: "the Merge & Deploy confirmation, CI and the failed fleet build overridden with reasons",
     open: async (page) => {
       await page.locator("nf-update-pr-banner #merge-deploy").click();
       await page.locator('nf-deploy-dialog ol[aria-label="Waves"]').waitFor();
-      // The reason enables the danger button, so its colours are measured too.
+      // The reasons enable the danger button, so its colours are measured too; the failed build's note with them.
       await page.locator("nf-deploy-dialog #override").fill("the failure is the known flaky check");
+      await page.locator("nf-deploy-dialog #fleet-build-failed").waitFor();
+      await page.locator("nf-deploy-dialog #fleet-build-override").fill("the failing host is being rebuilt anyway");
       await page.locator("nf-deploy-dialog #deploy:enabled").waitFor();
     },
   },

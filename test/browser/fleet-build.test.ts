@@ -173,6 +173,9 @@ describeWithNix("the fleet build in the browser needs real agents", () =>
       const UpdatePrs = z.object({ updatePrs: z.array(z.object({ number: z.number(), headSha: z.string() })) });
       const [pr] = UpdatePrs.parse((await dashboard.api("/api/update-prs")).json).updatePrs;
       expect(pr).toBeDefined();
+      // The first test ended on a host page.
+      await page.goto(dashboard.url);
+      await fleetRow(page, "web1").waitFor();
       // Held while the dialog plans, web3 is out of the plan's scope and not ticked...
       expect((await dashboard.api("/api/hosts/web3/hold", { method: "PUT", body: { reason: "checking the fleet build's refusal" } })).status).toBe(200);
       await page.locator("nf-update-pr-banner #merge-deploy").click();

@@ -124,8 +124,10 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     const since = new Date().toISOString();
     const files = Object.fromEntries(HOSTS.map((name) => [`hosts/${name}.txt`, name === "h1" ? "fail: h1 cannot build this" : `${name} generation 3`]));
     const number = await openGreenUpdatePr(files);
-    // h1's build of the PR head fails too (docs/fleet-build.md), which would leave it out: this test deploys to it anyway.
-    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${number}/merge-and-deploy`, { body: { includeFailedBuilds: true } });
+    // h1's build of the PR head fails too (docs/fleet-build.md), which refuses the merge or leaves h1 out: an admin deploys to it anyway.
+    const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${number}/merge-and-deploy`, {
+      body: { includeFailedBuilds: true, overrideFleetBuild: { reason: "this test deploys to the failing host" } },
+    });
     const done = await settledRollout(rollout.id);
     expect(done.state).toBe("failed");
     expect(done.failure?.host).toBe("h1");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chosenHosts, ciBlocker, holdTitle, hostChoices, hostStepDuration, rolloutHeadline, waveLabel } from "../../ui/common/rollouts.ts";
+import { chosenHosts, ciBlocker, ciNeedsOverride, ciReading, holdTitle, hostChoices, hostStepDuration, rolloutHeadline, waveLabel } from "../../ui/common/rollouts.ts";
 import { rolloutPlan, rolloutView } from "./fixtures.ts";
 
 describe("the progress line of a rollout", () => {
@@ -76,5 +76,41 @@ describe("the deploy confirmation's hosts", () => {
     const title = holdTitle({ reason: "kernel bisect", by: "alice@example.com", until: null, at: "2025-12-01T12:00:00.000Z" });
     expect(title).toBe("Held: kernel bisect — by alice@example.com");
     expect(holdTitle({ reason: "x", by: "bob", until: "2025-12-10T14:00:00.000Z", at: "2025-12-01T12:00:00.000Z" })).toMatch(/^Held: x — by bob, until 2025-12-1\d \d\d:\d\d$/);
+  });
+});
+
+describe("CI on the update-PR banner and in Merge & Deploy", () => {
+  const automation = (ciRequired: boolean, ciExpectedBy: string | null) => ({
+    state: "waiting-ci" as const,
+    headSha: "a".repeat(40),
+    ciPassedAt: null,
+    mergeAt: null,
+    reason: "",
+    mergeCommitSha: null,
+    rolloutId: null,
+    timeline: [],
+    ciRequired,
+    ciExpectedBy,
+  });
+  const at = (iso: string) => Date.parse(iso);
+  const expectedBy = "2026-12-06T13:30:00.000Z";
+
+  it.each([
+    { name: "green", ciState: "success" as const, required: true, now: "2026-12-06T14:00:00Z", reading: "success", override: false },
+    { name: "red, CI not required", ciState: "failure" as const, required: false, now: "2026-12-06T14:00:00Z", reading: "failure", override: true },
+    { name: "none, CI not required", ciState: "unknown" as const, required: false, now: "2026-12-06T14:00:00Z", reading: "not-required", override: false },
+    { name: "running, CI not required", ciState: "pending" as const, required: false, now: "2026-12-06T14:00:00Z", reading: "not-required", override: false },
+    { name: "none yet, within the expected time", ciState: "unknown" as const, required: true, now: "2026-12-06T13:29:59Z", reading: "unknown", override: true },
+    { name: "none after the expected time", ciState: "unknown" as const, required: true, now: "2026-12-06T13:30:00Z", reading: "missing", override: true },
+    { name: "running after the expected time", ciState: "pending" as const, required: true, now: "2026-12-06T14:00:00Z", reading: "pending", override: true },
+  ])("$name reads $reading; an override is asked for: $override", ({ ciState, required, now, reading, override }) => {
+    const pr = { ciState, automation: automation(required, required ? expectedBy : null) };
+    expect(ciReading(pr, at(now))).toBe(reading);
+    expect(ciNeedsOverride(pr)).toBe(override);
+  });
+
+  it("before the automation has looked at the PR, reads GitHub's state and asks for an override unless green", () => {
+    expect(ciReading({ ciState: "unknown", automation: null }, at("2026-12-07T00:00:00Z"))).toBe("unknown");
+    expect(ciNeedsOverride({ ciState: "unknown", automation: null })).toBe(true);
   });
 });

@@ -156,9 +156,9 @@ export class NfDeployDialog extends LitElement {
             <h2 id="title">${pr ? html`Merge &amp; Deploy #${pr.number}?` : `Deploy ${this.store?.state.repo?.branch ?? "the branch head"}?`}</h2>
             <p>
               ${pr
-                ? html`Merges <a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> on GitHub, then rolls the merge commit out.`
+                ? html`Merges <a href=${pr.url} target="_blank" rel="noopener noreferrer">${pr.title}</a> on GitHub, then rolls the merge commit out to the ticked hosts; the
+                    others stay behind main.`
                 : html`Rolls ${plan ? html`<span class="mono">${shortSha(plan.commit)}</span>` : "the head of the branch"} out to the ticked hosts.`}
-              ${pr ? "To the ticked hosts; the others stay behind main." : nothing}
               Wave by wave; a failing host stops the rollout.
             </p>
             ${pr ? (lockDiffNote(pr) === null ? lockChangesTable(pr.lockChanges) : html`<p class="muted">${lockDiffNote(pr)}</p>`) : nothing}
