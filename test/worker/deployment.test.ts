@@ -18,7 +18,7 @@ describe("GET /api/deployment", () => {
     expect(before.schema).toEqual({ applied: CODE_MIGRATION, expected: CODE_MIGRATION });
     expect(before.github).toMatchObject({ repository: "example/fleet", reachable: null, reachProblem: null });
     expect(before.github.problems).toContain(
-      "no GitHub API credentials: set GITHUB_TOKEN (fine-grained token) or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID",
+      "no GitHub API credentials: set GITHUB_TOKEN (fine-grained token) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (`npx nixfleet setup` registers the App)",
     );
 
     const { response } = await deliver("ping", example("ping"));

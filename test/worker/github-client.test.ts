@@ -226,6 +226,28 @@ describe("GitHub App authentication", () => {
     }
   });
 
+  it("finds the App's installation on the repository itself when no installation id is configured, once per isolate", async () => {
+    const keys = await appKeys();
+    const github = fakeAppGitHub(keys.publicKey, Date.now);
+    let lookups = 0;
+    const found = fakeGitHub({
+      "GET /repos/example/fleet/installation": async (request) => {
+        // Asked as the App: with its JWT, not an installation token.
+        const jwt = request.headers.get("authorization")?.replace(/^bearer /i, "") ?? "";
+        await jwtVerify(jwt, keys.publicKey, { currentDate: new Date(NOW), issuer: "4242" });
+        lookups++;
+        return Response.json({ id: 777, app_id: 4242, account: { login: "example" } });
+      },
+    });
+    const fetch = (input: RequestInfo | URL, init?: RequestInit) =>
+      new URL(new Request(input).url).pathname.endsWith("/installation") ? found.fetch(input, init) : github.fetch(input, init);
+    const withoutId: GitHubAuthConfig = { kind: "app", appId: "4242", privateKey: keys.pkcs1Pem, installationId: null };
+    await client(fetch, withoutId).openPulls("main");
+    await client(fetch, withoutId).openPulls("main");
+    expect(lookups).toBe(1);
+    expect(github.state.minted).toBe(1);
+  });
+
   it("trades the JWT for an installation token, shares it between clients and renews it before the hour is up", async () => {
     const keys = await appKeys();
     const github = fakeAppGitHub(keys.publicKey, Date.now);

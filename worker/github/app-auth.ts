@@ -13,10 +13,19 @@ import type { GitHubAuthConfig } from "./types.ts";
 // auth-app uses for its own cache: a minute less than GitHub's hour.
 const tokenCache = new Lru<string>(100, 59 * 60_000);
 
-/** Forgets every cached installation token (tests; a rotated key). */
+// The App's installation on a repository, found once per isolate when GITHUB_APP_INSTALLATION_ID is not set.
+const installationIds = new Map<string, string>();
+
+/** Forgets every cached installation token and found installation (tests; a rotated key). */
 export function clearInstallationTokens(): void {
   tokenCache.clear();
+  installationIds.clear();
 }
+
+/** The key a found installation is remembered under: the same App on the same repository at the same API. */
+export const installationKey = (apiUrl: string, appId: string, repository: string): string => `${apiUrl} ${appId} ${repository.toLowerCase()}`;
+export const knownInstallation = (key: string): string | undefined => installationIds.get(key);
+export const rememberInstallation = (key: string, id: string): void => void installationIds.set(key, id);
 
 /**
  * GitHub hands out the key as PKCS#1 ("BEGIN RSA PRIVATE KEY"), which
@@ -30,9 +39,9 @@ function pkcs8Pem(pem: string): string {
   return createPrivateKey(text).export({ type: "pkcs8", format: "pem" }).toString();
 }
 
-/** The Octokit options that authenticate as the App's installation. */
-export function appAuthOptions(auth: Extract<GitHubAuthConfig, { kind: "app" }>) {
-  const common = { appId: auth.appId, installationId: auth.installationId, cache: tokenCache };
+/** The Octokit options that authenticate as the App's installation (`installationId`), or as the App itself (null). */
+export function appAuthOptions(auth: Extract<GitHubAuthConfig, { kind: "app" }>, installationId: string | null = auth.installationId) {
+  const common = installationId === null ? { appId: auth.appId, cache: tokenCache } : { appId: auth.appId, installationId, cache: tokenCache };
   let options: StrategyOptions;
   try {
     options = { ...common, privateKey: pkcs8Pem(auth.privateKey) };

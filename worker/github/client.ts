@@ -26,7 +26,7 @@ import {
   type StatusData,
   type TreeEntry,
 } from "./answers.ts";
-import { appAuthOptions } from "./app-auth.ts";
+import { appAuthOptions, installationKey, knownInstallation, rememberInstallation } from "./app-auth.ts";
 import { httpFailure, rateLimitRetryAt, readRateLimit, type GitHubRateLimit, type HeaderValues } from "./rate-limit.ts";
 import type { GitHubAuthConfig, RepositoryName } from "./types.ts";
 import {
@@ -68,7 +68,10 @@ const isProtectionRefusal = (error: GitHubApiError): boolean =>
 /** The fleet repository on GitHub (or the emulator), through one authenticated Octokit. */
 export class GitHubClient {
   readonly repository: RepositoryName;
-  readonly #octokit: Octokit;
+  /** Null until the App's installation is found (an App configured without GITHUB_APP_INSTALLATION_ID). */
+  #octokit: Octokit | null;
+  readonly #octokitFor: (installationId: string) => Octokit;
+  readonly #findInstallation: (() => Promise<string>) | null;
   readonly #now: () => number;
   readonly #timeoutMs: number;
   readonly #onRateLimit: ((rate: GitHubRateLimit) => void) | null;
@@ -80,17 +83,39 @@ export class GitHubClient {
     this.#timeoutMs = options.timeoutMs ?? 20_000;
     const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
     const auth = options.auth;
-    this.#octokit = new Octokit({
-      baseUrl: options.apiUrl,
-      userAgent: "nixfleet-control-plane",
-      request: { fetch: doFetch },
-      ...(auth.kind === "token" ? { auth: auth.token } : appAuthOptions(auth)),
-    });
+    const octokit = (authOptions: object) =>
+      new Octokit({ baseUrl: options.apiUrl, userAgent: "nixfleet-control-plane", request: { fetch: doFetch }, ...authOptions });
+    this.#octokitFor = (installationId) => octokit(auth.kind === "token" ? { auth: auth.token } : appAuthOptions(auth, installationId));
+    if (auth.kind === "token") {
+      this.#octokit = octokit({ auth: auth.token });
+      this.#findInstallation = null;
+    } else {
+      const key = installationKey(options.apiUrl, auth.appId, options.repository.fullName);
+      const installationId = auth.installationId ?? knownInstallation(key) ?? null;
+      this.#octokit = installationId === null ? null : this.#octokitFor(installationId);
+      // GET /repos/{owner}/{repo}/installation authenticates as the App (auth-app signs the JWT for it).
+      const asApp = octokit(appAuthOptions(auth, null));
+      this.#findInstallation = async () => {
+        const { data } = await asApp.request("GET /repos/{owner}/{repo}/installation", {
+          owner: options.repository.owner,
+          repo: options.repository.name,
+          request: { signal: AbortSignal.timeout(this.#timeoutMs) },
+        });
+        const id = String(z.object({ id: z.number().int() }).parse(data).id);
+        rememberInstallation(key, id);
+        return id;
+      };
+    }
+  }
+
+  async #client(): Promise<Octokit> {
+    if (this.#octokit === null) this.#octokit = this.#octokitFor(await this.#findInstallation!());
+    return this.#octokit;
   }
 
   async #request(what: string, route: string, params: Record<string, unknown> = {}): Promise<{ data: unknown; status: number }> {
     try {
-      const response = await this.#octokit.request(route, {
+      const response = await (await this.#client()).request(route, {
         owner: this.repository.owner,
         repo: this.repository.name,
         ...params,

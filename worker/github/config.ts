@@ -67,14 +67,14 @@ export function readGitHubConfig(env: WorkerEnv): GitHubConfig {
     const missing = [
       appId === null ? "GITHUB_APP_ID" : null,
       privateKey === null ? "GITHUB_APP_PRIVATE_KEY" : null,
-      installationId === null ? "GITHUB_APP_INSTALLATION_ID" : null,
     ].filter((name) => name !== null);
     if (missing.length > 0) problems.push(`GitHub App credentials are incomplete: ${missing.join(", ")} not set`);
-    else if (!/^\d+$/.test(installationId!)) problems.push("GITHUB_APP_INSTALLATION_ID must be a number");
-    else auth = { kind: "app", appId: appId!, privateKey: privateKey!, installationId: installationId! };
+    else if (installationId !== null && !/^\d+$/.test(installationId)) problems.push("GITHUB_APP_INSTALLATION_ID must be a number");
+    // Without an installation id the client finds the App's installation on the repository itself.
+    else auth = { kind: "app", appId: appId!, privateKey: privateKey!, installationId };
   } else {
     problems.push(
-      "no GitHub API credentials: set GITHUB_TOKEN (fine-grained token) or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID",
+      "no GitHub API credentials: set GITHUB_TOKEN (fine-grained token) or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (`npx nixfleet setup` registers the App)",
     );
   }
 

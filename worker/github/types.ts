@@ -9,4 +9,5 @@ export interface RepositoryName {
 
 export type GitHubAuthConfig =
   | { kind: "token"; token: string }
-  | { kind: "app"; appId: string; privateKey: string; installationId: string };
+  /** `installationId` null: the client asks GitHub for the App's installation on the repository. */
+  | { kind: "app"; appId: string; privateKey: string; installationId: string | null };
