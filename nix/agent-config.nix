@@ -39,6 +39,8 @@ let
     "pollTimeoutSeconds"
     "tests"
     "autoTestAfterSwitch"
+    "safetyNet"
+    "bootIdFile"
     "rollout"
     "desired"
     "extraPath"
@@ -111,6 +113,10 @@ let
           }) (attrNames options.tests.commands);
         };
         inherit (options) autoTestAfterSwitch logLevel;
+        safetyNet = {
+          inherit (options.safetyNet) enable;
+          confirmTimeoutSeconds = options.safetyNet.confirmTimeout;
+        };
         rollout = {
           inherit (options.flakeUpdates) autoUpdate priority canary;
         };

@@ -124,6 +124,26 @@ in
       };
     };
 
+    safetyNet = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Before a switch, record the running system and start a watchdog that
+          activates it again unless the new agent confirms within
+          `confirmTimeout` of the activation (healthy, and the control plane
+          reached on a new connection). See docs/hosts.md "When a switch goes
+          wrong on the host".
+        '';
+      };
+
+      confirmTimeout = mkOption {
+        type = types.ints.between 1 3600;
+        default = 120;
+        description = "Seconds after the activation within which the host must confirm a switch, or go back to the previous system.";
+      };
+    };
+
     autoTestAfterSwitch = mkOption {
       type = types.bool;
       default = false;

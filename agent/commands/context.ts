@@ -4,7 +4,6 @@ import type { CommandDelivery, CommandResult, OutputStream } from "../../common/
 import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
 import type { Logger } from "../logger.ts";
-import type { SafetyNet } from "../safety-net/safety-net.ts";
 import type { HostPlatform } from "../platforms/platform.ts";
 import type { HostRunner } from "../runner.ts";
 
@@ -37,7 +36,30 @@ export interface HostContext {
   /** A line of the agent's own narration (`$ git fetch …`, verification results). */
   say(line: string): void;
   /** Guards a switch on the host (safety-net/); absent where the agent does not switch (status). */
-  safetyNet?: SafetyNet;
+  safetyNet?: SwitchGuard;
+}
+
+/** What a switch tells the safety net before it activates. */
+export interface ArmInput {
+  commandId: string;
+  commit: string | null;
+  previous: string | null;
+  next: string | null;
+  /** The switch job's exit file, where the window opens. */
+  activationExitFile: string;
+  /** The switch command's deadline: the window opens by then even if the job vanished. */
+  activationGiveUpAt: string;
+  say(line: string): void;
+}
+
+/** The safety net as a switch sees it (agent/safety-net/safety-net.ts). */
+export interface SwitchGuard {
+  /** Records the previous system and starts the watchdog, before the activation. */
+  arm(input: ArmInput): Promise<unknown>;
+  /** Whether this command armed it. */
+  armed(commandId: string): Promise<boolean>;
+  /** After the switch job ended: the outcome confirmed, or the rollback's; null when the agent stops. */
+  settle(commandId: string, outcome: CommandOutcome, say: (line: string) => void, healthTests: () => Promise<string | null>): Promise<CommandOutcome | null>;
 }
 
 export interface CommandContext extends HostContext {

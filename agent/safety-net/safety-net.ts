@@ -12,7 +12,7 @@ import type { AgentConfig } from "../../common/agent-config.ts";
 import type { HostRollback, SafetyNetReport } from "../../common/protocol.ts";
 import { plural } from "../../common/text.ts";
 import { sleep } from "../backoff.ts";
-import type { CommandOutcome } from "../commands/context.ts";
+import type { ArmInput, CommandOutcome, SwitchGuard } from "../commands/context.ts";
 import type { Logger } from "../logger.ts";
 import type { HostPlatform } from "../platforms/platform.ts";
 import type { HostRunner } from "../runner.ts";
@@ -38,18 +38,6 @@ export interface SafetyNetOptions {
   confirm(commandId: string, system: string, signal: AbortSignal): Promise<ConfirmOutcome>;
 }
 
-export interface ArmInput {
-  commandId: string;
-  commit: string | null;
-  previous: string | null;
-  next: string | null;
-  /** The switch job's exit file, where the window opens. */
-  activationExitFile: string;
-  /** The switch command's deadline: the window opens by then even if the job vanished. */
-  activationGiveUpAt: string;
-  say(line: string): void;
-}
-
 /** Health checks after the activation: why the new system is not healthy, or null. */
 export type HealthTests = () => Promise<string | null>;
 
@@ -58,7 +46,7 @@ const RETRY_CONFIRM_MS = 1_000;
 const KEEP_ROLLED_BACK = 50;
 const KEEP_OTHERS = 5;
 
-export class SafetyNet {
+export class SafetyNet implements SwitchGuard {
   readonly #options: SafetyNetOptions;
   readonly #root: string;
 
@@ -286,7 +274,7 @@ export class SafetyNet {
           await dir.reopenWindow(bootId);
           await this.#startWatchdog(dir);
         } else {
-          await rollBack(dir, record, runner, `the host rebooted into ${running ?? "an unreadable system"}, not the unconfirmed ${record.next}`, "agent", log);
+          await rollBack(dir, record, runner, `the host rebooted into ${running ?? "an unreadable system"}, not the unconfirmed ${record.next}`, "agent", log, true);
         }
         continue;
       }

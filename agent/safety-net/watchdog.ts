@@ -76,7 +76,9 @@ async function activationEnded(record: SafetyNetRecord): Promise<boolean> {
 
 /**
  * Claims the "rollback" decision and activates the recorded previous system. Null when the
- * host already runs it (nothing was activated) or the agent confirmed first.
+ * host already runs it (nothing was activated) or the agent confirmed first. `evenIfRunning`:
+ * after a reboot into the previous system the profile still names the unconfirmed one, which
+ * the next boot would start, so it is activated all the same.
  */
 export async function rollBack(
   dir: SafetyNetDir,
@@ -85,9 +87,10 @@ export async function rollBack(
   reason: string,
   by: "agent" | "watchdog",
   log: (line: string) => void,
+  evenIfRunning = false,
 ): Promise<HostRollback | null> {
   const running = await runner.realPath(record.runningSystemLink).catch(() => null);
-  if (running === record.previous) {
+  if (running === record.previous && !evenIfRunning) {
     const claimed = await dir.decide({ decision: "not-activated", by, at: new Date().toISOString(), reason: `the host runs the previous system ${record.previous}` });
     if (claimed.won) log(`the host already runs the previous system ${record.previous}: nothing to roll back`);
     return null;

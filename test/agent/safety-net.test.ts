@@ -184,4 +184,88 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
     expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
   });
+
+  it("an answer that is not the control plane's own (an Access login page) does not confirm: the host rolls back", async () => {
+    await startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    const gen2 = await nextGeneration("generation 2");
+    const accessPage = { status: 200, contentType: "text/html", body: "<!doctype html><title>Sign in ・ Cloudflare Access</title>" };
+    h.plane.confirmFaults.push(...Array.from({ length: 100 }, () => accessPage));
+    const { id, finished } = await h.run("switch", { timeoutMs: 60_000 });
+    expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
+    expect(await h.shim.currentSystem()).toBe(gen1);
+    expect(h.plane.confirmations.filter((c) => c.request.commandId === id).length).toBeGreaterThan(0);
+    expect(h.plane.output(id)).toContain("the answer is not the control plane's confirmation: not JSON");
+  });
+});
+
+describeWithNix("the host's safety net across a reboot", () => {
+  let bootIdFile: string;
+
+  beforeEach(async () => {
+    h = await createHarness();
+    proxy = await startTcpProxy(hostAndPort(h.plane.url));
+    bootIdFile = path.join(h.root, "boot_id");
+    await fs.writeFile(bootIdFile, "boot-1\n");
+  });
+
+  afterEach(async () => {
+    await h.cleanup();
+    await proxy.close();
+    expect(h.plane.protocolErrors).toEqual([]);
+  });
+
+  const startAgent = () => h.startAgent({ url: proxy.url, bootIdFile, safetyNet: { confirmTimeoutSeconds: CONFIRM_TIMEOUT_SECONDS } });
+
+  /** Switches to a new generation and "reboots" once its window opened: the agent and its watchdog gone, a new boot id. */
+  async function switchThenReboot(): Promise<{ id: string; gen1: string; gen2: { system: string; commit: string } }> {
+    await startAgent();
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    const gen2 = await nextGeneration("generation 2");
+    const activated = onActivation(gen2.system, async () => {
+      proxy.refuseNew();
+      await h.stopAgent();
+    });
+    const id = h.plane.queue("switch");
+    await activated;
+    // The watchdog opens the window when the switch job ends; then the host goes down.
+    await eventually("the window to open", () => fs.readFile(path.join(safetyNetDir(id), "window.json"), "utf8"));
+    const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { pgid: number };
+    process.kill(-handle.pgid, "SIGKILL");
+    await fs.writeFile(bootIdFile, "boot-2\n");
+    proxy.reopen();
+    return { id, gen1, gen2 };
+  }
+
+  it("a host that booted the unconfirmed system gets a fresh window, and its agent confirms the switch", async () => {
+    const { id, gen2 } = await switchThenReboot();
+    await startAgent();
+    const finished = await h.plane.waitForFinished(id);
+    expect(finished, finished.error ?? "").toMatchObject({ outcome: "succeeded" });
+    expect(await h.shim.currentSystem()).toBe(gen2.system);
+    expect(await readJson(path.join(safetyNetDir(id), "window.json"))).toMatchObject({ bootId: "boot-2" });
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "confirmed" });
+    expect(h.logs.join("\n")).toContain("the host rebooted into the unconfirmed system: a fresh confirmation window");
+  });
+
+  it("a host that booted another system is rolled back to the recorded previous one first, then reports", async () => {
+    const { id, gen1, gen2 } = await switchThenReboot();
+    // The boot loader started the old generation: the running system is not the unconfirmed one.
+    await fs.symlink(gen1, `${h.shim.currentSystemLink}.new`);
+    await fs.rename(`${h.shim.currentSystemLink}.new`, h.shim.currentSystemLink);
+    const generationsBefore = await h.shim.generations();
+    await startAgent();
+    const finished = await h.plane.waitForFinished(id);
+    expect(finished.error).toBe(`rolled back on the host: the host rebooted into ${gen1}, not the unconfirmed ${gen2.system}`);
+    expect(finished.result.hostRollback).toMatchObject({ from: gen2.system, to: gen1, outcome: "rolled-back" });
+    // The profile, which the next boot starts, points at the previous system again.
+    const generations = await h.shim.generations();
+    expect(generations.length).toBe(generationsBefore.length + 1);
+    expect(await fs.realpath(path.join(h.shim.stateDir, "profiles", "system"))).toBe(gen1);
+    expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
+  });
 });

@@ -31,6 +31,7 @@ function optionValues(overrides: Record<string, unknown> = {}) {
     pollTimeout: 90,
     tests: { commands: {}, directory: null },
     autoTestAfterSwitch: false,
+    safetyNet: { enable: true, confirmTimeout: 120 },
     flakeUpdates: { autoUpdate: true, priority: 100, canary: false },
     evaluate: "local",
     desiredEvaluation: { memoryMax: "2G", maxDelay: 300, timeout: 1800 },
@@ -106,6 +107,7 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
       await render("nixos", {
         tests: { commands: { nginx: "systemctl is-active nginx" }, directory: null },
         autoTestAfterSwitch: true,
+        safetyNet: { enable: false, confirmTimeout: 30 },
         flakeUpdates: { autoUpdate: false, priority: 1, canary: true },
         extraPath: [`${STORE}/eeee-curl-8.16.0`],
         logLevel: "debug",
@@ -122,6 +124,7 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
       pollTimeoutSeconds: 90,
       tests: { commands: [{ name: "nginx", command: "systemctl is-active nginx" }] },
       autoTestAfterSwitch: true,
+      safetyNet: { enable: false, confirmTimeoutSeconds: 30 },
       rollout: { autoUpdate: false, priority: 1, canary: true },
       extraPath: [`${STORE}/eeee-curl-8.16.0/bin`],
       currentSystemLink: "/run/current-system",
