@@ -132,6 +132,37 @@ describeWithBrowser("the Settings page", () => {
     await expect.poll(() => section("Rollout").getByLabel("Soak after each wave (seconds)").inputValue()).toBe(String(theirs.rollout.soakSeconds));
   });
 
+  it("creates the CI token, shows it once, and rotates it: the old one is refused from then on", async () => {
+    const publish = async (token: string) =>
+      (
+        await fetch(`${dashboard.url}/api/desired`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ commit: "5a".repeat(20), hosts: { "no-such-host": "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-x" } }),
+        })
+      ).status;
+    await open();
+    const ci = section("CI token for desired systems");
+    await ci.getByText("No CI token yet.").waitFor();
+    await ci.getByRole("button", { name: "Create a CI token" }).click();
+    const shown = ci.getByLabel("CI token");
+    await shown.waitFor();
+    const first = await shown.inputValue();
+    expect(first).toMatch(/^nfci_[A-Za-z0-9_-]{43}$/);
+    await ci.getByText(/In force since .+, created by developer@localhost\./).waitFor();
+    // Authenticated: refused for its body (a host the fleet does not have), not for the token.
+    expect(await publish(first)).toBe(400);
+
+    await ci.getByRole("button", { name: "Rotate the CI token" }).click();
+    await expect.poll(() => shown.inputValue()).not.toBe(first);
+    expect(await publish(first)).toBe(401);
+    expect(await publish(await shown.inputValue())).toBe(400);
+    // Opened again, the token is gone from the page; only when it was created is shown.
+    await open();
+    await section("CI token for desired systems").getByText(/In force since /).waitFor();
+    expect(await page.content()).not.toContain(first.slice(5));
+  });
+
   it("reports no page errors but the refused save's 409", () => {
     expect(session.errors.filter((e) => !e.includes("status of 409"))).toEqual([]);
   });

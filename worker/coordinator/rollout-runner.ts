@@ -145,7 +145,7 @@ export class RolloutRunner {
     this.store.saveRollout(rollout, context, false);
     this.pullUnchanged(rollout, hosts);
     this.step(id, { type: "start" });
-    this.host.effect(auditEffect(now, input.actor, "rollout.start", id, { commit: input.commit, pr: input.pr?.number ?? null, hosts: rollout.hosts.length }));
+    this.host.effect(auditEffect(now, input.actor, "rollout.start", id, { commit: input.commit, pr: input.pr?.number ?? null, hosts: rollout.hosts.length, unchanged: rollout.unchanged }));
     return step(toRolloutView(this.store.rollout(id)?.rollout ?? rollout));
   }
 
