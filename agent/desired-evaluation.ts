@@ -85,6 +85,9 @@ export async function evaluateCommit(
   const work = path.join(workRoot, id);
   const src = path.join(work, "src");
   const git = (args: string[]) => runGit(host.config, host.runner, args, { signal: shutdown });
+  // One deadline for the evaluation and its dry run together.
+  const deadline = AbortSignal.timeout(limits.timeoutSeconds * 1000);
+  const bounds = { ...limits, deadline };
   try {
     const added = await withCache(cache, async () => {
       // One evaluation at a time per agent: anything here is what a crash or a reboot left behind.
@@ -97,11 +100,11 @@ export async function evaluateCommit(
 
     const installable = host.platform.systemInstallable(src);
     const evalArgv = [host.config.tools.nix, ...NIX_FLAKE_FLAGS, "eval", "--json", installable, "--apply", "d: { out = d.outPath; drv = d.drvPath; }"];
-    const evaluated = await runBounded(host, `nixfleet-desired-${id}`, src, evalArgv, limits, shutdown);
+    const evaluated = await runBounded(host, `nixfleet-desired-${id}`, src, evalArgv, bounds, shutdown);
     if (evaluated.kind !== "ran") return evaluated;
     const parsed = parseEvaluated(evaluated.result.stdout);
     if (parsed === null) return { kind: "failed", error: `nix eval printed no store path: ${evaluated.result.stdout.slice(0, 300)}`, cacheable: false };
-    const changes = await dryRun(host, `nixfleet-desired-${id}-dry-run`, src, parsed.drv, limits, shutdown);
+    const changes = await dryRun(host, `nixfleet-desired-${id}-dry-run`, src, parsed.drv, bounds, shutdown);
     if (shutdown.aborted) return { kind: "stopped" };
     return { kind: "evaluated", outPath: parsed.out, changes };
   } finally {
@@ -110,6 +113,7 @@ export async function evaluateCommit(
 }
 
 type BoundedRun = { kind: "ran"; result: RunResult } | Exclude<EvaluationOutcome, { kind: "evaluated" }>;
+type Bounds = EvaluationLimitsConfig & { deadline: AbortSignal };
 
 /**
  * Runs one nix command the platform's way, killed at the deadline or once its output passes the
@@ -120,11 +124,11 @@ async function runBounded(
   name: string,
   cwd: string,
   argv: string[],
-  limits: EvaluationLimitsConfig,
+  limits: Bounds,
   shutdown: AbortSignal,
 ): Promise<BoundedRun> {
-  const { argv: wrapped, stopArgv } = host.platform.evaluationCommand(argv, { name, cwd, ...limits }, host.runner);
-  const deadline = AbortSignal.timeout(limits.timeoutSeconds * 1000);
+  const { memoryMax, timeoutSeconds, deadline } = limits;
+  const { argv: wrapped, stopArgv } = host.platform.evaluationCommand(argv, { name, cwd, memoryMax, timeoutSeconds }, host.runner);
   const overflow = new AbortController();
   let printed = 0;
   const result = await host.runner.run(wrapped, {
@@ -178,7 +182,7 @@ async function dryRun(
   name: string,
   cwd: string,
   drv: string,
-  limits: EvaluationLimitsConfig,
+  limits: Bounds,
   shutdown: AbortSignal,
 ): Promise<DesiredChanges | null> {
   const argv = [host.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--dry-run", drv];
