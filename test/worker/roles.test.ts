@@ -102,6 +102,7 @@ const EXPECTED: Record<string, Role> = {
   "POST /api/update-prs/:number/skip": "operator",
   "POST /api/rollouts": "operator",
   "POST /api/rollouts/:id/cancel": "operator",
+  "POST /api/rollouts/:id/revert": "operator",
   "PUT /api/hosts/:name/hold": "operator",
   "DELETE /api/hosts/:name/hold": "operator",
   "POST /api/repo/refresh": "operator",
