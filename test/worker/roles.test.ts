@@ -92,6 +92,7 @@ const EXPECTED: Record<string, Role> = {
   "GET /api/repo": "viewer",
   "GET /api/update-prs": "viewer",
   "GET /api/rollouts": "viewer",
+  "GET /api/rollouts/incidents": "viewer",
   "GET /api/rollouts/:id": "viewer",
   "POST /api/rollouts/plan": "viewer",
   "GET /api/notifications/deliveries": "viewer",
