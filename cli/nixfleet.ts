@@ -8,7 +8,11 @@
  * flake.lock.
  */
 import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { createInterface } from "node:readline/promises";
+import { fileURLToPath } from "node:url";
 import { renderResults, runDoctor } from "./doctor.ts";
+import { runSetup, SetupError } from "./setup.ts";
 import { parseArgs } from "node:util";
 import {
   diffFlakeLocks,
@@ -26,7 +30,11 @@ export interface CliIo {
   stderr(text: string): void;
   /** The file's text; rejects with a Node-style error (`ENOENT: …`) when it cannot be read. */
   readFile(path: string): Promise<string>;
-  env: Readonly<Record<string, string | undefined>>;
+  env: NodeJS.ProcessEnv;
+  /** The working directory relative paths are read from. */
+  cwd: string;
+  /** Asks a question on a terminal; absent when input is not one (then the flags must answer). */
+  ask?: (question: string) => Promise<string>;
 }
 
 export const EXIT_OK = 0;
@@ -48,6 +56,15 @@ Commands:
       commands are taken and its agent's session ends, so use a host added for the check.
       --webhook-max-age-hours N (default 168): an older last webhook fails.
 
+  setup [--hostname HOST] [--repository OWNER/NAME] [--name WORKER] [--database NAME] [--dir DIR]
+        [--keep-workers-dev] [--dry-run]
+      Create or complete a deployment with your Cloudflare account (after \`npx wrangler login\`): the D1
+      database, its migrations, the Worker (workers.dev off unless --keep-workers-dev), its secrets (only
+      those absent), the GitHub App (GitHub's manifest flow, through a local page), then the Access steps.
+      A second run does only what is missing. --dry-run prints the plan. The deployment's own wrangler
+      configuration and state live in DIR (default .nixfleet); asked for when not given on a terminal.
+      --github-url URL, --github-api-url URL: GitHub Enterprise Server (or the GitHub emulator).
+
 Options:
   -h, --help  Show this help.
 
@@ -63,6 +80,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (command === "lock-diff") return lockDiff(rest, io);
   if (command === "doctor") return doctor(rest, io);
+  if (command === "setup") return setup(rest, io);
   return usageError(io, command === undefined ? "no command given" : `unknown command "${command}"`);
 }
 
@@ -154,6 +172,57 @@ async function doctor(args: readonly string[], io: CliIo): Promise<number> {
   return results.some((result) => result.status === "failed") ? EXIT_FAILED : EXIT_OK;
 }
 
+async function setup(args: readonly string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      strict: true,
+      options: {
+        hostname: { type: "string" },
+        repository: { type: "string" },
+        name: { type: "string", default: "nixfleet" },
+        database: { type: "string" },
+        dir: { type: "string", default: ".nixfleet" },
+        "keep-workers-dev": { type: "boolean", default: false },
+        "dry-run": { type: "boolean", default: false },
+        "github-url": { type: "string", default: "https://github.com" },
+        "github-api-url": { type: "string", default: "https://api.github.com" },
+        "callback-port": { type: "string", default: "0" },
+      },
+    });
+  } catch (error) {
+    return usageError(io, error instanceof Error ? error.message : String(error));
+  }
+  const { values } = parsed;
+  const hostname = values.hostname ?? (await io.ask?.("The dashboard's hostname (e.g. fleet.example.com): "));
+  const repository = values.repository ?? (await io.ask?.("The fleet repository on GitHub (owner/name): "));
+  if (!hostname || !/^[a-z0-9.-]+$/i.test(hostname)) return usageError(io, "setup needs --hostname, the dashboard's hostname (e.g. fleet.example.com)");
+  if (!repository || !/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/.test(repository)) return usageError(io, "setup needs --repository owner/name, the fleet's repository");
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  try {
+    return await runSetup({
+      root,
+      dir: path.resolve(io.cwd, values.dir),
+      name: values.name,
+      database: values.database ?? values.name,
+      hostname,
+      repository,
+      keepWorkersDev: values["keep-workers-dev"],
+      dryRun: values["dry-run"],
+      githubUrl: values["github-url"].replace(/\/+$/, ""),
+      githubApiUrl: values["github-api-url"].replace(/\/+$/, ""),
+      callbackPort: Number(values["callback-port"]),
+      env: io.env,
+      out: io.stdout,
+    });
+  } catch (error) {
+    if (!(error instanceof SetupError)) throw error;
+    io.stderr(`nixfleet setup: ${error.message}\n`);
+    return EXIT_FAILED;
+  }
+}
+
 async function readLock(path: string, io: CliIo): Promise<{ lock: FlakeLock } | { problem: string }> {
   let text: string;
   try {
@@ -181,7 +250,18 @@ export async function run(): Promise<void> {
     stderr: (text) => void process.stderr.write(text),
     readFile: (path) => readFile(path, "utf8"),
     env: process.env,
+    cwd: process.cwd(),
+    ...(process.stdin.isTTY ? { ask } : {}),
   });
+}
+
+async function ask(question: string): Promise<string> {
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return (await prompt.question(question)).trim();
+  } finally {
+    prompt.close();
+  }
 }
 
 if (import.meta.main) await run();

@@ -26,6 +26,7 @@ async function cli(...argv: string[]) {
     stderr: (text) => void (stderr += text),
     readFile: (path) => readFile(path, "utf8"),
     env: {},
+    cwd: process.cwd(),
   });
   return { code, stdout, stderr };
 }

@@ -1,3 +1,4 @@
+import { AppRegistry } from "./apps.ts";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { CheckConclusion, CheckStatus, RequiredChecks, StatusState } from "./checks.ts";
@@ -83,6 +84,8 @@ export class GitHubEmulator {
   readonly #webhooks: WebhookSender;
   readonly #server: LoopbackServer;
   readonly #faults = new Faults();
+  /** GitHub Apps registered through the manifest flow (apps.ts), installed on this repository. */
+  readonly apps = new AppRegistry();
   #started = false;
 
   constructor(options: GitHubEmulatorOptions) {
@@ -115,7 +118,7 @@ export class GitHubEmulator {
       repoId,
       hookId,
     });
-    const app = createApp(this.#repository, { token: options.token, extra: controlRoutes(this), faults: this.#faults });
+    const app = createApp(this.#repository, { token: options.token, extra: controlRoutes(this), faults: this.#faults, apps: this.apps });
     this.#server = new LoopbackServer((request) => app.fetch(request));
   }
 

@@ -5,6 +5,8 @@ import { DOCS, GitHubApiError } from "../errors.ts";
 import { faultMessage, type Faults } from "../faults.ts";
 import type { EmulatedRepository } from "../repository.ts";
 import { userJson } from "../payloads.ts";
+import type { AppRegistry } from "../apps.ts";
+import { appRoutes } from "./apps.ts";
 import { checkRoutes } from "./checks.ts";
 import { json, type AppEnv } from "./common.ts";
 import { gitDataRoutes } from "./git-data.ts";
@@ -25,7 +27,7 @@ function requestId(): string {
  * The emulator's HTTP surface: GitHub's REST API for one repository, plus the raw/html
  * pages its URLs point at. `extra` mounts more routes (the /_emulator control endpoints).
  */
-export function createApp(repository: EmulatedRepository, options: { token?: string; extra?: Hono<AppEnv>; faults?: Faults }): Hono<AppEnv> {
+export function createApp(repository: EmulatedRepository, options: { token?: string; extra?: Hono<AppEnv>; faults?: Faults; apps?: AppRegistry }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const rate = { remaining: RATE_LIMIT, reset: 0 };
 
@@ -42,6 +44,8 @@ export function createApp(repository: EmulatedRepository, options: { token?: str
   });
 
   if (options.extra) app.route("/", options.extra);
+  // Before the token check: these authenticate as the App (its JWT) or not at all (the manifest flow).
+  if (options.apps) app.route("/", appRoutes(options.apps, Date.now));
 
   // Headers every api.github.com answer carries, errors included; then the token check.
   const apiHeaders = createMiddleware<AppEnv>(async (c, next) => {
@@ -69,7 +73,8 @@ export function createApp(repository: EmulatedRepository, options: { token?: str
       const header = c.req.header("authorization");
       if (!header) throw new GitHubApiError(401, "Requires authentication");
       const m = /^(?:token|bearer)\s+(.+)$/i.exec(header.trim());
-      if (!m || m[1] !== options.token) throw new GitHubApiError(401, "Bad credentials");
+      const minted = m !== null && options.apps?.acceptsToken(m[1]!, Date.now()) === true;
+      if (!m || (m[1] !== options.token && !minted)) throw new GitHubApiError(401, "Bad credentials");
     }
     await next();
   });
