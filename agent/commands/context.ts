@@ -59,7 +59,7 @@ export interface SwitchGuard {
   /** Whether this command armed it. */
   armed(commandId: string): Promise<boolean>;
   /** After the switch job ended: the outcome confirmed, or the rollback's; null when the agent stops. */
-  settle(commandId: string, outcome: CommandOutcome, say: (line: string) => void, healthTests: () => Promise<string | null>): Promise<CommandOutcome | null>;
+  settle(commandId: string, outcome: CommandOutcome, say: (line: string) => void, healthTests: (signal: AbortSignal) => Promise<string | null>): Promise<CommandOutcome | null>;
 }
 
 export interface CommandContext extends HostContext {

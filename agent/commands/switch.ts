@@ -100,16 +100,17 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
   const safetyNet = ctx.safetyNet;
   if (meta.action !== "switch" || safetyNet === undefined || !(await safetyNet.armed(meta.commandId))) return judgeJob(ctx, jobs, meta, end, false);
   const judged = await judgeJob(ctx, jobs, meta, end, true);
-  const settled = await safetyNet.settle(meta.commandId, judged, ctx.say, () => healthTests(ctx));
+  const settled = await safetyNet.settle(meta.commandId, judged, ctx.say, (signal) => healthTests(ctx, signal));
   // The health check ran the tests: the run after the switch would only repeat them.
   if (settled !== null && settled.then === "run-tests" && testsConfigured(ctx.config)) delete settled.then;
   return settled;
 }
 
 /** The host's configured tests as part of the safety net's health check; why they fail, or null. */
-async function healthTests(ctx: HostContext): Promise<string | null> {
-  const ran = await runTests({ ...ctx, output: () => {} }, new AbortController().signal);
+async function healthTests(ctx: HostContext, signal: AbortSignal): Promise<string | null> {
+  const ran = await runTests({ ...ctx, output: () => {} }, signal);
   if (ran.kind === "none") return null;
+  if (ran.cancelled) return "the health tests were stopped";
   await ctx.store.recordTestRun(ran.run);
   const failing = ran.run.results.filter((result) => !result.passed).map((result) => result.name);
   if (failing.length === 0) {

@@ -39,7 +39,7 @@ export interface SafetyNetOptions {
 }
 
 /** Health checks after the activation: why the new system is not healthy, or null. */
-export type HealthTests = () => Promise<string | null>;
+export type HealthTests = (signal: AbortSignal) => Promise<string | null>;
 
 const RETRY_CONFIRM_MS = 1_000;
 /** Rolled-back records are the host's memory of bad systems: kept, up to this many. */
@@ -149,7 +149,7 @@ export class SafetyNet implements SwitchGuard {
     const closesAt = windowClosesAt(record, window);
     let decision = await dir.readDecision();
     if (decision === null) {
-      const unhealthy = outcome.outcome !== "succeeded" ? `the switch did not succeed: ${outcome.error ?? outcome.outcome}` : await this.#health(record, io);
+      const unhealthy = outcome.outcome !== "succeeded" ? `the switch did not succeed: ${outcome.error ?? outcome.outcome}` : await this.#health(record, io, closesAt);
       if (unhealthy === null) {
         io.say("safety net: healthy; confirming to the control plane on a new connection…");
         const confirmed = await this.#confirmUntil(record, dir, closesAt, io);
@@ -190,7 +190,7 @@ export class SafetyNet implements SwitchGuard {
   }
 
   /** No unit failed that was not failed before, and the configured health tests pass. */
-  async #health(record: SafetyNetRecord, io: { say(line: string): void; healthTests: HealthTests }): Promise<string | null> {
+  async #health(record: SafetyNetRecord, io: { say(line: string): void; healthTests: HealthTests }, closesAt: number): Promise<string | null> {
     const { platform, runner } = this.#options;
     const now = await platform.listFailedUnits(runner, io.say).catch((error: unknown) => `cannot list failed units: ${String(error)}`);
     if (typeof now === "string") return now;
@@ -200,7 +200,10 @@ export class SafetyNet implements SwitchGuard {
       if (newlyFailed.length > 0) return `${plural(newlyFailed.length, "unit")} failed since the switch: ${newlyFailed.slice(0, 10).join(", ")}`;
       io.say(`safety net: no unit failed since the switch${now.length > 0 ? ` (${plural(now.length, "unit")} failed before it, still failed)` : ""}`);
     }
-    return io.healthTests();
+    // Tests still running when the window closes could not confirm anyway: they are stopped.
+    const window = AbortSignal.timeout(Math.max(1, closesAt - monotonicMs()));
+    const failing = await io.healthTests(window);
+    return window.aborted ? "the health tests did not finish within the confirmation window" : failing;
   }
 
   async #confirmUntil(record: SafetyNetRecord, dir: SafetyNetDir, closesAt: number, io: { say(line: string): void; shutdown: AbortSignal }): Promise<boolean> {

@@ -10,7 +10,7 @@ import { shortSha } from "../../common/text.ts";
 import { eventually } from "../support/wait.ts";
 import { hostAndPort, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { createHarness, type Harness } from "./harness.ts";
+import { createHarness, processGone, type Harness } from "./harness.ts";
 
 const CONFIRM_TIMEOUT_SECONDS = 3;
 
@@ -169,6 +169,7 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { mode: string; pgid: number };
     expect(handle.mode).toBe("process-group");
     process.kill(-handle.pgid, "SIGKILL");
+    await eventually("the watchdog to be gone", () => processGone(handle.pgid));
     // Nobody saw the activation end: the switch job's exit file is its only witness. Wait past its deadline.
     const exitFile = path.join(h.stateDir, "jobs", id, "exit");
     const endedAt = await eventually("the switch job to end", () => fs.stat(exitFile).then((stat) => stat.mtimeMs));
@@ -183,6 +184,20 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     expect(await h.shim.currentSystem()).toBe(gen1);
     expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
     expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
+  });
+
+  it("a health test that fails on the new system keeps it from being confirmed: the host rolls back", async () => {
+    const tests = { commands: [{ name: "not-generation-2", command: `! grep -q "generation 2" ${h.shim.currentSystemLink}` }] };
+    await h.startAgent({ url: proxy.url, tests, safetyNet: { confirmTimeoutSeconds: CONFIRM_TIMEOUT_SECONDS } });
+    await h.run("pull");
+    await h.run("switch");
+    const gen1 = await h.fleet.systemPath("web1");
+    const gen2 = await nextGeneration("generation 2");
+    const { id, finished } = await h.run("switch", { timeoutMs: 60_000 });
+    expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen2.commit)}`);
+    expect(h.plane.output(id)).toContain("safety net: not confirming: 1 of 1 health tests failed: not-generation-2");
+    expect(h.plane.confirmations.filter((c) => c.request.commandId === id)).toEqual([]);
+    expect(await h.shim.currentSystem()).toBe(gen1);
   });
 
   it("an answer that is not the control plane's own (an Access login page) does not confirm: the host rolls back", async () => {
@@ -236,6 +251,7 @@ describeWithNix("the host's safety net across a reboot", () => {
     await eventually("the window to open", () => fs.readFile(path.join(safetyNetDir(id), "window.json"), "utf8"));
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { pgid: number };
     process.kill(-handle.pgid, "SIGKILL");
+    await eventually("the watchdog to be gone", () => processGone(handle.pgid));
     await fs.writeFile(bootIdFile, "boot-2\n");
     proxy.reopen();
     return { id, gen1, gen2 };

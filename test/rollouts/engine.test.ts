@@ -155,6 +155,16 @@ describe("the health gate", () => {
     expect(w.host("c0")).toMatchObject({ state: "failed", reason });
     expect(w.view().state).toBe("failed");
   });
+
+  it("a switch the host rolled back by itself (the safety net) fails that host and the rollout, saying so", () => {
+    const w = world();
+    w.step({ type: "start" });
+    w.queued("c0");
+    w.started("c0");
+    w.finished("c0", "failed", { error: "rolled back on the host: no confirmation within 120 s after switching to c0ffee0" });
+    expect(w.host("c0")).toMatchObject({ state: "failed", reason: "pull-switch failed: rolled back on the host: no confirmation within 120 s after switching to c0ffee0" });
+    expect(w.view()).toMatchObject({ state: "failed", failure: { host: "c0" } });
+  });
 });
 
 describe("failure", () => {
