@@ -42,11 +42,13 @@ export async function startAgent(options: {
     branch: "main",
     stateDir: join(dir, "state"),
     pollTimeoutSeconds: 5,
-    tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+    tools: { nixosRebuild: shim.nixosRebuild, activateSystem: shim.activateSystem, detach: "setsid" },
     currentSystemLink: shim.currentSystemLink,
     bootedSystemLink: shim.bootedSystemLink,
     tests: { commands: [{ name: "system responds", command: "true" }] },
     logLevel: "debug",
+    // Evaluates main the moment it moves (no fleet-wide spread): the System column is exact at once.
+    desired: { evaluate: "local", maxDelaySeconds: 0 },
   };
   const configFile = join(dir, "agent.json");
   await writeFile(configFile, JSON.stringify(config, null, 2));

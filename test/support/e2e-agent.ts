@@ -74,6 +74,8 @@ export async function writeE2eHost(options: E2eAgentOptions): Promise<E2eHost> {
     ...(options.priority === undefined ? {} : { rollout: { priority: options.priority } }),
     ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
     ...(options.safetyNet === undefined ? {} : { safetyNet: options.safetyNet }),
+    // Evaluates main the moment it moves (no fleet-wide spread), so System is exact as soon as the test looks.
+    desired: { evaluate: "local", maxDelaySeconds: 0 },
   };
   const configFile = path.join(dir, "agent.json");
   await fs.writeFile(configFile, JSON.stringify(config));

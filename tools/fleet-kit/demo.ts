@@ -305,11 +305,13 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         branch: "main",
         stateDir: path.join(hostDir, "state"),
         pollTimeoutSeconds: Number(DEMO_VARS.POLL_TIMEOUT_SECONDS),
-        tools: { nixosRebuild: shim.nixosRebuild, detach: "setsid" },
+        tools: { nixosRebuild: shim.nixosRebuild, activateSystem: shim.activateSystem, detach: "setsid" },
         currentSystemLink: shim.currentSystemLink,
         bootedSystemLink: shim.bootedSystemLink,
         tests: { commands: [{ name: "system responds", command: "true" }] },
         autoTestAfterSwitch: true,
+        // A demo host evaluates main the moment it moves: the System column is exact at once, not after a fleet-wide spread.
+        desired: { evaluate: "local", maxDelaySeconds: 0 },
         rollout: { priority: host.priority },
       };
       const configFile = path.join(hostDir, "agent.json");
