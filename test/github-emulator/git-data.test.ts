@@ -68,6 +68,29 @@ describe("github emulator: git data API", () => {
     expect(env.receiver.payloads("push", PushPayload).at(-1)).toMatchObject({ before: second, after: first, forced: true, commits: [] });
   });
 
+  it("with pull requests required, refuses a direct update of main (422, protected branch) while other branches and PR merges still move", async () => {
+    const env = await startEmulator();
+    close = env.close;
+    const first = await env.emulator.seed({ a: "1\n" });
+    const pr = await env.emulator.openPullRequest({ head: "change", title: "change a", files: { a: "2\n" }, message: "two" });
+    env.emulator.requirePullRequests(true);
+    const branch = await api(env.emulator.apiUrl, "GET", "/repos/example/fleet/branches/main");
+    expect(branch.json).toMatchObject({ protected: true });
+    const rejected = await api(env.emulator.apiUrl, "PATCH", "/repos/example/fleet/git/refs/heads/main", { sha: pr.head.sha });
+    expect(rejected.status).toBe(422);
+    expect(rejected.json).toMatchObject({ message: expect.stringMatching(/^Protected branch update failed for refs\/heads\/main: Changes must be made through a pull request\.$/) });
+    expect(await env.emulator.branchSha("main")).toBe(first);
+    const other = await api(env.emulator.apiUrl, "PATCH", "/repos/example/fleet/git/refs/heads/change", { sha: first, force: true });
+    expect(other.status).toBe(200);
+    await env.emulator.updatePullRequest(pr.number, { files: { a: "3\n" }, message: "three" });
+    const merged = await api(env.emulator.apiUrl, "PUT", `/repos/example/fleet/pulls/${pr.number}/merge`, {});
+    expect(merged.status).toBe(200);
+    expect(await env.emulator.branchSha("main")).not.toBe(first);
+    env.emulator.requirePullRequests(false);
+    const unprotected = await api(env.emulator.apiUrl, "PATCH", "/repos/example/fleet/git/refs/heads/main", { sha: first, force: true });
+    expect(unprotected.status).toBe(200);
+  });
+
   it("builds trees from blobs and inline content, creates refs, and reads trees back recursively", async () => {
     const env = await startEmulator();
     close = env.close;
