@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
+import { compartmentsOfCommand } from "../../common/compartments.ts";
 import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
@@ -332,9 +333,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       }
       case "host-freed": {
         const { record } = reaction;
-        // The agent's report may have come before this end (its events and its polls travel apart): the
-        // host is judged again by its latest report, now that the command ended (a rollout verifying it, its incidents).
-        this.outbox.add({ type: "health-recheck", hostId: record.hostId, hostName: record.hostName });
+        // The agent's report may have come before this end (its events and its polls travel apart): the host
+        // is judged again by its latest report, now that the command ended — by a rollout verifying it, and
+        // for its incidents when the command moves a compartment (a build, a refresh or a stop moves none).
+        if (c.rollouts.verifying(record.hostName) || compartmentsOfCommand(record.kind).length > 0) {
+          this.outbox.add({ type: "health-recheck", hostId: record.hostId, hostName: record.hostName });
+        }
         c.rollouts.hostFreed(record);
         // After the rollouts: a deploy that waited for the host goes before a build that did.
         c.fleetBuilds.queueWaiting(record.hostId, "free");
