@@ -57,10 +57,11 @@ Commands:
       --webhook-max-age-hours N (default 168): an older last webhook fails.
 
   setup [--hostname HOST] [--repository OWNER/NAME] [--name WORKER] [--database NAME] [--dir DIR]
-        [--keep-workers-dev] [--dry-run]
+        [--keep-workers-dev] [--access-aud TAG --access-team-domain URL] [--dry-run]
       Create or complete a deployment with your Cloudflare account (after \`npx wrangler login\`): the D1
       database, its migrations, the Worker (workers.dev off unless --keep-workers-dev), its secrets (only
-      those absent), the GitHub App (GitHub's manifest flow, through a local page), then the Access steps.
+      those absent; ACCESS_AUD and ACCESS_TEAM_DOMAIN once given), the GitHub App (GitHub's manifest flow,
+      through a local page), then the Access steps.
       A second run does only what is missing. --dry-run prints the plan. The deployment's own wrangler
       configuration and state live in DIR (default .nixfleet); asked for when not given on a terminal.
       --github-url URL, --github-api-url URL: GitHub Enterprise Server (or the GitHub emulator).
@@ -185,6 +186,8 @@ async function setup(args: readonly string[], io: CliIo): Promise<number> {
         database: { type: "string" },
         dir: { type: "string", default: ".nixfleet" },
         "keep-workers-dev": { type: "boolean", default: false },
+        "access-aud": { type: "string" },
+        "access-team-domain": { type: "string" },
         "dry-run": { type: "boolean", default: false },
         "github-url": { type: "string", default: "https://github.com" },
         "github-api-url": { type: "string", default: "https://api.github.com" },
@@ -209,6 +212,8 @@ async function setup(args: readonly string[], io: CliIo): Promise<number> {
       hostname,
       repository,
       keepWorkersDev: values["keep-workers-dev"],
+      ...(values["access-aud"] === undefined ? {} : { accessAud: values["access-aud"] }),
+      ...(values["access-team-domain"] === undefined ? {} : { accessTeamDomain: values["access-team-domain"].replace(/\/+$/, "") }),
       dryRun: values["dry-run"],
       githubUrl: values["github-url"].replace(/\/+$/, ""),
       githubApiUrl: values["github-api-url"].replace(/\/+$/, ""),

@@ -28,6 +28,9 @@ export interface SetupOptions {
   /** The fleet repository, owner/name. */
   repository: string;
   keepWorkersDev: boolean;
+  /** The Access application's AUD tag and team domain, once it exists (put as secrets when absent). */
+  accessAud?: string;
+  accessTeamDomain?: string;
   dryRun: boolean;
   /** github.com's site and API: the GitHub emulator's in tests. */
   githubUrl: string;
@@ -149,6 +152,9 @@ export async function runSetup(options: SetupOptions): Promise<number> {
     ],
   ];
   if (options.githubApiUrl !== DEFAULT_API_URL) wanted.push(["GITHUB_API_URL", async () => options.githubApiUrl]);
+  const { accessAud, accessTeamDomain } = options;
+  if (accessAud !== undefined) wanted.push(["ACCESS_AUD", async () => accessAud]);
+  if (accessTeamDomain !== undefined) wanted.push(["ACCESS_TEAM_DOMAIN", async () => accessTeamDomain]);
   for (const [name, value, note] of wanted) {
     if (!existingSecrets.has(name)) steps.push({ describe: `put the secret ${name}${note ?? ""}`, run: async () => void (await putSecret(name, await value())) });
   }
@@ -231,9 +237,8 @@ Cloudflare Access (Zero Trust → Access → Applications; docs/operations.md#cl
   1. Add a self-hosted application for ${options.hostname}; allow the people who may see the dashboard.
   2. Add a second policy, action Bypass, for https://${options.hostname}/api/agent/*, https://${options.hostname}/webhooks/github
      and https://${options.hostname}/metrics (agents, GitHub and Prometheus authenticate themselves).
-  3. Put the application's AUD tag and the team domain as secrets:
-       npx wrangler secret put ACCESS_AUD --config ${path.join(options.dir, "wrangler.toml")}
-       npx wrangler secret put ACCESS_TEAM_DOMAIN --config ${path.join(options.dir, "wrangler.toml")}
+  3. Run setup again with the application's AUD tag and the team domain, which it puts as secrets:
+       npx nixfleet setup --access-aud <AUD tag> --access-team-domain https://<team>.cloudflareaccess.com
 Then check it: npx nixfleet doctor https://${options.hostname}
 `;
 }

@@ -97,7 +97,8 @@ describe("nixfleet setup", () => {
   it("registers the GitHub App through the manifest flow and the App's id, key and webhook secret reach wrangler secret put; a second run plans nothing", async () => {
     const wrangler = await installFakeWrangler(path.join(dir, "full"));
     const deploymentDir = path.join(dir, "full", "deployment");
-    const run = setup(wrangler, deploymentDir);
+    const access = ["--access-aud", "4714c1358e65fe4b", "--access-team-domain", "https://myteam.cloudflareaccess.com"];
+    const run = setup(wrangler, deploymentDir, ...access);
     const localPage = await eventually("setup to open its local page", () => /Open (http:\/\/127\.0\.0\.1:\d+\/) in your browser/.exec(run.stdout())?.[1], {
       giveUpWhen: () => (run.stderr() ? `setup failed: ${run.stderr()}` : null),
     });
@@ -121,6 +122,8 @@ describe("nixfleet setup", () => {
       GITHUB_WEBHOOK_SECRET: app!.webhookSecret,
       GITHUB_REPOSITORY: "example/fleet",
       GITHUB_API_URL: apiUrl,
+      ACCESS_AUD: "4714c1358e65fe4b",
+      ACCESS_TEAM_DOMAIN: "https://myteam.cloudflareaccess.com",
     });
     expect(Buffer.from(account.secrets.SETTINGS_ENCRYPTION_KEY!, "base64")).toHaveLength(32);
     const tokenFile = path.join(deploymentDir, "metrics-token");
@@ -150,7 +153,7 @@ describe("nixfleet setup", () => {
 
     // Again, against what the first run left: nothing to do, and no wrangler call that changes anything.
     const callsBefore = (await wrangler.calls()).length;
-    const again = setup(wrangler, deploymentDir);
+    const again = setup(wrangler, deploymentDir, ...access);
     expect(await again.code, again.stderr()).toBe(0);
     expect(again.stdout()).toContain("Nothing to do: the deployment is set up.");
     const secondRun = (await wrangler.calls()).slice(callsBefore);
