@@ -132,7 +132,7 @@ export class NfRolloutProgress extends LitElement {
             ${r.revert.note ?? ""}
           </p>`
         : nothing}
-      ${this.offersRevert(r) ? html`<nf-revert-offer .rollout=${r} .store=${this.store}></nf-revert-offer>` : nothing}
+      ${this.store && r.state === "failed" && r.finishedAt ? this.revertOffer(r) : nothing}
       <ol class="waves">
         ${r.waves.map(
           (wave) =>
@@ -163,11 +163,10 @@ export class NfRolloutProgress extends LitElement {
       ${cancellable ? html`<nf-confirm-dialog></nf-confirm-dialog>` : nothing}`;
   }
 
-  /** Under a failed rollout, on the fleet page: spec 002's rollback options (nf-revert-offer), loaded with the first such rollout. */
-  private offersRevert(r: RolloutView): boolean {
-    const offers = !!this.store && r.state === "failed" && !!r.finishedAt;
-    if (offers) void import("./nf-revert-offer.ts");
-    return offers;
+  /** Under a failed rollout, on the fleet page: spec 002's rollback options, whose element loads with the first such rollout. */
+  private revertOffer(r: RolloutView) {
+    void import("./nf-revert-offer.ts");
+    return html`<nf-revert-offer .rollout=${r} .store=${this.store}></nf-revert-offer>`;
   }
 
   private async cancel(rollout: RolloutView): Promise<void> {
