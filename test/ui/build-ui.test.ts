@@ -158,6 +158,7 @@ describe("buildUi", () => {
         "nf-host-update-build",
         "nf-merge-dialog",
         "nf-repo-refresh",
+        "nf-revert-offer",
         "nf-rollouts-panel",
         "nf-settings-panel",
         "nf-token-dialog",
