@@ -101,8 +101,7 @@ const OVERLAYS: { name: string; open: (page: Page) => Promise<void> }[] = [
   {
     name: "a compartment's menu",
     open: async (page) => {
-      // The menu closes when the page scrolls (by design), and a live page may scroll itself (scroll anchoring as
-      // lines above fill in): a viewport as tall as the page has nothing to scroll.
+      // A viewport as tall as the page: the menu and every row it might cover are on screen together for the scan.
       const height = await page.evaluate(() => document.documentElement.scrollHeight);
       await page.setViewportSize({ width: 1280, height: height + 200 });
       await page.locator(`nf-fleet-table [role=row][data-host="${FAILING_HOST}"] button.cell[data-compartment="lock"]`).click();

@@ -29,8 +29,9 @@ type Anchor = HTMLElement & { expanded?: boolean };
 /**
  * The one action menu of a page, opened at whatever was clicked (a
  * compartment cell, a host's ⋮). A popover in the top layer, so no table or
- * scroll container clips it; Escape and a click outside close it, arrow keys
- * move through the items, focus returns to where it was opened from.
+ * scroll container clips it; it follows its anchor when the page moves.
+ * Escape and a click outside close it, arrow keys move through the items,
+ * focus returns to where it was opened from.
  */
 export class NfActionMenu extends LitElement {
   static override properties = {
@@ -51,7 +52,17 @@ export class NfActionMenu extends LitElement {
   private readonly _onPointerDown = (event: PointerEvent) => {
     if (this._anchor && event.composedPath().includes(this._anchor)) this._pressedAnchor = true;
   };
-  private readonly _closeOnViewportChange = () => this.close();
+  /**
+   * The page moved under the menu (a scroll, scroll anchoring as a live page's lines fill in, a resize):
+   * the menu follows its anchor, and closes only once the anchor is off screen.
+   */
+  private readonly _followAnchor = () => {
+    const anchor = this._anchor;
+    if (anchor === null || this._content === null) return;
+    const rect = anchor.getBoundingClientRect();
+    if (!anchor.isConnected || rect.bottom < 0 || rect.top > window.innerHeight) this.close(false);
+    else this.position(anchor, this._menu);
+  };
 
   constructor() {
     super();
@@ -165,8 +176,8 @@ export class NfActionMenu extends LitElement {
     menu.showPopover();
     this.position(anchor, menu);
     window.addEventListener("pointerdown", this._onPointerDown, { capture: true });
-    window.addEventListener("resize", this._closeOnViewportChange);
-    window.addEventListener("scroll", this._closeOnViewportChange, { capture: true, passive: true });
+    window.addEventListener("resize", this._followAnchor);
+    window.addEventListener("scroll", this._followAnchor, { capture: true, passive: true });
     this.items()[0]?.focus();
   }
 
@@ -245,8 +256,8 @@ export class NfActionMenu extends LitElement {
   /** The popover closed (a choice, Escape, a click outside): tidy up and hand focus back. */
   private closed(): void {
     window.removeEventListener("pointerdown", this._onPointerDown, { capture: true });
-    window.removeEventListener("resize", this._closeOnViewportChange);
-    window.removeEventListener("scroll", this._closeOnViewportChange, { capture: true });
+    window.removeEventListener("resize", this._followAnchor);
+    window.removeEventListener("scroll", this._followAnchor, { capture: true });
     const anchor = this._anchor;
     const pressedAnchor = this._pressedAnchor;
     this._pressedAnchor = false;

@@ -139,10 +139,10 @@ export class NfFleetHeader extends LitElement {
     `,
   ];
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    // Refresh from GitHub is used now and then: it loads after the first paint.
-    void import("./nf-repo-refresh.ts");
+  override updated(): void {
+    // Refresh from GitHub is used now and then: it loads once there is a repository to read again, never
+    // for the first paint (a control plane without GitHub, or one that has not read it yet, shows none).
+    if (this.repo !== null && !customElements.get("nf-repo-refresh")) void import("./nf-repo-refresh.ts");
   }
 
   override render() {
@@ -161,7 +161,7 @@ export class NfFleetHeader extends LitElement {
     if (repo === null || head === null) {
       return html`<h2 id="target-h">Target commit</h2>
         <div class="muted">unknown — ${repo === null ? "the control plane has not read the repository yet" : `${repo.branch} not read yet`}</div>
-        <nf-repo-refresh .store=${this.store} .me=${this.me}></nf-repo-refresh>`;
+        ${repo === null ? nothing : html`<nf-repo-refresh .store=${this.store} .me=${this.me}></nf-repo-refresh>`}`;
     }
     const commitUrl = `https://github.com/${repo.repository}/commit/${head.sha}`;
     return html`<h2 id="target-h">Target commit</h2>
