@@ -74,5 +74,7 @@ export function runningAgainstMain(host: HostFacts, current: string, desired: De
 function whatChanges(wanted: Extract<DesiredForMain, { kind: "out-path" }>): string {
   if (wanted.changes === null) return `main builds ${storePathName(wanted.outPath)}`;
   const { toBuild, toFetch } = wanted.changes;
+  // A fleet build (or an earlier switch) may have realised it already: nothing to do but activate it.
+  if (toBuild === 0 && toFetch === 0) return `main's system ${storePathName(wanted.outPath)} is built here, ready to activate`;
   return `${plural(toBuild, "path")} to build, ${plural(toFetch, "path")} to fetch`;
 }

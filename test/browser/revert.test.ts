@@ -49,7 +49,11 @@ describeWithNix("reverting in the browser needs real agents", () =>
       await github.setCheckRun(pr.head.sha, { name: "build", status: "completed", conclusion: "success" });
       await github.flushWebhooks();
       await eventually(`update PR #${pr.number} with CI green`, async () => JSON.stringify((await dashboard.api("/api/update-prs")).json).includes(`"ciState":"success"`) && JSON.stringify((await dashboard.api("/api/update-prs")).json).includes(`"number":${pr.number}`));
-      const answer = await dashboard.api(`/api/update-prs/${pr.number}/merge-and-deploy`, { method: "POST", body: { includeFailedBuilds: true } });
+      const answer = await dashboard.api(`/api/update-prs/${pr.number}/merge-and-deploy`, {
+        method: "POST",
+        // The failing update is deployed to the host whose build failed on purpose: its wave is what fails.
+        body: { includeFailedBuilds: true, overrideFleetBuild: { reason: "the test deploys to the failing host on purpose" } },
+      });
       expect(answer.status, JSON.stringify(answer.json)).toBe(201);
       return settled(z.object({ rollout: RolloutView }).parse(answer.json).rollout.id);
     }

@@ -44,6 +44,12 @@ describe("System against main's desired system", () => {
     expect(c.system).toMatchObject({ state: Y, reason: "switch needed: 3 paths to build, 41 paths to fetch", action: "switch" });
   });
 
+  it("says main's system is ready to activate when the dry run has nothing to build or fetch (a fleet build realised it)", () => {
+    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }), "lockA"));
+    expect(c.system).toMatchObject({ state: Y, action: "switch" });
+    expect(c.system.reason).toMatch(/^switch needed: main's system .+ is built here, ready to activate$/);
+  });
+
   it("names main's system when the dry run's counts are not known", () => {
     const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config), "lockA"));
     expect(c.system.reason).toBe("switch needed: main builds nixos-system-hsb0-25.05.20251214.3f1a9c2-restic");

@@ -45,7 +45,15 @@ const settled = (id: string) =>
 describeWithNix("the desired system with three real agents, the GitHub emulator and the real control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-desired-"));
-    github = await startGitHubFleet({ root, hosts: HOSTS, webhookSecret: "desired-secret", token: "github_pat_desired", pollTimeoutSeconds: 5, packages: {} });
+    github = await startGitHubFleet({
+      root,
+      hosts: HOSTS,
+      webhookSecret: "desired-secret",
+      token: "github_pat_desired",
+      pollTimeoutSeconds: 5,
+      packages: {},
+      vars: { ROLLOUT_CANARY_SOAK_SECONDS: "2", ROLLOUT_WAVE_SIZE: "2" },
+    });
     for (const agent of github.agents) agents.set(agent.name, agent);
     await eventually("three hosts to report", everyHostReporting(github.cp.url, HOSTS.length));
     const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
