@@ -13,8 +13,8 @@ import { z } from "zod";
 import { CommandView, HostView, RolloutView } from "../../common/protocol.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
-import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
-import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
@@ -55,9 +55,7 @@ describeWithNix("the desired system with three real agents, the GitHub emulator 
       vars: { ROLLOUT_CANARY_SOAK_SECONDS: "2", ROLLOUT_WAVE_SIZE: "2" },
     });
     for (const agent of github.agents) agents.set(agent.name, agent);
-    await eventually("three hosts to report", everyHostReporting(github.cp.url, HOSTS.length));
-    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
-    expect((await settled(first.rollout.id)).state).toBe("succeeded");
+    await deployMainEverywhere(github, eventually);
     for (const name of HOSTS) {
       await eventually(`${name} to run main's system`, async () => (await systemOf(name)).state === "green");
     }

@@ -17,8 +17,8 @@ import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import type { ControlPlane } from "../support/control-plane.ts";
-import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
-import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
@@ -85,10 +85,8 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     });
     ({ cp, emulator } = github);
     for (const agent of github.agents) hosts.set(agent.name, agent);
-    await eventually("three hosts to report", everyHostReporting(cp.url, HOSTS.length));
     // Every host runs the fleet's configuration first, so a build has a running system to compare with.
-    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
-    await eventually("the first deploy", async () => (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${first.rollout.id}`)).rollout.state === "succeeded");
+    await deployMainEverywhere(github, eventually);
   }, 300_000);
 
   afterAll(async () => {

@@ -16,8 +16,8 @@ import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import type { ControlPlane } from "../support/control-plane.ts";
-import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
-import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 300_000 });
@@ -105,9 +105,7 @@ describeWithNix("Merge & Deploy to chosen hosts, the fleet build's refusal, and 
       packages: {},
     });
     ({ cp, emulator, agents } = github);
-    await eventually("four hosts to report", everyHostReporting(cp.url, HOSTS.length));
-    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
-    expect((await settledRollout(first.rollout.id)).state).toBe("succeeded");
+    await deployMainEverywhere(github, eventually);
   }, 300_000);
 
   afterAll(async () => {

@@ -17,8 +17,8 @@ import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import type { ControlPlane } from "../support/control-plane.ts";
-import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
-import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
@@ -106,9 +106,7 @@ describeWithNix("reverting an update on demand, with three real agents and the G
     });
     ({ cp, emulator } = github);
     for (const agent of github.agents) agents.set(agent.name, agent);
-    await eventually("three hosts to report", everyHostReporting(cp.url, HOSTS.length));
-    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
-    expect((await settled(first.rollout.id)).state).toBe("succeeded");
+    await deployMainEverywhere(github, eventually);
   }, 300_000);
 
   afterAll(async () => {

@@ -18,8 +18,8 @@ import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import type { ControlPlane } from "../support/control-plane.ts";
-import { everyHostReporting, killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
-import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
+import { killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
@@ -90,9 +90,7 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     });
     ({ cp, emulator } = github);
     for (const agent of github.agents) hosts.set(agent.name, agent);
-    await eventually("six hosts to report", everyHostReporting(cp.url, HOSTS.length));
-    const first = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
-    expect((await settledRollout(first.rollout.id)).state).toBe("succeeded");
+    await deployMainEverywhere(github, eventually);
   }, 300_000);
 
   afterAll(async () => {

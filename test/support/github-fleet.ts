@@ -8,12 +8,14 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { z } from "zod";
+import { RolloutView } from "../../common/protocol.ts";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { GitHubEmulator, type GitHubEmulatorOptions } from "../../tools/github-emulator/emulator.ts";
 import { adminApi } from "./admin-api.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
-import { enrollE2eAgent, killE2eAgents, type E2eAgent } from "./e2e-agent.ts";
+import { enrollE2eAgent, everyHostReporting, killE2eAgents, type E2eAgent } from "./e2e-agent.ts";
+import type { Probe } from "./wait.ts";
 
 const exec = promisify(execFile);
 
@@ -110,4 +112,20 @@ export async function startGitHubFleet(options: GitHubFleetOptions): Promise<Git
     throw error;
   }
   return { cp, emulator, fleet, agents, stop };
+}
+
+/**
+ * Waits for every agent's first report, then deploys main to the whole fleet and waits for that rollout to
+ * succeed: each host runs the fleet's configuration, so what a test does next has a running system to change.
+ */
+export async function deployMainEverywhere(fleet: GitHubFleet, eventually: <T>(what: string, probe: Probe<T>) => Promise<T>): Promise<RolloutView> {
+  const call = adminApi(fleet.cp.url);
+  await eventually(`${fleet.agents.length} hosts to report`, everyHostReporting(fleet.cp.url, fleet.agents.length));
+  const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
+  const done = await eventually(`the first deploy ${rollout.id} to end`, async () => {
+    const view = (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`)).rollout;
+    return view.finishedAt ? view : null;
+  });
+  if (done.state !== "succeeded") throw new Error(`the first deploy ${rollout.id} ended ${done.state}: ${JSON.stringify(done.failure ?? null)}`);
+  return done;
 }
