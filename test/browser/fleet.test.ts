@@ -177,6 +177,9 @@ describeWithBrowser("fleet page in Chromium", () => {
   it("rotates a host's token after asking: the new token is shown once and the old one stops working", async () => {
     const { token: oldToken } = await addHostThroughApi(dashboard, "rotate");
     await page.reload();
+    // Act on the reloaded page once it is live (its event stream connected), as the accessibility test does.
+    await page.locator("nf-app .connection.live").waitFor();
+    await fleetRow(page, "rotate").waitFor();
     await page.getByRole("button", { name: "Actions for rotate" }).click();
     await menu(page).getByRole("menuitem", { name: /^Rotate token/ }).click();
     await page.getByRole("dialog", { name: "Rotate the token of rotate?" }).getByRole("button", { name: "Rotate token" }).click();
