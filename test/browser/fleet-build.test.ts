@@ -10,89 +10,39 @@
  * the server's 409 fleet_build_failed shown as it said it, and, the failed host
  * unticked, the update merged and deployed without it.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startAgent, type RunningAgent } from "./agents.ts";
-import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
-import { startDashboard, type Dashboard } from "./dashboard.ts";
-import { addHostThroughApi, eventually, fleetRow } from "./helpers.ts";
+import type { RunningAgent } from "./agents.ts";
+import { describeWithBrowser } from "./browser.ts";
+import type { Dashboard } from "./dashboard.ts";
+import { onEveryHost, startGitHubDashboard, type GitHubDashboard } from "./github-dashboard.ts";
+import { fleetRow } from "./helpers.ts";
 
-const SECRET = "fleet-build-browser-secret";
-const TOKEN = "github_pat_fleet_build_browser";
 const HOSTS = ["web1", "web2", "web3"];
 
-const CommandsAnswer = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string(), state: z.string() })) });
 
 describeWithNix("the fleet build in the browser needs real agents", () =>
   describeWithBrowser("build before deploy in Chromium", () => {
+    let fleet: GitHubDashboard;
     let dashboard: Dashboard;
     let github: GitHubEmulator;
-    let session: BrowserSession;
     let page: Page;
     let root: string;
-    const agents: RunningAgent[] = [];
+    let agents: RunningAgent[];
 
     beforeAll(async () => {
-      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-fleet-build-"));
-      const env = isolatedHostEnv(root);
-      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
-      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-      // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-      const githubUrl = await github.start();
-      dashboard = await startDashboard({
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
-      });
-      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
-      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
-      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
-      for (const name of ["hello", "greeter"]) files[`packages/${name}.txt`] = await file(`packages/${name}.txt`);
-      const seed = await github.seed(files, "initial fleet");
-      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
-      for (const host of HOSTS) {
-        const { token } = await addHostThroughApi(dashboard, host);
-        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
-      }
-      await eventually("three hosts to report", async () => {
-        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
-        return hosts.length === 3 && hosts.every((h) => h.online && h.report !== null);
-      }, 60_000);
+      fleet = await startGitHubDashboard({ name: "fleet-build", hosts: HOSTS });
+      ({ dashboard, github, page, root, agents } = fleet);
       // Each host runs the seed's system, so a build of the update has a running system to be compared with.
-      for (const host of HOSTS) {
-        const sent = await dashboard.api(`/api/hosts/${host}/commands`, { method: "POST", body: { kind: "pull-switch" } });
-        if (sent.status !== 202) throw new Error(`pull-switch on ${host}: ${sent.status} ${JSON.stringify(sent.json)}`);
-      }
-      await eventually("every host to run the seed's system", async () => {
-        for (const host of HOSTS) {
-          const { commands } = CommandsAnswer.parse((await dashboard.api(`/api/hosts/${host}/commands?limit=5`)).json);
-          const state = commands.find((command) => command.kind === "pull-switch")?.state;
-          if (state === "failed" || state === "timed-out") throw new Error(`pull-switch on ${host} ${state}:\n${agents.find((a) => a.host === host)?.logs().slice(-2000)}`);
-          if (state !== "succeeded") return false;
-        }
-        return true;
-      }, 120_000);
-      session = await openBrowser();
-      page = session.page;
+      await onEveryHost(fleet, "pull-switch", 120_000);
     });
 
-    afterAll(async () => {
-      await Promise.all(agents.map((agent) => agent.stop()));
-      await session?.close();
-      await github?.stop();
-      await dashboard?.stop();
-      if (root) await rm(root, { recursive: true, force: true });
-    });
+    afterAll(() => fleet?.stop());
 
     it("fills in each host's build live on the banner, says what the update changes in the Lock tooltip and on the host page, and leaves the failed host behind on purpose once unticked", async () => {
       await page.goto(dashboard.url);

@@ -4,34 +4,27 @@
  * rollout; under a failed rollout whose strategy only alerts (`alert-only`), the fleet page offers spec
  * 002's three rollback options, and one of them opens a revert PR.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { RolloutView } from "../../common/protocol.ts";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startAgent, type RunningAgent } from "./agents.ts";
-import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
-import { startDashboard, type Dashboard } from "./dashboard.ts";
-import { addHostThroughApi, eventually } from "./helpers.ts";
+import type { RunningAgent } from "./agents.ts";
+import { describeWithBrowser } from "./browser.ts";
+import type { Dashboard } from "./dashboard.ts";
+import { startGitHubDashboard, type GitHubDashboard } from "./github-dashboard.ts";
+import { eventually } from "./helpers.ts";
 
-const SECRET = "revert-browser-secret";
-const TOKEN = "github_pat_revert_browser";
 const HOSTS = ["web1", "web2", "web3"];
 
 describeWithNix("reverting in the browser needs real agents", () =>
   describeWithBrowser("reverting in Chromium", () => {
+    let fleet: GitHubDashboard;
     let dashboard: Dashboard;
     let github: GitHubEmulator;
-    let session: BrowserSession;
     let page: Page;
-    let root: string;
-    const agents: RunningAgent[] = [];
+    let agents: RunningAgent[];
 
     const rollout = async (id: string) => z.object({ rollout: RolloutView }).parse((await dashboard.api(`/api/rollouts/${id}`)).json).rollout;
     const settled = async (id: string): Promise<RolloutView> => {
@@ -59,46 +52,16 @@ describeWithNix("reverting in the browser needs real agents", () =>
     }
 
     beforeAll(async () => {
-      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-revert-"));
-      const env = isolatedHostEnv(root);
-      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
-      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-      const githubUrl = await github.start();
-      dashboard = await startDashboard({
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
-        ROLLOUT_CANARY_SOAK_SECONDS: "1",
-        ROLLOUT_WAVE_SIZE: "2",
+      fleet = await startGitHubDashboard({
+        name: "revert",
+        hosts: HOSTS,
         // A failed rollout then reverts nothing by itself: the dashboard offers the options.
-        ROLLBACK_STRATEGY: "alert-only",
+        vars: { ROLLOUT_CANARY_SOAK_SECONDS: "1", ROLLOUT_WAVE_SIZE: "2", ROLLBACK_STRATEGY: "alert-only" },
       });
-      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
-      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
-      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
-      const seed = await github.seed(files, "initial fleet");
-      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
-      for (const host of HOSTS) {
-        const { token } = await addHostThroughApi(dashboard, host);
-        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
-      }
-      await eventually("three hosts to report", async () => {
-        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
-        return hosts.length === 3 && hosts.every((h) => h.online && h.report !== null);
-      }, 60_000);
-      session = await openBrowser();
-      page = session.page;
+      ({ dashboard, github, page, agents } = fleet);
     });
 
-    afterAll(async () => {
-      await Promise.all(agents.map((agent) => agent.stop()));
-      await session?.close();
-      await github?.stop();
-      await dashboard?.stop();
-      if (root) await rm(root, { recursive: true, force: true });
-    });
+    afterAll(() => fleet?.stop());
 
     it("reverts a succeeded update from the Update history: a revert commit on main, and its rollout in the history", async () => {
       const update = await mergeAndDeploy(Object.fromEntries(HOSTS.map((host) => [`hosts/${host}.txt`, `${host} after the update`])));

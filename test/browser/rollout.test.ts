@@ -4,78 +4,39 @@
  * through the confirmation (waves, canary first) to the live progress reaching
  * 3/3 and the entry in the update history — without a reload.
  */
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startAgent, type RunningAgent } from "./agents.ts";
-import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
-import { startDashboard, type Dashboard } from "./dashboard.ts";
-import { addHostThroughApi, eventually } from "./helpers.ts";
+import type { RunningAgent } from "./agents.ts";
+import { describeWithBrowser } from "./browser.ts";
+import type { Dashboard } from "./dashboard.ts";
+import { startGitHubDashboard, type GitHubDashboard } from "./github-dashboard.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** `npm run screenshots` sets it to docs/screenshots; a test run writes into its own temporary folder, never the tree. */
 const SCREENSHOTS_DIR = process.env.NIXFLEET_SCREENSHOTS_DIR;
-const SECRET = "rollout-browser-secret";
-const TOKEN = "github_pat_rollout_browser";
 const HOSTS = ["web1", "web2", "web3"];
 
 describeWithNix("rollouts in the browser need real agents", () =>
   describeWithBrowser("Merge & Deploy in Chromium", () => {
+    let fleet: GitHubDashboard;
     let dashboard: Dashboard;
     let github: GitHubEmulator;
-    let session: BrowserSession;
     let page: Page;
     let root: string;
-    const agents: RunningAgent[] = [];
+    let agents: RunningAgent[];
 
     beforeAll(async () => {
-      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-rollout-"));
-      const env = isolatedHostEnv(root);
-      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
-      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-      // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-      const githubUrl = await github.start();
-      dashboard = await startDashboard({
-        GITHUB_REPOSITORY: "example/fleet",
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_TOKEN: TOKEN,
-        GITHUB_API_URL: githubUrl,
-        ROLLOUT_CANARY_SOAK_SECONDS: "1",
-        ROLLOUT_WAVE_SIZE: "2",
-      });
-      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
-      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
-      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
-      const seed = await github.seed(files, "initial fleet");
-      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
-      for (const host of HOSTS) {
-        const { token } = await addHostThroughApi(dashboard, host);
-        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
-      }
-      await eventually("three hosts to report", async () => {
-        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
-        return hosts.length === 3 && hosts.every((h) => h.online && h.report !== null);
-      }, 60_000);
-      session = await openBrowser();
-      page = session.page;
+      fleet = await startGitHubDashboard({ name: "rollout", hosts: HOSTS, vars: { ROLLOUT_CANARY_SOAK_SECONDS: "1", ROLLOUT_WAVE_SIZE: "2" } });
+      ({ dashboard, github, page, root, agents } = fleet);
     });
 
-    afterAll(async () => {
-      await Promise.all(agents.map((agent) => agent.stop()));
-      await session?.close();
-      await github?.stop();
-      await dashboard?.stop();
-      if (root) await rm(root, { recursive: true, force: true });
-    });
+    afterAll(() => fleet?.stop());
 
     it("merges the update PR from the banner, shows the waves first, then live progress to 3/3 and the history entry", async () => {
       const pr = await github.openPullRequest({

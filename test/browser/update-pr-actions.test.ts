@@ -5,87 +5,40 @@
  * only) shows GitHub's refusal under branch protection, then, reached from a Lock cell, merges
  * without a rollout, and the hosts read "behind main".
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
-import { createFleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { startAgent, type RunningAgent } from "./agents.ts";
-import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
-import { startDashboard, type Dashboard } from "./dashboard.ts";
-import { addHostThroughApi, eventually, fleetRow, menu } from "./helpers.ts";
+import type { RunningAgent } from "./agents.ts";
+import { describeWithBrowser } from "./browser.ts";
+import type { Dashboard } from "./dashboard.ts";
+import { onEveryHost, startGitHubDashboard, type GitHubDashboard } from "./github-dashboard.ts";
+import { fleetRow, menu } from "./helpers.ts";
 
-const SECRET = "update-pr-actions-secret";
-const TOKEN = "github_pat_update_pr_actions";
 const HOSTS = ["web1", "web2"];
 /** Nothing listens on the discard port: a webhook sent there is lost, as a missed delivery is. */
 const LOST_WEBHOOKS = "http://127.0.0.1:9/webhooks/github";
 
-const CommandsAnswer = z.object({ commands: z.array(z.object({ kind: z.string(), state: z.string() })) });
 const RolloutsAnswer = z.object({ rollouts: z.array(z.object({ id: z.string() })) });
 
 describeWithNix("the update PR's actions in the browser need real agents", () =>
   describeWithBrowser("Merge, Refresh from GitHub and the Lock cell in Chromium", () => {
+    let fleet: GitHubDashboard;
     let dashboard: Dashboard;
     let github: GitHubEmulator;
-    let session: BrowserSession;
     let page: Page;
-    let root: string;
     let seed: string;
-    const agents: RunningAgent[] = [];
+    let agents: RunningAgent[];
 
     beforeAll(async () => {
-      root = await mkdtemp(join(tmpdir(), "nixfleet-browser-update-pr-actions-"));
-      const env = isolatedHostEnv(root);
-      const fleet = await createFleetRepo({ root: join(root, "fleet"), hosts: HOSTS, env });
-      const file = (path: string) => readFile(join(fleet.work, path), "utf8");
-      // The emulator binds its port before the control plane is told its URL (a port merely found free could be taken meanwhile), then learns where to send webhooks.
-      github = new GitHubEmulator({ owner: "example", repo: "fleet", workDir: join(root, "github"), webhookSecret: SECRET, token: TOKEN });
-      const githubUrl = await github.start();
-      dashboard = await startDashboard({ GITHUB_REPOSITORY: "example/fleet", GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: TOKEN, GITHUB_API_URL: githubUrl });
-      github.setWebhookUrl(`${dashboard.url}/webhooks/github`);
-      const files: Record<string, string> = { "flake.nix": await file("flake.nix"), "flake.lock": await file("flake.lock") };
-      for (const host of HOSTS) files[`hosts/${host}.txt`] = await file(`hosts/${host}.txt`);
-      seed = await github.seed(files, "initial fleet");
-      await eventually("the seed commit to be read", async () => JSON.stringify((await dashboard.api("/api/hosts")).json).includes(`"sha":"${seed}"`));
-      for (const host of HOSTS) {
-        const { token } = await addHostThroughApi(dashboard, host);
-        agents.push(await startAgent({ root, host, token, url: dashboard.url, repoUrl: github.cloneUrl, env }));
-      }
-      await eventually("two hosts to report", async () => {
-        const { hosts } = z.object({ hosts: z.array(z.object({ online: z.boolean(), report: z.unknown() })) }).parse((await dashboard.api("/api/hosts")).json);
-        return hosts.length === 2 && hosts.every((h) => h.online && h.report !== null);
-      }, 60_000);
+      fleet = await startGitHubDashboard({ name: "update-pr-actions", hosts: HOSTS });
+      ({ dashboard, github, page, agents, seed } = fleet);
       // Each host clones the seed, so its Git compartment has a commit to compare with main's.
-      for (const host of HOSTS) {
-        const sent = await dashboard.api(`/api/hosts/${host}/commands`, { method: "POST", body: { kind: "pull" } });
-        if (sent.status !== 202) throw new Error(`pull on ${host}: ${sent.status} ${JSON.stringify(sent.json)}`);
-      }
-      await eventually("every host to be at the seed", async () => {
-        for (const host of HOSTS) {
-          const { commands } = CommandsAnswer.parse((await dashboard.api(`/api/hosts/${host}/commands?limit=5`)).json);
-          const state = commands.find((command) => command.kind === "pull")?.state;
-          if (state === "failed" || state === "timed-out") throw new Error(`pull on ${host} ${state}:\n${agents.find((a) => a.host === host)?.logs().slice(-2000)}`);
-          if (state !== "succeeded") return false;
-        }
-        return true;
-      }, 60_000);
-      session = await openBrowser();
-      page = session.page;
+      await onEveryHost(fleet, "pull", 60_000);
     });
 
-    afterAll(async () => {
-      await Promise.all(agents.map((agent) => agent.stop()));
-      await session?.close();
-      await github?.stop();
-      await dashboard?.stop();
-      if (root) await rm(root, { recursive: true, force: true });
-    });
+    afterAll(() => fleet?.stop());
 
     it("Refresh from GitHub shows a rate limit as a refusal, then reads an update PR whose webhook was lost and says what it read", async () => {
       await page.goto(dashboard.url);
