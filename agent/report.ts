@@ -7,8 +7,9 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { AgentConfig } from "../common/agent-config.ts";
 import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-diff.ts";
-import { PROTOCOL_VERSION, Report, type DesiredReport, type SafetyNetReport } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, Report, type DesiredReport, type DiskSpace, type SafetyNetReport } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
+import { readDisk } from "./disk-space.ts";
 import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
 import { known, readCommandLine, unknown, type Known } from "./known.ts";
@@ -61,6 +62,7 @@ export class ReportCollector {
       platform.rebootStatus(runner).catch((e: unknown) => unknown(`cannot tell whether a reboot is needed: ${String(e)}`)),
     ]);
     const safetyNet = await this.#options.safetyNet?.().catch(() => undefined);
+    const disk = config.spaceCheck.enable ? await readDisk(config, runner).catch(() => undefined) : undefined;
     const desired = store?.desiredSystem(commit.value) ?? null;
     const report: Report = {
       protocol: PROTOCOL_VERSION,
@@ -88,6 +90,7 @@ export class ReportCollector {
       ...(this.#options.desired !== undefined ? { desired: this.#options.desired() } : {}),
       rollout: config.rollout,
       ...(safetyNet !== undefined ? { safetyNet } : {}),
+      ...(disk !== undefined ? { disk } : {}),
     };
     // Our own output goes through the same schema the server applies: a bug here
     // shows in the agent's log rather than as a rejected poll.
@@ -117,8 +120,11 @@ export function testsConfigured(config: AgentConfig): boolean {
  * second: the agent resends the report only when this changes.
  */
 export function reportFingerprint(report: Report): string {
-  const { uptimeSeconds: _uptime, agentUptimeSeconds: _agentUptime, ...stable } = report;
-  return createHash("sha256").update(JSON.stringify(stable)).digest("hex");
+  const { uptimeSeconds: _uptime, agentUptimeSeconds: _agentUptime, disk, ...stable } = report;
+  // Free space moves with every log line: only a change of a hundredth of the filesystem is news.
+  const roughly = (space: DiskSpace | null) => (space === null ? null : Math.round((space.freeBytes * 100) / Math.max(space.totalBytes, 1)));
+  const roughDisk = disk === undefined ? null : { store: roughly(disk.store), boot: roughly(disk.boot) };
+  return createHash("sha256").update(JSON.stringify({ ...stable, roughDisk })).digest("hex");
 }
 
 /** By the operating system, not the platform: Home Manager runs on Linux and macOS alike. */

@@ -67,6 +67,14 @@ export interface DirectoryEntry {
   executable: boolean;
 }
 
+export interface FilesystemSpace {
+  /** st_dev: two paths on one filesystem share it. */
+  device: number;
+  /** What a writer that is not root may still use (df's "Avail"). */
+  freeBytes: number;
+  totalBytes: number;
+}
+
 export interface HostRunner {
   /** Runs a program to completion. Never throws: failures are in the result. */
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
@@ -79,6 +87,10 @@ export interface HostRunner {
   realPath(file: string): Promise<string>;
   readFile(file: string): Promise<Uint8Array>;
   listDirectory(dir: string): Promise<DirectoryEntry[]>;
+  /** The size of a file in bytes, links followed. */
+  fileSize(file: string): Promise<number>;
+  /** The filesystem holding `file` (statfs, stat): its device, and its free and total bytes. Throws when `file` is missing. */
+  filesystem(file: string): Promise<FilesystemSpace>;
   hostname(): string;
   /** Seconds since the host booted, or null where that cannot be read. */
   uptimeSeconds(): number | null;
@@ -221,6 +233,11 @@ export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
       );
     },
 
+    fileSize: async (file) => (await fs.stat(file)).size,
+    async filesystem(file) {
+      const [stat, space] = await Promise.all([fs.stat(file), fs.statfs(file)]);
+      return { device: stat.dev, freeBytes: space.bavail * space.bsize, totalBytes: space.blocks * space.bsize };
+    },
     hostname: () => os.hostname(),
     uptimeSeconds: () => {
       const seconds = os.uptime();

@@ -107,6 +107,23 @@ export const AgentConfig = z.strictObject({
       confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
     })
     .default({ enable: true, confirmTimeoutSeconds: 120 }),
+  /**
+   * Free space checked before a switch (docs/hosts.md "Space checks"): the store's filesystem before
+   * anything is built, `/boot` (when it is its own filesystem) after the build and before the activation.
+   */
+  spaceCheck: z
+    .strictObject({
+      enable: z.boolean().default(true),
+      /** Bytes that must be free on the store's filesystem. */
+      storeMinFree: z.number().int().nonnegative().default(2 * 1024 ** 3),
+      /** Bytes that must be free on /boot beyond the new kernel and initrd. */
+      bootMargin: z.number().int().nonnegative().default(16 * 1024 ** 2),
+      storeDir: z.string().min(1).default("/nix/store"),
+      bootDir: z.string().min(1).default("/boot"),
+      /** /boot is its own filesystem when its device differs from this directory's. */
+      rootDir: z.string().min(1).default("/"),
+    })
+    .default({ enable: true, storeMinFree: 2 * 1024 ** 3, bootMargin: 16 * 1024 ** 2, storeDir: "/nix/store", bootDir: "/boot", rootDir: "/" }),
   /** Changes at every boot (Linux); the safety net tells a reboot by it. */
   bootIdFile: z.string().default("/proc/sys/kernel/random/boot_id"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -158,3 +158,28 @@ export function storePathName(path: string): string {
   const match = /^\/nix\/store\/[0-9a-z]{32}-(.+)$/.exec(path);
   return match?.[1] ?? path;
 }
+
+// ---------------------------------------------------------------------------
+// Sizes
+
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
+
+/**
+ * A free or needed amount of space as people read it in a message: binary units, one decimal
+ * below 10 and none above ("1.2 GiB", "2 GiB", "38 MiB", "512 B").
+ */
+export function formatBytes(bytes: number): string {
+  let value = Math.max(0, bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  // Rounding up to 1024 reads as the next unit ("1024 MiB" is "1 GiB").
+  if (unit < BYTE_UNITS.length - 1 && Math.round(value) >= 1024) {
+    value /= 1024;
+    unit += 1;
+  }
+  const text = unit === 0 || value >= 10 ? String(Math.round(value)) : value.toFixed(1).replace(/\.0$/, "");
+  return `${text} ${BYTE_UNITS[unit]}`;
+}

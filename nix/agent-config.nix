@@ -40,6 +40,7 @@ let
     "tests"
     "autoTestAfterSwitch"
     "safetyNet"
+    "spaceCheck"
     "bootIdFile"
     "rollout"
     "desired"
@@ -116,6 +117,9 @@ let
         safetyNet = {
           inherit (options.safetyNet) enable;
           confirmTimeoutSeconds = options.safetyNet.confirmTimeout;
+        };
+        spaceCheck = {
+          inherit (options.spaceCheck) enable storeMinFree bootMargin;
         };
         rollout = {
           inherit (options.flakeUpdates) autoUpdate priority canary;

@@ -144,6 +144,35 @@ in
       };
     };
 
+    spaceCheck = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Check free space before a switch: the Nix store's filesystem before
+          anything is built, and /boot (when it is its own filesystem) after the
+          build, for the new kernel and initrd plus `bootMargin`. A switch that
+          lacks either is refused and changes nothing. See docs/hosts.md
+          "Space checks".
+        '';
+      };
+
+      storeMinFree = mkOption {
+        type = types.ints.unsigned;
+        default = 2 * 1024 * 1024 * 1024;
+        defaultText = literalExpression "2 * 1024 * 1024 * 1024";
+        example = literalExpression "5 * 1024 * 1024 * 1024";
+        description = "Bytes that must be free on the Nix store's filesystem before a switch.";
+      };
+
+      bootMargin = mkOption {
+        type = types.ints.unsigned;
+        default = 16 * 1024 * 1024;
+        defaultText = literalExpression "16 * 1024 * 1024";
+        description = "Bytes that must be free on /boot beyond the new generation's kernel and initrd.";
+      };
+    };
+
     autoTestAfterSwitch = mkOption {
       type = types.bool;
       default = false;

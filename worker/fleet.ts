@@ -1,6 +1,7 @@
 import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
 import type { CommandView, HostHold, HostRolloutPart, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
 import { isActiveCommand } from "../common/commands.ts";
+import { DISK_LOW_BELOW_BYTES, diskLowWarning } from "../common/disk-space.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import type { Database } from "./db/client.ts";
 import { listHosts, type Host } from "./db/hosts.ts";
@@ -8,6 +9,7 @@ import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
 import { automation } from "./automation.ts";
 import { publishedAt } from "./db/desired.ts";
+import { settingsForDisplay } from "./db/settings.ts";
 import { loadFleetTarget } from "./db/github.ts";
 import type { FailedBuildOnHost } from "../common/compartments/desired.ts";
 import type { WorkerEnv } from "./env.ts";
@@ -36,7 +38,7 @@ function hostView(
   presence: { online: boolean; lastSeenAt: string | null } | undefined,
   target: FleetTarget,
   now: Date,
-  extras: { hold: HostHold | null; rollout: HostRolloutPart | null; failedBuilds: FailedBuildOnHost[] },
+  extras: { hold: HostHold | null; rollout: HostRolloutPart | null; failedBuilds: FailedBuildOnHost[]; diskLowBelowBytes: number },
 ): HostView {
   const online = presence?.online ?? false;
   const lastSeenAt = presence?.lastSeenAt ?? host.lastSeenAt;
@@ -51,6 +53,7 @@ function hostView(
     report: stored?.report ?? null,
     reportedAt: stored?.receivedAt ?? null,
     rebootNeeded: stored?.report.system.reboot?.value?.needed ?? null,
+    diskLow: diskLowWarning(stored?.report.disk, extras.diskLowBelowBytes),
     activeCommand: commandViews.find((c) => isActiveCommand(c)) ?? null,
     compartments: computeCompartments({
       platform: host.platform,
@@ -79,11 +82,12 @@ function publishedFor(hostName: string, target: FleetTarget): { commit: string; 
 
 /** Every host with its five compartments, and the fleet summary. */
 export async function loadFleet(env: WorkerEnv, db: Database) {
-  const [hosts, reports, live, target] = await Promise.all([
+  const [hosts, reports, live, target, diskLowBelowBytes] = await Promise.all([
     listHosts(db),
     listReports(db),
     coordinator(env).fleetLive(RECENT_COMMANDS),
     loadTarget(db),
+    diskThreshold(env, db),
   ]);
   const now = new Date();
   const views = hosts.map((host) =>
@@ -91,9 +95,20 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
       hold: live.holds[host.name] ?? null,
       rollout: live.rolloutParts[host.name] ?? null,
       failedBuilds: live.failedBuilds[host.name] ?? [],
+      diskLowBelowBytes,
     }),
   );
   return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: await withAutomation(env, target.updatePrs) };
+}
+
+/** The fleet's `alerts.diskLowBelowBytes`; the default when the settings cannot be read (the fleet still shows). */
+async function diskThreshold(env: WorkerEnv, db: Database): Promise<number> {
+  try {
+    return (await settingsForDisplay(env, db)).alerts.diskLowBelowBytes;
+  } catch (error) {
+    console.warn("settings: could not read alerts.diskLowBelowBytes; using the default", error);
+    return DISK_LOW_BELOW_BYTES;
+  }
 }
 
 /** Each update PR with what the automation will do with it (the Automation object is its only home). */
@@ -110,11 +125,17 @@ export async function withAutomation(env: WorkerEnv, updatePrs: UpdatePr[]): Pro
 }
 
 export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
-  const [stored, live, target] = await Promise.all([getReport(db, host.id), coordinator(env).hostLive(host.id, RECENT_COMMANDS), loadTarget(db)]);
+  const [stored, live, target, diskLowBelowBytes] = await Promise.all([
+    getReport(db, host.id),
+    coordinator(env).hostLive(host.id, RECENT_COMMANDS),
+    loadTarget(db),
+    diskThreshold(env, db),
+  ]);
   const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date(), {
     hold: live.holds[host.name] ?? null,
     rollout: live.rolloutParts[host.name] ?? null,
     failedBuilds: live.failedBuilds[host.name] ?? [],
+    diskLowBelowBytes,
   });
   return { ...view, commands: live.commands };
 }

@@ -8,6 +8,7 @@
  */
 import { StorePath, type CommandResult } from "../../common/protocol.ts";
 import { keyAt } from "../desired-evaluation.ts";
+import { checkBootSpace, checkStoreSpace } from "../disk-space.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
 import { hasClone, headCommit, isDirty, runGit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
@@ -24,6 +25,8 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   if (!(await hasClone(runner, store.cloneDir))) {
     return failed("there is no clone of the repository yet: run pull (or pull-switch) first", pullResult);
   }
+  const storeShort = await checkStoreSpace(config, runner, ctx.say);
+  if (storeShort !== null) return failed(storeShort, pullResult);
   const commit = await headCommit(config, runner, store.cloneDir);
   const before = await readCurrentSystem(platform, runner);
   ctx.say("evaluating what the configuration builds…");
@@ -32,6 +35,9 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   // An evaluation that fails here fails the rebuild too, which says why in its own words; the check after it evaluates again.
   if (expected.value === null) ctx.say(`could not evaluate it before the switch: ${expected.reason.split("\n")[0]}`);
   else if (commit.value !== null) await rememberEvaluation(ctx, commit.value, expected.value);
+  const bootShort = await checkBootSpace({ ...ctx, cloneDir: store.cloneDir, system: expected.value, signal: ctx.cancel });
+  if (ctx.cancel.aborted) return cancelled(pullResult);
+  if (bootShort !== null) return failed(bootShort, pullResult);
   const argv = platform.switchArgv(store.cloneDir);
   return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, systemExpected: expected.value, pull }, argv);
 }

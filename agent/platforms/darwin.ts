@@ -22,6 +22,8 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     name: "darwin",
     systemInstallable: (flakeDir) => `${flakeDir}#darwinConfigurations.${attr}.system`,
     runningSystemLinks: () => runningSystemLinks(config, () => ["/run/current-system"]),
+    // macOS boots its own kernel: nothing goes to /boot.
+    bootFiles: () => [],
     switchArgv: (flakeDir) => [config.tools.darwinRebuild, "switch", "--flake", `${flakeDir}#${attr}`],
     rollbackArgv: () => Promise.resolve([config.tools.darwinRebuild, "switch", "--rollback"]),
     activateArgv: (storePath) =>

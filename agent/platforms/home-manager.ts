@@ -32,6 +32,8 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
     name: "home-manager",
     systemInstallable: (flakeDir) => `${flakeDir}#homeConfigurations.${attr}.activationPackage`,
     runningSystemLinks: links,
+    // a user environment has no kernel: nothing goes to /boot.
+    bootFiles: () => [],
     switchArgv: (flakeDir) => [config.tools.homeManager, "switch", "--flake", `${flakeDir}#${attr}`],
     async rollbackArgv(runner) {
       const candidates = links(runner);

@@ -16,6 +16,7 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     name: "nixos",
     systemInstallable: (flakeDir) => `${flakeDir}#nixosConfigurations.${attr}.config.system.build.toplevel`,
     runningSystemLinks: () => runningSystemLinks(config, () => ["/run/current-system"]),
+    bootFiles: (system) => [`${system}/kernel`, `${system}/initrd`],
     switchArgv: (flakeDir) => [config.tools.nixosRebuild, "switch", "--flake", `${flakeDir}#${attr}`],
     rollbackArgv: () => Promise.resolve([config.tools.nixosRebuild, "switch", "--rollback"]),
     activateArgv: (storePath) =>

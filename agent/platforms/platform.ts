@@ -16,6 +16,8 @@ export interface HostPlatform {
   systemInstallable(flakeDir: string): string;
   /** The links that may point at the running system, most specific first. */
   runningSystemLinks(runner: HostRunner): string[];
+  /** The files of `system` its boot loader copies to /boot (NixOS: kernel and initrd); none where nothing boots from /boot. */
+  bootFiles(system: string): string[];
   /** Switches the host to the configuration in `flakeDir`. */
   switchArgv(flakeDir: string): string[];
   /** Goes back to the generation before the running one. */

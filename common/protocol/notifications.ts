@@ -20,6 +20,8 @@ export const NOTIFICATION_EVENTS = [
   /** A host's incidents (worker/notifications/incidents.ts): once per incident, and one recovery. */
   "host-red",
   "tests-failed",
+  /** A host's store or /boot has less free than `alerts.diskLowBelowBytes` (an incident like host-red). */
+  "disk-low",
   "host-recovered",
 ] as const;
 export const NotificationEventName = z.enum(NOTIFICATION_EVENTS);
@@ -112,7 +114,7 @@ export const NotificationDelivery = z.object({
 export type NotificationDelivery = z.infer<typeof NotificationDelivery>;
 
 /** The events that open an incident on a host; `host-recovered` closes one (worker/notifications/incidents.ts). */
-export const INCIDENT_EVENTS = ["host-red", "tests-failed"] as const satisfies readonly NotificationEventName[];
+export const INCIDENT_EVENTS = ["host-red", "tests-failed", "disk-low"] as const satisfies readonly NotificationEventName[];
 export type IncidentEvent = (typeof INCIDENT_EVENTS)[number];
 
 /** How long a host's state must hold before its incident opens or closes (docs/notifications in docs/rollouts.md, "Alerts"). */
@@ -123,6 +125,8 @@ export const AlertSettings = z.strictObject({
   recoverAfterSeconds: z.number().int().nonnegative().max(24 * 3600).default(300),
   /** A host that turns red this long after a rollout switched it is linked to that rollout in the Update history. */
   rolloutLinkHours: z.number().positive().max(30 * 24).default(24),
+  /** A host whose store or /boot has less free than this is warned about (dashboard) and sends `disk-low`; 1 GiB. */
+  diskLowBelowBytes: z.number().int().nonnegative().default(1024 ** 3),
 });
 export type AlertSettings = z.infer<typeof AlertSettings>;
 

@@ -128,6 +128,14 @@ export const SafetyNetReport = z.object({
 });
 export type SafetyNetReport = z.infer<typeof SafetyNetReport>;
 
+/** A filesystem's space as the agent read it (statfs): free is what an unprivileged writer may still use. */
+export const DiskSpace = z.object({
+  path: z.string().max(500),
+  freeBytes: z.number().int().nonnegative(),
+  totalBytes: z.number().int().nonnegative(),
+});
+export type DiskSpace = z.infer<typeof DiskSpace>;
+
 export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
@@ -174,6 +182,8 @@ export const Report = z.object({
   desired: DesiredReport.optional(),
   /** The host's safety net (issue 22); older agents leave it out. */
   safetyNet: SafetyNetReport.optional(),
+  /** Free space on the store's filesystem and on /boot (null when /boot is not its own filesystem); older agents leave it out. */
+  disk: z.object({ store: DiskSpace, boot: DiskSpace.nullable() }).optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

@@ -102,6 +102,29 @@ describeWithBrowser("fleet page in Chromium", () => {
     for (const name of Object.keys(reports)) expect((await dashboard.api(`/api/hosts/${name}`, { method: "DELETE" })).status).toBe(200);
   });
 
+  it("warns on the row and on the host page of a host whose /boot has less free than the fleet's threshold", async () => {
+    const MiB = 1024 ** 2;
+    const report = {
+      ...buildReport({ hostname: "full-boot" }),
+      disk: { store: { path: "/nix/store", freeBytes: 40_000 * MiB, totalBytes: 100_000 * MiB }, boot: { path: "/boot", freeBytes: 38 * MiB, totalBytes: 512 * MiB } },
+    };
+    const roomy = { ...report, hostname: "roomy-boot", disk: { ...report.disk, boot: { ...report.disk.boot, freeBytes: 300 * MiB } } };
+    const { token } = await addHostThroughApi(dashboard, "full-boot");
+    expect((await agentPoll(dashboard.url, token, report)).status).toBe(200);
+    const { token: roomyToken } = await addHostThroughApi(dashboard, "roomy-boot");
+    expect((await agentPoll(dashboard.url, roomyToken, roomy)).status).toBe(200);
+    await page.reload();
+    const pill = fleetRow(page, "full-boot").locator(".pill.disk-low");
+    await pill.waitFor();
+    expect(await pill.getAttribute("title")).toBe("disk low: /boot 38 MiB free");
+    // The fleet's default threshold is 1 GiB: 300 MiB on /boot is low too; 40 000 MiB on the store is not.
+    expect(await fleetRow(page, "roomy-boot").locator(".pill.disk-low").getAttribute("title")).toBe("disk low: /boot 300 MiB free");
+    await page.goto(`${dashboard.url}/hosts/full-boot`);
+    await page.getByText("disk low: /boot 38 MiB free", { exact: true }).waitFor();
+    await page.goto(dashboard.url);
+    for (const name of ["full-boot", "roomy-boot"]) expect((await dashboard.api(`/api/hosts/${name}`, { method: "DELETE" })).status).toBe(200);
+  });
+
   it("opens a compartment's action menu from the keyboard, moves through it with the arrows, and Escape closes it back to the cell", async () => {
     await addHostThroughApi(dashboard, "keyboard");
     await page.reload();

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import {
   errorLines,
+  formatBytes,
   formatAge,
   formatDuration,
   plural,
@@ -94,5 +95,17 @@ describe("errors and store paths", () => {
   it("names a store path by what follows its hash", () => {
     expect(storePathName("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-hsb0-25.05")).toBe("nixos-system-hsb0-25.05");
     expect(storePathName("/run/current-system")).toBe("/run/current-system");
+  });
+});
+
+describe("sizes", () => {
+  it("writes free and needed space in binary units, one decimal below 10 and none above", () => {
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(38 * 1024 ** 2)).toBe("38 MiB");
+    expect(formatBytes(38.4 * 1024 ** 2)).toBe("38 MiB");
+    expect(formatBytes(1.2 * 1024 ** 3)).toBe("1.2 GiB");
+    expect(formatBytes(2 * 1024 ** 3)).toBe("2 GiB");
+    expect(formatBytes(1023.9 * 1024 ** 2)).toBe("1 GiB");
+    expect(formatBytes(-5)).toBe("0 B");
   });
 });

@@ -324,6 +324,10 @@ let
       services.nixfleet-agent.package = agent;
       services.nixfleet-agent.evaluate = "ci";
       services.nixfleet-agent.desiredEvaluation.memoryMax = "1G";
+      services.nixfleet-agent.spaceCheck = {
+        storeMinFree = 5 * 1024 * 1024 * 1024;
+        bootMargin = 64 * 1024 * 1024;
+      };
       services.nixfleet-agent.resources = {
         memoryHigh = null;
         nice = 5;

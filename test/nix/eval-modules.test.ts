@@ -258,6 +258,9 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         desired: { evaluate: "local", memoryMax: "2G", maxDelaySeconds: 300, timeoutSeconds: 1800 },
       });
       expect(AgentConfig.parse(results.nixosOverrides.agentConfig).desired).toMatchObject({ evaluate: "ci", memoryMax: "1G" });
+      // The space checks are on by default: 2 GiB free on the store, 16 MiB beyond kernel and initrd on /boot.
+      expect(config.spaceCheck).toMatchObject({ enable: true, storeMinFree: 2 * 1024 ** 3, bootMargin: 16 * 1024 ** 2 });
+      expect(AgentConfig.parse(results.nixosOverrides.agentConfig).spaceCheck).toMatchObject({ enable: true, storeMinFree: 5 * 1024 ** 3, bootMargin: 64 * 1024 ** 2 });
       expect(config.tools.nixosRebuild).toMatch(/-nixos-rebuild\/bin\/nixos-rebuild$/);
       expect(config.tests.commands.map((test) => test.name)).toEqual(["nginx", "no-failed-units"]);
       expect(config.extraPath).toEqual([expect.stringMatching(/-curl-8\.16\.0\/bin$/)]);

@@ -5,6 +5,7 @@
  * incident is linked to in the Update history.
  */
 import { describe, expect, it } from "vitest";
+import { diskLowWarning } from "../../common/disk-space.ts";
 import { AlertSettings, NotificationEvent, type Compartment, type Compartments } from "../../common/protocol.ts";
 import {
   alertEvent,
@@ -174,14 +175,68 @@ describe("what the compartments say", () => {
     ["Tests blue: nothing to tell", compartments({ tests: compartment("blue") }), "clear", "unknown"],
     ["yellow and gray are clear", compartments({ git: compartment("yellow"), tests: compartment("gray") }), "clear", "clear"],
   ] as const)("%s", (_name, given, hostRed, testsFailed) => {
-    const seen = observations(given);
+    const seen = observations(given, null);
     expect(seen["host-red"].state).toBe(hostRed);
     expect(seen["tests-failed"].state).toBe(testsFailed);
   });
 
   it("host-red's reason names every red compartment", () => {
-    const seen = observations(compartments({ system: compartment("red", "switch failed: exit 1", "c1"), git: compartment("red", "pull failed: no route", "c2") }));
+    const seen = observations(compartments({ system: compartment("red", "switch failed: exit 1", "c1"), git: compartment("red", "pull failed: no route", "c2") }), null);
     expect(seen["host-red"]).toEqual({ state: "red", reason: "System: switch failed: exit 1; Git: pull failed: no route" });
+  });
+});
+
+describe("disk-low", () => {
+  const GiB = 1024 ** 3;
+  const MiB = 1024 ** 2;
+  const disk = (storeFree: number, bootFree: number | null) => ({
+    store: { path: "/nix/store", freeBytes: storeFree, totalBytes: 100 * GiB },
+    boot: bootFree === null ? null : { path: "/boot", freeBytes: bootFree, totalBytes: 512 * MiB },
+  });
+
+  it.each([
+    ["nothing reported (an older agent)", undefined, null],
+    ["both above the threshold", disk(20 * GiB, 300 * MiB), null],
+    ["/boot below it", disk(20 * GiB, 38 * MiB), "disk low: /boot 38 MiB free"],
+    ["the store below it, /boot on the root filesystem", disk(0.5 * GiB, null), "disk low: /nix/store 512 MiB free"],
+    ["both below it", disk(1.2 * MiB, 38 * MiB), "disk low: /nix/store 1.2 MiB free, /boot 38 MiB free"],
+  ] as const)("%s", (_name, given, warning) => {
+    // 100 MiB here, so /boot's 300 MiB is clear; the fleet's default is 1 GiB (DISK_LOW_BELOW_BYTES).
+    const threshold = given !== undefined && given.boot === null ? GiB : 100 * MiB;
+    expect(diskLowWarning(given, threshold)).toBe(warning);
+    expect(observations(compartments(), diskLowWarning(given, threshold))["disk-low"]).toEqual(warning === null ? { state: "clear" } : { state: "red", reason: warning });
+  });
+
+  it("alerts once while the disk stays low and across flaps, recovers once after the quiet period", () => {
+    const low = observations(compartments(), "disk low: /boot 38 MiB free")["disk-low"];
+    const fine = observations(compartments(), null)["disk-low"];
+    const settings = AlertSettings.parse({ recoverAfterSeconds: 300 });
+    expect(settings.diskLowBelowBytes).toBe(GiB);
+    const { sent } = simulate(
+      [
+        [T0, low],
+        [T0 + MINUTE, low],
+        [T0 + 2 * MINUTE, fine],
+        [T0 + 3 * MINUTE, low],
+        [T0 + 4 * MINUTE, fine],
+      ],
+      settings,
+      T0 + 20 * MINUTE,
+    );
+    expect(sent).toEqual([
+      { send: "alert", at: T0 },
+      { send: "recovery", at: T0 + 9 * MINUTE },
+    ]);
+  });
+
+  it("says what is low in the alert and that there is room again in the recovery", () => {
+    const open = { phase: "open" as const, openedAt: T0, reason: "disk low: /boot 38 MiB free", clearSince: null };
+    const alert = NotificationEvent.parse(alertEvent("disk-low", "h3", open, ""));
+    expect(alert).toMatchObject({ id: "disk-low:h3:2026-12-06T10:00:00.000Z", event: "disk-low", title: "h3 is low on disk space" });
+    expect(alert.text).toContain("disk low: /boot 38 MiB free");
+    const recovery = NotificationEvent.parse(recoveryEvent("disk-low", "h3", open, T0 + 3_600_000, ""));
+    expect(recovery).toMatchObject({ event: "host-recovered", title: "h3 recovered: enough free disk space" });
+    expect(recovery.text).toBe("h3 has enough free disk space again after 1 hour (disk-low since 2026-12-06T10:00:00.000Z; last: disk low: /boot 38 MiB free).");
   });
 });
 

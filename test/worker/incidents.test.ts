@@ -8,7 +8,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { NotificationEvent, RolloutIncident, RolloutView, SettingsResponse, type Report } from "../../common/protocol.ts";
+import { HostView, NotificationEvent, RolloutIncident, RolloutView, SettingsResponse, type Report } from "../../common/protocol.ts";
 import { eventually } from "../support/wait.ts";
 import { agentFetch, api, createHost, pollBody, queueCommand, sampleReport } from "./helpers.ts";
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
   const res = await api("/api/settings", {
     method: "PUT",
-    json: { ...settings, notifications: [...settings.notifications, { kind: "webhook", id: "ch_alerts_hook", url: RECEIVER, events: ["host-red", "tests-failed", "host-recovered"] }] },
+    json: { ...settings, notifications: [...settings.notifications, { kind: "webhook", id: "ch_alerts_hook", url: RECEIVER, events: ["host-red", "tests-failed", "disk-low", "host-recovered"] }] },
   });
   expect(res.status, await res.clone().text()).toBe(200);
   await quietPeriod(RECOVER_AFTER_SECONDS);
@@ -90,6 +90,36 @@ async function settled(host: string, hostId: string, recoveries: number): Promis
 }
 
 describe("host incidents reach a webhook once per incident", () => {
+  it("a host reporting /boot below alerts.diskLowBelowBytes sends one disk-low, shows the warning, and recovers once it has room", async () => {
+    const name = "fullboot";
+    const { token, id } = await createHost(name);
+    const MiB = 1024 ** 2;
+    const disk = (bootFree: number): Report["disk"] => ({
+      store: { path: "/nix/store", freeBytes: 40 * 1024 * MiB, totalBytes: 100 * 1024 * MiB },
+      boot: { path: "/boot", freeBytes: bootFree, totalBytes: 512 * MiB },
+    });
+    // The fleet's threshold is 1 GiB by default; a small ESP is under it even when healthy, so the fleet lowers it.
+    const { settings } = SettingsResponse.parse(await (await api("/api/settings")).json());
+    expect(settings.alerts.diskLowBelowBytes).toBe(1024 * MiB);
+    const put = await api("/api/settings", { method: "PUT", json: { ...settings, alerts: { ...settings.alerts, diskLowBelowBytes: 64 * MiB } } });
+    expect(put.status, await put.clone().text()).toBe(200);
+
+    await report(token, "s-disk-session", sampleReport({ hostname: name, disk: disk(38 * MiB) }));
+    await eventually("the disk-low alert received", () => kinds(name).includes("disk-low"), { details: () => JSON.stringify(kinds(name)) });
+    const view = HostView.parse(await (await api(`/api/hosts/${name}`)).json());
+    expect(view.diskLow).toBe("disk low: /boot 38 MiB free");
+    // Still low: the same incident, nothing more sent.
+    await report(token, "s-disk-session", sampleReport({ hostname: name, disk: disk(37 * MiB) }));
+    await report(token, "s-disk-session", sampleReport({ hostname: name, disk: disk(300 * MiB) }));
+    await settled(name, id, 1);
+    expect(kinds(name)).toEqual(["disk-low", "recovered:disk-low"]);
+    expect(ofHost(name)[0]).toMatchObject({ title: "fullboot is low on disk space", details: { reason: "disk low: /boot 38 MiB free" } });
+    expect(HostView.parse(await (await api(`/api/hosts/${name}`)).json()).diskLow).toBeNull();
+    const restore = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+    await api("/api/settings", { method: "PUT", json: { ...restore, alerts: { ...restore.alerts, diskLowBelowBytes: 1024 * MiB } } });
+  });
+
+
   // 60 s: the test waits out the flapping host's quiet period itself (FLAP_RECOVER_AFTER_SECONDS).
   it("a host whose tests flap red/green ten times sends one tests-failed and one host-recovered", async () => {
     const name = "flapper";

@@ -355,6 +355,7 @@ export class NfFleetTable extends LitElement {
       <div class="td name" role="rowheader">
         <a href=${hostPath(host.name)}>${host.name}</a>
         ${host.hold ? html`<span class="pill tone-warn held" title=${holdTitle(host.hold)}>held<span class="visually-hidden">. ${holdTitle(host.hold)}</span></span>` : nothing}
+        ${host.diskLow ? html`<span class="pill tone-warn disk-low" title=${host.diskLow}>disk low<span class="visually-hidden">. ${host.diskLow}</span></span>` : nothing}
         ${host.rollout
           ? html`<span class="pill tone-${HOST_STEPS[host.rollout.state].tone} in-rollout" title="Part of the running rollout, wave ${host.rollout.wave}"
               >rollout · ${HOST_STEPS[host.rollout.state].label}</span

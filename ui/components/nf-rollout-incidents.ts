@@ -6,7 +6,9 @@ import { sharedStyles } from "../styles/shared.ts";
 /** "h3's tests failed 2 h after this update", "db1 turned red 25 min after this update". */
 export function incidentLine(incident: RolloutIncident): string {
   const after = roughDuration(Date.parse(incident.at) - Date.parse(incident.switchedAt));
-  return incident.event === "tests-failed" ? `${incident.host}'s tests failed ${after} after this update` : `${incident.host} turned red ${after} after this update`;
+  if (incident.event === "tests-failed") return `${incident.host}'s tests failed ${after} after this update`;
+  if (incident.event === "disk-low") return `${incident.host} ran low on disk space ${after} after this update`;
+  return `${incident.host} turned red ${after} after this update`;
 }
 
 /** An Update history entry's hosts that turned red within the link window after the rollout switched them. */

@@ -26,6 +26,7 @@ const EVENT_LABELS: Record<NotificationEventName, string> = {
   "agent-outdated": "Agent outdated",
   "host-red": "Host turned red",
   "tests-failed": "Tests failed",
+  "disk-low": "Disk low",
   "host-recovered": "Host recovered",
 };
 

@@ -242,6 +242,7 @@ export class NfHostPanel extends LitElement {
         >${presenceLabel(detail, this.now)}</span
       >
       ${detail.hold ? html`<span class="pill tone-warn held">${holdTitle(detail.hold)}</span>` : nothing}
+      ${detail.diskLow ? html`<span class="pill tone-warn disk-low">${detail.diskLow}</span>` : nothing}
       ${part ? html`<span class="pill tone-${HOST_STEPS[part.state].tone}">rollout wave ${part.wave}: ${HOST_STEPS[part.state].label}</span>` : nothing}
       <span class="muted">flake attribute <code>${detail.flakeAttr}</code></span>
       <span class="spacer"></span>

@@ -295,6 +295,7 @@ export class NfSettingsPanel extends LitElement {
             ${this.number("alerts", "alertAfterSeconds", draft.alerts.alertAfterSeconds, "Red for (seconds) before a host alert", "1", "host-red and tests-failed; 0 = at the first red")}
             ${this.number("alerts", "recoverAfterSeconds", draft.alerts.recoverAfterSeconds, "Clear for (seconds) before its recovery", "1", "a host flapping red/green meanwhile stays one incident")}
             ${this.number("alerts", "rolloutLinkHours", draft.alerts.rolloutLinkHours, "Link a red host to its rollout within (hours)", "any", "shown in the Update history")}
+            ${this.number("alerts", "diskLowBelowBytes", draft.alerts.diskLowBelowBytes, "Disk low below (bytes free)", "1", "store or /boot; warned on the dashboard and sent as disk-low; 1073741824 = 1 GiB")}
           </div>
           <nf-settings-channels
             .channels=${draft.notifications}

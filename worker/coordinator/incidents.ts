@@ -1,5 +1,5 @@
 /**
- * Host incidents: `host-red`, `tests-failed` and their one `host-recovered`, decided by the pure rules of
+ * Host incidents: `host-red`, `tests-failed`, `disk-low` and their one `host-recovered`, decided by the pure rules of
  * worker/notifications/incidents.ts from the compartments of each stored report (and of the report read
  * again when a command of the host ends). The state of every incident not closed is in the object's
  * SQLite, written in the same step as the notification it causes, so an eviction neither sends an alert
@@ -8,6 +8,7 @@
  * that rollout for the Update history.
  */
 import { computeCompartments } from "../../common/compartments.ts";
+import { diskLowWarning } from "../../common/disk-space.ts";
 import { INCIDENT_EVENTS, type IncidentEvent, type Report, type RolloutIncident, type Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { toCommandView } from "../commands/rules.ts";
@@ -73,9 +74,9 @@ export class Incidents {
       expectedAgentVersion: NIXFLEET_VERSION,
       now: new Date(now),
     });
-    const seen = observations(compartments);
-    const open = new Map(this.store.of(ref.id).map((stored) => [stored.kind, stored.incident]));
     const settings = this.settings().alerts;
+    const seen = observations(compartments, diskLowWarning(report.disk, settings.diskLowBelowBytes));
+    const open = new Map(this.store.of(ref.id).map((stored) => [stored.kind, stored.incident]));
     const before = this.nextWakeAt();
     for (const kind of INCIDENT_EVENTS) {
       const incident = open.get(kind) ?? null;

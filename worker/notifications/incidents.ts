@@ -68,9 +68,10 @@ export function dueAt(incident: Incident | null, settings: AlertSettings): numbe
 /**
  * What the compartments say about each kind. `tests-failed`: the Tests compartment is red. `host-red`:
  * any other compartment is red — except an Agent red without a command, the version verdict, which
- * `agent-outdated` reports once per release. Blue (a command under way) tells nothing yet.
+ * `agent-outdated` reports once per release. Blue (a command under way) tells nothing yet. `disk-low`:
+ * the report's free space (common/disk-space.ts's warning, or null when there is none).
  */
-export function observations(compartments: Compartments): Record<IncidentEvent, Observation> {
+export function observations(compartments: Compartments, diskLow: string | null): Record<IncidentEvent, Observation> {
   const { tests } = compartments;
   const others = (["system", "git", "lock", "agent"] as const).filter((name) => name !== "agent" || compartments.agent.commandId !== null);
   const red = others.filter((name) => compartments[name].state === "red");
@@ -82,7 +83,8 @@ export function observations(compartments: Compartments): Record<IncidentEvent, 
         : { state: "clear" };
   const testsFailed: Observation =
     tests.state === "red" ? { state: "red", reason: tests.reason } : tests.state === "blue" ? { state: "unknown" } : { state: "clear" };
-  return { "host-red": hostRed, "tests-failed": testsFailed };
+  const disk: Observation = diskLow !== null ? { state: "red", reason: diskLow } : { state: "clear" };
+  return { "host-red": hostRed, "tests-failed": testsFailed, "disk-low": disk };
 }
 
 const NAMES = { system: "System", git: "Git", lock: "Lock", agent: "Agent", tests: "Tests" } as const;
@@ -90,6 +92,14 @@ const NAMES = { system: "System", git: "Git", lock: "Lock", agent: "Agent", test
 const ALERT_TITLE: Record<IncidentEvent, (host: string) => string> = {
   "host-red": (host) => `${host} turned red`,
   "tests-failed": (host) => `${host}'s tests failed`,
+  "disk-low": (host) => `${host} is low on disk space`,
+};
+
+/** What the one recovery says the host is again, per kind. */
+const RECOVERED: Record<IncidentEvent, { what: string; title: string }> = {
+  "host-red": { what: "is no longer red", title: "no compartment is red" },
+  "tests-failed": { what: "tests pass again", title: "tests pass again" },
+  "disk-low": { what: "has enough free disk space again", title: "enough free disk space" },
 };
 
 /** The alert of an incident: its id is the host, the kind and the opening time, so a replay is delivered once. */
@@ -110,12 +120,12 @@ export function alertEvent(kind: IncidentEvent, host: string, incident: Extract<
 /** The one recovery of an incident, with how long it lasted. */
 export function recoveryEvent(kind: IncidentEvent, host: string, incident: Extract<Incident, { phase: "open" }>, now: number, dashboardUrl: unknown): NotificationEvent {
   const openedAt = new Date(incident.openedAt).toISOString();
-  const what = kind === "tests-failed" ? "tests pass again" : "is no longer red";
+  const { what, title } = RECOVERED[kind];
   return {
     id: `host-recovered:${kind}:${host}:${openedAt}`,
     event: "host-recovered",
     at: new Date(now).toISOString(),
-    title: `${host} recovered: ${kind === "tests-failed" ? "tests pass again" : "no compartment is red"}`,
+    title: `${host} recovered: ${title}`,
     text: `${host} ${what} after ${roughDuration(now - incident.openedAt, "long")} (${kind} since ${openedAt}; last: ${incident.reason}).`,
     url: dashboardLink(dashboardUrl, hostPagePath(host)),
     host,

@@ -39,6 +39,7 @@ export const EVENT_STYLE: Record<NotificationEventName, { tone: Tone; ntfyPriori
   "agent-outdated": { tone: "info", ntfyPriority: 2, tags: ["arrow_up"] },
   "host-red": { tone: "failure", ntfyPriority: 4, tags: ["red_circle"] },
   "tests-failed": { tone: "failure", ntfyPriority: 4, tags: ["test_tube"] },
+  "disk-low": { tone: "failure", ntfyPriority: 4, tags: ["floppy_disk"] },
   "host-recovered": { tone: "success", ntfyPriority: 3, tags: ["green_circle"] },
 };
 
