@@ -128,6 +128,10 @@ export const SafetyNetReport = z.object({
 });
 export type SafetyNetReport = z.infer<typeof SafetyNetReport>;
 
+/** One generation of the system profile (`system-<N>-link`): what a rollback to it activates and a `gc` may delete. */
+export const Generation = z.object({ number: z.number().int().nonnegative(), createdAt: z.string(), storePath: z.string().max(500), label: z.string().max(200).nullable(), current: z.boolean(), booted: z.boolean() });
+export type Generation = z.infer<typeof Generation>;
+
 export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
@@ -174,6 +178,8 @@ export const Report = z.object({
   desired: DesiredReport.optional(),
   /** The host's safety net (issue 22); older agents leave it out. */
   safetyNet: SafetyNetReport.optional(),
+  /** The system profile's generations, oldest first; older agents leave it out. */
+  generations: known(z.array(Generation).max(200)).optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({
