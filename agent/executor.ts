@@ -6,7 +6,9 @@
 import type { CommandKind } from "../common/protocol.ts";
 import { runBuild } from "./commands/build.ts";
 import { succeeded, type CommandContext, type CommandEnd } from "./commands/context.ts";
+import { runGc } from "./commands/gc.ts";
 import { runPull } from "./commands/pull.ts";
+import { runRollbackTo } from "./commands/rollback-to.ts";
 import { runPullSwitch, runRollback, runSwitch } from "./commands/switch.ts";
 import { runTestCommand } from "./commands/test.ts";
 
@@ -22,7 +24,7 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
     case "test":
       return runTestCommand(ctx);
     case "rollback":
-      return runRollback(ctx);
+      return ctx.delivery.generation !== null ? runRollbackTo(ctx, ctx.delivery.generation) : runRollback(ctx);
     case "stop": {
       const stopped = await ctx.stopCommand(ctx.delivery.target);
       ctx.say(stopped ? `stopped ${ctx.delivery.target}` : `nothing to stop for ${ctx.delivery.target ?? "(no target)"}`);
@@ -36,6 +38,8 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
       return succeeded({}, null);
     case "build":
       return runBuild(ctx);
+    case "gc":
+      return runGc(ctx);
     default:
       return assertNever(kind);
   }

@@ -10,6 +10,7 @@ import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-
 import { PROTOCOL_VERSION, Report, type DesiredReport, type DiskSpace, type SafetyNetReport } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 import { readDisk } from "./disk-space.ts";
+import { readHostGenerations } from "./generations.ts";
 import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
 import { known, readCommandLine, unknown, type Known } from "./known.ts";
@@ -53,13 +54,14 @@ export class ReportCollector {
   async collect(): Promise<Report> {
     const { config, platform, runner, store, cloneDir } = this.#options;
     const current = await readCurrentSystem(platform, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
-    const [facts, commit, branch, dirty, lock, reboot] = await Promise.all([
+    const [facts, commit, branch, dirty, lock, reboot, generations] = await Promise.all([
       this.#hostFacts(current.value),
       headCommit(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
       currentBranch(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
       isDirty(config, runner, cloneDir).catch(() => null),
       readLock(runner, cloneDir),
       platform.rebootStatus(runner).catch((e: unknown) => unknown(`cannot tell whether a reboot is needed: ${String(e)}`)),
+      readHostGenerations(platform, runner).catch((e: unknown) => unknown(`cannot read the generations: ${String(e)}`)),
     ]);
     const safetyNet = await this.#options.safetyNet?.().catch(() => undefined);
     const disk = config.spaceCheck.enable ? await readDisk(config, runner).catch(() => undefined) : undefined;
@@ -91,6 +93,7 @@ export class ReportCollector {
       rollout: config.rollout,
       ...(safetyNet !== undefined ? { safetyNet } : {}),
       ...(disk !== undefined ? { disk } : {}),
+      generations,
     };
     // Our own output goes through the same schema the server applies: a bug here
     // shows in the agent's log rather than as a rejected poll.

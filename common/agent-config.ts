@@ -73,6 +73,11 @@ export const AgentConfig = z.strictObject({
        * (the safety net's rollback). Unset: the platform's own (NixOS: `nix-env --set`, then `switch-to-configuration switch`).
        */
       activateSystem: z.string().optional(),
+      /**
+       * Run as `<installBootMenu> <store path>` after a `gc` deleted generations, to rewrite the boot menu from
+       * the profile's generations. Unset: the platform's own (NixOS: `<system>/bin/switch-to-configuration boot`).
+       */
+      installBootMenu: z.string().optional(),
       /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
       detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
     })
@@ -124,6 +129,16 @@ export const AgentConfig = z.strictObject({
       rootDir: z.string().min(1).default("/"),
     })
     .default({ enable: true, storeMinFree: 2 * 1024 ** 3, bootMargin: 16 * 1024 ** 2, storeDir: "/nix/store", bootDir: "/boot", rootDir: "/" }),
+   * What a `gc` command keeps besides the booted, the current and the safety net's generations
+   * (docs/hosts.md "Generations and garbage collection"). Null: the fleet's default the command
+   * carries (settings `gc`), else 5 generations and 14 days.
+   */
+  gc: z
+    .strictObject({
+      keepGenerations: z.number().int().min(1).max(200).nullable().default(null),
+      keepDays: z.number().nonnegative().max(3650).nullable().default(null),
+    })
+    .default({ keepGenerations: null, keepDays: null }),
   /** Changes at every boot (Linux); the safety net tells a reboot by it. */
   bootIdFile: z.string().default("/proc/sys/kernel/random/boot_id"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),

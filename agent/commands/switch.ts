@@ -68,7 +68,7 @@ export async function runRollback(ctx: CommandContext): Promise<CommandEnd> {
   return runJob(ctx, { action: "rollback", commit: null, systemBefore: before.value, systemExpected: null }, argv);
 }
 
-async function runJob(
+export async function runJob(
   ctx: CommandContext,
   meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "systemExpected" | "pull">,
   argv: string[],
@@ -143,6 +143,10 @@ async function judgeJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end
   if (after.value === null) return failed(`${tool} exited 0 but the running system cannot be read: ${after.reason}`, result, 0);
 
   if (meta.action === "rollback") {
+    // A rollback to a chosen generation expects its system (commands/rollback-to.ts).
+    if (meta.systemExpected !== null && after.value !== meta.systemExpected) {
+      return failed(`rollback exited 0 but the running system is ${after.value}, not the target ${meta.systemExpected}`, result, 0);
+    }
     if (after.value === meta.systemBefore) {
       return failed(`rollback exited 0 but the running system is unchanged: still ${after.value}`, result, 0);
     }

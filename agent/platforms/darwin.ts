@@ -30,6 +30,9 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
       config.tools.activateSystem !== undefined
         ? [config.tools.activateSystem, storePath]
         : ["/bin/sh", "-c", DARWIN_ACTIVATE_SCRIPT, "nixfleet-activate", "/nix/var/nix/profiles/system", storePath],
+    // nix-darwin's system profile; macOS boots no generation, so none is booted and there is no boot menu.
+    generationSource: () => Promise.resolve({ profile: config.systemProfileLink, labelFile: "darwin-version", bootedLink: null }),
+    bootMenuArgv: () => null,
     listFailedUnits: (_runner, say) => {
       say("launchd keeps no failed state to compare (nix-darwin): the failed-units check is skipped");
       return Promise.resolve(null);

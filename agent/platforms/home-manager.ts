@@ -28,6 +28,12 @@ const HOME_MANAGER_ROLLBACK_SCRIPT = [
 export function homeManagerPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
   const links = (runner: HostRunner) => runningSystemLinks(config, () => profileLinks(runner));
+  const existingProfile = async (runner: HostRunner): Promise<string | null> => {
+    for (const candidate of profileLinks(runner)) {
+      if (await runner.realPath(candidate).then(() => true, () => false)) return candidate;
+    }
+    return null;
+  };
   return {
     name: "home-manager",
     systemInstallable: (flakeDir) => `${flakeDir}#homeConfigurations.${attr}.activationPackage`,
@@ -49,6 +55,12 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
     // A generation's `activate` points the Home Manager profile at itself, then links the files.
     activateArgv: (storePath) =>
       config.tools.activateSystem !== undefined ? [config.tools.activateSystem, storePath] : [`${storePath}/activate`],
+    // Home Manager's own profile; its generations carry no version file and nothing boots them.
+    generationSource: async (runner) => {
+      const profile = await existingProfile(runner);
+      return profile === null ? null : { profile, labelFile: null, bootedLink: null };
+    },
+    bootMenuArgv: () => null,
     listFailedUnits: (_runner, say) => {
       say("a user's services are not the agent's to judge (Home Manager): the failed-units check is skipped");
       return Promise.resolve(null);

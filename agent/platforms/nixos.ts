@@ -23,6 +23,9 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
       config.tools.activateSystem !== undefined
         ? [config.tools.activateSystem, storePath]
         : ["/bin/sh", "-c", NIXOS_ACTIVATE_SCRIPT, "nixfleet-activate", config.systemProfileLink, storePath],
+    generationSource: () => Promise.resolve({ profile: config.systemProfileLink, labelFile: "nixos-version", bootedLink: config.bootedSystemLink }),
+    bootMenuArgv: (system) =>
+      config.tools.installBootMenu !== undefined ? [config.tools.installBootMenu, system] : [`${system}/bin/switch-to-configuration`, "boot"],
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     listFailedUnits: (runner, say) => listFailedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),

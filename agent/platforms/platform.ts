@@ -33,6 +33,13 @@ export interface HostPlatform {
    * the new generation's files.
    */
   activateArgv(storePath: string): string[];
+  /** Where the platform's generations are (agent/generations.ts reads them), or null when no profile is found. */
+  generationSource(runner: HostRunner): Promise<GenerationSource | null>;
+  /**
+   * Rewrites the boot menu from the profile's generations, with `system` (the profile's current
+   * generation) doing it; null where there is no boot menu (nix-darwin, Home Manager).
+   */
+  bootMenuArgv(system: string): string[] | null;
   /** The names of the units that are failed now, or null (said through `say`) where there is nothing to list. */
   listFailedUnits(runner: HostRunner, say: (line: string) => void): Promise<string[] | null>;
   /** The nixpkgs version the running system was built from. */
@@ -45,6 +52,15 @@ export interface HostPlatform {
    * does not (a systemd unit goes on without the client that started it).
    */
   evaluationCommand(argv: readonly string[], limits: EvaluationLimits, runner: HostRunner): { argv: string[]; stopArgv: string[] | null };
+}
+
+export interface GenerationSource {
+  /** The profile link (`…/system`): its generations are the `<name>-<N>-link` beside it. */
+  profile: string;
+  /** The file in a generation's store path whose first line labels it (`nixos-version`), or null. */
+  labelFile: string | null;
+  /** The link to the booted system, where there is one (NixOS `/run/booted-system`). */
+  bootedLink: string | null;
 }
 
 export interface EvaluationLimits {

@@ -56,6 +56,8 @@ const COMMAND_COMPARTMENTS: Record<CommandKind, readonly CompartmentName[]> = {
   stop: [],
   // A build changes nothing on the host; its verdict belongs to the commit, not to a compartment.
   build: [],
+  // Old generations and dead store paths go; what runs and what the compartments judge stays.
+  gc: [],
 };
 
 /** The compartments a command of this kind moves (blue while it runs, red when it fails). */

@@ -86,6 +86,23 @@ export const BuildResult = z.object({
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 
+/** What a `gc` deleted (or, in a dry run, would delete) and what the store collection freed. */
+export const GcResult = z.object({
+  dryRun: z.boolean(),
+  keepGenerations: z.number().int().nonnegative(),
+  keepDays: z.number().nonnegative(),
+  /** Generation numbers deleted (a dry run: that would be deleted). */
+  deletedGenerations: z.array(z.number().int().nonnegative()).max(1000),
+  keptGenerations: z.array(z.number().int().nonnegative()).max(1000),
+  /** Store paths deleted (a dry run: dead now, which `nix-store --gc` would delete). */
+  storePaths: z.number().int().nonnegative().nullable(),
+  /** Bytes freed as nix reported them; null in a dry run or when nix said nothing parsable. */
+  bytesFreed: z.number().int().nonnegative().nullable(),
+  /** Whether the boot menu was rewritten (NixOS), or why not. */
+  bootMenu: z.enum(["rewritten", "not-applicable", "unchanged"]),
+});
+export type GcResult = z.infer<typeof GcResult>;
+
 /**
  * What a finished command proved. Exit code 0 is not proof: the agent checks
  * the outcome (the new commit, the new system link, each test) and says so here.
@@ -101,6 +118,7 @@ export const CommandResult = z.object({
   build: BuildResult.optional(),
   /** A switch the host rolled back by itself because it was not confirmed in time. */
   hostRollback: HostRollback.optional(),
+  gc: GcResult.optional(),
 });
 export type CommandResult = z.infer<typeof CommandResult>;
 

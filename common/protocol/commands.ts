@@ -15,6 +15,7 @@ export const COMMAND_KINDS = [
   "restart-agent",
   "refresh",
   "build",
+  "gc",
 ] as const;
 export const CommandKind = z.enum(COMMAND_KINDS);
 export type CommandKind = z.infer<typeof CommandKind>;
@@ -56,6 +57,8 @@ export const COMMAND_DEADLINE_SECONDS: Record<CommandKind, number> = {
   refresh: 2 * 60,
   /** A whole system built from scratch in the worst case (a mass rebuild after a nixpkgs update). */
   build: 60 * 60,
+  /** Deleting generations is quick; collecting a large store is not (docs/hosts.md "Generations and garbage collection"). */
+  gc: 30 * 60,
 };
 
 /**
@@ -72,7 +75,18 @@ export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
   "rollback",
   "restart-agent",
   "build",
+  "gc",
 ]);
+
+/**
+ * What a `gc` keeps besides the booted, the current and the safety net's generations: the newest
+ * `keepGenerations` and every generation younger than `keepDays` days.
+ */
+export const GcPolicy = z.object({
+  keepGenerations: z.number().int().min(1).max(200),
+  keepDays: z.number().nonnegative().max(3650),
+});
+export type GcPolicy = z.infer<typeof GcPolicy>;
 
 export const CommandId = z.string().regex(/^cmd_[A-Za-z0-9_-]{10,40}$/, "not a command id");
 
@@ -86,9 +100,15 @@ export const CreateCommandRequest = z
     commit: Sha1.optional(),
     /** For `switch` / `pull-switch`: send it although the host rolled this commit's system back by itself. */
     force: z.boolean().optional(),
+    /** For `rollback`: the generation of the system profile to go back to (default: the one before the current). */
+    generation: z.number().int().positive().optional(),
+    /** For `gc`: say what would be deleted and collected, and delete nothing. */
+    dryRun: z.boolean().optional(),
   })
   .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
-  .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] });
+  .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] })
+  .refine((r) => r.generation === undefined || r.kind === "rollback", { message: "only rollback takes a generation", path: ["generation"] })
+  .refine((r) => r.dryRun === undefined || r.kind === "gc", { message: "only gc takes dryRun", path: ["dryRun"] });
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
 /** What the agent receives for each command to run. */
@@ -103,6 +123,12 @@ export const CommandDelivery = z.object({
    * origin/<branch>; null means origin/<branch>'s head.
    */
   commit: Sha1.nullable().default(null),
+  /** For `rollback`: the generation to go back to; null means the one before the current. */
+  generation: z.number().int().positive().nullable().default(null),
+  /** For `gc`: delete nothing, say what would go. */
+  dryRun: z.boolean().default(false),
+  /** For `gc`: the fleet's defaults (settings `gc`), which the host's own module options override. */
+  gc: GcPolicy.nullable().default(null),
   createdAt: z.string(),
   deadlineAt: z.string(),
 });

@@ -135,6 +135,9 @@ export const DiskSpace = z.object({
   totalBytes: z.number().int().nonnegative(),
 });
 export type DiskSpace = z.infer<typeof DiskSpace>;
+/** One generation of the system profile (`system-<N>-link`): what a rollback to it activates and a `gc` may delete. */
+export const Generation = z.object({ number: z.number().int().nonnegative(), createdAt: z.string(), storePath: z.string().max(500), label: z.string().max(200).nullable(), current: z.boolean(), booted: z.boolean() });
+export type Generation = z.infer<typeof Generation>;
 
 export const Report = z.object({
   protocol: AgentProtocolVersion,
@@ -184,6 +187,8 @@ export const Report = z.object({
   safetyNet: SafetyNetReport.optional(),
   /** Free space on the store's filesystem and on /boot (null when /boot is not its own filesystem); older agents leave it out. */
   disk: z.object({ store: DiskSpace, boot: DiskSpace.nullable() }).optional(),
+  /** The system profile's generations, oldest first; older agents leave it out. */
+  generations: known(z.array(Generation).max(200)).optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

@@ -57,6 +57,13 @@ export const Settings = z.strictObject({
       countExcludedHosts: z.boolean().default(false),
     })
     .prefault({}),
+  /** A `gc` command's defaults, carried by the command; a host's own module options (`gc.keepGenerations`, `gc.keepDays`) win. */
+  gc: z
+    .strictObject({
+      keepGenerations: z.number().int().min(1).max(200).default(5),
+      keepDays: z.number().nonnegative().max(3650).default(14),
+    })
+    .prefault({}),
   windows: z.array(MaintenanceWindow).default([]),
   /** Host incidents' hold-down times and the Update history's link window (host-red, tests-failed, host-recovered). */
   alerts: AlertSettings.prefault({}),

@@ -109,7 +109,10 @@ export class FakeControlPlane {
   }
 
   /** Queues a command for the agent; answers a held poll at once. */
-  queue(kind: CommandKind, options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number } = {}): string {
+  queue(
+    kind: CommandKind,
+    options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number } & Partial<Pick<CommandDelivery, "generation" | "dryRun" | "gc">> = {},
+  ): string {
     const id = options.id ?? `cmd_${randomBytes(9).toString("base64url")}`;
     const now = Date.now();
     this.commands.set(id, {
@@ -118,6 +121,9 @@ export class FakeControlPlane {
         kind,
         target: options.target ?? null,
         commit: options.commit ?? null,
+        generation: options.generation ?? null,
+        dryRun: options.dryRun ?? false,
+        gc: options.gc ?? null,
         createdAt: new Date(now).toISOString(),
         deadlineAt: new Date(now + (options.deadlineSeconds ?? COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
       },

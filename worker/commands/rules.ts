@@ -5,10 +5,10 @@
  * Object is the thin shell that stores what these functions decide.
  */
 import {
+  CommandDelivery,
   COMMAND_DEADLINE_SECONDS,
   EXCLUSIVE_COMMAND_KINDS,
   isFinalCommandState,
-  type CommandDelivery,
   type CommandKind,
   type CommandResult,
   type CommandState,
@@ -17,7 +17,13 @@ import {
   type StoredOutputChunk,
 } from "../../common/protocol.ts";
 import { isActiveCommand } from "../../common/commands.ts";
+import type { z } from "zod";
 import { refuse, type Refusal } from "../outcome.ts";
+
+/** What some kinds take besides a commit (a rollback's generation, a gc's dry run and fleet defaults), stored as one JSON column. */
+export const CommandParameters = CommandDelivery.pick({ generation: true, dryRun: true, gc: true });
+export type CommandParameters = z.infer<typeof CommandParameters>;
+export const NO_PARAMETERS: CommandParameters = { generation: null, dryRun: false, gc: null };
 
 /** Output beyond this per command is dropped behind a visible marker. */
 export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;
@@ -50,6 +56,7 @@ export interface CommandRecord {
   acked: boolean;
   /** The rollout this command was sent for; its transitions drive that rollout. */
   rolloutId: string | null;
+  parameters: CommandParameters;
 }
 
 export type CommandPatch = Partial<
@@ -93,6 +100,7 @@ export interface NewCommand {
   /** How long a queued command waits for an offline host. */
   ttlSeconds: number;
   rolloutId?: string | null;
+  parameters?: CommandParameters;
 }
 
 export function newCommand(input: NewCommand): CommandRecord {
@@ -121,6 +129,7 @@ export function newCommand(input: NewCommand): CommandRecord {
     outputHighWater: -1,
     acked: false,
     rolloutId: input.rolloutId ?? null,
+    parameters: input.parameters ?? NO_PARAMETERS,
   };
 }
 
@@ -233,6 +242,7 @@ export const toDelivery = (record: CommandRecord): CommandDelivery => ({
   kind: record.kind,
   target: record.target,
   commit: record.commit,
+  ...record.parameters,
   createdAt: record.createdAt,
   deadlineAt: record.deadlineAt,
 });

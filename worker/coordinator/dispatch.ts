@@ -20,6 +20,7 @@ import {
   timeoutPatch,
   toCommandView,
   toDelivery,
+  type CommandParameters,
   type CommandPatch,
   type CommandRecord,
 } from "../commands/rules.ts";
@@ -42,6 +43,8 @@ export interface CommandOutput {
 export interface EnqueueOptions {
   commit: string | null;
   rolloutId: string | null;
+  /** A rollback's generation, a gc's dry run and defaults; none by default. */
+  parameters?: CommandParameters;
 }
 
 /** What the rollout and fleet-build runners may do with commands: the shell hands them dispatch as this. */
@@ -150,6 +153,7 @@ export class Dispatch implements CommandPort {
       now,
       ttlSeconds,
       rolloutId: options.rolloutId,
+      parameters: options.parameters,
     });
 
     if (admission.action === "cancel-queued") {
@@ -167,7 +171,7 @@ export class Dispatch implements CommandPort {
       if (build.state === "queued") {
         this.transition(build, { state: "cancelled", finishedAt: at, error: `cancelled: a ${kind} was queued by ${actor}` });
       } else {
-        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, ttlSeconds, now });
+        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, parameters: undefined, ttlSeconds, now });
         this.insertAndDeliver(host, stop, now);
       }
     }

@@ -23,6 +23,7 @@ import { readCommitDesired } from "../db/desired.ts";
 import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
+import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import type { WorkerEnv } from "../env.ts";
 import type { GitHubRateLimit } from "../github/client.ts";
@@ -144,7 +145,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // Admin side
 
-  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean } = {}) {
+  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean } & ParameterRequest = {}) {
     this.c.metrics.counters.enqueues++;
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
@@ -152,7 +153,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const rolledBack = refuseRolledBackSwitch(host.name, (await getReport(this.db, host.id))?.report ?? null, kind, options.commit ?? null);
       if (rolledBack) return rolledBack;
     }
-    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null }));
+    const unknownGeneration = options.generation === undefined ? null : refuseUnknownGeneration(host.name, (await getReport(this.db, host.id))?.report ?? null, options.generation);
+    if (unknownGeneration) return unknownGeneration;
+    const settings = kind === "gc" ? await this.c.settings.refresh() : null;
+    if (settings !== null && "ok" in settings) return settings;
+    const parameters = commandParameters(kind, options, settings);
+    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, parameters }));
     if (outcome.ok) await this.scheduleAlarm();
     return outcome;
   }

@@ -4,8 +4,8 @@
  * depends on it cannot interleave with another request.
  */
 import { CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
-import type { CommandPatch, CommandRecord } from "../../commands/rules.ts";
-import { text, textOrNull, number, type Row } from "./sql.ts";
+import { CommandParameters, NO_PARAMETERS, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
+import { readJson, text, textOrNull, number, type Row } from "./sql.ts";
 
 /** Per host, finished commands kept with their output, and kept at all. */
 const KEEP_OUTPUT_PER_HOST = 50;
@@ -45,6 +45,7 @@ function toRecord(row: Row): CommandRecord {
     outputHighWater: Number(row.output_high_water),
     acked: Number(row.acked) === 1,
     rolloutId: textOrNull(row.rollout_id),
+    parameters: row.parameters === null || row.parameters === undefined ? NO_PARAMETERS : (readJson(CommandParameters, text(row.parameters)) ?? NO_PARAMETERS),
   };
 }
 
@@ -98,8 +99,8 @@ export class CommandStore {
   insertCommand(record: CommandRecord): void {
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
-         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.id,
       record.hostId,
       record.hostName,
@@ -122,6 +123,7 @@ export class CommandStore {
       record.outputHighWater,
       record.acked ? 1 : 0,
       record.rolloutId,
+      JSON.stringify(record.parameters),
     );
   }
 

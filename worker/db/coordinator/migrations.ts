@@ -155,6 +155,10 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
       PRIMARY KEY (rollout_id, host_name, kind, opened_at)
     );
   `,
+  8: `
+    -- A rollback's target generation, a gc's dry run and fleet defaults (worker/commands/rules.ts CommandParameters), as JSON.
+    ALTER TABLE commands ADD COLUMN parameters TEXT;
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
