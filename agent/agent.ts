@@ -212,7 +212,8 @@ export class Agent {
       shutdown: this.#shutdown.signal,
       confirm: async (commandId, system, signal) => {
         const report: Report | undefined = await reports.collect().catch(() => undefined);
-        return client.confirm({ protocol: PROTOCOL_VERSION, agentSession: this.#session, commandId, system, report }, signal);
+        const answer = await client.confirm({ protocol: PROTOCOL_VERSION, agentSession: this.#session, commandId, system, report }, signal);
+        return answer.ok ? { ok: true, reported: report !== undefined } : answer;
       },
     });
     const desired = new DesiredSystems({
@@ -338,9 +339,15 @@ export class Agent {
     const fields = { command: id, outcome: outcome.outcome, exitCode: outcome.exitCode, error: outcome.error?.split("\n")[0] };
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
-    await this.#started().store.recordFinished(id, event);
+    const { store, reports } = this.#started();
+    await store.recordFinished(id, event);
+    // The report right after a switch travels with its end, so a rollout's gate judges both at once. Not kept
+    // with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
+    const kind = store.command(id)?.kind;
+    const withReport = outcome.reported !== true && (kind === "switch" || kind === "pull-switch" || kind === "rollback");
+    const report = withReport ? await reports.collect().catch(() => undefined) : undefined;
     this.#poller.requestReport();
-    return { delivered: this.#sendFinished(id, event) };
+    return { delivered: this.#sendFinished(id, report === undefined ? event : { ...event, report: { agentSession: this.#session, report } }) };
   }
 
   #sendFinished(id: string, event: FinishedEvent): Promise<void> {

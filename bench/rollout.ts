@@ -12,7 +12,8 @@
  *  - where each step goes (`wave_step_breakdown_ms`, the step's last host of a wave and each
  *    next-wave host): activated (the host's running-system link flipped, read from the stand-in's
  *    link) → finished event (the agent's check of the result) → gate passed (its report judged) →
- *    next wave queued → delivered to the held poll. The first part precedes the wave step.
+ *    next wave queued → delivered to the held poll. The first part precedes the wave step;
+ *  - the baseline: one request's round trip to the coordinator, timed while the rollout ran.
  * Writes bench/results/rollout.json.
  */
 import * as fs from "node:fs/promises";
@@ -79,8 +80,13 @@ try {
   const started = performance.now();
   const startedAt = Date.now();
   const { rollout } = await call(z.object({ rollout: RolloutView }), `/api/update-prs/${pr.number}/merge-and-deploy`, { body: {} });
+  // Each look at the rollout is a round trip through the Worker to the coordinator and back: timed, it is
+  // the machine's baseline for one request in this very run (the shared machine's load moves both alike).
+  const roundTrips: number[] = [];
   const done = await until("the rollout", async () => {
+    const asked = performance.now();
     const view = (await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`)).rollout;
+    roundTrips.push(performance.now() - asked);
     return view.state === "succeeded" && view.done === HOSTS ? view : null;
   });
   const wallSeconds = (performance.now() - started) / 1000;
@@ -128,6 +134,8 @@ try {
     wave_step_p50_ms: round(percentile(waveStep, 50)),
     wave_step_p99_ms: round(percentile(waveStep, 99)),
     wave_step_samples: waveStep.length,
+    /** The baseline in the same run: one admin request's round trip to the coordinator (GET the rollout), while the rollout ran. */
+    baseline_round_trip_ms: { p50: round(percentile(roundTrips, 50)), p99: round(percentile(roundTrips, 99)), samples: roundTrips.length },
     /**
      * Where the steps go. Per step: the wave's last host activated → its finished event (the agent's check,
      * before the wave step), that finished event → the wave's last gate passed (reports judged). Per

@@ -14,6 +14,8 @@ export interface CommandOutcome {
   result: CommandResult;
   /** Work the agent does once the finished event is out (kept out of the command itself). */
   then?: "restart-agent" | "run-tests";
+  /** The safety net's confirmation carried the post-switch report: the finished event need not carry it again. */
+  reported?: true;
 }
 
 /** A detached job goes on after the agent stopped; the next agent process reports its end. */

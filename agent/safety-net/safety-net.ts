@@ -19,7 +19,8 @@ import type { HostRunner } from "../runner.ts";
 import { monotonicMs, readBootId, SafetyNetDir, type ConfirmationWindow, type SafetyNetRecord } from "./record.ts";
 import { noConfirmationReason, rollBack, windowClosesAt } from "./watchdog.ts";
 
-export type ConfirmOutcome = { ok: true } | { ok: false; message: string };
+/** `reported`: the confirmation carried the post-switch report. */
+export type ConfirmOutcome = { ok: true; reported: boolean } | { ok: false; message: string };
 
 export interface SafetyNetOptions {
   config: AgentConfig;
@@ -153,11 +154,11 @@ export class SafetyNet implements SwitchGuard {
       if (unhealthy === null) {
         io.say("safety net: healthy; confirming to the control plane on a new connection…");
         const confirmed = await this.#confirmUntil(record, dir, closesAt, io);
-        if (confirmed) {
+        if (confirmed !== null) {
           const claim = await dir.decide({ decision: "confirmed", by: "agent", at: new Date().toISOString(), reason: "the control plane answered the confirmation" });
           if (claim.won) {
             io.say(`safety net: confirmed; ${record.next} stays`);
-            return outcome;
+            return confirmed.reported ? { ...outcome, reported: true } : outcome;
           }
         }
       } else {
@@ -206,21 +207,26 @@ export class SafetyNet implements SwitchGuard {
     return window.aborted ? "the health tests did not finish within the confirmation window" : failing;
   }
 
-  async #confirmUntil(record: SafetyNetRecord, dir: SafetyNetDir, closesAt: number, io: { say(line: string): void; shutdown: AbortSignal }): Promise<boolean> {
+  async #confirmUntil(
+    record: SafetyNetRecord,
+    dir: SafetyNetDir,
+    closesAt: number,
+    io: { say(line: string): void; shutdown: AbortSignal },
+  ): Promise<Extract<ConfirmOutcome, { ok: true }> | null> {
     let attempts = 0;
     let lastProblem = "";
     while (monotonicMs() < closesAt && !io.shutdown.aborted) {
-      if ((await dir.readDecision()) !== null) return false;
+      if ((await dir.readDecision()) !== null) return null;
       const remaining = closesAt - monotonicMs();
       const answer = await this.#options.confirm(record.commandId ?? dir.id, record.next, AbortSignal.any([io.shutdown, AbortSignal.timeout(Math.max(1, remaining))]));
       attempts++;
-      if (answer.ok) return true;
+      if (answer.ok) return answer;
       if (answer.message !== lastProblem) io.say(`safety net: the confirmation did not go through: ${answer.message}`);
       lastProblem = answer.message;
       await sleep(Math.min(RETRY_CONFIRM_MS, Math.max(0, closesAt - monotonicMs())), io.shutdown);
     }
     io.say(`safety net: no confirmation within the window after ${plural(attempts, "attempt")}`);
-    return false;
+    return null;
   }
 
   /**

@@ -133,6 +133,12 @@ export const CommandEvent = z.discriminatedUnion("type", [
     exitCode: z.number().int().nullable(),
     error: z.string().max(4000).nullable().default(null),
     result: CommandResult.default({}),
+    /**
+     * The host's report right after the command ended (a switch, a pull-switch, a rollback), with the
+     * session it belongs to: the rollout's gate judges it with the end, without waiting for a poll.
+     * Left out when the safety net's confirmation already carried the post-switch report.
+     */
+    report: z.object({ agentSession: z.string().min(8).max(64), report: Report }).optional(),
   }),
 ]);
 export type CommandEvent = z.infer<typeof CommandEvent>;

@@ -56,10 +56,14 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     // No previous system to go back to: the first switch is not armed, and says so.
     expect(h.plane.output(first.id)).toContain("no previous system to go back to: not armed");
     const gen1 = await h.fleet.systemPath("web1");
+    // Not armed, the switch's end carries the post-switch report itself.
+    expect(first.finished.report?.report.system.current.value).toBe(gen1);
 
     const gen2 = await nextGeneration("generation 2");
     const { id, finished } = await h.run("switch");
     expect(finished).toMatchObject({ outcome: "succeeded", error: null });
+    // Armed, the confirmation carried it: the end does not repeat it.
+    expect(finished.report).toBeUndefined();
     expect(finished.result).toMatchObject({ systemBefore: gen1, systemAfter: gen2.system });
     expect(h.plane.confirmations.map((c) => [c.request.commandId, c.request.system])).toEqual([[id, gen2.system]]);
     // The confirmation carries the post-switch report.
@@ -111,6 +115,9 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     expect(finished.error).toBe(`rolled back on the host: no confirmation within 3 s after switching to ${shortSha(gen3.commit)}`);
     expect(finished.result.hostRollback).toMatchObject({ commandId: id, from: gen3.system, to: gen1, commit: gen3.commit, outcome: "rolled-back", error: null });
     expect(finished.result.systemAfter).toBe(gen1);
+    // The report that comes with the end already says the host rolled back.
+    expect(finished.report?.report.system.current.value).toBe(gen1);
+    expect(finished.report?.report.safetyNet?.lastRollback).toMatchObject({ commandId: id, from: gen3.system, to: gen1 });
     const output = h.plane.output(id);
     expect(output).toContain(`safety net: recorded the previous system ${gen1}`);
     expect(output).toMatch(/watchdog: \S+ no confirmation within 3 s after switching to [0-9a-f]{7}: activating the recorded previous system/);

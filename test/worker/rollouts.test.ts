@@ -157,6 +157,44 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("soaking");
   });
 
+  it("a finished event that carries the post-switch report verifies the host in that same request, before any poll", async () => {
+    const [agent] = await fleet("end-report", 1);
+    const commit = sha(12);
+    const view = await deploy({ commit, hosts: [agent!.name] });
+    const { commands } = await pollOnce(agent!);
+    const id = commands[0]!.id;
+    const events = (body: unknown) => agentFetch(agent!.token, `/commands/${id}/events`, body);
+    await events({ type: "started", at: new Date().toISOString() });
+    const finished = await events({
+      type: "finished",
+      at: new Date().toISOString(),
+      outcome: "succeeded",
+      exitCode: 0,
+      result: { commitAfter: commit },
+      report: { agentSession: agent!.session, report: report(agent!.name, commit) },
+    });
+    expect(finished.status).toBe(200);
+    // Read right after the answer: verified (a canary soaks next) without a poll or the outbox's re-check.
+    expect(hostState(await rollout(view.id), agent!.name)).toBe("soaking");
+  });
+
+  it("after a switch confirmed by the host's safety net, the confirmation's report verifies the host with the finished event that follows it", async () => {
+    const [agent] = await fleet("confirm-report", 1);
+    const commit = sha(13);
+    const view = await deploy({ commit, hosts: [agent!.name] });
+    const { commands } = await pollOnce(agent!);
+    const id = commands[0]!.id;
+    const events = (body: unknown) => agentFetch(agent!.token, `/commands/${id}/events`, body);
+    await events({ type: "started", at: new Date().toISOString() });
+    const post = report(agent!.name, commit);
+    const confirmed = await agentFetch(agent!.token, "/confirm", { protocol: post.protocol, agentSession: agent!.session, commandId: id, system: post.system.current.value, report: post });
+    expect(confirmed.status).toBe(200);
+    // Confirmed is not verified: the switch has not ended yet.
+    expect(hostState(await rollout(view.id), agent!.name)).toBe("pulling");
+    await events({ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: { commitAfter: commit } });
+    expect(hostState(await rollout(view.id), agent!.name)).toBe("soaking");
+  });
+
   it("asks for the tests of a host whose agent does not run them, and judges the host once they end, even when the report came first", async () => {
     const { token } = await createHost("tested");
     const agent = { name: "tested", token, session: "session-tested" };

@@ -118,22 +118,40 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     // Read after the last await: the state the step sees is the current one.
     const outcome = this.run(() => this.c.dispatch.event(host.id, commandId, event));
-    if (outcome.ok && event.type === "finished") await this.scheduleAlarm();
+    if (outcome.ok && event.type === "finished") {
+      await this.scheduleAlarm();
+      await this.judgeAfterEnd(host, event.report);
+    }
     return outcome;
   }
 
-  /** Stores a changed report in D1 (the catalogue's latest report) before the poll's synchronous part. */
-  private async acceptReport(host: HostRef, session: string, report: Report): Promise<void> {
+  /**
+   * A command's end, its report with it (or, after a confirmed switch, the confirmation's report already
+   * stored): a rollout verifying the host judges it now, not at the next poll or the outbox's re-check.
+   */
+  private async judgeAfterEnd(host: HostRef, sent: { agentSession: string; report: Report } | undefined): Promise<void> {
+    if (sent !== undefined && (await this.acceptReport(host, sent.agentSession, sent.report))) return;
+    if (!this.c.rollouts.verifying(host.name)) return;
+    const stored = await getReport(this.db, host.id);
+    if (stored) await this.health(host, stored.report, stored.receivedAt);
+  }
+
+  /**
+   * Stores a changed report in D1 (the catalogue's latest report) before the poll's synchronous part, and
+   * judges it. False when it was stored already (nothing judged again).
+   */
+  private async acceptReport(host: HostRef, session: string, report: Report): Promise<boolean> {
     const hash = await reportHash(report);
-    if (this.c.reports.isStored(host.id, session, hash)) return;
+    if (this.c.reports.isStored(host.id, session, hash)) return false;
     const receivedAt = new Date().toISOString();
     await upsertReport(this.db, { hostId: host.id, report, reportHash: hash, agentSession: session, receivedAt });
-    if (this.c.catalogue.isRemoving(host.id)) return;
+    if (this.c.catalogue.isRemoving(host.id)) return true;
     this.c.metrics.counters.reportsStored++;
     this.run(() => this.c.reports.stored(host, session, hash, report, receivedAt));
     const due = this.c.lockClock.nextWakeAt();
     if (due !== null && this.alarmClock.isLaterThan(due)) await this.scheduleAlarm();
     await this.health(host, report, receivedAt);
+    return true;
   }
 
   /** A host's report judged after reading the fleet's target: a rollout verifying it judges its System and Tests, then its incidents go on. */
