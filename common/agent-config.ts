@@ -129,6 +129,7 @@ export const AgentConfig = z.strictObject({
       rootDir: z.string().min(1).default("/"),
     })
     .default({ enable: true, storeMinFree: 2 * 1024 ** 3, bootMargin: 16 * 1024 ** 2, storeDir: "/nix/store", bootDir: "/boot", rootDir: "/" }),
+  /**
    * What a `gc` command keeps besides the booted, the current and the safety net's generations
    * (docs/hosts.md "Generations and garbage collection"). Null: the fleet's default the command
    * carries (settings `gc`), else 5 generations and 14 days.

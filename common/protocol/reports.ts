@@ -135,6 +135,7 @@ export const DiskSpace = z.object({
   totalBytes: z.number().int().nonnegative(),
 });
 export type DiskSpace = z.infer<typeof DiskSpace>;
+
 /** One generation of the system profile (`system-<N>-link`): what a rollback to it activates and a `gc` may delete. */
 export const Generation = z.object({ number: z.number().int().nonnegative(), createdAt: z.string(), storePath: z.string().max(500), label: z.string().max(200).nullable(), current: z.boolean(), booted: z.boolean() });
 export type Generation = z.infer<typeof Generation>;
