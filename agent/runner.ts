@@ -10,6 +10,7 @@ import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as z from "zod";
+import { launchctlBootoutArgv, launchctlBootstrapArgv, launchctlPrintArgv, launchdDomain, launchdJobRunning, launchdLabel, launchdPlist, launchdPlistPath } from "./launchd.ts";
 
 export type ProcessStream = "stdout" | "stderr";
 
@@ -37,12 +38,14 @@ export interface RunResult {
   aborted: boolean;
 }
 
-export const DetachMode = z.enum(["systemd-run", "setsid", "none"]);
+/** `systemd-run-user`: a unit of the user's systemd (Home Manager on Linux); `launchd`: a launchd job of its own (macOS, launchd.ts). */
+export const DetachMode = z.enum(["systemd-run", "systemd-run-user", "launchd", "setsid", "none"]);
 export type DetachMode = z.infer<typeof DetachMode>;
 
 /** How to find a detached job again, also from a later agent process (persisted). */
 export const JobHandle = z.discriminatedUnion("mode", [
-  z.object({ mode: z.literal("systemd-run"), unit: z.string().min(1) }),
+  z.object({ mode: z.literal("systemd-run"), unit: z.string().min(1), user: z.boolean().optional() }),
+  z.object({ mode: z.literal("launchd"), target: z.string().min(1) }),
   z.object({ mode: z.literal("process-group"), pgid: z.number().int().positive() }),
 ]);
 export type JobHandle = z.infer<typeof JobHandle>;
@@ -131,10 +134,11 @@ export const SYSTEMD_RUN_PASSED_ENV = ["PATH", "HOME", "USER", "LANG", "LOCALE_A
  * child would inherit it, but a systemd-run unit is started by PID 1, so it is
  * passed on explicitly.
  */
-export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv, nice = 0): string[] {
+export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv, nice = 0, user = false): string[] {
   const setenv = SYSTEMD_RUN_PASSED_ENV.flatMap((name) => (env[name] === undefined ? [] : [`--setenv=${name}`]));
   return [
     "systemd-run",
+    ...(user ? ["--user"] : []),
     "--unit",
     spec.name,
     "--collect",
@@ -153,6 +157,8 @@ export function systemdRunArgv(spec: DetachedJobSpec, env: NodeJS.ProcessEnv, ni
     ...spec.argv,
   ];
 }
+
+const systemctl = (handle: { user?: boolean | undefined }): string[] => (handle.user === true ? ["systemctl", "--user"] : ["systemctl"]);
 
 const ALIVE_UNIT_STATES = new Set(["active", "activating", "deactivating", "reloading", "refreshing"]);
 
@@ -177,10 +183,19 @@ export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
     async startDetachedJob(spec) {
       await fs.mkdir(path.dirname(spec.logFile), { recursive: true });
       await fs.appendFile(spec.logFile, "");
-      if (spec.mode === "systemd-run") {
-        const result = await run(systemdRunArgv(spec, env, os.getPriority()));
-        if (result.exitCode === 0) return { ok: true, handle: { mode: "systemd-run", unit: spec.name } };
+      if (spec.mode === "systemd-run" || spec.mode === "systemd-run-user") {
+        const user = spec.mode === "systemd-run-user";
+        const result = await run(systemdRunArgv(spec, env, os.getPriority(), user));
+        if (result.exitCode === 0) return { ok: true, handle: { mode: "systemd-run", unit: spec.name, ...(user ? { user } : {}) } };
         return { ok: false, error: describeFailure("systemd-run", result) };
+      }
+      if (spec.mode === "launchd") {
+        const domain = launchdDomain(process.getuid?.() ?? 0);
+        const plist = launchdPlistPath(spec);
+        await fs.writeFile(plist, launchdPlist(spec, domain, env, os.getPriority()), { mode: 0o600 });
+        const result = await run(launchctlBootstrapArgv(domain, plist));
+        if (result.exitCode === 0) return { ok: true, handle: { mode: "launchd", target: `${domain}/${launchdLabel(spec)}` } };
+        return { ok: false, error: describeFailure("launchctl bootstrap", result) };
       }
       // `setsid` and `none`: a new session and process group (what setsid(1) does,
       // but through node so it also works on macOS, which has no setsid binary).
@@ -195,15 +210,21 @@ export function createNodeRunner(options: NodeRunnerOptions = {}): HostRunner {
 
     async isJobAlive(handle) {
       if (handle.mode === "process-group") return groupAlive(handle.pgid);
-      const result = await run(["systemctl", "show", "--property=ActiveState", "--value", handle.unit]);
+      if (handle.mode === "launchd") return launchdJobRunning(await run(launchctlPrintArgv(handle.target)));
+      const result = await run([...systemctl(handle), "show", "--property=ActiveState", "--value", handle.unit]);
       return ALIVE_UNIT_STATES.has(result.stdout.trim());
     },
 
     async stopJob(handle) {
+      if (handle.mode === "launchd") {
+        if (!launchdJobRunning(await run(launchctlPrintArgv(handle.target)))) return false;
+        await run(launchctlBootoutArgv(handle.target));
+        return true;
+      }
       if (handle.mode === "systemd-run") {
-        const result = await run(["systemctl", "show", "--property=ActiveState", "--value", handle.unit]);
+        const result = await run([...systemctl(handle), "show", "--property=ActiveState", "--value", handle.unit]);
         if (!ALIVE_UNIT_STATES.has(result.stdout.trim())) return false;
-        await run(["systemctl", "stop", handle.unit]);
+        await run([...systemctl(handle), "stop", handle.unit]);
         return true;
       }
       if (!(await groupAlive(handle.pgid))) return false;

@@ -80,6 +80,12 @@ export const AgentConfig = z.strictObject({
       installBootMenu: z.string().optional(),
       /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
       detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
+      /**
+       * How the safety net's watchdog is started, when not as `detach`: a launchd job of its own on macOS
+       * (`launchd`), a unit of the user's systemd for Home Manager on Linux (`systemd-run-user`), so it
+       * outlives the agent's service that the activation restarts.
+       */
+      watchdogDetach: z.enum(["systemd-run", "systemd-run-user", "launchd", "setsid", "none"]).optional(),
     })
     .default({
       git: "git",

@@ -42,6 +42,9 @@ in
           darwinRebuild = lib.getExe' darwinRebuild "darwin-rebuild";
           # A new session, so the switch outlives the daemon being reloaded.
           detach = "setsid";
+          # The safety net's watchdog is a launchd job of its own: it outlives
+          # the daemon that the activation it watches reloads.
+          watchdogDetach = "launchd";
         };
       };
     };

@@ -74,6 +74,9 @@ in
             # A new session and process group: the switch outlives the agent
             # being restarted by that very switch.
             detach = "setsid";
+            # The safety net's watchdog runs under the service manager itself:
+            # a launchd job on macOS, a unit of the user's systemd on Linux.
+            watchdogDetach = if isDarwin then "launchd" else "systemd-run-user";
           };
         };
 

@@ -124,7 +124,7 @@ export class SafetyNet implements SwitchGuard {
       cwd: this.#options.stateDir,
       logFile: dir.file("watchdog.log"),
       exitFile: dir.file("watchdog.exit"),
-      mode: this.#options.config.tools.detach,
+      mode: this.#options.config.tools.watchdogDetach ?? this.#options.config.tools.detach,
     });
     if (!started.ok) return started;
     await dir.writeWatchdog(started.handle);

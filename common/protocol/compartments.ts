@@ -82,7 +82,7 @@ export const HostView = z.object({
   /** From the report's `system.reboot` (NixOS); null when unknown, not applicable or not reported. */
   rebootNeeded: z.boolean().nullable().default(null),
   /** "disk low: /boot 38 MiB free" from the report's `disk` and `alerts.diskLowBelowBytes`; null when no disk is low. */
-  diskLow: z.string().max(1000).nullable().default(null),
+  diskLow: z.string().nullable().default(null),
   activeCommand: CommandView.nullable(),
   compartments: Compartments,
   /** Left out of every rollout and automatic action while set (see HostHold). */

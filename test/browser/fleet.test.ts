@@ -114,11 +114,9 @@ describeWithBrowser("fleet page in Chromium", () => {
     const { token: roomyToken } = await addHostThroughApi(dashboard, "roomy-boot");
     expect((await agentPoll(dashboard.url, roomyToken, roomy)).status).toBe(200);
     await page.reload();
-    const pill = fleetRow(page, "full-boot").locator(".pill.disk-low");
-    await pill.waitFor();
-    expect(await pill.getAttribute("title")).toBe("disk low: /boot 38 MiB free");
+    await fleetRow(page, "full-boot").locator(".pill.tone-warn").getByText("disk low: /boot 38 MiB free", { exact: true }).waitFor();
     // The fleet's default threshold is 1 GiB: 300 MiB on /boot is low too; 40 000 MiB on the store is not.
-    expect(await fleetRow(page, "roomy-boot").locator(".pill.disk-low").getAttribute("title")).toBe("disk low: /boot 300 MiB free");
+    await fleetRow(page, "roomy-boot").locator(".pill.tone-warn").getByText("disk low: /boot 300 MiB free", { exact: true }).waitFor();
     await page.goto(`${dashboard.url}/hosts/full-boot`);
     await page.getByText("disk low: /boot 38 MiB free", { exact: true }).waitFor();
     await page.goto(dashboard.url);

@@ -352,7 +352,8 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         tokenFile: "/run/secrets/nixfleet-agent-token",
         stateDir: "/var/lib/nixfleet-agent",
         currentSystemLink: "/run/current-system",
-        tools: { detach: "setsid" },
+        // The watchdog a launchd job of its own, so the daemon's reload by the activation leaves it running.
+        tools: { detach: "setsid", watchdogDetach: "launchd" },
       });
       expect(config.tools.darwinRebuild).toMatch(/-darwin-rebuild\/bin\/darwin-rebuild$/);
       const { daemon } = results.darwin;
@@ -386,8 +387,9 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         platform: "home-manager",
         stateDir: "/home/alice/.local/state/nixfleet-agent",
         currentSystemLink: "/home/alice/.local/state/home-manager/gcroots/current-home",
-        tools: { homeManager: "home-manager", detach: "setsid" },
+        tools: { homeManager: "home-manager", detach: "setsid", watchdogDetach: "systemd-run-user" },
       });
+      expect(AgentConfig.parse(results.homeManagerDarwin.agentConfig).tools.watchdogDetach).toBe("launchd");
       expect(results.homeManagerLinux.launchdAgents).toEqual({});
       const unit = z
         .object({ Service: z.record(z.string(), z.unknown()), Install: z.unknown() })

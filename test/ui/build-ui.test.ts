@@ -152,6 +152,7 @@ describe("buildUi", () => {
         "nf-audit-panel",
         "nf-automation-timeline",
         "nf-bulk-dialog",
+        "nf-confirm-dialog",
         "nf-deploy-dialog",
         "nf-fleet-build-status",
         "nf-hold-dialog",

@@ -31,6 +31,9 @@ export interface HostMenuRequest {
  * The fleet table: one row per host with its five compartments. It only
  * shows and reports: menus and selection are its panel's.
  */
+/** "disk low: /boot 38 MiB free" on the host's row and page (the worker words it from the report and the fleet's threshold). */
+export const diskLowPill = (warning: string | null) => (warning ? html`<span class="pill tone-warn">${warning}</span>` : nothing);
+
 export class NfFleetTable extends LitElement {
   static override properties = {
     hosts: { attribute: false },
@@ -355,7 +358,7 @@ export class NfFleetTable extends LitElement {
       <div class="td name" role="rowheader">
         <a href=${hostPath(host.name)}>${host.name}</a>
         ${host.hold ? html`<span class="pill tone-warn held" title=${holdTitle(host.hold)}>held<span class="visually-hidden">. ${holdTitle(host.hold)}</span></span>` : nothing}
-        ${host.diskLow ? html`<span class="pill tone-warn disk-low" title=${host.diskLow}>disk low<span class="visually-hidden">. ${host.diskLow}</span></span>` : nothing}
+        ${diskLowPill(host.diskLow)}
         ${host.rollout
           ? html`<span class="pill tone-${HOST_STEPS[host.rollout.state].tone} in-rollout" title="Part of the running rollout, wave ${host.rollout.wave}"
               >rollout · ${HOST_STEPS[host.rollout.state].label}</span

@@ -9,8 +9,8 @@ import type { FleetStore } from "../data/store.ts";
 import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
 import { holdTitle } from "../common/rollouts.ts";
-import "../dialogs/nf-confirm-dialog.ts";
 import type { NfConfirmDialog } from "../dialogs/nf-confirm-dialog.ts";
+import { confirmDialogIn } from "../common/confirm-dialog.ts";
 import type { NfHoldDialog } from "../dialogs/nf-hold-dialog.ts";
 import type { NfTokenDialog } from "../dialogs/nf-token-dialog.ts";
 
@@ -26,10 +26,10 @@ export class NfHostActions extends LitElement {
   };
   declare store: FleetStore | null;
   declare repository: string;
-  private get _confirm(): NfConfirmDialog {
-    return this.renderRoot.querySelector("nf-confirm-dialog")!;
+  // Holding a host, rotating its token and confirming are rare: their dialogs load on the first opening, not in the first paint.
+  private _confirm(): Promise<NfConfirmDialog> {
+    return confirmDialogIn(this.renderRoot);
   }
-  // Holding a host and rotating its token are rare: their dialogs load on the first opening, not in the first paint.
   private async _hold(): Promise<NfHoldDialog> {
     await import("../dialogs/nf-hold-dialog.ts");
     return this.renderRoot.querySelector("nf-hold-dialog")!;
@@ -129,7 +129,7 @@ export class NfHostActions extends LitElement {
   async runCommand(host: HostView, kind: CommandKind): Promise<boolean> {
     if (!this.store) return false;
     if (kind === "rollback") {
-      const confirmed = await this._confirm.ask({
+      const confirmed = await (await this._confirm()).ask({
         title: `Roll back ${host.name}?`,
         body: html`<p>
           ${host.name} activates its previous system generation (<code>--rollback switch</code>). The clone stays where it is, so System turns
@@ -162,7 +162,7 @@ export class NfHostActions extends LitElement {
 
   async rotateToken(host: HostView): Promise<void> {
     if (!this.store) return;
-    const confirmed = await this._confirm.ask({
+    const confirmed = await (await this._confirm()).ask({
       title: `Rotate the token of ${host.name}?`,
       body: "A new token is issued and shown once. The current token stops working at once: the agent is locked out until the new token is on the host.",
       hosts: [host.name],
@@ -182,7 +182,7 @@ export class NfHostActions extends LitElement {
 
   async removeHost(host: HostView, options: { onHostPage?: boolean } = {}): Promise<void> {
     if (!this.store) return;
-    const confirmed = await this._confirm.ask({
+    const confirmed = await (await this._confirm()).ask({
       title: `Remove ${host.name}?`,
       body: "The host disappears from the dashboard, its token stops working, and its reports and command history are deleted. The machine itself is not touched.",
       hosts: [host.name],

@@ -7,8 +7,8 @@ import { hostPath } from "../common/route.ts";
 import { rolloutInProgress } from "../data/fleet-state.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { NfConfirmDialog } from "../dialogs/nf-confirm-dialog.ts";
+import { confirmDialogIn } from "../common/confirm-dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";
-import "../dialogs/nf-confirm-dialog.ts";
 import { formatAge, localTimestamp } from "../../common/text.ts";
 
 /**
@@ -28,8 +28,9 @@ export class NfRolloutProgress extends LitElement {
   declare store: FleetStore | null;
   declare repository: string;
   declare now: number;
-  private get _confirm(): NfConfirmDialog {
-    return this.renderRoot.querySelector("nf-confirm-dialog")!;
+  /** Loaded on the first Cancel, not in the first paint. */
+  private _confirm(): Promise<NfConfirmDialog> {
+    return confirmDialogIn(this.renderRoot);
   }
 
   constructor() {
@@ -172,7 +173,7 @@ export class NfRolloutProgress extends LitElement {
   private async cancel(rollout: RolloutView): Promise<void> {
     const store = this.store;
     if (!store) return;
-    const confirmed = await this._confirm.ask({
+    const confirmed = await (await this._confirm()).ask({
       title: `Cancel the rollout of ${shortSha(rollout.commit)}?`,
       body: "Hosts not started yet are left out and queued commands are cancelled; commands already running finish. Nothing is reverted.",
       confirmLabel: "Cancel rollout",

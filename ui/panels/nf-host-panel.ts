@@ -21,7 +21,7 @@ import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import type { NfActionMenu } from "../components/nf-action-menu.ts";
 import type { NfHostActions } from "../components/nf-host-actions.ts";
-import { PLATFORM_NAMES } from "../components/nf-fleet-table.ts";
+import { diskLowPill, PLATFORM_NAMES } from "../components/nf-fleet-table.ts";
 import "../components/nf-action-menu.ts";
 import "../components/nf-command-history.ts";
 import "../components/nf-command-output.ts";
@@ -242,7 +242,7 @@ export class NfHostPanel extends LitElement {
         >${presenceLabel(detail, this.now)}</span
       >
       ${detail.hold ? html`<span class="pill tone-warn held">${holdTitle(detail.hold)}</span>` : nothing}
-      ${detail.diskLow ? html`<span class="pill tone-warn disk-low">${detail.diskLow}</span>` : nothing}
+      ${diskLowPill(detail.diskLow)}
       ${part ? html`<span class="pill tone-${HOST_STEPS[part.state].tone}">rollout wave ${part.wave}: ${HOST_STEPS[part.state].label}</span>` : nothing}
       <span class="muted">flake attribute <code>${detail.flakeAttr}</code></span>
       <span class="spacer"></span>
