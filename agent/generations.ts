@@ -28,7 +28,7 @@ export async function readGenerations(source: GenerationSource): Promise<Known<G
   }
   const pattern = new RegExp(`^${escapeRegExp(name)}-(\\d+)-link$`);
   const current = await fs.readlink(source.profile).catch(() => null);
-  const booted = source.bootedLink !== null ? await fs.realpath(source.bootedLink).catch(() => null) : null;
+  const booted = source.bootedLink !== null ? await linkTarget(source.bootedLink) : null;
   const generations: Generation[] = [];
   for (const entry of entries) {
     const number = pattern.exec(entry)?.[1];
@@ -56,6 +56,14 @@ export async function readHostGenerations(platform: HostPlatform, runner: HostRu
   const source = await platform.generationSource(runner).catch(() => null);
   if (source === null) return unknown(`no ${platform.name} profile found to list generations of`);
   return readGenerations(source);
+}
+
+/** Where a link points: fully resolved where it can be, else its own target (a store of another root). */
+async function linkTarget(link: string): Promise<string | null> {
+  const resolved = await fs.realpath(link).catch(() => null);
+  if (resolved !== null) return resolved;
+  const target = await fs.readlink(link).catch(() => null);
+  return target === null ? null : path.resolve(path.dirname(link), target);
 }
 
 async function readLabel(file: string): Promise<string | null> {

@@ -35,6 +35,8 @@ export interface HarnessOptions {
   jobPollIntervalMs?: number;
   /** Directories put first on the PATH of everything the agent runs (a recording `nix` wrapper, say). */
   pathFirst?: string[];
+  /** Runs every nix command (the agent's and the test's) on a store of its own under this root, so a real gc collects only it. */
+  nixStoreRoot?: string;
 }
 
 export interface Harness {
@@ -53,7 +55,7 @@ export interface Harness {
   startAgent(config?: Partial<AgentConfigInput>): Promise<Agent>;
   stopAgent(): Promise<void>;
   /** Queues a command and waits for its finished event. */
-  run(kind: Parameters<FakeControlPlane["queue"]>[0], options?: { target?: string; commit?: string; timeoutMs?: number }): Promise<{ id: string; finished: NonNullable<ReturnType<FakeControlPlane["finished"]>> }>;
+  run(kind: Parameters<FakeControlPlane["queue"]>[0], options?: Parameters<FakeControlPlane["queue"]>[1] & { timeoutMs?: number }): Promise<{ id: string; finished: NonNullable<ReturnType<FakeControlPlane["finished"]>> }>;
   cleanup(): Promise<void>;
 }
 
@@ -61,7 +63,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const host = options.host ?? "web1";
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));
   const hostEnv = isolatedHostEnv(root);
-  const env = { ...hostEnv, PATH: [...(options.pathFirst ?? []), hostEnv.PATH].join(path.delimiter) };
+  const env: NodeJS.ProcessEnv = { ...hostEnv, PATH: [...(options.pathFirst ?? []), hostEnv.PATH].join(path.delimiter) };
+  if (options.nixStoreRoot !== undefined) env.NIX_CONFIG = `${env.NIX_CONFIG ?? ""}store = local?root=${options.nixStoreRoot}\n`;
   const realRunner = createNodeRunner({ env, killGraceMs: 2_000 });
   const runner = options.wrapRunner?.(realRunner) ?? realRunner;
   const fleet = await createFleetRepo({ root: path.join(root, "fleet"), hosts: [host, "db1"], env, lock: options.lock });
@@ -130,7 +133,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
       harness.agent = null;
     },
     async run(kind, runOptions = {}) {
-      const id = plane.queue(kind, { target: runOptions.target, commit: runOptions.commit });
+      const { timeoutMs: _timeoutMs, ...queueOptions } = runOptions;
+      const id = plane.queue(kind, queueOptions);
       const finished = await plane.waitForFinished(id, runOptions.timeoutMs);
       return { id, finished };
     },
