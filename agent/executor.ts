@@ -9,6 +9,7 @@ import { succeeded, type CommandContext, type CommandEnd } from "./commands/cont
 import { runPull } from "./commands/pull.ts";
 import { runPullSwitch, runRollback, runSwitch } from "./commands/switch.ts";
 import { runTestCommand } from "./commands/test.ts";
+import { runRebootCommand } from "./reboots.ts";
 
 export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
   const kind: CommandKind = ctx.delivery.kind;
@@ -36,6 +37,8 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
       return succeeded({}, null);
     case "build":
       return runBuild(ctx);
+    case "reboot":
+      return runRebootCommand(ctx);
     default:
       return assertNever(kind);
   }

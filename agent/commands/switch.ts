@@ -7,6 +7,7 @@
  * readlink and the result (with the report that follows) goes out right away.
  */
 import { StorePath, type CommandResult } from "../../common/protocol.ts";
+import { activateByBoot, activationOf } from "../activation.ts";
 import { keyAt } from "../desired-evaluation.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
 import { hasClone, headCommit, isDirty, runGit } from "../git.ts";
@@ -32,6 +33,11 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   // An evaluation that fails here fails the rebuild too, which says why in its own words; the check after it evaluates again.
   if (expected.value === null) ctx.say(`could not evaluate it before the switch: ${expected.reason.split("\n")[0]}`);
   else if (commit.value !== null) await rememberEvaluation(ctx, commit.value, expected.value);
+  const mode = activationOf(ctx);
+  if (mode !== "switch") {
+    const booted = await activateByBoot(ctx, mode, { commit: commit.value, before: before.value, expected: expected.value, result: pullResult });
+    if (booted !== "switch") return booted;
+  }
   const argv = platform.switchArgv(store.cloneDir);
   return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, systemExpected: expected.value, pull }, argv);
 }

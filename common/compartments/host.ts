@@ -56,6 +56,8 @@ const COMMAND_COMPARTMENTS: Record<CommandKind, readonly CompartmentName[]> = {
   stop: [],
   // A build changes nothing on the host; its verdict belongs to the commit, not to a compartment.
   build: [],
+  // The host comes back on the boot default: the running system, and the agent restarts with it.
+  reboot: ["system", "agent"],
 };
 
 /** The compartments a command of this kind moves (blue while it runs, red when it fails). */

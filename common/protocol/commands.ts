@@ -15,6 +15,7 @@ export const COMMAND_KINDS = [
   "restart-agent",
   "refresh",
   "build",
+  "reboot",
 ] as const;
 export const CommandKind = z.enum(COMMAND_KINDS);
 export type CommandKind = z.infer<typeof CommandKind>;
@@ -56,6 +57,8 @@ export const COMMAND_DEADLINE_SECONDS: Record<CommandKind, number> = {
   refresh: 2 * 60,
   /** A whole system built from scratch in the worst case (a mass rebuild after a nixpkgs update). */
   build: 60 * 60,
+  /** The verification after a reboot: the host comes back with a new boot id on the intended system, or the command ends `lost`. */
+  reboot: 10 * 60,
 };
 
 /**
@@ -72,7 +75,21 @@ export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
   "rollback",
   "restart-agent",
   "build",
+  "reboot",
 ]);
+
+/**
+ * How a switch activates the new system (the host's `activation` module option, overridable per
+ * command and per rollout): `switch` now; `boot` as the boot default only, active after the next
+ * reboot; `boot-then-reboot-if-needed` as the boot default, then a reboot when its kernel, initrd or
+ * modules differ from the booted ones (inside the host's maintenance window), else a switch.
+ */
+export const ACTIVATION_MODES = ["switch", "boot", "boot-then-reboot-if-needed"] as const;
+export const ActivationMode = z.enum(ACTIVATION_MODES);
+export type ActivationMode = z.infer<typeof ActivationMode>;
+
+/** Kinds that take an activation mode. */
+export const ACTIVATION_KINDS: ReadonlySet<CommandKind> = new Set(["switch", "pull-switch"]);
 
 export const CommandId = z.string().regex(/^cmd_[A-Za-z0-9_-]{10,40}$/, "not a command id");
 
@@ -86,7 +103,11 @@ export const CreateCommandRequest = z
     commit: Sha1.optional(),
     /** For `switch` / `pull-switch`: send it although the host rolled this commit's system back by itself. */
     force: z.boolean().optional(),
+    // `force` also lets a `reboot` (or a `boot-then-reboot-if-needed` switch) go out of the host's maintenance window.
+    /** For `switch` / `pull-switch`: how to activate; left out, the host's own mode. */
+    activation: ActivationMode.nullable().optional(),
   })
+  .refine((r) => r.activation == null || ACTIVATION_KINDS.has(r.kind), { message: "only switch and pull-switch take an activation mode", path: ["activation"] })
   .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
   .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] });
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
@@ -103,6 +124,8 @@ export const CommandDelivery = z.object({
    * origin/<branch>; null means origin/<branch>'s head.
    */
   commit: Sha1.nullable().default(null),
+  /** For `switch` / `pull-switch`: how to activate; null is the host's own mode. */
+  activation: ActivationMode.nullable().default(null),
   createdAt: z.string(),
   deadlineAt: z.string(),
 });

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { ActivationMode } from "./commands.ts";
 import { Platform, Sha1 } from "./hosts.ts";
 import { AgentProtocolVersion } from "./version.ts";
 
@@ -174,6 +175,10 @@ export const Report = z.object({
   desired: DesiredReport.optional(),
   /** The host's safety net (issue 22); older agents leave it out. */
   safetyNet: SafetyNetReport.optional(),
+  /** Changes at every boot (Linux `/proc/sys/kernel/random/boot_id`, macOS `kern.bootsessionuuid`): a reboot shows as a new one. */
+  bootId: z.string().max(100).nullable().optional(),
+  /** How the host activates a switch (its `activation` module option); older agents leave it out. */
+  activation: ActivationMode.optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   WORKER_MARKER_HEADER,
   SwitchConfirmation,
+  type ActivationMode,
   type CommandDelivery,
   type CommandKind,
   type OutputChunk,
@@ -109,7 +110,7 @@ export class FakeControlPlane {
   }
 
   /** Queues a command for the agent; answers a held poll at once. */
-  queue(kind: CommandKind, options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number } = {}): string {
+  queue(kind: CommandKind, options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number; activation?: ActivationMode } = {}): string {
     const id = options.id ?? `cmd_${randomBytes(9).toString("base64url")}`;
     const now = Date.now();
     this.commands.set(id, {
@@ -118,6 +119,7 @@ export class FakeControlPlane {
         kind,
         target: options.target ?? null,
         commit: options.commit ?? null,
+        activation: options.activation ?? null,
         createdAt: new Date(now).toISOString(),
         deadlineAt: new Date(now + (options.deadlineSeconds ?? COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
       },

@@ -18,6 +18,7 @@ const delivery = (n: number) => ({
   kind: "refresh" as const,
   target: null,
   commit: null,
+  activation: null,
   createdAt: "2025-01-01T00:00:00.000Z",
   deadlineAt: "2025-01-01T00:02:00.000Z",
 });

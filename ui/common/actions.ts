@@ -15,6 +15,7 @@ export const COMMAND_LABELS: Record<CommandKind, string> = {
   "restart-agent": "Restart agent",
   refresh: "Refresh report",
   build: "Build a commit",
+  reboot: "Reboot",
 };
 
 /** What each action does, for the menu's second line. */
@@ -28,6 +29,7 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
   "restart-agent": "restart the nixfleet-agent service",
   refresh: "send a fresh report",
   build: "build a commit's configuration without switching to it",
+  reboot: "reboot into the boot default, inside the maintenance window",
 };
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */

@@ -5,6 +5,7 @@
  * Object is the thin shell that stores what these functions decide.
  */
 import {
+  type ActivationMode,
   COMMAND_DEADLINE_SECONDS,
   EXCLUSIVE_COMMAND_KINDS,
   isFinalCommandState,
@@ -50,6 +51,8 @@ export interface CommandRecord {
   acked: boolean;
   /** The rollout this command was sent for; its transitions drive that rollout. */
   rolloutId: string | null;
+  /** For a switch: how it activates; null is the host's own mode. */
+  activation: ActivationMode | null;
 }
 
 export type CommandPatch = Partial<
@@ -93,6 +96,7 @@ export interface NewCommand {
   /** How long a queued command waits for an offline host. */
   ttlSeconds: number;
   rolloutId?: string | null;
+  activation?: ActivationMode | null;
 }
 
 export function newCommand(input: NewCommand): CommandRecord {
@@ -121,6 +125,7 @@ export function newCommand(input: NewCommand): CommandRecord {
     outputHighWater: -1,
     acked: false,
     rolloutId: input.rolloutId ?? null,
+    activation: input.activation ?? null,
   };
 }
 
@@ -173,6 +178,9 @@ export function timeoutPatch(record: CommandRecord, now: number): CommandPatch |
     return { state: "timed-out", finishedAt, error: "expired before delivery: the host did not come online in time" };
   }
   if (!isActiveCommand(record) || Date.parse(record.deadlineAt) > now) return null;
+  if (record.kind === "reboot" && record.acked) {
+    return { state: "lost", finishedAt, error: `the host did not come back from the reboot by the deadline (${record.deadlineAt}): no agent reported a new boot` };
+  }
   return { state: "timed-out", finishedAt, error: `lost contact: no result by the deadline (${record.deadlineAt})` };
 }
 
@@ -233,6 +241,7 @@ export const toDelivery = (record: CommandRecord): CommandDelivery => ({
   kind: record.kind,
   target: record.target,
   commit: record.commit,
+  activation: record.activation,
   createdAt: record.createdAt,
   deadlineAt: record.deadlineAt,
 });

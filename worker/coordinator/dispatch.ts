@@ -6,7 +6,7 @@
  * the rollouts and fleet builds.
  */
 import { isActiveCommand } from "../../common/commands.ts";
-import type { CommandDelivery, CommandEvent, CommandKind, CommandView, PollRequest, StoredOutputChunk } from "../../common/protocol.ts";
+import type { ActivationMode, CommandDelivery, CommandEvent, CommandKind, CommandView, PollRequest, StoredOutputChunk } from "../../common/protocol.ts";
 import {
   acceptOutput,
   admit,
@@ -42,6 +42,8 @@ export interface CommandOutput {
 export interface EnqueueOptions {
   commit: string | null;
   rolloutId: string | null;
+  /** For a switch: how it activates; left out or null, the host's own mode. */
+  activation?: ActivationMode | null;
 }
 
 /** What the rollout and fleet-build runners may do with commands: the shell hands them dispatch as this. */
@@ -150,6 +152,7 @@ export class Dispatch implements CommandPort {
       now,
       ttlSeconds,
       rolloutId: options.rolloutId,
+      activation: options.activation ?? null,
     });
 
     if (admission.action === "cancel-queued") {
@@ -167,7 +170,7 @@ export class Dispatch implements CommandPort {
       if (build.state === "queued") {
         this.transition(build, { state: "cancelled", finishedAt: at, error: `cancelled: a ${kind} was queued by ${actor}` });
       } else {
-        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, ttlSeconds, now });
+        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, activation: null, ttlSeconds, now });
         this.insertAndDeliver(host, stop, now);
       }
     }

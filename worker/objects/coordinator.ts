@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
 import { compartmentsOfCommand } from "../../common/compartments.ts";
-import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
+import { type ActivationMode, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
@@ -24,6 +24,7 @@ import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
+import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
 import type { WorkerEnv } from "../env.ts";
 import type { GitHubRateLimit } from "../github/client.ts";
 import { newId } from "../ids.ts";
@@ -144,15 +145,24 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // Admin side
 
-  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean } = {}) {
+  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean; activation?: ActivationMode | null } = {}) {
     this.c.metrics.counters.enqueues++;
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
-    if ((kind === "switch" || kind === "pull-switch") && options.force !== true) {
-      const rolledBack = refuseRolledBackSwitch(host.name, (await getReport(this.db, host.id))?.report ?? null, kind, options.commit ?? null);
+    const activation = options.activation ?? null;
+    const needsReport = kind === "switch" || kind === "pull-switch";
+    const report = needsReport ? ((await getReport(this.db, host.id))?.report ?? null) : null;
+    if (needsReport && options.force !== true) {
+      const rolledBack = refuseRolledBackSwitch(host.name, report, kind, options.commit ?? null);
       if (rolledBack) return rolledBack;
     }
-    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null }));
+    if (mayReboot(kind, activation, report?.activation)) {
+      const settings = await this.c.settings.refresh();
+      if ("ok" in settings) return settings;
+      const outside = refuseRebootOutsideWindow({ hostName: host.name, kind, activation, hostActivation: report?.activation, force: options.force === true }, settings.windows, new Date());
+      if (outside) return outside;
+    }
+    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, activation }));
     if (outcome.ok) await this.scheduleAlarm();
     return outcome;
   }

@@ -89,14 +89,16 @@ export const hostsRoutes = new Hono<AppEnv>()
     const request = c.req.valid("json");
     const actor = c.get("actor");
     // The coordinator resolves the host from memory: no D1 read between the click and the agent.
-    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, { commit: request.commit ?? null, force: request.force === true });
+    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, { commit: request.commit ?? null, force: request.force === true, activation: request.activation ?? null });
     if (!outcome.ok && outcome.code === "host_not_found") throw refused(outcome);
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),
       actor,
       action: `command.${request.kind}`,
       target: name,
-      details: outcome.ok ? { commandId: outcome.command.id, ...(request.force === true ? { force: true } : {}) } : { code: outcome.code },
+      details: outcome.ok
+        ? { commandId: outcome.command.id, ...(request.force === true ? { force: true } : {}), ...(request.activation != null ? { activation: request.activation } : {}) }
+        : { code: outcome.code },
       result: outcome.ok ? "queued" : `refused: ${outcome.message}`,
     });
     if (!outcome.ok) throw refused(outcome);

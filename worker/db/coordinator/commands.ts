@@ -3,7 +3,7 @@
  * are synchronous and covered by the object's input and output gates, so a check and the write that
  * depends on it cannot interleave with another request.
  */
-import { CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
+import { ActivationMode, CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
 import type { CommandPatch, CommandRecord } from "../../commands/rules.ts";
 import { text, textOrNull, number, type Row } from "./sql.ts";
 
@@ -45,6 +45,7 @@ function toRecord(row: Row): CommandRecord {
     outputHighWater: Number(row.output_high_water),
     acked: Number(row.acked) === 1,
     rolloutId: textOrNull(row.rollout_id),
+    activation: row.activation === null || row.activation === undefined ? null : ActivationMode.parse(row.activation),
   };
 }
 
@@ -98,8 +99,8 @@ export class CommandStore {
   insertCommand(record: CommandRecord): void {
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
-         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, activation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.id,
       record.hostId,
       record.hostName,
@@ -122,6 +123,7 @@ export class CommandStore {
       record.outputHighWater,
       record.acked ? 1 : 0,
       record.rolloutId,
+      record.activation,
     );
   }
 

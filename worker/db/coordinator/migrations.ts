@@ -155,6 +155,10 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
       PRIMARY KEY (rollout_id, host_name, kind, opened_at)
     );
   `,
+  8: `
+    -- How a switch activates (switch, boot, boot-then-reboot-if-needed); null: the host's own mode.
+    ALTER TABLE commands ADD COLUMN activation TEXT;
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
