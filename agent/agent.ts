@@ -164,6 +164,7 @@ export class Agent {
       isoNow: () => this.#isoNow(),
       hostContext: (id) => this.#hostContext(id),
       resendFinished: (id, event) => void this.#sendFinished(id, event),
+      continueOutput: (id, seq) => services.events.setNextSeq(id, seq),
       finish: (id, outcome) => this.#finish(id, outcome),
       complete: (entry, end) => this.#complete(entry, end),
     });

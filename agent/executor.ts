@@ -11,6 +11,7 @@ import { runPull } from "./commands/pull.ts";
 import { runRollbackTo } from "./commands/rollback-to.ts";
 import { runPullSwitch, runRollback, runSwitch } from "./commands/switch.ts";
 import { runTestCommand } from "./commands/test.ts";
+import { runRebootCommand } from "./reboots.ts";
 
 export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
   const kind: CommandKind = ctx.delivery.kind;
@@ -40,6 +41,8 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
       return runBuild(ctx);
     case "gc":
       return runGc(ctx);
+    case "reboot":
+      return runRebootCommand(ctx);
     default:
       return assertNever(kind);
   }

@@ -8,6 +8,7 @@ import { finishJob } from "./commands/switch.ts";
 import type { DetachedJobs } from "./detached-jobs.ts";
 import type { CommandRecord, FinishedEvent, JobStore } from "./job-store.ts";
 import type { Logger } from "./logger.ts";
+import { pendingReboot, verifyReboot, type PendingReboot } from "./reboots.ts";
 import type { ActiveCommand, CommandScheduler } from "./scheduler.ts";
 
 /** The slice of the agent recovery works through. */
@@ -24,6 +25,8 @@ export interface RecoveryHost {
   resendFinished(id: string, event: FinishedEvent): void;
   /** Records an end the job itself did not give (it never started, the agent failed following it). */
   finish(id: string, outcome: CommandOutcome): Promise<unknown>;
+  /** Numbers a resumed command's output from `seq` on, above what the previous process sent. */
+  continueOutput(id: string, seq: number): void;
   /** Hands a resumed job's end to the agent, as any command's end. */
   complete(entry: ActiveCommand, end: CommandEnd): Promise<void>;
 }
@@ -36,6 +39,11 @@ export async function recover(host: RecoveryHost): Promise<void> {
     host.resendFinished(record.id, record.finished);
   }
   for (const record of store.unfinished()) {
+    const reboot = await pendingReboot(store.stateDir, record.id);
+    if (reboot !== null) {
+      resumeReboot(host, record, reboot);
+      continue;
+    }
     if (record.detached) {
       resumeJob(host, record);
       continue;
@@ -52,6 +60,19 @@ export async function recover(host: RecoveryHost): Promise<void> {
     await store.markReported(record.id);
   }
   await store.pruneJobs();
+}
+
+const RESUMED_REBOOT_OUTPUT_SEQ = 10_000_000;
+
+/** A reboot this agent's predecessor started: the command is held (so the control plane does not end it lost) until judged. */
+function resumeReboot(host: RecoveryHost, record: CommandRecord, reboot: PendingReboot): void {
+  // The rebooted process kept no count of the chunks it sent; it sent far fewer than this (the worker keeps 1 MiB of a command's output).
+  host.continueOutput(record.id, RESUMED_REBOOT_OUTPUT_SEQ);
+  host.scheduler.occupy(record.id, record.kind, async (entry) => {
+    host.logger.info("verifying the reboot a previous agent process started", { command: record.id, intended: reboot.intended });
+    const outcome = await verifyReboot(host.hostContext(record.id), reboot).catch((error: unknown) => failed(`internal error while verifying the reboot: ${String(error)}`));
+    await host.complete(entry, outcome);
+  });
 }
 
 function resumeJob(host: RecoveryHost, record: CommandRecord): void {

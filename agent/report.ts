@@ -91,6 +91,8 @@ export class ReportCollector {
       agentUptimeSeconds: Math.max(0, Math.floor((this.#now() - this.#options.agentStartedAt) / 1000)),
       ...(this.#options.desired !== undefined ? { desired: this.#options.desired() } : {}),
       rollout: config.rollout,
+      bootId: await platform.bootId(runner).catch(() => null),
+      activation: config.activation,
       ...(safetyNet !== undefined ? { safetyNet } : {}),
       ...(disk !== undefined ? { disk } : {}),
       generations,

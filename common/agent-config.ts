@@ -4,7 +4,7 @@
  * same schema, so the two cannot drift.
  */
 import * as z from "zod";
-import { HostName, FlakeAttr, Platform } from "./protocol.ts";
+import { ActivationMode, HostName, FlakeAttr, Platform } from "./protocol.ts";
 
 export const TestCommand = z.strictObject({
   name: z.string().min(1).max(200),
@@ -35,6 +35,8 @@ export const AgentConfig = z.strictObject({
     })
     .default({ commands: [] }),
   autoTestAfterSwitch: z.boolean().default(false),
+  /** How a switch activates when the command names no mode (docs/hosts.md "Activation modes and reboots"); NixOS only for all but `switch`. */
+  activation: ActivationMode.default("switch"),
   rollout: z
     .strictObject({
       autoUpdate: z.boolean().default(true),
@@ -78,6 +80,8 @@ export const AgentConfig = z.strictObject({
        * the profile's generations. Unset: the platform's own (NixOS: `<system>/bin/switch-to-configuration boot`).
        */
       installBootMenu: z.string().optional(),
+      /** Run (no arguments) to reboot the host. Unset: the platform's own (NixOS: `systemctl reboot`, nix-darwin: `shutdown -r now`). */
+      reboot: z.string().optional(),
       /** Detaches a switch from the agent's own service: `systemd-run` on NixOS, `setsid` elsewhere. */
       detach: z.enum(["systemd-run", "setsid", "none"]).default("setsid"),
       /**

@@ -39,6 +39,7 @@ let
     "pollTimeoutSeconds"
     "tests"
     "autoTestAfterSwitch"
+    "activation"
     "safetyNet"
     "spaceCheck"
     "bootIdFile"
@@ -113,7 +114,7 @@ let
             command = options.tests.commands.${name};
           }) (attrNames options.tests.commands);
         };
-        inherit (options) autoTestAfterSwitch logLevel;
+        inherit (options) autoTestAfterSwitch logLevel activation;
         safetyNet = {
           inherit (options.safetyNet) enable;
           confirmTimeoutSeconds = options.safetyNet.confirmTimeout;
@@ -237,6 +238,13 @@ let
           message = ''
             ${opt "settings"}.tokenFile points into the Nix store (${toString rendered.tokenFile}); remove it
             and set ${opt "tokenFile"} to a path outside the store.'';
+        }
+        {
+          ok = host.platform == "nixos" || options.activation == "switch";
+          message = ''
+            ${opt "activation"} = ${quote options.activation} is for NixOS only: ${host.platform}
+            activates a new system without a reboot, so only "switch" is supported here. Remove the
+            setting (or set it to "switch").'';
         }
         {
           ok = host.platform != "nixos" || detach == "systemd-run";

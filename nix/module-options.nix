@@ -173,6 +173,26 @@ in
       };
     };
 
+    activation = mkOption {
+      type = types.enum [
+        "switch"
+        "boot"
+        "boot-then-reboot-if-needed"
+      ];
+      default = "switch";
+      description = ''
+        How a switch sent to this host activates the new system (a rollout or
+        a command may override it): `switch` activates it now; `boot` makes it
+        the boot default only, active after the next reboot;
+        `boot-then-reboot-if-needed` makes it the boot default and reboots
+        when its kernel, initrd or kernel modules differ from the booted ones
+        (the control plane sends such a switch only inside the host's
+        maintenance window), else switches. NixOS only: nix-darwin and Home
+        Manager activate without a reboot and support only `switch`.
+        See docs/hosts.md "Activation modes and reboots".
+      '';
+    };
+
     autoTestAfterSwitch = mkOption {
       type = types.bool;
       default = false;

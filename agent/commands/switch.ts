@@ -7,6 +7,7 @@
  * readlink and the result (with the report that follows) goes out right away.
  */
 import { StorePath, type CommandResult } from "../../common/protocol.ts";
+import { activateByBoot, activationOf } from "../activation.ts";
 import { keyAt } from "../desired-evaluation.ts";
 import { checkBootSpace, checkStoreSpace } from "../disk-space.ts";
 import type { DetachedJobs, JobEnd } from "../detached-jobs.ts";
@@ -38,6 +39,11 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   const bootShort = await checkBootSpace({ ...ctx, cloneDir: store.cloneDir, system: expected.value, signal: ctx.cancel });
   if (ctx.cancel.aborted) return cancelled(pullResult);
   if (bootShort !== null) return failed(bootShort, pullResult);
+  const mode = activationOf(ctx);
+  if (mode !== "switch") {
+    const booted = await activateByBoot(ctx, mode, { commit: commit.value, before: before.value, expected: expected.value, result: pullResult });
+    if (booted !== "switch") return booted;
+  }
   const argv = platform.switchArgv(store.cloneDir);
   return runJob(ctx, { action: "switch", commit: commit.value, systemBefore: before.value, systemExpected: expected.value, pull }, argv);
 }

@@ -5,7 +5,7 @@
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { unknown } from "../known.ts";
-import { flakeAttrOf, nicedChild, runningSystemLinks, type HostPlatform } from "./platform.ts";
+import { flakeAttrOf, followLink, nicedChild, readBootIdOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
 
 /** What darwin-rebuild does after building: set the profile, then the system's activation scripts. */
 const DARWIN_ACTIVATE_SCRIPT = [
@@ -41,6 +41,12 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     // systemd does (a job that exits is restarted or stays unloaded): there is nothing to check.
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: darwin)`)),
+    // darwin-rebuild has no `boot`: a nix-darwin system is activated when it is switched to.
+    bootArgv: () => null,
+    rebootArgv: () => (config.tools.reboot !== undefined ? [config.tools.reboot] : ["shutdown", "-r", "now"]),
+    bootId: (runner) => readBootIdOf(config, runner),
+    // nix-darwin has no /run/booted-system: at boot its activation points /run/current-system at the system profile.
+    bootedSystem: (runner) => followLink(runner, runningSystemLinks(config, () => ["/run/current-system"])[0] ?? "/run/current-system"),
     rebootStatus: () => Promise.resolve(unknown("not applicable: nix-darwin activates a new system without a reboot (macOS updates its own kernel)")),
     // launchd has no transient jobs with a memory cap: the evaluation is a niced child of the agent.
     evaluationCommand: (argv) => nicedChild(argv),

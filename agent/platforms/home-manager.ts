@@ -8,7 +8,7 @@ import * as path from "node:path";
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { unknown } from "../known.ts";
 import type { HostRunner } from "../runner.ts";
-import { flakeAttrOf, nicedChild, runningSystemLinks, type HostPlatform } from "./platform.ts";
+import { flakeAttrOf, nicedChild, readBootIdOf, runningSystemLinks, type HostPlatform } from "./platform.ts";
 
 /**
  * Home Manager has no rollback subcommand: its documented way back is to run
@@ -68,6 +68,11 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
     // The agent checks the system's units on NixOS only; a user's services are not its to judge.
     failedUnits: () => Promise.resolve(null),
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: home-manager)`)),
+    // A user's environment is only ever switched to, and the machine is not the user agent's to reboot.
+    bootArgv: () => null,
+    rebootArgv: () => null,
+    bootId: (runner) => readBootIdOf(config, runner),
+    bootedSystem: () => Promise.resolve(unknown("not applicable: Home Manager does not boot")),
     rebootStatus: () => Promise.resolve(unknown("not applicable: Home Manager manages a user's environment, never the kernel")),
     // A user's agent cannot count on a user systemd instance (nor on launchd caps): a niced child of the agent.
     evaluationCommand: (argv) => nicedChild(argv),

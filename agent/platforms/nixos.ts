@@ -8,7 +8,7 @@ import { plural } from "../../common/text.ts";
 import { readCommandLine } from "../known.ts";
 import { readRebootStatus } from "../reboot.ts";
 import { describeFailure, SYSTEMD_RUN_PASSED_ENV, type HostRunner } from "../runner.ts";
-import { EVALUATION_NICE, flakeAttrOf, nicedChild, runningSystemLinks, type EvaluationLimits, type HostPlatform } from "./platform.ts";
+import { EVALUATION_NICE, flakeAttrOf, followLink, nicedChild, readBootIdOf, runningSystemLinks, type EvaluationLimits, type HostPlatform } from "./platform.ts";
 
 export function nixosPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
@@ -29,6 +29,10 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     listFailedUnits: (runner, say) => listFailedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
+    bootArgv: (flakeDir) => [config.tools.nixosRebuild, "boot", "--flake", `${flakeDir}#${attr}`],
+    rebootArgv: () => (config.tools.reboot !== undefined ? [config.tools.reboot] : [config.tools.systemctl, "reboot"]),
+    bootId: (runner) => readBootIdOf(config, runner),
+    bootedSystem: (runner) => followLink(runner, config.bootedSystemLink),
     rebootStatus: (runner) => readRebootStatus(runner, { booted: config.bootedSystemLink, next: config.systemProfileLink }),
     // Switches run in units of their own exactly when systemd-run is the detach tool (the module's
     // setting); elsewhere (a NixOS container without systemd, tests) the evaluation is a niced child.

@@ -7,7 +7,7 @@
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
 import type { Platform, RebootStatus } from "../../common/protocol.ts";
-import type { Known } from "../known.ts";
+import { known, unknown, type Known } from "../known.ts";
 import type { HostRunner } from "../runner.ts";
 
 export interface HostPlatform {
@@ -44,6 +44,14 @@ export interface HostPlatform {
   listFailedUnits(runner: HostRunner, say: (line: string) => void): Promise<string[] | null>;
   /** The nixpkgs version the running system was built from. */
   nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
+  /** Makes the configuration in `flakeDir` the boot default without activating it; null where a system is only ever switched to. */
+  bootArgv(flakeDir: string): string[] | null;
+  /** Reboots the machine; null where the agent does not own the machine (Home Manager). */
+  rebootArgv(): string[] | null;
+  /** This boot's id, which changes at every boot; null when it cannot be read. */
+  bootId(runner: HostRunner): Promise<string | null>;
+  /** The system the host booted (a reboot's verification compares it with the intended one). */
+  bootedSystem(runner: HostRunner): Promise<Known<string>>;
   /** Whether the system that boots next needs a reboot to be wholly in use, or why that does not apply here. */
   rebootStatus(runner: HostRunner): Promise<Known<RebootStatus>>;
   /**
@@ -82,6 +90,28 @@ export function nicedChild(argv: readonly string[]): { argv: string[]; stopArgv:
 
 export function flakeAttrOf(config: AgentConfig): string {
   return config.flakeAttr ?? config.hostName;
+}
+
+/** Linux's boot id (`config.bootIdFile`), or macOS's `kern.bootsessionuuid`, by the operating system the agent runs on. */
+export async function readBootIdOf(config: AgentConfig, runner: HostRunner): Promise<string | null> {
+  if (runner.hostOs() === "darwin") {
+    const result = await runner.run(["sysctl", "-n", "kern.bootsessionuuid"]);
+    const id = result.stdout.trim();
+    return result.exitCode === 0 && id !== "" ? id.slice(0, 100) : null;
+  }
+  const bytes = await runner.readFile(config.bootIdFile).catch(() => null);
+  const id = bytes === null ? "" : new TextDecoder().decode(bytes).trim();
+  return id === "" ? null : id.slice(0, 100);
+}
+
+/** Where a link leads, or why it cannot be followed. */
+export async function followLink(runner: HostRunner, link: string): Promise<Known<string>> {
+  try {
+    return known(await runner.realPath(link));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return unknown(code === "ENOENT" ? `${link} does not exist` : `cannot read ${link}: ${String(error)}`);
+  }
 }
 
 /** The config's `currentSystemLink` names the one link to read, on every platform (tests, unusual hosts). */

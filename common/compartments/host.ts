@@ -58,6 +58,8 @@ const COMMAND_COMPARTMENTS: Record<CommandKind, readonly CompartmentName[]> = {
   build: [],
   // Old generations and dead store paths go; what runs and what the compartments judge stays.
   gc: [],
+  // The host comes back on the boot default: the running system, and the agent restarts with it.
+  reboot: ["system", "agent"],
 };
 
 /** The compartments a command of this kind moves (blue while it runs, red when it fails). */

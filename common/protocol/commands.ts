@@ -16,6 +16,7 @@ export const COMMAND_KINDS = [
   "refresh",
   "build",
   "gc",
+  "reboot",
 ] as const;
 export const CommandKind = z.enum(COMMAND_KINDS);
 export type CommandKind = z.infer<typeof CommandKind>;
@@ -59,6 +60,8 @@ export const COMMAND_DEADLINE_SECONDS: Record<CommandKind, number> = {
   build: 60 * 60,
   /** Deleting generations is quick; collecting a large store is not (docs/hosts.md "Generations and garbage collection"). */
   gc: 30 * 60,
+  /** The verification after a reboot: the host comes back with a new boot id on the intended system, or the command ends `lost`. */
+  reboot: 10 * 60,
 };
 
 /**
@@ -76,6 +79,7 @@ export const EXCLUSIVE_COMMAND_KINDS: ReadonlySet<CommandKind> = new Set([
   "restart-agent",
   "build",
   "gc",
+  "reboot",
 ]);
 
 /**
@@ -87,6 +91,19 @@ export const GcPolicy = z.object({
   keepDays: z.number().nonnegative().max(3650),
 });
 export type GcPolicy = z.infer<typeof GcPolicy>;
+
+/**
+ * How a switch activates the new system (the host's `activation` module option, overridable per
+ * command and per rollout): `switch` now; `boot` as the boot default only, active after the next
+ * reboot; `boot-then-reboot-if-needed` as the boot default, then a reboot when its kernel, initrd or
+ * modules differ from the booted ones (inside the host's maintenance window), else a switch.
+ */
+export const ACTIVATION_MODES = ["switch", "boot", "boot-then-reboot-if-needed"] as const;
+export const ActivationMode = z.enum(ACTIVATION_MODES);
+export type ActivationMode = z.infer<typeof ActivationMode>;
+
+/** Kinds that take an activation mode. */
+export const ACTIVATION_KINDS: ReadonlySet<CommandKind> = new Set(["switch", "pull-switch"]);
 
 export const CommandId = z.string().regex(/^cmd_[A-Za-z0-9_-]{10,40}$/, "not a command id");
 
@@ -104,7 +121,11 @@ export const CreateCommandRequest = z
     generation: z.number().int().positive().optional(),
     /** For `gc`: say what would be deleted and collected, and delete nothing. */
     dryRun: z.boolean().optional(),
+    // `force` also lets a `reboot` (or a `boot-then-reboot-if-needed` switch) go out of the host's maintenance window.
+    /** For `switch` / `pull-switch`: how to activate; left out, the host's own mode. */
+    activation: ActivationMode.nullable().optional(),
   })
+  .refine((r) => r.activation == null || ACTIVATION_KINDS.has(r.kind), { message: "only switch and pull-switch take an activation mode", path: ["activation"] })
   .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
   .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] })
   .refine((r) => r.generation === undefined || r.kind === "rollback", { message: "only rollback takes a generation", path: ["generation"] })
@@ -129,6 +150,8 @@ export const CommandDelivery = z.object({
   dryRun: z.boolean().default(false),
   /** For `gc`: the fleet's defaults (settings `gc`), which the host's own module options override. */
   gc: GcPolicy.nullable().default(null),
+  /** For `switch` / `pull-switch`: how to activate; null is the host's own mode. */
+  activation: ActivationMode.nullable().default(null),
   createdAt: z.string(),
   deadlineAt: z.string(),
 });

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { ActivationMode } from "./commands.ts";
 import { Platform, Sha1 } from "./hosts.ts";
 import { AgentProtocolVersion } from "./version.ts";
 
@@ -190,6 +191,10 @@ export const Report = z.object({
   disk: z.object({ store: DiskSpace, boot: DiskSpace.nullable() }).optional(),
   /** The system profile's generations, oldest first; older agents leave it out. */
   generations: known(z.array(Generation).max(200)).optional(),
+  /** Changes at every boot (Linux `/proc/sys/kernel/random/boot_id`, macOS `kern.bootsessionuuid`): a reboot shows as a new one. */
+  bootId: z.string().max(100).nullable().optional(),
+  /** How the host activates a switch (its `activation` module option); older agents leave it out. */
+  activation: ActivationMode.optional(),
   /** Rollout settings from the host's Nix configuration (spec 002). */
   rollout: z
     .object({

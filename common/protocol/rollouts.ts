@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { CommandId } from "./commands.ts";
+import { ActivationMode, CommandId } from "./commands.ts";
 import { FleetBuildView } from "./fleet-build.ts";
 import { HostName, Sha1 } from "./hosts.ts";
 
@@ -201,6 +201,8 @@ export const StartRolloutRequest = z.strictObject({
   hosts: z.array(HostName).min(1).max(1000).optional(),
   /** A manual deploy confirmed to start hosts outside their maintenance windows. */
   ignoreWindows: z.boolean().default(false),
+  /** How every switch of this rollout activates; left out, each host's own mode. */
+  activation: ActivationMode.optional(),
 });
 export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;
 
@@ -218,6 +220,8 @@ export const MergeAndDeployRequest = z.strictObject({
   ignoreWindows: z.boolean().default(false),
   /** Deploy to hosts whose build of the PR head failed too (docs/fleet-build.md); left out by default. */
   includeFailedBuilds: z.boolean().default(false),
+  /** How every switch of the rollout activates; left out, each host's own mode. */
+  activation: ActivationMode.optional(),
 });
 export type MergeAndDeployRequest = z.infer<typeof MergeAndDeployRequest>;
 

@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   WORKER_MARKER_HEADER,
   SwitchConfirmation,
+  type ActivationMode,
   type CommandDelivery,
   type CommandKind,
   type OutputChunk,
@@ -111,7 +112,7 @@ export class FakeControlPlane {
   /** Queues a command for the agent; answers a held poll at once. */
   queue(
     kind: CommandKind,
-    options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number } & Partial<Pick<CommandDelivery, "generation" | "dryRun" | "gc">> = {},
+    options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number; activation?: ActivationMode } & Partial<Pick<CommandDelivery, "generation" | "dryRun" | "gc">> = {},
   ): string {
     const id = options.id ?? `cmd_${randomBytes(9).toString("base64url")}`;
     const now = Date.now();
@@ -124,6 +125,7 @@ export class FakeControlPlane {
         generation: options.generation ?? null,
         dryRun: options.dryRun ?? false,
         gc: options.gc ?? null,
+        activation: options.activation ?? null,
         createdAt: new Date(now).toISOString(),
         deadlineAt: new Date(now + (options.deadlineSeconds ?? COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
       },

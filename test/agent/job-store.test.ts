@@ -21,6 +21,7 @@ const delivery = (n: number) => ({
   generation: null,
   dryRun: false,
   gc: null,
+  activation: null,
   createdAt: "2025-01-01T00:00:00.000Z",
   deadlineAt: "2025-01-01T00:02:00.000Z",
 });

@@ -120,6 +120,17 @@ describe("delivery and time", () => {
     expect(timeoutPatch(command({ state: "succeeded" }), T0 + 10 ** 10)).toBeNull();
   });
 
+  it("a reboot the agent started that passes its ten-minute deadline ends lost (the host did not come back); one never taken up times out", () => {
+    const delivered = command({ state: "delivered", ...deliveryPatch("reboot", T0) }, "reboot");
+    expect(nextDeadline(delivered)).toBe(T0 + 10 * 60_000);
+    expect(timeoutPatch({ ...delivered, state: "running", acked: true }, nextDeadline(delivered) - 1)).toBeNull();
+    expect(timeoutPatch({ ...delivered, state: "running", acked: true }, nextDeadline(delivered))).toMatchObject({
+      state: "lost",
+      error: expect.stringContaining("the host did not come back from the reboot by the deadline"),
+    });
+    expect(timeoutPatch(delivered, nextDeadline(delivered))).toMatchObject({ state: "timed-out", error: expect.stringContaining("lost contact") });
+  });
+
   it("only a new agent session loses commands, and only those it confirmed and no longer lists", () => {
     const confirmed = command({ id: "cmd_confirmed_001", state: "running", acked: true });
     const unconfirmed = command({ id: "cmd_unconfirm_001", state: "delivered", acked: false });

@@ -31,6 +31,7 @@ function optionValues(overrides: Record<string, unknown> = {}) {
     pollTimeout: 90,
     tests: { commands: {}, directory: null },
     autoTestAfterSwitch: false,
+    activation: "switch",
     safetyNet: { enable: true, confirmTimeout: 120 },
     spaceCheck: { enable: true, storeMinFree: 2 * 1024 ** 3, bootMargin: 16 * 1024 ** 2 },
     flakeUpdates: { autoUpdate: true, priority: 100, canary: false },
@@ -101,6 +102,18 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
       await render("home-manager", { evaluate: "ci", desiredEvaluation: { memoryMax: null, maxDelay: 0, timeout: 60 } }),
     );
     expect(small.desired).toMatchObject({ evaluate: "ci", memoryMax: null, maxDelaySeconds: 0, timeoutSeconds: 60 });
+  });
+
+  it("the activation mode renders into the agent's config on NixOS, and on nix-darwin or Home Manager anything but switch is refused naming the option", async () => {
+    expect(AgentConfig.parse(await render("nixos")).activation).toBe("switch");
+    expect(AgentConfig.parse(await render("nixos", { activation: "boot-then-reboot-if-needed" })).activation).toBe("boot-then-reboot-if-needed");
+    expect(await problems("nixos", { activation: "boot" })).toEqual([]);
+    for (const platform of ["darwin", "home-manager"] as const) {
+      const found = await problems(platform, { activation: "boot" });
+      expect(found).toHaveLength(1);
+      expect(found[0]).toContain(`services.nixfleet-agent.activation = "boot" is for NixOS only: ${platform}`);
+      expect(await problems(platform)).toEqual([]);
+    }
   });
 
   it("a NixOS host's options render to a config the agent accepts, reading its token from the systemd credential", async () => {

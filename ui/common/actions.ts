@@ -16,6 +16,7 @@ export const COMMAND_LABELS: Record<CommandKind, string> = {
   refresh: "Refresh report",
   build: "Build a commit",
   gc: "Collect garbage",
+  reboot: "Reboot",
 };
 
 /** What each action does, for the menu's second line. */
@@ -30,6 +31,7 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
   refresh: "send a fresh report",
   build: "build a commit's configuration without switching to it",
   gc: "delete old generations, then collect the store's garbage",
+  reboot: "reboot into the boot default, inside the maintenance window",
 };
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */

@@ -6,6 +6,7 @@
  */
 import {
   CommandDelivery,
+  type ActivationMode,
   COMMAND_DEADLINE_SECONDS,
   EXCLUSIVE_COMMAND_KINDS,
   isFinalCommandState,
@@ -57,6 +58,8 @@ export interface CommandRecord {
   /** The rollout this command was sent for; its transitions drive that rollout. */
   rolloutId: string | null;
   parameters: CommandParameters;
+  /** For a switch: how it activates; null is the host's own mode. */
+  activation: ActivationMode | null;
 }
 
 export type CommandPatch = Partial<
@@ -101,6 +104,7 @@ export interface NewCommand {
   ttlSeconds: number;
   rolloutId?: string | null;
   parameters?: CommandParameters;
+  activation?: ActivationMode | null;
 }
 
 export function newCommand(input: NewCommand): CommandRecord {
@@ -130,6 +134,7 @@ export function newCommand(input: NewCommand): CommandRecord {
     acked: false,
     rolloutId: input.rolloutId ?? null,
     parameters: input.parameters ?? NO_PARAMETERS,
+    activation: input.activation ?? null,
   };
 }
 
@@ -182,6 +187,9 @@ export function timeoutPatch(record: CommandRecord, now: number): CommandPatch |
     return { state: "timed-out", finishedAt, error: "expired before delivery: the host did not come online in time" };
   }
   if (!isActiveCommand(record) || Date.parse(record.deadlineAt) > now) return null;
+  if (record.kind === "reboot" && record.acked) {
+    return { state: "lost", finishedAt, error: `the host did not come back from the reboot by the deadline (${record.deadlineAt}): no agent reported a new boot` };
+  }
   return { state: "timed-out", finishedAt, error: `lost contact: no result by the deadline (${record.deadlineAt})` };
 }
 
@@ -243,6 +251,7 @@ export const toDelivery = (record: CommandRecord): CommandDelivery => ({
   target: record.target,
   commit: record.commit,
   ...record.parameters,
+  activation: record.activation,
   createdAt: record.createdAt,
   deadlineAt: record.deadlineAt,
 });

@@ -6,7 +6,7 @@
  * the rollouts and fleet builds.
  */
 import { isActiveCommand } from "../../common/commands.ts";
-import type { CommandDelivery, CommandEvent, CommandKind, CommandView, PollRequest, StoredOutputChunk } from "../../common/protocol.ts";
+import type { ActivationMode, CommandDelivery, CommandEvent, CommandKind, CommandView, PollRequest, StoredOutputChunk } from "../../common/protocol.ts";
 import {
   acceptOutput,
   admit,
@@ -45,6 +45,8 @@ export interface EnqueueOptions {
   rolloutId: string | null;
   /** A rollback's generation, a gc's dry run and defaults; none by default. */
   parameters?: CommandParameters;
+  /** For a switch: how it activates; left out or null, the host's own mode. */
+  activation?: ActivationMode | null;
 }
 
 /** What the rollout and fleet-build runners may do with commands: the shell hands them dispatch as this. */
@@ -154,6 +156,7 @@ export class Dispatch implements CommandPort {
       ttlSeconds,
       rolloutId: options.rolloutId,
       parameters: options.parameters,
+      activation: options.activation ?? null,
     });
 
     if (admission.action === "cancel-queued") {
@@ -171,7 +174,7 @@ export class Dispatch implements CommandPort {
       if (build.state === "queued") {
         this.transition(build, { state: "cancelled", finishedAt: at, error: `cancelled: a ${kind} was queued by ${actor}` });
       } else {
-        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, parameters: undefined, ttlSeconds, now });
+        const stop = newCommand({ ...record, id: newId("cmd"), kind: "stop", target: build.id, commit: null, rolloutId: null, parameters: undefined, activation: null, ttlSeconds, now });
         this.insertAndDeliver(host, stop, now);
       }
     }

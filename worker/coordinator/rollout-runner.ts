@@ -7,7 +7,7 @@
  */
 import { isActiveCommand } from "../../common/commands.ts";
 import { computeCompartments } from "../../common/compartments.ts";
-import type { HostRolloutPart, Report, RepoState, RolloutView, Settings } from "../../common/protocol.ts";
+import { ACTIVATION_KINDS, type ActivationMode, type HostRolloutPart, type Report, type RepoState, type RolloutView, type Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
 import { toCommandView, type CommandRecord } from "../commands/rules.ts";
 import { refuse, type Outcome } from "../outcome.ts";
@@ -49,6 +49,8 @@ export interface StartRolloutInput {
   /** An update PR's head: hosts whose fleet build of it failed are left out unless `includeFailedBuilds`. */
   buildOf?: { pr: number; headSha: string } | null;
   includeFailedBuilds?: boolean;
+  /** How every switch of the rollout activates; left out, each host's own mode. */
+  activation?: ActivationMode | null;
 }
 
 /** The repository's head as a rollout of `commit` sees it: that commit (its tree known only when it is the head). */
@@ -127,6 +129,7 @@ export class RolloutRunner {
       startedBy: input.actor,
       automatic: input.automatic,
       ignoreWindows: input.ignoreWindows,
+      activation: input.activation ?? null,
       plan,
       now: new Date(now),
     });
@@ -231,7 +234,8 @@ export class RolloutRunner {
           this.feed(rollout.id, { type: "send-failed", host: action.host, error: "the host was removed" });
           return;
         }
-        const queued = this.commands.enqueue({ id: hostId, name: action.host }, action.kind, actor, { commit: action.commit, rolloutId: rollout.id }).value;
+        const activation = ACTIVATION_KINDS.has(action.kind) ? rollout.activation : null;
+        const queued = this.commands.enqueue({ id: hostId, name: action.host }, action.kind, actor, { commit: action.commit, rolloutId: rollout.id, activation }).value;
         if (queued.ok) {
           this.feed(rollout.id, { type: "command-queued", host: action.host, commandId: queued.command.id });
         } else if (queued.code === "host_busy") {

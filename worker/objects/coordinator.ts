@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
 import { compartmentsOfCommand } from "../../common/compartments.ts";
-import { type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
+import { type ActivationMode, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
@@ -25,6 +25,7 @@ import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
+import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
 import type { WorkerEnv } from "../env.ts";
 import type { GitHubRateLimit } from "../github/client.ts";
 import { newId } from "../ids.ts";
@@ -163,20 +164,33 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // Admin side
 
-  async enqueue(hostName: string, kind: CommandKind, actor: string, options: { commit?: string | null; force?: boolean } & ParameterRequest = {}) {
+  async enqueue(
+    hostName: string,
+    kind: CommandKind,
+    actor: string,
+    options: { commit?: string | null; force?: boolean; activation?: ActivationMode | null } & ParameterRequest = {},
+  ) {
     this.c.metrics.counters.enqueues++;
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
-    if ((kind === "switch" || kind === "pull-switch") && options.force !== true) {
-      const rolledBack = refuseRolledBackSwitch(host.name, (await getReport(this.db, host.id))?.report ?? null, kind, options.commit ?? null);
+    const activation = options.activation ?? null;
+    const switches = kind === "switch" || kind === "pull-switch";
+    const report = switches || options.generation !== undefined ? ((await getReport(this.db, host.id))?.report ?? null) : null;
+    if (switches && options.force !== true) {
+      const rolledBack = refuseRolledBackSwitch(host.name, report, kind, options.commit ?? null);
       if (rolledBack) return rolledBack;
     }
-    const unknownGeneration = options.generation === undefined ? null : refuseUnknownGeneration(host.name, (await getReport(this.db, host.id))?.report ?? null, options.generation);
+    const unknownGeneration = options.generation === undefined ? null : refuseUnknownGeneration(host.name, report, options.generation);
     if (unknownGeneration) return unknownGeneration;
-    const settings = kind === "gc" ? await this.c.settings.refresh() : null;
+    const rebooting = mayReboot(kind, activation, report?.activation);
+    const settings = kind === "gc" || rebooting ? await this.c.settings.refresh() : null;
     if (settings !== null && "ok" in settings) return settings;
+    if (rebooting && settings !== null) {
+      const outside = refuseRebootOutsideWindow({ hostName: host.name, kind, activation, hostActivation: report?.activation, force: options.force === true }, settings.windows, new Date());
+      if (outside) return outside;
+    }
     const parameters = commandParameters(kind, options, settings);
-    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, parameters }));
+    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, parameters, activation }));
     if (outcome.ok) await this.scheduleAlarm();
     return outcome;
   }

@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import {
+  ActivationMode,
   CommandId,
   HostName,
   LeftOutHost,
@@ -64,6 +65,8 @@ export const Rollout = z.object({
   automatic: z.boolean(),
   /** A manual deploy confirmed to ignore maintenance windows (never for automatic rollouts). */
   ignoreWindows: z.boolean(),
+  /** The activation mode every switch of the rollout carries; null: each host's own. */
+  activation: ActivationMode.nullable().default(null),
   state: RolloutState,
   startedAt: z.string(),
   finishedAt: z.string().nullable(),
@@ -110,6 +113,7 @@ export interface CreateRolloutInput {
   startedBy: string;
   automatic: boolean;
   ignoreWindows: boolean;
+  activation?: ActivationMode | null;
   plan: RolloutPlan;
   now: Date;
 }
@@ -123,6 +127,7 @@ export function createRollout(input: CreateRolloutInput): Rollout {
     startedBy: input.startedBy,
     automatic: input.automatic,
     ignoreWindows: input.automatic ? false : input.ignoreWindows,
+    activation: input.activation ?? null,
     state: "planned",
     startedAt: input.now.toISOString(),
     finishedAt: null,

@@ -94,6 +94,7 @@ export const hostsRoutes = new Hono<AppEnv>()
       force: request.force === true,
       generation: request.generation,
       dryRun: request.dryRun,
+      activation: request.activation ?? null,
     });
     if (!outcome.ok && outcome.code === "host_not_found") throw refused(outcome);
     await writeAudit(c.get("db"), {
@@ -107,6 +108,7 @@ export const hostsRoutes = new Hono<AppEnv>()
             ...(request.force === true ? { force: true } : {}),
             ...(request.generation !== undefined ? { generation: request.generation } : {}),
             ...(request.dryRun === true ? { dryRun: true } : {}),
+            ...(request.activation != null ? { activation: request.activation } : {}),
           }
         : { code: outcome.code },
       result: outcome.ok ? "queued" : `refused: ${outcome.message}`,

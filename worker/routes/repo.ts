@@ -137,7 +137,7 @@ export const updatePrRoutes = new Hono<AppEnv>()
           fleetBuildOverride: request.overrideFleetBuild,
           overrideRefused: hasRole(role, "admin") ? null : refuse(403, "role_required", `${actor} is an ${role}; overriding a merge gate needs the admin role`),
         },
-        deploy: { automatic: false, ignoreWindows: request.ignoreWindows, includeFailedBuilds: request.includeFailedBuilds, hosts: request.hosts },
+        deploy: { automatic: false, ignoreWindows: request.ignoreWindows, includeFailedBuilds: request.includeFailedBuilds, hosts: request.hosts, activation: request.activation },
       }),
     );
     if (!outcome.ok) throw refused(outcome);

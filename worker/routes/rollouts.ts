@@ -73,6 +73,7 @@ export const rolloutsRoutes = new Hono<AppEnv>()
       hosts: request.hosts,
       automatic: false,
       ignoreWindows: request.ignoreWindows,
+      activation: request.activation ?? null,
       actor,
     });
     await writeAudit(c.get("db"), {
@@ -80,7 +81,7 @@ export const rolloutsRoutes = new Hono<AppEnv>()
       actor,
       action: "rollout.deploy",
       target: commit,
-      details: { hosts: request.hosts ?? null, ignoreWindows: request.ignoreWindows, ...(outcome.ok ? { rollout: outcome.rollout.id } : { code: outcome.code }) },
+      details: { hosts: request.hosts ?? null, ignoreWindows: request.ignoreWindows, ...(request.activation !== undefined ? { activation: request.activation } : {}), ...(outcome.ok ? { rollout: outcome.rollout.id } : { code: outcome.code }) },
       result: outcome.ok ? "started" : `refused: ${outcome.message}`,
     });
     if (!outcome.ok) throw refused(outcome);

@@ -4,7 +4,7 @@
  * for the automation's auto-merge; what differs is said in the options.
  */
 import { renderLockMarkdown } from "../../common/lock-diff.ts";
-import type { RolloutView, UpdatePr } from "../../common/protocol.ts";
+import type { ActivationMode, RolloutView, UpdatePr } from "../../common/protocol.ts";
 import { shortSha } from "../../common/text.ts";
 import { writeAudit } from "../db/audit.ts";
 import { ciStates, savePullRequest, toUpdatePr, type PullRequestRecord } from "../db/github.ts";
@@ -85,6 +85,8 @@ export interface DeployOptions {
   hosts?: string[] | undefined;
   /** Deploy to hosts whose fleet build of the merged head failed, too. */
   includeFailedBuilds?: boolean;
+  /** How every switch of the rollout activates; left out, each host's own mode. */
+  activation?: ActivationMode | undefined;
   actor: string;
 }
 
@@ -111,6 +113,7 @@ export async function deployMerge(
     buildOf: { pr: pr.number, headSha: merge.headSha },
     ...(options.hosts === undefined ? {} : { hosts: options.hosts }),
     ...(options.includeFailedBuilds === undefined ? {} : { includeFailedBuilds: options.includeFailedBuilds }),
+    ...(options.activation === undefined ? {} : { activation: options.activation }),
   });
 }
 

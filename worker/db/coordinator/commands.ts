@@ -3,7 +3,7 @@
  * are synchronous and covered by the object's input and output gates, so a check and the write that
  * depends on it cannot interleave with another request.
  */
-import { CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
+import { ActivationMode, CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
 import { CommandParameters, NO_PARAMETERS, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
 import { readJson, text, textOrNull, number, type Row } from "./sql.ts";
 
@@ -46,6 +46,7 @@ function toRecord(row: Row): CommandRecord {
     acked: Number(row.acked) === 1,
     rolloutId: textOrNull(row.rollout_id),
     parameters: row.parameters === null || row.parameters === undefined ? NO_PARAMETERS : (readJson(CommandParameters, text(row.parameters)) ?? NO_PARAMETERS),
+    activation: row.activation === null || row.activation === undefined ? null : ActivationMode.parse(row.activation),
   };
 }
 
@@ -99,8 +100,8 @@ export class CommandStore {
   insertCommand(record: CommandRecord): void {
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
-         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters, activation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.id,
       record.hostId,
       record.hostName,
@@ -124,6 +125,7 @@ export class CommandStore {
       record.acked ? 1 : 0,
       record.rolloutId,
       JSON.stringify(record.parameters),
+      record.activation,
     );
   }
 

@@ -159,6 +159,10 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
     -- A rollback's target generation, a gc's dry run and fleet defaults (worker/commands/rules.ts CommandParameters), as JSON.
     ALTER TABLE commands ADD COLUMN parameters TEXT;
   `,
+  9: `
+    -- How a switch activates (switch, boot, boot-then-reboot-if-needed); null: the host's own mode.
+    ALTER TABLE commands ADD COLUMN activation TEXT;
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
