@@ -157,7 +157,7 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("soaking");
   });
 
-  it("a finished event that carries the post-switch report verifies the host in that same request, before any poll", async () => {
+  it("a finished event that carries the post-switch report (and the last output lines) verifies the host in that same request, before any poll", async () => {
     const [agent] = await fleet("end-report", 1);
     const commit = sha(12);
     const view = await deploy({ commit, hosts: [agent!.name] });
@@ -171,11 +171,15 @@ describe("a rollout through the real coordinator", () => {
       outcome: "succeeded",
       exitCode: 0,
       result: { commitAfter: commit },
+      output: [{ seq: 0, stream: "stdout", data: "running system is the rollout's\n" }],
       report: { agentSession: agent!.session, report: report(agent!.name, commit) },
     });
     expect(finished.status).toBe(200);
     // Read right after the answer: verified (a canary soaks next) without a poll or the outbox's re-check.
     expect(hostState(await rollout(view.id), agent!.name)).toBe("soaking");
+    // The last lines that came with the end are the command's output.
+    const output = await (await api(`/api/commands/${id}/output`)).json<{ chunks: { data: string }[] }>();
+    expect(output.chunks.map((c) => c.data).join("")).toBe("running system is the rollout's\n");
   });
 
   it("after a switch confirmed by the host's safety net, the confirmation's report verifies the host with the finished event that follows it", async () => {
