@@ -1,6 +1,6 @@
 /**
  * Sends each command's events to the control plane in order: `started`, output
- * batched (every ~250 ms or 32 KiB), `finished`. Network trouble is retried
+ * batched (every ~250 ms or 32 KiB), `finished` (with the output not sent yet). Network trouble is retried
  * with backoff; a retried output post is harmless because chunks carry `seq`.
  * When the server says it no longer wants a command (404/409), everything
  * still queued for it is dropped.
@@ -157,19 +157,30 @@ export class CommandEventSender {
       return;
     }
     const stream = this.#stream(commandId);
+    if (item.kind === "event" && item.event.type === "finished") {
+      stream.closing = true;
+      // The last lines go with the end: one request, not an output post and then the end.
+      const last = this.#takePending(stream);
+      if (last.length > 0 && last.length <= MAX_CHUNKS_PER_EVENT) item = { ...item, event: { ...item.event, output: last } };
+      else if (last.length > 0) stream.pending = last;
+    }
     this.#flushOutput(commandId, stream);
-    if (item.kind === "event" && item.event.type === "finished") stream.closing = true;
     stream.queue.push(item);
     void this.#pump(commandId, stream);
   }
 
-  #flushOutput(commandId: string, stream: CommandStream): void {
+  #takePending(stream: CommandStream): OutputChunk[] {
     clearTimeout(stream.timer);
     stream.timer = undefined;
-    if (stream.pending.length === 0) return;
     const chunks = stream.pending;
     stream.pending = [];
     stream.pendingChars = 0;
+    return chunks;
+  }
+
+  #flushOutput(commandId: string, stream: CommandStream): void {
+    const chunks = this.#takePending(stream);
+    if (chunks.length === 0) return;
     for (let i = 0; i < chunks.length; i += MAX_CHUNKS_PER_EVENT) {
       stream.queue.push({ kind: "event", event: { type: "output", chunks: chunks.slice(i, i + MAX_CHUNKS_PER_EVENT) } });
     }

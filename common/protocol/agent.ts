@@ -133,6 +133,8 @@ export const CommandEvent = z.discriminatedUnion("type", [
     exitCode: z.number().int().nullable(),
     error: z.string().max(4000).nullable().default(null),
     result: CommandResult.default({}),
+    /** The command's last output, when it had not gone out yet: stored before the end, in the same request. */
+    output: z.array(OutputChunk).min(1).max(200).optional(),
     /**
      * The host's report right after the command ended (a switch, a pull-switch, a rollback), with the
      * session it belongs to: the rollout's gate judges it with the end, without waiting for a poll.

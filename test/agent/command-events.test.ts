@@ -27,14 +27,16 @@ const sender = (client: ReturnType<typeof recordingClient>["client"], flushInter
   new CommandEventSender({ client, logger: silentLogger, backoff: { initialMs: 1, maxMs: 5 }, flushIntervalMs });
 
 describe("command events", () => {
-  it("sends started, batched output and finished in order, one chunk per stream run", async () => {
+  it("sends started, batched output and finished in order, one chunk per stream run; the output not sent yet goes with finished", async () => {
     const { client, posted } = recordingClient();
     const events = sender(client);
     events.started(ID, "2025-01-01T00:00:00.000Z");
     events.output(ID, "stdout", "a");
     events.output(ID, "stdout", "b");
     events.output(ID, "stderr", "c");
+    await eventually("the first output batch to be posted", () => posted.some((event) => event.type === "output"), { timeoutMs: 10_000 });
     events.output(ID, "stdout", "d");
+    events.output(ID, "stderr", "e");
     expect(await events.finished(ID, finished)).toBe("stored");
     expect(posted).toEqual([
       { type: "started", at: "2025-01-01T00:00:00.000Z" },
@@ -43,10 +45,15 @@ describe("command events", () => {
         chunks: [
           { seq: 0, stream: "stdout", data: "ab" },
           { seq: 1, stream: "stderr", data: "c" },
-          { seq: 2, stream: "stdout", data: "d" },
         ],
       },
-      finished,
+      {
+        ...finished,
+        output: [
+          { seq: 2, stream: "stdout", data: "d" },
+          { seq: 3, stream: "stderr", data: "e" },
+        ],
+      },
     ]);
   });
 

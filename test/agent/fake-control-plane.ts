@@ -328,7 +328,8 @@ export class FakeControlPlane {
     if (command === undefined) return sendError(res, 404, "not_found", `no command ${id}`);
     if (command.state === "final") return sendError(res, 409, "conflict", `command ${id} is already final`);
     command.events.push(event);
-    if (event.type === "output") for (const chunk of event.chunks) if (!command.chunks.has(chunk.seq)) command.chunks.set(chunk.seq, chunk);
+    const chunks = event.type === "output" ? event.chunks : event.type === "finished" ? (event.output ?? []) : [];
+    for (const chunk of chunks) if (!command.chunks.has(chunk.seq)) command.chunks.set(chunk.seq, chunk);
     if (event.type === "finished") command.state = "final";
     if (fault !== undefined) {
       res.writeHead(fault.status, { "content-type": "application/json" }).end(fault.body);

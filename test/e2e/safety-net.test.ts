@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CommandView, HostView } from "../../common/protocol.ts";
+import { CommandView, HostView, RolloutPlanView, RolloutView } from "../../common/protocol.ts";
 import { shortSha } from "../../common/text.ts";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
@@ -25,6 +25,8 @@ import { eventuallyWith } from "../support/wait.ts";
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
 const HOST = "edge";
+/** The second wave of the rollout test: reaches the control plane directly. */
+const HOST2 = "edge2";
 const POLL_SECONDS = 5;
 const CONFIRM_TIMEOUT_SECONDS = 5;
 const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
@@ -34,9 +36,10 @@ let cp: ControlPlane;
 let fleet: FleetRepo;
 let proxy: TcpProxy;
 let agent: E2eAgent;
+let second: E2eAgent | undefined;
 
 const admin = adminApi(() => cp.url);
-const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 100, details: () => tailOfLogs([agent], 40) });
+const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 100, details: () => tailOfLogs(second ? [agent, second] : [agent], 40) });
 
 const hostView = () => admin(HostView, `/api/hosts/${HOST}`);
 const command = async (id: string) => (await admin(z.object({ command: CommandView }), `/api/commands/${id}`)).command;
@@ -70,7 +73,7 @@ describeWithNix("the host's safety net against the real control plane, cut off b
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-safety-net-"));
     [cp, fleet] = await Promise.all([
       startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } }),
-      createFleetRepo({ root: path.join(root, "fleet"), hosts: [HOST], env: isolatedHostEnv(path.join(root, "fleet-env")) }),
+      createFleetRepo({ root: path.join(root, "fleet"), hosts: [HOST, HOST2], env: isolatedHostEnv(path.join(root, "fleet-env")) }),
     ]);
     proxy = await startTcpProxy(hostAndPort(cp.url));
     const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name: HOST, platform: "nixos" } });
@@ -91,7 +94,7 @@ describeWithNix("the host's safety net against the real control plane, cut off b
   }, 180_000);
 
   afterAll(async () => {
-    if (agent) await killE2eAgents([agent]);
+    if (agent) await killE2eAgents(second ? [agent, second] : [agent]);
     await proxy?.close();
     await cp?.stop();
     if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
@@ -209,5 +212,40 @@ describeWithNix("the host's safety net against the real control plane, cut off b
     expect(done.state).toBe("failed");
     expect(done.error).toBe(`rolled back on the host: no confirmation within ${CONFIRM_TIMEOUT_SECONDS} s after switching to ${shortSha(gen.commit)}`);
     expect(await readJson(safetyNetFile(queued.id, "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
+  });
+
+  it("a rollout of two waves whose first host is cut off at the activation: once the proxy reopens the report says so, the rollout ends failed naming the host, the second wave never starts, and a new plan of that commit leaves the host out", async () => {
+    const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name: HOST2, platform: "nixos" } });
+    // Priority 200: after edge (100), which is the canary, alone in wave 1.
+    second = await spawnE2eAgent({ dir: path.join(root, HOST2), name: HOST2, token, url: cp.url, repoUrl: fleet.origin, branch: fleet.branch, pollTimeoutSeconds: POLL_SECONDS, priority: 200 });
+    await eventually(`${HOST2}'s first report`, async () => (await admin(HostView, `/api/hosts/${HOST2}`)).report !== null);
+    const previous = await agent.shim.currentSystem();
+    await fleet.setHost(HOST2, `${HOST2} generation 2`);
+    const gen = await nextGeneration("generation 6");
+    const activated = agent.shim.activated(gen.system).then((at) => {
+      proxy.refuseNew();
+      return at;
+    });
+    const { rollout } = await admin(z.object({ rollout: RolloutView }), "/api/rollouts", { body: { commit: gen.commit, hosts: [HOST, HOST2] } });
+    expect(rollout.waves.map((wave) => wave.hosts.map((h) => h.name))).toEqual([[HOST], [HOST2]]);
+    await backOn(String(previous), await activated);
+
+    proxy.reopen();
+    const ended = await eventually("the rollout to end", async () => {
+      const view = (await admin(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`)).rollout;
+      return view.finishedAt !== undefined ? view : null;
+    });
+    expect(ended.state).toBe("failed");
+    expect(ended.failure).toMatchObject({ host: HOST, reason: expect.stringContaining(`rolled back on the host: no confirmation within ${CONFIRM_TIMEOUT_SECONDS} s after switching to ${shortSha(gen.commit)}`) });
+    expect(ended.waves[1]?.hosts).toEqual([expect.objectContaining({ name: HOST2, state: "skipped" })]);
+    const sent = (await admin(z.object({ commands: z.array(CommandView) }), `/api/hosts/${HOST2}/commands`)).commands;
+    expect(sent.filter((c) => c.actor === `rollout ${rollout.id}`)).toEqual([]);
+    const view = await hostView();
+    expect(view.report?.safetyNet?.lastRollback).toMatchObject({ from: gen.system, to: previous, commit: gen.commit, outcome: "rolled-back" });
+
+    // The control plane does not send the rejected system again: the next rollout of that commit leaves edge out.
+    const { plan } = await admin(z.object({ plan: RolloutPlanView }), "/api/rollouts/plan", { body: { commit: gen.commit, hosts: [HOST, HOST2] } });
+    expect(plan.leftOut).toEqual([{ name: HOST, reason: expect.stringContaining(`(commit ${shortSha(gen.commit)}) back at`) }]);
+    expect(plan.waves.map((wave) => wave.hosts)).toEqual([[HOST2]]);
   });
 });

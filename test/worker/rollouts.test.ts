@@ -157,7 +157,7 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("soaking");
   });
 
-  it("a finished event that carries the post-switch report verifies the host in that same request, before any poll", async () => {
+  it("a finished event that carries the post-switch report (and the last output lines) verifies the host in that same request, before any poll", async () => {
     const [agent] = await fleet("end-report", 1);
     const commit = sha(12);
     const view = await deploy({ commit, hosts: [agent!.name] });
@@ -171,11 +171,15 @@ describe("a rollout through the real coordinator", () => {
       outcome: "succeeded",
       exitCode: 0,
       result: { commitAfter: commit },
+      output: [{ seq: 0, stream: "stdout", data: "running system is the rollout's\n" }],
       report: { agentSession: agent!.session, report: report(agent!.name, commit) },
     });
     expect(finished.status).toBe(200);
     // Read right after the answer: verified (a canary soaks next) without a poll or the outbox's re-check.
     expect(hostState(await rollout(view.id), agent!.name)).toBe("soaking");
+    // The last lines that came with the end are the command's output.
+    const output = await (await api(`/api/commands/${id}/output`)).json<{ chunks: { data: string }[] }>();
+    expect(output.chunks.map((c) => c.data).join("")).toBe("running system is the rollout's\n");
   });
 
   it("after a switch confirmed by the host's safety net, the confirmation's report verifies the host with the finished event that follows it", async () => {
@@ -193,6 +197,29 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(await rollout(view.id), agent!.name)).toBe("pulling");
     await events({ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: { commitAfter: commit } });
     expect(hostState(await rollout(view.id), agent!.name)).toBe("soaking");
+  });
+
+  it("leaves out a host whose safety net rolled back the commit's system, in the plan and in the rollout, and switches the others", async () => {
+    const agents = await fleet("rejected", 3);
+    const commit = sha(14);
+    const rejecting = agents[0]!;
+    const base = report(rejecting.name, OLD, { canary: true, priority: 0 });
+    const rejected = { storePath: `/nix/store/${"r".repeat(32)}-nixos-system-${rejecting.name}`, commit, at: "2026-12-06T21:00:00.000Z" };
+    await pollOnce(rejecting, { report: { ...base, safetyNet: { enabled: true, confirmTimeoutSeconds: 120, pending: null, lastRollback: null, rejected: [rejected] } } });
+    const reason = `its safety net rolled nixos-system-${rejecting.name} (commit ${commit.slice(0, 7)}) back at ${rejected.at}: not sent again without force`;
+
+    const planned = await api("/api/rollouts/plan", { method: "POST", json: { commit, hosts: agents.map((a) => a.name) } });
+    const { plan } = RolloutPlanView.pick({}).extend({ plan: RolloutPlanView }).parse(await planned.json());
+    // Hosts of the other tests are left out too, as not selected.
+    const ours = (leftOut: { name: string; reason: string }[]) => leftOut.filter((l) => l.name.startsWith("rejected-"));
+    expect(ours(plan.leftOut)).toEqual([{ name: rejecting.name, reason }]);
+    expect(plan.waves.map((w) => w.hosts)).toEqual([["rejected-1"], ["rejected-2"]]);
+
+    const view = await deploy({ commit, hosts: agents.map((a) => a.name) });
+    expect(ours(view.leftOut)).toEqual([{ name: rejecting.name, reason }]);
+    expect((await pollOnce(rejecting)).commands).toEqual([]);
+    await runSwitch(agents[1]!, commit);
+    expect(hostState(await rollout(view.id), "rejected-1")).toBe("soaking");
   });
 
   it("asks for the tests of a host whose agent does not run them, and judges the host once they end, even when the report came first", async () => {

@@ -244,7 +244,7 @@ export class Dispatch implements CommandPort {
           const { from, to, reason, outcome } = event.result.hostRollback;
           this.host.effect(auditEffect(this.host.now(), `host ${record.hostName}`, "host.rolled-back", record.hostName, { commandId, from, to, reason, outcome }));
         }
-        next = this.transition(record, {
+        next = this.transition(event.output ? this.appendOutput(record, event.output, new Date(this.host.now()).toISOString()) : record, {
           state: event.outcome,
           finishedAt: event.at,
           exitCode: event.exitCode,

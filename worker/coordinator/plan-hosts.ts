@@ -3,6 +3,7 @@ import type { HostHold, Settings } from "../../common/protocol.ts";
 import type { Host } from "../db/hosts.ts";
 import type { StoredReport } from "../db/reports.ts";
 import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
+import { describeRejected, rejectedAt } from "../rollouts/rejected.ts";
 import { unchangedBy, type CommitDesired } from "../rollouts/unchanged.ts";
 
 export interface FleetView {
@@ -11,6 +12,11 @@ export interface FleetView {
   isOnline: (hostId: string) => boolean;
   /** By host id. */
   holds: Map<string, HostHold>;
+}
+
+function rejectedReason(hostName: string, report: StoredReport["report"] | undefined, at: CommitDesired): string | null {
+  const system = rejectedAt(hostName, report, at);
+  return system === null ? null : describeRejected(system);
 }
 
 /** With `at`, each host says whether that commit leaves its system as it is (a rollout pulls such a host, no switch). */
@@ -26,7 +32,7 @@ export function planHosts(fleet: FleetView, at?: CommitDesired): (PlanHost & { i
       autoUpdate: rollout?.autoUpdate ?? true,
       priority: rollout?.priority ?? 100,
       canary: rollout?.canary ?? false,
-      ...(at === undefined ? {} : { unchanged: unchangedBy(host.name, report, at) }),
+      ...(at === undefined ? {} : { unchanged: unchangedBy(host.name, report, at), rejected: rejectedReason(host.name, report, at) }),
     };
   });
 }

@@ -15,6 +15,8 @@ export interface PlanHost {
   canary: boolean;
   /** Its desired system at the rollout's commit is known and is the one it runs: a pull moves its clone, no switch. */
   unchanged?: boolean;
+  /** Its safety net rolled back the system the rollout's commit would send it to: left out, said why (rejected.ts). */
+  rejected?: string | null;
 }
 
 export interface PlanInput {
@@ -64,6 +66,7 @@ function leftOutReason(host: PlanHost, input: PlanInput, strategy: Settings["aut
   }
   if (holdIsActive(host.hold, input.now)) return describeHold(host.hold);
   if (input.failedBuilds?.hosts.includes(host.name)) return `its build of ${shortSha(input.failedBuilds.commit)} failed`;
+  if (host.rejected != null) return host.rejected;
   if (input.automatic && strategy === "none") return "deploy strategy is none";
   if (!host.autoUpdate) {
     if (input.automatic) return "autoUpdate = false";
