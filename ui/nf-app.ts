@@ -6,9 +6,8 @@ import { EventStream, eventsUrl } from "./data/events.ts";
 import type { FleetState } from "./data/fleet-state.ts";
 import { FleetStore } from "./data/store.ts";
 import { sharedStyles } from "./styles/shared.ts";
-import { NfLazyPage, type PageLoader } from "./components/nf-lazy-page.ts";
+import { NfLazyPage, preloadPage, type PageLoader } from "./components/nf-lazy-page.ts";
 import "./panels/nf-fleet-panel.ts";
-import "./panels/nf-host-panel.ts";
 
 /**
  * Pages loaded the first time their route is shown, each from a chunk of its
@@ -20,6 +19,7 @@ import "./panels/nf-host-panel.ts";
  */
 const LAZY_PAGES: Partial<Record<Route["page"], PageLoader>> = {
   audit: () => import("./panels/nf-audit-panel.ts"),
+  host: () => import("./panels/nf-host-panel.ts"),
   rollouts: () => import("./panels/nf-rollouts-panel.ts"),
   settings: () => import("./panels/nf-settings-panel.ts"),
 };
@@ -53,6 +53,7 @@ export class NfApp extends LitElement {
   });
   private _unsubscribe: (() => void) | null = null;
   private _ticker: ReturnType<typeof setInterval> | undefined;
+  private _hostPagePrefetched = false;
   private _noticeId = 0;
   // Only focus moves after the await; a render error there is Lit's to report, so nothing waits on it.
   private readonly _onPopState = () => void this.routeChanged();
@@ -241,6 +242,15 @@ export class NfApp extends LitElement {
     this.removeEventListener("click", this._onClick);
     this.removeEventListener("nf-notify", this._onNotice);
     clearInterval(this._ticker);
+  }
+
+  protected override updated(): void {
+    // The host page is a chunk of its own, off the path to the fleet table; fetched once the table has had
+    // its frame, so that a click on a host finds it loaded.
+    const host = LAZY_PAGES.host;
+    if (this._hostPagePrefetched || this._state?.phase !== "ready" || !host) return;
+    this._hostPagePrefetched = true;
+    requestAnimationFrame(() => setTimeout(() => void preloadPage(host)));
   }
 
   override render() {

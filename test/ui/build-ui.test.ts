@@ -8,17 +8,17 @@ import { describe, expect, it } from "vitest";
 import { buildUi, importedNames, lazyChunks, markSchemasPure, minifyCss, minifyHtmlTemplates, shippedJs, zodPlugins } from "../../scripts/build-ui.mjs";
 import { hostView, rolloutView } from "./fixtures.ts";
 
-/** The first paint's JS limit (bench/ui.ts reports the same measure). */
-const JS_GZIP_LIMIT = 60 * 1024;
+/** The first paint's JS limit, issue 26's 60 KB in decimal bytes, the stricter reading (bench/ui.ts reports the same measure). */
+const JS_GZIP_LIMIT = 60_000;
 /**
- * All lazily loaded chunks together. Each is fetched on a click, off the
- * path to the fleet table, so this is a budget rather than a race: two thirds
- * of the first paint's, so that opening every rarely used page once still
- * costs less than the first paint did. The chunks carry only their pages'
- * own code (Lit, zod and the helpers come from the first paint, asserted
- * below), ~4 KB today.
+ * All lazily loaded chunks together. Each is fetched on a click (the host
+ * page once the fleet table has painted), off the path to the fleet table,
+ * so this is a budget rather than a race: four fifths of the first paint's,
+ * so that opening every page once still costs less than the first paint.
+ * The chunks carry only their pages' own code (Lit, zod and the helpers come
+ * from the first paint, asserted below).
  */
-const LAZY_GZIP_LIMIT = 40 * 1024;
+const LAZY_GZIP_LIMIT = 48_000;
 
 describe("template minifying for the dashboard bundle", () => {
   it("collapses whitespace in html templates, nested ones too, and leaves expressions alone", () => {
@@ -115,7 +115,7 @@ describe("finding what a lazy module imports from the first paint", () => {
 });
 
 describe("buildUi", () => {
-  it("writes the page with the first paint's module inline, within 60 KB gzip, its source map, and the lazy pages as chunks", async () => {
+  it("writes the page with the first paint's module inline, within 60,000 B gzip, its source map, and the lazy pages as chunks", async () => {
     const outdir = await mkdtemp(join(tmpdir(), "nixfleet-ui-"));
     try {
       const { firstPaint, chunks } = await buildUi({ outdir });
@@ -146,7 +146,8 @@ describe("buildUi", () => {
       const urls = new Set(lazy.map((chunk) => chunk.url));
       expect(firstPaintOutput!.imports.map((i) => i.kind)).toEqual(firstPaintOutput!.imports.map(() => "dynamic-import"));
       const pages = firstPaintOutput!.imports.map((i) => i.path).sort();
-      // The pages but the fleet's and the host's, the rarely opened dialogs and buttons, and what only an update PR or a build shows.
+      // The pages but the fleet's, the rarely opened dialogs and buttons, and what only an update PR or a build shows
+      // (the host page's own build line is a chunk that the host page's chunk imports).
       const lazyModules = [
         "nf-add-host-dialog",
         "nf-audit-panel",
@@ -156,7 +157,7 @@ describe("buildUi", () => {
         "nf-deploy-dialog",
         "nf-fleet-build-status",
         "nf-hold-dialog",
-        "nf-host-update-build",
+        "nf-host-panel",
         "nf-merge-dialog",
         "nf-repo-refresh",
         "nf-revert-offer",

@@ -1,4 +1,4 @@
-import { LitElement, css, html, nothing, type PropertyValues } from "lit";
+import { LitElement, css, html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { COMPARTMENT_NAMES, type CompartmentName, type FleetBuildView, type HostView, type Platform } from "../../common/protocol.ts";
 import { isActiveCommand } from "../../common/commands.ts";
@@ -8,6 +8,7 @@ import { hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
+import { FIRST_ROWS, MORE_ROWS } from "../common/table-rows.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
 import { localTimestamp } from "../../common/text.ts";
@@ -42,6 +43,7 @@ export class NfFleetTable extends LitElement {
     automationNote: {},
     fleetBuild: { attribute: false },
     now: { type: Number },
+    _rowLimit: { state: true },
   };
   declare hosts: HostView[];
   declare selected: ReadonlySet<string>;
@@ -53,6 +55,9 @@ export class NfFleetTable extends LitElement {
   declare fleetBuild: FleetBuildView | null;
   declare now: number;
   private _markedRows = 0;
+  /** How many rows are rendered: grows by MORE_ROWS a frame until every host has its row, and never shrinks. */
+  private declare _rowLimit: number;
+  private _moreRowsQueued = false;
 
   constructor() {
     super();
@@ -61,6 +66,7 @@ export class NfFleetTable extends LitElement {
     this.lockNote = "";
     this.automationNote = "";
     this.fleetBuild = null;
+    this._rowLimit = FIRST_ROWS;
     this.now = Date.now();
   }
 
@@ -284,13 +290,23 @@ export class NfFleetTable extends LitElement {
     `,
   ];
 
-  protected override updated(changed: PropertyValues<this>): void {
+  protected override updated(): void {
     // Performance marks when a new number of rows is in the DOM, and once it is painted: what bench/ui.ts measures.
-    if (changed.has("hosts") && this.hosts.length !== this._markedRows) {
-      const rows = this.hosts.length;
+    const rows = Math.min(this.hosts.length, this._rowLimit);
+    if (rows !== this._markedRows) {
+      const hosts = this.hosts.length;
       this._markedRows = rows;
-      performance.mark("nf-fleet-table-rendered", { detail: { rows } });
-      requestAnimationFrame(() => setTimeout(() => performance.mark("nf-fleet-table-painted", { detail: { rows } })));
+      performance.mark("nf-fleet-table-rendered", { detail: { rows, hosts } });
+      requestAnimationFrame(() => setTimeout(() => performance.mark("nf-fleet-table-painted", { detail: { rows, hosts } })));
+    }
+    if (this.hosts.length > this._rowLimit && !this._moreRowsQueued) {
+      this._moreRowsQueued = true;
+      requestAnimationFrame(() =>
+        setTimeout(() => {
+          this._moreRowsQueued = false;
+          this._rowLimit += MORE_ROWS;
+        }),
+      );
     }
   }
 
@@ -322,7 +338,7 @@ export class NfFleetTable extends LitElement {
         </div>
         <div role="rowgroup" @click=${this.onClick}>
           ${repeat(
-            this.hosts,
+            this.hosts.length > this._rowLimit ? this.hosts.slice(0, this._rowLimit) : this.hosts,
             (host) => host.name,
             (host) => this.renderRow(host),
           )}

@@ -4,8 +4,21 @@ import { sharedStyles } from "../styles/shared.ts";
 /** Loads a lazily loaded page's module: `() => import("./panels/nf-….ts")` (see LAZY_PAGES in nf-app.ts). */
 export type PageLoader = () => Promise<unknown>;
 
-/** Loaders whose module has arrived: a page visited before is shown at once, without a "Loading…" frame. */
+/** Loaders whose module has arrived: a page visited (or preloaded) before is shown at once, without a "Loading…" frame. */
 const loaded = new WeakSet<PageLoader>();
+
+/**
+ * Loads a page's module ahead of its first visit. A failure is left for the
+ * visit to meet again and show (with its Reload), so it is not reported here.
+ */
+export async function preloadPage(load: PageLoader): Promise<void> {
+  try {
+    await load();
+    loaded.add(load);
+  } catch {
+    // The visit retries and says why.
+  }
+}
 
 /**
  * A page whose module is loaded the first time it is shown: "Loading…" until
