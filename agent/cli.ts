@@ -6,6 +6,7 @@
  * control plane (the service manager starts the agent again), 78 bad config
  * or missing token (restarting would not help).
  */
+import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { parseArgs } from "node:util";
 import * as z from "zod";
@@ -116,9 +117,17 @@ async function watchdog(args: string[]): Promise<number> {
   return result === "rollback-failed" || result === "no-record" ? 1 : 0;
 }
 
+/**
+ * The safety net's watchdog runs this same package: the node binary, its flags, and the watchdog's own
+ * bundle beside this one when there is one (a smaller process: docs/hosts.md), else this entry.
+ */
+export function watchdogCommandOf(entry: string | undefined): string[] {
+  const own = entry?.endsWith("/nixfleet-agent.mjs") === true ? entry.replace(/nixfleet-agent\.mjs$/, "nixfleet-watchdog.mjs") : null;
+  return [process.execPath, ...process.execArgv, ...(own !== null && existsSync(own) ? [own] : entry !== undefined ? [entry] : [])];
+}
+
 async function run(config: AgentConfig): Promise<number> {
-  // The safety net's watchdog runs this same package: the node binary, its flags and this entry.
-  const watchdogCommand = [process.execPath, ...process.execArgv, ...process.argv.slice(1, 2)];
+  const watchdogCommand = watchdogCommandOf(process.argv[1]);
   const agent = new Agent({ config, logger: createLogger({ level: config.logLevel }), watchdogCommand });
   await agent.start();
   // The agent's own timers are unref'd; this is what keeps the process up.

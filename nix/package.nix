@@ -1,9 +1,10 @@
 # The NixFleet host agent (`nixfleet-agent`), with the administrator's small
 # CLI (`nixfleet lock-diff`, used by the update-PR workflow) beside it.
 # Both are bundled at build time (scripts/build-agent.mjs, esbuild) into one
-# plain JavaScript file each, with their dependencies inside: the package is
-# those two files and Node, no node_modules and no TypeScript at run time (an
-# agent run through Node's type stripping held far more memory; docs/hosts.md).
+# plain JavaScript file each, with their dependencies inside (and the safety
+# net's watchdog, bundled apart): the package is those files and Node, no
+# node_modules and no TypeScript at run time (an agent run through Node's type
+# stripping held far more memory; docs/hosts.md).
 # callPackage-able:
 #
 #   pkgs.callPackage ./nix/package.nix { }
@@ -97,7 +98,7 @@ buildNpmPackage {
     runHook preInstall
 
     mkdir -p $out/lib/nixfleet-agent $out/bin
-    cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/
+    cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet-watchdog.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/
     # The agent's Node flags (low-memory V8) come from the build script, which
     # says why; the short-lived CLI needs none.
     makeWrapper ${lib.getExe nodejs} $out/bin/nixfleet-agent \

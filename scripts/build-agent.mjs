@@ -35,10 +35,21 @@ export const AGENT_NODE_FLAGS = ["--lite-mode", "--max-semi-space-size=1", "--ex
 /** What each bundle runs; the same calls bin/nixfleet-agent.js and bin/nixfleet.js make. */
 const entries = {
   "nixfleet-agent": 'import { runCli } from "./agent/cli.ts";\nrunCli();\n',
+  // The safety net's watchdog (`<bundle> watchdog DIR`, started by the agent): only the watchdog's own
+  // modules, so it holds 53 MB resident instead of the whole agent's 62 MB (docs/hosts.md).
+  "nixfleet-watchdog":
+    'import { runWatchdog } from "./agent/safety-net/watchdog.ts";\n' +
+    'const [command, dir, ...rest] = process.argv.slice(2);\n' +
+    'if (command !== "watchdog" || dir === undefined || rest.length > 0) {\n' +
+    '  process.stderr.write("usage: nixfleet-watchdog watchdog DIR (started by nixfleet-agent)\\n");\n' +
+    "  process.exit(64);\n" +
+    "}\n" +
+    'const result = await runWatchdog(dir);\n' +
+    'process.exitCode = result === "rollback-failed" || result === "no-record" ? 1 : 0;\n',
   nixfleet: 'import { run } from "./cli/nixfleet.ts";\nawait run();\n',
 };
 
-/** Builds both bundles into `outdir` (default dist/agent); resolves with esbuild's results. */
+/** Builds the bundles into `outdir` (default dist/agent); resolves with esbuild's results. */
 export async function buildAgent({ outdir = defaultAgentOutdir } = {}) {
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
@@ -67,5 +78,5 @@ export async function buildAgent({ outdir = defaultAgentOutdir } = {}) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const outdir = process.argv[2] ?? defaultAgentOutdir;
   await buildAgent({ outdir });
-  console.log(`built ${outdir}/nixfleet-agent.mjs, ${outdir}/nixfleet.mjs and ${outdir}/node-flags`);
+  console.log(`built ${outdir}/nixfleet-agent.mjs, ${outdir}/nixfleet-watchdog.mjs, ${outdir}/nixfleet.mjs and ${outdir}/node-flags`);
 }

@@ -15,7 +15,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as z from "zod";
-import { HostRollback } from "../../common/protocol.ts";
+import { HostRollback } from "../../common/protocol/reports.ts";
 import { JobHandle } from "../runner.ts";
 
 export const SafetyNetRecord = z.object({

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, expect, it } from "vitest";
+import { watchdogCommandOf } from "../../agent/cli.ts";
 
 const exec = promisify(execFile);
 const BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
@@ -57,4 +58,21 @@ it("runs the sources when a source file, however deep, changed after the bundle 
 it("runs the sources when there is no bundle", async () => {
   await fs.rm(bundle());
   expect(await ran()).toBe("sources --version");
+});
+
+it("starts the safety net's watchdog from its own bundle beside the agent's when there is one, else from the agent's entry", async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-watchdog-entry-"));
+  try {
+    const agentBundle = path.join(dir, "nixfleet-agent.mjs");
+    await fs.writeFile(agentBundle, "");
+    expect(watchdogCommandOf(agentBundle).at(-1)).toBe(agentBundle);
+    await fs.writeFile(path.join(dir, "nixfleet-watchdog.mjs"), "");
+    const command = watchdogCommandOf(agentBundle);
+    expect(command[0]).toBe(process.execPath);
+    expect(command.at(-1)).toBe(path.join(dir, "nixfleet-watchdog.mjs"));
+    // Run from the sources (bin/nixfleet-agent.js, agent/cli.ts), the watchdog is the agent's own `watchdog`.
+    expect(watchdogCommandOf("/src/agent/cli.ts").at(-1)).toBe("/src/agent/cli.ts");
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

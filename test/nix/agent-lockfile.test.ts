@@ -133,11 +133,11 @@ describeWithNix("the agent's own lockfile for the Nix package", () => {
       const forThisMachine = Object.keys(agentLock.lockfile.packages).filter((key) => key === "" || agentLock.lockfile.packages[key]?.resolved !== undefined);
       expect(installed.sort()).toEqual(forThisMachine.sort());
 
-      // package.nix's buildPhase, then its installPhase: the two bundles and nothing else.
+      // package.nix's buildPhase, then its installPhase: the bundles and nothing else.
       await exec(node24(), ["scripts/build-agent.mjs", path.join(src, "dist", "agent")], { cwd: src, env: cleanEnv() });
       const out = path.join(dir, "out");
       await fsp.mkdir(out);
-      for (const file of ["nixfleet-agent.mjs", "nixfleet.mjs"]) {
+      for (const file of ["nixfleet-agent.mjs", "nixfleet-watchdog.mjs", "nixfleet.mjs"]) {
         await fsp.copyFile(path.join(src, "dist", "agent", file), path.join(out, file));
       }
 
@@ -155,6 +155,14 @@ describeWithNix("the agent's own lockfile for the Nix package", () => {
         env: cleanEnv(),
       });
       expect(usage).toContain("lock-diff OLD NEW");
+      // The safety net's watchdog runs from its own bundle alone: here it finds no record to watch and says so.
+      const noRecord = path.join(dir, "no-record");
+      const watched = await exec(node24(), [...flags, "--no-experimental-strip-types", path.join(out, "nixfleet-watchdog.mjs"), "watchdog", noRecord], { cwd: out, env: cleanEnv() }).then(
+        () => ({ code: 0, stdout: "" }),
+        (error: { code: number; stdout: string }) => error,
+      );
+      expect(watched.code).toBe(1);
+      expect(watched.stdout).toContain(`no readable record in ${noRecord}: nothing to watch`);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -130,7 +130,8 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
     });
 
     it("installs only the two bundles, wraps both commands around the pinned Node, and starts them in its install check", () => {
-      expect(pkg.installPhase).toContain("cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/");
+      // The watchdog's bundle beside the agent's: the agent starts it with its own node and flags.
+      expect(pkg.installPhase).toContain("cp dist/agent/nixfleet-agent.mjs dist/agent/nixfleet-watchdog.mjs dist/agent/nixfleet.mjs $out/lib/nixfleet-agent/");
       expect(pkg.installPhase).not.toContain("node_modules");
       expect(pkg.installPhase).toMatch(
         /makeWrapper \S+-nodejs-24\.11\.0\/bin\/node \$out\/bin\/nixfleet-agent \\\n\s+--add-flags "\$\(cat dist\/agent\/node-flags\)" \\\n\s+--add-flags \$out\/lib\/nixfleet-agent\/nixfleet-agent\.mjs/,
