@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as z from "zod";
 import { AgentConfig } from "../common/agent-config.ts";
@@ -119,15 +120,17 @@ async function watchdog(args: string[]): Promise<number> {
 
 /**
  * The safety net's watchdog runs this same package: the node binary, its flags, and the watchdog's own
- * bundle beside this one when there is one (a smaller process: docs/hosts.md), else this entry.
+ * bundle beside the agent's bundle this code runs from (a smaller process: docs/hosts.md), else the
+ * entry the agent was started with (`<entry> watchdog DIR`). `runningFile` is this module's file: the
+ * bundle when bundled, however it was started (bin/nixfleet-agent.js imports it).
  */
-export function watchdogCommandOf(entry: string | undefined): string[] {
-  const own = entry?.endsWith("/nixfleet-agent.mjs") === true ? entry.replace(/nixfleet-agent\.mjs$/, "nixfleet-watchdog.mjs") : null;
+export function watchdogCommandOf(entry: string | undefined, runningFile: string): string[] {
+  const own = runningFile.endsWith("/nixfleet-agent.mjs") ? runningFile.replace(/nixfleet-agent\.mjs$/, "nixfleet-watchdog.mjs") : null;
   return [process.execPath, ...process.execArgv, ...(own !== null && existsSync(own) ? [own] : entry !== undefined ? [entry] : [])];
 }
 
 async function run(config: AgentConfig): Promise<number> {
-  const watchdogCommand = watchdogCommandOf(process.argv[1]);
+  const watchdogCommand = watchdogCommandOf(process.argv[1], fileURLToPath(import.meta.url));
   const agent = new Agent({ config, logger: createLogger({ level: config.logLevel }), watchdogCommand });
   await agent.start();
   // The agent's own timers are unref'd; this is what keeps the process up.

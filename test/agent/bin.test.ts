@@ -65,13 +65,15 @@ it("starts the safety net's watchdog from its own bundle beside the agent's when
   try {
     const agentBundle = path.join(dir, "nixfleet-agent.mjs");
     await fs.writeFile(agentBundle, "");
-    expect(watchdogCommandOf(agentBundle).at(-1)).toBe(agentBundle);
+    expect(watchdogCommandOf(agentBundle, agentBundle).at(-1)).toBe(agentBundle);
     await fs.writeFile(path.join(dir, "nixfleet-watchdog.mjs"), "");
-    const command = watchdogCommandOf(agentBundle);
+    const command = watchdogCommandOf(agentBundle, agentBundle);
     expect(command[0]).toBe(process.execPath);
     expect(command.at(-1)).toBe(path.join(dir, "nixfleet-watchdog.mjs"));
-    // Run from the sources (bin/nixfleet-agent.js, agent/cli.ts), the watchdog is the agent's own `watchdog`.
-    expect(watchdogCommandOf("/src/agent/cli.ts").at(-1)).toBe("/src/agent/cli.ts");
+    // Started through bin/nixfleet-agent.js, which imports the bundle: still the watchdog's bundle.
+    expect(watchdogCommandOf("/src/bin/nixfleet-agent.js", agentBundle).at(-1)).toBe(path.join(dir, "nixfleet-watchdog.mjs"));
+    // Run from the sources (agent/cli.ts), the watchdog is the entry's own `watchdog`.
+    expect(watchdogCommandOf("/src/bin/nixfleet-agent.js", "/src/agent/cli.ts").at(-1)).toBe("/src/bin/nixfleet-agent.js");
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
  * The host's safety net end to end: the control plane on workerd (wrangler dev), a real agent process
  * (`bin/nixfleet-agent.js run`) with real Nix and the nixos-rebuild shim, reaching the control plane
  * through a TCP proxy that refuses new connections from the moment of the activation while the open
- * ones go on. The watchdog is the agent package's own `watchdog` process.
+ * ones go on. The watchdog is the agent package's own `watchdog` process, from its own bundle.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs/promises";
@@ -199,6 +199,8 @@ describeWithNix("the host's safety net against the real control plane, cut off b
     const queued = await queue("pull-switch");
     await activated;
     const handle = z.object({ mode: z.literal("process-group"), pgid: z.number() }).parse(await readJson(safetyNetFile(queued.id, "watchdog.json")));
+    // The agent ran from its bundle (bin/nixfleet-agent.js imports it): the watchdog from the smaller bundle beside it.
+    expect((await fs.readFile(`/proc/${handle.pgid}/cmdline`, "utf8")).split("\0")).toContain(fileURLToPath(new URL("../../dist/agent/nixfleet-watchdog.mjs", import.meta.url)));
     process.kill(-handle.pgid, "SIGKILL");
     const exitFile = path.join(agent.dir, "state", "jobs", queued.id, "exit");
     const endedAt = await eventually("the switch job to end", () => fs.stat(exitFile).then((stat) => stat.mtimeMs));
