@@ -8,8 +8,11 @@ import { describe, expect, it } from "vitest";
 import { buildUi, importedNames, lazyChunks, markSchemasPure, minifyCss, minifyHtmlTemplates, shippedJs, zodPlugins } from "../../scripts/build-ui.mjs";
 import { hostView, rolloutView } from "./fixtures.ts";
 
-/** The first paint's JS limit (bench/ui.ts reports the same measure). */
-const JS_GZIP_LIMIT = 60 * 1024;
+/**
+ * The first paint's JS limit (bench/ui.ts reports the same measure). 61 KB since the report's
+ * generations and the gc result joined the schemas the fleet table parses (issue 22).
+ */
+const JS_GZIP_LIMIT = 61 * 1024;
 /**
  * All lazily loaded chunks together. Each is fetched on a click, off the
  * path to the fleet table, so this is a budget rather than a race: two thirds
@@ -115,7 +118,7 @@ describe("finding what a lazy module imports from the first paint", () => {
 });
 
 describe("buildUi", () => {
-  it("writes the page with the first paint's module inline, within 60 KB gzip, its source map, and the lazy pages as chunks", async () => {
+  it("writes the page with the first paint's module inline, within 61 KB gzip, its source map, and the lazy pages as chunks", async () => {
     const outdir = await mkdtemp(join(tmpdir(), "nixfleet-ui-"));
     try {
       const { firstPaint, chunks } = await buildUi({ outdir });
@@ -145,9 +148,11 @@ describe("buildUi", () => {
       for (const chunk of lazy) console.info(`chunk ${chunk.url}: ${chunk.bytes} B, ${chunk.gzipBytes} B gzip`);
       const urls = new Set(lazy.map((chunk) => chunk.url));
       expect(firstPaintOutput!.imports.map((i) => i.kind)).toEqual(firstPaintOutput!.imports.map(() => "dynamic-import"));
-      const pages = firstPaintOutput!.imports.map((i) => i.path).sort();
+      // A chunk imported from two places (the host actions and the host page) is one chunk.
+      const pages = [...new Set(firstPaintOutput!.imports.map((i) => i.path))].sort();
       // The pages but the fleet's and the host's, the rarely opened dialogs and buttons, and what only an update PR or a build shows.
       const lazyModules = [
+        "generation-confirm",
         "nf-add-host-dialog",
         "nf-audit-panel",
         "nf-automation-timeline",
@@ -155,6 +160,7 @@ describe("buildUi", () => {
         "nf-deploy-dialog",
         "nf-fleet-build-status",
         "nf-hold-dialog",
+        "nf-host-generations",
         "nf-host-update-build",
         "nf-merge-dialog",
         "nf-repo-refresh",
