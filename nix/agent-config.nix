@@ -40,6 +40,7 @@ let
     "tests"
     "autoTestAfterSwitch"
     "safetyNet"
+    "gc"
     "bootIdFile"
     "rollout"
     "desired"
@@ -116,6 +117,10 @@ let
         safetyNet = {
           inherit (options.safetyNet) enable;
           confirmTimeoutSeconds = options.safetyNet.confirmTimeout;
+        };
+        # null: the fleet's default the gc command carries (docs/hosts.md "Generations and garbage collection").
+        gc = withoutNulls {
+          inherit (options.gc) keepGenerations keepDays;
         };
         rollout = {
           inherit (options.flakeUpdates) autoUpdate priority canary;
