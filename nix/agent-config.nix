@@ -42,6 +42,7 @@ let
     "activation"
     "safetyNet"
     "spaceCheck"
+    "gc"
     "bootIdFile"
     "rollout"
     "desired"
@@ -121,6 +122,10 @@ let
         };
         spaceCheck = {
           inherit (options.spaceCheck) enable storeMinFree bootMargin;
+        };
+        # null: the fleet's default the gc command carries (docs/hosts.md "Generations and garbage collection").
+        gc = withoutNulls {
+          inherit (options.gc) keepGenerations keepDays;
         };
         rollout = {
           inherit (options.flakeUpdates) autoUpdate priority canary;

@@ -193,6 +193,26 @@ in
       '';
     };
 
+    gc = {
+      keepGenerations = mkOption {
+        type = types.nullOr (types.ints.between 1 200);
+        default = null;
+        example = 10;
+        description = ''
+          A `gc` command keeps this many of the newest system generations (besides
+          those younger than `keepDays`, the booted, the current and any the safety
+          net may go back to). null: the fleet's setting, 5 unless changed.
+        '';
+      };
+
+      keepDays = mkOption {
+        type = types.nullOr (types.ints.between 0 3650);
+        default = null;
+        example = 30;
+        description = "A `gc` command keeps every generation younger than this many days. null: the fleet's setting, 14 unless changed.";
+      };
+    };
+
     autoTestAfterSwitch = mkOption {
       type = types.bool;
       default = false;

@@ -5,6 +5,7 @@ import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.
 import { notify } from "../common/notify.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
 import { hostPath, navigate } from "../common/route.ts";
+import type { CommandOptions } from "../data/api.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
@@ -125,10 +126,14 @@ export class NfHostActions extends LitElement {
     return { heading: host.name, entries };
   }
 
-  /** Sends a command (asking first for a rollback); says what happened either way. */
-  async runCommand(host: HostView, kind: CommandKind): Promise<boolean> {
+  /** Sends a command (asking first for a rollback or a gc); says what happened either way. */
+  async runCommand(host: HostView, kind: CommandKind, options: CommandOptions = {}): Promise<boolean> {
     if (!this.store) return false;
-    if (kind === "rollback") {
+    if ((kind === "rollback" && options.generation !== undefined) || (kind === "gc" && options.dryRun !== true)) {
+      // Rare questions: their words load with the first one asked, not in the first paint.
+      const { askGenerationCommand } = await import("../common/generation-confirm.ts");
+      if (!(await askGenerationCommand(await this._confirm(), host.name, kind, options))) return false;
+    } else if (kind === "rollback") {
       const confirmed = await (await this._confirm()).ask({
         title: `Roll back ${host.name}?`,
         body: html`<p>
@@ -142,7 +147,7 @@ export class NfHostActions extends LitElement {
       if (!confirmed) return false;
     }
     try {
-      await this.store.sendCommand(host.name, kind);
+      await this.store.sendCommand(host.name, kind, options);
       notify(this, `${COMMAND_LABELS[kind]} queued for ${host.name}${host.online ? "" : " (offline: it runs when the host is back)"}`);
       return true;
     } catch (err) {

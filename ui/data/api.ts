@@ -9,6 +9,7 @@ import {
   MeResponse,
   type ErrorIssue,
   type CommandKind,
+  type CreateCommandRequest,
   type CreateHostRequest,
   type MergeAndDeployRequest,
   type PlanRolloutRequest,
@@ -52,6 +53,9 @@ export class ApiError extends Error {
     this.issues = issues;
   }
 }
+
+/** What some kinds take besides their kind: a rollback's target generation, a gc's dry run. */
+export type CommandOptions = Pick<CreateCommandRequest, "generation" | "dryRun">;
 
 export interface ApiOptions {
   /** Defaults to the page's own origin (relative URLs). */
@@ -109,8 +113,8 @@ export class DashboardApi {
     return this.request(RotateTokenResponse, "POST", `/api/hosts/${encodeURIComponent(name)}/token`, {});
   }
 
-  async sendCommand(host: string, kind: CommandKind) {
-    const body = await this.request(CommandResponse, "POST", `/api/hosts/${encodeURIComponent(host)}/commands`, { kind });
+  async sendCommand(host: string, kind: CommandKind, options: CommandOptions = {}) {
+    const body = await this.request(CommandResponse, "POST", `/api/hosts/${encodeURIComponent(host)}/commands`, { kind, ...options });
     return body.command;
   }
 

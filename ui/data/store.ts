@@ -16,7 +16,7 @@ import type {
   StartRolloutRequest,
   UpdatePrAutomation,
 } from "../../common/protocol.ts";
-import { ApiError, type DashboardApi } from "./api.ts";
+import { ApiError, type CommandOptions, type DashboardApi } from "./api.ts";
 import type { ConnectionStatus } from "./events.ts";
 import {
   applyCommand,
@@ -227,8 +227,8 @@ export class FleetStore {
   }
 
   /** Queues a command; resolves with it, or throws the worker's refusal (`host_busy`, …) as an ApiError. */
-  async sendCommand(host: string, kind: CommandKind): Promise<CommandView> {
-    const command = await this.api.sendCommand(host, kind);
+  async sendCommand(host: string, kind: CommandKind, options: CommandOptions = {}): Promise<CommandView> {
+    const command = await this.api.sendCommand(host, kind, options);
     this.dispatch(applyCommand(this.current, command));
     return command;
   }

@@ -252,10 +252,20 @@ export class NfHostPanel extends LitElement {
         aria-expanded="false"
         aria-label="Actions for ${detail.name}"
         title="Actions for ${detail.name}"
-        @click=${(e: Event) => this._menu.open(e.currentTarget as HTMLElement, this._actions.hostMenu(detail, { onHostPage: true }))}
+        @click=${(e: Event) => {
+          const anchor = e.currentTarget as HTMLElement;
+          void this.hostMenu(detail).then((menu) => this._menu.open(anchor, menu));
+        }}
       >
         ⋮
       </button>`;
+  }
+
+  /** The fleet's host menu plus garbage collection, whose entries load with the first opening (they are not in the first paint). */
+  private async hostMenu(detail: HostDetail) {
+    const { withGcEntries } = await import("../common/generation-confirm.ts");
+    const denied = roleDenial(this.state?.me ?? null, COMMAND_ROLE);
+    return withGcEntries(this._actions.hostMenu(detail, { onHostPage: true }), detail, denied, (kind, options) => void this._actions.runCommand(detail, kind, options));
   }
 
   private renderHost(detail: HostDetail) {
@@ -300,7 +310,22 @@ export class NfHostPanel extends LitElement {
           <nf-command-history class="card" .commands=${detail.commands} .host=${detail.name} .selectedId=${shown?.id ?? ""} .now=${this.now}></nf-command-history>
         </div>
         <nf-host-report class="card" .host=${detail} .now=${this.now}></nf-host-report>
-      </div>`;
+      </div>
+      ${this.renderGenerations(detail, denied)}`;
+  }
+
+  /** The host's generations: their element loads with the page's first render of them, not in the first paint. */
+  private renderGenerations(detail: HostDetail, denied: string | null) {
+    void import("../components/nf-host-generations.ts");
+    return html`<nf-host-generations
+      class="card"
+      role="region"
+      aria-label="Generations of ${detail.name}"
+      .generations=${detail.report?.generations ?? null}
+      .deniedReason=${denied ?? ""}
+      .now=${this.now}
+      @nf-rollback-generation=${(event: CustomEvent<{ generation: number }>) => void this._actions.runCommand(detail, "rollback", { generation: event.detail.generation })}
+    ></nf-host-generations>`;
   }
 
   private renderActive(host: HostView, active: CommandView) {
