@@ -160,8 +160,6 @@ describe("buildUi", () => {
         "nf-fleet-build-status",
         "nf-hold-dialog",
         "nf-host-panel",
-        "nf-host-generations",
-        "nf-host-update-build",
         "nf-merge-dialog",
         "nf-repo-refresh",
         "nf-revert-offer",
