@@ -48,7 +48,7 @@ export async function activateByBoot(ctx: CommandContext, mode: Exclude<Activati
   const booted: CommandResult = { ...result, systemAfter: current.value };
   if (mode === "boot") {
     ctx.say(`${next} is the boot default; it runs after the next reboot (the running system stays ${current.value ?? "as it was"})`);
-    return succeeded(booted);
+    return succeeded({ ...booted, bootDefault: next });
   }
   const status = await platform.rebootStatus(runner);
   if (status.value === null) {

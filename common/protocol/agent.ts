@@ -116,6 +116,8 @@ export const CommandResult = z.object({
   /** For `stop`: whether something was actually killed. */
   stopped: z.boolean().optional(),
   build: BuildResult.optional(),
+  /** A switch in activation mode `boot`: the new boot default, which runs after the next reboot. */
+  bootDefault: z.string().max(500).optional(),
   /** A switch the host rolled back by itself because it was not confirmed in time. */
   hostRollback: HostRollback.optional(),
   gc: GcResult.optional(),

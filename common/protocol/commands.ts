@@ -122,10 +122,9 @@ export const CreateCommandRequest = z
     /** For `gc`: say what would be deleted and collected, and delete nothing. */
     dryRun: z.boolean().optional(),
     // `force` also lets a `reboot` (or a `boot-then-reboot-if-needed` switch) go out of the host's maintenance window.
-    /** For `switch` / `pull-switch`: how to activate; left out, the host's own mode. */
+    /** For `switch` / `pull-switch` (the worker refuses it on other kinds): how to activate; left out, the host's own mode. */
     activation: ActivationMode.nullable().optional(),
   })
-  .refine((r) => r.activation == null || ACTIVATION_KINDS.has(r.kind), { message: "only switch and pull-switch take an activation mode", path: ["activation"] })
   .refine((r) => r.kind !== "build" || r.commit !== undefined, { message: "a build needs the commit to build", path: ["commit"] })
   .refine((r) => r.commit === undefined || COMMIT_KINDS.has(r.kind), { message: "only build, pull and pull-switch take a commit", path: ["commit"] })
   .refine((r) => r.generation === undefined || r.kind === "rollback", { message: "only rollback takes a generation", path: ["generation"] })

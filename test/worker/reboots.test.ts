@@ -145,4 +145,36 @@ describe("a rollout's activation mode", () => {
     expect(view.state).toBe("failed");
     expect(view.failure).toMatchObject({ host: "roll-boot", commandId: sent!.id });
   });
+
+  it("in boot mode a host passes when its switch set the boot default, without waiting for a report of the system it runs only after a reboot", async () => {
+    await setWindows([]);
+    const { token } = await createHost("roll-bootonly");
+    const session = "session-roll-bootonly";
+    const old = sha(0x0d);
+    const commit = sha(0x0e);
+    await pollNow(token, session, {
+      report: sampleReport({ hostname: "roll-bootonly", repo: { commit: { value: old }, branch: { value: "main" }, dirty: false } }),
+    });
+    const res = await api("/api/rollouts", { method: "POST", json: { commit, hosts: ["roll-bootonly"], activation: "boot" } });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const rollout = RolloutView.parse((await res.json<{ rollout: unknown }>()).rollout);
+    const sent = (await pollNow(token, session)).commands.find((c) => c.kind === "pull-switch");
+    expect(sent).toMatchObject({ activation: "boot" });
+    const events = (body: unknown) => agentFetch(token, `/commands/${sent!.id}/events`, body);
+    expect((await events({ type: "started", at: new Date().toISOString() })).status).toBe(200);
+    const running = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-roll-bootonly";
+    const next = "/nix/store/1123456789abcdfghijklmnpqrsvwxyz-nixos-system-roll-bootonly";
+    const finished = await events({
+      type: "finished",
+      at: new Date().toISOString(),
+      outcome: "succeeded",
+      exitCode: 0,
+      result: { commitBefore: old, commitAfter: commit, systemBefore: running, systemAfter: running, bootDefault: next },
+    });
+    expect(finished.status).toBe(200);
+    const view = RolloutView.parse((await (await api(`/api/rollouts/${rollout.id}`)).json<{ rollout: unknown }>()).rollout);
+    // Its wave (the canary) soaks: the host passed its gates on the switch's result alone, with no report after it.
+    expect(view.state).toBe("soaking");
+    expect(view.waves.flatMap((w) => w.hosts)).toEqual([expect.objectContaining({ name: "roll-bootonly", state: "soaking", reason: "the new system is the boot default; it runs after the next reboot" })]);
+  });
 });

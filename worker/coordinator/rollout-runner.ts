@@ -296,6 +296,7 @@ export class RolloutRunner {
         outcome: record.state,
         error: record.error,
         commitAfter: record.result?.commitAfter ?? null,
+        bootOnly: record.result?.bootDefault !== undefined,
       });
     }
     return step();

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
 import { compartmentsOfCommand } from "../../common/compartments.ts";
-import { type ActivationMode, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
+import { ACTIVATION_KINDS, type ActivationMode, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
@@ -174,6 +174,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
     const activation = options.activation ?? null;
+    // Checked here, not in the shared schema: the dashboard's first paint carries that schema and stays small.
+    if (activation !== null && !ACTIVATION_KINDS.has(kind)) return refuse(400, "invalid_request", `only switch and pull-switch take an activation mode, not ${kind}`);
     const switches = kind === "switch" || kind === "pull-switch";
     const report = switches || options.generation !== undefined ? ((await getReport(this.db, host.id))?.report ?? null) : null;
     if (switches && options.force !== true) {

@@ -50,6 +50,8 @@ export type RolloutEvent =
       outcome: CommandOutcome;
       error: string | null;
       commitAfter: string | null;
+      /** The switch only set the boot default (activation `boot`): nothing runs yet for a report to judge. */
+      bootOnly?: boolean;
     }
   /** After each stored report of a host in the rollout: its System and Tests compartments. */
   | {
@@ -119,6 +121,14 @@ class Step {
 
   wave(index: number): RolloutWaveRecord | undefined {
     return this.r.waves.find((w) => w.index === index);
+  }
+
+  /** The host passed its gates: it soaks with its wave, or is done. */
+  private passHost(h: RolloutHostRecord): void {
+    const wave = this.wave(h.wave);
+    const soaks = isActive(this.r) && wave !== undefined && wave.state !== "passed" && this.soakSeconds(wave) > 0;
+    h.state = soaks ? "soaking" : "done";
+    h.finishedAt = this.nowIso;
   }
 
   soakSeconds(wave: RolloutWaveRecord): number {
@@ -196,6 +206,12 @@ class Step {
           return;
         }
         h.switched = true;
+        if (event.bootOnly === true) {
+          // The host runs the new system after its next reboot, which the rollout does not wait for.
+          this.passHost(h);
+          h.reason = "the new system is the boot default; it runs after the next reboot";
+          return;
+        }
         h.state = "verifying";
         h.reason = "waiting for its next report: System and Tests green";
         return;
@@ -213,11 +229,8 @@ class Step {
         }
         if (h.state !== "verifying") return;
         if (verdict.kind === "green") {
-          const wave = this.wave(h.wave);
-          const soaks = isActive(r) && wave !== undefined && wave.state !== "passed" && this.soakSeconds(wave) > 0;
-          h.state = soaks ? "soaking" : "done";
+          this.passHost(h);
           h.reason = null;
-          h.finishedAt = this.nowIso;
         } else {
           h.reason = verdict.reason;
         }
