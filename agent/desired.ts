@@ -101,7 +101,7 @@ export class DesiredSystems {
     const cached = store.cachedEvaluation(key);
     if (cached !== null) {
       logger.debug("desired system already evaluated at this tree", { commit, tree: key.tree });
-      return { ...cached, commit };
+      return { ...(await this.#withChanges(cached)), commit };
     }
 
     this.#evaluating = commit;
@@ -128,6 +128,16 @@ export class DesiredSystems {
     const system: DesiredSystem = { ...base, outPath: outcome.outPath, changes: outcome.changes };
     await store.recordEvaluation(key, system);
     return system;
+  }
+
+  /**
+   * A switch's own evaluation (commands/switch.ts) runs no dry run: once its build realised the path,
+   * nothing is left to build or fetch; until then what it takes is not known.
+   */
+  async #withChanges(system: DesiredSystem): Promise<DesiredSystem> {
+    if (!("outPath" in system) || system.changes !== null) return system;
+    const realised = await this.#options.host.runner.realPath(system.outPath).then(() => true, () => false);
+    return realised ? { ...system, changes: { toBuild: 0, toFetch: 0 } } : system;
   }
 
   #isoNow(): string {

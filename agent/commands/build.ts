@@ -46,8 +46,11 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
   const started = performance.now();
   const dirs = buildDirs(ctx.store.stateDir, ctx.delivery.id);
   const output = cappedOutput(BUILD_OUTPUT_LIMIT, ctx.output, ctx.say);
+  // Said once the worktree is there: System matches a failed build to main by tree, not by commit.
+  let tree: string | null = null;
   const base = (): BuildResult => ({
     commit,
+    tree,
     storePath: null,
     durationMs: Math.round(performance.now() - started),
     comparedWith: null,
@@ -74,6 +77,8 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     if (added === null) return stopped();
     if (added.aborted) return stopped();
     if (added.exitCode !== 0) return failed(describeFailure("git worktree add", added), { build: base() });
+    const treeOf = await runGit(ctx.config, ctx.runner, ["-C", dirs.src, "rev-parse", "--verify", "HEAD^{tree}"], { signal });
+    if (treeOf.exitCode === 0 && /^[0-9a-f]{40}$/.test(treeOf.stdout.trim())) tree = treeOf.stdout.trim();
 
     const installable = ctx.platform.systemInstallable(dirs.src);
     const argv = [ctx.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--print-build-logs", "--out-link", dirs.result, installable];
@@ -101,6 +106,7 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     if (signal.aborted) return stopped();
     const build: BuildResult = {
       commit,
+      tree,
       storePath,
       durationMs,
       comparedWith: running.value,

@@ -84,7 +84,7 @@ describeWithNix("build a commit without touching the host", () => {
 
     expect(finished).toMatchObject({ outcome: "succeeded", exitCode: 0, error: null });
     const build = buildOf(finished.result);
-    expect(build).toMatchObject({ commit: target, storePath: expected, comparedWith: running.system });
+    expect(build).toMatchObject({ commit: target, tree: await git(h.fleet.work, "rev-parse", `${target}^{tree}`), storePath: expected, comparedWith: running.system });
     expect(build.durationMs).toBeGreaterThan(0);
     const entries = Object.fromEntries(build.closureDiff!.entries.map((entry) => [entry.name, entry]));
     expect(Object.keys(entries).sort()).toEqual(["extra", "hello"]);
@@ -147,7 +147,8 @@ describeWithNix("build a commit without touching the host", () => {
     expect(finished.exitCode).toBe(1);
     expect(finished.error).toContain(`the build of ${broken} failed`);
     const build = buildOf(finished.result);
-    expect(build).toMatchObject({ commit: broken, storePath: null, closureDiff: null });
+    // The tree is said of a failed build too: System matches it to main by tree.
+    expect(build).toMatchObject({ commit: broken, tree: await git(h.fleet.work, "rev-parse", `${broken}^{tree}`), storePath: null, closureDiff: null });
     expect(build.errorTail).toContain("building the system of web1 failed on purpose: fail: a broken configuration");
     expect(h.plane.output(id)).toContain("failed on purpose");
     expect(await hostState()).toEqual(before);

@@ -133,8 +133,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private async judgeAfterEnd(host: HostRef, sent: { agentSession: string; report: Report } | undefined): Promise<void> {
     if (sent !== undefined && (await this.acceptReport(host, sent.agentSession, sent.report))) return;
     if (!this.c.rollouts.verifying(host.name)) return;
-    const stored = await getReport(this.db, host.id);
-    if (stored) await this.health(host, stored.report, stored.receivedAt);
+    // Both reads at once: the gate's judgement waits for the slower one only.
+    const [stored, target] = await Promise.all([getReport(this.db, host.id), loadFleetTarget(this.db)]);
+    if (stored) await this.health(host, stored.report, stored.receivedAt, target);
   }
 
   /**
@@ -156,8 +157,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   }
 
   /** A host's report judged after reading the fleet's target: a rollout verifying it judges its System and Tests, then its incidents go on. */
-  private async health(host: HostRef, report: Report, receivedAt: string): Promise<void> {
-    const target = await loadFleetTarget(this.db);
+  private async health(host: HostRef, report: Report, receivedAt: string, read?: Awaited<ReturnType<typeof loadFleetTarget>>): Promise<void> {
+    const target = read ?? (await loadFleetTarget(this.db));
     if (this.c.rollouts.verifying(host.name)) this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
     this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
   }
