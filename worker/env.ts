@@ -36,6 +36,8 @@ export interface Secrets {
    * it passes on (scripts/local-dev-front.mjs); when set, the development identity needs it.
    */
   LOCAL_FRONT_SECRET?: string;
+  /** Benchmarks only: "true" adds Server-Timing marks to answers, unless Access is configured (worker/server-timing.ts). */
+  SERVER_TIMING?: string;
 }
 
 export type WorkerEnv = Env & Secrets;

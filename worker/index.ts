@@ -8,6 +8,7 @@ import { automation } from "./automation.ts";
 import { openDatabase } from "./db/client.ts";
 import type { AppEnv, WorkerEnv } from "./env.ts";
 import { errorBody, handleError } from "./errors.ts";
+import { mark, serverTiming } from "./server-timing.ts";
 import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { chunks } from "./routes/chunks.ts";
@@ -99,6 +100,16 @@ const dashboard = new Hono<AppEnv>()
   .route("/ci-token", ciTokenRoutes);
 
 export const app = new Hono<AppEnv>();
+// First, so its arrival mark precedes every other middleware (a WebSocket's 101 takes no header).
+app.use(
+  except(
+    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket",
+    async (c, next) => serverTiming(c, async () => {
+      mark(c, "arrived");
+      await next();
+    }),
+  ),
+);
 // Every answer of the Worker's (the API, webhooks, /metrics, the chunks) is JSON, text or JavaScript, never a page:
 // its CSP lets it load nothing and be framed by nobody. The other headers are the static assets' own
 // (scripts/build-ui.mjs writes them into dist/ui/_headers; docs/operations.md#security-headers).

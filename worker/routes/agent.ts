@@ -5,6 +5,7 @@ import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
 import { errorBody } from "../errors.ts";
 import { sha256Hex } from "../ids.ts";
+import { mark } from "../server-timing.ts";
 import { jsonBody, parseWith } from "../validation.ts";
 
 /** Reports can carry test output; nothing an agent sends is larger. */
@@ -44,6 +45,7 @@ export const agent = new Hono<AgentEnv>()
     const asked = Number(c.req.query("wait") ?? maxWait);
     const wait = Number.isFinite(asked) ? Math.max(0, Math.min(maxWait, Math.floor(asked))) : maxWait;
     const outcome = await coordinator(c.env).poll(tokenHash, body, wait);
+    mark(c, "answered");
     if (!outcome.ok) return c.json(errorBody(outcome.code, outcome.message), outcome.status);
     return c.json(outcome.response);
   })

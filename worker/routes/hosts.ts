@@ -8,6 +8,7 @@ import type { AppEnv } from "../env.ts";
 import { ApiError, refused } from "../errors.ts";
 import { loadFleet, loadHostView } from "../fleet.ts";
 import { newAgentToken, newId, sha256Hex } from "../ids.ts";
+import { mark } from "../server-timing.ts";
 import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
 const CommandsQuery = z.object({ limit: pageLimit(50, 200) });
@@ -88,6 +89,7 @@ export const hostsRoutes = new Hono<AppEnv>()
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const request = c.req.valid("json");
     const actor = c.get("actor");
+    mark(c, "routed");
     // The coordinator resolves the host from memory: no D1 read between the click and the agent.
     const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, {
       commit: request.commit ?? null,
@@ -96,6 +98,7 @@ export const hostsRoutes = new Hono<AppEnv>()
       dryRun: request.dryRun,
       activation: request.activation ?? null,
     });
+    mark(c, "enqueued");
     if (!outcome.ok && outcome.code === "host_not_found") throw refused(outcome);
     await writeAudit(c.get("db"), {
       at: new Date().toISOString(),
@@ -113,6 +116,7 @@ export const hostsRoutes = new Hono<AppEnv>()
         : { code: outcome.code },
       result: outcome.ok ? "queued" : `refused: ${outcome.message}`,
     });
+    mark(c, "audited");
     if (!outcome.ok) throw refused(outcome);
     return c.json({ command: outcome.command }, 202);
   })

@@ -1,0 +1,45 @@
+/** What the benchmarks' parent and their client processes (bench/swarm-process.ts) tell each other, and the report a simulated agent sends. */
+import { z } from "zod";
+import { PROTOCOL_VERSION, type Report } from "../common/protocol.ts";
+import { NIXFLEET_VERSION } from "../common/version.ts";
+
+export const FromParent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("start"), url: z.string(), pollSeconds: z.number(), agents: z.array(z.object({ name: z.string(), token: z.string(), session: z.string() })) }),
+  z.object({ type: z.literal("counters") }),
+  z.object({ type: z.literal("stop") }),
+]);
+export type FromParent = z.infer<typeof FromParent>;
+
+export const FromSwarm = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready") }),
+  /** `at`: when the agent had the poll's answer; `answeredMark`: when the Worker had it from the coordinator (Server-Timing). */
+  z.object({ type: z.literal("received"), host: z.string(), command: z.string(), at: z.number(), answeredMark: z.number().nullable() }),
+  z.object({ type: z.literal("error"), host: z.string(), message: z.string() }),
+  z.object({ type: z.literal("counters"), requests: z.number(), errors: z.number() }),
+]);
+export type FromSwarm = z.infer<typeof FromSwarm>;
+
+/** A Server-Timing mark's wall-clock time (worker/server-timing.ts), or null when the answer has none. */
+export function serverMark(header: string | null, name: string): number | null {
+  const match = header === null ? null : new RegExp(`(?:^|,\\s*)${name};desc="(\\d+)"`).exec(header);
+  return match ? Number(match[1]) : null;
+}
+
+export function benchReport(hostname: string, commit = "a".repeat(40)): Report {
+  return {
+    protocol: PROTOCOL_VERSION,
+    agentVersion: NIXFLEET_VERSION,
+    platform: "nixos",
+    hostname,
+    os: { value: "NixOS 25.05 (Warbler)" },
+    nixpkgsVersion: { value: "25.05.20250101.abcdef0" },
+    nixVersion: { value: "2.28.3" },
+    repo: { commit: { value: commit }, branch: { value: "main" }, dirty: false },
+    lock: { hash: { value: "b".repeat(64) }, lastModified: { nixpkgs: 1_702_234_567 } },
+    system: { current: { value: `/nix/store/${"c".repeat(32)}-nixos-system-${hostname}` }, builtFromCommit: commit },
+    tests: { configured: false, autoRunAfterSwitch: false, last: null },
+    uptimeSeconds: 1000,
+    agentUptimeSeconds: 10,
+    rollout: { autoUpdate: true, priority: 100, canary: false },
+  };
+}

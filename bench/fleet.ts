@@ -1,0 +1,143 @@
+/**
+ * What bench/dispatch.ts and bench/soak.ts share: hosts created through the API, simulated agents spread
+ * over client processes (bench/swarm-process.ts), the admin's requests with their Server-Timing marks,
+ * the coordinator's counters, and the arithmetic of the results.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { Agent, fetch as undiciFetch } from "undici";
+import { z } from "zod";
+import { FromSwarm, serverMark, type FromParent } from "./fleet-protocol.ts";
+
+export const now = () => performance.timeOrigin + performance.now();
+
+const dispatcher = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
+
+export async function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  const res = await undiciFetch(url, { ...init, dispatcher });
+  return { status: res.status, json: (await res.json()) as unknown, serverTiming: res.headers.get("server-timing") };
+}
+
+export const adminHeaders = (url: string) => ({ origin: url, "content-type": "application/json" });
+
+export const percentile = (values: number[], p: number) => {
+  if (values.length === 0) throw new Error("percentile of no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+};
+export const round = (n: number) => Math.round(n * 100) / 100;
+export const median = (values: number[]) => round(percentile(values, 50));
+
+const Stats = z.object({ counters: z.record(z.string(), z.number()), waitingPolls: z.number(), dashboards: z.number() });
+export async function stats(url: string) {
+  return Stats.parse((await request(`${url}/api/stats`)).json);
+}
+
+export async function waitForPolls(url: string, count: number, pauseMs = 20): Promise<void> {
+  while ((await stats(url)).waitingPolls < count) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+}
+
+/** `count` hosts named `bench-0…`, created as the dashboard creates them, `parallel` at a time. */
+export interface BenchHost {
+  name: string;
+  token: string;
+  /** The agent session its simulated agent polls with. */
+  session: string;
+}
+
+export async function createHosts(url: string, count: number, parallel = 50): Promise<BenchHost[]> {
+  const hosts: BenchHost[] = [];
+  for (let i = 0; i < count; i += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, count - i) }, (_, j) => `bench-${i + j}`);
+    hosts.push(
+      ...(await Promise.all(
+        batch.map(async (name) => {
+          const res = await request(`${url}/api/hosts`, { method: "POST", headers: adminHeaders(url), body: JSON.stringify({ name, platform: "nixos" }) });
+          return { name, token: z.object({ token: z.string() }).parse(res.json).token, session: crypto.randomUUID() };
+        }),
+      )),
+    );
+  }
+  return hosts;
+}
+
+/** A command enqueued as the dashboard does, with the Worker's marks: when it arrived, was routed, enqueued and audited. */
+export async function enqueue(url: string, host: string, kind = "refresh") {
+  const sent = now();
+  const res = await request(`${url}/api/hosts/${host}/commands`, { method: "POST", headers: adminHeaders(url), body: JSON.stringify({ kind }) });
+  const answered = now();
+  if (res.status !== 202) throw new Error(`enqueue on ${host} failed: ${res.status} ${JSON.stringify(res.json)}`);
+  const mark = (name: string) => serverMark(res.serverTiming, name);
+  const marks = { arrived: mark("arrived"), routed: mark("routed"), enqueued: mark("enqueued"), audited: mark("audited") };
+  return { sent, answered, marks, commandId: z.object({ command: z.object({ id: z.string() }) }).parse(res.json).command.id };
+}
+
+/** Simulated agents over `processes` forked client processes. */
+export class Swarm {
+  readonly errors: string[] = [];
+  private readonly children: ChildProcess[];
+  private readonly waiters = new Map<string, (message: Extract<FromSwarm, { type: "received" }>) => void>();
+  private readonly counterReplies: Array<(counters: { requests: number; errors: number }) => void> = [];
+
+  private constructor(children: ChildProcess[]) {
+    this.children = children;
+    for (const child of children) {
+      child.on("message", (raw) => {
+        const message = FromSwarm.parse(raw);
+        if (message.type === "received") this.waiters.get(message.host)?.(message);
+        else if (message.type === "error") this.errors.push(`${message.host}: ${message.message}`);
+        else if (message.type === "counters") this.counterReplies.shift()?.(message);
+      });
+    }
+  }
+
+  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number): Promise<Swarm> {
+    const children = await Promise.all(
+      Array.from({ length: processes }, async () => {
+        const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+        await new Promise<void>((resolve, reject) => {
+          child.once("message", () => resolve());
+          child.once("exit", (code) => reject(new Error(`a client process exited (${code}) before it was ready`)));
+        });
+        return child;
+      }),
+    );
+    children.forEach((child, index) => {
+      const message: FromParent = { type: "start", url, pollSeconds, agents: hosts.filter((_, i) => i % processes === index) };
+      child.send(message);
+    });
+    return new Swarm(children);
+  }
+
+  /** Resolves with the next command `host`'s agent receives; ask before enqueueing (the agent may have it before the admin has the answer). */
+  receipt(host: string): Promise<Extract<FromSwarm, { type: "received" }>> {
+    return new Promise((resolve) => {
+      this.waiters.set(host, (message) => {
+        this.waiters.delete(host);
+        resolve(message);
+      });
+    });
+  }
+
+  /** Every agent's requests and errors so far, summed over the processes. */
+  async counters(): Promise<{ requests: number; errors: number }> {
+    const replies = await Promise.all(
+      this.children.map((child) => {
+        const reply = new Promise<{ requests: number; errors: number }>((resolve) => this.counterReplies.push(resolve));
+        child.send({ type: "counters" } satisfies FromParent);
+        return reply;
+      }),
+    );
+    return replies.reduce((sum, c) => ({ requests: sum.requests + c.requests, errors: sum.errors + c.errors }), { requests: 0, errors: 0 });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.children.map(async (child) => {
+        if (child.exitCode !== null) return;
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.send({ type: "stop" } satisfies FromParent);
+        await exited;
+      }),
+    );
+  }
+}

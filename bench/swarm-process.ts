@@ -1,0 +1,78 @@
+/**
+ * One client process of simulated agents (bench/fleet.ts forks several, so thousands of held polls are
+ * not one event loop's, nor one process's descriptors). Each agent speaks the real protocol with no
+ * host work: it long-polls, and finishes each command it receives at once, acknowledging it in its
+ * next poll. Times are wall-clock milliseconds with sub-millisecond precision
+ * (performance.timeOrigin + performance.now()), so the parent lines them up with its own and with the
+ * Worker's Server-Timing marks.
+ */
+import { Agent, fetch as undiciFetch } from "undici";
+import { PROTOCOL_VERSION, PollResponse } from "../common/protocol.ts";
+import { benchReport, FromParent, serverMark, type FromSwarm } from "./fleet-protocol.ts";
+
+const now = () => performance.timeOrigin + performance.now();
+// One connection per waiting poll, as N real agents would hold.
+const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
+let requests = 0;
+let errors = 0;
+let running = true;
+const send = (message: FromSwarm) => process.send?.(message);
+
+async function request(url: string, token: string, body: unknown) {
+  requests++;
+  const res = await undiciFetch(url, { method: "POST", dispatcher, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  const json: unknown = await res.json();
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
+  return { json, serverTiming: res.headers.get("server-timing") };
+}
+
+async function agentLoop(url: string, name: string, token: string, session: string, pollSeconds: number): Promise<void> {
+  let acks: string[] = [];
+  // The first poll carries the report; later ones when the coordinator asks for it, as a real agent's do.
+  let first = true;
+  while (running) {
+    const body = { protocol: PROTOCOL_VERSION, agentSession: session, acks, activeCommands: [], ...(first ? { report: benchReport(name) } : {}) };
+    acks = [];
+    let response: PollResponse;
+    let answeredMark: number | null;
+    try {
+      const res = await request(`${url}/api/agent/poll?wait=${pollSeconds}`, token, body);
+      response = PollResponse.parse(res.json);
+      answeredMark = serverMark(res.serverTiming, "answered");
+    } catch (error) {
+      if (!running) return;
+      errors++;
+      send({ type: "error", host: name, message: error instanceof Error ? error.message : String(error) });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      continue;
+    }
+    const at = now();
+    first = response.wantReport;
+    for (const command of response.commands) {
+      send({ type: "received", host: name, command: command.id, at, answeredMark });
+      acks.push(command.id);
+      try {
+        await request(`${url}/api/agent/commands/${command.id}/events`, token, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: {} });
+      } catch (error) {
+        errors++;
+        send({ type: "error", host: name, message: error instanceof Error ? error.message : String(error) });
+      }
+    }
+  }
+}
+
+process.on("message", (raw) => {
+  const message = FromParent.parse(raw);
+  switch (message.type) {
+    case "start":
+      for (const agent of message.agents) void agentLoop(message.url, agent.name, agent.token, agent.session, message.pollSeconds);
+      return;
+    case "counters":
+      return send({ type: "counters", requests, errors });
+    case "stop":
+      running = false;
+      void dispatcher.destroy().finally(() => process.exit(0));
+      return;
+  }
+});
+send({ type: "ready" });

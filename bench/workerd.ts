@@ -1,0 +1,158 @@
+/**
+ * The control plane on workerd without wrangler's dev proxy, for the benchmarks that hold thousands of
+ * connections (bench/dispatch.ts, bench/soak.ts): wrangler bundles the Worker as `wrangler deploy`
+ * would, wrangler applies the migrations to a local D1, and Miniflare runs the bundle with
+ * wrangler.toml's bindings. A client's connection is then one descriptor in workerd, where the dev proxy
+ * held about four (bench/results/dispatch.json's 5,000-agent run ran out of them).
+ *
+ * The Durable Objects run in a Worker of their own ("nixfleet-objects", the same bundle), so their
+ * isolate is apart from the one that answers HTTP requests, as in production, where a Durable Object's
+ * isolate holds no Worker requests: its heap, read through workerd's inspector, is the objects' alone.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { convertV4MiniflareOptions, Log, LogLevel, Miniflare, type V4DurableObject } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { z } from "zod";
+import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../scripts/dev-settings-key.mjs";
+import { wranglerEnv } from "../test/support/control-plane.ts";
+import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
+const OBJECTS_WORKER = "nixfleet-objects";
+
+export interface Workerd {
+  url: string;
+  stateDir: string;
+  /** The Durable Objects' isolate heap (V8's used and total bytes), after a full garbage collection. */
+  objectsHeap(): Promise<{ used_bytes: number; total_bytes: number }>;
+  /** workerd's resident set, from /proc. */
+  rssBytes(): Promise<number>;
+  /** Bytes of the coordinator's SQLite storage on disk (its database and write-ahead log). */
+  coordinatorStorageBytes(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function runWrangler(args: string[], cwd: string): Promise<void> {
+  const child = spawn(process.execPath, [wrangler, ...args], { cwd: root, env: wranglerEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const log: string[] = [];
+  child.stdout.on("data", (data: Buffer) => log.push(data.toString()));
+  child.stderr.on("data", (data: Buffer) => log.push(data.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`wrangler ${args.join(" ")} (in ${cwd}) failed:\n${log.join("")}`);
+}
+
+/** wrangler's Durable Object bindings, as unstable_getMiniflareWorkerOptions gives them (its published type loses them). */
+const DurableObjectBindings = z.record(z.string(), z.union([z.string(), z.looseObject({ className: z.string(), scriptName: z.string().optional(), useSQLite: z.boolean().optional() })]));
+const InspectorTargets = z.array(z.object({ id: z.string(), webSocketDebuggerUrl: z.string() }));
+const HeapUsage = z.object({ result: z.object({ usedSize: z.number(), totalSize: z.number() }) });
+
+/** Chrome DevTools Protocol calls, one after another, on a fresh connection to the target; the last one's answer. */
+async function inspect(url: string, methods: string[], nudge: () => Promise<unknown>): Promise<unknown> {
+  const socket = new WebSocket(url);
+  try {
+    await new Promise((resolve, reject) => {
+      socket.addEventListener("open", resolve);
+      socket.addEventListener("error", () => reject(new Error(`inspector ${url} did not open`)));
+    });
+    let answer: unknown = null;
+    for (const [index, method] of methods.entries()) {
+      answer = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`inspector: no answer to ${method} within 60 s`)), 60_000);
+        socket.addEventListener("message", function listener(message) {
+          const data = JSON.parse(String(message.data)) as { id?: number };
+          if (data.id !== index + 1) return;
+          clearTimeout(timer);
+          socket.removeEventListener("message", listener);
+          resolve(data);
+        });
+        socket.send(JSON.stringify({ id: index + 1, method, params: {} }));
+        void nudge();
+      });
+    }
+    return answer;
+  } finally {
+    socket.close();
+  }
+}
+
+export async function startWorkerd(options: { vars?: Record<string, string> } = {}): Promise<Workerd> {
+  const stateDir = await mkdtemp(join(tmpdir(), "nixfleet-workerd-"));
+  const bundleDir = join(stateDir, "bundle");
+  // The bench serves no dashboard: an empty assets directory keeps wrangler from needing dist/ui.
+  const assets = join(stateDir, "assets");
+  await mkdir(assets);
+  await writeFile(join(assets, "index.html"), "");
+  await runWrangler(["deploy", "--dry-run", "--outdir", bundleDir, "--assets", assets], root);
+  await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], root);
+
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(isolatedWranglerConfig(join(root, "wrangler.toml")));
+  // The bundle is one module: wrangler's module rules and root path describe the sources, not it.
+  const { assets: _assets, modulesRules: _rules, rootPath: _root, durableObjects, ...bindings } = workerOptions;
+  const source = { modules: true, scriptPath: join(bundleDir, "index.js"), modulesRoot: bundleDir };
+  const vars = { ...(workerOptions.bindings ?? {}), SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY, ...options.vars };
+  const objects: Record<string, string | V4DurableObject> = DurableObjectBindings.parse(durableObjects ?? {});
+  const objectsElsewhere: Record<string, V4DurableObject> = Object.fromEntries(
+    Object.entries(objects).map(([name, binding]) => [name, typeof binding === "string" ? { className: binding, scriptName: OBJECTS_WORKER } : { ...binding, scriptName: OBJECTS_WORKER }]),
+  );
+  const log = new Log(LogLevel.WARN);
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      host: "127.0.0.1",
+      port: 0,
+      inspectorPort: 0,
+      // No request to Cloudflare for the `cf` object: nothing leaves this machine.
+      cf: false,
+      log,
+      resourcePersistencePath: join(stateDir, "v3"),
+      workers: [
+        { ...bindings, ...source, name: "nixfleet", bindings: vars, durableObjects: objectsElsewhere },
+        { ...bindings, ...source, name: OBJECTS_WORKER, bindings: vars, durableObjects: objects },
+      ],
+    }),
+  );
+  const url = (await mf.ready).origin;
+  const inspector = await mf.getInspectorURL();
+  const targets = InspectorTargets.parse(await (await fetch(new URL("/json", inspector.href.replace(/^ws/, "http")))).json());
+  const objectsTarget = targets.find((target) => target.id === `core:user:${OBJECTS_WORKER}`);
+  if (!objectsTarget) throw new Error(`workerd's inspector lists no ${OBJECTS_WORKER}: ${targets.map((t) => t.id).join(", ")}`);
+
+  const workerdPid = async (): Promise<number> => {
+    const { stdout } = await promisify(execFile)("pgrep", ["-P", String(process.pid), "-f", "workerd"]);
+    const pid = Number(stdout.trim().split("\n")[0]);
+    if (!pid) throw new Error("no workerd child process");
+    return pid;
+  };
+  const pid = await workerdPid();
+  const doDir = join(stateDir, "v3", "do", `${OBJECTS_WORKER}-Coordinator`);
+
+  return {
+    url,
+    stateDir,
+    async objectsHeap() {
+      const usage = HeapUsage.parse(await inspect(objectsTarget.webSocketDebuggerUrl, ["HeapProfiler.collectGarbage", "Runtime.getHeapUsage"], () => fetch(`${url}/api/stats`).then((r) => r.text()))).result;
+      return { used_bytes: usage.usedSize, total_bytes: usage.totalSize };
+    },
+    async rssBytes() {
+      const status = await readFile(`/proc/${pid}/status`, "utf8");
+      const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+      if (!kb) throw new Error(`no VmRSS for workerd (${pid})`);
+      return kb * 1024;
+    },
+    async coordinatorStorageBytes() {
+      const { stat } = await import("node:fs/promises");
+      let bytes = 0;
+      for (const name of await readdir(doDir)) if (!name.startsWith("metadata")) bytes += (await stat(join(doDir, name))).size;
+      return bytes;
+    },
+    async stop() {
+      await mf.dispose();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
