@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { COMMAND_DEADLINE_SECONDS, type BuildResult, type ClosureDiff, type OutputStream } from "../../common/protocol.ts";
 import { parseClosureDiff } from "../closure-diff.ts";
+import { checkStoreSpace } from "../disk-space.ts";
 import { addWorktree, buildCacheDir, fetchCommit, pruneWorktrees, removeWorktree, withCache } from "../commit-worktree.ts";
 import { runGit } from "../git.ts";
 import type { Known } from "../known.ts";
@@ -56,6 +57,9 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
     comparedWith: null,
     closureDiff: null,
   });
+  // A build fills the store as a switch does: refused up front when the store's filesystem is short (disk-space.ts).
+  const storeShort = await checkStoreSpace(ctx.config, ctx.runner, ctx.say);
+  if (storeShort !== null) return failed(storeShort, { build: base() });
   const stopped = (): CommandOutcome =>
     ctx.cancel.aborted
       ? cancelled({ build: base() })

@@ -76,6 +76,15 @@ describeWithNix("space checks before a switch, against the real filesystems", ()
     expect(report.store.totalBytes).toBeGreaterThan(report.store.freeBytes);
   });
 
+  it("refuses a build of a commit too when the store's filesystem is short, fetching and building nothing", async () => {
+    await h.startAgent({ spaceCheck: { storeMinFree: (await freeBytes("/nix/store")) + GiB } });
+    const { id, finished } = await h.run("build", { commit: await h.fleet.head() });
+    expect(finished.outcome).toBe("failed");
+    expect(finished.error).toMatch(/^not enough space on the Nix store \(\/nix\/store\): .* free, .* needed$/);
+    expect(finished.result.build?.storePath).toBeNull();
+    expect(h.plane.output(id)).not.toContain("$ ");
+  });
+
   it("builds first where /boot is its own filesystem, then refuses the activation when /boot lacks kernel, initrd and margin", async () => {
     bootDir = await dirOnOtherFilesystem();
     const margin = (await freeBytes(bootDir)) + GiB;
