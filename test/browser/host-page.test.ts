@@ -2,7 +2,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
-import { addHostThroughApi, deepFocus, fleetRow, menu } from "./helpers.ts";
+import { buildReport } from "../compartments/builders.ts";
+import { addHostThroughApi, agentPoll, deepFocus, fleetRow, menu } from "./helpers.ts";
 
 describeWithBrowser("host page and audit log in Chromium", () => {
   let dashboard: Dashboard;
@@ -75,5 +76,38 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await expect.poll(() => created.getByText("developer@localhost").count()).toBe(1);
     await created.getByRole("link", { name: "hsb0" }).click();
     await page.getByRole("heading", { name: "hsb0", level: 1 }).waitFor();
+  });
+
+  it("lists the host's generations with Roll back to this, which asks first and queues a rollback to that generation; Collect garbage asks, saying what it keeps", async () => {
+    const { token } = await addHostThroughApi(dashboard, "gens");
+    const system = (n: number) => `/nix/store/${String(n).repeat(32).slice(0, 32)}-nixos-system-gens-25.05`;
+    const generations = [1, 2, 3].map((n) => ({ number: n, createdAt: new Date(Date.now() - (4 - n) * 86_400_000).toISOString(), storePath: system(n), label: `25.05.2025010${n}`, current: n === 3, booted: n === 2 }));
+    expect((await agentPoll(dashboard.url, token, { ...buildReport({ hostname: "gens" }), generations: { value: generations } })).status).toBe(200);
+    await page.goto(`${dashboard.url}/hosts/gens`);
+    const section = page.getByRole("region", { name: "Generations of gens" });
+    const rows = section.locator("tbody tr");
+    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-generation")))).toEqual(["3", "2", "1"]);
+    await rows.nth(0).getByText("current").waitFor();
+    await rows.nth(1).getByText("booted").waitFor();
+    await rows.nth(2).getByText("nixos-system-gens-25.05").waitFor();
+    await rows.nth(2).getByText("25.05.20250101").waitFor();
+    expect(await rows.nth(0).getByRole("button", { name: "Roll back to this" }).count()).toBe(0);
+
+    await rows.nth(2).getByRole("button", { name: "Roll back to this" }).click();
+    const confirm = page.getByRole("dialog", { name: "Roll gens back to generation 1?" });
+    await confirm.getByRole("button", { name: "Roll back" }).click();
+    const history = page.locator("nf-command-history");
+    await history.getByRole("row").filter({ hasText: "Rollback system" }).getByText("queued").waitFor();
+    const audit = (await dashboard.api("/api/audit")).json as { entries: Array<{ action: string; target: string; details: unknown }> };
+    expect(audit.entries.find((entry) => entry.action === "command.rollback" && entry.target === "gens")?.details).toMatchObject({ generation: 1 });
+
+    await page.getByRole("button", { name: "Actions for gens" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Collect garbage…/ }).click();
+    const gc = page.getByRole("dialog", { name: "Collect garbage on gens?" });
+    await gc.getByText(/always the booted, the current and any the safety net may go back to/).waitFor();
+    await gc.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => gc.isVisible()).toBe(false);
+    const commands = (await dashboard.api("/api/hosts/gens/commands")).json as { commands: Array<{ kind: string }> };
+    expect(commands.commands.map((c) => c.kind)).toEqual(["rollback"]);
   });
 });
