@@ -29,7 +29,7 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
   "restart-agent": "restart the nixfleet-agent service",
   refresh: "send a fresh report",
   build: "build a commit's configuration without switching to it",
-  reboot: "reboot into the boot default",
+  reboot: "reboot the host",
 };
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */
