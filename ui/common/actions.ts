@@ -31,7 +31,7 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
   refresh: "send a fresh report",
   build: "build a commit's configuration without switching to it",
   gc: "delete old generations, then collect the store's garbage",
-  reboot: "reboot into the boot default",
+  reboot: "reboot the host",
 };
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */

@@ -1,5 +1,5 @@
 import { LitElement, css, html, nothing } from "lit";
-import type { FleetBuildView, RolloutPlanView, UpdatePr } from "../../common/protocol.ts";
+import { ActivationMode, type FleetBuildView, type RolloutPlanView, type UpdatePr } from "../../common/protocol.ts";
 import { buildMark, currentBuild, failedBuildHosts, hostBuild } from "../common/fleet-build.ts";
 import { lockDiffNote, shortSha } from "../common/format.ts";
 import { notify } from "../common/notify.ts";
@@ -30,6 +30,7 @@ export class NfDeployDialog extends LitElement {
     _override: { state: true },
     _needsOverride: { state: true },
     _ignoreWindows: { state: true },
+    _activation: { state: true },
     _fleetOverride: { state: true },
     _busy: { state: true },
     _error: { state: true },
@@ -45,6 +46,8 @@ export class NfDeployDialog extends LitElement {
   private declare _override: string;
   private declare _needsOverride: boolean;
   private declare _ignoreWindows: boolean;
+  /** The rollout's activation mode; "" leaves each host's own. */
+  private declare _activation: ActivationMode | "";
   /** An admin's reason to merge although the fleet build failed on a ticked host (which is then deployed to as well). */
   private declare _fleetOverride: string;
   private declare _busy: boolean;
@@ -64,6 +67,7 @@ export class NfDeployDialog extends LitElement {
     this._override = "";
     this._needsOverride = false;
     this._ignoreWindows = false;
+    this._activation = "";
     this._fleetOverride = "";
     this._busy = false;
     this._error = null;
@@ -130,6 +134,7 @@ export class NfDeployDialog extends LitElement {
     this._override = "";
     this._needsOverride = pr !== null && ciNeedsOverride(pr);
     this._ignoreWindows = false;
+    this._activation = "";
     this._fleetOverride = "";
     this._error = null;
     this._open = true;
@@ -173,6 +178,14 @@ export class NfDeployDialog extends LitElement {
             <label class="check"
               ><input type="checkbox" .checked=${this._ignoreWindows} @change=${(e: Event) => (this._ignoreWindows = (e.target as HTMLInputElement).checked)} />
               Ignore maintenance windows (hosts start outside their windows too)</label
+            >
+            <label
+              >Activation
+              <span class="field-hint">How the hosts activate the new system (docs/hosts.md, "Activation modes and reboots").</span>
+              <select id="activation" @change=${(e: Event) => (this._activation = (e.target as HTMLSelectElement).value as ActivationMode | "")}>
+                <option value="" ?selected=${this._activation === ""}>each host's own mode</option>
+                ${ActivationMode.options.map((mode) => html`<option value=${mode} ?selected=${this._activation === mode}>${mode}</option>`)}
+              </select></label
             >
             ${failedTicked.length > 0 ? this.renderFleetBuildOverride(failedTicked) : nothing}
             ${this._needsOverride
@@ -328,15 +341,17 @@ export class NfDeployDialog extends LitElement {
     this._error = null;
     try {
       const ignoreWindows = this._ignoreWindows;
+      const activation = this._activation === "" ? {} : { activation: this._activation };
       const rollout = pr
         ? await store.mergeAndDeploy(pr.number, {
             sha: pr.headSha,
             ignoreWindows,
+            ...activation,
             ...this.hostsOf(),
             ...(this._needsOverride ? { override: { reason: this._override.trim() } } : {}),
             ...(this.failedTicked().length > 0 ? { includeFailedBuilds: true, overrideFleetBuild: { reason: this._fleetOverride.trim() } } : {}),
           })
-        : await store.startRollout({ commit: plan.commit, ignoreWindows, ...this.hostsOf() });
+        : await store.startRollout({ commit: plan.commit, ignoreWindows, ...activation, ...this.hostsOf() });
       this._modal.close();
       notify(this, `Rollout of ${shortSha(rollout.commit)} started: ${rolloutHeadline(rollout)}`);
     } catch (err) {
