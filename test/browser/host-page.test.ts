@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Page } from "playwright-core";
+import { WEEKDAYS } from "../../common/protocol.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { buildReport } from "../compartments/builders.ts";
@@ -109,5 +110,28 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await expect.poll(() => gc.isVisible()).toBe(false);
     const commands = (await dashboard.api("/api/hosts/gens/commands")).json as { commands: Array<{ kind: string }> };
     expect(commands.commands.map((c) => c.kind)).toEqual(["rollback"]);
+  });
+
+  it("Reboot… on the host page asks first; outside the host's maintenance window it shows the control plane's refusal and, asked again, sends the reboot with force", async () => {
+    await addHostThroughApi(dashboard, "rb");
+    const { settings } = (await dashboard.api("/api/settings")).json as { settings: Record<string, unknown> };
+    // A window on tomorrow's weekday only (UTC): closed now, whatever the time.
+    // WEEKDAYS starts on Monday and getUTCDay() on Sunday: today's index plus one is getUTCDay().
+    const tomorrow = WEEKDAYS[new Date().getUTCDay()]!;
+    const saved = await dashboard.api("/api/settings", { method: "PUT", body: { ...settings, windows: [{ days: [tomorrow], start: "02:00", end: "03:00", timeZone: "UTC", hosts: ["rb"] }] } });
+    expect(saved.status, JSON.stringify(saved.json)).toBe(200);
+    await page.goto(`${dashboard.url}/hosts/rb`);
+    await page.getByRole("button", { name: "Actions for rb" }).click();
+    await menu(page).getByRole("menuitem", { name: /^Reboot…/ }).click();
+    const ask = page.getByRole("dialog", { name: "Reboot rb?" });
+    await ask.getByText(/new boot and the intended system booted/).waitFor();
+    await ask.getByRole("button", { name: "Reboot" }).click();
+    const outside = page.getByRole("dialog", { name: "Reboot rb outside its maintenance window?" });
+    await outside.getByText(/rb is outside its maintenance window: a reboot goes out only inside it; its next window opens/).waitFor();
+    expect(((await dashboard.api("/api/hosts/rb/commands")).json as { commands: unknown[] }).commands).toEqual([]);
+    await outside.getByRole("button", { name: "Reboot now" }).click();
+    await page.locator("nf-command-history").getByRole("row").filter({ hasText: "Reboot" }).getByText("queued").waitFor();
+    const audit = (await dashboard.api("/api/audit")).json as { entries: Array<{ action: string; target: string; details: unknown }> };
+    expect(audit.entries.find((entry) => entry.action === "command.reboot" && entry.target === "rb")?.details).toMatchObject({ force: true });
   });
 });

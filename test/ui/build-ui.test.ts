@@ -13,12 +13,13 @@ const JS_GZIP_LIMIT = 60_000;
 /**
  * All lazily loaded chunks together. Each is fetched on a click (the host
  * page once the fleet table has painted), off the path to the fleet table,
- * so this is a budget rather than a race: four fifths of the first paint's,
- * so that opening every page once still costs less than the first paint.
+ * so this is a budget rather than a race, under the first paint's own, so
+ * that opening every page once still costs less than the first paint (the
+ * host page with its generations, the gc and reboot questions among them).
  * The chunks carry only their pages' own code (Lit, zod and the helpers come
  * from the first paint, asserted below).
  */
-const LAZY_GZIP_LIMIT = 48_000;
+const LAZY_GZIP_LIMIT = 52_000;
 
 describe("template minifying for the dashboard bundle", () => {
   it("collapses whitespace in html templates, nested ones too, and leaves expressions alone", () => {

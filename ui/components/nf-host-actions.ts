@@ -5,7 +5,7 @@ import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.
 import { notify } from "../common/notify.ts";
 import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
 import { hostPath, navigate } from "../common/route.ts";
-import type { CommandOptions } from "../data/api.ts";
+import { ApiError, type CommandOptions } from "../data/api.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { MenuContent, MenuEntry } from "./nf-action-menu.ts";
 import type { UpdatePr } from "../../common/protocol.ts";
@@ -129,7 +129,7 @@ export class NfHostActions extends LitElement {
   /** Sends a command (asking first for a rollback or a gc); says what happened either way. */
   async runCommand(host: HostView, kind: CommandKind, options: CommandOptions = {}): Promise<boolean> {
     if (!this.store) return false;
-    if ((kind === "rollback" && options.generation !== undefined) || (kind === "gc" && options.dryRun !== true)) {
+    if ((kind === "rollback" && options.generation !== undefined) || (kind === "gc" && options.dryRun !== true) || (kind === "reboot" && options.force !== true)) {
       // Rare questions: their words load with the first one asked, not in the first paint.
       const { askGenerationCommand } = await import("../common/generation-confirm.ts");
       if (!(await askGenerationCommand(await this._confirm(), host.name, kind, options))) return false;
@@ -151,6 +151,10 @@ export class NfHostActions extends LitElement {
       notify(this, `${COMMAND_LABELS[kind]} queued for ${host.name}${host.online ? "" : " (offline: it runs when the host is back)"}`);
       return true;
     } catch (err) {
+      if (err instanceof ApiError && err.code === "outside_maintenance_window") {
+        const { askRebootOutsideWindow } = await import("../common/generation-confirm.ts");
+        if (await askRebootOutsideWindow(await this._confirm(), host.name, err.message)) return this.runCommand(host, kind, { ...options, force: true });
+      }
       notify(this, `${COMMAND_LABELS[kind]} on ${host.name}: ${err instanceof Error ? err.message : String(err)}`, "error");
       return false;
     }

@@ -55,7 +55,7 @@ export class ApiError extends Error {
 }
 
 /** What some kinds take besides their kind: a rollback's target generation, a gc's dry run. */
-export type CommandOptions = Pick<CreateCommandRequest, "generation" | "dryRun">;
+export type CommandOptions = Pick<CreateCommandRequest, "generation" | "dryRun" | "force">;
 
 export interface ApiOptions {
   /** Defaults to the page's own origin (relative URLs). */
