@@ -141,7 +141,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     async cleanup() {
       await harness.stopAgent();
       await plane.close();
-      await fs.rm(root, { recursive: true, force: true });
+      // A switch's watchdog is a process of its own and may still be writing its decision under the state directory.
+      await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
   return harness;
