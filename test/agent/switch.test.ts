@@ -162,10 +162,12 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     expect(finished.outcome).toBe("succeeded");
     expect(finished.result).toMatchObject({ commitAfter: wanted, systemAfter: wantedSystem });
     expect(await h.shim.currentSystem()).toBe(wantedSystem);
-    const report = await h.plane.waitFor(
-      () => (h.plane.lastReport()?.system.current.value === wantedSystem ? h.plane.lastReport() : undefined),
-      "a report of the exact commit",
-    );
+    // A periodic report collected between the link's move and the switch's record may say the new system without
+    // its commit; the report after the switch says both.
+    const report = await h.plane.waitFor(() => {
+      const last = h.plane.lastReport();
+      return last?.system.current.value === wantedSystem && last.system.builtFromCommit !== null ? last : undefined;
+    }, "a report of the exact commit");
     expect(report.repo.commit).toEqual({ value: wanted });
     expect(report.system.builtFromCommit).toBe(wanted);
   });
