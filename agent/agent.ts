@@ -304,12 +304,14 @@ export class Agent {
   }
 
   async #complete(entry: ActiveCommand, end: CommandEnd): Promise<void> {
-    this.#scheduler.release(entry.id);
     if (end.outcome === "left-running") {
+      this.#scheduler.release(entry.id);
       this.#logger.info("agent stopping; the detached job goes on and the next agent process reports it", { command: entry.id });
       return;
     }
-    const { delivered } = await this.#finish(entry.id, end);
+    // The end is recorded and queued before the slot is freed: an agent stopping meanwhile waits for it
+    // (the scheduler's settled()) and sends it before it goes, instead of leaving it to the next process.
+    const { delivered } = await this.#finish(entry.id, end).finally(() => this.#scheduler.release(entry.id));
     // The pull moved the clone to main's head as the origin has it: that head's desired system is wanted.
     if (end.outcome === "succeeded" && (entry.kind === "pull" || entry.kind === "pull-switch") && end.result.commitAfter) {
       this.#started().desired.mainAt(end.result.commitAfter);

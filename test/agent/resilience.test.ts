@@ -45,7 +45,8 @@ describe("a control plane that misbehaves", () => {
   });
 
   it("retries command events after server errors and lost answers, without duplicating output", async () => {
-    await h.startAgent({ tests: { commands: [{ name: "talks", command: "echo one; echo two" }] } });
+    // "one" is posted as output once the flush interval has passed; "two" travels with the end.
+    await h.startAgent({ tests: { commands: [{ name: "talks", command: "echo one; sleep 1; echo two" }] } });
     await h.plane.waitForPoll(() => true, "the first poll");
     h.plane.eventFaults.push(
       { status: 500, body: "", type: "started" },
