@@ -3,6 +3,7 @@ import type { CommandView } from "../../common/protocol.ts";
 import { COMMAND_LABELS, commandStateDisplay } from "../common/actions.ts";
 import { commandDuration } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
+import { hostSectionStyles } from "../styles/host-section.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { formatAge, formatDuration, localTimestamp } from "../../common/text.ts";
 
@@ -29,16 +30,8 @@ export class NfCommandHistory extends LitElement {
 
   static override styles = [
     sharedStyles,
+    hostSectionStyles,
     css`
-      :host {
-        display: block;
-      }
-      h2 {
-        margin: 0;
-        padding: 0.7rem 0.9rem;
-        font-size: 1rem;
-        border-bottom: 1px solid var(--nf-border);
-      }
       .scroller {
         overflow-x: auto;
       }

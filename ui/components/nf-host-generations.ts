@@ -1,5 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { Generation, Report } from "../../common/protocol.ts";
+import { hostSectionStyles } from "../styles/host-section.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { formatAge, localTimestamp, storePathName } from "../../common/text.ts";
 
@@ -28,16 +29,8 @@ export class NfHostGenerations extends LitElement {
 
   static override styles = [
     sharedStyles,
+    hostSectionStyles,
     css`
-      :host {
-        display: block;
-      }
-      h2 {
-        margin: 0;
-        padding: 0.7rem 0.9rem;
-        font-size: 1rem;
-        border-bottom: 1px solid var(--nf-border);
-      }
       .scroll {
         overflow-x: auto;
       }

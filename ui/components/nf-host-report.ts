@@ -1,6 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { HostView, Report, TestRun } from "../../common/protocol.ts";
 import { shortSha } from "../common/format.ts";
+import { hostSectionStyles } from "../styles/host-section.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { formatAge, formatDuration, localTimestamp, storePathName } from "../../common/text.ts";
 
@@ -23,16 +24,8 @@ export class NfHostReport extends LitElement {
 
   static override styles = [
     sharedStyles,
+    hostSectionStyles,
     css`
-      :host {
-        display: block;
-      }
-      h2 {
-        margin: 0;
-        padding: 0.7rem 0.9rem;
-        font-size: 1rem;
-        border-bottom: 1px solid var(--nf-border);
-      }
       h2 .muted {
         font-weight: 400;
         font-size: 0.8125rem;
