@@ -34,6 +34,25 @@ async function nextGeneration(label: string): Promise<{ system: string; commit: 
   return { system: await h.fleet.systemPath("web1"), commit };
 }
 
+/**
+ * From a first switched generation, a switch to the next one whose activation takes the agent down (its unit
+ * restarts) while the cut stops the old process from confirming; returns once the new system is active.
+ */
+async function switchCutOffWithTheAgentDown(startAgent: () => Promise<unknown>): Promise<{ id: string; gen1: string; gen2: { system: string; commit: string } }> {
+  await startAgent();
+  await h.run("pull");
+  await h.run("switch");
+  const gen1 = await h.fleet.systemPath("web1");
+  const gen2 = await nextGeneration("generation 2");
+  const activated = onActivation(gen2.system, async () => {
+    proxy.refuseNew();
+    await h.stopAgent();
+  });
+  const id = h.plane.queue("switch");
+  await activated;
+  return { id, gen1, gen2 };
+}
+
 describeWithNix("the host's safety net: confirm or roll back", () => {
   beforeEach(async () => {
     h = await createHarness();
@@ -133,18 +152,7 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
   });
 
   it("a new generation whose agent cannot start at all is rolled back by the watchdog, and the next agent that starts reports it", async () => {
-    await startAgent();
-    await h.run("pull");
-    await h.run("switch");
-    const gen1 = await h.fleet.systemPath("web1");
-    const gen2 = await nextGeneration("generation 2");
-    // The activation takes the agent down (its unit restarts) and the cut stops the old process from confirming.
-    const activated = onActivation(gen2.system, async () => {
-      proxy.refuseNew();
-      await h.stopAgent();
-    });
-    const id = h.plane.queue("switch");
-    await activated;
+    const { id, gen1, gen2 } = await switchCutOffWithTheAgentDown(startAgent);
     // The new generation's agent exits at start: its token file moved.
     await expect(h.startAgent({ url: proxy.url, tokenFile: path.join(h.root, "moved-token") })).rejects.toThrow(/token file .* does not exist/);
     await eventually("the watchdog to roll the host back", async () => (await h.shim.currentSystem()) === gen1, {
@@ -161,17 +169,7 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
   });
 
   it("killed right after the activation with its watchdog, an agent restarted past the deadline rolls back at start", async () => {
-    await startAgent();
-    await h.run("pull");
-    await h.run("switch");
-    const gen1 = await h.fleet.systemPath("web1");
-    const gen2 = await nextGeneration("generation 2");
-    const activated = onActivation(gen2.system, async () => {
-      proxy.refuseNew();
-      await h.stopAgent();
-    });
-    const id = h.plane.queue("switch");
-    await activated;
+    const { id, gen1, gen2 } = await switchCutOffWithTheAgentDown(startAgent);
     // Whatever ended the agent ended its watchdog too (as a reboot would, or the OOM killer).
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { mode: string; pgid: number };
     expect(handle.mode).toBe("process-group");
@@ -243,17 +241,7 @@ describeWithNix("the host's safety net across a reboot", () => {
 
   /** Switches to a new generation and "reboots" once its window opened: the agent and its watchdog gone, a new boot id. */
   async function switchThenReboot(): Promise<{ id: string; gen1: string; gen2: { system: string; commit: string } }> {
-    await startAgent();
-    await h.run("pull");
-    await h.run("switch");
-    const gen1 = await h.fleet.systemPath("web1");
-    const gen2 = await nextGeneration("generation 2");
-    const activated = onActivation(gen2.system, async () => {
-      proxy.refuseNew();
-      await h.stopAgent();
-    });
-    const id = h.plane.queue("switch");
-    await activated;
+    const { id, gen1, gen2 } = await switchCutOffWithTheAgentDown(startAgent);
     // The watchdog opens the window when the switch job ends; then the host goes down.
     await eventually("the window to open", () => fs.readFile(path.join(safetyNetDir(id), "window.json"), "utf8"));
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { pgid: number };
