@@ -128,6 +128,17 @@ export type CommandResult = z.infer<typeof CommandResult>;
 export const CommandEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), at: z.string() }),
   z.object({ type: z.literal("output"), chunks: z.array(OutputChunk).min(1).max(200) }),
+  /**
+   * The agent reboots the host for this command (a `reboot`, or a `boot-then-reboot-if-needed` switch),
+   * sent and acknowledged before the reboot starts: from then on the command has the reboot's
+   * verification deadline and ends `lost` when no agent comes back with a new boot by then.
+   */
+  z.object({
+    type: z.literal("rebooting"),
+    at: z.string(),
+    /** The system the host should come back on. */
+    system: z.string().min(1).max(500),
+  }),
   z.object({
     type: z.literal("finished"),
     at: z.string(),

@@ -12,6 +12,7 @@ import {
   MAX_OUTPUT_BYTES_PER_COMMAND,
   newCommand,
   nextDeadline,
+  rebootingPatch,
   timeoutPatch,
   type CommandRecord,
 } from "../../worker/commands/rules.ts";
@@ -129,6 +130,22 @@ describe("delivery and time", () => {
       error: expect.stringContaining("the host did not come back from the reboot by the deadline"),
     });
     expect(timeoutPatch(delivered, nextDeadline(delivered))).toMatchObject({ state: "timed-out", error: expect.stringContaining("lost contact") });
+  });
+
+  it("a switch whose agent said it reboots gets the reboot's deadline from then and ends lost past it; a repeated event changes nothing", () => {
+    const running = command({ state: "running", acked: true, ...deliveryPatch("switch", T0) });
+    const said = T0 + 60_000;
+    const patch = rebootingPatch(running, said);
+    expect(patch).toEqual({ rebootingAt: new Date(said).toISOString(), deadlineAt: new Date(said + COMMAND_DEADLINE_SECONDS.reboot * 1000).toISOString(), acked: true });
+    const rebooting = { ...running, ...(patch as object) };
+    expect(rebootingPatch(rebooting, said + 5000)).toBeNull();
+    expect(timeoutPatch(rebooting, nextDeadline(rebooting) - 1)).toBeNull();
+    expect(timeoutPatch(rebooting, nextDeadline(rebooting))).toMatchObject({ state: "lost", error: expect.stringContaining("the host did not come back from the reboot by the deadline") });
+    expect(rebootingPatch(command({ state: "running" }, "reboot"), said)).toMatchObject({ deadlineAt: new Date(said + 10 * 60_000).toISOString() });
+  });
+
+  it.each(COMMAND_KINDS.filter((kind) => !["reboot", "switch", "pull-switch"].includes(kind)).map((kind) => [kind]))("refuses a rebooting event for a %s, which does not reboot", (kind) => {
+    expect(rebootingPatch(command({ state: "running" }, kind), T0)).toMatchObject({ ok: false, status: 409, code: "not_a_reboot" });
   });
 
   it("only a new agent session loses commands, and only those it confirmed and no longer lists", () => {

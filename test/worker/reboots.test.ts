@@ -123,6 +123,75 @@ describe("a reboot that does not come back", () => {
   });
 });
 
+describe("a switch that reboots the host", () => {
+  const SYSTEM = "/nix/store/2123456789abcdfghijklmnpqrsvwxyz-nixos-system-reboot-switch";
+  /** A boot-then-reboot-if-needed switch delivered and started on a new host; its agent then says it reboots. */
+  async function rebootingSwitch(name: string) {
+    await setWindows([]);
+    const { token } = await createHost(name);
+    const sent = await queued(await command(name, { kind: "switch", activation: "boot-then-reboot-if-needed" }));
+    const [delivery] = (await pollNow(token, `session-${name}`)).commands;
+    expect(delivery).toMatchObject({ id: sent.id, activation: "boot-then-reboot-if-needed" });
+    // Without the event a switch has its own half hour.
+    expect(Date.parse(delivery!.deadlineAt) - Date.now()).toBeGreaterThan(29 * 60_000);
+    const events = (body: unknown) => agentFetch(token, `/commands/${sent.id}/events`, body);
+    expect((await events({ type: "started", at: new Date().toISOString() })).status).toBe(200);
+    const before = Date.now();
+    const rebooting = await events({ type: "rebooting", at: new Date().toISOString(), system: SYSTEM });
+    expect(rebooting.status, await rebooting.clone().text()).toBe(200);
+    const [view] = (await hostCommands(name)).filter((c) => c.id === sent.id);
+    return { token, id: sent.id, before, view: view!, events };
+  }
+
+  it("gets the reboot's ten-minute deadline from the agent's rebooting event, is audited as rebooting to activate the system, and ends lost at it from the alarm", async () => {
+    const { id, before, view, events } = await rebootingSwitch("reboot-switch-gone");
+    expect(view.state).toBe("running");
+    const deadline = Date.parse(view.deadlineAt);
+    expect(deadline).toBeGreaterThanOrEqual(before + 10 * 60_000);
+    expect(deadline).toBeLessThanOrEqual(Date.now() + 10 * 60_000);
+    // The object's alarm was moved up to the new deadline (from the switch's half hour).
+    const alarm = await runInDurableObject(stub(), (_instance, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    expect(alarm!).toBeLessThanOrEqual(deadline);
+    await expect
+      .poll(async () => (await (await api("/api/audit")).json<{ entries: Array<{ action: string; target: string; details: unknown }> }>()).entries.filter((e) => e.action === "host.rebooting" && e.target === "reboot-switch-gone"))
+      .toEqual([expect.objectContaining({ details: expect.objectContaining({ commandId: id, kind: "switch", system: SYSTEM, message: `rebooting to activate ${SYSTEM}` }) })]);
+    // The event again (its answer lost on the way back): the deadline stays where the first one put it.
+    expect((await events({ type: "rebooting", at: new Date().toISOString(), system: SYSTEM })).status).toBe(200);
+    expect((await hostCommands("reboot-switch-gone")).find((c) => c.id === id)?.deadlineAt).toBe(view.deadlineAt);
+
+    await runInDurableObject(stub(), (_instance, state) => {
+      state.storage.sql.exec("update commands set deadline_at = ? where id = ?", new Date(Date.now() - 1000).toISOString(), id);
+    });
+    expect(await runDurableObjectAlarm(stub())).toBe(true);
+    const ended = (await hostCommands("reboot-switch-gone")).find((c) => c.id === id);
+    expect(ended?.state).toBe("lost");
+    expect(ended?.error).toMatch(/^the host did not come back from the reboot by the deadline \(.+\): no agent reported a new boot$/);
+  });
+
+  it("is verified when the host comes back: the new agent holds it and its end stands, not lost", async () => {
+    const { token, id, events } = await rebootingSwitch("reboot-switch-back");
+    // The agent that starts after the reboot: a new session that holds the switch while it checks the boot.
+    await pollNow(token, "session-reboot-switch-back-after", { activeCommands: [id] });
+    expect((await hostCommands("reboot-switch-back")).find((c) => c.id === id)?.state).toBe("running");
+    const finished = await events({ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: { systemAfter: SYSTEM } });
+    expect(finished.status).toBe(200);
+    const ended = (await hostCommands("reboot-switch-back")).find((c) => c.id === id);
+    expect(ended).toMatchObject({ state: "succeeded", error: null, result: { systemAfter: SYSTEM } });
+  });
+
+  it("refuses a rebooting event for a command that does not reboot with 409 not_a_reboot, and leaves its deadline", async () => {
+    await setWindows([]);
+    const { token } = await createHost("reboot-gc");
+    const gc = await queued(await command("reboot-gc", { kind: "gc" }));
+    const [delivery] = (await pollNow(token, "session-reboot-gc")).commands;
+    const res = await agentFetch(token, `/commands/${gc.id}/events`, { type: "rebooting", at: new Date().toISOString(), system: "/nix/store/x" });
+    expect(res.status).toBe(409);
+    expect(ErrorBody.parse(await res.json()).error).toMatchObject({ code: "not_a_reboot", message: `command ${gc.id} is a gc: only a reboot or a switch reboots the host` });
+    expect((await hostCommands("reboot-gc")).find((c) => c.id === gc.id)?.deadlineAt).toBe(delivery!.deadlineAt);
+  });
+});
+
 describe("a rollout's activation mode", () => {
   it("is carried into every switch the rollout sends, and a switch lost in a reboot fails the rollout naming the host", async () => {
     await setWindows([]);

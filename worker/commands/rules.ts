@@ -5,6 +5,7 @@
  * Object is the thin shell that stores what these functions decide.
  */
 import {
+  ACTIVATION_KINDS,
   CommandDelivery,
   type ActivationMode,
   COMMAND_DEADLINE_SECONDS,
@@ -60,10 +61,12 @@ export interface CommandRecord {
   parameters: CommandParameters;
   /** For a switch: how it activates; null is the host's own mode. */
   activation: ActivationMode | null;
+  /** When the agent said it reboots the host for this command (its `rebooting` event); null before. */
+  rebootingAt: string | null;
 }
 
 export type CommandPatch = Partial<
-  Pick<CommandRecord, "state" | "deliveredAt" | "startedAt" | "finishedAt" | "deadlineAt" | "exitCode" | "error" | "result" | "acked">
+  Pick<CommandRecord, "state" | "deliveredAt" | "startedAt" | "finishedAt" | "deadlineAt" | "exitCode" | "error" | "result" | "acked" | "rebootingAt">
 >;
 
 /** Which state may follow which. A final state is never left: the first final state wins. */
@@ -135,6 +138,7 @@ export function newCommand(input: NewCommand): CommandRecord {
     rolloutId: input.rolloutId ?? null,
     parameters: input.parameters ?? NO_PARAMETERS,
     activation: input.activation ?? null,
+    rebootingAt: null,
   };
 }
 
@@ -187,10 +191,28 @@ export function timeoutPatch(record: CommandRecord, now: number): CommandPatch |
     return { state: "timed-out", finishedAt, error: "expired before delivery: the host did not come online in time" };
   }
   if (!isActiveCommand(record) || Date.parse(record.deadlineAt) > now) return null;
-  if (record.kind === "reboot" && record.acked) {
+  if ((record.kind === "reboot" && record.acked) || record.rebootingAt !== null) {
     return { state: "lost", finishedAt, error: `the host did not come back from the reboot by the deadline (${record.deadlineAt}): no agent reported a new boot` };
   }
   return { state: "timed-out", finishedAt, error: `lost contact: no result by the deadline (${record.deadlineAt})` };
+}
+
+/**
+ * The agent's word that it reboots the host for this command: from now on the command has a reboot's
+ * verification deadline (`COMMAND_DEADLINE_SECONDS.reboot`), which ends it `lost` in `timeoutPatch` when
+ * no agent comes back with a new boot. A `reboot` or a switch (in mode `boot-then-reboot-if-needed`)
+ * reboots; a repeated event (an answer lost on its way back) changes nothing.
+ */
+export function rebootingPatch(record: CommandRecord, now: number): CommandPatch | null | Refusal {
+  if (record.kind !== "reboot" && !ACTIVATION_KINDS.has(record.kind)) {
+    return refuse(409, "not_a_reboot", `command ${record.id} is a ${record.kind}: only a reboot or a switch reboots the host`);
+  }
+  if (record.rebootingAt !== null) return null;
+  return {
+    rebootingAt: new Date(now).toISOString(),
+    deadlineAt: new Date(now + COMMAND_DEADLINE_SECONDS.reboot * 1000).toISOString(),
+    acked: true,
+  };
 }
 
 /** When this command next needs the clock: its expiry while queued, its deadline after. */

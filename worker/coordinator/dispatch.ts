@@ -17,6 +17,7 @@ import {
   LOST_ERROR,
   newCommand,
   nextDeadline,
+  rebootingPatch,
   timeoutPatch,
   toCommandView,
   toDelivery,
@@ -239,6 +240,9 @@ export class Dispatch implements CommandPort {
       case "output":
         next = this.appendOutput(record, event.chunks, new Date(this.host.now()).toISOString());
         break;
+      case "rebooting":
+        next = this.rebooting(record, event.system);
+        break;
       case "finished":
         if (event.result.hostRollback) {
           const { from, to, reason, outcome } = event.result.hostRollback;
@@ -256,6 +260,20 @@ export class Dispatch implements CommandPort {
         break;
     }
     return step("ok" in next ? next : { ok: true, state: next.state });
+  }
+
+  /** The agent reboots the host for this command: the reboot's verification deadline runs from now. */
+  private rebooting(record: CommandRecord, system: string): CommandRecord | Refusal {
+    const now = this.host.now();
+    const patch = rebootingPatch(record, now);
+    if (patch === null || "ok" in patch) return patch ?? record;
+    const next = this.transition(record, patch).value;
+    if ("ok" in next) return next;
+    const details = { commandId: record.id, kind: record.kind, system, deadlineAt: next.deadlineAt, message: `rebooting to activate ${system}` };
+    this.host.effect(auditEffect(now, `host ${record.hostName}`, "host.rebooting", record.hostName, details));
+    // The deadline the dashboard shows moved; the state did not, so transition announced nothing.
+    this.host.broadcast({ type: "command", command: toCommandView(next) });
+    return next;
   }
 
   /** A switch's confirmation from the host's new agent: it must be this host's switch, still running. */

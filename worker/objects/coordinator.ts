@@ -119,6 +119,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if (!host) return refuse(401, "unauthorized", "unknown or revoked agent token");
     // Read after the last await: the state the step sees is the current one.
     const outcome = this.run(() => this.c.dispatch.event(host.id, commandId, event));
+    // A reboot's verification deadline is earlier than the switch's own: the alarm moves with it.
+    if (outcome.ok && event.type === "rebooting") await this.scheduleAlarm();
     if (outcome.ok && event.type === "finished") {
       await this.scheduleAlarm();
       await this.judgeAfterEnd(host, event.report);

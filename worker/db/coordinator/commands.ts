@@ -47,6 +47,7 @@ function toRecord(row: Row): CommandRecord {
     rolloutId: textOrNull(row.rollout_id),
     parameters: row.parameters === null || row.parameters === undefined ? NO_PARAMETERS : (readJson(CommandParameters, text(row.parameters)) ?? NO_PARAMETERS),
     activation: row.activation === null || row.activation === undefined ? null : ActivationMode.parse(row.activation),
+    rebootingAt: textOrNull(row.rebooting_at),
   };
 }
 
@@ -60,6 +61,7 @@ const PATCH_COLUMNS: Record<keyof CommandPatch, string> = {
   error: "error",
   result: "result",
   acked: "acked",
+  rebootingAt: "rebooting_at",
 };
 
 function columnValue(key: keyof CommandPatch, value: CommandPatch[keyof CommandPatch]): SqlStorageValue {
@@ -100,8 +102,8 @@ export class CommandStore {
   insertCommand(record: CommandRecord): void {
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
-         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters, activation)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters, activation, rebooting_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       record.id,
       record.hostId,
       record.hostName,
@@ -126,6 +128,7 @@ export class CommandStore {
       record.rolloutId,
       JSON.stringify(record.parameters),
       record.activation,
+      record.rebootingAt,
     );
   }
 

@@ -163,6 +163,10 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
     -- How a switch activates (switch, boot, boot-then-reboot-if-needed); null: the host's own mode.
     ALTER TABLE commands ADD COLUMN activation TEXT;
   `,
+  10: `
+    -- When the agent said it reboots the host for the command: the command then has the reboot's deadline and ends lost past it.
+    ALTER TABLE commands ADD COLUMN rebooting_at TEXT;
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
