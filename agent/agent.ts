@@ -289,6 +289,7 @@ export class Agent {
       jobs,
       stopCommand: (target) => this.#stopCommand(target),
       refreshReport: () => this.#poller.refreshReport(),
+      announceReboot: (system) => events.rebooting(entry.id, { type: "rebooting", at: this.#isoNow(), system }),
     };
     let end: CommandEnd;
     try {

@@ -1,6 +1,6 @@
 /**
  * Sends each command's events to the control plane in order: `started`, output
- * batched (every ~250 ms or 32 KiB), `finished` (with the output not sent yet). Network trouble is retried
+ * batched (every ~250 ms or 32 KiB), `rebooting` before a reboot, `finished` (with the output not sent yet). Network trouble is retried
  * with backoff; a retried output post is harmless because chunks carry `seq`.
  * When the server says it no longer wants a command (404/409), everything
  * still queued for it is dropped.
@@ -100,6 +100,11 @@ export class CommandEventSender {
     const stream = this.#stream(commandId);
     this.#flushOutput(commandId, stream);
     this.#enqueue(commandId, { kind: "mark", nextSeq: stream.nextSeq, reached });
+  }
+
+  /** Queues the rebooting event after any output; resolves when the server stored it (or will never): the reboot waits for it. */
+  rebooting(commandId: string, event: Extract<CommandEvent, { type: "rebooting" }>): Promise<Delivery> {
+    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle }));
   }
 
   /** Queues the finished event after any output; resolves when the server stored it (or will never). */

@@ -2,17 +2,20 @@
  * Reboots the agent starts (the `reboot` command, and a `boot-then-reboot-if-needed` switch whose
  * kernel, initrd or modules changed) and their verification (docs/hosts.md "Activation modes and
  * reboots"). Before rebooting, the agent durably records the command, the intended store path and the
- * boot id; the agent that starts after the reboot finds the record and ends the command: succeeded
- * when the boot id is new and the booted system is the intended one, failed otherwise. A host that
- * never comes back is the control plane's to end (`lost`, at the command's deadline).
+ * boot id, then tells the control plane (a `rebooting` event) and reboots only once it acknowledged:
+ * from then on the command has the reboot's verification deadline there. The agent that starts after
+ * the reboot finds the record and ends the command: succeeded when the boot id is new and the booted
+ * system is the intended one, failed otherwise. A host that never comes back is the control plane's to
+ * end (`lost`, at that deadline).
  *
  *   <stateDir>/reboots/<command id>.json   one pending reboot, written before the reboot runs
  */
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as z from "zod";
-import { CommandResult } from "../common/protocol.ts";
-import { failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
+import { COMMAND_DEADLINE_SECONDS, CommandResult } from "../common/protocol.ts";
+import { roughDuration } from "../common/text.ts";
+import { cancelled, failed, succeeded, type CommandContext, type CommandEnd, type CommandOutcome, type HostContext } from "./commands/context.ts";
 import { describeFailure } from "./runner.ts";
 import { writeDurably } from "./safety-net/record.ts";
 import { readCurrentSystem } from "./system.ts";
@@ -45,8 +48,8 @@ export async function runRebootCommand(ctx: CommandContext): Promise<CommandEnd>
 }
 
 /**
- * Records the reboot, then runs the platform's reboot and waits for the agent to be stopped by it.
- * The outcome is reported by the agent that starts after the reboot (`resumeReboot`).
+ * Records the reboot, tells the control plane, then runs the platform's reboot and waits for the agent
+ * to be stopped by it. The outcome is reported by the agent that starts after the reboot (`resumeReboot`).
  */
 export async function rebootInto(ctx: CommandContext, intended: string, result: CommandResult): Promise<CommandEnd> {
   const { platform, runner, store } = ctx;
@@ -67,6 +70,16 @@ export async function rebootInto(ctx: CommandContext, intended: string, result: 
   await fs.mkdir(rebootsDir(store.stateDir), { recursive: true });
   await writeDurably(recordFile(store.stateDir, record.commandId), record);
   ctx.say(`recorded the reboot (boot id ${bootIdBefore}): the agent that starts after it checks for a new boot id and ${intended} booted`);
+  const within = roughDuration(COMMAND_DEADLINE_SECONDS.reboot * 1000, "long");
+  ctx.say(`rebooting to activate ${intended}: telling the control plane first, which then expects the host back within ${within}`);
+  // Unacknowledged, the control plane would wait out the switch's own deadline for a host that may never come back.
+  const told = await Promise.race([ctx.announceReboot(intended), aborted(ctx.cancel)]);
+  if (told !== "stored") {
+    await fs.rm(recordFile(store.stateDir, record.commandId), { force: true });
+    if (told === "cancelled") return cancelled(result);
+    const why = told === "dropped" ? "it refused the rebooting event" : "the agent stopped first";
+    return failed(`not rebooting: the control plane did not acknowledge the reboot (${why}), so it would not expect the host back`, result);
+  }
   ctx.say(`$ ${argv.join(" ")}`);
   const ran = await runner.run(argv, { onOutput: (stream, data) => ctx.output(stream, data) });
   if (ran.exitCode !== 0) {
@@ -81,6 +94,12 @@ export async function rebootInto(ctx: CommandContext, intended: string, result: 
   });
   return { outcome: "left-running" };
 }
+
+const aborted = (signal: AbortSignal): Promise<"cancelled"> =>
+  new Promise((resolve) => {
+    if (signal.aborted) resolve("cancelled");
+    else signal.addEventListener("abort", () => resolve("cancelled"), { once: true });
+  });
 
 /** The pending reboot of this command, if it recorded one. */
 export async function pendingReboot(stateDir: string, commandId: string): Promise<PendingReboot | null> {

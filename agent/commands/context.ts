@@ -75,6 +75,11 @@ export interface CommandContext extends HostContext {
   stopCommand(target: string | null): Promise<boolean>;
   /** Re-collect the report and send it with the next poll. */
   refreshReport(): void;
+  /**
+   * Tells the control plane the host reboots into `system` for this command (after the output so far);
+   * resolves "stored" once it acknowledged, "dropped" when it refused, "abandoned" when the agent stops.
+   */
+  announceReboot(system: string): Promise<"stored" | "dropped" | "abandoned">;
 }
 
 export const succeeded = (result: CommandResult = {}, exitCode: number | null = 0): CommandOutcome => ({

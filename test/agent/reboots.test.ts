@@ -110,10 +110,27 @@ describeWithNix("activation modes and reboots with the rebuild stand-in", () => 
     expect(await h.shim.currentSystem()).toBe(first);
   });
 
-  it("boot-then-reboot-if-needed reboots when the kernel changed and the next agent verifies it; with the same kernel it switches without a reboot", async () => {
-    const { second } = await bootedFirstThenNext("6.6.2");
+  it("boot-then-reboot-if-needed reboots when the kernel changed, only once the control plane acknowledged its rebooting event, and the next agent verifies it; with the same kernel it switches without a reboot", async () => {
+    const { first, second } = await bootedFirstThenNext("6.6.2");
+    // The control plane refuses the event: the host is not rebooted, and the new system waits as the boot default.
+    h.plane.eventFaults.push({ status: 400, body: '{"error":{"code":"invalid_request","message":"refused by the test"}}', type: "rebooting" });
+    const refused = h.plane.queue("pull-switch", { activation: "boot-then-reboot-if-needed" });
+    expect(await h.plane.waitForFinished(refused)).toMatchObject({
+      outcome: "failed",
+      error: "not rebooting: the control plane did not acknowledge the reboot (it refused the rebooting event), so it would not expect the host back",
+    });
+    expect(h.plane.events(refused).map((event) => event.type)).not.toContain("rebooting");
+    expect(await fs.access(`${h.shim.stateDir}/rebooted`).then(() => true, () => false)).toBe(false);
+    expect(await fs.readdir(`${h.stateDir}/reboots`)).toEqual([]);
+    expect(await h.shim.profileSystem()).toBe(second);
+    expect(await h.shim.currentSystem()).toBe(first);
+
     const id = h.plane.queue("pull-switch", { activation: "boot-then-reboot-if-needed" });
-    await restartAfterReboot();
+    await h.shim.rebooted();
+    expect(h.plane.events(id)).toContainEqual({ type: "rebooting", at: expect.any(String), system: second });
+    expect(h.plane.output(id)).toContain(`rebooting to activate ${second}: telling the control plane first, which then expects the host back within 10 minutes`);
+    await h.stopAgent();
+    await h.startAgent(bootable());
     const finished = await h.plane.waitForFinished(id);
     expect(finished).toMatchObject({ outcome: "succeeded", error: null });
     expect(finished.result).toMatchObject({ systemAfter: second });
