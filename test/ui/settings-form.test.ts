@@ -9,14 +9,19 @@ import { errorsUnder, fieldErrors, newChannelId, parseHostList, validateSettings
 const base = (): Settings => Settings.parse({ version: 4 });
 
 describe("validateSettings", () => {
-  it("finds nothing wrong with valid settings", () => {
+  it("finds nothing wrong with valid settings, a gc's fractional days and zero days included", () => {
     expect(validateSettings(base())).toEqual({});
+    expect(validateSettings({ ...base(), gc: { keepGenerations: 1, keepDays: 0.5 } })).toEqual({});
+    expect(validateSettings({ ...base(), gc: { keepGenerations: 200, keepDays: 0 } })).toEqual({});
   });
 
   it.each<[string, (s: Settings) => Settings, Record<string, string>]>([
     ["a negative canary count", (s) => ({ ...s, rollout: { ...s.rollout, canary: -1 } }), { "rollout.canary": "must be at least 0" }],
     ["an empty number field", (s) => ({ ...s, automation: { ...s.automation, mergeDelayMinutes: Number.NaN } }), { "automation.mergeDelayMinutes": "enter a number" }],
     ["a fractional wave size", (s) => ({ ...s, rollout: { ...s.rollout, waveSize: 1.5 } }), { "rollout.waveSize": "enter a whole number" }],
+    ["a gc that keeps no generation and an empty days field", (s) => ({ ...s, gc: { keepGenerations: 0, keepDays: Number.NaN } }), { "gc.keepGenerations": "must be at least 1", "gc.keepDays": "enter a number" }],
+    ["a gc generation count and age above their limits", (s) => ({ ...s, gc: { keepGenerations: 201, keepDays: 3651 } }), { "gc.keepGenerations": "must be at most 200", "gc.keepDays": "must be at most 3650" }],
+    ["a fractional generation count", (s) => ({ ...s, gc: { ...s.gc, keepGenerations: 2.5 } }), { "gc.keepGenerations": "enter a whole number" }],
     [
       "a window with no day and a made-up time zone",
       (s) => ({ ...s, windows: [{ days: [], start: "02:00", end: "03:00", timeZone: "Mars/Olympus" }] }),

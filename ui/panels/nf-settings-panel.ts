@@ -19,7 +19,7 @@ import "../components/nf-settings-channels.ts";
 import "../components/nf-settings-windows.ts";
 import "../components/nf-settings-ci-token.ts";
 
-type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "alerts";
+type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "gc" | "alerts";
 
 const DEPLOY_LABELS: Record<(typeof DEPLOY_STRATEGIES)[number], string> = {
   all: "every host (offline ones when they return)",
@@ -280,6 +280,14 @@ export class NfSettingsPanel extends LitElement {
           <div class="fields">${this.select("rollback", "strategy", draft.rollback.strategy, "When a rollout fails", ROLLBACK_STRATEGIES.map((r) => [r, ROLLBACK_LABELS[r]]))}</div>
           ${this.checkbox("rollback", "rollbackHosts", draft.rollback.rollbackHosts, "Also roll back the hosts that already switched")}
         </section>
+        <section aria-labelledby="s-gc">
+          <h2 id="s-gc">Garbage collection</h2>
+          <p class="hint" style="margin:0">What a <code>gc</code> keeps besides the current, the booted and the safety net's generations. A host's own module options <code>gc.keepGenerations</code> and <code>gc.keepDays</code> win.</p>
+          <div class="fields">
+            ${this.number("gc", "keepGenerations", draft.gc.keepGenerations, "Keep the newest generations", "1", "1–200")}
+            ${this.number("gc", "keepDays", draft.gc.keepDays, "Keep generations younger than (days)", "any", "0 = by count only; fractions allowed")}
+          </div>
+        </section>
         <section aria-labelledby="s-windows">
           <h2 id="s-windows">Maintenance windows</h2>
           <nf-settings-windows
@@ -328,7 +336,7 @@ export class NfSettingsPanel extends LitElement {
 
   /** Messages whose path has no field of its own on the page (an unknown key, the whole object). */
   private unplacedErrors() {
-    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
+    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|gc|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
     const rest = Object.entries(this._errors).filter(([key]) => !placed.test(key));
     if (rest.length === 0) return nothing;
     return html`<ul>${rest.map(([key, message]) => html`<li>${key ? html`<code>${key}</code>: ` : nothing}${message}</li>`)}</ul>`;
