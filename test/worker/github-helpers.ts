@@ -174,3 +174,20 @@ export function pullRequest(action: string, options: { number?: number; title?: 
   set(payload, "pull_request.updated_at", options.updatedAt ?? "2019-05-15T15:20:33Z");
   return payload;
 }
+
+/** A push to main from `before` to `after` with this git tree, touching no flake.lock (stored without a GitHub call). */
+export function pushToMain(before: string, after: string, tree: string): Record<string, unknown> {
+  const payload = ours(example("push", (p) => p.ref === "refs/heads/master" && p.head_commit !== null));
+  set(payload, "ref", "refs/heads/main");
+  set(payload, "before", before);
+  set(payload, "after", after);
+  set(payload, "forced", false);
+  for (const prefix of ["head_commit", "commits.0"]) {
+    set(payload, `${prefix}.id`, after);
+    set(payload, `${prefix}.added`, []);
+    set(payload, `${prefix}.modified`, ["hosts/hsb0.nix"]);
+    set(payload, `${prefix}.removed`, []);
+  }
+  set(payload, "head_commit.tree_id", tree);
+  return payload;
+}

@@ -11,7 +11,7 @@ import { openDatabase } from "../../worker/db/client.ts";
 import { loadFleetTarget, saveRepoState } from "../../worker/db/github.ts";
 import { coordinator } from "../../worker/coordinator.ts";
 import { eventually } from "../support/wait.ts";
-import { deliver, example, ours, REPOSITORY, resetGitHubTables, set, SHAS } from "./github-helpers.ts";
+import { deliver, pushToMain, REPOSITORY, resetGitHubTables, SHAS } from "./github-helpers.ts";
 import { api, createHost, poll, sampleReport } from "./helpers.ts";
 
 const db = () => openDatabase(env.DB);
@@ -23,22 +23,7 @@ const parsePoll = async (res: Response) => {
   return PollResponse.parse(await res.json());
 };
 
-/** A push to main from `before` to `after` that touches no flake.lock (stored without a GitHub call). */
-function push(before: string, after: string) {
-  const payload = ours(example("push", (p) => p.ref === "refs/heads/master" && p.head_commit !== null));
-  set(payload, "ref", "refs/heads/main");
-  set(payload, "before", before);
-  set(payload, "after", after);
-  set(payload, "forced", false);
-  for (const prefix of ["head_commit", "commits.0"]) {
-    set(payload, `${prefix}.id`, after);
-    set(payload, `${prefix}.added`, []);
-    set(payload, `${prefix}.modified`, ["hosts/hsb0.nix"]);
-    set(payload, `${prefix}.removed`, []);
-  }
-  set(payload, "head_commit.tree_id", TREE);
-  return payload;
-}
+const push = (before: string, after: string) => pushToMain(before, after, TREE);
 
 beforeEach(async () => {
   await resetGitHubTables();

@@ -1,9 +1,13 @@
 // Rollouts driven through the real coordinator: waves, gates, failure, cancel,
 // holds, soaks with the alarm, and an eviction mid-rollout that resumes exactly.
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
-import { ErrorBody, PollResponse, RolloutPlanView, RolloutView, type Report } from "../../common/protocol.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { ErrorBody, HostView, PollResponse, RolloutPlanView, RolloutView, SettingsResponse, type Report, type Settings } from "../../common/protocol.ts";
+import { openDatabase } from "../../worker/db/client.ts";
+import { saveRepoState } from "../../worker/db/github.ts";
 import { eventually } from "../support/wait.ts";
+import { deliver, pushToMain, REPOSITORY, resetGitHubTables } from "./github-helpers.ts";
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
@@ -27,17 +31,18 @@ function report(name: string, commit: string, overrides: { canary?: boolean; pri
   });
 }
 
+/** Hosts created and reporting at once (their priorities, not their order of arrival, order the waves). */
 async function fleet(prefix: string, count: number, canaryIndex = 0): Promise<Agent[]> {
-  const agents: Agent[] = [];
-  for (let i = 0; i < count; i++) {
-    const name = `${prefix}-${i}`;
-    const { token } = await createHost(name);
-    const agent = { name, token, session: `session-${name}` };
-    const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: report(name, OLD, { canary: i === canaryIndex, priority: i }) }));
-    expect(res.status).toBe(200);
-    agents.push(agent);
-  }
-  return agents;
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const name = `${prefix}-${i}`;
+      const { token } = await createHost(name);
+      const agent = { name, token, session: `session-${name}` };
+      const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: report(name, OLD, { canary: i === canaryIndex, priority: i }) }));
+      expect(res.status).toBe(200);
+      return agent;
+    }),
+  );
 }
 
 async function pollOnce(agent: Agent, extra: Parameters<typeof pollBody>[0] = {}) {
@@ -341,5 +346,123 @@ describe("a rollout through the real coordinator", () => {
     expect(hold.status).toBe(404);
     const empty = await api("/api/hosts/plan-0/hold", { method: "PUT", json: { reason: " " } });
     expect(empty.status).toBe(400);
+  });
+});
+
+describe("a wave's ends judged at once, against the fleet's target as GitHub last set it", () => {
+  let before: Settings;
+  const saveSettings = async (settings: Settings) => {
+    const res = await api("/api/settings", { method: "PUT", json: settings });
+    expect(res.status, await res.clone().text()).toBe(200);
+  };
+  const fleetTargetReads = async () => z.object({ counters: z.object({ fleetTargetReads: z.number() }) }).parse(await (await api("/api/stats")).json()).counters.fleetTargetReads;
+
+  beforeAll(async () => {
+    before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+    // One wave of ten, no canary: the wave's ends are the rollout's.
+    await saveSettings({ ...before, rollout: { ...before.rollout, canary: 0, waveSize: 10 } });
+  });
+  afterAll(async () => {
+    await resetGitHubTables();
+    await stub().notify({ type: "repo" });
+    await saveSettings({ ...SettingsResponse.parse(await (await api("/api/settings")).json()).settings, rollout: before.rollout });
+  });
+
+  it("ten hosts of a wave ending at the same moment are all judged by their ends, the fleet's target read from D1 once for all ten", async () => {
+    const agents = await fleet("burst", 10, -1);
+    const commit = sha(0x30);
+    const view = await deploy({ commit, hosts: agents.map((a) => a.name) });
+    expect(view.waves.map((w) => w.hosts.length)).toEqual([10]);
+    const ids = await Promise.all(
+      agents.map(async (agent) => {
+        const id = (await pollOnce(agent)).commands.find((c) => c.kind === "pull-switch")!.id;
+        expect((await agentFetch(agent.token, `/commands/${id}/events`, { type: "started", at: new Date().toISOString() })).status).toBe(200);
+        return id;
+      }),
+    );
+    // Half of them confirm through the safety net (their end carries no report), half send the report with the end.
+    const confirming = agents.slice(0, 5);
+    const confirmed = await Promise.all(
+      confirming.map((agent, i) => {
+        const post = report(agent.name, commit);
+        return agentFetch(agent.token, "/confirm", { protocol: post.protocol, agentSession: agent.session, commandId: ids[i], system: post.system.current.value, report: post });
+      }),
+    );
+    expect(confirmed.map((res) => res.status)).toEqual(confirming.map(() => 200));
+    // GitHub's state changed: the coordinator's copy is dropped, so the ten ends below need one read.
+    await stub().notify({ type: "repo" });
+    const readsBefore = await fleetTargetReads();
+    const ends = await Promise.all(
+      agents.map((agent, i) =>
+        agentFetch(agent.token, `/commands/${ids[i]}/events`, {
+          type: "finished",
+          at: new Date().toISOString(),
+          outcome: "succeeded",
+          exitCode: 0,
+          result: { commitBefore: OLD, commitAfter: commit },
+          ...(i < confirming.length ? {} : { report: { agentSession: agent.session, report: report(agent.name, commit) } }),
+        }),
+      ),
+    );
+    expect(ends.map((res) => res.status)).toEqual(agents.map(() => 200));
+    // Read right after the answers: every host verified by its end, no poll in between.
+    const after = await rollout(view.id);
+    expect(after.waves[0]!.hosts.map((h) => [h.name, h.state])).toEqual(agents.map((a) => [a.name, "done"]));
+    expect(after.state).toBe("succeeded");
+    expect(await fleetTargetReads()).toBe(readsBefore + 1);
+    // The reports judged before D1 stored them are D1's by the time the ends were answered.
+    const { hosts } = z.object({ hosts: z.array(HostView.pick({ name: true, report: true })) }).parse(await (await api("/api/hosts")).json());
+    const burst = hosts.filter((h) => h.name.startsWith("burst-"));
+    expect(burst.map((h) => [h.name, h.report?.repo.commit.value])).toEqual(agents.map((a) => [a.name, commit]));
+  });
+
+  it("a verdict after a push to main uses the new head: the copy of the target the coordinator held is dropped by the webhook", async () => {
+    const earlier = sha(0x31);
+    const head = sha(0x32);
+    const prHead = sha(0x33);
+    const tree = sha(0x34);
+    await resetGitHubTables();
+    await saveRepoState(openDatabase(env.DB), {
+      repository: REPOSITORY,
+      branch: "main",
+      head: { sha: earlier, message: "earlier", author: "Codertocat", committedAt: "2019-05-15T15:00:00Z", tree: sha(0x35) },
+      lockHash: "c".repeat(64),
+      lockLastModified: { nixpkgs: 1_702_234_567 },
+      lockProblem: null,
+      updatedAt: "2019-05-15T15:00:00.000Z",
+      source: "schedule",
+    });
+    await stub().notify({ type: "repo" });
+    // The host's first report is judged against `earlier`: the coordinator now holds that copy.
+    const readsBefore = await fleetTargetReads();
+    const [agent] = await fleet("new-head", 1, -1);
+    expect(await fleetTargetReads()).toBe(readsBefore + 1);
+    const view = await deploy({ commit: head, hosts: [agent!.name] });
+    const { response } = await deliver("push", pushToMain(earlier, head, tree));
+    expect(response.status).toBe(200);
+
+    const id = (await pollOnce(agent!)).commands.find((c) => c.kind === "pull-switch")!.id;
+    const events = (body: unknown) => agentFetch(agent!.token, `/commands/${id}/events`, body);
+    expect((await events({ type: "started", at: new Date().toISOString() })).status).toBe(200);
+    // The host evaluated the update PR's head, whose tree main's new head has: the same system, so System is
+    // green at the new head. Against the copy of `earlier` the tree is not main's and System would stay gray.
+    const post = report(agent!.name, head);
+    const desired: Report["desired"] = {
+      source: "local",
+      latest: { commit: prHead, tree, evaluatedAt: new Date().toISOString(), outPath: post.system.current.value!, changes: null },
+      evaluating: null,
+    };
+    const finished = await events({
+      type: "finished",
+      at: new Date().toISOString(),
+      outcome: "succeeded",
+      exitCode: 0,
+      result: { commitBefore: OLD, commitAfter: head },
+      report: { agentSession: agent!.session, report: { ...post, desired } },
+    });
+    expect(finished.status).toBe(200);
+    const after = await rollout(view.id);
+    expect(hostState(after, agent!.name), JSON.stringify(after.waves)).toBe("done");
+    expect(after.state).toBe("succeeded");
   });
 });

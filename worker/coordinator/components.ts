@@ -10,6 +10,7 @@ import { Catalogue } from "./catalogue.ts";
 import { CommitStatus } from "./commit-status.ts";
 import { Dispatch } from "./dispatch.ts";
 import { FleetBuildRunner } from "./fleet-build-runner.ts";
+import { FleetTargetCopy } from "./fleet-target.ts";
 import { Holds } from "./holds.ts";
 import { Incidents } from "./incidents.ts";
 import type { CoordinatorHost } from "./host.ts";
@@ -41,6 +42,7 @@ export function wireComponents(host: CoordinatorHost, stores: CoordinatorStorage
     reports: new Reports(host, stores.sessions),
     lockClock: new LockClock(host),
     mainHead: new MainHead(db, waiting),
+    fleetTarget: new FleetTargetCopy(db, host.now),
     rollouts: new RolloutRunner(host, stores.rollouts, dispatch, holds, isOnline, () => settings.current(), env.DASHBOARD_URL),
     fleetBuilds: new FleetBuildRunner(host, stores.fleetBuilds, dispatch),
     commitStatus: new CommitStatus(host, stores.fleetBuilds),

@@ -29,6 +29,8 @@ export interface EffectDeps {
   startRollout: (input: StartRolloutInput) => Promise<{ ok: true; rollout: { id: string } } | { ok: false; message: string }>;
   /** Reads what a host's health needs and steps the rollouts verifying it (the shell's). */
   health: (host: HostRef, report: Report, receivedAt: string) => Promise<void>;
+  /** The host's latest report from the coordinator's recent copies; null: read D1. */
+  latestReport: (hostId: string) => { report: Report; receivedAt: string } | null;
 }
 
 export function effectHandlers(deps: EffectDeps): EffectHandlers {
@@ -65,7 +67,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
       run(() => deps.revert.outcome(revert, event));
     },
     "health-recheck": async ({ hostId, hostName }) => {
-      const stored = await getReport(db, hostId);
+      const stored = deps.latestReport(hostId) ?? (await getReport(db, hostId));
       if (stored) await deps.health({ id: hostId, name: hostName, lastSeenAt: null }, stored.report, stored.receivedAt);
     },
   };

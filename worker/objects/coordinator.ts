@@ -20,7 +20,6 @@ import { step, type Step, type StepOf } from "../coordinator/step.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinator-storage.ts";
 import { readCommitDesired } from "../db/desired.ts";
-import { loadFleetTarget } from "../db/github.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
@@ -69,7 +68,15 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       rearm: () => ctx.waitUntil(this.scheduleAlarm()),
     };
     const c = (this.c = wireComponents(host, this.stores, ctx.storage, env, this.db));
-    this.effects = effectHandlers({ env, db: this.db, run: (body) => this.run(body), ...c, health: (...args) => this.health(...args), startRollout: (input) => this.startRollout(input) });
+    this.effects = effectHandlers({
+      env,
+      db: this.db,
+      run: (body) => this.run(body),
+      ...c,
+      health: (...args) => this.health(...args),
+      latestReport: (hostId) => c.reports.latestOf(hostId),
+      startRollout: (input) => this.startRollout(input),
+    });
     this.alarmClock = new OneAlarm(ctx.storage, () => [...this.clocks(), this.outbox]);
     void ctx.blockConcurrencyWhile(async () => {
       await Promise.all([this.alarmClock.load(), c.metrics.load(), c.settings.load(), adoptNamedHolds(this.stores.holds, this.db)]);
@@ -135,32 +142,36 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private async judgeAfterEnd(host: HostRef, sent: { agentSession: string; report: Report } | undefined): Promise<void> {
     if (sent !== undefined && (await this.acceptReport(host, sent.agentSession, sent.report))) return;
     if (!this.c.rollouts.verifying(host.name)) return;
-    // Both reads at once: the gate's judgement waits for the slower one only.
-    const [stored, target] = await Promise.all([getReport(this.db, host.id), loadFleetTarget(this.db)]);
-    if (stored) await this.health(host, stored.report, stored.receivedAt, target);
+    const stored = this.c.reports.latestOf(host.id) ?? (await getReport(this.db, host.id));
+    if (stored) await this.health(host, stored.report, stored.receivedAt);
   }
 
   /**
-   * Stores a changed report in D1 (the catalogue's latest report) before the poll's synchronous part, and
-   * judges it. False when it was stored already (nothing judged again).
+   * Judges a changed report, then stores it in D1 (the catalogue's latest report) before the poll's
+   * synchronous part. Judged first: a wave's hosts ending at once would otherwise queue their D1 writes
+   * ahead of the last host's verdict; D1 has the report before the agent's request is answered. False
+   * when it was stored already (nothing judged again).
    */
   private async acceptReport(host: HostRef, session: string, report: Report): Promise<boolean> {
     const hash = await reportHash(report);
     if (this.c.reports.isStored(host.id, session, hash)) return false;
     const receivedAt = new Date().toISOString();
+    if (!this.c.catalogue.isRemoving(host.id)) await this.health(host, report, receivedAt);
     await upsertReport(this.db, { hostId: host.id, report, reportHash: hash, agentSession: session, receivedAt });
     if (this.c.catalogue.isRemoving(host.id)) return true;
     this.c.metrics.counters.reportsStored++;
     this.run(() => this.c.reports.stored(host, session, hash, report, receivedAt));
     const due = this.c.lockClock.nextWakeAt();
     if (due !== null && this.alarmClock.isLaterThan(due)) await this.scheduleAlarm();
-    await this.health(host, report, receivedAt);
     return true;
   }
 
-  /** A host's report judged after reading the fleet's target: a rollout verifying it judges its System and Tests, then its incidents go on. */
-  private async health(host: HostRef, report: Report, receivedAt: string, read?: Awaited<ReturnType<typeof loadFleetTarget>>): Promise<void> {
-    const target = read ?? (await loadFleetTarget(this.db));
+  /**
+   * A host's report judged against the fleet's target (the coordinator's copy, read from D1 only when a
+   * GitHub change dropped it): a rollout verifying it judges its System and Tests, then its incidents go on.
+   */
+  private async health(host: HostRef, report: Report, receivedAt: string): Promise<void> {
+    const target = this.c.fleetTarget.current() ?? (await this.c.fleetTarget.read());
     if (this.c.rollouts.verifying(host.name)) this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
     this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
   }
@@ -225,6 +236,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.c.holds.forget(host);
     this.c.presence.forget(host.id);
     this.c.lockClock.forget(host.id);
+    this.c.reports.forgetHost(host.id);
     this.c.incidents.forgetHost(host.id);
     this.reactions.raise({ type: "host-removed", hostId: host.id });
     return step();
@@ -330,7 +342,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   async commandOutput(id: string, afterSeq: number, limit: number) { return this.c.dispatch.output(id, afterSeq, limit); }
 
   async stats(): Promise<{ counters: Record<string, number>; waitingPolls: number; activeCommands: number; dashboards: number }> {
-    return { counters: { ...this.c.metrics.counters }, waitingPolls: this.c.waiting.size, activeCommands: this.c.dispatch.activeCommands().length, dashboards: this.ctx.getWebSockets().length };
+    return { counters: { ...this.c.metrics.counters, fleetTargetReads: this.c.fleetTarget.reads }, waitingPolls: this.c.waiting.size, activeCommands: this.c.dispatch.activeCommands().length, dashboards: this.ctx.getWebSockets().length };
   }
 
   async metrics() { return coordinatorMetrics(this.c, this.stores); }
@@ -338,8 +350,13 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** The rate limit of a GitHub answer (worker/github/context.ts); an older reading than the one kept is ignored. */
   async recordGitHubRateLimit(rate: GitHubRateLimit): Promise<void> { await this.c.metrics.recordRateLimit(rate); }
 
-  /** Tell dashboards that something about a host changed (a webhook moved the target, say); a repository change is also told to held polls when main moved. */
+  /**
+   * Tell dashboards that something about a host changed (a webhook moved the target, say). A repository
+   * change also drops the copy of the fleet's target (every writer of D1's GitHub state calls this after
+   * writing) and is told to held polls when main moved.
+   */
   async notify(event: DashboardEvent): Promise<void> {
+    if (event.type === "repo") this.c.fleetTarget.changed();
     this.broadcast(event);
     if (event.type === "repo") await this.c.mainHead.reread();
   }

@@ -83,6 +83,8 @@ export async function syncPullDetails(ctx: UpdatePrContext, record: PullRequestR
 export async function rereadPull(ctx: UpdatePrContext, number: number): Promise<PullRequestRecord | null> {
   const record = await storePull(ctx, await requireClient(ctx).pull(number));
   if (record !== null && record.state === "open") await syncChecks(ctx, record.headSha);
+  // The PR may have merged or moved: the coordinator judges against the stored state, not its copy.
+  await ctx.notifyRepoChanged();
   return record;
 }
 

@@ -55,11 +55,18 @@ export async function refreshRepoState(
     console.error("github: refresh failed:", message);
     await recordRepoError(db, { repository: repository.fullName, branch: ctx.config.branch }, message, ctx.now().toISOString());
     const retryAt = error instanceof GitHubRateLimitError ? error.retryAt.toISOString() : null;
-    return { ok: false, reason: retryAt === null ? "github_error" : "rate_limited", message, retryAt, ...(await loadFleetTarget(db)) };
+    const after = await loadFleetTarget(db);
+    // What was stored before the failure (a new head, say) is told as a whole refresh's would be.
+    if (fingerprint(before) !== fingerprint(after)) await ctx.notifyRepoChanged();
+    return { ok: false, reason: retryAt === null ? "github_error" : "rate_limited", message, retryAt, ...after };
   }
 }
 
-/** What the dashboards show, without the timestamp every refresh moves. */
+/**
+ * What the dashboards show, without the timestamp every refresh moves. The coordinator's copy of the
+ * target (worker/coordinator/fleet-target.ts) is dropped on the same nudge: `updatedAt` alone moves no
+ * compartment's state or reason (it bounds which merges are unseen, and those are in `updatePrs`).
+ */
 function fingerprint(target: { repo: RepoState | null; updatePrs: UpdatePr[] }): string {
   return JSON.stringify({ repo: target.repo ? { ...target.repo, updatedAt: null, source: null } : null, updatePrs: target.updatePrs });
 }

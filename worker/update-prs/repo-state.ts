@@ -85,6 +85,8 @@ export async function applyPush(ctx: UpdatePrContext, event: PushEvent): Promise
           updatedAt: ctx.now().toISOString(),
           source: "webhook",
         });
+        // The head is known now, whether or not its lock is stored below.
+        await ctx.notifyRepoChanged();
       }
       await readLockForHead(ctx, current.sha, previous);
     },
