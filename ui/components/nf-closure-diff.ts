@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { ClosureDiff } from "../../common/protocol.ts";
-import { formatVersions } from "../common/fleet-build.ts";
+import { formatVersions } from "../../common/closure-diff.ts";
 import { formatSizeDelta } from "../common/format.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { plural } from "../../common/text.ts";
