@@ -4,7 +4,7 @@
  * older agents keep the clone-based rule in system.ts.
  */
 import { describeVersionChange, versionsChanged } from "../closure-diff.ts";
-import type { Compartment, DesiredClosureDiff, DesiredReport, Report } from "../protocol.ts";
+import type { Compartment, DesiredClosureDiff, DesiredReport } from "../protocol.ts";
 import { firstErrorLine, plural, pluralWord, shortSha, storePathName } from "../text.ts";
 import { type HostFacts, verdict } from "./host.ts";
 
@@ -112,15 +112,4 @@ function packagesThatChange(diff: DesiredClosureDiff): string | null {
   const more = count - named.length;
   const list = named.length === 0 ? "sizes only" : `${named.join(", ")}${more > 0 ? ` and ${more} more` : ""}`;
   return `${plural(count, "package")} ${pluralWord(count, "changes", "change")} (${list}), built here`;
-}
-
-/**
- * The closure diff the System compartment's "switch needed" is about: main's desired system against
- * the system that runs now (a diff made against another running system is left out), else null.
- */
-export function desiredClosureDiff(report: Report | null): DesiredClosureDiff | null {
-  const latest = report?.desired?.latest ?? null;
-  const current = report?.system.current.value ?? null;
-  if (latest === null || !("outPath" in latest) || current === null || latest.outPath === current) return null;
-  return latest.closureDiff?.comparedWith === current ? latest.closureDiff : null;
 }

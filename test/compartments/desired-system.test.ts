@@ -5,7 +5,7 @@
  * reason while it is not known. An evaluation of an older commit counts only when its tree is main's.
  */
 import { describe, expect, it } from "vitest";
-import { desiredClosureDiff } from "../../common/compartments/desired.ts";
+import { desiredClosureDiff } from "../../common/compartments/desired-closure-diff.ts";
 import type { ClosureDiffEntry, DesiredClosureDiff, DesiredReport } from "../../common/protocol.ts";
 import { buildCommand, minutesAgo, sha } from "./builders.ts";
 import { B, COMMIT, G, R, SYSTEM, W, Y, compute, hostReport, hsb0, mainAt } from "./world.ts";
