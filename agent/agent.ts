@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { AgentConfig } from "../common/agent-config.ts";
-import { PROTOCOL_VERSION, type CommandDelivery, type OutputStream, type Report } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, type CommandDelivery, type CommandKind, type OutputStream, type Report } from "../common/protocol.ts";
 import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
 import { CommandEventSender } from "./command-events.ts";
 import { DesiredSystems } from "./desired.ts";
@@ -49,6 +49,9 @@ export interface AgentOptions {
   /** Runs this agent package (`node`, its flags, the entry); the safety net's watchdog is `… watchdog <dir>`. */
   watchdogCommand?: readonly string[];
 }
+
+/** Commands after which main's desired system may be in the store, or another system runs. */
+const SYSTEM_CHANGING_KINDS: ReadonlySet<CommandKind> = new Set(["build", "switch", "pull-switch", "rollback"]);
 
 /** Why the agent refuses to start; the message tells the operator what to fix. */
 export class AgentStartError extends Error {
@@ -168,6 +171,8 @@ export class Agent {
       finish: (id, outcome) => this.#finish(id, outcome),
       complete: (entry, end) => this.#complete(entry, end),
     });
+    // A build or switch while the agent was down may have realised main's desired system or moved the running one.
+    services.desired.systemsChanged();
     this.#loop = this.#poller.run({ client: services.client, reports: services.reports, shutdown: this.#shutdown.signal });
   }
 
@@ -317,6 +322,8 @@ export class Agent {
     if (end.outcome === "succeeded" && (entry.kind === "pull" || entry.kind === "pull-switch") && end.result.commitAfter) {
       this.#started().desired.mainAt(end.result.commitAfter);
     }
+    // A build may have realised main's desired system; a switch changes what it is compared with.
+    if (end.outcome === "succeeded" && SYSTEM_CHANGING_KINDS.has(entry.kind)) this.#started().desired.systemsChanged(end.result.build);
     if (end.then === "restart-agent") {
       // The result must reach the server before the process goes away (bounded: a dead server must not block the restart).
       await withTimeout(delivered, 15_000);

@@ -7,20 +7,29 @@
  * An evaluation starts after a random delay, so a fleet does not evaluate in
  * the same second, and its end is reported at once (`onChange`).
  *
+ * Once the desired system is in the host's store (a fleet build, any build, a
+ * dry run with nothing to do), it is compared with the running system as a
+ * fleet build is (closure-compare.ts), once per pair of systems: the diff is
+ * kept with the evaluation.
+ *
  * With `evaluate: "ci"` the agent evaluates nothing: the control plane uses
  * what CI publishes (`POST /api/desired`).
  */
 import type { AgentConfig } from "../common/agent-config.ts";
-import type { DesiredReport, DesiredSystem } from "../common/protocol.ts";
+import { StorePath, type BuildResult, type DesiredClosureDiff, type DesiredReport, type DesiredSystem } from "../common/protocol.ts";
 import { sleep } from "./backoff.ts";
+import { compareClosures } from "./closure-compare.ts";
 import { evaluateCommit, resolveCommit, type EvaluationHost } from "./desired-evaluation.ts";
 import type { JobStore } from "./job-store.ts";
 import type { Logger } from "./logger.ts";
+import { readCurrentSystem } from "./system.ts";
+
+type BuiltSystem = Extract<DesiredSystem, { outPath: string }>;
 
 export interface DesiredSystemsOptions {
   host: EvaluationHost;
   config: AgentConfig;
-  store: Pick<JobStore, "cachedEvaluation" | "recordEvaluation" | "desiredLatest" | "recordDesiredLatest">;
+  store: Pick<JobStore, "cachedEvaluation" | "recordEvaluation" | "recordRealised" | "desiredLatest" | "recordDesiredLatest">;
   logger: Logger;
   random: () => number;
   now: () => number;
@@ -37,6 +46,10 @@ export class DesiredSystems {
   #wanted: string | null = null;
   #handled: string | null = null;
   #loop: Promise<void> | null = null;
+  /** A command built or activated a system: the desired one may be in the store now, or the running one moved. */
+  #recheck = false;
+  /** The last build command's closure diff, taken as it is when it compared the desired system with the running one. */
+  #lastBuild: Pick<BuildResult, "storePath" | "comparedWith" | "closureDiff"> | null = null;
 
   constructor(options: DesiredSystemsOptions) {
     this.#options = options;
@@ -53,11 +66,25 @@ export class DesiredSystems {
   mainAt(commit: string): void {
     if (this.#options.config.desired.evaluate !== "local" || commit === this.#wanted) return;
     this.#wanted = commit;
-    if (this.#loop === null) {
-      this.#loop = this.#work().finally(() => {
-        this.#loop = null;
-      });
-    }
+    this.#kick();
+  }
+
+  /**
+   * The store or the running system changed (the agent started, a build or switch ended): the latest
+   * desired system may be realised now, or its closure diff made against a system that no longer runs.
+   */
+  systemsChanged(build?: BuildResult): void {
+    if (this.#options.config.desired.evaluate !== "local") return;
+    if (build?.storePath != null && build.closureDiff !== null) this.#lastBuild = build;
+    this.#recheck = true;
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#loop !== null) return;
+    this.#loop = this.#work().finally(() => {
+      this.#loop = null;
+    });
   }
 
   /** Resolves once no evaluation runs (the agent's shutdown stops one). */
@@ -67,21 +94,44 @@ export class DesiredSystems {
 
   async #work(): Promise<void> {
     const { shutdown } = this.#options;
-    while (this.#wanted !== null && this.#wanted !== this.#handled && !shutdown.aborted) {
-      const commit = this.#wanted;
-      try {
-        const system = await this.#desiredAt(commit);
-        if (system === null) continue;
-        this.#latest = system;
-        await this.#options.store.recordDesiredLatest(system);
-        this.#handled = commit;
-      } catch (error) {
-        this.#options.logger.error("the desired-system evaluation failed unexpectedly", { commit, problem: String(error) });
-        this.#handled = commit;
-      } finally {
-        this.#evaluating = null;
+    while (!shutdown.aborted) {
+      if (this.#wanted !== null && this.#wanted !== this.#handled) {
+        await this.#evaluate(this.#wanted);
+      } else if (this.#recheck) {
+        this.#recheck = false;
+        await this.#recheckLatest();
+      } else {
+        return;
       }
+    }
+  }
+
+  async #evaluate(commit: string): Promise<void> {
+    try {
+      const system = await this.#desiredAt(commit);
+      if (system === null) return;
+      this.#latest = system;
+      await this.#options.store.recordDesiredLatest(system);
+      this.#handled = commit;
+    } catch (error) {
+      this.#options.logger.error("the desired-system evaluation failed unexpectedly", { commit, problem: String(error) });
+      this.#handled = commit;
+    } finally {
+      this.#evaluating = null;
+    }
+    this.#options.onChange();
+  }
+
+  async #recheckLatest(): Promise<void> {
+    const latest = this.#latest;
+    if (latest === null || !("outPath" in latest)) return;
+    try {
+      const realised = await this.#realised(latest);
+      if (realised === latest) return;
+      this.#latest = realised;
       this.#options.onChange();
+    } catch (error) {
+      this.#options.logger.error("checking the desired system in the store failed unexpectedly", { problem: String(error) });
     }
   }
 
@@ -101,7 +151,7 @@ export class DesiredSystems {
     const cached = store.cachedEvaluation(key);
     if (cached !== null) {
       logger.debug("desired system already evaluated at this tree", { commit, tree: key.tree });
-      return { ...(await this.#withChanges(cached)), commit };
+      return { ...(await this.#realised(cached)), commit };
     }
 
     this.#evaluating = commit;
@@ -127,17 +177,45 @@ export class DesiredSystems {
     logger.info("desired system evaluated", { commit, outPath: outcome.outPath, durationMs });
     const system: DesiredSystem = { ...base, outPath: outcome.outPath, changes: outcome.changes };
     await store.recordEvaluation(key, system);
-    return system;
+    return this.#realised(system);
   }
 
   /**
-   * A switch's own evaluation (commands/switch.ts) runs no dry run: once its build realised the path,
-   * nothing is left to build or fetch; until then what it takes is not known.
+   * Once the system is in the store, nothing is left to build or fetch (a switch's own evaluation,
+   * commands/switch.ts, runs no dry run; a build may have realised it since), and the switch to it
+   * changes what its closure diff against the running system says. Kept with every evaluation of
+   * that store path; the same system when nothing new was learnt.
    */
-  async #withChanges(system: DesiredSystem): Promise<DesiredSystem> {
-    if (!("outPath" in system) || system.changes !== null) return system;
-    const realised = await this.#options.host.runner.realPath(system.outPath).then(() => true, () => false);
-    return realised ? { ...system, changes: { toBuild: 0, toFetch: 0 } } : system;
+  async #realised(system: DesiredSystem): Promise<DesiredSystem> {
+    if (!("outPath" in system)) return system;
+    const { host, store } = this.#options;
+    const nothingToDo = system.changes !== null && system.changes.toBuild === 0 && system.changes.toFetch === 0;
+    if (!nothingToDo && !(await host.runner.realPath(system.outPath).then(() => true, () => false))) return system;
+    const running = (await readCurrentSystem(host.platform, host.runner)).value;
+    const stale = running !== null && running !== system.outPath && system.closureDiff?.comparedWith !== running;
+    const closureDiff = stale ? ((await this.#closureDiff(running, system.outPath)) ?? system.closureDiff) : system.closureDiff;
+    if (nothingToDo && closureDiff === system.closureDiff) return system;
+    const realised: BuiltSystem = { ...system, changes: { toBuild: 0, toFetch: 0 }, ...(closureDiff === undefined ? {} : { closureDiff }) };
+    await store.recordRealised(realised);
+    return realised;
+  }
+
+  /** The running system against the desired one: the build's diff when a build just made it, else nix's. */
+  async #closureDiff(running: string, outPath: string): Promise<DesiredClosureDiff | null> {
+    const { host, logger, shutdown } = this.#options;
+    // The report carries it: a running system that is no store path (a test's profile, say) is not compared.
+    if (!StorePath.safeParse(running).success) return null;
+    const build = this.#lastBuild;
+    if (build?.closureDiff != null && build.storePath === outPath && build.comparedWith === running) {
+      return { ...build.closureDiff, comparedWith: running };
+    }
+    const compared = await compareClosures(host, running, outPath, shutdown);
+    if (compared.value === null) {
+      logger.warn("no closure diff of the desired system", { outPath, problem: compared.reason });
+      return null;
+    }
+    logger.info("desired system compared with the running one", { outPath, packages: compared.value.entries.length + compared.value.omitted });
+    return { ...compared.value, comparedWith: running };
   }
 
   #isoNow(): string {

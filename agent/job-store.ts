@@ -307,6 +307,15 @@ export class JobStore {
     await this.#write("systems.json", this.#systems);
   }
 
+  /** What was learnt once `system.outPath` was in the store (nothing to build, the closure diff), for every evaluation of it. */
+  async recordRealised(system: Extract<DesiredSystem, { outPath: string }>): Promise<void> {
+    const learnt = { changes: system.changes, ...(system.closureDiff === undefined ? {} : { closureDiff: system.closureDiff }) };
+    const update = (other: DesiredSystem): DesiredSystem => ("outPath" in other && other.outPath === system.outPath ? { ...other, ...learnt } : other);
+    this.#systems.evaluations = this.#systems.evaluations.map((entry) => ({ ...entry, system: update(entry.system) }));
+    if (this.#systems.desiredLatest !== null) this.#systems.desiredLatest = update(this.#systems.desiredLatest);
+    await this.#write("systems.json", this.#systems);
+  }
+
   /** The newest desired system the agent has of main, kept so a restarted agent reports it at once. */
   desiredLatest(): DesiredSystem | null {
     return this.#systems.desiredLatest;

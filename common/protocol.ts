@@ -5,11 +5,12 @@
  *
  * The schemas live under protocol/, one file per audience; this index
  * re-exports them all. The agent's wire contract is protocol/agent.ts, which
- * imports only version, hosts, commands and reports.
+ * imports only version, hosts, commands, closure-diff and reports.
  */
 export * from "./protocol/version.ts";
 export * from "./protocol/hosts.ts";
 export * from "./protocol/commands.ts";
+export * from "./protocol/closure-diff.ts";
 export * from "./protocol/reports.ts";
 export * from "./protocol/desired.ts";
 export * from "./protocol/agent.ts";

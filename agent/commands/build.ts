@@ -12,13 +12,11 @@
  */
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { z } from "zod";
-import { COMMAND_DEADLINE_SECONDS, type BuildResult, type ClosureDiff, type OutputStream } from "../../common/protocol.ts";
-import { parseClosureDiff } from "../closure-diff.ts";
+import { COMMAND_DEADLINE_SECONDS, type BuildResult, type OutputStream } from "../../common/protocol.ts";
+import { compareClosures } from "../closure-compare.ts";
 import { checkStoreSpace } from "../disk-space.ts";
 import { addWorktree, buildCacheDir, fetchCommit, pruneWorktrees, removeWorktree, withCache } from "../commit-worktree.ts";
 import { runGit } from "../git.ts";
-import type { Known } from "../known.ts";
 import { describeFailure, type RunResult } from "../runner.ts";
 import { NIX_FLAKE_FLAGS, readCurrentSystem } from "../system.ts";
 import { cancelled, failed, succeeded, type CommandContext, type CommandOutcome } from "./context.ts";
@@ -35,8 +33,6 @@ const ERROR_TAIL_CHARS = 4000;
 const ERROR_MAX_CHARS = 4000;
 /** The build's evaluation runs at a low priority, so the host's own work goes first. */
 const NICE = ["nice", "-n", "10"] as const;
-
-const PathInfo = z.array(z.object({ path: z.string(), closureSize: z.number().int().nonnegative() }));
 
 export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
   const commit = ctx.delivery.commit;
@@ -150,36 +146,6 @@ function buildDirs(stateDir: string, commandId: string): BuildDirs {
 async function removeLeftovers(ctx: CommandContext, dirs: BuildDirs): Promise<void> {
   await fs.rm(path.dirname(dirs.work), { recursive: true, force: true });
   await pruneWorktrees(ctx, dirs.cache);
-}
-
-/** `nix store diff-closures` for the entries, `nix path-info -S` for the total (diff-closures hides changes under 8 KiB). */
-async function compareClosures(
-  ctx: CommandContext,
-  running: string,
-  built: string,
-  signal: AbortSignal,
-  output: (stream: OutputStream, data: string) => void,
-): Promise<Known<ClosureDiff>> {
-  const nix = ctx.config.tools.nix;
-  const diffArgv = [nix, ...NIX_FLAKE_FLAGS, "store", "diff-closures", running, built];
-  ctx.say(`$ ${diffArgv.join(" ")}`);
-  const diff = await ctx.runner.run(diffArgv, { signal, onOutput: output });
-  if (diff.exitCode !== 0) return { value: null, reason: describeFailure("nix store diff-closures", diff) };
-  const sizes = await ctx.runner.run([nix, ...NIX_FLAKE_FLAGS, "path-info", "--closure-size", "--json", running, built], { signal });
-  if (sizes.exitCode !== 0) return { value: null, reason: describeFailure("nix path-info", sizes) };
-  let info: z.infer<typeof PathInfo>;
-  try {
-    info = PathInfo.parse(JSON.parse(sizes.stdout));
-  } catch (error) {
-    return { value: null, reason: `nix path-info printed something unexpected: ${String(error).slice(0, 300)}` };
-  }
-  const closureSize = (storePath: string) => info.find((entry) => entry.path === storePath)?.closureSize;
-  const before = closureSize(running);
-  const after = closureSize(built);
-  if (before === undefined || after === undefined) return { value: null, reason: "nix path-info did not give both closure sizes" };
-  const parsed = parseClosureDiff(diff.stdout);
-  for (const line of parsed.unparsed) ctx.say(`not understood in the closure diff: ${line}`);
-  return { value: { entries: parsed.entries, omitted: parsed.omitted, totalSizeDelta: after - before } };
 }
 
 /** Aborts at the command's deadline: the control plane declares it timed out then, so the build must not go on. */

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { ClosureDiff } from "./closure-diff.ts";
 import { CommandDelivery, CommandId } from "./commands.ts";
 import { Sha1 } from "./hosts.ts";
 import { HostRollback, Report, TestRun } from "./reports.ts";
@@ -43,30 +44,6 @@ export const OutputChunk = z.object({
   data: z.string().max(64 * 1024),
 });
 export type OutputChunk = z.infer<typeof OutputChunk>;
-
-/** One package whose versions or size differ between the running system and a build (`nix store diff-closures`). */
-export const ClosureDiffEntry = z.object({
-  /** The store path name without its version, e.g. `hello`, `nixos-system-web1`. */
-  name: z.string().min(1).max(200),
-  /** Versions only in the running system; `""` is a path without a version (nix prints `ε`). */
-  old: z.array(z.string().max(100)).max(50),
-  /** Versions only in the build. */
-  new: z.array(z.string().max(100)).max(50),
-  /** Bytes; 0 when nix did not print a size (it leaves out changes under 8 KiB). */
-  sizeDelta: z.number().int(),
-});
-export type ClosureDiffEntry = z.infer<typeof ClosureDiffEntry>;
-
-export const CLOSURE_DIFF_MAX_ENTRIES = 2000;
-
-export const ClosureDiff = z.object({
-  entries: z.array(ClosureDiffEntry).max(CLOSURE_DIFF_MAX_ENTRIES),
-  /** Entries left out to stay under the bound. */
-  omitted: z.number().int().nonnegative().default(0),
-  /** Closure size of the build minus that of the running system, in bytes (`nix path-info -S`). */
-  totalSizeDelta: z.number().int(),
-});
-export type ClosureDiff = z.infer<typeof ClosureDiff>;
 
 /** What a `build` command built and how it differs from what runs. */
 export const BuildResult = z.object({

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { ClosureDiff } from "./agent.ts";
+import { ClosureDiff } from "./closure-diff.ts";
 import { CommandId } from "./commands.ts";
 import { HostName, Sha1 } from "./hosts.ts";
 

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { ClosureDiff } from "./closure-diff.ts";
 import { ActivationMode } from "./commands.ts";
 import { Platform, Sha1 } from "./hosts.ts";
 import { AgentProtocolVersion } from "./version.ts";
@@ -65,6 +66,15 @@ export const DesiredChanges = z.object({
 });
 export type DesiredChanges = z.infer<typeof DesiredChanges>;
 
+/**
+ * The closure diff from the running system to the desired one, made once the desired system is in
+ * the host's store (a fleet build, an earlier build, a dry run with nothing to do), bounded as a
+ * fleet build's is. `comparedWith` is the running system it was made against: once another system
+ * runs, it no longer describes the switch.
+ */
+export const DesiredClosureDiff = ClosureDiff.extend({ comparedWith: StorePath });
+export type DesiredClosureDiff = z.infer<typeof DesiredClosureDiff>;
+
 const desiredAt = {
   /** The commit of main that was evaluated. */
   commit: Sha1,
@@ -79,7 +89,15 @@ const desiredAt = {
  * path, or nix's error when it does not evaluate.
  */
 export const DesiredSystem = z.union([
-  z.object({ ...desiredAt, outPath: StorePath, changes: DesiredChanges.nullable().default(null) }).strict(),
+  z
+    .object({
+      ...desiredAt,
+      outPath: StorePath,
+      changes: DesiredChanges.nullable().default(null),
+      /** Older agents leave it out; so does an agent whose store does not hold the desired system yet. */
+      closureDiff: DesiredClosureDiff.optional(),
+    })
+    .strict(),
   z.object({ ...desiredAt, error: z.string().min(1).max(2000) }).strict(),
 ]);
 export type DesiredSystem = z.infer<typeof DesiredSystem>;

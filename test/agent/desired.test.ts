@@ -157,6 +157,61 @@ describeWithNix("the desired system at main's head", () => {
     ]);
   });
 
+  it("reports the closure diff against the running system once main's system is in the store (a build's, or its own), made once per system", async () => {
+    await start();
+    expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
+    const running = await h.shim.currentSystem();
+    const diffRuns = async () => (await nixWork()).filter((line) => line.includes(" store diff-closures "));
+
+    // Main moves to a system not built here: counts, no diff. A build of it then realises it, and its diff is taken as it is.
+    const unbuiltHead = await h.fleet.commit({ "packages/greeter.txt": "2.1 4\n", "hosts/web1.txt": newGeneration() }, "greeter 2.1");
+    h.plane.moveMain(unbuiltHead);
+    const unbuilt = await reportWith(latestAt(unbuiltHead), "the desired system before its build");
+    expect(unbuilt.desired?.latest).toMatchObject({ changes: { toBuild: 1, toFetch: 0 } });
+    expect(unbuilt.desired?.latest).not.toHaveProperty("closureDiff");
+    const { finished } = await h.run("build", { commit: unbuiltHead });
+    const build = finished.result?.build;
+    expect(build?.closureDiff?.entries).toEqual([{ name: "greeter", old: ["2.0"], new: ["2.1"], sizeDelta: 0 }]);
+    const built = await reportWith((desired) => desired.latest !== null && "closureDiff" in desired.latest, "the desired system after the build");
+    expect(built.desired?.latest).toEqual({ ...unbuilt.desired?.latest, changes: { toBuild: 0, toFetch: 0 }, closureDiff: { ...build?.closureDiff, comparedWith: running } });
+    expect(await diffRuns()).toHaveLength(1);
+
+    // Main's next system is built here before main moves (as after a fleet build of the PR that became it): the agent compares it itself.
+    const builtHead = await h.fleet.commit({ "packages/hello.txt": "1.1 40\n", "hosts/web1.txt": newGeneration() }, "hello 1.1");
+    await exec("nix", ["build", "--no-link", `${h.fleet.work}#nixosConfigurations.web1.config.system.build.toplevel`], { cwd: h.fleet.work, env: h.env });
+    const outPath = await h.fleet.systemPath("web1");
+    h.plane.moveMain(builtHead);
+    const report = await reportWith(latestAt(builtHead), "the desired system with its closure diff");
+    const latest = report.desired?.latest;
+    expect(latest).toMatchObject({
+      outPath,
+      changes: { toBuild: 0, toFetch: 0 },
+      closureDiff: {
+        comparedWith: running,
+        entries: [
+          { name: "greeter", old: ["2.0"], new: ["2.1"], sizeDelta: 0 },
+          { name: "hello", old: ["1.0"], new: ["1.1"], sizeDelta: 28 * 1024 },
+        ],
+        omitted: 0,
+      },
+    });
+    expect(latest && "closureDiff" in latest ? latest.closureDiff?.totalSizeDelta : null).toBeGreaterThanOrEqual(28 * 1024);
+    expect(report.system.current.value).toBe(running);
+    expect((await diffRuns()).slice(1)).toEqual([expect.stringContaining(` store diff-closures ${running} ${outPath}`)]);
+
+    // Another commit with the same tree, and a restart: the diff comes from the evaluation's cache.
+    const runs = await nixWork();
+    const same = await h.fleet.commit({}, "an empty commit");
+    h.plane.moveMain(same);
+    expect((await reportWith(latestAt(same), "the desired system at the empty commit")).desired?.latest).toEqual({ ...latest, commit: same });
+    await h.stopAgent();
+    const restartPoll = h.plane.polls.length;
+    await h.startAgent();
+    const afterRestart = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the report after the restart", restartPoll);
+    expect(afterRestart.request.report?.desired?.latest).toEqual({ ...latest, commit: same });
+    expect(await nixWork()).toEqual(runs);
+  });
+
   it("reports nix's error when main does not evaluate for this host", async () => {
     await start();
     const broken = await h.fleet.commit({ "hosts/web1.txt": null }, "web1 leaves the fleet");

@@ -5,7 +5,8 @@
  * reason while it is not known. An evaluation of an older commit counts only when its tree is main's.
  */
 import { describe, expect, it } from "vitest";
-import type { DesiredReport } from "../../common/protocol.ts";
+import { desiredClosureDiff } from "../../common/compartments/desired-closure-diff.ts";
+import type { ClosureDiffEntry, DesiredClosureDiff, DesiredReport } from "../../common/protocol.ts";
 import { buildCommand, minutesAgo, sha } from "./builders.ts";
 import { B, COMMIT, G, R, SYSTEM, W, Y, compute, hostReport, hsb0, mainAt } from "./world.ts";
 
@@ -13,9 +14,15 @@ const TREE = { config: sha("tree of hsb0: enable restic backups"), lockB: sha("t
 const evaluatedAt = minutesAgo(2);
 const NIX_ERROR = "error: attribute 'resticc' missing\n\n       at /nix/store/…-source/hosts/hsb0.nix:12:5:";
 
-const outPath = (commit: string, path: string, tree: string | null = null, changes: { toBuild: number; toFetch: number } | null = null): DesiredReport => ({
+const outPath = (
+  commit: string,
+  path: string,
+  tree: string | null = null,
+  changes: { toBuild: number; toFetch: number } | null = null,
+  closureDiff?: DesiredClosureDiff,
+): DesiredReport => ({
   source: "local",
-  latest: { commit, tree, evaluatedAt, outPath: path, changes },
+  latest: { commit, tree, evaluatedAt, outPath: path, changes, ...(closureDiff === undefined ? {} : { closureDiff }) },
   evaluating: null,
 });
 const evalError = (commit: string, tree: string | null = null): DesiredReport => ({
@@ -136,5 +143,52 @@ describe("System against main's desired system", () => {
 
   it("keeps the clone-based rule for an agent that reports no desired system", () => {
     expect(compute(hsb0("config", "config", "config")).system).toMatchObject({ state: G, reason: `running ${COMMIT.config.slice(0, 7)}, the clone's commit` });
+  });
+});
+
+const version = (name: string, old: string, now: string): ClosureDiffEntry => ({ name, old: old === "" ? [] : [old], new: now === "" ? [] : [now], sizeDelta: 0 });
+const sizeOnly = (name: string, sizeDelta: number): ClosureDiffEntry => ({ name, old: [], new: [], sizeDelta });
+/** Main's config system, built on hsb0 and compared with the lock-A system it runs. */
+const builtHere = (entries: ClosureDiffEntry[], omitted = 0, comparedWith: string = SYSTEM.lockA) =>
+  withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }, { entries, omitted, totalSizeDelta: 4096, comparedWith }), "lockA");
+
+describe("System's line once main's system is built on the host (its closure diff against the running system)", () => {
+  it.each([
+    [
+      "names the first version changes and counts the rest",
+      [version("linux", "6.6.1", "6.6.8"), version("hello", "1.0", "1.1"), sizeOnly("glibc", 12_288)],
+      0,
+      "switch needed: 3 packages change (linux 6.6.1 → 6.6.8, hello 1.0 → 1.1 and 1 more), built here",
+    ],
+    ["says one package in the singular", [version("openssl", "3.0.14", "3.0.15")], 0, "switch needed: 1 package changes (openssl 3.0.14 → 3.0.15), built here"],
+    ["says what is added and removed", [version("restic", "", "0.17.3"), version("borg", "1.2", "")], 0, "switch needed: 2 packages change (restic 0.17.3 (added), borg 1.2 (removed)), built here"],
+    ["counts the entries the agent left out to stay bounded", [version("linux", "6.6.1", "6.6.8")], 1999, "switch needed: 2000 packages change (linux 6.6.1 → 6.6.8 and 1999 more), built here"],
+    ["counts size-only changes without naming them", [sizeOnly("glibc", 12_288), sizeOnly("mesa", -40_960)], 0, "switch needed: 2 packages change (sizes only), built here"],
+    [
+      "stops naming before the line grows long, but names the first change however long",
+      [version("python3.12-a-rather-long-package-name-indeed", "2024.10.15-unstable", "2024.12.01-unstable"), version("hello", "1.0", "1.1")],
+      0,
+      "switch needed: 2 packages change (python3.12-a-rather-long-package-name-indeed 2024.10.15-unstable → 2024.12.01-unstable and 1 more), built here",
+    ],
+  ])("%s", (_what, entries, omitted, reason) => {
+    expect(compute(builtHere(entries, omitted)).system).toMatchObject({ state: Y, reason, action: "switch" });
+  });
+
+  it("says main's system is ready to activate when nix lists no package change", () => {
+    expect(compute(builtHere([])).system.reason).toMatch(/^switch needed: main's system .+-restic is built here, ready to activate; no package changes its version$/);
+  });
+
+  it("ignores a diff made against a system that no longer runs, and the dashboard is not given it", () => {
+    const host = builtHere([version("linux", "6.6.1", "6.6.8")], 0, SYSTEM.lockB);
+    expect(compute(host).system.reason).toMatch(/^switch needed: main's system .+ is built here, ready to activate$/);
+    expect(desiredClosureDiff(host.report)).toBeNull();
+  });
+
+  it("gives the dashboard the diff the line is about, and none once main's system runs", () => {
+    const entries = [version("linux", "6.6.1", "6.6.8")];
+    expect(desiredClosureDiff(builtHere(entries).report)).toEqual({ entries, omitted: 0, totalSizeDelta: 4096, comparedWith: SYSTEM.lockA });
+    const running = hostReport("config", "config", { mainDesired: outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }, { entries, omitted: 0, totalSizeDelta: 0, comparedWith: SYSTEM.lockA }) });
+    expect(compute(hsb0("config", "config", "config", { report: running })).system.state).toBe(G);
+    expect(desiredClosureDiff(running)).toBeNull();
   });
 });

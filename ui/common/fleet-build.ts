@@ -6,6 +6,7 @@
  * Pure, so the words are tested without a browser.
  */
 import type { ClosureDiff, ClosureDiffEntry, FleetBuildHostView, FleetBuildView } from "../../common/protocol.ts";
+import { describeVersionChange, versionsChanged } from "../../common/closure-diff.ts";
 import { formatSizeDelta } from "./format.ts";
 
 type Tone = "good" | "bad" | "busy" | "warn" | "muted";
@@ -21,21 +22,9 @@ export function currentBuild(pr: { headSha: string; fleetBuild: FleetBuildView |
   return build !== null && build.headSha === pr?.headSha ? build : null;
 }
 
-/** "∅" for no version, "ε" for a path without one (as nix prints them), else the versions. */
-export function formatVersions(list: readonly string[]): string {
-  return list.length === 0 ? "∅" : list.map((v) => (v === "" ? "ε" : v)).join(", ");
-}
-
 /** One package's change: "openssl 3.0.14 → 3.0.15", "libfoo 1.2 (added)", "libbar 0.9 (removed)", "glibc +1.2 MiB". */
 export function describeClosureEntry(entry: ClosureDiffEntry): string {
-  if (!versionsChanged(entry)) return `${entry.name} ${formatSizeDelta(entry.sizeDelta)}`;
-  if (entry.old.length === 0) return `${entry.name} ${formatVersions(entry.new)} (added)`;
-  if (entry.new.length === 0) return `${entry.name} ${formatVersions(entry.old)} (removed)`;
-  return `${entry.name} ${formatVersions(entry.old)} → ${formatVersions(entry.new)}`;
-}
-
-export function versionsChanged(entry: ClosureDiffEntry): boolean {
-  return entry.old.length !== entry.new.length || entry.old.some((v, i) => v !== entry.new[i]);
+  return versionsChanged(entry) ? describeVersionChange(entry) : `${entry.name} ${formatSizeDelta(entry.sizeDelta)}`;
 }
 
 /**

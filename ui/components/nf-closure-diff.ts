@@ -1,24 +1,29 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { ClosureDiff } from "../../common/protocol.ts";
-import { formatVersions } from "../common/fleet-build.ts";
+import { formatVersions } from "../../common/closure-diff.ts";
 import { formatSizeDelta } from "../common/format.ts";
 import { sharedStyles } from "../styles/shared.ts";
 import { plural } from "../../common/text.ts";
 
 /**
- * The whole `nix store diff-closures` of an update's build against the
- * running system, behind a disclosure: every package whose version or size
- * changes. The host page loads it only when there is a diff to show.
+ * The whole `nix store diff-closures` of an update's build (or of main's
+ * system, once built on the host) against the running system, behind a
+ * disclosure: every package whose version or size changes. The host page
+ * loads it only when there is a diff to show.
  */
 export class NfClosureDiff extends LitElement {
   static override properties = {
     diff: { attribute: false },
+    afterLabel: { attribute: false },
   };
   declare diff: ClosureDiff | null;
+  /** The heading of the column of the new versions: what the diff leads to. */
+  declare afterLabel: string;
 
   constructor() {
     super();
     this.diff = null;
+    this.afterLabel = "After the update";
   }
 
   static override styles = [
@@ -64,7 +69,7 @@ export class NfClosureDiff extends LitElement {
       <div class="scroll" role="region" aria-label="Closure diff" tabindex="0">
         <table>
           <thead>
-            <tr><th>Package</th><th>Running</th><th>After the update</th><th class="size">Size</th></tr>
+            <tr><th>Package</th><th>Running</th><th>${this.afterLabel}</th><th class="size">Size</th></tr>
           </thead>
           <tbody>
             ${diff.entries.map(

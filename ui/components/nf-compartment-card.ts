@@ -44,6 +44,8 @@ export class NfCompartmentCard extends LitElement {
       .card {
         display: grid;
         grid-template-rows: auto 1fr auto;
+        /* A slotted detail (System's closure diff) scrolls inside the card instead of widening it. */
+        grid-template-columns: minmax(0, 1fr);
         gap: 0.5rem;
         height: 100%;
         padding: 0.85rem 0.95rem;
@@ -89,6 +91,9 @@ export class NfCompartmentCard extends LitElement {
         line-height: 1.45;
         overflow-wrap: anywhere;
       }
+      ::slotted(*) {
+        margin-top: 0.5rem;
+      }
       .since {
         font-size: 0.75rem;
         color: var(--nf-text-muted);
@@ -131,6 +136,7 @@ export class NfCompartmentCard extends LitElement {
         ${compartment.since
           ? html`<span class="since" title=${localTimestamp(compartment.since)}>since ${formatAge(compartment.since, this.now)}</span>`
           : nothing}
+        <slot></slot>
       </div>
       <div class="actions">
         ${action

@@ -8,6 +8,7 @@ import {
   type CompartmentName,
   type HostView,
 } from "../../common/protocol.ts";
+import { desiredClosureDiff } from "../../common/compartments/desired-closure-diff.ts";
 import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
@@ -278,6 +279,9 @@ export class NfHostPanel extends LitElement {
     const build = hostBuild(currentBuild(pr), detail.name);
     // Rarely there, so loaded only when it is: the update's build on this host, and its closure diff.
     if (build) void import("../components/nf-host-update-build.ts");
+    const systemDiff = detail.compartments.system.state === "yellow" ? desiredClosureDiff(detail.report) : null;
+    // Only while a switch to main's built system is pending: what that switch changes, package by package.
+    if (systemDiff) void import("../components/nf-closure-diff.ts");
     const lockTitle = pr === null ? "" : [renderLockTooltip(pr.lockChanges), automationLockNote(pr.automation), build ? hostBuildNote(build) : null].filter((note) => note !== null).join(" ");
     return html`${active ? this.renderActive(detail, active) : nothing}
       <div class="compartments" @nf-run-command=${this.onRun} @nf-compartment-menu=${this.onCompartmentMenu}>
@@ -291,7 +295,8 @@ export class NfHostPanel extends LitElement {
               .busyReason=${denied ?? (active ? `${COMMAND_LABELS[active.kind]} is ${active.state}` : "")}
               .now=${this.now}
               title=${name === "lock" ? lockTitle : ""}
-            ></nf-compartment-card>`,
+              >${name === "system" && systemDiff ? html`<nf-closure-diff .diff=${systemDiff} .afterLabel=${"Main's system"}></nf-closure-diff>` : nothing}</nf-compartment-card
+            >`,
         )}
       </div>
       ${pr && build
