@@ -4,7 +4,18 @@ import { PROTOCOL_VERSION, type Report } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
 
 export const FromParent = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("start"), url: z.string(), pollSeconds: z.number(), agents: z.array(z.object({ name: z.string(), token: z.string(), session: z.string() })) }),
+  z.object({
+    type: z.literal("start"),
+    url: z.string(),
+    pollSeconds: z.number(),
+    agents: z.array(z.object({ name: z.string(), token: z.string(), session: z.string() })),
+    /**
+     * What an agent sends for a command it received. "finished": its end alone, at once (the dispatch
+     * bench's quickest loop). "as-agent": what the agent sends for a command with output (agent/command-events.ts):
+     * `started`, an `output` event, `finished`; then, as after a `refresh`, its report with the next poll.
+     */
+    commandEvents: z.enum(["finished", "as-agent"]).default("finished"),
+  }),
   z.object({ type: z.literal("counters") }),
   z.object({ type: z.literal("stop") }),
 ]);

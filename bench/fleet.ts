@@ -75,7 +75,8 @@ export async function enqueue(url: string, host: string, kind = "refresh") {
 export class Swarm {
   readonly errors: string[] = [];
   private readonly children: ChildProcess[];
-  private readonly waiters = new Map<string, (message: Extract<FromSwarm, { type: "received" }>) => void>();
+  /** Per host, the receipts asked for, answered in order: a busy host may have several commands on the way. */
+  private readonly waiters = new Map<string, Array<(message: Extract<FromSwarm, { type: "received" }>) => void>>();
   private readonly counterReplies: Array<(counters: { requests: number; errors: number }) => void> = [];
 
   private constructor(children: ChildProcess[]) {
@@ -83,14 +84,14 @@ export class Swarm {
     for (const child of children) {
       child.on("message", (raw) => {
         const message = FromSwarm.parse(raw);
-        if (message.type === "received") this.waiters.get(message.host)?.(message);
+        if (message.type === "received") this.waiters.get(message.host)?.shift()?.(message);
         else if (message.type === "error") this.errors.push(`${message.host}: ${message.message}`);
         else if (message.type === "counters") this.counterReplies.shift()?.(message);
       });
     }
   }
 
-  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number): Promise<Swarm> {
+  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished"): Promise<Swarm> {
     const children = await Promise.all(
       Array.from({ length: processes }, async () => {
         const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
@@ -102,19 +103,21 @@ export class Swarm {
       }),
     );
     children.forEach((child, index) => {
-      const message: FromParent = { type: "start", url, pollSeconds, agents: hosts.filter((_, i) => i % processes === index) };
+      const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: hosts.filter((_, i) => i % processes === index) };
       child.send(message);
     });
     return new Swarm(children);
   }
 
-  /** Resolves with the next command `host`'s agent receives; ask before enqueueing (the agent may have it before the admin has the answer). */
+  /**
+   * Resolves with the next command `host`'s agent receives that no earlier receipt took; ask before
+   * enqueueing (the agent may have it before the admin has the answer).
+   */
   receipt(host: string): Promise<Extract<FromSwarm, { type: "received" }>> {
     return new Promise((resolve) => {
-      this.waiters.set(host, (message) => {
-        this.waiters.delete(host);
-        resolve(message);
-      });
+      const queue = this.waiters.get(host) ?? [];
+      queue.push(resolve);
+      this.waiters.set(host, queue);
     });
   }
 

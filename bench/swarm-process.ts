@@ -1,8 +1,8 @@
 /**
  * One client process of simulated agents (bench/fleet.ts forks several, so thousands of held polls are
  * not one event loop's, nor one process's descriptors). Each agent speaks the real protocol with no
- * host work: it long-polls, and finishes each command it receives at once, acknowledging it in its
- * next poll. Times are wall-clock milliseconds with sub-millisecond precision
+ * host work: it long-polls, and ends each command it receives at once (with the events the parent asked
+ * for: fleet-protocol.ts's `commandEvents`), acknowledging it in its next poll. Times are wall-clock milliseconds with sub-millisecond precision
  * (performance.timeOrigin + performance.now()), so the parent lines them up with its own and with the
  * Worker's Server-Timing marks.
  */
@@ -26,12 +26,28 @@ async function request(url: string, token: string, body: unknown) {
   return { json, serverTiming: res.headers.get("server-timing") };
 }
 
-async function agentLoop(url: string, name: string, token: string, session: string, pollSeconds: number): Promise<void> {
+/** The events of one command that ran and printed a few lines, as agent/command-events.ts sends them. */
+function agentEvents(commandId: string): unknown[] {
+  const at = () => new Date().toISOString();
+  const lines = [`refreshing ${commandId}`, "collected the report", "done"];
+  return [
+    { type: "started", at: at() },
+    { type: "output", chunks: lines.map((line, seq) => ({ seq, stream: "stdout", data: `${line}\n` })) },
+    { type: "finished", at: at(), outcome: "succeeded", exitCode: 0, result: {} },
+  ];
+}
+
+type CommandEvents = Extract<FromParent, { type: "start" }>["commandEvents"];
+
+async function agentLoop(url: string, name: string, token: string, session: string, pollSeconds: number, commandEvents: CommandEvents): Promise<void> {
+  const started = Date.now();
   let acks: string[] = [];
-  // The first poll carries the report; later ones when the coordinator asks for it, as a real agent's do.
-  let first = true;
+  // The first poll carries the report; later ones when the coordinator asks for it (or after a command,
+  // as a real agent's do after a `refresh`).
+  let reportNext = true;
   while (running) {
-    const body = { protocol: PROTOCOL_VERSION, agentSession: session, acks, activeCommands: [], ...(first ? { report: benchReport(name) } : {}) };
+    const report = { ...benchReport(name), agentUptimeSeconds: Math.round((Date.now() - started) / 1000) };
+    const body = { protocol: PROTOCOL_VERSION, agentSession: session, acks, activeCommands: [], ...(reportNext ? { report } : {}) };
     acks = [];
     let response: PollResponse;
     let answeredMark: number | null;
@@ -47,12 +63,13 @@ async function agentLoop(url: string, name: string, token: string, session: stri
       continue;
     }
     const at = now();
-    first = response.wantReport;
+    reportNext = response.wantReport || (commandEvents === "as-agent" && response.commands.length > 0);
     for (const command of response.commands) {
       send({ type: "received", host: name, command: command.id, at, answeredMark });
       acks.push(command.id);
+      const events = commandEvents === "as-agent" ? agentEvents(command.id) : [{ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: {} }];
       try {
-        await request(`${url}/api/agent/commands/${command.id}/events`, token, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: {} });
+        for (const event of events) await request(`${url}/api/agent/commands/${command.id}/events`, token, event);
       } catch (error) {
         errors++;
         send({ type: "error", host: name, message: error instanceof Error ? error.message : String(error) });
@@ -65,7 +82,7 @@ process.on("message", (raw) => {
   const message = FromParent.parse(raw);
   switch (message.type) {
     case "start":
-      for (const agent of message.agents) void agentLoop(message.url, agent.name, agent.token, agent.session, message.pollSeconds);
+      for (const agent of message.agents) void agentLoop(message.url, agent.name, agent.token, agent.session, message.pollSeconds, message.commandEvents);
       return;
     case "counters":
       return send({ type: "counters", requests, errors });

@@ -35,6 +35,8 @@ export interface Workerd {
   rssBytes(): Promise<number>;
   /** Bytes of the coordinator's SQLite storage on disk (its database and write-ahead log). */
   coordinatorStorageBytes(): Promise<number>;
+  /** The coordinator's SQLite database file, for a reader to count its rows (bench/soak.ts). */
+  coordinatorDatabase(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -149,6 +151,11 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
       let bytes = 0;
       for (const name of await readdir(doDir)) if (!name.startsWith("metadata")) bytes += (await stat(join(doDir, name))).size;
       return bytes;
+    },
+    async coordinatorDatabase() {
+      const databases = (await readdir(doDir)).filter((name) => name.endsWith(".sqlite") && !name.startsWith("metadata"));
+      if (databases.length !== 1) throw new Error(`expected one coordinator database in ${doDir}, found ${databases.join(", ") || "none"}`);
+      return join(doDir, databases[0]!);
     },
     async stop() {
       await mf.dispose();
