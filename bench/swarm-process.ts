@@ -6,35 +6,30 @@
  * (performance.timeOrigin + performance.now()), so the parent lines them up with its own and with the
  * Worker's Server-Timing marks.
  */
-import { requestOverNodeHttp } from "../agent/http.ts";
+import { Agent, fetch as undiciFetch } from "undici";
 import { PROTOCOL_VERSION, PollResponse } from "../common/protocol.ts";
 import { benchReport, FromParent, serverMark, type FromSwarm } from "./fleet-protocol.ts";
 
 const now = () => performance.timeOrigin + performance.now();
+// One connection per waiting poll, as N real agents would hold.
+const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
 let requests = 0;
 let errors = 0;
 let running = true;
 const send = (message: FromSwarm) => process.send?.(message);
-const stopped = new AbortController();
 
 /**
- * The real agent's transport (agent/http.ts): node:http on Node's kept-alive global agent, one connection
- * per agent, and no Accept-Encoding, so the answer comes uncompressed as it does to a real agent. (fetch
- * asked for gzip: Miniflare then compressed every poll's answer inside workerd, as Cloudflare's edge would
- * for such a client, and undici inflated it in the thread pool — 3 to 7 ms of a dispatch at load 20 that no
- * real agent spends.)
+ * The agent's headers, with no compression asked for: the real agent (agent/http.ts, node:http) sends no
+ * Accept-Encoding, so its answers come uncompressed. fetch asks for gzip by default, and Miniflare then
+ * compressed every poll's answer inside workerd (as Cloudflare's edge would for such a client) and undici
+ * inflated it in the thread pool: 3 to 7 ms of a dispatch at load 20 that no real agent spends.
+ * (node:http itself, tried here too, made the dispatch slower at 1,000 agents than fetch without gzip.)
  */
 async function request(url: string, token: string, body: unknown) {
   requests++;
-  const res = await requestOverNodeHttp(url, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: stopped.signal,
-    redirect: "manual",
-  });
-  const json: unknown = JSON.parse(await res.text());
-  if (res.status < 200 || res.status > 299) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
+  const res = await undiciFetch(url, { method: "POST", dispatcher, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "accept-encoding": "identity" }, body: JSON.stringify(body) });
+  const json: unknown = await res.json();
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
   return { json, serverTiming: res.headers.get("server-timing") };
 }
 
@@ -83,8 +78,7 @@ process.on("message", (raw) => {
       return send({ type: "counters", requests, errors });
     case "stop":
       running = false;
-      stopped.abort();
-      process.exit(0);
+      void dispatcher.destroy().finally(() => process.exit(0));
       return;
   }
 });
