@@ -1,5 +1,5 @@
 /**
- * `npm run bench:dispatch [-- 1000 5000 10000] [--poll-seconds 10]`: N simulated agents, spread over
+ * `npm run bench:dispatch [-- 1000 5000 9000 10000] [--poll-seconds 10]`: N simulated agents, spread over
  * client processes, long-poll the control plane on workerd without wrangler's dev proxy (bench/workerd.ts:
  * the bundle `wrangler deploy` builds, local D1, the real coordinator in an isolate of its own).
  * Measures, in the same run, for each size:
@@ -12,6 +12,7 @@
  *  - errors: failed polls and command events.
  * Writes bench/results/dispatch.json after every size.
  */
+import { execFileSync } from "node:child_process";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { join } from "node:path";
@@ -25,7 +26,7 @@ import { startWorkerd, type Workerd } from "./workerd.ts";
 
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { "poll-seconds": { type: "string", default: "10" } } });
 const agentCounts = positionals.map(Number).filter((n) => n > 0);
-const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 10000];
+const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 9000, 10000];
 const SAMPLES = 200;
 const POLL_SECONDS = Number(flags["poll-seconds"]);
 /** Two poll cycles at least, so every agent's poll ends in the window whatever its phase. */
@@ -97,7 +98,9 @@ async function idleWindow(cp: Workerd, swarm: Swarm, agentCount: number) {
   const rowsBefore = snapshot(dbPath);
   const statsBefore = await stats(cp.url);
   const requestsBefore = await swarm.counters();
+  const cpuBefore = await cp.cpuSeconds();
   await new Promise((resolve) => setTimeout(resolve, IDLE_MEASURE_MS));
+  const cpuAfter = await cp.cpuSeconds();
   const statsAfter = await stats(cp.url);
   const requestsAfter = await swarm.counters();
   const workerRequests = requestsAfter.requests - requestsBefore.requests;
@@ -119,6 +122,13 @@ async function idleWindow(cp: Workerd, swarm: Swarm, agentCount: number) {
       worker_requests_per_poll: round(workerRequests / cycles),
       do_requests_per_poll: round(doRequests / cycles),
       d1_rows_written_per_poll: round(rowsWritten / cycles),
+      /**
+       * workerd's whole process (user + system CPU, /proc/<pid>/stat) over the window: the Worker and the
+       * objects, and with them what production does outside them (Miniflare's entry worker, HTTP, the local
+       * D1's SQLite), so an upper bound of the CPU time Cloudflare bills.
+       */
+      workerd_cpu_seconds: round(cpuAfter - cpuBefore),
+      workerd_cpu_ms_per_poll: round(((cpuAfter - cpuBefore) * 1000) / cycles),
     },
     host_day_computed: {
       how: `each measured per-poll figure × ${pollsPerDay} polls a day at the ${DEFAULT_POLL_SECONDS} s default; D1 rows add the coordinator's "last seen" flush, ${LAST_SEEN_FLUSHES_PER_DAY} a day (worker/coordinator/presence.ts), which the ${IDLE_MEASURE_MS / 1000} s window is too short to see`,
@@ -129,6 +139,7 @@ async function idleWindow(cp: Workerd, swarm: Swarm, agentCount: number) {
       d1_rows_written_by_polls: Math.round((rowsWritten / cycles) * pollsPerDay),
       d1_rows_written_by_last_seen_flushes: LAST_SEEN_FLUSHES_PER_DAY,
       d1_rows_written: Math.round((rowsWritten / cycles) * pollsPerDay + LAST_SEEN_FLUSHES_PER_DAY),
+      workerd_cpu_ms: Math.round((((cpuAfter - cpuBefore) * 1000) / cycles) * pollsPerDay),
     },
   };
 }
@@ -137,12 +148,15 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
   progress("creating hosts");
   const hosts = await createHosts(cp.url, agentCount);
   progress("starting agents");
+  const descriptorsBefore = await cp.descriptors();
   const processes = processesFor(agentCount);
   const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS);
   current.swarm = swarm;
   try {
     await waitForPolls(cp.url, heldEnough(agentCount), 200);
-    progress("every poll held; dispatching");
+    const descriptorsHeld = await cp.descriptors();
+    const clientDescriptors = await swarm.descriptors();
+    progress(`every poll held (workerd holds ${descriptorsHeld.open} descriptors, the client processes ${clientDescriptors.join(" + ")}); dispatching`);
     const heldHeap = await cp.objectsHeap();
 
     const bare: number[] = [];
@@ -243,6 +257,14 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         objects_heap_used_mb_after: round(heapAfter.used_bytes / 1024 / 1024),
         objects_heap_share_of_128mb_limit: round(Math.max(heldHeap.used_bytes, heapAfter.used_bytes) / OBJECT_MEMORY_LIMIT_BYTES),
         workerd_rss_mb: round((await cp.rssBytes()) / 1024 / 1024),
+        /** Descriptors with (nearly) every poll held: workerd's against its limit, per agent above what it held before the agents came, and each client process's. */
+        workerd_descriptors_held: descriptorsHeld.open,
+        workerd_descriptors_before_agents: descriptorsBefore.open,
+        workerd_descriptors_per_agent_computed: round((descriptorsHeld.open - descriptorsBefore.open) / agentCount),
+        workerd_descriptor_limit: descriptorsHeld.limit,
+        /** Descriptors per open connection in workerd: its socket descriptors over the distinct sockets they point to. */
+        workerd_descriptors_per_connection: round(descriptorsHeld.sockets / descriptorsHeld.distinctSockets),
+        client_process_descriptors_held: clientDescriptors,
         coordinator_storage_bytes: coordinatorStorageBytes,
         coordinator_storage_bytes_per_host: Math.round(coordinatorStorageBytes / agentCount),
         samples: SAMPLES,
@@ -261,12 +283,13 @@ const current: { swarm: Swarm | null } = { swarm: null };
 /** How long a run may take at most: a size the local deployment cannot hold is recorded as such, not waited on forever. */
 const RUN_DEADLINE_MS = Number(process.env.BENCH_RUN_DEADLINE_MS) || 15 * 60_000;
 const runs: unknown[] = [];
+let stateFilesystem = "";
 let idle: Awaited<ReturnType<typeof idleWindow>> | null = null;
 const write = async () => {
   const output = {
     ...(await runInfo()),
     /** Where workerd kept its storage (D1, the objects' SQLite): a tmpfs commits without the shared disk's fsync, which production's storage does not share either. */
-    state_filesystem: (await import("node:child_process")).execFileSync("stat", ["-f", "-c", "%T", os.tmpdir()], { encoding: "utf8" }).trim(),
+    state_filesystem: stateFilesystem,
     setup: "workerd through Miniflare (no wrangler dev proxy), the Durable Objects in an isolate of their own; agents over several client processes; one machine for all",
     runs,
     /** The first completed size's idle window: what was counted. */
@@ -287,10 +310,38 @@ const write = async () => {
   await writeFile(new URL("./results/dispatch.json", import.meta.url), `${JSON.stringify(output, null, 2)}\n`);
   return output;
 };
+/**
+ * A size whose held polls need more descriptors in workerd than its limit allows, by what the largest size
+ * run so far measured per agent: recorded as such, not started (the run would stop where the descriptors end).
+ */
+function beyondDescriptors(count: number) {
+  const measured = runs.filter((run): run is { agents: number; workerd_descriptors_before_agents: number; workerd_descriptors_per_connection: number; workerd_descriptor_limit: number } => typeof run === "object" && run !== null && "workerd_descriptors_per_connection" in run).at(-1);
+  if (!measured) return null;
+  // One connection per held poll: an HTTP/1.1 long poll has its connection to itself.
+  const needed = Math.round(measured.workerd_descriptors_before_agents + measured.workerd_descriptors_per_connection * count);
+  if (needed < measured.workerd_descriptor_limit) return null;
+  return {
+    agents: count,
+    completed: false,
+    reason: `not started: ${count} held polls, one connection each at ${measured.workerd_descriptors_per_connection} descriptors per connection (measured at ${measured.agents} agents), need about ${needed} descriptors in workerd with the ${measured.workerd_descriptors_before_agents} it holds before the agents come, over its limit of ${measured.workerd_descriptor_limit}`,
+    errors: null,
+    workerd_descriptors_needed_computed: needed,
+    workerd_descriptor_limit: measured.workerd_descriptor_limit,
+  };
+}
+
 for (const count of AGENT_COUNTS) {
+  const beyond = beyondDescriptors(count);
+  if (beyond) {
+    console.error(JSON.stringify(beyond));
+    runs.push(beyond);
+    await write();
+    continue;
+  }
   console.error(`dispatch benchmark: ${count} agents (load average ${load().join(" ")})…`);
   const started = Date.now();
   const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS), SERVER_TIMING: "true" } });
+  stateFilesystem = execFileSync("stat", ["-f", "-c", "%T", cp.stateDir], { encoding: "utf8" }).trim();
   const loadBefore = load();
   const timedOut = new Promise<"timed-out">((resolve) => setTimeout(() => resolve("timed-out"), RUN_DEADLINE_MS).unref());
   const outcome: Awaited<ReturnType<typeof run>> | { failed: string } | "timed-out" = await Promise.race([run(count, cp, idle === null).catch((error: unknown) => ({ failed: error instanceof Error ? error.message : String(error) })), timedOut]);

@@ -10,7 +10,7 @@
  * isolate holds no Worker requests: its heap, read through workerd's inspector, is the objects' alone.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,8 @@ import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config
 const root = fileURLToPath(new URL("..", import.meta.url));
 const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
 const OBJECTS_WORKER = "nixfleet-objects";
+/** /proc's unit of CPU time (`getconf CLK_TCK`; 100 on Linux). */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface Workerd {
   url: string;
@@ -33,6 +35,13 @@ export interface Workerd {
   objectsHeap(): Promise<{ used_bytes: number; total_bytes: number }>;
   /** workerd's resident set, from /proc. */
   rssBytes(): Promise<number>;
+  /** CPU seconds workerd's process has used so far (user + system, every thread), from /proc/<pid>/stat. */
+  cpuSeconds(): Promise<number>;
+  /**
+   * Descriptors workerd holds open now and its limit (/proc/<pid>/fd, /proc/<pid>/limits), and how many of
+   * them are sockets against how many distinct sockets they point to (workerd holds each connection twice).
+   */
+  descriptors(): Promise<{ open: number; limit: number; sockets: number; distinctSockets: number }>;
   /** Bytes of the coordinator's SQLite storage on disk (its database and write-ahead log). */
   coordinatorStorageBytes(): Promise<number>;
   /** The coordinator's SQLite database file, for a reader to count its rows (bench/soak.ts). */
@@ -83,8 +92,19 @@ async function inspect(url: string, methods: string[], nudge: () => Promise<unkn
   }
 }
 
+/**
+ * Where workerd keeps D1 and the objects' SQLite: a tmpfs when the machine has one (/dev/shm), whatever
+ * TMPDIR says. On the shared disk every commit waits for an fsync behind the other helpers' I/O (a held
+ * poll's answer took 15 ms from the Worker to the agent there, 3 ms on tmpfs, in the same hour), which is
+ * the disk's figure, not the coordinator's; production's storage is neither.
+ */
+async function stateParent(): Promise<string> {
+  const { stdout } = await promisify(execFile)("stat", ["-f", "-c", "%T", "/dev/shm"]).catch(() => ({ stdout: "" }));
+  return stdout.trim() === "tmpfs" ? "/dev/shm" : tmpdir();
+}
+
 export async function startWorkerd(options: { vars?: Record<string, string> } = {}): Promise<Workerd> {
-  const stateDir = await mkdtemp(join(tmpdir(), "nixfleet-workerd-"));
+  const stateDir = await mkdtemp(join(await stateParent(), "nixfleet-workerd-"));
   const bundleDir = join(stateDir, "bundle");
   // The bench serves no dashboard: an empty assets directory keeps wrangler from needing dist/ui.
   const assets = join(stateDir, "assets");
@@ -145,6 +165,19 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
       const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
       if (!kb) throw new Error(`no VmRSS for workerd (${pid})`);
       return kb * 1024;
+    },
+    async cpuSeconds() {
+      // Fields 14 and 15 (utime, stime) in clock ticks; the command name (field 2) may hold spaces, so count after its ")".
+      const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      return ticks / CLOCK_TICKS_PER_SECOND;
+    },
+    async descriptors() {
+      const limits = await readFile(`/proc/${pid}/limits`, "utf8");
+      const limit = Number(/Max open files\s+(\d+)/.exec(limits)?.[1]);
+      const targets = await Promise.all((await readdir(`/proc/${pid}/fd`)).map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => null)));
+      const sockets = targets.filter((target) => target?.startsWith("socket:"));
+      return { open: targets.length, limit, sockets: sockets.length, distinctSockets: new Set(sockets).size };
     },
     async coordinatorStorageBytes() {
       const { stat } = await import("node:fs/promises");
