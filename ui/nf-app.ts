@@ -50,6 +50,8 @@ export class NfApp extends LitElement {
   private readonly _store = new FleetStore({
     api: new DashboardApi(),
     connect: (handlers) => new EventStream({ url: eventsUrl(location), ...handlers }),
+    // The task after the frame that first shows the fleet (the table renders in the microtasks after it is applied).
+    afterFirstFleet: (run) => requestAnimationFrame(() => setTimeout(run)),
   });
   private _unsubscribe: (() => void) | null = null;
   private _ticker: ReturnType<typeof setInterval> | undefined;

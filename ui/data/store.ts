@@ -53,6 +53,11 @@ export interface FleetStoreOptions {
   api: DashboardApi;
   /** Opens the live event connection (an EventStream in the browser); omitted, the store only fetches. */
   connect?: (handlers: LiveHandlers) => LiveConnection;
+  /**
+   * Runs what the first table does not need (who the dashboard acts as, the rollouts, the live connection) once
+   * the first fleet answer has been applied; the browser's waits for the frame that shows it. Omitted: at once.
+   */
+  afterFirstFleet?: (run: () => void) => void;
 }
 
 export type Listener = (state: FleetState) => void;
@@ -62,6 +67,10 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
 export class FleetStore {
   readonly api: DashboardApi;
   private readonly connectLive: FleetStoreOptions["connect"];
+  private readonly afterFirstFleet: FleetStoreOptions["afterFirstFleet"];
+  /** Counts start() calls; a deferred start-up step that finds a newer one (or a stop) leaves it alone. */
+  private starts = 0;
+  private started = false;
   private current: FleetState = initialFleetState();
   private appliedFleet: FleetResponse | null = null;
   private readonly listeners = new Set<Listener>();
@@ -74,6 +83,7 @@ export class FleetStore {
   constructor(options: FleetStoreOptions) {
     this.api = options.api;
     this.connectLive = options.connect;
+    this.afterFirstFleet = options.afterFirstFleet;
   }
 
   get state(): FleetState {
@@ -88,28 +98,41 @@ export class FleetStore {
   }
 
   start(): void {
-    if (this.live !== null) return;
+    if (this.started) return;
+    this.started = true;
+    const thisStart = ++this.starts;
     void this.api.health().then(
       (health) => this.set({ ...this.current, health }),
       () => undefined, // The fleet load says what is wrong; health only decides the banner.
     );
-    void this.api.me().then(
-      (me) => this.set({ ...this.current, me }),
-      () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
-    );
     this.refreshFleet();
-    this.refreshRollouts();
-    if (this.connectLive) {
-      this.live = this.connectLive({
-        onEvent: (event) => this.dispatch(applyEvent(this.current, event)),
-        onOpen: () => this.resynchronise(),
-        onStatus: (connection) => this.set({ ...this.current, connection }),
-      });
-      this.live.start();
-    }
+    // The first table waits for nothing else. The requests below would otherwise be answered, parsed and
+    // rendered on the same main thread (and, on one machine, by the same server) while it is built and painted
+    // (bench:ui, docs/architecture.md#the-dashboards-first-paint). Nothing is missed meanwhile: the live
+    // connection's opening reads the fleet again.
+    const rest = () => {
+      if (!this.started || this.starts !== thisStart) return;
+      void this.api.me().then(
+        (me) => this.set({ ...this.current, me }),
+        () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
+      );
+      this.refreshRollouts();
+      if (this.connectLive) {
+        this.live = this.connectLive({
+          onEvent: (event) => this.dispatch(applyEvent(this.current, event)),
+          onOpen: () => this.resynchronise(),
+          onStatus: (connection) => this.set({ ...this.current, connection }),
+        });
+        this.live.start();
+      }
+    };
+    const after = this.afterFirstFleet;
+    if (after === undefined) return rest();
+    void (this.inFlight.get("fleet")?.done ?? Promise.resolve()).then(() => after(rest));
   }
 
   stop(): void {
+    this.started = false;
     this.live?.stop();
     this.live = null;
   }
