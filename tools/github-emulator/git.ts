@@ -120,6 +120,8 @@ export class GitRepo {
   readonly #scratchDir: string;
   readonly #identity: GitIdentity;
   readonly #clock: () => Date;
+  /** Answers about objects named by full sha, by command line: they never change (see #runOnce). */
+  readonly #settled = new Map<string, Promise<RunResult>>();
 
   constructor(options: { gitDir: string; scratchDir: string; identity: GitIdentity; clock: () => Date }) {
     this.gitDir = options.gitDir;
@@ -178,6 +180,28 @@ export class GitRepo {
     });
   }
 
+  /**
+   * `run` for a command whose every revision is a full sha: objects never change, so its answer is kept
+   * and the command runs once. A git start costs ~0.1 s on a loaded machine, and one update-PR refresh
+   * asks the same questions dozens of times. Only an answer `settled` accepts is kept (by default exit 0:
+   * a missing object may still arrive by a push). Callers must not change the Buffer they get.
+   */
+  #runOnce(revisions: Array<string | null>, args: string[], settled: (exitCode: number | null) => boolean = (code) => code === 0, options: RunOptions = {}): Promise<RunResult> {
+    if (!revisions.every((rev) => rev === null || isFullSha(rev))) return this.run(args, options);
+    const key = args.join("\0");
+    const known = this.#settled.get(key);
+    if (known !== undefined) return known;
+    const answer = this.run(args, options);
+    this.#settled.set(key, answer);
+    answer.then(
+      (result) => {
+        if (!settled(result.exitCode)) this.#settled.delete(key);
+      },
+      () => this.#settled.delete(key),
+    );
+    return answer;
+  }
+
   async text(args: string[], options: RunOptions = {}): Promise<string> {
     const { stdout } = await this.run(args, options);
     return stdout.toString("utf8").trim();
@@ -208,10 +232,15 @@ export class GitRepo {
   /** Resolves what GitHub accepts as `{ref}`: a branch, a tag, or a (possibly abbreviated) sha. */
   async resolveCommit(ref: string): Promise<string | null> {
     if (ref.length === 0 || ref.startsWith("-")) return null;
+    // As git reads a full sha: the object itself, before any ref of that name.
+    if (isFullSha(ref)) {
+      const sha = await this.#verify(`${ref}^{commit}`);
+      if (sha) return sha;
+    }
     const candidates: string[] = [];
     if (isValidBranchName(ref)) candidates.push(`refs/heads/${ref}`, `refs/tags/${ref}`);
     if (ref.startsWith("refs/") && isValidBranchName(ref)) candidates.unshift(ref);
-    if (SHA_RE.test(ref)) candidates.push(ref);
+    if (SHA_RE.test(ref) && !isFullSha(ref)) candidates.push(ref);
     for (const candidate of candidates) {
       const sha = await this.#verify(`${candidate}^{commit}`);
       if (sha) return sha;
@@ -220,7 +249,8 @@ export class GitRepo {
   }
 
   async #verify(rev: string): Promise<string | null> {
-    const { stdout, exitCode } = await this.run(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], {
+    const object = /^([0-9a-f]{40})\^\{(?:commit|tree)\}$/i.exec(rev)?.[1] ?? "not a full sha";
+    const { stdout, exitCode } = await this.#runOnce([object], ["rev-parse", "--verify", "--quiet", "--end-of-options", rev], undefined, {
       okExitCodes: [1, 128],
     });
     if (exitCode !== 0) return null;
@@ -260,7 +290,7 @@ export class GitRepo {
 
   async objectType(sha: string): Promise<string | null> {
     if (!SHA_RE.test(sha)) return null;
-    const { stdout, exitCode } = await this.run(["cat-file", "-t", sha], { okExitCodes: [1, 128] });
+    const { stdout, exitCode } = await this.#runOnce([sha], ["cat-file", "-t", sha], undefined, { okExitCodes: [1, 128] });
     return exitCode === 0 ? stdout.toString("utf8").trim() : null;
   }
 
@@ -268,7 +298,7 @@ export class GitRepo {
     if (!SHA_RE.test(sha)) return null;
     const full = await this.#verify(`${sha}^{commit}`);
     if (!full) return null;
-    const raw = (await this.run(["cat-file", "commit", full])).stdout.toString("utf8");
+    const raw = (await this.#runOnce([full], ["cat-file", "commit", full])).stdout.toString("utf8");
     const split = raw.indexOf("\n\n");
     const header = split === -1 ? raw : raw.slice(0, split);
     const message = split === -1 ? "" : raw.slice(split + 2);
@@ -295,7 +325,7 @@ export class GitRepo {
 
   async readBlob(sha: string): Promise<Buffer | null> {
     if ((await this.objectType(sha)) !== "blob") return null;
-    return (await this.run(["cat-file", "blob", sha])).stdout;
+    return Buffer.from((await this.#runOnce([sha], ["cat-file", "blob", sha])).stdout);
   }
 
   async writeBlob(content: Buffer | string): Promise<string> {
@@ -308,7 +338,7 @@ export class GitRepo {
     if (options.recursive) args.push("-r", "-t");
     args.push(treeish);
     if (options.path !== undefined) args.push("--", options.path);
-    const { stdout, exitCode } = await this.run(args, { okExitCodes: [128] });
+    const { stdout, exitCode } = await this.#runOnce([treeish], args, undefined, { okExitCodes: [128] });
     if (exitCode !== 0) return null;
     return stdout
       .toString("utf8")
@@ -394,25 +424,27 @@ export class GitRepo {
   // -- history --------------------------------------------------------------
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
-    const { exitCode } = await this.run(["merge-base", "--is-ancestor", ancestor, descendant], { okExitCodes: [1] });
+    const answered = (code: number | null) => code === 0 || code === 1;
+    const { exitCode } = await this.#runOnce([ancestor, descendant], ["merge-base", "--is-ancestor", ancestor, descendant], answered, { okExitCodes: [1] });
     return exitCode === 0;
   }
 
   async mergeBase(a: string, b: string): Promise<string | null> {
-    const { stdout, exitCode } = await this.run(["merge-base", a, b], { okExitCodes: [1] });
+    const { stdout, exitCode } = await this.#runOnce([a, b], ["merge-base", a, b], (code) => code === 0 || code === 1, { okExitCodes: [1] });
     return exitCode === 0 ? stdout.toString("utf8").trim() : null;
   }
 
   /** Commits reachable from `include` but from none of `exclude`, oldest first. */
   async commitsBetween(include: string, exclude: string[], limit = 250): Promise<string[]> {
     const args = ["rev-list", "--reverse", "--topo-order", include, ...exclude.map((e) => `^${e}`)];
-    const out = await this.text(args);
+    const out = (await this.#runOnce([include, ...exclude], args)).stdout.toString("utf8").trim();
     const shas = out ? out.split("\n") : [];
     return shas.slice(Math.max(0, shas.length - limit));
   }
 
   async countCommits(include: string, exclude: string[]): Promise<number> {
-    return Number(await this.text(["rev-list", "--count", include, ...exclude.map((e) => `^${e}`)]));
+    const args = ["rev-list", "--count", include, ...exclude.map((e) => `^${e}`)];
+    return Number((await this.#runOnce([include, ...exclude], args)).stdout.toString("utf8").trim());
   }
 
   /**
@@ -420,8 +452,10 @@ export class GitRepo {
    * the resulting tree when clean, the conflicting paths otherwise.
    */
   async mergeTree(ours: string, theirs: string): Promise<{ clean: true; tree: string } | { clean: false; conflicts: string[] }> {
-    const { stdout, exitCode } = await this.run(
+    const { stdout, exitCode } = await this.#runOnce(
+      [ours, theirs],
       ["merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs],
+      (code) => code === 0 || code === 1,
       { okExitCodes: [1, 128] },
     );
     const lines = stdout.toString("utf8").split("\n").filter((l) => l.length > 0);
@@ -432,10 +466,10 @@ export class GitRepo {
   /** Files changed from `from` (a commit or tree; null: nothing) to `to`, with line counts. */
   async diffFiles(from: string | null, to: string): Promise<FileChange[]> {
     const base = from ?? EMPTY_TREE;
-    const nameStatus = (await this.run(["diff-tree", "-r", "-z", "--no-renames", "--raw", "--no-abbrev", base, to])).stdout
+    const nameStatus = (await this.#runOnce([base, to], ["diff-tree", "-r", "-z", "--no-renames", "--raw", "--no-abbrev", base, to])).stdout
       .toString("utf8")
       .split("\0");
-    const numstat = (await this.run(["diff-tree", "-r", "-z", "--no-renames", "--numstat", base, to])).stdout
+    const numstat = (await this.#runOnce([base, to], ["diff-tree", "-r", "-z", "--no-renames", "--numstat", base, to])).stdout
       .toString("utf8")
       .split("\0");
     const counts = new Map<string, { additions: number; deletions: number; binary: boolean }>();
@@ -463,7 +497,7 @@ export class GitRepo {
   /** The unified diff hunks of one file, as GitHub's `patch` field shows them (no headers). */
   async filePatch(from: string | null, to: string, path: string): Promise<string | undefined> {
     const out = (
-      await this.run(["diff-tree", "-p", "--no-color", "--no-ext-diff", "--no-renames", "-r", from ?? EMPTY_TREE, to, "--", path])
+      await this.#runOnce([from ?? EMPTY_TREE, to], ["diff-tree", "-p", "--no-color", "--no-ext-diff", "--no-renames", "-r", from ?? EMPTY_TREE, to, "--", path])
     ).stdout.toString("utf8");
     const start = out.indexOf("\n@@");
     if (start === -1) return undefined; // binary or empty
