@@ -198,6 +198,8 @@ const growth = (from: number, to: number) => round((to - from) / from);
 
 async function main() {
   const started = Date.now();
+  // Stamped before the run: the commit and working tree that ran, not what they became in 30 minutes.
+  const stamp = await runInfo();
   const loadBefore = load();
   console.error(`soak: ${AGENTS} agents for ${MINUTES} min, a command every ${COMMAND_EVERY_MS / 1000} s, ${DASHBOARDS} dashboards (load average ${loadBefore.join(" ")})`);
   const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } });
@@ -320,7 +322,8 @@ async function main() {
     const allDispatch = dispatched.map((d) => d.ms);
 
     const result = {
-      ...(await runInfo()),
+      ...stamp,
+      machine: { ...stamp.machine, load_average_1_5_15: load() },
       setup: "workerd through Miniflare (no wrangler dev proxy), the Durable Objects in an isolate of their own; agents over several client processes; dashboards over the dashboard's own EventStream; one machine for all",
       minutes: MINUTES,
       agents: AGENTS,
