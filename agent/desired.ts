@@ -210,6 +210,7 @@ export class DesiredSystems {
       return { ...build.closureDiff, comparedWith: running };
     }
     const compared = await compareClosures(host, running, outPath, shutdown);
+    if (shutdown.aborted) return null;
     if (compared.value === null) {
       logger.warn("no closure diff of the desired system", { outPath, problem: compared.reason });
       return null;

@@ -19,6 +19,16 @@ describe("the desired system in the protocol", () => {
     expect(DesiredSystem.safeParse({ commit: "0123abc", evaluatedAt, outPath }).success).toBe(false);
   });
 
+  it("carries the closure diff against a running store path, bounded as a fleet build's; older agents' systems without it still parse", () => {
+    const closureDiff = { entries: [{ name: "hello", old: ["1.0"], new: ["1.1"], sizeDelta: 28_672 }], omitted: 0, totalSizeDelta: 28_900, comparedWith: outPath.replace("h1", "h0") };
+    expect(DesiredSystem.parse({ commit, evaluatedAt, outPath, changes: { toBuild: 0, toFetch: 0 }, closureDiff })).toMatchObject({ closureDiff });
+    expect(DesiredSystem.parse({ commit, evaluatedAt, outPath })).not.toHaveProperty("closureDiff");
+    expect(DesiredSystem.safeParse({ commit, evaluatedAt, outPath, closureDiff: { ...closureDiff, comparedWith: "/run/current-system" } }).success).toBe(false);
+    const tooMany = Array.from({ length: 2001 }, (_, i) => ({ name: `p${i}`, old: ["1"], new: ["2"], sizeDelta: 0 }));
+    expect(DesiredSystem.safeParse({ commit, evaluatedAt, outPath, closureDiff: { ...closureDiff, entries: tooMany } }).success).toBe(false);
+    expect(DesiredSystem.safeParse({ commit, evaluatedAt, error: "attribute 'h9' missing", closureDiff }).success).toBe(false);
+  });
+
   it("a report's desired section says where it comes from and what is being evaluated", () => {
     const report = DesiredReport.parse({ source: "ci", latest: null });
     expect(report).toEqual({ source: "ci", latest: null, evaluating: null });
