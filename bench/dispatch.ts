@@ -173,9 +173,14 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
       const host = hosts[(i * 7919) % hosts.length]!.name;
       // (Nearly) every agent back in its long poll, so this measures a wake-up, not a queue.
       await waitForPolls(cp.url, heldEnough(agentCount), 5);
+      const heldBefore = (await stats(cp.url)).waitingPolls;
       const received = swarm.receipt(host);
       const queued = await enqueue(cp.url, host);
       const got = await received;
+      // The agent reports the command finished, then polls again: the next sample waits for that poll (a
+      // second at most, as other polls come and go), or it would share workerd with this one's aftermath.
+      const settledBy = now() + 1000;
+      while ((await stats(cp.url)).waitingPolls < heldBefore && now() < settledBy) await new Promise((resolve) => setTimeout(resolve, 5));
       dispatch.push(got.at - queued.sent);
       enqueueAnswered.push(queued.answered - queued.sent);
       const { arrived, routed, enqueued, audited } = queued.marks;
