@@ -4,6 +4,7 @@
  * the one writer of commands) and the read-only ports for presence, holds and the stored rollouts.
  */
 import type { Database } from "../db/client.ts";
+import { loadFleetTarget } from "../db/github.ts";
 import type { CoordinatorStorage } from "../db/coordinator-storage.ts";
 import type { WorkerEnv } from "../env.ts";
 import { Catalogue } from "./catalogue.ts";
@@ -42,7 +43,7 @@ export function wireComponents(host: CoordinatorHost, stores: CoordinatorStorage
     reports: new Reports(host, stores.sessions),
     lockClock: new LockClock(host),
     mainHead: new MainHead(db, waiting),
-    fleetTarget: new FleetTargetCopy(db, host.now),
+    fleetTarget: new FleetTargetCopy(() => loadFleetTarget(db), host.now),
     rollouts: new RolloutRunner(host, stores.rollouts, dispatch, holds, isOnline, () => settings.current(), env.DASHBOARD_URL),
     fleetBuilds: new FleetBuildRunner(host, stores.fleetBuilds, dispatch),
     commitStatus: new CommitStatus(host, stores.fleetBuilds),

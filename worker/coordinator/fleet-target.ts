@@ -9,10 +9,13 @@
  * A nudge lost on the way (the RPC failed) is bounded by MAX_AGE_MS, what a missed webhook costs
  * until the next scheduled refresh anyway.
  */
-import type { Database } from "../db/client.ts";
-import { loadFleetTarget } from "../db/github.ts";
+import type { RepoState, UpdatePr } from "../../common/protocol.ts";
 
-export type FleetTarget = Awaited<ReturnType<typeof loadFleetTarget>>;
+/** What `loadFleetTarget` (worker/db/github.ts) reads: the followed branch's state and the update PRs. */
+export interface FleetTarget {
+  repo: RepoState | null;
+  updatePrs: UpdatePr[];
+}
 
 /** The scheduled refresh's period: a copy older than this is read again even without a nudge. */
 export const MAX_AGE_MS = 5 * 60 * 1000;
@@ -28,11 +31,12 @@ export class FleetTargetCopy {
   /** D1 reads of the target since this object started (GET /api/stats): what the copy saves. */
   reads = 0;
 
-  private readonly db: Database;
+  /** D1's state: `loadFleetTarget` on the coordinator's database. */
+  private readonly load: () => Promise<FleetTarget>;
   private readonly now: () => number;
 
-  constructor(db: Database, now: () => number) {
-    this.db = db;
+  constructor(load: () => Promise<FleetTarget>, now: () => number) {
+    this.load = load;
     this.now = now;
   }
 
@@ -69,7 +73,7 @@ export class FleetTargetCopy {
   private readShared(generation: number): Promise<FleetTarget> {
     if (this.reading?.generation !== generation) {
       this.reads++;
-      const promise = loadFleetTarget(this.db);
+      const promise = this.load();
       const reading = { generation, promise };
       this.reading = reading;
       // Shared while under way only: a later caller (the copy aged out, a read failed) reads anew.
