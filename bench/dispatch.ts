@@ -336,7 +336,9 @@ function beyondDescriptors(count: number) {
 }
 
 for (const count of AGENT_COUNTS) {
-  const beyond = beyondDescriptors(count);
+  const failed = runs.find((run) => typeof run === "object" && run !== null && "completed" in run && run.completed === false && "reason" in run && !String(run.reason).startsWith("not started"));
+  // A size past one that failed is not started, but still told apart: one that could never fit says so.
+  const beyond = beyondDescriptors(count) ?? (failed ? { agents: count, completed: false, reason: `not started: a smaller size did not finish`, errors: null } : null);
   if (beyond) {
     console.error(JSON.stringify(beyond));
     runs.push(beyond);
@@ -359,7 +361,7 @@ for (const count of AGENT_COUNTS) {
     await current.swarm?.stop();
     await cp.stop();
     await write();
-    break;
+    continue;
   }
   await cp.stop();
   const result = { ...outcome.result, completed: true, seconds: Math.round((Date.now() - started) / 1000), load_average_1_5_15_before: loadBefore, load_average_1_5_15: load() };
