@@ -141,8 +141,13 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
       vars: {
         NOTIFICATION_CHANNELS: JSON.stringify(channels),
         ROLLOUT_CANARY_SOAK_SECONDS: "0",
+        // The canary, then the other two at once: the automation's rollouts wait on two switches in a row, not three.
+        ROLLOUT_WAVE_SIZE: "2",
         AUTOMATION_ENABLED: "true",
         AUTOMATION_MERGE_DELAY_MINUTES: String(DELAY_MS / 60_000),
+        // The merge waits on CI and the delay alone: a fleet build of each update PR by three hosts is
+        // the subject of test/automation/rules.test.ts and merge-deploy-choice.test.ts (auto-merged on the fleet build).
+        FLEET_BUILD_ON_UPDATE_PR: "false",
       },
       packages: {},
     });
@@ -184,12 +189,14 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
     await ci(pr.sha, "failure");
     const failed = await automationOf(pr.number, (p) => p.automation?.state === "ci-failed", "CI failed");
     expect(failed.automation!.reason).toMatch(/CI failed on .* it will not be merged/);
-    await new Promise((resolve) => setTimeout(resolve, DELAY_MS * 2));
-    expect((await onGitHub(pr.number)).merged).toBe(false);
-    expect((await updatePr(pr.number))?.automation?.state).toBe("ci-failed");
+    // Twice the delay passes with the PR unmerged; the notification is checked meanwhile.
+    const delayPassedTwice = new Promise((resolve) => setTimeout(resolve, DELAY_MS * 2));
     const ciFailed = await notified("ci-failed", (e) => e.event === "ci-failed" && e.pr === pr.number);
     expect(ciFailed.title).toBe(`CI failed on update PR #${pr.number}`);
     expect(ciFailed.text).toMatch(/Failing checks:\ncheck run build \(suite \d+\): /);
+    await delayPassedTwice;
+    expect((await onGitHub(pr.number)).merged).toBe(false);
+    expect((await updatePr(pr.number))?.automation?.state).toBe("ci-failed");
     await emulator.closePullRequest(pr.number);
     await emulator.flushWebhooks();
   });

@@ -4,7 +4,8 @@
  * and benchmark runs. Each instance has its own state directory.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +73,40 @@ const exited = (child: ChildProcess) =>
     else child.once("exit", (code) => resolve(code));
   });
 
+/**
+ * Where the local D1 with every migration applied is kept between control planes: one directory per
+ * set of migrations, wrangler.toml and wrangler version, so a changed migration never meets an old copy.
+ */
+async function migratedD1Cache(): Promise<string> {
+  const hash = createHash("sha256");
+  const migrations = join(root, "migrations");
+  for (const name of (await readdir(migrations)).sort()) hash.update(`${name}\0`).update(await readFile(join(migrations, name))).update("\0");
+  hash.update(await readFile(join(root, "wrangler.toml")));
+  hash.update(await readFile(join(root, "node_modules/wrangler/package.json")));
+  return join(tmpdir(), `nixfleet-d1-migrated-${hash.digest("hex").slice(0, 16)}`);
+}
+
+/**
+ * Gives `stateDir` the local D1 with every migration applied. `wrangler d1 migrations apply` is a wrangler
+ * process of its own, about 15 s of a 20 s start on the loaded 2-core test machine: it runs once per
+ * set of migrations, and every later control plane starts from a copy of what it left.
+ */
+async function applyMigrations(stateDir: string, envFile: string, log: string[]): Promise<void> {
+  const cache = await migratedD1Cache();
+  const d1 = join(stateDir, "v3", "d1");
+  if (await stat(join(cache, "d1")).then(() => true, () => false)) {
+    await cp(join(cache, "d1"), d1, { recursive: true });
+    return;
+  }
+  const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], envFile, log);
+  if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
+  // Published whole or not at all: a control plane starting meanwhile sees no cache, or a complete one.
+  const staging = await mkdtemp(join(tmpdir(), "nixfleet-d1-staging-"));
+  await cp(d1, join(staging, "d1"), { recursive: true });
+  // Another control plane may have published it first: then its copy stands and this one goes.
+  await rename(staging, cache).catch(() => rm(staging, { recursive: true, force: true }));
+}
+
 export async function startControlPlane(options: { vars?: Record<string, string>; timeoutMs?: number } = {}): Promise<ControlPlane> {
   const stateDir = await mkdtemp(join(tmpdir(), "nixfleet-cp-"));
   const log: string[] = [];
@@ -81,8 +116,7 @@ export async function startControlPlane(options: { vars?: Record<string, string>
   await cp(join(root, "dist/ui"), assets, { recursive: true });
   const envFile = join(stateDir, "empty.env");
   await writeFile(envFile, "");
-  const migrate = runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], envFile, log);
-  if ((await exited(migrate)) !== 0) throw new Error(`migrations failed:\n${log.join("")}`);
+  await applyMigrations(stateDir, envFile, log);
 
   // The published development key (local only) unless the test sets its own.
   const vars = Object.entries({ SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY, ...options.vars }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
