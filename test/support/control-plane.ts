@@ -130,11 +130,15 @@ export async function startControlPlane(options: { vars?: Record<string, string>
       true,
     );
     const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+    // Health answered from the port proves nothing alone: another file's wrangler may have taken the port
+    // between freePort() and this one's bind, and answers for it. Only this process's own line says it is ours.
+    const ready = `Ready on ${url}`;
+    const logged = log.length;
     for (;;) {
       if (dev.exitCode !== null) throw new Error(`wrangler dev exited (${dev.exitCode}):\n${log.join("")}`);
       try {
         const res = await fetch(`${url}/api/health`);
-        if (res.ok) return dev;
+        if (res.ok && log.slice(logged).join("").includes(ready)) return dev;
       } catch {
         // not listening yet
       }
