@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import { buildUi } from "../scripts/build-ui.mjs";
 import { chromiumInstalled, CHROMIUM, openBrowser } from "../test/browser/chromium.ts";
 import { startControlPlane } from "../test/support/control-plane.ts";
+import { addHosts } from "./hosts.ts";
 import { runInfo } from "./run-info.ts";
 
 const HOSTS = 100;
@@ -49,19 +50,7 @@ const plane = await startControlPlane();
 let markup = "";
 let health = "";
 try {
-  for (let i = 0; i < HOSTS; i += 10) {
-    await Promise.all(
-      Array.from({ length: Math.min(10, HOSTS - i) }, async (_, j) => {
-        const name = `host-${String(i + j).padStart(4, "0")}`;
-        const response = await fetch(`${plane.url}/api/hosts`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ name, platform: "nixos" }),
-        });
-        if (response.status !== 201) throw new Error(`adding ${name}: ${response.status} ${await response.text()}`);
-      }),
-    );
-  }
+  await addHosts(plane.url, 0, HOSTS);
   health = await (await fetch(`${plane.url}/api/health`)).text();
   const session = await openBrowser({ viewport: { width: 1280, height: 800 } });
   try {

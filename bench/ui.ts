@@ -25,6 +25,7 @@ import { gzipSync } from "node:zlib";
 import { buildUi, lazyChunks, shippedJs } from "../scripts/build-ui.mjs";
 import { chromiumInstalled, CHROMIUM, openBrowser } from "../test/browser/chromium.ts";
 import { startControlPlane } from "../test/support/control-plane.ts";
+import { addHosts } from "./hosts.ts";
 import { runInfo } from "./run-info.ts";
 
 const HOSTS = 100;
@@ -61,22 +62,7 @@ if (!chromiumInstalled) {
 const loadBefore = loadavg()[0]!;
 const plane = await startControlPlane();
 try {
-  await addHosts(0, HOSTS);
-  async function addHosts(from: number, to: number): Promise<void> {
-  for (let i = from; i < to; i += 10) {
-    await Promise.all(
-      Array.from({ length: Math.min(10, to - i) }, async (_, j) => {
-        const name = `host-${String(i + j).padStart(4, "0")}`;
-        const response = await fetch(`${plane.url}/api/hosts`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ name, platform: "nixos" }),
-        });
-        if (response.status !== 201) throw new Error(`adding ${name}: ${response.status} ${await response.text()}`);
-      }),
-    );
-  }
-  }
+  await addHosts(plane.url, 0, HOSTS);
 
   // Baseline, in the same run: a cold browser's first paint of the smallest page the same server
   // answers (/api/health). What the dashboard adds on top of it is the dashboard's own cost. Taken
@@ -118,7 +104,7 @@ try {
     }
   }
 
-  await addHosts(HOSTS, LARGE_FLEET);
+  await addHosts(plane.url, HOSTS, LARGE_FLEET);
   /** The rows in the large fleet's first frame, as its table's marks say. */
   let firstRows = 0;
   const largeRuns: number[] = [];

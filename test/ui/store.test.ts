@@ -220,9 +220,8 @@ describe("FleetStore", () => {
     expect(JSON.parse(server.requests.find((r) => r.method === "POST")!.body)).toEqual({ name: "gamma", platform: "nixos" });
   });
 
-  it("with a start-up step after the first fleet, asks for nothing but the fleet and health until the fleet answer is applied", async () => {
-    let release!: () => void;
-    server.on("GET /api/hosts", { json: fleet("alpha"), delay: new Promise<void>((resolve) => (release = resolve)) });
+  /** A store whose start-up step after the first fleet is held for the test to run, counting the live connections it opens. */
+  function storeWithStartUpStep() {
     const afterFirstFleet: (() => void)[] = [];
     let connected = 0;
     const deferring = new FleetStore({
@@ -230,6 +229,13 @@ describe("FleetStore", () => {
       connect: () => ({ start: () => void connected++, stop: () => undefined }),
       afterFirstFleet: (run) => afterFirstFleet.push(run),
     });
+    return { deferring, afterFirstFleet, connections: () => connected };
+  }
+
+  it("with a start-up step after the first fleet, asks for nothing but the fleet and health until the fleet answer is applied", async () => {
+    let release!: () => void;
+    server.on("GET /api/hosts", { json: fleet("alpha"), delay: new Promise<void>((resolve) => (release = resolve)) });
+    const { deferring, afterFirstFleet, connections } = storeWithStartUpStep();
     deferring.start();
     expect(observed.calls).toEqual(["health", "fleet"]);
     release();
@@ -237,27 +243,21 @@ describe("FleetStore", () => {
     // Handed the rest only once the table's data is there.
     expect(deferring.state.hosts.map((host) => host.name)).toEqual(["alpha"]);
     expect(observed.calls).toEqual(["health", "fleet"]);
-    expect(connected).toBe(0);
+    expect(connections()).toBe(0);
     afterFirstFleet[0]!();
     expect(observed.calls.slice(2).sort()).toEqual(["me", "rollouts"]);
-    expect(connected).toBe(1);
+    expect(connections()).toBe(1);
     await observed.settled(deferring);
     deferring.stop();
   });
 
   it("a start-up step that runs after the store was stopped opens no connection", async () => {
-    const afterFirstFleet: (() => void)[] = [];
-    let connected = 0;
-    const deferring = new FleetStore({
-      api: observed.api,
-      connect: () => ({ start: () => void connected++, stop: () => undefined }),
-      afterFirstFleet: (run) => afterFirstFleet.push(run),
-    });
+    const { deferring, afterFirstFleet, connections } = storeWithStartUpStep();
     deferring.start();
     await vi.waitFor(() => expect(afterFirstFleet).toHaveLength(1), { timeout: 10_000 });
     deferring.stop();
     afterFirstFleet[0]!();
-    expect(connected).toBe(0);
+    expect(connections()).toBe(0);
     expect(observed.calls).not.toContain("me");
     await observed.settled(deferring);
   });
