@@ -52,6 +52,12 @@ export async function runWatchdog(dirPath: string, options: WatchdogOptions = {}
       if (decision.decision !== "rollback") return decision.decision;
       return (await dir.readRollback())?.outcome === "failed" ? "rollback-failed" : "rolled-back";
     }
+    // The record is the watch: with its directory removed (the agent's state wiped, the agent uninstalled)
+    // nothing is left to decide or to write to, and a watchdog left waiting would wait for ever.
+    if ((await dir.readRecord()) === null) {
+      log(`the record in ${dirPath} is gone: nothing to watch`);
+      return "no-record";
+    }
     if (window === null) {
       window = await dir.readWindow();
       if (window === null && (await activationEnded(record))) {
