@@ -32,18 +32,51 @@ export async function headCommit(config: AgentConfig, runner: HostRunner, cloneD
   return unknown(describeFailure("git rev-parse HEAD", result));
 }
 
-export async function currentBranch(config: AgentConfig, runner: HostRunner, cloneDir: string): Promise<Known<string>> {
-  if (!(await hasClone(runner, cloneDir))) return unknown(NO_CLONE);
-  const result = await runGit(config, runner, ["-C", cloneDir, "symbolic-ref", "--quiet", "--short", "HEAD"]);
-  if (result.exitCode === 0 && result.stdout.trim() !== "") return known(result.stdout.trim().slice(0, 255));
-  if (result.exitCode === 1 && result.spawnError === null) return unknown("the clone is on a detached HEAD");
-  return unknown(describeFailure("git symbolic-ref HEAD", result));
+/** What the report says about the clone: its commit, its branch and whether it has local changes. */
+export interface CloneStatus {
+  commit: Known<string>;
+  branch: Known<string>;
+  /** Local changes (tracked or untracked), or null when git cannot say. */
+  dirty: boolean | null;
+}
+
+/**
+ * The clone's commit, branch and local changes from one `git status` (porcelain v2 with its branch
+ * headers) instead of a process for each. Ahead/behind counts are not wanted: not computing them
+ * keeps a clone far behind its upstream as quick as one that is not.
+ */
+export async function cloneStatus(config: AgentConfig, runner: HostRunner, cloneDir: string): Promise<CloneStatus> {
+  if (!(await hasClone(runner, cloneDir))) return { commit: unknown(NO_CLONE), branch: unknown(NO_CLONE), dirty: null };
+  const result = await runGit(config, runner, ["-C", cloneDir, "status", "--porcelain=v2", "--branch", "--no-ahead-behind", "--untracked-files=normal"]);
+  if (result.exitCode !== 0) {
+    const why = unknown(describeFailure("git status", result));
+    return { commit: why, branch: why, dirty: null };
+  }
+  return parseCloneStatus(result.stdout);
+}
+
+/** `git status --porcelain=v2 --branch` → the clone's status (see git-status(1), "Porcelain Format Version 2"). */
+export function parseCloneStatus(stdout: string): CloneStatus {
+  const lines = stdout.split("\n").filter((line) => line !== "");
+  const header = (name: string) => lines.find((line) => line.startsWith(`# branch.${name} `))?.slice(`# branch.${name} `.length);
+  const oid = header("oid");
+  const head = header("head");
+  return {
+    commit:
+      oid !== undefined && /^[0-9a-f]{40}$/.test(oid)
+        ? known(oid)
+        : unknown(oid === "(initial)" ? "the clone has no commit yet" : "git status named no commit"),
+    branch:
+      head === undefined
+        ? unknown("git status named no branch")
+        : head === "(detached)"
+          ? unknown("the clone is on a detached HEAD")
+          : known(head.slice(0, 255)),
+    dirty: lines.some((line) => !line.startsWith("# ")),
+  };
 }
 
 /** Local changes in the clone (tracked or untracked), or null when git cannot say. */
 export async function isDirty(config: AgentConfig, runner: HostRunner, cloneDir: string): Promise<boolean | null> {
-  if (!(await hasClone(runner, cloneDir))) return null;
-  const result = await runGit(config, runner, ["-C", cloneDir, "status", "--porcelain", "--untracked-files=normal"]);
-  if (result.exitCode !== 0) return null;
-  return result.stdout.trim() !== "";
+  return (await cloneStatus(config, runner, cloneDir)).dirty;
 }

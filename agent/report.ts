@@ -9,9 +9,9 @@ import type { AgentConfig } from "../common/agent-config.ts";
 import { flakeLockHash, lockLastModified, parseFlakeLock } from "../common/lock-diff.ts";
 import { PROTOCOL_VERSION, Report, type DesiredReport, type DiskSpace, type SafetyNetReport } from "../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
-import { readDisk } from "./disk-space.ts";
+import { readDisk, type DiskReport } from "./disk-space.ts";
 import { readHostGenerations } from "./generations.ts";
-import { currentBranch, hasClone, headCommit, isDirty } from "./git.ts";
+import { cloneStatus, hasClone, type CloneStatus } from "./git.ts";
 import type { JobStore } from "./job-store.ts";
 import { known, readCommandLine, unknown, type Known } from "./known.ts";
 import type { HostPlatform } from "./platforms/platform.ts";
@@ -34,6 +34,19 @@ export interface ReportCollectorOptions {
   desired?: () => DesiredReport;
 }
 
+/** What the report reads from the host (its files and processes), before the agent's own state joins it. */
+export interface ReportProbe {
+  current: Known<string>;
+  facts: HostFacts;
+  clone: CloneStatus;
+  lock: Report["lock"];
+  reboot: Report["system"]["reboot"];
+  generations: Report["generations"];
+  safetyNet: SafetyNetReport | undefined;
+  disk: DiskReport | undefined;
+  bootId: string | null;
+}
+
 interface HostFacts {
   os: Known<string>;
   nixpkgsVersion: Known<string>;
@@ -43,8 +56,10 @@ interface HostFacts {
 export class ReportCollector {
   readonly #options: ReportCollectorOptions;
   readonly #now: () => number;
-  /** os / nixpkgs / nix versions only change with the running system, so they are read once per system. */
-  #facts: { system: string | null; facts: HostFacts } | null = null;
+  /** The os and nixpkgs versions only change with the running system, so they are read once per system. */
+  #systemFacts: { system: string | null; facts: Pick<HostFacts, "os" | "nixpkgsVersion"> } | null = null;
+  /** Nix's version only changes with the nix binary: read once per file the configured `nix` resolves to. */
+  #nixVersion: { binary: string; version: Known<string> } | null = null;
 
   constructor(options: ReportCollectorOptions) {
     this.#options = options;
@@ -52,20 +67,32 @@ export class ReportCollector {
   }
 
   async collect(): Promise<Report> {
-    const { config, platform, runner, store, cloneDir } = this.#options;
-    const current = await readCurrentSystem(platform, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
-    const [facts, commit, branch, dirty, lock, reboot, generations] = await Promise.all([
-      this.#hostFacts(current.value),
-      headCommit(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
-      currentBranch(config, runner, cloneDir).catch((e: unknown) => unknown(String(e))),
-      isDirty(config, runner, cloneDir).catch(() => null),
+    return this.assemble(await this.probe());
+  }
+
+  /** Reads the host, all at once. */
+  async probe(): Promise<ReportProbe> {
+    const { config, platform, runner, cloneDir } = this.#options;
+    const current = readCurrentSystem(platform, runner).catch((e: unknown) => unknown(`cannot read the running system: ${String(e)}`));
+    const [currentSystem, facts, clone, lock, reboot, generations, safetyNet, disk, bootId] = await Promise.all([
+      current,
+      current.then((system) => this.#hostFacts(system.value)),
+      cloneStatus(config, runner, cloneDir).catch((e: unknown): CloneStatus => ({ commit: unknown(String(e)), branch: unknown(String(e)), dirty: null })),
       readLock(runner, cloneDir),
       platform.rebootStatus(runner).catch((e: unknown) => unknown(`cannot tell whether a reboot is needed: ${String(e)}`)),
       readHostGenerations(platform, runner).catch((e: unknown) => unknown(`cannot read the generations: ${String(e)}`)),
+      this.#options.safetyNet?.().catch(() => undefined),
+      config.spaceCheck.enable ? readDisk(config, runner).catch(() => undefined) : undefined,
+      platform.bootId(runner).catch(() => null),
     ]);
-    const safetyNet = await this.#options.safetyNet?.().catch(() => undefined);
-    const disk = config.spaceCheck.enable ? await readDisk(config, runner).catch(() => undefined) : undefined;
-    const desired = store?.desiredSystem(commit.value) ?? null;
+    return { current: currentSystem, facts, clone, lock, reboot, generations, safetyNet, disk, bootId };
+  }
+
+  /** The report from what `probe` read and the agent's own state as it is now (synchronous). */
+  assemble(probe: ReportProbe): Report {
+    const { config, platform, runner, store } = this.#options;
+    const { current, facts, clone, safetyNet, disk } = probe;
+    const desired = store?.desiredSystem(clone.commit.value) ?? null;
     const report: Report = {
       protocol: PROTOCOL_VERSION,
       agentVersion: NIXFLEET_VERSION,
@@ -74,13 +101,13 @@ export class ReportCollector {
       os: facts.os,
       nixpkgsVersion: facts.nixpkgsVersion,
       nixVersion: facts.nixVersion,
-      repo: { commit, branch, dirty },
-      lock,
+      repo: clone,
+      lock: probe.lock,
       system: {
         current,
         ...(desired !== null ? { desired: known(desired) } : {}),
         builtFromCommit: store?.builtFromCommit(current.value) ?? null,
-        reboot,
+        reboot: probe.reboot,
       },
       tests: {
         configured: testsConfigured(config),
@@ -91,11 +118,11 @@ export class ReportCollector {
       agentUptimeSeconds: Math.max(0, Math.floor((this.#now() - this.#options.agentStartedAt) / 1000)),
       ...(this.#options.desired !== undefined ? { desired: this.#options.desired() } : {}),
       rollout: config.rollout,
-      bootId: await platform.bootId(runner).catch(() => null),
+      bootId: probe.bootId,
       activation: config.activation,
       ...(safetyNet !== undefined ? { safetyNet } : {}),
       ...(disk !== undefined ? { disk } : {}),
-      generations,
+      generations: probe.generations,
     };
     // Our own output goes through the same schema the server applies: a bug here
     // shows in the agent's log rather than as a rejected poll.
@@ -103,16 +130,26 @@ export class ReportCollector {
   }
 
   async #hostFacts(system: string | null): Promise<HostFacts> {
-    if (this.#facts !== null && this.#facts.system === system) return this.#facts.facts;
-    const { config, platform, runner } = this.#options;
-    const [os, nixpkgsVersion, nixVersion] = await Promise.all([
-      readOs(runner),
-      platform.nixpkgsVersion(runner),
-      readNixVersion(runner, config.tools.nix),
-    ]);
-    const facts = { os, nixpkgsVersion, nixVersion };
-    this.#facts = { system, facts };
-    return facts;
+    const [facts, nixVersion] = await Promise.all([this.#factsOfSystem(system), this.#nixVersionNow()]);
+    return { ...facts, nixVersion };
+  }
+
+  async #factsOfSystem(system: string | null): Promise<Pick<HostFacts, "os" | "nixpkgsVersion">> {
+    if (this.#systemFacts !== null && this.#systemFacts.system === system) return this.#systemFacts.facts;
+    const { platform, runner } = this.#options;
+    const [os, nixpkgsVersion] = await Promise.all([readOs(runner), platform.nixpkgsVersion(runner, system)]);
+    this.#systemFacts = { system, facts: { os, nixpkgsVersion } };
+    return { os, nixpkgsVersion };
+  }
+
+  async #nixVersionNow(): Promise<Known<string>> {
+    const { config, runner } = this.#options;
+    const binary = await resolveProgram(runner, config.tools.nix);
+    if (binary !== null && this.#nixVersion?.binary === binary) return this.#nixVersion.version;
+    const version = await readNixVersion(runner, config.tools.nix);
+    // A failed run is asked again next time: it may have been the moment, not the binary.
+    this.#nixVersion = binary !== null && version.value !== null ? { binary, version } : null;
+    return version;
   }
 }
 
@@ -158,6 +195,20 @@ async function readNixVersion(runner: HostRunner, nix: string): Promise<Known<st
   // "nix (Nix) 2.8.0" → "2.8.0"
   const version = /(\d+\.\d+[^\s]*)\s*$/.exec(line.value)?.[1];
   return known(version ?? line.value);
+}
+
+/**
+ * The file `program` runs as (found on the commands' PATH, links followed), or null when there is
+ * none: a new nix (a NixOS upgrade moves the link to another store path) is a new file.
+ */
+async function resolveProgram(runner: HostRunner, program: string): Promise<string | null> {
+  const onPath = (runner.env("PATH") ?? "").split(path.delimiter).filter((dir) => dir !== "");
+  const candidates = program.includes("/") ? [program] : onPath.map((dir) => path.join(dir, program));
+  for (const candidate of candidates) {
+    const resolved = await runner.realPath(candidate).catch(() => null);
+    if (resolved !== null) return resolved;
+  }
+  return null;
 }
 
 async function readLock(runner: HostRunner, cloneDir: string): Promise<Report["lock"]> {

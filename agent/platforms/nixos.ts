@@ -5,7 +5,7 @@
  */
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { plural } from "../../common/text.ts";
-import { readCommandLine } from "../known.ts";
+import { known, readCommandLine, type Known } from "../known.ts";
 import { readRebootStatus } from "../reboot.ts";
 import { describeFailure, SYSTEMD_RUN_PASSED_ENV, type HostRunner } from "../runner.ts";
 import { EVALUATION_NICE, flakeAttrOf, followLink, nicedChild, readBootIdOf, runningSystemLinks, type EvaluationLimits, type HostPlatform } from "./platform.ts";
@@ -28,7 +28,7 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
       config.tools.installBootMenu !== undefined ? [config.tools.installBootMenu, system] : [`${system}/bin/switch-to-configuration`, "boot"],
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     listFailedUnits: (runner, say) => listFailedSystemdUnits(config, runner, say),
-    nixpkgsVersion: (runner) => readCommandLine(runner, ["nixos-version"], "nixos-version"),
+    nixpkgsVersion: (runner, system) => readNixosVersion(runner, system),
     bootArgv: (flakeDir) => [config.tools.nixosRebuild, "boot", "--flake", `${flakeDir}#${attr}`],
     rebootArgv: () => (config.tools.reboot !== undefined ? [config.tools.reboot] : [config.tools.systemctl, "reboot"]),
     bootId: (runner) => readBootIdOf(config, runner),
@@ -39,6 +39,20 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
     evaluationCommand: (argv, limits, runner) =>
       config.tools.detach === "systemd-run" ? evaluationUnit(config, argv, limits, runner) : nicedChild(argv),
   };
+}
+
+/**
+ * The running system says its version in its `nixos-version` file (the label its generation shows,
+ * without the code name the command adds): read without starting a process. A system without the
+ * file (not a NixOS toplevel) is asked with the command.
+ */
+async function readNixosVersion(runner: HostRunner, system: string | null): Promise<Known<string>> {
+  if (system !== null) {
+    const bytes = await runner.readFile(`${system}/nixos-version`).catch(() => null);
+    const line = bytes === null ? "" : (new TextDecoder().decode(bytes).split("\n")[0]?.trim() ?? "");
+    if (line !== "") return known(line.slice(0, 100));
+  }
+  return readCommandLine(runner, ["nixos-version"], "nixos-version");
 }
 
 /**

@@ -42,8 +42,8 @@ export interface HostPlatform {
   bootMenuArgv(system: string): string[] | null;
   /** The names of the units that are failed now, or null (said through `say`) where there is nothing to list. */
   listFailedUnits(runner: HostRunner, say: (line: string) => void): Promise<string[] | null>;
-  /** The nixpkgs version the running system was built from. */
-  nixpkgsVersion(runner: HostRunner): Promise<Known<string>>;
+  /** The nixpkgs version the running system (`system`, its store path when known) was built from. */
+  nixpkgsVersion(runner: HostRunner, system: string | null): Promise<Known<string>>;
   /** Makes the configuration in `flakeDir` the boot default without activating it; null where a system is only ever switched to. */
   bootArgv(flakeDir: string): string[] | null;
   /** Reboots the machine; null where the agent does not own the machine (Home Manager). */
