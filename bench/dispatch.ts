@@ -20,14 +20,17 @@ import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { PROTOCOL_VERSION } from "../common/protocol.ts";
 import { benchReport } from "./fleet-protocol.ts";
-import { createHosts, enqueue, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
+import { type BenchHost, createHosts, enqueue, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
 import { runInfo } from "./run-info.ts";
 import { startWorkerd, type Workerd } from "./workerd.ts";
 
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { "poll-seconds": { type: "string", default: "10" } } });
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { "poll-seconds": { type: "string", default: "90" }, processes: { type: "string" }, samples: { type: "string", default: "200" } },
+});
 const agentCounts = positionals.map(Number).filter((n) => n > 0);
 const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 9000, 10000];
-const SAMPLES = 200;
+const SAMPLES = Number(flags.samples);
 const POLL_SECONDS = Number(flags["poll-seconds"]);
 /** Two poll cycles at least, so every agent's poll ends in the window whatever its phase. */
 const IDLE_MEASURE_MS = Math.max(40_000, 2 * POLL_SECONDS * 1000);
@@ -36,13 +39,20 @@ const DEFAULT_POLL_SECONDS = 90;
 const OBJECT_MEMORY_LIMIT_BYTES = 128 * 1024 * 1024;
 /** The coordinator flushes "last seen" at most this often (worker/coordinator/presence.ts). */
 const LAST_SEEN_FLUSHES_PER_DAY = 24 / 6;
-/** Client processes: a few thousand connections each. */
 /**
  * All but this many in a held poll counts as every poll held: at thousands of agents some are always
  * between an answered poll and the next, so waiting for all of them at once would wait for ever.
  */
 const heldEnough = (agents: number) => agents - Math.floor(agents / 200);
-const processesFor = (agents: number) => Math.min(4, Math.max(2, Math.ceil(agents / 2500)));
+/** Client processes for the agents that are not probes: a few thousand connections each at most. */
+const processesFor = (agents: number) => Number(flags.processes) || Math.min(4, Math.max(2, Math.ceil(agents / 2500)));
+/**
+ * The agents the dispatches go to, in a client process of their own: a real agent has its host to
+ * itself, and one sharing an event loop with 500 others waited on theirs (4.0 ms alone, 9.3 ms shared,
+ * at load 7). Few, so their process stays quiet; spread over the names, so no one range of hosts is favoured.
+ */
+const PROBE_AGENTS = 20;
+const probesOf = (hosts: BenchHost[]) => Array.from({ length: Math.min(PROBE_AGENTS, hosts.length) }, (_, i) => hosts[(i * 7919) % hosts.length]!);
 const load = () => os.loadavg().map((n) => round(n));
 
 async function d1File(stateDir: string): Promise<string> {
@@ -150,7 +160,8 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
   progress("starting agents");
   const descriptorsBefore = await cp.descriptors();
   const processes = processesFor(agentCount);
-  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS);
+  const probes = probesOf(hosts);
+  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "finished", probes);
   current.swarm = swarm;
   try {
     await waitForPolls(cp.url, heldEnough(agentCount), 200);
@@ -160,19 +171,19 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     const heldHeap = await cp.objectsHeap();
 
     const bare: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      const t0 = now();
-      await request(`${cp.url}/api/health`);
-      bare.push(now() - t0);
-    }
-
+    const bareFromAdmin: number[] = [];
     const dispatch: number[] = [];
     const enqueueAnswered: number[] = [];
     const parts: Breakdown[] = [];
     for (let i = 0; i < SAMPLES; i++) {
-      const host = hosts[(i * 7919) % hosts.length]!.name;
+      const host = probes[i % probes.length]!.name;
       // (Nearly) every agent back in its long poll, so this measures a wake-up, not a queue.
       await waitForPolls(cp.url, heldEnough(agentCount), 5);
+      // The bare round trips next to each dispatch, so both see the same moment of a shared machine's load.
+      bare.push(await swarm.bare(`${cp.url}/api/health`));
+      const t0 = now();
+      await request(`${cp.url}/api/health`);
+      bareFromAdmin.push(now() - t0);
       const heldBefore = (await stats(cp.url)).waitingPolls;
       const received = swarm.receipt(host);
       const queued = await enqueue(cp.url, host);
@@ -240,12 +251,22 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     return {
       result: {
         agents: agentCount,
+        /** Processes holding the agents that are not probes, plus one holding the probes alone. */
         client_processes: processes,
+        probe_agents: probes.length,
         poll_seconds: POLL_SECONDS,
         polls_per_second: round(agentCount / POLL_SECONDS),
+        /**
+         * From the admin's POST /api/hosts/:name/commands leaving the bench's own process to a probe agent
+         * in its client process having read and JSON-parsed the held poll's answer with the command.
+         */
+        dispatch_how: "admin request sent (bench process, undici request) → probe agent has the poll answer read and JSON-parsed (probe process, undici request); both wall clocks at sub-ms precision",
         dispatch_p50_ms: round(percentile(dispatch, 50)),
         dispatch_p99_ms: round(percentile(dispatch, 99)),
+        bare_rtt_how: "GET /api/health from the probe process, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
         bare_rtt_p50_ms: round(percentile(bare, 50)),
+        /** The same request from the bench's own process, the admin's client (reported, not divided by). */
+        bare_rtt_admin_client_p50_ms: round(percentile(bareFromAdmin, 50)),
         /** Computed from the two p50s above (the target is ≤ 2). */
         dispatch_p50_over_bare_rtt_p50_computed: round(percentile(dispatch, 50) / percentile(bare, 50)),
         /** Each part's p50 over the samples whose answers carried every mark (`breakdown_samples`); wall-clock marks of workerd are whole milliseconds. */
