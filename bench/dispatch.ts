@@ -97,6 +97,17 @@ interface Breakdown {
   admin_answer_to_client: number;
 }
 
+/** What each part of `dispatch_breakdown_p50_ms` spans, for the JSON. */
+const BREAKDOWN_HOW: Record<keyof Breakdown, string> = {
+  to_worker: "admin request sent (bench clock) → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
+  middleware: "'arrived' → the route's 'routed' mark: Access, role and CSRF checks and the body's validation (workerd's clock moves with I/O only, so CPU without I/O reads as 0)",
+  coordinator_to_poll_answer: "'routed' → the held poll's Worker has the coordinator's answer ('answered'): the RPC, the enqueue step that stores the command and answers the waiting poll, and the storage commit the answer waits for (output gate)",
+  poll_answer_to_agent: "'answered' → the probe agent has read and parsed the answer (its clock): the Worker's JSON answer, Miniflare's entry worker, the socket, the client (reads up to 1 ms long, the mark being floored); shares workerd's thread with the admin's audit write and answer",
+  admin_enqueue_rpc: "'routed' → the route has the coordinator's reply ('enqueued'): the admin's own path, beside the agent's",
+  admin_audit_write: "'enqueued' → 'audited': the D1 insert of the command's audit entry, which the admin's 202 waits for",
+  admin_answer_to_client: "'audited' → the admin client has the 202 (bench clock)",
+};
+
 const progress = (what: string) => console.error(`  ${new Date().toISOString().slice(11, 19)} ${what} (load average ${load().join(" ")})`);
 
 /** Idle: nothing queued; counts what the fleet costs per poll cycle. */
@@ -175,6 +186,8 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     const dispatch: number[] = [];
     const enqueueAnswered: number[] = [];
     const parts: Breakdown[] = [];
+    let agentBeforeAdmin = 0;
+    let agentAfterAuditWrite = 0;
     for (let i = 0; i < SAMPLES; i++) {
       const host = probes[i % probes.length]!.name;
       // (Nearly) every agent back in its long poll, so this measures a wake-up, not a queue.
@@ -194,6 +207,9 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
       while ((await stats(cp.url)).waitingPolls < heldBefore && now() < settledBy) await new Promise((resolve) => setTimeout(resolve, 5));
       dispatch.push(got.at - queued.sent);
       enqueueAnswered.push(queued.answered - queued.sent);
+      if (got.at < queued.answered) agentBeforeAdmin++;
+      // A whole millisecond past the audit mark (which workerd floors), so certainly after the audit write ended.
+      if (queued.marks.audited !== null && got.at >= queued.marks.audited + 1) agentAfterAuditWrite++;
       const { arrived, routed, enqueued, audited } = queued.marks;
       if (arrived !== null && routed !== null && enqueued !== null && audited !== null && got.answeredMark !== null) {
         parts.push({
@@ -272,6 +288,13 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         /** Each part's p50 over the samples whose answers carried every mark (`breakdown_samples`); wall-clock marks of workerd are whole milliseconds. */
         dispatch_breakdown_p50_ms: breakdownP50,
         breakdown_samples: parts.length,
+        dispatch_breakdown_how: BREAKDOWN_HOW,
+        /**
+         * How the agent's way and the admin's own answer overlap: on one workerd thread (the Workers, the
+         * objects and the local D1) the route's audit write and its answer run beside the held poll's answer.
+         */
+        agent_before_admin_answer_share: round(agentBeforeAdmin / SAMPLES),
+        agent_after_audit_write_share: round(agentAfterAuditWrite / SAMPLES),
         /** The admin's own request, for comparison: the agent usually has the command before the admin has the answer. */
         enqueue_answered_p50_ms: round(percentile(enqueueAnswered, 50)),
         report_to_dashboard_p50_ms: round(percentile(reportToDashboard, 50)),
