@@ -20,14 +20,17 @@ import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { PROTOCOL_VERSION } from "../common/protocol.ts";
 import { benchReport } from "./fleet-protocol.ts";
-import { createHosts, enqueue, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
+import { type BenchHost, createHosts, enqueue, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
 import { runInfo } from "./run-info.ts";
 import { startWorkerd, type Workerd } from "./workerd.ts";
 
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { "poll-seconds": { type: "string", default: "10" } } });
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { "poll-seconds": { type: "string", default: "90" }, processes: { type: "string" }, samples: { type: "string", default: "200" } },
+});
 const agentCounts = positionals.map(Number).filter((n) => n > 0);
 const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 9000, 10000];
-const SAMPLES = 200;
+const SAMPLES = Number(flags.samples);
 const POLL_SECONDS = Number(flags["poll-seconds"]);
 /** Two poll cycles at least, so every agent's poll ends in the window whatever its phase. */
 const IDLE_MEASURE_MS = Math.max(40_000, 2 * POLL_SECONDS * 1000);
@@ -36,13 +39,20 @@ const DEFAULT_POLL_SECONDS = 90;
 const OBJECT_MEMORY_LIMIT_BYTES = 128 * 1024 * 1024;
 /** The coordinator flushes "last seen" at most this often (worker/coordinator/presence.ts). */
 const LAST_SEEN_FLUSHES_PER_DAY = 24 / 6;
-/** Client processes: a few thousand connections each. */
 /**
  * All but this many in a held poll counts as every poll held: at thousands of agents some are always
  * between an answered poll and the next, so waiting for all of them at once would wait for ever.
  */
 const heldEnough = (agents: number) => agents - Math.floor(agents / 200);
-const processesFor = (agents: number) => Math.min(4, Math.max(2, Math.ceil(agents / 2500)));
+/** Client processes for the agents that are not probes: a few thousand connections each at most. */
+const processesFor = (agents: number) => Number(flags.processes) || Math.min(4, Math.max(2, Math.ceil(agents / 2500)));
+/**
+ * The agents the dispatches go to, in a client process of their own: a real agent has its host to
+ * itself, and one sharing an event loop with 500 others waited on theirs (4.0 ms alone, 9.3 ms shared,
+ * at load 7). Few, so their process stays quiet; spread over the names, so no one range of hosts is favoured.
+ */
+const PROBE_AGENTS = 20;
+const probesOf = (hosts: BenchHost[]) => Array.from({ length: Math.min(PROBE_AGENTS, hosts.length) }, (_, i) => hosts[(i * 7919) % hosts.length]!);
 const load = () => os.loadavg().map((n) => round(n));
 
 async function d1File(stateDir: string): Promise<string> {
@@ -86,6 +96,17 @@ interface Breakdown {
   admin_audit_write: number;
   admin_answer_to_client: number;
 }
+
+/** What each part of `dispatch_breakdown_p50_ms` spans, for the JSON. */
+const BREAKDOWN_HOW: Record<keyof Breakdown, string> = {
+  to_worker: "admin request sent (bench clock) → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
+  middleware: "'arrived' → the route's 'routed' mark: Access, role and CSRF checks and the body's validation (workerd's clock moves with I/O only, so CPU without I/O reads as 0)",
+  coordinator_to_poll_answer: "'routed' → the held poll's Worker has the coordinator's answer ('answered'): the RPC, the enqueue step that stores the command and answers the waiting poll, and the storage commit the answer waits for (output gate)",
+  poll_answer_to_agent: "'answered' → the probe agent has read and parsed the answer (its clock): the Worker's JSON answer, Miniflare's entry worker, the socket, the client (reads up to 1 ms long, the mark being floored); shares workerd's thread with the admin's audit write and answer",
+  admin_enqueue_rpc: "'routed' → the route has the coordinator's reply ('enqueued'): the admin's own path, beside the agent's",
+  admin_audit_write: "'enqueued' → 'audited': the D1 insert of the command's audit entry, which the admin's 202 waits for",
+  admin_answer_to_client: "'audited' → the admin client has the 202 (bench clock)",
+};
 
 const progress = (what: string) => console.error(`  ${new Date().toISOString().slice(11, 19)} ${what} (load average ${load().join(" ")})`);
 
@@ -150,7 +171,8 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
   progress("starting agents");
   const descriptorsBefore = await cp.descriptors();
   const processes = processesFor(agentCount);
-  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS);
+  const probes = probesOf(hosts);
+  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "finished", probes);
   current.swarm = swarm;
   try {
     await waitForPolls(cp.url, heldEnough(agentCount), 200);
@@ -160,19 +182,21 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     const heldHeap = await cp.objectsHeap();
 
     const bare: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      const t0 = now();
-      await request(`${cp.url}/api/health`);
-      bare.push(now() - t0);
-    }
-
+    const bareFromAdmin: number[] = [];
     const dispatch: number[] = [];
     const enqueueAnswered: number[] = [];
     const parts: Breakdown[] = [];
+    let agentBeforeAdmin = 0;
+    let agentAfterAuditWrite = 0;
     for (let i = 0; i < SAMPLES; i++) {
-      const host = hosts[(i * 7919) % hosts.length]!.name;
+      const host = probes[i % probes.length]!.name;
       // (Nearly) every agent back in its long poll, so this measures a wake-up, not a queue.
       await waitForPolls(cp.url, heldEnough(agentCount), 5);
+      // The bare round trips next to each dispatch, so both see the same moment of a shared machine's load.
+      bare.push(await swarm.bare(`${cp.url}/api/health`));
+      const t0 = now();
+      await request(`${cp.url}/api/health`);
+      bareFromAdmin.push(now() - t0);
       const heldBefore = (await stats(cp.url)).waitingPolls;
       const received = swarm.receipt(host);
       const queued = await enqueue(cp.url, host);
@@ -183,6 +207,9 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
       while ((await stats(cp.url)).waitingPolls < heldBefore && now() < settledBy) await new Promise((resolve) => setTimeout(resolve, 5));
       dispatch.push(got.at - queued.sent);
       enqueueAnswered.push(queued.answered - queued.sent);
+      if (got.at < queued.answered) agentBeforeAdmin++;
+      // A whole millisecond past the audit mark (which workerd floors), so certainly after the audit write ended.
+      if (queued.marks.audited !== null && got.at >= queued.marks.audited + 1) agentAfterAuditWrite++;
       const { arrived, routed, enqueued, audited } = queued.marks;
       if (arrived !== null && routed !== null && enqueued !== null && audited !== null && got.answeredMark !== null) {
         parts.push({
@@ -240,17 +267,34 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     return {
       result: {
         agents: agentCount,
+        /** Processes holding the agents that are not probes, plus one holding the probes alone. */
         client_processes: processes,
+        probe_agents: probes.length,
         poll_seconds: POLL_SECONDS,
         polls_per_second: round(agentCount / POLL_SECONDS),
+        /**
+         * From the admin's POST /api/hosts/:name/commands leaving the bench's own process to a probe agent
+         * in its client process having read and JSON-parsed the held poll's answer with the command.
+         */
+        dispatch_how: "admin request sent (bench process, undici request) → probe agent has the poll answer read and JSON-parsed (probe process, undici request); both wall clocks at sub-ms precision",
         dispatch_p50_ms: round(percentile(dispatch, 50)),
         dispatch_p99_ms: round(percentile(dispatch, 99)),
+        bare_rtt_how: "GET /api/health from the probe process, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
         bare_rtt_p50_ms: round(percentile(bare, 50)),
+        /** The same request from the bench's own process, the admin's client (reported, not divided by). */
+        bare_rtt_admin_client_p50_ms: round(percentile(bareFromAdmin, 50)),
         /** Computed from the two p50s above (the target is ≤ 2). */
         dispatch_p50_over_bare_rtt_p50_computed: round(percentile(dispatch, 50) / percentile(bare, 50)),
         /** Each part's p50 over the samples whose answers carried every mark (`breakdown_samples`); wall-clock marks of workerd are whole milliseconds. */
         dispatch_breakdown_p50_ms: breakdownP50,
         breakdown_samples: parts.length,
+        dispatch_breakdown_how: BREAKDOWN_HOW,
+        /**
+         * How the agent's way and the admin's own answer overlap: on one workerd thread (the Workers, the
+         * objects and the local D1) the route's audit write and its answer run beside the held poll's answer.
+         */
+        agent_before_admin_answer_share: round(agentBeforeAdmin / SAMPLES),
+        agent_after_audit_write_share: round(agentAfterAuditWrite / SAMPLES),
         /** The admin's own request, for comparison: the agent usually has the command before the admin has the answer. */
         enqueue_answered_p50_ms: round(percentile(enqueueAnswered, 50)),
         report_to_dashboard_p50_ms: round(percentile(reportToDashboard, 50)),

@@ -16,6 +16,8 @@ export const FromParent = z.discriminatedUnion("type", [
      */
     commandEvents: z.enum(["finished", "as-agent"]).default("finished"),
   }),
+  /** One bare round trip (`url`, a GET) from the probe process, timed as its agents' polls are. */
+  z.object({ type: z.literal("bare"), url: z.string() }),
   z.object({ type: z.literal("counters") }),
   z.object({ type: z.literal("stop") }),
 ]);
@@ -26,6 +28,7 @@ export const FromSwarm = z.discriminatedUnion("type", [
   /** `at`: when the agent had the poll's answer; `answeredMark`: when the Worker had it from the coordinator (Server-Timing). */
   z.object({ type: z.literal("received"), host: z.string(), command: z.string(), at: z.number(), answeredMark: z.number().nullable() }),
   z.object({ type: z.literal("error"), host: z.string(), message: z.string() }),
+  z.object({ type: z.literal("bare"), ms: z.number().nullable(), error: z.string().optional() }),
   z.object({ type: z.literal("counters"), requests: z.number(), errors: z.number() }),
 ]);
 export type FromSwarm = z.infer<typeof FromSwarm>;

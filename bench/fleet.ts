@@ -4,7 +4,7 @@
  * the coordinator's counters, and the arithmetic of the results.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { Agent, fetch as undiciFetch } from "undici";
+import { Agent, request as undiciRequest } from "undici";
 import { z } from "zod";
 import { FromSwarm, serverMark, type FromParent } from "./fleet-protocol.ts";
 
@@ -13,14 +13,18 @@ export const now = () => performance.timeOrigin + performance.now();
 const dispatcher = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
 
 /**
- * The admin's (and the bare round trip's) requests. They ask for no compression: in production Cloudflare's
- * edge compresses a browser's answers, outside the Worker; Miniflare does it inside workerd, on the thread
- * that runs the Worker and the objects, and undici inflates it in the thread pool (at load 20 the admin's
- * answer took 6.6 ms from the audit write to the client compressed, 2.4 ms not).
+ * The admin's (and the bare round trip's) requests, through undici's `request` as the client processes'
+ * are (fetch's streams cost more per request than the parts of a dispatch the bench times). They ask for
+ * no compression: in production Cloudflare's edge compresses a browser's answers, outside the Worker;
+ * Miniflare does it inside workerd, on the thread that runs the Worker and the objects, and the client
+ * inflates it (at load 20 the admin's answer took 6.6 ms from the audit write to the client compressed,
+ * 2.4 ms not).
  */
-export async function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  const res = await undiciFetch(url, { ...init, headers: { ...init.headers, "accept-encoding": "identity" }, dispatcher });
-  return { status: res.status, json: (await res.json()) as unknown, serverTiming: res.headers.get("server-timing") };
+export async function request(url: string, init: { method?: "GET" | "POST" | "PUT" | "DELETE"; headers?: Record<string, string>; body?: string } = {}) {
+  const res = await undiciRequest(url, { ...init, headers: { ...init.headers, "accept-encoding": "identity" }, dispatcher });
+  const text = await res.body.text();
+  const timing = res.headers["server-timing"];
+  return { status: res.statusCode, json: (text === "" ? null : JSON.parse(text)) as unknown, serverTiming: typeof timing === "string" ? timing : null };
 }
 
 export const adminHeaders = (url: string) => ({ origin: url, "content-type": "application/json" });
@@ -77,42 +81,63 @@ export async function enqueue(url: string, host: string, kind = "refresh") {
   return { sent, answered, marks, commandId: z.object({ command: z.object({ id: z.string() }) }).parse(res.json).command.id };
 }
 
-/** Simulated agents over `processes` forked client processes. */
+/**
+ * Simulated agents over `processes` forked client processes, and, when `probes` are given, one more
+ * process holding only those agents: the ones a benchmark dispatches to and times, in an event loop no
+ * other agents' polls keep busy (a real agent is alone on its host), which also takes the bare round trips.
+ */
 export class Swarm {
   readonly errors: string[] = [];
   private readonly children: ChildProcess[];
+  private readonly probe: ChildProcess | null;
   /** Per host, the receipts asked for, answered in order: a busy host may have several commands on the way. */
   private readonly waiters = new Map<string, Array<(message: Extract<FromSwarm, { type: "received" }>) => void>>();
   private readonly counterReplies: Array<(counters: { requests: number; errors: number }) => void> = [];
+  private readonly bareReplies: Array<(reply: Extract<FromSwarm, { type: "bare" }>) => void> = [];
 
-  private constructor(children: ChildProcess[]) {
-    this.children = children;
-    for (const child of children) {
+  private constructor(children: ChildProcess[], probe: ChildProcess | null) {
+    this.children = probe ? [...children, probe] : children;
+    this.probe = probe;
+    for (const child of this.children) {
       child.on("message", (raw) => {
         const message = FromSwarm.parse(raw);
         if (message.type === "received") this.waiters.get(message.host)?.shift()?.(message);
         else if (message.type === "error") this.errors.push(`${message.host}: ${message.message}`);
         else if (message.type === "counters") this.counterReplies.shift()?.(message);
+        else if (message.type === "bare") this.bareReplies.shift()?.(message);
       });
     }
   }
 
-  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished"): Promise<Swarm> {
-    const children = await Promise.all(
-      Array.from({ length: processes }, async () => {
-        const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-        await new Promise<void>((resolve, reject) => {
-          child.once("message", () => resolve());
-          child.once("exit", (code) => reject(new Error(`a client process exited (${code}) before it was ready`)));
-        });
-        return child;
-      }),
-    );
+  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = []): Promise<Swarm> {
+    const forkOne = async () => {
+      const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      await new Promise<void>((resolve, reject) => {
+        child.once("message", () => resolve());
+        child.once("exit", (code) => reject(new Error(`a client process exited (${code}) before it was ready`)));
+      });
+      return child;
+    };
+    const probeNames = new Set(probes.map((probe) => probe.name));
+    const others = hosts.filter((host) => !probeNames.has(host.name));
+    const children = await Promise.all(Array.from({ length: processes }, forkOne));
+    const probe = probes.length > 0 ? await forkOne() : null;
     children.forEach((child, index) => {
-      const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: hosts.filter((_, i) => i % processes === index) };
+      const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: others.filter((_, i) => i % processes === index) };
       child.send(message);
     });
-    return new Swarm(children);
+    probe?.send({ type: "start", url, pollSeconds, commandEvents, agents: probes } satisfies FromParent);
+    return new Swarm(children, probe);
+  }
+
+  /** One bare round trip to `url` (a GET) from the probe process, timed as its agents' polls are: ms. */
+  async bare(url: string): Promise<number> {
+    if (!this.probe) throw new Error("a bare round trip from the probe process needs a swarm started with probes");
+    const reply = new Promise<Extract<FromSwarm, { type: "bare" }>>((resolve) => this.bareReplies.push(resolve));
+    this.probe.send({ type: "bare", url } satisfies FromParent);
+    const { ms, error } = await reply;
+    if (ms === null) throw new Error(`bare round trip from the probe process: ${error ?? "failed"}`);
+    return ms;
   }
 
   /**

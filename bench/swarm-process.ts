@@ -2,11 +2,18 @@
  * One client process of simulated agents (bench/fleet.ts forks several, so thousands of held polls are
  * not one event loop's, nor one process's descriptors). Each agent speaks the real protocol with no
  * host work: it long-polls, and ends each command it receives at once (with the events the parent asked
- * for: fleet-protocol.ts's `commandEvents`), acknowledging it in its next poll. Times are wall-clock milliseconds with sub-millisecond precision
- * (performance.timeOrigin + performance.now()), so the parent lines them up with its own and with the
- * Worker's Server-Timing marks.
+ * for: fleet-protocol.ts's `commandEvents`), acknowledging it in its next poll. Times are wall-clock
+ * milliseconds with sub-millisecond precision (performance.timeOrigin + performance.now()), so the
+ * parent lines them up with its own and with the Worker's Server-Timing marks.
+ *
+ * The swarm is a load generator, so it spends as little as it can per poll: undici's `request` (no
+ * WHATWG streams, no Headers object; fetch cost about twice its CPU per poll here), and an agent has its
+ * answer when the body is read and JSON-parsed: the receive time is taken there, before the answer is
+ * validated against the protocol's schema. A probe process (`role: "probe"`) holds the few agents the
+ * parent dispatches to and takes the bare round trips the ratio divides by, with the same client, so
+ * both sides of it are timed by one quiet event loop.
  */
-import { Agent, fetch as undiciFetch } from "undici";
+import { Agent, request as undiciRequest } from "undici";
 import { PROTOCOL_VERSION, PollResponse } from "../common/protocol.ts";
 import { benchReport, FromParent, serverMark, type FromSwarm } from "./fleet-protocol.ts";
 
@@ -20,17 +27,23 @@ const send = (message: FromSwarm) => process.send?.(message);
 
 /**
  * The agent's headers, with no compression asked for: the real agent (agent/http.ts, node:http) sends no
- * Accept-Encoding, so its answers come uncompressed. fetch asks for gzip by default, and Miniflare then
- * compressed every poll's answer inside workerd (as Cloudflare's edge would for such a client) and undici
- * inflated it in the thread pool: 3 to 7 ms of a dispatch at load 20 that no real agent spends.
- * (node:http itself, tried here too, made the dispatch slower at 1,000 agents than fetch without gzip.)
+ * Accept-Encoding, so its answers come uncompressed. (Asking for gzip, Miniflare compressed every poll's
+ * answer inside workerd, as Cloudflare's edge would for such a client, and the client inflated it: 3 to
+ * 7 ms of a dispatch at load 20 that no real agent spends.) `at`: when the answer was read and parsed.
  */
-async function request(url: string, token: string, body: unknown) {
+async function call(url: string, init: { method: "GET" } | { method: "POST"; token: string; body: unknown }) {
   requests++;
-  const res = await undiciFetch(url, { method: "POST", dispatcher, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "accept-encoding": "identity" }, body: JSON.stringify(body) });
-  const json: unknown = await res.json();
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
-  return { json, serverTiming: res.headers.get("server-timing") };
+  const res = await undiciRequest(url, {
+    method: init.method,
+    dispatcher,
+    headers: init.method === "POST" ? { authorization: `Bearer ${init.token}`, "content-type": "application/json", "accept-encoding": "identity" } : { "accept-encoding": "identity" },
+    ...(init.method === "POST" ? { body: JSON.stringify(init.body) } : {}),
+  });
+  const json: unknown = JSON.parse(await res.body.text());
+  const at = now();
+  if (res.statusCode >= 400) throw new Error(`${url}: ${res.statusCode} ${JSON.stringify(json)}`);
+  const timing = res.headers["server-timing"];
+  return { json, at, serverTiming: typeof timing === "string" ? timing : null };
 }
 
 /** The events of one command that ran and printed a few lines, as agent/command-events.ts sends them. */
@@ -58,8 +71,10 @@ async function agentLoop(url: string, name: string, token: string, session: stri
     acks = [];
     let response: PollResponse;
     let answeredMark: number | null;
+    let at: number;
     try {
-      const res = await request(`${url}/api/agent/poll?wait=${pollSeconds}`, token, body);
+      const res = await call(`${url}/api/agent/poll?wait=${pollSeconds}`, { method: "POST", token, body });
+      at = res.at;
       response = PollResponse.parse(res.json);
       answeredMark = serverMark(res.serverTiming, "answered");
     } catch (error) {
@@ -69,14 +84,13 @@ async function agentLoop(url: string, name: string, token: string, session: stri
       await new Promise((resolve) => setTimeout(resolve, 1000));
       continue;
     }
-    const at = now();
     reportNext = response.wantReport || (commandEvents === "as-agent" && response.commands.length > 0);
     for (const command of response.commands) {
       send({ type: "received", host: name, command: command.id, at, answeredMark });
       acks.push(command.id);
       const events = commandEvents === "as-agent" ? agentEvents(command.id) : [{ type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0, result: {} }];
       try {
-        for (const event of events) await request(`${url}/api/agent/commands/${command.id}/events`, token, event);
+        for (const event of events) await call(`${url}/api/agent/commands/${command.id}/events`, { method: "POST", token, body: event });
       } catch (error) {
         errors++;
         send({ type: "error", host: name, message: error instanceof Error ? error.message : String(error) });
@@ -91,6 +105,16 @@ process.on("message", (raw) => {
     case "start":
       for (const agent of message.agents) void agentLoop(message.url, agent.name, agent.token, agent.session, message.pollSeconds, message.commandEvents);
       return;
+    case "bare": {
+      // Not counted in `requests`: those are the agents' own, which the idle window counts.
+      requests--;
+      const sent = now();
+      void call(message.url, { method: "GET" }).then(
+        ({ at }) => send({ type: "bare", ms: at - sent }),
+        (error: unknown) => send({ type: "bare", ms: null, error: error instanceof Error ? error.message : String(error) }),
+      );
+      return;
+    }
     case "counters":
       return send({ type: "counters", requests, errors });
     case "stop":
