@@ -137,5 +137,5 @@ export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
     failedBuilds: live.failedBuilds[host.name] ?? [],
     diskLowBelowBytes,
   });
-  return { ...view, commands: live.commands };
+  return { ...view, commands: live.commands, prunedCommands: live.prunedCommands };
 }

@@ -84,7 +84,7 @@ describe("applyObjectMigrations", () => {
 
 describe("the objects' own storage", () => {
   it.each([
-    ["coordinator", () => env.COORDINATOR.getByName("fleet"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+    ["coordinator", () => env.COORDINATOR.getByName("fleet"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]],
     ["automation", () => env.AUTOMATION.getByName("fleet"), [1]],
     ["notifier", () => env.NOTIFIER.getByName("fleet"), [1]],
   ] as const)("the %s records its schema versions in schema_version, each once", async (_name, stub, expected) => {

@@ -26,7 +26,7 @@ import {
   type CommandRecord,
 } from "../commands/rules.ts";
 import type { CommandMetricsStore } from "../db/coordinator/command-metrics.ts";
-import type { CommandStore } from "../db/coordinator/commands.ts";
+import type { CommandStore, PrunedHistory } from "../db/coordinator/commands.ts";
 import type { SessionStore } from "../db/coordinator/sessions.ts";
 import { newId } from "../ids.ts";
 import { auditEffect } from "./effects.ts";
@@ -97,6 +97,11 @@ export class Dispatch implements CommandPort {
 
   activeCommands(): CommandRecord[] {
     return this.commands.activeCommands();
+  }
+
+  /** What the history's bounds pruned of the host (worker/commands/history.ts), or null. */
+  prunedOf(hostId: string): PrunedHistory | null {
+    return this.commands.prunedOf(hostId);
   }
 
   /** The newest `perHost` commands of every host, as the dashboard shows them. */

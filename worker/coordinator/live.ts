@@ -17,7 +17,7 @@ export function fleetLive(c: Components, commandsPerHost: number) {
 
 export function hostLive(c: Components, hostId: string, limit: number) {
   const commands = c.dispatch.hostCommands(hostId, limit).map(toCommandView);
-  return { presence: c.presence.view(Date.now())[hostId] ?? null, commands, holds: c.holds.byName(), rolloutParts: c.rollouts.parts(), failedBuilds: c.fleetBuilds.failedByHost() };
+  return { presence: c.presence.view(Date.now())[hostId] ?? null, commands, prunedCommands: c.dispatch.prunedOf(hostId), holds: c.holds.byName(), rolloutParts: c.rollouts.parts(), failedBuilds: c.fleetBuilds.failedByHost() };
 }
 
 /** Running totals and windows, never a scan of the history. */

@@ -7,6 +7,7 @@
  * the catalogue (hosts, tokens, reports, audit, GitHub state); commands live here only and are read
  * through the object.
  */
+import type { HistoryBounds } from "../commands/history.ts";
 import { CommandMetricsStore } from "./coordinator/command-metrics.ts";
 import { CommandStore } from "./coordinator/commands.ts";
 import { FleetBuildStore } from "./coordinator/fleet-builds.ts";
@@ -32,11 +33,14 @@ export interface CoordinatorStorage {
   incidents: IncidentStore;
 }
 
-/** Brings the object's SQLite up to date (synchronously, in its constructor) and opens a store per table group. */
-export function openCoordinatorStorage(sql: SqlStorage): CoordinatorStorage {
+/**
+ * Brings the object's SQLite up to date (synchronously, in its constructor) and opens a store per table
+ * group; the commands keep the history `history` bounds.
+ */
+export function openCoordinatorStorage(sql: SqlStorage, history: HistoryBounds): CoordinatorStorage {
   migrateCoordinator(sql);
   return {
-    commands: new CommandStore(sql),
+    commands: new CommandStore(sql, history),
     sessions: new SessionStore(sql),
     rollouts: new RolloutStore(sql),
     holds: new HoldStore(sql),

@@ -22,6 +22,7 @@ import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinat
 import { readCommitDesired } from "../db/desired.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
+import { historyBounds } from "../commands/history.ts";
 import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
@@ -56,7 +57,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     this.db = openDatabase(env.DB);
-    this.stores = openCoordinatorStorage(ctx.storage.sql);
+    const history = historyBounds(env.COMMAND_HISTORY_LIMIT);
+    if (history.problem) console.error(history.problem);
+    this.stores = openCoordinatorStorage(ctx.storage.sql, history.bounds);
     const now = () => Date.now();
     this.outbox = new Outbox(this.stores.outbox, now);
     this.reactions = new Reactions((reaction) => this.route(reaction));

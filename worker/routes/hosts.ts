@@ -82,8 +82,8 @@ export const hostsRoutes = new Hono<AppEnv>()
   .get("/:name/commands", async (c) => {
     const host = await hostNamed(c, c.req.param("name"));
     const { limit } = readQuery(c, CommandsQuery);
-    const { commands } = await coordinator(c.env).hostLive(host.id, limit);
-    return c.json({ commands });
+    const { commands, prunedCommands } = await coordinator(c.env).hostLive(host.id, limit);
+    return c.json({ commands, prunedCommands });
   })
   .post("/:name/commands", ...jsonBody(CreateCommandRequest), async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");

@@ -4,12 +4,28 @@
  * depends on it cannot interleave with another request.
  */
 import { ActivationMode, CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
+import { fleetPruneCount, type HistoryBounds } from "../../commands/history.ts";
 import { CommandParameters, NO_PARAMETERS, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
 import { readJson, text, textOrNull, number, type Row } from "./sql.ts";
 
-/** Per host, finished commands kept with their output, and kept at all. */
-const KEEP_OUTPUT_PER_HOST = 50;
-const KEEP_COMMANDS_PER_HOST = 500;
+const FINISHED = "state NOT IN ('queued', 'delivered', 'running')";
+/**
+ * Finished commands outside their host's newest `?` (of any state: what the host page lists), oldest
+ * first: what the fleet pass may delete. Walks the commands by age (commands_created) and asks each
+ * host's index whether `?` newer ones exist, so a pass costs its batch, not a ranking of the history.
+ */
+const FLEET_PRUNABLE = `SELECT id FROM commands c WHERE ${FINISHED} AND EXISTS (
+    SELECT 1 FROM commands newer WHERE newer.host_id = c.host_id AND (newer.created_at, newer.id) > (c.created_at, c.id)
+    LIMIT 1 OFFSET ? - 1
+  ) ORDER BY created_at, id LIMIT ?`;
+/** A host's finished commands past its newest `?`. */
+const HOST_PRUNABLE = `SELECT id FROM commands WHERE host_id = ? AND ${FINISHED} ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?`;
+
+/** What the history's bounds pruned of one host: how many commands, and the newest of them. */
+export interface PrunedHistory {
+  count: number;
+  newestCreatedAt: string;
+}
 
 function toRecord(row: Row): CommandRecord {
   let result: CommandResult | null = null;
@@ -74,9 +90,13 @@ function columnValue(key: keyof CommandPatch, value: CommandPatch[keyof CommandP
 
 export class CommandStore {
   private readonly sql: SqlStorage;
+  private readonly bounds: HistoryBounds;
+  /** Finished commands the last fleet pass left (in memory: after a restart the first end passes again). */
+  private leftByLastFleetPass = 0;
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, bounds: HistoryBounds) {
     this.sql = sql;
+    this.bounds = bounds;
   }
 
   command(id: string): CommandRecord | null {
@@ -210,27 +230,53 @@ export class CommandStore {
     return byHost;
   }
 
-  /** Old finished commands of a host lose their output, then themselves, so storage stays bounded. */
+  /**
+   * After a command of `hostId` ended: the host's finished commands past its newest `outputPerHost` lose
+   * their output and those past `perHostMax` go; then, past the fleet's limit, the oldest finished
+   * commands of any host but its newest `perHostKept` (worker/commands/history.ts). Each deletion is
+   * counted for its host in the same step.
+   */
   prune(hostId: string): void {
+    const { perHostMax, perHostKept, outputPerHost } = this.bounds;
+    this.sql.exec(`DELETE FROM command_output WHERE command_id IN (SELECT id FROM (${HOST_PRUNABLE}))`, hostId, outputPerHost);
+    this.deletePruned(HOST_PRUNABLE, hostId, perHostMax);
+    const excess = fleetPruneCount(this.finishedCount(), this.bounds, this.leftByLastFleetPass);
+    if (excess === 0) return;
+    this.deletePruned(FLEET_PRUNABLE, perHostKept, excess);
+    this.leftByLastFleetPass = this.finishedCount();
+  }
+
+  /** Commands neither active nor deleted. */
+  finishedCount(): number {
+    const row = this.sql.exec(`SELECT (SELECT count(*) FROM commands) - (SELECT count(*) FROM commands WHERE state IN ('queued', 'delivered', 'running')) AS n`).one();
+    return Number(row.n);
+  }
+
+  /** What the history's bounds pruned of the host, or null when nothing. */
+  prunedOf(hostId: string): PrunedHistory | null {
+    const row = this.sql.exec("SELECT commands, newest_created_at FROM command_history_pruned WHERE host_id = ?", hostId).toArray()[0];
+    return row ? { count: Number(row.commands), newestCreatedAt: text(row.newest_created_at) } : null;
+  }
+
+  /** Deletes what `selection` names (with its output), counting it per host first: one read of the selection, then by id. */
+  private deletePruned(selection: string, ...params: SqlStorageValue[]): void {
+    const ids = JSON.stringify(this.sql.exec(selection, ...params).toArray().map((row) => text(row.id)));
+    if (ids === "[]") return;
+    const chosen = "SELECT value FROM json_each(?)";
     this.sql.exec(
-      `DELETE FROM command_output WHERE command_id IN (
-         SELECT id FROM commands WHERE host_id = ? AND state NOT IN ('queued', 'delivered', 'running')
-         ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)`,
-      hostId,
-      KEEP_OUTPUT_PER_HOST,
+      `INSERT INTO command_history_pruned (host_id, commands, newest_created_at)
+       SELECT host_id, count(*), max(created_at) FROM commands WHERE id IN (${chosen}) GROUP BY host_id
+       ON CONFLICT (host_id) DO UPDATE SET commands = commands + excluded.commands, newest_created_at = max(newest_created_at, excluded.newest_created_at)`,
+      ids,
     );
-    this.sql.exec(
-      `DELETE FROM commands WHERE id IN (
-         SELECT id FROM commands WHERE host_id = ? AND state NOT IN ('queued', 'delivered', 'running')
-         ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)`,
-      hostId,
-      KEEP_COMMANDS_PER_HOST,
-    );
+    this.sql.exec(`DELETE FROM command_output WHERE command_id IN (${chosen})`, ids);
+    this.sql.exec(`DELETE FROM commands WHERE id IN (${chosen})`, ids);
   }
 
   /** The host is gone: its commands and their output go with it. */
   forgetHost(hostId: string): void {
     this.sql.exec("DELETE FROM command_output WHERE command_id IN (SELECT id FROM commands WHERE host_id = ?)", hostId);
     this.sql.exec("DELETE FROM commands WHERE host_id = ?", hostId);
+    this.sql.exec("DELETE FROM command_history_pruned WHERE host_id = ?", hostId);
   }
 }

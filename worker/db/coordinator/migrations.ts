@@ -167,6 +167,17 @@ export const COORDINATOR_MIGRATIONS: ObjectMigrations = {
     -- When the agent said it reboots the host for the command: the command then has the reboot's deadline and ends lost past it.
     ALTER TABLE commands ADD COLUMN rebooting_at TEXT;
   `,
+  11: `
+    -- Per host, the finished commands the history's bounds pruned (worker/commands/history.ts): how many,
+    -- and the newest of them, so a host's command list says what is no longer there.
+    CREATE TABLE command_history_pruned (
+      host_id TEXT PRIMARY KEY,
+      commands INTEGER NOT NULL,
+      newest_created_at TEXT NOT NULL
+    );
+    -- The fleet's history by age: the bounds prune the oldest first.
+    CREATE INDEX commands_created ON commands(created_at, id);
+  `,
 };
 
 export const migrateCoordinator = (sql: SqlStorage): void => applyObjectMigrations(sql, COORDINATOR_MIGRATIONS);
