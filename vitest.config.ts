@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "./scripts/dev-settings-key.mjs";
+import { TEST_CACHE_KEYS } from "./test/fixtures/cache-keys.ts";
 import { isolatedWranglerConfig } from "./test/support/isolated-wrangler-config.ts";
 
 const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
@@ -49,6 +50,8 @@ const workerBindings = {
   SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY,
   // More generated requests for the bad-input property test (test/worker/bad-input.test.ts).
   NIXFLEET_PROPERTY_RUNS: process.env.NIXFLEET_PROPERTY_RUNS ?? "",
+  // Narinfo uploads must be signed by this key (test/worker/cache-uploads.test.ts).
+  CACHE_TRUSTED_KEYS: TEST_CACHE_KEYS.trusted.public,
 };
 
 export default defineConfig({

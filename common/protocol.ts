@@ -13,6 +13,7 @@ export * from "./protocol/commands.ts";
 export * from "./protocol/closure-diff.ts";
 export * from "./protocol/reports.ts";
 export * from "./protocol/desired.ts";
+export * from "./protocol/cache.ts";
 export * from "./protocol/agent.ts";
 export * from "./protocol/roles.ts";
 export * from "./protocol/errors.ts";

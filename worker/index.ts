@@ -11,6 +11,8 @@ import { errorBody, handleError } from "./errors.ts";
 import { mark, serverTiming } from "./server-timing.ts";
 import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { cacheRoutes } from "./routes/cache.ts";
+import { cacheTokenRoutes } from "./routes/cache-token.ts";
 import { chunks } from "./routes/chunks.ts";
 import { ciTokenRoutes } from "./routes/ci-token.ts";
 import { commandsRoutes } from "./routes/commands.ts";
@@ -78,6 +80,8 @@ export const ROUTE_ROLES = {
   "POST /api/notifications/channels/:id/test": "admin",
   "GET /api/ci-token": "viewer",
   "POST /api/ci-token": "admin",
+  "GET /api/cache-token": "viewer",
+  "POST /api/cache-token": "admin",
 } as const satisfies Record<string, Role>;
 
 /** Under /api, only these answer without Cloudflare Access: they have their own authentication (or need none). */
@@ -97,7 +101,8 @@ const dashboard = new Hono<AppEnv>()
   .route("/rollouts", rolloutsRoutes)
   .route("/settings", settingsRoutes)
   .route("/notifications", notificationsRoutes)
-  .route("/ci-token", ciTokenRoutes);
+  .route("/ci-token", ciTokenRoutes)
+  .route("/cache-token", cacheTokenRoutes);
 
 export const app = new Hono<AppEnv>();
 // First, so its arrival mark precedes every other middleware (a WebSocket's 101 takes no header).
@@ -156,6 +161,8 @@ app
   .route("/metrics", metricsRoutes)
   // The dashboard's lazily loaded code, public like the rest of its static assets.
   .route("/chunks", chunks)
+  // The binary cache (docs/cache.md): outside /api, so outside Access; hosts read with their own tokens.
+  .route("/cache", cacheRoutes)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 

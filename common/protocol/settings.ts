@@ -64,6 +64,8 @@ export const Settings = z.strictObject({
       keepDays: z.number().nonnegative().max(3650).default(14),
     })
     .prefault({}),
+  /** The binary cache (docs/cache.md): public = anyone reads it without a token; uploads always need the cache token. */
+  cache: z.strictObject({ public: z.boolean().default(false) }).prefault({}),
   windows: z.array(MaintenanceWindow).default([]),
   /** Host incidents' hold-down times and the Update history's link window (host-red, tests-failed, host-recovered). */
   alerts: AlertSettings.prefault({}),

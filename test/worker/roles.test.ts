@@ -116,6 +116,8 @@ const EXPECTED: Record<string, Role> = {
   "POST /api/notifications/channels/:id/test": "admin",
   "GET /api/ci-token": "viewer",
   "POST /api/ci-token": "admin",
+  "GET /api/cache-token": "viewer",
+  "POST /api/cache-token": "admin",
 };
 
 const ownAuth = (path: string) => OWN_AUTH_PATHS.some((p) => (p.endsWith("/*") ? path.startsWith(p.slice(0, -1)) : path === p));

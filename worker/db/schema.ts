@@ -63,6 +63,15 @@ export const ciTokens = sqliteTable("ci_tokens", {
   revokedAt: text("revoked_at"),
 });
 
+/** The token that uploads to the binary cache (worker/db/cache-tokens.ts): sha256 only; the newest unrevoked row is in force. */
+export const cacheTokens = sqliteTable("cache_tokens", {
+  id: text("id").primaryKey(),
+  tokenHash: text("token_hash").notNull().unique(),
+  createdAt: text("created_at").notNull(),
+  createdBy: text("created_by").notNull(),
+  revokedAt: text("revoked_at"),
+});
+
 /** What CI published with `POST /api/desired`: a host's desired store path at a commit of main. */
 export const desiredPublications = sqliteTable(
   "desired_publications",
