@@ -31,6 +31,8 @@ const USAGE = `Usage:
   nixfleet-agent watchdog DIR             (started by the agent) roll back an unconfirmed switch
   nixfleet-agent status [--json] --config FILE
                                           print the report the agent would send
+  nixfleet-agent cache push …           upload store paths to the fleet's binary cache
+                                          (nixfleet-agent cache --help)
   nixfleet-agent --version
 
 The config file path may also come from NIXFLEET_AGENT_CONFIG.`;
@@ -39,6 +41,10 @@ class UsageError extends Error {}
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv[0] === "cache") {
+    const { cacheCommand } = await import("./cache-push.ts");
+    return cacheCommand(argv.slice(1), env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+  }
   let parsed;
   try {
     parsed = parseArgs({

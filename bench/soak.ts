@@ -10,10 +10,13 @@
  *    of 30) is within 1.2× the first's; each window also has a bare round trip's p50/p99 (`/api/health`,
  *    sampled each second) and the load average, so a window slowed by the shared machine shows as such;
  *  - no errors: failed polls, events, enqueues, receipts, dashboard reconnects or unreadable events;
- *  - the coordinator's pruning (worker/db/coordinator/commands.ts: a host's finished commands beyond the
- *    newest 500 go, their output beyond the newest 50 first; outbox rows go once carried out) keeps the
- *    row counts within their bounds: every other command goes to one "hot" host, so it passes both
- *    limits within the run, the rest are spread over the other hosts in turn.
+ *  - the coordinator's pruning (worker/commands/history.ts, carried out by worker/db/coordinator/commands.ts:
+ *    past COMMAND_HISTORY_LIMIT the fleet's oldest finished commands go, never a host's newest 20; a host
+ *    keeps at most 200, and output for its newest 50; outbox rows go once carried out) keeps the row counts
+ *    within their bounds. The soak sets COMMAND_HISTORY_LIMIT to three quarters of the commands of its first
+ *    third, so the history is full, and the storage at its steady state, before the judged span begins: every
+ *    other command goes to one "hot" host, the rest in turn to a group of other hosts small enough that
+ *    each passes its newest 20 (which pruning never takes) within the first third.
  * Writes bench/results/soak.json.
  */
 import { writeFile } from "node:fs/promises";
@@ -21,6 +24,7 @@ import * as os from "node:os";
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { DashboardEvent } from "../common/protocol.ts";
+import { historyBounds, storedCommandsBound } from "../worker/commands/history.ts";
 import { EventStream, type SocketLike } from "../ui/data/events.ts";
 import { createHosts, enqueue, now, percentile, request, round, stats, Swarm, waitForPolls, type BenchHost } from "./fleet.ts";
 import { runInfo } from "./run-info.ts";
@@ -51,9 +55,14 @@ const COMMAND_EVERY_MS = 1000;
 /** An agent that has not received its command after this long counts as an error (a real dispatch takes milliseconds). */
 const RECEIPT_TIMEOUT_MS = 60_000;
 const processes = Math.min(4, Math.max(2, Math.ceil(AGENTS / 2500)));
-/** worker/db/coordinator/commands.ts's bounds per host. */
-const KEEP_OUTPUT_PER_HOST = 50;
-const KEEP_COMMANDS_PER_HOST = 500;
+/** Full before the judged span: three quarters of the commands sent in the first third. */
+const HISTORY_LIMIT = Math.max(20, Math.floor((JUDGED_FROM_MS / COMMAND_EVERY_MS) * 0.75));
+const { bounds: HISTORY, problem } = historyBounds(String(HISTORY_LIMIT));
+if (problem) throw new Error(problem);
+const KEEP_OUTPUT_PER_HOST = HISTORY.outputPerHost;
+const KEEP_COMMANDS_PER_HOST = HISTORY.perHostMax;
+/** The other half of the first third's commands, over hosts that each get half as many again as pruning never takes. */
+const SPREAD_HOSTS = Math.max(1, Math.floor(JUDGED_FROM_MS / COMMAND_EVERY_MS / 2 / (HISTORY.perHostKept * 1.5)));
 const TARGETS = { growth_ratio_max: 0.1, last_window_p99_over_first_max: 1.2, errors: 0 };
 
 const load = () => os.loadavg().map(round);
@@ -83,6 +92,8 @@ function rowCounts(database: string, hot: string) {
       output_rows: one("SELECT count(*) FROM command_output"),
       commands_with_output: one("SELECT count(DISTINCT command_id) FROM command_output"),
       outbox_rows: one("SELECT count(*) FROM outbox"),
+      /** Finished commands the history's bounds deleted, all hosts together. */
+      commands_pruned: one("SELECT coalesce(sum(commands), 0) FROM command_history_pruned"),
       hot_host_commands: hotId === undefined ? 0 : one("SELECT count(*) FROM commands WHERE host_id = ?", String(hotId)),
       hot_host_commands_with_output: hotId === undefined ? 0 : one("SELECT count(DISTINCT o.command_id) FROM command_output o JOIN commands c ON c.id = o.command_id WHERE c.host_id = ?", String(hotId)),
       /** Pages in use (the file keeps freed pages for reuse). */
@@ -202,13 +213,14 @@ async function main() {
   const stamp = await runInfo();
   const loadBefore = load();
   console.error(`soak: ${AGENTS} agents for ${MINUTES} min, a command every ${COMMAND_EVERY_MS / 1000} s, ${DASHBOARDS} dashboards (load average ${loadBefore.join(" ")})`);
-  const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } });
+  const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS), COMMAND_HISTORY_LIMIT: String(HISTORY_LIMIT) } });
   let swarm: Swarm | null = null;
   const dashboards: Array<ReturnType<typeof dashboard>> = [];
   try {
     progress("creating hosts");
     const hosts = await createHosts(cp.url, AGENTS);
-    const [hot, ...others] = hosts as [BenchHost, ...BenchHost[]];
+    const [hot, ...rest] = hosts as [BenchHost, ...BenchHost[]];
+    const others = rest.slice(0, SPREAD_HOSTS);
     progress("starting agents");
     swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "as-agent");
     await waitForPolls(cp.url, AGENTS - Math.floor(AGENTS / 200), 200);
@@ -295,14 +307,17 @@ async function main() {
     const rowsStart = judged.sample.rows;
     const rowsEnd = end.rows;
     const spreadPerHost = Math.ceil((commandsSent - hotCommands) / others.length);
-    // What the pruning allows at most: the hot host at its limits, each other host with every command it was sent.
-    const commandsBound = Math.min(hotCommands, KEEP_COMMANDS_PER_HOST) + others.length * Math.min(spreadPerHost, KEEP_COMMANDS_PER_HOST);
+    // What the pruning allows at most: the fleet's limit (worker/commands/history.ts) for the hosts that were sent commands, and the few in flight.
+    const commandsBound = storedCommandsBound(1 + others.length, HISTORY) + 10;
     const pruning = {
-      how: "worker/db/coordinator/commands.ts prune(): when a command of a host ends, its finished commands beyond the newest 500 are deleted (the acked mark is a column of the command row and goes with it), their output beyond the newest 50 first; worker/db/coordinator/outbox.ts deletes an effect once carried out",
+      how: "worker/db/coordinator/commands.ts prune(): when a command of a host ends, its finished commands beyond the newest 200 are deleted, their output beyond the newest 50 first, and past COMMAND_HISTORY_LIMIT the fleet's oldest finished commands but each host's newest 20, a twentieth of the limit at a time (the acked mark is a column of the command row and goes with it); worker/db/coordinator/outbox.ts deletes an effect once carried out",
+      command_history_limit: HISTORY_LIMIT,
       keep_commands_per_host: KEEP_COMMANDS_PER_HOST,
+      keep_newest_per_host: HISTORY.perHostKept,
       keep_output_per_host: KEEP_OUTPUT_PER_HOST,
       hot_host: hot.name,
       hot_host_commands_sent: hotCommands,
+      other_hosts_sent_commands: others.length,
       other_hosts_commands_sent_each_at_most: spreadPerHost,
       at_judged_start: rowsStart,
       at_end: rowsEnd,
@@ -313,6 +328,9 @@ async function main() {
       rowsEnd.hot_host_commands_with_output <= KEEP_OUTPUT_PER_HOST &&
       rowsEnd.hot_host_commands <= KEEP_COMMANDS_PER_HOST &&
       rowsEnd.commands <= commandsBound &&
+      pruning.max_in_judged_span.commands <= commandsBound &&
+      // The fleet's bound had something to do within the first third: the history was full when the judged span began.
+      rowsStart.commands_pruned > 0 &&
       pruning.max_in_judged_span.commands_active <= 10 &&
       pruning.max_in_judged_span.outbox_rows <= AGENTS &&
       // The prune had something to do: the hot host was sent more than it keeps output for.
@@ -354,6 +372,8 @@ async function main() {
       storage_used_bytes_at_judged_start: rowsStart.used_bytes,
       storage_used_bytes_at_end: rowsEnd.used_bytes,
       storage_used_growth_last_20min_ratio: growth(rowsStart.used_bytes, rowsEnd.used_bytes),
+      /** While the history filled (the first sample to the judged span's start): the pages in use per command stored, with its output and indexes. */
+      storage_used_bytes_per_command_filling: round((rowsStart.used_bytes - samples[0]!.rows.used_bytes) / Math.max(1, rowsStart.commands - samples[0]!.rows.commands)),
       /** The Durable Objects' isolate after a full garbage collection: before the soak, at the judged span's start, at its end. */
       objects_heap_mb: { before: round(heapBefore.used_bytes / 1048576), judged_start: round(judged.heap.used_bytes / 1048576), end: round(heapEnd.used_bytes / 1048576) },
       objects_heap_growth_last_20min_ratio: growth(judged.heap.used_bytes, heapEnd.used_bytes),

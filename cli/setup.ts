@@ -91,6 +91,7 @@ export async function runSetup(options: SetupOptions): Promise<number> {
     throw new SetupError("wrangler is not logged in: run `npx wrangler login` first");
   }
 
+  const committed = await fs.readFile(path.join(options.root, "wrangler.toml"), "utf8");
   const databases = z.array(z.object({ name: z.string(), uuid: z.string() })).parse(JSON.parse(await must(["d1", "list", "--json"])));
   let databaseId = databases.find((db) => db.name === options.database)?.uuid ?? null;
   const state = SetupState.parse(await readJson(stateFile) ?? {});
@@ -107,7 +108,18 @@ export async function runSetup(options: SetupOptions): Promise<number> {
     });
   }
 
-  const committed = await fs.readFile(path.join(options.root, "wrangler.toml"), "utf8");
+  // The binary cache's bucket (docs/cache.md): the Worker cannot be deployed with a binding to a bucket that does not exist.
+  const bucket = /^bucket_name = "(.*)"$/m.exec(committed)?.[1];
+  if (bucket !== undefined) {
+    const info = await wrangler(["r2", "bucket", "info", bucket]);
+    const said = `${info.stdout}\n${info.stderr}`;
+    if (info.code !== 0 && !/does not exist|10006/i.test(said)) {
+      const fix = /enable R2|10042/i.test(said) ? "enable R2 for the account in the Cloudflare dashboard (R2 Object Storage), then run setup again" : said.trim();
+      throw new SetupError(`wrangler r2 bucket info ${bucket} failed: ${fix}`);
+    }
+    if (info.code !== 0) steps.push({ describe: `create the R2 bucket ${bucket} (the binary cache)`, run: async () => void (await must(["r2", "bucket", "create", bucket])) });
+  }
+
   const deploymentConfig = () => deploymentWranglerToml(committed, { ...options, databaseId: databaseId ?? "(created above)", configDir: options.dir, root: options.root });
   const existingConfig = await fs.readFile(configFile, "utf8").catch(() => null);
   if (existingConfig !== deploymentConfig() || databaseId === null) {
@@ -236,7 +248,8 @@ function accessSteps(options: SetupOptions): string {
 Cloudflare Access (Zero Trust → Access → Applications; docs/operations.md#cloudflare-access):
   1. Add a self-hosted application for ${options.hostname}; allow the people who may see the dashboard.
   2. Add a second policy, action Bypass, for https://${options.hostname}/api/agent/*, https://${options.hostname}/webhooks/github
-     and https://${options.hostname}/metrics (agents, GitHub and Prometheus authenticate themselves).
+     https://${options.hostname}/metrics and https://${options.hostname}/cache/* (agents, GitHub, Prometheus and Nix
+     authenticate themselves).
   3. Run setup again with the application's AUD tag and the team domain, which it puts as secrets:
        npx nixfleet setup --access-aud <AUD tag> --access-team-domain https://<team>.cloudflareaccess.com
 Then check it: npx nixfleet doctor https://${options.hostname}

@@ -21,17 +21,22 @@ let
   hasPrefix = prefix: string: substring 0 (stringLength prefix) string == prefix;
 
   # The host part of an http(s) URL: what curl, which fetches for Nix, looks
-  # up as `machine` in the netrc.
+  # up as `machine` in the netrc (an IPv6 address without its brackets).
   hostOf =
     url:
     let
       parts =
         if isString url then
-          match "https?://([^/?#@]*@)?(\\[[^]/]*]|[^]/?#:[]+).*" url
+          match "https?://([^/?#@]*@)?(\\[([^]/]*)]|([^]/?#:[]+)).*" url
         else
           null;
     in
-    if parts == null then null else elemAt parts 1;
+    if parts == null then
+      null
+    else if elemAt parts 2 != null then
+      elemAt parts 2
+    else
+      elemAt parts 3;
 
   # What `nix-store --generate-binary-cache-key` writes to the public key
   # file: a name, a colon and 32 bytes of Ed25519 key in base64.

@@ -1,7 +1,7 @@
 /**
  * A stand-in `wrangler` for `nixfleet setup`'s tests: an executable script first on PATH that records
  * every call (its arguments and what came on stdin) and keeps a small Cloudflare account in a JSON file
- * (databases, whether migrations ran, whether the Worker is deployed, its secrets). It answers the
+ * (databases, R2 buckets, whether migrations ran, whether the Worker is deployed, its secrets). It answers the
  * commands setup uses the way wrangler 4 prints them.
  */
 import * as fs from "node:fs/promises";
@@ -10,6 +10,7 @@ import { z } from "zod";
 
 export const FakeAccount = z.object({
   databases: z.array(z.object({ name: z.string(), uuid: z.string() })),
+  buckets: z.array(z.string()),
   migrated: z.boolean(),
   deployed: z.boolean(),
   secrets: z.record(z.string(), z.string()),
@@ -45,6 +46,16 @@ if (is("whoami")) {
   account.databases.push(db);
   save();
   console.log("Successfully created DB '" + db.name + "'\n\n[[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"" + db.name + "\"\ndatabase_id = \"" + db.uuid + "\"");
+} else if (is("r2", "bucket", "info")) {
+  if (!account.buckets.includes(args[3])) {
+    console.error("✘ [ERROR] The specified bucket does not exist. [code: 10006]");
+    process.exit(1);
+  }
+  console.log("name: " + args[3]);
+} else if (is("r2", "bucket", "create")) {
+  account.buckets.push(args[3]);
+  save();
+  console.log("✅ Created bucket '" + args[3] + "' with default storage class of Standard.");
 } else if (is("d1", "migrations", "list")) {
   console.log(account.migrated ? "✅ No migrations to apply!" : "Migrations to be applied:\n0001_init.sql");
 } else if (is("d1", "migrations", "apply")) {
@@ -81,7 +92,7 @@ export async function installFakeWrangler(dir: string): Promise<FakeWrangler & {
   await fs.writeFile(script, SCRIPT, { mode: 0o755 });
   const accountFile = path.join(dir, "account.json");
   const callsFile = path.join(dir, "calls.jsonl");
-  await fs.writeFile(accountFile, JSON.stringify({ databases: [], migrated: false, deployed: false, secrets: {} }));
+  await fs.writeFile(accountFile, JSON.stringify({ databases: [], buckets: [], migrated: false, deployed: false, secrets: {} }));
   await fs.writeFile(callsFile, "");
   return {
     binDir,

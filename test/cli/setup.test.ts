@@ -64,7 +64,7 @@ async function registerLikeABrowser(localPage: string): Promise<string> {
   return (await fetch(callback)).text();
 }
 
-const WRITE_COMMANDS = ["d1 create", "d1 migrations apply", "deploy", "secret put"];
+const WRITE_COMMANDS = ["d1 create", "r2 bucket create", "d1 migrations apply", "deploy", "secret put"];
 const writes = (calls: Array<{ args: string[] }>) => calls.filter((call) => WRITE_COMMANDS.some((command) => call.args.join(" ").startsWith(command)));
 
 describe("nixfleet setup", () => {
@@ -77,20 +77,21 @@ describe("nixfleet setup", () => {
       [
         "The plan (--dry-run: nothing is done):",
         "  1. create the D1 database nixfleet",
-        `  2. write the deployment's wrangler configuration ${deploymentDir}/wrangler.toml (workers.dev off)`,
-        "  3. apply the D1 migrations remotely",
-        "  4. deploy the Worker nixfleet (its build runs npm run build:ui)",
-        "  5. put the secret SETTINGS_ENCRYPTION_KEY",
-        "  6. put the secret GITHUB_REPOSITORY",
-        `  7. put the secret METRICS_TOKEN (written to ${deploymentDir}/metrics-token, readable by you only, for Prometheus)`,
-        "  8. put the secret GITHUB_API_URL",
-        "  9. register the GitHub App through GitHub's manifest flow and put GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_WEBHOOK_SECRET",
+        "  2. create the R2 bucket nixfleet-cache (the binary cache)",
+        `  3. write the deployment's wrangler configuration ${deploymentDir}/wrangler.toml (workers.dev off)`,
+        "  4. apply the D1 migrations remotely",
+        "  5. deploy the Worker nixfleet (its build runs npm run build:ui)",
+        "  6. put the secret SETTINGS_ENCRYPTION_KEY",
+        "  7. put the secret GITHUB_REPOSITORY",
+        `  8. put the secret METRICS_TOKEN (written to ${deploymentDir}/metrics-token, readable by you only, for Prometheus)`,
+        "  9. put the secret GITHUB_API_URL",
+        "  10. register the GitHub App through GitHub's manifest flow and put GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_WEBHOOK_SECRET",
       ].join("\n"),
     );
     expect(run.stdout()).toContain("Bypass, for https://fleet.example.com/api/agent/*, https://fleet.example.com/webhooks/github");
     const calls = await wrangler.calls();
-    expect(calls.map((call) => call.args.join(" "))).toEqual(["whoami", "d1 list --json"]);
-    expect(await wrangler.account()).toEqual({ databases: [], migrated: false, deployed: false, secrets: {} });
+    expect(calls.map((call) => call.args.join(" "))).toEqual(["whoami", "d1 list --json", "r2 bucket info nixfleet-cache"]);
+    expect(await wrangler.account()).toEqual({ databases: [], buckets: [], migrated: false, deployed: false, secrets: {} });
     await expect(fs.stat(deploymentDir)).rejects.toThrow(/ENOENT/);
   });
 
@@ -137,7 +138,9 @@ describe("nixfleet setup", () => {
     expect(config).toMatch(/^workers_dev = false$/m);
     expect(config).toContain('DASHBOARD_URL = "https://fleet.example.com"');
     const configFlag = ["--config", path.join(deploymentDir, "wrangler.toml")];
-    for (const call of writes(await wrangler.calls()).filter((call) => call.args[0] !== "d1" || call.args[1] !== "create")) {
+    expect(account.buckets).toEqual(["nixfleet-cache"]);
+    // Account-wide, not the Worker's: the database and the bucket are created without the config.
+    for (const call of writes(await wrangler.calls()).filter((call) => call.args[1] !== "create" && call.args[2] !== "create")) {
       expect(call.args.slice(-2), call.args.join(" ")).toEqual(configFlag);
     }
 

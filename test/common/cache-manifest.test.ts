@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acceptManifest, manifestSigningBytes, signManifest, verifyManifest } from "../../common/cache-manifest.ts";
 import {
   checkDetached,
+  narinfoFingerprint,
   NixKeyError,
   nixPublicKeyText,
   parseNixPublicKey,
@@ -155,6 +156,12 @@ describe("the signed intent manifest", () => {
 });
 
 describe("Nix's key format", () => {
+  it("fingerprints a narinfo as Nix does, its references as full store paths joined by commas", () => {
+    expect(narinfoFingerprint({ storePath: path1, narHash: "sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv", narSize: 128, references: [path2.slice(11), path1.slice(11)] })).toBe(
+      `1;${path1};sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv;128;${path2},${path1}`,
+    );
+  });
+
   it("says which part of a malformed key or signature is wrong", () => {
     expect(() => parseNixPublicKey("sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=")).toThrow(new NixKeyError("a Nix public key reads NAME:BASE64; this one has no name before a colon"));
     expect(() => parseNixPublicKey("builder-1:not base64!")).toThrow('the public key "builder-1" is not base64 after its colon');
@@ -192,9 +199,10 @@ describeWithNix("keys and narinfo signatures made by real Nix", () => {
   });
 
   it("verifies the signature real `nix copy` puts on a narinfo, and signs that narinfo's fingerprint byte for byte as Nix does", async () => {
-    const payload = path.join(dir, `payload-${process.pid}-${Date.now()}`);
-    await fs.writeFile(payload, `signed by ${secret.name} at ${new Date().toISOString()}\n`);
-    const { stdout } = await run("nix-store", ["--add", payload], { env });
+    // A path with a reference, so the fingerprint's reference list is not empty.
+    const expression =
+      'let dep = builtins.toFile "nixfleet-signed-dep" "x"; in derivation { name = "nixfleet-signed"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${dep} > $out" ]; }';
+    const { stdout } = await run("nix-build", ["--no-out-link", "--expr", expression], { env });
     const storePath = stdout.trim();
     const cache = path.join(dir, "cache");
     await run("nix", ["copy", "--to", `file://${cache}?secret-key=${path.join(dir, "secret")}`, storePath], { env });
@@ -204,12 +212,15 @@ describeWithNix("keys and narinfo signatures made by real Nix", () => {
       expect(line, `${name} in ${narinfo}`).toBeDefined();
       return (line ?? "").slice(name.length + 1).trim();
     };
-    const references = field("References")
-      .split(" ")
-      .filter((reference) => reference !== "")
-      .map((reference) => `/nix/store/${reference}`);
-    // Nix's fingerprint of a path: what its narinfo signature covers.
-    const fingerprint = `1;${field("StorePath")};${field("NarHash")};${field("NarSize")};${references.join(",")}`;
+    const fingerprint = narinfoFingerprint({
+      storePath: field("StorePath"),
+      narHash: field("NarHash"),
+      narSize: Number(field("NarSize")),
+      references: field("References")
+        .split(" ")
+        .filter((reference) => reference !== ""),
+    });
+    expect(fingerprint).toMatch(new RegExp(`^1;${storePath};sha256:[0-9a-z]{52};\\d+;/nix/store/[0-9a-z]{32}-nixfleet-signed-dep$`));
     const nixSignature = field("Sig");
 
     expect(await checkDetached([publicKey], fingerprint, parseNixSignature(nixSignature))).toEqual({ outcome: "valid", keyName: "fleet-builder-1" });

@@ -5,8 +5,10 @@
  * no JIT) and type stripping switched off, against the
  * real control plane (wrangler dev, local D1, the coordinator) with a real
  * fleet repository and the nixos-rebuild stand-in that builds with real Nix.
+ * Its `cache push`, and Nix's own `nix copy --to`, fill the control plane's binary cache (local R2), from
+ * which another Nix store substitutes through a netrc with the host's token (docs/cache.md).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -16,7 +18,8 @@ import { z } from "zod";
 import { CommandView, HostView } from "../../common/protocol.ts";
 import { AGENT_NODE_FLAGS } from "../../scripts/build-agent.mjs";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
-import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
+import { isolatedHostEnv, TEST_NIX_CONFIG } from "../../tools/fleet-kit/host-env.ts";
+import { TEST_CACHE_KEYS } from "../fixtures/cache-keys.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
@@ -37,6 +40,25 @@ const log: string[] = [];
 
 const admin = adminApi(() => cp.url);
 
+/** The public key of the builder key `nix-store --generate-binary-cache-key` makes in beforeAll: trusted by the Worker and the host. */
+let builderPublicKey: string;
+/** The host's agent token: the password of its netrc entry for the cache. */
+let hostToken: string;
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to its end, without a shell. */
+const runProgram = (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Ran> =>
+  new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
+    });
+  });
+
 const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 200, failFast: true, details: () => log.slice(-30).join("") });
 
 async function run(kind: string): Promise<CommandView> {
@@ -50,11 +72,18 @@ async function run(kind: string): Promise<CommandView> {
 describeWithNix("the bundled agent, alone in a directory, against the local control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-bundled-"));
+    const keys = path.join(root, "cache-keys");
+    await fs.mkdir(keys);
+    const generated = await runProgram(["nix-store", "--generate-binary-cache-key", "e2e-builder-1", path.join(keys, "builder.secret"), path.join(keys, "builder.public")], process.env);
+    expect(generated.code, generated.stderr).toBe(0);
+    builderPublicKey = await fs.readFile(path.join(keys, "builder.public"), "utf8");
     [cp, fleet] = await Promise.all([
-      startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS) } }),
+      // The Worker also trusts the fixture's "trusted" key, which the host below does not.
+      startControlPlane({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS), CACHE_TRUSTED_KEYS: `${builderPublicKey} ${TEST_CACHE_KEYS.trusted.public}` } }),
       createFleetRepo({ root: path.join(root, "fleet"), hosts: [HOST], env: isolatedHostEnv(path.join(root, "fleet-env")) }),
     ]);
     const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name: HOST, platform: "nixos" } });
+    hostToken = token;
     const host = await writeE2eHost({
       dir: path.join(root, HOST),
       name: HOST,
@@ -111,6 +140,83 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
       const report = (await admin(HostView, `/api/hosts/${HOST}`)).report;
       return report?.repo.commit.value === head && report.system.current.value === expectedSystem ? report : null;
     });
+  });
+
+  it("cache push uploads a signed closure (an 11 MiB NAR in 5 MiB parts), nix copy --to uploads another; a second store substitutes both through netrc with the host's token, and refuses a path signed by a key it does not trust", async () => {
+    const dir = path.join(root, "binary-cache");
+    await fs.mkdir(dir);
+    const secretKey = path.join(root, "cache-keys", "builder.secret");
+    // Stores of their own (chroot stores under `dir`): builds there run in Nix's sandbox, which needs /bin/sh.
+    const nixEnv = (home: string) => ({ ...isolatedHostEnv(path.join(dir, home)), NIX_CONFIG: `${TEST_NIX_CONFIG}extra-sandbox-paths = /bin /usr /lib /lib64\nnarinfo-cache-negative-ttl = 0\n` });
+    const builder = path.join(dir, "builder-store");
+    const consumer = path.join(dir, "host-store");
+    await fs.writeFile(
+      path.join(dir, "paths.nix"),
+      `let
+        mk = name: script: builtins.derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; };
+        big = mk "cache-e2e-big" "/usr/bin/head -c ${11 * 1024 * 1024} /dev/urandom > $out";
+      in {
+        top = mk "cache-e2e-top" "echo \${big} > $out";
+        small = mk "cache-e2e-small" "echo small > $out";
+        foreign = mk "cache-e2e-foreign" "echo foreign > $out";
+        refused = mk "cache-e2e-refused" "echo refused > $out";
+      }`,
+    );
+    const built = await runProgram(["nix-build", "--store", builder, path.join(dir, "paths.nix"), "-A", "top", "-A", "small", "-A", "foreign", "-A", "refused", "--no-out-link"], nixEnv("build-home"));
+    expect(built.code, built.stderr).toBe(0);
+    const [top, small, foreign, refused] = built.stdout.trim().split("\n");
+
+    const { token: cacheToken } = await admin(z.object({ token: z.string() }), "/api/cache-token", { body: {} });
+    const cacheTokenFile = path.join(dir, "cache-token");
+    await fs.writeFile(cacheTokenFile, cacheToken, { mode: 0o600 });
+    const netrc = async (name: string, login: string, password: string) => {
+      const file = path.join(dir, name);
+      await fs.writeFile(file, `machine 127.0.0.1 login ${login} password ${password}\n`, { mode: 0o600 });
+      return file;
+    };
+    const uploaderNetrc = await netrc("uploader.netrc", "uploader", cacheToken);
+    const hostNetrc = await netrc("host.netrc", HOST, hostToken);
+    const cacheUrl = `${cp.url}/cache`;
+
+    // The bundled agent, as a builder host runs it: the part size lowered so that `big` goes up in three parts.
+    const installed = path.join(root, "lib", "nixfleet-agent.mjs");
+    const pushed = await runProgram(
+      [process.execPath, ...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "cache", "push", "--url", cp.url, "--token-file", cacheTokenFile, "--secret-key-file", secretKey, "--from", builder, "--part-size", String(5 * 1024 * 1024), "--compression", "none", top!],
+      nixEnv("push-home"),
+    );
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(pushed.stdout).toContain("2 paths uploaded");
+    expect(pushed.stderr).toMatch(/\(11534\d{3} bytes, in 3 parts\) for \/nix\/store\/\w{32}-cache-e2e-big$/m);
+    // Nix itself, PUTting through the Worker with the cache token from its netrc.
+    const copy = (storePath: string, key: string) => runProgram(["nix", "copy", "--from", builder, "--to", `${cacheUrl}?secret-key=${key}`, "--option", "netrc-file", uploaderNetrc, storePath], nixEnv("copy-home"));
+    const copied = await copy(small!, secretKey);
+    expect(copied.code, copied.stderr).toBe(0);
+
+    const substitute = (...paths: string[]) =>
+      runProgram(["nix-store", "--store", consumer, "--realise", ...paths, "--option", "substituters", cacheUrl, "--option", "trusted-public-keys", builderPublicKey, "--option", "netrc-file", hostNetrc], nixEnv("host-home"));
+    const substituted = await substitute(top!, small!);
+    expect(substituted.code, substituted.stderr).toBe(0);
+    expect(substituted.stderr).toContain(`copying path '${top}' from '${cacheUrl}'`);
+    const storeFile = (storePath: string) => path.join(consumer, storePath);
+    const bigPath = (await fs.readFile(storeFile(top!), "utf8")).trim();
+    expect((await fs.stat(storeFile(bigPath))).size).toBe(11 * 1024 * 1024);
+    expect(await fs.readFile(storeFile(small!), "utf8")).toBe("small\n");
+
+    // Signed by a key the Worker trusts and the host does not: the Worker takes it, the host's Nix refuses it.
+    const foreignKey = path.join(dir, "foreign.secret");
+    await fs.writeFile(foreignKey, TEST_CACHE_KEYS.trusted.secret);
+    expect((await copy(foreign!, foreignKey)).code).toBe(0);
+    const unsigned = await substitute(foreign!);
+    expect(unsigned.code).not.toBe(0);
+    expect(unsigned.stderr).toContain("is not signed by any of the keys in 'trusted-public-keys'");
+    await expect(fs.stat(storeFile(foreign!))).rejects.toThrow();
+
+    // Signed by a key the Worker does not trust: real Nix's upload fails with the Worker's refusal.
+    const untrustedKey = path.join(dir, "untrusted.secret");
+    await fs.writeFile(untrustedKey, TEST_CACHE_KEYS.untrusted.secret);
+    const refusedCopy = await copy(refused!, untrustedKey);
+    expect(refusedCopy.code).not.toBe(0);
+    expect(refusedCopy.stderr).toContain("narinfo_key_untrusted");
   });
 
   it("stops cleanly on SIGTERM", async () => {

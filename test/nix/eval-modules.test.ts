@@ -17,7 +17,7 @@ import { AgentConfig } from "../../common/agent-config.ts";
 import { PLATFORMS } from "../../common/protocol.ts";
 import { agentSnippet } from "../../ui/common/nix-snippet.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { evalNix, nixString, REPO_ROOT } from "./nix-eval.ts";
+import { evalNix, evalNixWith, nixString, REPO_ROOT } from "./nix-eval.ts";
 
 const SHARED_NIXPKGS_LIB = path.resolve(REPO_ROOT, "..", "shared", "nixpkgs-lib", "lib");
 const nixpkgsLib = process.env.NIXPKGS_LIB || (existsSync(path.join(SHARED_NIXPKGS_LIB, "default.nix")) ? SHARED_NIXPKGS_LIB : "");
@@ -550,6 +550,12 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
         stderr: expect.stringContaining("must hold the token alone"),
       });
       expect(existsSync(netrc)).toBe(false);
+    });
+
+    it("names the cache URL's host as curl looks it up in the netrc: without port, user or IPv6 brackets; none for a URL that is not http(s)", async () => {
+      const urls = ["https://fleet.example.com/cache", "http://127.0.0.1:8787/cache", "https://ci@fleet.example.com:8443/cache", "http://[::1]:8787/cache", "fleet.example.com/cache", "ftp://fleet.example.com/cache"];
+      const hosts = await evalNixWith(`urls: map (import ${nixString(path.join(REPO_ROOT, "nix", "cache.nix"))}).hostOf urls`, urls);
+      expect(hosts).toEqual(["fleet.example.com", "127.0.0.1", "fleet.example.com", "::1", null, null]);
     });
 
     it("refuses a cache without keys, with a key that is not a Nix public key, a URL that is not http(s) or a netrc in the store", () => {

@@ -51,6 +51,17 @@ describe("DashboardApi", () => {
     expect(err.message).toContain("platform");
   });
 
+  it("reads how many older commands of a host were pruned, and none for a host whose history is whole", async () => {
+    const pruned = { count: 6, newestCreatedAt: "2026-12-01T10:00:00.000Z" };
+    server.on("GET /api/hosts/alpha", { json: { ...hostDetail("alpha"), prunedCommands: pruned } });
+    server.on("GET /api/hosts/beta", { json: { ...hostDetail("beta"), prunedCommands: null } });
+    server.on("GET /api/hosts/gamma", { json: { ...hostDetail("gamma"), prunedCommands: { count: 0, newestCreatedAt: "2026-12-01T10:00:00.000Z" } } });
+    expect((await api.host("alpha")).prunedCommands).toEqual(pruned);
+    expect((await api.host("beta")).prunedCommands).toBeNull();
+    // Nothing pruned is said with null, never with a count of 0.
+    expect((await failure(api.host("gamma"))).message).toContain("prunedCommands");
+  });
+
   it("reports an error page that is not JSON by its status", async () => {
     server.on("GET /api/audit", { status: 502, raw: "<html>Bad gateway</html>" });
     const err = await failure(api.audit());

@@ -1,21 +1,27 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CommandView } from "../../common/protocol.ts";
+import type { PrunedCommands } from "../data/schemas.ts";
 import { COMMAND_LABELS, commandStateDisplay } from "../common/actions.ts";
 import { commandDuration } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { hostSectionStyles } from "../styles/host-section.ts";
 import { sharedStyles } from "../styles/shared.ts";
-import { formatAge, formatDuration, localTimestamp } from "../../common/text.ts";
+import { formatAge, formatDuration, localTimestamp, plural } from "../../common/text.ts";
 
-/** A host's recent commands: what ran, how it ended, how long, who asked; each links to its output. */
+/**
+ * A host's recent commands: what ran, how it ended, how long, who asked; each links to its output. When
+ * the coordinator's history bounds pruned older ones, it says how many and where who asked for them is kept.
+ */
 export class NfCommandHistory extends LitElement {
   static override properties = {
     commands: { attribute: false },
+    pruned: { attribute: false },
     host: {},
     selectedId: {},
     now: { type: Number },
   };
   declare commands: CommandView[];
+  declare pruned: PrunedCommands | null | undefined;
   declare host: string;
   declare selectedId: string;
   declare now: number;
@@ -23,6 +29,7 @@ export class NfCommandHistory extends LitElement {
   constructor() {
     super();
     this.commands = [];
+    this.pruned = null;
     this.host = "";
     this.selectedId = "";
     this.now = Date.now();
@@ -65,7 +72,8 @@ export class NfCommandHistory extends LitElement {
       .kind {
         font-weight: 600;
       }
-      .empty {
+      .empty,
+      .pruned {
         padding: 0.9rem;
         color: var(--nf-text-muted);
       }
@@ -92,7 +100,18 @@ export class NfCommandHistory extends LitElement {
                 ${this.commands.map((command) => this.renderRow(command))}
               </tbody>
             </table>
-          </div>`}`;
+          </div>`}
+      ${this.renderPruned()}`;
+  }
+
+  private renderPruned() {
+    const pruned = this.pruned;
+    if (!pruned) return nothing;
+    return html`<p class="pruned">
+      ${plural(pruned.count, "older command")} pruned to keep the coordinator's storage bounded, the newest of them from
+      <span title=${localTimestamp(pruned.newestCreatedAt)}>${formatAge(pruned.newestCreatedAt, this.now)}</span>.
+      The <a href="/audit">audit log</a> keeps who asked for each.
+    </p>`;
   }
 
   private renderRow(command: CommandView) {

@@ -43,8 +43,12 @@ export const FleetResponse = z.object({
 });
 export type FleetResponse = z.infer<typeof FleetResponse>;
 
-/** `GET /api/hosts/:name`: the host with its recent commands, newest first. */
-export const HostDetail = HostView.extend({ commands: z.array(CommandView) });
+/** Older commands of a host that the coordinator's history bounds pruned: how many, and when the newest of them was made. */
+export const PrunedCommands = z.object({ count: z.number().int().positive(), newestCreatedAt: z.string() });
+export type PrunedCommands = z.infer<typeof PrunedCommands>;
+
+/** `GET /api/hosts/:name`: the host with its recent commands, newest first, and what was pruned before them. */
+export const HostDetail = HostView.extend({ commands: z.array(CommandView), prunedCommands: PrunedCommands.nullish() });
 export type HostDetail = z.infer<typeof HostDetail>;
 
 export const CreateHostResponse = z.object({ host: HostDetail, token: z.string().min(1) });
@@ -56,7 +60,7 @@ export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
 export const RemoveHostResponse = z.object({ ok: z.boolean(), removed: z.string() });
 
 export const CommandResponse = z.object({ command: CommandView });
-export const CommandsResponse = z.object({ commands: z.array(CommandView) });
+export const CommandsResponse = z.object({ commands: z.array(CommandView), prunedCommands: PrunedCommands.nullish() });
 
 export const OutputResponse = z.object({
   command: CommandView,

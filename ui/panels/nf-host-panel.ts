@@ -312,7 +312,7 @@ export class NfHostPanel extends LitElement {
       <div class="columns">
         <div class="stack">
           <nf-command-output class="card" .command=${shown} .output=${output} .now=${this.now}></nf-command-output>
-          <nf-command-history class="card" .commands=${detail.commands} .host=${detail.name} .selectedId=${shown?.id ?? ""} .now=${this.now}></nf-command-history>
+          <nf-command-history class="card" .commands=${detail.commands} .pruned=${detail.prunedCommands} .host=${detail.name} .selectedId=${shown?.id ?? ""} .now=${this.now}></nf-command-history>
         </div>
         <nf-host-report class="card" .host=${detail} .now=${this.now}></nf-host-report>
       </div>
