@@ -20,7 +20,7 @@ import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { PROTOCOL_VERSION } from "../common/protocol.ts";
 import { benchReport } from "./fleet-protocol.ts";
-import { type BenchHost, createHosts, enqueue, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
+import { type BenchHost, createHosts, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
 import { runInfo } from "./run-info.ts";
 import { startWorkerd, type Workerd } from "./workerd.ts";
 
@@ -99,13 +99,13 @@ interface Breakdown {
 
 /** What each part of `dispatch_breakdown_p50_ms` spans, for the JSON. */
 const BREAKDOWN_HOW: Record<keyof Breakdown, string> = {
-  to_worker: "admin request sent (bench clock) → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
+  to_worker: "admin request sent (probe process's clock) → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
   middleware: "'arrived' → the route's 'routed' mark: Access, role and CSRF checks and the body's validation (workerd's clock moves with I/O only, so CPU without I/O reads as 0)",
   coordinator_to_poll_answer: "'routed' → the held poll's Worker has the coordinator's answer ('answered'): the RPC, the enqueue step that stores the command and answers the waiting poll, and the storage commit the answer waits for (output gate)",
   poll_answer_to_agent: "'answered' → the probe agent has read and parsed the answer (its clock): the Worker's JSON answer, Miniflare's entry worker, the socket, the client (reads up to 1 ms long, the mark being floored); shares workerd's thread with the admin's audit write and answer",
   admin_enqueue_rpc: "'routed' → the route has the coordinator's reply ('enqueued'): the admin's own path, beside the agent's",
   admin_audit_write: "'enqueued' → 'audited': the D1 insert of the command's audit entry, which the admin's 202 waits for",
-  admin_answer_to_client: "'audited' → the admin client has the 202 (bench clock)",
+  admin_answer_to_client: "'audited' → the admin client (the probe process) has the 202",
 };
 
 const progress = (what: string) => console.error(`  ${new Date().toISOString().slice(11, 19)} ${what} (load average ${load().join(" ")})`);
@@ -199,7 +199,7 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
       bareFromAdmin.push(now() - t0);
       const heldBefore = (await stats(cp.url)).waitingPolls;
       const received = swarm.receipt(host);
-      const queued = await enqueue(cp.url, host);
+      const queued = await swarm.enqueueFromProbe(cp.url, host);
       const got = await received;
       // The agent reports the command finished, then polls again: the next sample waits for that poll (a
       // second at most, as other polls come and go), or it would share workerd with this one's aftermath.
@@ -273,15 +273,15 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         poll_seconds: POLL_SECONDS,
         polls_per_second: round(agentCount / POLL_SECONDS),
         /**
-         * From the admin's POST /api/hosts/:name/commands leaving the bench's own process to a probe agent
-         * in its client process having read and JSON-parsed the held poll's answer with the command.
+         * From the admin's POST /api/hosts/:name/commands leaving the probe process to a probe agent in that
+         * process having read and JSON-parsed the held poll's answer with the command.
          */
-        dispatch_how: "admin request sent (bench process, undici request) → probe agent has the poll answer read and JSON-parsed (probe process, undici request); both wall clocks at sub-ms precision",
+        dispatch_how: "admin request sent → probe agent has the poll answer read and JSON-parsed, both in the probe process with undici's request, on its one clock (sub-ms, lined up with the system clock workerd's marks read)",
         dispatch_p50_ms: round(percentile(dispatch, 50)),
         dispatch_p99_ms: round(percentile(dispatch, 99)),
         bare_rtt_how: "GET /api/health from the probe process, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
         bare_rtt_p50_ms: round(percentile(bare, 50)),
-        /** The same request from the bench's own process, the admin's client (reported, not divided by). */
+        /** The same request from the bench's own process (reported, not divided by). */
         bare_rtt_admin_client_p50_ms: round(percentile(bareFromAdmin, 50)),
         /** Computed from the two p50s above (the target is ≤ 2). */
         dispatch_p50_over_bare_rtt_p50_computed: round(percentile(dispatch, 50) / percentile(bare, 50)),

@@ -18,6 +18,8 @@ export const FromParent = z.discriminatedUnion("type", [
   }),
   /** One bare round trip (`url`, a GET) from the probe process, timed as its agents' polls are. */
   z.object({ type: z.literal("bare"), url: z.string() }),
+  /** The admin's POST /api/hosts/:host/commands, sent from the probe process so one clock times it and the agent's receipt. */
+  z.object({ type: z.literal("enqueue"), url: z.string(), host: z.string(), kind: z.string() }),
   z.object({ type: z.literal("counters") }),
   z.object({ type: z.literal("stop") }),
 ]);
@@ -29,6 +31,7 @@ export const FromSwarm = z.discriminatedUnion("type", [
   z.object({ type: z.literal("received"), host: z.string(), command: z.string(), at: z.number(), answeredMark: z.number().nullable() }),
   z.object({ type: z.literal("error"), host: z.string(), message: z.string() }),
   z.object({ type: z.literal("bare"), ms: z.number().nullable(), error: z.string().optional() }),
+  z.object({ type: z.literal("enqueued"), sent: z.number(), answered: z.number(), status: z.number(), json: z.unknown(), serverTiming: z.string().nullable() }),
   z.object({ type: z.literal("counters"), requests: z.number(), errors: z.number() }),
 ]);
 export type FromSwarm = z.infer<typeof FromSwarm>;

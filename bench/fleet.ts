@@ -74,11 +74,14 @@ export async function createHosts(url: string, count: number, parallel = 50): Pr
 export async function enqueue(url: string, host: string, kind = "refresh") {
   const sent = now();
   const res = await request(`${url}/api/hosts/${host}/commands`, { method: "POST", headers: adminHeaders(url), body: JSON.stringify({ kind }) });
-  const answered = now();
+  return enqueueAnswer(host, { ...res, sent, answered: now() });
+}
+
+function enqueueAnswer(host: string, res: { sent: number; answered: number; status: number; json: unknown; serverTiming: string | null }) {
   if (res.status !== 202) throw new Error(`enqueue on ${host} failed: ${res.status} ${JSON.stringify(res.json)}`);
   const mark = (name: string) => serverMark(res.serverTiming, name);
   const marks = { arrived: mark("arrived"), routed: mark("routed"), enqueued: mark("enqueued"), audited: mark("audited") };
-  return { sent, answered, marks, commandId: z.object({ command: z.object({ id: z.string() }) }).parse(res.json).command.id };
+  return { sent: res.sent, answered: res.answered, marks, commandId: z.object({ command: z.object({ id: z.string() }) }).parse(res.json).command.id };
 }
 
 /**
@@ -94,6 +97,7 @@ export class Swarm {
   private readonly waiters = new Map<string, Array<(message: Extract<FromSwarm, { type: "received" }>) => void>>();
   private readonly counterReplies: Array<(counters: { requests: number; errors: number }) => void> = [];
   private readonly bareReplies: Array<(reply: Extract<FromSwarm, { type: "bare" }>) => void> = [];
+  private readonly enqueueReplies: Array<(reply: Extract<FromSwarm, { type: "enqueued" }>) => void> = [];
 
   private constructor(children: ChildProcess[], probe: ChildProcess | null) {
     this.children = probe ? [...children, probe] : children;
@@ -105,6 +109,7 @@ export class Swarm {
         else if (message.type === "error") this.errors.push(`${message.host}: ${message.message}`);
         else if (message.type === "counters") this.counterReplies.shift()?.(message);
         else if (message.type === "bare") this.bareReplies.shift()?.(message);
+        else if (message.type === "enqueued") this.enqueueReplies.shift()?.(message);
       });
     }
   }
@@ -128,6 +133,17 @@ export class Swarm {
     });
     probe?.send({ type: "start", url, pollSeconds, commandEvents, agents: probes } satisfies FromParent);
     return new Swarm(children, probe);
+  }
+
+  /**
+   * `enqueue`, sent from the probe process: its times are on the probe's clock, the one its agents'
+   * receipts are on, so a dispatch to a probe is timed by one process.
+   */
+  async enqueueFromProbe(url: string, host: string, kind = "refresh") {
+    if (!this.probe) throw new Error("an enqueue from the probe process needs a swarm started with probes");
+    const reply = new Promise<Extract<FromSwarm, { type: "enqueued" }>>((resolve) => this.enqueueReplies.push(resolve));
+    this.probe.send({ type: "enqueue", url, host, kind } satisfies FromParent);
+    return enqueueAnswer(host, await reply);
   }
 
   /** One bare round trip to `url` (a GET) from the probe process, timed as its agents' polls are: ms. */

@@ -10,14 +10,39 @@
  * WHATWG streams, no Headers object; fetch cost about twice its CPU per poll here), and an agent has its
  * answer when the body is read and JSON-parsed: the receive time is taken there, before the answer is
  * validated against the protocol's schema. A probe process (`role: "probe"`) holds the few agents the
- * parent dispatches to and takes the bare round trips the ratio divides by, with the same client, so
- * both sides of it are timed by one quiet event loop.
+ * parent dispatches to, sends the admin's requests that dispatch to them, and takes the bare round trips
+ * the ratio divides by, all with the same client: a dispatch and its baseline are timed by one quiet
+ * event loop on one clock.
  */
 import { Agent, request as undiciRequest } from "undici";
 import { PROTOCOL_VERSION, PollResponse } from "../common/protocol.ts";
 import { benchReport, FromParent, serverMark, type FromSwarm } from "./fleet-protocol.ts";
 
-const now = () => performance.timeOrigin + performance.now();
+/**
+ * This process's wall clock with sub-millisecond precision, lined up with the system clock workerd's marks
+ * read: performance.timeOrigin alone was off by up to 3 ms in a process started on a loaded machine (its
+ * start read the two clocks apart), which no part of a 4 ms dispatch can afford. So the offset is taken
+ * where Date.now() ticks to the next millisecond, the moment the wall clock is a whole number, keeping the
+ * largest of a few such readings (a reading taken late, after the process was put aside, comes out smaller).
+ */
+function wallClockOffset(): number {
+  let best = Number.NEGATIVE_INFINITY;
+  for (let ticks = 0; ticks < 8; ticks++) {
+    const start = Date.now();
+    let before = performance.now();
+    let wall = Date.now();
+    while (wall === start) {
+      before = performance.now();
+      wall = Date.now();
+    }
+    const after = performance.now();
+    // A tick seen within a few microseconds of the reading before it, and only one: the reading is sharp.
+    if (wall === start + 1 && after - before < 0.02) best = Math.max(best, wall - after);
+  }
+  return Number.isFinite(best) ? best : performance.timeOrigin;
+}
+const offset = wallClockOffset();
+const now = () => offset + performance.now();
 // One connection per waiting poll, as N real agents would hold.
 const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 120_000, headersTimeout: 0, bodyTimeout: 0 });
 let requests = 0;
@@ -113,6 +138,23 @@ process.on("message", (raw) => {
         ({ at }) => send({ type: "bare", ms: at - sent }),
         (error: unknown) => send({ type: "bare", ms: null, error: error instanceof Error ? error.message : String(error) }),
       );
+      return;
+    }
+    case "enqueue": {
+      const sent = now();
+      void undiciRequest(`${message.url}/api/hosts/${message.host}/commands`, {
+        method: "POST",
+        dispatcher,
+        headers: { origin: message.url, "content-type": "application/json", "accept-encoding": "identity" },
+        body: JSON.stringify({ kind: message.kind }),
+      })
+        .then(async (res) => {
+          const json: unknown = JSON.parse(await res.body.text());
+          const answered = now();
+          const timing = res.headers["server-timing"];
+          send({ type: "enqueued", sent, answered, status: res.statusCode, json, serverTiming: typeof timing === "string" ? timing : null });
+        })
+        .catch((error: unknown) => send({ type: "enqueued", sent, answered: now(), status: 0, json: { error: error instanceof Error ? error.message : String(error) }, serverTiming: null }));
       return;
     }
     case "counters":
