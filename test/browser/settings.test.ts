@@ -170,6 +170,23 @@ describeWithBrowser("the Settings page", () => {
     expect(await page.content()).not.toContain(first.slice(5));
   });
 
+  it("creates the binary cache's upload token, shows it once, and rotates it: the old one reads the cache no more", async () => {
+    const read = async (token: string) => (await fetch(`${dashboard.url}/cache/nix-cache-info`, { headers: { authorization: `Basic ${btoa(`builder:${token}`)}` } })).status;
+    await open();
+    const cache = section("Binary cache upload token");
+    await cache.getByText("No cache token yet.").waitFor();
+    await cache.getByRole("button", { name: "Create a cache token" }).click();
+    const shown = cache.getByLabel("Cache token");
+    await shown.waitFor();
+    const first = await shown.inputValue();
+    expect(first).toMatch(/^nfc_[A-Za-z0-9_-]{43}$/);
+    expect(await read(first)).toBe(200);
+    await cache.getByRole("button", { name: "Rotate the cache token" }).click();
+    await expect.poll(() => shown.inputValue()).not.toBe(first);
+    expect(await read(first)).toBe(401);
+    expect(await read(await shown.inputValue())).toBe(200);
+  });
+
   it("reports no page errors but the refused save's 409", () => {
     expect(session.errors.filter((e) => !e.includes("status of 409"))).toEqual([]);
   });

@@ -234,6 +234,10 @@ export class NfSettingsPanel extends LitElement {
         <h2 id="s-ci-token">CI token for desired systems</h2>
         <nf-settings-ci-token .api=${this.store?.api ?? null} .readOnly=${denied !== null}></nf-settings-ci-token>
       </section>
+      <section aria-labelledby="s-cache-token">
+        <h2 id="s-cache-token">Binary cache upload token</h2>
+        <nf-settings-ci-token .kind=${"cache"} .api=${this.store?.api ?? null} .readOnly=${denied !== null}></nf-settings-ci-token>
+      </section>
     `;
   }
 
