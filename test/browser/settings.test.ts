@@ -37,7 +37,7 @@ describeWithBrowser("the Settings page", () => {
     await dashboard?.stop();
   });
 
-  it("is reached from the navigation and saves an edit: rollout numbers, the gc defaults, a window and a Slack channel", async () => {
+  it("is reached from the navigation and saves an edit: rollout numbers, the gc defaults, public cache reads, a window and a Slack channel", async () => {
     await page.goto(dashboard.url);
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings" }).click();
     await page.getByRole("heading", { name: "Settings", level: 1 }).waitFor();
@@ -51,6 +51,7 @@ describeWithBrowser("the Settings page", () => {
     await gc.getByText(/A host's own module options gc\.keepGenerations and gc\.keepDays win\./).waitFor();
     await gc.getByLabel("Keep the newest generations").fill("8");
     await gc.getByLabel("Keep generations younger than (days)").fill("30");
+    await section("Binary cache").getByLabel("Anyone may read the binary cache").check();
     await section("Maintenance windows").getByRole("button", { name: "Add window" }).click();
     const window = page.getByRole("group", { name: "Window 1" });
     await window.getByLabel("Time zone").fill("Europe/Vienna");
@@ -71,6 +72,7 @@ describeWithBrowser("the Settings page", () => {
       automation: { enabled: true },
       rollout: { canary: 3, waveSize: 2 },
       gc: { keepGenerations: 8, keepDays: 30 },
+      cache: { public: true },
       windows: [{ days: ["sat"], start: "02:00", end: "04:00", timeZone: "Europe/Vienna", hosts: ["hsb0", "csb1"] }],
     });
     expect(saved.notifications).toEqual([
@@ -166,6 +168,23 @@ describeWithBrowser("the Settings page", () => {
     await open();
     await section("CI token for desired systems").getByText(/In force since /).waitFor();
     expect(await page.content()).not.toContain(first.slice(5));
+  });
+
+  it("creates the binary cache's upload token, shows it once, and rotates it: the old one reads the cache no more", async () => {
+    const read = async (token: string) => (await fetch(`${dashboard.url}/cache/nix-cache-info`, { headers: { authorization: `Basic ${btoa(`builder:${token}`)}` } })).status;
+    await open();
+    const cache = section("Binary cache upload token");
+    await cache.getByText("No cache token yet.").waitFor();
+    await cache.getByRole("button", { name: "Create a cache token" }).click();
+    const shown = cache.getByLabel("Cache token");
+    await shown.waitFor();
+    const first = await shown.inputValue();
+    expect(first).toMatch(/^nfc_[A-Za-z0-9_-]{43}$/);
+    expect(await read(first)).toBe(200);
+    await cache.getByRole("button", { name: "Rotate the cache token" }).click();
+    await expect.poll(() => shown.inputValue()).not.toBe(first);
+    expect(await read(first)).toBe(401);
+    expect(await read(await shown.inputValue())).toBe(200);
   });
 
   it("reports no page errors but the refused save's 409", () => {

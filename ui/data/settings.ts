@@ -2,7 +2,7 @@
  * The settings API as the settings page calls it. Apart from api.ts so that the settings' schemas
  * load with the page, not with the dashboard's first paint.
  */
-import { CiTokenCreated, CiTokenStatus, SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
+import { CacheTokenCreated, CacheTokenStatus, CiTokenCreated, CiTokenStatus, SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
 import type { DashboardApi } from "./api.ts";
 
 /** The fleet's settings, secrets redacted. */
@@ -23,4 +23,15 @@ export async function loadCiToken(api: DashboardApi): Promise<CiTokenStatus["ciT
 /** A new CI token, shown once; the old one is refused from then on. */
 export async function rotateCiToken(api: DashboardApi): Promise<CiTokenCreated> {
   return api.request(CiTokenCreated, "POST", "/api/ci-token");
+}
+
+/** When the binary cache's upload token was created, if there is one. */
+export async function loadCacheToken(api: DashboardApi): Promise<CacheTokenStatus["cacheToken"]> {
+  return (await api.request(CacheTokenStatus, "GET", "/api/cache-token")).cacheToken;
+}
+
+/** A new cache token, shown once; the old one is refused from then on. */
+export async function rotateCacheToken(api: DashboardApi): Promise<{ token: string; status: CacheTokenCreated["cacheToken"] }> {
+  const created = await api.request(CacheTokenCreated, "POST", "/api/cache-token");
+  return { token: created.token, status: created.cacheToken };
 }

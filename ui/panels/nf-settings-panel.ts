@@ -19,7 +19,7 @@ import "../components/nf-settings-channels.ts";
 import "../components/nf-settings-windows.ts";
 import "../components/nf-settings-ci-token.ts";
 
-type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "gc" | "alerts";
+type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "gc" | "cache" | "alerts";
 
 const DEPLOY_LABELS: Record<(typeof DEPLOY_STRATEGIES)[number], string> = {
   all: "every host (offline ones when they return)",
@@ -234,6 +234,10 @@ export class NfSettingsPanel extends LitElement {
         <h2 id="s-ci-token">CI token for desired systems</h2>
         <nf-settings-ci-token .api=${this.store?.api ?? null} .readOnly=${denied !== null}></nf-settings-ci-token>
       </section>
+      <section aria-labelledby="s-cache-token">
+        <h2 id="s-cache-token">Binary cache upload token</h2>
+        <nf-settings-ci-token .kind=${"cache"} .api=${this.store?.api ?? null} .readOnly=${denied !== null}></nf-settings-ci-token>
+      </section>
     `;
   }
 
@@ -288,6 +292,10 @@ export class NfSettingsPanel extends LitElement {
             ${this.number("gc", "keepDays", draft.gc.keepDays, "Keep generations younger than (days)", "any", "0 = by count only; fractions allowed")}
           </div>
         </section>
+        <section aria-labelledby="s-cache">
+          <h2 id="s-cache">Binary cache</h2>
+          ${this.checkbox("cache", "public", draft.cache.public, "Anyone may read the binary cache", "Off: each host reads it with its own token. Uploads always need the cache token (docs/cache.md).")}
+        </section>
         <section aria-labelledby="s-windows">
           <h2 id="s-windows">Maintenance windows</h2>
           <nf-settings-windows
@@ -336,7 +344,7 @@ export class NfSettingsPanel extends LitElement {
 
   /** Messages whose path has no field of its own on the page (an unknown key, the whole object). */
   private unplacedErrors() {
-    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|gc|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
+    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|gc|cache|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
     const rest = Object.entries(this._errors).filter(([key]) => !placed.test(key));
     if (rest.length === 0) return nothing;
     return html`<ul>${rest.map(([key, message]) => html`<li>${key ? html`<code>${key}</code>: ` : nothing}${message}</li>`)}</ul>`;

@@ -10,6 +10,7 @@ import { settingsForDisplay } from "../db/settings.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, errorBody, refused } from "../errors.ts";
 import { sha256Hex } from "../ids.ts";
+import { SettingsError } from "../settings.ts";
 import { jsonBody } from "../validation.ts";
 
 /** Far above any narinfo (one with a thousand references is about 70 KB). */
@@ -57,6 +58,16 @@ async function identify(c: Context<AppEnv>, expected: "host" | "uploader"): Prom
   return (await isCacheToken(db, hash)) ? "uploader" : (await isHost()) ? "host" : null;
 }
 
+/** The `cache.public` setting; vars that do not parse (and nothing stored over them) leave the cache private. */
+async function isPublic(c: Context<AppEnv>): Promise<boolean> {
+  try {
+    return (await settingsForDisplay(c.env, c.get("db"))).cache.public;
+  } catch (error) {
+    if (error instanceof SettingsError) return false;
+    throw error;
+  }
+}
+
 const unauthorized = (c: Context<AppEnv>, message: string) =>
   c.json(errorBody("unauthorized", message), 401, { "www-authenticate": 'Basic realm="nixfleet cache"' });
 
@@ -68,7 +79,7 @@ const unauthorized = (c: Context<AppEnv>, message: string) =>
 const reader: MiddlewareHandler<AppEnv> = async (c, next) => {
   const client = await identify(c, "host");
   if (client !== null) return next();
-  if (c.req.header("authorization") === undefined && (await settingsForDisplay(c.env, c.get("db"))).cache.public) return next();
+  if (c.req.header("authorization") === undefined && (await isPublic(c))) return next();
   return unauthorized(c, "the cache needs a host's agent token (or the cache token) as the password of HTTP Basic auth, e.g. a netrc entry; that token is unknown, revoked or missing");
 };
 
