@@ -88,8 +88,8 @@
           moduleEvaluation = import ./test/nix/eval-modules.nix { inherit lib; };
           inherit (moduleEvaluation) summary;
 
-          # A real NixOS system with the agent enabled; building its unit file
-          # also builds the agent package.
+          # A real NixOS system with the agent and the fleet cache enabled;
+          # building its unit file also builds the agent package.
           nixos = lib.nixosSystem {
             modules = [
               self.nixosModules.default
@@ -104,6 +104,10 @@
                   tokenFile = "/run/secrets/nixfleet-agent-token";
                   repoUrl = "https://github.com/example/nixcfg.git";
                   tests.commands.no-failed-units = "test -z \"$(systemctl --failed --no-legend)\"";
+                  cache = {
+                    enable = true;
+                    publicKeys = [ "builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=" ];
+                  };
                 };
               }
             ];
@@ -137,6 +141,9 @@
               mkdir $out
               cp ${nixos.config.systemd.units."nixfleet-agent.service".unit}/nixfleet-agent.service $out/
               cp ${nixos.config.services.nixfleet-agent.configFile} $out/nixfleet-agent.json
+              cp ${nixos.config.systemd.units."nixfleet-agent-cache-netrc.service".unit}/nixfleet-agent-cache-netrc.service $out/
+              cp ${nixos.config.systemd.units."nixfleet-agent-cache-netrc.path".unit}/nixfleet-agent-cache-netrc.path $out/
+              cp ${nixos.config.environment.etc."nix/nix.conf".source} $out/nix.conf
             '';
         }
       );

@@ -27,3 +27,4 @@ export * from "./protocol/settings.ts";
 export * from "./protocol/notifications.ts";
 export * from "./protocol/fleet-build.ts";
 export * from "./protocol/automation.ts";
+export * from "./protocol/cache-manifest.ts";

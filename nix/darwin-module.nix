@@ -24,7 +24,10 @@ let
   nixPackage = if config.nix.enable or true then config.nix.package else null;
 in
 {
-  imports = [ ./module-options.nix ];
+  imports = [
+    ./module-options.nix
+    ./darwin-cache.nix
+  ];
 
   config = lib.mkIf cfg.enable {
     services.nixfleet-agent = {

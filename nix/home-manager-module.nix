@@ -55,7 +55,10 @@ let
   ];
 in
 {
-  imports = [ ./module-options.nix ];
+  imports = [
+    ./module-options.nix
+    ./home-manager-cache.nix
+  ];
 
   config = lib.mkIf cfg.enable (
     lib.mkMerge [

@@ -16,6 +16,7 @@ let
   cfg = config.services.nixfleet-agent;
   json = pkgs.formats.json { };
   agentConfig = import ./agent-config.nix;
+  cache = import ./cache.nix;
   problems = agentConfig.problems {
     options = cfg;
     host = cfg.hostIntegration;
@@ -339,6 +340,47 @@ in
       };
     };
 
+    cache = {
+      enable = lib.mkEnableOption ''
+        the fleet's binary cache as a substituter: Nix fetches what the
+        fleet's builders pushed, signed by a key in `publicKeys`, from the
+        control plane, authenticated with this host's agent token (a netrc the
+        module writes from `tokenFile`, readable by its owner only)'';
+
+      url = mkOption {
+        type = types.str;
+        default = "${lib.removeSuffix "/" cfg.url}/cache";
+        defaultText = literalExpression ''"''${config.services.nixfleet-agent.url}/cache"'';
+        description = "The fleet cache's address, added to the substituters.";
+      };
+
+      publicKeys = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=" ];
+        description = ''
+          The public keys of the builders that sign what the fleet cache holds
+          (what `nix-store --generate-binary-cache-key` writes to its public
+          key file), added to Nix's trusted public keys. Required when the
+          cache is enabled: Nix takes nothing from the cache that none of them
+          signed.
+        '';
+      };
+
+      netrcFile = mkOption {
+        type = types.str;
+        defaultText = literalExpression ''"/var/lib/nixfleet-cache/netrc" on NixOS and nix-darwin, "''${config.xdg.stateHome}/nixfleet-cache/netrc" on Home Manager'';
+        description = ''
+          Where the module writes the netrc (mode 0600) that gives Nix the
+          agent token for the cache's host, and what `netrc-file` in
+          nix.conf names. The module owns this file and rewrites it whole;
+          Nix reads one netrc file only, so a host that sets
+          `nix.settings.netrc-file` itself gets a conflict naming both
+          definitions.
+        '';
+      };
+    };
+
     logLevel = mkOption {
       type = types.enum [
         "debug"
@@ -402,6 +444,6 @@ in
     assertions = map (message: {
       assertion = false;
       inherit message;
-    }) problems;
+    }) (problems ++ lib.optionals cfg.cache.enable (cache.problems { inherit (cfg) cache; }));
   };
 }

@@ -21,7 +21,10 @@ let
   nixosRebuild = config.system.build.nixos-rebuild;
 in
 {
-  imports = [ ./module-options.nix ];
+  imports = [
+    ./module-options.nix
+    ./nixos-cache.nix
+  ];
 
   config = lib.mkIf cfg.enable {
     services.nixfleet-agent = {

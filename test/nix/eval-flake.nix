@@ -75,12 +75,20 @@ let
             nix.package = lib.mkOption { default = fake "nix"; };
             nix.daemonCPUSchedPolicy = lib.mkOption { default = "other"; };
             nix.daemonIOSchedPriority = lib.mkOption { default = 4; };
+            nix.settings = lib.mkOption {
+              type = lib.types.attrsOf lib.types.anything;
+              default = { };
+            };
             programs.ssh.package = lib.mkOption { default = fake "openssh"; };
             system.build = lib.mkOption {
               type = lib.types.lazyAttrsOf lib.types.unspecified;
               default = { };
             };
             systemd.services = lib.mkOption {
+              type = lib.types.attrsOf lib.types.anything;
+              default = { };
+            };
+            systemd.paths = lib.mkOption {
               type = lib.types.attrsOf lib.types.anything;
               default = { };
             };

@@ -13,9 +13,13 @@
 # host (`services.nixfleet-agent = { … };`), per platform; each is evaluated
 # as that host's configuration (cases snippet-nixos, snippet-darwin,
 # snippet-home-manager).
+#
+# `cacheScratch`: a directory for the cases with the fleet cache, where the
+# test puts a token file and runs the netrc script the modules generate.
 {
   lib ? import (builtins.getEnv "NIXPKGS_LIB"),
   snippets ? { },
+  cacheScratch ? "/var/empty/nixfleet-cache-scratch",
 }:
 let
   inherit (lib) mkOption types;
@@ -71,6 +75,29 @@ let
   # (mkDefault, mkForce, mkIf …), for unit definitions.
   freeform = types.submodule { freeformType = types.attrsOf types.anything; };
 
+  # nix.settings as NixOS and nix-darwin declare it: list settings merge,
+  # and cache.nixos.org comes last (mkAfter).
+  nixSettings = {
+    options.nix.settings = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf types.anything;
+        options.substituters = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        options.trusted-public-keys = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+      };
+      default = { };
+    };
+    config.nix.settings = {
+      substituters = lib.mkAfter [ "https://cache.nixos.org/" ];
+      trusted-public-keys = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+    };
+  };
+
   commonStubs = {
     options = {
       assertions = mkOption {
@@ -85,6 +112,7 @@ let
   };
 
   nixosStubs = {
+    imports = [ nixSettings ];
     options = {
       networking.hostName = mkOption {
         type = types.str;
@@ -118,11 +146,16 @@ let
         type = types.attrsOf freeform;
         default = { };
       };
+      systemd.paths = mkOption {
+        type = types.attrsOf freeform;
+        default = { };
+      };
     };
     config.system.build.nixos-rebuild = fakePackage "nixos-rebuild" "nixos-rebuild";
   };
 
   darwinStubs = {
+    imports = [ nixSettings ];
     options = {
       networking.hostName = mkOption {
         type = types.nullOr types.str;
@@ -185,6 +218,19 @@ let
         type = types.bool;
         default = false;
       };
+      nix.package = mkOption {
+        type = types.nullOr types.package;
+        default = null;
+      };
+      # Home Manager's own type: freeform, a list setting merges by concatenation.
+      nix.settings = mkOption {
+        type = types.attrsOf (types.either types.str (types.listOf types.str));
+        default = { };
+      };
+      home.activation = mkOption {
+        type = types.attrsOf freeform;
+        default = { };
+      };
       launchd.agents = mkOption {
         type = types.attrsOf freeform;
         default = { };
@@ -195,6 +241,9 @@ let
       };
     };
   };
+
+  # A public key as `nix-store --generate-binary-cache-key` writes it.
+  cacheKey = "builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=";
 
   # The options every host sets.
   required = {
@@ -260,6 +309,13 @@ let
       nixDaemon = {
         inherit (evaluated.config.nix) daemonCPUSchedPolicy daemonIOSchedPriority;
       };
+      nixSettings = evaluated.config.nix.settings;
+      cacheUnits = {
+        services = lib.filterAttrs (
+          name: _: lib.hasPrefix "nixfleet-agent-cache" name
+        ) evaluated.config.systemd.services;
+        inherit (evaluated.config.systemd) paths;
+      };
     };
 
   darwin =
@@ -279,6 +335,7 @@ let
         inherit (evaluated.config.nix) daemonIOLowPriority;
       };
       extraActivation = evaluated.config.system.activationScripts.extraActivation.text;
+      nixSettings = evaluated.config.nix.settings;
     };
 
   homeManager =
@@ -295,6 +352,8 @@ let
     // lib.optionalAttrs evaluated.ok {
       launchdAgents = evaluated.config.launchd.agents;
       userServices = evaluated.config.systemd.user.services;
+      nixSettings = evaluated.config.nix.settings;
+      activation = evaluated.config.home.activation;
     };
 
   cases = {
@@ -378,6 +437,94 @@ let
     };
 
     homeManagerWithoutHostName = homeManager false { services.nixfleet-agent.package = agent; };
+
+    # The fleet cache: defaults, and hosts whose token file and netrc are in
+    # the test's scratch directory, so it can run the script they generate.
+    nixosCacheDefaults = nixos { } {
+      services.nixfleet-agent = {
+        package = agent;
+        url = lib.mkForce "https://fleet.example.com/";
+        cache = {
+          enable = true;
+          publicKeys = [ cacheKey ];
+        };
+      };
+    };
+
+    nixosCache = nixos { } {
+      services.nixfleet-agent = {
+        package = agent;
+        tokenFile = lib.mkForce "${cacheScratch}/nixos/token file";
+        cache = {
+          enable = true;
+          url = "http://127.0.0.1:8787/cache";
+          publicKeys = [
+            cacheKey
+            "builder-2:klhXVgT5U5vmdeOmVIIj371i9DQRnnNvqAIt5r98R0w="
+          ];
+          netrcFile = "${cacheScratch}/nixos/etc/netrc";
+        };
+      };
+    };
+
+    nixosCacheProblems = nixos { } {
+      services.nixfleet-agent = {
+        package = agent;
+        cache = {
+          enable = true;
+          url = "fleet.example.com/cache";
+          netrcFile = "${builtins.storeDir}/5m2yxj7hpw1x3bkvlyb0xcfvl7v2gdbm-netrc";
+        };
+      };
+    };
+
+    nixosCacheBadKey = nixos { } {
+      services.nixfleet-agent = {
+        package = agent;
+        cache = {
+          enable = true;
+          publicKeys = [ "sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=" ];
+        };
+      };
+    };
+
+    darwinCache = darwin {
+      networking.hostName = "mac-mini";
+      services.nixfleet-agent = {
+        package = agent;
+        cache = {
+          enable = true;
+          publicKeys = [ cacheKey ];
+        };
+      };
+    };
+
+    # Nix installed and configured by another installer (e.g. Determinate).
+    darwinCacheUnmanagedNix = darwin {
+      networking.hostName = "mac-mini";
+      nix.enable = false;
+      services.nixfleet-agent = {
+        package = agent;
+        cache = {
+          enable = true;
+          publicKeys = [ cacheKey ];
+        };
+      };
+    };
+
+    homeManagerCache = homeManager false {
+      home.homeDirectory = "${cacheScratch}/home";
+      xdg.stateHome = "${cacheScratch}/home/.local/state";
+      services.nixfleet-agent = {
+        package = agent;
+        hostName = "alice-laptop";
+        tokenFile = lib.mkForce "~/.config/nixfleet/token";
+        cache = {
+          enable = true;
+          publicKeys = [ cacheKey ];
+        };
+      };
+    };
   };
 
   # A pasted snippet is the host's whole NixFleet configuration; the package
@@ -412,11 +559,18 @@ let
     "darwin"
     "homeManagerLinux"
     "homeManagerDarwin"
+    "nixosCacheDefaults"
+    "nixosCache"
+    "darwinCache"
+    "darwinCacheUnmanagedNix"
+    "homeManagerCache"
   ];
   refused = [
     "nixosProblems"
     "darwinWithoutHostName"
     "homeManagerWithoutHostName"
+    "nixosCacheProblems"
+    "nixosCacheBadKey"
   ];
 in
 cases

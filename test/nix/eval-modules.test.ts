@@ -5,17 +5,19 @@
  * nixpkgs `lib` on disk: NIXPKGS_LIB=/path/to/nixpkgs/lib, by default the copy
  * at ../shared/nixpkgs-lib/lib beside the repository.
  */
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { promisify } from "node:util";
 import { z } from "zod";
 import { AgentConfig } from "../../common/agent-config.ts";
 import { PLATFORMS } from "../../common/protocol.ts";
 import { agentSnippet } from "../../ui/common/nix-snippet.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { evalNix, nixString, REPO_ROOT } from "./nix-eval.ts";
+import { evalNix, evalNixWith, nixString, REPO_ROOT } from "./nix-eval.ts";
 
 const SHARED_NIXPKGS_LIB = path.resolve(REPO_ROOT, "..", "shared", "nixpkgs-lib", "lib");
 const nixpkgsLib = process.env.NIXPKGS_LIB || (existsSync(path.join(SHARED_NIXPKGS_LIB, "default.nix")) ? SHARED_NIXPKGS_LIB : "");
@@ -432,6 +434,196 @@ if (nixpkgsLib === "" && nixpkgsLibRequired) {
       expect(results.homeManagerWithoutHostName.failedAssertions).toEqual([
         expect.stringContaining("services.nixfleet-agent.hostName is not set"),
       ]);
+    });
+  });
+
+  describeWithNix("the fleet cache in the NixOS, nix-darwin and Home Manager modules", () => {
+    const TOKEN = "nfa_cache-test-token-3f9c";
+    const Settings = z.record(z.string(), z.unknown());
+    const CacheResults = z.object({
+      nixosCacheDefaults: Report.extend({
+        nixSettings: Settings,
+        cacheUnits: z.object({ services: z.record(z.string(), Unit), paths: z.record(z.string(), Unit) }),
+      }),
+      nixosCache: Report.extend({ nixSettings: Settings, cacheUnits: z.object({ services: z.record(z.string(), Unit) }) }),
+      nixosCacheProblems: Report,
+      nixosCacheBadKey: Report,
+      darwinCache: Report.extend({ nixSettings: Settings, extraActivation: z.string() }),
+      darwinCacheUnmanagedNix: Report.extend({ nixSettings: Settings }),
+      homeManagerCache: Report.extend({
+        nixSettings: Settings,
+        activation: z.record(z.string(), z.object({ after: z.array(z.string()), before: z.array(z.string()), data: z.string() })),
+      }),
+    });
+    const run = promisify(execFile);
+    let scratch: string;
+    let raw: string;
+    let cache: z.infer<typeof CacheResults>;
+
+    beforeAll(async () => {
+      scratch = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-cache-modules-"));
+      // Written before the evaluation: nothing the modules produce may hold the token itself.
+      await fs.mkdir(path.join(scratch, "nixos"));
+      await fs.writeFile(path.join(scratch, "nixos", "token file"), `  ${TOKEN}\n`, { mode: 0o600 });
+      await fs.mkdir(path.join(scratch, "home", ".config", "nixfleet"), { recursive: true });
+      await fs.writeFile(path.join(scratch, "home", ".config", "nixfleet", "token"), TOKEN, { mode: 0o600 });
+      const harness = nixString(path.join(REPO_ROOT, "test", "nix", "eval-modules.nix"));
+      const cases = Object.keys(CacheResults.shape).join(" ");
+      const evaluated = await evalNix(`let r = import ${harness} { cacheScratch = ${nixString(scratch)}; }; in { inherit (r) ${cases}; }`, {
+        NIXPKGS_LIB: nixpkgsLib,
+      });
+      raw = JSON.stringify(evaluated);
+      cache = CacheResults.parse(evaluated);
+    });
+
+    afterAll(async () => {
+      await fs.rm(scratch, { recursive: true, force: true });
+    });
+
+    const nixosScript = () => {
+      const service = cache.nixosCache.cacheUnits.services["nixfleet-agent-cache-netrc"];
+      return z.string().parse(service?.script);
+    };
+
+    it("adds the cache to the NixOS daemon's substituters ahead of cache.nixos.org, its keys to the trusted ones, and a netrc outside the store", () => {
+      expect(cache.nixosCacheDefaults.failedAssertions).toEqual([]);
+      expect(cache.nixosCacheDefaults.nixSettings).toEqual({
+        // The control plane's URL, its trailing slash dropped, + /cache.
+        substituters: ["https://fleet.example.com/cache", "https://cache.nixos.org/"],
+        "trusted-public-keys": [
+          "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=",
+          "builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=",
+        ],
+        "netrc-file": "/var/lib/nixfleet-cache/netrc",
+      });
+    });
+
+    it("writes the NixOS netrc in a oneshot ordered before the Nix daemon, and again whenever the token file changes", () => {
+      const { services, paths } = cache.nixosCacheDefaults.cacheUnits;
+      expect(services["nixfleet-agent-cache-netrc"]).toMatchObject({
+        wantedBy: ["multi-user.target", "nix-daemon.service"],
+        before: ["nix-daemon.service"],
+        serviceConfig: { Type: "oneshot", RemainAfterExit: true, UMask: "0077" },
+      });
+      // The user's token file, not the agent's systemd credential (which exists only inside the agent's unit).
+      expect(services["nixfleet-agent-cache-netrc"]?.script).toContain("token_file='/run/secrets/nixfleet-agent-token'");
+      expect(paths["nixfleet-agent-cache-netrc"]).toEqual({
+        wantedBy: ["multi-user.target"],
+        pathConfig: { PathChanged: "/run/secrets/nixfleet-agent-token", Unit: "nixfleet-agent-cache-netrc-refresh.service" },
+      });
+      expect(services["nixfleet-agent-cache-netrc-refresh"]?.script).toBe("systemctl restart nixfleet-agent-cache-netrc.service");
+    });
+
+    it("never puts the token into anything the modules generate, and keeps the netrc out of the store", () => {
+      expect(raw).toContain(path.join(scratch, "nixos", "token file"));
+      expect(raw).not.toContain(TOKEN);
+      for (const report of [cache.nixosCacheDefaults, cache.nixosCache, cache.darwinCache, cache.homeManagerCache]) {
+        expect(String(report.nixSettings["netrc-file"])).toMatch(/^\/(?!nix\/store\/)/);
+      }
+    });
+
+    it("runs the NixOS script: a 0600 netrc naming the cache's host with the token as its password, replaced whole when the token changes", async () => {
+      const netrc = path.join(scratch, "nixos", "etc", "netrc");
+      await run("sh", ["-c", nixosScript()]);
+      expect(await fs.readFile(netrc, "utf8")).toBe(`machine 127.0.0.1 password ${TOKEN}\n`);
+      expect((await fs.stat(netrc)).mode & 0o777).toBe(0o600);
+      expect((await fs.stat(path.dirname(netrc))).mode & 0o077).toBe(0);
+
+      await fs.writeFile(path.join(scratch, "nixos", "token file"), "nfa_rotated\n");
+      await run("sh", ["-c", nixosScript()]);
+      expect(await fs.readFile(netrc, "utf8")).toBe("machine 127.0.0.1 password nfa_rotated\n");
+      expect((await fs.readdir(path.dirname(netrc))).sort()).toEqual(["netrc"]);
+    });
+
+    it("makes the NixOS script fail with the reason, writing nothing, when the token file is missing or holds more than the token", async () => {
+      const tokenFile = path.join(scratch, "nixos", "token file");
+      const netrc = path.join(scratch, "nixos", "etc", "netrc");
+      await fs.rm(path.dirname(netrc), { recursive: true, force: true });
+      await fs.rm(tokenFile);
+      await expect(run("sh", ["-c", nixosScript()])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining(`cannot read the agent token file ${tokenFile}`),
+      });
+      await fs.writeFile(tokenFile, "two words\n");
+      await expect(run("sh", ["-c", nixosScript()])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining("must hold the token alone"),
+      });
+      expect(existsSync(netrc)).toBe(false);
+    });
+
+    it("names the cache URL's host as curl looks it up in the netrc: without port, user or IPv6 brackets; none for a URL that is not http(s)", async () => {
+      const urls = ["https://fleet.example.com/cache", "http://127.0.0.1:8787/cache", "https://ci@fleet.example.com:8443/cache", "http://[::1]:8787/cache", "fleet.example.com/cache", "ftp://fleet.example.com/cache"];
+      const hosts = await evalNixWith(`urls: map (import ${nixString(path.join(REPO_ROOT, "nix", "cache.nix"))}).hostOf urls`, urls);
+      expect(hosts).toEqual(["fleet.example.com", "127.0.0.1", "fleet.example.com", "::1", null, null]);
+    });
+
+    it("refuses a cache without keys, with a key that is not a Nix public key, a URL that is not http(s) or a netrc in the store", () => {
+      expect(cache.nixosCacheProblems.agentConfig).toBeNull();
+      const messages = cache.nixosCacheProblems.failedAssertions;
+      for (const expected of [
+        "services.nixfleet-agent.cache.url must be the http:// or https:// address",
+        "services.nixfleet-agent.cache.publicKeys is empty",
+        "services.nixfleet-agent.cache.netrcFile must be an absolute path outside the Nix store",
+      ]) {
+        expect(messages.some((message) => message.includes(expected)), expected).toBe(true);
+      }
+      expect(messages).toHaveLength(3);
+      expect(cache.nixosCacheBadKey.failedAssertions).toEqual([
+        expect.stringMatching(/^services\.nixfleet-agent\.cache\.publicKeys has "sNhYDcLo[^"]*", which is not a\nNix public key/),
+      ]);
+    });
+
+    it("gives nix-darwin's daemon the cache and writes the netrc at activation, without failing the activation when it cannot", async () => {
+      expect(cache.darwinCache.failedAssertions).toEqual([]);
+      expect(cache.darwinCache.nixSettings).toMatchObject({
+        substituters: ["https://fleet.example.com/cache", "https://cache.nixos.org/"],
+        "trusted-public-keys": expect.arrayContaining(["builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE="]),
+        "netrc-file": "/var/lib/nixfleet-cache/netrc",
+      });
+      expect(cache.darwinCache.extraActivation).toContain("netrc='/var/lib/nixfleet-cache/netrc'");
+      expect(cache.darwinCache.extraActivation).toContain("'fleet.example.com'");
+    });
+
+    it("tells a nix-darwin host whose Nix another installer manages which lines to add, and leaves nix.settings alone", () => {
+      expect(cache.darwinCacheUnmanagedNix.failedAssertions).toEqual([]);
+      expect(cache.darwinCacheUnmanagedNix.nixSettings).toEqual({
+        substituters: ["https://cache.nixos.org/"],
+        "trusted-public-keys": ["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="],
+      });
+      expect(cache.darwinCacheUnmanagedNix.warnings).toEqual([
+        expect.stringContaining(
+          "extra-substituters = https://fleet.example.com/cache\n  extra-trusted-public-keys = builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE=\n  netrc-file = /var/lib/nixfleet-cache/netrc",
+        ),
+      ]);
+    });
+
+    it("adds the cache to a Home Manager user's nix.conf with extra- settings and writes a 0600 netrc in the user's state directory at activation", async () => {
+      const { nixSettings, activation, failedAssertions } = cache.homeManagerCache;
+      const netrc = path.join(scratch, "home", ".local", "state", "nixfleet-cache", "netrc");
+      expect(failedAssertions).toEqual([]);
+      expect(nixSettings).toEqual({
+        "extra-substituters": ["https://fleet.example.com/cache"],
+        "extra-trusted-public-keys": ["builder-1:sNhYDcLoNqQlpvKaS0G/9p5krkUYBsinY57CW5NeUxE="],
+        "netrc-file": netrc,
+      });
+      const entry = activation.nixfleetCacheNetrc;
+      expect(entry?.after).toEqual(["writeBoundary"]);
+      const script = z.string().parse(entry?.data);
+
+      // A dry run (home-manager switch -n) writes nothing.
+      await run("bash", ["-c", script], { env: { ...process.env, DRY_RUN: "1" } });
+      expect(existsSync(netrc)).toBe(false);
+
+      await run("bash", ["-c", script]);
+      expect(await fs.readFile(netrc, "utf8")).toBe(`machine fleet.example.com password ${TOKEN}\n`);
+      expect((await fs.stat(netrc)).mode & 0o777).toBe(0o600);
+
+      // Home Manager activates under set -e: a missing token is reported, the activation goes on.
+      await fs.rm(path.join(scratch, "home", ".config", "nixfleet", "token"));
+      const missing = await run("bash", ["-ec", `${script}\necho activation-continued`]);
+      expect(missing.stdout).toBe("activation-continued\n");
+      expect(missing.stderr).toContain("the netrc was not written");
     });
   });
 }
