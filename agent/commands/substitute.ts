@@ -20,7 +20,7 @@ import { cancelled, failed, type CommandContext, type CommandEnd } from "./conte
 import { runPull } from "./pull.ts";
 import { runJob, runSwitch } from "./switch.ts";
 
-/** Fetches a store path and what it references from the configured substituters; builds nothing that has no derivation here. */
+/** Given an output path (not a .drv), only substitutes it and its closure from the configured caches; it builds nothing. */
 const NIX_STORE = "nix-store";
 
 export async function runSubstituteSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Promise<CommandEnd> {
