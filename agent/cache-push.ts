@@ -3,7 +3,9 @@
  * (docs/cache.md). `nix copy` signs them into a local `file://` cache first; then each NAR goes up, in
  * parts when it is larger than one request may be (R2 multipart through the Worker, so no size depends on
  * the Cloudflare plan), and only then the narinfos, references first: a reader never sees a narinfo whose
- * NAR, or whose references, are missing. Paths the cache already has are skipped.
+ * NAR, or whose references, are missing. Paths the cache already has are skipped. With a commit and the
+ * hosts' systems, it then signs the manifest of that commit with the same key and publishes it (docs/cache.md
+ * "The signed intent"), once every path it names is in the cache.
  *
  * HTTP goes over node:http(s), not fetch, for the reason agent/http.ts gives (the packaged agent has no
  * WebAssembly for undici).
@@ -14,8 +16,10 @@ import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { signManifest } from "../common/cache-manifest.ts";
 import { NarInfoError, parseNarInfo, storePathHash, type NarInfo } from "../common/narinfo.ts";
-import { CachePartUploaded, CacheUploadStarted, type CacheUploadCompletion } from "../common/protocol.ts";
+import { NixKeyError, parseNixSecretKey } from "../common/nix-keys.ts";
+import { CacheManifest, CacheManifestPublished, CachePartUploaded, CacheUploadStarted, type CacheUploadCompletion } from "../common/protocol.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 
 const MIB = 1024 * 1024;
@@ -163,6 +167,27 @@ export async function pushToCache(options: CachePushOptions): Promise<CachePushR
   }
 }
 
+/**
+ * Signs the manifest `{ commit, tree, created: now, hosts }` with the builder's secret key and publishes it
+ * (`PUT /cache/manifests/<commit>`, the cache token). The Worker stores it only if its key is trusted.
+ */
+export async function publishManifest(options: Pick<CachePushOptions, "serverUrl" | "token" | "secretKeyFile"> & { manifest: Omit<CacheManifest, "created">; now?: Date }): Promise<CacheManifestPublished> {
+  let secretKey;
+  try {
+    secretKey = parseNixSecretKey(await fsp.readFile(options.secretKeyFile, "utf8"));
+  } catch (error) {
+    if (error instanceof NixKeyError) throw new CachePushError(`${options.secretKeyFile}: ${error.message}`);
+    throw error;
+  }
+  const manifest = CacheManifest.safeParse({ ...options.manifest, created: (options.now ?? new Date()).toISOString() });
+  if (!manifest.success) throw new CachePushError(`the manifest is not valid: ${manifest.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+  const signed = await signManifest(manifest.data, secretKey);
+  const url = new URL(`cache/manifests/${manifest.data.commit}`, options.serverUrl.endsWith("/") ? options.serverUrl : `${options.serverUrl}/`);
+  const answer = await send(url, "PUT", options.token, JSON.stringify(signed), "application/json");
+  if (answer.status !== 201) throw failure(`publishing the manifest for ${manifest.data.commit}`, answer);
+  return CacheManifestPublished.parse(JSON.parse(answer.text));
+}
+
 /** One PUT when it fits in a part; else an R2 multipart upload, aborted if a step fails. */
 async function uploadNar(cache: URL, token: string, url: string, file: string, size: number, partSize: number): Promise<void> {
   if (size <= partSize) {
@@ -192,9 +217,11 @@ async function uploadNar(cache: URL, token: string, url: string, file: string, s
 
 export const CACHE_PUSH_USAGE = `Usage:
   nixfleet-agent cache push --url URL --token-file FILE --secret-key-file FILE [--from STORE]
-                            [--part-size BYTES] [--compression xz|zstd|bzip2|none] PATH...
+                            [--part-size BYTES] [--compression xz|zstd|bzip2|none]
+                            [--commit SHA --tree SHA --host NAME=PATH...] [PATH...]
       sign PATH... and their closures with the secret key and upload what the fleet's cache lacks
-      (the token file holds the cache token; the URL may also come from NIXFLEET_URL)`;
+      (the token file holds the cache token; the URL may also come from NIXFLEET_URL); with --commit,
+      also push each --host's PATH, then sign and publish the manifest naming them for that commit`;
 
 /** `nixfleet-agent cache push …` (argv after `cache`): resolves with the exit code (0, 1 failed, 64 usage). */
 export async function cacheCommand(argv: string[], env: NodeJS.ProcessEnv, io: { stdout(text: string): void; stderr(text: string): void }): Promise<number> {
@@ -210,6 +237,9 @@ export async function cacheCommand(argv: string[], env: NodeJS.ProcessEnv, io: {
         from: { type: "string" },
         "part-size": { type: "string" },
         compression: { type: "string" },
+        commit: { type: "string" },
+        tree: { type: "string" },
+        host: { type: "string", multiple: true },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -222,7 +252,13 @@ export async function cacheCommand(argv: string[], env: NodeJS.ProcessEnv, io: {
     io.stdout(`${CACHE_PUSH_USAGE}\n`);
     return 0;
   }
-  const [sub, ...paths] = positionals;
+  const [sub, ...positionalPaths] = positionals;
+  const hostEntries = (values.host ?? []).map((entry) => {
+    const at = entry.indexOf("=");
+    return at <= 0 ? (["", ""] as const) : ([entry.slice(0, at), entry.slice(at + 1)] as const);
+  });
+  const paths = [...positionalPaths, ...hostEntries.map(([, storePath]) => storePath)];
+  const manifestAsked = values.commit !== undefined || values.tree !== undefined || hostEntries.length > 0;
   const url = values.url ?? env.NIXFLEET_URL;
   const compression = NIX_COMPRESSIONS.find((name) => name === (values.compression ?? "xz"));
   const partSize = values["part-size"] === undefined ? DEFAULT_PART_SIZE : Number(values["part-size"]);
@@ -234,6 +270,8 @@ export async function cacheCommand(argv: string[], env: NodeJS.ProcessEnv, io: {
     : compression === undefined ? `--compression must be one of ${NIX_COMPRESSIONS.join(", ")}`
     : !Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE ? `--part-size must be a whole number of bytes, at least ${MIN_PART_SIZE}`
     : paths.length === 0 ? "name at least one store path"
+    : manifestAsked && (values.commit === undefined || values.tree === undefined || hostEntries.length === 0) ? "a manifest needs --commit, --tree and at least one --host NAME=PATH"
+    : hostEntries.some(([name, storePath]) => name === "" || storePath === "") ? "--host takes NAME=PATH"
     : null;
   if (problem !== null) {
     io.stderr(`nixfleet-agent: ${problem}\n\n${CACHE_PUSH_USAGE}\n`);
@@ -253,6 +291,15 @@ export async function cacheCommand(argv: string[], env: NodeJS.ProcessEnv, io: {
       log: (line) => io.stderr(`${line}\n`),
     });
     io.stdout(`${result.uploaded.length} paths uploaded (${result.bytes} bytes of NARs), ${result.present.length} already in the cache\n`);
+    if (manifestAsked) {
+      const published = await publishManifest({
+        serverUrl: url!,
+        token,
+        secretKeyFile: path.resolve(values["secret-key-file"]!),
+        manifest: { commit: values.commit!, tree: values.tree!, hosts: Object.fromEntries(hostEntries) },
+      });
+      io.stdout(`the signed manifest for ${published.commit} (${published.hosts} hosts) is published\n`);
+    }
     return 0;
   } catch (error) {
     if (error instanceof CachePushError || (error as NodeJS.ErrnoException).code !== undefined) {

@@ -31,6 +31,13 @@ export type EventOutcome =
   | { kind: "retry"; message: string }
   | { kind: "aborted" };
 
+export type ManifestOutcome =
+  /** The control plane's answer, not yet checked: anything a compromised one could send. */
+  | { kind: "found"; manifest: unknown }
+  /** No builder published a manifest for the commit. */
+  | { kind: "missing" }
+  | { kind: "failed"; message: string };
+
 export interface ControlPlaneClientOptions {
   /** Base URL, e.g. https://fleet.example.com (a path prefix is kept). */
   url: string;
@@ -65,7 +72,7 @@ export class ControlPlaneClient {
     // Checked on the way out too: a bug on our side shows in our log, not as a 400 from the server.
     const request = PollRequest.safeParse(body);
     if (!request.success) return { kind: "failed", message: `the agent built an invalid poll: ${z.prettifyError(request.error)}` };
-    const answer = await this.#post(url, request.data, signal, waitSeconds * 1000 + this.#pollGraceMs);
+    const answer = await this.#send("POST", url, request.data, signal, waitSeconds * 1000 + this.#pollGraceMs);
     if (answer.kind === "aborted") return answer;
     if (answer.kind === "network" || answer.kind === "stopped") return { kind: "failed", message: answer.message, ...causeOf(answer) };
     if (answer.status === 401 || answer.status === 403) {
@@ -82,7 +89,7 @@ export class ControlPlaneClient {
     const url = `${this.#base}/api/agent/commands/${encodeURIComponent(commandId)}/events`;
     const checked = CommandEvent.safeParse(event);
     if (!checked.success) return { kind: "rejected", message: `the agent built an invalid event: ${z.prettifyError(checked.error)}` };
-    const answer = await this.#post(url, checked.data, signal, this.#eventTimeoutMs);
+    const answer = await this.#send("POST", url, checked.data, signal, this.#eventTimeoutMs);
     if (answer.kind === "aborted") return answer;
     if (answer.kind === "network" || answer.kind === "stopped") return { kind: "retry", message: answer.message };
     const message = `${answer.status}: ${errorMessage(answer.text)}`;
@@ -101,7 +108,7 @@ export class ControlPlaneClient {
   async confirm(body: SwitchConfirmation, signal: AbortSignal): Promise<{ ok: true } | { ok: false; message: string }> {
     const checked = SwitchConfirmation.safeParse(body);
     if (!checked.success) return { ok: false, message: `the agent built an invalid confirmation: ${z.prettifyError(checked.error)}` };
-    const answer = await this.#post(`${this.#base}/api/agent/confirm`, checked.data, signal, this.#eventTimeoutMs, true);
+    const answer = await this.#send("POST", `${this.#base}/api/agent/confirm`, checked.data, signal, this.#eventTimeoutMs, true);
     if (answer.kind === "aborted") return { ok: false, message: "aborted" };
     if (answer.kind === "network" || answer.kind === "stopped") return { ok: false, message: answer.message };
     if (answer.status !== 200) return { ok: false, message: `confirm answered ${answer.status}: ${errorMessage(answer.text)}` };
@@ -111,7 +118,28 @@ export class ControlPlaneClient {
     return { ok: true };
   }
 
-  async #post(
+  /**
+   * `GET /cache/manifests/<commit>` (docs/cache.md "The signed intent"): a builder's signed manifest,
+   * unparsed, as the control plane relays it; the host's own rule reads it (common/cache-manifest.ts).
+   */
+  async manifest(commit: string, signal: AbortSignal): Promise<ManifestOutcome> {
+    const answer = await this.#send("GET", `${this.#base}/cache/manifests/${encodeURIComponent(commit)}`, undefined, signal, this.#eventTimeoutMs);
+    if (answer.kind === "aborted") return { kind: "failed", message: "stopped" };
+    if (answer.kind === "network" || answer.kind === "stopped") return { kind: "failed", message: answer.message };
+    if (answer.status === 404) {
+      const body = parseJson(answer.text, ErrorBody);
+      if (body.ok && body.value.error.code === "manifest_not_found") return { kind: "missing" };
+    }
+    if (answer.status !== 200) return { kind: "failed", message: `the control plane answered ${answer.status}: ${errorMessage(answer.text)}` };
+    try {
+      return { kind: "found", manifest: JSON.parse(answer.text) as unknown };
+    } catch {
+      return { kind: "failed", message: `the manifest is not JSON: ${JSON.stringify(answer.text.slice(0, 120))}` };
+    }
+  }
+
+  async #send(
+    method: "GET" | "POST",
     url: string,
     body: unknown,
     signal: AbortSignal,
@@ -136,9 +164,10 @@ export class ControlPlaneClient {
     else signal.addEventListener("abort", onAbort, { once: true });
     try {
       const response = await this.#fetch(url, {
-        method: "POST",
-        headers: { authorization: `Bearer ${this.#token()}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
+        method,
+        ...(body === undefined
+          ? { headers: { authorization: `Bearer ${this.#token()}` } }
+          : { headers: { authorization: `Bearer ${this.#token()}`, "content-type": "application/json" }, body: JSON.stringify(body) }),
         signal: controller.signal,
         redirect: "manual",
         ...(freshConnection ? { freshConnection } : {}),

@@ -65,6 +65,8 @@ export interface BootCheckInput {
   cloneDir: string;
   /** The store path the configuration builds (evaluated before the switch); null when it did not evaluate. */
   system: string | null;
+  /** `system` is in the store already (a substitute switch fetched it): nothing is built to measure it. */
+  realised?: boolean;
   signal: AbortSignal;
   say(line: string): void;
   output(stream: "stdout" | "stderr", data: string): void;
@@ -83,12 +85,14 @@ export async function checkBootSpace(input: BootCheckInput): Promise<string | nu
   if (boot === null) return null;
   const files = platform.bootFiles(input.system);
   if (files.length === 0) return null;
-  const argv = [config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--no-link", platform.systemInstallable(input.cloneDir)];
-  say(`space check: ${space.bootDir} is its own filesystem; building the new system first to know its kernel and initrd`);
-  say(`$ ${argv.join(" ")}`);
-  const built = await runner.run(argv, { cwd: input.cloneDir, signal: input.signal, onOutput: input.output });
-  if (built.aborted) return null;
-  if (built.exitCode !== 0) return `the new system did not build, so nothing was activated: ${describeFailure("nix build", built)}`;
+  if (input.realised !== true) {
+    const argv = [config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--no-link", platform.systemInstallable(input.cloneDir)];
+    say(`space check: ${space.bootDir} is its own filesystem; building the new system first to know its kernel and initrd`);
+    say(`$ ${argv.join(" ")}`);
+    const built = await runner.run(argv, { cwd: input.cloneDir, signal: input.signal, onOutput: input.output });
+    if (built.aborted) return null;
+    if (built.exitCode !== 0) return `the new system did not build, so nothing was activated: ${describeFailure("nix build", built)}`;
+  }
   const needed = await bootBytesNeeded(runner, space.bootDir, files);
   const total = needed.bytes + space.bootMargin;
   // Read again: the build itself may have filled /boot's filesystem when it shares nothing else.

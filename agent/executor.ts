@@ -9,6 +9,7 @@ import { succeeded, type CommandContext, type CommandEnd } from "./commands/cont
 import { runGc } from "./commands/gc.ts";
 import { runPull } from "./commands/pull.ts";
 import { runRollbackTo } from "./commands/rollback-to.ts";
+import { runPullSubstituteSwitch, runSubstituteSwitch } from "./commands/substitute.ts";
 import { runPullSwitch, runRollback, runSwitch } from "./commands/switch.ts";
 import { runTestCommand } from "./commands/test.ts";
 import { runRebootCommand } from "./reboots.ts";
@@ -19,9 +20,9 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
     case "pull":
       return runPull(ctx);
     case "switch":
-      return runSwitch(ctx);
+      return ctx.config.switch === "substitute" ? runSubstituteSwitch(ctx) : runSwitch(ctx);
     case "pull-switch":
-      return runPullSwitch(ctx);
+      return ctx.config.switch === "substitute" ? runPullSubstituteSwitch(ctx) : runPullSwitch(ctx);
     case "test":
       return runTestCommand(ctx);
     case "rollback":

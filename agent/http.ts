@@ -14,7 +14,8 @@ import type * as Http from "node:http";
 export interface HttpRequest {
   method: string;
   headers: Record<string, string>;
-  body: string;
+  /** None for a GET. */
+  body?: string;
   signal: AbortSignal;
   /** A redirect is an answer to read (Access's login redirect), never followed. node:http never follows; fetch needs this. */
   redirect: "manual";
@@ -43,7 +44,7 @@ export const requestOverNodeHttp: HttpTransport = (url, init) =>
     const target = new URL(url);
     const send: typeof Http.request =
       target.protocol === "https:" ? process.getBuiltinModule("node:https").request : process.getBuiltinModule("node:http").request;
-    const body = Buffer.from(init.body, "utf8");
+    const body = Buffer.from(init.body ?? "", "utf8");
     const request = send(
       target,
       {

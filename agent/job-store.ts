@@ -63,6 +63,8 @@ export const JobMeta = z.object({
   systemExpected: z.string().nullable().default(null),
   /** For pull-switch: what the pull did before the switch started. */
   pull: z.object({ commitBefore: Sha1.nullable(), commitAfter: Sha1.nullable() }).optional(),
+  /** A substitute switch: the signed manifest that named `systemExpected`, the host's once the switch succeeds. */
+  manifest: z.object({ commit: Sha1, created: z.iso.datetime() }).optional(),
 });
 export type JobMeta = z.infer<typeof JobMeta>;
 
@@ -89,6 +91,8 @@ const SystemsFile = z.object({
   desired: z.array(z.object({ commit: Sha1, system: z.string() })).default([]),
   evaluations: z.array(z.object({ key: EvaluationKey, system: DesiredSystem })).default([]),
   desiredLatest: DesiredSystem.nullable().default(null),
+  /** The signed manifest of the last substitute switch that succeeded: a host never takes one older (common/cache-manifest.ts). */
+  manifest: z.object({ commit: Sha1, created: z.iso.datetime() }).nullable().default(null),
 });
 type SystemsFile = z.infer<typeof SystemsFile>;
 
@@ -98,7 +102,7 @@ export class JobStore {
   readonly jobsDir: string;
   readonly #logger: Logger;
   #commands: CommandRecord[] = [];
-  #systems: SystemsFile = { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
+  #systems: SystemsFile = { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
   #lastTestRun: TestRun | null = null;
   #writes: Promise<void> = Promise.resolve();
 
@@ -114,7 +118,7 @@ export class JobStore {
     const store = new JobStore(stateDir, logger);
     await fs.mkdir(store.jobsDir, { recursive: true });
     store.#commands = (await store.#readJson("commands.json", CommandsFile))?.commands ?? [];
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -122,7 +126,7 @@ export class JobStore {
   /** Reads the state without creating anything (for `status` on a machine the agent never ran on). */
   static async openReadOnly(stateDir: string, logger: Logger): Promise<JobStore> {
     const store = new JobStore(stateDir, logger);
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -323,6 +327,16 @@ export class JobStore {
 
   async recordDesiredLatest(system: DesiredSystem): Promise<void> {
     this.#systems.desiredLatest = system;
+    await this.#write("systems.json", this.#systems);
+  }
+
+  /** The manifest of the last substitute switch that succeeded, or null. */
+  runningManifest(): { commit: string; created: string } | null {
+    return this.#systems.manifest;
+  }
+
+  async recordManifest(manifest: { commit: string; created: string }): Promise<void> {
+    this.#systems.manifest = { commit: manifest.commit, created: manifest.created };
     await this.#write("systems.json", this.#systems);
   }
 

@@ -59,6 +59,20 @@ export const AgentConfig = z.strictObject({
       outputLimitBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
     })
     .default({ evaluate: "local", memoryMax: "2G", maxDelaySeconds: 300, timeoutSeconds: 1800, outputLimitBytes: 4 * 1024 * 1024 }),
+  /**
+   * How a switch gets the new system (docs/cache.md "Substitute mode"): `build` evaluates and builds the
+   * clone's configuration here; `substitute` takes the store path that a builder's signed manifest names
+   * for this host at the clone's commit, fetches it from the caches and activates it, evaluating nothing.
+   */
+  switch: z.enum(["build", "substitute"]).default("build"),
+  substitute: z
+    .strictObject({
+      /** The builders' public keys, as Nix writes them (NAME:BASE64): a manifest none of them signed is refused. */
+      trustedKeys: z.array(z.string().min(1).max(300)).default([]),
+      /** With no manifest for the commit yet, switch by building instead of failing. */
+      buildWithoutManifest: z.boolean().default(false),
+    })
+    .default({ trustedKeys: [], buildWithoutManifest: false }),
   /** Extra directories prepended to PATH for every command the agent runs. */
   extraPath: z.array(z.string()).default([]),
   /** Paths of the host tools, so tests (and unusual hosts) can swap them. */

@@ -124,17 +124,6 @@ export async function checkDetached(trustedKeys: readonly NixPublicKey[], messag
   return { outcome: "invalid", keyName: signature.keyName };
 }
 
-/**
- * What a narinfo's `Sig:` covers (Nix's fingerprint of a path):
- * `1;STOREPATH;NARHASH;NARSIZE;REF,REF…`, each reference a full store path.
- * `references` as the narinfo lists them: base names, separated by spaces.
- */
-export function narinfoFingerprint(narinfo: { readonly storePath: string; readonly narHash: string; readonly narSize: number; readonly references: readonly string[] }): string {
-  const storeDir = narinfo.storePath.slice(0, narinfo.storePath.lastIndexOf("/"));
-  const references = narinfo.references.map((reference) => `${storeDir}/${reference}`).join(",");
-  return `1;${narinfo.storePath};${narinfo.narHash};${narinfo.narSize};${references}`;
-}
-
 function fromBase64(encoded: string): Uint8Array {
   const binary = atob(encoded);
   const bytes = new Uint8Array(binary.length);

@@ -46,6 +46,8 @@ let
     "bootIdFile"
     "rollout"
     "desired"
+    "switch"
+    "substitute"
     "extraPath"
     "tools"
     "currentSystemLink"
@@ -135,6 +137,12 @@ let
           inherit (options.desiredEvaluation) memoryMax;
           maxDelaySeconds = options.desiredEvaluation.maxDelay;
           timeoutSeconds = options.desiredEvaluation.timeout;
+        };
+        inherit (options) switch;
+        # The keys that sign the fleet cache's paths sign its manifests too (docs/cache.md).
+        substitute = {
+          trustedKeys = options.cache.publicKeys;
+          inherit (options) buildWithoutManifest;
         };
         extraPath = map (package: "${package}/bin") options.extraPath;
         tools = defaultTools // (host.tools or { });
@@ -243,6 +251,12 @@ let
           message = ''
             ${opt "settings"}.tokenFile points into the Nix store (${toString rendered.tokenFile}); remove it
             and set ${opt "tokenFile"} to a path outside the store.'';
+        }
+        {
+          ok = options.switch == "substitute" -> options.cache.enable;
+          message = ''
+            ${opt "switch"} = "substitute" needs the fleet cache: set ${opt "cache.enable"} = true and
+            ${opt "cache.publicKeys"} to the builders' keys, which sign the manifests this host switches by.'';
         }
         {
           ok = host.platform == "nixos" || options.activation == "switch";

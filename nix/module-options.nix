@@ -194,6 +194,34 @@ in
       '';
     };
 
+    switch = mkOption {
+      type = types.enum [
+        "build"
+        "substitute"
+      ];
+      default = "build";
+      description = ''
+        How a switch gets the new system. `build`: the host evaluates and
+        builds its configuration from the agent's clone. `substitute`: the
+        host evaluates nothing; it takes the store path that a builder's
+        signed manifest names for it at the clone's commit (signed by a key in
+        `cache.publicKeys`, never older than the manifest it runs), fetches
+        it from the fleet cache and activates it. Needs `cache.enable`. See
+        docs/cache.md "Substitute mode".
+      '';
+    };
+
+    buildWithoutManifest = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        With `switch = "substitute"`: when no signed manifest names the
+        clone's commit yet, switch by building instead of failing. A manifest
+        that is refused (unsigned, by an unknown key, not for this host,
+        older) fails the switch either way.
+      '';
+    };
+
     gc = {
       keepGenerations = mkOption {
         type = types.nullOr (types.ints.between 1 200);

@@ -12,6 +12,7 @@ import { mark, serverTiming } from "./server-timing.ts";
 import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { cacheRoutes } from "./routes/cache.ts";
+import { cacheManifestRoutes } from "./routes/cache-manifests.ts";
 import { cacheTokenRoutes } from "./routes/cache-token.ts";
 import { chunks } from "./routes/chunks.ts";
 import { ciTokenRoutes } from "./routes/ci-token.ts";
@@ -162,6 +163,7 @@ app
   // The dashboard's lazily loaded code, public like the rest of its static assets.
   .route("/chunks", chunks)
   // The binary cache (docs/cache.md): outside /api, so outside Access; hosts read with their own tokens.
+  .route("/cache/manifests", cacheManifestRoutes)
   .route("/cache", cacheRoutes)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);

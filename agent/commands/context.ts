@@ -1,6 +1,7 @@
 /** What a command implementation gets from the agent, and what it hands back. */
 import type { AgentConfig } from "../../common/agent-config.ts";
 import type { CommandDelivery, CommandResult, OutputStream } from "../../common/protocol.ts";
+import type { ManifestOutcome } from "../control-plane-client.ts";
 import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
 import type { Logger } from "../logger.ts";
@@ -73,6 +74,8 @@ export interface CommandContext extends HostContext {
   jobs: DetachedJobs;
   /** Stops another command (the `stop` command); true when something was killed. */
   stopCommand(target: string | null): Promise<boolean>;
+  /** A builder's signed manifest for `commit`, from the control plane (substitute mode). */
+  fetchManifest(commit: string, signal: AbortSignal): Promise<ManifestOutcome>;
   /** Re-collect the report and send it with the next poll. */
   refreshReport(): void;
   /**

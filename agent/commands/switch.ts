@@ -76,7 +76,7 @@ export async function runRollback(ctx: CommandContext): Promise<CommandEnd> {
 
 export async function runJob(
   ctx: CommandContext,
-  meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "systemExpected" | "pull">,
+  meta: Pick<JobMeta, "action" | "commit" | "systemBefore" | "systemExpected" | "pull" | "manifest">,
   argv: string[],
 ): Promise<CommandEnd> {
   if (meta.action === "switch" && ctx.safetyNet !== undefined) {
@@ -108,6 +108,13 @@ export async function runJob(
  * that resumed it. Null when the job is still running (the agent is stopping).
  */
 export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
+  const outcome = await settleJob(ctx, jobs, meta, end);
+  // The manifest a substitute switch activated is the one the host runs now (commands/substitute.ts).
+  if (outcome?.outcome === "succeeded" && meta.manifest !== undefined) await ctx.store.recordManifest(meta.manifest);
+  return outcome;
+}
+
+async function settleJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
   if (end.kind === "left-running") return null;
   const safetyNet = ctx.safetyNet;
   if (meta.action !== "switch" || safetyNet === undefined || !(await safetyNet.armed(meta.commandId))) return judgeJob(ctx, jobs, meta, end, false);

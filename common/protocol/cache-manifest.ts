@@ -36,3 +36,7 @@ export const SignedCacheManifest = z
   })
   .strict();
 export type SignedCacheManifest = z.infer<typeof SignedCacheManifest>;
+
+/** The Worker's answer to a manifest it stored (`PUT /cache/manifests/<commit>`). */
+export const CacheManifestPublished = z.object({ commit: Sha1, hosts: z.number().int().positive() });
+export type CacheManifestPublished = z.infer<typeof CacheManifestPublished>;

@@ -32,6 +32,8 @@ describe("cache push", () => {
     [["push", "--url", "http://127.0.0.1:1", "--token-file", "t", "/nix/store/x"], "no --secret-key-file"],
     [["push", "--url", "http://127.0.0.1:1", "--token-file", "t", "--secret-key-file", "k"], "name at least one store path"],
     [["pull"], "unknown cache command pull"],
+    [["push", "--url", "http://127.0.0.1:1", "--token-file", "t", "--secret-key-file", "k", "--commit", "a".repeat(40), "/nix/store/x"], "a manifest needs --commit, --tree and at least one --host NAME=PATH"],
+    [["push", "--url", "http://127.0.0.1:1", "--token-file", "t", "--secret-key-file", "k", "--commit", "a".repeat(40), "--tree", "b".repeat(40), "--host", "/nix/store/x"], "--host takes NAME=PATH"],
   ])("refuses %j with exit 64, saying what is wrong", async (argv, message) => {
     const err: string[] = [];
     const code = await cacheCommand(argv, {}, { stdout: () => {}, stderr: (text) => err.push(text) });

@@ -1,7 +1,8 @@
 /**
  * A small real HTTP server on 127.0.0.1 that speaks the agent protocol:
  * `POST /api/agent/poll` (long poll, answered at once when a command is queued)
- * `POST /api/agent/commands/:id/events` and `POST /api/agent/confirm`. Every body is validated with the
+ * `POST /api/agent/commands/:id/events`, `POST /api/agent/confirm` and the builders' signed manifests,
+ * `GET /cache/manifests/:commit` (served as stored, untrusted, as the Worker would). Every body is validated with the
  * protocol's zod schemas; anything that does not parse is recorded in
  * `protocolErrors` (tests assert it stays empty) and answered 400.
  *
@@ -74,6 +75,10 @@ export class FakeControlPlane {
   readonly confirmations: Array<{ at: number; request: SwitchConfirmation; remotePort: number | undefined }> = [];
   /** Answers for the next confirmations instead of the protocol (an Access login page, say). */
   readonly confirmFaults: Array<{ status: number; contentType: string; body: string }> = [];
+  /** What `GET /cache/manifests/:commit` answers, by commit: anything, signed or not (the host must judge it). */
+  readonly manifests = new Map<string, unknown>();
+  /** The commits the agent asked a manifest for, in order. */
+  readonly manifestRequests: string[] = [];
 
   readonly #server: Server;
   readonly #holdCapSeconds: number;
@@ -214,8 +219,17 @@ export class FakeControlPlane {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.url);
     const body = await readBody(req);
-    if (req.method !== "POST") return sendError(res, 405, "method_not_allowed", "POST only");
     const authorized = req.headers.authorization === `Bearer ${this.token}`;
+    const manifest = /^\/cache\/manifests\/([^/]+)$/.exec(url.pathname);
+    if (manifest !== null && req.method === "GET") {
+      if (!authorized) return sendError(res, 401, "unauthorized", "unknown or revoked agent token");
+      const commit = decodeURIComponent(manifest[1]!);
+      this.manifestRequests.push(commit);
+      if (!this.manifests.has(commit)) return sendError(res, 404, "manifest_not_found", `no signed manifest for ${commit} yet`);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.manifests.get(commit)));
+      return;
+    }
+    if (req.method !== "POST") return sendError(res, 405, "method_not_allowed", "POST only");
     if (url.pathname === "/api/agent/poll") {
       if (!authorized) {
         this.unauthorizedPolls++;

@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acceptManifest, manifestSigningBytes, signManifest, verifyManifest } from "../../common/cache-manifest.ts";
 import {
   checkDetached,
-  narinfoFingerprint,
   NixKeyError,
   nixPublicKeyText,
   parseNixPublicKey,
@@ -24,6 +23,7 @@ import {
   signDetached,
 } from "../../common/nix-keys.ts";
 import type { NixPublicKey, NixSecretKey } from "../../common/nix-keys.ts";
+import { narInfoFingerprint } from "../../common/narinfo.ts";
 import type { CacheManifest } from "../../common/protocol.ts";
 import { TEST_NIX_CONFIG } from "../../tools/fleet-kit/host-env.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
@@ -156,9 +156,9 @@ describe("the signed intent manifest", () => {
 });
 
 describe("Nix's key format", () => {
-  it("fingerprints a narinfo as Nix does, its references as full store paths joined by commas", () => {
-    expect(narinfoFingerprint({ storePath: path1, narHash: "sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv", narSize: 128, references: [path2.slice(11), path1.slice(11)] })).toBe(
-      `1;${path1};sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv;128;${path2},${path1}`,
+  it("fingerprints a narinfo as Nix does, its references as full store paths, sorted, joined by commas", () => {
+    expect(narInfoFingerprint({ storePath: path1, narHash: "sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv", narSize: 128, references: [path2.slice(11), path1.slice(11)] })).toBe(
+      `1;${path1};sha256:18i2751j9665phf092h5jkpj1kdrirnc86yxxsl2r55v20ckrxxv;128;${path1},${path2}`,
     );
   });
 
@@ -212,7 +212,7 @@ describeWithNix("keys and narinfo signatures made by real Nix", () => {
       expect(line, `${name} in ${narinfo}`).toBeDefined();
       return (line ?? "").slice(name.length + 1).trim();
     };
-    const fingerprint = narinfoFingerprint({
+    const fingerprint = narInfoFingerprint({
       storePath: field("StorePath"),
       narHash: field("NarHash"),
       narSize: Number(field("NarSize")),

@@ -6,11 +6,14 @@
  * real control plane (wrangler dev, local D1, the coordinator) with a real
  * fleet repository and the nixos-rebuild stand-in that builds with real Nix.
  * Its `cache push`, and Nix's own `nix copy --to`, fill the control plane's binary cache (local R2), from
- * which another Nix store substitutes through a netrc with the host's token (docs/cache.md).
+ * which another Nix store substitutes through a netrc with the host's token (docs/cache.md); a second bundled
+ * agent in substitute mode switches to a closure and signed manifest that `cache push` published, evaluating
+ * and building nothing.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
+import { randomUUID } from "node:crypto";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
@@ -24,6 +27,7 @@ import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { writeE2eHost } from "../support/e2e-agent.ts";
+import { installNixRecorder } from "../support/nix-recorder.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
@@ -61,8 +65,8 @@ const runProgram = (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Ra
 
 const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 200, failFast: true, details: () => log.slice(-30).join("") });
 
-async function run(kind: string): Promise<CommandView> {
-  const { command } = await admin(z.object({ command: CommandView }), `/api/hosts/${HOST}/commands`, { body: { kind } });
+async function run(kind: string, host = HOST): Promise<CommandView> {
+  const { command } = await admin(z.object({ command: CommandView }), `/api/hosts/${host}/commands`, { body: { kind } });
   return eventually(`${kind} to finish`, async () => {
     const view = (await admin(z.object({ command: CommandView }), `/api/commands/${command.id}`)).command;
     return ["succeeded", "failed", "cancelled", "timed-out", "lost"].includes(view.state) ? view : null;
@@ -217,6 +221,81 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
     const refusedCopy = await copy(refused!, untrustedKey);
     expect(refusedCopy.code).not.toBe(0);
     expect(refusedCopy.stderr).toContain("narinfo_key_untrusted");
+  });
+
+  it("a bundled agent in substitute mode switches to the closure cache push uploaded and whose signed manifest it published, fetched through its netrc, running no nix eval or build", async () => {
+    const name = "substituter";
+    const dir = path.join(root, "substitute");
+    await fs.mkdir(dir);
+    const secretKey = path.join(root, "cache-keys", "builder.secret");
+    const nixEnv = (home: string) => ({ ...isolatedHostEnv(path.join(dir, home)), NIX_CONFIG: `${TEST_NIX_CONFIG}extra-sandbox-paths = /bin /usr /lib /lib64\n` });
+    // The builder's store is its own: the host's store gets the system only from the cache. New every run, so never there before.
+    const builder = path.join(dir, "builder-store");
+    const nonce = randomUUID();
+    await fs.writeFile(
+      path.join(dir, "system.nix"),
+      `let
+        mk = name: script: builtins.derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; };
+        dep = mk "substituter-dep" "echo ${nonce} > $out";
+      in mk "nixos-system-${name}" "echo \${dep} > $out"`,
+    );
+    const built = await runProgram(["nix-build", "--store", builder, path.join(dir, "system.nix"), "--no-out-link"], nixEnv("build-home"));
+    expect(built.code, built.stderr).toBe(0);
+    const system = built.stdout.trim();
+    await expect(fs.stat(system)).rejects.toThrow();
+
+    const { token: cacheToken } = await admin(z.object({ token: z.string() }), "/api/cache-token", { body: {} });
+    const cacheTokenFile = path.join(dir, "cache-token");
+    await fs.writeFile(cacheTokenFile, cacheToken, { mode: 0o600 });
+    const commit = await fleet.head();
+    const tree = (await runProgram(["git", "-C", fleet.origin, "rev-parse", `${commit}^{tree}`], fleet.env)).stdout.trim();
+    const installed = path.join(root, "lib", "nixfleet-agent.mjs");
+    const pushed = await runProgram(
+      [process.execPath, ...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "cache", "push", "--url", cp.url, "--token-file", cacheTokenFile, "--secret-key-file", secretKey, "--from", builder, "--commit", commit, "--tree", tree, "--host", `${name}=${system}`],
+      nixEnv("push-home"),
+    );
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(pushed.stdout).toContain("2 paths uploaded");
+    expect(pushed.stdout).toContain(`the signed manifest for ${commit} (1 hosts) is published`);
+
+    const { token } = await admin(z.object({ token: z.string() }), "/api/hosts", { body: { name, platform: "nixos" } });
+    const netrc = path.join(dir, "host.netrc");
+    await fs.writeFile(netrc, `machine 127.0.0.1 login ${name} password ${token}\n`, { mode: 0o600 });
+    const host = await writeE2eHost({
+      dir: path.join(dir, name),
+      name,
+      token,
+      url: cp.url,
+      repoUrl: fleet.origin,
+      branch: fleet.branch,
+      pollTimeoutSeconds: POLL_SECONDS,
+      config: { switch: "substitute", substitute: { trustedKeys: [builderPublicKey.trim()] }, desired: { evaluate: "ci" } },
+    });
+    const recorder = await installNixRecorder(path.join(dir, "nix-recorder"));
+    // What the module's cache options give the host's Nix: the fleet cache, the builder's key, the netrc with the host's token.
+    const env = {
+      ...host.env,
+      PATH: `${recorder.binDir}:${host.env.PATH}`,
+      NIX_CONFIG: `${TEST_NIX_CONFIG}substituters = ${cp.url}/cache\ntrusted-public-keys = ${builderPublicKey.trim()}\nnetrc-file = ${netrc}\nnarinfo-cache-negative-ttl = 0\n`,
+    };
+    const substituter = spawn(process.execPath, [...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed, "run", "--config", host.configFile], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    substituter.stdout?.on("data", (data: Buffer) => log.push(data.toString()));
+    substituter.stderr?.on("data", (data: Buffer) => log.push(data.toString()));
+    try {
+      const switched = await run("pull-switch", name);
+      expect(switched.state, switched.error ?? "").toBe("succeeded");
+      expect(switched.result).toMatchObject({ commitAfter: commit, systemAfter: system });
+      expect(await host.shim.currentSystem()).toBe(system);
+      expect((await fs.readFile(system, "utf8")).trim()).toMatch(/^\/nix\/store\/\w{32}-substituter-dep$/);
+      const nixRuns = await recorder.runs();
+      // The recorder is on the agent's PATH (its report asks nix for its version), and nothing evaluated or built.
+      expect(nixRuns.length).toBeGreaterThan(0);
+      expect(nixRuns.filter((args) => /(^| )(eval|build)( |$)/.test(args))).toEqual([]);
+    } finally {
+      const exited = new Promise((resolve) => substituter.once("exit", resolve));
+      substituter.kill("SIGKILL");
+      await exited;
+    }
   });
 
   it("stops cleanly on SIGTERM", async () => {

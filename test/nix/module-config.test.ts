@@ -38,6 +38,9 @@ function optionValues(overrides: Record<string, unknown> = {}) {
     flakeUpdates: { autoUpdate: true, priority: 100, canary: false },
     evaluate: "local",
     desiredEvaluation: { memoryMax: "2G", maxDelay: 300, timeout: 1800 },
+    switch: "build",
+    buildWithoutManifest: false,
+    cache: { enable: false, url: "https://fleet.example.com/cache", publicKeys: [], netrcFile: "/var/lib/nixfleet-cache/netrc" },
     extraPath: [],
     logLevel: "info",
     settings: {},
@@ -115,6 +118,18 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
       expect(found[0]).toContain(`services.nixfleet-agent.activation = "boot" is for NixOS only: ${platform}`);
       expect(await problems(platform)).toEqual([]);
     }
+  });
+
+  it("substitute mode renders with the cache's public keys as the manifest keys, and is refused without the cache, naming both options", async () => {
+    const key = "fleet-builder-1:P53vKGjdMn96XCFWDu5RuGiMYuwzDzPMSdO0BWNfcjs=";
+    const cache = { enable: true, url: "https://fleet.example.com/cache", publicKeys: [key], netrcFile: "/var/lib/nixfleet-cache/netrc" };
+    const config = AgentConfig.parse(await render("nixos", { switch: "substitute", buildWithoutManifest: true, cache }));
+    expect(config).toMatchObject({ switch: "substitute", substitute: { trustedKeys: [key], buildWithoutManifest: true } });
+    expect(AgentConfig.parse(await render("nixos"))).toMatchObject({ switch: "build", substitute: { trustedKeys: [], buildWithoutManifest: false } });
+    expect(await problems("nixos", { switch: "substitute", cache })).toEqual([]);
+    const found = await problems("nixos", { switch: "substitute" });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain('services.nixfleet-agent.switch = "substitute" needs the fleet cache: set services.nixfleet-agent.cache.enable = true');
   });
 
   it("a NixOS host's options render to a config the agent accepts, reading its token from the systemd credential", async () => {

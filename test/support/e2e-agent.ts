@@ -32,6 +32,8 @@ export interface E2eAgentOptions {
   autoTestAfterSwitch?: boolean;
   logLevel?: AgentConfigInput["logLevel"];
   safetyNet?: AgentConfigInput["safetyNet"];
+  /** Anything else of the agent's config, over the defaults above (substitute mode, say). */
+  config?: Partial<AgentConfigInput>;
 }
 
 /** A host's files, written: what any way of running its agent needs. */
@@ -76,6 +78,7 @@ export async function writeE2eHost(options: E2eAgentOptions): Promise<E2eHost> {
     ...(options.safetyNet === undefined ? {} : { safetyNet: options.safetyNet }),
     // Evaluates main the moment it moves (no fleet-wide spread), so System is exact as soon as the test looks.
     desired: { evaluate: "local", maxDelaySeconds: 0 },
+    ...options.config,
   };
   const configFile = path.join(dir, "agent.json");
   await fs.writeFile(configFile, JSON.stringify(config));

@@ -1,6 +1,6 @@
 /**
  * The binary cache's R2 bucket (binding CACHE): the one module that touches it. Keys are the cache's own
- * paths: `<hash>.narinfo` and `nar/<file>`. Bodies are streamed through, never held whole.
+ * paths: `<hash>.narinfo` and `nar/<file>`, and the builders' signed manifests, `manifests/<commit>.json`. Bodies are streamed through, never held whole.
  */
 import type { CachePartUploaded } from "../../common/protocol.ts";
 import { ApiError } from "../errors.ts";
@@ -10,6 +10,7 @@ export const NAR_TYPE = "application/x-nix-nar";
 
 export const narinfoKey = (hash: string): string => `${hash}.narinfo`;
 export const narKey = (file: string): string => `nar/${file}`;
+export const manifestKey = (commit: string): string => `manifests/${commit}.json`;
 
 /** R2's refusals of a multipart step, as our error: its code (in parentheses at the end of the message) says which. */
 function multipartError(error: unknown, uploadId: string): ApiError {

@@ -48,7 +48,7 @@ function presentedToken(header: string | undefined): string | null {
 }
 
 /** A host's token is the usual reader and the cache token the only writer: each is looked up first where it is expected. */
-async function identify(c: Context<AppEnv>, expected: "host" | "uploader"): Promise<Client> {
+export async function identify(c: Context<AppEnv>, expected: "host" | "uploader"): Promise<Client> {
   const token = presentedToken(c.req.header("authorization"));
   if (token === null) return null;
   const hash = await sha256Hex(token);
@@ -68,7 +68,7 @@ async function isPublic(c: Context<AppEnv>): Promise<boolean> {
   }
 }
 
-const unauthorized = (c: Context<AppEnv>, message: string) =>
+export const unauthorized = (c: Context<AppEnv>, message: string) =>
   c.json(errorBody("unauthorized", message), 401, { "www-authenticate": 'Basic realm="nixfleet cache"' });
 
 /**
@@ -84,7 +84,7 @@ const reader: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /** Uploads: the cache token only (an admin creates it; docs/cache.md). */
-const uploader: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const uploader: MiddlewareHandler<AppEnv> = async (c, next) => {
   const client = await identify(c, "uploader");
   if (client === "uploader") return next();
   if (client === "host") throw new ApiError(403, "cache_token_required", "a host's token reads the cache and never writes it: uploads need the cache token");
