@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import ts from "typescript";
 import { zodWithoutJsonSchema } from "./zod-without-json-schema.mjs";
+import { answerChecksSource } from "./answer-checks.mjs";
 
 export { zodWithoutJsonSchema };
 
@@ -39,7 +40,7 @@ function namespacedZod(source) {
  * zod builds a schema with calls a bundler must assume have side effects, so
  * every schema of the shared modules (the agent's messages, the settings, …)
  * would ship with everything it uses. Each top-level `const X = z.…`
- * becomes `const X = /* @__PURE__ *\/ (() => z.…)()`: evaluated at the same
+ * becomes `const X = /* @__PURE__ *\/ (() => (z.…))()`: evaluated at the same
  * moment as before, and dropped when the dashboard never reads it.
  */
 export function markSchemasPure(source, fileName = "module.ts") {
@@ -49,12 +50,32 @@ export function markSchemasPure(source, fileName = "module.ts") {
     if (!ts.isVariableStatement(statement)) continue;
     for (const declaration of statement.declarationList.declarations) {
       const init = declaration.initializer;
-      if (init && ts.isCallExpression(init) && init.getText(file).startsWith("z.")) spans.push([init.getStart(file), init.getEnd()]);
+      if (init && (isSchemaChain(init) || isSchemaFields(init))) spans.push([init.getStart(file), init.getEnd()]);
     }
   }
   let out = source;
-  for (const [start, end] of spans.reverse()) out = `${out.slice(0, start)}/* @__PURE__ */ (() => ${out.slice(start, end)})()${out.slice(end)}`;
+  for (const [start, end] of spans.reverse()) out = `${out.slice(0, start)}/* @__PURE__ */ (() => (${out.slice(start, end)}))()${out.slice(end)}`;
   return out;
+}
+
+/**
+ * A chain of calls that starts at `z` (`z.string().max(5)`, written over several lines too) or at another
+ * schema, named in PascalCase as the shared modules name them (`HostView.extend({…})`).
+ */
+function isSchemaChain(node) {
+  if (!ts.isCallExpression(node)) return false;
+  let root = node;
+  while (ts.isCallExpression(root) || ts.isPropertyAccessExpression(root)) root = root.expression;
+  return ts.isIdentifier(root) && (root.text === "z" || /^[A-Z][a-z]/.test(root.text));
+}
+
+/** An object literal of schemas (fields several schemas share): `{ commit: Sha1, tree: Sha1.nullable() }`. */
+function isSchemaFields(node) {
+  return (
+    ts.isObjectLiteralExpression(node) &&
+    node.properties.length > 0 &&
+    node.properties.every((p) => ts.isPropertyAssignment(p) && (isSchemaChain(p.initializer) || (ts.isIdentifier(p.initializer) && /^[A-Z][a-z]/.test(p.initializer.text))))
+  );
 }
 
 /** Collapses the CSS in Lit's css`` templates (esbuild leaves template literals alone). */
@@ -191,6 +212,18 @@ const zodStringFormatsInUse = {
   },
 };
 
+/**
+ * ui/data/answer-checks.ts holds no check in the repository (every answer goes to zod); the browser's bundle
+ * gets validators generated from the zod schemas instead (scripts/answer-checks.mjs), so the first table
+ * needs no zod.
+ */
+const generatedAnswerChecks = {
+  name: "generated-answer-checks",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]ui[\\/]data[\\/]answer-checks\.ts$/ }, async () => ({ contents: await answerChecksSource(), loader: "js", resolveDir: `${root}ui/data` }));
+  },
+};
+
 /** What the browser bundle does to zod and the shared modules (tests bundle with them too). */
 export const zodPlugins = [zodNamespaceImport, zodWithoutJsonSchema, zodStringFormatsInUse];
 
@@ -255,8 +288,12 @@ const HANDOVER = "nixfleet.first-paint";
  * copies: one Lit, one state in each helper module) through one frozen
  * object on globalThis. A
  * first-paint module imported only for its side effect (an element it
- * defines) is already evaluated and is left out of the chunk. What chunks
- * share among themselves, esbuild's splitting puts in shared chunks.
+ * defines) is already evaluated and is left out of the chunk. The shared
+ * modules of common/ are not handed over: they hold no state, the first paint
+ * keeps only their constants and functions, and handing a chunk their schemas
+ * would bring zod back into the first paint; a chunk bundles its own copy, and
+ * zod with it. What chunks share among themselves, esbuild's splitting puts in
+ * shared chunks.
  *
  * Three builds: the first paint alone, to learn which modules it holds and
  * which it imports lazily; the chunks, each import of a first-paint module
@@ -264,7 +301,12 @@ const HANDOVER = "nixfleet.first-paint";
  * handover and the chunks' hashed URLs.
  */
 async function buildLazyChunks({ common, plugins, outdir, firstPaint, lazy }) {
-  const inFirstPaint = new Set(Object.keys(firstPaint.metafile.inputs).filter((input) => !input.includes(":")).map((input) => resolve(root, input)));
+  const dropped = droppedPackages(firstPaint.metafile);
+  const inFirstPaint = new Set(
+    Object.keys(firstPaint.metafile.inputs)
+      .filter((input) => !input.includes(":") && !dropped.has(packageOf(input)))
+      .map((input) => resolve(root, input)),
+  );
   for (const path of lazy) {
     if (inFirstPaint.has(path)) throw new Error(`build-ui: ${relative(root, path)} is imported lazily and also statically; the static import keeps it in the first paint`);
   }
@@ -284,6 +326,36 @@ async function buildLazyChunks({ common, plugins, outdir, firstPaint, lazy }) {
     if (meta.entryPoint) urls.set(resolve(root, meta.entryPoint), `/${relative(outdir, resolve(root, output)).split(sep).join("/")}`);
   }
   return { result, urls, handover };
+}
+
+/** A module of common/ (stateless: schemas, constants, pure rules), which a chunk may bundle a copy of. */
+const isSharedModule = (path) => path.startsWith(resolve(root, "common") + sep);
+
+const packageOf = (input) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1] ?? null;
+
+/**
+ * The packages the first paint imports only through the shared modules and keeps nothing of: zod, whose
+ * every schema the first paint drops. A chunk bundles its own copy rather than be handed one, which would
+ * bring the package back into the first paint.
+ */
+function droppedPackages(metafile) {
+  const keptBytes = new Map();
+  for (const output of Object.values(metafile.outputs)) {
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const name = packageOf(input);
+      if (name) keptBytes.set(name, (keptBytes.get(name) ?? 0) + bytesInOutput);
+    }
+  }
+  const importedFromOutside = new Map();
+  for (const [importer, { imports }] of Object.entries(metafile.inputs)) {
+    for (const { path } of imports) {
+      const name = packageOf(path);
+      if (name && packageOf(importer) !== name) importedFromOutside.set(name, [...(importedFromOutside.get(name) ?? []), importer]);
+    }
+  }
+  return new Set(
+    [...importedFromOutside].filter(([name, importers]) => (keptBytes.get(name) ?? 0) === 0 && importers.every((importer) => isSharedModule(resolve(root, importer)))).map(([name]) => name),
+  );
 }
 
 /** Records (or, given the chunks' URLs, points to) each module the dashboard imports with `import()`; esbuild leaves the call as it is. */
@@ -311,7 +383,7 @@ function fromFirstPaint(inFirstPaint, handover) {
       b.onResolve({ filter: /.*/ }, async (args) => {
         if (args.pluginData === self || (args.kind !== "import-statement" && args.kind !== "dynamic-import")) return undefined;
         const resolved = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: self });
-        if (resolved.errors.length > 0 || !inFirstPaint.has(resolved.path)) return undefined;
+        if (resolved.errors.length > 0 || !inFirstPaint.has(resolved.path) || isSharedModule(resolved.path)) return undefined;
         const key = relative(root, resolved.path).split(sep).join("/");
         if (args.kind === "dynamic-import") return { errors: [{ text: `${key} is in the first paint already: import it statically` }] };
         const names = importedNames(await readFile(args.importer, "utf8"), args.importer, args.path);
@@ -403,7 +475,7 @@ function firstPaintEntry(main, handover) {
 export async function buildUi({ minify = true, outdir = defaultOutdir, entry = "ui/main.ts" } = {}) {
   await rm(outdir, { recursive: true, force: true });
   await mkdir(outdir, { recursive: true });
-  const plugins = minify ? [...zodPlugins, minifyTemplates] : zodPlugins;
+  const plugins = [generatedAnswerChecks, ...zodPlugins, ...(minify ? [minifyTemplates] : [])];
   const common = {
     bundle: true,
     format: "esm",

@@ -2,9 +2,8 @@ import { LitElement, css, html, nothing } from "lit";
 import { parseRoute, navigate, type Route } from "./common/route.ts";
 import type { NoticeDetail } from "./common/notify.ts";
 import { DashboardApi } from "./data/api.ts";
-import { EventStream, eventsUrl } from "./data/events.ts";
 import type { FleetState } from "./data/fleet-state.ts";
-import { FleetStore } from "./data/store.ts";
+import { FleetStore, loadedOnStart } from "./data/store.ts";
 import { sharedStyles } from "./styles/shared.ts";
 import { NfLazyPage, preloadPage, type PageLoader } from "./components/nf-lazy-page.ts";
 import "./panels/nf-fleet-panel.ts";
@@ -49,7 +48,8 @@ export class NfApp extends LitElement {
   private declare _notices: Notice[];
   private readonly _store = new FleetStore({
     api: new DashboardApi(),
-    connect: (handlers) => new EventStream({ url: eventsUrl(location), ...handlers }),
+    connect: (handlers) =>
+      loadedOnStart(() => import("./data/events.ts").then(({ EventStream, eventsUrl }) => new EventStream({ url: eventsUrl(location), ...handlers }))),
     // The task after the frame that first shows the fleet (the table renders in the microtasks after it is applied).
     afterFirstFleet: (run) => requestAnimationFrame(() => setTimeout(run)),
   });

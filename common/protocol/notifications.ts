@@ -67,9 +67,10 @@ const channelSchema = <Id extends z.ZodType<string | undefined>>(id: Id) => {
     }),
   ]);
 };
-export const NotificationChannel = channelSchema(ChannelId);
+// Pure: the dashboard's first paint, which never reads them, drops them and zod with them (scripts/build-ui.mjs).
+export const NotificationChannel = /* @__PURE__ */ channelSchema(ChannelId);
 /** A channel in `PUT /api/settings`: without an `id` it is a new channel and the Worker assigns one. */
-export const SubmittedChannel = channelSchema(ChannelId.optional());
+export const SubmittedChannel = /* @__PURE__ */ channelSchema(/* @__PURE__ */ ChannelId.optional());
 export type SubmittedChannel = z.infer<typeof SubmittedChannel>;
 export type NotificationChannel = z.infer<typeof NotificationChannel>;
 

@@ -47,10 +47,9 @@ describe("compartment display", () => {
     expect(stateDisplay("tests", "yellow").label).toBe("not run");
   });
 
-  it("describes a compartment with its reason and says when it is the last known state", () => {
-    expect(describeCompartment("git", compartment("yellow", { reason: "behind main: abc1234 → def5678" }))).toBe(
-      "Git: outdated. behind main: abc1234 → def5678",
-    );
-    expect(describeCompartment("system", compartment("green", { stale: true, reason: "offline" }))).toContain("last known state");
+  it("describes a compartment by its reason (its name and state are the cell's name), and says when it is the last known state", () => {
+    expect(describeCompartment(compartment("yellow", { reason: "behind main: abc1234 → def5678" }))).toBe("behind main: abc1234 → def5678");
+    expect(describeCompartment(compartment("green", { stale: true, reason: "offline" }))).toBe("last known state: the host is offline. offline");
+    expect(describeCompartment(compartment("yellow", { reason: "Update PR pending" }), "Auto-merge at 03:00.")).toBe("Update PR pending Auto-merge at 03:00.");
   });
 });

@@ -16,10 +16,13 @@ const JS_GZIP_LIMIT = 60_000;
  * so this is a budget rather than a race, under the first paint's own, so
  * that opening every page once still costs less than the first paint (the
  * host page with its generations, the gc and reboot questions among them).
- * The chunks carry only their pages' own code (Lit, zod and the helpers come
- * from the first paint, asserted below).
+ * The chunks carry their pages' own code (Lit and the helpers come from the
+ * first paint, asserted below) and zod with the API's schemas, which the first
+ * paint no longer holds (ui/data/answer-checks.ts): 52,000 before zod moved
+ * here (the chunks were then 49,289 B and the first paint 56,150; now about
+ * 76,400 and 42,700).
  */
-const LAZY_GZIP_LIMIT = 52_000;
+const LAZY_GZIP_LIMIT = 82_000;
 
 describe("template minifying for the dashboard bundle", () => {
   it("collapses whitespace in html templates, nested ones too, and leaves expressions alone", () => {
@@ -45,18 +48,28 @@ describe("template minifying for the dashboard bundle", () => {
 });
 
 describe("shrinking the shared modules for the browser", () => {
-  it("makes top-level zod schemas droppable when unused, evaluated where they were, and leaves everything else alone", () => {
+  it("makes top-level zod schemas droppable when unused (those written over several lines and those made from another schema too), evaluated where they were, and leaves everything else alone", () => {
     const source = [
       'export const A = z.object({ a: z.string() }).nullable();',
       "const names = ['x'] as const;",
       "export const B = names.map((n) => n);",
       "export function f() { const C = z.string(); return C; }",
+      "export const D = z\n  .string()\n  .min(1);",
+      "export const E = HostView.extend({ b: z.number() });",
+      "export const F = NAMES.map((n) => n);",
+      "const G = { commit: Sha1, tree: Sha1.nullable() };",
     ].join("\n");
     expect(markSchemasPure(source).split("\n")).toEqual([
-      "export const A = /* @__PURE__ */ (() => z.object({ a: z.string() }).nullable())();",
+      "export const A = /* @__PURE__ */ (() => (z.object({ a: z.string() }).nullable()))();",
       "const names = ['x'] as const;",
       "export const B = names.map((n) => n);",
       "export function f() { const C = z.string(); return C; }",
+      "export const D = /* @__PURE__ */ (() => (z",
+      "  .string()",
+      "  .min(1)))();",
+      "export const E = /* @__PURE__ */ (() => (HostView.extend({ b: z.number() })))();",
+      "export const F = NAMES.map((n) => n);",
+      "const G = /* @__PURE__ */ (() => ({ commit: Sha1, tree: Sha1.nullable() }))();",
     ]);
   });
 
@@ -151,6 +164,8 @@ describe("buildUi", () => {
       // The pages but the fleet's, the rarely opened dialogs and buttons, and what only an update PR or a build shows
       // (the host page's own parts are chunks that the host page's chunk imports).
       const lazyModules = [
+        // The live connection and the API's zod schemas, loaded after the first table (ui/data/answer-checks.ts).
+        "events",
         "generation-confirm",
         "nf-add-host-dialog",
         "nf-audit-panel",
@@ -167,6 +182,7 @@ describe("buildUi", () => {
         "nf-rollouts-panel",
         "nf-settings-panel",
         "nf-token-dialog",
+        "schemas",
         "update-pr-actions",
       ];
       expect(pages).toEqual(lazyModules.map((name) => expect.stringMatching(new RegExp(`^/chunks/${name}-\\w+\\.js$`))));
@@ -179,15 +195,24 @@ describe("buildUi", () => {
       console.info(`lazy chunks together: ${lazyGzipBytes} B gzip (limit ${LAZY_GZIP_LIMIT})`);
       expect(lazyGzipBytes).toBeLessThanOrEqual(LAZY_GZIP_LIMIT);
 
-      // A chunk carries no copy of a first-paint module (Lit, zod, the styles): it is handed the first paint's own.
+      // zod is not in the first paint: its answers are checked by validators generated from the schemas.
       const firstPaintInputs = new Set(Object.keys(firstPaintOutput!.inputs));
+      expect([...firstPaintInputs].filter((input) => input.includes("node_modules/zod/"))).toEqual([]);
+      expect(js).not.toContain("__zod_globalConfig ??");
+      // A chunk carries no copy of a first-paint module (Lit, the styles, the helpers): it is handed the first paint's own.
+      // The shared modules (common/, stateless) are the exception, and zod with them: the first paint keeps only
+      // their constants and functions, the chunks their schemas.
+      const copied = (input: string) => input.startsWith("common/") || input.startsWith("node_modules/zod/");
+      let zodInChunks = false;
       for (const [name, output] of Object.entries(chunks!.metafile.outputs)) {
         if (!name.endsWith(".js")) continue;
         const bundled = Object.keys(output.inputs).filter((input) => !input.startsWith("first-paint:"));
-        expect(bundled.filter((input) => firstPaintInputs.has(input) || input.includes("node_modules/"))).toEqual([]);
+        zodInChunks ||= bundled.some((input) => input.startsWith("node_modules/zod/"));
+        expect(bundled.filter((input) => !copied(input) && (firstPaintInputs.has(input) || input.includes("node_modules/")))).toEqual([]);
         // Chunks import only each other (by relative paths, which resolve against the chunk's own absolute URL).
         for (const imported of output.imports) expect(resolve(imported.path)).toBe(join(outdir, "chunks", basename(imported.path)));
       }
+      expect(zodInChunks).toBe(true);
       expect(Object.keys(chunks!.metafile.inputs)).toContainEqual(expect.stringMatching(/^first-paint:node_modules\/lit\/index\.js#/));
     } finally {
       await rm(outdir, { recursive: true, force: true });

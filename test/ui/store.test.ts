@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DashboardApi } from "../../ui/data/api.ts";
 import type { FleetState } from "../../ui/data/fleet-state.ts";
-import { FleetStore, type LiveHandlers } from "../../ui/data/store.ts";
+import { FleetStore, loadedOnStart, type LiveConnection, type LiveHandlers } from "../../ui/data/store.ts";
 import { FakeControlPlane } from "./fake-control-plane.ts";
 import { chunk, command, compartment, hostDetail, hostView } from "./fixtures.ts";
 
@@ -266,5 +266,51 @@ describe("FleetStore", () => {
     store.start();
     store.stop();
     expect(liveStopped).toBe(true);
+  });
+});
+
+describe("a live connection loaded when it starts", () => {
+  function loader() {
+    const calls: string[] = [];
+    const loads: { resolve: (connection: LiveConnection) => void; reject: (error: Error) => void }[] = [];
+    const connection: LiveConnection = { start: () => calls.push("start"), stop: () => calls.push("stop") };
+    const load = () => new Promise<LiveConnection>((resolve, reject) => loads.push({ resolve, reject }));
+    return { calls, loads, connection, live: loadedOnStart(load) };
+  }
+
+  it("loads its code once, on the first start, and starts once it is loaded", async () => {
+    const { calls, loads, connection, live } = loader();
+    expect(loads).toHaveLength(0);
+    live.start();
+    live.start();
+    expect(loads).toHaveLength(1);
+    loads[0]!.resolve(connection);
+    await vi.waitFor(() => expect(calls).toEqual(["start"]));
+    live.stop();
+    live.start();
+    expect(calls).toEqual(["start", "stop", "start"]);
+    expect(loads).toHaveLength(1);
+  });
+
+  it("does not start when stopped before its code arrived, and loads again after a failed load", async () => {
+    const { calls, loads, connection, live } = loader();
+    live.start();
+    live.stop();
+    loads[0]!.resolve(connection);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(calls).toEqual([]);
+    live.start();
+    expect(calls).toEqual(["start"]);
+
+    const failing = loader();
+    failing.live.start();
+    failing.loads[0]!.reject(new Error("chunk gone"));
+    await vi.waitFor(() => {
+      failing.live.start();
+      expect(failing.loads).toHaveLength(2);
+    });
+    failing.loads[1]!.resolve(failing.connection);
+    await vi.waitFor(() => expect(failing.calls).toEqual(["start"]));
   });
 });

@@ -43,10 +43,17 @@ export function stateDisplay(name: CompartmentName, state: CompartmentState): St
   return { icon: base.icon, label };
 }
 
-/** One sentence for screen readers and the tooltip: "Git: outdated. behind main: …". */
-export function describeCompartment(name: CompartmentName, compartment: Compartment, extra?: string): string {
-  const { label } = stateDisplay(name, compartment.state);
-  const stale = compartment.stale ? " (last known state: the host is offline)" : "";
+/** Each state's icon: the fleet table draws it from the cell's state class (compartment-cell.ts). */
+export const STATE_ICONS: Record<CompartmentState, string> = Object.fromEntries(
+  Object.entries(STATE_DISPLAY).map(([state, display]) => [state, display.icon]),
+) as Record<CompartmentState, string>;
+
+/**
+ * Why a compartment is in its state, for the tooltip and the accessible description: "behind main: …".
+ * The compartment and its state are the cell's name already (its aria-label), so they are not said twice.
+ */
+export function describeCompartment(compartment: Compartment, extra?: string): string {
+  const stale = compartment.stale ? "last known state: the host is offline. " : "";
   const more = extra ? ` ${extra}` : "";
-  return `${COMPARTMENT_TITLES[name]}: ${label}${stale}. ${compartment.reason}${more}`;
+  return `${stale}${compartment.reason}${more}`;
 }

@@ -1,14 +1,15 @@
 /**
  * One compartment of one host in the fleet table: icon, word and colour, the
  * reason as tooltip and accessible description (title). A plain button in the
- * table's own shadow root, as few elements as possible: 100 hosts make 500.
+ * table's own shadow root, as few elements as possible: 100 hosts make 500
+ * (the icon is drawn by the state's class, not an element of its own).
  * Clicking it opens the compartment's action menu (the table listens).
  * The markup is in the table's row template (nf-fleet-table.ts): one template
  * per row rather than ten nested ones makes the first render of 100 rows cheaper.
  */
-import { css } from "lit";
+import { css, unsafeCSS } from "lit";
 import type { Compartment, CompartmentName } from "../../common/protocol.ts";
-import { COMPARTMENT_TITLES, describeCompartment, stateDisplay } from "../common/compartment-display.ts";
+import { COMPARTMENT_TITLES, STATE_ICONS, describeCompartment, stateDisplay } from "../common/compartment-display.ts";
 
 /** What one cell shows and says; the fleet table writes it into its row's one template. */
 export interface CompartmentCellView {
@@ -17,27 +18,34 @@ export interface CompartmentCellView {
   title: string;
   /** Host, compartment and state: the button's name. */
   ariaLabel: string;
-  icon: string;
   label: string;
   stale: boolean;
 }
 
 export function compartmentCell(host: string, name: CompartmentName, compartment: Compartment, options: { glow: boolean; note: string }): CompartmentCellView {
-  const { icon, label } = stateDisplay(name, compartment.state);
+  const { label } = stateDisplay(name, compartment.state);
   return {
     classes: `cell state-${compartment.state}${compartment.stale ? " stale" : ""}${options.glow ? " glow" : ""}`,
-    title: describeCompartment(name, compartment, options.note || undefined),
+    title: describeCompartment(compartment, options.note || undefined),
     // The name (host, compartment, state) in aria-label and the reason in title, which the
     // browser exposes as the description: no hidden text, which 500 cells would pay for in layout.
     ariaLabel: `${host} ${COMPARTMENT_TITLES[name]}: ${label}${compartment.stale ? " (last known)" : ""}`,
-    icon,
     label,
     stale: compartment.stale,
   };
 }
 
+/** Each state's icon, drawn before the word; "/ ''" keeps it out of the accessible text (the word says it). */
+const stateIcons = unsafeCSS(
+  Object.entries(STATE_ICONS)
+    .map(([state, icon]) => `.cell.state-${state}::before{content:${JSON.stringify(icon)} / ""}`)
+    .join(""),
+);
+
 /** Used with `stateColours` from styles/shared.ts. */
-export const compartmentCellStyles = css`
+export const compartmentCellStyles = [
+  stateIcons,
+  css`
   .cell {
     display: block;
     width: 100%;
@@ -60,7 +68,7 @@ export const compartmentCellStyles = css`
   .cell:hover {
     filter: brightness(0.96) saturate(1.15);
   }
-  .cell .icon {
+  .cell::before {
     display: inline-block;
     width: 1.15rem;
     height: 1.15rem;
@@ -75,7 +83,7 @@ export const compartmentCellStyles = css`
     vertical-align: top;
     margin-top: 0.075rem;
   }
-  .cell.state-blue .icon {
+  .cell.state-blue::before {
     animation: spin 1.6s linear infinite;
   }
   /* Faded by its plain background and dashed border, not by opacity: the word keeps its contrast. */
@@ -112,21 +120,25 @@ export const compartmentCellStyles = css`
       animation: none;
       box-shadow: 0 0 0 3px color-mix(in srgb, var(--nf-yellow) 45%, transparent);
     }
-    .cell.state-blue .icon {
+    .cell.state-blue::before {
       animation: none;
     }
   }
   @media (max-width: 760px) {
     /* A card's five cells share one row: name, icon and word stacked. */
     .cell {
+      display: flex;
+      flex-direction: column;
+      align-items: center;
       padding: 0.3rem 0.1rem;
       font-size: 0.65rem;
       letter-spacing: -0.01em;
       line-height: 1.1rem;
       text-align: center;
     }
-    .cell::before {
+    .cell::after {
       content: attr(data-title);
+      order: -1;
       display: block;
       color: var(--nf-text-muted);
       font-size: 0.625rem;
@@ -134,7 +146,7 @@ export const compartmentCellStyles = css`
       letter-spacing: 0.03em;
       text-transform: uppercase;
     }
-    .cell .icon {
+    .cell::before {
       display: block;
       margin: 0.1rem auto;
     }
@@ -142,4 +154,5 @@ export const compartmentCellStyles = css`
       display: none;
     }
   }
-`;
+`,
+];

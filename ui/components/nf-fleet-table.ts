@@ -394,27 +394,27 @@ export class NfFleetTable extends LitElement {
       </div>
       <div class="td compartment c-agent" role="cell">
         <button class=${agent.classes} data-compartment="agent" data-title="Agent" title=${agent.title} aria-label=${agent.ariaLabel} aria-haspopup="menu" aria-expanded="false">
-          <span class="icon">${agent.icon}</span>${agent.label}${agent.stale ? staleTag : nothing}
+          ${agent.label}${agent.stale ? staleTag : nothing}
         </button>
       </div>
       <div class="td compartment c-git" role="cell">
         <button class=${git.classes} data-compartment="git" data-title="Git" title=${git.title} aria-label=${git.ariaLabel} aria-haspopup="menu" aria-expanded="false">
-          <span class="icon">${git.icon}</span>${git.label}${git.stale ? staleTag : nothing}
+          ${git.label}${git.stale ? staleTag : nothing}
         </button>
       </div>
       <div class="td compartment c-lock" role="cell">
         <button class=${lock.classes} data-compartment="lock" data-title="Lock" title=${lock.title} aria-label=${lock.ariaLabel} aria-haspopup="menu" aria-expanded="false">
-          <span class="icon">${lock.icon}</span>${lock.label}${lock.stale ? staleTag : nothing}
+          ${lock.label}${lock.stale ? staleTag : nothing}
         </button>
       </div>
       <div class="td compartment c-system" role="cell">
         <button class=${system.classes} data-compartment="system" data-title="System" title=${system.title} aria-label=${system.ariaLabel} aria-haspopup="menu" aria-expanded="false">
-          <span class="icon">${system.icon}</span>${system.label}${system.stale ? staleTag : nothing}
+          ${system.label}${system.stale ? staleTag : nothing}
         </button>
       </div>
       <div class="td compartment c-tests" role="cell">
         <button class=${tests.classes} data-compartment="tests" data-title="Tests" title=${tests.title} aria-label=${tests.ariaLabel} aria-haspopup="menu" aria-expanded="false">
-          <span class="icon">${tests.icon}</span>${tests.label}${tests.stale ? staleTag : nothing}
+          ${tests.label}${tests.stale ? staleTag : nothing}
         </button>
       </div>
       <div class="td menu" role="cell">

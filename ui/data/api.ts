@@ -4,39 +4,29 @@
  * message can be shown to a person as it is.
  */
 import type * as z from "zod";
-import {
-  ErrorBody,
-  MeResponse,
-  type ErrorIssue,
-  type CommandKind,
-  type CreateCommandRequest,
-  type CreateHostRequest,
-  type MergeAndDeployRequest,
-  type PlanRolloutRequest,
-  type SetHoldRequest,
-  type StartRolloutRequest,
+import type {
+  ErrorIssue,
+  CommandKind,
+  CreateCommandRequest,
+  CreateHostRequest,
+  MergeAndDeployRequest,
+  PlanRolloutRequest,
+  SetHoldRequest,
+  StartRolloutRequest,
 } from "../../common/protocol.ts";
-import {
-  AuditResponse,
-  AutomationResponse,
-  CommandResponse,
-  CommandsResponse,
-  CreateHostResponse,
-  FleetBuildResponse,
-  FleetResponse,
-  HealthResponse,
-  HoldResponse,
-  HostDetail,
-  OkResponse,
-  OutputResponse,
-  PlanResponse,
-  RemoveHostResponse,
-  RolloutDetail,
-  RolloutResponse,
-  RolloutsResponse,
-  RotateTokenResponse,
-  UpdatePrsResponse,
-} from "./schemas.ts";
+import { answerChecks } from "./answer-checks.ts";
+import type { FleetResponse, HealthResponse } from "./schemas.ts";
+
+type Schemas = typeof import("./schemas.ts");
+/**
+ * A schema of ./schemas.ts by its name, loaded with the others (and zod) the first time an answer needs
+ * one: the first table's answers are checked without them (./answer-checks.ts), so zod stays out of the
+ * first paint's bundle.
+ */
+const schemaNamed =
+  <K extends keyof Schemas>(name: K) =>
+  (): Promise<Schemas[K]> =>
+    import("./schemas.ts").then((schemas) => schemas[name]);
 
 export class ApiError extends Error {
   /** HTTP status; 0 when the request never got an answer. */
@@ -78,137 +68,146 @@ export class DashboardApi {
   }
 
   health() {
-    return this.request(HealthResponse, "GET", "/api/health");
+    return this.request(schemaNamed("HealthResponse"), "GET", "/api/health", undefined, {
+      checked: (json) => (answerChecks.health?.(json) ? (json as HealthResponse) : undefined),
+    });
   }
 
   /** Who the dashboard acts as, and the role that decides what it may do. */
   me() {
-    return this.request(MeResponse, "GET", "/api/me");
+    return this.request(schemaNamed("MeResponse"), "GET", "/api/me");
   }
 
   /** The fleet; an answer identical to the last one comes back as the same object, so callers can skip it. */
   async fleet(): Promise<FleetResponse> {
     let text = "";
-    const fleet = await this.request(FleetResponse, "GET", "/api/hosts", undefined, (raw) => {
-      text = raw;
-      return this.lastFleet?.text === raw ? this.lastFleet.fleet : undefined;
+    const fleet = await this.request(schemaNamed("FleetResponse"), "GET", "/api/hosts", undefined, {
+      known: (raw) => {
+        text = raw;
+        return this.lastFleet?.text === raw ? this.lastFleet.fleet : undefined;
+      },
+      checked: (json) => (answerChecks.fleet?.(json) ? (json as FleetResponse) : undefined),
     });
     this.lastFleet = { text, fleet };
     return fleet;
   }
 
   host(name: string) {
-    return this.request(HostDetail, "GET", `/api/hosts/${encodeURIComponent(name)}`);
+    return this.request(schemaNamed("HostDetail"), "GET", `/api/hosts/${encodeURIComponent(name)}`);
   }
 
   createHost(request: CreateHostRequest) {
-    return this.request(CreateHostResponse, "POST", "/api/hosts", request);
+    return this.request(schemaNamed("CreateHostResponse"), "POST", "/api/hosts", request);
   }
 
   removeHost(name: string) {
-    return this.request(RemoveHostResponse, "DELETE", `/api/hosts/${encodeURIComponent(name)}`);
+    return this.request(schemaNamed("RemoveHostResponse"), "DELETE", `/api/hosts/${encodeURIComponent(name)}`);
   }
 
   rotateToken(name: string) {
-    return this.request(RotateTokenResponse, "POST", `/api/hosts/${encodeURIComponent(name)}/token`, {});
+    return this.request(schemaNamed("RotateTokenResponse"), "POST", `/api/hosts/${encodeURIComponent(name)}/token`, {});
   }
 
   async sendCommand(host: string, kind: CommandKind, options: CommandOptions = {}) {
-    const body = await this.request(CommandResponse, "POST", `/api/hosts/${encodeURIComponent(host)}/commands`, { kind, ...options });
+    const body = await this.request(schemaNamed("CommandResponse"), "POST", `/api/hosts/${encodeURIComponent(host)}/commands`, { kind, ...options });
     return body.command;
   }
 
   async hostCommands(host: string, limit = 50) {
-    const body = await this.request(CommandsResponse, "GET", `/api/hosts/${encodeURIComponent(host)}/commands?limit=${limit}`);
+    const body = await this.request(schemaNamed("CommandsResponse"), "GET", `/api/hosts/${encodeURIComponent(host)}/commands?limit=${limit}`);
     return body.commands;
   }
 
   async command(id: string) {
-    const body = await this.request(CommandResponse, "GET", `/api/commands/${encodeURIComponent(id)}`);
+    const body = await this.request(schemaNamed("CommandResponse"), "GET", `/api/commands/${encodeURIComponent(id)}`);
     return body.command;
   }
 
   /** One page of a command's output after sequence number `after` (-1: from the start). */
   commandOutput(id: string, after = -1) {
-    return this.request(OutputResponse, "GET", `/api/commands/${encodeURIComponent(id)}/output?after=${after}`);
+    return this.request(schemaNamed("OutputResponse"), "GET", `/api/commands/${encodeURIComponent(id)}/output?after=${after}`);
   }
 
   async audit(options: { limit?: number; before?: number } = {}) {
     const params = new URLSearchParams({ limit: String(options.limit ?? 100) });
     if (options.before !== undefined) params.set("before", String(options.before));
-    const body = await this.request(AuditResponse, "GET", `/api/audit?${params}`);
+    const body = await this.request(schemaNamed("AuditResponse"), "GET", `/api/audit?${params}`);
     return body.entries;
   }
 
   /** What a deploy would do now; nothing is sent. */
   async planRollout(request: PlanRolloutRequest) {
-    return (await this.request(PlanResponse, "POST", "/api/rollouts/plan", request)).plan;
+    return (await this.request(schemaNamed("PlanResponse"), "POST", "/api/rollouts/plan", request)).plan;
   }
 
   /** Deploy the branch head (or `commit`); supersedes a running rollout. */
   async startRollout(request: Partial<StartRolloutRequest>) {
-    return (await this.request(RolloutResponse, "POST", "/api/rollouts", request)).rollout;
+    return (await this.request(schemaNamed("RolloutResponse"), "POST", "/api/rollouts", request)).rollout;
   }
 
   /** Merges the update PR on GitHub and starts the rollout of its merge commit. */
   async mergeAndDeploy(pr: number, request: Partial<MergeAndDeployRequest>) {
-    return (await this.request(RolloutResponse, "POST", `/api/update-prs/${pr}/merge-and-deploy`, request)).rollout;
+    return (await this.request(schemaNamed("RolloutResponse"), "POST", `/api/update-prs/${pr}/merge-and-deploy`, request)).rollout;
   }
 
   /** Builds the update PR's head on every host again (docs/fleet-build.md); the answer is the new fleet build. */
   async buildUpdatePr(pr: number) {
-    return (await this.request(FleetBuildResponse, "POST", `/api/update-prs/${pr}/build`, {})).fleetBuild;
+    return (await this.request(schemaNamed("FleetBuildResponse"), "POST", `/api/update-prs/${pr}/build`, {})).fleetBuild;
   }
 
   /** The update PRs with their fleet builds, which the fleet answer leaves out. */
   async updatePrs() {
-    return (await this.request(UpdatePrsResponse, "GET", "/api/update-prs")).updatePrs;
+    return (await this.request(schemaNamed("UpdatePrsResponse"), "GET", "/api/update-prs")).updatePrs;
   }
 
   /** The automation's merge of an update PR, now (409 ci_not_green while CI has not passed). */
   async mergeUpdatePrNow(pr: number) {
-    return (await this.request(AutomationResponse, "POST", `/api/update-prs/${pr}/merge-now`, {})).automation;
+    return (await this.request(schemaNamed("AutomationResponse"), "POST", `/api/update-prs/${pr}/merge-now`, {})).automation;
   }
 
   /** The automation leaves the update PR's current head alone. */
   async skipUpdatePr(pr: number) {
-    return (await this.request(AutomationResponse, "POST", `/api/update-prs/${pr}/skip`, {})).automation;
+    return (await this.request(schemaNamed("AutomationResponse"), "POST", `/api/update-prs/${pr}/skip`, {})).automation;
   }
 
   /** Newest first; `before` is the id of the last rollout of the previous page. */
   async rollouts(options: { limit?: number; before?: string } = {}) {
     const params = new URLSearchParams({ limit: String(options.limit ?? 20) });
     if (options.before !== undefined) params.set("before", options.before);
-    return (await this.request(RolloutsResponse, "GET", `/api/rollouts?${params}`)).rollouts;
+    return (await this.request(schemaNamed("RolloutsResponse"), "GET", `/api/rollouts?${params}`)).rollouts;
   }
 
   rollout(id: string) {
-    return this.request(RolloutDetail, "GET", `/api/rollouts/${encodeURIComponent(id)}`);
+    return this.request(schemaNamed("RolloutDetail"), "GET", `/api/rollouts/${encodeURIComponent(id)}`);
   }
 
   async cancelRollout(id: string) {
-    return (await this.request(RolloutResponse, "POST", `/api/rollouts/${encodeURIComponent(id)}/cancel`, {})).rollout;
+    return (await this.request(schemaNamed("RolloutResponse"), "POST", `/api/rollouts/${encodeURIComponent(id)}/cancel`, {})).rollout;
   }
 
   async setHold(host: string, request: SetHoldRequest) {
-    return (await this.request(HoldResponse, "PUT", `/api/hosts/${encodeURIComponent(host)}/hold`, request)).hold;
+    return (await this.request(schemaNamed("HoldResponse"), "PUT", `/api/hosts/${encodeURIComponent(host)}/hold`, request)).hold;
   }
 
   async releaseHold(host: string): Promise<void> {
-    await this.request(OkResponse, "DELETE", `/api/hosts/${encodeURIComponent(host)}/hold`);
+    await this.request(schemaNamed("OkResponse"), "DELETE", `/api/hosts/${encodeURIComponent(host)}/hold`);
   }
 
   /**
-   * One API call, its answer parsed with `schema`. Public for the data modules of rarely shown pages
-   * (ui/data/notifications.ts), whose schemas stay out of the first paint's bundle.
-   * `known` may hand back an answer already parsed from the same text.
+   * One API call, its answer parsed with `schema` (or the function that loads it). Public for the data
+   * modules of rarely shown pages (ui/data/notifications.ts), whose schemas stay out of the first paint's bundle.
+   * `known` may hand back an answer already parsed from the same text; `checked`, the answer itself when a
+   * check without zod finds it to be what zod would return (./answer-checks.ts).
    */
   async request<S extends z.ZodType>(
-    schema: S,
+    schema: S | (() => Promise<S>),
     method: Method,
     path: string,
     body?: unknown,
-    known?: (text: string) => z.output<S> | undefined,
+    shortcuts: {
+      known?: (text: string) => z.output<S> | undefined;
+      checked?: (json: unknown) => z.output<S> | undefined;
+    } = {},
   ): Promise<z.output<S>> {
     let response: Response;
     try {
@@ -222,7 +221,7 @@ export class DashboardApi {
       throw new ApiError(0, "network", `cannot reach the control plane: ${err instanceof Error ? err.message : String(err)}`);
     }
     const text = await response.text();
-    const parsedBefore = response.ok ? known?.(text) : undefined;
+    const parsedBefore = response.ok ? shortcuts.known?.(text) : undefined;
     if (parsedBefore !== undefined) return parsedBefore;
     let json: unknown = undefined;
     try {
@@ -231,12 +230,14 @@ export class DashboardApi {
       json = undefined;
     }
     if (!response.ok) {
-      const error = ErrorBody.safeParse(json);
+      const error = (await schemaNamed("ErrorBody")()).safeParse(json);
       if (error.success) throw new ApiError(response.status, error.data.error.code, error.data.error.message, error.data.error.issues);
       const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
       throw new ApiError(response.status, "http_error", `${method} ${path} failed: ${status}`);
     }
-    const parsed = schema.safeParse(json);
+    const checked = shortcuts.checked?.(json);
+    if (checked !== undefined) return checked;
+    const parsed = (typeof schema === "function" ? await schema() : schema).safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "unreadable";

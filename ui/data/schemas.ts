@@ -108,3 +108,6 @@ export const FleetBuildResponse = z.object({ fleetBuild: FleetBuildView });
 export const UpdatePrsResponse = z.object({ updatePrs: z.array(UpdatePr) });
 /** Merge now and Skip answer with the update PR's automation as it stands. */
 export const AutomationResponse = z.object({ automation: UpdatePrAutomation });
+
+/** Loaded with the others by ui/data/api.ts, so they too stay out of the first paint's bundle. */
+export { ErrorBody, MeResponse } from "../../common/protocol.ts";

@@ -60,6 +60,35 @@ export interface FleetStoreOptions {
   afterFirstFleet?: (run: () => void) => void;
 }
 
+/**
+ * A live connection whose code is loaded when it is first started: the browser's event stream and the
+ * schema of its events stay out of the first paint's bundle. A failed load is tried again on the next start.
+ */
+export function loadedOnStart(load: () => Promise<LiveConnection>): LiveConnection {
+  let connection: LiveConnection | null = null;
+  let loading: Promise<void> | null = null;
+  let wanted = false;
+  return {
+    start() {
+      wanted = true;
+      if (connection) return connection.start();
+      loading ??= load().then(
+        (loaded) => {
+          connection = loaded;
+          if (wanted) loaded.start();
+        },
+        () => {
+          loading = null;
+        },
+      );
+    },
+    stop() {
+      wanted = false;
+      connection?.stop();
+    },
+  };
+}
+
 export type Listener = (state: FleetState) => void;
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
