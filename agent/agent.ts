@@ -352,12 +352,13 @@ export class Agent {
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
     const { store, reports } = this.#started();
-    await store.recordFinished(id, event);
-    // The report right after a switch travels with its end, so a rollout's gate judges both at once. Not kept
-    // with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
+    // The report right after a switch travels with its end, so a rollout's gate judges both at once (read while the end is recorded, unless
+    // the switch began it). Not kept with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
     const kind = store.command(id)?.kind;
     const withReport = outcome.reported !== true && (kind === "switch" || kind === "pull-switch" || kind === "rollback");
-    const report = withReport ? await reports.collect().catch(() => undefined) : undefined;
+    const reported = withReport ? (outcome.reportProbe ?? reports.probe()).then((read) => reports.assemble(read)).catch(() => undefined) : undefined;
+    await store.recordFinished(id, event);
+    const report = await reported;
     this.#poller.requestReport();
     return { delivered: this.#sendFinished(id, report === undefined ? event : { ...event, report: { agentSession: this.#session, report } }) };
   }
@@ -433,6 +434,7 @@ export class Agent {
       logger: this.#logger,
       output,
       safetyNet: this.#services?.safetyNet,
+      probeReport: () => this.#started().reports.probe(),
       say: (line) => {
         this.#logger.debug(line, { command: commandId ?? undefined });
         output("system", `${line}\n`);

@@ -164,14 +164,26 @@ export class CommandEventSender {
     const stream = this.#stream(commandId);
     if (item.kind === "event" && item.event.type === "finished") {
       stream.closing = true;
-      // The last lines go with the end: one request, not an output post and then the end.
-      const last = this.#takePending(stream);
+      // The last lines go with the end: one request, not output posts and then the end. That includes output queued
+      // behind a post in flight: when the control plane answers slower than the flushes, one post per flush would
+      // stand between the end and the server (a rollout's wave waits for it).
+      const last = [...this.#takeQueuedOutput(stream), ...this.#takePending(stream)];
       if (last.length > 0 && last.length <= MAX_CHUNKS_PER_EVENT) item = { ...item, event: { ...item.event, output: last } };
       else if (last.length > 0) stream.pending = last;
     }
     this.#flushOutput(commandId, stream);
     stream.queue.push(item);
     void this.#pump(commandId, stream);
+  }
+
+  /** The output events at the end of the queue that are not being posted (the head may be), in order. */
+  #takeQueuedOutput(stream: CommandStream): OutputChunk[] {
+    const taken: OutputChunk[][] = [];
+    for (let last = stream.queue.at(-1); stream.queue.length > 1 && last?.kind === "event" && last.event.type === "output"; last = stream.queue.at(-1)) {
+      taken.unshift(last.event.chunks);
+      stream.queue.pop();
+    }
+    return taken.flat();
   }
 
   #takePending(stream: CommandStream): OutputChunk[] {

@@ -6,6 +6,7 @@ import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
 import type { Logger } from "../logger.ts";
 import type { HostPlatform } from "../platforms/platform.ts";
+import type { ReportProbe } from "../report.ts";
 import type { HostRunner } from "../runner.ts";
 
 export interface CommandOutcome {
@@ -17,6 +18,8 @@ export interface CommandOutcome {
   then?: "restart-agent" | "run-tests";
   /** The safety net's confirmation carried the post-switch report: the finished event need not carry it again. */
   reported?: true;
+  /** The host read for the report the finished event carries, begun once the job ended (while its result was verified). */
+  reportProbe?: Promise<ReportProbe>;
 }
 
 /** A detached job goes on after the agent stopped; the next agent process reports its end. */
@@ -40,6 +43,8 @@ export interface HostContext {
   say(line: string): void;
   /** Guards a switch on the host (safety-net/); absent where the agent does not switch (status). */
   safetyNet?: SwitchGuard;
+  /** Reads the host for a report (report.ts), to be assembled later; absent where nothing is reported (status). */
+  probeReport?: () => Promise<ReportProbe>;
 }
 
 /** What a switch tells the safety net before it activates. */

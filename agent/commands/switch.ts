@@ -117,7 +117,14 @@ export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobM
 async function settleJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
   if (end.kind === "left-running") return null;
   const safetyNet = ctx.safetyNet;
-  if (meta.action !== "switch" || safetyNet === undefined || !(await safetyNet.armed(meta.commandId))) return judgeJob(ctx, jobs, meta, end, false);
+  if (meta.action !== "switch" || safetyNet === undefined || !(await safetyNet.armed(meta.commandId))) {
+    // The job has ended, so the host read now is the host after it: the report is read while the result
+    // is verified, and the finished event goes out with it at once. (Armed, the confirmation carries it.)
+    const reportProbe = ctx.probeReport?.();
+    reportProbe?.catch(() => undefined);
+    const judged = await judgeJob(ctx, jobs, meta, end, false);
+    return reportProbe === undefined ? judged : { ...judged, reportProbe };
+  }
   const judged = await judgeJob(ctx, jobs, meta, end, true);
   const settled = await safetyNet.settle(meta.commandId, judged, ctx.say, (signal) => healthTests(ctx, signal));
   // The health check ran the tests: the run after the switch would only repeat them.

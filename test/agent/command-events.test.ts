@@ -57,6 +57,39 @@ describe("command events", () => {
     ]);
   });
 
+  it("sends the output queued behind a slow post with finished: the end waits for the post in flight only", async () => {
+    const posted: CommandEvent[] = [];
+    let answerFirst = () => {};
+    const firstAnswered = new Promise<void>((resolve) => (answerFirst = resolve));
+    const client = {
+      async postEvent(_id: string, event: CommandEvent): Promise<EventOutcome> {
+        posted.push(event);
+        if (posted.length === 1) await firstAnswered;
+        return { kind: "stored" };
+      },
+    };
+    // Flushed at every byte: each write while the first post hangs queues an output event of its own.
+    const events = new CommandEventSender({ client, logger: silentLogger, flushBytes: 1 });
+    events.output(ID, "stdout", "a");
+    await eventually("the first output post to be in flight", () => posted.length === 1, { timeoutMs: 10_000 });
+    for (const data of ["b", "c", "d", "e"]) events.output(ID, data === "e" ? "stdout" : "stderr", data);
+    const delivery = events.finished(ID, finished);
+    answerFirst();
+    expect(await delivery).toBe("stored");
+    expect(posted).toEqual([
+      { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "a" }] },
+      {
+        ...finished,
+        output: [
+          { seq: 1, stream: "stderr", data: "b" },
+          { seq: 2, stream: "stderr", data: "c" },
+          { seq: 3, stream: "stderr", data: "d" },
+          { seq: 4, stream: "stdout", data: "e" },
+        ],
+      },
+    ]);
+  });
+
   it("flushes at 32 KiB without waiting for the interval", async () => {
     const { client, posted } = recordingClient();
     const events = sender(client, 60_000);

@@ -73,8 +73,10 @@ describeWithNix("a detached switch outlives the agent", () => {
     // Output continues where the old process left it: nothing twice, nothing lost.
     expect(output.match(/waiting for/g)).toHaveLength(1);
     expect(output).toContain("activated generation 1");
-    // The report after the finished event says what the running system was built from.
+    // The report after the finished event says what the running system was built from, and so does the one it carries.
     const head = await h.fleet.head();
+    expect(finished.report?.agentSession).toBe(agent.session);
+    expect(finished.report?.report.system).toMatchObject({ current: { value: built }, builtFromCommit: head });
     await h.plane.waitFor(() => h.plane.lastReport()?.system.builtFromCommit === head, "the report of the switched system");
     expect(h.plane.lastReport()?.system.builtFromCommit).toBe(head);
   });

@@ -31,16 +31,21 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     expect(h.plane.events(id)[0]?.type).toBe("started");
 
     const head = await h.fleet.head();
-    const report = await h.plane.waitFor(
-      () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
-      "a report with the new system",
-    );
-    expect(report.system).toEqual({
+    const afterSwitch = {
       current: { value: built },
       desired: { value: built },
       builtFromCommit: head,
       reboot: { value: null, reason: `${h.shim.bootedSystemLink} does not exist` },
-    });
+    };
+    // The report that travels with the end was read while the result was verified: the host after the switch, with
+    // what the verification recorded (the built-from commit).
+    expect(finished.report?.report.system).toEqual(afterSwitch);
+    expect(finished.report?.report.repo).toEqual({ commit: { value: head }, branch: { value: "main" }, dirty: false });
+    const report = await h.plane.waitFor(
+      () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
+      "a report with the new system",
+    );
+    expect(report.system).toEqual(afterSwitch);
   });
 
   it("evaluates what the clone builds once per switch, before it activates, and checks the link against that", async () => {
