@@ -12,7 +12,8 @@ const FINISHED = "state NOT IN ('queued', 'delivered', 'running')";
 /**
  * Finished commands outside their host's newest `?` (of any state: what the host page lists), oldest
  * first: what the fleet pass may delete. Walks the commands by age (commands_created) and asks each
- * host's index whether `?` newer ones exist, so a pass costs its batch, not a ranking of the history.
+ * host's index whether `?` newer ones exist, so a pass costs its batch and the kept newest it passes
+ * over, not a ranking of the whole history.
  */
 const FLEET_PRUNABLE = `SELECT id FROM commands c WHERE ${FINISHED} AND EXISTS (
     SELECT 1 FROM commands newer WHERE newer.host_id = c.host_id AND (newer.created_at, newer.id) > (c.created_at, c.id)
