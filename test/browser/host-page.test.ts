@@ -12,7 +12,8 @@ describeWithBrowser("host page and audit log in Chromium", () => {
   let page: Page;
 
   beforeAll(async () => {
-    dashboard = await startDashboard();
+    // The least history the fleet may keep: each host's newest 20, so the last scenario sees commands pruned.
+    dashboard = await startDashboard({ COMMAND_HISTORY_LIMIT: "20" });
     await addHostThroughApi(dashboard, "hsb0");
     session = await openBrowser();
     page = session.page;
@@ -152,5 +153,20 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await page.locator("nf-command-history").getByRole("row").filter({ hasText: "Reboot" }).getByText("queued").waitFor();
     const audit = (await dashboard.api("/api/audit")).json as { entries: Array<{ action: string; target: string; details: unknown }> };
     expect(audit.entries.find((entry) => entry.action === "command.reboot" && entry.target === "rb")?.details).toMatchObject({ force: true });
+  });
+
+  it("the History says how many older commands the history's bounds pruned, and points to the audit log for who asked", async () => {
+    await addHostThroughApi(dashboard, "busy");
+    // Each test run stopped before delivery ends in two commands (the run cancelled, then the stop stored done). The
+    // last cancel, with 21 stored, prunes the oldest; the last stop is stored after it, so 21 are left, 1 pruned.
+    for (let i = 0; i < 11; i++) {
+      expect((await dashboard.api("/api/hosts/busy/commands", { method: "POST", body: { kind: "test" } })).status).toBe(202);
+      expect((await dashboard.api("/api/hosts/busy/commands", { method: "POST", body: { kind: "stop" } })).status).toBe(202);
+    }
+    await page.goto(`${dashboard.url}/hosts/busy`);
+    const history = page.locator("nf-command-history");
+    await history.getByText(/^\s*1 older command pruned to keep the coordinator's storage bounded, the newest of them from/).waitFor();
+    await history.getByRole("link", { name: "audit log" }).click();
+    await page.getByRole("heading", { name: "Audit log", level: 1 }).waitFor();
   });
 });

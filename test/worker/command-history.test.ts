@@ -1,6 +1,6 @@
 // The coordinator's command history stays bounded for the whole fleet (worker/commands/history.ts):
 // the real object, its history filled in one statement, pruned by commands ended through the agent API.
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PollResponse } from "../../common/protocol.ts";
 import { fleetBatch, historyBounds } from "../../worker/commands/history.ts";
@@ -13,7 +13,7 @@ const FINISHED = "state NOT IN ('queued', 'delivered', 'running')";
 const at = (second: number) => new Date(Date.UTC(2020, 0, 1) + second * 1000).toISOString();
 
 /**
- * `count` finished refreshes in one statement: number i belongs to `hostIds[i % hostIds.length]`,
+ * `count` finished refreshes in one statement, then the object evicted: number i belongs to `hostIds[i % hostIds.length]`,
  * was created at `at(from + i)` and has the id `${prefix}-${i}` (padded, so ids sort as they were made).
  */
 async function seedFinished(prefix: string, hostIds: string[], count: number, from: number): Promise<void> {
@@ -32,6 +32,8 @@ async function seedFinished(prefix: string, hostIds: string[], count: number, fr
       from,
     );
   });
+  // Written behind the store's back: the object starts again, as after a restart, and counts its history afresh.
+  await evictDurableObject(stub());
 }
 
 const sql = <T>(query: string, ...params: SqlStorageValue[]) =>
@@ -102,9 +104,12 @@ describe("the coordinator's command history", () => {
     await seedFinished("cmd_quiet", [quiet.id], bounds.perHostKept, 500);
     // The rest of the limit spread over many hosts (ids only: the history does not read the catalogue).
     const others = Array.from({ length: 100 }, (_, i) => `host_other${i}`);
-    await seedFinished("cmd_fleet", [...others, busy.id], bounds.fleetLimit - (await finishedCount()), 1_000);
-    expect(await finishedCount()).toBe(bounds.fleetLimit);
+    await seedFinished("cmd_fleet", [...others, busy.id], bounds.fleetLimit - 1 - (await finishedCount()), 1_000);
     const prunedBefore = await prunedTotal();
+    // The first end fills the limit, and nothing goes; the object counted its history once, then keeps the count.
+    await runOne(active);
+    expect(await finishedCount()).toBe(bounds.fleetLimit);
+    expect(await prunedTotal()).toBe(prunedBefore);
     const full = await databaseSize();
 
     // One more end passes the limit: a batch and the one over go, oldest first.

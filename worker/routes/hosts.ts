@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { CreateCommandRequest, CreateHostRequest, HostName, SetHoldRequest } from "../../common/protocol.ts";
 import { z } from "zod";
+import { PER_HOST_MAX } from "../commands/history.ts";
 import { writeAudit } from "../db/audit.ts";
 import { findHostByName, type Host } from "../db/hosts.ts";
 import { coordinator } from "../coordinator.ts";
@@ -11,7 +12,8 @@ import { newAgentToken, newId, sha256Hex } from "../ids.ts";
 import { mark } from "../server-timing.ts";
 import { jsonBody, pageLimit, parseWith, readQuery } from "../validation.ts";
 
-const CommandsQuery = z.object({ limit: pageLimit(50, 200) });
+/** At most what a host keeps (worker/commands/history.ts): the whole of its history in one page. */
+const CommandsQuery = z.object({ limit: pageLimit(50, PER_HOST_MAX) });
 
 async function hostNamed(c: { get(key: "db"): AppEnv["Variables"]["db"] }, rawName: string): Promise<Host> {
   const name = parseWith(HostName, rawName, "invalid host name");

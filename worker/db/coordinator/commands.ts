@@ -3,7 +3,8 @@
  * are synchronous and covered by the object's input and output gates, so a check and the write that
  * depends on it cannot interleave with another request.
  */
-import { ActivationMode, CommandKind, CommandResult, CommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
+import { isActiveCommand } from "../../../common/commands.ts";
+import { ActivationMode, CommandKind, CommandResult, CommandState, isFinalCommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
 import { fleetPruneCount, type HistoryBounds } from "../../commands/history.ts";
 import { CommandParameters, NO_PARAMETERS, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
 import { readJson, text, textOrNull, number, type Row } from "./sql.ts";
@@ -12,7 +13,8 @@ const FINISHED = "state NOT IN ('queued', 'delivered', 'running')";
 /**
  * Finished commands outside their host's newest `?` (of any state: what the host page lists), oldest
  * first: what the fleet pass may delete. Walks the commands by age (commands_created) and asks each
- * host's index whether `?` newer ones exist, so a pass costs its batch, not a ranking of the history.
+ * host's index whether `?` newer ones exist, so a pass costs its batch and the kept newest it passes
+ * over, not a ranking of the whole history.
  */
 const FLEET_PRUNABLE = `SELECT id FROM commands c WHERE ${FINISHED} AND EXISTS (
     SELECT 1 FROM commands newer WHERE newer.host_id = c.host_id AND (newer.created_at, newer.id) > (c.created_at, c.id)
@@ -93,6 +95,11 @@ export class CommandStore {
   private readonly bounds: HistoryBounds;
   /** Finished commands the last fleet pass left (in memory: after a restart the first end passes again). */
   private leftByLastFleetPass = 0;
+  /**
+   * Finished commands stored, kept by the writes below so an end does not count the history; counted
+   * from the table when unknown (at start, after a host's removal) and again after each fleet pass.
+   */
+  private finished: number | null = null;
 
   constructor(sql: SqlStorage, bounds: HistoryBounds) {
     this.sql = sql;
@@ -150,6 +157,7 @@ export class CommandStore {
       record.activation,
       record.rebootingAt,
     );
+    if (!isActiveCommand(record) && this.finished !== null) this.finished++;
   }
 
   /** Writes `patch` only while the command is still in `expectedState`; false when it was not. */
@@ -163,7 +171,10 @@ export class CommandStore {
       id,
       expectedState,
     );
-    return cursor.rowsWritten > 0;
+    const written = cursor.rowsWritten > 0;
+    const ended = patch.state !== undefined && isFinalCommandState(patch.state) && !isFinalCommandState(expectedState);
+    if (written && ended && this.finished !== null) this.finished++;
+    return written;
   }
 
   /** Marks deliveries the agent confirmed holding; only its own, only while delivered. */
@@ -243,13 +254,17 @@ export class CommandStore {
     const excess = fleetPruneCount(this.finishedCount(), this.bounds, this.leftByLastFleetPass);
     if (excess === 0) return;
     this.deletePruned(FLEET_PRUNABLE, perHostKept, excess);
+    this.finished = null;
     this.leftByLastFleetPass = this.finishedCount();
   }
 
   /** Commands neither active nor deleted. */
   finishedCount(): number {
-    const row = this.sql.exec(`SELECT (SELECT count(*) FROM commands) - (SELECT count(*) FROM commands WHERE state IN ('queued', 'delivered', 'running')) AS n`).one();
-    return Number(row.n);
+    if (this.finished === null) {
+      const row = this.sql.exec(`SELECT (SELECT count(*) FROM commands) - (SELECT count(*) FROM commands WHERE state IN ('queued', 'delivered', 'running')) AS n`).one();
+      this.finished = Number(row.n);
+    }
+    return this.finished;
   }
 
   /** What the history's bounds pruned of the host, or null when nothing. */
@@ -260,8 +275,9 @@ export class CommandStore {
 
   /** Deletes what `selection` names (with its output), counting it per host first: one read of the selection, then by id. */
   private deletePruned(selection: string, ...params: SqlStorageValue[]): void {
-    const ids = JSON.stringify(this.sql.exec(selection, ...params).toArray().map((row) => text(row.id)));
-    if (ids === "[]") return;
+    const chosenIds = this.sql.exec(selection, ...params).toArray().map((row) => text(row.id));
+    if (chosenIds.length === 0) return;
+    const ids = JSON.stringify(chosenIds);
     const chosen = "SELECT value FROM json_each(?)";
     this.sql.exec(
       `INSERT INTO command_history_pruned (host_id, commands, newest_created_at)
@@ -271,6 +287,8 @@ export class CommandStore {
     );
     this.sql.exec(`DELETE FROM command_output WHERE command_id IN (${chosen})`, ids);
     this.sql.exec(`DELETE FROM commands WHERE id IN (${chosen})`, ids);
+    // Read in this step, so every one chosen is there and finished.
+    if (this.finished !== null) this.finished -= chosenIds.length;
   }
 
   /** The host is gone: its commands and their output go with it. */
@@ -278,5 +296,6 @@ export class CommandStore {
     this.sql.exec("DELETE FROM command_output WHERE command_id IN (SELECT id FROM commands WHERE host_id = ?)", hostId);
     this.sql.exec("DELETE FROM commands WHERE host_id = ?", hostId);
     this.sql.exec("DELETE FROM command_history_pruned WHERE host_id = ?", hostId);
+    this.finished = null;
   }
 }
