@@ -137,4 +137,18 @@ describe("the coordinator's command history", () => {
     expect((await listed(busy.name)).prunedCommands!.count).toBeGreaterThan(busyPruned!.count);
     expect(await sql(`SELECT id FROM commands WHERE host_id = ?`, quiet.id)).toHaveLength(bounds.perHostKept);
   });
+
+  it("twelve hosts ending commands at once past the fleet's limit: each end counted once, kept or pruned, the limit held, every host's own end kept", async () => {
+    const hosts = await Promise.all(Array.from({ length: 12 }, (_, i) => makeHost(`history-at-once-${i}`)));
+    await seedFinished("cmd_at_once", ["host_seeded_at_once"], bounds.fleetLimit - 1 - (await finishedCount()), 200_000);
+    const prunedBefore = await prunedTotal();
+    const everBefore = (await finishedCount()) + prunedBefore;
+
+    const ended = await Promise.all(hosts.map((host) => runOne(host)));
+
+    expect(await prunedTotal()).toBeGreaterThan(prunedBefore);
+    expect(await finishedCount()).toBeLessThanOrEqual(bounds.fleetLimit);
+    expect((await finishedCount()) + (await prunedTotal())).toBe(everBefore + hosts.length);
+    for (const [i, host] of hosts.entries()) expect((await listed(host.name)).commands[0]?.id).toBe(ended[i]);
+  });
 });
