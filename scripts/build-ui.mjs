@@ -331,7 +331,9 @@ async function buildLazyChunks({ common, plugins, outdir, firstPaint, lazy }) {
 /** A module of common/ (stateless: schemas, constants, pure rules), which a chunk may bundle a copy of. */
 const isSharedModule = (path) => path.startsWith(resolve(root, "common") + sep);
 
-const packageOf = (input) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1] ?? null;
+// The last node_modules in the path names the package, wherever node_modules is: a linked node_modules (as in
+// a copy of the repository) gives its real path, outside the working directory.
+const packageOf = (input) => /^(?:.*\/)?node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1] ?? null;
 
 /**
  * The packages the first paint imports only through the shared modules and keeps nothing of: zod, whose

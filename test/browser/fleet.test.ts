@@ -165,7 +165,7 @@ describeWithBrowser("fleet page in Chromium", () => {
     await confirm.getByRole("list", { name: "hosts" }).getByText("careful").waitFor();
     await expect.poll(() => deepFocus(page)).toBe("button:Cancel");
     await confirm.getByRole("button", { name: "Cancel" }).click();
-    expect((await dashboard.api("/api/hosts/careful/commands")).json).toEqual({ commands: [] });
+    expect((await dashboard.api("/api/hosts/careful/commands")).json).toEqual({ commands: [], prunedCommands: null });
 
     await page.getByRole("button", { name: "Actions for careful" }).click();
     await menu(page).getByRole("menuitem", { name: /^Rollback system/ }).click();
