@@ -1,40 +1,10 @@
-/** CI's token and the desired systems it publishes (`POST /api/desired`, docs/api.md); audited with the write. */
+/** The desired systems CI publishes (`POST /api/desired`, docs/api.md); audited with the write. */
 import { and, desc, eq, inArray, isNull, lt } from "drizzle-orm";
 import type { DesiredPublication } from "../../common/protocol.ts";
 import { auditInsert } from "./audit.ts";
 import type { Database } from "./client.ts";
 import { loadMainHead } from "./github.ts";
 import { ciTokens, desiredPublications } from "./schema.ts";
-
-/** Whether `tokenHash` is the CI token in force (the newest one, not revoked). */
-export async function isCiToken(db: Database, tokenHash: string): Promise<boolean> {
-  const row = await db
-    .select({ id: ciTokens.id })
-    .from(ciTokens)
-    .where(and(eq(ciTokens.tokenHash, tokenHash), isNull(ciTokens.revokedAt)))
-    .get();
-  return row !== undefined;
-}
-
-/** When the CI token in force was created and by whom; null when there is none. */
-export async function ciTokenInForce(db: Database): Promise<{ createdAt: string; createdBy: string } | null> {
-  const row = await db
-    .select({ createdAt: ciTokens.createdAt, createdBy: ciTokens.createdBy })
-    .from(ciTokens)
-    .where(isNull(ciTokens.revokedAt))
-    .orderBy(desc(ciTokens.createdAt))
-    .get();
-  return row ?? null;
-}
-
-/** Revokes the CI token in force and stores the new one's hash, with the audit entry, atomically. */
-export async function rotateCiToken(db: Database, token: { id: string; tokenHash: string; at: string; by: string }): Promise<void> {
-  await db.batch([
-    db.update(ciTokens).set({ revokedAt: token.at }).where(isNull(ciTokens.revokedAt)),
-    db.insert(ciTokens).values({ id: token.id, tokenHash: token.tokenHash, createdAt: token.at, createdBy: token.by }),
-    auditInsert(db, { at: token.at, actor: token.by, action: "ci-token.rotate", target: null, details: null, result: "ok" }),
-  ]);
-}
 
 /** How long a publication is kept: main moves on, and only its head's is read. */
 const KEEP_PUBLICATIONS_DAYS = 30;

@@ -54,7 +54,7 @@ export const settings = sqliteTable("settings", {
   updatedBy: text("updated_by").notNull(),
 });
 
-/** The token CI posts desired systems with (worker/db/desired.ts): sha256 only; the newest unrevoked row is in force. */
+/** The token CI posts desired systems with (worker/db/service-tokens.ts): sha256 only; the newest unrevoked row is in force. */
 export const ciTokens = sqliteTable("ci_tokens", {
   id: text("id").primaryKey(),
   tokenHash: text("token_hash").notNull().unique(),
@@ -63,7 +63,7 @@ export const ciTokens = sqliteTable("ci_tokens", {
   revokedAt: text("revoked_at"),
 });
 
-/** The token that uploads to the binary cache (worker/db/cache-tokens.ts): sha256 only; the newest unrevoked row is in force. */
+/** The token that uploads to the binary cache (worker/db/service-tokens.ts): sha256 only; the newest unrevoked row is in force. */
 export const cacheTokens = sqliteTable("cache_tokens", {
   id: text("id").primaryKey(),
   tokenHash: text("token_hash").notNull().unique(),

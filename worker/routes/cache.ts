@@ -4,7 +4,7 @@ import { NarFileName, NarInfoError, parseNarInfo, STORE_DIR, StorePathHash, stor
 import { CachePartNumber, CacheUploadCompletion, type CacheUploadCompleted, type CacheUploadStarted } from "../../common/protocol.ts";
 import { CacheBucket, narinfoKey, NARINFO_TYPE, narKey, NAR_TYPE } from "../cache/bucket.ts";
 import { checkNarInfoSignature } from "../cache/signatures.ts";
-import { isCacheToken } from "../db/cache-tokens.ts";
+import { isServiceToken } from "../db/service-tokens.ts";
 import { findHostByTokenHash } from "../db/hosts.ts";
 import { settingsForDisplay } from "../db/settings.ts";
 import type { AppEnv } from "../env.ts";
@@ -54,8 +54,8 @@ export async function identify(c: Context<AppEnv>, expected: "host" | "uploader"
   const hash = await sha256Hex(token);
   const db = c.get("db");
   const isHost = async () => (await findHostByTokenHash(db, hash)) !== null;
-  if (expected === "host") return (await isHost()) ? "host" : (await isCacheToken(db, hash)) ? "uploader" : null;
-  return (await isCacheToken(db, hash)) ? "uploader" : (await isHost()) ? "host" : null;
+  if (expected === "host") return (await isHost()) ? "host" : (await isServiceToken(db, "cache", hash)) ? "uploader" : null;
+  return (await isServiceToken(db, "cache", hash)) ? "uploader" : (await isHost()) ? "host" : null;
 }
 
 /** The `cache.public` setting; vars that do not parse (and nothing stored over them) leave the cache private. */

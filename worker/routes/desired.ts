@@ -2,7 +2,8 @@ import { Hono, type Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { DesiredPublication } from "../../common/protocol.ts";
 import { coordinator } from "../coordinator.ts";
-import { isCiToken, savePublication } from "../db/desired.ts";
+import { savePublication } from "../db/desired.ts";
+import { isServiceToken } from "../db/service-tokens.ts";
 import { listHosts } from "../db/hosts.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, errorBody } from "../errors.ts";
@@ -13,7 +14,7 @@ const refused = (c: Context) => c.json(errorBody("unauthorized", "missing, malfo
 
 /** The CI token, and only it: an agent's token or anything else is refused here as the CI token is everywhere else. */
 const ciToken = bearerAuth<AppEnv>({
-  verifyToken: async (token, c) => /^[A-Za-z0-9_-]{16,200}$/.test(token) && (await isCiToken(c.get("db"), await sha256Hex(token))),
+  verifyToken: async (token, c) => /^[A-Za-z0-9_-]{16,200}$/.test(token) && (await isServiceToken(c.get("db"), "ci", await sha256Hex(token))),
   noAuthenticationHeader: { message: refused },
   invalidAuthenticationHeader: { message: refused },
   invalidToken: { message: refused },
