@@ -13,6 +13,8 @@ import { agent } from "./routes/agent.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { cacheRoutes } from "./routes/cache.ts";
 import { cacheManifestRoutes } from "./routes/cache-manifests.ts";
+import { cacheUsageRoutes } from "./routes/cache-usage.ts";
+import { runCacheCleanUp } from "./cache/janitor.ts";
 import { chunks } from "./routes/chunks.ts";
 import { cacheTokenRoutes, ciTokenRoutes } from "./routes/service-tokens.ts";
 import { commandsRoutes } from "./routes/commands.ts";
@@ -82,6 +84,7 @@ export const ROUTE_ROLES = {
   "POST /api/ci-token": "admin",
   "GET /api/cache-token": "viewer",
   "POST /api/cache-token": "admin",
+  "GET /api/cache-usage": "viewer",
 } as const satisfies Record<string, Role>;
 
 /** Under /api, only these answer without Cloudflare Access: they have their own authentication (or need none). */
@@ -102,7 +105,8 @@ const dashboard = new Hono<AppEnv>()
   .route("/settings", settingsRoutes)
   .route("/notifications", notificationsRoutes)
   .route("/ci-token", ciTokenRoutes)
-  .route("/cache-token", cacheTokenRoutes);
+  .route("/cache-token", cacheTokenRoutes)
+  .route("/cache-usage", cacheUsageRoutes);
 
 export const app = new Hono<AppEnv>();
 // First, so its arrival mark precedes every other middleware (a WebSocket's 101 takes no header).
@@ -182,5 +186,7 @@ export default {
       ),
     );
     ctx.waitUntil(publishHostNotifications(env, db));
+    // The binary cache's clean-up, a bounded step of its pass each run (docs/cache.md "Keeping it small").
+    ctx.waitUntil(runCacheCleanUp(env, db).catch((error: unknown) => console.error("cache clean-up: the run failed", error)));
   },
 } satisfies ExportedHandler<WorkerEnv>;

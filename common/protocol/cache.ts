@@ -34,3 +34,20 @@ export type CacheUploadCompletion = z.infer<typeof CacheUploadCompletion>;
 /** The NAR is in the cache: its size in bytes. */
 export const CacheUploadCompleted = z.object({ size: z.number().int().nonnegative() });
 export type CacheUploadCompleted = z.infer<typeof CacheUploadCompleted>;
+
+/**
+ * The cache's size as its last clean-up counted it, after its deletions (docs/cache.md "Keeping it small"):
+ * uploads since then are not in it.
+ */
+export const CacheUsage = z.object({
+  objects: z.number().int().nonnegative(),
+  bytes: z.number().nonnegative(),
+  countedAt: z.string(),
+  deletedObjects: z.number().int().nonnegative(),
+  deletedBytes: z.number().nonnegative(),
+});
+export type CacheUsage = z.infer<typeof CacheUsage>;
+
+/** `GET /api/cache-usage`: null before the first clean-up finished. */
+export const CacheUsageResponse = z.object({ usage: CacheUsage.nullable() });
+export type CacheUsageResponse = z.infer<typeof CacheUsageResponse>;

@@ -64,8 +64,17 @@ export const Settings = z.strictObject({
       keepDays: z.number().nonnegative().max(3650).default(14),
     })
     .prefault({}),
-  /** The binary cache (docs/cache.md): public = anyone reads it without a token; uploads always need the cache token. */
-  cache: z.strictObject({ public: z.boolean().default(false) }).prefault({}),
+  /**
+   * The binary cache (docs/cache.md): public = anyone reads it without a token; uploads always need the cache token.
+   * Its clean-up keeps the manifests of main's `keepCommits` last commits and deletes nothing younger than `graceHours`.
+   */
+  cache: z
+    .strictObject({
+      public: z.boolean().default(false),
+      keepCommits: z.number().int().min(1).max(1000).default(10),
+      graceHours: z.number().min(1).max(720).default(24),
+    })
+    .prefault({}),
   windows: z.array(MaintenanceWindow).default([]),
   /** Host incidents' hold-down times and the Update history's link window (host-red, tests-failed, host-recovered). */
   alerts: AlertSettings.prefault({}),

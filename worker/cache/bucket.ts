@@ -1,6 +1,7 @@
 /**
  * The binary cache's R2 bucket (binding CACHE): the one module that touches it. Keys are the cache's own
  * paths: `<hash>.narinfo` and `nar/<file>`, and the builders' signed manifests, `manifests/<commit>.json`. Bodies are streamed through, never held whole.
+ * The clean-up keeps its progress beside them in `nixfleet/clean-up.json`, a key no cache route serves.
  */
 import type { CachePartUploaded } from "../../common/protocol.ts";
 import { ApiError } from "../errors.ts";
@@ -11,6 +12,10 @@ export const NAR_TYPE = "application/x-nix-nar";
 export const narinfoKey = (hash: string): string => `${hash}.narinfo`;
 export const narKey = (file: string): string => `nar/${file}`;
 export const manifestKey = (commit: string): string => `manifests/${commit}.json`;
+export const CLEAN_UP_STATE_KEY = "nixfleet/clean-up.json";
+
+/** The most keys R2 lists in one page and deletes in one call. */
+export const R2_BATCH = 1000;
 
 /** R2's refusals of a multipart step, as our error: its code (in parentheses at the end of the message) says which. */
 function multipartError(error: unknown, uploadId: string): ApiError {
@@ -39,6 +44,20 @@ export class CacheBucket {
   /** `body` must have a known length (a request's body with Content-Length, or a string). */
   async put(key: string, body: ReadableStream | string, contentType: string): Promise<R2Object> {
     return this.#r2.put(key, body, { httpMetadata: { contentType } });
+  }
+
+  /** One page of the listing, from `cursor` (null: the first page). */
+  async list(cursor: string | null): Promise<{ objects: { key: string; size: number; uploaded: number }[]; cursor: string | null }> {
+    const page = await this.#r2.list({ limit: R2_BATCH, ...(cursor === null ? {} : { cursor }) });
+    return {
+      objects: page.objects.map((object) => ({ key: object.key, size: object.size, uploaded: object.uploaded.getTime() })),
+      cursor: page.truncated ? page.cursor : null,
+    };
+  }
+
+  /** At most R2_BATCH keys. */
+  async delete(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#r2.delete([...keys]);
   }
 
   async startUpload(key: string, contentType: string): Promise<string> {

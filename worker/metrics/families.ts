@@ -1,3 +1,4 @@
+import type { CacheUsage } from "../../common/protocol.ts";
 import { COMMAND_KINDS, COMMAND_STATES, COMPARTMENT_NAMES, CompartmentState, ROLLOUT_STATES, isFinalCommandState, type HostView } from "../../common/protocol.ts";
 import { ACTIVE_COMMAND_STATES } from "../../common/commands.ts";
 import { COMMAND_DURATION_BOUNDS } from "../db/coordinator-storage.ts";
@@ -8,6 +9,8 @@ export interface MetricsInputs {
   hosts: Pick<HostView, "online" | "compartments" | "rebootNeeded">[];
   coordinator: CoordinatorMetrics;
   lastWebhookAt: string | null;
+  /** The binary cache as its last clean-up counted it; null before the first. */
+  cache: CacheUsage | null;
   now: number;
 }
 
@@ -17,7 +20,7 @@ const FINAL_STATES = COMMAND_STATES.filter(isFinalCommandState);
  * What GET /metrics exposes. Every known label combination is present, at 0
  * when nothing counted it yet, so `rate()` and alerts see a series from the start.
  */
-export function metricFamilies({ hosts, coordinator, lastWebhookAt, now }: MetricsInputs): MetricFamily[] {
+export function metricFamilies({ hosts, coordinator, lastWebhookAt, cache, now }: MetricsInputs): MetricFamily[] {
   const compartments: Sample[] = [];
   for (const compartment of COMPARTMENT_NAMES) {
     for (const state of CompartmentState.options) {
@@ -91,6 +94,24 @@ export function metricFamilies({ hosts, coordinator, lastWebhookAt, now }: Metri
       help: "Requests left in GitHub's rate-limit window, from the latest GitHub answer that carried x-ratelimit-remaining; absent before the first.",
       type: "gauge",
       samples: coordinator.githubRateLimit === null ? [] : [{ value: coordinator.githubRateLimit.remaining }],
+    },
+    {
+      name: "nixfleet_cache_bytes",
+      help: "Bytes in the binary cache's bucket as its last clean-up counted them, after its deletions (daily; uploads since are not counted); absent before the first.",
+      type: "gauge",
+      samples: cache === null ? [] : [{ value: cache.bytes }],
+    },
+    {
+      name: "nixfleet_cache_objects",
+      help: "Objects (narinfos, NARs, manifests) in the binary cache's bucket as its last clean-up counted them; absent before the first.",
+      type: "gauge",
+      samples: cache === null ? [] : [{ value: cache.objects }],
+    },
+    {
+      name: "nixfleet_cache_counted_age_seconds",
+      help: "Seconds since the binary cache's last clean-up counted nixfleet_cache_bytes and nixfleet_cache_objects; absent before the first.",
+      type: "gauge",
+      samples: cache === null ? [] : [{ value: Math.max(0, (now - Date.parse(cache.countedAt)) / 1000) }],
     },
   ];
   return families;

@@ -1,5 +1,6 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { lastCleanUp } from "../cache/janitor.ts";
 import { coordinator } from "../coordinator.ts";
 import { lastDeliveryAt } from "../db/github.ts";
 import type { AppEnv } from "../env.ts";
@@ -23,12 +24,13 @@ const requireMetricsToken: MiddlewareHandler<AppEnv> = async (c, next) => {
 /**
  * `GET /metrics`: the Prometheus text format. Every number comes from the
  * coordinator's memory and running totals, the fleet read `/api/hosts` does
- * (O(hosts)) and one indexed max() over webhook deliveries: a scrape costs
- * the same however long the history.
+ * (O(hosts)), one indexed max() over webhook deliveries and the binary
+ * cache's size as its last clean-up counted it (one R2 read, never a listing):
+ * a scrape costs the same however long the history and however big the cache.
  */
 export const metricsRoutes = new Hono<AppEnv>().get("/", requireMetricsToken, async (c) => {
   const db = c.get("db");
-  const [fleet, live, lastWebhookAt] = await Promise.all([loadFleet(c.env, db), coordinator(c.env).metrics(), lastDeliveryAt(db)]);
-  const body = renderExposition(metricFamilies({ hosts: fleet.hosts, coordinator: live, lastWebhookAt, now: Date.now() }));
+  const [fleet, live, lastWebhookAt, cache] = await Promise.all([loadFleet(c.env, db), coordinator(c.env).metrics(), lastDeliveryAt(db), lastCleanUp(c.env.CACHE)]);
+  const body = renderExposition(metricFamilies({ hosts: fleet.hosts, coordinator: live, lastWebhookAt, cache, now: Date.now() }));
   return c.body(body, 200, { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" });
 });
