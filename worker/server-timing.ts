@@ -1,6 +1,6 @@
 /**
  * Server-Timing marks for the benchmarks (bench/dispatch.ts): when a request reached the Worker, when
- * its route began, when the coordinator answered, when the audit entry was written — wall-clock
+ * its route began, when the coordinator answered (its audit entry stored with the command) — wall-clock
  * milliseconds a client on the same machine lines up with its own clock, so the time between a click and
  * the agent's answer splits into its parts. Sent only when SERVER_TIMING is "true" and Cloudflare Access
  * is not configured (a local deployment): a deployed Worker tells no client its clock or its internals.

@@ -40,7 +40,7 @@ describe("Server-Timing marks", () => {
     expect(refused.headers.has("server-timing")).toBe(false);
   });
 
-  it("mark, on a local deployment that asks, an enqueue's arrival, route, coordinator answer and audit write, and a poll's answer", async () => {
+  it("mark, on a local deployment that asks, an enqueue's arrival, route and coordinator answer (its audit entry stored with the command), and a poll's answer", async () => {
     const { token } = await createHost("timing-local");
     const held = send(
       "/api/agent/poll?wait=5",
@@ -53,7 +53,7 @@ describe("Server-Timing marks", () => {
     expect(PollResponse.parse(await first.json()).wantReport).toBe(true);
     const enqueued = await send("/api/hosts/timing-local/commands", { method: "POST", headers: adminJson, body: JSON.stringify({ kind: "refresh" }) }, timed);
     expect(enqueued.status).toBe(202);
-    expect(marks(enqueued)).toEqual(["arrived", "routed", "enqueued", "audited"]);
+    expect(marks(enqueued)).toEqual(["arrived", "routed", "enqueued"]);
     const poll = await send(
       "/api/agent/poll?wait=0",
       { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(pollBody({ agentSession: "timing-session" })) },

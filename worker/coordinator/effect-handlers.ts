@@ -36,7 +36,7 @@ export interface EffectDeps {
 export function effectHandlers(deps: EffectDeps): EffectHandlers {
   const { env, db, run } = deps;
   return {
-    audit: ({ key, at, actor, action, target, details }) => writeAuditOnce(db, key, { at, actor, action, target, details, result: "ok", role: null }),
+    audit: (entries) => writeAuditOnce(db, entries.map(({ key, at, actor, action, target, details, result, role }) => ({ effectKey: key, entry: { at, actor, action, target, details, result, role } }))),
     "last-seen": (effects) => updateLastSeenOf(db, effects),
     notify: async ({ event }) => {
       const outcome = await notifier(env).publish(event);

@@ -5,7 +5,7 @@
  * notification by their own ids.
  */
 import { z } from "zod";
-import { NotificationEvent } from "../../common/protocol.ts";
+import { NotificationEvent, Role } from "../../common/protocol.ts";
 
 export const Effect = z.discriminatedUnion("type", [
   z.object({
@@ -17,6 +17,10 @@ export const Effect = z.discriminatedUnion("type", [
     action: z.string(),
     target: z.string(),
     details: z.record(z.string(), z.unknown()).nullable(),
+    /** What came of the act ("queued", "refused: …"); the coordinator's own acts say "ok" (and effects stored before said nothing). */
+    result: z.string().default("ok"),
+    /** The role of the person who acted, when a request of theirs caused the entry; null for the coordinator's own acts. */
+    role: Role.nullable().default(null),
   }),
   z.object({ type: z.literal("last-seen"), hostId: z.string(), at: z.string() }),
   /** The Notifier ignores an event id it has stored already. */
@@ -38,15 +42,17 @@ export const Effect = z.discriminatedUnion("type", [
 ]);
 export type Effect = z.infer<typeof Effect>;
 export type LastSeenEffect = Extract<Effect, { type: "last-seen" }>;
+export type AuditEffect = Extract<Effect, { type: "audit" }>;
 
-/** The key prefix of last-seen effects, which the outbox carries out in batches. */
+/** The key prefixes of the effects the outbox carries out in batches: last-seen writes, and audit entries (in the order written). */
 export const LAST_SEEN_KEY_PREFIX = "last-seen:";
+export const AUDIT_KEY_PREFIX = "audit:";
 
 /** The outbox key: effects of one key replace each other while pending. */
 export function effectKey(effect: Effect): string {
   switch (effect.type) {
     case "audit":
-      return `audit:${effect.key}`;
+      return `${AUDIT_KEY_PREFIX}${effect.key}`;
     case "last-seen":
       return `${LAST_SEEN_KEY_PREFIX}${effect.hostId}`;
     case "notify":
@@ -63,6 +69,6 @@ export function effectKey(effect: Effect): string {
 }
 
 /** An audit entry of one of the coordinator's own steps, written after the step (never between a check and its write). */
-export function auditEffect(now: number, actor: string, action: string, target: string, details: Record<string, unknown> | null): Effect {
-  return { type: "audit", key: crypto.randomUUID(), at: new Date(now).toISOString(), actor, action, target, details };
+export function auditEffect(now: number, actor: string, action: string, target: string, details: Record<string, unknown> | null, person?: { result: string; role: Role | null }): AuditEffect {
+  return { type: "audit", key: crypto.randomUUID(), at: new Date(now).toISOString(), actor, action, target, details, result: person?.result ?? "ok", role: person?.role ?? null };
 }

@@ -7,7 +7,7 @@
  * idempotent by its key (effects.ts), so one carried out twice across a crash happens once.
  */
 import type { OutboxRow, OutboxStore } from "../db/coordinator/outbox.ts";
-import { Effect, effectKey, LAST_SEEN_KEY_PREFIX, type LastSeenEffect } from "./effects.ts";
+import { AUDIT_KEY_PREFIX, Effect, effectKey, LAST_SEEN_KEY_PREFIX, type AuditEffect, type LastSeenEffect } from "./effects.ts";
 
 /** The first retry after this long, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 30_000;
@@ -21,9 +21,23 @@ const MAX_ATTEMPTS = 30;
  * outbox busy for seconds while everything written after them waits.
  */
 const LAST_SEEN_BATCH = 100;
+/**
+ * Audit entries go to D1 together too, in the order they were written (one D1 batch is one transaction,
+ * its rows numbered in order): a rollout's first wave or many commands at once write one each.
+ */
+const AUDIT_BATCH = 100;
 
-export type EffectHandlers = { [K in Exclude<Effect["type"], "last-seen">]: (effect: Extract<Effect, { type: K }>) => Promise<void> } & {
+/** The kinds carried out in batches: a batch takes every due effect of its kind, up to its limit, in the order written. */
+type BatchedType = "last-seen" | "audit";
+const BATCHES: Record<BatchedType, { prefix: string; limit: number }> = {
+  "last-seen": { prefix: LAST_SEEN_KEY_PREFIX, limit: LAST_SEEN_BATCH },
+  audit: { prefix: AUDIT_KEY_PREFIX, limit: AUDIT_BATCH },
+};
+const isBatched = (type: Effect["type"]): type is BatchedType => type in BATCHES;
+
+export type EffectHandlers = { [K in Exclude<Effect["type"], BatchedType>]: (effect: Extract<Effect, { type: K }>) => Promise<void> } & {
   "last-seen": (effects: LastSeenEffect[]) => Promise<void>;
+  audit: (entries: AuditEffect[]) => Promise<void>;
 };
 
 export class Outbox {
@@ -90,16 +104,35 @@ export class Outbox {
           this.store.done(row.key, row.generation);
           continue;
         }
-        const rows = parsed.data.type === "last-seen" ? this.store.dueOfKind(this.now(), LAST_SEEN_KEY_PREFIX, LAST_SEEN_BATCH) : [row];
-        try {
-          await (parsed.data.type === "last-seen" ? handlers["last-seen"](lastSeenOf(rows)) : carryOut(handlers, parsed.data));
-          for (const done of rows) this.store.done(done.key, done.generation);
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          for (const failed of rows) this.failed(failed, message);
-        }
+        const { type } = parsed.data;
+        const rows = isBatched(type) ? this.store.dueOfKind(this.now(), BATCHES[type].prefix, BATCHES[type].limit) : [row];
+        await this.carry(rows, () => (isBatched(type) ? carryBatch(handlers, type, rows) : carryOut(handlers, parsed.data)));
       }
     } while (this.again);
+  }
+
+  /**
+   * Carries out every pending effect of one batched kind now, in the order written, whether due or
+   * waiting out a retry, beside a run under way: for a reader that must see them where they go (the
+   * audit log's, read-your-writes). An effect the run is carrying too is carried out once all the same,
+   * each being idempotent by its key, and the two keep the order written.
+   */
+  async flush(type: BatchedType, handlers: EffectHandlers): Promise<void> {
+    const { prefix, limit } = BATCHES[type];
+    for (let rows = this.store.pendingOfKind(prefix, limit, 0); rows.length > 0; rows = this.store.pendingOfKind(prefix, limit, rows.at(-1)!.seq)) {
+      const batch = rows;
+      await this.carry(batch, () => carryBatch(handlers, type, batch));
+    }
+  }
+
+  private async carry(rows: OutboxRow[], carryOut: () => Promise<void>): Promise<void> {
+    try {
+      await carryOut();
+      for (const done of rows) this.store.done(done.key, done.generation);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      for (const failed of rows) this.failed(failed, message);
+    }
   }
 
   private failed(row: OutboxRow, message: string): void {
@@ -113,21 +146,27 @@ export class Outbox {
   }
 }
 
-/** The last-seen effects of a batch's rows; a row that no longer reads is dropped with the batch, as its own turn would drop it. */
-function lastSeenOf(rows: OutboxRow[]): LastSeenEffect[] {
+/** A batch's effects; a row that no longer reads is dropped with the batch, as its own turn would drop it. */
+function effectsOf<T extends BatchedType>(rows: OutboxRow[], type: T): Extract<Effect, { type: T }>[] {
   return rows.flatMap((row) => {
     const parsed = Effect.safeParse(safeJson(row.body));
-    if (parsed.success && parsed.data.type === "last-seen") return [parsed.data];
+    if (parsed.success && isOfType(parsed.data, type)) return [parsed.data];
     console.error("outbox: an effect no longer reads; dropped", row.key);
     return [];
   });
+}
+
+const isOfType = <T extends Effect["type"]>(effect: Effect, type: T): effect is Extract<Effect, { type: T }> => effect.type === type;
+
+function carryBatch(handlers: EffectHandlers, type: BatchedType, rows: OutboxRow[]): Promise<void> {
+  return type === "audit" ? handlers.audit(effectsOf(rows, "audit")) : handlers["last-seen"](effectsOf(rows, "last-seen"));
 }
 
 function carryOut(handlers: EffectHandlers, effect: Effect): Promise<void> {
   // One line per type keeps the handler's argument narrowed to its own effect.
   switch (effect.type) {
     case "audit":
-      return handlers.audit(effect);
+      return handlers.audit([effect]);
     case "last-seen":
       return handlers["last-seen"]([effect]);
     case "notify":

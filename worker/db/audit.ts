@@ -54,14 +54,18 @@ export async function writeAudit(db: Database, entry: NewAuditEntry): Promise<vo
 }
 
 /**
- * An entry of the coordinator's outbox (worker/coordinator/outbox.ts): written once per `effectKey`, so
- * carrying the effect out again after an eviction adds no second row.
+ * Entries of the coordinator's outbox (worker/coordinator/outbox.ts), in one batch and in the order
+ * given (one transaction: their ids follow that order), each written once per `effectKey`, so carrying
+ * them out again after an eviction adds no second row.
  */
-export async function writeAuditOnce(db: Database, effectKey: string, entry: NewAuditEntry): Promise<void> {
-  await db
-    .insert(auditLog)
-    .values({ ...entry, role: entry.role ?? null, details: entry.details === null ? null : JSON.stringify(entry.details), effectKey })
-    .onConflictDoNothing({ target: auditLog.effectKey });
+export async function writeAuditOnce(db: Database, entries: Array<{ effectKey: string; entry: NewAuditEntry }>): Promise<void> {
+  const [first, ...rest] = entries.map(({ effectKey, entry }) =>
+    db
+      .insert(auditLog)
+      .values({ ...entry, role: entry.role ?? null, details: entry.details === null ? null : JSON.stringify(entry.details), effectKey })
+      .onConflictDoNothing({ target: auditLog.effectKey }),
+  );
+  if (first !== undefined) await db.batch([first, ...rest]);
 }
 
 export async function listAudit(db: Database, options: { limit: number; beforeId?: number }): Promise<AuditEntry[]> {

@@ -1,13 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
 import { isActiveCommand } from "../../common/commands.ts";
 import { compartmentsOfCommand } from "../../common/compartments.ts";
-import { ACTIVATION_KINDS, type ActivationMode, type CommandEvent, type CommandKind, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
+import { ACTIVATION_KINDS, type CommandEvent, type DashboardEvent, type HostHold, type PollRequest, type PollResponse, type Report, type Role, type Settings, type SwitchConfirmation } from "../../common/protocol.ts";
 import { refuse, type Outcome, type Refusal } from "../outcome.ts";
 import { isDue, OneAlarm, type WakingClock } from "../coordinator/alarm.ts";
 import { CATALOGUE_READ_TRIES, readUnlessChanged } from "../coordinator/catalogue.ts";
 import { wireComponents, type Components } from "../coordinator/components.ts";
 import { acceptDashboard, answerDashboard, broadcastTo, closeDashboard } from "../coordinator/dashboards.ts";
 import { effectHandlers } from "../coordinator/effect-handlers.ts";
+import { auditEffect } from "../coordinator/effects.ts";
 import { adoptNamedHolds } from "../coordinator/holds.ts";
 import { coordinatorMetrics, fleetLive, hostLive } from "../coordinator/live.ts";
 import type { CoordinatorHost, HostRef, Reaction } from "../coordinator/host.ts";
@@ -24,6 +25,7 @@ import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { historyBounds } from "../commands/history.ts";
 import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
+import { commandAuditEntry, type CommandRequestAudited } from "../commands/command-audit.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
 import type { WorkerEnv } from "../env.ts";
@@ -181,13 +183,29 @@ export class Coordinator extends DurableObject<WorkerEnv> {
 
   // Admin side
 
-  async enqueue(
-    hostName: string,
-    kind: CommandKind,
-    actor: string,
-    options: { commit?: string | null; force?: boolean; activation?: ActivationMode | null } & ParameterRequest = {},
-  ) {
+  /**
+   * A person's command: queued, or refused. Its audit entry is stored in the step that stores the command
+   * (one commit, as durable as the command) and carried to D1 by the outbox, so the agent's answer and
+   * the person's 202 wait for no D1 write (docs/architecture.md, "The audit log").
+   */
+  async enqueue(hostName: string, request: CommandRequestAudited & { commit?: string | null } & ParameterRequest, by: { actor: string; role: Role | null }) {
     this.c.metrics.counters.enqueues++;
+    const admitted = await this.admitCommand(hostName, request);
+    // An unknown host has no entry: nothing was tried on anything.
+    if ("ok" in admitted && admitted.code === "host_not_found") return admitted;
+    const outcome = this.run(() => {
+      const queued = "ok" in admitted ? admitted : this.c.dispatch.enqueue(admitted.host, request.kind, by.actor, { commit: request.commit ?? null, rolloutId: null, parameters: admitted.parameters, activation: admitted.activation }).value;
+      const entry = commandAuditEntry(request, queued);
+      this.outbox.add(auditEffect(Date.now(), by.actor, entry.action, hostName, entry.details, { result: entry.result, role: by.role }));
+      return step(queued);
+    });
+    if (outcome.ok) await this.scheduleAlarm();
+    return outcome;
+  }
+
+  /** The host, its report, its settings read and checked: a refusal, or what the command is queued with. */
+  private async admitCommand(hostName: string, options: CommandRequestAudited & { commit?: string | null } & ParameterRequest) {
+    const { kind } = options;
     const host = await this.c.catalogue.hostNamed(hostName);
     if (!host) return refuse(404, "host_not_found", `no host named ${hostName}`);
     const activation = options.activation ?? null;
@@ -208,10 +226,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const outside = refuseRebootOutsideWindow({ hostName: host.name, kind, activation, hostActivation: report?.activation, force: options.force === true }, settings.windows, new Date());
       if (outside) return outside;
     }
-    const parameters = commandParameters(kind, options, settings);
-    const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, parameters, activation }));
-    if (outcome.ok) await this.scheduleAlarm();
-    return outcome;
+    return { host, activation, parameters: commandParameters(kind, options, settings) };
   }
 
   async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> { return this.c.catalogue.create(host, token); }
@@ -342,6 +357,12 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   async fleetLive(commandsPerHost: number) { return fleetLive(this.c, commandsPerHost); }
   async hostLive(hostId: string, limit: number) { return hostLive(this.c, hostId, limit); }
   async getCommand(id: string) { return this.c.dispatch.view(id); }
+
+  /** Before the audit log is read (GET /api/audit): the entries not yet carried to D1 go now, so a 202 is followed by its entry. */
+  async carryAudit(): Promise<void> {
+    await this.outbox.flush("audit", this.effects);
+    await this.scheduleAlarm();
+  }
   async commandOutput(id: string, afterSeq: number, limit: number) { return this.c.dispatch.output(id, afterSeq, limit); }
 
   async stats(): Promise<{ counters: Record<string, number>; waitingPolls: number; activeCommands: number; dashboards: number }> {

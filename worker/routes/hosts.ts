@@ -90,35 +90,15 @@ export const hostsRoutes = new Hono<AppEnv>()
   .post("/:name/commands", ...jsonBody(CreateCommandRequest), async (c) => {
     const name = parseWith(HostName, c.req.param("name"), "invalid host name");
     const request = c.req.valid("json");
-    const actor = c.get("actor");
     mark(c, "routed");
-    // The coordinator resolves the host from memory: no D1 read between the click and the agent.
-    const outcome = await coordinator(c.env).enqueue(name, request.kind, actor, {
-      commit: request.commit ?? null,
-      force: request.force === true,
-      generation: request.generation,
-      dryRun: request.dryRun,
-      activation: request.activation ?? null,
-    });
+    // The coordinator resolves the host from memory and stores the audit entry with the command: no D1
+    // access between the click and the agent, nor before the 202.
+    const outcome = await coordinator(c.env).enqueue(
+      name,
+      { kind: request.kind, commit: request.commit ?? null, force: request.force === true, generation: request.generation, dryRun: request.dryRun, activation: request.activation ?? null },
+      { actor: c.get("actor"), role: c.get("role") },
+    );
     mark(c, "enqueued");
-    if (!outcome.ok && outcome.code === "host_not_found") throw refused(outcome);
-    await writeAudit(c.get("db"), {
-      at: new Date().toISOString(),
-      actor,
-      action: `command.${request.kind}`,
-      target: name,
-      details: outcome.ok
-        ? {
-            commandId: outcome.command.id,
-            ...(request.force === true ? { force: true } : {}),
-            ...(request.generation !== undefined ? { generation: request.generation } : {}),
-            ...(request.dryRun === true ? { dryRun: true } : {}),
-            ...(request.activation != null ? { activation: request.activation } : {}),
-          }
-        : { code: outcome.code },
-      result: outcome.ok ? "queued" : `refused: ${outcome.message}`,
-    });
-    mark(c, "audited");
     if (!outcome.ok) throw refused(outcome);
     return c.json({ command: outcome.command }, 202);
   })

@@ -55,6 +55,14 @@ export class OutboxStore {
       .map(toRow);
   }
 
+  /** Up to `limit` pending effects whose key starts with `prefix`, due or not, after `afterSeq`, in the order they were first written. */
+  pendingOfKind(prefix: string, limit: number, afterSeq: number): OutboxRow[] {
+    return this.sql
+      .exec("SELECT * FROM outbox WHERE seq > ? AND substr(key, 1, ?) = ? ORDER BY seq LIMIT ?", afterSeq, prefix.length, prefix, limit)
+      .toArray()
+      .map(toRow);
+  }
+
   /** Carried out: gone, unless a newer effect of the same key replaced it meanwhile. */
   done(key: string, generation: number): void {
     this.sql.exec("DELETE FROM outbox WHERE key = ? AND generation = ?", key, generation);
