@@ -23,7 +23,7 @@ import { readCommitDesired } from "../db/desired.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { historyBounds } from "../commands/history.ts";
-import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
+import { commandParameters, rollbackGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
 import type { WorkerEnv } from "../env.ts";
@@ -199,8 +199,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const rolledBack = refuseRolledBackSwitch(host.name, report, kind, options.commit ?? null);
       if (rolledBack) return rolledBack;
     }
-    const unknownGeneration = options.generation === undefined ? null : refuseUnknownGeneration(host.name, report, options.generation);
-    if (unknownGeneration) return unknownGeneration;
+    const rollbackTo = options.generation === undefined ? null : rollbackGeneration(host.name, report, options.generation);
+    if (rollbackTo !== null && !rollbackTo.ok) return rollbackTo;
     const rebooting = mayReboot(kind, activation, report?.activation);
     const settings = kind === "gc" || rebooting ? await this.c.settings.refresh() : null;
     if (settings !== null && "ok" in settings) return settings;
@@ -210,8 +210,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     }
     const parameters = commandParameters(kind, options, settings);
     const outcome = this.run(() => this.c.dispatch.enqueue(host, kind, actor, { commit: options.commit ?? null, rolloutId: null, parameters, activation }));
-    if (outcome.ok) await this.scheduleAlarm();
-    return outcome;
+    if (!outcome.ok) return outcome;
+    await this.scheduleAlarm();
+    return { ...outcome, rollbackTo: rollbackTo === null ? null : { generation: rollbackTo.generation.number, system: rollbackTo.generation.storePath } };
   }
 
   async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> { return this.c.catalogue.create(host, token); }

@@ -111,7 +111,9 @@ export const hostsRoutes = new Hono<AppEnv>()
         ? {
             commandId: outcome.command.id,
             ...(request.force === true ? { force: true } : {}),
-            ...(request.generation !== undefined ? { generation: request.generation } : {}),
+            // A rollback to a generation is the one way back past substitute mode's rule against older
+            // manifests (docs/cache.md): the entry names the generation and the system it runs.
+            ...(outcome.rollbackTo !== null ? { generation: outcome.rollbackTo.generation, system: outcome.rollbackTo.system } : {}),
             ...(request.dryRun === true ? { dryRun: true } : {}),
             ...(request.activation != null ? { activation: request.activation } : {}),
           }
