@@ -63,7 +63,10 @@ export const JobMeta = z.object({
   systemExpected: z.string().nullable().default(null),
   /** For pull-switch: what the pull did before the switch started. */
   pull: z.object({ commitBefore: Sha1.nullable(), commitAfter: Sha1.nullable() }).optional(),
-  /** A substitute switch: the signed manifest that named `systemExpected`, the host's once the switch succeeds. */
+  /**
+   * A substitute switch: the signed manifest that named `systemExpected`; a rollback to a generation: the one
+   * that generation's system came from. The host's once the job succeeds.
+   */
   manifest: z.object({ commit: Sha1, created: z.iso.datetime() }).optional(),
 });
 export type JobMeta = z.infer<typeof JobMeta>;
@@ -91,8 +94,13 @@ const SystemsFile = z.object({
   desired: z.array(z.object({ commit: Sha1, system: z.string() })).default([]),
   evaluations: z.array(z.object({ key: EvaluationKey, system: DesiredSystem })).default([]),
   desiredLatest: DesiredSystem.nullable().default(null),
-  /** The signed manifest of the last substitute switch that succeeded: a host never takes one older (common/cache-manifest.ts). */
+  /**
+   * The signed manifest of the system the host last went to by a substitute switch, or by a rollback to a
+   * generation: a host never takes one older (common/cache-manifest.ts).
+   */
   manifest: z.object({ commit: Sha1, created: z.iso.datetime() }).nullable().default(null),
+  /** system path → the signed manifest that named it, so a rollback to a generation takes the host's manifest back with it. */
+  manifests: z.array(z.object({ system: z.string(), commit: Sha1, created: z.iso.datetime() })).default([]),
 });
 type SystemsFile = z.infer<typeof SystemsFile>;
 
@@ -102,7 +110,7 @@ export class JobStore {
   readonly jobsDir: string;
   readonly #logger: Logger;
   #commands: CommandRecord[] = [];
-  #systems: SystemsFile = { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
+  #systems: SystemsFile = { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null, manifests: [] };
   #lastTestRun: TestRun | null = null;
   #writes: Promise<void> = Promise.resolve();
 
@@ -118,7 +126,7 @@ export class JobStore {
     const store = new JobStore(stateDir, logger);
     await fs.mkdir(store.jobsDir, { recursive: true });
     store.#commands = (await store.#readJson("commands.json", CommandsFile))?.commands ?? [];
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null, manifests: [] };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -126,7 +134,7 @@ export class JobStore {
   /** Reads the state without creating anything (for `status` on a machine the agent never ran on). */
   static async openReadOnly(stateDir: string, logger: Logger): Promise<JobStore> {
     const store = new JobStore(stateDir, logger);
-    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null };
+    store.#systems = (await store.#readJson("systems.json", SystemsFile)) ?? { builtFrom: [], desired: [], evaluations: [], desiredLatest: null, manifest: null, manifests: [] };
     store.#lastTestRun = await store.#readJson("tests-last.json", TestRun);
     return store;
   }
@@ -330,13 +338,24 @@ export class JobStore {
     await this.#write("systems.json", this.#systems);
   }
 
-  /** The manifest of the last substitute switch that succeeded, or null. */
+  /** The manifest of the system the host last went to by a substitute switch or a rollback to a generation, or null. */
   runningManifest(): { commit: string; created: string } | null {
     return this.#systems.manifest;
   }
 
-  async recordManifest(manifest: { commit: string; created: string }): Promise<void> {
+  /** The signed manifest a substitute switch took `system` from, when this agent did. */
+  manifestOf(system: string): { commit: string; created: string } | null {
+    const entry = this.#systems.manifests.find((e) => e.system === system);
+    return entry === undefined ? null : { commit: entry.commit, created: entry.created };
+  }
+
+  /** `system` now runs (or boots next) from `manifest`: it becomes the host's manifest, and the one `system` is known by. */
+  async recordManifest(manifest: { commit: string; created: string }, system: string | null): Promise<void> {
     this.#systems.manifest = { commit: manifest.commit, created: manifest.created };
+    if (system !== null) {
+      const others = this.#systems.manifests.filter((e) => e.system !== system);
+      this.#systems.manifests = [{ system, commit: manifest.commit, created: manifest.created }, ...others].slice(0, SYSTEMS_LIMIT);
+    }
     await this.#write("systems.json", this.#systems);
   }
 

@@ -109,8 +109,9 @@ export async function runJob(
  */
 export async function finishJob(ctx: HostContext, jobs: DetachedJobs, meta: JobMeta, end: JobEnd): Promise<CommandOutcome | null> {
   const outcome = await settleJob(ctx, jobs, meta, end);
-  // The manifest a substitute switch activated is the one the host runs now (commands/substitute.ts).
-  if (outcome?.outcome === "succeeded" && meta.manifest !== undefined) await ctx.store.recordManifest(meta.manifest);
+  // The manifest a substitute switch activated, or the one of the generation a rollback went back to
+  // (commands/substitute.ts, rollback-to.ts), is the one the host runs now.
+  if (outcome?.outcome === "succeeded" && meta.manifest !== undefined) await ctx.store.recordManifest(meta.manifest, meta.systemExpected);
   return outcome;
 }
 

@@ -130,6 +130,36 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
     expect(evaluationsAndBuilds()).toEqual([]);
   });
 
+  it("a rollback that names a generation takes the host back past the newest manifest: that generation's manifest is the host's again, so a manifest newer than it is taken and one older still refused", async () => {
+    await h.startAgent({ systemProfileLink: h.shim.systemProfileLink });
+    const first = await manifestAtHead({ created: "2026-12-07T03:00:00.000Z" });
+    h.plane.manifests.set(first.commit, await signManifest(first, builder));
+    expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
+    await h.fleet.setHost("web1", "web1 generation 2");
+    const second = await manifestAtHead({ created: "2026-12-07T05:00:00.000Z" });
+    h.plane.manifests.set(second.commit, await signManifest(second, builder));
+    expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
+    expect(await h.shim.generations()).toEqual([1, 2]);
+
+    // Made between the two: refused while the host runs the second, taken once it is back on the first.
+    await h.fleet.setHost("web1", "web1 generation 3");
+    const between = await manifestAtHead({ created: "2026-12-07T04:00:00.000Z" });
+    h.plane.manifests.set(between.commit, await signManifest(between, builder));
+    expect((await h.run("pull-switch")).finished).toMatchObject({ outcome: "failed", error: expect.stringContaining("before the one this host runs") });
+
+    const back = await h.run("rollback", { generation: 1 });
+    expect(back.finished).toMatchObject({ outcome: "succeeded", error: null, result: { systemBefore: second.hosts.web1, systemAfter: first.hosts.web1 } });
+    expect(h.plane.output(back.id)).toContain(`generation 1 came from the signed manifest for ${first.commit} (made ${first.created}): once it runs, that manifest is this host's again instead of ${second.commit}'s`);
+
+    h.plane.manifests.set(between.commit, await signManifest({ ...between, created: "2026-12-07T02:00:00.000Z" }, builder));
+    expect((await h.run("switch")).finished).toMatchObject({ outcome: "failed", error: expect.stringContaining(`before the one this host runs (${first.commit}, ${first.created})`) });
+    expect(await h.shim.currentSystem()).toBe(first.hosts.web1);
+
+    h.plane.manifests.set(between.commit, await signManifest(between, builder));
+    expect((await h.run("switch")).finished).toMatchObject({ outcome: "succeeded", result: { systemAfter: between.hosts.web1 } });
+    expect(evaluationsAndBuilds()).toEqual([]);
+  });
+
   it("fails with 'no signed manifest for <commit> yet' when there is none, and builds instead only with buildWithoutManifest", async () => {
     await h.startAgent();
     const { finished } = await h.run("pull-switch");

@@ -23,7 +23,7 @@ const send = (host: string, json: Record<string, unknown>) => api(`/api/hosts/${
 const commandsOf = async (host: string) => (await (await api(`/api/hosts/${host}/commands`)).json<{ commands: unknown[] }>()).commands;
 
 describe("rollback to a generation and gc at the control plane", () => {
-  it("delivers a rollback to a generation the last report lists, with the generation", async () => {
+  it("delivers a rollback to a generation the last report lists, with the generation, and audits who sent it, the generation and its system", async () => {
     const token = await hostWithGenerations("gen-a", [generation(4), generation(5), generation(6, true)]);
     const res = await send("gen-a", { kind: "rollback", generation: 4 });
     expect(res.status, await res.clone().text()).toBe(202);
@@ -31,7 +31,9 @@ describe("rollback to a generation and gc at the control plane", () => {
     const polled = PollResponse.parse(await (await poll(token, {}, 0)).json());
     expect(polled.commands.map((c) => CommandDelivery.parse(c))).toEqual([expect.objectContaining({ id: command.id, kind: "rollback", generation: 4, dryRun: false, gc: null })]);
     const audit = await (await api("/api/audit")).json<{ entries: Array<{ action: string; target: string; details: unknown }> }>();
-    expect(audit.entries).toContainEqual(expect.objectContaining({ action: "command.rollback", target: "gen-a", details: { commandId: command.id, generation: 4 } }));
+    expect(audit.entries).toContainEqual(
+      expect.objectContaining({ actor: "developer@localhost", action: "command.rollback", target: "gen-a", details: { commandId: command.id, generation: 4, system: generation(4).storePath }, result: "queued" }),
+    );
   });
 
   it("refuses with 409 a generation the last report does not list, the current one, or when the host lists none, and queues nothing", async () => {

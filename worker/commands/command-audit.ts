@@ -21,7 +21,13 @@ export interface CommandAuditEntry {
 }
 
 /** Only what the person asked for beyond the kind is named, so an entry reads as the request did. */
-export function commandAuditEntry(request: CommandRequestAudited, outcome: Outcome<{ command: { id: string } }>): CommandAuditEntry {
+export function commandAuditEntry(
+  request: CommandRequestAudited,
+  outcome: Outcome<{ command: { id: string } }>,
+  // A rollback to a generation is the one way back past substitute mode's rule against older manifests
+  // (docs/cache.md): its entry names the system that generation runs, as the host's report listed it.
+  generation: { number: number; system: string } | null = null,
+): CommandAuditEntry {
   return {
     action: `command.${request.kind}`,
     details: outcome.ok
@@ -29,6 +35,7 @@ export function commandAuditEntry(request: CommandRequestAudited, outcome: Outco
           commandId: outcome.command.id,
           ...(request.force === true ? { force: true } : {}),
           ...(request.generation !== undefined ? { generation: request.generation } : {}),
+          ...(generation !== null ? { system: generation.system } : {}),
           ...(request.dryRun === true ? { dryRun: true } : {}),
           ...(request.activation != null ? { activation: request.activation } : {}),
         }

@@ -2,8 +2,8 @@
  * What a rollback to a generation and a gc carry (docs/hosts.md "Generations and garbage collection"),
  * as pure rules: the report and settings in, a refusal or the command's parameters out.
  */
-import type { CommandKind, Report, Settings } from "../../common/protocol.ts";
-import { refuse, type Refusal } from "../outcome.ts";
+import type { CommandKind, Generation, Report, Settings } from "../../common/protocol.ts";
+import { refuse, type Outcome } from "../outcome.ts";
 import { NO_PARAMETERS, type CommandParameters } from "./rules.ts";
 
 export interface ParameterRequest {
@@ -12,11 +12,11 @@ export interface ParameterRequest {
 }
 
 /**
- * A rollback aimed at a generation the host's last report does not list is refused: the agent would
- * fail it anyway, and an operator reading the host page picked from that list.
+ * The generation a rollback goes back to, from the host's last report; refused when that report does
+ * not list it: the agent would fail it anyway, and an operator reading the host page picked from that
+ * list. What the report says of it goes into the audit entry, so the log names the system too.
  */
-export function refuseUnknownGeneration(hostName: string, report: Report | null, generation: number | undefined): Refusal | null {
-  if (generation === undefined) return null;
+export function rollbackGeneration(hostName: string, report: Report | null, generation: number): Outcome<{ generation: Generation }> {
   const listed = report?.generations?.value ?? null;
   if (listed === null) {
     const why = report?.generations?.reason ?? "its agent does not report generations";
@@ -29,7 +29,7 @@ export function refuseUnknownGeneration(hostName: string, report: Report | null,
     return refuse(409, "generation_unknown", `${hostName} has no generation ${generation} in its last report (it lists ${numbers.length}: ${range})`);
   }
   if (target.current) return refuse(409, "generation_current", `generation ${generation} is ${hostName}'s current generation already: there is nothing to roll back to`);
-  return null;
+  return { ok: true, generation: target };
 }
 
 /** The stored parameters of a new command: a gc carries the fleet's defaults, which the host's own options override. */

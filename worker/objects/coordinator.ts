@@ -24,7 +24,7 @@ import { readCommitDesired } from "../db/desired.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { historyBounds } from "../commands/history.ts";
-import { commandParameters, refuseUnknownGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
+import { commandParameters, rollbackGeneration, type ParameterRequest } from "../commands/command-parameters.ts";
 import { commandAuditEntry, type CommandRequestAudited } from "../commands/command-audit.ts";
 import { refuseRolledBackSwitch } from "../commands/host-rollback.ts";
 import { mayReboot, refuseRebootOutsideWindow } from "../commands/reboot-window.ts";
@@ -195,7 +195,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     if ("ok" in admitted && admitted.code === "host_not_found") return admitted;
     const outcome = this.run(() => {
       const queued = "ok" in admitted ? admitted : this.c.dispatch.enqueue(admitted.host, request.kind, by.actor, { commit: request.commit ?? null, rolloutId: null, parameters: admitted.parameters, activation: admitted.activation }).value;
-      const entry = commandAuditEntry(request, queued);
+      const entry = commandAuditEntry(request, queued, "ok" in admitted ? null : admitted.generation);
       this.outbox.add(auditEffect(Date.now(), by.actor, entry.action, hostName, entry.details, { result: entry.result, role: by.role }));
       return step(queued);
     });
@@ -217,8 +217,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const rolledBack = refuseRolledBackSwitch(host.name, report, kind, options.commit ?? null);
       if (rolledBack) return rolledBack;
     }
-    const unknownGeneration = options.generation === undefined ? null : refuseUnknownGeneration(host.name, report, options.generation);
-    if (unknownGeneration) return unknownGeneration;
+    const rollbackTo = options.generation === undefined ? null : rollbackGeneration(host.name, report, options.generation);
+    if (rollbackTo !== null && !rollbackTo.ok) return rollbackTo;
     const rebooting = mayReboot(kind, activation, report?.activation);
     const settings = kind === "gc" || rebooting ? await this.c.settings.refresh() : null;
     if (settings !== null && "ok" in settings) return settings;
@@ -226,7 +226,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       const outside = refuseRebootOutsideWindow({ hostName: host.name, kind, activation, hostActivation: report?.activation, force: options.force === true }, settings.windows, new Date());
       if (outside) return outside;
     }
-    return { host, activation, parameters: commandParameters(kind, options, settings) };
+    const generation = rollbackTo === null ? null : { number: rollbackTo.generation.number, system: rollbackTo.generation.storePath };
+    return { host, activation, parameters: commandParameters(kind, options, settings), generation };
   }
 
   async createHost(host: Host, token: { id: string; tokenHash: string }): Promise<Outcome<{ host: Host }>> { return this.c.catalogue.create(host, token); }
