@@ -4,13 +4,14 @@
  * manifest of the clone's commit, takes the store path it names for this host only when the host's own
  * rule accepts it (common/cache-manifest.ts: signed by a trusted key, for this host, not older than the
  * manifest it runs), has Nix fetch that path from its caches, and activates it as a detached switch job
- * (switch.ts), which checks that the running system is that path.
+ * (switch.ts), which checks that the running system is that path. The activation modes are the build
+ * path's (activation.ts): `boot` sets the profile and the boot menu to that path and activates nothing.
  */
 import { acceptManifest } from "../../common/cache-manifest.ts";
 import type { AgentConfig } from "../../common/agent-config.ts";
 import { NixKeyError, parseNixPublicKey, type NixPublicKey } from "../../common/nix-keys.ts";
 import type { CommandResult } from "../../common/protocol.ts";
-import { activationOf } from "../activation.ts";
+import { activateByBoot, activationOf } from "../activation.ts";
 import { checkBootSpace, checkStoreSpace } from "../disk-space.ts";
 import { hasClone, headCommit } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
@@ -31,7 +32,10 @@ export async function runSubstituteSwitch(ctx: CommandContext, pull?: JobMeta["p
   if (head.value === null) return failed(`the clone's commit cannot be read: ${head.reason}`, pullResult);
   const commit = head.value;
   const mode = activationOf(ctx);
-  if (mode !== "switch") return failed(`substitute mode activates by switching to the new system; activation mode ${mode} needs switch = "build"`, pullResult);
+  // Said before anything is fetched: a platform without a boot default has no boot command for any path.
+  if (mode !== "switch" && platform.bootSystemArgv(store.cloneDir) === null) {
+    return failed(`activation mode ${mode} is for NixOS only: ${platform.name} activates a new system by switching to it`, pullResult);
+  }
   const keys = trustedKeys(config);
   if (typeof keys === "string") return failed(keys, pullResult);
   const storeShort = await checkStoreSpace(config, runner, ctx.say);
@@ -65,6 +69,10 @@ export async function runSubstituteSwitch(ctx: CommandContext, pull?: JobMeta["p
   if (bootShort !== null) return failed(bootShort, result);
 
   const manifest = { commit, created: decision.manifest.created };
+  if (mode !== "switch") {
+    const booted = await activateByBoot(ctx, mode, { commit, before: before.value, expected: target, result, substitute: { manifest } });
+    if (booted !== "switch") return booted;
+  }
   return runJob(ctx, { action: "switch", commit, systemBefore: before.value, systemExpected: target, pull, manifest }, platform.activateArgv(target));
 }
 

@@ -43,6 +43,7 @@ export function darwinPlatform(config: AgentConfig): HostPlatform {
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: darwin)`)),
     // darwin-rebuild has no `boot`: a nix-darwin system is activated when it is switched to.
     bootArgv: () => null,
+    bootSystemArgv: () => null,
     rebootArgv: () => (config.tools.reboot !== undefined ? [config.tools.reboot] : ["shutdown", "-r", "now"]),
     bootId: (runner) => readBootIdOf(config, runner),
     // nix-darwin has no /run/booted-system: at boot its activation points /run/current-system at the system profile.

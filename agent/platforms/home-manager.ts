@@ -70,6 +70,7 @@ export function homeManagerPlatform(config: AgentConfig): HostPlatform {
     nixpkgsVersion: () => Promise.resolve(unknown(`the nixpkgs version is read with nixos-version, which exists only on NixOS (platform: home-manager)`)),
     // A user's environment is only ever switched to, and the machine is not the user agent's to reboot.
     bootArgv: () => null,
+    bootSystemArgv: () => null,
     rebootArgv: () => null,
     bootId: (runner) => readBootIdOf(config, runner),
     bootedSystem: () => Promise.resolve(unknown("not applicable: Home Manager does not boot")),

@@ -12,6 +12,8 @@ import { EVALUATION_NICE, flakeAttrOf, followLink, nicedChild, readBootIdOf, run
 
 export function nixosPlatform(config: AgentConfig): HostPlatform {
   const attr = flakeAttrOf(config);
+  const bootMenu = (system: string) =>
+    config.tools.installBootMenu !== undefined ? [config.tools.installBootMenu, system] : [`${system}/bin/switch-to-configuration`, "boot"];
   return {
     name: "nixos",
     systemInstallable: (flakeDir) => `${flakeDir}#nixosConfigurations.${attr}.config.system.build.toplevel`,
@@ -24,12 +26,12 @@ export function nixosPlatform(config: AgentConfig): HostPlatform {
         ? [config.tools.activateSystem, storePath]
         : ["/bin/sh", "-c", NIXOS_ACTIVATE_SCRIPT, "nixfleet-activate", config.systemProfileLink, storePath],
     generationSource: () => Promise.resolve({ profile: config.systemProfileLink, labelFile: "nixos-version", bootedLink: config.bootedSystemLink }),
-    bootMenuArgv: (system) =>
-      config.tools.installBootMenu !== undefined ? [config.tools.installBootMenu, system] : [`${system}/bin/switch-to-configuration`, "boot"],
+    bootMenuArgv: bootMenu,
     failedUnits: (runner, say) => failedSystemdUnits(config, runner, say),
     listFailedUnits: (runner, say) => listFailedSystemdUnits(config, runner, say),
     nixpkgsVersion: (runner, system) => readNixosVersion(runner, system),
     bootArgv: (flakeDir) => [config.tools.nixosRebuild, "boot", "--flake", `${flakeDir}#${attr}`],
+    bootSystemArgv: (storePath) => ["/bin/sh", "-c", NIXOS_BOOT_SCRIPT, "nixfleet-boot", config.systemProfileLink, storePath, ...bootMenu(storePath)],
     rebootArgv: () => (config.tools.reboot !== undefined ? [config.tools.reboot] : [config.tools.systemctl, "reboot"]),
     bootId: (runner) => readBootIdOf(config, runner),
     bootedSystem: (runner) => followLink(runner, config.bootedSystemLink),
@@ -104,6 +106,15 @@ const NIXOS_ACTIVATE_SCRIPT = [
   'echo "setting $profile to $system"',
   '"$nixenv" -p "$profile" --set "$system" || exit $?',
   'exec "$system/bin/switch-to-configuration" switch',
+].join("\n");
+
+/** What `nixos-rebuild boot` does once the system is built: the profile set to it, then the boot menu written by the command that follows. */
+const NIXOS_BOOT_SCRIPT = [
+  'profile=$1; system=$2; shift 2',
+  'nixenv=$system/sw/bin/nix-env; [ -x "$nixenv" ] || nixenv=nix-env',
+  'echo "setting $profile to $system"',
+  '"$nixenv" -p "$profile" --set "$system" || exit $?',
+  'exec "$@"',
 ].join("\n");
 
 /** A switch that left systemd units failed is not a good switch (`systemctl --failed`; see docs/rollouts.md "Gates"). */

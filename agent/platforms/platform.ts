@@ -46,6 +46,11 @@ export interface HostPlatform {
   nixpkgsVersion(runner: HostRunner, system: string | null): Promise<Known<string>>;
   /** Makes the configuration in `flakeDir` the boot default without activating it; null where a system is only ever switched to. */
   bootArgv(flakeDir: string): string[] | null;
+  /**
+   * Makes `storePath`, already in the store, the boot default without activating it: the profile is set
+   * to it and the boot menu written (substitute mode's `boot`); null where a system is only ever switched to.
+   */
+  bootSystemArgv(storePath: string): string[] | null;
   /** Reboots the machine; null where the agent does not own the machine (Home Manager). */
   rebootArgv(): string[] | null;
   /** This boot's id, which changes at every boot; null when it cannot be read. */

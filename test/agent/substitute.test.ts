@@ -46,9 +46,14 @@ async function buildSystem(host: string): Promise<string> {
 }
 
 async function manifestAtHead(overrides: Partial<Omit<CacheManifest, "hosts">> = {}): Promise<CacheManifest & { hosts: { web1: string; db1: string } }> {
+  return { ...(await manifestNaming({ web1: await buildSystem("web1"), db1: await buildSystem("db1") })), ...overrides };
+}
+
+/** A manifest of the HEAD commit naming `hosts`' paths as they are (built by the caller, or not at all). */
+async function manifestNaming<Hosts extends Record<string, string>>(hosts: Hosts, created = "2026-12-07T03:00:00.000Z"): Promise<CacheManifest & { hosts: Hosts }> {
   const commit = await h.fleet.head();
   const { stdout: tree } = await run("git", ["-C", h.fleet.origin, "rev-parse", `${commit}^{tree}`]);
-  return { commit, tree: tree.trim(), created: "2026-12-07T03:00:00.000Z", hosts: { web1: await buildSystem("web1"), db1: await buildSystem("db1") }, ...overrides };
+  return { commit, tree: tree.trim(), created, hosts };
 }
 
 describeWithNix("substitute mode: switching to a builder's signed manifest", () => {
@@ -112,7 +117,7 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
   });
 
   it("refuses a manifest made before the one it runs, for a newer commit, and takes a later one", async () => {
-    const first = await manifestAtHead({ created: "2026-12-07T03:00:00.000Z" });
+    const first = await manifestNaming({ web1: await buildSystem("web1") }, "2026-12-07T03:00:00.000Z");
     h.plane.manifests.set(first.commit, await signManifest(first, builder));
     await h.startAgent();
     expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
@@ -132,18 +137,18 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
 
   it("a rollback that names a generation takes the host back past the newest manifest: that generation's manifest is the host's again, so a manifest newer than it is taken and one older still refused", async () => {
     await h.startAgent({ systemProfileLink: h.shim.systemProfileLink });
-    const first = await manifestAtHead({ created: "2026-12-07T03:00:00.000Z" });
+    const first = await manifestNaming({ web1: await buildSystem("web1") }, "2026-12-07T03:00:00.000Z");
     h.plane.manifests.set(first.commit, await signManifest(first, builder));
     expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
     await h.fleet.setHost("web1", "web1 generation 2");
-    const second = await manifestAtHead({ created: "2026-12-07T05:00:00.000Z" });
+    const second = await manifestNaming({ web1: await buildSystem("web1") }, "2026-12-07T05:00:00.000Z");
     h.plane.manifests.set(second.commit, await signManifest(second, builder));
     expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
     expect(await h.shim.generations()).toEqual([1, 2]);
 
     // Made between the two: refused while the host runs the second, taken once it is back on the first.
     await h.fleet.setHost("web1", "web1 generation 3");
-    const between = await manifestAtHead({ created: "2026-12-07T04:00:00.000Z" });
+    const between = await manifestNaming({ web1: await buildSystem("web1") }, "2026-12-07T04:00:00.000Z");
     h.plane.manifests.set(between.commit, await signManifest(between, builder));
     expect((await h.run("pull-switch")).finished).toMatchObject({ outcome: "failed", error: expect.stringContaining("before the one this host runs") });
 
@@ -158,6 +163,68 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
     h.plane.manifests.set(between.commit, await signManifest(between, builder));
     expect((await h.run("switch")).finished).toMatchObject({ outcome: "succeeded", result: { systemAfter: between.hosts.web1 } });
     expect(evaluationsAndBuilds()).toEqual([]);
+  });
+
+  it("activates in the build path's modes: boot sets the profile and the boot menu to the manifest's path and activates nothing (the host reports a reboot needed), boot-then-reboot-if-needed switches when the kernel is the booted one and reboots into it when not", async () => {
+    const bootable = () => ({
+      systemProfileLink: h.shim.systemProfileLink,
+      bootIdFile: h.shim.bootIdFile,
+      tools: { ...h.config.tools, reboot: h.shim.reboot, installBootMenu: h.shim.installBootMenu },
+    });
+    const publish = async (content: string, created: string) => {
+      await h.fleet.setHost("web1", content);
+      const manifest = await manifestNaming({ web1: await buildSystem("web1") }, created);
+      h.plane.manifests.set(manifest.commit, await signManifest(manifest, builder));
+      return manifest;
+    };
+    await h.startAgent(bootable());
+    const first = await publish("web1 generation 1\nkernel 6.6.1", "2026-12-07T03:00:00.000Z");
+    expect((await h.run("pull-switch")).finished.outcome).toBe("succeeded");
+    await h.shim.markBooted();
+
+    const second = await publish("web1 generation 2\nkernel 6.6.2", "2026-12-07T04:00:00.000Z");
+    const booted = await h.run("pull-switch", { activation: "boot" });
+    expect(booted.finished).toMatchObject({ outcome: "succeeded", error: null, result: { systemBefore: first.hosts.web1, systemAfter: first.hosts.web1, bootDefault: second.hosts.web1 } });
+    expect(await h.shim.profileSystem()).toBe(second.hosts.web1);
+    expect(await h.shim.currentSystem()).toBe(first.hosts.web1);
+    expect(await h.shim.bootMenu()).toEqual(await h.shim.generations());
+    expect(h.plane.output(booted.id)).toContain(`${second.hosts.web1} is the boot default; it runs after the next reboot (the running system stays ${first.hosts.web1})`);
+    const needed = await h.plane.waitFor(() => {
+      const report = h.plane.lastReport();
+      return report?.system.reboot?.value?.needed === true ? report.system.reboot.value : undefined;
+    }, "a report saying a reboot is needed");
+    expect(needed).toEqual({ needed: true, changed: ["kernel"], kernel: { booted: "6.6.1", next: "6.6.2" } });
+    // The boot default's manifest is the host's: one made before it is refused, as after a switch.
+    await h.fleet.setHost("web1", "web1 generation 2b\nkernel 6.6.2");
+    const older = await manifestNaming({ web1: first.hosts.web1 }, "2026-12-07T03:30:00.000Z");
+    h.plane.manifests.set(older.commit, await signManifest(older, builder));
+    expect((await h.run("pull-switch", { activation: "boot" })).finished).toMatchObject({ outcome: "failed", error: expect.stringContaining("before the one this host runs") });
+    expect(await h.shim.profileSystem()).toBe(second.hosts.web1);
+
+    const sameKernel = await publish("web1 generation 3\nkernel 6.6.1", "2026-12-07T05:00:00.000Z");
+    const switched = await h.run("pull-switch", { activation: "boot-then-reboot-if-needed" });
+    expect(switched.finished).toMatchObject({ outcome: "succeeded", error: null, result: { systemAfter: sameKernel.hosts.web1 } });
+    expect(h.plane.output(switched.id)).toContain("its kernel, initrd and kernel modules are the booted ones: switching to it without a reboot");
+    expect(await h.shim.currentSystem()).toBe(sameKernel.hosts.web1);
+
+    const newKernel = await publish("web1 generation 4\nkernel 6.6.3", "2026-12-07T06:00:00.000Z");
+    const rebooting = h.plane.queue("pull-switch", { activation: "boot-then-reboot-if-needed" });
+    await h.shim.rebooted();
+    await h.stopAgent();
+    await h.startAgent(bootable());
+    expect(await h.plane.waitForFinished(rebooting)).toMatchObject({ outcome: "succeeded", error: null, result: { systemAfter: newKernel.hosts.web1 } });
+    expect(h.plane.output(rebooting)).toContain("its kernel differ from the booted system's: rebooting into it");
+    expect(await h.shim.bootedSystem()).toBe(newKernel.hosts.web1);
+    expect(evaluationsAndBuilds()).toEqual([]);
+  });
+
+  it("refuses boot on nix-darwin before it asks for a manifest or fetches anything: a nix-darwin system is activated by switching to it", async () => {
+    await h.startAgent({ platform: "darwin" });
+    expect((await h.run("pull")).finished.outcome).toBe("succeeded");
+    const { finished } = await h.run("switch", { activation: "boot" });
+    expect(finished).toMatchObject({ outcome: "failed", error: "activation mode boot is for NixOS only: darwin activates a new system by switching to it" });
+    expect(h.plane.manifestRequests).toEqual([]);
+    expect(ran.filter((argv) => argv[0] === "nix-store")).toEqual([]);
   });
 
   it("fails with 'no signed manifest for <commit> yet' when there is none, and builds instead only with buildWithoutManifest", async () => {

@@ -8,7 +8,7 @@
  * Its `cache push`, and Nix's own `nix copy --to`, fill the control plane's binary cache (local R2), from
  * which another Nix store substitutes through a netrc with the host's token (docs/cache.md); a second bundled
  * agent in substitute mode switches to a closure and signed manifest that `cache push` published, evaluating
- * and building nothing.
+ * and building nothing; the workflow template's publish-cache step, run by bash, does the same from a checkout.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
@@ -18,6 +18,8 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
+import { acceptManifest } from "../../common/cache-manifest.ts";
+import { parseNixPublicKey } from "../../common/nix-keys.ts";
 import { CommandView, HostView } from "../../common/protocol.ts";
 import { AGENT_NODE_FLAGS } from "../../scripts/build-agent.mjs";
 import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
@@ -62,6 +64,32 @@ const runProgram = (argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Ra
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
     });
   });
+
+const TEMPLATE = fileURLToPath(new URL("../../templates/github/update-flake-lock.yml", import.meta.url));
+
+/**
+ * One step of a workflow file: its `env:` names and its `run: |` script, de-indented, as GitHub Actions
+ * hands them to bash. Only the shape the template uses (block scalars, `KEY: value` lines).
+ */
+function workflowStep(workflow: string, name: string): { env: Record<string, string>; run: string } {
+  const lines = workflow.split("\n");
+  const start = lines.findIndex((line) => line.trim() === `- name: ${name}`);
+  expect(start, `a step named ${name}`).toBeGreaterThan(-1);
+  const indentOf = (line: string) => line.length - line.trimStart().length;
+  const env: Record<string, string> = {};
+  let i = start + 1;
+  let inEnv = false;
+  for (; i < lines.length && !/^\s*run: \|$/.test(lines[i]!); i++) {
+    const line = lines[i]!;
+    if (line.trim() === "env:") inEnv = true;
+    else if (inEnv && /^\s+[A-Z_]+: /.test(line)) env[line.trim().split(":")[0]!] = line.slice(line.indexOf(":") + 2);
+  }
+  const runIndent = indentOf(lines[i] ?? "");
+  const body: string[] = [];
+  for (i += 1; i < lines.length && (lines[i]!.trim() === "" || indentOf(lines[i]!) > runIndent); i++) body.push(lines[i]!);
+  const bodyIndent = Math.min(...body.filter((line) => line.trim() !== "").map(indentOf));
+  return { env, run: body.map((line) => line.slice(bodyIndent)).join("\n") };
+}
 
 const eventually = eventuallyWith({ timeoutMs: 60_000, intervalMs: 200, failFast: true, details: () => log.slice(-30).join("") });
 
@@ -296,6 +324,51 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
       substituter.kill("SIGKILL");
       await exited;
     }
+  });
+
+  it("the workflow template's publish-cache step, run by bash against the control plane, builds the host's system, pushes it signed with the builder key, publishes the signed manifest naming it and posts it as the desired system", async () => {
+    const step = workflowStep(await fs.readFile(TEMPLATE, "utf8"), "Build, sign and push the hosts' systems, then publish them");
+    expect(Object.keys(step.env).sort()).toEqual(["NIXFLEET_CACHE_HOSTS", "NIXFLEET_CACHE_SIGNING_KEY", "NIXFLEET_CACHE_TOKEN", "NIXFLEET_CI_TOKEN", "NIXFLEET_URL"]);
+    const { token: cacheToken } = await admin(z.object({ token: z.string() }), "/api/cache-token", { body: {} });
+    const { token: ciToken } = await admin(z.object({ token: z.string() }), "/api/ci-token", { body: {} });
+    // What the step before it does: nixfleet-agent on the PATH, here the bundle as the package runs it.
+    const bin = path.join(root, "ci-bin");
+    await fs.mkdir(bin);
+    const installed = path.join(root, "lib", "nixfleet-agent.mjs");
+    await fs.writeFile(path.join(bin, "nixfleet-agent"), `#!/bin/sh\nexec ${[process.execPath, ...AGENT_NODE_FLAGS, "--no-experimental-strip-types", installed].join(" ")} "$@"\n`, { mode: 0o755 });
+    const commit = await fleet.head();
+    const signingKey = (await fs.readFile(path.join(root, "cache-keys", "builder.secret"), "utf8")).trim();
+    const ran = await new Promise<Ran>((resolve) => {
+      execFile("bash", ["-c", step.run], {
+        cwd: fleet.work,
+        env: {
+          ...fleet.env,
+          PATH: `${bin}:${fleet.env.PATH}`,
+          GITHUB_SHA: commit,
+          NIXFLEET_URL: cp.url,
+          // Unset, as when the variable is not defined: every nixosConfigurations attribute.
+          NIXFLEET_CACHE_HOSTS: "",
+          NIXFLEET_CACHE_TOKEN: cacheToken,
+          NIXFLEET_CACHE_SIGNING_KEY: signingKey,
+          NIXFLEET_CI_TOKEN: ciToken,
+        },
+        maxBuffer: 16 * 1024 * 1024,
+      }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }));
+    });
+    expect(ran.code, ran.stderr).toBe(0);
+    const system = await fleet.systemPath(HOST);
+    expect(ran.stdout).toContain(`the signed manifest for ${commit} (1 hosts) is published`);
+    expect(JSON.parse(ran.stdout.trim().split("\n").at(-1)!)).toEqual({ commit, hosts: 1 });
+
+    // What a host in substitute mode reads: the manifest, which its own rule takes, and the narinfo of the path it names.
+    const asHost = { Authorization: `Basic ${Buffer.from(`${HOST}:${hostToken}`).toString("base64")}` };
+    const served = await fetch(`${cp.url}/cache/manifests/${commit}`, { headers: asHost });
+    expect(served.status).toBe(200);
+    const decision = await acceptManifest(await served.json(), { hostName: HOST, trustedKeys: [parseNixPublicKey(builderPublicKey.trim())], running: null });
+    expect(decision).toMatchObject({ accepted: true, storePath: system });
+    const narinfo = await fetch(`${cp.url}/cache/${path.basename(system).slice(0, 32)}.narinfo`, { headers: asHost });
+    expect(narinfo.status).toBe(200);
+    expect(await narinfo.text()).toContain(`StorePath: ${system}\n`);
   });
 
   it("stops cleanly on SIGTERM", async () => {
