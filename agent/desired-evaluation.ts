@@ -195,18 +195,25 @@ async function dryRun(
   return parseDryRun(ran.result.stderr);
 }
 
+const MIB = 1024 * 1024;
+
 /**
  * Counts the paths `nix build --dry-run` lists: "this derivation will be built:" / "these 3
  * derivations will be built:" and "this path will be fetched (…):" / "these 2 paths will be
- * fetched (…):", each followed by its paths indented. Nothing listed: nothing to do.
+ * fetched (4.29 MiB download, 4.29 MiB unpacked):", each followed by its paths indented, and takes
+ * the download size from the second header. Nothing listed: nothing to do.
  */
 export function parseDryRun(stderr: string): DesiredChanges {
   let section: "toBuild" | "toFetch" | null = null;
-  const changes = { toBuild: 0, toFetch: 0 };
+  const changes = { toBuild: 0, toFetch: 0, downloadBytes: 0 as number | null };
   for (const line of stderr.split("\n")) {
     if (/^th(is|ese)\b.* will be built:/.test(line)) section = "toBuild";
-    else if (/^th(is|ese)\b.* will be fetched/.test(line)) section = "toFetch";
-    else if (section !== null && /^\s+\/nix\/store\//.test(line)) changes[section]++;
+    else if (/^th(is|ese)\b.* will be fetched/.test(line)) {
+      section = "toFetch";
+      const download = /\(([\d.]+) MiB download\b/.exec(line);
+      // A header in a form this does not read: the size is unknown rather than 0.
+      changes.downloadBytes = download ? Math.round(Number(download[1]) * MIB) : null;
+    } else if (section !== null && /^\s+\/nix\/store\//.test(line)) changes[section]++;
     else section = null;
   }
   return changes;

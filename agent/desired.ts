@@ -195,7 +195,7 @@ export class DesiredSystems {
     const stale = running !== null && running !== system.outPath && system.closureDiff?.comparedWith !== running;
     const closureDiff = stale ? ((await this.#closureDiff(running, system.outPath)) ?? system.closureDiff) : system.closureDiff;
     if (nothingToDo && closureDiff === system.closureDiff) return system;
-    const realised: BuiltSystem = { ...system, changes: { toBuild: 0, toFetch: 0 }, ...(closureDiff === undefined ? {} : { closureDiff }) };
+    const realised: BuiltSystem = { ...system, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 }, ...(closureDiff === undefined ? {} : { closureDiff }) };
     await store.recordRealised(realised);
     return realised;
   }

@@ -4,8 +4,9 @@
  * older agents keep the clone-based rule in system.ts.
  */
 import { describeVersionChange, versionsChanged } from "../closure-diff.ts";
-import type { Compartment, DesiredClosureDiff, DesiredReport } from "../protocol.ts";
+import type { Compartment, DesiredChanges, DesiredClosureDiff, DesiredReport } from "../protocol.ts";
 import { firstErrorLine, plural, pluralWord, shortSha, storePathName } from "../text.ts";
+import { describeDesiredChanges } from "./desired-changes.ts";
 import { type HostFacts, verdict } from "./host.ts";
 
 /** A fleet build that failed on this host: its commit and git tree (a merge commit's tree usually equals the PR head's). */
@@ -22,7 +23,7 @@ export type DesiredForMain =
       commit: string;
       tree: string | null;
       outPath: string;
-      changes: { toBuild: number; toFetch: number } | null;
+      changes: DesiredChanges | null;
       closureDiff: DesiredClosureDiff | null;
     }
   | { kind: "error"; commit: string; tree: string | null; error: string }
@@ -84,10 +85,8 @@ function whatChanges(wanted: Extract<DesiredForMain, { kind: "out-path" }>, curr
   const builtHere = `main's system ${storePathName(wanted.outPath)} is built here, ready to activate`;
   if (diff !== null && diff.comparedWith === current) return packagesThatChange(diff) ?? `${builtHere}; no package changes its version`;
   if (wanted.changes === null) return `main builds ${storePathName(wanted.outPath)}`;
-  const { toBuild, toFetch } = wanted.changes;
-  // A fleet build (or an earlier switch) may have realised it already: nothing to do but activate it.
-  if (toBuild === 0 && toFetch === 0) return builtHere;
-  return `${plural(toBuild, "path")} to build, ${plural(toFetch, "path")} to fetch`;
+  // Null: nothing to build or fetch, as when a fleet build (or an earlier switch) realised it already.
+  return describeDesiredChanges(wanted.changes) ?? builtHere;
 }
 
 /** The version changes named in a compartment's line, at most; the host page lists them all. */

@@ -63,6 +63,11 @@ export type DesiredSource = z.infer<typeof DesiredSource>;
 export const DesiredChanges = z.object({
   toBuild: z.number().int().nonnegative(),
   toFetch: z.number().int().nonnegative(),
+  /**
+   * What fetching `toFetch` paths from the host's substituters (the fleet's cache among them) downloads,
+   * in bytes, as Nix's dry run gives it (to 0.01 MiB); 0 when nothing is fetched. Older agents leave it out.
+   */
+  downloadBytes: z.number().int().nonnegative().nullable().default(null),
 });
 export type DesiredChanges = z.infer<typeof DesiredChanges>;
 

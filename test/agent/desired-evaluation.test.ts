@@ -52,16 +52,39 @@ describe("where the evaluation runs", () => {
 
 describe("reading nix's answers", () => {
   it.each([
-    ["nothing to do", "", { toBuild: 0, toFetch: 0 }],
-    ["one derivation", "this derivation will be built:\n  /nix/store/aaa-nixos-system-h1.drv\n", { toBuild: 1, toFetch: 0 }],
+    ["nothing to do", "", { toBuild: 0, toFetch: 0, downloadBytes: 0 }],
+    ["one derivation", "this derivation will be built:\n  /nix/store/aaa-nixos-system-h1.drv\n", { toBuild: 1, toFetch: 0, downloadBytes: 0 }],
     [
       "several of each",
       "these 2 derivations will be built:\n  /nix/store/a.drv\n  /nix/store/b.drv\nthese 3 paths will be fetched (1.20 MiB download, 5.00 MiB unpacked):\n  /nix/store/c\n  /nix/store/d\n  /nix/store/e\n",
-      { toBuild: 2, toFetch: 3 },
+      { toBuild: 2, toFetch: 3, downloadBytes: 1_258_291 },
     ],
-    ["one path to fetch", "this path will be fetched (0.01 MiB download, 0.02 MiB unpacked):\n  /nix/store/f\n", { toBuild: 0, toFetch: 1 }],
-    ["warnings around the lists", "warning: Git tree is dirty\nthis derivation will be built:\n  /nix/store/a.drv\nwarning: later\n", { toBuild: 1, toFetch: 0 }],
+    ["one path to fetch", "this path will be fetched (0.01 MiB download, 0.02 MiB unpacked):\n  /nix/store/f\n", { toBuild: 0, toFetch: 1, downloadBytes: 10_486 }],
+    ["warnings around the lists", "warning: Git tree is dirty\nthis derivation will be built:\n  /nix/store/a.drv\nwarning: later\n", { toBuild: 1, toFetch: 0, downloadBytes: 0 }],
+    ["a fetch header without its sizes", "these 2 paths will be fetched:\n  /nix/store/c\n  /nix/store/d\n", { toBuild: 0, toFetch: 2, downloadBytes: null }],
   ])("counts a dry run's lists: %s", (_name, stderr, expected) => {
+    expect(parseDryRun(stderr)).toEqual(expected);
+  });
+
+  // Nix 2.8.0's own words (nix build --dry-run into an empty store, a file:// cache as its substituter), captured on this machine.
+  it.each([
+    [
+      "everything in the cache",
+      "these 3 paths will be fetched (4.29 MiB download, 4.29 MiB unpacked):\n  /nix/store/cfbnjf2vxv12by7701dcsxr9r6aw5a8f-dry-top-7f3\n  /nix/store/k55yn736xif0rs9xqh8gilfwf111zsxm-dry-a-7f3\n  /nix/store/z1nziwjbdihm2rmhqsp4vl3dp121h7fi-dry-b-7f3\n",
+      { toBuild: 0, toFetch: 3, downloadBytes: 4_498_391 },
+    ],
+    ["one path in the cache", "this path will be fetched (1.43 MiB download, 1.43 MiB unpacked):\n  /nix/store/z1nziwjbdihm2rmhqsp4vl3dp121h7fi-dry-b-7f3\n", { toBuild: 0, toFetch: 1, downloadBytes: 1_499_464 }],
+    [
+      "one derivation to build, its dependencies in the cache",
+      "this derivation will be built:\n  /nix/store/n497ssxg6zynkfalqgszmxx5jrzcdc02-dry-built-7f3.drv\nthese 3 paths will be fetched (4.29 MiB download, 4.29 MiB unpacked):\n  /nix/store/cfbnjf2vxv12by7701dcsxr9r6aw5a8f-dry-top-7f3\n  /nix/store/k55yn736xif0rs9xqh8gilfwf111zsxm-dry-a-7f3\n  /nix/store/z1nziwjbdihm2rmhqsp4vl3dp121h7fi-dry-b-7f3\n",
+      { toBuild: 1, toFetch: 3, downloadBytes: 4_498_391 },
+    ],
+    [
+      "nothing in any cache",
+      "these 3 derivations will be built:\n  /nix/store/nc8rn0lxshx7gfgzhmxfv9bjvhjc39jz-dry-a-7f3.drv\n  /nix/store/z90mlxj32cxyy5szn77x55risy1flq4h-dry-b-7f3.drv\n  /nix/store/wczwaz0n1k2y5zpa32j4gx9jrsa41n7h-dry-top-7f3.drv\n",
+      { toBuild: 3, toFetch: 0, downloadBytes: 0 },
+    ],
+  ])("reads Nix 2.8's dry run, download size in bytes: %s", (_name, stderr, expected) => {
     expect(parseDryRun(stderr)).toEqual(expected);
   });
 

@@ -42,9 +42,9 @@ async function nixWork(): Promise<string[]> {
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
 let fleetRuns = 0;
 
-async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number): Promise<void> {
+async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number, nixConfig?: string): Promise<void> {
   await nixWrapper();
-  h = await createHarness({ holdCapSeconds, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
+  h = await createHarness({ holdCapSeconds, nixConfig, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
   fleetRuns = (await nixRuns()).filter((line) => !line.endsWith(" --version")).length;
   await h.startAgent();
 }
@@ -117,7 +117,7 @@ describeWithNix("the desired system at main's head", () => {
         evaluatedAt: expect.any(String),
         outPath: expected,
         // Only the system itself is new: its packages are already in the store.
-        changes: { toBuild: 1, toFetch: 0 },
+        changes: { toBuild: 1, toFetch: 0, downloadBytes: 0 },
       },
     });
     expect(await hostState()).toEqual(before);
@@ -132,6 +132,38 @@ describeWithNix("the desired system at main's head", () => {
     // The evaluation's worktree is gone; only the build cache stays.
     expect(await fs.readdir(path.join(h.stateDir, "desired", "work"))).toEqual([]);
     expect((await git(path.join(h.stateDir, "build", "cache.git"), "worktree", "list")).split("\n")).toHaveLength(1);
+  });
+
+  it("reports how much a switch would download when main's system is in a binary cache: nothing to build, its paths to fetch and Nix's download size", async () => {
+    // Main's system is built in a store of its own and copied to a file:// cache, the host's one substituter.
+    const elsewhere = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-desired-cache-"));
+    const cache = path.join(elsewhere, "cache");
+    try {
+      await start({}, undefined, `substituters = file://${cache}\nrequire-sigs = false\n`);
+      // Only paths no store on this machine has: a new system and a new 300 KiB package, the fleet's shared packages left out.
+      const head = await h.fleet.commit({ "packages/hello.txt": null, "packages/greeter.txt": null, "packages/payload.txt": `${randomUUID().slice(0, 8)} 300\n`, "hosts/web1.txt": newGeneration() }, "a new payload");
+      const builderEnv = { ...h.env, NIX_CONFIG: `${h.env.NIX_CONFIG}extra-sandbox-paths = /bin /usr /lib /lib64\n` };
+      const store = path.join(elsewhere, "builder-store");
+      await exec("nix", ["build", "--store", store, "--no-link", `${h.fleet.work}#nixosConfigurations.web1.config.system.build.toplevel`], { cwd: h.fleet.work, env: builderEnv });
+      const outPath = await h.fleet.systemPath("web1");
+      await exec("nix", ["copy", "--from", store, "--to", `file://${cache}?compression=none`, outPath], { env: builderEnv });
+      const narinfos = (await fs.readdir(cache)).filter((name) => name.endsWith(".narinfo"));
+      expect(narinfos).toHaveLength(2);
+      const fileSizes = await Promise.all(narinfos.map(async (name) => Number(/^FileSize: (\d+)$/m.exec(await fs.readFile(path.join(cache, name), "utf8"))?.[1])));
+      const fileBytes = fileSizes.reduce((a, b) => a + b, 0);
+      expect(fileBytes).toBeGreaterThanOrEqual(300 * 1024);
+      // Nix says the sum in MiB to two decimals.
+      const MIB = 1024 * 1024;
+      const downloadBytes = Math.round(Number((fileBytes / MIB).toFixed(2)) * MIB);
+
+      h.plane.moveMain(head);
+      const report = await reportWith(latestAt(head), "the desired system in the cache");
+      expect(report.desired?.latest).toMatchObject({ commit: head, outPath, changes: { toBuild: 0, toFetch: 2, downloadBytes } });
+      // A dry run: nothing was fetched.
+      await expect(fs.stat(outPath)).rejects.toThrow();
+    } finally {
+      await fs.rm(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it("reports the system a switch just activated at once, without evaluating again, and main's desired system from the same evaluation", async () => {
@@ -173,7 +205,7 @@ describeWithNix("the desired system at main's head", () => {
     const build = finished.result?.build;
     expect(build?.closureDiff?.entries).toEqual([{ name: "greeter", old: ["2.0"], new: ["2.1"], sizeDelta: 0 }]);
     const built = await reportWith((desired) => desired.latest !== null && "closureDiff" in desired.latest, "the desired system after the build");
-    expect(built.desired?.latest).toEqual({ ...unbuilt.desired?.latest, changes: { toBuild: 0, toFetch: 0 }, closureDiff: { ...build?.closureDiff, comparedWith: running } });
+    expect(built.desired?.latest).toEqual({ ...unbuilt.desired?.latest, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 }, closureDiff: { ...build?.closureDiff, comparedWith: running } });
     expect(await diffRuns()).toHaveLength(1);
 
     // Main's next system is built here before main moves (as after a fleet build of the PR that became it): the agent compares it itself.

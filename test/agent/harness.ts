@@ -37,6 +37,8 @@ export interface HarnessOptions {
   pathFirst?: string[];
   /** Runs every nix command (the agent's and the test's) on a store of its own under this root, so a real gc collects only it. */
   nixStoreRoot?: string;
+  /** More of nix.conf for every nix command (a binary cache as substituter, say), after the isolated host's. */
+  nixConfig?: string;
 }
 
 export interface Harness {
@@ -64,6 +66,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));
   const hostEnv = isolatedHostEnv(root);
   const env: NodeJS.ProcessEnv = { ...hostEnv, PATH: [...(options.pathFirst ?? []), hostEnv.PATH].join(path.delimiter) };
+  if (options.nixConfig !== undefined) env.NIX_CONFIG = `${env.NIX_CONFIG ?? ""}${options.nixConfig}`;
   if (options.nixStoreRoot !== undefined) env.NIX_CONFIG = `${env.NIX_CONFIG ?? ""}store = local?root=${options.nixStoreRoot}\n`;
   const realRunner = createNodeRunner({ env, killGraceMs: 2_000 });
   const runner = options.wrapRunner?.(realRunner) ?? realRunner;

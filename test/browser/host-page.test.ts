@@ -113,7 +113,7 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     expect(commands.commands.map((c) => c.kind)).toEqual(["rollback"]);
   });
 
-  it("shows in System what the switch to main's system changes once it is built on the host, with the whole closure diff behind a disclosure", async () => {
+  it("shows in System what the switch to main's system changes once it is built on the host, with the whole closure diff behind a disclosure, and main's system in the report", async () => {
     const { token } = await addHostThroughApi(dashboard, "built");
     const running = `/nix/store/${"a".repeat(32)}-nixos-system-built-25.05`;
     const main = `/nix/store/${"b".repeat(32)}-nixos-system-built-25.05`;
@@ -121,7 +121,7 @@ describeWithBrowser("host page and audit log in Chromium", () => {
       { name: "linux", old: ["6.6.1"], new: ["6.6.8"], sizeDelta: 3 * 1024 * 1024 },
       { name: "glibc", old: [], new: [], sizeDelta: 12_288 },
     ];
-    const desired = { source: "local" as const, evaluating: null, latest: { commit: "1".repeat(40), tree: null, evaluatedAt: new Date().toISOString(), outPath: main, changes: { toBuild: 0, toFetch: 0 }, closureDiff: { entries, omitted: 0, totalSizeDelta: 3_158_016, comparedWith: running } } };
+    const desired = { source: "local" as const, evaluating: null, latest: { commit: "1".repeat(40), tree: null, evaluatedAt: new Date().toISOString(), outPath: main, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 }, closureDiff: { entries, omitted: 0, totalSizeDelta: 3_158_016, comparedWith: running } } };
     expect((await agentPoll(dashboard.url, token, buildReport({ hostname: "built", current: running, mainDesired: desired }))).status).toBe(200);
     await page.goto(`${dashboard.url}/hosts/built`);
     const system = page.locator("nf-compartment-card").filter({ has: page.getByRole("heading", { name: "System", exact: true }) });
@@ -130,6 +130,10 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     const rows = system.getByRole("region", { name: "Closure diff" }).locator("tbody tr");
     await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-package")))).toEqual(["linux", "glibc"]);
     await system.getByRole("columnheader", { name: "Main's system" }).waitFor();
+    // The report's row of main's system says what getting it takes (here nothing: it is in the host's store).
+    const report = page.locator("nf-host-report");
+    await report.getByText("at 1111111 · built here, ready to activate").waitFor();
+    expect(await report.getByTitle(main).textContent()).toBe("nixos-system-built-25.05");
   });
 
   it("Reboot… on the host page asks first; outside the host's maintenance window it shows the control plane's refusal and, asked again, sends the reboot with force", async () => {

@@ -29,6 +29,12 @@ describe("the desired system in the protocol", () => {
     expect(DesiredSystem.safeParse({ commit, evaluatedAt, error: "attribute 'h9' missing", closureDiff }).success).toBe(false);
   });
 
+  it("carries the dry run's download size in whole bytes; an older agent's counts without it parse as an unknown size", () => {
+    expect(DesiredSystem.parse({ commit, evaluatedAt, outPath, changes: { toBuild: 0, toFetch: 3, downloadBytes: 4_498_391 } })).toMatchObject({ changes: { downloadBytes: 4_498_391 } });
+    expect(DesiredSystem.parse({ commit, evaluatedAt, outPath, changes: { toBuild: 1, toFetch: 2 } })).toMatchObject({ changes: { toBuild: 1, toFetch: 2, downloadBytes: null } });
+    for (const downloadBytes of [-1, 1.5, "4 MiB"]) expect(DesiredSystem.safeParse({ commit, evaluatedAt, outPath, changes: { toBuild: 0, toFetch: 1, downloadBytes } }).success).toBe(false);
+  });
+
   it("a report's desired section says where it comes from and what is being evaluated", () => {
     const report = DesiredReport.parse({ source: "ci", latest: null });
     expect(report).toEqual({ source: "ci", latest: null, evaluating: null });

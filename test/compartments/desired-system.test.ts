@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { desiredClosureDiff } from "../../common/compartments/desired-closure-diff.ts";
-import type { ClosureDiffEntry, DesiredClosureDiff, DesiredReport } from "../../common/protocol.ts";
+import type { ClosureDiffEntry, DesiredChanges, DesiredClosureDiff, DesiredReport } from "../../common/protocol.ts";
 import { buildCommand, minutesAgo, sha } from "./builders.ts";
 import { B, COMMIT, G, R, SYSTEM, W, Y, compute, hostReport, hsb0, mainAt } from "./world.ts";
 
@@ -18,7 +18,7 @@ const outPath = (
   commit: string,
   path: string,
   tree: string | null = null,
-  changes: { toBuild: number; toFetch: number } | null = null,
+  changes: DesiredChanges | null = null,
   closureDiff?: DesiredClosureDiff,
 ): DesiredReport => ({
   source: "local",
@@ -47,12 +47,23 @@ describe("System against main's desired system", () => {
   });
 
   it("is yellow with the dry run's counts when main builds another system, and offers a switch", () => {
-    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 3, toFetch: 41 }), "lockA"));
-    expect(c.system).toMatchObject({ state: Y, reason: "switch needed: 3 paths to build, 41 paths to fetch", action: "switch" });
+    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 3, toFetch: 41, downloadBytes: 12_897_485 }), "lockA"));
+    expect(c.system).toMatchObject({ state: Y, reason: "switch needed: not in the cache, 3 paths to build and 41 to fetch (12 MiB)", action: "switch" });
+  });
+
+  it.each([
+    ["all of it in the cache: the download", { toBuild: 0, toFetch: 3, downloadBytes: 4_498_391 }, "in the cache, 4.3 MiB to download (3 paths)"],
+    ["one path in the cache", { toBuild: 0, toFetch: 1, downloadBytes: 10_486 }, "in the cache, 10 KiB to download (1 path)"],
+    ["in the cache, from an agent that does not report the size", { toBuild: 0, toFetch: 2, downloadBytes: null }, "in the cache, 2 paths to fetch"],
+    ["nothing in the cache", { toBuild: 1, toFetch: 0, downloadBytes: 0 }, "not in the cache, 1 path to build"],
+    ["partly in the cache, the size unknown", { toBuild: 2, toFetch: 5, downloadBytes: null }, "not in the cache, 2 paths to build and 5 to fetch"],
+  ] satisfies Array<[string, DesiredChanges, string]>)("says whether main's system is in the cache and what it downloads: %s", (_name, changes, words) => {
+    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, changes), "lockA"));
+    expect(c.system).toMatchObject({ state: Y, reason: `switch needed: ${words}`, action: "switch" });
   });
 
   it("says main's system is ready to activate when the dry run has nothing to build or fetch (a fleet build realised it)", () => {
-    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }), "lockA"));
+    const c = compute(withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0, downloadBytes: 0 }), "lockA"));
     expect(c.system).toMatchObject({ state: Y, action: "switch" });
     expect(c.system.reason).toMatch(/^switch needed: main's system .+ is built here, ready to activate$/);
   });
@@ -150,7 +161,7 @@ const version = (name: string, old: string, now: string): ClosureDiffEntry => ({
 const sizeOnly = (name: string, sizeDelta: number): ClosureDiffEntry => ({ name, old: [], new: [], sizeDelta });
 /** Main's config system, built on hsb0 and compared with the lock-A system it runs. */
 const builtHere = (entries: ClosureDiffEntry[], omitted = 0, comparedWith: string = SYSTEM.lockA) =>
-  withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }, { entries, omitted, totalSizeDelta: 4096, comparedWith }), "lockA");
+  withDesired(outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0, downloadBytes: 0 }, { entries, omitted, totalSizeDelta: 4096, comparedWith }), "lockA");
 
 describe("System's line once main's system is built on the host (its closure diff against the running system)", () => {
   it.each([
@@ -187,7 +198,7 @@ describe("System's line once main's system is built on the host (its closure dif
   it("gives the dashboard the diff the line is about, and none once main's system runs", () => {
     const entries = [version("linux", "6.6.1", "6.6.8")];
     expect(desiredClosureDiff(builtHere(entries).report)).toEqual({ entries, omitted: 0, totalSizeDelta: 4096, comparedWith: SYSTEM.lockA });
-    const running = hostReport("config", "config", { mainDesired: outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0 }, { entries, omitted: 0, totalSizeDelta: 0, comparedWith: SYSTEM.lockA }) });
+    const running = hostReport("config", "config", { mainDesired: outPath(COMMIT.config, SYSTEM.config, TREE.config, { toBuild: 0, toFetch: 0, downloadBytes: 0 }, { entries, omitted: 0, totalSizeDelta: 0, comparedWith: SYSTEM.lockA }) });
     expect(compute(hsb0("config", "config", "config", { report: running })).system.state).toBe(G);
     expect(desiredClosureDiff(running)).toBeNull();
   });

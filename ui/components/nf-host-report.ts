@@ -1,4 +1,5 @@
 import { LitElement, css, html, nothing } from "lit";
+import { describeDesiredChanges } from "../../common/compartments/desired-changes.ts";
 import type { HostView, Report, TestRun } from "../../common/protocol.ts";
 import { shortSha } from "../common/format.ts";
 import { hostSectionStyles } from "../styles/host-section.ts";
@@ -114,6 +115,7 @@ export class NfHostReport extends LitElement {
         <dd class="mono" title=${report.system.current.value ?? ""}>
           ${report.system.current.value ? storePathName(report.system.current.value) : this.known(report.system.current)}
         </dd>
+        ${this.mainSystem(report)}
         ${report.system.desired
           ? html`<dt>Clone builds</dt>
               <dd class="mono" title=${report.system.desired.value ?? ""}>
@@ -136,6 +138,19 @@ export class NfHostReport extends LitElement {
             : ""}
         </dd>
       </dl>`;
+  }
+
+  /** Main's system as the host's last evaluation found it, and what getting it takes: downloaded from the cache, or built here. */
+  private mainSystem(report: Report) {
+    const latest = report.desired?.latest ?? null;
+    if (latest === null || !("outPath" in latest)) return nothing;
+    const running = latest.outPath === report.system.current.value;
+    const note = running ? "running it" : latest.changes === null ? null : (describeDesiredChanges(latest.changes) ?? "built here, ready to activate");
+    return html`<dt>Main's system</dt>
+      <dd>
+        <span class="mono" title=${latest.outPath}>${storePathName(latest.outPath)}</span>
+        <span class="muted">at ${shortSha(latest.commit)}${note === null ? "" : ` · ${note}`}</span>
+      </dd>`;
   }
 
   private known(value: Known) {
