@@ -2,8 +2,15 @@
  * The control plane on workerd without wrangler's dev proxy, for the benchmarks that hold thousands of
  * connections (bench/dispatch.ts, bench/soak.ts): wrangler bundles the Worker as `wrangler deploy`
  * would, wrangler applies the migrations to a local D1, and Miniflare runs the bundle with
- * wrangler.toml's bindings. A client's connection is then one descriptor in workerd, where the dev proxy
- * held about four (bench/results/dispatch.json's 5,000-agent run ran out of them).
+ * wrangler.toml's bindings. A client's connection is then two descriptors in workerd, where the dev proxy
+ * held about four (an earlier 5,000-agent run through `wrangler dev` ran out of them).
+ *
+ * The second descriptor is workerd's own, not Miniflare's: its HTTP listener duplicates every socket it
+ * accepts (fcntl F_DUPFD_CLOEXEC in `workerd_server::listen::hangup`, seen with `strace -k`) and registers
+ * the copy with epoll for write readiness alone, to hear the client hang up. workerd serving a config of
+ * our own, with no Miniflare, holds two per connection as well, and no socket option turns the copy off.
+ * At its descriptor limit workerd does not refuse a connection, it exits (`overloaded: accept(): Too many
+ * open files`), so a size whose connections cannot fit is not started (bench/dispatch.ts).
  *
  * The Durable Objects run in a Worker of their own ("nixfleet-objects", the same bundle), so their
  * isolate is apart from the one that answers HTTP requests, as in production, where a Durable Object's
@@ -39,7 +46,7 @@ export interface Workerd {
   cpuSeconds(): Promise<number>;
   /**
    * Descriptors workerd holds open now and its limit (/proc/<pid>/fd, /proc/<pid>/limits), and how many of
-   * them are sockets against how many distinct sockets they point to (workerd holds each connection twice).
+   * them are sockets against how many distinct sockets they point to (workerd holds each connection twice, above).
    */
   descriptors(): Promise<{ open: number; limit: number; sockets: number; distinctSockets: number }>;
   /** Bytes of the coordinator's SQLite storage on disk (its database and write-ahead log). */
