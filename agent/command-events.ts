@@ -27,7 +27,8 @@ const MAX_CHUNK_CHARS = 32 * 1024;
 const MAX_CHUNKS_PER_EVENT = 200;
 
 type QueueItem =
-  | { kind: "event"; event: CommandEvent; settle?: (delivery: Delivery) => void }
+  /** `queuedAt`: when the event was handed to the sender (wall clock, ms), for the finished event's timeline in the debug log. */
+  | { kind: "event"; event: CommandEvent; settle?: (delivery: Delivery) => void; queuedAt?: number }
   /** Reached once everything queued before it was stored; `nextSeq` is the seq after it. */
   | { kind: "mark"; nextSeq: number; reached: (nextSeq: number) => void | Promise<void> };
 
@@ -109,7 +110,7 @@ export class CommandEventSender {
 
   /** Queues the finished event after any output; resolves when the server stored it (or will never). */
   finished(commandId: string, event: FinishedEvent): Promise<Delivery> {
-    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle }));
+    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle, queuedAt: Date.now() }));
   }
 
   /** Resolves when nothing is queued any more, or after `timeoutMs`. */
@@ -216,10 +217,15 @@ export class CommandEventSender {
           await item.reached(item.nextSeq);
           continue;
         }
+        const postedAt = Date.now();
         const outcome = await this.#client.postEvent(commandId, item.event, this.#stop.signal);
         if (outcome.kind === "aborted") return;
         if (outcome.kind === "stored") {
           failures = 0;
+          // A command's end → the control plane's answer, step by step: bench:rollout lines these up with the rollout's gate.
+          if (item.event.type === "finished") {
+            this.#logger.debug("finished event stored", { command: commandId, at: item.event.at, queuedAt: item.queuedAt, postedAt, answeredAt: Date.now(), serverTiming: outcome.serverTiming });
+          }
           stream.queue.shift();
           item.settle?.("stored");
           continue;
