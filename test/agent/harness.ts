@@ -37,6 +37,8 @@ export interface HarnessOptions {
   pathFirst?: string[];
   /** Runs every nix command (the agent's and the test's) on a store of its own under this root, so a real gc collects only it. */
   nixStoreRoot?: string;
+  /** The agent's randomness (backoff jitter, the desired system's evaluation delay); Math.random unless told. */
+  random?: () => number;
 }
 
 export interface Harness {
@@ -123,6 +125,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
           harness.restarts++;
         },
         watchdogCommand: [process.execPath, AGENT_BIN],
+        ...(options.random ? { random: options.random } : {}),
       });
       await agent.start();
       harness.agent = agent;
