@@ -296,6 +296,7 @@ export class Agent {
       refreshReport: () => this.#poller.refreshReport(),
       fetchManifest: (commit, signal) => this.#started().client.manifest(commit, signal),
       announceReboot: (system) => events.rebooting(entry.id, { type: "rebooting", at: this.#isoNow(), system }),
+      evaluated: (commit, system, main) => this.#started().desired.evaluated(commit, system, main),
     };
     let end: CommandEnd;
     try {

@@ -27,7 +27,8 @@ const MAX_CHUNK_CHARS = 32 * 1024;
 const MAX_CHUNKS_PER_EVENT = 200;
 
 type QueueItem =
-  | { kind: "event"; event: CommandEvent; settle?: (delivery: Delivery) => void }
+  /** `queuedAt`: when the event was handed to the sender (wall clock, ms), for the finished event's timeline in the debug log. */
+  | { kind: "event"; event: CommandEvent; settle?: (delivery: Delivery) => void; queuedAt?: number }
   /** Reached once everything queued before it was stored; `nextSeq` is the seq after it. */
   | { kind: "mark"; nextSeq: number; reached: (nextSeq: number) => void | Promise<void> };
 
@@ -38,6 +39,8 @@ interface CommandStream {
   nextSeq: number;
   timer: NodeJS.Timeout | undefined;
   sending: boolean;
+  /** The post in flight, to abort when the finished event takes its output along. */
+  posting: { item: QueueItem; abort: AbortController } | undefined;
   /** The finished event is queued: once the queue empties, the stream is forgotten. */
   closing: boolean;
 }
@@ -109,7 +112,7 @@ export class CommandEventSender {
 
   /** Queues the finished event after any output; resolves when the server stored it (or will never). */
   finished(commandId: string, event: FinishedEvent): Promise<Delivery> {
-    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle }));
+    return new Promise((settle) => this.#enqueue(commandId, { kind: "event", event, settle, queuedAt: Date.now() }));
   }
 
   /** Resolves when nothing is queued any more, or after `timeoutMs`. */
@@ -146,7 +149,7 @@ export class CommandEventSender {
   #stream(commandId: string): CommandStream {
     let stream = this.#streams.get(commandId);
     if (stream === undefined) {
-      stream = { queue: [], pending: [], pendingChars: 0, nextSeq: 0, timer: undefined, sending: false, closing: false };
+      stream = { queue: [], pending: [], pendingChars: 0, nextSeq: 0, timer: undefined, sending: false, posting: undefined, closing: false };
       this.#streams.set(commandId, stream);
     }
     return stream;
@@ -166,24 +169,43 @@ export class CommandEventSender {
       stream.closing = true;
       // The last lines go with the end: one request, not output posts and then the end. That includes output queued
       // behind a post in flight: when the control plane answers slower than the flushes, one post per flush would
-      // stand between the end and the server (a rollout's wave waits for it).
-      const last = [...this.#takeQueuedOutput(stream), ...this.#takePending(stream)];
-      if (last.length > 0 && last.length <= MAX_CHUNKS_PER_EVENT) item = { ...item, event: { ...item.event, output: last } };
-      else if (last.length > 0) stream.pending = last;
+      // stand between the end and the server (a rollout's wave waits for it). And the output of an output post in
+      // flight, when nothing else is queued: that post is aborted and the end goes at once with all of it (the
+      // server keeps each seq once, and refuses output after the end, so a late copy changes nothing).
+      const queued = this.#takeQueuedOutput(stream);
+      const inFlight = this.#overtakable(stream);
+      const last = [...(inFlight?.chunks ?? []), ...queued, ...this.#takePending(stream)];
+      if (last.length > 0 && last.length <= MAX_CHUNKS_PER_EVENT) {
+        item = { ...item, event: { ...item.event, output: last } };
+        inFlight?.abort();
+      } else if (last.length > 0) stream.pending = last.slice(inFlight?.chunks.length ?? 0);
     }
     this.#flushOutput(commandId, stream);
     stream.queue.push(item);
     void this.#pump(commandId, stream);
   }
 
-  /** The output events at the end of the queue that are not being posted (the head may be), in order. */
+  /**
+   * The output events at the end of the queue that are not being posted (the head may be), in order. The progress
+   * marks among them are dropped: they keep a detached job's place in its log for a resumed agent, which the job
+   * store's record of the end (written before the finished event is queued) makes moot.
+   */
   #takeQueuedOutput(stream: CommandStream): OutputChunk[] {
     const taken: OutputChunk[][] = [];
-    for (let last = stream.queue.at(-1); stream.queue.length > 1 && last?.kind === "event" && last.event.type === "output"; last = stream.queue.at(-1)) {
-      taken.unshift(last.event.chunks);
+    for (let last = stream.queue.at(-1); stream.queue.length > 1 && last !== undefined && (last.kind === "mark" || last.event.type === "output"); last = stream.queue.at(-1)) {
+      if (last.kind === "event" && last.event.type === "output") taken.unshift(last.event.chunks);
       stream.queue.pop();
     }
     return taken.flat();
+  }
+
+  /** The output post in flight when it is all that is queued: its chunks, and how to abort it. */
+  #overtakable(stream: CommandStream): { chunks: OutputChunk[]; abort: () => void } | null {
+    const posting = stream.posting;
+    if (posting === undefined || stream.queue.length !== 1 || stream.queue[0] !== posting.item) return null;
+    const { item } = posting;
+    if (item.kind !== "event" || item.event.type !== "output") return null;
+    return { chunks: item.event.chunks, abort: () => posting.abort.abort() };
   }
 
   #takePending(stream: CommandStream): OutputChunk[] {
@@ -216,10 +238,23 @@ export class CommandEventSender {
           await item.reached(item.nextSeq);
           continue;
         }
-        const outcome = await this.#client.postEvent(commandId, item.event, this.#stop.signal);
+        const postedAt = Date.now();
+        const posting = { item, abort: new AbortController() };
+        stream.posting = posting;
+        const outcome = await this.#client.postEvent(commandId, item.event, AbortSignal.any([this.#stop.signal, posting.abort.signal]));
+        stream.posting = undefined;
+        if (outcome.kind === "aborted" && posting.abort.signal.aborted && !this.#stop.signal.aborted) {
+          // The finished event behind it took its output along (#enqueue) and goes now, in its place.
+          stream.queue.shift();
+          continue;
+        }
         if (outcome.kind === "aborted") return;
         if (outcome.kind === "stored") {
           failures = 0;
+          // A command's end → the control plane's answer, step by step: bench:rollout lines these up with the rollout's gate.
+          if (item.event.type === "finished") {
+            this.#logger.debug("finished event stored", { command: commandId, at: item.event.at, queuedAt: item.queuedAt, postedAt, answeredAt: Date.now(), serverTiming: outcome.serverTiming });
+          }
           stream.queue.shift();
           item.settle?.("stored");
           continue;

@@ -21,7 +21,8 @@ export type PollOutcome =
   | { kind: "aborted" };
 
 export type EventOutcome =
-  | { kind: "stored" }
+  /** `serverTiming`: the Worker's Server-Timing marks, when a local deployment sends them (the benchmarks read them). */
+  | { kind: "stored"; serverTiming?: string }
   /** 404/409: the command is unknown or already final; the server will not take more events for it. */
   | { kind: "unwanted"; message: string }
   /** 400 and friends: this event will never be accepted; retrying is pointless. */
@@ -93,7 +94,7 @@ export class ControlPlaneClient {
     if (answer.kind === "aborted") return answer;
     if (answer.kind === "network" || answer.kind === "stopped") return { kind: "retry", message: answer.message };
     const message = `${answer.status}: ${errorMessage(answer.text)}`;
-    if (answer.status >= 200 && answer.status < 300) return { kind: "stored" };
+    if (answer.status >= 200 && answer.status < 300) return answer.serverTiming === null ? { kind: "stored" } : { kind: "stored", serverTiming: answer.serverTiming };
     if (answer.status === 404 || answer.status === 409 || answer.status === 410) return { kind: "unwanted", message };
     if (answer.status === 401 || answer.status === 403) return { kind: "unauthorized", message };
     if (answer.status === 408 || answer.status === 429 || answer.status >= 500) return { kind: "retry", message };
@@ -146,7 +147,7 @@ export class ControlPlaneClient {
     timeoutMs: number,
     freshConnection = false,
   ): Promise<
-    | { kind: "http"; status: number; text: string }
+    | { kind: "http"; status: number; text: string; serverTiming: string | null }
     | { kind: "network"; message: string; cause?: AnswerCause }
     /** Something that is not the Worker answered (answer-cause.ts). */
     | { kind: "stopped"; message: string; cause: AnswerCause }
@@ -176,7 +177,7 @@ export class ControlPlaneClient {
       const text = await response.text();
       const cause = answerCause(url, { status: response.status, header: (name) => response.headers.get(name), body: text });
       if (cause !== null) return { kind: "stopped", message: cause.message, cause };
-      return { kind: "http", status: response.status, text };
+      return { kind: "http", status: response.status, text, serverTiming: response.headers.get("server-timing") };
     } catch (error) {
       if (signal.aborted && !timedOut) return { kind: "aborted" };
       if (timedOut) return { kind: "network", message: `no answer within ${Math.round(timeoutMs / 1000)} s` };

@@ -70,6 +70,24 @@ export class DesiredSystems {
   }
 
   /**
+   * A switch evaluated the clean clone at `commit` and cached it (commands/switch.ts). When that is main's
+   * head (`main`: the switch's pull just brought the clone there, as `mainAt` after the command says too),
+   * it is the desired system now, stored before the switch activates: the report after the switch (the
+   * safety net's confirmation, sent by the restarted agent) says the host runs main's system, where this
+   * host's own evaluation of main, after its random delay, would hold a rollout's gate until it ends.
+   */
+  async evaluated(commit: string, system: DesiredSystem, main: boolean): Promise<void> {
+    if (this.#options.config.desired.evaluate !== "local") return;
+    if (main) this.#wanted = commit;
+    if (commit !== this.#wanted || commit === this.#handled) return;
+    this.#latest = system;
+    this.#handled = commit;
+    if (this.#evaluating === commit) this.#evaluating = null;
+    await this.#options.store.recordDesiredLatest(system);
+    this.#options.onChange();
+  }
+
+  /**
    * The store or the running system changed (the agent started, a build or switch ended): the latest
    * desired system may be realised now, or its closure diff made against a system that no longer runs.
    */
@@ -109,7 +127,8 @@ export class DesiredSystems {
   async #evaluate(commit: string): Promise<void> {
     try {
       const system = await this.#desiredAt(commit);
-      if (system === null) return;
+      // Null when stopped; and a switch may have made a newer head known meanwhile (evaluated()).
+      if (system === null || (this.#wanted !== commit && this.#wanted === this.#handled)) return;
       this.#latest = system;
       await this.#options.store.recordDesiredLatest(system);
       this.#handled = commit;
@@ -159,8 +178,8 @@ export class DesiredSystems {
     const delayMs = Math.floor(this.#options.random() * config.desired.maxDelaySeconds * 1000);
     logger.info("evaluating the desired system at main's head", { commit, tree: key.tree, delayMs });
     await sleep(delayMs, shutdown);
-    // A newer head arrived while this one waited: evaluate that one instead.
-    if (shutdown.aborted || this.#wanted !== commit) return null;
+    // A newer head arrived while this one waited: evaluate that one instead. Or a switch evaluated this one meanwhile.
+    if (shutdown.aborted || this.#wanted !== commit || this.#handled === commit) return null;
 
     const started = performance.now();
     const outcome = await evaluateCommit(host, commit, config.desired, shutdown);

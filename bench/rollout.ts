@@ -13,6 +13,9 @@
  *    next-wave host): activated (the host's running-system link flipped, read from the stand-in's
  *    link) → finished event (the agent's check of the result) → gate passed (its report judged) →
  *    next wave queued → delivered to the held poll. The first part precedes the wave step;
+ *  - each finished event's way (`finished_event_ms`): the agent's record of the end, its queue, the
+ *    request to the Worker, the Worker's route, the coordinator and the answer back, from the agents'
+ *    debug lines and the Worker's Server-Timing marks in them (SERVER_TIMING is on for this run);
  *  - the baseline: one request's round trip to the coordinator, timed while the rollout ran.
  * Writes bench/results/rollout.json.
  */
@@ -25,6 +28,7 @@ import { adminApi } from "../test/support/admin-api.ts";
 import { everyHostReporting } from "../test/support/e2e-agent.ts";
 import { startGitHubFleet } from "../test/support/github-fleet.ts";
 import { eventuallyWith } from "../test/support/wait.ts";
+import { serverMark } from "./fleet-protocol.ts";
 import { runInfo } from "./run-info.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
@@ -41,6 +45,35 @@ const percentile = (values: number[], p: number) => {
 };
 const round = (n: number) => Math.round(n * 100) / 100;
 
+interface FinishedTimeline {
+  command: string;
+  at: number;
+  queuedAt: number;
+  postedAt: number;
+  arrived: number;
+  routed: number;
+  answered: number;
+  answeredAt: number;
+}
+
+/** An agent's "finished event stored" debug line, with the Worker's marks it carries; null for any other line. */
+function finishedTimeline(line: string): FinishedTimeline | null {
+  if (!line.includes(" finished event stored ")) return null;
+  const fields = new Map([...line.matchAll(/ (\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!]));
+  const timing = fields.get("serverTiming") ?? null;
+  const timeline = {
+    command: fields.get("command") ?? "",
+    at: Date.parse(fields.get("at") ?? ""),
+    queuedAt: Number(fields.get("queuedAt")),
+    postedAt: Number(fields.get("postedAt")),
+    arrived: serverMark(timing, "arrived") ?? Number.NaN,
+    routed: serverMark(timing, "routed") ?? Number.NaN,
+    answered: serverMark(timing, "answered") ?? Number.NaN,
+    answeredAt: Number(fields.get("answeredAt")),
+  };
+  return Object.values(timeline).every((v) => typeof v === "string" || Number.isFinite(v)) ? timeline : null;
+}
+
 const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-bench-rollout-"));
 const names = Array.from({ length: HOSTS }, (_, i) => `b${String(i).padStart(2, "0")}`);
 const { cp, emulator, agents, stop } = await startGitHubFleet({
@@ -49,8 +82,9 @@ const { cp, emulator, agents, stop } = await startGitHubFleet({
   webhookSecret: SECRET,
   token: TOKEN,
   pollTimeoutSeconds: 30,
-  vars: { ROLLOUT_CANARY_SOAK_SECONDS: String(CANARY_SOAK_SECONDS), ROLLOUT_WAVE_SIZE: String(WAVE_SIZE) },
+  vars: { ROLLOUT_CANARY_SOAK_SECONDS: String(CANARY_SOAK_SECONDS), ROLLOUT_WAVE_SIZE: String(WAVE_SIZE), SERVER_TIMING: "true" },
   packages: {},
+  agentLogLevel: "debug",
 });
 const call = adminApi(cp.url);
 const until = eventuallyWith({ timeoutMs: 300_000, intervalMs: 100 });
@@ -119,7 +153,38 @@ try {
       stages.queued_to_delivered.push(delivered - time(command?.createdAt ?? null));
     }
   }
-  const spread = (values: number[]) => ({ min: round(Math.min(...values)), p50: round(percentile(values, 50)), max: round(Math.max(...values)) });
+  // Each finished event's way from the agent's stamp to the control plane's answer: the agents' debug lines
+  // (agent/command-events.ts) with the Worker's Server-Timing marks (worker/server-timing.ts) in them.
+  const finishedEvents = new Map<string, FinishedTimeline>();
+  for (const agent of agents) for (const line of agent.log.join("").split("\n")) {
+    const timeline = finishedTimeline(line);
+    if (timeline) finishedEvents.set(timeline.command, timeline);
+  }
+  const eventStages = { recorded: [] as number[], queued: [] as number[], to_worker: [] as number[], worker_route: [] as number[], coordinator: [] as number[], answer_to_agent: [] as number[], post: [] as number[] };
+  const gateOfWave = { ...Object.fromEntries(Object.keys(eventStages).map((stage) => [stage, [] as number[]])) as typeof eventStages, coordinator_to_passed: [] as number[] };
+  const addStages = (into: Record<keyof typeof eventStages, number[]>, t: FinishedTimeline) => {
+    into.recorded.push(t.queuedAt - t.at);
+    into.queued.push(t.postedAt - t.queuedAt);
+    into.to_worker.push(t.arrived - t.postedAt);
+    into.worker_route.push(t.routed - t.arrived);
+    into.coordinator.push(t.answered - t.routed);
+    into.answer_to_agent.push(t.answeredAt - t.answered);
+    into.post.push(t.answeredAt - t.postedAt);
+  };
+  for (const command of commands.values()) {
+    const timeline = finishedEvents.get(command.id);
+    if (timeline) addStages(eventStages, timeline);
+  }
+  for (let k = 1; k < done.waves.length; k++) {
+    const previous = done.waves[k - 1]!;
+    // The gate opens when the wave's last finished event reaches the coordinator: not always the last host to finish.
+    const timelines = previous.hosts.map((h) => finishedEvents.get(commands.get(h.name)?.id ?? "")).filter((t) => t !== undefined);
+    if (timelines.length < previous.hosts.length) continue;
+    const gate = timelines.reduce((a, b) => (b.routed > a.routed ? b : a));
+    addStages(gateOfWave, gate);
+    gateOfWave.coordinator_to_passed.push(Math.max(...previous.hosts.map((h) => time(h.finishedAt ?? null))) - gate.routed);
+  }
+  const spread = (values: number[]) => (values.length === 0 ? null : { min: round(Math.min(...values)), p50: round(percentile(values, 50)), max: round(Math.max(...values)) });
   const output = {
     ...(await runInfo()),
     hosts: HOSTS,
@@ -142,6 +207,19 @@ try {
      * next-wave host: gate passed → its command queued (minus the soak), queued → delivered.
      */
     wave_step_breakdown_ms: Object.fromEntries(Object.entries(stages).map(([stage, values]) => [stage, spread(values)])),
+    /**
+     * Each finished event of the rollout, its stamp → the agent's answer (agent clock and the Worker's marks on one
+     * machine; workerd floors its marks to the millisecond): recorded (the agent stored the end on disk, and any
+     * report, before handing it to its sender), queued (behind a post in flight), to the Worker, the Worker's route
+     * (body, token), the coordinator (its answer, awaits included), the answer back; post is the request whole.
+     * `gate_of_wave`: per wave step, the finished event that reached the coordinator last (the one the gate waited
+     * for), with its receipt → the wave's gate passed.
+     */
+    finished_event_ms: {
+      samples: eventStages.post.length,
+      all: Object.fromEntries(Object.entries(eventStages).map(([stage, values]) => [stage, spread(values)])),
+      gate_of_wave: Object.fromEntries(Object.entries(gateOfWave).map(([stage, values]) => [stage, spread(values)])),
+    },
     /** Each host's timeline in ms after the merge request: its command delivered, started, finished, and the host passed its gate. */
     timeline_ms: Object.fromEntries(
       done.waves.flatMap((wave) =>

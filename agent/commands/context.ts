@@ -1,6 +1,6 @@
 /** What a command implementation gets from the agent, and what it hands back. */
 import type { AgentConfig } from "../../common/agent-config.ts";
-import type { CommandDelivery, CommandResult, OutputStream } from "../../common/protocol.ts";
+import type { CommandDelivery, CommandResult, DesiredSystem, OutputStream } from "../../common/protocol.ts";
 import type { ManifestOutcome } from "../control-plane-client.ts";
 import type { DetachedJobs } from "../detached-jobs.ts";
 import type { JobStore } from "../job-store.ts";
@@ -88,6 +88,11 @@ export interface CommandContext extends HostContext {
    * resolves "stored" once it acknowledged, "dropped" when it refused, "abandoned" when the agent stops.
    */
   announceReboot(system: string): Promise<"stored" | "dropped" | "abandoned">;
+  /**
+   * The switch evaluated the clean clone at `commit` (`main`: the pull before it brought the clone to
+   * main's head): the desired system is known now, for the report that follows the switch.
+   */
+  evaluated(commit: string, system: DesiredSystem, main: boolean): Promise<void>;
 }
 
 export const succeeded = (result: CommandResult = {}, exitCode: number | null = 0): CommandOutcome => ({

@@ -35,7 +35,7 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
   if (ctx.cancel.aborted) return cancelled(pullResult);
   // An evaluation that fails here fails the rebuild too, which says why in its own words; the check after it evaluates again.
   if (expected.value === null) ctx.say(`could not evaluate it before the switch: ${expected.reason.split("\n")[0]}`);
-  else if (commit.value !== null) await rememberEvaluation(ctx, commit.value, expected.value);
+  else if (commit.value !== null) await rememberEvaluation(ctx, commit.value, expected.value, pull?.commitAfter === commit.value);
   const bootShort = await checkBootSpace({ ...ctx, cloneDir: store.cloneDir, system: expected.value, signal: ctx.cancel });
   if (ctx.cancel.aborted) return cancelled(pullResult);
   if (bootShort !== null) return failed(bootShort, pullResult);
@@ -53,13 +53,15 @@ export async function runSwitch(ctx: CommandContext, pull?: JobMeta["pull"]): Pr
  * too, so the evaluation that follows the pull finds it in the cache instead of evaluating again.
  * Not when the clone has local changes: then it is not the tree's system.
  */
-async function rememberEvaluation(ctx: CommandContext, commit: string, outPath: string): Promise<void> {
+async function rememberEvaluation(ctx: CommandContext, commit: string, outPath: string, pulledMain: boolean): Promise<void> {
   const { config, runner, store, platform } = ctx;
   if (!StorePath.safeParse(outPath).success || (await isDirty(config, runner, store.cloneDir)) !== false) return;
   const resolved = await keyAt((args) => runGit(config, runner, args), store.cloneDir, commit, platform);
   if (!resolved.ok) return;
   const evaluatedAt = new Date().toISOString();
-  await store.recordEvaluation(resolved.key, { commit, tree: resolved.key.tree, evaluatedAt, outPath, changes: null });
+  const system = { commit, tree: resolved.key.tree, evaluatedAt, outPath, changes: null };
+  await store.recordEvaluation(resolved.key, system);
+  await ctx.evaluated(commit, system, pulledMain);
 }
 
 export async function runPullSwitch(ctx: CommandContext): Promise<CommandEnd> {

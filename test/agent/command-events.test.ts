@@ -57,7 +57,74 @@ describe("command events", () => {
     ]);
   });
 
-  it("sends the output queued behind a slow post with finished: the end waits for the post in flight only", async () => {
+  it("does not wait behind a slow output post: finished takes that post's output and everything queued behind it, and the post is aborted", async () => {
+    const posted: CommandEvent[] = [];
+    const signals: AbortSignal[] = [];
+    const client = {
+      async postEvent(_id: string, event: CommandEvent, signal: AbortSignal): Promise<EventOutcome> {
+        posted.push(event);
+        signals.push(signal);
+        // The first post hangs until it is aborted: only the sender's abort can end it.
+        if (posted.length === 1) return new Promise((resolve) => signal.addEventListener("abort", () => resolve({ kind: "aborted" }), { once: true }));
+        return { kind: "stored" };
+      },
+    };
+    // Flushed at every byte: each write while the first post hangs queues an output event of its own.
+    const events = new CommandEventSender({ client, logger: silentLogger, flushBytes: 1 });
+    events.output(ID, "stdout", "a");
+    await eventually("the first output post to be in flight", () => posted.length === 1, { timeoutMs: 10_000 });
+    for (const data of ["b", "c", "d", "e"]) events.output(ID, data === "e" ? "stdout" : "stderr", data);
+    expect(await events.finished(ID, finished)).toBe("stored");
+    expect(signals[0]!.aborted).toBe(true);
+    expect(posted).toEqual([
+      { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "a" }] },
+      {
+        ...finished,
+        output: [
+          { seq: 0, stream: "stdout", data: "a" },
+          { seq: 1, stream: "stderr", data: "b" },
+          { seq: 2, stream: "stderr", data: "c" },
+          { seq: 3, stream: "stderr", data: "d" },
+          { seq: 4, stream: "stdout", data: "e" },
+        ],
+      },
+    ]);
+  });
+
+  it("does not wait behind a detached job's output posts and progress marks: finished goes at once with all of the output", async () => {
+    const posted: CommandEvent[] = [];
+    const client = {
+      async postEvent(_id: string, event: CommandEvent, signal: AbortSignal): Promise<EventOutcome> {
+        posted.push(event);
+        if (posted.length === 1) return new Promise((resolve) => signal.addEventListener("abort", () => resolve({ kind: "aborted" }), { once: true }));
+        return { kind: "stored" };
+      },
+    };
+    const events = new CommandEventSender({ client, logger: silentLogger });
+    const marked: number[] = [];
+    // As agent/detached-jobs.ts tails a job's log: each read is output, then a mark of the progress.
+    for (const data of ["one\n", "two\n", "three\n"]) {
+      events.output(ID, "stdout", data);
+      events.mark(ID, (seq) => void marked.push(seq));
+      if (data === "one\n") await eventually("the first output post to be in flight", () => posted.length === 1, { timeoutMs: 10_000 });
+    }
+    expect(await events.finished(ID, finished)).toBe("stored");
+    expect(posted).toEqual([
+      { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "one\n" }] },
+      {
+        ...finished,
+        output: [
+          { seq: 0, stream: "stdout", data: "one\n" },
+          { seq: 1, stream: "stdout", data: "two\n" },
+          { seq: 2, stream: "stdout", data: "three\n" },
+        ],
+      },
+    ]);
+    // The job's end is recorded: its place in the log no longer matters.
+    expect(marked).toEqual([]);
+  });
+
+  it("waits for a post in flight that is not output: started still goes before finished", async () => {
     const posted: CommandEvent[] = [];
     let answerFirst = () => {};
     const firstAnswered = new Promise<void>((resolve) => (answerFirst = resolve));
@@ -68,26 +135,17 @@ describe("command events", () => {
         return { kind: "stored" };
       },
     };
-    // Flushed at every byte: each write while the first post hangs queues an output event of its own.
     const events = new CommandEventSender({ client, logger: silentLogger, flushBytes: 1 });
+    events.started(ID, "2025-01-01T00:00:00.000Z");
+    await eventually("started to be in flight", () => posted.length === 1, { timeoutMs: 10_000 });
     events.output(ID, "stdout", "a");
-    await eventually("the first output post to be in flight", () => posted.length === 1, { timeoutMs: 10_000 });
-    for (const data of ["b", "c", "d", "e"]) events.output(ID, data === "e" ? "stdout" : "stderr", data);
     const delivery = events.finished(ID, finished);
+    // Nothing overtakes the started event.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(posted).toHaveLength(1);
     answerFirst();
     expect(await delivery).toBe("stored");
-    expect(posted).toEqual([
-      { type: "output", chunks: [{ seq: 0, stream: "stdout", data: "a" }] },
-      {
-        ...finished,
-        output: [
-          { seq: 1, stream: "stderr", data: "b" },
-          { seq: 2, stream: "stderr", data: "c" },
-          { seq: 3, stream: "stderr", data: "d" },
-          { seq: 4, stream: "stdout", data: "e" },
-        ],
-      },
-    ]);
+    expect(posted).toEqual([{ type: "started", at: "2025-01-01T00:00:00.000Z" }, { ...finished, output: [{ seq: 0, stream: "stdout", data: "a" }] }]);
   });
 
   it("flushes at 32 KiB without waiting for the interval", async () => {

@@ -42,9 +42,9 @@ async function nixWork(): Promise<string[]> {
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
 let fleetRuns = 0;
 
-async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number, nixConfig?: string): Promise<void> {
+async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number, nixConfig?: string, random?: () => number): Promise<void> {
   await nixWrapper();
-  h = await createHarness({ holdCapSeconds, nixConfig, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
+  h = await createHarness({ holdCapSeconds, nixConfig, random, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
   fleetRuns = (await nixRuns()).filter((line) => !line.endsWith(" --version")).length;
   await h.startAgent();
 }
@@ -98,7 +98,11 @@ describeWithNix("the desired system at main's head", () => {
     const first = await h.fleet.head();
     const running = await h.shim.currentSystem();
     // The switch evaluated the clone before activating it; the pull's head is that tree, so no second evaluation.
-    const afterSwitch = await reportWith(latestAt(first), "the desired system after the pull-switch");
+    // That made it main's desired system before the activation: the report after it says the host runs it.
+    const afterSwitch = await h.plane.waitFor(() => {
+      const report = h.plane.lastReport();
+      return report?.desired !== undefined && latestAt(first)(report.desired) && report.system.current.value === running ? report : undefined;
+    }, "the report after the pull-switch");
     expect(afterSwitch.desired?.latest).toMatchObject({ commit: first, tree: await treeOf(first), outPath: running });
     expect(afterSwitch.system.current.value).toBe(running);
     expect((await nixWork()).filter((line) => line.includes(" eval "))).toHaveLength(1);
@@ -180,13 +184,35 @@ describeWithNix("the desired system at main's head", () => {
     expect(activated).not.toBeNull();
     expect(report?.system.current.value).toBe(activated);
     expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
-    const desired = await reportWith(latestAt(await h.fleet.head()), "main's desired system", 20_000);
+    const head = await h.fleet.head();
+    const realised = (desired: DesiredReport) => latestAt(head)(desired) && desired.latest !== null && "changes" in desired.latest && desired.latest.changes?.toBuild === 0;
+    const desired = await reportWith(realised, "main's desired system, realised", 20_000);
     // The switch realised it: nothing is left to build or fetch (the evaluation before it ran no dry run).
     expect(desired.desired?.latest).toMatchObject({ outPath: activated, changes: { toBuild: 0, toFetch: 0 } });
     // One evaluation, before the activation; the check after it and main's desired system reuse it.
     expect((await nixWork()).filter((line) => line.includes(" eval "))).toEqual([
       expect.stringContaining(`#nixosConfigurations.web1.config.system.build.toplevel.outPath`),
     ]);
+  });
+
+  it("knows main's desired system from a switch of main's head while its own evaluation waits out its delay: the report after the activation says so, and nix evaluates once", async () => {
+    // Main's own evaluation waits most of an hour: only the switch can make main's system known within this test.
+    await start({ maxDelaySeconds: 3600 }, 60, undefined, () => 0.99);
+    await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the first report");
+    const head = await h.fleet.head();
+    h.plane.moveMain(head);
+    await reportWith((desired) => desired.evaluating === head, "main's evaluation waiting out its delay");
+    const from = h.plane.polls.length;
+    const id = h.plane.queue("pull-switch");
+    const report = (
+      await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)
+    ).request.report;
+    const activated = await h.shim.currentSystem();
+    expect(activated).not.toBeNull();
+    // A rollout's gate judges this report: System green needs main's desired system, which is what now runs.
+    expect(report?.desired).toMatchObject({ evaluating: null, latest: { commit: head, tree: await treeOf(head), outPath: activated } });
+    expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
+    expect((await nixWork()).filter((line) => line.includes(" eval "))).toHaveLength(1);
   });
 
   it("reports the closure diff against the running system once main's system is in the store (a build's, or its own), made once per system", async () => {

@@ -39,6 +39,8 @@ export interface HarnessOptions {
   nixStoreRoot?: string;
   /** More of nix.conf for every nix command (a binary cache as substituter, say), after the isolated host's. */
   nixConfig?: string;
+  /** The agent's randomness (backoff jitter, the desired system's evaluation delay); Math.random unless told. */
+  random?: () => number;
 }
 
 export interface Harness {
@@ -126,6 +128,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
           harness.restarts++;
         },
         watchdogCommand: [process.execPath, AGENT_BIN],
+        ...(options.random ? { random: options.random } : {}),
       });
       await agent.start();
       harness.agent = agent;

@@ -70,6 +70,8 @@ export interface GitHubFleetOptions {
   /** The fleet repository's packages (`createFleetRepo`'s default unless told; `{}` for none). */
   packages?: Record<string, string>;
   fetch?: GitHubSide["fetch"];
+  /** The agents' log level (bench:rollout reads their debug lines). */
+  agentLogLevel?: "debug" | "info";
 }
 
 export interface GitHubFleet {
@@ -105,7 +107,7 @@ export async function startGitHubFleet(options: GitHubFleetOptions): Promise<Git
     await seedFromFleetRepo(emulator, fleet);
     await adminApi(cp.url)(z.unknown(), "/api/repo/refresh", { body: {} });
     for (const [index, name] of hosts.entries()) {
-      agents.push(await enrollE2eAgent({ dir: path.join(root, name), name, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: options.pollTimeoutSeconds, priority: index }));
+      agents.push(await enrollE2eAgent({ dir: path.join(root, name), name, url: cp.url, repoUrl: emulator.cloneUrl, pollTimeoutSeconds: options.pollTimeoutSeconds, priority: index, ...(options.agentLogLevel ? { logLevel: options.agentLogLevel } : {}) }));
     }
   } catch (error) {
     await stop();

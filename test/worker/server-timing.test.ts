@@ -40,7 +40,7 @@ describe("Server-Timing marks", () => {
     expect(refused.headers.has("server-timing")).toBe(false);
   });
 
-  it("mark, on a local deployment that asks, an enqueue's arrival, route and coordinator answer (its audit entry stored with the command), and a poll's answer", async () => {
+  it("mark, on a local deployment that asks, an enqueue's arrival, route and coordinator answer (its audit entry stored with the command), a poll's answer, and a command event's route and answer", async () => {
     const { token } = await createHost("timing-local");
     const held = send(
       "/api/agent/poll?wait=5",
@@ -59,7 +59,16 @@ describe("Server-Timing marks", () => {
       { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(pollBody({ agentSession: "timing-session" })) },
       timed,
     );
-    expect(PollResponse.parse(await poll.json()).commands.map((command) => command.kind)).toEqual(["refresh"]);
+    const [delivered] = PollResponse.parse(await poll.json()).commands;
+    expect(delivered?.kind).toBe("refresh");
     expect(marks(poll)).toEqual(["arrived", "answered"]);
+    // bench:rollout splits a finished event's way with these (the agent logs them).
+    const event = await send(
+      `/api/agent/commands/${delivered!.id}/events`,
+      { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ type: "started", at: new Date().toISOString() }) },
+      timed,
+    );
+    expect(event.status, await event.clone().text()).toBe(200);
+    expect(marks(event)).toEqual(["arrived", "routed", "answered"]);
   });
 });

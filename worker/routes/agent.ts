@@ -60,7 +60,9 @@ export const agent = new Hono<AgentEnv>()
     const tokenHash = c.get("tokenHash");
     const id = parseWith(CommandId, c.req.param("id"), "invalid command id");
     const event = c.req.valid("json");
+    mark(c, "routed");
     const outcome = await coordinator(c.env).commandEvent(tokenHash, id, event);
+    mark(c, "answered");
     if (!outcome.ok) return c.json(errorBody(outcome.code, outcome.message), outcome.status);
     return c.json({ ok: true, state: outcome.state });
   });
