@@ -238,11 +238,29 @@ function inlineModule(html, js) {
   if (/<\/script|<!--/i.test(js)) throw new Error("build-ui: the bundle contains </script or <!--; it cannot be inlined as it is");
   const tag = '<script type="module" src="/app.js"></script>';
   if (!html.includes(tag)) throw new Error(`build-ui: ui/index.html has no ${tag} to inline`);
-  // From any path the page is served at, the source map is the one at the root.
-  const script = js
-    .replace(/\/\/# sourceMappingURL=app\.js\.map\s*$/, "//# sourceMappingURL=/app.js.map\n")
-    .replace("see app.js.LEGAL.txt", "see /app.js.LEGAL.txt");
-  return html.replace(tag, () => `<script type="module">${script}</script>`);
+  return html.replace(tag, () => `<script type="module">${rootedNotes(js)}</script>`);
+}
+
+/** From any path the page is served at, the source map and legal notes are the ones at the root. */
+const rootedNotes = (js) => js.replace(/\/\/# sourceMappingURL=app\.js\.map\s*$/, "//# sourceMappingURL=/app.js.map\n").replace("see app.js.LEGAL.txt", "see /app.js.LEGAL.txt");
+
+/** The page the Worker serves at / with the fleet table in it (worker/routes/fleet-page.ts), from the static assets. */
+export const FLEET_PAGE = "fleet-page.html";
+/** The first paint's module as a file of its own under chunks/: counted once, in index.html, never as a lazy chunk. */
+const FIRST_PAINT_FILE = /^first-paint-[\w]+\.js$/;
+
+/**
+ * The fleet page: the same page, but the module is a file, not inline. A module inline in the page runs
+ * before the browser's first frame (it is ready the moment the page is parsed), so the table the Worker wrote
+ * into the page would never be painted before the components replace it; a module of its own is fetched
+ * (from the browser's cache after the first visit: its name carries its hash) while the table paints.
+ */
+async function writeFleetPage(outdir, page, js) {
+  const tag = '<script type="module" src="/app.js"></script>';
+  const file = `first-paint-${createHash("sha256").update(js, "utf8").digest("hex").slice(0, 12)}.js`;
+  await mkdir(`${outdir}/${CHUNKS}`, { recursive: true });
+  await writeFile(`${outdir}/${CHUNKS}/${file}`, rootedNotes(js));
+  await writeFile(`${outdir}/${FLEET_PAGE}`, page.replace(tag, () => `<script type="module" src="/${CHUNKS}/${file}"></script>`));
 }
 
 /** The JavaScript of the first paint: the page's inline modules and any .js file beside it (chunks/ is loaded later). */
@@ -256,7 +274,7 @@ export async function shippedJs(outdir = defaultOutdir) {
 /** The lazily loaded chunks (dist/ui/chunks/*.js), each with its URL and sizes, largest first. */
 export async function lazyChunks(outdir = defaultOutdir) {
   const dir = `${outdir}/${CHUNKS}`;
-  const files = (await readdir(dir).catch(() => [])).filter((file) => file.endsWith(".js"));
+  const files = (await readdir(dir).catch(() => [])).filter((file) => file.endsWith(".js") && !FIRST_PAINT_FILE.test(file));
   const chunks = await Promise.all(
     files.map(async (file) => {
       const js = await readFile(`${dir}/${file}`);
@@ -509,8 +527,11 @@ export async function buildUi({ minify = true, outdir = defaultOutdir, entry = "
     plugins: [...plugins, lazyImports((path) => chunks.urls.get(path))],
   });
 
-  const html = inlineModule(await readFile(`${root}ui/index.html`, "utf8"), await readFile(`${outdir}/app.js`, "utf8"));
+  const page = await readFile(`${root}ui/index.html`, "utf8");
+  const appJs = await readFile(`${outdir}/app.js`, "utf8");
+  const html = inlineModule(page, appJs);
   await writeFile(`${outdir}/index.html`, html);
+  await writeFleetPage(outdir, page, appJs);
   await rm(`${outdir}/app.js`);
   const chunkJs = await Promise.all((await lazyChunks(outdir)).map((chunk) => readFile(`${outdir}${chunk.url}`, "utf8")));
   await writeFile(`${outdir}/${HEADERS_FILE}`, headersFile(html, chunkJs));

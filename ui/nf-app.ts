@@ -47,7 +47,8 @@ export class NfApp extends LitElement {
   private declare _now: number;
   private declare _notices: Notice[];
   private readonly _store = new FleetStore({
-    api: new DashboardApi(),
+    // The fleet answer GET / wrote into the page with the table (worker/fleet-page.ts's FLEET_ANSWER_ID).
+    api: new DashboardApi({ pageFleet: document.getElementById("nf-fleet-answer")?.textContent ?? null }),
     connect: (handlers) =>
       loadedOnStart(() => import("./data/events.ts").then(({ EventStream, eventsUrl }) => new EventStream({ url: eventsUrl(location), ...handlers }))),
     // The task after the frame that first shows the fleet (the table renders in the microtasks after it is applied).

@@ -21,6 +21,7 @@ import { commandsRoutes } from "./routes/commands.ts";
 import { desiredRoutes } from "./routes/desired.ts";
 import { deploymentRoutes } from "./routes/deployment.ts";
 import { events } from "./routes/events.ts";
+import { fleetPage } from "./routes/fleet-page.ts";
 import { health } from "./routes/health.ts";
 import { refreshRepoState } from "./update-prs/refresh.ts";
 import { hostsRoutes } from "./routes/hosts.ts";
@@ -128,7 +129,8 @@ app.use(
 // changed, and none of these means anything on it.
 app.use(
   except(
-    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket",
+    // The dashboard's page (GET /, worker/routes/fleet-page.ts) keeps the page's own headers, its CSP among them.
+    (c) => c.req.header("upgrade")?.toLowerCase() === "websocket" || c.req.path === "/",
     secureHeaders({
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
       xFrameOptions: "DENY",
@@ -168,6 +170,8 @@ app
   // The binary cache (docs/cache.md): outside /api, so outside Access; hosts read with their own tokens.
   .route("/cache/manifests", cacheManifestRoutes)
   .route("/cache", cacheRoutes)
+  // The dashboard's page with the fleet table in it; its other paths are the static assets' single-page fallback.
+  .route("/", fleetPage)
   .notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404))
   .onError(handleError);
 

@@ -3,30 +3,9 @@
  * state has an icon and a word, and the reason travels as the description.
  */
 import type { Compartment, CompartmentName, CompartmentState } from "../../common/protocol.ts";
+import { COMPARTMENT_TITLES, STATE_DISPLAY, stateDisplay, type StateDisplay } from "../../common/compartments/display.ts";
 
-export interface StateDisplay {
-  icon: string;
-  label: string;
-}
-
-const STATE_DISPLAY: Record<CompartmentState, StateDisplay> = {
-  green: { icon: "✓", label: "current" },
-  yellow: { icon: "!", label: "outdated" },
-  red: { icon: "✕", label: "failed" },
-  blue: { icon: "⟳", label: "working" },
-  gray: { icon: "?", label: "unknown" },
-};
-
-// Tests pass or have not run; "current"/"outdated" would say the wrong thing.
-const TESTS_LABELS: Partial<Record<CompartmentState, string>> = { green: "passed", yellow: "not run" };
-
-export const COMPARTMENT_TITLES: Record<CompartmentName, string> = {
-  agent: "Agent",
-  git: "Git",
-  lock: "Lock",
-  system: "System",
-  tests: "Tests",
-};
+export { COMPARTMENT_TITLES, stateDisplay, type StateDisplay };
 
 /** The question each compartment answers (the headings of docs/compartments.md "Precedence per compartment"), for headers and the host page. */
 export const COMPARTMENT_QUESTIONS: Record<CompartmentName, string> = {
@@ -36,12 +15,6 @@ export const COMPARTMENT_QUESTIONS: Record<CompartmentName, string> = {
   system: "Is the running system what the clone builds?",
   tests: "Is the system actually working?",
 };
-
-export function stateDisplay(name: CompartmentName, state: CompartmentState): StateDisplay {
-  const base = STATE_DISPLAY[state];
-  const label = name === "tests" ? (TESTS_LABELS[state] ?? base.label) : base.label;
-  return { icon: base.icon, label };
-}
 
 /** Each state's icon: the fleet table draws it from the cell's state class (compartment-cell.ts). */
 export const STATE_ICONS: Record<CompartmentState, string> = Object.fromEntries(

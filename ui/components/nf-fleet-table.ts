@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { COMPARTMENT_NAMES, type CompartmentName, type FleetBuildView, type HostView, type Platform } from "../../common/protocol.ts";
+import { COMPARTMENT_NAMES, type CompartmentName, type FleetBuildView, type HostView } from "../../common/protocol.ts";
 import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { COMPARTMENT_QUESTIONS, COMPARTMENT_TITLES } from "../common/compartment-display.ts";
@@ -9,13 +9,14 @@ import { presenceLabel, shortSha } from "../common/format.ts";
 import { hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { FIRST_ROWS, MORE_ROWS } from "../common/table-rows.ts";
+import { PLATFORM_NAMES } from "../../common/fleet-table.ts";
 import { sharedStyles, stateColours } from "../styles/shared.ts";
 import { compartmentCell, compartmentCellStyles } from "./compartment-cell.ts";
 import { localTimestamp } from "../../common/text.ts";
 
 const staleTag = html`<span class="stale-tag">last known</span>`;
 
-export const PLATFORM_NAMES: Record<Platform, string> = { nixos: "NixOS", darwin: "macOS", "home-manager": "Home Manager" };
+export { PLATFORM_NAMES };
 
 export interface CompartmentMenuRequest {
   host: string;

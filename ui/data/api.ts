@@ -51,6 +51,11 @@ export interface ApiOptions {
   /** Defaults to the page's own origin (relative URLs). */
   baseUrl?: string;
   fetch?: typeof fetch;
+  /**
+   * The fleet answer the page came with (GET / writes it in, worker/fleet-page.ts): the first fleet() takes it
+   * instead of asking, so the first table renders in the task that defines the components.
+   */
+  pageFleet?: string | null;
 }
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -60,11 +65,13 @@ export class DashboardApi {
   private readonly fetchImpl: typeof fetch;
   /** The last fleet answer: the same text again (the resynchronising refetch on connect, mostly) needs no second parse. */
   private lastFleet: { text: string; fleet: FleetResponse } | null = null;
+  private pageFleet: string | null;
 
   constructor(options: ApiOptions = {}) {
     this.baseUrl = (options.baseUrl ?? "").replace(/\/+$/, "");
     // Browsers refuse a fetch called with another `this`.
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.pageFleet = options.pageFleet ?? null;
   }
 
   health() {
@@ -81,7 +88,10 @@ export class DashboardApi {
   /** The fleet; an answer identical to the last one comes back as the same object, so callers can skip it. */
   async fleet(): Promise<FleetResponse> {
     let text = "";
+    const answered = this.pageFleet ?? undefined;
+    this.pageFleet = null;
     const fleet = await this.request(schemaNamed("FleetResponse"), "GET", "/api/hosts", undefined, {
+      answered,
       known: (raw) => {
         text = raw;
         return this.lastFleet?.text === raw ? this.lastFleet.fleet : undefined;
@@ -207,8 +217,37 @@ export class DashboardApi {
     shortcuts: {
       known?: (text: string) => z.output<S> | undefined;
       checked?: (json: unknown) => z.output<S> | undefined;
+      /** The answer's text, had without a request (a 200's). */
+      answered?: string;
     } = {},
   ): Promise<z.output<S>> {
+    const answered = shortcuts.answered;
+    const { ok, status, statusText, text } = answered !== undefined ? { ok: true, status: 200, statusText: "", text: answered } : await this.send(method, path, body);
+    const parsedBefore = ok ? shortcuts.known?.(text) : undefined;
+    if (parsedBefore !== undefined) return parsedBefore;
+    let json: unknown = undefined;
+    try {
+      json = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!ok) {
+      const error = (await schemaNamed("ErrorBody")()).safeParse(json);
+      if (error.success) throw new ApiError(status, error.data.error.code, error.data.error.message, error.data.error.issues);
+      throw new ApiError(status, "http_error", `${method} ${path} failed: ${status}${statusText ? ` ${statusText}` : ""}`);
+    }
+    const checked = shortcuts.checked?.(json);
+    if (checked !== undefined) return checked;
+    const parsed = (typeof schema === "function" ? await schema() : schema).safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "unreadable";
+      throw new ApiError(status, "bad_response", `unexpected answer from ${method} ${path} (${where})`);
+    }
+    return parsed.data;
+  }
+
+  private async send(method: Method, path: string, body: unknown): Promise<{ ok: boolean; status: number; statusText: string; text: string }> {
     let response: Response;
     try {
       response = await this.fetchImpl(`${this.baseUrl}${path}`, {
@@ -220,29 +259,6 @@ export class DashboardApi {
     } catch (err) {
       throw new ApiError(0, "network", `cannot reach the control plane: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const text = await response.text();
-    const parsedBefore = response.ok ? shortcuts.known?.(text) : undefined;
-    if (parsedBefore !== undefined) return parsedBefore;
-    let json: unknown = undefined;
-    try {
-      json = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    if (!response.ok) {
-      const error = (await schemaNamed("ErrorBody")()).safeParse(json);
-      if (error.success) throw new ApiError(response.status, error.data.error.code, error.data.error.message, error.data.error.issues);
-      const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
-      throw new ApiError(response.status, "http_error", `${method} ${path} failed: ${status}`);
-    }
-    const checked = shortcuts.checked?.(json);
-    if (checked !== undefined) return checked;
-    const parsed = (typeof schema === "function" ? await schema() : schema).safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue ? `${issue.path.join(".") || "(root)"}: ${issue.message}` : "unreadable";
-      throw new ApiError(response.status, "bad_response", `unexpected answer from ${method} ${path} (${where})`);
-    }
-    return parsed.data;
+    return { ok: response.ok, status: response.status, statusText: response.statusText, text: await response.text() };
   }
 }

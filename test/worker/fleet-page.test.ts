@@ -1,0 +1,73 @@
+// GET /: the dashboard's page with the fleet table written in by the Worker (worker/routes/fleet-page.ts), from
+// the real static assets test/support/build-ui.ts built and the real coordinator and D1.
+import { env } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { FIRST_ROWS } from "../../common/fleet-table.ts";
+import type { HostView } from "../../common/protocol.ts";
+import { FLEET_ANSWER_ID, fleetPageHtml } from "../../worker/fleet-page.ts";
+import { api, createHost } from "./helpers.ts";
+
+const page = (host = "localhost") => exports.default.fetch(new Request(`http://${host}/`, { headers: { accept: "text/html", host } }));
+
+/** The fleet answer the page carries, read back the way the browser does (the data block's text, JSON). */
+function carriedAnswer(html: string): unknown {
+  const text = new RegExp(`<script type="application/json" id="${FLEET_ANSWER_ID}">([\\s\\S]*?)</script>`).exec(html)?.[1];
+  expect(text, "the page carries no fleet answer").toBeDefined();
+  return JSON.parse(text!);
+}
+
+describe("the fleet page", () => {
+  it("writes every host's row and the same answer GET /api/hosts gives, under the page's CSP, and escapes a hostile name in markup and data", async () => {
+    const hostile = `<img src=x onerror=alert(1)>"'&</script>`;
+    // Host names are checked (HostName), so a hostile string reaches the page through what the API accepts:
+    // a name the schema allows, and a hostile one handed to the renderer directly, below.
+    await createHost("web-1");
+    await createHost("db-2", "darwin");
+    const res = await page();
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    // The static page's own CSP (scripts/build-ui.mjs), not the Worker's: the module file loads from 'self'.
+    const staticPage = await env.ASSETS.fetch("http://localhost/", { headers: { accept: "text/html" } });
+    await staticPage.body?.cancel();
+    expect(res.headers.get("content-security-policy")).toBe(staticPage.headers.get("content-security-policy"));
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const html = await res.text();
+    const fleet = (await (await api("/api/hosts")).json()) as { hosts: HostView[] };
+    // The same value as the API's answer, byte for byte once parsed.
+    expect(carriedAnswer(html)).toEqual(fleet);
+    for (const name of ["web-1", "db-2"]) expect(html).toContain(`data-host="${name}"`);
+    expect(html).toMatch(/<script type="module" src="\/chunks\/first-paint-\w+\.js"><\/script>/);
+    expect(html).not.toContain('rel="preload" href="/api/hosts"');
+
+    const template = '<html><body><nf-app>Loading NixFleet…</nf-app></body></html>';
+    const rendered = fleetPageHtml(template, { hosts: [{ ...fleet.hosts[0]!, name: hostile, diskLow: hostile }] }, JSON.stringify({ hosts: [{ name: hostile }] }), Date.now())!;
+    expect(rendered).not.toContain("<img");
+    expect(rendered).not.toContain(`"'&</script>`);
+    expect(rendered).toContain("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;&lt;/script&gt;");
+    // The data block holds exactly one </script>, its own, and gives the hostile name back unchanged.
+    expect(rendered.match(/<\/script>/g)).toHaveLength(1);
+    expect(carriedAnswer(rendered)).toEqual({ hosts: [{ name: hostile }] });
+  });
+
+  it(`writes only the first ${FIRST_ROWS} rows of a larger fleet, and the whole answer`, () => {
+    const host = { name: "h", platform: "nixos", online: false, lastSeenAt: null, report: null, hold: null, diskLow: null, compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])) };
+    const hosts = Array.from({ length: FIRST_ROWS + 5 }, (_, i) => ({ ...host, name: `h-${i}` }));
+    const answer = JSON.stringify({ hosts });
+    const rendered = fleetPageHtml("<body><nf-app>Loading NixFleet…</nf-app></body>", { hosts } as never, answer, Date.now())!;
+    expect(rendered.match(/data-host=/g)).toHaveLength(FIRST_ROWS);
+    expect(rendered).toContain(`aria-rowcount="${FIRST_ROWS + 6}"`);
+    expect((carriedAnswer(rendered) as { hosts: unknown[] }).hosts).toHaveLength(FIRST_ROWS + 5);
+  });
+
+  it("gives a request without an identity the static page, with no fleet in it", async () => {
+    await createHost("secret-host");
+    // Not local and no Access configured: the API refuses it (403), so the page carries nothing.
+    const res = await page("fleet.example.com");
+    const html = await res.text();
+    expect(html).toContain("<nf-app>Loading NixFleet…</nf-app>");
+    expect(html).not.toContain("secret-host");
+    expect(html).not.toContain(`id="${FLEET_ANSWER_ID}"`);
+    expect((await exports.default.fetch(new Request("http://fleet.example.com/api/hosts"))).status).toBe(403);
+  });
+});
