@@ -1,6 +1,7 @@
 /**
  * The binary cache's R2 bucket (binding CACHE): the one module that touches it. Keys are the cache's own
- * paths: `<hash>.narinfo` and `nar/<file>`, and the builders' signed manifests, `manifests/<commit>.json`. Bodies are streamed through, never held whole.
+ * paths: `<hash>.narinfo` and `nar/<file>`, the builders' signed manifests, `manifests/<commit>.json`, and for
+ * each manifest's git tree the commit of the latest manifest of that tree, `manifest-trees/<tree>`. Bodies are streamed through, never held whole.
  */
 import type { CachePartUploaded } from "../../common/protocol.ts";
 import { ApiError } from "../errors.ts";
@@ -11,6 +12,8 @@ export const NAR_TYPE = "application/x-nix-nar";
 export const narinfoKey = (hash: string): string => `${hash}.narinfo`;
 export const narKey = (file: string): string => `nar/${file}`;
 export const manifestKey = (commit: string): string => `manifests/${commit}.json`;
+/** A merge commit usually has its PR head's tree: a host finds the head's manifest through it (docs/cache.md "The signed intent"). */
+export const manifestTreeKey = (tree: string): string => `manifest-trees/${tree}`;
 
 /** R2's refusals of a multipart step, as our error: its code (in parentheses at the end of the message) says which. */
 function multipartError(error: unknown, uploadId: string): ApiError {
