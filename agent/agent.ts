@@ -294,7 +294,7 @@ export class Agent {
       jobs,
       stopCommand: (target) => this.#stopCommand(target),
       refreshReport: () => this.#poller.refreshReport(),
-      fetchManifest: (commit, signal) => this.#started().client.manifest(commit, signal),
+      fetchManifest: (commit, tree, signal) => this.#started().client.manifest(commit, tree, signal),
       announceReboot: (system) => events.rebooting(entry.id, { type: "rebooting", at: this.#isoNow(), system }),
       evaluated: (commit, system, main) => this.#started().desired.evaluated(commit, system, main),
     };

@@ -120,11 +120,13 @@ export class ControlPlaneClient {
   }
 
   /**
-   * `GET /cache/manifests/<commit>` (docs/cache.md "The signed intent"): a builder's signed manifest,
-   * unparsed, as the control plane relays it; the host's own rule reads it (common/cache-manifest.ts).
+   * `GET /cache/manifests/<commit>?tree=<tree>` (docs/cache.md "The signed intent"): a builder's signed
+   * manifest of the commit, or else of the latest commit with that tree, unparsed, as the control plane
+   * relays it; the host's own rule reads it (common/cache-manifest.ts).
    */
-  async manifest(commit: string, signal: AbortSignal): Promise<ManifestOutcome> {
-    const answer = await this.#send("GET", `${this.#base}/cache/manifests/${encodeURIComponent(commit)}`, undefined, signal, this.#eventTimeoutMs);
+  async manifest(commit: string, tree: string | null, signal: AbortSignal): Promise<ManifestOutcome> {
+    const query = tree === null ? "" : `?tree=${encodeURIComponent(tree)}`;
+    const answer = await this.#send("GET", `${this.#base}/cache/manifests/${encodeURIComponent(commit)}${query}`, undefined, signal, this.#eventTimeoutMs);
     if (answer.kind === "aborted") return { kind: "failed", message: "stopped" };
     if (answer.kind === "network" || answer.kind === "stopped") return { kind: "failed", message: answer.message };
     if (answer.status === 404) {

@@ -4,6 +4,7 @@
  * until it is handled here.
  */
 import type { CommandKind } from "../common/protocol.ts";
+import { runBuilderBuild } from "./commands/builder-build.ts";
 import { runBuild } from "./commands/build.ts";
 import { succeeded, type CommandContext, type CommandEnd } from "./commands/context.ts";
 import { runGc } from "./commands/gc.ts";
@@ -39,7 +40,8 @@ export async function executeCommand(ctx: CommandContext): Promise<CommandEnd> {
       ctx.refreshReport();
       return succeeded({}, null);
     case "build":
-      return runBuild(ctx);
+      // A builder's build names the hosts it builds for the fleet; a host's own names none.
+      return ctx.delivery.builds.length > 0 ? runBuilderBuild(ctx) : runBuild(ctx);
     case "gc":
       return runGc(ctx);
     case "reboot":

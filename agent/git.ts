@@ -32,6 +32,14 @@ export async function headCommit(config: AgentConfig, runner: HostRunner, cloneD
   return unknown(describeFailure("git rev-parse HEAD", result));
 }
 
+/** The git tree of the clone's HEAD: a manifest made for another commit of the same tree names the same systems. */
+export async function headTree(config: AgentConfig, runner: HostRunner, cloneDir: string): Promise<Known<string>> {
+  const result = await runGit(config, runner, ["-C", cloneDir, "rev-parse", "--verify", "HEAD^{tree}"]);
+  const sha = result.stdout.trim();
+  if (result.exitCode === 0 && /^[0-9a-f]{40}$/.test(sha)) return known(sha);
+  return unknown(describeFailure("git rev-parse HEAD^{tree}", result));
+}
+
 /** What the report says about the clone: its commit, its branch and whether it has local changes. */
 export interface CloneStatus {
   commit: Known<string>;

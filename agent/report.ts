@@ -16,7 +16,7 @@ import type { JobStore } from "./job-store.ts";
 import { known, readCommandLine, unknown, type Known } from "./known.ts";
 import type { HostPlatform } from "./platforms/platform.ts";
 import { describeFailure, type HostRunner } from "./runner.ts";
-import { readCurrentSystem } from "./system.ts";
+import { nixSystemOf, readCurrentSystem } from "./system.ts";
 
 export interface ReportCollectorOptions {
   config: AgentConfig;
@@ -93,10 +93,12 @@ export class ReportCollector {
     const { config, platform, runner, store } = this.#options;
     const { current, facts, clone, safetyNet, disk } = probe;
     const desired = store?.desiredSystem(clone.commit.value) ?? null;
+    const nixSystem = nixSystemOf(runner.hostOs(), process.arch);
     const report: Report = {
       protocol: PROTOCOL_VERSION,
       agentVersion: NIXFLEET_VERSION,
       platform: platform.name,
+      ...(nixSystem === undefined ? {} : { nixSystem }),
       hostname: safe(() => runner.hostname(), "").slice(0, 253),
       os: facts.os,
       nixpkgsVersion: facts.nixpkgsVersion,

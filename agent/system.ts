@@ -12,6 +12,19 @@ import { describeFailure, type HostRunner } from "./runner.ts";
 /** Flakes are still "experimental" in Nix; a host that has not enabled them still works with the agent. */
 export const NIX_FLAKE_FLAGS = ["--extra-experimental-features", "nix-command flakes"] as const;
 
+/** Node's names for the CPUs Nix builds for, as Nix's system types spell them. */
+const NIX_ARCHES: Readonly<Record<string, string>> = { x64: "x86_64", arm64: "aarch64", ia32: "i686", riscv64: "riscv64" };
+
+/**
+ * The Nix system type the agent runs on (`x86_64-linux`, `aarch64-darwin`), from Node's OS and CPU: the
+ * control plane hands this host's fleet build to the builder of that type. Undefined where Nix has no name
+ * for the pair here.
+ */
+export function nixSystemOf(os: string, arch: string): string | undefined {
+  const cpu = NIX_ARCHES[arch];
+  return cpu !== undefined && (os === "linux" || os === "darwin") ? `${cpu}-${os}` : undefined;
+}
+
 /** The store path the running system link resolves to. */
 export async function readCurrentSystem(platform: HostPlatform, runner: HostRunner): Promise<Known<string>> {
   const candidates = platform.runningSystemLinks(runner);

@@ -73,6 +73,19 @@ export const AgentConfig = z.strictObject({
       buildWithoutManifest: z.boolean().default(false),
     })
     .default({ trustedKeys: [], buildWithoutManifest: false }),
+  /**
+   * A builder host (settings `fleetBuild.builders`, docs/fleet-build.md "Builder hosts"): what it signs
+   * and uploads the hosts' systems with. Null: this host builds for no other host.
+   */
+  builder: z
+    .strictObject({
+      /** `nix-store --generate-binary-cache-key`'s secret key: signs the closures and the manifest; its public key is in CACHE_TRUSTED_KEYS. */
+      secretKeyFile: z.string().min(1),
+      /** A file holding the cache token (`POST /api/cache-token`): the one token the cache takes uploads from. */
+      cacheTokenFile: z.string().min(1),
+    })
+    .nullable()
+    .default(null),
   /** Extra directories prepended to PATH for every command the agent runs. */
   extraPath: z.array(z.string()).default([]),
   /** Paths of the host tools, so tests (and unusual hosts) can swap them. */

@@ -48,6 +48,7 @@ let
     "desired"
     "switch"
     "substitute"
+    "builder"
     "extraPath"
     "tools"
     "currentSystemLink"
@@ -144,6 +145,15 @@ let
           trustedKeys = options.cache.publicKeys;
           inherit (options) buildWithoutManifest;
         };
+        # A builder host signs and uploads what it builds for the fleet (docs/fleet-build.md "Builder hosts").
+        builder =
+          let
+            files = options.cache.builder;
+          in
+          if files.secretKeyFile != null && files.cacheTokenFile != null then
+            { inherit (files) secretKeyFile cacheTokenFile; }
+          else
+            null;
         extraPath = map (package: "${package}/bin") options.extraPath;
         tools = defaultTools // (host.tools or { });
         currentSystemLink = host.currentSystemLink or null;
@@ -258,6 +268,26 @@ let
             ${opt "switch"} = "substitute" needs the fleet cache: set ${opt "cache.enable"} = true and
             ${opt "cache.publicKeys"} to the builders' keys, which sign the manifests this host switches by.'';
         }
+        {
+          ok = (options.cache.builder.secretKeyFile == null) == (options.cache.builder.cacheTokenFile == null);
+          message = ''
+            A builder host needs both ${opt "cache.builder.secretKeyFile"} (the key it signs with) and
+            ${opt "cache.builder.cacheTokenFile"} (the cache token it uploads with); set both, or neither.'';
+        }
+      ]
+      ++ map (
+        name:
+        let
+          file = options.cache.builder.${name};
+        in
+        {
+          ok = file == null || (hasPrefix "/" file && !inStore file);
+          message = ''
+            ${opt "cache.builder.${name}"} must be an absolute path outside the Nix store, where only
+            the agent's user can read it (got ${quote file}).'';
+        }
+      ) [ "secretKeyFile" "cacheTokenFile" ]
+      ++ [
         {
           ok = host.platform == "nixos" || options.activation == "switch";
           message = ''

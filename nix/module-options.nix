@@ -395,6 +395,33 @@ in
         '';
       };
 
+      builder = {
+        secretKeyFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/nixfleet-builder-key";
+          description = ''
+            Makes this host a builder (the fleet's setting `fleetBuild.builders`
+            names it for a system type): the secret key file, from
+            `nix-store --generate-binary-cache-key`, that signs the closures it
+            uploads and the manifest it publishes. Its public key belongs in
+            the Worker's `CACHE_TRUSTED_KEYS` and in the hosts'
+            `cache.publicKeys`. A path outside the store, readable by the agent
+            only.
+          '';
+        };
+        cacheTokenFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/nixfleet-cache-token";
+          description = ''
+            With `secretKeyFile`: a file holding the cache token (created on
+            the Settings page), the one token the fleet cache takes uploads
+            from. A path outside the store, readable by the agent only.
+          '';
+        };
+      };
+
       netrcFile = mkOption {
         type = types.str;
         defaultText = literalExpression ''"/var/lib/nixfleet-cache/netrc" on NixOS and nix-darwin, "''${config.xdg.stateHome}/nixfleet-cache/netrc" on Home Manager'';

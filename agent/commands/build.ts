@@ -61,43 +61,22 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
       ? cancelled({ build: base() })
       : failed(`the build passed its deadline (${ctx.delivery.deadlineAt}) and was killed`, { build: base() });
 
-  const git = async (args: string[]): Promise<RunResult> => {
-    ctx.say(`$ git ${args.join(" ")}`);
-    return runGit(ctx.config, ctx.runner, args, { signal, onOutput: output });
-  };
-
   try {
-    const { fetched, added } = await withCache(dirs.cache, async () => {
-      await removeLeftovers(ctx, dirs);
-      const fetched = await fetchCommit(ctx, dirs.cache, commit, git);
-      return { fetched, added: fetched === null && !signal.aborted ? await addWorktree(git, dirs.cache, dirs.src, commit) : null };
-    });
-    if (signal.aborted) return stopped();
-    if (fetched !== null) return failed(fetched, { build: base() });
-    if (added === null) return stopped();
-    if (added.aborted) return stopped();
-    if (added.exitCode !== 0) return failed(describeFailure("git worktree add", added), { build: base() });
-    const treeOf = await runGit(ctx.config, ctx.runner, ["-C", dirs.src, "rev-parse", "--verify", "HEAD^{tree}"], { signal });
-    if (treeOf.exitCode === 0 && /^[0-9a-f]{40}$/.test(treeOf.stdout.trim())) tree = treeOf.stdout.trim();
+    const checkedOut = await checkOut(ctx, dirs, commit, signal, output);
+    if (checkedOut === "stopped") return stopped();
+    if ("failed" in checkedOut) return failed(checkedOut.failed, { build: base() });
+    tree = checkedOut.tree;
 
-    const installable = ctx.platform.systemInstallable(dirs.src);
-    const argv = [ctx.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--print-build-logs", "--out-link", dirs.result, installable];
-    const niced = (await ctx.runner.run([...NICE, "true"])).exitCode === 0 ? [...NICE, ...argv] : argv;
-    ctx.say(`$ ${niced.join(" ")}`);
-    const built = await ctx.runner.run(niced, { cwd: dirs.src, signal, onOutput: output });
-    if (built.aborted) return stopped();
-    if (built.exitCode !== 0) {
-      const errorTail = lastLines(built.spawnError ?? (built.stderr || built.stdout));
-      const how = built.exitCode !== null ? `exited with code ${built.exitCode}` : `was killed by ${built.signal ?? "a signal"}`;
-      const headline = `the build of ${commit} failed (nix build ${how}):\n`;
+    const built = await nixBuild(ctx, ctx.platform.systemInstallable(dirs.src), dirs.result, dirs.src, signal, output);
+    if (built === "stopped") return stopped();
+    if ("failed" in built) {
+      if (built.errorTail === "") return failed(built.failed, { build: base() }, built.exitCode);
+      const headline = `the build of ${commit} failed (${built.failed}):\n`;
       // The error is bounded from its start, so the tail is shortened here: its last lines are the ones that say why.
-      const error = headline + errorTail.slice(-(ERROR_MAX_CHARS - headline.length));
-      return failed(error, { build: { ...base(), errorTail } }, built.exitCode);
+      const error = headline + built.errorTail.slice(-(ERROR_MAX_CHARS - headline.length));
+      return failed(error, { build: { ...base(), errorTail: built.errorTail } }, built.exitCode);
     }
-    const storePath = await ctx.runner.realPath(dirs.result).catch(() => null);
-    if (storePath === null || !storePath.startsWith("/")) {
-      return failed(`nix build exited 0 but left no result at ${dirs.result}`, { build: base() }, 0);
-    }
+    const storePath = built.storePath;
     const durationMs = Math.round(performance.now() - started);
     ctx.say(`built ${storePath} in ${(durationMs / 1000).toFixed(1)} s`);
 
@@ -127,7 +106,58 @@ export async function runBuild(ctx: CommandContext): Promise<CommandOutcome> {
   }
 }
 
-interface BuildDirs {
+/**
+ * Fetches the commit into the build cache and checks it out at `dirs.src` (after clearing what an
+ * earlier run left): the checkout's git tree, "stopped", or why it failed.
+ */
+export async function checkOut(
+  ctx: CommandContext,
+  dirs: BuildDirs,
+  commit: string,
+  signal: AbortSignal,
+  output: (stream: OutputStream, data: string) => void,
+): Promise<{ tree: string | null } | { failed: string } | "stopped"> {
+  const git = async (args: string[]): Promise<RunResult> => {
+    ctx.say(`$ git ${args.join(" ")}`);
+    return runGit(ctx.config, ctx.runner, args, { signal, onOutput: output });
+  };
+  const { fetched, added } = await withCache(dirs.cache, async () => {
+    await removeLeftovers(ctx, dirs);
+    const fetched = await fetchCommit(ctx, dirs.cache, commit, git);
+    return { fetched, added: fetched === null && !signal.aborted ? await addWorktree(git, dirs.cache, dirs.src, commit) : null };
+  });
+  if (signal.aborted) return "stopped";
+  if (fetched !== null) return { failed: fetched };
+  if (added === null || added.aborted) return "stopped";
+  if (added.exitCode !== 0) return { failed: describeFailure("git worktree add", added) };
+  const treeOf = await runGit(ctx.config, ctx.runner, ["-C", dirs.src, "rev-parse", "--verify", "HEAD^{tree}"], { signal });
+  return { tree: treeOf.exitCode === 0 && /^[0-9a-f]{40}$/.test(treeOf.stdout.trim()) ? treeOf.stdout.trim() : null };
+}
+
+/** `nix build` of one installable at a low priority, its result linked at `outLink`: the store path, "stopped", or how it failed. */
+export async function nixBuild(
+  ctx: CommandContext,
+  installable: string,
+  outLink: string,
+  cwd: string,
+  signal: AbortSignal,
+  output: (stream: OutputStream, data: string) => void,
+): Promise<{ storePath: string } | { failed: string; errorTail: string; exitCode: number | null } | "stopped"> {
+  const argv = [ctx.config.tools.nix, ...NIX_FLAKE_FLAGS, "build", "--print-build-logs", "--out-link", outLink, installable];
+  const niced = (await ctx.runner.run([...NICE, "true"])).exitCode === 0 ? [...NICE, ...argv] : argv;
+  ctx.say(`$ ${niced.join(" ")}`);
+  const built = await ctx.runner.run(niced, { cwd, signal, onOutput: output });
+  if (built.aborted) return "stopped";
+  if (built.exitCode !== 0) {
+    const how = built.exitCode !== null ? `exited with code ${built.exitCode}` : `was killed by ${built.signal ?? "a signal"}`;
+    return { failed: `nix build ${how}`, errorTail: lastLines(built.spawnError ?? (built.stderr || built.stdout)), exitCode: built.exitCode };
+  }
+  const storePath = await ctx.runner.realPath(outLink).catch(() => null);
+  if (storePath === null || !storePath.startsWith("/")) return { failed: `nix build exited 0 but left no result at ${outLink}`, errorTail: "", exitCode: 0 };
+  return { storePath };
+}
+
+export interface BuildDirs {
   /** Bare cache of the repository, kept between builds. */
   cache: string;
   /** Everything of one build, removed after it. */
@@ -136,7 +166,7 @@ interface BuildDirs {
   result: string;
 }
 
-function buildDirs(stateDir: string, commandId: string): BuildDirs {
+export function buildDirs(stateDir: string, commandId: string): BuildDirs {
   const root = path.join(stateDir, "build");
   const work = path.join(root, "work", commandId);
   return { cache: buildCacheDir(stateDir), work, src: path.join(work, "src"), result: path.join(work, "result") };
@@ -149,7 +179,7 @@ async function removeLeftovers(ctx: CommandContext, dirs: BuildDirs): Promise<vo
 }
 
 /** Aborts at the command's deadline: the control plane declares it timed out then, so the build must not go on. */
-function deadlineSignal(deadlineAt: string): AbortSignal {
+export function deadlineSignal(deadlineAt: string): AbortSignal {
   const at = Date.parse(deadlineAt);
   const ms = Number.isFinite(at) ? at - Date.now() : COMMAND_DEADLINE_SECONDS.build * 1000;
   return AbortSignal.timeout(Math.max(0, ms));
@@ -178,7 +208,7 @@ export function cappedOutput(
   };
 }
 
-function lastLines(text: string): string {
+export function lastLines(text: string): string {
   return text.trimEnd().split("\n").slice(-ERROR_TAIL_LINES).join("\n").slice(-ERROR_TAIL_CHARS);
 }
 

@@ -80,7 +80,8 @@ export interface CommandContext extends HostContext {
   /** Stops another command (the `stop` command); true when something was killed. */
   stopCommand(target: string | null): Promise<boolean>;
   /** A builder's signed manifest for `commit`, from the control plane (substitute mode). */
-  fetchManifest(commit: string, signal: AbortSignal): Promise<ManifestOutcome>;
+  /** The signed manifest of `commit`, or else of a commit with the same `tree` (a merge of an update PR's head). */
+  fetchManifest(commit: string, tree: string | null, signal: AbortSignal): Promise<ManifestOutcome>;
   /** Re-collect the report and send it with the next poll. */
   refreshReport(): void;
   /**

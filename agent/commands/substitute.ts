@@ -13,7 +13,7 @@ import { NixKeyError, parseNixPublicKey, type NixPublicKey } from "../../common/
 import type { CommandResult } from "../../common/protocol.ts";
 import { activateByBoot, activationOf } from "../activation.ts";
 import { checkBootSpace, checkStoreSpace } from "../disk-space.ts";
-import { hasClone, headCommit } from "../git.ts";
+import { hasClone, headCommit, headTree } from "../git.ts";
 import type { JobMeta } from "../job-store.ts";
 import { describeFailure } from "../runner.ts";
 import { readCurrentSystem } from "../system.ts";
@@ -41,8 +41,10 @@ export async function runSubstituteSwitch(ctx: CommandContext, pull?: JobMeta["p
   const storeShort = await checkStoreSpace(config, runner, ctx.say);
   if (storeShort !== null) return failed(storeShort, pullResult);
 
-  ctx.say(`getting the signed manifest for ${commit}…`);
-  const answer = await ctx.fetchManifest(commit, ctx.cancel);
+  // A merge commit usually has its update PR head's tree, which the builder built and signed.
+  const tree = (await headTree(config, runner, store.cloneDir)).value;
+  ctx.say(`getting the signed manifest for ${commit}${tree === null ? "" : ` (or its tree ${tree})`}…`);
+  const answer = await ctx.fetchManifest(commit, tree, ctx.cancel);
   if (ctx.cancel.aborted) return cancelled(pullResult);
   if (answer.kind === "failed") return failed(`could not get the signed manifest for ${commit}: ${answer.message}`, pullResult);
   if (answer.kind === "missing") {
@@ -52,10 +54,15 @@ export async function runSubstituteSwitch(ctx: CommandContext, pull?: JobMeta["p
   }
   const decision = await acceptManifest(answer.manifest, { hostName: config.hostName, trustedKeys: keys, running: store.runningManifest() });
   if (!decision.accepted) return failed(`refused the signed manifest for ${commit}: ${decision.message}`, pullResult);
-  // The control plane is not trusted to pick the commit either: a manifest of another commit is not this one's.
-  if (decision.manifest.commit !== commit) return failed(`refused the signed manifest for ${commit}: the control plane sent the one for ${decision.manifest.commit}`, pullResult);
+  // The control plane is not trusted to pick the commit either: a manifest of another commit is this one's
+  // only when it signs the tree this host checked out itself.
+  const sameTree = tree !== null && decision.manifest.tree === tree;
+  if (decision.manifest.commit !== commit && !sameTree) {
+    return failed(`refused the signed manifest for ${commit}: the control plane sent the one for ${decision.manifest.commit}, whose tree ${decision.manifest.tree} is not this commit's (${tree ?? "unknown"})`, pullResult);
+  }
   const target = decision.storePath;
-  ctx.say(`the signed manifest for ${commit} (made ${decision.manifest.created}) names ${target} for ${config.hostName}`);
+  const whose = decision.manifest.commit === commit ? commit : `${decision.manifest.commit}, the same tree as ${commit}`;
+  ctx.say(`the signed manifest for ${whose} (made ${decision.manifest.created}) names ${target} for ${config.hostName}`);
 
   const before = await readCurrentSystem(platform, runner);
   const result: CommandResult = { ...pullResult, systemBefore: before.value };

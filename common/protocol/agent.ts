@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { ClosureDiff } from "./closure-diff.ts";
 import { CommandDelivery, CommandId } from "./commands.ts";
-import { Sha1 } from "./hosts.ts";
+import { HostName, Sha1 } from "./hosts.ts";
 import { HostRollback, Report, TestRun } from "./reports.ts";
 import { AgentProtocolVersion } from "./version.ts";
 
@@ -63,6 +63,18 @@ export const BuildResult = z.object({
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 
+/** One host's system as a builder built it: the store path it uploaded, or why there is none. */
+export const HostBuild = z.object({
+  /** In the fleet cache and named in the signed manifest; null when it failed to build or upload. */
+  storePath: z.string().max(500).nullable(),
+  durationMs: z.number().int().nonnegative(),
+  /** Why the host has no store path (the build, the upload or the manifest failed). */
+  error: z.string().max(4000).optional(),
+  /** A failed build: the last lines of nix's error output. */
+  errorTail: z.string().max(4000).optional(),
+});
+export type HostBuild = z.infer<typeof HostBuild>;
+
 /** What a `gc` deleted (or, in a dry run, would delete) and what the store collection freed. */
 export const GcResult = z.object({
   dryRun: z.boolean(),
@@ -93,6 +105,8 @@ export const CommandResult = z.object({
   /** For `stop`: whether something was actually killed. */
   stopped: z.boolean().optional(),
   build: BuildResult.optional(),
+  /** A builder's `build`: each host's system it was asked for, by host name. */
+  hostBuilds: z.record(HostName, HostBuild).optional(),
   /** A switch in activation mode `boot`: the new boot default, which runs after the next reboot. */
   bootDefault: z.string().max(500).optional(),
   /** A switch the host rolled back by itself because it was not confirmed in time. */

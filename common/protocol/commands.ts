@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { Sha1 } from "./hosts.ts";
+import { FlakeAttr, HostName, Platform, Sha1 } from "./hosts.ts";
 
 // ---------------------------------------------------------------------------
 // Commands
@@ -131,6 +131,10 @@ export const CreateCommandRequest = z
   .refine((r) => r.dryRun === undefined || r.kind === "gc", { message: "only gc takes dryRun", path: ["dryRun"] });
 export type CreateCommandRequest = z.infer<typeof CreateCommandRequest>;
 
+/** A host whose system a builder builds (settings `fleetBuild.builders`): where its system is in the flake. */
+export const BuildTarget = z.object({ host: HostName, platform: Platform, flakeAttr: FlakeAttr });
+export type BuildTarget = z.infer<typeof BuildTarget>;
+
 /** What the agent receives for each command to run. */
 export const CommandDelivery = z.object({
   id: CommandId,
@@ -151,6 +155,11 @@ export const CommandDelivery = z.object({
   gc: GcPolicy.nullable().default(null),
   /** For `switch` / `pull-switch`: how to activate; null is the host's own mode. */
   activation: ActivationMode.nullable().default(null),
+  /**
+   * For `build` on a builder host: the hosts whose systems it builds, uploads to the fleet cache and
+   * names in the signed manifest of the commit (docs/fleet-build.md "Builder hosts"); empty, it builds its own.
+   */
+  builds: z.array(BuildTarget).max(500).default([]),
   createdAt: z.string(),
   deadlineAt: z.string(),
 });

@@ -29,6 +29,8 @@ export const FleetBuildHostView = z.object({
   /** Why not counted, why offline or cancelled, or a failed build's first error line. */
   reason: z.string().optional(),
   commandId: CommandId.optional(),
+  /** The builder host that builds this host's system (settings `fleetBuild.builders`); absent, the host builds its own. */
+  builtBy: HostName.optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   durationMs: z.number().int().nonnegative().optional(),

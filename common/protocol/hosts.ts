@@ -31,5 +31,8 @@ export const CreateHostRequest = z.strictObject({
 });
 export type CreateHostRequest = z.infer<typeof CreateHostRequest>;
 
+/** A Nix system type, as `builtins.currentSystem` says it: `x86_64-linux`, `aarch64-darwin`. */
+export const NixSystem = z.string().regex(/^[a-z0-9_]+-(linux|darwin)$/, "not a Nix system type such as x86_64-linux or aarch64-darwin");
+
 /** Defined before the commands, whose deliveries name commits. */
 export const Sha1 = z.string().regex(/^[0-9a-f]{40}$/, "not a full git sha");

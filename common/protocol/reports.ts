@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { ClosureDiff } from "./closure-diff.ts";
 import { ActivationMode } from "./commands.ts";
-import { Platform, Sha1 } from "./hosts.ts";
+import { NixSystem, Platform, Sha1 } from "./hosts.ts";
 import { AgentProtocolVersion } from "./version.ts";
 
 // ---------------------------------------------------------------------------
@@ -168,6 +168,8 @@ export const Report = z.object({
   protocol: AgentProtocolVersion,
   agentVersion: z.string().min(1).max(64),
   platform: Platform,
+  /** The Nix system type the agent runs on: which builder (settings `fleetBuild.builders`) builds this host; older agents leave it out. */
+  nixSystem: NixSystem.optional(),
   hostname: z.string().max(253),
   /** e.g. "NixOS 25.05 (Warbler)", "macOS 15.1". */
   os: known(z.string().max(200)),

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { HostName, NixSystem } from "./hosts.ts";
 import { AlertSettings, NotificationChannel, SubmittedChannel } from "./notifications.ts";
 import { DeployStrategy, MaintenanceWindow, MergeMethod, RollbackStrategy } from "./rollouts.ts";
 
@@ -55,6 +56,23 @@ export const Settings = z.strictObject({
       offlineHostsBlock: z.boolean().default(false),
       /** Held and `autoUpdate = false` hosts are built either way; true counts them toward the verdict. */
       countExcludedHosts: z.boolean().default(false),
+      /**
+       * Who builds: empty, each host builds its own configuration; else one builder host per Nix system
+       * type, which builds every host of that system, uploads the closures to the fleet cache signed with
+       * its own key and publishes the signed manifest (docs/fleet-build.md "Builder hosts").
+       */
+      builders: z
+        .array(z.strictObject({ system: NixSystem, host: HostName }))
+        .max(16)
+        .default([])
+        .superRefine((builders, ctx) => {
+          const seen = new Map<string, string>();
+          builders.forEach((builder, index) => {
+            const other = seen.get(builder.system);
+            if (other !== undefined) ctx.addIssue({ code: "custom", path: [index, "system"], message: `two builders for ${builder.system}: ${other} and ${builder.host}; name one per system type` });
+            seen.set(builder.system, builder.host);
+          });
+        }),
     })
     .prefault({}),
   /** A `gc` command's defaults, carried by the command; a host's own module options (`gc.keepGenerations`, `gc.keepDays`) win. */

@@ -77,6 +77,8 @@ export class FakeControlPlane {
   readonly confirmFaults: Array<{ status: number; contentType: string; body: string }> = [];
   /** What `GET /cache/manifests/:commit` answers, by commit: anything, signed or not (the host must judge it). */
   readonly manifests = new Map<string, unknown>();
+  /** What it answers for `?tree=` when it has nothing for the commit (a merge of an update PR's head). */
+  readonly manifestsByTree = new Map<string, unknown>();
   /** The commits the agent asked a manifest for, in order. */
   readonly manifestRequests: string[] = [];
 
@@ -117,7 +119,7 @@ export class FakeControlPlane {
   /** Queues a command for the agent; answers a held poll at once. */
   queue(
     kind: CommandKind,
-    options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number; activation?: ActivationMode } & Partial<Pick<CommandDelivery, "generation" | "dryRun" | "gc">> = {},
+    options: { target?: string; id?: string; commit?: string; deadlineSeconds?: number; activation?: ActivationMode } & Partial<Pick<CommandDelivery, "generation" | "dryRun" | "gc" | "builds">> = {},
   ): string {
     const id = options.id ?? `cmd_${randomBytes(9).toString("base64url")}`;
     const now = Date.now();
@@ -131,6 +133,7 @@ export class FakeControlPlane {
         dryRun: options.dryRun ?? false,
         gc: options.gc ?? null,
         activation: options.activation ?? null,
+        builds: options.builds ?? [],
         createdAt: new Date(now).toISOString(),
         deadlineAt: new Date(now + (options.deadlineSeconds ?? COMMAND_DEADLINE_SECONDS[kind]) * 1000).toISOString(),
       },
@@ -225,8 +228,10 @@ export class FakeControlPlane {
       if (!authorized) return sendError(res, 401, "unauthorized", "unknown or revoked agent token");
       const commit = decodeURIComponent(manifest[1]!);
       this.manifestRequests.push(commit);
-      if (!this.manifests.has(commit)) return sendError(res, 404, "manifest_not_found", `no signed manifest for ${commit} yet`);
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(this.manifests.get(commit)));
+      const tree = url.searchParams.get("tree");
+      const served = this.manifests.has(commit) ? this.manifests.get(commit) : tree === null ? undefined : this.manifestsByTree.get(tree);
+      if (served === undefined) return sendError(res, 404, "manifest_not_found", `no signed manifest for ${commit} yet`);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(served));
       return;
     }
     if (req.method !== "POST") return sendError(res, 405, "method_not_allowed", "POST only");

@@ -22,6 +22,7 @@ const delivery = (n: number) => ({
   dryRun: false,
   gc: null,
   activation: null,
+  builds: [],
   createdAt: "2025-01-01T00:00:00.000Z",
   deadlineAt: "2025-01-01T00:02:00.000Z",
 });

@@ -92,10 +92,11 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
     expect(h.plane.output(id)).toContain(`names ${manifest.hosts.web1} for web1`);
   });
 
-  it("refuses an unsigned manifest, one signed by an unknown key, one changed after signing, one naming other hosts only and one for another commit, switching nothing", async () => {
+  it("refuses an unsigned manifest, one signed by an unknown key, one changed after signing, one naming other hosts only and one for another commit of another tree, switching nothing", async () => {
     const manifest = await manifestAtHead();
     const signed = await signManifest(manifest, builder);
-    const other = await signManifest({ ...manifest, commit: "f".repeat(40) }, builder);
+    // Another commit with another tree: a manifest of another commit names this one's systems only for the same tree.
+    const other = await signManifest({ ...manifest, commit: "f".repeat(40), tree: "e".repeat(40) }, builder);
     const cases: Array<{ served: SignedCacheManifest; error: string }> = [
       { served: { ...signed, signatures: [] }, error: "the manifest is not signed" },
       { served: await signManifest(manifest, stranger), error: "signed only by keys this host does not trust (stranger-1)" },
@@ -113,6 +114,23 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
     }
     expect(await h.shim.currentSystem()).toBeNull();
     expect(ran.filter((argv) => argv[0] === "nix-store")).toEqual([]);
+    expect(evaluationsAndBuilds()).toEqual([]);
+  });
+
+  it("switches a merge commit that has no manifest of its own to the manifest of its PR head, found and checked by the tree they share", async () => {
+    const head = await manifestAtHead();
+    h.plane.manifestsByTree.set(head.tree, await signManifest(head, builder));
+    // The merge: another commit with the head's tree, as GitHub's merge of an up-to-date update PR makes.
+    const git = (...args: string[]) => run("git", ["-C", h.fleet.work, ...args], { env: h.fleet.env });
+    await git("commit", "--quiet", "--allow-empty", "-m", "Merge pull request #7 from update-flake-lock");
+    await git("push", "--quiet", "origin", `HEAD:refs/heads/${h.fleet.branch}`);
+    const merge = await h.fleet.head();
+    expect(merge).not.toBe(head.commit);
+    await h.startAgent();
+    const { id, finished } = await h.run("pull-switch");
+    expect(finished).toMatchObject({ outcome: "succeeded", result: { commitAfter: merge, systemAfter: head.hosts.web1 } });
+    expect(h.plane.output(id)).toContain(`the signed manifest for ${head.commit}, the same tree as ${merge}`);
+    expect(h.plane.manifestRequests).toEqual([merge]);
     expect(evaluationsAndBuilds()).toEqual([]);
   });
 

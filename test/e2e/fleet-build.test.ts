@@ -5,19 +5,28 @@
  * with real Nix. The update PR opens → every host builds its head → the
  * emulator holds `nixfleet/fleet-build` success with the right description and
  * each host's closure diff shows hello 1.0 → 1.1; a PR breaking one host →
- * failure naming it; a new head cancels the old head's builds.
+ * failure naming it; a new head cancels the old head's builds. With h0 named the builder
+ * (`fleetBuild.builders`), h0 alone builds all three hosts' systems, uploads them to the binary cache
+ * (local R2) signed with its key and publishes the signed manifest; each host's verdict is h0's result for
+ * it; once the PR is merged, h1 and h2 in substitute mode pull-switch to the merge commit through the manifest
+ * of the head's tree, and a recording `nix` shows they evaluated and built nothing.
  */
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CommandView, FleetBuildView, RolloutView, UpdatePr } from "../../common/protocol.ts";
+import { AgentConfig } from "../../common/agent-config.ts";
+import { CommandView, FleetBuildView, RolloutView, SettingsResponse, UpdatePr } from "../../common/protocol.ts";
+import { nixSystemOf } from "../../agent/system.ts";
 import type { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
 import { adminApi } from "../support/admin-api.ts";
 import type { ControlPlane } from "../support/control-plane.ts";
-import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
+import { installNixRecorder } from "../support/nix-recorder.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 
@@ -34,6 +43,9 @@ let cp: ControlPlane;
 let emulator: GitHubEmulator;
 let github: GitHubFleet | undefined;
 const hosts = new Map<string, E2eAgent>();
+/** The builder's key pair, made in beforeAll with `nix-store --generate-binary-cache-key`; the Worker trusts its public half. */
+let builderSecretKey: string;
+let builderPublicKey: string;
 
 const call = adminApi(() => cp.url);
 
@@ -74,6 +86,9 @@ const statusOf = (head: string, state: string) =>
 describeWithNix("build before deploy with three real agents, the GitHub emulator and the real control plane", () => {
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-fleet-build-"));
+    builderSecretKey = path.join(root, "builder.secret");
+    await promisify(execFile)("nix-store", ["--generate-binary-cache-key", "e2e-fleet-builder-1", builderSecretKey, path.join(root, "builder.public")]);
+    builderPublicKey = (await fs.readFile(path.join(root, "builder.public"), "utf8")).trim();
     // The fleet repository of tools/fleet-kit: a system per host, each depending on hello 1.0 and greeter 2.0.
     github = await startGitHubFleet({
       root,
@@ -81,7 +96,7 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
       webhookSecret: SECRET,
       token: TOKEN,
       pollTimeoutSeconds: POLL_SECONDS,
-      vars: { DASHBOARD_URL: "https://fleet.example.com", ROLLOUT_CANARY_SOAK_SECONDS: "0" },
+      vars: { DASHBOARD_URL: "https://fleet.example.com", ROLLOUT_CANARY_SOAK_SECONDS: "0", CACHE_TRUSTED_KEYS: builderPublicKey },
     });
     ({ cp, emulator } = github);
     for (const agent of github.agents) hosts.set(agent.name, agent);
@@ -154,5 +169,69 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     // The old head's status stays pending: no verdict is posted for a build a newer head replaced.
     expect((await fleetStatus(oldHead))?.state).toBe("pending");
     expect(oldHead).not.toBe(newHead);
+  });
+
+  it("a builder host builds all three hosts' systems into the cache with a signed manifest, each host's verdict is its result, and hosts in substitute mode switch to the merge without evaluating", async () => {
+    const system = nixSystemOf(process.platform, process.arch)!;
+    const { settings } = await call(SettingsResponse, "/api/settings");
+    await call(z.unknown(), "/api/settings", { method: "PUT", body: { ...settings, fleetBuild: { ...settings.fleetBuild, builders: [{ system, host: "h0" }] } } });
+    const { token: cacheToken } = await call(z.object({ token: z.string() }), "/api/cache-token", { body: {} });
+    const cacheTokenFile = path.join(root, "cache-token");
+    await fs.writeFile(cacheTokenFile, cacheToken, { mode: 0o600 });
+
+    // h0 becomes the builder; h1 and h2 switch by substitution, evaluating nothing, with a nix that records its runs.
+    await killE2eAgents(hosts.values());
+    const recorders = new Map<string, Awaited<ReturnType<typeof installNixRecorder>>>();
+    for (const agent of hosts.values()) {
+      const config = AgentConfig.parse(JSON.parse(await fs.readFile(agent.configFile, "utf8")));
+      const changed =
+        agent.name === "h0"
+          ? { ...config, builder: { secretKeyFile: builderSecretKey, cacheTokenFile } }
+          : { ...config, switch: "substitute" as const, substitute: { trustedKeys: [builderPublicKey], buildWithoutManifest: false }, desired: { ...config.desired, evaluate: "ci" as const } };
+      await fs.writeFile(agent.configFile, JSON.stringify(changed));
+      if (agent.name !== "h0") {
+        const recorder = await installNixRecorder(path.join(agent.dir, "nix-recorder"));
+        recorders.set(agent.name, recorder);
+        agent.env = { ...agent.env, PATH: `${recorder.binDir}:${agent.env.PATH ?? ""}` };
+      }
+      restartE2eAgent(agent);
+    }
+
+    const { number, head } = await openUpdatePr({ "packages/hello.txt": "1.4 12\n" });
+    const build = await verdictOf(number, head, "success");
+    expect(build).toMatchObject({ built: 3, counted: 3, description: "3/3 hosts built" });
+    expect(build.hosts.map((h) => [h.name, h.state, h.builtBy])).toEqual(HOSTS.map((name) => [name, "built", "h0"]));
+    // One build command, on the builder, built every host's own system.
+    expect(new Set(build.hosts.map((h) => h.commandId)).size).toBe(1);
+    const { command } = await call(z.object({ command: CommandView }), `/api/commands/${build.hosts[0]!.commandId}`);
+    expect(command).toMatchObject({ host: "h0", kind: "build", state: "succeeded" });
+    const paths = Object.fromEntries(build.hosts.map((h) => [h.name, h.storePath!]));
+    for (const name of HOSTS) expect(paths[name]).toMatch(new RegExp(`^/nix/store/\\w{32}-nixos-system-${name}$`));
+    await statusOf(head, "success");
+
+    // Merged on GitHub: the merge commit has no manifest of its own, its tree is the head's.
+    const mergedRes = await fetch(`${emulator.apiUrl}/repos/example/fleet/pulls/${number}/merge`, {
+      method: "PUT",
+      headers: { authorization: `token ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ merge_method: "merge" }),
+    });
+    expect(mergedRes.status, await mergedRes.clone().text()).toBe(200);
+    const merged = z.object({ sha: z.string() }).parse(await mergedRes.json());
+    await emulator.flushWebhooks();
+    expect(merged.sha).not.toBe(head);
+    for (const name of ["h1", "h2"]) {
+      const agent = hosts.get(name)!;
+      const { command: queued } = await call(z.object({ command: CommandView }), `/api/hosts/${name}/commands`, { body: { kind: "pull-switch" } });
+      const switched = await eventually(`${name}'s pull-switch to end`, async () => {
+        const view = (await call(z.object({ command: CommandView }), `/api/commands/${queued.id}`)).command;
+        return view.finishedAt === null ? null : view;
+      });
+      expect(switched, switched.error ?? "").toMatchObject({ state: "succeeded", result: { commitAfter: merged.sha, systemAfter: paths[name] } });
+      expect(await agent.shim.currentSystem()).toBe(paths[name]);
+      const runs = await recorders.get(name)!.runs();
+      // The recorder is on the agent's PATH (its report asks nix for its version), and nothing evaluated or built.
+      expect(runs.length).toBeGreaterThan(0);
+      expect(runs.filter((args) => /(^| )(eval|build)( |$)/.test(args))).toEqual([]);
+    }
   });
 });

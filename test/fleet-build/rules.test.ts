@@ -245,7 +245,7 @@ describe("hosts that wait, supersede and close", () => {
     build = apply(build, change("a", "running"), change("b", "succeeded", { result: built() }));
     build = hostWaiting(build, "c", "its test (cmd_t)", T0);
     const { build: stopped, commands } = stopBuild(build, { supersededBy: "fb_2" }, "superseded by 1234567", T0);
-    expect(commands).toEqual([{ host: "a", hostId: "host_a", commandId: cmd("a") }]);
+    expect(commands).toEqual([{ host: "a", hostId: "host_a", commandId: cmd("a"), builds: ["a"] }]);
     expect(stopped.hosts.map((h) => h.state)).toEqual(["building", "built", "cancelled", "offline"]);
     expect(toFleetBuildView(stopped).superseded).toBe(true);
     expect(hostsToQueue(stopped, "host_d", "online")).toEqual([]);
@@ -327,12 +327,12 @@ describe("nothing built is no success", () => {
 
 describe("the fleet build settings from wrangler.toml vars", () => {
   it("defaults to building on every update PR, offline hosts not blocking, excluded hosts not counted", () => {
-    expect(settingsFromVars({}).fleetBuild).toEqual({ buildOnUpdatePr: true, offlineHostsBlock: false, countExcludedHosts: false });
+    expect(settingsFromVars({}).fleetBuild).toEqual({ buildOnUpdatePr: true, offlineHostsBlock: false, countExcludedHosts: false, builders: [] });
   });
 
   it("reads each var, and refuses a bad one by name", () => {
     const vars = { FLEET_BUILD_ON_UPDATE_PR: "false", FLEET_BUILD_OFFLINE_HOSTS_BLOCK: "true", FLEET_BUILD_COUNT_EXCLUDED_HOSTS: "true" };
-    expect(settingsFromVars(vars).fleetBuild).toEqual({ buildOnUpdatePr: false, offlineHostsBlock: true, countExcludedHosts: true });
+    expect(settingsFromVars(vars).fleetBuild).toEqual({ buildOnUpdatePr: false, offlineHostsBlock: true, countExcludedHosts: true, builders: [] });
     expect(() => settingsFromVars({ FLEET_BUILD_OFFLINE_HOSTS_BLOCK: "yes" })).toThrow(/FLEET_BUILD_OFFLINE_HOSTS_BLOCK: must be true or false/);
   });
 });

@@ -16,6 +16,7 @@ import { evalNix, evalNixWith, NIX_DIR, nixString } from "./nix-eval.ts";
 
 const RENDERER = nixString(path.join(NIX_DIR, "agent-config.nix"));
 const STORE = "/nix/store";
+const NO_BUILDER = { secretKeyFile: null, cacheTokenFile: null };
 const agentPackage = `${STORE}/4f3kqv0m1x8h9s2d7c5b6n1p0r9w8y7z-nixfleet-agent-0.1.0`;
 
 /** Option values as the module system hands them to the renderer: every option at its default. */
@@ -40,7 +41,7 @@ function optionValues(overrides: Record<string, unknown> = {}) {
     desiredEvaluation: { memoryMax: "2G", maxDelay: 300, timeout: 1800 },
     switch: "build",
     buildWithoutManifest: false,
-    cache: { enable: false, url: "https://fleet.example.com/cache", publicKeys: [], netrcFile: "/var/lib/nixfleet-cache/netrc" },
+    cache: { enable: false, url: "https://fleet.example.com/cache", publicKeys: [], netrcFile: "/var/lib/nixfleet-cache/netrc", builder: NO_BUILDER },
     extraPath: [],
     logLevel: "info",
     settings: {},
@@ -122,7 +123,7 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
 
   it("substitute mode renders with the cache's public keys as the manifest keys, and is refused without the cache, naming both options", async () => {
     const key = "fleet-builder-1:P53vKGjdMn96XCFWDu5RuGiMYuwzDzPMSdO0BWNfcjs=";
-    const cache = { enable: true, url: "https://fleet.example.com/cache", publicKeys: [key], netrcFile: "/var/lib/nixfleet-cache/netrc" };
+    const cache = { enable: true, url: "https://fleet.example.com/cache", publicKeys: [key], netrcFile: "/var/lib/nixfleet-cache/netrc", builder: NO_BUILDER };
     const config = AgentConfig.parse(await render("nixos", { switch: "substitute", buildWithoutManifest: true, cache }));
     expect(config).toMatchObject({ switch: "substitute", substitute: { trustedKeys: [key], buildWithoutManifest: true } });
     expect(AgentConfig.parse(await render("nixos"))).toMatchObject({ switch: "build", substitute: { trustedKeys: [], buildWithoutManifest: false } });
@@ -130,6 +131,20 @@ describeWithNix("the agent config rendered by the Nix modules", () => {
     const found = await problems("nixos", { switch: "substitute" });
     expect(found).toHaveLength(1);
     expect(found[0]).toContain('services.nixfleet-agent.switch = "substitute" needs the fleet cache: set services.nixfleet-agent.cache.enable = true');
+  });
+
+  it("a builder host's key and cache token files render into the agent's builder config; one without the other, or one in the store, is refused naming the option", async () => {
+    const cache = (builder: Record<string, string | null>) => ({ enable: true, url: "https://fleet.example.com/cache", publicKeys: [], netrcFile: "/var/lib/nixfleet-cache/netrc", builder: { ...NO_BUILDER, ...builder } });
+    const files = { secretKeyFile: "/run/secrets/builder-key", cacheTokenFile: "/run/secrets/cache-token" };
+    expect(AgentConfig.parse(await render("nixos", { cache: cache(files) })).builder).toEqual(files);
+    expect(AgentConfig.parse(await render("nixos")).builder).toBeNull();
+    expect(await problems("nixos", { cache: cache(files) })).toEqual([]);
+    const half = await problems("nixos", { cache: cache({ secretKeyFile: files.secretKeyFile }) });
+    expect(half).toHaveLength(1);
+    expect(half[0]).toContain("services.nixfleet-agent.cache.builder.cacheTokenFile");
+    const stored = await problems("nixos", { cache: cache({ ...files, secretKeyFile: `${STORE}/abc-key` }) });
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toContain("services.nixfleet-agent.cache.builder.secretKeyFile must be an absolute path outside the Nix store");
   });
 
   it("a NixOS host's options render to a config the agent accepts, reading its token from the systemd credential", async () => {

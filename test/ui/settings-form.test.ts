@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { Settings } from "../../common/protocol.ts";
-import { errorsUnder, fieldErrors, newChannelId, parseHostList, validateSettings } from "../../ui/common/settings-form.ts";
+import { buildersText, errorsUnder, fieldErrors, newChannelId, parseBuildersText, parseHostList, validateSettings } from "../../ui/common/settings-form.ts";
 
 const base = (): Settings => Settings.parse({ version: 4 });
 
@@ -57,6 +57,16 @@ describe("form helpers", () => {
     const ids = new Set(Array.from({ length: 50 }, newChannelId));
     expect(ids.size).toBe(50);
     for (const id of ids) expect(id).toMatch(/^ch_[A-Za-z0-9_-]{4,40}$/);
+  });
+
+  it("reads builder hosts as SYSTEM=HOST lines and writes them back; a line without a host is the schema's to name", () => {
+    const builders = parseBuildersText(" x86_64-linux = hsb0\n\naarch64-linux=pi4 \n");
+    expect(builders).toEqual([{ system: "x86_64-linux", host: "hsb0" }, { system: "aarch64-linux", host: "pi4" }]);
+    expect(parseBuildersText(buildersText(builders))).toEqual(builders);
+    expect(parseBuildersText("  ")).toEqual([]);
+    const draft = base();
+    const errors = validateSettings({ ...draft, fleetBuild: { ...draft.fleetBuild, builders: parseBuildersText("x86_64-linux") } });
+    expect(errors).toEqual({ "fleetBuild.builders.0.host": "host name is empty" });
   });
 
   it("reads a host list; blank is every host", () => {

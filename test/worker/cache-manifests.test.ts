@@ -60,6 +60,29 @@ describe("signed manifests in the binary cache", () => {
     expect(ErrorBody.parse(body).error).toEqual({ code: "manifest_not_found", message: `no signed manifest for ${commit} yet` });
   });
 
+  it("hands a host asking for a merge commit without a manifest the latest manifest of the tree it names, and 404 for a tree nobody built or a malformed one 400", async () => {
+    const token = await newCacheToken();
+    const tree = randomCommit();
+    const older = await signManifest(sampleManifest({ tree, created: "2026-12-07T03:00:00.000Z" }), trusted);
+    const newer = await signManifest(sampleManifest({ tree, created: "2026-12-07T04:00:00.000Z" }), trusted);
+    for (const signed of [older, newer]) expect((await publish(token, signed.manifest.commit, signed)).status).toBe(201);
+    const { token: hostToken } = await createHost(`manifest-tree-${randomBase32(6)}`);
+    const merge = randomCommit();
+    const byTree = await cacheFetch(`/manifests/${merge}?tree=${tree}`, { token: hostToken });
+    expect(byTree.status).toBe(200);
+    expect(SignedCacheManifest.parse(await byTree.json())).toEqual(newer);
+    // The commit's own manifest comes first, whatever tree is asked for.
+    const own = await cacheFetch(`/manifests/${older.manifest.commit}?tree=${tree}`, { token: hostToken });
+    expect(SignedCacheManifest.parse(await own.json())).toEqual(older);
+    const unknownTree = randomCommit();
+    const missing = await cacheFetch(`/manifests/${merge}?tree=${unknownTree}`, { token: hostToken });
+    expect(missing.status).toBe(404);
+    expect(await refusal(missing)).toEqual({ code: "manifest_not_found", message: `no signed manifest for ${merge} or its tree ${unknownTree} yet` });
+    const malformed = await cacheFetch(`/manifests/${merge}?tree=main`, { token: hostToken });
+    expect(malformed.status).toBe(400);
+    expect((await refusal(malformed)).code).toBe("invalid_tree");
+  });
+
   it("refuses unsigned, untrusted-key and tampered manifests with 403 and stores none of them", async () => {
     const token = await newCacheToken();
     const genuine = await signManifest(sampleManifest(), trusted);

@@ -13,7 +13,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { CommandView, FleetBuildView, PollResponse, RolloutPlanView, type CommandDelivery, type CommandResult } from "../../common/protocol.ts";
+import { CommandView, FleetBuildView, PollResponse, RolloutPlanView, SettingsResponse, type CommandDelivery, type CommandResult, type Settings } from "../../common/protocol.ts";
 import { FLEET_BUILD_CONTEXT } from "../../worker/fleet-build/rules.ts";
 import type { Coordinator } from "../../worker/objects/coordinator.ts";
 import { openDatabase } from "../../worker/db/client.ts";
@@ -85,14 +85,15 @@ afterEach(async () => {
   await emulator("/_emulator/faults", { method: "DELETE" });
 });
 
-async function fleet(prefix: string, count: number): Promise<Agent[]> {
+async function fleet(prefix: string, count: number, nixSystem?: string): Promise<Agent[]> {
   const agents: Agent[] = [];
   for (let i = 0; i < count; i++) {
     const name = `${prefix}-${i}`;
     const { token } = await createHost(name);
     created.push(name);
     const agent = { name, token, session: `session-${name}` };
-    const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: sampleReport({ hostname: name }) }));
+    const report = sampleReport({ hostname: name, ...(nixSystem === undefined ? {} : { nixSystem }) });
+    const res = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: agent.session, report }));
     expect(res.status).toBe(200);
     agents.push(agent);
   }
@@ -379,5 +380,72 @@ describe("System and a failed fleet build of main's tree", () => {
     expect((await systemOf(good!.name)).state).toBe("yellow");
     await env.DB.prepare("DELETE FROM github_repo_state").run();
     await stub().notify({ type: "repo" });
+  });
+});
+
+describe("builder hosts (fleetBuild.builders)", () => {
+  async function setBuilders(builders: Settings["fleetBuild"]["builders"]): Promise<Response> {
+    const current = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+    return api("/api/settings", { method: "PUT", json: { ...current, fleetBuild: { ...current.fleetBuild, builders } } });
+  }
+
+  it("sends one build to the builder naming every host of its system, none to the others, and takes each host's verdict from the builder's result for it", async () => {
+    const agents = await fleet("fbb", 3, "x86_64-linux");
+    const [builder, db, web] = agents as [Agent, Agent, Agent];
+    expect((await setBuilders([{ system: "x86_64-linux", host: builder.name }])).status).toBe(200);
+    try {
+      const head = await headOnGitHub("45");
+      await deliver("pull_request", updatePr("opened", { number: 45, head }));
+      const started = (await fleetBuildOf(45))!;
+      expect(started.hosts.map((h) => [h.name, h.state, h.builtBy])).toEqual(agents.map((a) => [a.name, "queued", builder.name]));
+      expect(new Set(started.hosts.map((h) => h.commandId)).size).toBe(1);
+
+      expect(await poll(web)).toEqual([]);
+      expect(await poll(db)).toEqual([]);
+      const [delivered] = await poll(builder);
+      expect(delivered).toMatchObject({ kind: "build", commit: head, id: started.hosts[0]!.commandId });
+      expect(delivered!.builds).toEqual(agents.map((a) => ({ host: a.name, platform: "nixos", flakeAttr: a.name })));
+
+      await event(builder, delivered!.id, { type: "started", at: at() });
+      expect((await fleetBuildOf(45))!.hosts.map((h) => h.state)).toEqual(["building", "building", "building"]);
+      const tree = "1234567890abcdef1234567890abcdef12345678";
+      await event(builder, delivered!.id, {
+        type: "finished",
+        at: at(),
+        outcome: "failed",
+        exitCode: null,
+        error: `1 host of 3 not built: ${db.name}`,
+        result: {
+          build: { commit: head, tree, storePath: null, durationMs: 90_000, comparedWith: null, closureDiff: null },
+          hostBuilds: {
+            [builder.name]: { storePath: "/nix/store/aaaa-nixos-system-fbb-0", durationMs: 40_000 },
+            [web.name]: { storePath: "/nix/store/bbbb-nixos-system-fbb-2", durationMs: 30_000 },
+            [db.name]: { storePath: null, durationMs: 2_000, error: `the build of ${db.name} failed (nix build exited with code 1)`, errorTail: "error: attribute 'fbb-1' missing" },
+          },
+        },
+      });
+      const done = (await fleetBuildOf(45))!;
+      expect(done).toMatchObject({ verdict: "failure", built: 2, counted: 3, description: `2/3 hosts built, ${db.name} failed: error: attribute 'fbb-1' missing` });
+      expect(done.hosts.map((h) => [h.name, h.state, h.storePath ?? null])).toEqual([
+        [builder.name, "built", "/nix/store/aaaa-nixos-system-fbb-0"],
+        [db.name, "failed", null],
+        [web.name, "built", "/nix/store/bbbb-nixos-system-fbb-2"],
+      ]);
+      await onGitHub(async () => expect((await statusesOn(head)).at(-1)).toMatchObject({ state: "failure", description: done.description }));
+    } finally {
+      expect((await setBuilders([])).status).toBe(200);
+    }
+  });
+
+  it("refuses builders that are not hosts of the fleet, or two for one system type, with 400 and keeps the settings", async () => {
+    const [host] = await fleet("fbs", 1);
+    const before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+    const unknown = await setBuilders([{ system: "aarch64-linux", host: "no-such-host" }]);
+    expect(unknown.status).toBe(400);
+    expect(await errorOf(unknown)).toMatchObject({ code: "builder_not_a_host", message: expect.stringContaining("no-such-host (aarch64-linux), which is not a host of the fleet") });
+    const two = await setBuilders([{ system: "x86_64-linux", host: host!.name }, { system: "x86_64-linux", host: "other" }]);
+    expect(two.status).toBe(400);
+    expect((await errorOf(two)).message).toContain(`two builders for x86_64-linux: ${host!.name} and other`);
+    expect(SettingsResponse.parse(await (await api("/api/settings")).json()).settings).toEqual(before);
   });
 });

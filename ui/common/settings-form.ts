@@ -68,3 +68,18 @@ export function parseHostList(text: string): string[] | undefined {
   const names = text.split(/[\s,]+/).filter((name) => name !== "");
   return names.length === 0 ? undefined : names;
 }
+
+/** `fleetBuild.builders` as the Settings page's text: one `SYSTEM=HOST` a line. */
+export const buildersText = (builders: Settings["fleetBuild"]["builders"]): string => builders.map((b) => `${b.system}=${b.host}`).join("\n");
+
+/** The text back as builders; a line without `=` keeps its words as the system, so the schema names what is missing. */
+export function parseBuildersText(text: string): Settings["fleetBuild"]["builders"] {
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .map((line) => {
+      const at = line.indexOf("=");
+      return at < 0 ? { system: line, host: "" } : { system: line.slice(0, at).trim(), host: line.slice(at + 1).trim() };
+    });
+}

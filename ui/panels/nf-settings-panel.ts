@@ -9,7 +9,7 @@ import {
   type Settings,
 } from "../../common/protocol.ts";
 import { roleDenial, SETTINGS_ROLE } from "../common/permissions.ts";
-import { errorsUnder, fieldErrors, validateSettings, type FieldErrors } from "../common/settings-form.ts";
+import { buildersText, errorsUnder, fieldErrors, parseBuildersText, validateSettings, type FieldErrors } from "../common/settings-form.ts";
 import { ApiError } from "../data/api.ts";
 import { loadSettings, saveSettings } from "../data/settings.ts";
 import type { FleetStore } from "../data/store.ts";
@@ -269,6 +269,7 @@ export class NfSettingsPanel extends LitElement {
           ${this.checkbox("fleetBuild", "buildOnUpdatePr", draft.fleetBuild.buildOnUpdatePr, "Build an update PR's head on every host")}
           ${this.checkbox("fleetBuild", "offlineHostsBlock", draft.fleetBuild.offlineHostsBlock, "Offline hosts keep the verdict pending", "Off: they are listed as not built.")}
           ${this.checkbox("fleetBuild", "countExcludedHosts", draft.fleetBuild.countExcludedHosts, "Count held and autoUpdate = false hosts in the verdict")}
+          <div class="fields">${this.builders(draft.fleetBuild.builders)}</div>
         </section>
         <section aria-labelledby="s-rollout">
           <h2 id="s-rollout">Rollout</h2>
@@ -344,7 +345,7 @@ export class NfSettingsPanel extends LitElement {
 
   /** Messages whose path has no field of its own on the page (an unknown key, the whole object). */
   private unplacedErrors() {
-    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|gc|cache|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\./;
+    const placed = /^(flakeUpdates|automation|fleetBuild|rollout|rollback|gc|cache|alerts)\.[A-Za-z]+$|^(windows|notifications)\.\d+\.|^fleetBuild\.builders\./;
     const rest = Object.entries(this._errors).filter(([key]) => !placed.test(key));
     if (rest.length === 0) return nothing;
     return html`<ul>${rest.map(([key, message]) => html`<li>${key ? html`<code>${key}</code>: ` : nothing}${message}</li>`)}</ul>`;
@@ -397,6 +398,25 @@ export class NfSettingsPanel extends LitElement {
       ><select name=${path} @change=${(e: Event) => this.set(section, key, (e.target as HTMLSelectElement).value as Settings[S][typeof key])}>
         ${options.map(([v, text]) => html`<option value=${v} ?selected=${v === value}>${text}</option>`)}
       </select>${this.error(path)}</label
+    >`;
+  }
+
+  /** Empty = each host builds its own configuration. */
+  private builders(value: Settings["fleetBuild"]["builders"]) {
+    const path = "fleetBuild.builders";
+    const messages = Object.entries(errorsUnder(this._errors, path)).map(([, message]) => message);
+    return html`<label class="field"
+      ><span>Builder hosts</span
+      ><textarea
+        name=${path}
+        rows="2"
+        placeholder="x86_64-linux=hsb0"
+        .value=${buildersText(value)}
+        aria-invalid=${messages.length > 0 ? "true" : "false"}
+        @change=${(e: Event) => this.set("fleetBuild", "builders", parseBuildersText((e.target as HTMLTextAreaElement).value))}
+      ></textarea
+      ><span class="hint">one SYSTEM=HOST a line: that host builds every host of the system type and uploads them to the binary cache; empty = each host builds its own</span
+      >${messages.length > 0 ? html`<span class="field-error" role="alert">${messages[0]}</span>` : nothing}</label
     >`;
   }
 

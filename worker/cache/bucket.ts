@@ -1,6 +1,7 @@
 /**
  * The binary cache's R2 bucket (binding CACHE): the one module that touches it. Keys are the cache's own
- * paths: `<hash>.narinfo` and `nar/<file>`, and the builders' signed manifests, `manifests/<commit>.json`. Bodies are streamed through, never held whole.
+ * paths: `<hash>.narinfo` and `nar/<file>`, the builders' signed manifests, `manifests/<commit>.json`, and for
+ * each manifest's git tree the commit of the latest manifest of that tree, `manifest-trees/<tree>`. Bodies are streamed through, never held whole.
  * The clean-up keeps its progress beside them in `nixfleet/clean-up.json`, a key no cache route serves.
  */
 import type { CachePartUploaded } from "../../common/protocol.ts";
@@ -16,6 +17,8 @@ export const CLEAN_UP_STATE_KEY = "nixfleet/clean-up.json";
 
 /** The most keys R2 lists in one page and deletes in one call. */
 export const R2_BATCH = 1000;
+/** A merge commit usually has its PR head's tree: a host finds the head's manifest through it (docs/cache.md "The signed intent"). */
+export const manifestTreeKey = (tree: string): string => `manifest-trees/${tree}`;
 
 /** R2's refusals of a multipart step, as our error: its code (in parentheses at the end of the message) says which. */
 function multipartError(error: unknown, uploadId: string): ApiError {

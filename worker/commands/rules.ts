@@ -22,10 +22,10 @@ import { isActiveCommand } from "../../common/commands.ts";
 import type { z } from "zod";
 import { refuse, type Refusal } from "../outcome.ts";
 
-/** What some kinds take besides a commit (a rollback's generation, a gc's dry run and fleet defaults), stored as one JSON column. */
-export const CommandParameters = CommandDelivery.pick({ generation: true, dryRun: true, gc: true });
+/** What some kinds take besides a commit (a rollback's generation, a gc's dry run and fleet defaults, a builder's hosts), stored as one JSON column. */
+export const CommandParameters = CommandDelivery.pick({ generation: true, dryRun: true, gc: true, builds: true });
 export type CommandParameters = z.infer<typeof CommandParameters>;
-export const NO_PARAMETERS: CommandParameters = { generation: null, dryRun: false, gc: null };
+export const NO_PARAMETERS: CommandParameters = { generation: null, dryRun: false, gc: null, builds: [] };
 
 /** Output beyond this per command is dropped behind a visible marker. */
 export const MAX_OUTPUT_BYTES_PER_COMMAND = 1024 * 1024;

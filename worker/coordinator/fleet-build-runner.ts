@@ -7,7 +7,7 @@
 import { isActiveCommand } from "../../common/commands.ts";
 import { EXCLUSIVE_COMMAND_KINDS, type FleetBuildView, type Settings } from "../../common/protocol.ts";
 import { shortSha } from "../../common/text.ts";
-import type { CommandRecord } from "../commands/rules.ts";
+import { NO_PARAMETERS, type CommandRecord } from "../commands/rules.ts";
 import type { FleetBuildStore } from "../db/coordinator/fleet-builds.ts";
 import {
   createFleetBuild,
@@ -18,6 +18,7 @@ import {
   hostsToQueue,
   hostWaiting,
   isCurrent,
+  runnerOf,
   statusToPost,
   stopBuild,
   summarize,
@@ -98,7 +99,7 @@ export class FleetBuildRunner {
     }
     const build = createFleetBuild({ id, pr: input.pr, headSha: input.headSha, headTree: input.headTree ?? null, actor: input.actor, hosts: scope, settings, now });
     this.store.saveFleetBuild(build);
-    for (const host of build.hosts) if (host.state === "queued") this.queueHost(id, input.headSha, host);
+    this.queueHosts(id, input.headSha, build.hosts.filter((host) => host.state === "queued"));
     this.store.pruneFleetBuilds();
     const stored = this.store.fleetBuild(id) ?? build;
     this.host.broadcast({ type: "fleet-build", build: toFleetBuildView(stored) });
@@ -133,9 +134,7 @@ export class FleetBuildRunner {
 
   /** A host came online or ended a command: builds that waited for that are queued now. */
   queueWaiting(hostId: string, on: "online" | "free"): Step<undefined> {
-    for (const build of this.store.openFleetBuilds()) {
-      for (const host of hostsToQueue(build, hostId, on)) this.queueHost(build.id, build.headSha, host);
-    }
+    for (const build of this.store.openFleetBuilds()) this.queueHosts(build.id, build.headSha, hostsToQueue(build, hostId, on));
     return step();
   }
 
@@ -153,25 +152,42 @@ export class FleetBuildRunner {
     const now = new Date(this.host.now());
     for (const build of this.store.openFleetBuilds()) {
       for (const host of build.hosts) {
-        if (host.hostId === hostId && host.state !== "built" && host.state !== "failed") {
-          this.update(build.id, (current) => hostCancelled(current, host.name, "the host was removed", now));
-        }
+        if (host.state === "built" || host.state === "failed") continue;
+        if (host.hostId === hostId) this.update(build.id, (current) => hostCancelled(current, host.name, "the host was removed", now));
+        else if (host.builder?.hostId === hostId) this.update(build.id, (current) => hostCancelled(current, host.name, `its builder ${host.builder!.name} was removed`, now));
       }
     }
     return step();
   }
 
-  /** Queues a host's build, or marks it waiting for the command it runs; the build records which. */
-  private queueHost(buildId: string, headSha: string, host: Pick<FleetBuildHostRecord, "name" | "hostId">): void {
-    const queued = this.commands.enqueue({ id: host.hostId, name: host.name }, "build", `fleet build ${buildId}`, { commit: headSha, rolloutId: null }).value;
+  /** One build command per host that builds: a builder's builds every host assigned to it, the others their own. */
+  private queueHosts(buildId: string, headSha: string, hosts: readonly FleetBuildHostRecord[]): void {
+    const byRunner = new Map<string, { runner: { name: string; hostId: string }; hosts: FleetBuildHostRecord[] }>();
+    for (const host of hosts) {
+      const runner = runnerOf(host);
+      const group = byRunner.get(runner.hostId) ?? { runner, hosts: [] };
+      group.hosts.push(host);
+      byRunner.set(runner.hostId, group);
+    }
+    for (const { runner, hosts: group } of byRunner.values()) this.queueOn(buildId, headSha, runner, group);
+  }
+
+  /** Queues the build on `runner`, or marks its hosts waiting for the command it runs; the build records which. */
+  private queueOn(buildId: string, headSha: string, runner: { name: string; hostId: string }, hosts: readonly FleetBuildHostRecord[]): void {
+    const builds = hosts.flatMap((host) => (host.builder === undefined ? [] : [host.builder.target]));
+    const parameters = builds.length === 0 ? undefined : { ...NO_PARAMETERS, builds };
+    const queued = this.commands.enqueue({ id: runner.hostId, name: runner.name }, "build", `fleet build ${buildId}`, { commit: headSha, rolloutId: null, ...(parameters === undefined ? {} : { parameters }) }).value;
     const now = new Date(this.host.now());
-    if (queued.ok) {
-      this.update(buildId, (build) => hostQueued(build, host.name, queued.command.id, now));
-    } else if (queued.code === "host_busy") {
-      const busy = this.commands.activeCommandsOf(host.hostId).find((c) => EXCLUSIVE_COMMAND_KINDS.has(c.kind));
-      this.update(buildId, (build) => hostWaiting(build, host.name, busy ? `its ${busy.kind} (${busy.id})` : "its running command", now));
-    } else {
-      this.update(buildId, (build) => hostCancelled(build, host.name, `not queued: ${queued.message}`, now));
+    const whose = builds.length === 0 ? "its" : `its builder ${runner.name}'s`;
+    for (const host of hosts) {
+      if (queued.ok) {
+        this.update(buildId, (build) => hostQueued(build, host.name, queued.command.id, now));
+      } else if (queued.code === "host_busy") {
+        const busy = this.commands.activeCommandsOf(runner.hostId).find((c) => EXCLUSIVE_COMMAND_KINDS.has(c.kind));
+        this.update(buildId, (build) => hostWaiting(build, host.name, busy ? `${whose} ${busy.kind} (${busy.id})` : `${whose} running command`, now));
+      } else {
+        this.update(buildId, (build) => hostCancelled(build, host.name, `not queued: ${queued.message}`, now));
+      }
     }
   }
 
@@ -181,11 +197,11 @@ export class FleetBuildRunner {
     const now = new Date(this.host.now());
     const { build: stopped, commands } = stopBuild(build, why, reason, now);
     this.save(stopped);
-    for (const { host, hostId, commandId } of commands) {
+    for (const { host, hostId, commandId, builds } of commands) {
       const record = this.commands.command(commandId);
       if (record === null || !isActiveCommand(record)) {
         // Its end was never heard (a removed host): nothing is out any more.
-        this.update(id, (current) => hostCancelled(current, host, reason, now));
+        for (const name of builds) this.update(id, (current) => hostCancelled(current, name, reason, now));
       } else if (record.state === "queued") {
         this.commands.transition(record, { state: "cancelled", finishedAt: now.toISOString(), error: reason });
       } else {

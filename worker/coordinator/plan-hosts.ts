@@ -2,6 +2,7 @@
 import type { HostHold, Settings } from "../../common/protocol.ts";
 import type { Host } from "../db/hosts.ts";
 import type { StoredReport } from "../db/reports.ts";
+import type { FleetBuildScopeHost } from "../fleet-build/rules.ts";
 import { planRollout, type PlanHost, type RolloutPlan } from "../rollouts/plan.ts";
 import { describeRejected, rejectedAt } from "../rollouts/rejected.ts";
 import { unchangedBy, type CommitDesired } from "../rollouts/unchanged.ts";
@@ -34,6 +35,15 @@ export function planHosts(fleet: FleetView, at?: CommitDesired): (PlanHost & { i
       canary: rollout?.canary ?? false,
       ...(at === undefined ? {} : { unchanged: unchangedBy(host.name, report, at), rejected: rejectedReason(host.name, report, at) }),
     };
+  });
+}
+
+/** The hosts a fleet build starts from: the planners' view, with what picks a host's builder (its system type, platform and flake attribute). */
+export function fleetBuildScope(fleet: FleetView): FleetBuildScopeHost[] {
+  const byId = new Map(fleet.hosts.map((host) => [host.id, host]));
+  return planHosts(fleet).map((planned) => {
+    const host = byId.get(planned.id)!;
+    return { ...planned, nixSystem: fleet.reports.get(host.id)?.report.nixSystem ?? null, platform: host.platform, flakeAttr: host.flakeAttr };
   });
 }
 

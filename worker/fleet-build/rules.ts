@@ -7,7 +7,9 @@
  */
 import * as z from "zod";
 import {
+  BuildTarget,
   FleetBuildHostView,
+  HostName,
   Sha1,
   type CommandResult,
   type CommandState,
@@ -17,6 +19,7 @@ import {
 } from "../../common/protocol.ts";
 import { planRollout, type PlanHost } from "../rollouts/plan.ts";
 import { errorLines, NIX_IGNORED_ERROR } from "../../common/text.ts";
+import { assignBuilder, hostBuildOutcome, type BuilderScopeHost } from "./builders.ts";
 
 /** The commit status's context on the PR head; our own status is never part of the CI state we read back. */
 export const FLEET_BUILD_CONTEXT = "nixfleet/fleet-build";
@@ -30,6 +33,8 @@ export const FleetBuildHostRecord = FleetBuildHostView.omit({ counted: true }).e
   /** In rollout scope; when false, `excludedBecause` says why (held, `autoUpdate = false`). */
   inScope: z.boolean(),
   excludedBecause: z.string().optional(),
+  /** The builder host whose one build command builds this host's system (settings `fleetBuild.builders`). */
+  builder: z.object({ name: HostName, hostId: z.string(), target: BuildTarget }).optional(),
 });
 export type FleetBuildHostRecord = z.infer<typeof FleetBuildHostRecord>;
 
@@ -66,9 +71,13 @@ export const FleetBuildRecord = z.object({
 export type FleetBuildRecord = z.infer<typeof FleetBuildRecord>;
 
 /** A host as a fleet build sees it when it starts: the rollout planner's view, its id, and presence. */
-export interface FleetBuildScopeHost extends PlanHost {
+export interface FleetBuildScopeHost extends PlanHost, BuilderScopeHost {
   id: string;
 }
+
+/** The host whose command builds `host`: its builder, or itself. */
+export const runnerOf = (host: Pick<FleetBuildHostRecord, "name" | "hostId" | "builder">): { name: string; hostId: string } =>
+  host.builder === undefined ? { name: host.name, hostId: host.hostId } : { name: host.builder.name, hostId: host.builder.hostId };
 
 const ACTIVE_HOST_STATES: ReadonlySet<FleetBuildHostRecord["state"]> = new Set(["waiting", "queued", "building"]);
 /** Not built, and not for a reason of the configuration: they count only with `offlineHostsBlock`. */
@@ -104,15 +113,29 @@ export function createFleetBuild(input: {
   // Presence is this build's own concern (offline hosts are listed, not left out), so the plan sees every host online.
   const plan = planRollout({ hosts: input.hosts.map((h) => ({ ...h, online: true })), settings: input.settings, automatic: true, now: input.now });
   const excluded = new Map(plan.leftOut.map((h) => [h.name, h.reason]));
+  const online = new Map(input.hosts.map((h) => [h.id, h.online]));
   const hosts = [...input.hosts]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((host): FleetBuildHostRecord => {
       const why = excluded.get(host.name);
+      const scope = { name: host.name, hostId: host.id, inScope: why === undefined, ...(why === undefined ? {} : { excludedBecause: why }) };
+      const assigned = assignBuilder(host, input.settings.fleetBuild.builders, input.hosts);
+      if (assigned.by === "missing") {
+        const reason = `its builder ${assigned.builder} (${assigned.system}) is not a host of the fleet: fix fleetBuild.builders`;
+        return { ...scope, state: "cancelled", reason, finishedAt: input.now.toISOString() };
+      }
+      if (assigned.by === "builder") {
+        // The host itself may be offline: only its builder has to be there.
+        const builderOnline = online.get(assigned.builder.hostId) === true;
+        return {
+          ...scope,
+          builder: assigned.builder,
+          state: builderOnline ? "queued" : "offline",
+          ...(builderOnline ? {} : { reason: `its builder ${assigned.builder.name} was offline when the build started: built when it comes back` }),
+        };
+      }
       return {
-        name: host.name,
-        hostId: host.id,
-        inScope: why === undefined,
-        ...(why === undefined ? {} : { excludedBecause: why }),
+        ...scope,
         state: host.online ? "queued" : "offline",
         ...(host.online ? {} : { reason: "offline when the build started: built when it comes back" }),
       };
@@ -158,6 +181,7 @@ const fresh = (host: FleetBuildHostRecord): FleetBuildHostRecord => ({
   hostId: host.hostId,
   inScope: host.inScope,
   ...(host.excludedBecause === undefined ? {} : { excludedBecause: host.excludedBecause }),
+  ...(host.builder === undefined ? {} : { builder: host.builder }),
   state: host.state,
 });
 
@@ -199,57 +223,73 @@ export function firstNixErrorLine(text: string | null | undefined): string {
  * this build does not know returns the build unchanged (the same object).
  */
 export function hostCommandChanged(build: FleetBuildRecord, change: BuildCommandChange, now: Date): FleetBuildRecord {
-  const host = build.hosts.find((h) => h.commandId === change.id);
-  if (!host || !isHostActive(host)) return build;
+  // A builder's one command builds several hosts: each moves with it.
+  const hosts = build.hosts.filter((h) => h.commandId === change.id && isHostActive(h));
+  if (hosts.length === 0) return build;
   const tree = change.result?.build?.tree ?? null;
-  return withHost(
-    build.headTree === null && tree !== null ? { ...build, headTree: tree } : build,
-    host.name,
-    (current): FleetBuildHostRecord => {
-      const base = { ...fresh(current), commandId: change.id, ...(change.startedAt === null ? {} : { startedAt: change.startedAt }) };
-      const finishedAt = change.finishedAt ?? now.toISOString();
-      const built = change.result?.build;
-      switch (change.state) {
-        case "queued":
-        case "delivered":
-          return current.state === "queued" ? current : { ...base, state: "queued" };
-        case "running":
-          return current.state === "building" ? current : { ...base, state: "building" };
-        case "succeeded":
-          return {
-            ...base,
-            state: "built",
-            finishedAt,
-            ...(built === undefined
-              ? {}
-              : {
-                  durationMs: built.durationMs,
-                  storePath: built.storePath,
-                  closureDiff: built.closureDiff,
-                  ...(built.closureDiffProblem === undefined ? {} : { closureDiffProblem: built.closureDiffProblem }),
-                }),
-          };
-        case "failed": {
-          const tail = built?.errorTail ?? change.error ?? "";
-          return {
-            ...base,
-            state: "failed",
-            finishedAt,
-            reason: firstNixErrorLine(built?.errorTail ?? change.error),
-            ...(built === undefined ? {} : { durationMs: built.durationMs, storePath: built.storePath }),
-            ...(tail === "" ? {} : { errorTail: tail.slice(-4000) }),
-          };
-        }
-        case "timed-out":
-        case "lost":
-          // The configuration may be fine, but the fleet cannot say it builds there.
-          return { ...base, state: "failed", finishedAt, reason: `${change.state}: ${firstNixErrorLine(change.error)}` };
-        case "cancelled":
-          return { ...base, state: "cancelled", finishedAt, reason: change.error ?? "cancelled" };
+  let next = build.headTree === null && tree !== null ? { ...build, headTree: tree } : build;
+  for (const host of hosts) next = withHost(next, host.name, (current) => hostMoved(current, change, now), now);
+  return next;
+}
+
+function hostMoved(current: FleetBuildHostRecord, change: BuildCommandChange, now: Date): FleetBuildHostRecord {
+  const base = { ...fresh(current), commandId: change.id, ...(change.startedAt === null ? {} : { startedAt: change.startedAt }) };
+  const finishedAt = change.finishedAt ?? now.toISOString();
+  const built = change.result?.build;
+  switch (change.state) {
+    case "queued":
+    case "delivered":
+      return current.state === "queued" ? current : { ...base, state: "queued" };
+    case "running":
+      return current.state === "building" ? current : { ...base, state: "building" };
+    case "succeeded":
+    case "failed":
+      if (current.builder !== undefined) return builtByBuilder(base, current.builder.name, change, finishedAt);
+      if (change.state === "succeeded") {
+        return {
+          ...base,
+          state: "built",
+          finishedAt,
+          ...(built === undefined
+            ? {}
+            : {
+                durationMs: built.durationMs,
+                storePath: built.storePath,
+                closureDiff: built.closureDiff,
+                ...(built.closureDiffProblem === undefined ? {} : { closureDiffProblem: built.closureDiffProblem }),
+              }),
+        };
       }
-    },
-    now,
-  );
+      return failedWith(base, finishedAt, built?.errorTail ?? change.error, built === undefined ? {} : { durationMs: built.durationMs, storePath: built.storePath });
+    case "timed-out":
+    case "lost":
+      // The configuration may be fine, but the fleet cannot say it builds there.
+      return { ...base, state: "failed", finishedAt, reason: `${change.state}: ${firstNixErrorLine(change.error)}` };
+    case "cancelled":
+      return { ...base, state: "cancelled", finishedAt, reason: change.error ?? "cancelled" };
+  }
+}
+
+function failedWith(base: FleetBuildHostRecord, finishedAt: string, text: string | null | undefined, extra: Partial<FleetBuildHostRecord>): FleetBuildHostRecord {
+  const tail = text ?? "";
+  return { ...base, ...extra, state: "failed", finishedAt, reason: firstNixErrorLine(text), ...(tail === "" ? {} : { errorTail: tail.slice(-4000) }) };
+}
+
+/** The host's own entry in its builder's result decides, whatever the builder's command as a whole says. */
+function builtByBuilder(base: FleetBuildHostRecord, builder: string, change: BuildCommandChange, finishedAt: string): FleetBuildHostRecord {
+  const outcome = hostBuildOutcome(change.result?.hostBuilds?.[base.name], change.error);
+  if (outcome.built) {
+    return {
+      ...base,
+      state: "built",
+      finishedAt,
+      durationMs: outcome.durationMs,
+      storePath: outcome.storePath,
+      closureDiff: null,
+      closureDiffProblem: `built by ${builder}, which does not run this host's system: no closure diff`,
+    };
+  }
+  return failedWith(base, finishedAt, outcome.errorTail ?? outcome.error, outcome.durationMs === null ? {} : { durationMs: outcome.durationMs });
 }
 
 /**
@@ -263,26 +303,37 @@ export function stopBuild(
   why: { supersededBy: string } | { closed: true },
   reason: string,
   now: Date,
-): { build: FleetBuildRecord; commands: { host: string; hostId: string; commandId: string }[] } {
-  const commands: { host: string; hostId: string; commandId: string }[] = [];
+): { build: FleetBuildRecord; commands: OutstandingCommand[] } {
+  const commands = new Map<string, OutstandingCommand>();
   const hosts = build.hosts.map((host): FleetBuildHostRecord => {
     if (host.state === "offline") return { ...host, reason: `offline; not built: ${reason}` };
     if (!isHostActive(host)) return host;
     if (host.commandId !== undefined && host.state !== "waiting") {
-      commands.push({ host: host.name, hostId: host.hostId, commandId: host.commandId });
+      const runner = runnerOf(host);
+      const out = commands.get(host.commandId) ?? { host: runner.name, hostId: runner.hostId, commandId: host.commandId, builds: [] };
+      out.builds.push(host.name);
+      commands.set(host.commandId, out);
       return host;
     }
     return { ...fresh(host), state: "cancelled", reason, finishedAt: now.toISOString() };
   });
   const marked = "supersededBy" in why ? { supersededBy: why.supersededBy } : { closed: true };
-  return { build: settle({ ...build, ...marked, hosts }, now), commands };
+  return { build: settle({ ...build, ...marked, hosts }, now), commands: [...commands.values()] };
+}
+
+/** A build command still out when a build stops: the host that runs it, and the hosts of the build it builds. */
+export interface OutstandingCommand {
+  host: string;
+  hostId: string;
+  commandId: string;
+  builds: string[];
 }
 
 /** Hosts whose build waits for something: `offline` ones when they come back, `waiting` ones when they are free. */
 export function hostsToQueue(build: FleetBuildRecord, hostId: string, on: "online" | "free"): FleetBuildHostRecord[] {
   if (!isCurrent(build)) return [];
   const wanted = on === "online" ? "offline" : "waiting";
-  return build.hosts.filter((h) => h.hostId === hostId && h.state === wanted);
+  return build.hosts.filter((h) => runnerOf(h).hostId === hostId && h.state === wanted);
 }
 
 /** Whether the host counts toward the verdict now. */
@@ -353,10 +404,10 @@ export function toFleetBuildView(build: FleetBuildRecord): FleetBuildView {
     ...(build.finishedAt === null ? {} : { finishedAt: build.finishedAt }),
     superseded: build.supersededBy !== null,
     hosts: build.hosts.map((host): FleetBuildHostView => {
-      const { hostId: _id, inScope: _scope, excludedBecause, reason, ...rest } = host;
+      const { hostId: _id, inScope: _scope, excludedBecause, reason, builder, ...rest } = host;
       const counted = isCounted(build, host);
       const why = reason ?? (!counted && excludedBecause !== undefined ? `not counted: ${excludedBecause}` : undefined);
-      return { ...rest, counted, ...(why === undefined ? {} : { reason: why }) };
+      return { ...rest, counted, ...(why === undefined ? {} : { reason: why }), ...(builder === undefined ? {} : { builtBy: builder.name }) };
     }),
     githubStatus: build.githubStatus === null ? null : { state: build.githubStatus.state, postedAt: build.githubStatus.postedAt, error: build.githubStatus.error },
   };

@@ -13,7 +13,7 @@ import { adoptNamedHolds } from "../coordinator/holds.ts";
 import { coordinatorMetrics, fleetLive, hostLive } from "../coordinator/live.ts";
 import type { CoordinatorHost, HostRef, Reaction } from "../coordinator/host.ts";
 import { Outbox, type EffectHandlers } from "../coordinator/outbox.ts";
-import { planFor, planHosts, type FleetView } from "../coordinator/plan-hosts.ts";
+import { fleetBuildScope, planFor, type FleetView } from "../coordinator/plan-hosts.ts";
 import { Reactions } from "../coordinator/reactions.ts";
 import { reportHash } from "../coordinator/reports.ts";
 import type { StartRolloutInput } from "../coordinator/rollout-runner.ts";
@@ -333,7 +333,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const [settings, fleet] = await this.readFleet();
     if ("ok" in settings) return settings;
     // From here on nothing is awaited until the build is stored and its commands queued.
-    const result = this.run(() => this.c.fleetBuilds.start(input, planHosts(fleet), settings));
+    const result = this.run(() => this.c.fleetBuilds.start(input, fleetBuildScope(fleet), settings));
     if (result.started) await this.scheduleAlarm();
     return { ok: true as const, build: this.c.fleetBuilds.view(result.build.id) ?? result.build, started: result.started };
   }

@@ -1,6 +1,6 @@
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { Sha1, SignedCacheManifest, type CacheManifestPublished } from "../../common/protocol.ts";
-import { CacheBucket, manifestKey } from "../cache/bucket.ts";
+import { CacheBucket, manifestKey, manifestTreeKey } from "../cache/bucket.ts";
 import { checkManifestSignature } from "../cache/signatures.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, refused } from "../errors.ts";
@@ -8,6 +8,7 @@ import { jsonBody } from "../validation.ts";
 import { identify, unauthorized, uploader } from "./cache.ts";
 
 const MANIFEST_TYPE = "application/json";
+const COMMIT_TYPE = "text/plain";
 
 /**
  * A host's own agent token (or the cache token), always, even when the cache is public: a manifest names
@@ -35,8 +36,18 @@ function commitOf(c: Context<AppEnv>): string {
 export const cacheManifestRoutes = new Hono<AppEnv>()
   .get("/:commit", manifestReader, async (c) => {
     const commit = commitOf(c);
-    const object = await new CacheBucket(c.env.CACHE).get(manifestKey(commit));
-    if (object === null) throw new ApiError(404, "manifest_not_found", `no signed manifest for ${commit} yet`);
+    const tree = c.req.query("tree");
+    if (tree !== undefined && !Sha1.safeParse(tree).success) throw new ApiError(400, "invalid_tree", `${tree} is not a full git tree sha (40 hex digits)`);
+    const bucket = new CacheBucket(c.env.CACHE);
+    let object = await bucket.get(manifestKey(commit));
+    // No manifest of the commit itself (a merge of an update PR): the latest one of the same tree, whose
+    // commit the host accepts only when its own checkout has that tree.
+    if (object === null && tree !== undefined) {
+      const pointer = await bucket.get(manifestTreeKey(tree));
+      const built = pointer === null ? "" : (await pointer.text()).trim();
+      if (Sha1.safeParse(built).success) object = await bucket.get(manifestKey(built));
+    }
+    if (object === null) throw new ApiError(404, "manifest_not_found", `no signed manifest for ${commit}${tree === undefined ? "" : ` or its tree ${tree}`} yet`);
     return new Response(object.body, { headers: { "content-type": MANIFEST_TYPE, "content-length": String(object.size) } });
   })
   .put("/:commit", uploader, ...jsonBody(SignedCacheManifest), async (c) => {
@@ -55,5 +66,6 @@ export const cacheManifestRoutes = new Hono<AppEnv>()
       }
     }
     await bucket.put(manifestKey(commit), JSON.stringify(signed), MANIFEST_TYPE);
+    await bucket.put(manifestTreeKey(signed.manifest.tree), commit, COMMIT_TYPE);
     return c.json({ commit, hosts: Object.keys(signed.manifest.hosts).length } satisfies CacheManifestPublished, 201);
   });

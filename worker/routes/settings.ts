@@ -3,7 +3,9 @@ import { SettingsUpdate } from "../../common/protocol.ts";
 import { replaceSettings, settingsForDisplay } from "../db/settings.ts";
 import { coordinator } from "../coordinator.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, refused } from "../errors.ts";
+import { listHosts } from "../db/hosts.ts";
+import { buildersRefusal } from "../fleet-build/builders.ts";
 import { SettingsChangeError } from "../settings-secrets.ts";
 import { SettingsError } from "../settings.ts";
 import { jsonBody } from "../validation.ts";
@@ -28,6 +30,11 @@ export const settingsRoutes = new Hono<AppEnv>()
   })
   .put("/", ...jsonBody(SettingsUpdate), async (c) => {
     const submitted = c.req.valid("json");
+    const { builders } = submitted.fleetBuild;
+    if (builders.length > 0) {
+      const refusal = buildersRefusal(builders, (await listHosts(c.get("db"))).map((host) => host.name));
+      if (refusal !== null) throw refused(refusal);
+    }
     let outcome;
     try {
       outcome = await replaceSettings(c.env, c.get("db"), submitted, c.get("actor"));
