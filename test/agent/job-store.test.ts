@@ -64,4 +64,18 @@ describe("job store", () => {
     expect(reopened.builtFromCommit("/nix/store/other")).toBeNull();
     expect(reopened.desiredSystem(commit)).toBe("/nix/store/x-nixos-system-web1");
   });
+
+  it("keeps across reopening which signed manifest named each system, and as the host's the one recorded last (a rollback's takes it back)", async () => {
+    const store = await JobStore.open(root, silentLogger);
+    const first = { commit: "a".repeat(40), created: "2026-12-07T03:00:00.000Z" };
+    const second = { commit: "b".repeat(40), created: "2026-12-07T04:00:00.000Z" };
+    await store.recordManifest(first, "/nix/store/a-nixos-system-web1");
+    await store.recordManifest(second, "/nix/store/b-nixos-system-web1");
+    await store.recordManifest(first, "/nix/store/a-nixos-system-web1");
+    const reopened = await JobStore.open(root, silentLogger);
+    expect(reopened.runningManifest()).toEqual(first);
+    expect(reopened.manifestOf("/nix/store/a-nixos-system-web1")).toEqual(first);
+    expect(reopened.manifestOf("/nix/store/b-nixos-system-web1")).toEqual(second);
+    expect(reopened.manifestOf("/nix/store/c-nixos-system-web1")).toBeNull();
+  });
 });

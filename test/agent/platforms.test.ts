@@ -8,12 +8,16 @@
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
 import type { AgentConfigInput } from "../../common/agent-config.ts";
 import type { HostRunner } from "../../agent/runner.ts";
 import { nixSystem, type FleetRepo } from "../../tools/fleet-kit/fleet-repo.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { platformFor } from "../../agent/platforms/index.ts";
 import { AGENT_BIN, createHarness, type Harness } from "./harness.ts";
+import { isolatedAgentConfig } from "./isolated-host.ts";
 
 interface Recorded {
   /** argv of every program the agent ran and waited for. */
@@ -293,5 +297,37 @@ describeWithNix("the agent on each platform", () => {
     expect(programs(recorded)).not.toContain("nixos-version");
     const report = await harness.plane.waitFor(() => harness.plane.lastReport(), "a report");
     expect(report.platform).toBe("home-manager");
+  });
+});
+
+describe("a store path as the boot default (substitute mode's boot)", () => {
+  it("NixOS sets the system profile to it with the system's own nix-env, then writes the boot menu with its switch-to-configuration boot, and stops when the profile cannot be set; nix-darwin and Home Manager have none", async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-boot-system-"));
+    try {
+      const log = path.join(root, "ran.log");
+      // A toplevel whose nix-env and switch-to-configuration only say they ran, in order.
+      const system = path.join(root, "system");
+      const recorder = (name: string, exitCode = 0) => `#!/bin/sh\necho "${name} $*" >> ${JSON.stringify(log)}\nexit ${exitCode}\n`;
+      await fs.mkdir(path.join(system, "sw", "bin"), { recursive: true });
+      await fs.mkdir(path.join(system, "bin"));
+      await fs.writeFile(path.join(system, "sw", "bin", "nix-env"), recorder("nix-env"), { mode: 0o755 });
+      await fs.writeFile(path.join(system, "bin", "switch-to-configuration"), recorder("switch-to-configuration"), { mode: 0o755 });
+      const profile = path.join(root, "profiles", "system");
+      const argv = platformFor(isolatedAgentConfig(root, { systemProfileLink: profile })).bootSystemArgv(system);
+      expect(argv?.slice(3)).toEqual(["nixfleet-boot", profile, system, `${system}/bin/switch-to-configuration`, "boot"]);
+      await promisify(execFile)(argv![0]!, argv!.slice(1));
+      expect((await fs.readFile(log, "utf8")).split("\n")).toEqual([`nix-env -p ${profile} --set ${system}`, "switch-to-configuration boot", ""]);
+
+      await fs.rm(log);
+      await fs.writeFile(path.join(system, "sw", "bin", "nix-env"), recorder("nix-env", 3), { mode: 0o755 });
+      await expect(promisify(execFile)(argv![0]!, argv!.slice(1))).rejects.toMatchObject({ code: 3 });
+      expect(await fs.readFile(log, "utf8")).toBe(`nix-env -p ${profile} --set ${system}\n`);
+
+      for (const platform of ["darwin", "home-manager"] as const) {
+        expect(platformFor(isolatedAgentConfig(root, { platform })).bootSystemArgv(system), platform).toBeNull();
+      }
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });
