@@ -27,6 +27,16 @@ const LAST_SEEN_BATCH = 100;
  */
 const AUDIT_BATCH = 100;
 
+/**
+ * An audit entry is carried this long after the step that wrote it, not at once: the step that queues a
+ * command also releases the held poll's answer and the admin's 202, and a D1 write beside them (in
+ * production its call from the object's one isolate, locally the whole insert on workerd's one thread)
+ * stands in their way — it made dispatch slower when tried (docs/protocol.md#delivery-latency). Nothing
+ * waits for it meanwhile: the entry is durable in the object's storage, the audit log's reader carries the
+ * pending ones before it reads (`flush`), and entries written within the delay go to D1 in one batch.
+ */
+export const AUDIT_CARRY_DELAY_MS = 100;
+
 /** The kinds carried out in batches: a batch takes every due effect of its kind, up to its limit, in the order written. */
 type BatchedType = "last-seen" | "audit";
 const BATCHES: Record<BatchedType, { prefix: string; limit: number }> = {
@@ -44,8 +54,10 @@ export class Outbox {
   private running: Promise<void> | null = null;
   /** An effect was written while a run was under way: the run starts over from the first row. */
   private again = false;
-  /** Written since the shell last started a run. */
+  /** Written since the shell last asked, due now: the shell starts a run. */
   private written = false;
+  /** Written since the shell last asked, due later (an audit entry): the shell sets the alarm for it. */
+  private deferred = false;
 
   private readonly store: OutboxStore;
 
@@ -60,14 +72,17 @@ export class Outbox {
   }
 
   add(effect: Effect): void {
-    this.store.put(effectKey(effect), JSON.stringify(effect), this.now());
-    this.written = true;
+    const delay = effect.type === "audit" ? AUDIT_CARRY_DELAY_MS : 0;
+    this.store.put(effectKey(effect), JSON.stringify(effect), this.now() + delay);
+    if (delay === 0) this.written = true;
+    else this.deferred = true;
   }
 
-  /** Whether effects were written since the last call (the shell then starts a run). */
-  takeWritten(): boolean {
-    const written = this.written;
+  /** What was written since the last call: effects due now (the shell starts a run), later (it sets the alarm), or none. */
+  takeWritten(): "now" | "later" | null {
+    const written = this.written ? "now" : this.deferred ? "later" : null;
     this.written = false;
+    this.deferred = false;
     return written;
   }
 

@@ -199,7 +199,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.outbox.add(auditEffect(Date.now(), by.actor, entry.action, hostName, entry.details, { result: entry.result, role: by.role }));
       return step(queued);
     });
-    if (outcome.ok) await this.scheduleAlarm();
+    // The entry written, the step's run has the alarm arbitrated again: for the entry and the command's deadline.
     return outcome;
   }
 
@@ -400,7 +400,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   /** Runs a step and the reactions it raised, then starts the outbox on the effects they wrote (after this turn: never inside a step). */
   private run<T>(body: StepOf<T>): T {
     const value = this.reactions.run(body);
-    if (this.outbox.takeWritten()) this.ctx.waitUntil(Promise.resolve().then(() => this.carryOutEffects()));
+    const written = this.outbox.takeWritten();
+    if (written === "now") this.ctx.waitUntil(Promise.resolve().then(() => this.carryOutEffects()));
+    else if (written === "later") this.ctx.waitUntil(this.scheduleAlarm());
     return value;
   }
 
