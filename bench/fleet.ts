@@ -118,9 +118,9 @@ export class Swarm {
    * `startBatch`: how many agents begin polling at once; the next batch begins once (nearly) every poll so far
    * is held. All at once, 9,000 first polls queued in workerd for the Worker's isolate, and its event loop
    * spent itself handing that isolate's lock from waiter to waiter (`AsyncLockQueue::whenThreadIdle` in
-   * `perf`), so it stopped reading sockets and accepting connections: 7,650 agents in, 1,282 connections
+   * `perf`), so it stopped reading sockets and accepting connections: about 7,650 agents in, 1,282 connections
    * left in the listen queue, no system call for minutes (`strace -c`). A fleet after a restart comes back
-   * no faster than its agents' retry delays spread it.
+   * no faster than its agents' jittered retries (agent/backoff.ts) spread it.
    */
   static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = [], startBatch = Number.POSITIVE_INFINITY): Promise<Swarm> {
     const forkOne = async () => {
