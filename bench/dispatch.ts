@@ -15,6 +15,7 @@
  * Writes bench/results/dispatch.json after every size.
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { join } from "node:path";
@@ -54,6 +55,10 @@ const processesFor = (agents: number) => Number(flags.processes) || Math.min(4, 
  * at load 7). Few, so their process stays quiet; spread over the names, so no one range of hosts is favoured.
  */
 const PROBE_AGENTS = 20;
+/** Agents that begin polling together (bench/fleet.ts's Swarm.start says why not all): 1,000 starts as one batch, as before. */
+const AGENTS_STARTED_AT_ONCE = 1000;
+/** workerd's HTTP listener holds every accepted connection under two descriptors (bench/workerd.ts says why). */
+const WORKERD_DESCRIPTORS_PER_CONNECTION = 2;
 const probesOf = (hosts: BenchHost[]) => Array.from({ length: Math.min(PROBE_AGENTS, hosts.length) }, (_, i) => hosts[(i * 7919) % hosts.length]!);
 const load = () => os.loadavg().map((n) => round(n));
 
@@ -190,7 +195,7 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
   const descriptorsBefore = await cp.descriptors();
   const processes = processesFor(agentCount);
   const probes = probesOf(hosts);
-  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "finished", probes);
+  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "finished", probes, AGENTS_STARTED_AT_ONCE);
   current.swarm = swarm;
   try {
     await waitForPolls(cp.url, heldEnough(agentCount), 200);
@@ -386,7 +391,7 @@ const write = async () => {
  */
 function beyondDescriptors(count: number) {
   const measured = runs.filter((run): run is { agents: number; workerd_descriptors_before_agents: number; workerd_descriptors_per_connection: number; workerd_descriptor_limit: number } => typeof run === "object" && run !== null && "workerd_descriptors_per_connection" in run).at(-1);
-  if (!measured) return null;
+  if (!measured) return beyondDescriptorsUnmeasured(count);
   // One connection per held poll: an HTTP/1.1 long poll has its connection to itself.
   const needed = Math.round(measured.workerd_descriptors_before_agents + measured.workerd_descriptors_per_connection * count);
   if (needed < measured.workerd_descriptor_limit) return null;
@@ -397,6 +402,25 @@ function beyondDescriptors(count: number) {
     errors: null,
     workerd_descriptors_needed_computed: needed,
     workerd_descriptor_limit: measured.workerd_descriptor_limit,
+  };
+}
+
+/**
+ * The same before any size has run: the polls' connections alone, at the two descriptors workerd holds for
+ * each (bench/workerd.ts says why), against the limit workerd inherits from this process (the npm script
+ * raises it to the hard limit). Past it workerd exits, taking every held poll with it.
+ */
+function beyondDescriptorsUnmeasured(count: number) {
+  const limit = Number(/Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1]);
+  const needed = WORKERD_DESCRIPTORS_PER_CONNECTION * count;
+  if (!limit || needed < limit) return null;
+  return {
+    agents: count,
+    completed: false,
+    reason: `not started: ${count} held polls, one connection each at ${WORKERD_DESCRIPTORS_PER_CONNECTION} descriptors per connection in workerd, need at least ${needed} descriptors, not below the limit of ${limit} it would inherit`,
+    errors: null,
+    workerd_descriptors_needed_computed: needed,
+    workerd_descriptor_limit: limit,
   };
 }
 

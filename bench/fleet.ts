@@ -114,7 +114,15 @@ export class Swarm {
     }
   }
 
-  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = []): Promise<Swarm> {
+  /**
+   * `startBatch`: how many agents begin polling at once; the next batch begins once (nearly) every poll so far
+   * is held. All at once, 9,000 first polls queued in workerd for the Worker's isolate, and its event loop
+   * spent itself handing that isolate's lock from waiter to waiter (`AsyncLockQueue::whenThreadIdle` in
+   * `perf`), so it stopped reading sockets and accepting connections: about 7,650 agents in, 1,282 connections
+   * left in the listen queue, no system call for minutes (`strace -c`). A fleet after a restart comes back
+   * no faster than its agents' jittered retries (agent/backoff.ts) spread it.
+   */
+  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = [], startBatch = Number.POSITIVE_INFINITY): Promise<Swarm> {
     const forkOne = async () => {
       const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       await new Promise<void>((resolve, reject) => {
@@ -127,10 +135,15 @@ export class Swarm {
     const others = hosts.filter((host) => !probeNames.has(host.name));
     const children = await Promise.all(Array.from({ length: processes }, forkOne));
     const probe = probes.length > 0 ? await forkOne() : null;
-    children.forEach((child, index) => {
-      const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: others.filter((_, i) => i % processes === index) };
-      child.send(message);
-    });
+    for (let from = 0; from < others.length; from += startBatch) {
+      const batch = others.slice(from, from + startBatch);
+      children.forEach((child, index) => {
+        const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: batch.filter((_, i) => i % processes === index) };
+        child.send(message);
+      });
+      const started = from + batch.length;
+      if (started < others.length) await waitForPolls(url, started - Math.floor(started / 200), 200);
+    }
     probe?.send({ type: "start", url, pollSeconds, commandEvents, agents: probes } satisfies FromParent);
     return new Swarm(children, probe);
   }
