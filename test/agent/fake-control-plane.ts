@@ -2,7 +2,8 @@
  * A small real HTTP server on 127.0.0.1 that speaks the agent protocol:
  * `POST /api/agent/poll` (long poll, answered at once when a command is queued)
  * `POST /api/agent/commands/:id/events`, `POST /api/agent/confirm` and the builders' signed manifests,
- * `GET /cache/manifests/:commit` (served as stored, untrusted, as the Worker would). Every body is validated with the
+ * `GET /cache/manifests/:commit` (served as stored, untrusted, as the Worker would), and a builder's uploads with
+ * the cache token (`HEAD`/`PUT` narinfos, `PUT` NARs, `PUT` manifests, kept as sent). Every body is validated with the
  * protocol's zod schemas; anything that does not parse is recorded in
  * `protocolErrors` (tests assert it stays empty) and answered 400.
  *
@@ -19,6 +20,7 @@ import {
   PollRequest,
   PROTOCOL_VERSION,
   WORKER_MARKER_HEADER,
+  SignedCacheManifest,
   SwitchConfirmation,
   type ActivationMode,
   type CommandDelivery,
@@ -81,6 +83,12 @@ export class FakeControlPlane {
   readonly manifestsByTree = new Map<string, unknown>();
   /** The commits the agent asked a manifest for, in order. */
   readonly manifestRequests: string[] = [];
+  /** The cache token a builder uploads with. */
+  readonly cacheToken = `cache-${randomBytes(12).toString("hex")}`;
+  /** What a builder uploaded: narinfos by their `<hash>.narinfo` name, NAR names, manifests by commit. */
+  readonly uploadedNarinfos = new Map<string, string>();
+  readonly uploadedNars: string[] = [];
+  readonly publishedManifests = new Map<string, unknown>();
 
   readonly #server: Server;
   readonly #holdCapSeconds: number;
@@ -234,6 +242,11 @@ export class FakeControlPlane {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(served));
       return;
     }
+    const upload = /^\/cache\/(manifests\/[^/]+|nar\/[^/]+|[^/]+\.narinfo)$/.exec(url.pathname);
+    if (upload !== null && (req.method === "PUT" || req.method === "HEAD")) {
+      if (req.headers.authorization !== `Bearer ${this.cacheToken}`) return sendError(res, 401, "unauthorized", "uploads take the cache token");
+      return this.#upload(upload[1]!, req.method, body, res);
+    }
     if (req.method !== "POST") return sendError(res, 405, "method_not_allowed", "POST only");
     if (url.pathname === "/api/agent/poll") {
       if (!authorized) {
@@ -252,6 +265,25 @@ export class FakeControlPlane {
       return this.#event(decodeURIComponent(match[1]!), body, res);
     }
     return sendError(res, 404, "not_found", `no route ${url.pathname}`);
+  }
+
+  #upload(key: string, method: string, body: string, res: ServerResponse): void {
+    if (key.endsWith(".narinfo")) {
+      if (method === "HEAD") return void res.writeHead(this.uploadedNarinfos.has(key) ? 200 : 404).end();
+      this.uploadedNarinfos.set(key, body);
+    } else if (key.startsWith("nar/")) {
+      this.uploadedNars.push(key.slice("nar/".length));
+    } else {
+      const signed = parse(body, SignedCacheManifest);
+      if (!signed.ok) {
+        this.protocolErrors.push(`manifest: ${signed.message}`);
+        return sendError(res, 400, "invalid_request", signed.message);
+      }
+      this.publishedManifests.set(signed.value.manifest.commit, signed.value);
+      res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ commit: signed.value.manifest.commit, hosts: Object.keys(signed.value.manifest.hosts).length }));
+      return;
+    }
+    res.writeHead(201).end();
   }
 
   async #poll(url: URL, text: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
