@@ -118,6 +118,7 @@ const EXPECTED: Record<string, Role> = {
   "POST /api/ci-token": "admin",
   "GET /api/cache-token": "viewer",
   "POST /api/cache-token": "admin",
+  "GET /api/cache-usage": "viewer",
 };
 
 const ownAuth = (path: string) => OWN_AUTH_PATHS.some((p) => (p.endsWith("/*") ? path.startsWith(p.slice(0, -1)) : path === p));

@@ -2,7 +2,7 @@
  * The settings API as the settings page calls it. Apart from api.ts so that the settings' schemas
  * load with the page, not with the dashboard's first paint.
  */
-import { CacheTokenCreated, CacheTokenStatus, CiTokenCreated, CiTokenStatus, SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
+import { CacheTokenCreated, CacheTokenStatus, CacheUsageResponse, CiTokenCreated, CiTokenStatus, SettingsResponse, type Settings, type SettingsUpdate } from "../../common/protocol.ts";
 import type { DashboardApi } from "./api.ts";
 
 /** The fleet's settings, secrets redacted. */
@@ -34,4 +34,9 @@ export async function loadCacheToken(api: DashboardApi): Promise<CacheTokenStatu
 export async function rotateCacheToken(api: DashboardApi): Promise<{ token: string; status: CacheTokenCreated["cacheToken"] }> {
   const created = await api.request(CacheTokenCreated, "POST", "/api/cache-token");
   return { token: created.token, status: created.cacheToken };
+}
+
+/** The binary cache's size as its last clean-up counted it; null before the first. */
+export async function loadCacheUsage(api: DashboardApi): Promise<CacheUsageResponse["usage"]> {
+  return (await api.request(CacheUsageResponse, "GET", "/api/cache-usage")).usage;
 }

@@ -18,6 +18,7 @@ import { settingsFormStyles } from "../styles/settings-form.ts";
 import "../components/nf-settings-channels.ts";
 import "../components/nf-settings-windows.ts";
 import "../components/nf-settings-ci-token.ts";
+import "../components/nf-cache-usage.ts";
 
 type Section = "flakeUpdates" | "automation" | "fleetBuild" | "rollout" | "rollback" | "gc" | "cache" | "alerts";
 
@@ -296,6 +297,11 @@ export class NfSettingsPanel extends LitElement {
         <section aria-labelledby="s-cache">
           <h2 id="s-cache">Binary cache</h2>
           ${this.checkbox("cache", "public", draft.cache.public, "Anyone may read the binary cache", "Off: each host reads it with its own token. Uploads always need the cache token (docs/cache.md).")}
+          <div class="fields">
+            ${this.number("cache", "keepCommits", draft.cache.keepCommits, "Clean-up keeps main's last commits", "1", "their signed manifests and systems; 1–1000")}
+            ${this.number("cache", "graceHours", draft.cache.graceHours, "Clean-up grace period (hours)", "any", "nothing younger is deleted; 1–720")}
+          </div>
+          <nf-cache-usage .api=${this.store?.api ?? null}></nf-cache-usage>
         </section>
         <section aria-labelledby="s-windows">
           <h2 id="s-windows">Maintenance windows</h2>
