@@ -20,9 +20,11 @@ const hash = (name: string) => digits(name, 32);
 const path = (name: string) => `/nix/store/${hash(name)}-${name}`;
 const narKey = (name: string) => `nar/${digits(name, 52)}.nar.xz`;
 const commit = (n: number) => n.toString(16).padStart(40, "a");
+/** A commit's git tree unless a test gives another: two commits share one only when a test says so. */
+const treeOf = (sha: string) => `b${sha.slice(1)}`;
 
 /** A bucket in memory: paths with their references, each narinfo and NAR of the given age in hours. */
-function bucket(paths: Record<string, { refs?: string[]; ageHours?: number; narAgeHours?: number; noNarinfo?: boolean }>, manifests: Record<string, { hosts: string[]; ageHours?: number }> = {}) {
+function bucket(paths: Record<string, { refs?: string[]; ageHours?: number; narAgeHours?: number; noNarinfo?: boolean }>, manifests: Record<string, { hosts: string[]; ageHours?: number; tree?: string }> = {}) {
   const objects: CacheObject[] = [];
   const narinfos = new Map<string, NarinfoLinks>();
   for (const [name, spec] of Object.entries(paths)) {
@@ -32,11 +34,17 @@ function bucket(paths: Record<string, { refs?: string[]; ageHours?: number; narA
     objects.push({ key: `${hash(name)}.narinfo`, size: 300, uploaded: NOW - age * HOUR });
     narinfos.set(hash(name), { narKey: narKey(name), references: (spec.refs ?? []).map(hash) });
   }
-  const manifestPaths = new Map<string, string[]>();
+  const manifestPaths = new Map<string, { tree: string; paths: string[] }>();
+  const pointers = new Map<string, number>();
   for (const [sha, spec] of Object.entries(manifests)) {
-    objects.push({ key: `manifests/${sha}.json`, size: 500, uploaded: NOW - (spec.ageHours ?? 48) * HOUR });
-    manifestPaths.set(sha, spec.hosts.map(path));
+    const uploaded = NOW - (spec.ageHours ?? 48) * HOUR;
+    const tree = spec.tree ?? treeOf(sha);
+    objects.push({ key: `manifests/${sha}.json`, size: 500, uploaded });
+    // The Worker rewrites a tree's pointer with each manifest of that tree: it is as old as the newest.
+    pointers.set(tree, Math.max(pointers.get(tree) ?? 0, uploaded));
+    manifestPaths.set(sha, { tree, paths: spec.hosts.map(path) });
   }
+  for (const [tree, uploaded] of pointers) objects.push({ key: `manifest-trees/${tree}`, size: 40, uploaded });
   return { objects, narinfos, manifests: manifestPaths };
 }
 
@@ -96,8 +104,22 @@ describe("the clean-up's walk", () => {
     // N = 2: commits 5 and 4 are the newest; 1 is main's head (re-signed long ago); 9 an open update PR's head.
     const result = plan(b, { openPullHeads: [commit(9)], mainHead: commit(1) }, 2);
     expect(result.keptManifests).toEqual([commit(1), commit(4), commit(5), commit(9)].sort());
-    expect(result.deleted).toEqual([...keysOf("sys2", "sys3"), `manifests/${commit(2)}.json`, `manifests/${commit(3)}.json`].sort());
+    expect(result.deleted).toEqual(
+      [...keysOf("sys2", "sys3"), ...[2, 3].flatMap((n) => [`manifests/${commit(n)}.json`, `manifest-trees/${treeOf(commit(n))}`])].sort(),
+    );
     expect(result.kept).toContain(`${hash("glibc")}.narinfo`);
+  });
+
+  it("keeps a tree's pointer while a kept manifest has that tree, and deletes it, once old, with the last one", () => {
+    // Commit 2 is a merge commit with its PR head's (commit 1's) tree; commit 3's tree is its own.
+    const shared = treeOf(commit(1));
+    const b = bucket({ sys: {} }, { [commit(1)]: { hosts: ["sys"], ageHours: 300 }, [commit(2)]: { hosts: ["sys"], ageHours: 100, tree: shared }, [commit(3)]: { hosts: ["sys"], ageHours: 200 } });
+    const onlyTheMerge = plan(b, { mainHead: commit(2) }, 0);
+    expect(onlyTheMerge.keptManifests).toEqual([commit(2)]);
+    expect(onlyTheMerge.kept).toContain(`manifest-trees/${shared}`);
+    expect(onlyTheMerge.deleted).toEqual([`manifests/${commit(1)}.json`, `manifests/${commit(3)}.json`, `manifest-trees/${treeOf(commit(3))}`].sort());
+    // Nothing kept: every pointer old enough goes with its manifests.
+    expect(plan(b, {}, 0).deleted).toEqual(expect.arrayContaining([`manifest-trees/${shared}`, `manifest-trees/${treeOf(commit(3))}`]));
   });
 
   it("keeps a host's running and previous systems whatever commit they came from", () => {
@@ -117,6 +139,8 @@ describe("the clean-up's walk", () => {
     { key: narKey("x"), kind: "nar" },
     { key: `manifests/${commit(1)}.json`, kind: "manifest" },
     { key: "manifests/abc.json", kind: "other" },
+    { key: `manifest-trees/${treeOf(commit(1))}`, kind: "manifest-tree" },
+    { key: "manifest-trees/abc", kind: "other" },
     { key: "nixfleet/clean-up.json", kind: "other" },
     { key: "short.narinfo", kind: "other" },
   ])("classifies $key as $kind", ({ key, kind }) => {

@@ -38,8 +38,12 @@ async function putPath(name: string, references: NarInfo[] = [], options: { nari
 
 const keysOf = (info: NarInfo) => [`${info.storePath.slice(11, 43)}.narinfo`, info.url];
 
+/** A commit's own git tree, for its manifest and the tree's pointer the Worker writes beside it. */
+const treeOf = (commit: string) => `f${commit.slice(1)}`;
+
 async function putManifest(commit: string, hosts: Record<string, string>): Promise<number> {
-  const signed: SignedCacheManifest = { manifest: { commit, tree: "f".repeat(40), created: new Date().toISOString(), hosts }, signatures: [] };
+  const signed: SignedCacheManifest = { manifest: { commit, tree: treeOf(commit), created: new Date().toISOString(), hosts }, signatures: [] };
+  await put(`manifest-trees/${treeOf(commit)}`, commit);
   return put(`manifests/${commit}.json`, JSON.stringify(signed));
 }
 
@@ -131,13 +135,13 @@ describe("the cache's clean-up on the real bucket", () => {
     expect(runs.length).toBeGreaterThan(3);
     for (const run of runs) expect(run.operations).toBeLessThanOrEqual(6 + 3);
 
-    const deleted = [...keysOf(olderSystem), `manifests/${commit("4")}.json`, ...keysOf(stale), orphanNar.url].sort();
+    const deleted = [...keysOf(olderSystem), `manifests/${commit("4")}.json`, `manifest-trees/${treeOf(commit("4"))}`, ...keysOf(stale), orphanNar.url].sort();
     const after = await bucketKeys();
     expect(before.filter((key) => !after.includes(key)).sort()).toEqual(deleted);
     for (const kept of [glibc, running, previous, mainSystem, newestOther, pullSystem, published, pushed]) for (const key of keysOf(kept)) expect(after).toContain(key);
     expect(after).toContain(uploading.url);
     expect(after).toContain(reused.url);
-    expect(after).toEqual(expect.arrayContaining([commit("1"), commit("2"), commit("3")].map((c) => `manifests/${c}.json`)));
+    expect(after).toEqual(expect.arrayContaining([commit("1"), commit("2"), commit("3")].flatMap((c) => [`manifests/${c}.json`, `manifest-trees/${treeOf(c)}`])));
     // The clean-up's own progress is the one object it adds.
     expect(after.filter((key) => !before.includes(key))).toEqual(["nixfleet/clean-up.json"]);
 

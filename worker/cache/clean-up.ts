@@ -22,6 +22,8 @@ export type CacheKey =
   | { readonly kind: "narinfo"; readonly hash: string }
   | { readonly kind: "nar" }
   | { readonly kind: "manifest"; readonly commit: string }
+  /** The commit of the latest manifest of a git tree, for a merge commit's lookup by tree. */
+  | { readonly kind: "manifest-tree"; readonly tree: string }
   /** Not a path this cache writes (worker/cache/bucket.ts): never deleted. */
   | { readonly kind: "other" };
 
@@ -34,6 +36,8 @@ export function classifyKey(key: string): CacheKey {
   if (key.startsWith("nar/") && !key.slice(4).includes("/")) return { kind: "nar" };
   const manifest = /^manifests\/([0-9a-f]{40})\.json$/.exec(key);
   if (manifest) return { kind: "manifest", commit: manifest[1]! };
+  const tree = /^manifest-trees\/([0-9a-f]{40})$/.exec(key);
+  if (tree) return { kind: "manifest-tree", tree: tree[1]! };
   return { kind: "other" };
 }
 
@@ -135,14 +139,28 @@ export interface SweepDecision {
 
 /**
  * Of the objects listed, the ones to delete: unreached by the mark (a narinfo not reached, a NAR no reached
- * narinfo points to, a manifest not kept) and uploaded before `cutoff`. Keys of no known kind stay.
+ * narinfo points to, a manifest not kept, a tree no kept manifest has) and uploaded before `cutoff`. Keys of
+ * no known kind stay.
  */
-export function sweep(objects: readonly CacheObject[], mark: Pick<MarkState, "reached" | "nars">, kept: ReadonlySet<string>, cutoff: number): SweepDecision {
+export function sweep(
+  objects: readonly CacheObject[],
+  mark: Pick<MarkState, "reached" | "nars">,
+  kept: { readonly manifests: ReadonlySet<string>; readonly trees: ReadonlySet<string> },
+  cutoff: number,
+): SweepDecision {
   const decision: SweepDecision = { delete: [], keep: [] };
   for (const object of objects) {
     const key = classifyKey(object.key);
     const reached =
-      key.kind === "narinfo" ? mark.reached.has(key.hash) : key.kind === "nar" ? mark.nars.has(object.key) : key.kind === "manifest" ? kept.has(key.commit) : true;
+      key.kind === "narinfo"
+        ? mark.reached.has(key.hash)
+        : key.kind === "nar"
+          ? mark.nars.has(object.key)
+          : key.kind === "manifest"
+            ? kept.manifests.has(key.commit)
+            : key.kind === "manifest-tree"
+              ? kept.trees.has(key.tree)
+              : true;
     (reached || object.uploaded >= cutoff ? decision.keep : decision.delete).push(object);
   }
   return decision;
@@ -170,12 +188,12 @@ export interface CleanUpPlan extends SweepDecision {
 
 /**
  * The whole clean-up over a bucket held in memory: the listing, every narinfo's links and every manifest's
- * store paths by commit. The janitor runs the same steps in batches; this is the rule in one call.
+ * tree and store paths by commit. The janitor runs the same steps in batches; this is the rule in one call.
  */
 export function planCleanUp(input: {
   objects: readonly CacheObject[];
   narinfos: ReadonlyMap<string, NarinfoLinks>;
-  manifests: ReadonlyMap<string, readonly string[]>;
+  manifests: ReadonlyMap<string, { readonly tree: string; readonly paths: readonly string[] }>;
   roots: CacheRoots;
   keepCommits: number;
   now: number;
@@ -187,10 +205,11 @@ export function planCleanUp(input: {
     return key.kind === "manifest" ? [{ commit: key.commit, uploaded: object.uploaded }] : [];
   });
   const kept = keptManifests(stored, { keepCommits: input.keepCommits, openPullHeads: input.roots.openPullHeads, mainHead: input.roots.mainHead });
-  const fromManifests = [...kept].flatMap((commit) => input.manifests.get(commit) ?? []);
+  const fromManifests = [...kept].flatMap((commit) => input.manifests.get(commit)?.paths ?? []);
+  const trees = new Set([...kept].flatMap((commit) => input.manifests.get(commit)?.tree ?? []));
   const mark = startMark([...rootHashes([...input.roots.storePaths, ...fromManifests]), ...youngNarinfos(input.objects, cutoff)]);
   while (mark.frontier.length > 0) {
     markRead(mark, new Map(mark.frontier.map((hash) => [hash, input.narinfos.get(hash) ?? null])));
   }
-  return { ...sweep(input.objects, mark, kept, cutoff), keptManifests: kept };
+  return { ...sweep(input.objects, mark, { manifests: kept, trees }, cutoff), keptManifests: kept };
 }

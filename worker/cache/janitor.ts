@@ -50,6 +50,8 @@ const Pass = z.object({
   manifests: z.array(z.object({ commit: z.string(), uploaded: z.number() })),
   young: z.array(z.string()),
   kept: z.array(z.string()),
+  /** The git trees of the kept manifests: their `manifest-trees/` pointers stay. */
+  keptTrees: z.array(z.string()).default([]),
   reached: z.array(z.string()),
   nars: z.array(z.string()),
   frontier: z.array(z.string()),
@@ -173,6 +175,7 @@ function newPass(now: number, cutoff: number, keepCommits: number): Pass {
     manifests: [],
     young: [],
     kept: [],
+    keptTrees: [],
     reached: [],
     nars: [],
     frontier: [],
@@ -198,20 +201,20 @@ function listPage(pass: Pass, objects: readonly CacheObject[]): void {
 async function startMarking(pass: Pass, bucket: CacheBucket, db: Database): Promise<number> {
   const roots = await loadCacheRoots(db, pass.keepCommits);
   const kept = keptManifests(pass.manifests, { keepCommits: pass.keepCommits, openPullHeads: roots.openPullHeads, mainHead: roots.mainHead });
-  const manifestPaths = await Promise.all([...kept].map((commit) => readManifestPaths(bucket, commit)));
-  const mark = startMark([...rootHashes([...roots.storePaths, ...manifestPaths.flat()]), ...pass.young]);
+  const manifests = (await Promise.all([...kept].map((commit) => readManifest(bucket, commit)))).filter((manifest) => manifest !== null);
+  const mark = startMark([...rootHashes([...roots.storePaths, ...manifests.flatMap((manifest) => Object.values(manifest.hosts))]), ...pass.young]);
   pass.kept = [...kept];
+  pass.keptTrees = [...new Set(manifests.map((manifest) => manifest.tree))];
   pass.phase = "mark";
   saveMark(pass, mark);
   if (mark.frontier.length === 0) startDeleting(pass, mark);
   return kept.size;
 }
 
-async function readManifestPaths(bucket: CacheBucket, commit: string): Promise<string[]> {
+async function readManifest(bucket: CacheBucket, commit: string): Promise<SignedCacheManifest["manifest"] | null> {
   const object = await bucket.get(manifestKey(commit));
-  if (object === null) return [];
-  const signed = readStoredJson(SignedCacheManifest, await object.text(), manifestKey(commit));
-  return signed === null ? [] : Object.values(signed.manifest.hosts);
+  if (object === null) return null;
+  return readStoredJson(SignedCacheManifest, await object.text(), manifestKey(commit))?.manifest ?? null;
 }
 
 /** A narinfo's links, or null when it is gone or does not parse (then nothing beyond it is reached through it). */
@@ -237,7 +240,7 @@ function saveMark(pass: Pass, mark: MarkState): void {
 
 function startDeleting(pass: Pass, mark: MarkState): void {
   const objects = pass.candidates.map(([key, size, uploaded]) => ({ key, size, uploaded }));
-  pass.doomed = sweep(objects, mark, new Set(pass.kept), pass.cutoff).delete.map((object) => [object.key, object.size]);
+  pass.doomed = sweep(objects, mark, { manifests: new Set(pass.kept), trees: new Set(pass.keptTrees) }, pass.cutoff).delete.map((object) => [object.key, object.size]);
   pass.candidates = [];
   pass.phase = "delete";
 }
