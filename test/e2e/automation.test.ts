@@ -63,7 +63,7 @@ const mergedOnGitHub = (number: number) =>
   });
 
 const auditedMerges = async (number: number) =>
-  (await call(z.object({ entries: z.array(z.object({ actor: z.string(), action: z.string(), target: z.string(), result: z.string() })) }), "/api/audit?limit=500")).entries
+  (await call(z.object({ entries: z.array(z.object({ actor: z.string(), action: z.string(), target: z.string().nullable(), result: z.string() })) }), "/api/audit?limit=500")).entries
     .filter((e) => e.action === "update-pr.merge" && e.target === `example/fleet#${number}`)
     .map((e) => ({ actor: e.actor, result: e.result }));
 

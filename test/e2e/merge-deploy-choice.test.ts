@@ -48,7 +48,7 @@ const getRollout = async (id: string) => (await call(z.object({ rollout: Rollout
 const pullSwitchesSince = async (name: string, since: string) =>
   (await call(z.object({ commands: z.array(CommandView) }), `/api/hosts/${name}/commands`)).commands.filter((c) => c.createdAt >= since && c.kind === "pull-switch");
 const audits = async (action: string) =>
-  (await call(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string(), details: z.unknown(), result: z.string() })) }), "/api/audit?limit=500")).entries.filter(
+  (await call(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string().nullable(), details: z.unknown(), result: z.string() })) }), "/api/audit?limit=500")).entries.filter(
     (e) => e.action === action,
   );
 

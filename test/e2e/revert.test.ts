@@ -158,7 +158,7 @@ describeWithNix("reverting an update on demand, with three real agents and the G
     const twice = await postRevert(update.id, { strategy: "revert-commit" });
     expect(twice.status).toBe(409);
     expect(await emulator.branchSha("main")).toBe(head);
-    const audit = await call(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string() })) }), "/api/audit?limit=100");
+    const audit = await call(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string().nullable() })) }), "/api/audit?limit=100");
     expect(audit.entries.filter((e) => e.target === update.id).map((e) => e.action)).toEqual(expect.arrayContaining(["rollout.revert-requested", "rollout.revert-opened"]));
   });
 

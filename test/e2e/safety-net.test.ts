@@ -140,7 +140,7 @@ describeWithNix("the host's safety net against the real control plane, cut off b
     });
     expect(view.report?.safetyNet?.rejected).toEqual([expect.objectContaining({ storePath: gen.system, commit: gen.commit })]);
     expect(view.report?.system.current.value).toBe(previous);
-    const { entries } = await admin(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string(), details: z.unknown() })) }), "/api/audit");
+    const { entries } = await admin(z.object({ entries: z.array(z.object({ action: z.string(), target: z.string().nullable(), details: z.unknown() })) }), "/api/audit");
     expect(entries).toContainEqual(expect.objectContaining({ action: "host.rolled-back", target: HOST, details: expect.objectContaining({ commandId: queued.id, from: gen.system, to: previous }) }));
 
     // That commit is not sent to this host again unless forced.
