@@ -380,7 +380,10 @@ export class NfApp extends LitElement {
   }
 }
 
-customElements.define("nf-app", NfApp);
+// A page that came with the fleet table in its markup (worker/fleet-page.ts): nf-app's shadow root hides it from the
+// moment nf-app is defined, so that waits for the frame that shows it, even when this module was ready before it.
+if (document.querySelector("nf-app > .first-table")) requestAnimationFrame(() => setTimeout(() => customElements.define("nf-app", NfApp)));
+else customElements.define("nf-app", NfApp);
 
 declare global {
   interface HTMLElementTagNameMap {

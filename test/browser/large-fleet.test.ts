@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FIRST_ROWS } from "../../ui/common/table-rows.ts";
+import { FIRST_ROWS } from "../../common/fleet-table.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, fleetRow } from "./helpers.ts";
@@ -41,6 +41,35 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
     // Select all takes every host, the rows rendered later included.
     await page.getByRole("checkbox", { name: "Select all hosts" }).check();
     await expect.poll(() => page.locator("nf-fleet-table [role=row][data-host].selected").count()).toBe(HOSTS);
+    expect(session.errors).toEqual([]);
+  });
+
+  it("comes with the table's first rows, shown with no module run, and the components render theirs from the answer it carries, which then go live", async () => {
+    const { page } = session;
+    // No module: the page's own markup is the table, on screen.
+    await page.route("**/chunks/first-paint-*", (route) => route.abort());
+    await page.goto(dashboard.url);
+    const served = page.locator("nf-app > .first-table [data-host]");
+    expect(await served.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-host")))).toEqual(Array.from({ length: FIRST_ROWS }, (_, i) => hostName(i)));
+    await expect.poll(() => served.first().isVisible()).toBe(true);
+    expect(await page.evaluate(() => customElements.get("nf-app"))).toBeUndefined();
+    await page.unroute("**/chunks/first-paint-*");
+    // The one error is the blocked module's.
+    expect(session.errors.splice(0)).toEqual(["console: Failed to load resource: net::ERR_FAILED"]);
+
+    await page.goto(dashboard.url);
+    await fleetRow(page, hostName(HOSTS - 1)).waitFor();
+    expect(await served.first().isVisible()).toBe(false);
+    // The components took the answer the page carried: the fleet was asked for only afterwards (the live connection's resynchronising read).
+    const seen = await page.evaluate(() => ({
+      rendered: performance.getEntriesByName("nf-fleet-table-rendered")[0]?.startTime ?? NaN,
+      fleetAsked: performance.getEntriesByType("resource").filter((entry) => new URL(entry.name).pathname === "/api/hosts").map((entry) => entry.startTime),
+    }));
+    for (const at of seen.fleetAsked) expect(at).toBeGreaterThan(seen.rendered);
+    // Live: connected to the control plane's events, and the rows answer.
+    await expect.poll(() => page.locator("nf-app .connection").textContent()).toContain("live");
+    await page.getByRole("checkbox", { name: `Select ${hostName(0)}` }).check();
+    await expect.poll(() => fleetRow(page, hostName(0)).getAttribute("class")).toContain("selected");
     expect(session.errors).toEqual([]);
   });
 });
