@@ -20,15 +20,15 @@ const RECENT_COMMANDS = 20;
 interface FleetTarget {
   repo: RepoState | null;
   updatePrs: UpdatePr[];
-  /** Host name → what CI published for it at main's head (`POST /api/desired`). */
+  /** Host name → what CI or a builder published for it at main's head or its tree (worker/db/desired.ts). */
   published: ReadonlyMap<string, string>;
 }
 
-/** The fleet's target with CI's desired systems at main's head. */
+/** The fleet's target with the desired systems published for main's head. */
 async function loadTarget(db: Database): Promise<FleetTarget> {
   const target = await loadFleetTarget(db);
-  const head = target.repo?.head?.sha ?? null;
-  return { ...target, published: head === null ? new Map() : await publishedAt(db, head) };
+  const head = target.repo?.head ?? null;
+  return { ...target, published: head === null ? new Map() : await publishedAt(db, head.sha, head.tree ?? null) };
 }
 
 function hostView(

@@ -8,8 +8,9 @@
  * failure naming it; a new head cancels the old head's builds. With h0 named the builder
  * (`fleetBuild.builders`), h0 alone builds all three hosts' systems, uploads them to the binary cache
  * (local R2) signed with its key and publishes the signed manifest; each host's verdict is h0's result for
- * it; once the PR is merged, h1 and h2 in substitute mode pull-switch to the merge commit through the manifest
- * of the head's tree, and a recording `nix` shows they evaluated and built nothing.
+ * it, and publishes the built systems as the desired systems of the head's tree; Merge & Deploy's rollout then
+ * switches h1 and h2 (substitute mode, evaluate = "ci") to the merge commit through the manifest of that tree,
+ * their health checks pass from h0's publication, and a recording `nix` shows they evaluated and built nothing.
  */
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
@@ -171,7 +172,7 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     expect(oldHead).not.toBe(newHead);
   });
 
-  it("a builder host builds all three hosts' systems into the cache with a signed manifest, each host's verdict is its result, and hosts in substitute mode switch to the merge without evaluating", async () => {
+  it("a builder host builds all three hosts' systems into the cache with a signed manifest, each host's verdict is its result, and Merge & Deploy brings every host to done, hosts in substitute mode taking their health from its publication without evaluating", async () => {
     const system = nixSystemOf(process.platform, process.arch)!;
     const { settings } = await call(SettingsResponse, "/api/settings");
     await call(z.unknown(), "/api/settings", { method: "PUT", body: { ...settings, fleetBuild: { ...settings.fleetBuild, builders: [{ system, host: "h0" }] } } });
@@ -209,25 +210,23 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
     for (const name of HOSTS) expect(paths[name]).toMatch(new RegExp(`^/nix/store/\\w{32}-nixos-system-${name}$`));
     await statusOf(head, "success");
 
-    // Merged on GitHub: the merge commit has no manifest of its own, its tree is the head's.
-    const mergedRes = await fetch(`${emulator.apiUrl}/repos/example/fleet/pulls/${number}/merge`, {
-      method: "PUT",
-      headers: { authorization: `token ${TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify({ merge_method: "merge" }),
-    });
-    expect(mergedRes.status, await mergedRes.clone().text()).toBe(200);
-    const merged = z.object({ sha: z.string() }).parse(await mergedRes.json());
+    // Merge & Deploy from the dashboard: the merge commit has no manifest or publication of its own, its tree is the
+    // head's. h1 and h2 (evaluate = "ci") pass their health check from the systems h0 published for that tree.
+    await emulator.setCheckRun(head, { name: "build", status: "completed", conclusion: "success" });
     await emulator.flushWebhooks();
+    const { rollout, merged } = await call(z.object({ rollout: RolloutView, merged: z.object({ sha: z.string() }) }), `/api/update-prs/${number}/merge-and-deploy`, { body: {} });
     expect(merged.sha).not.toBe(head);
+    const done = await eventually(`rollout ${rollout.id} to end`, async () => {
+      const { rollout: view } = await call(z.object({ rollout: RolloutView }), `/api/rollouts/${rollout.id}`);
+      return view.finishedAt ? view : null;
+    });
+    expect(done.state, JSON.stringify(done)).toBe("succeeded");
+    expect(done.waves.flatMap((wave) => wave.hosts.map((h) => [h.name, h.state])).sort()).toEqual(HOSTS.map((name) => [name, "done"]));
     for (const name of ["h1", "h2"]) {
-      const agent = hosts.get(name)!;
-      const { command: queued } = await call(z.object({ command: CommandView }), `/api/hosts/${name}/commands`, { body: { kind: "pull-switch" } });
-      const switched = await eventually(`${name}'s pull-switch to end`, async () => {
-        const view = (await call(z.object({ command: CommandView }), `/api/commands/${queued.id}`)).command;
-        return view.finishedAt === null ? null : view;
-      });
-      expect(switched, switched.error ?? "").toMatchObject({ state: "succeeded", result: { commitAfter: merged.sha, systemAfter: paths[name] } });
-      expect(await agent.shim.currentSystem()).toBe(paths[name]);
+      const switched = done.waves.flatMap((wave) => wave.hosts).find((h) => h.name === name)!;
+      const { command } = await call(z.object({ command: CommandView }), `/api/commands/${switched.commandId}`);
+      expect(command, command.error ?? "").toMatchObject({ state: "succeeded", result: { commitAfter: merged.sha, systemAfter: paths[name] } });
+      expect(await hosts.get(name)!.shim.currentSystem()).toBe(paths[name]);
       const runs = await recorders.get(name)!.runs();
       // The recorder is on the agent's PATH (its report asks nix for its version), and nothing evaluated or built.
       expect(runs.length).toBeGreaterThan(0);

@@ -111,7 +111,7 @@ describe("the cache's clean-up on the real bucket", () => {
       headSha: commit("3"), headRef: "update", baseRef: "main", labels: ["automated"], isUpdatePr: true, mergeable: true, createdAt: at, updatedAt: at,
       mergedAt: null, mergeCommitSha: null, lockChanges: null, lockHeadSha: null, lockBaseHash: null, lockProblem: null, syncedAt: at,
     });
-    await savePublication(db(), { commit: commit("5"), hosts: { small: published.storePath } }, at);
+    await savePublication(db(), { commit: commit("5"), hosts: { small: published.storePath }, tree: null, by: "ci" }, at);
 
     // Young: everything uploaded after this instant is within the grace period when the pass starts.
     const oldUntil = Math.max(...(await env.CACHE.list()).objects.map((object) => object.uploaded.getTime()));

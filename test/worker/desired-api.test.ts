@@ -9,6 +9,7 @@ import { z } from "zod";
 import { ErrorBody, type DesiredReport } from "../../common/protocol.ts";
 import { coordinator } from "../../worker/coordinator.ts";
 import { openDatabase } from "../../worker/db/client.ts";
+import { savePublication } from "../../worker/db/desired.ts";
 import { saveRepoState } from "../../worker/db/github.ts";
 import { app } from "../../worker/index.ts";
 import { countRows, REPOSITORY, resetGitHubTables } from "./github-helpers.ts";
@@ -82,6 +83,33 @@ describe("POST /api/desired", () => {
     expect(await systemOf("small-yellow")).toMatchObject({ state: "yellow", reason: "switch needed: main builds nixos-system-small-25.05" });
     const audit = await (await api("/api/audit")).json<{ entries: { action: string; actor: string; target: string | null }[] }>();
     expect(audit.entries.find((e) => e.action === "desired.publish")).toMatchObject({ actor: "ci", target: MAIN });
+  });
+
+  it("takes main's system from the newest publication of its commit or its tree, CI's or a builder's", async () => {
+    await ciHost("small-newest");
+    const tree = "7e".repeat(20);
+    const prHead = "8a".repeat(20);
+    const db = openDatabase(env.DB);
+    await saveRepoState(db, {
+      repository: REPOSITORY,
+      branch: "main",
+      head: { sha: MAIN, message: "Merge pull request #9", author: "Codertocat", committedAt: "2026-12-06T10:00:00Z", tree },
+      lockHash: "c".repeat(64),
+      lockLastModified: {},
+      lockProblem: null,
+      updatedAt: new Date().toISOString(),
+      source: "webhook",
+    });
+    await coordinator(env).notify({ type: "repo" });
+    // A builder built the PR head, whose tree main's merge commit has.
+    await savePublication(db, { commit: prHead, tree, hosts: { "small-newest": NEWER }, by: "builder big" }, new Date(Date.now() - 60_000).toISOString());
+    expect(await systemOf("small-newest")).toMatchObject({ state: "yellow", reason: "switch needed: main builds nixos-system-small-25.05" });
+    // CI's later publication of main's commit wins.
+    expect((await publish(await newCiToken(), { commit: MAIN, hosts: { "small-newest": RUNNING } })).status).toBe(200);
+    expect(await systemOf("small-newest")).toEqual({ state: "green", reason: "running main's system" });
+    // And a builder's later one of the same tree wins over CI's.
+    await savePublication(db, { commit: prHead, tree, hosts: { "small-newest": NEWER }, by: "builder big" }, new Date(Date.now() + 1_000).toISOString());
+    expect((await systemOf("small-newest")).state).toBe("yellow");
   });
 
   it("refuses bad input with a clear 400 and stores nothing", async () => {

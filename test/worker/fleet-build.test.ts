@@ -437,6 +437,74 @@ describe("builder hosts (fleetBuild.builders)", () => {
     }
   });
 
+  it("publishes what the builder built as the desired systems of the head's tree: hosts with evaluate = \"ci\" on the merge commit turn green or yellow, the one it failed publishes nothing and turns red", async () => {
+    const agents = await fleet("fbd", 3, "x86_64-linux");
+    const [builder, db, web] = agents as [Agent, Agent, Agent];
+    expect((await setBuilders([{ system: "x86_64-linux", host: builder.name }])).status).toBe(200);
+    try {
+      const head = await headOnGitHub("46");
+      const tree = z.object({ commit: z.object({ tree: z.object({ sha: z.string() }) }) }).parse(await (await emulator(`/repos/${REPOSITORY}/commits/${head}`)).json()).commit.tree.sha;
+      await deliver("pull_request", updatePr("opened", { number: 46, head }));
+      const [delivered] = await poll(builder);
+      expect(delivered).toMatchObject({ kind: "build", commit: head });
+      const built = { [builder.name]: `/nix/store/${"a".repeat(32)}-nixos-system-fbd-0`, [web.name]: `/nix/store/${"b".repeat(32)}-nixos-system-fbd-2` };
+      await event(builder, delivered!.id, { type: "started", at: at() });
+      await event(builder, delivered!.id, {
+        type: "finished",
+        at: at(),
+        outcome: "failed",
+        exitCode: null,
+        error: `1 host of 3 not built: ${db.name}`,
+        result: {
+          build: { commit: head, tree, storePath: null, durationMs: 60_000, comparedWith: null, closureDiff: null },
+          hostBuilds: {
+            [builder.name]: { storePath: built[builder.name]!, durationMs: 30_000 },
+            [web.name]: { storePath: built[web.name]!, durationMs: 30_000 },
+            [db.name]: { storePath: null, durationMs: 2_000, error: `the build of ${db.name} failed (nix build exited with code 1)`, errorTail: "error: attribute 'fbd-1' missing" },
+          },
+        },
+      });
+      // The publication is the step's effect, carried to D1 by the outbox after the event's answer.
+      const published = () => env.DB.prepare("SELECT host_name, out_path, tree FROM desired_publications WHERE commit_sha = ? ORDER BY host_name").bind(head).all();
+      await vi.waitFor(async () => expect((await published()).results).toHaveLength(2), { timeout: 10_000, interval: 50 });
+      expect((await published()).results).toEqual([
+        { host_name: builder.name, out_path: built[builder.name], tree },
+        { host_name: web.name, out_path: built[web.name], tree },
+      ]);
+      const audit = await env.DB.prepare("SELECT actor, details FROM audit_log WHERE action = 'desired.publish' AND target = ?").bind(head).all<{ actor: string; details: string }>();
+      expect(audit.results.map((row) => [row.actor, JSON.parse(row.details)])).toEqual([[`builder ${builder.name}`, { hosts: [builder.name, web.name], tree }]]);
+
+      // Merged: main is at a merge commit of its own (nothing was published for it) whose tree is the PR head's.
+      const merge = "4f".repeat(20);
+      await saveRepoState(openDatabase(env.DB), {
+        repository: REPOSITORY,
+        branch: "main",
+        head: { sha: merge, message: "Merge pull request #46", author: "Codertocat", committedAt: at(), tree },
+        lockHash: "c".repeat(64),
+        lockLastModified: {},
+        lockProblem: null,
+        updatedAt: at(),
+        source: "webhook",
+      });
+      await stub().notify({ type: "repo" });
+      // Too small to evaluate: each runs the builder's path for it, or an older one (the web host).
+      const running = { [builder.name]: built[builder.name]!, [db.name]: `/nix/store/${"c".repeat(32)}-nixos-system-fbd-1`, [web.name]: `/nix/store/${"c".repeat(32)}-nixos-system-fbd-2` };
+      for (const agent of agents) {
+        const report = sampleReport({ hostname: agent.name, nixSystem: "x86_64-linux", system: { current: { value: running[agent.name]! }, builtFromCommit: null }, desired: { source: "ci", latest: null, evaluating: null } });
+        expect((await agentFetch(agent.token, "/poll?wait=0", pollBody({ agentSession: agent.session, report }))).status).toBe(200);
+      }
+      const systemOf = async (name: string) =>
+        z.object({ compartments: z.object({ system: z.object({ state: z.string(), reason: z.string() }) }) }).parse(await (await api(`/api/hosts/${name}`)).json()).compartments.system;
+      expect(await systemOf(builder.name)).toMatchObject({ state: "green", reason: "running main's system" });
+      expect(await systemOf(web.name)).toMatchObject({ state: "yellow", reason: "switch needed: main builds nixos-system-fbd-2" });
+      expect(await systemOf(db.name)).toEqual({ state: "red", reason: `main does not build on this host: its build of ${head.slice(0, 7)} failed: attribute 'fbd-1' missing` });
+    } finally {
+      expect((await setBuilders([])).status).toBe(200);
+      await env.DB.prepare("DELETE FROM github_repo_state").run();
+      await stub().notify({ type: "repo" });
+    }
+  });
+
   it("refuses builders that are not hosts of the fleet, or two for one system type, with 400 and keeps the settings", async () => {
     const [host] = await fleet("fbs", 1);
     const before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;

@@ -4,6 +4,7 @@
  * outcome, a revert's) stores it through a step of its own, run by the shell's `run`.
  */
 import { writeAuditOnce } from "../db/audit.ts";
+import { savePublication } from "../db/desired.ts";
 import type { Database } from "../db/client.ts";
 import { updateLastSeenOf } from "../db/hosts.ts";
 import { getReport } from "../db/reports.ts";
@@ -31,6 +32,8 @@ export interface EffectDeps {
   health: (host: HostRef, report: Report, receivedAt: string) => Promise<void>;
   /** The host's latest report from the coordinator's recent copies; null: read D1. */
   latestReport: (hostId: string) => { report: Report; receivedAt: string } | null;
+  /** Desired systems were published: what the shell does after `notify({ type: "repo" })`. */
+  published: () => void;
 }
 
 export function effectHandlers(deps: EffectDeps): EffectHandlers {
@@ -65,6 +68,11 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
         }
       }
       run(() => deps.revert.outcome(revert, event));
+    },
+    "publish-desired": async ({ commit, tree, builder, hosts, at }) => {
+      await savePublication(db, { commit, tree, hosts, by: `builder ${builder}` }, at);
+      // Dashboards and the rollouts' health read it from D1: the repository's copy is dropped as after CI's publication.
+      deps.published();
     },
     "health-recheck": async ({ hostId, hostName }) => {
       const stored = deps.latestReport(hostId) ?? (await getReport(db, hostId));

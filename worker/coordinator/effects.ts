@@ -37,6 +37,16 @@ export const Effect = z.discriminatedUnion("type", [
     /** The person who asked for it; null for the automatic revert after a failed rollout (and for effects stored before). */
     by: z.string().nullable().default(null),
   }),
+  /** A builder's built systems, stored as the desired systems of the build's head and its tree (worker/db/desired.ts). */
+  z.object({
+    type: z.literal("publish-desired"),
+    buildId: z.string(),
+    commit: z.string(),
+    tree: z.string().nullable(),
+    builder: z.string(),
+    hosts: z.record(z.string(), z.string()),
+    at: z.string(),
+  }),
   /** A host a rollout verifies, judged again by its latest report (read from D1 when carried out). */
   z.object({ type: z.literal("health-recheck"), hostId: z.string(), hostName: z.string() }),
 ]);
@@ -65,6 +75,8 @@ export function effectKey(effect: Effect): string {
       return `revert:${effect.rolloutId}`;
     case "health-recheck":
       return `health:${effect.hostId}`;
+    case "publish-desired":
+      return `desired:${effect.buildId}:${effect.builder}`;
   }
 }
 

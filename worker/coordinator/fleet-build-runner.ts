@@ -27,6 +27,7 @@ import {
   type FleetBuildRecord,
   type FleetBuildScopeHost,
 } from "../fleet-build/rules.ts";
+import { newlyBuiltByBuilders } from "../fleet-build/builders.ts";
 import { newId } from "../ids.ts";
 import type { CommandPort } from "./dispatch.ts";
 import { auditEffect } from "./effects.ts";
@@ -224,6 +225,10 @@ export class FleetBuildRunner {
     this.store.saveFleetBuild(build);
     // A verdict that changes may let the automation merge (requireFleetBuild) or say why it will not.
     if (before === null || summarize(before).verdict !== summarize(build).verdict) this.host.effect({ type: "nudge-automation", pr: build.pr });
+    const at = new Date(this.host.now()).toISOString();
+    for (const { builder, hosts } of newlyBuiltByBuilders(before?.hosts ?? null, build.hosts)) {
+      this.host.effect({ type: "publish-desired", buildId: build.id, commit: build.headSha, tree: build.headTree, builder, hosts, at });
+    }
     this.host.broadcast({ type: "fleet-build", build: toFleetBuildView(build) });
     this.postStatus(build);
   }

@@ -194,6 +194,8 @@ function carryOut(handlers: EffectHandlers, effect: Effect): Promise<void> {
       return handlers.revert(effect);
     case "health-recheck":
       return handlers["health-recheck"](effect);
+    case "publish-desired":
+      return handlers["publish-desired"](effect);
   }
 }
 

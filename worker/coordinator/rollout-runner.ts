@@ -59,6 +59,11 @@ function headAt(repo: RepoState, commit: string): RepoState["head"] {
   return { sha: commit, message: "", author: "", committedAt: repo.head?.committedAt ?? "", tree: null };
 }
 
+function outPathOf(published: ReadonlyMap<string, string>, commit: string): { commit: string; outPath: string } | null {
+  const outPath = published.get(commit);
+  return outPath === undefined ? null : { commit, outPath };
+}
+
 export class RolloutRunner {
   private readonly host: CoordinatorHost;
   private readonly store: RolloutStore;
@@ -326,8 +331,16 @@ export class RolloutRunner {
     return this.store.unsettledRollouts().some((stored) => stored.rollout.hosts.some((h) => h.name === hostName && h.switched));
   }
 
-  /** A report of a host in a running rollout: its System and Tests, as the compartments see them (the shell read `target`). */
-  health(host: HostRef, report: Report, receivedAt: string, target: Awaited<ReturnType<typeof loadFleetTarget>>): Step<undefined> {
+  /** The commits of the rollouts verifying the host (what the shell reads published desired systems for). */
+  verifyingCommits(hostName: string): string[] {
+    return this.store.unsettledRollouts().flatMap(({ rollout }) => (rollout.hosts.some((h) => h.name === hostName && h.switched) ? [rollout.commit] : []));
+  }
+
+  /**
+   * A report of a host in a running rollout: its System and Tests, as the compartments see them (the shell read
+   * `target`, and `published`: rollout commit → the desired system published for this host, for `evaluate = "ci"`).
+   */
+  health(host: HostRef, report: Report, receivedAt: string, target: Awaited<ReturnType<typeof loadFleetTarget>>, published: ReadonlyMap<string, string> = new Map()): Step<undefined> {
     const rollouts = this.store.unsettledRollouts().filter((stored) => stored.rollout.hosts.some((h) => h.name === host.name && h.switched));
     if (rollouts.length === 0) return step();
     const now = this.host.now();
@@ -346,6 +359,7 @@ export class RolloutRunner {
         updatePrs: target.updatePrs,
         expectedAgentVersion: NIXFLEET_VERSION,
         now: new Date(now),
+        desiredPublished: outPathOf(published, rollout.commit),
       });
       this.feed(rollout.id, {
         type: "host-health",

@@ -6,7 +6,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
 
 /** The newest file in migrations/; test/worker/deployment.test.ts holds it to the folder. */
-export const CODE_MIGRATION = "0008_cache_tokens.sql";
+export const CODE_MIGRATION = "0009_desired_by_tree.sql";
 
 /** The newest migration wrangler recorded in its d1_migrations table; null when it recorded none. */
 export async function appliedMigration(db: Database): Promise<string | null> {

@@ -72,7 +72,7 @@ export const cacheTokens = sqliteTable("cache_tokens", {
   revokedAt: text("revoked_at"),
 });
 
-/** What CI published with `POST /api/desired`: a host's desired store path at a commit of main. */
+/** What CI (`POST /api/desired`) or a builder host (its fleet-build result) published: a host's desired store path at a commit and its tree. */
 export const desiredPublications = sqliteTable(
   "desired_publications",
   {
@@ -80,6 +80,11 @@ export const desiredPublications = sqliteTable(
     hostName: text("host_name").notNull(),
     outPath: text("out_path").notNull(),
     publishedAt: text("published_at").notNull(),
+    tree: text("tree"),
   },
-  (table) => [primaryKey({ columns: [table.commitSha, table.hostName] }), index("desired_publications_published").on(table.publishedAt)],
+  (table) => [
+    primaryKey({ columns: [table.commitSha, table.hostName] }),
+    index("desired_publications_published").on(table.publishedAt),
+    index("desired_publications_tree").on(table.tree),
+  ],
 );

@@ -60,3 +60,33 @@ export function hostBuildOutcome(entry: HostBuild | undefined, commandError: str
   if (entry.storePath !== null && entry.error === undefined) return { built: true, storePath: entry.storePath, durationMs: entry.durationMs };
   return { built: false, error: entry.error ?? null, errorTail: entry.errorTail ?? null, durationMs: entry.durationMs };
 }
+
+/** Store paths a builder built, as they are published for the build's commit and tree (worker/db/desired.ts). */
+export interface BuilderPublication {
+  builder: string;
+  hosts: Record<string, string>;
+}
+
+interface BuiltHost {
+  name: string;
+  state: string;
+  storePath?: string | null | undefined;
+  builder?: { name: string } | undefined;
+}
+
+/**
+ * The hosts a change of a fleet build turned built by a builder, grouped by builder: their paths become the
+ * desired systems of the build's head and tree, which is how a host with `evaluate = "ci"` knows main's system
+ * after the merge. A host the builder failed to build publishes nothing; System says so from the failed build.
+ */
+export function newlyBuiltByBuilders(before: readonly BuiltHost[] | null, after: readonly BuiltHost[]): BuilderPublication[] {
+  const wasBuilt = new Set((before ?? []).filter((host) => host.state === "built").map((host) => host.name));
+  const byBuilder = new Map<string, Record<string, string>>();
+  for (const host of after) {
+    if (host.state !== "built" || wasBuilt.has(host.name) || host.builder === undefined || !host.storePath) continue;
+    const hosts = byBuilder.get(host.builder.name) ?? {};
+    hosts[host.name] = host.storePath;
+    byBuilder.set(host.builder.name, hosts);
+  }
+  return [...byBuilder].map(([builder, hosts]) => ({ builder, hosts }));
+}

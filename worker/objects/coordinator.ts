@@ -20,7 +20,7 @@ import type { StartRolloutInput } from "../coordinator/rollout-runner.ts";
 import { step, type Step, type StepOf } from "../coordinator/step.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinator-storage.ts";
-import { readCommitDesired } from "../db/desired.ts";
+import { publishedForCommits, readCommitDesired } from "../db/desired.ts";
 import { listHosts, type Host } from "../db/hosts.ts";
 import { getReport, listLockAges, listReports, upsertReport } from "../db/reports.ts";
 import { historyBounds } from "../commands/history.ts";
@@ -81,6 +81,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       health: (...args) => this.health(...args),
       latestReport: (hostId) => c.reports.latestOf(hostId),
       startRollout: (input) => this.startRollout(input),
+      published: () => this.broadcast({ type: "repo" }),
     });
     this.alarmClock = new OneAlarm(ctx.storage, () => [...this.clocks(), this.outbox]);
     void ctx.blockConcurrencyWhile(async () => {
@@ -177,7 +178,10 @@ export class Coordinator extends DurableObject<WorkerEnv> {
    */
   private async health(host: HostRef, report: Report, receivedAt: string): Promise<void> {
     const target = this.c.fleetTarget.current() ?? (await this.c.fleetTarget.read());
-    if (this.c.rollouts.verifying(host.name)) this.run(() => this.c.rollouts.health(host, report, receivedAt, target));
+    if (this.c.rollouts.verifying(host.name)) {
+      const published = report.desired?.source === "ci" ? await publishedForCommits(this.db, host.name, this.c.rollouts.verifyingCommits(host.name), target.repo?.head ?? null) : undefined;
+      this.run(() => this.c.rollouts.health(host, report, receivedAt, target, published));
+    }
     this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
   }
 

@@ -4,6 +4,7 @@ import { DesiredPublication } from "../../common/protocol.ts";
 import { coordinator } from "../coordinator.ts";
 import { savePublication } from "../db/desired.ts";
 import { isServiceToken } from "../db/service-tokens.ts";
+import { loadMainHead } from "../db/github.ts";
 import { listHosts } from "../db/hosts.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError, errorBody } from "../errors.ts";
@@ -30,7 +31,9 @@ export const desiredRoutes = new Hono<AppEnv>().use(ciToken).post("/", ...jsonBo
   const known = new Set((await listHosts(db)).map((host) => host.name));
   const unknown = Object.keys(publication.hosts).filter((name) => !known.has(name));
   if (unknown.length > 0) throw new ApiError(400, "unknown_host", `no host named ${unknown.join(", ")}: publish only the fleet's hosts`);
-  await savePublication(db, publication, new Date().toISOString());
+  // The tree is known when the commit is main's head: a merge commit of the same tree finds the publication too.
+  const main = await loadMainHead(db);
+  await savePublication(db, { ...publication, tree: main?.commit === publication.commit ? main.tree : null, by: "ci" }, new Date().toISOString());
   try {
     await coordinator(c.env).notify({ type: "repo" });
   } catch (error) {
