@@ -286,7 +286,6 @@ export class NfHostPanel extends LitElement {
         aria-haspopup="menu"
         aria-expanded="false"
         aria-label="Actions for ${detail.name}"
-        title="Actions for ${detail.name}"
         @click=${(e: Event) => {
           const anchor = e.currentTarget as HTMLElement;
           void this.hostMenu(detail).then((menu) => this._menu.open(anchor, menu));
