@@ -192,7 +192,7 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     expect(await page.locator("nf-command-history").locator(`tr[data-command="${oldestKept.id}"]`).count()).toBe(0);
 
     await page.goto(`${dashboard.url}/hosts/busy?command=${pruned}`);
-    await page.getByRole("alert").getByText(`Command ${pruned} is no longer kept: it was pruned, with 1 older command of busy`).waitFor();
+    await page.getByRole("alert").getByText(`Command ${pruned} is no longer kept: it was pruned to keep the coordinator's storage bounded (1 command of busy so far).`).waitFor();
     expect(await output.count()).toBe(0);
   });
 });

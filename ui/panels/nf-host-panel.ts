@@ -376,8 +376,8 @@ export class NfHostPanel extends LitElement {
       if (asked.problem !== null) return html`Could not load command ${this.commandId}: ${asked.problem}`;
       if (asked.command) return html`Command ${asked.command.id} ran on <a href=${hostPath(asked.command.host, asked.command.id)}>${asked.command.host}</a>, not on ${detail.name}.`;
       if (detail.prunedCommands) {
-        return html`Command ${this.commandId} is no longer kept: it was pruned, with ${plural(detail.prunedCommands.count, "older command")} of ${detail.name}, to
-          keep the coordinator's storage bounded. The <a href="/audit">audit log</a> keeps who asked for it.`;
+        return html`Command ${this.commandId} is no longer kept: it was pruned to keep the coordinator's storage bounded
+          (${plural(detail.prunedCommands.count, "command")} of ${detail.name} so far). The <a href="/audit">audit log</a> keeps who asked for it.`;
       }
       return html`${detail.name} has no command ${this.commandId}.`;
     })();
