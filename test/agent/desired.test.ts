@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
@@ -9,43 +9,29 @@ import type { AgentConfigInput } from "../../common/agent-config.ts";
 import type { DesiredReport, Report } from "../../common/protocol.ts";
 import { nixSystem } from "../../tools/fleet-kit/fleet-repo.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { installNixRecorder, type NixRecorder } from "../support/nix-recorder.ts";
 import { eventually } from "../support/wait.ts";
 import { createHarness, processGone, type Harness } from "./harness.ts";
 
 const exec = promisify(execFile);
 let h: Harness;
 let wrapperDir: string;
-/** One line per real run of nix by the agent (or by what it runs), written by the wrapper. */
-let nixLog: string;
-
-/** A `nix` first on the agent's PATH that records each run (its niceness, then its arguments) and then execs the real one. */
-async function nixWrapper(): Promise<void> {
-  wrapperDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-nix-wrapper-"));
-  nixLog = path.join(wrapperDir, "runs.log");
-  const realNix = execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim();
-  const script = `#!/bin/sh\nprintf '%s %s\\n' "$(nice)" "$*" >> '${nixLog}'\nexec '${realNix}' "$@"\n`;
-  await fs.mkdir(path.join(wrapperDir, "bin"));
-  await fs.writeFile(path.join(wrapperDir, "bin", "nix"), script, { mode: 0o755 });
-}
-
-/** Each run's arguments, after its niceness and a space. */
-async function nixRuns(): Promise<string[]> {
-  const text = await fs.readFile(nixLog, "utf8").catch(() => "");
-  return text.split("\n").filter((line) => line !== "");
-}
+/** The `nix` first on the agent's PATH: one line per real run by the agent (or by what it runs), its niceness then its arguments. */
+let recorder: NixRecorder;
 
 /** The runs that evaluate or build (the report's one `nix --version` per running system is neither). */
 async function nixWork(): Promise<string[]> {
-  return (await nixRuns()).filter((line) => !line.endsWith(" --version")).slice(fleetRuns);
+  return (await recorder.runs()).filter((line) => !line.endsWith(" --version")).slice(fleetRuns);
 }
 
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
 let fleetRuns = 0;
 
 async function start(desired: Partial<NonNullable<AgentConfigInput["desired"]>> = {}, holdCapSeconds?: number, nixConfig?: string, random?: () => number): Promise<void> {
-  await nixWrapper();
-  h = await createHarness({ holdCapSeconds, nixConfig, random, pathFirst: [path.join(wrapperDir, "bin")], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
-  fleetRuns = (await nixRuns()).filter((line) => !line.endsWith(" --version")).length;
+  wrapperDir = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-nix-wrapper-"));
+  recorder = await installNixRecorder(wrapperDir, { niceness: true });
+  h = await createHarness({ holdCapSeconds, nixConfig, random, pathFirst: [recorder.binDir], config: { desired: { evaluate: "local", maxDelaySeconds: 0, ...desired } } });
+  fleetRuns = (await recorder.runs()).filter((line) => !line.endsWith(" --version")).length;
   await h.startAgent();
 }
 

@@ -173,6 +173,17 @@ describeWithBrowser("fleet page in Chromium", () => {
     await fleetRow(page, "careful").getByText("Rollback system queued…").waitFor();
   });
 
+  it("names the ⋮ host menu by its aria-label alone, on the row and on the host page: no tooltip repeats the name", async () => {
+    await page.goto(dashboard.url);
+    const onRow = fleetRow(page, "careful").getByRole("button", { name: "Actions for careful", exact: true });
+    await onRow.waitFor();
+    expect(await onRow.getAttribute("title")).toBeNull();
+    await page.goto(`${dashboard.url}/hosts/careful`);
+    const onPage = page.getByRole("button", { name: "Actions for careful", exact: true });
+    await onPage.waitFor();
+    expect(await onPage.getAttribute("title")).toBeNull();
+  });
+
   it("runs a bulk action on the selected hosts after naming them, and shows each host's refusal instead of swallowing it", async () => {
     await addHostThroughApi(dashboard, "bulk-a");
     await addHostThroughApi(dashboard, "bulk-b");

@@ -173,4 +173,26 @@ describeWithBrowser("host page and audit log in Chromium", () => {
     await history.getByRole("link", { name: "audit log" }).click();
     await page.getByRole("heading", { name: "Audit log", level: 1 }).waitFor();
   });
+
+  it("a link to a kept command older than the page's newest 20 shows that command, and one to a pruned command says it was pruned, never another command", async () => {
+    // From the scenario above: busy keeps 21 commands (the page lists the newest 20) and pruned its first, a test run.
+    const { commands } = (await dashboard.api("/api/hosts/busy/commands?limit=200")).json as { commands: Array<{ id: string; kind: string; state: string }> };
+    expect(commands).toHaveLength(21);
+    const oldestKept = commands.at(-1)!;
+    const audit = (await dashboard.api("/api/audit")).json as { entries: Array<{ action: string; target: string; details: { commandId?: string } }> };
+    const tests = audit.entries.filter((entry) => entry.action === "command.test" && entry.target === "busy").map((entry) => entry.details.commandId);
+    expect(tests).toHaveLength(11);
+    const pruned = tests.at(-1)!;
+    expect(commands.map((command) => command.id)).not.toContain(pruned);
+
+    const output = page.locator("nf-command-output");
+    await page.goto(`${dashboard.url}/hosts/busy?command=${oldestKept.id}`);
+    await output.locator(`.head[data-command="${oldestKept.id}"]`).getByRole("heading", { name: `Output · ${oldestKept.kind === "stop" ? "Stop" : "Run tests"}` }).waitFor();
+    await output.locator(`[data-state="${oldestKept.state}"]`).waitFor();
+    expect(await page.locator("nf-command-history").locator(`tr[data-command="${oldestKept.id}"]`).count()).toBe(0);
+
+    await page.goto(`${dashboard.url}/hosts/busy?command=${pruned}`);
+    await page.getByRole("alert").getByText(`Command ${pruned} is no longer kept: it was pruned to keep the coordinator's storage bounded (1 command of busy so far).`).waitFor();
+    expect(await output.count()).toBe(0);
+  });
 });

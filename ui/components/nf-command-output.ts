@@ -189,7 +189,7 @@ export class NfCommandOutput extends LitElement {
     const shown = hidden > 0 ? lines.slice(hidden) : lines;
     const kinds = classifyLines(lines, command.state);
     const final = isFinalCommandState(command.state);
-    return html`<div class="head">
+    return html`<div class="head" data-command=${command.id}>
         <h2>Output · ${COMMAND_LABELS[command.kind]}</h2>
         <span class="pill tone-${display.tone}" data-state=${command.state}><span aria-hidden="true">${display.icon}</span>${display.label}</span>
         ${command.exitCode !== null ? html`<span class="meta">exit ${command.exitCode}</span>` : nothing}

@@ -419,7 +419,7 @@ export class NfFleetTable extends LitElement {
         </button>
       </div>
       <div class="td menu" role="cell">
-        <button class="icon-btn host-menu" aria-haspopup="menu" aria-expanded="false" aria-label="Actions for ${host.name}" title="Actions for ${host.name}">
+        <button class="icon-btn host-menu" aria-haspopup="menu" aria-expanded="false" aria-label="Actions for ${host.name}">
           ⋮
         </button>
       </div>

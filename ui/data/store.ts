@@ -278,6 +278,19 @@ export class FleetStore {
     };
   }
 
+  /**
+   * One command by its id, for a link to one the host page's list does not hold (older than its newest);
+   * null when the coordinator no longer keeps it (pruned) or never had it.
+   */
+  async command(id: string): Promise<CommandView | null> {
+    try {
+      return await this.api.command(id);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
   /** Queues a command; resolves with it, or throws the worker's refusal (`host_busy`, …) as an ApiError. */
   async sendCommand(host: string, kind: CommandKind, options: CommandOptions = {}): Promise<CommandView> {
     const command = await this.api.sendCommand(host, kind, options);

@@ -14,7 +14,7 @@ import { COMMAND_LABELS } from "../common/actions.ts";
 import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { presenceLabel } from "../common/format.ts";
 import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
-import { FLEET_PATH } from "../common/route.ts";
+import { FLEET_PATH, hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";
 import type { HostDetail } from "../data/schemas.ts";
@@ -29,7 +29,15 @@ import "../components/nf-command-output.ts";
 import "../components/nf-compartment-card.ts";
 import "../components/nf-host-actions.ts";
 import "../components/nf-host-report.ts";
-import { formatAge, localTimestamp } from "../../common/text.ts";
+import { formatAge, localTimestamp, plural } from "../../common/text.ts";
+
+interface AskedCommand {
+  id: string;
+  /** null once loaded: the coordinator does not keep it. */
+  command: CommandView | null;
+  problem: string | null;
+  loaded: boolean;
+}
 
 /**
  * One host: its five compartments with their reasons and actions, the live
@@ -42,6 +50,7 @@ export class NfHostPanel extends LitElement {
     name: {},
     commandId: {},
     now: { type: Number },
+    _asked: { state: true },
   };
   declare store: FleetStore | null;
   declare state: FleetState | null;
@@ -49,6 +58,8 @@ export class NfHostPanel extends LitElement {
   /** From the URL (`?command=`): the command whose output to show; otherwise the active or newest one. */
   declare commandId: string;
   declare now: number;
+  /** The URL's command when the host's list does not hold it: read by its id. */
+  declare private _asked: AskedCommand | null;
   private get _menu(): NfActionMenu {
     return this.renderRoot.querySelector("nf-action-menu")!;
   }
@@ -65,6 +76,7 @@ export class NfHostPanel extends LitElement {
     this.name = "";
     this.commandId = "";
     this.now = Date.now();
+    this._asked = null;
   }
 
   static override styles = [
@@ -176,7 +188,29 @@ export class NfHostPanel extends LitElement {
   }
 
   protected override willUpdate(_changed: PropertyValues<this>): void {
+    this.askForUnlisted();
     this.syncWatches();
+  }
+
+  /** A link may name a command older than the list's newest: it is fetched by its id, never replaced by another. */
+  private askForUnlisted(): void {
+    const id = this.commandId;
+    const detail = this.detail;
+    if (!id || !detail || !this.store || this.listed(detail, id) || this._asked?.id === id) return;
+    const asked: AskedCommand = { id, command: null, problem: null, loaded: false };
+    this._asked = asked;
+    this.store.command(id).then(
+      (command) => {
+        if (this._asked === asked) this._asked = { ...asked, command, loaded: true };
+      },
+      (err: unknown) => {
+        if (this._asked === asked) this._asked = { ...asked, problem: err instanceof Error ? err.message : String(err), loaded: true };
+      },
+    );
+  }
+
+  private listed(detail: HostDetail, id: string): CommandView | null {
+    return detail.commands.find((command) => command.id === id) ?? (detail.activeCommand?.id === id ? detail.activeCommand : null);
   }
 
   /** The host's details, and the output of the command on show, stay loaded while the page is open. */
@@ -207,9 +241,9 @@ export class NfHostPanel extends LitElement {
     const detail = this.detail;
     if (detail === null) return null;
     if (this.commandId) {
-      const chosen = detail.commands.find((command) => command.id === this.commandId);
-      if (chosen) return chosen;
-      if (detail.activeCommand?.id === this.commandId) return detail.activeCommand;
+      const asked = this._asked?.id === this.commandId ? this._asked.command : null;
+      // Never another command in its place: until it is read, or when it is gone, none.
+      return this.listed(detail, this.commandId) ?? (asked?.host === detail.name ? asked : null);
     }
     // A stop says nothing of its own; the command it stopped is the one worth showing.
     const active = isActiveCommand(detail.activeCommand) && detail.activeCommand.kind !== "stop" ? detail.activeCommand : null;
@@ -252,7 +286,6 @@ export class NfHostPanel extends LitElement {
         aria-haspopup="menu"
         aria-expanded="false"
         aria-label="Actions for ${detail.name}"
-        title="Actions for ${detail.name}"
         @click=${(e: Event) => {
           const anchor = e.currentTarget as HTMLElement;
           void this.hostMenu(detail).then((menu) => this._menu.open(anchor, menu));
@@ -311,7 +344,9 @@ export class NfHostPanel extends LitElement {
         : nothing}
       <div class="columns">
         <div class="stack">
-          <nf-command-output class="card" .command=${shown} .output=${output} .now=${this.now}></nf-command-output>
+          ${shown || !this.commandId
+            ? html`<nf-command-output class="card" .command=${shown} .output=${output} .now=${this.now}></nf-command-output>`
+            : this.renderUnshown(detail)}
           <nf-command-history class="card" .commands=${detail.commands} .pruned=${detail.prunedCommands} .host=${detail.name} .selectedId=${shown?.id ?? ""} .now=${this.now}></nf-command-history>
         </div>
         <nf-host-report class="card" .host=${detail} .now=${this.now}></nf-host-report>
@@ -331,6 +366,22 @@ export class NfHostPanel extends LitElement {
       .now=${this.now}
       @nf-rollback-generation=${(event: CustomEvent<{ generation: number }>) => void this._actions.runCommand(detail, "rollback", { generation: event.detail.generation })}
     ></nf-host-generations>`;
+  }
+
+  /** Why the command the URL names is not shown: still being read, pruned (or never this host's), or unreadable. */
+  private renderUnshown(detail: HostDetail) {
+    const asked = this._asked?.id === this.commandId ? this._asked : null;
+    const text = (() => {
+      if (!asked?.loaded) return html`Loading command ${this.commandId}…`;
+      if (asked.problem !== null) return html`Could not load command ${this.commandId}: ${asked.problem}`;
+      if (asked.command) return html`Command ${asked.command.id} ran on <a href=${hostPath(asked.command.host, asked.command.id)}>${asked.command.host}</a>, not on ${detail.name}.`;
+      if (detail.prunedCommands) {
+        return html`Command ${this.commandId} is no longer kept: it was pruned to keep the coordinator's storage bounded
+          (${plural(detail.prunedCommands.count, "command")} of ${detail.name} so far). The <a href="/audit">audit log</a> keeps who asked for it.`;
+      }
+      return html`${detail.name} has no command ${this.commandId}.`;
+    })();
+    return html`<div class="card problem unshown" role=${asked?.loaded ? "alert" : "status"}>${text}</div>`;
   }
 
   private renderActive(host: HostView, active: CommandView) {
