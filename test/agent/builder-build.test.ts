@@ -14,7 +14,7 @@ import { acceptManifest } from "../../common/cache-manifest.ts";
 import { storePathHash } from "../../common/narinfo.ts";
 import { parseNixPublicKey } from "../../common/nix-keys.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { createHarness, type Harness } from "./harness.ts";
+import { createHarness, recordingRuns, type Harness } from "./harness.ts";
 
 const run = promisify(execFile);
 
@@ -27,15 +27,7 @@ describeWithNix("a builder host's build for the fleet", () => {
   beforeEach(async () => {
     ran = [];
     keys = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-builder-keys-"));
-    h = await createHarness({
-      wrapRunner: (runner) => ({
-        ...runner,
-        run: (argv, options) => {
-          ran.push([...argv]);
-          return runner.run(argv, options);
-        },
-      }),
-    });
+    h = await createHarness({ wrapRunner: recordingRuns(ran) });
   });
 
   afterEach(async () => {

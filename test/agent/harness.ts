@@ -63,6 +63,17 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
+/** A `wrapRunner` that records, in order, the argv of every command the agent runs on the host into `ran`. */
+export const recordingRuns =
+  (ran: string[][]) =>
+  (runner: HostRunner): HostRunner => ({
+    ...runner,
+    run: (argv, options) => {
+      ran.push([...argv]);
+      return runner.run(argv, options);
+    },
+  });
+
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const host = options.host ?? "web1";
   const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-agent-test-"));

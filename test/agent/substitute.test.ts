@@ -14,7 +14,7 @@ import { signManifest } from "../../common/cache-manifest.ts";
 import { nixPublicKeyText, parseNixSecretKey, type NixSecretKey } from "../../common/nix-keys.ts";
 import type { CacheManifest, SignedCacheManifest } from "../../common/protocol.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { createHarness, type Harness } from "./harness.ts";
+import { createHarness, recordingRuns, type Harness } from "./harness.ts";
 
 const run = promisify(execFile);
 /** What Nix 2.8's `nix build --json` prints (it has no --print-out-paths). */
@@ -61,13 +61,7 @@ describeWithNix("substitute mode: switching to a builder's signed manifest", () 
     ran = [];
     h = await createHarness({
       config: { switch: "substitute", substitute: { trustedKeys: [nixPublicKeyText(builder)] } },
-      wrapRunner: (runner) => ({
-        ...runner,
-        run: (argv, options) => {
-          ran.push([...argv]);
-          return runner.run(argv, options);
-        },
-      }),
+      wrapRunner: recordingRuns(ran),
     });
   });
 

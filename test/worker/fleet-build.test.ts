@@ -113,6 +113,21 @@ async function event(agent: Agent, commandId: string, body: unknown): Promise<vo
 
 const at = () => new Date().toISOString();
 
+/** The update PR merged: main at a merge commit of its own, whose tree is the PR head's; the coordinator told. */
+async function mainMergedAt(merge: string, tree: string, pullRequest: number): Promise<void> {
+  await saveRepoState(openDatabase(env.DB), {
+    repository: REPOSITORY,
+    branch: "main",
+    head: { sha: merge, message: `Merge pull request #${pullRequest}`, author: "Codertocat", committedAt: at(), tree },
+    lockHash: "c".repeat(64),
+    lockLastModified: {},
+    lockProblem: null,
+    updatedAt: at(),
+    source: "webhook",
+  });
+  await stub().notify({ type: "repo" });
+}
+
 function buildResult(commit: string, outcome: "built" | "failed"): CommandResult {
   return outcome === "built"
     ? {
@@ -357,17 +372,7 @@ describe("System and a failed fleet build of main's tree", () => {
 
     // The update PR merged: main is at a merge commit of its own whose tree is the PR head's.
     const merge = "4e".repeat(20);
-    await saveRepoState(openDatabase(env.DB), {
-      repository: REPOSITORY,
-      branch: "main",
-      head: { sha: merge, message: "Merge pull request #40", author: "Codertocat", committedAt: at(), tree },
-      lockHash: "c".repeat(64),
-      lockLastModified: {},
-      lockProblem: null,
-      updatedAt: at(),
-      source: "webhook",
-    });
-    await stub().notify({ type: "repo" });
+    await mainMergedAt(merge, tree, 40);
     for (const agent of [good!, bad!]) {
       const desired = { source: "local" as const, latest: { commit: merge, tree, evaluatedAt: at(), outPath: `/nix/store/${"d".repeat(32)}-nixos-system-${agent.name}`, changes: null }, evaluating: null };
       const res = await agentFetch(agent.token, "/poll?wait=0", pollBody({ agentSession: agent.session, report: sampleReport({ hostname: agent.name, desired }) }));
@@ -476,17 +481,7 @@ describe("builder hosts (fleetBuild.builders)", () => {
 
       // Merged: main is at a merge commit of its own (nothing was published for it) whose tree is the PR head's.
       const merge = "4f".repeat(20);
-      await saveRepoState(openDatabase(env.DB), {
-        repository: REPOSITORY,
-        branch: "main",
-        head: { sha: merge, message: "Merge pull request #46", author: "Codertocat", committedAt: at(), tree },
-        lockHash: "c".repeat(64),
-        lockLastModified: {},
-        lockProblem: null,
-        updatedAt: at(),
-        source: "webhook",
-      });
-      await stub().notify({ type: "repo" });
+      await mainMergedAt(merge, tree, 46);
       // Too small to evaluate: each runs the builder's path for it, or an older one (the web host).
       const running = { [builder.name]: built[builder.name]!, [db.name]: `/nix/store/${"c".repeat(32)}-nixos-system-fbd-1`, [web.name]: `/nix/store/${"c".repeat(32)}-nixos-system-fbd-2` };
       for (const agent of agents) {
