@@ -24,6 +24,16 @@ async function nixWork(): Promise<string[]> {
   return (await recorder.runs()).filter((line) => !line.endsWith(" --version")).slice(fleetRuns);
 }
 
+/** Queues a pull-switch and waits for the report the agent sends right after the activation, with what runs now. */
+async function pullSwitchReported() {
+  const from = h.plane.polls.length;
+  const id = h.plane.queue("pull-switch");
+  const report = (await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)).request.report;
+  const activated = await h.shim.currentSystem();
+  expect(activated).not.toBeNull();
+  return { id, report, activated };
+}
+
 /** The runs that made the fleet repository (its `nix flake lock`), before the agent ran. */
 let fleetRuns = 0;
 
@@ -161,13 +171,7 @@ describeWithNix("the desired system at main's head", () => {
     await start({}, 60);
     const first = await h.plane.waitForPoll((poll) => poll.request.report !== undefined, "the first report");
     expect(first.request.report?.system.current.value).toBeNull();
-    const from = h.plane.polls.length;
-    const id = h.plane.queue("pull-switch");
-    const report = (
-      await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)
-    ).request.report;
-    const activated = await h.shim.currentSystem();
-    expect(activated).not.toBeNull();
+    const { id, report, activated } = await pullSwitchReported();
     expect(report?.system.current.value).toBe(activated);
     expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
     const head = await h.fleet.head();
@@ -188,13 +192,7 @@ describeWithNix("the desired system at main's head", () => {
     const head = await h.fleet.head();
     h.plane.moveMain(head);
     await reportWith((desired) => desired.evaluating === head, "main's evaluation waiting out its delay");
-    const from = h.plane.polls.length;
-    const id = h.plane.queue("pull-switch");
-    const report = (
-      await h.plane.waitForPoll((poll) => poll.request.report?.system.current.value != null, "the report after the activation", from, 20_000)
-    ).request.report;
-    const activated = await h.shim.currentSystem();
-    expect(activated).not.toBeNull();
+    const { id, report, activated } = await pullSwitchReported();
     // A rollout's gate judges this report: System green needs main's desired system, which is what now runs.
     expect(report?.desired).toMatchObject({ evaluating: null, latest: { commit: head, tree: await treeOf(head), outPath: activated } });
     expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
