@@ -1,7 +1,10 @@
 /**
- * `npm run bench:dispatch [-- 1000 5000 9000 10000] [--poll-seconds 10] [--no-idle]`: N simulated agents, spread over
+ * `npm run bench:dispatch [-- 1000 5000 10000] [--poll-seconds 10] [--no-idle]`: N simulated agents, spread over
  * client processes, long-poll the control plane on workerd without wrangler's dev proxy (bench/workerd.ts:
- * the bundle `wrangler deploy` builds, local D1, the real coordinator in an isolate of its own).
+ * the bundle `wrangler deploy` builds, local D1, the real coordinator in an isolate of its own), through
+ * fronts: one workerd process per client process holds its agents' connections and passes every request
+ * to the control plane's process by JS RPC on one Cap'n Proto connection (bench/fronts.ts), as Cloudflare's
+ * edge holds real agents' connections; so the coordinator's process holds a handful of descriptors at any size.
  * Measures, in the same run, for each size:
  *  - enqueue → agent-received latency (p50, p99) against a bare HTTP round trip (p50), and where the time
  *    goes, from the Worker's Server-Timing marks (worker/server-timing.ts) and the agents' receive times;
@@ -32,7 +35,7 @@ const { values: flags, positionals } = parseArgs({
   options: { "poll-seconds": { type: "string", default: "90" }, processes: { type: "string" }, samples: { type: "string", default: "200" }, "no-idle": { type: "boolean", default: false } },
 });
 const agentCounts = positionals.map(Number).filter((n) => n > 0);
-const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 9000, 10000];
+const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 10000];
 const SAMPLES = Number(flags.samples);
 const POLL_SECONDS = Number(flags["poll-seconds"]);
 /** Two poll cycles at least, so every agent's poll ends in the window whatever its phase. */
@@ -47,7 +50,7 @@ const LAST_SEEN_FLUSHES_PER_DAY = 24 / 6;
  * between an answered poll and the next, so waiting for all of them at once would wait for ever.
  */
 const heldEnough = (agents: number) => agents - Math.floor(agents / 200);
-/** Client processes for the agents that are not probes: a few thousand connections each at most. */
+/** Client processes for the agents that are not probes, a few thousand connections each at most; as many fronts, one for each. */
 const processesFor = (agents: number) => Number(flags.processes) || Math.min(4, Math.max(2, Math.ceil(agents / 2500)));
 /**
  * The agents the dispatches go to, in a client process of their own: a real agent has its host to
@@ -57,8 +60,10 @@ const processesFor = (agents: number) => Number(flags.processes) || Math.min(4, 
 const PROBE_AGENTS = 20;
 /** Agents that begin polling together (bench/fleet.ts's Swarm.start says why not all): 1,000 starts as one batch, as before. */
 const AGENTS_STARTED_AT_ONCE = 1000;
-/** workerd's HTTP listener holds every accepted connection under two descriptors (bench/workerd.ts says why). */
+/** workerd's HTTP listener holds every accepted connection under two descriptors (bench/workerd.ts says why): a front's, here. */
 const WORKERD_DESCRIPTORS_PER_CONNECTION = 2;
+/** What a front holds before its agents come, when no size has run yet to measure it (about 35 measured). */
+const FRONT_DESCRIPTORS_BEFORE_AGENTS_GUESS = 100;
 const probesOf = (hosts: BenchHost[]) => Array.from({ length: Math.min(PROBE_AGENTS, hosts.length) }, (_, i) => hosts[(i * 7919) % hosts.length]!);
 const load = () => os.loadavg().map((n) => round(n));
 
@@ -108,13 +113,13 @@ const changedRows = (before: Map<string, string>, after: Map<string, string>) =>
 
 /** Where one dispatch's time went, in ms: each part ends where the next begins. */
 interface Breakdown {
-  /** Client → the Worker's first middleware. */
+  /** Client → the Worker's first middleware (through the front, its RPC and the gateway). */
   to_worker: number;
   /** The Worker's middleware and the route's parsing (Access/role/CSRF checks, body validation). */
   middleware: number;
   /** The route's call → the held poll's Worker had the coordinator's answer (the RPC, the step, the storage commit the answer waits for). */
   coordinator_to_poll_answer: number;
-  /** The poll's Worker → the agent had the answer. */
+  /** The poll's Worker → the agent had the answer (through the gateway, its RPC answer and the front). */
   poll_answer_to_agent: number;
   /** The admin's own answer: the coordinator's reply to the route (the command and its audit entry stored), the way back. */
   admin_enqueue_rpc: number;
@@ -123,12 +128,12 @@ interface Breakdown {
 
 /** What each part of `dispatch_breakdown_p50_ms` spans, for the JSON. */
 const BREAKDOWN_HOW: Record<keyof Breakdown, string> = {
-  to_worker: "admin request sent (probe process's clock) → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
+  to_worker: "admin request sent (probe process's clock) → the first front → its JS RPC on the Cap'n Proto connection → the gateway → the Worker's first middleware (Server-Timing 'arrived'; workerd floors its marks to the millisecond, so this part reads up to 1 ms short)",
   middleware: "'arrived' → the route's 'routed' mark: Access, role and CSRF checks and the body's validation (workerd's clock moves with I/O only, so CPU without I/O reads as 0)",
   coordinator_to_poll_answer: "'routed' → the held poll's Worker has the coordinator's answer ('answered'): the RPC, the enqueue step that stores the command and answers the waiting poll, and the storage commit the answer waits for (output gate)",
-  poll_answer_to_agent: "'answered' → the probe agent has read and parsed the answer (its clock): the Worker's JSON answer, Miniflare's entry worker, the socket, the client (reads up to 1 ms long, the mark being floored); shares workerd's thread with the admin's answer and the outbox's carry of the audit entry to D1",
+  poll_answer_to_agent: "'answered' → the probe agent has read and parsed the answer (its clock): the Worker's JSON answer, the gateway, the RPC's answer to the first front, the front's answer on the agent's socket, the client (reads up to 1 ms long, the mark being floored); shares workerd's thread with the admin's answer and the outbox's carry of the audit entry to D1",
   admin_enqueue_rpc: "'routed' → the route has the coordinator's reply ('enqueued'): the command and its audit entry stored in one commit; the admin's own path, beside the agent's",
-  admin_answer_to_client: "'enqueued' → the admin client (the probe process) has the 202",
+  admin_answer_to_client: "'enqueued' → the admin client (the probe process) has the 202, back through the gateway and the first front",
 };
 
 const progress = (what: string) => console.error(`  ${new Date().toISOString().slice(11, 19)} ${what} (load average ${load().join(" ")})`);
@@ -143,8 +148,10 @@ async function idleWindow(cp: Workerd, swarm: Swarm, agentCount: number) {
   const statsBefore = await stats(cp.url);
   const requestsBefore = await swarm.counters();
   const cpuBefore = await cp.cpuSeconds();
+  const frontCpuBefore = await Promise.all(cp.fronts.map((front) => front.cpuSeconds()));
   await new Promise((resolve) => setTimeout(resolve, IDLE_MEASURE_MS));
   const cpuAfter = await cp.cpuSeconds();
+  const frontCpu = (await Promise.all(cp.fronts.map((front) => front.cpuSeconds()))).reduce((sum, after, i) => sum + after - frontCpuBefore[i]!, 0);
   const statsAfter = await stats(cp.url);
   const requestsAfter = await swarm.counters();
   const workerRequests = requestsAfter.requests - requestsBefore.requests;
@@ -167,12 +174,15 @@ async function idleWindow(cp: Workerd, swarm: Swarm, agentCount: number) {
       do_requests_per_poll: round(doRequests / cycles),
       d1_rows_written_per_poll: round(rowsWritten / cycles),
       /**
-       * workerd's whole process (user + system CPU, /proc/<pid>/stat) over the window: the Worker and the
-       * objects, and with them what production does outside them (Miniflare's entry worker, HTTP, the local
-       * D1's SQLite), so an upper bound of the CPU time Cloudflare bills.
+       * The control plane's workerd process (user + system CPU, /proc/<pid>/stat) over the window: the Worker
+       * and the objects, and with them what production does outside them (the gateway taking the fronts'
+       * RPC, the local D1's SQLite), so an upper bound of the CPU time Cloudflare bills.
        */
       workerd_cpu_seconds: round(cpuAfter - cpuBefore),
       workerd_cpu_ms_per_poll: round(((cpuAfter - cpuBefore) * 1000) / cycles),
+      /** The fronts' processes together (HTTP with the agents, their side of the RPC): Cloudflare's edge's part, not billed. */
+      front_cpu_seconds: round(frontCpu),
+      front_cpu_ms_per_poll: round((frontCpu * 1000) / cycles),
     },
     host_day_computed: {
       how: `each measured per-poll figure × ${pollsPerDay} polls a day at the ${DEFAULT_POLL_SECONDS} s default; D1 rows add the coordinator's "last seen" flush, ${LAST_SEEN_FLUSHES_PER_DAY} a day (worker/coordinator/presence.ts), which the ${IDLE_MEASURE_MS / 1000} s window is too short to see`,
@@ -193,15 +203,17 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
   const hosts = await createHosts(cp.url, agentCount);
   progress("starting agents");
   const descriptorsBefore = await cp.descriptors();
+  const frontDescriptorsBefore = await Promise.all(cp.fronts.map((front) => front.descriptors()));
   const processes = processesFor(agentCount);
   const probes = probesOf(hosts);
-  const swarm = await Swarm.start(cp.url, hosts, processes, POLL_SECONDS, "finished", probes, AGENTS_STARTED_AT_ONCE);
+  const swarm = await Swarm.start(cp.agentUrls, hosts, processes, POLL_SECONDS, "finished", probes, AGENTS_STARTED_AT_ONCE);
   current.swarm = swarm;
   try {
     await waitForPolls(cp.url, heldEnough(agentCount), 200);
     const descriptorsHeld = await cp.descriptors();
+    const frontDescriptorsHeld = await Promise.all(cp.fronts.map((front) => front.descriptors()));
     const clientDescriptors = await swarm.descriptors();
-    progress(`every poll held (workerd holds ${descriptorsHeld.open} descriptors, the client processes ${clientDescriptors.join(" + ")}); dispatching`);
+    progress(`every poll held (workerd holds ${descriptorsHeld.open} descriptors, the fronts ${frontDescriptorsHeld.map((d) => d.open).join(" + ")}, the client processes ${clientDescriptors.join(" + ")}); dispatching`);
     const heldHeap = await cp.objectsHeap();
 
     const bare: number[] = [];
@@ -300,10 +312,10 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
          * From the admin's POST /api/hosts/:name/commands leaving the probe process to a probe agent in that
          * process having read and JSON-parsed the held poll's answer with the command.
          */
-        dispatch_how: "admin request sent → probe agent has the poll answer read and JSON-parsed, both in the probe process with undici's request, on its one clock (sub-ms, lined up with the system clock workerd's marks read)",
+        dispatch_how: "admin request sent through the first front → probe agent has the poll answer read and JSON-parsed, both in the probe process with undici's request, on its one clock (sub-ms, lined up with the system clock workerd's marks read)",
         dispatch_p50_ms: round(percentile(dispatch, 50)),
         dispatch_p99_ms: round(percentile(dispatch, 99)),
-        bare_rtt_how: "GET /api/health from the probe process, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
+        bare_rtt_how: "GET /api/health from the probe process through the first front (its JS RPC to the gateway, the Worker, back), as the probe agents' polls go, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
         bare_rtt_p50_ms: round(percentile(bare, 50)),
         /** The same request from the bench's own process (reported, not divided by). */
         bare_rtt_admin_client_p50_ms: round(percentile(bareFromAdmin, 50)),
@@ -332,13 +344,25 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         objects_heap_used_mb_after: round(heapAfter.used_bytes / 1024 / 1024),
         objects_heap_share_of_128mb_limit: round(Math.max(heldHeap.used_bytes, heapAfter.used_bytes) / OBJECT_MEMORY_LIMIT_BYTES),
         workerd_rss_mb: round((await cp.rssBytes()) / 1024 / 1024),
-        /** Descriptors with (nearly) every poll held: workerd's against its limit, per agent above what it held before the agents came, and each client process's. */
+        /**
+         * Descriptors with (nearly) every poll held: those of workerd that holds the Worker and the objects
+         * (the fronts' Cap'n Proto connections, not the agents') against its limit, per agent above what it
+         * held before the agents came; each front's and each client process's.
+         */
         workerd_descriptors_held: descriptorsHeld.open,
         workerd_descriptors_before_agents: descriptorsBefore.open,
         workerd_descriptors_per_agent_computed: round((descriptorsHeld.open - descriptorsBefore.open) / agentCount),
         workerd_descriptor_limit: descriptorsHeld.limit,
         /** Descriptors per open connection in workerd: its socket descriptors over the distinct sockets they point to. */
         workerd_descriptors_per_connection: round(descriptorsHeld.sockets / descriptorsHeld.distinctSockets),
+        /** Front i holds the connections of client process i (the first also the probe process's and the bench's own). */
+        fronts: cp.fronts.length,
+        front_descriptors_held: frontDescriptorsHeld.map((d) => d.open),
+        front_descriptors_before_agents: frontDescriptorsBefore.map((d) => d.open),
+        front_descriptor_limit: frontDescriptorsHeld[0]?.limit ?? null,
+        /** The first front's socket descriptors over the distinct sockets they point to. */
+        front_descriptors_per_connection: frontDescriptorsHeld[0] ? round(frontDescriptorsHeld[0].sockets / frontDescriptorsHeld[0].distinctSockets) : null,
+        front_rss_mb: await Promise.all(cp.fronts.map(async (front) => round((await front.rssBytes()) / 1024 / 1024))),
         client_process_descriptors_held: clientDescriptors,
         coordinator_storage_bytes: coordinatorStorageBytes,
         coordinator_storage_bytes_per_host: Math.round(coordinatorStorageBytes / agentCount),
@@ -365,7 +389,8 @@ const write = async () => {
     ...(await runInfo()),
     /** Where workerd kept its storage (D1, the objects' SQLite): a tmpfs commits without the shared disk's fsync, which production's storage does not share either. */
     state_filesystem: stateFilesystem,
-    setup: "workerd through Miniflare (no wrangler dev proxy), the Durable Objects in an isolate of their own; agents over several client processes; one machine for all",
+    setup:
+      "the control plane's workerd through Miniflare (no wrangler dev proxy): the Worker, the Durable Objects in an isolate of their own, and a gateway Worker on a socket that takes Cap'n Proto RPC. Between the agents and it, fronts: one workerd process per client process holds that process's agents' connections (HTTP/1.1, one per held poll) and passes each request as one JS RPC call on the one Cap'n Proto connection it holds to the gateway, which hands it to the Worker over a service binding; the bench's own requests, the probe agents' and the bare round trips go through the first front. One machine for all",
     runs,
     /** The first completed size's idle window: what was counted. */
     idle_measured: idle?.measured ?? null,
@@ -386,41 +411,28 @@ const write = async () => {
   return output;
 };
 /**
- * A size whose held polls need more descriptors in workerd than its limit allows, by what the largest size
- * run so far measured per agent: recorded as such, not started (the run would stop where the descriptors end).
+ * A size whose held polls need more descriptors in a front than its limit allows: recorded as such, not
+ * started (at its limit workerd exits, taking every held poll with it). The control plane's process is not
+ * asked: behind the fronts it holds their few Cap'n Proto connections, not the agents'. The busiest front
+ * is the first, which holds the probe agents too; it needs what it held before the agents came (as the
+ * last completed size measured it) and two descriptors per connection (bench/workerd.ts says why).
  */
 function beyondDescriptors(count: number) {
-  const measured = runs.filter((run): run is { agents: number; workerd_descriptors_before_agents: number; workerd_descriptors_per_connection: number; workerd_descriptor_limit: number } => typeof run === "object" && run !== null && "workerd_descriptors_per_connection" in run).at(-1);
-  if (!measured) return beyondDescriptorsUnmeasured(count);
-  // One connection per held poll: an HTTP/1.1 long poll has its connection to itself.
-  const needed = Math.round(measured.workerd_descriptors_before_agents + measured.workerd_descriptors_per_connection * count);
-  if (needed < measured.workerd_descriptor_limit) return null;
-  return {
-    agents: count,
-    completed: false,
-    reason: `not started: ${count} held polls, one connection each at ${measured.workerd_descriptors_per_connection} descriptors per connection (measured at ${measured.agents} agents), need about ${needed} descriptors in workerd with the ${measured.workerd_descriptors_before_agents} it holds before the agents come, over its limit of ${measured.workerd_descriptor_limit}`,
-    errors: null,
-    workerd_descriptors_needed_computed: needed,
-    workerd_descriptor_limit: measured.workerd_descriptor_limit,
-  };
-}
-
-/**
- * The same before any size has run: the polls' connections alone, at the two descriptors workerd holds for
- * each (bench/workerd.ts says why), against the limit workerd inherits from this process (the npm script
- * raises it to the hard limit). Past it workerd exits, taking every held poll with it.
- */
-function beyondDescriptorsUnmeasured(count: number) {
+  const measured = runs.filter((run): run is { front_descriptors_before_agents: number[] } => typeof run === "object" && run !== null && "front_descriptors_before_agents" in run).at(-1);
+  const before = measured ? Math.max(...measured.front_descriptors_before_agents) : FRONT_DESCRIPTORS_BEFORE_AGENTS_GUESS;
+  const fronts = processesFor(count);
+  const connections = Math.ceil((count - PROBE_AGENTS) / fronts) + PROBE_AGENTS;
+  const needed = before + WORKERD_DESCRIPTORS_PER_CONNECTION * connections;
+  // A front inherits this process's limit (the npm script raises it to the hard limit).
   const limit = Number(/Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1]);
-  const needed = WORKERD_DESCRIPTORS_PER_CONNECTION * count;
   if (!limit || needed < limit) return null;
   return {
     agents: count,
     completed: false,
-    reason: `not started: ${count} held polls, one connection each at ${WORKERD_DESCRIPTORS_PER_CONNECTION} descriptors per connection in workerd, need at least ${needed} descriptors, not below the limit of ${limit} it would inherit`,
+    reason: `not started: the busiest of ${fronts} fronts holds ${connections} connections, at ${WORKERD_DESCRIPTORS_PER_CONNECTION} descriptors each with the ${before} it holds before the agents come about ${needed} descriptors, not below its limit of ${limit} (more fronts: --processes)`,
     errors: null,
-    workerd_descriptors_needed_computed: needed,
-    workerd_descriptor_limit: limit,
+    front_descriptors_needed_computed: needed,
+    front_descriptor_limit: limit,
   };
 }
 
@@ -436,7 +448,7 @@ for (const count of AGENT_COUNTS) {
   }
   console.error(`dispatch benchmark: ${count} agents (load average ${load().join(" ")})…`);
   const started = Date.now();
-  const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS), SERVER_TIMING: "true" } });
+  const cp = await startWorkerd({ vars: { POLL_TIMEOUT_SECONDS: String(POLL_SECONDS), SERVER_TIMING: "true" }, fronts: processesFor(count) });
   stateFilesystem = execFileSync("stat", ["-f", "-c", "%T", cp.stateDir], { encoding: "utf8" }).trim();
   const loadBefore = load();
   const timedOut = new Promise<"timed-out">((resolve) => setTimeout(() => resolve("timed-out"), RUN_DEADLINE_MS).unref());

@@ -122,7 +122,11 @@ export class Swarm {
    * left in the listen queue, no system call for minutes (`strace -c`). A fleet after a restart comes back
    * no faster than its agents' jittered retries (agent/backoff.ts) spread it.
    */
-  static async start(url: string, hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = [], startBatch = Number.POSITIVE_INFINITY): Promise<Swarm> {
+  static async start(url: string | string[], hosts: BenchHost[], processes: number, pollSeconds: number, commandEvents: "finished" | "as-agent" = "finished", probes: BenchHost[] = [], startBatch = Number.POSITIVE_INFINITY): Promise<Swarm> {
+    // Several URLs (bench/fronts.ts): client process i polls through the i-th, modulo their number; the
+    // probes, and the counting of held polls, through the first.
+    const urls = typeof url === "string" ? [url] : url;
+    const home = urls[0]!;
     const forkOne = async () => {
       const child = fork(new URL("./swarm-process.ts", import.meta.url), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       await new Promise<void>((resolve, reject) => {
@@ -138,13 +142,13 @@ export class Swarm {
     for (let from = 0; from < others.length; from += startBatch) {
       const batch = others.slice(from, from + startBatch);
       children.forEach((child, index) => {
-        const message: FromParent = { type: "start", url, pollSeconds, commandEvents, agents: batch.filter((_, i) => i % processes === index) };
+        const message: FromParent = { type: "start", url: urls[index % urls.length]!, pollSeconds, commandEvents, agents: batch.filter((_, i) => i % processes === index) };
         child.send(message);
       });
       const started = from + batch.length;
-      if (started < others.length) await waitForPolls(url, started - Math.floor(started / 200), 200);
+      if (started < others.length) await waitForPolls(home, started - Math.floor(started / 200), 200);
     }
-    probe?.send({ type: "start", url, pollSeconds, commandEvents, agents: probes } satisfies FromParent);
+    probe?.send({ type: "start", url: home, pollSeconds, commandEvents, agents: probes } satisfies FromParent);
     return new Swarm(children, probe);
   }
 

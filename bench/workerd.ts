@@ -10,14 +10,16 @@
  * the copy with epoll for write readiness alone, to hear the client hang up. workerd serving a config of
  * our own, with no Miniflare, holds two per connection as well, and no socket option turns the copy off.
  * At its descriptor limit workerd does not refuse a connection, it exits (`overloaded: accept(): Too many
- * open files`), so a size whose connections cannot fit is not started (bench/dispatch.ts).
+ * open files`). So bench/dispatch.ts puts fronts before it (bench/fronts.ts: they hold the agents'
+ * connections and reach this process over one Cap'n Proto connection each), and does not start a size
+ * whose connections cannot fit in its fronts.
  *
  * The Durable Objects run in a Worker of their own ("nixfleet-objects", the same bundle), so their
  * isolate is apart from the one that answers HTTP requests, as in production, where a Durable Object's
  * isolate holds no Worker requests: its heap, read through workerd's inspector, is the objects' alone.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,15 +30,19 @@ import { z } from "zod";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../scripts/dev-settings-key.mjs";
 import { wranglerEnv } from "../test/support/control-plane.ts";
 import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config.ts";
+import { cpuSecondsOf, type Descriptors, descriptorsOf, type Front, GATEWAY_WORKER, gatewayWorker, rssOf, startFronts, workerdChildren } from "./fronts.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
 const OBJECTS_WORKER = "nixfleet-objects";
-/** /proc's unit of CPU time (`getconf CLK_TCK`; 100 on Linux). */
-const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface Workerd {
+  /** Where the bench's own requests go: the first front's URL when there are fronts, else workerd's. */
   url: string;
+  /** Where agents connect: each front's URL, or workerd's alone. */
+  agentUrls: string[];
+  /** The fronts (bench/fronts.ts) in front of workerd, if any were asked for. */
+  fronts: Front[];
   stateDir: string;
   /** The Durable Objects' isolate heap (V8's used and total bytes), after a full garbage collection. */
   objectsHeap(): Promise<{ used_bytes: number; total_bytes: number }>;
@@ -48,7 +54,7 @@ export interface Workerd {
    * Descriptors workerd holds open now and its limit (/proc/<pid>/fd, /proc/<pid>/limits), and how many of
    * them are sockets against how many distinct sockets they point to (workerd holds each connection twice, above).
    */
-  descriptors(): Promise<{ open: number; limit: number; sockets: number; distinctSockets: number }>;
+  descriptors(): Promise<Descriptors>;
   /** Bytes of the coordinator's SQLite storage on disk (its database and write-ahead log). */
   coordinatorStorageBytes(): Promise<number>;
   /** The coordinator's SQLite database file, for a reader to count its rows (bench/soak.ts). */
@@ -81,16 +87,24 @@ async function inspect(url: string, methods: string[], nudge: () => Promise<unkn
     let answer: unknown = null;
     for (const [index, method] of methods.entries()) {
       answer = await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`inspector: no answer to ${method} within 60 s`)), 60_000);
+        // A request for the isolate gets it to take the message; once was not always enough (the heap
+        // after a 1,000-agent run went unanswered for 60 s at load 15), so again every second until it answers.
+        const poke = () => void nudge().catch(() => undefined);
+        const nudging = setInterval(poke, 1000);
+        const timer = setTimeout(() => {
+          clearInterval(nudging);
+          reject(new Error(`inspector: no answer to ${method} within 60 s`));
+        }, 60_000);
         socket.addEventListener("message", function listener(message) {
           const data = JSON.parse(String(message.data)) as { id?: number };
           if (data.id !== index + 1) return;
           clearTimeout(timer);
+          clearInterval(nudging);
           socket.removeEventListener("message", listener);
           resolve(data);
         });
         socket.send(JSON.stringify({ id: index + 1, method, params: {} }));
-        void nudge();
+        poke();
       });
     }
     return answer;
@@ -110,7 +124,11 @@ async function stateParent(): Promise<string> {
   return stdout.trim() === "tmpfs" ? "/dev/shm" : tmpdir();
 }
 
-export async function startWorkerd(options: { vars?: Record<string, string> } = {}): Promise<Workerd> {
+/**
+ * `fronts`: how many front processes hold the clients' connections (bench/fronts.ts); 0, the clients
+ * connect to workerd itself.
+ */
+export async function startWorkerd(options: { vars?: Record<string, string>; fronts?: number } = {}): Promise<Workerd> {
   const stateDir = await mkdtemp(join(await stateParent(), "nixfleet-workerd-"));
   const bundleDir = join(stateDir, "bundle");
   // The bench serves no dashboard: an empty assets directory keeps wrangler from needing dist/ui.
@@ -130,6 +148,9 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
     Object.entries(objects).map(([name, binding]) => [name, typeof binding === "string" ? { className: binding, scriptName: OBJECTS_WORKER } : { ...binding, scriptName: OBJECTS_WORKER }]),
   );
   const log = new Log(LogLevel.WARN);
+  const compatibilityDate = z.string().parse(workerOptions.compatibilityDate);
+  const frontCount = options.fronts ?? 0;
+  const gateway = frontCount > 0 ? [await gatewayWorker("nixfleet", compatibilityDate)] : [];
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
@@ -142,50 +163,38 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
       workers: [
         { ...bindings, ...source, name: "nixfleet", bindings: vars, durableObjects: objectsElsewhere },
         { ...bindings, ...source, name: OBJECTS_WORKER, bindings: vars, durableObjects: objects },
+        ...gateway,
       ],
     }),
   );
-  const url = (await mf.ready).origin;
+  const workerdUrl = (await mf.ready).origin;
   const inspector = await mf.getInspectorURL();
   const targets = InspectorTargets.parse(await (await fetch(new URL("/json", inspector.href.replace(/^ws/, "http")))).json());
   const objectsTarget = targets.find((target) => target.id === `core:user:${OBJECTS_WORKER}`);
   if (!objectsTarget) throw new Error(`workerd's inspector lists no ${OBJECTS_WORKER}: ${targets.map((t) => t.id).join(", ")}`);
 
-  const workerdPid = async (): Promise<number> => {
-    const { stdout } = await promisify(execFile)("pgrep", ["-P", String(process.pid), "-f", "workerd"]);
-    const pid = Number(stdout.trim().split("\n")[0]);
-    if (!pid) throw new Error("no workerd child process");
-    return pid;
-  };
-  const pid = await workerdPid();
+  // The fronts start after this, so workerd is this process's only one yet.
+  const [pid, ...others] = await workerdChildren();
+  if (!pid || others.length > 0) throw new Error(`expected one workerd child process, found ${others.length + (pid ? 1 : 0)}`);
+  const fronts = frontCount > 0 ? await startFronts(await mf.unsafeGetDirectURL(GATEWAY_WORKER), frontCount, compatibilityDate).catch(async (error: unknown) => {
+    await mf.dispose();
+    throw error;
+  }) : [];
+  const url = fronts[0]?.url ?? workerdUrl;
   const doDir = join(stateDir, "v3", "do", `${OBJECTS_WORKER}-Coordinator`);
 
   return {
     url,
+    agentUrls: fronts.length > 0 ? fronts.map((front) => front.url) : [workerdUrl],
+    fronts,
     stateDir,
     async objectsHeap() {
-      const usage = HeapUsage.parse(await inspect(objectsTarget.webSocketDebuggerUrl, ["HeapProfiler.collectGarbage", "Runtime.getHeapUsage"], () => fetch(`${url}/api/stats`).then((r) => r.text()))).result;
+      const usage = HeapUsage.parse(await inspect(objectsTarget.webSocketDebuggerUrl, ["HeapProfiler.collectGarbage", "Runtime.getHeapUsage"], () => fetch(`${workerdUrl}/api/stats`).then((r) => r.text()))).result;
       return { used_bytes: usage.usedSize, total_bytes: usage.totalSize };
     },
-    async rssBytes() {
-      const status = await readFile(`/proc/${pid}/status`, "utf8");
-      const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-      if (!kb) throw new Error(`no VmRSS for workerd (${pid})`);
-      return kb * 1024;
-    },
-    async cpuSeconds() {
-      // Fields 14 and 15 (utime, stime) in clock ticks; the command name (field 2) may hold spaces, so count after its ")".
-      const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      return ticks / CLOCK_TICKS_PER_SECOND;
-    },
-    async descriptors() {
-      const limits = await readFile(`/proc/${pid}/limits`, "utf8");
-      const limit = Number(/Max open files\s+(\d+)/.exec(limits)?.[1]);
-      const targets = await Promise.all((await readdir(`/proc/${pid}/fd`)).map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => null)));
-      const sockets = targets.filter((target) => target?.startsWith("socket:"));
-      return { open: targets.length, limit, sockets: sockets.length, distinctSockets: new Set(sockets).size };
-    },
+    rssBytes: () => rssOf(pid),
+    cpuSeconds: () => cpuSecondsOf(pid),
+    descriptors: () => descriptorsOf(pid),
     async coordinatorStorageBytes() {
       const { stat } = await import("node:fs/promises");
       let bytes = 0;
@@ -198,6 +207,7 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
       return join(doDir, databases[0]!);
     },
     async stop() {
+      await Promise.all(fronts.map((front) => front.stop()));
       await mf.dispose();
       await rm(stateDir, { recursive: true, force: true });
     },

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 
 // Largest first, so that the last one to start is a short one.
-const PROJECTS = ["test", ".", "worker", "ui", "agent", "test/worker", "tools/github-emulator", "common"];
+const PROJECTS = ["test", ".", "worker", "ui", "agent", "test/worker", "tools/github-emulator", "bench/workers", "common"];
 
 /** Runs a command, its output kept until it ends so that two projects' errors do not interleave. */
 function run(command, args) {
