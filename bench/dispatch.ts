@@ -317,6 +317,8 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         dispatch_p99_ms: round(percentile(dispatch, 99)),
         bare_rtt_how: "GET /api/health from the probe process through the first front (its JS RPC to the gateway, the Worker, back), as the probe agents' polls go, with the client its agents poll with, timed to the answer read and JSON-parsed as theirs are; one before each dispatch sample",
         bare_rtt_p50_ms: round(percentile(bare, 50)),
+        /** Beside dispatch_p99_ms: on a shared machine the same moments of load reach both, so a dispatch p99 over 100 ms reads against this. */
+        bare_rtt_p99_ms: round(percentile(bare, 99)),
         /** The same request from the bench's own process (reported, not divided by). */
         bare_rtt_admin_client_p50_ms: round(percentile(bareFromAdmin, 50)),
         /** Computed from the two p50s above (the target is ≤ 2). */
