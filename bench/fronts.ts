@@ -134,9 +134,9 @@ export async function startFronts(gateway: URL, count: number, compatibilityDate
       await mf.ready;
       const url = (await mf.unsafeGetDirectURL("bench-front")).origin;
       // One call before the agents come opens the Cap'n Proto connection. A front whose first calls came
-      // 150 at once opened a connection to the gateway for each of them instead, and kept them while
-      // their polls were held (seen with `ss -tnp`: 150 connections front → gateway, 313 socket descriptors
-      // in the control plane's process); one warmed this way held 300 polls on its one connection.
+      // 150 at once opened one for each of them instead (150 `CONNECT miniflare-unsafe-internal-capnp-connect`
+      // requests read by the control plane's process under strace, 150 connections in `ss -tnp`) and kept
+      // them while their polls were held; one warmed this way held 300 polls on its one connection.
       const warm = await fetch(new URL(WARM_UP_PATH, url));
       await warm.text();
       if (!warm.ok) throw new Error(`front ${i}: ${WARM_UP_PATH} through it answered ${warm.status}`);
