@@ -30,7 +30,8 @@ import { z } from "zod";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../scripts/dev-settings-key.mjs";
 import { wranglerEnv } from "../test/support/control-plane.ts";
 import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config.ts";
-import { cpuSecondsOf, type Descriptors, descriptorsOf, type Front, GATEWAY_WORKER, gatewayWorker, rssOf, startFronts, workerdChildren } from "./fronts.ts";
+import { type Front, GATEWAY_WORKER, gatewayWorker, startFronts } from "./fronts.ts";
+import { cpuSecondsOf, type Descriptors, descriptorsOf, rssOf, workerdChildren } from "./proc.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const wrangler = join(root, "node_modules/wrangler/bin/wrangler.js");
