@@ -431,7 +431,7 @@ function beyondDescriptors(count: number) {
   return {
     agents: count,
     completed: false,
-    reason: `not started: the busiest of ${fronts} fronts holds ${connections} connections, at ${WORKERD_DESCRIPTORS_PER_CONNECTION} descriptors each with the ${before} it holds before the agents come about ${needed} descriptors, not below its limit of ${limit} (more fronts: --processes)`,
+    reason: `not started: the busiest of ${fronts} fronts would hold ${connections} connections and need about ${needed} descriptors (${WORKERD_DESCRIPTORS_PER_CONNECTION} per connection and the ${before} it holds before the agents come), not below its limit of ${limit} (more fronts: --processes)`,
     errors: null,
     front_descriptors_needed_computed: needed,
     front_descriptor_limit: limit,
