@@ -25,6 +25,7 @@ import { promisify } from "node:util";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare, type V4DurableObject } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { z } from "zod";
+import { DevToolsSession, startProfile, stopProfile, type CpuProfile } from "./cpu-profile.ts";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../scripts/dev-settings-key.mjs";
 import { wranglerEnv } from "../test/support/control-plane.ts";
 import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config.ts";
@@ -53,6 +54,8 @@ export interface Workerd {
   coordinatorStorageBytes(): Promise<number>;
   /** The coordinator's SQLite database file, for a reader to count its rows (bench/soak.ts). */
   coordinatorDatabase(): Promise<string>;
+  /** Starts a CPU profile of the Worker's isolate, the objects' and Miniflare's entry worker's; `stop` ends them, by name. */
+  profileIsolates(): Promise<{ stop(): Promise<Record<string, CpuProfile>> }>;
   stop(): Promise<void>;
 }
 
@@ -196,6 +199,27 @@ export async function startWorkerd(options: { vars?: Record<string, string> } = 
       const databases = (await readdir(doDir)).filter((name) => name.endsWith(".sqlite") && !name.startsWith("metadata"));
       if (databases.length !== 1) throw new Error(`expected one coordinator database in ${doDir}, found ${databases.join(", ") || "none"}`);
       return join(doDir, databases[0]!);
+    },
+    async profileIsolates() {
+      const nudge = () => fetch(`${url}/api/stats`).then((r) => r.text());
+      const sessions = await Promise.all(
+        targets.filter((target) => target.id.startsWith("core:user:") || target.id === "core:entry").map(async (target) => {
+          const session = await DevToolsSession.open(target.webSocketDebuggerUrl);
+          const nudged = { call: (method: string, params?: Record<string, unknown>) => session.call(method, params, nudge) };
+          await startProfile(nudged);
+          return { name: target.id.replace(/^core:user:/, ""), session: nudged, close: () => session.close() };
+        }),
+      );
+      return {
+        async stop() {
+          const profiles: Record<string, CpuProfile> = {};
+          for (const { name, session, close } of sessions) {
+            profiles[name] = await stopProfile(session);
+            close();
+          }
+          return profiles;
+        },
+      };
     },
     async stop() {
       await mf.dispose();
