@@ -56,7 +56,8 @@ export class OneAlarm {
     for (const clock of this.clocks()) next = Math.min(next, clock.nextWakeAt() ?? Number.POSITIVE_INFINITY);
     if (!Number.isFinite(next) || !this.isLaterThan(next)) return;
     this.at = next;
-    // Unconfirmed: an alarm write must not hold back a poll answer (output gate); the constructor reschedules after a restart.
+    // Unconfirmed: the write itself holds back no answer (output gate), though workerd schedules an alarm moved earlier
+    // before the commit that carries it; the constructor reschedules after a restart.
     await this.storage.setAlarm(next, { allowUnconfirmed: true });
   }
 }
