@@ -15,16 +15,20 @@
  *    (--no-idle leaves that window out: dispatch alone, in a minute rather than four);
  *  - how long after the admin's 202 the command's audit entry is in D1, carried by the coordinator's outbox;
  *  - errors: failed polls and command events.
- * Writes bench/results/dispatch.json after every size.
+ * Writes bench/results/dispatch.json after every size. --profile takes CPU profiles of workerd's isolates and of
+ * the probe process over the dispatch samples (bench/cpu-profile.ts): their busy time per dispatch and the functions
+ * that spent it go into the JSON, the profiles themselves into a temporary directory (its path is printed). The
+ * profiler costs time of its own, so a profiled run's latencies are not the unprofiled ones.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
 import { PROTOCOL_VERSION } from "../common/protocol.ts";
+import { CpuProfile, SAMPLING_INTERVAL_US, summarize } from "./cpu-profile.ts";
 import { benchReport } from "./fleet-protocol.ts";
 import { type BenchHost, createHosts, median, now, percentile, request, round, stats, Swarm, waitForPolls } from "./fleet.ts";
 import { runInfo } from "./run-info.ts";
@@ -32,7 +36,7 @@ import { startWorkerd, type Workerd } from "./workerd.ts";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { "poll-seconds": { type: "string", default: "90" }, processes: { type: "string" }, samples: { type: "string", default: "200" }, "no-idle": { type: "boolean", default: false } },
+  options: { "poll-seconds": { type: "string", default: "90" }, processes: { type: "string" }, samples: { type: "string", default: "200" }, "no-idle": { type: "boolean", default: false }, profile: { type: "boolean", default: false } },
 });
 const agentCounts = positionals.map(Number).filter((n) => n > 0);
 const AGENT_COUNTS = agentCounts.length > 0 ? agentCounts : [1000, 5000, 10000];
@@ -136,6 +140,21 @@ const BREAKDOWN_HOW: Record<keyof Breakdown, string> = {
   admin_answer_to_client: "'enqueued' → the admin client (the probe process) has the 202, back through the gateway and the first front",
 };
 
+/**
+ * The profiles taken over the dispatch samples, written out for DevTools and summed up: each process's busy
+ * time per sample (a sample is a dispatch, its bare round trips and the bench's polls of /api/stats between them).
+ */
+async function profilesOf(isolates: Record<string, CpuProfile>, probe: unknown) {
+  const dir = await mkdtemp(join(os.tmpdir(), "nixfleet-dispatch-profiles-"));
+  const profiles: Record<string, CpuProfile> = { ...isolates, probe: CpuProfile.parse(probe) };
+  for (const [name, profile] of Object.entries(profiles)) await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+  console.error(`  CPU profiles in ${dir}`);
+  return {
+    how: `V8's sampling profiler every ${SAMPLING_INTERVAL_US} µs over the ${SAMPLES} dispatch samples, in workerd's isolates (its inspector) and the probe process (node:inspector); busy_ms_per is per sample: one dispatch, two bare round trips and the bench's reads of /api/stats around them`,
+    ...Object.fromEntries(Object.entries(profiles).map(([name, profile]) => [name, summarize(profile, SAMPLES)])),
+  };
+}
+
 const progress = (what: string) => console.error(`  ${new Date().toISOString().slice(11, 19)} ${what} (load average ${load().join(" ")})`);
 
 /** Idle: nothing queued; counts what the fleet costs per poll cycle. */
@@ -224,6 +243,7 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
     let agentBeforeAdmin = 0;
     const auditInD1: number[] = [];
     const dbPath = await d1File(cp.stateDir);
+    const profiling = flags.profile ? { isolates: await cp.profileIsolates(), probe: await swarm.profileProbe("start") } : null;
     for (let i = 0; i < SAMPLES; i++) {
       const host = probes[i % probes.length]!.name;
       // (Nearly) every agent back in its long poll, so this measures a wake-up, not a queue.
@@ -236,10 +256,13 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
       const heldBefore = (await stats(cp.url)).waitingPolls;
       const received = swarm.receipt(host);
       const queued = await swarm.enqueueFromProbe(cp.url, host);
-      // From when this process heard of the 202 (a fraction of a millisecond after it), polled: no reader asks for the entry meanwhile.
-      const inD1 = auditEntryInD1(dbPath, queued.commandId, now());
+      // From when this process heard of the 202 (a fraction of a millisecond after it), polled: no reader asks for the
+      // entry meanwhile. Polled once the agent has its command, not beside it: opening D1's file and reading it every
+      // millisecond took CPU on this shared machine while the poll's answer was still on its way (the entry is
+      // carried 100 ms after the commit, the command reaches the agent within a few).
+      const heardOf202 = now();
       const got = await received;
-      auditInD1.push(await inD1);
+      auditInD1.push(await auditEntryInD1(dbPath, queued.commandId, heardOf202));
       // The agent reports the command finished, then polls again: the next sample waits for that poll (a
       // second at most, as other polls come and go), or it would share workerd with this one's aftermath.
       const settledBy = now() + 1000;
@@ -259,6 +282,8 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         });
       }
     }
+
+    const cpuProfile = profiling ? await profilesOf(await profiling.isolates.stop(), await swarm.profileProbe("stop")) : null;
 
     progress("reports to the dashboard");
     // A changed report → the dashboard's WebSocket event for that host.
@@ -369,6 +394,7 @@ async function run(agentCount: number, cp: Workerd, measureIdle: boolean) {
         coordinator_storage_bytes: coordinatorStorageBytes,
         coordinator_storage_bytes_per_host: Math.round(coordinatorStorageBytes / agentCount),
         samples: SAMPLES,
+        ...(cpuProfile ? { cpu_profile: cpuProfile } : {}),
       },
       idle,
     };

@@ -21,6 +21,8 @@ export const FromParent = z.discriminatedUnion("type", [
   /** The admin's POST /api/hosts/:host/commands, sent from the probe process so one clock times it and the agent's receipt. */
   z.object({ type: z.literal("enqueue"), url: z.string(), host: z.string(), kind: z.string() }),
   z.object({ type: z.literal("counters") }),
+  /** A CPU profile of the client process (bench/cpu-profile.ts): started, then stopped and sent back. */
+  z.object({ type: z.literal("profile"), action: z.enum(["start", "stop"]) }),
   z.object({ type: z.literal("stop") }),
 ]);
 export type FromParent = z.infer<typeof FromParent>;
@@ -33,6 +35,8 @@ export const FromSwarm = z.discriminatedUnion("type", [
   z.object({ type: z.literal("bare"), ms: z.number().nullable(), error: z.string().optional() }),
   z.object({ type: z.literal("enqueued"), sent: z.number(), answered: z.number(), status: z.number(), json: z.unknown(), serverTiming: z.string().nullable() }),
   z.object({ type: z.literal("counters"), requests: z.number(), errors: z.number() }),
+  /** The profile asked for: started (null), or stopped (the DevTools Protocol's Profiler.Profile). */
+  z.object({ type: z.literal("profile"), profile: z.unknown() }),
 ]);
 export type FromSwarm = z.infer<typeof FromSwarm>;
 

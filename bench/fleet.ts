@@ -98,6 +98,7 @@ export class Swarm {
   private readonly counterReplies: Array<(counters: { requests: number; errors: number }) => void> = [];
   private readonly bareReplies: Array<(reply: Extract<FromSwarm, { type: "bare" }>) => void> = [];
   private readonly enqueueReplies: Array<(reply: Extract<FromSwarm, { type: "enqueued" }>) => void> = [];
+  private readonly profileReplies: Array<(profile: unknown) => void> = [];
 
   private constructor(children: ChildProcess[], probe: ChildProcess | null) {
     this.children = probe ? [...children, probe] : children;
@@ -110,6 +111,7 @@ export class Swarm {
         else if (message.type === "counters") this.counterReplies.shift()?.(message);
         else if (message.type === "bare") this.bareReplies.shift()?.(message);
         else if (message.type === "enqueued") this.enqueueReplies.shift()?.(message);
+        else if (message.type === "profile") this.profileReplies.shift()?.(message.profile);
       });
     }
   }
@@ -161,6 +163,14 @@ export class Swarm {
     const reply = new Promise<Extract<FromSwarm, { type: "enqueued" }>>((resolve) => this.enqueueReplies.push(resolve));
     this.probe.send({ type: "enqueue", url, host, kind } satisfies FromParent);
     return enqueueAnswer(host, await reply);
+  }
+
+  /** Starts a CPU profile of the probe process, or stops it and returns it (the DevTools Protocol's Profiler.Profile). */
+  async profileProbe(action: "start" | "stop"): Promise<unknown> {
+    if (!this.probe) throw new Error("a profile of the probe process needs a swarm started with probes");
+    const reply = new Promise<unknown>((resolve) => this.profileReplies.push(resolve));
+    this.probe.send({ type: "profile", action } satisfies FromParent);
+    return reply;
   }
 
   /** One bare round trip to `url` (a GET) from the probe process, timed as its agents' polls are: ms. */

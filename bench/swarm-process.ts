@@ -14,8 +14,10 @@
  * the ratio divides by, all with the same client: a dispatch and its baseline are timed by one quiet
  * event loop on one clock.
  */
+import { Session } from "node:inspector/promises";
 import { Agent, request as undiciRequest } from "undici";
 import { PROTOCOL_VERSION, PollResponse } from "../common/protocol.ts";
+import { SAMPLING_INTERVAL_US } from "./cpu-profile.ts";
 import { benchReport, FromParent, serverMark, type FromSwarm } from "./fleet-protocol.ts";
 
 /**
@@ -124,6 +126,20 @@ async function agentLoop(url: string, name: string, token: string, session: stri
   }
 }
 
+const inspector = new Session();
+async function profile(action: "start" | "stop"): Promise<unknown> {
+  if (action === "start") {
+    inspector.connect();
+    await inspector.post("Profiler.enable");
+    await inspector.post("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+    await inspector.post("Profiler.start");
+    return null;
+  }
+  const { profile } = await inspector.post("Profiler.stop");
+  inspector.disconnect();
+  return profile;
+}
+
 process.on("message", (raw) => {
   const message = FromParent.parse(raw);
   switch (message.type) {
@@ -159,6 +175,9 @@ process.on("message", (raw) => {
     }
     case "counters":
       return send({ type: "counters", requests, errors });
+    case "profile":
+      void profile(message.action).then((result) => send({ type: "profile", profile: result }));
+      return;
     case "stop":
       running = false;
       void dispatcher.destroy().finally(() => process.exit(0));

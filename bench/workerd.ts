@@ -27,6 +27,7 @@ import { promisify } from "node:util";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare, type V4DurableObject } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { z } from "zod";
+import { DevToolsSession, startProfile, stopProfile, type CpuProfile } from "./cpu-profile.ts";
 import { DEVELOPMENT_SETTINGS_ENCRYPTION_KEY } from "../scripts/dev-settings-key.mjs";
 import { wranglerEnv } from "../test/support/control-plane.ts";
 import { isolatedWranglerConfig } from "../test/support/isolated-wrangler-config.ts";
@@ -60,6 +61,8 @@ export interface Workerd {
   coordinatorStorageBytes(): Promise<number>;
   /** The coordinator's SQLite database file, for a reader to count its rows (bench/soak.ts). */
   coordinatorDatabase(): Promise<string>;
+  /** Starts a CPU profile of the Worker's isolate, the objects' and Miniflare's entry worker's; `stop` ends them, by name. */
+  profileIsolates(): Promise<{ stop(): Promise<Record<string, CpuProfile>> }>;
   stop(): Promise<void>;
 }
 
@@ -77,8 +80,12 @@ const DurableObjectBindings = z.record(z.string(), z.union([z.string(), z.looseO
 const InspectorTargets = z.array(z.object({ id: z.string(), webSocketDebuggerUrl: z.string() }));
 const HeapUsage = z.object({ result: z.object({ usedSize: z.number(), totalSize: z.number() }) });
 
-/** Chrome DevTools Protocol calls, one after another, on a fresh connection to the target; the last one's answer. */
-async function inspect(url: string, methods: string[], nudge: () => Promise<unknown>): Promise<unknown> {
+/**
+ * Chrome DevTools Protocol calls, one after another, on a fresh connection to the target; the last one's answer.
+ * `nudge` (a request that runs the isolate, which reads its inspector's messages then) is sent with each call and
+ * every second until it is answered.
+ */
+async function inspect(url: string, methods: string[], nudge: () => Promise<unknown>, timeoutMs = 20_000): Promise<unknown> {
   const socket = new WebSocket(url);
   try {
     await new Promise((resolve, reject) => {
@@ -87,15 +94,9 @@ async function inspect(url: string, methods: string[], nudge: () => Promise<unkn
     });
     let answer: unknown = null;
     for (const [index, method] of methods.entries()) {
+      const nudging = setInterval(() => void nudge().catch(() => undefined), 1000);
       answer = await new Promise((resolve, reject) => {
-        // A request for the isolate gets it to take the message; once was not always enough (the heap
-        // after a 1,000-agent run went unanswered for 60 s at load 15), so again every second until it answers.
-        const poke = () => void nudge().catch(() => undefined);
-        const nudging = setInterval(poke, 1000);
-        const timer = setTimeout(() => {
-          clearInterval(nudging);
-          reject(new Error(`inspector: no answer to ${method} within 60 s`));
-        }, 60_000);
+        const timer = setTimeout(() => reject(new Error(`inspector: no answer to ${method} within ${timeoutMs / 1000} s`)), timeoutMs);
         socket.addEventListener("message", function listener(message) {
           const data = JSON.parse(String(message.data)) as { id?: number };
           if (data.id !== index + 1) return;
@@ -105,8 +106,8 @@ async function inspect(url: string, methods: string[], nudge: () => Promise<unkn
           resolve(data);
         });
         socket.send(JSON.stringify({ id: index + 1, method, params: {} }));
-        poke();
-      });
+        void nudge().catch(() => undefined);
+      }).finally(() => clearInterval(nudging));
     }
     return answer;
   } finally {
@@ -190,8 +191,17 @@ export async function startWorkerd(options: { vars?: Record<string, string>; fro
     fronts,
     stateDir,
     async objectsHeap() {
-      const usage = HeapUsage.parse(await inspect(objectsTarget.webSocketDebuggerUrl, ["HeapProfiler.collectGarbage", "Runtime.getHeapUsage"], () => fetch(`${workerdUrl}/api/stats`).then((r) => r.text()))).result;
-      return { used_bytes: usage.usedSize, total_bytes: usage.totalSize };
+      // A fresh connection when one goes unanswered: on a loaded machine some runs lost the answer to
+      // collectGarbage for a whole minute on one connection (how, unknown), and one miss cost the run.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const usage = HeapUsage.parse(await inspect(objectsTarget.webSocketDebuggerUrl, ["HeapProfiler.collectGarbage", "Runtime.getHeapUsage"], () => fetch(`${workerdUrl}/api/stats`).then((r) => r.text()))).result;
+          return { used_bytes: usage.usedSize, total_bytes: usage.totalSize };
+        } catch (error) {
+          if (attempt === 3) throw error;
+          console.error(`  the objects' heap: ${error instanceof Error ? error.message : String(error)}; asking again on a fresh connection`);
+        }
+      }
     },
     rssBytes: () => rssOf(pid),
     cpuSeconds: () => cpuSecondsOf(pid),
@@ -206,6 +216,27 @@ export async function startWorkerd(options: { vars?: Record<string, string>; fro
       const databases = (await readdir(doDir)).filter((name) => name.endsWith(".sqlite") && !name.startsWith("metadata"));
       if (databases.length !== 1) throw new Error(`expected one coordinator database in ${doDir}, found ${databases.join(", ") || "none"}`);
       return join(doDir, databases[0]!);
+    },
+    async profileIsolates() {
+      const nudge = () => fetch(`${workerdUrl}/api/stats`).then((r) => r.text());
+      const sessions = await Promise.all(
+        targets.filter((target) => target.id.startsWith("core:user:") || target.id === "core:entry").map(async (target) => {
+          const session = await DevToolsSession.open(target.webSocketDebuggerUrl);
+          const nudged = { call: (method: string, params?: Record<string, unknown>) => session.call(method, params, nudge) };
+          await startProfile(nudged);
+          return { name: target.id.replace(/^core:user:/, ""), session: nudged, close: () => session.close() };
+        }),
+      );
+      return {
+        async stop() {
+          const profiles: Record<string, CpuProfile> = {};
+          for (const { name, session, close } of sessions) {
+            profiles[name] = await stopProfile(session);
+            close();
+          }
+          return profiles;
+        },
+      };
     },
     async stop() {
       await Promise.all(fronts.map((front) => front.stop()));

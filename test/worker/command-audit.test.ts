@@ -7,6 +7,9 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
+import { CommandView } from "../../common/protocol.ts";
+import { Dispatch } from "../../worker/coordinator/dispatch.ts";
+import { AUDIT_CARRY_DELAY_MS } from "../../worker/coordinator/outbox.ts";
 import { api, createHost, queueCommand } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
@@ -124,5 +127,29 @@ describe("a person's command and its audit entry", () => {
     await runDurableObjectAlarm(stub());
     await until(async () => expect(await pendingAudit()).toEqual([]));
     expect((await d1Entries(hosts)).map((row) => row.effect_key)).toEqual(keys);
+  });
+  it("a queued command's step asks no clock before its answer: the alarm rings for the entry, then arbitrates the command's deadline", async () => {
+    await createHost("audit-alarm");
+    // Nothing else under way: earlier tests' entries carried, so no other run asks the clocks meanwhile.
+    await until(async () => expect(await pendingAudit()).toEqual([]));
+    const asked = vi.spyOn(Dispatch.prototype, "nextWakeAt");
+    try {
+      const before = Date.now();
+      const res = await queueCommand("audit-alarm", "refresh");
+      expect(res.status).toBe(202);
+      expect(asked).not.toHaveBeenCalled();
+      const ringsAt = await runInDurableObject(stub(), (_instance, state) => state.storage.getAlarm());
+      expect(ringsAt).toBeGreaterThanOrEqual(before + AUDIT_CARRY_DELAY_MS);
+      expect(ringsAt).toBeLessThanOrEqual(Date.now() + AUDIT_CARRY_DELAY_MS);
+
+      await until(async () => expect(await pendingAudit()).toEqual([]));
+      expect(asked).toHaveBeenCalled();
+      const command = CommandView.parse((await stub().getCommand(Queued.parse(await res.json()).command.id)) ?? null);
+      const next = await runInDurableObject(stub(), (_instance, state) => state.storage.getAlarm());
+      expect(next).toBeGreaterThan(ringsAt ?? Number.POSITIVE_INFINITY);
+      expect(next).toBeLessThanOrEqual(Date.parse(command.expiresAt));
+    } finally {
+      asked.mockRestore();
+    }
   });
 });

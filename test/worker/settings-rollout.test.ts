@@ -5,6 +5,9 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { RolloutPlanView, SettingsResponse, type Settings } from "../../common/protocol.ts";
+import { SettingsCopy } from "../../worker/coordinator/settings-copy.ts";
+import { openDatabase } from "../../worker/db/client.ts";
+import { settingsFromVars } from "../../worker/settings.ts";
 import { agentFetch, api, createHost, pollBody, sampleReport } from "./helpers.ts";
 
 const COMMIT = "c".repeat(40);
@@ -25,6 +28,15 @@ async function save(change: (s: Settings) => Settings): Promise<Settings> {
 }
 
 describe("rollouts and the stored settings", () => {
+  it("with no copy saved yet, a step's settings are the vars', derived once for the object's life rather than on every call", async () => {
+    await runInDurableObject(env.COORDINATOR.getByName("fleet"), async (_instance, state) => {
+      const copy = new SettingsCopy(state.storage, env, openDatabase(env.DB));
+      const first = copy.current();
+      expect(first).toEqual(settingsFromVars(env));
+      expect(copy.current()).toBe(first);
+    });
+  });
+
   it("a stored canary count and wave size change the rollout plan", async () => {
     for (const [i, name] of HOSTS.entries()) {
       const { token } = await createHost(name);

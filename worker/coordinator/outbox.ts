@@ -56,8 +56,8 @@ export class Outbox {
   private again = false;
   /** Written since the shell last asked, due now: the shell starts a run. */
   private written = false;
-  /** Written since the shell last asked, due later (an audit entry): the shell sets the alarm for it. */
-  private deferred = false;
+  /** The earliest effect written since the shell last asked that is due later (an audit entry): the shell sets the alarm for it. */
+  private deferredAt: number | null = null;
 
   private readonly store: OutboxStore;
 
@@ -73,16 +73,20 @@ export class Outbox {
 
   add(effect: Effect): void {
     const delay = effect.type === "audit" ? AUDIT_CARRY_DELAY_MS : 0;
-    this.store.put(effectKey(effect), JSON.stringify(effect), this.now() + delay);
+    const dueAt = this.now() + delay;
+    this.store.put(effectKey(effect), JSON.stringify(effect), dueAt);
     if (delay === 0) this.written = true;
-    else this.deferred = true;
+    else this.deferredAt = Math.min(this.deferredAt ?? dueAt, dueAt);
   }
 
-  /** What was written since the last call: effects due now (the shell starts a run), later (it sets the alarm), or none. */
-  takeWritten(): "now" | "later" | null {
-    const written = this.written ? "now" : this.deferred ? "later" : null;
+  /**
+   * What was written since the last call: effects due now ("now": the shell starts a run), the earliest
+   * moment one written for later is due (the shell has the alarm ring by then), or none.
+   */
+  takeWritten(): "now" | number | null {
+    const written = this.written ? "now" : this.deferredAt;
     this.written = false;
-    this.deferred = false;
+    this.deferredAt = null;
     return written;
   }
 

@@ -203,7 +203,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.outbox.add(auditEffect(Date.now(), by.actor, entry.action, hostName, entry.details, { result: entry.result, role: by.role }));
       return step(queued);
     });
-    // The entry written, the step's run has the alarm arbitrated again: for the entry and the command's deadline.
+    // The entry written, the step's run has the alarm ring for it, which then arbitrates the command's deadline too.
     return outcome;
   }
 
@@ -406,7 +406,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const value = this.reactions.run(body);
     const written = this.outbox.takeWritten();
     if (written === "now") this.ctx.waitUntil(Promise.resolve().then(() => this.carryOutEffects()));
-    else if (written === "later") this.ctx.waitUntil(this.scheduleAlarm());
+    // Soon (an audit entry, 100 ms): the alarm rings by then and arbitrates the clocks the step moved.
+    else if (written !== null) this.ctx.waitUntil(this.alarmClock.ringBy(written));
     return value;
   }
 
