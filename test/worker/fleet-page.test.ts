@@ -5,7 +5,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FIRST_ROWS } from "../../common/fleet-table.ts";
 import type { HostView } from "../../common/protocol.ts";
-import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, fleetPageHtml } from "../../worker/fleet-page.ts";
+import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, TABLE_END_ID, TABLE_RENDER_BLOCK, fleetPageHtml } from "../../worker/fleet-page.ts";
 import { api, createHost } from "./helpers.ts";
 
 const page = (host = "localhost") => exports.default.fetch(new Request(`http://${host}/`, { headers: { accept: "text/html", host } }));
@@ -47,6 +47,10 @@ describe("the fleet page", () => {
     // The blocks the components' fleet page has above its table, counted from the same fleet.
     expect(html).toContain("2 hosts · 0 online");
     expect(html).toContain("Reboot needed (0)");
+    // The first frame waits for the table: the render-blocking link names the element right after it.
+    expect(html).toContain(TABLE_RENDER_BLOCK);
+    expect(html.indexOf(`id="${TABLE_END_ID}"`)).toBeGreaterThan(html.lastIndexOf('data-host="'));
+    expect(html.indexOf(`id="${TABLE_END_ID}"`)).toBeLessThan(html.indexOf(`id="${FLEET_ANSWER_ID}"`));
 
     const template = '<html><body><nf-app>Loading NixFleet…</nf-app></body></html>';
     const rendered = fleetPageHtml(template, { hosts: [{ ...fleet.hosts[0]!, name: hostile, diskLow: hostile }] }, JSON.stringify({ hosts: [{ name: hostile }] }), Date.now())!;
