@@ -183,3 +183,6 @@ export function formatBytes(bytes: number): string {
   const text = unit === 0 || value >= 10 ? String(Math.round(value)) : value.toFixed(1).replace(/\.0$/, "");
   return `${text} ${BYTE_UNITS[unit]}`;
 }
+
+/** The banner over every page of a control plane without Access: the components' (ui/nf-app.ts) and the fleet page's (worker/fleet-page.ts). */
+export const DEVELOPMENT_MODE_WARNING = { headline: "development mode — no authentication.", detail: "Anyone who can reach this port controls the fleet." } as const;

@@ -5,6 +5,7 @@ import { DashboardApi } from "./data/api.ts";
 import type { FleetState } from "./data/fleet-state.ts";
 import { FleetStore, loadedOnStart } from "./data/store.ts";
 import { sharedStyles } from "./styles/shared.ts";
+import { DEVELOPMENT_MODE_WARNING } from "../common/text.ts";
 import { NfLazyPage, preloadPage, type PageLoader } from "./components/nf-lazy-page.ts";
 import "./panels/nf-fleet-panel.ts";
 
@@ -47,8 +48,11 @@ export class NfApp extends LitElement {
   private declare _now: number;
   private declare _notices: Notice[];
   private readonly _store = new FleetStore({
-    // The fleet answer GET / wrote into the page with the table (worker/fleet-page.ts's FLEET_ANSWER_ID).
-    api: new DashboardApi({ pageFleet: document.getElementById("nf-fleet-answer")?.textContent ?? null }),
+    // The answers GET / wrote into the page with the table (worker/fleet-page.ts's FLEET_ANSWER_ID, HEALTH_ANSWER_ID).
+    api: new DashboardApi({
+      pageFleet: document.getElementById("nf-fleet-answer")?.textContent ?? null,
+      pageHealth: document.getElementById("nf-health-answer")?.textContent ?? null,
+    }),
     connect: (handlers) =>
       loadedOnStart(() => import("./data/events.ts").then(({ EventStream, eventsUrl }) => new EventStream({ url: eventsUrl(location), ...handlers }))),
     // The task after the frame that first shows the fleet (the table renders in the microtasks after it is applied).
@@ -262,7 +266,7 @@ export class NfApp extends LitElement {
     const connection = state?.connection ?? "connecting";
     return html`
       ${state?.health?.auth === "development"
-        ? html`<section class="dev" aria-label="Development mode"><strong>development mode — no authentication.</strong> Anyone who can reach this port controls the fleet.</section>`
+        ? html`<section class="dev" aria-label="Development mode"><strong>${DEVELOPMENT_MODE_WARNING.headline}</strong> ${DEVELOPMENT_MODE_WARNING.detail}</section>`
         : nothing}
       <header>
         <div class="bar">

@@ -237,7 +237,8 @@ describeWithBrowser("fleet page in Chromium", () => {
   });
 
   it("says it is in development mode when the control plane has no Access", async () => {
-    await page.getByText("development mode — no authentication.").waitFor();
+    // By role: the page GET / wrote has the same banner, hidden once the components show theirs.
+    await page.getByRole("region", { name: "Development mode" }).getByText("development mode — no authentication.").waitFor();
   });
 
   it("follows the system's light or dark preference", async () => {

@@ -67,9 +67,57 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
     }));
     for (const at of seen.fleetAsked) expect(at).toBeGreaterThan(seen.rendered);
     // Live: connected to the control plane's events, and the rows answer.
-    await expect.poll(() => page.locator("nf-app .connection").textContent()).toContain("live");
+    await page.locator("nf-app .connection.live").waitFor();
     await page.getByRole("checkbox", { name: `Select ${hostName(0)}` }).check();
     await expect.poll(() => fleetRow(page, hostName(0)).getAttribute("class")).toContain("selected");
     expect(session.errors).toEqual([]);
+  });
+
+  it("paints the page it comes with first with its whole table, laid out as the components lay out theirs: the table does not move in any frame when they take over, and nothing shifts", async () => {
+    // A page of its own: the recorder below is installed before the page's own scripts, for every frame from the first
+    // (an animation frame callback runs once per frame the page renders).
+    const page = await session.context.newPage();
+    try {
+      await page.addInitScript(() => {
+        const seen: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null }[] } = { shifts: 0, frames: [] };
+        Object.assign(window, { nfLayout: seen });
+        new PerformanceObserver((list) => {
+          for (const entry of list.getEntries()) {
+            const shift = entry as PerformanceEntry & { value: number; hadRecentInput: boolean };
+            if (!shift.hadRecentInput) seen.shifts += shift.value;
+          }
+        }).observe({ type: "layout-shift", buffered: true });
+        // Where the table on screen is in each frame: the written one until nf-app is defined, the components' after.
+        const frame = () => {
+          const app = document.querySelector("nf-app");
+          const live = customElements.get("nf-app") !== undefined;
+          const table = live
+            ? (app?.shadowRoot?.querySelector("nf-fleet-panel")?.shadowRoot?.querySelector("nf-fleet-table")?.shadowRoot?.querySelector("[role=table]") ?? null)
+            : (app?.querySelector(":scope > .first-table [role=table]") ?? null);
+          const top = (element: Element | null | undefined) => (element ? element.getBoundingClientRect().top : null);
+          const rows = table?.querySelectorAll("[data-host]") ?? [];
+          seen.frames.push({ live, rows: rows.length, table: top(table), tenthRow: top(rows[9]) });
+          requestAnimationFrame(frame);
+        };
+        requestAnimationFrame(frame);
+      });
+      await page.goto(dashboard.url);
+      await fleetRow(page, hostName(HOSTS - 1)).waitFor();
+      // A few frames with the live table on screen, so that a late block (the banner, the summary) would be seen.
+      await page.waitForFunction(() => (window as unknown as { nfLayout: { frames: { live: boolean }[] } }).nfLayout.frames.filter((f) => f.live).length >= 5);
+      const seen = await page.evaluate(() => (window as unknown as { nfLayout: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null }[] } }).nfLayout);
+      // The page's first frame waits for its table (worker/fleet-page.ts's TABLE_RENDER_BLOCK): it already holds every written row.
+      const [first] = seen.frames;
+      expect(first).toMatchObject({ live: false, rows: FIRST_ROWS });
+      expect(first!.table).toBeGreaterThan(0);
+      for (const frame of seen.frames) {
+        expect(frame.table, `a frame ${frame.live ? "of the components" : "of the written page"} without its table`).not.toBeNull();
+        expect(Math.abs(frame.table! - first!.table!), `the table moved by ${frame.table! - first!.table!} px`).toBeLessThanOrEqual(1);
+        expect(Math.abs(frame.tenthRow! - first!.tenthRow!), `the tenth row moved by ${frame.tenthRow! - first!.tenthRow!} px`).toBeLessThanOrEqual(1);
+      }
+      expect(seen.shifts).toBeLessThan(0.01);
+    } finally {
+      await page.close();
+    }
   });
 });

@@ -33,6 +33,16 @@ describe("DashboardApi", () => {
     expect(fleet.hosts[0]?.compartments.git.stale).toBe(false);
   });
 
+  it("takes the health answer the page came with for its first health() without asking, and asks for the next", async () => {
+    const carried = { ok: true, version: "0.1.0", protocol: 1, auth: "development" };
+    server.on("GET /api/health", { json: { ...carried, auth: "access" } });
+    const fromPage = new DashboardApi({ baseUrl: server.url, pageHealth: JSON.stringify(carried) });
+    expect((await fromPage.health()).auth).toBe("development");
+    expect(server.count("GET /api/health")).toBe(0);
+    expect((await fromPage.health()).auth).toBe("access");
+    expect(server.count("GET /api/health")).toBe(1);
+  });
+
   it("turns the worker's error body into an ApiError with its status, code and message", async () => {
     server.on("POST /api/hosts/alpha/commands", {
       status: 409,

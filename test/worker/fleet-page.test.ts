@@ -5,15 +5,15 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FIRST_ROWS } from "../../common/fleet-table.ts";
 import type { HostView } from "../../common/protocol.ts";
-import { FLEET_ANSWER_ID, fleetPageHtml } from "../../worker/fleet-page.ts";
+import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, TABLE_END_ID, TABLE_RENDER_BLOCK, fleetPageHtml } from "../../worker/fleet-page.ts";
 import { api, createHost } from "./helpers.ts";
 
 const page = (host = "localhost") => exports.default.fetch(new Request(`http://${host}/`, { headers: { accept: "text/html", host } }));
 
-/** The fleet answer the page carries, read back the way the browser does (the data block's text, JSON). */
-function carriedAnswer(html: string): unknown {
-  const text = new RegExp(`<script type="application/json" id="${FLEET_ANSWER_ID}">([\\s\\S]*?)</script>`).exec(html)?.[1];
-  expect(text, "the page carries no fleet answer").toBeDefined();
+/** An answer the page carries (the fleet's by default), read back the way the browser does (the data block's text, JSON). */
+function carriedAnswer(html: string, id = FLEET_ANSWER_ID): unknown {
+  const text = new RegExp(`<script type="application/json" id="${id}">([\\s\\S]*?)</script>`).exec(html)?.[1];
+  expect(text, `the page carries no ${id}`).toBeDefined();
   return JSON.parse(text!);
 }
 
@@ -39,6 +39,18 @@ describe("the fleet page", () => {
     for (const name of ["web-1", "db-2"]) expect(html).toContain(`data-host="${name}"`);
     expect(html).toMatch(/<script type="module" src="\/chunks\/first-paint-\w+\.js"><\/script>/);
     expect(html).not.toContain('rel="preload" href="/api/hosts"');
+    // The health answer rides along (it decides the banner the components show above the table), and the page
+    // writes the same banner: this control plane has no Access, so it is in development mode.
+    expect(carriedAnswer(html, HEALTH_ANSWER_ID)).toEqual(await (await api("/api/health")).json());
+    expect(html).not.toContain('rel="preload" href="/api/health"');
+    expect(html).toContain('<section class="dev" aria-label="Development mode">');
+    // The blocks the components' fleet page has above its table, counted from the same fleet.
+    expect(html).toContain("2 hosts · 0 online");
+    expect(html).toContain("Reboot needed (0)");
+    // The first frame waits for the table: the render-blocking link names the element right after it.
+    expect(html).toContain(TABLE_RENDER_BLOCK);
+    expect(html.indexOf(`id="${TABLE_END_ID}"`)).toBeGreaterThan(html.lastIndexOf('data-host="'));
+    expect(html.indexOf(`id="${TABLE_END_ID}"`)).toBeLessThan(html.indexOf(`id="${FLEET_ANSWER_ID}"`));
 
     const template = '<html><body><nf-app>Loading NixFleet…</nf-app></body></html>';
     const rendered = fleetPageHtml(template, { hosts: [{ ...fleet.hosts[0]!, name: hostile, diskLow: hostile }] }, JSON.stringify({ hosts: [{ name: hostile }] }), Date.now())!;

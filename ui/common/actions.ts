@@ -4,20 +4,9 @@
  */
 import { EXCLUSIVE_COMMAND_KINDS, type CommandKind, type CommandState, type CommandView, type Compartment } from "../../common/protocol.ts";
 import { isActiveCommand } from "../../common/commands.ts";
+import { BULK_KINDS, COMMAND_LABELS } from "../../common/command-labels.ts";
 
-export const COMMAND_LABELS: Record<CommandKind, string> = {
-  pull: "Pull",
-  switch: "Switch",
-  "pull-switch": "Pull + Switch",
-  test: "Run tests",
-  rollback: "Rollback system",
-  stop: "Stop",
-  "restart-agent": "Restart agent",
-  refresh: "Refresh report",
-  build: "Build a commit",
-  gc: "Collect garbage",
-  reboot: "Reboot",
-};
+export { BULK_KINDS, COMMAND_LABELS };
 
 /** What each action does, for the menu's second line. */
 export const COMMAND_HINTS: Record<CommandKind, string> = {
@@ -36,9 +25,6 @@ export const COMMAND_HINTS: Record<CommandKind, string> = {
 
 /** The kinds a compartment menu offers, before the suggested one is moved to the front. */
 export const MENU_KINDS: readonly CommandKind[] = ["pull", "switch", "pull-switch", "test", "rollback", "stop", "restart-agent"];
-
-/** The kinds offered for many hosts at once. */
-export const BULK_KINDS: readonly CommandKind[] = ["pull", "switch", "pull-switch", "test"];
 
 /** Commands that take a host backwards ask first. */
 export function needsConfirmation(kind: CommandKind): boolean {

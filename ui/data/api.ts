@@ -56,6 +56,8 @@ export interface ApiOptions {
    * instead of asking, so the first table renders in the task that defines the components.
    */
   pageFleet?: string | null;
+  /** The health answer the page came with (the same page): the first health() takes it, so the banner is in that task too. */
+  pageHealth?: string | null;
 }
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -66,16 +68,21 @@ export class DashboardApi {
   /** The last fleet answer: the same text again (the resynchronising refetch on connect, mostly) needs no second parse. */
   private lastFleet: { text: string; fleet: FleetResponse } | null = null;
   private pageFleet: string | null;
+  private pageHealth: string | null;
 
   constructor(options: ApiOptions = {}) {
     this.baseUrl = (options.baseUrl ?? "").replace(/\/+$/, "");
     // Browsers refuse a fetch called with another `this`.
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.pageFleet = options.pageFleet ?? null;
+    this.pageHealth = options.pageHealth ?? null;
   }
 
   health() {
+    const answered = this.pageHealth ?? undefined;
+    this.pageHealth = null;
     return this.request(schemaNamed("HealthResponse"), "GET", "/api/health", undefined, {
+      answered,
       checked: (json) => (answerChecks.health?.(json) ? (json as HealthResponse) : undefined),
     });
   }

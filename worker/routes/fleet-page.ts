@@ -6,12 +6,13 @@ import { ApiError } from "../errors.ts";
 import { loadFleet } from "../fleet.ts";
 import { fleetPageHtml } from "../fleet-page.ts";
 import { mark } from "../server-timing.ts";
+import { healthAnswer } from "./health.ts";
 
 /** Written by scripts/build-ui.mjs beside index.html: the page with its module as a file (why: there). */
 export const FLEET_PAGE_TEMPLATE = "/fleet-page.html";
 
 /**
- * GET /: the dashboard's page with the fleet table and the fleet answer in it (worker/fleet-page.ts), for
+ * GET /: the dashboard's page with the fleet table, the fleet answer and the health answer in it (worker/fleet-page.ts), for
  * an identity that may read `GET /api/hosts`. Anyone else, or a build without the template, gets the static
  * page as every other dashboard path does: it asks the API itself, which says what is wrong. The price is
  * that the page waits for the fleet read (D1 and the coordinator) before its first byte
@@ -30,7 +31,10 @@ export const fleetPage = new Hono<AppEnv>().get("/", async (c) => {
   if (!allowed) return staticPage();
   const [template, fleet] = await Promise.all([c.env.ASSETS.fetch(new URL(FLEET_PAGE_TEMPLATE, c.req.url)), loadFleet(c.env, c.get("db"))]);
   mark(c, "fleet-loaded");
-  const page = template.ok ? fleetPageHtml(await template.text(), fleet, JSON.stringify(fleet), Date.now()) : null;
+  const health = healthAnswer(c.env);
+  const page = template.ok
+    ? fleetPageHtml(await template.text(), fleet, JSON.stringify(fleet), Date.now(), { json: JSON.stringify(health), context: { development: health.auth === "development" } })
+    : null;
   if (page === null) return staticPage();
   const headers = new Headers(template.headers);
   for (const name of ["etag", "content-length", "content-encoding", "last-modified"]) headers.delete(name);
