@@ -356,6 +356,9 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     expect(res.status, await res.clone().text()).toBe(200);
   };
   const fleetTargetReads = async () => z.object({ counters: z.object({ fleetTargetReads: z.number() }) }).parse(await (await api("/api/stats")).json()).counters.fleetTargetReads;
+  const judgements = async () => z.object({ counters: z.object({ hostJudgements: z.number(), rechecksMoot: z.number() }) }).parse(await (await api("/api/stats")).json()).counters;
+  /** Re-checks after a command's end still waiting in the coordinator's outbox. */
+  const pendingRechecks = () => runInDurableObject(stub(), (_instance, state) => Number(state.storage.sql.exec("SELECT count(*) AS n FROM outbox WHERE key LIKE 'health:%'").one().n));
 
   beforeAll(async () => {
     before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
@@ -368,7 +371,7 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     await saveSettings({ ...SettingsResponse.parse(await (await api("/api/settings")).json()).settings, rollout: before.rollout });
   });
 
-  it("ten hosts of a wave ending at the same moment are all judged by their ends, the fleet's target read from D1 once for all ten", async () => {
+  it("ten hosts of a wave ending at the same moment are each judged once, by their ends (the re-checks the ends leave find them judged), the fleet's target read from D1 once for all ten", async () => {
     const agents = await fleet("burst", 10, -1);
     const commit = sha(0x30);
     const view = await deploy({ commit, hosts: agents.map((a) => a.name) });
@@ -392,6 +395,9 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     // GitHub's state changed: the coordinator's copy is dropped, so the ten ends below need one read.
     await stub().notify({ type: "repo" });
     const readsBefore = await fleetTargetReads();
+    // Nothing else re-judged meanwhile: the earlier tests' re-checks are carried out.
+    await eventually("the earlier re-checks carried out", async () => (await pendingRechecks()) === 0);
+    const judgedBefore = await judgements();
     const ends = await Promise.all(
       agents.map((agent, i) =>
         agentFetch(agent.token, `/commands/${ids[i]}/events`, {
@@ -414,6 +420,11 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     const { hosts } = z.object({ hosts: z.array(HostView.pick({ name: true, report: true })) }).parse(await (await api("/api/hosts")).json());
     const burst = hosts.filter((h) => h.name.startsWith("burst-"));
     expect(burst.map((h) => [h.name, h.report?.repo.commit.value])).toEqual(agents.map((a) => [a.name, commit]));
+    // One verdict per end: each end wrote its host's durable re-check, which, carried after the verdict, finds it judged and judges nothing again.
+    await eventually("the ends' re-checks carried out", async () => (await pendingRechecks()) === 0);
+    const judgedAfter = await judgements();
+    expect(judgedAfter.rechecksMoot - judgedBefore.rechecksMoot).toBe(agents.length);
+    expect(judgedAfter.hostJudgements - judgedBefore.hostJudgements).toBe(agents.length);
   });
 
   it("a verdict after a push to main uses the new head: the copy of the target the coordinator held is dropped by the webhook", async () => {
