@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorBody, HostView, PollResponse, RolloutPlanView, RolloutView, SettingsResponse, type Report, type Settings } from "../../common/protocol.ts";
 import { openDatabase } from "../../worker/db/client.ts";
+import { RolloutStore } from "../../worker/db/coordinator/rollouts.ts";
 import { saveRepoState } from "../../worker/db/github.ts";
 import { eventually } from "../support/wait.ts";
 import { deliver, pushToMain, REPOSITORY, resetGitHubTables } from "./github-helpers.ts";
@@ -326,6 +327,32 @@ describe("a rollout through the real coordinator", () => {
     expect(hostState(after, "evict-1")).toBe("waiting");
     const history = await (await api("/api/hosts/evict-0/commands")).json<{ commands: { kind: string }[] }>();
     expect(history.commands.filter((c) => c.kind === "pull-switch")).toHaveLength(1);
+  });
+
+  it("a stored rollout read again unchanged is not parsed again, is handed out as a copy, and is parsed anew once its row changes", async () => {
+    const agents = await fleet("parsed", 2);
+    const view = await deploy({ commit: sha(0x40), hosts: agents.map((a) => a.name) });
+    await runInDurableObject(stub(), (_instance, state) => {
+      const store = new RolloutStore(state.storage.sql);
+      // Every unsettled rollout parsed once, this one among them.
+      const unsettled = store.unsettledRollouts();
+      expect(unsettled.map((stored) => stored.rollout.id)).toContain(view.id);
+      expect(store.parses).toBe(unsettled.length);
+      const first = store.rollout(view.id)!;
+      first.rollout.commit = sha(0x41);
+      first.context.deferred.push(agents[0]!.name);
+      const again = store.rollout(view.id)!;
+      expect(again.rollout.commit).toBe(sha(0x40));
+      expect(again.context.deferred).toEqual([]);
+      expect(store.unsettledRollouts().find((stored) => stored.rollout.id === view.id)).toEqual(again);
+      expect(store.parses).toBe(unsettled.length);
+      const body = String(state.storage.sql.exec("SELECT body FROM rollouts WHERE id = ?", view.id).one().body);
+      state.storage.sql.exec("UPDATE rollouts SET body = json_set(body, '$.commit', ?) WHERE id = ?", sha(0x42), view.id);
+      expect(store.rollout(view.id)!.rollout.commit).toBe(sha(0x42));
+      expect(store.parses).toBe(unsettled.length + 1);
+      state.storage.sql.exec("UPDATE rollouts SET body = ? WHERE id = ?", body, view.id);
+    });
+    await api(`/api/rollouts/${view.id}/cancel`, { method: "POST", json: {} });
   });
 
   it("lists rollouts newest first and pages with before", async () => {
