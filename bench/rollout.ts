@@ -16,6 +16,8 @@
  *  - each finished event's way (`finished_event_ms`): the agent's record of the end, its queue, the
  *    request to the Worker, the Worker's route, the coordinator and the answer back, from the agents'
  *    debug lines and the Worker's Server-Timing marks in them (SERVER_TIMING is on for this run);
+ *  - the coordinator's counts over the rollout (GET /api/stats): its command events, its verdicts on a host's
+ *    report, and the re-checks after an end that found the host judged already — counts no load moves;
  *  - the baseline: one request's round trip to the coordinator, timed while the rollout ran.
  * Writes bench/results/rollout.json.
  */
@@ -87,6 +89,7 @@ const { cp, emulator, agents, stop } = await startGitHubFleet({
   agentLogLevel: "debug",
 });
 const call = adminApi(cp.url);
+const Counters = z.object({ counters: z.object({ commandEvents: z.number(), hostJudgements: z.number(), rechecksMoot: z.number() }) });
 const until = eventuallyWith({ timeoutMs: 300_000, intervalMs: 100 });
 
 try {
@@ -110,6 +113,7 @@ try {
     return updatePrs.some((p) => p.number === pr.number && p.ciState === "success");
   });
 
+  const countsBefore = (await call(Counters, "/api/stats")).counters;
   console.error(`rollout benchmark: ${HOSTS} hosts, ${SWITCH_SECONDS} s per switch…`);
   const started = performance.now();
   const startedAt = Date.now();
@@ -124,6 +128,7 @@ try {
     return view.state === "succeeded" && view.done === HOSTS ? view : null;
   });
   const wallSeconds = (performance.now() - started) / 1000;
+  const countsAfter = (await call(Counters, "/api/stats")).counters;
 
   const commands = new Map<string, CommandView>();
   for (const name of names) {
@@ -199,6 +204,12 @@ try {
     wave_step_p50_ms: round(percentile(waveStep, 50)),
     wave_step_p99_ms: round(percentile(waveStep, 99)),
     wave_step_samples: waveStep.length,
+    /** From the merge request to every host passed: the coordinator's command events, its verdicts on a host's report, and the re-checks after an end that found the host judged. */
+    coordinator_counts: {
+      command_events: countsAfter.commandEvents - countsBefore.commandEvents,
+      host_judgements: countsAfter.hostJudgements - countsBefore.hostJudgements,
+      rechecks_moot: countsAfter.rechecksMoot - countsBefore.rechecksMoot,
+    },
     /** The baseline in the same run: one admin request's round trip to the coordinator (GET the rollout), while the rollout ran. */
     baseline_round_trip_ms: { p50: round(percentile(roundTrips, 50)), p99: round(percentile(roundTrips, 99)), samples: roundTrips.length },
     /**

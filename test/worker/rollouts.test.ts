@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorBody, HostView, PollResponse, RolloutPlanView, RolloutView, SettingsResponse, type Report, type Settings } from "../../common/protocol.ts";
 import { openDatabase } from "../../worker/db/client.ts";
+import { RolloutStore } from "../../worker/db/coordinator/rollouts.ts";
 import { saveRepoState } from "../../worker/db/github.ts";
 import { eventually } from "../support/wait.ts";
 import { deliver, pushToMain, REPOSITORY, resetGitHubTables } from "./github-helpers.ts";
@@ -328,6 +329,32 @@ describe("a rollout through the real coordinator", () => {
     expect(history.commands.filter((c) => c.kind === "pull-switch")).toHaveLength(1);
   });
 
+  it("a stored rollout read again unchanged is not parsed again, is handed out as a copy, and is parsed anew once its row changes", async () => {
+    const agents = await fleet("parsed", 2);
+    const view = await deploy({ commit: sha(0x40), hosts: agents.map((a) => a.name) });
+    await runInDurableObject(stub(), (_instance, state) => {
+      const store = new RolloutStore(state.storage.sql);
+      // Every unsettled rollout parsed once, this one among them.
+      const unsettled = store.unsettledRollouts();
+      expect(unsettled.map((stored) => stored.rollout.id)).toContain(view.id);
+      expect(store.parses).toBe(unsettled.length);
+      const first = store.rollout(view.id)!;
+      first.rollout.commit = sha(0x41);
+      first.context.deferred.push(agents[0]!.name);
+      const again = store.rollout(view.id)!;
+      expect(again.rollout.commit).toBe(sha(0x40));
+      expect(again.context.deferred).toEqual([]);
+      expect(store.unsettledRollouts().find((stored) => stored.rollout.id === view.id)).toEqual(again);
+      expect(store.parses).toBe(unsettled.length);
+      const body = String(state.storage.sql.exec("SELECT body FROM rollouts WHERE id = ?", view.id).one().body);
+      state.storage.sql.exec("UPDATE rollouts SET body = json_set(body, '$.commit', ?) WHERE id = ?", sha(0x42), view.id);
+      expect(store.rollout(view.id)!.rollout.commit).toBe(sha(0x42));
+      expect(store.parses).toBe(unsettled.length + 1);
+      state.storage.sql.exec("UPDATE rollouts SET body = ? WHERE id = ?", body, view.id);
+    });
+    await api(`/api/rollouts/${view.id}/cancel`, { method: "POST", json: {} });
+  });
+
   it("lists rollouts newest first and pages with before", async () => {
     const res = await api("/api/rollouts?limit=2");
     expect(res.status).toBe(200);
@@ -356,6 +383,9 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     expect(res.status, await res.clone().text()).toBe(200);
   };
   const fleetTargetReads = async () => z.object({ counters: z.object({ fleetTargetReads: z.number() }) }).parse(await (await api("/api/stats")).json()).counters.fleetTargetReads;
+  const judgements = async () => z.object({ counters: z.object({ hostJudgements: z.number(), rechecksMoot: z.number() }) }).parse(await (await api("/api/stats")).json()).counters;
+  /** Re-checks after a command's end still waiting in the coordinator's outbox. */
+  const pendingRechecks = () => runInDurableObject(stub(), (_instance, state) => Number(state.storage.sql.exec("SELECT count(*) AS n FROM outbox WHERE key LIKE 'health:%'").one().n));
 
   beforeAll(async () => {
     before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
@@ -368,7 +398,7 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     await saveSettings({ ...SettingsResponse.parse(await (await api("/api/settings")).json()).settings, rollout: before.rollout });
   });
 
-  it("ten hosts of a wave ending at the same moment are all judged by their ends, the fleet's target read from D1 once for all ten", async () => {
+  it("ten hosts of a wave ending at the same moment are each judged once, by their ends (the re-checks the ends leave find them judged), the fleet's target read from D1 once for all ten", async () => {
     const agents = await fleet("burst", 10, -1);
     const commit = sha(0x30);
     const view = await deploy({ commit, hosts: agents.map((a) => a.name) });
@@ -392,6 +422,9 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     // GitHub's state changed: the coordinator's copy is dropped, so the ten ends below need one read.
     await stub().notify({ type: "repo" });
     const readsBefore = await fleetTargetReads();
+    // Nothing else re-judged meanwhile: the earlier tests' re-checks are carried out.
+    await eventually("the earlier re-checks carried out", async () => (await pendingRechecks()) === 0);
+    const judgedBefore = await judgements();
     const ends = await Promise.all(
       agents.map((agent, i) =>
         agentFetch(agent.token, `/commands/${ids[i]}/events`, {
@@ -414,6 +447,11 @@ describe("a wave's ends judged at once, against the fleet's target as GitHub las
     const { hosts } = z.object({ hosts: z.array(HostView.pick({ name: true, report: true })) }).parse(await (await api("/api/hosts")).json());
     const burst = hosts.filter((h) => h.name.startsWith("burst-"));
     expect(burst.map((h) => [h.name, h.report?.repo.commit.value])).toEqual(agents.map((a) => [a.name, commit]));
+    // One verdict per end: each end wrote its host's durable re-check, which, carried after the verdict, finds it judged and judges nothing again.
+    await eventually("the ends' re-checks carried out", async () => (await pendingRechecks()) === 0);
+    const judgedAfter = await judgements();
+    expect(judgedAfter.rechecksMoot - judgedBefore.rechecksMoot).toBe(agents.length);
+    expect(judgedAfter.hostJudgements - judgedBefore.hostJudgements).toBe(agents.length);
   });
 
   it("a verdict after a push to main uses the new head: the copy of the target the coordinator held is dropped by the webhook", async () => {

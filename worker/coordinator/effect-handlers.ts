@@ -30,6 +30,8 @@ export interface EffectDeps {
   startRollout: (input: StartRolloutInput) => Promise<{ ok: true; rollout: { id: string } } | { ok: false; message: string }>;
   /** Reads what a host's health needs and steps the rollouts verifying it (the shell's). */
   health: (host: HostRef, report: Report, receivedAt: string) => Promise<void>;
+  /** Whether the host was judged by its latest report since its command ended: its re-check is moot. */
+  recheckMoot: (hostId: string) => boolean;
   /** The host's latest report from the coordinator's recent copies; null: read D1. */
   latestReport: (hostId: string) => { report: Report; receivedAt: string } | null;
   /** Desired systems were published: what the shell does after `notify({ type: "repo" })`. */
@@ -75,6 +77,7 @@ export function effectHandlers(deps: EffectDeps): EffectHandlers {
       deps.published();
     },
     "health-recheck": async ({ hostId, hostName }) => {
+      if (deps.recheckMoot(hostId)) return;
       const stored = deps.latestReport(hostId) ?? (await getReport(db, hostId));
       if (stored) await deps.health({ id: hostId, name: hostName, lastSeenAt: null }, stored.report, stored.receivedAt);
     },

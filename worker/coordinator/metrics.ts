@@ -20,7 +20,7 @@ export interface CoordinatorMetrics {
 
 export class Metrics {
   /** Invocations since this object started, for the cost benchmark and operators. */
-  readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0, lockClockLoads: 0 };
+  readonly counters = { polls: 0, commandEvents: 0, enqueues: 0, alarms: 0, reportsStored: 0, lockClockLoads: 0, hostJudgements: 0, rechecksMoot: 0 };
   private readonly pollWindow = new MinuteWindow();
   private readonly reportWindow = new MinuteWindow();
   private githubRateLimit: GitHubRateLimit | null = null;

@@ -37,6 +37,18 @@ const AUDIT_BATCH = 100;
  */
 export const AUDIT_CARRY_DELAY_MS = 100;
 
+/**
+ * A host's re-judgement after a command's end waits this long: a finished event is judged by the shell
+ * right after its step (its report, or the latest stored one), so the re-check mostly finds the host judged
+ * already and does nothing (the shell's `health-recheck` handler). Carried at once, it ran between the
+ * step and that judgement, a second verdict over the same report, on the one thread the other hosts' ends
+ * of a wave wait for. It stays durable for the ends nobody judges (a timeout, a lost command, an eviction
+ * between the step and the judgement).
+ */
+export const RECHECK_CARRY_DELAY_MS = 250;
+
+const CARRY_DELAY_MS: Partial<Record<Effect["type"], number>> = { audit: AUDIT_CARRY_DELAY_MS, "health-recheck": RECHECK_CARRY_DELAY_MS };
+
 /** The kinds carried out in batches: a batch takes every due effect of its kind, up to its limit, in the order written. */
 type BatchedType = "last-seen" | "audit";
 const BATCHES: Record<BatchedType, { prefix: string; limit: number }> = {
@@ -56,7 +68,7 @@ export class Outbox {
   private again = false;
   /** Written since the shell last asked, due now: the shell starts a run. */
   private written = false;
-  /** The earliest effect written since the shell last asked that is due later (an audit entry): the shell sets the alarm for it. */
+  /** The earliest effect written since the shell last asked that is due later (an audit entry, a re-check): the shell sets the alarm for it. */
   private deferredAt: number | null = null;
 
   private readonly store: OutboxStore;
@@ -72,7 +84,7 @@ export class Outbox {
   }
 
   add(effect: Effect): void {
-    const delay = effect.type === "audit" ? AUDIT_CARRY_DELAY_MS : 0;
+    const delay = CARRY_DELAY_MS[effect.type] ?? 0;
     const dueAt = this.now() + delay;
     this.store.put(effectKey(effect), JSON.stringify(effect), dueAt);
     if (delay === 0) this.written = true;

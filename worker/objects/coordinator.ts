@@ -55,6 +55,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
   private readonly effects: EffectHandlers;
   private readonly alarmClock: OneAlarm;
   private readonly scheduleAlarm = (): Promise<void> => this.alarmClock.schedule();
+  /**
+   * Hosts judged by their latest report since a command of theirs ended (in memory: after a restart every
+   * pending re-check runs): their `health-recheck` has nothing left to do.
+   */
+  private readonly judgedSinceEnd = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -79,6 +84,11 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       run: (body) => this.run(body),
       ...c,
       health: (...args) => this.health(...args),
+      recheckMoot: (hostId) => {
+        const moot = this.judgedSinceEnd.has(hostId);
+        if (moot) this.c.metrics.counters.rechecksMoot++;
+        return moot;
+      },
       latestReport: (hostId) => c.reports.latestOf(hostId),
       startRollout: (input) => this.startRollout(input),
       published: () => this.broadcast({ type: "repo" }),
@@ -183,6 +193,8 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       this.run(() => this.c.rollouts.health(host, report, receivedAt, target, published));
     }
     this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
+    this.judgedSinceEnd.add(host.id);
+    this.c.metrics.counters.hostJudgements++;
   }
 
   // Admin side
@@ -261,6 +273,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     this.c.lockClock.forget(host.id);
     this.c.reports.forgetHost(host.id);
     this.c.incidents.forgetHost(host.id);
+    this.judgedSinceEnd.delete(host.id);
     this.reactions.raise({ type: "host-removed", hostId: host.id });
     return step();
   }
@@ -428,7 +441,9 @@ export class Coordinator extends DurableObject<WorkerEnv> {
         // The agent's report may have come before this end (its events and its polls travel apart): the host
         // is judged again by its latest report, now that the command ended — by a rollout verifying it, and
         // for its incidents when the command moves a compartment (a build, a refresh or a stop moves none).
+        // A finished event is judged right after this step (judgeAfterEnd): the re-check, carried later, then finds it done.
         if (c.rollouts.verifying(record.hostName) || compartmentsOfCommand(record.kind).length > 0) {
+          this.judgedSinceEnd.delete(record.hostId);
           this.outbox.add({ type: "health-recheck", hostId: record.hostId, hostName: record.hostName });
         }
         c.rollouts.hostFreed(record);

@@ -37,21 +37,52 @@ const storedRollouts = (row: Row): StoredRollout[] => {
   return stored ? [stored] : [];
 };
 
+/** How many rollouts' parsed rows are kept: the unsettled ones (one, mostly) and a few more. */
+const PARSED_KEPT = 16;
+
 export class RolloutStore {
   private readonly sql: SqlStorage;
+  /**
+   * The rows last parsed, by rollout id, with the text they were parsed from: a command's end reads its
+   * rollout some ten times (the step, its gate, the host's verdict, the alarm's next wake-up), and
+   * parsing a rollout of many hosts with zod cost more than the rest of those reads. A row whose text
+   * is unchanged is handed out again as a copy (a caller may change what it gets before saving it).
+   */
+  private readonly parsed = new Map<string, { body: string; context: string; stored: StoredRollout }>();
+  /** Rows parsed so far by rollout() and unsettledRollouts(). */
+  parses = 0;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
   }
 
   rollout(id: string): StoredRollout | null {
-    const row = this.sql.exec("SELECT body, context FROM rollouts WHERE id = ?", id).toArray()[0];
-    return row ? toStoredRollout(row) : null;
+    const row = this.sql.exec("SELECT id, body, context FROM rollouts WHERE id = ?", id).toArray()[0];
+    return row ? this.read(row) : null;
   }
 
   /** Rollouts not yet settled (running, soaking, waiting, or stopped with commands still out). */
   unsettledRollouts(): StoredRollout[] {
-    return this.sql.exec("SELECT body, context FROM rollouts WHERE settled = 0 ORDER BY started_at").toArray().flatMap(storedRollouts);
+    return this.sql
+      .exec("SELECT id, body, context FROM rollouts WHERE settled = 0 ORDER BY started_at")
+      .toArray()
+      .flatMap((row) => this.read(row) ?? []);
+  }
+
+  /** A row parsed, or its earlier parse copied when its text is the same. */
+  private read(row: Row): StoredRollout | null {
+    const id = String(row.id);
+    const body = String(row.body);
+    const context = String(row.context);
+    const known = this.parsed.get(id);
+    if (known !== undefined && known.body === body && known.context === context) return structuredClone(known.stored);
+    const stored = toStoredRollout(row);
+    this.parses++;
+    this.parsed.delete(id);
+    if (stored === null) return null;
+    this.parsed.set(id, { body, context, stored: structuredClone(stored) });
+    if (this.parsed.size > PARSED_KEPT) this.parsed.delete(this.parsed.keys().next().value!);
+    return stored;
   }
 
   listRollouts(limit: number, before: { startedAt: string; id: string } | null): StoredRollout[] {
