@@ -4,12 +4,13 @@
  * then the main thread's HTML parse, style, layout, paint and script, and the raster threads' time, each as
  * wall time and as the threads' own CPU time (the events' thread clock): a busy machine stretches the first
  * (a cold load's layout took 60 ms of wall time for 19 ms of CPU at a load average of 9) and hardly the
- * second, so builds compare by the CPU. Tracing slows the load itself, so bench:ui takes these from a run of
+ * second, so builds compare by the CPU. Also counted: the font family matches the renderer asked the browser for
+ * (a count no load changes). Tracing slows the load itself, so bench:ui takes these from a run of
  * their own, not from its timed ones.
  */
 import type { Page } from "playwright-core";
 
-const CATEGORIES = ["devtools.timeline", "blink", "blink.user_timing", "loading", "v8", "toplevel", "cc", "navigation"];
+const CATEGORIES = ["devtools.timeline", "blink", "blink.user_timing", "loading", "v8", "toplevel", "cc", "navigation", "fonts"];
 
 interface TraceEvent {
   name: string;
@@ -19,7 +20,7 @@ interface TraceEvent {
   /** The thread's CPU time in the event, µs. */
   tdur?: number;
   pid: number;
-  args?: { data?: { documentLoaderURL?: string } };
+  args?: { data?: { documentLoaderURL?: string }; family_name?: string };
 }
 
 /** Trace event names summed into each phase; the raster tasks run off the main thread. */
@@ -57,7 +58,13 @@ export async function tracedFirstPaint(page: Page, url: string) {
   const phases = (of: (e: TraceEvent) => number) =>
     Object.fromEntries(Object.entries(PHASES).map(([phase, names]) => [phase, sum(names, of)])) as Record<keyof typeof PHASES, number>;
   const response = inPage.find((e) => e.name === "ResourceReceiveResponse" && e.ts >= start.ts);
+  // Each font family the page names is matched by the browser process (fontconfig, a synchronous call): a family that is
+  // not installed costs a call too. The renderer's main thread waits through them, so they show as wall time, not CPU.
+  const matches = before.filter((e) => e.name === "FontDataManager::onMatchFamilyStyle");
   return {
+    font_family_matches: matches.length,
+    font_families_matched: [...new Set(matches.map((e) => e.args?.family_name ?? "?"))],
+    font_match_wall: ms(matches.reduce((total, e) => total + (e.dur ?? 0), 0)),
     response_start: response ? ms(response.ts - start.ts) : null,
     first_contentful_paint: ms(paint.ts - start.ts),
     wall: phases((e) => e.dur ?? 0),

@@ -313,7 +313,7 @@ try {
       "cold runs, p50 of each, ms, for the components' live table: when the page (with the fleet answer in it) and the dashboard's module (a file the page names) had arrived; how long the modules took to evaluate after the code arrived; the fleet answer parsed and the 100 rows rendered into the DOM after both; style, layout and paint up to the frame",
     phases_ms_p50: phasesMedian(phases),
     first_paint_trace_measure:
-      "one more cold load of each page, 100 hosts, under Chrome's tracing (slower than the timed runs): ms from navigation start to the response's first byte and to the first contentful paint, and between them the renderer's time in HTML parsing, style, layout, pre-paint and paint, script, and raster (off the main thread), as wall time and as the threads' CPU time (which a loaded machine stretches far less)",
+      "one more cold load of each page, 100 hosts, under Chrome's tracing (slower than the timed runs): ms from navigation start to the response's first byte and to the first contentful paint, and between them the renderer's time in HTML parsing, style, layout, pre-paint and paint, script, and raster (off the main thread), as wall time and as the threads' CPU time (which a loaded machine stretches far less); and the font families the renderer had the browser match (one synchronous call each, installed or not) with the main thread's wall time in them",
     first_paint_trace_ms: firstPaintTrace,
     large_fleet: {
       hosts: LARGE_FLEET,
