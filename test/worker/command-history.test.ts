@@ -4,6 +4,8 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PollResponse } from "../../common/protocol.ts";
 import { fleetBatch, historyBounds } from "../../worker/commands/history.ts";
+import { newCommand } from "../../worker/commands/rules.ts";
+import { CommandStore } from "../../worker/db/coordinator/commands.ts";
 import { agentFetch, api, createHost, pollBody, queueCommand } from "./helpers.ts";
 
 const stub = () => env.COORDINATOR.getByName("fleet");
@@ -150,5 +152,27 @@ describe("the coordinator's command history", () => {
     expect(await finishedCount()).toBeLessThanOrEqual(bounds.fleetLimit);
     expect((await finishedCount()) + (await prunedTotal())).toBe(everBefore + hosts.length);
     for (const [i, host] of hosts.entries()) expect((await listed(host.name)).commands[0]?.id).toBe(ended[i]);
+  });
+
+  it("the command store counts each change to commands and no read: what tells a verdict whether the host's commands its two judges share went stale", async () => {
+    await runInDurableObject(stub(), (_instance, state) => {
+      const store = new CommandStore(state.storage.sql, bounds);
+      const hostId = "host_changes";
+      const record = newCommand({ id: "cmd_changes-1", hostId, hostName: "changes", kind: "refresh", target: null, commit: null, actor: "alice", now: Date.now(), ttlSeconds: 3600 });
+      const changed = (write: () => unknown) => {
+        const before = store.changes;
+        write();
+        return store.changes - before;
+      };
+      expect(changed(() => store.insertCommand(record))).toBe(1);
+      expect(changed(() => [store.hostCommands(hostId, 20), store.activeCommandsOf(hostId), store.activeDeadlines(), store.command(record.id)])).toBe(0);
+      expect(changed(() => store.updateCommand(record.id, "running", { state: "succeeded" }))).toBe(0);
+      expect(changed(() => store.updateCommand(record.id, "queued", { state: "delivered", deliveredAt: new Date().toISOString() }))).toBe(1);
+      expect(changed(() => store.acknowledge(hostId, [record.id]))).toBe(1);
+      expect(changed(() => store.appendOutput(record.id, [], { outputBytes: 0, outputTruncated: false, outputHighWater: 0 }))).toBe(1);
+      expect(changed(() => store.prune(hostId))).toBe(1);
+      expect(changed(() => store.forgetHost(hostId))).toBe(1);
+      expect(store.hostCommands(hostId, 20)).toEqual([]);
+    });
   });
 });

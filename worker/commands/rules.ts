@@ -215,8 +215,11 @@ export function rebootingPatch(record: CommandRecord, now: number): CommandPatch
   };
 }
 
+/** What of a command its clock depends on. */
+export type CommandDeadlines = Pick<CommandRecord, "state" | "expiresAt" | "deadlineAt">;
+
 /** When this command next needs the clock: its expiry while queued, its deadline after. */
-export const nextDeadline = (record: CommandRecord): number =>
+export const nextDeadline = (record: CommandDeadlines): number =>
   Date.parse(record.state === "queued" ? record.expiresAt : record.deadlineAt);
 
 /**

@@ -48,7 +48,7 @@ export function wireComponents(host: CoordinatorHost, stores: CoordinatorStorage
     fleetBuilds: new FleetBuildRunner(host, stores.fleetBuilds, dispatch),
     commitStatus: new CommitStatus(host, stores.fleetBuilds),
     revert: new Revert(host),
-    incidents: new Incidents(host, stores.incidents, dispatch, (limit) => recentSwitches(stores, limit), () => settings.current(), env.DASHBOARD_URL),
+    incidents: new Incidents(host, stores.incidents, (limit) => recentSwitches(stores, limit), () => settings.current(), env.DASHBOARD_URL),
   };
 }
 

@@ -50,6 +50,9 @@ export interface EnqueueOptions {
   activation?: ActivationMode | null;
 }
 
+/** How many of a host's newest commands its compartments are computed from when its report is judged. */
+const COMMANDS_JUDGED = 20;
+
 /** What the rollout and fleet-build runners may do with commands: the shell hands them dispatch as this. */
 export interface CommandPort {
   command(id: string): CommandRecord | null;
@@ -97,6 +100,16 @@ export class Dispatch implements CommandPort {
 
   activeCommands(): CommandRecord[] {
     return this.commands.activeCommands();
+  }
+
+  /** The host's newest commands its report is judged with (by a verifying rollout and by its incidents). */
+  judgedCommands(hostId: string): CommandView[] {
+    return this.commands.hostCommands(hostId, COMMANDS_JUDGED).map(toCommandView);
+  }
+
+  /** A count of the changes to commands: one taken earlier in the same synchronous step differs when any command changed since. */
+  commandChanges(): number {
+    return this.commands.changes;
   }
 
   /** What the history's bounds pruned of the host (worker/commands/history.ts), or null. */
@@ -308,8 +321,8 @@ export class Dispatch implements CommandPort {
   /** The earliest deadline or expiry of a command not yet final. */
   nextWakeAt(): number | null {
     let next: number | null = null;
-    for (const record of this.commands.activeCommands()) {
-      const at = nextDeadline(record);
+    for (const command of this.commands.activeDeadlines()) {
+      const at = nextDeadline(command);
       if (next === null || at < next) next = at;
     }
     return next;

@@ -9,9 +9,8 @@
  */
 import { computeCompartments } from "../../common/compartments.ts";
 import { diskLowWarning } from "../../common/disk-space.ts";
-import { INCIDENT_EVENTS, type IncidentEvent, type Report, type RolloutIncident, type Settings } from "../../common/protocol.ts";
+import { INCIDENT_EVENTS, type IncidentEvent, type CommandView, type Report, type RolloutIncident, type Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
-import { toCommandView } from "../commands/rules.ts";
 import type { IncidentStore } from "../db/coordinator/incidents.ts";
 import type { loadFleetTarget } from "../db/github.ts";
 import {
@@ -26,7 +25,6 @@ import {
   type Incident,
   type SwitchedBy,
 } from "../notifications/incidents.ts";
-import type { CommandPort } from "./dispatch.ts";
 import type { CoordinatorHost, HostRef } from "./host.ts";
 import { step, type Step } from "./step.ts";
 
@@ -36,7 +34,6 @@ const ROLLOUTS_TO_MATCH = 50;
 export class Incidents {
   private readonly host: CoordinatorHost;
   private readonly store: IncidentStore;
-  private readonly commands: Pick<CommandPort, "hostCommands">;
   /** The newest rollouts, newest first (a read of the rollouts' storage, not of their component). */
   private readonly rollouts: (limit: number) => SwitchedBy[];
   private readonly settings: () => Settings;
@@ -45,21 +42,19 @@ export class Incidents {
   constructor(
     host: CoordinatorHost,
     store: IncidentStore,
-    commands: Pick<CommandPort, "hostCommands">,
     rollouts: (limit: number) => SwitchedBy[],
     settings: () => Settings,
     dashboardUrl: string | undefined,
   ) {
     this.host = host;
     this.store = store;
-    this.commands = commands;
     this.rollouts = rollouts;
     this.settings = settings;
     this.dashboardUrl = dashboardUrl;
   }
 
-  /** The host's latest report with its recent commands: each kind's incident opens, goes on or starts its quiet period. */
-  observe(ref: HostRef, report: Report, receivedAt: string, target: Awaited<ReturnType<typeof loadFleetTarget>>): Step<undefined> {
+  /** The host's latest report with its newest commands (COMMANDS_JUDGED, read once for its judges): each kind's incident opens, goes on or starts its quiet period. */
+  observe(ref: HostRef, report: Report, receivedAt: string, target: Awaited<ReturnType<typeof loadFleetTarget>>, commands: CommandView[]): Step<undefined> {
     const now = this.host.now();
     const compartments = computeCompartments({
       platform: report.platform,
@@ -68,7 +63,7 @@ export class Incidents {
       // The host just spoke (a report, or the end of its command): its colours are current, not stale.
       online: true,
       lastSeenAt: receivedAt,
-      commands: this.commands.hostCommands(ref.id, 20).map(toCommandView),
+      commands,
       repo: target.repo,
       updatePrs: target.updatePrs,
       expectedAgentVersion: NIXFLEET_VERSION,

@@ -7,9 +7,9 @@
  */
 import { isActiveCommand } from "../../common/commands.ts";
 import { computeCompartments } from "../../common/compartments.ts";
-import { ACTIVATION_KINDS, type ActivationMode, type HostRolloutPart, type Report, type RepoState, type RolloutView, type Settings } from "../../common/protocol.ts";
+import { ACTIVATION_KINDS, type ActivationMode, type CommandView, type HostRolloutPart, type Report, type RepoState, type RolloutView, type Settings } from "../../common/protocol.ts";
 import { NIXFLEET_VERSION } from "../../common/version.ts";
-import { toCommandView, type CommandRecord } from "../commands/rules.ts";
+import type { CommandRecord } from "../commands/rules.ts";
 import { refuse, type Outcome } from "../outcome.ts";
 import type { loadFleetTarget } from "../db/github.ts";
 import type { RolloutContextRecord, RolloutStore } from "../db/coordinator/rollouts.ts";
@@ -340,11 +340,17 @@ export class RolloutRunner {
    * A report of a host in a running rollout: its System and Tests, as the compartments see them (the shell read
    * `target`, and `published`: rollout commit → the desired system published for this host, for `evaluate = "ci"`).
    */
-  health(host: HostRef, report: Report, receivedAt: string, target: Awaited<ReturnType<typeof loadFleetTarget>>, published: ReadonlyMap<string, string> = new Map()): Step<undefined> {
+  health(
+    host: HostRef,
+    report: Report,
+    receivedAt: string,
+    target: Awaited<ReturnType<typeof loadFleetTarget>>,
+    commands: CommandView[],
+    published: ReadonlyMap<string, string> = new Map(),
+  ): Step<undefined> {
     const rollouts = this.store.unsettledRollouts().filter((stored) => stored.rollout.hosts.some((h) => h.name === host.name && h.switched));
     if (rollouts.length === 0) return step();
     const now = this.host.now();
-    const commands = this.commands.hostCommands(host.id, 20).map(toCommandView);
     for (const { rollout } of rollouts) {
       // Judged against the rollout's commit, not main's head: main may have moved on while the wave ran.
       const repo = target.repo === null ? null : { ...target.repo, head: headAt(target.repo, rollout.commit) };

@@ -188,11 +188,14 @@ export class Coordinator extends DurableObject<WorkerEnv> {
    */
   private async health(host: HostRef, report: Report, receivedAt: string): Promise<void> {
     const target = this.c.fleetTarget.current() ?? (await this.c.fleetTarget.read());
-    if (this.c.rollouts.verifying(host.name)) {
-      const published = report.desired?.source === "ci" ? await publishedForCommits(this.db, host.name, this.c.rollouts.verifyingCommits(host.name), target.repo?.head ?? null) : undefined;
-      this.run(() => this.c.rollouts.health(host, report, receivedAt, target, published));
-    }
-    this.run(() => this.c.incidents.observe(host, report, receivedAt, target));
+    const verifying = this.c.rollouts.verifying(host.name);
+    const published = verifying && report.desired?.source === "ci" ? await publishedForCommits(this.db, host.name, this.c.rollouts.verifyingCommits(host.name), target.repo?.head ?? null) : undefined;
+    // Both judges see the host's newest commands, read and parsed once; again only when the rollout's step changed commands (a rollback it sent).
+    let commands = this.c.dispatch.judgedCommands(host.id);
+    const changes = this.c.dispatch.commandChanges();
+    if (verifying) this.run(() => this.c.rollouts.health(host, report, receivedAt, target, commands, published));
+    if (this.c.dispatch.commandChanges() !== changes) commands = this.c.dispatch.judgedCommands(host.id);
+    this.run(() => this.c.incidents.observe(host, report, receivedAt, target, commands));
     this.judgedSinceEnd.add(host.id);
     this.c.metrics.counters.hostJudgements++;
   }

@@ -6,7 +6,7 @@
 import { isActiveCommand } from "../../../common/commands.ts";
 import { ActivationMode, CommandKind, CommandResult, CommandState, isFinalCommandState, OutputStream, type StoredOutputChunk } from "../../../common/protocol.ts";
 import { fleetPruneCount, type HistoryBounds } from "../../commands/history.ts";
-import { CommandParameters, NO_PARAMETERS, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
+import { CommandParameters, NO_PARAMETERS, type CommandDeadlines, type CommandPatch, type CommandRecord } from "../../commands/rules.ts";
 import { readJson, text, textOrNull, number, type Row } from "./sql.ts";
 
 const FINISHED = "state NOT IN ('queued', 'delivered', 'running')";
@@ -100,6 +100,11 @@ export class CommandStore {
    * from the table when unknown (at start, after a host's removal) and again after each fleet pass.
    */
   private finished: number | null = null;
+  /**
+   * How many times this store changed commands (in memory): a reader holding a host's commands read
+   * earlier in the same synchronous step knows by it whether they are still what is stored.
+   */
+  changes = 0;
 
   constructor(sql: SqlStorage, bounds: HistoryBounds) {
     this.sql = sql;
@@ -119,6 +124,14 @@ export class CommandStore {
       .map(toRecord);
   }
 
+  /** The clock times of every command not yet final: every scheduling reads them, so no whole record is parsed. */
+  activeDeadlines(): CommandDeadlines[] {
+    return this.sql
+      .exec("SELECT state, expires_at, deadline_at FROM commands WHERE state IN ('queued', 'delivered', 'running')")
+      .toArray()
+      .map((row) => ({ state: CommandState.parse(row.state), expiresAt: text(row.expires_at), deadlineAt: text(row.deadline_at) }));
+  }
+
   activeCommandsOf(hostId: string): CommandRecord[] {
     return this.sql
       .exec("SELECT * FROM commands WHERE host_id = ? AND state IN ('queued', 'delivered', 'running') ORDER BY created_at, id", hostId)
@@ -127,6 +140,7 @@ export class CommandStore {
   }
 
   insertCommand(record: CommandRecord): void {
+    this.changes++;
     this.sql.exec(
       `INSERT INTO commands (id, host_id, host_name, kind, state, target, commit_sha, actor, created_at, delivered_at, started_at,
          finished_at, deadline_at, expires_at, exit_code, error, result, output_bytes, output_truncated, output_high_water, acked, rollout_id, parameters, activation, rebooting_at)
@@ -172,6 +186,7 @@ export class CommandStore {
       expectedState,
     );
     const written = cursor.rowsWritten > 0;
+    if (written) this.changes++;
     const ended = patch.state !== undefined && isFinalCommandState(patch.state) && !isFinalCommandState(expectedState);
     if (written && ended && this.finished !== null) this.finished++;
     return written;
@@ -179,6 +194,7 @@ export class CommandStore {
 
   /** Marks deliveries the agent confirmed holding; only its own, only while delivered. */
   acknowledge(hostId: string, ids: readonly string[]): void {
+    this.changes++;
     for (const id of ids) this.sql.exec("UPDATE commands SET acked = 1 WHERE id = ? AND host_id = ? AND acked = 0", id, hostId);
   }
 
@@ -188,6 +204,7 @@ export class CommandStore {
     kept: readonly StoredOutputChunk[],
     totals: { outputBytes: number; outputTruncated: boolean; outputHighWater: number },
   ): void {
+    this.changes++;
     this.sql.exec(
       "UPDATE commands SET output_bytes = ?, output_truncated = ?, output_high_water = ? WHERE id = ?",
       totals.outputBytes,
@@ -248,6 +265,7 @@ export class CommandStore {
    * counted for its host in the same step.
    */
   prune(hostId: string): void {
+    this.changes++;
     const { perHostMax, perHostKept, outputPerHost } = this.bounds;
     this.sql.exec(`DELETE FROM command_output WHERE command_id IN (SELECT id FROM (${HOST_PRUNABLE}))`, hostId, outputPerHost);
     this.deletePruned(HOST_PRUNABLE, hostId, perHostMax);
@@ -293,6 +311,7 @@ export class CommandStore {
 
   /** The host is gone: its commands and their output go with it. */
   forgetHost(hostId: string): void {
+    this.changes++;
     this.sql.exec("DELETE FROM command_output WHERE command_id IN (SELECT id FROM commands WHERE host_id = ?)", hostId);
     this.sql.exec("DELETE FROM commands WHERE host_id = ?", hostId);
     this.sql.exec("DELETE FROM command_history_pruned WHERE host_id = ?", hostId);
