@@ -255,6 +255,45 @@ describe("the Update history links a host that turned red after a rollout", () =
     expect(Incidents.parse(await (await api(`/api/rollouts/incidents?ids=${rollout.id}`)).json()).incidents).toHaveLength(1);
   });
 
+  it("a host failing its rollout's verification is judged by its incidents with the rollback that verdict sent: its alert says the rollback is queued", async () => {
+    const name = "rolledback";
+    const { token } = await createHost(name);
+    const commit = "d".repeat(40);
+    const before = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+    const saved = await api("/api/settings", { method: "PUT", json: { ...before, rollback: { strategy: "alert-only", rollbackHosts: true } } });
+    expect(saved.status, await saved.clone().text()).toBe(200);
+    try {
+      await report(token, "s-rb-session", testsReport(name, true, {}, true));
+      const started = await api("/api/rollouts", { method: "POST", json: { commit, hosts: [name], ignoreWindows: true } });
+      expect(started.status, await started.clone().text()).toBe(201);
+      const polled = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: "s-rb-session" }));
+      const command = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string() })) }).parse(await polled.json()).commands.find((c) => c.kind === "pull-switch");
+      expect(command).toBeDefined();
+      const finished = await agentFetch(token, `/commands/${command!.id}/events`, {
+        type: "finished",
+        at: new Date().toISOString(),
+        outcome: "succeeded",
+        exitCode: 0,
+        result: { commitBefore: "a".repeat(40), commitAfter: commit },
+      });
+      expect(finished.status).toBe(200);
+      // The verifying report says main does not evaluate here: System red, so in that one judgement the rollout fails and queues a rollback
+      // to this host; its incidents must see that rollback, and the host-red alert goes out at once (alertAfterSeconds 0).
+      const atCommit = {
+        repo: { commit: { value: commit }, branch: { value: "main" }, dirty: false },
+        system: { current: { value: SYSTEM }, builtFromCommit: commit },
+        desired: { source: "local" as const, latest: { commit, tree: null, evaluatedAt: new Date().toISOString(), error: "boom" }, evaluating: null },
+      };
+      await report(token, "s-rb-session", testsReport(name, true, atCommit, true));
+      await eventually("the alert received", () => kinds(name).includes("host-red"), { details: () => JSON.stringify(kinds(name)) });
+      expect(ofHost(name).find((event) => event.event === "host-red")?.details).toMatchObject({ reason: "System: main does not build on this host: boom (rollback queued)" });
+    } finally {
+      const current = SettingsResponse.parse(await (await api("/api/settings")).json()).settings;
+      const restored = await api("/api/settings", { method: "PUT", json: { ...current, rollback: before.rollback } });
+      expect(restored.status, await restored.clone().text()).toBe(200);
+    }
+  });
+
   it("refuses a query without rollout ids, or with one that is not an id, with a clear error", async () => {
     for (const query of ["", "?ids=", "?ids=nope", `?ids=${Array.from({ length: 101 }, (_, i) => `ro_aaaaaaaaaa${i}`).join(",")}`]) {
       const res = await api(`/api/rollouts/incidents${query}`);
