@@ -81,6 +81,25 @@ const openIncidents = (hostId: string) =>
 const outboxSize = () => runInDurableObject(stub(), (_instance, state) => Number(state.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n));
 
 /** Waits until the host's recoveries reached the receiver, then until nothing more is on its way. */
+/** Starts a rollout of `commit` to the host and plays the agent's pull-switch through to its finish; the rollout as the API answered it. */
+async function switchedByRollout(token: string, session: string, name: string, commit: string): Promise<RolloutView> {
+  const started = await api("/api/rollouts", { method: "POST", json: { commit, hosts: [name], ignoreWindows: true } });
+  expect(started.status, await started.clone().text()).toBe(201);
+  const rollout = RolloutView.parse((await started.json<{ rollout: unknown }>()).rollout);
+  const polled = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: session }));
+  const command = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string() })) }).parse(await polled.json()).commands.find((c) => c.kind === "pull-switch");
+  expect(command).toBeDefined();
+  const finished = await agentFetch(token, `/commands/${command!.id}/events`, {
+    type: "finished",
+    at: new Date().toISOString(),
+    outcome: "succeeded",
+    exitCode: 0,
+    result: { commitBefore: "a".repeat(40), commitAfter: commit },
+  });
+  expect(finished.status).toBe(200);
+  return rollout;
+}
+
 async function settled(host: string, hostId: string, recoveries: number): Promise<void> {
   await eventually(`${recoveries} recoveries of ${host} received`, () => ofHost(host).filter((e) => e.event === "host-recovered").length >= recoveries, {
     timeoutMs: 30_000,
@@ -209,22 +228,8 @@ describe("the Update history links a host that turned red after a rollout", () =
     const commit = "c".repeat(40);
     // The agent runs the tests after its switch, so the rollout sends no test command of its own.
     await report(token, "s-link-session", testsReport(name, true, {}, true));
-    const started = await api("/api/rollouts", { method: "POST", json: { commit, hosts: [name], ignoreWindows: true } });
-    expect(started.status, await started.clone().text()).toBe(201);
-    const rollout = RolloutView.parse((await started.json<{ rollout: unknown }>()).rollout);
-
     // The agent's side of the pull-switch, then a report at the rollout's commit with its tests green.
-    const polled = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: "s-link-session" }));
-    const command = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string() })) }).parse(await polled.json()).commands.find((c) => c.kind === "pull-switch");
-    expect(command).toBeDefined();
-    const finished = await agentFetch(token, `/commands/${command!.id}/events`, {
-      type: "finished",
-      at: new Date().toISOString(),
-      outcome: "succeeded",
-      exitCode: 0,
-      result: { commitBefore: "a".repeat(40), commitAfter: commit },
-    });
-    expect(finished.status).toBe(200);
+    const rollout = await switchedByRollout(token, "s-link-session", name, commit);
     const atCommit = { repo: { commit: { value: commit }, branch: { value: "main" }, dirty: false }, system: { current: { value: SYSTEM }, builtFromCommit: commit } };
     await report(token, "s-link-session", testsReport(name, true, atCommit, true));
     // Verified: the canary soaks (or is done), the switch is the rollout's.
@@ -264,19 +269,7 @@ describe("the Update history links a host that turned red after a rollout", () =
     expect(saved.status, await saved.clone().text()).toBe(200);
     try {
       await report(token, "s-rb-session", testsReport(name, true, {}, true));
-      const started = await api("/api/rollouts", { method: "POST", json: { commit, hosts: [name], ignoreWindows: true } });
-      expect(started.status, await started.clone().text()).toBe(201);
-      const polled = await agentFetch(token, "/poll?wait=0", pollBody({ agentSession: "s-rb-session" }));
-      const command = z.object({ commands: z.array(z.object({ id: z.string(), kind: z.string() })) }).parse(await polled.json()).commands.find((c) => c.kind === "pull-switch");
-      expect(command).toBeDefined();
-      const finished = await agentFetch(token, `/commands/${command!.id}/events`, {
-        type: "finished",
-        at: new Date().toISOString(),
-        outcome: "succeeded",
-        exitCode: 0,
-        result: { commitBefore: "a".repeat(40), commitAfter: commit },
-      });
-      expect(finished.status).toBe(200);
+      await switchedByRollout(token, "s-rb-session", name, commit);
       // The verifying report says main does not evaluate here: System red, so in that one judgement the rollout fails and queues a rollback
       // to this host; its incidents must see that rollback, and the host-red alert goes out at once (alertAfterSeconds 0).
       const atCommit = {
