@@ -70,6 +70,26 @@ describe("long-poll delivery", () => {
     expect(await commandState(command.id)).toBe("delivered");
   });
 
+  it("the held poll's answer leaves the Worker before the 202 of the command that woke it", async () => {
+    const { token } = await createHost("answer-first");
+    await parsePoll(await poll(token, { report: sampleReport() }, 0));
+    let previous: string | null = null;
+    for (let trial = 0; trial < 5; trial++) {
+      const holding = await waitingPolls();
+      const order: string[] = [];
+      const pending = poll(token, { acks: previous ? [previous] : [] }, 2).then((res) => (order.push("poll"), res));
+      await eventually("the poll to be held", async () => (await waitingPolls()) > holding, { intervalMs: 5 });
+      const accepted = queueCommand("answer-first", "refresh").then((res) => (order.push("202"), res));
+      const [response, queuedAnswer] = await Promise.all([pending.then(parsePoll), accepted]);
+      expect(queuedAnswer.status).toBe(202);
+      const command = CommandView.parse((await queuedAnswer.json<{ command: unknown }>()).command);
+      expect(response.commands.map((c) => c.id)).toEqual([command.id]);
+      expect(order).toEqual(["poll", "202"]);
+      previous = command.id;
+      await agentFetch(token, `/commands/${command.id}/events`, { type: "finished", at: new Date().toISOString(), outcome: "succeeded", exitCode: 0 });
+    }
+  });
+
   it("answers an idle poll with no commands when the hold time runs out", async () => {
     const { token } = await createHost("idle");
     await parsePoll(await poll(token, { report: sampleReport() }, 0));

@@ -8,6 +8,7 @@ import { env } from "cloudflare:test";
 import { is } from "drizzle-orm";
 import { getTableConfig, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
+import { openDatabase } from "../../worker/db/client.ts";
 import * as coreSchema from "../../worker/db/schema.ts";
 import * as githubSchema from "../../worker/db/schema-github.ts";
 
@@ -96,4 +97,14 @@ describe("drizzle schema and SQL migrations", () => {
       }
     });
   }
+});
+
+describe("openDatabase", () => {
+  it("builds one drizzle object per D1 binding, which every later request gets and queries with", async () => {
+    const first = openDatabase(env.DB);
+    expect(openDatabase(env.DB)).toBe(first);
+    // A copy of the env (as a test or a Durable Object may hold) still names the same binding.
+    expect(openDatabase({ ...env }.DB)).toBe(first);
+    expect(await first.select().from(coreSchema.hosts).limit(1)).toEqual([]);
+  });
 });

@@ -1,6 +1,17 @@
 /** Agent polls held open until a command is queued for their host or their wait runs out: memory only. */
 import type { CommandDelivery } from "../../common/protocol.ts";
 
+/**
+ * Resolves a turn of the event loop later, when the answers a step handed to waiting polls have left the
+ * object. Every reply of the object waits for the step's storage commit (the output gate) and then goes in
+ * the order it was returned; the polls' replies are returned a few microtasks after the step, a caller
+ * returning straight from it is first. An entry point that answered polls and awaits this lets the agents'
+ * answers go before its own reply: on workerd's one thread, the Worker then writes the poll's answer before
+ * the caller's (bench:dispatch: the agent had its command before the admin had the 202 in no sample, and in
+ * every sample after this).
+ */
+export const answersSent = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
 interface WaitingPoll {
   resolve: (commands: CommandDelivery[]) => void;
   timer: ReturnType<typeof setTimeout>;

@@ -18,6 +18,7 @@ import { Reactions } from "../coordinator/reactions.ts";
 import { reportHash } from "../coordinator/reports.ts";
 import type { StartRolloutInput } from "../coordinator/rollout-runner.ts";
 import { step, type Step, type StepOf } from "../coordinator/step.ts";
+import { answersSent } from "../coordinator/waiting-polls.ts";
 import { openDatabase, type Database } from "../db/client.ts";
 import { openCoordinatorStorage, type CoordinatorStorage } from "../db/coordinator-storage.ts";
 import { publishedForCommits, readCommitDesired } from "../db/desired.ts";
@@ -212,6 +213,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const admitted = await this.admitCommand(hostName, request);
     // An unknown host has no entry: nothing was tried on anything.
     if ("ok" in admitted && admitted.code === "host_not_found") return admitted;
+    const held = this.c.waiting.size;
     const outcome = this.run(() => {
       const queued = "ok" in admitted ? admitted : this.c.dispatch.enqueue(admitted.host, request.kind, by.actor, { commit: request.commit ?? null, rolloutId: null, parameters: admitted.parameters, activation: admitted.activation }).value;
       const entry = commandAuditEntry(request, queued, "ok" in admitted ? null : admitted.generation);
@@ -219,6 +221,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
       return step(queued);
     });
     // The entry written, the step's run has the alarm ring for it, which then arbitrates the command's deadline too.
+    if (this.c.waiting.size < held) await answersSent();
     return outcome;
   }
 
