@@ -26,7 +26,7 @@ import { releaseMemory } from "./memory.ts";
 import { platformFor, type HostPlatform } from "./platforms/index.ts";
 import { Poller } from "./poller.ts";
 import { recover } from "./recovery.ts";
-import { ReportCollector, type ReportProbe } from "./report.ts";
+import { ReportCollector } from "./report.ts";
 import { SafetyNet } from "./safety-net/safety-net.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 import { CommandScheduler, type ActiveCommand } from "./scheduler.ts";
@@ -218,7 +218,7 @@ export class Agent {
       shutdown: this.#shutdown.signal,
       confirm: async (commandId, system, signal) => {
         const probe = await reports.probe().catch(() => undefined);
-        const report: Report | undefined = probe === undefined ? undefined : assembled(reports, probe);
+        const report: Report | undefined = probe === undefined ? undefined : reports.tryAssemble(probe);
         const answer = await client.confirm({ protocol: PROTOCOL_VERSION, agentSession: this.#session, commandId, system, report }, signal);
         return answer.ok ? { ok: true, reported: report !== undefined, probe } : answer;
       },
@@ -353,16 +353,17 @@ export class Agent {
     const fields = { command: id, outcome: outcome.outcome, exitCode: outcome.exitCode, error: outcome.error?.split("\n")[0] };
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
-    const { store, reports, safetyNet } = this.#started();
+    const { store, reports, safetyNet, desired } = this.#started();
     // The report right after a switch travels with its end, so a rollout's gate judges both at once (read while the end is recorded, unless
     // the switch began it). Not kept with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
     // After a confirmation that carried it, the end carries it again with the safety net's decision (read now, a few files): else the
     // decision would follow by poll, a second probe of the host and a second report to judge as a wave's hosts end together.
     const kind = store.command(id)?.kind;
     const switched = kind === "switch" || kind === "pull-switch" || kind === "rollback";
+    const realised = switched && outcome.outcome === "succeeded" && outcome.result.systemAfter ? desired.activated(outcome.result.systemAfter) : undefined;
     const probe = !switched ? undefined : outcome.reported !== true ? (outcome.reportProbe ?? reports.probe()) : outcome.reportProbe?.then(async (read) => ({ ...read, safetyNet: await safetyNet.report() }));
     const reported = probe?.then((read) => reports.assemble(read)).catch(() => undefined);
-    await store.recordFinished(id, event);
+    await Promise.all([store.recordFinished(id, event), realised]);
     const report = await reported;
     if (report === undefined) this.#poller.requestReport();
     return { delivered: this.#sendFinished(id, report === undefined ? event : { ...event, report: { agentSession: this.#session, report } }) };
@@ -488,13 +489,4 @@ export async function readToken(file: string): Promise<string> {
 
 function withTimeout(promise: Promise<unknown>, ms: number): Promise<unknown> {
   return Promise.race([promise, sleep(ms)]);
-}
-
-/** The report from a probe of the host, or undefined when it does not pass the protocol's schema (report.ts). */
-function assembled(reports: ReportCollector, probe: ReportProbe): Report | undefined {
-  try {
-    return reports.assemble(probe);
-  } catch {
-    return undefined;
-  }
 }

@@ -172,6 +172,8 @@ describeWithNix("the desired system at main's head", () => {
     expect(first.request.report?.system.current.value).toBeNull();
     const { id, report, activated } = await pullSwitchReported();
     expect(report?.system.current.value).toBe(activated);
+    // The end's report knows it is realised already: no second report after the end has to say so.
+    expect(report?.desired?.latest).toMatchObject({ outPath: activated, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 } });
     expect((await h.plane.waitForFinished(id)).outcome).toBe("succeeded");
     const head = await h.fleet.head();
     const realised = (desired: DesiredReport) => latestAt(head)(desired) && desired.latest !== null && "changes" in desired.latest && desired.latest.changes?.toBuild === 0;
