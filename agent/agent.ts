@@ -217,9 +217,10 @@ export class Agent {
       watchdogCommand: this.#watchdogCommand,
       shutdown: this.#shutdown.signal,
       confirm: async (commandId, system, signal) => {
-        const report: Report | undefined = await reports.collect().catch(() => undefined);
+        const probe = await reports.probe().catch(() => undefined);
+        const report: Report | undefined = probe === undefined ? undefined : reports.tryAssemble(probe);
         const answer = await client.confirm({ protocol: PROTOCOL_VERSION, agentSession: this.#session, commandId, system, report }, signal);
-        return answer.ok ? { ok: true, reported: report !== undefined } : answer;
+        return answer.ok ? { ok: true, reported: report !== undefined, probe } : answer;
       },
     });
     const desired = new DesiredSystems({
@@ -352,15 +353,19 @@ export class Agent {
     const fields = { command: id, outcome: outcome.outcome, exitCode: outcome.exitCode, error: outcome.error?.split("\n")[0] };
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
-    const { store, reports } = this.#started();
+    const { store, reports, safetyNet, desired } = this.#started();
     // The report right after a switch travels with its end, so a rollout's gate judges both at once (read while the end is recorded, unless
     // the switch began it). Not kept with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
+    // After a confirmation that carried it, the end carries it again with the safety net's decision (read now, a few files): else the
+    // decision would follow by poll, a second probe of the host and a second report to judge as a wave's hosts end together.
     const kind = store.command(id)?.kind;
-    const withReport = outcome.reported !== true && (kind === "switch" || kind === "pull-switch" || kind === "rollback");
-    const reported = withReport ? (outcome.reportProbe ?? reports.probe()).then((read) => reports.assemble(read)).catch(() => undefined) : undefined;
-    await store.recordFinished(id, event);
+    const switched = kind === "switch" || kind === "pull-switch" || kind === "rollback";
+    const realised = switched && outcome.outcome === "succeeded" && outcome.result.systemAfter ? desired.activated(outcome.result.systemAfter) : undefined;
+    const probe = !switched ? undefined : outcome.reported !== true ? (outcome.reportProbe ?? reports.probe()) : outcome.reportProbe?.then(async (read) => ({ ...read, safetyNet: await safetyNet.report() }));
+    const reported = probe?.then((read) => reports.assemble(read)).catch(() => undefined);
+    await Promise.all([store.recordFinished(id, event), realised]);
     const report = await reported;
-    this.#poller.requestReport();
+    if (report === undefined) this.#poller.requestReport();
     return { delivered: this.#sendFinished(id, report === undefined ? event : { ...event, report: { agentSession: this.#session, report } }) };
   }
 
@@ -368,6 +373,13 @@ export class Agent {
     const { store, events } = this.#started();
     const sent = events.finished(id, event).then(async (delivery) => {
       if (delivery === "abandoned") return;
+      // The report that went with the end is the host's latest at the server: the polls need not send it again.
+      // Not cutting the held poll for it keeps a second probe of the host (and a second report to judge) out of
+      // the moment a wave's hosts end together, where the finished events wait for the CPU. Refused, it is sent by poll.
+      if (event.report !== undefined) {
+        if (delivery === "stored") this.#poller.reportDelivered(event.report.report);
+        else this.#poller.requestReport();
+      }
       await store.markReported(id);
       if (store.command(id)?.detached) await store.pruneJobs();
     });

@@ -88,6 +88,20 @@ export class DesiredSystems {
   }
 
   /**
+   * A switch activated `outPath`. When that is the latest desired system, it is in the store and runs: nothing is
+   * left to build or fetch, known at once (in memory before the first await), so the report that goes with the
+   * switch's end says so, and the re-check after the end (systemsChanged) finds nothing new to report.
+   */
+  async activated(outPath: string): Promise<void> {
+    const latest = this.#latest;
+    if (latest === null || !("outPath" in latest) || latest.outPath !== outPath) return;
+    if (latest.changes !== null && latest.changes.toBuild === 0 && latest.changes.toFetch === 0) return;
+    const realised: BuiltSystem = { ...latest, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 } };
+    this.#latest = realised;
+    await this.#options.store.recordRealised(realised);
+  }
+
+  /**
    * The store or the running system changed (the agent started, a build or switch ended): the latest
    * desired system may be realised now, or its closure diff made against a system that no longer runs.
    */

@@ -4,7 +4,7 @@
  * go to the agent. Failures back off and never end the loop.
  */
 import type { AgentConfig } from "../common/agent-config.ts";
-import { PROTOCOL_VERSION, type CommandDelivery, type PollRequest } from "../common/protocol.ts";
+import { PROTOCOL_VERSION, type CommandDelivery, type PollRequest, type Report } from "../common/protocol.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import type { ControlPlaneClient, PollOutcome } from "./control-plane-client.ts";
 import type { Logger } from "./logger.ts";
@@ -45,6 +45,8 @@ export class Poller {
   #reportNeeded = true;
   #wantReport = false;
   #acceptedFingerprint: string | null = null;
+  /** Counts the reports the server stored another way: a poll answered after one of them says nothing of the newest. */
+  #deliveredElsewhere = 0;
 
   constructor(options: PollerOptions) {
     this.#options = options;
@@ -59,6 +61,15 @@ export class Poller {
   requestReport(): void {
     this.#reportNeeded = true;
     this.#pollAbort?.abort();
+  }
+
+  /**
+   * The server stored `report` another way (with a command's end): the next poll sends the report only if it
+   * says something else.
+   */
+  reportDelivered(report: Report): void {
+    this.#acceptedFingerprint = reportFingerprint(report);
+    this.#deliveredElsewhere++;
   }
 
   /** Sends the report with the next poll, without cutting the held one (a `refresh` command: its end cuts it). */
@@ -86,6 +97,7 @@ export class Poller {
   async #pollOnce(session: PollSession, failures: number): Promise<number> {
     const { config, logger, backoff, random } = this.#options;
     const { body, fingerprint } = await this.#pollRequest(session.reports);
+    const deliveredElsewhere = this.#deliveredElsewhere;
     const controller = new AbortController();
     this.#pollAbort = controller;
     const outcome = await session.client.poll(body, config.pollTimeoutSeconds, AbortSignal.any([controller.signal, session.shutdown]));
@@ -96,7 +108,8 @@ export class Poller {
       logger.debug("poll answered", { commands: outcome.response.commands.length, reportSent: body.report !== undefined });
       for (const id of body.acks) this.#acks.delete(id);
       if (body.report !== undefined && fingerprint !== null) {
-        this.#acceptedFingerprint = fingerprint;
+        // Held across a command's end, this poll carried a report older than the one its end delivered.
+        if (deliveredElsewhere === this.#deliveredElsewhere) this.#acceptedFingerprint = fingerprint;
         this.#reportNeeded = false;
       }
       this.#wantReport = outcome.response.wantReport;

@@ -131,6 +131,15 @@ export class ReportCollector {
     return Report.parse(report);
   }
 
+  /** `assemble`, or undefined when the report does not pass the protocol's schema. */
+  tryAssemble(probe: ReportProbe): Report | undefined {
+    try {
+      return this.assemble(probe);
+    } catch {
+      return undefined;
+    }
+  }
+
   async #hostFacts(system: string | null): Promise<HostFacts> {
     const [facts, nixVersion] = await Promise.all([this.#factsOfSystem(system), this.#nixVersionNow()]);
     return { ...facts, nixVersion };

@@ -16,8 +16,9 @@
  *  - each finished event's way (`finished_event_ms`): the agent's record of the end, its queue, the
  *    request to the Worker, the Worker's route, the coordinator and the answer back, from the agents'
  *    debug lines and the Worker's Server-Timing marks in them (SERVER_TIMING is on for this run);
- *  - the coordinator's counts over the rollout (GET /api/stats): its command events, its verdicts on a host's
- *    report, and the re-checks after an end that found the host judged already — counts no load moves;
+ *  - the coordinator's counts over the rollout (GET /api/stats): the polls, its command events, the reports it stored,
+ *    its verdicts on a host's report, and the re-checks after an end that found the host judged already — counts no
+ *    load moves;
  *  - the baseline: one request's round trip to the coordinator, timed while the rollout ran.
  * Writes bench/results/rollout.json.
  */
@@ -89,7 +90,7 @@ const { cp, emulator, agents, stop } = await startGitHubFleet({
   agentLogLevel: "debug",
 });
 const call = adminApi(cp.url);
-const Counters = z.object({ counters: z.object({ commandEvents: z.number(), hostJudgements: z.number(), rechecksMoot: z.number() }) });
+const Counters = z.object({ counters: z.object({ polls: z.number(), commandEvents: z.number(), reportsStored: z.number(), hostJudgements: z.number(), rechecksMoot: z.number() }) });
 const until = eventuallyWith({ timeoutMs: 300_000, intervalMs: 100 });
 
 try {
@@ -204,9 +205,11 @@ try {
     wave_step_p50_ms: round(percentile(waveStep, 50)),
     wave_step_p99_ms: round(percentile(waveStep, 99)),
     wave_step_samples: waveStep.length,
-    /** From the merge request to every host passed: the coordinator's command events, its verdicts on a host's report, and the re-checks after an end that found the host judged. */
+    /** From the merge request to every host passed: the agents' polls, the coordinator's command events, the reports it stored (changed ones), its verdicts on a host's report, and the re-checks after an end that found the host judged. */
     coordinator_counts: {
+      polls: countsAfter.polls - countsBefore.polls,
       command_events: countsAfter.commandEvents - countsBefore.commandEvents,
+      reports_stored: countsAfter.reportsStored - countsBefore.reportsStored,
       host_judgements: countsAfter.hostJudgements - countsBefore.hostJudgements,
       rechecks_moot: countsAfter.rechecksMoot - countsBefore.rechecksMoot,
     },

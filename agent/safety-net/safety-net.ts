@@ -14,13 +14,14 @@ import { plural } from "../../common/text.ts";
 import { sleep } from "../backoff.ts";
 import type { ArmInput, CommandOutcome, SwitchGuard } from "../commands/context.ts";
 import type { Logger } from "../logger.ts";
+import type { ReportProbe } from "../report.ts";
 import type { HostPlatform } from "../platforms/platform.ts";
 import type { HostRunner } from "../runner.ts";
 import { monotonicMs, readBootId, SafetyNetDir, type ConfirmationWindow, type SafetyNetRecord } from "./record.ts";
 import { noConfirmationReason, rollBack, windowClosesAt } from "./watchdog.ts";
 
-/** `reported`: the confirmation carried the post-switch report. */
-export type ConfirmOutcome = { ok: true; reported: boolean } | { ok: false; message: string };
+/** `reported`: the confirmation carried the post-switch report; `probe`: what that report read from the host. */
+export type ConfirmOutcome = { ok: true; reported: boolean; probe?: ReportProbe } | { ok: false; message: string };
 
 export interface SafetyNetOptions {
   config: AgentConfig;
@@ -158,7 +159,8 @@ export class SafetyNet implements SwitchGuard {
           const claim = await dir.decide({ decision: "confirmed", by: "agent", at: new Date().toISOString(), reason: "the control plane answered the confirmation" });
           if (claim.won) {
             io.say(`safety net: confirmed; ${record.next} stays`);
-            return confirmed.reported ? { ...outcome, reported: true } : outcome;
+            if (!confirmed.reported) return outcome;
+            return { ...outcome, reported: true, ...(confirmed.probe === undefined ? {} : { reportProbe: Promise.resolve(confirmed.probe) }) };
           }
         }
       } else {

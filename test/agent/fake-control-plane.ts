@@ -93,6 +93,8 @@ export class FakeControlPlane {
   readonly #server: Server;
   readonly #holdCapSeconds: number;
   readonly #held = new Set<Held>();
+  /** Every report the agent sent, in the order they arrived. */
+  readonly #reports: Report[] = [];
 
   private constructor(server: Server, url: string, token: string, holdCapSeconds: number) {
     this.#server = server;
@@ -178,13 +180,9 @@ export class FakeControlPlane {
       .join("");
   }
 
-  /** The most recent report the agent sent. */
+  /** The most recent report the agent sent: with a poll, or with a command's end (the Worker stores both as the host's latest). */
   lastReport(): Report | undefined {
-    for (let i = this.polls.length - 1; i >= 0; i--) {
-      const report = this.polls[i]?.request.report;
-      if (report !== undefined) return report;
-    }
-    return undefined;
+    return this.#reports.at(-1);
   }
 
   /** Sets main's head and answers a held poll at once, as the worker does after a push. */
@@ -294,6 +292,7 @@ export class FakeControlPlane {
     }
     const request = parsed.value;
     const pollIndex = this.polls.push({ at: Date.now(), request }) - 1;
+    if (request.report !== undefined) this.#reports.push(request.report);
     const fault = this.pollFaults.shift();
     if (fault !== undefined) {
       res.writeHead(fault.status, { "content-type": "application/json" }).end(fault.body);
@@ -382,6 +381,7 @@ export class FakeControlPlane {
     const chunks = event.type === "output" ? event.chunks : event.type === "finished" ? (event.output ?? []) : [];
     for (const chunk of chunks) if (!command.chunks.has(chunk.seq)) command.chunks.set(chunk.seq, chunk);
     if (event.type === "finished") command.state = "final";
+    if (event.type === "finished" && event.report !== undefined) this.#reports.push(event.report.report);
     if (fault !== undefined) {
       res.writeHead(fault.status, { "content-type": "application/json" }).end(fault.body);
       return;

@@ -81,8 +81,9 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     const gen2 = await nextGeneration("generation 2");
     const { id, finished } = await h.run("switch");
     expect(finished).toMatchObject({ outcome: "succeeded", error: null });
-    // Armed, the confirmation carried it: the end does not repeat it.
-    expect(finished.report).toBeUndefined();
+    // Armed, the confirmation carried it; the end carries it again with the safety net's decision in it (nothing pending).
+    expect(finished.report?.report.system.current.value).toBe(gen2.system);
+    expect(finished.report?.report.safetyNet?.pending).toBeNull();
     expect(finished.result).toMatchObject({ systemBefore: gen1, systemAfter: gen2.system });
     expect(h.plane.confirmations.map((c) => [c.request.commandId, c.request.system])).toEqual([[id, gen2.system]]);
     // The confirmation carries the post-switch report.

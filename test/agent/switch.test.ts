@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
+import { reportFingerprint } from "../../agent/report.ts";
 import { createHarness, type Harness } from "./harness.ts";
 
 let h: Harness;
@@ -41,6 +42,9 @@ describeWithNix("switch, pull-switch and rollback with real nix", () => {
     // what the verification recorded (the built-from commit).
     expect(finished.report?.report.system).toEqual(afterSwitch);
     expect(finished.report?.report.repo).toEqual({ commit: { value: head }, branch: { value: "main" }, dirty: false });
+    // Sent with the end, that report is not sent again: the next poll (a held one ends within 2 s) does not repeat it.
+    const afterEnd = await h.plane.waitForPoll((poll) => poll.at > Date.parse(finished.at), "a poll after the end");
+    expect(afterEnd.request.report === undefined ? null : reportFingerprint(afterEnd.request.report)).not.toBe(reportFingerprint(finished.report!.report));
     const report = await h.plane.waitFor(
       () => (h.plane.lastReport()?.system.current.value === built ? h.plane.lastReport() : undefined),
       "a report with the new system",

@@ -329,7 +329,7 @@ describe("a rollout through the real coordinator", () => {
     expect(history.commands.filter((c) => c.kind === "pull-switch")).toHaveLength(1);
   });
 
-  it("a stored rollout read again unchanged is not parsed again, is handed out as a copy, and is parsed anew once its row changes", async () => {
+  it("a stored rollout read again unchanged is not parsed again, is handed out as a copy, is parsed anew once its row changes, and is read back as saved without a parse", async () => {
     const agents = await fleet("parsed", 2);
     const view = await deploy({ commit: sha(0x40), hosts: agents.map((a) => a.name) });
     await runInDurableObject(stub(), (_instance, state) => {
@@ -351,6 +351,19 @@ describe("a rollout through the real coordinator", () => {
       expect(store.rollout(view.id)!.rollout.commit).toBe(sha(0x42));
       expect(store.parses).toBe(unsettled.length + 1);
       state.storage.sql.exec("UPDATE rollouts SET body = ? WHERE id = ?", body, view.id);
+      // A rollout saved is read back as saved, without a parse, a copy again, and equal to what a parse of its row gives.
+      const saved = store.rollout(view.id)!;
+      expect(store.parses).toBe(unsettled.length + 2);
+      saved.context.deferred.push(agents[1]!.name);
+      store.saveRollout(saved.rollout, saved.context, false);
+      const read = store.rollout(view.id)!;
+      expect(read.context.deferred).toEqual([agents[1]!.name]);
+      expect(store.parses).toBe(unsettled.length + 2);
+      read.context.deferred.push(agents[0]!.name);
+      expect(store.rollout(view.id)!.context.deferred).toEqual([agents[1]!.name]);
+      expect(new RolloutStore(state.storage.sql).rollout(view.id)).toEqual(store.rollout(view.id));
+      saved.context.deferred = [];
+      store.saveRollout(saved.rollout, saved.context, false);
     });
     await api(`/api/rollouts/${view.id}/cancel`, { method: "POST", json: {} });
   });

@@ -425,7 +425,7 @@ export class Coordinator extends DurableObject<WorkerEnv> {
     const value = this.reactions.run(body);
     const written = this.outbox.takeWritten();
     if (written === "now") this.ctx.waitUntil(Promise.resolve().then(() => this.carryOutEffects()));
-    // Soon (an audit entry, 100 ms): the alarm rings by then and arbitrates the clocks the step moved.
+    // Only later effects (an audit entry, due in 100 ms; a health re-check, in 250 ms): the alarm rings by the earliest and arbitrates the clocks the step moved.
     else if (written !== null) this.ctx.waitUntil(this.alarmClock.ringBy(written));
     return value;
   }

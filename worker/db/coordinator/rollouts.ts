@@ -80,9 +80,14 @@ export class RolloutStore {
     this.parses++;
     this.parsed.delete(id);
     if (stored === null) return null;
+    this.keep(id, body, context, stored);
+    return stored;
+  }
+
+  private keep(id: string, body: string, context: string, stored: StoredRollout): void {
+    this.parsed.delete(id);
     this.parsed.set(id, { body, context, stored: structuredClone(stored) });
     if (this.parsed.size > PARSED_KEPT) this.parsed.delete(this.parsed.keys().next().value!);
-    return stored;
   }
 
   listRollouts(limit: number, before: { startedAt: string; id: string } | null): StoredRollout[] {
@@ -97,10 +102,16 @@ export class RolloutStore {
     return rows.toArray().flatMap(storedRollouts);
   }
 
-  /** `settled`: nothing the rollout sent is out any more, so no event can move it again. */
+  /**
+   * `settled`: nothing the rollout sent is out any more, so no event can move it again. What is saved is kept as
+   * its row's parse: each host's end saves the rollout, and the reads after it (its gate, the host's verdict, the
+   * alarm's next wake-up) would otherwise parse the whole rollout again.
+   */
   saveRollout(rollout: Rollout, context: RolloutContextRecord, settled: boolean): void {
     const before = this.sql.exec("SELECT json_extract(body, '$.state') AS state FROM rollouts WHERE id = ?", rollout.id).toArray()[0];
     const was = before ? textOrNull(before.state) : null;
+    const body = JSON.stringify(rollout);
+    const contextText = JSON.stringify(context);
     if (was !== rollout.state) {
       if (was !== null) this.sql.exec("UPDATE rollout_states SET count = count - 1 WHERE state = ?", was);
       this.sql.exec(
@@ -114,9 +125,10 @@ export class RolloutStore {
       rollout.id,
       settled ? 1 : 0,
       rollout.startedAt,
-      JSON.stringify(rollout),
-      JSON.stringify(context),
+      body,
+      contextText,
     );
+    this.keep(rollout.id, body, contextText, { rollout, context });
   }
 
   /** How many rollouts are in each state, from the running counts (no scan of the history). */
