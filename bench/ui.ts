@@ -36,6 +36,7 @@ import { FIRST_ROWS } from "../common/fleet-table.ts";
 import { addHosts } from "./hosts.ts";
 import { runInfo } from "./run-info.ts";
 import { tracedFirstPaint } from "./paint-trace.ts";
+import { decompose } from "./ui-decompose.ts";
 
 const HOSTS = 100;
 const LARGE_FLEET = 1_000;
@@ -97,6 +98,12 @@ const loadBefore = loadavg()[0]!;
 const plane = await startControlPlane();
 try {
   await addHosts(plane.url, 0, HOSTS);
+  if (process.argv.includes("--decompose")) {
+    // Prints the variants' table and writes nothing (bench/ui-decompose.ts).
+    console.log(JSON.stringify({ ...(await runInfo()), hosts: HOSTS, ...(await decompose(plane.url, RUNS)), load_average_1m: { before: round(loadBefore), after: round(loadavg()[0]!) } }, null, 2));
+    await plane.stop();
+    process.exit(0);
+  }
 
   // Baseline, in the same run: a cold browser's first paint of the smallest page the same server
   // answers (/api/health). What the dashboard adds on top of it is the dashboard's own cost. Taken
