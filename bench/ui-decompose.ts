@@ -14,6 +14,11 @@ import { TABLE_END_ID, TABLE_RENDER_BLOCK } from "../worker/fleet-page.ts";
 
 /** The rows a 1280 × 800 viewport shows below the blocks above the table, with a few to spare. */
 const FIRST_SCREEN_ROWS = 12;
+/**
+ * A cold Chromium starts its own pages as it opens (a WebUI renderer for the omnibox popup, about a second of
+ * CPU-bound module loading on a 2-core machine) while the bench's page loads; the settled variants navigate after it.
+ */
+const SETTLE_MS = 1_500;
 
 const withoutModule = (page: string) => page.replace(/<script type="module"[^>]*><\/script>/g, "").replace(/<link rel="(?:module)?preload"[^>]*>/g, "");
 const withoutAnswers = (page: string) => page.replace(/<script type="application\/json"[^>]*>[^<]*<\/script>/g, "");
@@ -44,7 +49,7 @@ function firstPaint() {
   return fcp === undefined || !navigation ? null : { fcp, responseStart: navigation.responseStart, bytes: navigation.decodedBodySize };
 }
 
-export type Variant = { name: string; describe: string; path: "/" | "/api/health"; transform: ((page: string) => string) | null; dropCsp?: boolean };
+export type Variant = { name: string; describe: string; path: "/" | "/api/health"; transform: ((page: string) => string) | null; dropCsp?: boolean; settleMs?: number };
 
 /** A loopback server that forwards to `upstream` and hands the page at `path` through `transform`. */
 export async function proxy(upstream: string, path: string, transform: (page: string) => string, dropCsp: boolean): Promise<{ url: string; server: Server }> {
@@ -76,7 +81,9 @@ export function pageVariants(healthText: string): Variant[] {
   return [
     { name: "baseline", describe: "the health page, directly (bench:ui's baseline)", path: "/api/health", transform: null },
     { name: "health_proxied", describe: "the health page through a proxy", path: "/api/health", transform: same },
+    { name: "baseline_settled", describe: `the health page, directly, navigated ${SETTLE_MS} ms after the browser started`, path: "/api/health", transform: null, settleMs: SETTLE_MS },
     { name: "a_direct", describe: "the page as is, directly", path: "/", transform: null },
+    { name: "a_settled", describe: `the page as is, directly, navigated ${SETTLE_MS} ms after the browser started`, path: "/", transform: null, settleMs: SETTLE_MS },
     { name: "a_proxied", describe: "the page as is, through a proxy", path: "/", transform: same },
     { name: "b_no_module", describe: "without the module script and the preloads", path: "/", transform: withoutModule },
     { name: "c_no_answers", describe: "without the JSON data blocks", path: "/", transform: withoutAnswers },
@@ -105,6 +112,7 @@ export async function decompose(planeUrl: string, runs: number) {
         const url = `${proxies.get(variant.name)?.url ?? planeUrl}${variant.path}`;
         const session = await openBrowser({ viewport: { width: 1280, height: 800 } });
         try {
+          if (variant.settleMs) await new Promise((resolve) => setTimeout(resolve, variant.settleMs));
           await session.page.goto(url, { waitUntil: "load" });
           const seen = await session.page.waitForFunction(firstPaint, undefined, { timeout: 30_000, polling: 10 });
           const value = await seen.jsonValue();
