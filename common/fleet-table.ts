@@ -14,7 +14,7 @@ export const FIRST_ROWS = 100;
 /**
  * Rows the page GET / writes (worker/fleet-page.ts): those that fit a 1080-pixel-tall window below the blocks above
  * the table. The rest of the first FIRST_ROWS have their height reserved there and come with the components, a
- * frame later; laying out, painting and rastering rows below the screen held back the first frame (bench:ui).
+ * frame later; parsing, styling and painting rows below the screen held back the first frame (bench:ui --decompose).
  */
 export const WRITTEN_ROWS = 16;
 export const MORE_ROWS = 300;
