@@ -9,12 +9,12 @@
  * over (test/browser/large-fleet.test.ts measures it). Every host-controlled string goes through
  * hono/html's escaping.
  */
-import { html } from "hono/html";
+import { html, raw } from "hono/html";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/command-labels.ts";
 import { summarizeFleet } from "../common/compartments.ts";
 import { COMPARTMENT_NAMES, type CompartmentName, type CompartmentState, type HostView, type RepoState } from "../common/protocol.ts";
 import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartments/display.ts";
-import { FIRST_ROWS, PLATFORM_NAMES } from "../common/fleet-table.ts";
+import { FIRST_ROWS, PLATFORM_NAMES, WRITTEN_ROWS } from "../common/fleet-table.ts";
 import { DEVELOPMENT_MODE_WARNING, formatAge, plural, pluralWord, shortSha } from "../common/text.ts";
 
 /** The id of the page's data block holding the fleet answer (read by ui/nf-app.ts). */
@@ -85,10 +85,15 @@ function counts(name: CompartmentName, counts: Record<CompartmentState, number>)
   }</div>`;
 }
 
-/** The fleet page's blocks and the first FIRST_ROWS rows of its table, as the components' first frame holds them. */
+/**
+ * The fleet page's blocks and its table as the components' first frame holds them, with the first WRITTEN_ROWS rows
+ * written and an empty row of the same height (ui/index.html) for each of the others up to FIRST_ROWS, so the page
+ * is as tall as the components' and nothing below the screen moves when their rows take those places.
+ */
 export function fleetTableMarkup(fleet: Fleet, now: number, context: PageContext = { development: false }): string {
   const hosts = fleet.hosts;
-  const rows = hosts.slice(0, FIRST_ROWS).map((host) => row(host, now));
+  const rows = hosts.slice(0, WRITTEN_ROWS).map((host) => row(host, now));
+  const reserved = '<div class="tr reserved" aria-hidden="true"></div>'.repeat(Math.max(0, Math.min(hosts.length, FIRST_ROWS) - WRITTEN_ROWS));
   const online = hosts.filter((host) => host.online).length;
   const summary = summarizeFleet(hosts.map((host) => host.compartments));
   const reboot = hosts.filter((host) => host.rebootNeeded === true).length;
@@ -103,7 +108,7 @@ ${hosts.length === 0 ? "" : html`<div class="summary card"><section>${target(fle
 <div class="filters"><label><input type="checkbox" disabled> Reboot needed (${reboot})</label></div>
 <div class="scroller"><div class="table" role="table" aria-label="Fleet" aria-rowcount="${hosts.length + 1}">
 <div class="tr head" role="row"><div class="th select"><input type="checkbox" disabled aria-label="Select all hosts"></div><div class="th">Host</div><div class="th">Platform</div><div class="th">Status</div><div class="th">Version</div><div class="th">Commit</div>${COMPARTMENT_NAMES.map((name) => html`<div class="th">${COMPARTMENT_TITLES[name]}</div>`)}<div class="th"></div></div>
-${rows}
+${rows}${raw(reserved)}
 </div></div><div id="${TABLE_END_ID}" hidden></div>`}
 </div></main></div>`.toString();
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FIRST_ROWS } from "../../common/fleet-table.ts";
+import { FIRST_ROWS, WRITTEN_ROWS } from "../../common/fleet-table.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, fleetRow } from "./helpers.ts";
@@ -50,7 +50,8 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
     await page.route("**/chunks/first-paint-*", (route) => route.abort());
     await page.goto(dashboard.url);
     const served = page.locator("nf-app > .first-table [data-host]");
-    expect(await served.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-host")))).toEqual(Array.from({ length: FIRST_ROWS }, (_, i) => hostName(i)));
+    expect(await served.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-host")))).toEqual(Array.from({ length: WRITTEN_ROWS }, (_, i) => hostName(i)));
+    expect(await page.locator("nf-app > .first-table .reserved").count()).toBe(FIRST_ROWS - WRITTEN_ROWS);
     await expect.poll(() => served.first().isVisible()).toBe(true);
     expect(await page.evaluate(() => customElements.get("nf-app"))).toBeUndefined();
     await page.unroute("**/chunks/first-paint-*");
@@ -73,13 +74,13 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
     expect(session.errors).toEqual([]);
   });
 
-  it("paints the page it comes with first with its whole table, laid out as the components lay out theirs: the table does not move in any frame when they take over, and nothing shifts", async () => {
+  it("paints the page it comes with first with its written rows and the height of the components' first rows, laid out as the components lay out theirs: the table does not move in any frame when they take over, it ends where theirs ends, and nothing shifts", async () => {
     // A page of its own: the recorder below is installed before the page's own scripts, for every frame from the first
     // (an animation frame callback runs once per frame the page renders).
     const page = await session.context.newPage();
     try {
       await page.addInitScript(() => {
-        const seen: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null }[] } = { shifts: 0, frames: [] };
+        const seen: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null; tableBottom: number | null }[] } = { shifts: 0, frames: [] };
         Object.assign(window, { nfLayout: seen });
         new PerformanceObserver((list) => {
           for (const entry of list.getEntries()) {
@@ -96,7 +97,7 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
             : (app?.querySelector(":scope > .first-table [role=table]") ?? null);
           const top = (element: Element | null | undefined) => (element ? element.getBoundingClientRect().top : null);
           const rows = table?.querySelectorAll("[data-host]") ?? [];
-          seen.frames.push({ live, rows: rows.length, table: top(table), tenthRow: top(rows[9]) });
+          seen.frames.push({ live, rows: rows.length, table: top(table), tenthRow: top(rows[9]), tableBottom: table ? table.getBoundingClientRect().bottom : null });
           requestAnimationFrame(frame);
         };
         requestAnimationFrame(frame);
@@ -105,11 +106,15 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
       await fleetRow(page, hostName(HOSTS - 1)).waitFor();
       // A few frames with the live table on screen, so that a late block (the banner, the summary) would be seen.
       await page.waitForFunction(() => (window as unknown as { nfLayout: { frames: { live: boolean }[] } }).nfLayout.frames.filter((f) => f.live).length >= 5);
-      const seen = await page.evaluate(() => (window as unknown as { nfLayout: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null }[] } }).nfLayout);
+      const seen = await page.evaluate(() => (window as unknown as { nfLayout: { shifts: number; frames: { live: boolean; rows: number; table: number | null; tenthRow: number | null; tableBottom: number | null }[] } }).nfLayout);
       // The page's first frame waits for its table (worker/fleet-page.ts's TABLE_RENDER_BLOCK): it already holds every written row.
       const [first] = seen.frames;
-      expect(first).toMatchObject({ live: false, rows: FIRST_ROWS });
+      expect(first).toMatchObject({ live: false, rows: WRITTEN_ROWS });
       expect(first!.table).toBeGreaterThan(0);
+      // The rows it does not write have their places kept: the components' first rows end where its table ends.
+      const firstLive = seen.frames.find((frame) => frame.live && frame.rows === FIRST_ROWS);
+      expect(firstLive, "no frame of the components with their first rows").toBeDefined();
+      expect(Math.abs(firstLive!.tableBottom! - first!.tableBottom!), `the table's end moved by ${firstLive!.tableBottom! - first!.tableBottom!} px`).toBeLessThanOrEqual(1);
       for (const frame of seen.frames) {
         expect(frame.table, `a frame ${frame.live ? "of the components" : "of the written page"} without its table`).not.toBeNull();
         expect(Math.abs(frame.table! - first!.table!), `the table moved by ${frame.table! - first!.table!} px`).toBeLessThanOrEqual(1);

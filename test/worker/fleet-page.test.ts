@@ -3,7 +3,7 @@
 import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { FIRST_ROWS } from "../../common/fleet-table.ts";
+import { FIRST_ROWS, WRITTEN_ROWS } from "../../common/fleet-table.ts";
 import type { HostView } from "../../common/protocol.ts";
 import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, TABLE_END_ID, TABLE_RENDER_BLOCK, fleetPageHtml } from "../../worker/fleet-page.ts";
 import { api, createHost } from "./helpers.ts";
@@ -62,12 +62,13 @@ describe("the fleet page", () => {
     expect(carriedAnswer(rendered)).toEqual({ hosts: [{ name: hostile }] });
   });
 
-  it(`writes only the first ${FIRST_ROWS} rows of a larger fleet, and the whole answer`, () => {
+  it(`writes the first ${WRITTEN_ROWS} rows of a larger fleet, an empty row of their height for each of the rest up to ${FIRST_ROWS}, and the whole answer`, () => {
     const host = { name: "h", platform: "nixos", online: false, lastSeenAt: null, report: null, hold: null, diskLow: null, compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])) };
     const hosts = Array.from({ length: FIRST_ROWS + 5 }, (_, i) => ({ ...host, name: `h-${i}` }));
     const answer = JSON.stringify({ hosts });
     const rendered = fleetPageHtml("<body><nf-app>Loading NixFleet…</nf-app></body>", { hosts } as never, answer, Date.now())!;
-    expect(rendered.match(/data-host=/g)).toHaveLength(FIRST_ROWS);
+    expect(rendered.match(/data-host=/g)).toHaveLength(WRITTEN_ROWS);
+    expect(rendered.match(/<div class="tr reserved" aria-hidden="true"><\/div>/g)).toHaveLength(FIRST_ROWS - WRITTEN_ROWS);
     expect(rendered).toContain(`aria-rowcount="${FIRST_ROWS + 6}"`);
     expect((carriedAnswer(rendered) as { hosts: unknown[] }).hosts).toHaveLength(FIRST_ROWS + 5);
   });
