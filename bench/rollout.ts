@@ -1,8 +1,11 @@
 /**
  * `npm run bench:rollout [-- HOSTS SWITCH_SECONDS]`: a real rollout, Merge & Deploy of an update PR,
  * to real agent processes (real git, real Nix, the nixos-rebuild stand-in made to take SWITCH_SECONDS
- * per switch) against the local control plane and the GitHub emulator. Canary 1 host with a 5 s soak,
- * then waves of 10. Measures, in the same run:
+ * per switch) against the control plane on workerd and the GitHub emulator. Canary 1 host with a 5 s soak,
+ * then waves of 10. The control plane runs as bench/workerd.ts starts it, without wrangler's dev proxy: in
+ * production the agents' requests reach the Worker from Cloudflare's edge, and through the proxy (one Node
+ * process that every request crosses) ten hosts' ends at once waited on it (a wave's gate event up to 119 ms
+ * from the agent to the Worker in a quiet run). Measures, in the same run:
  *  - wall time from the merge request to every host passed;
  *  - for comparison, computed (not run): the sum of the hosts' own command times in this run, what one
  *    host after another would take (`sequential_seconds_computed`);
@@ -29,10 +32,11 @@ import { z } from "zod";
 import { CommandView, RolloutView } from "../common/protocol.ts";
 import { adminApi } from "../test/support/admin-api.ts";
 import { everyHostReporting } from "../test/support/e2e-agent.ts";
-import { startGitHubFleet } from "../test/support/github-fleet.ts";
+import { startGitHubFleetOn } from "../test/support/github-fleet.ts";
 import { eventuallyWith } from "../test/support/wait.ts";
 import { serverMark } from "./fleet-protocol.ts";
 import { runInfo } from "./run-info.ts";
+import { startWorkerd } from "./workerd.ts";
 
 const [hostsArg, switchArg] = process.argv.slice(2).map(Number);
 const HOSTS = hostsArg && hostsArg > 0 ? hostsArg : 20;
@@ -79,7 +83,7 @@ function finishedTimeline(line: string): FinishedTimeline | null {
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), "nixfleet-bench-rollout-"));
 const names = Array.from({ length: HOSTS }, (_, i) => `b${String(i).padStart(2, "0")}`);
-const { cp, emulator, agents, stop } = await startGitHubFleet({
+const { cp, emulator, agents, stop } = await startGitHubFleetOn((vars) => startWorkerd({ vars }), {
   root,
   hosts: names,
   webhookSecret: SECRET,

@@ -74,8 +74,14 @@ export interface GitHubFleetOptions {
   agentLogLevel?: "debug" | "info";
 }
 
-export interface GitHubFleet {
-  cp: ControlPlane;
+/** What the fleet needs of a control plane: where it answers, and how to stop it. */
+export interface Plane {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface GitHubFleet<P extends Plane = ControlPlane> {
+  cp: P;
   emulator: GitHubEmulator;
   fleet: FleetRepo;
   /** One agent per host, in `hosts`' order, which is also their rollout priority (the first is the canary). */
@@ -91,11 +97,16 @@ export interface GitHubFleet {
  * the caller's (with its own timeout). Anything that fails on the way stops what had started.
  */
 export async function startGitHubFleet(options: GitHubFleetOptions): Promise<GitHubFleet> {
+  return startGitHubFleetOn((vars) => startControlPlane({ vars }), options);
+}
+
+/** The same fleet on a control plane `start` makes from its variables (bench:rollout's workerd without the dev proxy). */
+export async function startGitHubFleetOn<P extends Plane>(start: (vars: Record<string, string>) => Promise<P>, options: GitHubFleetOptions): Promise<GitHubFleet<P>> {
   const { root, hosts } = options;
   const fleet = await createFleetRepo({ root: path.join(root, "fleet"), hosts: [...hosts], env: isolatedHostEnv(path.join(root, "env")), ...(options.packages ? { packages: options.packages } : {}) });
   const { emulator, controlPlane: cp } = await startWithGitHub(
     { workDir: path.join(root, "github"), webhookSecret: options.webhookSecret, token: options.token, fetch: options.fetch },
-    (github) => startControlPlane({ vars: { ...github, POLL_TIMEOUT_SECONDS: String(options.pollTimeoutSeconds), ...options.vars } }),
+    (github) => start({ ...github, POLL_TIMEOUT_SECONDS: String(options.pollTimeoutSeconds), ...options.vars }),
   );
   const agents: E2eAgent[] = [];
   const stop = async () => {
