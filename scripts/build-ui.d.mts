@@ -14,6 +14,8 @@ export function buildUi(options?: {
 export function shippedJs(outdir?: string): Promise<string[]>;
 /** The lazily loaded chunks in `outdir`/chunks, each with its URL and sizes, largest first. */
 export function lazyChunks(outdir?: string): Promise<{ url: string; bytes: number; gzipBytes: number }[]>;
+/** The first paint's entry module: `main`, then the handover (module path → names the chunks import), in a stable order. */
+export function firstPaintEntry(main: string, handover: Map<string, Set<string>>): string;
 /** The value names a module imports from `specifier`: "default", the named ones, "*" for a namespace; none for a side-effect import. */
 export function importedNames(source: string, fileName: string, specifier: string): string[];
 /** Collapses the CSS of a css`` template. */

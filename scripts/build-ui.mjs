@@ -473,13 +473,20 @@ export function importedNames(source, fileName, specifier) {
   return [...names].sort();
 }
 
-/** The first paint's entry: the dashboard, then the handover of what the chunks import from it. */
-function firstPaintEntry(main, handover) {
+const byName = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The first paint's entry: the dashboard, then the handover of what the chunks import from it. The chunks' build
+ * fills the handover in the order its parallel resolves happen to finish, so the entry sorts it: the same sources
+ * then give the same first-paint file and name, and a deploy that changed nothing makes no returning browser fetch
+ * it again.
+ */
+export function firstPaintEntry(main, handover) {
   const lines = [`import ${JSON.stringify(`./${main}`)};`];
   const modules = [];
-  [...handover].forEach(([key, names], m) => {
+  [...handover].sort(([a], [b]) => byName(a, b)).forEach(([key, names], m) => {
     if (names.size === 0) return;
-    const bindings = [...names].map((name, i) => [name, `m${m}_${i}`]);
+    const bindings = [...names].sort(byName).map((name, i) => [name, `m${m}_${i}`]);
     lines.push(`import { ${bindings.map(([name, local]) => `${JSON.stringify(name)} as ${local}`).join(", ")} } from ${JSON.stringify(`./${key}`)};`);
     modules.push(`${JSON.stringify(key)}: Object.freeze({ ${bindings.map(([name, local]) => `${JSON.stringify(name)}: ${local}`).join(", ")} })`);
   });

@@ -5,7 +5,7 @@ import { basename, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { buildUi, importedNames, lazyChunks, markSchemasPure, minifyCss, minifyHtmlTemplates, shippedJs, zodPlugins } from "../../scripts/build-ui.mjs";
+import { buildUi, firstPaintEntry, importedNames, lazyChunks, markSchemasPure, minifyCss, minifyHtmlTemplates, shippedJs, zodPlugins } from "../../scripts/build-ui.mjs";
 import { hostView, rolloutView } from "./fixtures.ts";
 
 /** The first paint's JS limit, issue 26's 60 KB in decimal bytes, the stricter reading (bench/ui.ts reports the same measure). */
@@ -125,6 +125,23 @@ describe("finding what a lazy module imports from the first paint", () => {
   it("reads a shared module's zod import as the bundle does (a namespace, refused for a lazy module)", () => {
     expect(importedNames('import { z } from "zod";', "/repo/common/x.ts", "zod")).toEqual(["*"]);
     expect(importedNames('import { z } from "zod";', "/repo/ui/x.ts", "zod")).toEqual(["z"]);
+  });
+});
+
+describe("the first paint's entry", () => {
+  it("is the same text whatever order the chunks' build found their imports in, so the same sources give the same file name", () => {
+    const found = new Map([
+      ["ui/common/rollouts.ts", new Set(["waveLabel", "ciBlocker"])],
+      ["node_modules/lit/index.js", new Set(["html", "LitElement"])],
+    ]);
+    const foundOtherwise = new Map([
+      ["node_modules/lit/index.js", new Set(["LitElement", "html"])],
+      ["ui/common/rollouts.ts", new Set(["ciBlocker", "waveLabel"])],
+    ]);
+    const entry = firstPaintEntry("ui/main.ts", found);
+    expect(firstPaintEntry("ui/main.ts", foundOtherwise)).toBe(entry);
+    expect(entry).toContain('import { "LitElement" as m0_0, "html" as m0_1 } from "./node_modules/lit/index.js";');
+    expect(entry).toContain('import { "ciBlocker" as m1_0, "waveLabel" as m1_1 } from "./ui/common/rollouts.ts";');
   });
 });
 
