@@ -26,7 +26,7 @@ import { releaseMemory } from "./memory.ts";
 import { platformFor, type HostPlatform } from "./platforms/index.ts";
 import { Poller } from "./poller.ts";
 import { recover } from "./recovery.ts";
-import { ReportCollector } from "./report.ts";
+import { ReportCollector, type ReportProbe } from "./report.ts";
 import { SafetyNet } from "./safety-net/safety-net.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 import { CommandScheduler, type ActiveCommand } from "./scheduler.ts";
@@ -353,20 +353,29 @@ export class Agent {
     const fields = { command: id, outcome: outcome.outcome, exitCode: outcome.exitCode, error: outcome.error?.split("\n")[0] };
     if (outcome.outcome === "succeeded") this.#logger.info("command finished", fields);
     else this.#logger.warn("command finished", fields);
-    const { store, reports, safetyNet, desired } = this.#started();
+    const { store, reports, desired } = this.#started();
     // The report right after a switch travels with its end, so a rollout's gate judges both at once (read while the end is recorded, unless
     // the switch began it). Not kept with the event (a resend goes without it: the next poll's report and the server's re-check cover it).
-    // After a confirmation that carried it, the end carries it again with the safety net's decision (read now, a few files): else the
-    // decision would follow by poll, a second probe of the host and a second report to judge as a wave's hosts end together.
     const kind = store.command(id)?.kind;
     const switched = kind === "switch" || kind === "pull-switch" || kind === "rollback";
     const realised = switched && outcome.outcome === "succeeded" && outcome.result.systemAfter ? desired.activated(outcome.result.systemAfter) : undefined;
-    const probe = !switched ? undefined : outcome.reported !== true ? (outcome.reportProbe ?? reports.probe()) : outcome.reportProbe?.then(async (read) => ({ ...read, safetyNet: await safetyNet.report() }));
+    const probe = switched ? this.#endReportProbe(outcome) : undefined;
     const reported = probe?.then((read) => reports.assemble(read)).catch(() => undefined);
     await Promise.all([store.recordFinished(id, event), realised]);
     const report = await reported;
     if (report === undefined) this.#poller.requestReport();
     return { delivered: this.#sendFinished(id, report === undefined ? event : { ...event, report: { agentSession: this.#session, report } }) };
+  }
+
+  /**
+   * What the report with a switch's end reads from the host. After a confirmation that carried the report, the same
+   * reading with the safety net's decision read now (a few files): else the decision would follow by poll, a second
+   * probe of the host and a second report to judge as a wave's hosts end together.
+   */
+  #endReportProbe(outcome: CommandOutcome): Promise<ReportProbe> | undefined {
+    const { reports, safetyNet } = this.#started();
+    if (outcome.reported !== true) return outcome.reportProbe ?? reports.probe();
+    return outcome.reportProbe?.then(async (read) => ({ ...read, safetyNet: await safetyNet.report() }));
   }
 
   #sendFinished(id: string, event: FinishedEvent): Promise<void> {

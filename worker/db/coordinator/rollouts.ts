@@ -78,9 +78,8 @@ export class RolloutStore {
     if (known !== undefined && known.body === body && known.context === context) return structuredClone(known.stored);
     const stored = toStoredRollout(row);
     this.parses++;
-    this.parsed.delete(id);
-    if (stored === null) return null;
-    this.keep(id, body, context, stored);
+    if (stored === null) this.parsed.delete(id);
+    else this.keep(id, body, context, stored);
     return stored;
   }
 
