@@ -8,9 +8,8 @@ import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
 import { automation } from "./automation.ts";
-import { publishedAt } from "./db/desired.ts";
+import { loadFleetTargetWithPublished } from "./db/desired.ts";
 import { settingsForDisplay } from "./db/settings.ts";
-import { loadFleetTarget } from "./db/github.ts";
 import type { FailedBuildOnHost } from "../common/compartments/desired.ts";
 import type { WorkerEnv } from "./env.ts";
 
@@ -22,13 +21,6 @@ interface FleetTarget {
   updatePrs: UpdatePr[];
   /** Host name → what CI or a builder published for it at main's head or its tree (worker/db/desired.ts). */
   published: ReadonlyMap<string, string>;
-}
-
-/** The fleet's target with the desired systems published for main's head. */
-async function loadTarget(db: Database): Promise<FleetTarget> {
-  const target = await loadFleetTarget(db);
-  const head = target.repo?.head ?? null;
-  return { ...target, published: head === null ? new Map() : await publishedAt(db, head.sha, head.tree ?? null) };
 }
 
 function hostView(
@@ -86,7 +78,8 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
     listHosts(db),
     listReports(db),
     coordinator(env).fleetLive(RECENT_COMMANDS),
-    loadTarget(db),
+    // What the automation will do with the update PRs is asked as soon as they are known, beside the other reads.
+    loadFleetTargetWithPublished(db).then(async (target) => ({ ...target, updatePrs: await withAutomation(env, target.updatePrs) })),
     diskThreshold(env, db),
   ]);
   const now = new Date();
@@ -98,7 +91,7 @@ export async function loadFleet(env: WorkerEnv, db: Database) {
       diskLowBelowBytes,
     }),
   );
-  return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: await withAutomation(env, target.updatePrs) };
+  return { hosts: views, summary: summarizeFleet(views.map((view) => view.compartments)), repo: target.repo, updatePrs: target.updatePrs };
 }
 
 /** The fleet's `alerts.diskLowBelowBytes`; the default when the settings cannot be read (the fleet still shows). */
@@ -128,7 +121,7 @@ export async function loadHostView(env: WorkerEnv, db: Database, host: Host) {
   const [stored, live, target, diskLowBelowBytes] = await Promise.all([
     getReport(db, host.id),
     coordinator(env).hostLive(host.id, RECENT_COMMANDS),
-    loadTarget(db),
+    loadFleetTargetWithPublished(db),
     diskThreshold(env, db),
   ]);
   const view = hostView(host, stored, live.commands, live.presence ?? undefined, target, new Date(), {

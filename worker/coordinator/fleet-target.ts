@@ -1,8 +1,8 @@
 /**
  * The fleet's target as the coordinator judges reports against it (a rollout's gate, a host's
  * incidents): a copy of D1's GitHub state (worker/db/github.ts, the truth), read once and kept until the
- * state can have changed, so ten hosts of a wave ending at once are judged without queueing three D1
- * reads each. Every writer of that state tells the coordinator afterwards (the update-PR service's
+ * state can have changed, so ten hosts of a wave ending at once are judged without queueing a D1 batch
+ * each. Every writer of that state tells the coordinator afterwards (the update-PR service's
  * `notifyRepoChanged`, the `notify({ type: "repo" })` RPC), which drops the copy; the next judgement
  * reads it again. A read that such a change overtook is read again, never kept. Only a CI signal is
  * stored without a nudge when it concerns no open PR's head: the compartments never read `ciState`.

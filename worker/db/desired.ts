@@ -4,11 +4,12 @@
  * A publication is found by its commit or by its git tree (a merge commit's tree usually equals the PR head's);
  * per host the newest publication of either wins (docs/fleet-build.md "Builder hosts").
  */
-import { and, eq, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, eq, inArray, lt, or, sql, type SQL } from "drizzle-orm";
+import type { RepoState, UpdatePr } from "../../common/protocol.ts";
 import type { DesiredPublication } from "../../common/protocol.ts";
 import { auditInsert } from "./audit.ts";
 import type { Database } from "./client.ts";
-import { loadMainHead } from "./github.ts";
+import { fleetTargetStatements, loadMainHead, ofLatestRepoState, toFleetTarget } from "./github.ts";
 import { desiredPublications } from "./schema.ts";
 
 /** How long a publication is kept: main moves on, and only its head's is read. */
@@ -57,6 +58,25 @@ export async function publishedAt(db: Database, commit: string, tree: string | n
     .orderBy(desiredPublications.publishedAt);
   // Oldest first, so each host ends with its newest publication.
   return new Map(rows.map((row) => [row.hostName, row.outPath]));
+}
+
+/**
+ * The fleet target (`loadFleetTarget`) with what was published at main's head or its tree, in one D1 batch: one
+ * round trip, and the publications are those of the head the same snapshot names (the head is read inside their
+ * statement), never a head that moved between two reads.
+ */
+export async function loadFleetTargetWithPublished(db: Database): Promise<{ repo: RepoState | null; updatePrs: UpdatePr[]; published: Map<string, string> }> {
+  const atMainHead = or(
+    eq(desiredPublications.commitSha, sql`(${ofLatestRepoState(db, "headSha")})`),
+    eq(desiredPublications.tree, sql`(${ofLatestRepoState(db, "headTree")})`),
+  );
+  const [repo, pulls, checks, publications] = await db.batch([
+    ...fleetTargetStatements(db),
+    // Oldest first, so each host ends with its newest publication.
+    db.select({ hostName: desiredPublications.hostName, outPath: desiredPublications.outPath }).from(desiredPublications).where(atMainHead).orderBy(desiredPublications.publishedAt),
+  ]);
+  const target = toFleetTarget([repo, pulls, checks]);
+  return { ...target, published: new Map(target.repo?.head ? publications.map((row) => [row.hostName, row.outPath]) : []) };
 }
 
 /** What tells the desired systems at `commit`: its tree (known when it is main's head) and what was published for it or its tree. */

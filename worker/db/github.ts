@@ -393,30 +393,6 @@ export async function listUpdatePrs(db: Database, repository: string, branch: st
   return open.map((pr, index) => toUpdatePr(pr, ci.get(pr.headSha) ?? "unknown", index > 0));
 }
 
-/**
- * Update PRs merged after `since` (the repository state's updatedAt): merges
- * the control plane has heard of but whose commit it has not read as the head.
- */
-async function listUnseenMerges(db: Database, repository: string, branch: string, since: string): Promise<UpdatePr[]> {
-  const rows = await db
-    .select()
-    .from(githubPullRequests)
-    .where(
-      and(
-        eq(githubPullRequests.repository, repository),
-        eq(githubPullRequests.state, "merged"),
-        eq(githubPullRequests.isUpdatePr, true),
-        eq(githubPullRequests.baseRef, branch),
-        // Coarse in SQL (GitHub's and our timestamps differ in format), exact below.
-        gt(githubPullRequests.mergedAt, new Date(Date.parse(since) - 86_400_000).toISOString()),
-      ),
-    )
-    .orderBy(desc(githubPullRequests.createdAt), desc(githubPullRequests.number));
-  const merged = rows.map(toPullRecord).filter((pr) => pr.mergedAt !== null && Date.parse(pr.mergedAt) > Date.parse(since));
-  const ci = await ciStates(db, repository, [...new Set(merged.map((pr) => pr.headSha))]);
-  return merged.map((pr) => toUpdatePr(pr, ci.get(pr.headSha) ?? "unknown", false));
-}
-
 /** Main's head as the agents are told it in every poll answer: the followed branch, its commit and tree. */
 export async function loadMainHead(db: Database): Promise<{ branch: string; commit: string; tree: string | null } | null> {
   const row = await db
@@ -428,26 +404,64 @@ export async function loadMainHead(db: Database): Promise<{ branch: string; comm
   return row && row.commit !== null ? { branch: row.branch, commit: row.commit, tree: row.tree } : null;
 }
 
+/** The followed branch's state: the newest repository state row (the tables hold one repository and branch). */
+const latestRepoState = (db: Database) => db.select().from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1);
+/** What of the latest repository state a statement compares against, as a subquery of that statement. */
+export const ofLatestRepoState = (db: Database, column: "headSha" | "headTree" | "updatedAt") =>
+  db.select({ value: githubRepoState[column] }).from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1);
+/** Update PRs open or merged after the followed branch's state was read (a day's margin: GitHub's timestamps and ours differ in format; exact below). */
+const candidateUpdatePrs = (db: Database) =>
+  and(
+    eq(githubPullRequests.isUpdatePr, true),
+    or(
+      eq(githubPullRequests.state, "open"),
+      and(eq(githubPullRequests.state, "merged"), gt(githubPullRequests.mergedAt, sql`strftime('%Y-%m-%dT%H:%M:%fZ', (${ofLatestRepoState(db, "updatedAt")}), '-1 day')`)),
+    ),
+  );
+
 /**
- * The fleet's target for the compartments (common/compartments.ts): the
- * followed branch's state, its open update PRs (newest first, older ones
- * superseded) and any update PR merged after the state was last read. The
- * tables only hold the configured repository, so no configuration is needed.
+ * The statements of a fleet target read, for one D1 batch (one round trip, one consistent snapshot): the repository
+ * state, the update PRs that may be shown and their commits' CI signals. Nothing waits for the state to know what to
+ * read: the PRs' statements compare against it in SQL, and `toFleetTarget` keeps the followed repository's and branch's.
+ */
+export function fleetTargetStatements(db: Database) {
+  return [
+    latestRepoState(db),
+    db.select().from(githubPullRequests).where(candidateUpdatePrs(db)).orderBy(desc(githubPullRequests.createdAt), desc(githubPullRequests.number)),
+    db
+      .select({ repository: githubCommitChecks.repository, sha: githubCommitChecks.sha, outcome: githubCommitChecks.outcome })
+      .from(githubCommitChecks)
+      .where(inArray(githubCommitChecks.sha, db.select({ sha: githubPullRequests.headSha }).from(githubPullRequests).where(candidateUpdatePrs(db)))),
+  ] as const;
+}
+
+type FleetTargetRows = readonly [RepoRow[], PullRow[], { repository: string; sha: string; outcome: CommitCheck["outcome"] }[]];
+
+/** The fleet target from its statements' rows: the open update PRs newest first (each but the newest superseded) and the merges not yet read as the head. */
+export function toFleetTarget([repoRows, pullRows, checkRows]: FleetTargetRows): { repo: RepoState | null; updatePrs: UpdatePr[] } {
+  const record = repoRows[0] ? toRepoRecord(repoRows[0]) : null;
+  // No state yet (no push seen, no sync ran): the open update PRs already known, of whichever repository sent them.
+  const repository = record?.repository ?? pullRows[0]?.repository ?? null;
+  const ours = pullRows.filter((row) => row.repository === repository && (record === null || row.baseRef === record.branch)).map(toPullRecord);
+  const ci = (sha: string) => combineCiState(checkRows.filter((row) => row.repository === repository && row.sha === sha).map((row) => row.outcome));
+  const open = ours.filter((pr) => pr.state === "open").map((pr, index) => toUpdatePr(pr, ci(pr.headSha), index > 0));
+  if (record === null) return { repo: null, updatePrs: open };
+  // Merged after the state was read: merges the control plane has heard of but whose commit it has not read as the head.
+  const merged = ours
+    .filter((pr) => pr.state === "merged" && pr.mergedAt !== null && Date.parse(pr.mergedAt) > Date.parse(record.updatedAt))
+    .map((pr) => toUpdatePr(pr, ci(pr.headSha), false));
+  const newestFirst = (a: UpdatePr, b: UpdatePr) => b.createdAt.localeCompare(a.createdAt) || b.number - a.number;
+  return { repo: toRepoState(record), updatePrs: [...open, ...merged].sort(newestFirst) };
+}
+
+/**
+ * The fleet's target for the compartments (common/compartments.ts): the followed branch's state, its open update
+ * PRs (newest first, older ones superseded) and any update PR merged after the state was last read. The tables only
+ * hold the configured repository, so no configuration is needed. One D1 round trip: before, the state's read came
+ * first and the PRs' and their CI signals' after it, three in a row before the first byte of the fleet page.
  */
 export async function loadFleetTarget(db: Database): Promise<{ repo: RepoState | null; updatePrs: UpdatePr[] }> {
-  const row = await db.select().from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1).get();
-  if (row) {
-    const record = toRepoRecord(row);
-    const [open, merged] = await Promise.all([
-      listUpdatePrs(db, record.repository, record.branch),
-      listUnseenMerges(db, record.repository, record.branch, record.updatedAt),
-    ]);
-    const newestFirst = (a: UpdatePr, b: UpdatePr) => b.createdAt.localeCompare(a.createdAt) || b.number - a.number;
-    return { repo: toRepoState(record), updatePrs: [...open, ...merged].sort(newestFirst) };
-  }
-  // No state yet (no push seen, no sync ran) but update PRs may already be known.
-  const pr = await db.select({ repository: githubPullRequests.repository }).from(githubPullRequests).limit(1).get();
-  return { repo: null, updatePrs: pr ? await listUpdatePrs(db, pr.repository, null) : [] };
+  return toFleetTarget(await db.batch(fleetTargetStatements(db)));
 }
 
 // ---------------------------------------------------------------------------
