@@ -6,6 +6,9 @@
  * baseline (the health page, loaded directly, as bench:ui does), so a load that drifts weighs on all alike. The page
  * as is and the health page are timed both directly and through a proxy, which prices the proxy itself. A variant
  * that changes the stylesheet goes without the Content-Security-Policy header, whose hash would no longer match.
+ * The floor variants (h to k, and bcd_no_css) trade the table's looks away, down to its rows' text in a <pre>: what
+ * they pay above the health page, no stylesheet or script for the same rows can avoid. The result is written to
+ * bench/results/ui-decompose.json.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -35,6 +38,24 @@ function oneFontFamily(page: string): string {
     .replace(/--nf-font:[^;]+;/, "--nf-font: sans-serif;")
     .replace(/--nf-mono:[^;]+;/, "--nf-mono: sans-serif;")
     .replace(/font-family:[^;}]+/g, "font-family: sans-serif");
+}
+/** Rules appended to the page's stylesheet, which win over its own (the looks the floor variants trade away). */
+const withRules = (rules: string) => (page: string) => page.replace("</style>", `${rules}</style>`);
+const ONE_STRIKE = ".first-table * { font-family: sans-serif !important; font-size: 14px !important; font-weight: 400 !important; letter-spacing: normal !important; }";
+const PLAIN_CELLS = ".first-table .cell { border: 0 !important; border-radius: 0 !important; background: none !important; } .first-table .cell .icon, .first-table .icon-btn, .first-table .chip span { display: none !important; } .first-table .dot { border-radius: 0 !important; box-shadow: none !important; } .first-table .logo { background: var(--nf-accent) !important; }";
+/**
+ * The written rows' text alone, a line each, in a <pre>: no stylesheet, no element but the <pre>, no script. The least
+ * any page that shows the first screen's hosts can draw, a floor for every way of writing the table.
+ */
+function rowsAsText(page: string): string {
+  const end = page.indexOf(`<div id="${TABLE_END_ID}"`);
+  const rows = page
+    .slice(0, end)
+    .split('<div class="tr ')
+    .filter((part) => part.startsWith('row"'))
+    .map((row) => row.replace(/^[^>]*>/, "").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim());
+  if (rows.length === 0 || end < 0) throw new Error("the page has no rows to write as text");
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>NixFleet</title></head><body><pre>${rows.join("\n")}</pre></body></html>`;
 }
 /** The health page's text (what Chromium shows for its JSON) in the dashboard's page, with the page's stylesheet. */
 function healthTextWithPageStyle(page: string, healthText: string): string {
@@ -91,6 +112,10 @@ export function pageVariants(healthText: string): Variant[] {
     { name: "e_first_screen", describe: `only the first ${FIRST_SCREEN_ROWS} rows`, path: "/", transform: firstScreenRows },
     { name: "f_health_text_page_css", describe: "the health page's text in the page's head (its CSS, fonts), no module", path: "/", transform: (page) => healthTextWithPageStyle(page, healthText) },
     { name: "g_one_font", describe: "every font family sans-serif", path: "/", transform: oneFontFamily, dropCsp: true },
+    { name: "h_one_font_strike", describe: "one font, size and weight for all text (sans-serif, 14 px, 400)", path: "/", transform: withRules(ONE_STRIKE), dropCsp: true },
+    { name: "i_plain_cells", describe: "state cells without fills, borders, rounded corners or icons; square dots, a flat logo", path: "/", transform: withRules(PLAIN_CELLS), dropCsp: true },
+    { name: "j_plain", describe: "h and i together: the plainest styled table", path: "/", transform: withRules(ONE_STRIKE + PLAIN_CELLS), dropCsp: true },
+    { name: "k_rows_as_text", describe: "the written rows' text alone, a line each, in a <pre>", path: "/", transform: rowsAsText, dropCsp: true },
     { name: "bcd_markup_only", describe: "b, c and d together: the written markup and its CSS only", path: "/", transform: (page) => withoutRenderBlock(withoutAnswers(withoutModule(page))) },
     { name: "bcd_no_css", describe: "the written markup without the stylesheet", path: "/", transform: (page) => withoutStyle(withoutRenderBlock(withoutAnswers(withoutModule(page)))) },
     { name: "bcde_first_screen_markup", describe: "b, c, d and e together", path: "/", transform: (page) => firstScreenRows(withoutRenderBlock(withoutAnswers(withoutModule(page)))) },

@@ -130,19 +130,22 @@ async function stateParent(): Promise<string> {
  * `fronts`: how many front processes hold the clients' connections (bench/fronts.ts); 0, the clients
  * connect to workerd itself.
  */
-export async function startWorkerd(options: { vars?: Record<string, string>; fronts?: number } = {}): Promise<Workerd> {
+export async function startWorkerd(options: { vars?: Record<string, string>; fronts?: number; dashboard?: boolean } = {}): Promise<Workerd> {
   const stateDir = await mkdtemp(join(await stateParent(), "nixfleet-workerd-"));
   const bundleDir = join(stateDir, "bundle");
-  // The bench serves no dashboard: an empty assets directory keeps wrangler from needing dist/ui.
-  const assets = join(stateDir, "assets");
-  await mkdir(assets);
-  await writeFile(join(assets, "index.html"), "");
+  // With `dashboard`, the Worker serves the built dashboard (dist/ui, which the caller builds) as wrangler.toml's
+  // assets binding says; otherwise an empty assets directory keeps wrangler from needing dist/ui.
+  const assets = options.dashboard ? join(root, "dist/ui") : join(stateDir, "assets");
+  if (!options.dashboard) {
+    await mkdir(assets);
+    await writeFile(join(assets, "index.html"), "");
+  }
   await runWrangler(["deploy", "--dry-run", "--outdir", bundleDir, "--assets", assets], root);
   await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], root);
 
   const { workerOptions } = unstable_getMiniflareWorkerOptions(isolatedWranglerConfig(join(root, "wrangler.toml")));
   // The bundle is one module: wrangler's module rules and root path describe the sources, not it.
-  const { assets: _assets, modulesRules: _rules, rootPath: _root, durableObjects, ...bindings } = workerOptions;
+  const { assets: assetOptions, modulesRules: _rules, rootPath: _root, durableObjects, ...bindings } = workerOptions;
   const source = { modules: true, scriptPath: join(bundleDir, "index.js"), modulesRoot: bundleDir };
   const vars = { ...(workerOptions.bindings ?? {}), SETTINGS_ENCRYPTION_KEY: DEVELOPMENT_SETTINGS_ENCRYPTION_KEY, ...options.vars };
   const objects: Record<string, string | V4DurableObject> = DurableObjectBindings.parse(durableObjects ?? {});
@@ -163,7 +166,7 @@ export async function startWorkerd(options: { vars?: Record<string, string>; fro
       log,
       resourcePersistencePath: join(stateDir, "v3"),
       workers: [
-        { ...bindings, ...source, name: "nixfleet", bindings: vars, durableObjects: objectsElsewhere },
+        { ...bindings, ...source, name: "nixfleet", bindings: vars, durableObjects: objectsElsewhere, ...(options.dashboard && assetOptions ? { assets: { ...assetOptions, directory: assets } } : {}) },
         { ...bindings, ...source, name: OBJECTS_WORKER, bindings: vars, durableObjects: objects },
         ...gateway,
       ],
