@@ -1,6 +1,7 @@
 /**
  * The control plane on workerd without wrangler's dev proxy, for the benchmarks that hold thousands of
- * connections (bench/dispatch.ts, bench/soak.ts): wrangler bundles the Worker as `wrangler deploy`
+ * connections (bench/dispatch.ts, bench/soak.ts) and those whose figures the proxy, which production does not
+ * have, would stretch (bench/rollout.ts, bench/ui.ts): wrangler bundles the Worker as `wrangler deploy`
  * would, wrangler applies the migrations to a local D1, and Miniflare runs the bundle with
  * wrangler.toml's bindings. A client's connection is then two descriptors in workerd, where the dev proxy
  * held about four (an earlier 5,000-agent run through `wrangler dev` ran out of them).

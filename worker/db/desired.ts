@@ -5,8 +5,7 @@
  * per host the newest publication of either wins (docs/fleet-build.md "Builder hosts").
  */
 import { and, eq, inArray, lt, or, sql, type SQL } from "drizzle-orm";
-import type { RepoState, UpdatePr } from "../../common/protocol.ts";
-import type { DesiredPublication } from "../../common/protocol.ts";
+import type { DesiredPublication, RepoState, UpdatePr } from "../../common/protocol.ts";
 import { auditInsert } from "./audit.ts";
 import type { Database } from "./client.ts";
 import { fleetTargetStatements, loadMainHead, ofLatestRepoState, toFleetTarget } from "./github.ts";
