@@ -207,14 +207,16 @@ describeWithNix("the desired system at main's head", () => {
     const diffRuns = async () => (await nixWork()).filter((line) => line.includes(" store diff-closures "));
 
     // Main moves to a system not built here: counts, no diff. A build of it then realises it, and its diff is taken as it is.
-    const unbuiltHead = await h.fleet.commit({ "packages/greeter.txt": "2.1 4\n", "hosts/web1.txt": newGeneration() }, "greeter 2.1");
+    // A greeter version no run built before either (the store outlives the runs): the system and the package to build.
+    const greeter = `2.1.${Date.now()}`;
+    const unbuiltHead = await h.fleet.commit({ "packages/greeter.txt": `${greeter} 4\n`, "hosts/web1.txt": newGeneration() }, `greeter ${greeter}`);
     h.plane.moveMain(unbuiltHead);
     const unbuilt = await reportWith(latestAt(unbuiltHead), "the desired system before its build");
-    expect(unbuilt.desired?.latest).toMatchObject({ changes: { toBuild: 1, toFetch: 0 } });
+    expect(unbuilt.desired?.latest).toMatchObject({ changes: { toBuild: 2, toFetch: 0 } });
     expect(unbuilt.desired?.latest).not.toHaveProperty("closureDiff");
     const { finished } = await h.run("build", { commit: unbuiltHead });
     const build = finished.result?.build;
-    expect(build?.closureDiff?.entries).toEqual([{ name: "greeter", old: ["2.0"], new: ["2.1"], sizeDelta: 0 }]);
+    expect(build?.closureDiff?.entries).toEqual([{ name: "greeter", old: ["2.0"], new: [greeter], sizeDelta: 0 }]);
     const built = await reportWith((desired) => desired.latest !== null && "closureDiff" in desired.latest, "the desired system after the build");
     expect(built.desired?.latest).toEqual({ ...unbuilt.desired?.latest, changes: { toBuild: 0, toFetch: 0, downloadBytes: 0 }, closureDiff: { ...build?.closureDiff, comparedWith: running } });
     expect(await diffRuns()).toHaveLength(1);
@@ -232,7 +234,7 @@ describeWithNix("the desired system at main's head", () => {
       closureDiff: {
         comparedWith: running,
         entries: [
-          { name: "greeter", old: ["2.0"], new: ["2.1"], sizeDelta: 0 },
+          { name: "greeter", old: ["2.0"], new: [greeter], sizeDelta: 0 },
           { name: "hello", old: ["1.0"], new: ["1.1"], sizeDelta: 28 * 1024 },
         ],
         omitted: 0,
