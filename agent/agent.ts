@@ -7,7 +7,6 @@
  * clock — so tests run it against real git/nix and a fake control plane.
  */
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs/promises";
 import { AgentConfig } from "../common/agent-config.ts";
 import { PROTOCOL_VERSION, type CommandDelivery, type CommandKind, type OutputStream, type Report } from "../common/protocol.ts";
 import { DEFAULT_BACKOFF, sleep, type BackoffPolicy } from "./backoff.ts";
@@ -30,6 +29,7 @@ import { ReportCollector, type ReportProbe } from "./report.ts";
 import { SafetyNet } from "./safety-net/safety-net.ts";
 import { createNodeRunner, type HostRunner } from "./runner.ts";
 import { CommandScheduler, type ActiveCommand } from "./scheduler.ts";
+import { AgentStartError, readToken } from "./startup.ts";
 
 export interface AgentOptions {
   /** Parsed with `AgentConfig`; an invalid config throws here, with zod's explanation. */
@@ -53,10 +53,6 @@ export interface AgentOptions {
 /** Commands after which main's desired system may be in the store, or another system runs. */
 const SYSTEM_CHANGING_KINDS: ReadonlySet<CommandKind> = new Set(["build", "switch", "pull-switch", "rollback"]);
 
-/** Why the agent refuses to start; the message tells the operator what to fix. */
-export class AgentStartError extends Error {
-  override name = "AgentStartError";
-}
 
 /** What a started agent works with: made together in `start()`, so none of it is ever half there. */
 interface Services {
@@ -477,23 +473,6 @@ export class Agent {
     if (this.#services === null) throw new Error("agent not started");
     return this.#services;
   }
-}
-
-/** Reads the agent token; the message says what to fix when it cannot. */
-export async function readToken(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") {
-      throw new AgentStartError(`token file ${file} does not exist: put the host's agent token (from the dashboard) in it`);
-    }
-    throw new AgentStartError(`cannot read token file ${file}: ${code ?? String(error)}`);
-  }
-  const token = text.trim();
-  if (token === "") throw new AgentStartError(`token file ${file} is empty: put the host's agent token (from the dashboard) in it`);
-  return token;
 }
 
 function withTimeout(promise: Promise<unknown>, ms: number): Promise<unknown> {
