@@ -1,5 +1,5 @@
 import { computeCompartments, summarizeFleet } from "../common/compartments.ts";
-import type { CommandView, HostHold, HostRolloutPart, HostView, RepoState, UpdatePr } from "../common/protocol.ts";
+import type { CommandView, HostHold, HostRolloutPart, HostView, UpdatePr } from "../common/protocol.ts";
 import { isActiveCommand } from "../common/commands.ts";
 import { DISK_LOW_BELOW_BYTES, diskLowWarning } from "../common/disk-space.ts";
 import { NIXFLEET_VERSION } from "../common/version.ts";
@@ -8,20 +8,13 @@ import { listHosts, type Host } from "./db/hosts.ts";
 import { getReport, listReports, type StoredReport } from "./db/reports.ts";
 import { coordinator } from "./coordinator.ts";
 import { automation } from "./automation.ts";
-import { loadFleetTargetWithPublished } from "./db/desired.ts";
+import { loadFleetTargetWithPublished, type FleetTargetWithPublished as FleetTarget } from "./db/desired.ts";
 import { settingsForDisplay } from "./db/settings.ts";
 import type { FailedBuildOnHost } from "../common/compartments/desired.ts";
 import type { WorkerEnv } from "./env.ts";
 
 /** How many recent commands per host the compartments look at. */
 const RECENT_COMMANDS = 20;
-
-interface FleetTarget {
-  repo: RepoState | null;
-  updatePrs: UpdatePr[];
-  /** Host name → what CI or a builder published for it at main's head or its tree (worker/db/desired.ts). */
-  published: ReadonlyMap<string, string>;
-}
 
 function hostView(
   host: Host,

@@ -5,10 +5,10 @@
  * per host the newest publication of either wins (docs/fleet-build.md "Builder hosts").
  */
 import { and, eq, inArray, lt, or, sql, type SQL } from "drizzle-orm";
-import type { DesiredPublication, RepoState, UpdatePr } from "../../common/protocol.ts";
+import type { DesiredPublication } from "../../common/protocol.ts";
 import { auditInsert } from "./audit.ts";
 import type { Database } from "./client.ts";
-import { fleetTargetStatements, loadMainHead, ofLatestRepoState, toFleetTarget } from "./github.ts";
+import { fleetTargetStatements, loadMainHead, ofLatestRepoState, toFleetTarget, type FleetTargetState } from "./github.ts";
 import { desiredPublications } from "./schema.ts";
 
 /** How long a publication is kept: main moves on, and only its head's is read. */
@@ -59,12 +59,17 @@ export async function publishedAt(db: Database, commit: string, tree: string | n
   return new Map(rows.map((row) => [row.hostName, row.outPath]));
 }
 
+export interface FleetTargetWithPublished extends FleetTargetState {
+  /** Host name → what CI or a builder published for it at main's head or its tree. */
+  published: ReadonlyMap<string, string>;
+}
+
 /**
  * The fleet target (`loadFleetTarget`) with what was published at main's head or its tree, in one D1 batch: one
  * round trip, and the publications are those of the head the same snapshot names (the head is read inside their
  * statement), never a head that moved between two reads.
  */
-export async function loadFleetTargetWithPublished(db: Database): Promise<{ repo: RepoState | null; updatePrs: UpdatePr[]; published: Map<string, string> }> {
+export async function loadFleetTargetWithPublished(db: Database): Promise<FleetTargetWithPublished> {
   const atMainHead = or(
     eq(desiredPublications.commitSha, sql`(${ofLatestRepoState(db, "headSha")})`),
     eq(desiredPublications.tree, sql`(${ofLatestRepoState(db, "headTree")})`),

@@ -435,10 +435,16 @@ export function fleetTargetStatements(db: Database) {
   ] as const;
 }
 
+/** The fleet's target as D1 holds it: the followed branch's state and the update PRs to show. */
+export interface FleetTargetState {
+  repo: RepoState | null;
+  updatePrs: UpdatePr[];
+}
+
 type FleetTargetRows = readonly [RepoRow[], PullRow[], { repository: string; sha: string; outcome: CommitCheck["outcome"] }[]];
 
 /** The fleet target from its statements' rows: the open update PRs newest first (each but the newest superseded) and the merges not yet read as the head. */
-export function toFleetTarget([repoRows, pullRows, checkRows]: FleetTargetRows): { repo: RepoState | null; updatePrs: UpdatePr[] } {
+export function toFleetTarget([repoRows, pullRows, checkRows]: FleetTargetRows): FleetTargetState {
   const record = repoRows[0] ? toRepoRecord(repoRows[0]) : null;
   // No state yet (no push seen, no sync ran): the open update PRs already known, of whichever repository sent them.
   const repository = record?.repository ?? pullRows[0]?.repository ?? null;
@@ -460,7 +466,7 @@ export function toFleetTarget([repoRows, pullRows, checkRows]: FleetTargetRows):
  * hold the configured repository, so no configuration is needed. One D1 round trip: before, the state's read came
  * first and the PRs' and their CI signals' after it, three in a row before the first byte of the fleet page.
  */
-export async function loadFleetTarget(db: Database): Promise<{ repo: RepoState | null; updatePrs: UpdatePr[] }> {
+export async function loadFleetTarget(db: Database): Promise<FleetTargetState> {
   return toFleetTarget(await db.batch(fleetTargetStatements(db)));
 }
 
