@@ -21,6 +21,7 @@ import type { ControlPlane } from "../support/control-plane.ts";
 import { killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
@@ -95,7 +96,7 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
 
   afterAll(async () => {
     await github?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("Merge & Deploy: the update PR merged, canary first, then waves, every host at the merge commit", async () => {
@@ -186,6 +187,12 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
     const { rollout } = await call(z.object({ rollout: RolloutView }), "/api/rollouts", { body: {} });
     // The switch is running (the shim waits at its gate).
     const pid = await eventually("the canary's switch to run", async () => Number(await fs.readFile(lastPid, "utf8").catch(() => "0")));
+    // Lost means the control plane knew the agent held the command. Killed before its "started" reached the
+    // control plane, the delivery is unconfirmed and goes to the next agent again, which is at-least-once
+    // delivery working, not this scenario.
+    await eventually("the control plane to know the switch runs", async () =>
+      (await hostCommands("h0")).some((c) => c.actor === `rollout ${rollout.id}` && c.state === "running"),
+    );
     // The host dies: the agent and its switch are gone, and it comes back without its state.
     await killE2eAgents([canary]);
     // The detached switch runs in its own process group (the job wrapper leads it): kill the group.
@@ -197,7 +204,7 @@ describeWithNix("rollouts with six real agents, the GitHub emulator and the real
         // already gone with its group
       }
     }
-    await fs.rm(path.join(canary.dir, "state"), { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    await removeHostRoot(path.join(canary.dir, "state"));
     await canary.shim.setMode("normal");
     restartE2eAgent(canary);
     const done = await settledRollout(rollout.id);
