@@ -16,6 +16,7 @@ import { createFleetRepo, type FleetRepo } from "../../tools/fleet-kit/fleet-rep
 import { isolatedHostEnv } from "../../tools/fleet-kit/host-env.ts";
 import { installRebuildShim, type RebuildShim } from "../../tools/fleet-kit/rebuild-shim.ts";
 import { FakeControlPlane } from "./fake-control-plane.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 /** The agent's entry: the safety net's watchdog runs it as a process of its own, as the packaged agent does. */
 export const AGENT_BIN = fileURLToPath(new URL("../../bin/nixfleet-agent.js", import.meta.url));
@@ -158,8 +159,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     async cleanup() {
       await harness.stopAgent();
       await plane.close();
-      // A switch's watchdog is a process of its own and may still be writing its decision under the state directory.
-      await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+      await removeHostRoot(root);
     },
   };
   return harness;

@@ -5,7 +5,7 @@
  * builds behind a nixos-rebuild shim. Everything the page shows after the
  * first load arrives over its live connection: no reloads.
  */
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,7 @@ import { startAgent, type RunningAgent } from "./agents.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually, fleetRow, menu } from "./helpers.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** `npm run screenshots` sets it to docs/screenshots; a test run writes into its own temporary folder, never the tree. */
@@ -89,7 +90,7 @@ describeWithNix("real agents build with Nix", () =>
       await session?.close();
       await github?.stop();
       await dashboard?.stop();
-      if (root) await rm(root, { recursive: true, force: true });
+      if (root) await removeHostRoot(root);
     });
 
     it("shows the commit the fleet should run, and a host added in the browser coming online when its agent starts", async () => {

@@ -4,7 +4,7 @@
  * banner shows "CI passed · auto-merge at … (in N s)" counting down without a reload, Skip this PR
  * leaves the head alone, a new commit is scheduled again, and Merge now merges it on GitHub.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -14,6 +14,7 @@ import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { eventually } from "./helpers.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 const SECRET = "automation-browser-secret";
 const TOKEN = "github_pat_automation_browser";
@@ -49,7 +50,7 @@ describeWithBrowser("the auto-merge timeline in Chromium", () => {
     await session?.close();
     await github?.stop();
     await dashboard?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    if (root) await removeHostRoot(root);
   });
 
   it("counts down to the merge, Skip leaves the head alone, a new head is scheduled again, Merge now merges it", async () => {

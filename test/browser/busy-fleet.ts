@@ -5,7 +5,7 @@
  * (nix's long error lines), and a rollout of main held in progress by a
  * canary soak that outlasts any test.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -17,6 +17,7 @@ import { seedFromFleetRepo, startWithGitHub } from "../support/github-fleet.ts";
 import { startAgent, type RunningAgent } from "./agents.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually } from "./helpers.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 /** The host whose build of the update fails; a long name, as real fleets have. */
 export const FAILING_HOST = "postgres-primary-frankfurt-01";
@@ -51,7 +52,7 @@ export async function startBusyFleet(): Promise<BusyFleet> {
     await Promise.all(agents.map((agent) => agent.stop()));
     await github?.stop();
     await dashboard?.stop();
-    await rm(root, { recursive: true, force: true });
+    await removeHostRoot(root);
   };
   try {
     const env = isolatedHostEnv(root);

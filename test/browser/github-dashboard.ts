@@ -3,7 +3,7 @@
  * emulator, the dashboard's control plane told of it, one real browser agent per host cloning from
  * the emulator, every host reporting, then a Chromium page.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -17,6 +17,7 @@ import { startAgent, type RunningAgent } from "./agents.ts";
 import { openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { addHostThroughApi, eventually } from "./helpers.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 export interface GitHubDashboard {
   root: string;
@@ -58,7 +59,7 @@ export async function startGitHubDashboard(options: {
     await session?.close();
     await github.stop();
     await dashboard.stop();
-    await rm(root, { recursive: true, force: true });
+    await removeHostRoot(root);
   };
   try {
     const seed = await seedFromFleetRepo(github, fleet, "initial fleet");

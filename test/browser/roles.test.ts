@@ -5,7 +5,7 @@
  * the real control plane; the browser sends the JWT as Access would. The GitHub
  * emulator holds an open update PR, so the banner's merges are there to check.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ import { GitHubEmulator } from "../../tools/github-emulator/emulator.ts";
 import { describeWithBrowser, openBrowser, type BrowserSession } from "./browser.ts";
 import { startDashboard, type Dashboard } from "./dashboard.ts";
 import { fleetRow, menu } from "./helpers.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 const TEAM = "https://browserteam.cloudflareaccess.com";
 const AUD = "browser-roles-aud";
@@ -91,7 +92,7 @@ describeWithBrowser("roles in the dashboard", () => {
     await dashboard?.stop();
     await github?.stop();
     jwks?.close();
-    if (root) await rm(root, { recursive: true, force: true });
+    if (root) await removeHostRoot(root);
   });
 
   it("shows a viewer everything, with every change disabled and the reason on it", async () => {

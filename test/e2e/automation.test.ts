@@ -22,6 +22,7 @@ import { everyHostReporting, tailOfLogs, type E2eAgent } from "../support/e2e-ag
 import { startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
@@ -161,7 +162,7 @@ describeWithNix("auto-merge with three real agents, the GitHub emulator and the 
   afterAll(async () => {
     await github?.stop();
     await receiver?.close();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("an update PR whose CI turns green by webhook is merged after the delay, and rolled out to every host", async () => {

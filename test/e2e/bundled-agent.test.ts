@@ -31,6 +31,7 @@ import { startControlPlane, type ControlPlane } from "../support/control-plane.t
 import { writeE2eHost } from "../support/e2e-agent.ts";
 import { installNixRecorder } from "../support/nix-recorder.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -144,7 +145,7 @@ describeWithNix("the bundled agent, alone in a directory, against the local cont
   afterAll(async () => {
     if (agent !== null && agent.exitCode === null) agent.kill("SIGKILL");
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("comes online and reports", async () => {

@@ -16,6 +16,7 @@ import { adminApi } from "../support/admin-api.ts";
 import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
@@ -63,7 +64,7 @@ describeWithNix("the desired system with three real agents, the GitHub emulator 
 
   afterAll(async () => {
     await github?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("a commit changing only h2's configuration: h2 yellow, h1 and h3 green; Deploy main switches h2 alone", async () => {

@@ -30,6 +30,7 @@ import { killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../su
 import { installNixRecorder } from "../support/nix-recorder.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
@@ -107,7 +108,7 @@ describeWithNix("build before deploy with three real agents, the GitHub emulator
 
   afterAll(async () => {
     await github?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true });
+    if (root) await removeHostRoot(root);
   });
 
   it("the update PR opens, every host builds it, and GitHub holds success with each host's closure diff", async () => {

@@ -17,6 +17,7 @@ import { adminApi } from "../support/admin-api.ts";
 import { startControlPlane, type ControlPlane } from "../support/control-plane.ts";
 import { enrollE2eAgent, killE2eAgents, restartE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 // Switches build with real Nix; give each step room on a loaded 2-core machine.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
@@ -94,7 +95,7 @@ describeWithNix("a fleet of three real agents against the local control plane", 
   afterAll(async () => {
     await killE2eAgents(hosts.values());
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("enrolls three hosts that come online and report", async () => {

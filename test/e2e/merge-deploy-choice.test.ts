@@ -19,6 +19,7 @@ import type { ControlPlane } from "../support/control-plane.ts";
 import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 300_000 });
 
@@ -110,7 +111,7 @@ describeWithNix("Merge & Deploy to chosen hosts, the fleet build's refusal, and 
 
   afterAll(async () => {
     await github?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("Merge & Deploy to 2 of 4 hosts: those two run the merge commit; the other two get no command and read behind main", async () => {

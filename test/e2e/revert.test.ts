@@ -20,6 +20,7 @@ import type { ControlPlane } from "../support/control-plane.ts";
 import { tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { deployMainEverywhere, startGitHubFleet, type GitHubFleet } from "../support/github-fleet.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 
@@ -111,7 +112,7 @@ describeWithNix("reverting an update on demand, with three real agents and the G
 
   afterAll(async () => {
     await github?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("refuses bad input with 400, an unknown rollout with 404, and changes nothing", async () => {

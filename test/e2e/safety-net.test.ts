@@ -21,6 +21,7 @@ import { startControlPlane, type ControlPlane } from "../support/control-plane.t
 import { killE2eAgents, restartE2eAgent, spawnE2eAgent, tailOfLogs, type E2eAgent } from "../support/e2e-agent.ts";
 import { hostAndPort, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { eventuallyWith } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -97,7 +98,7 @@ describeWithNix("the host's safety net against the real control plane, cut off b
     if (agent) await killE2eAgents(second ? [agent, second] : [agent]);
     await proxy?.close();
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("with the proxy open, the new agent confirms, the control plane records it, and nothing is rolled back", async () => {

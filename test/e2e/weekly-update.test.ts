@@ -21,6 +21,7 @@ import { startControlPlane, type ControlPlane } from "../support/control-plane.t
 import { enrollE2eAgent, killE2eAgents, type E2eAgent } from "../support/e2e-agent.ts";
 import { startWithGitHub } from "../support/github-fleet.ts";
 import { eventually } from "../support/wait.ts";
+import { removeHostRoot } from "../support/host-root.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 180_000 });
 
@@ -122,7 +123,7 @@ describeWithNix("the weekly update through the real worker (spec 001)", () => {
     if (agent) await killE2eAgents([agent]);
     await emulator?.stop();
     await cp?.stop();
-    if (root) await fs.rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (root) await removeHostRoot(root);
   });
 
   it("walks an update PR through the six pictures", async () => {
