@@ -6,7 +6,7 @@ import * as z from "zod";
  * The answers checked without zod, by the name ui/data/answer-checks.ts exports them under, with their
  * schemas in ui/data/schemas.ts.
  */
-export const CHECKED_ANSWERS = { fleet: "FleetResponse", health: "HealthResponse" };
+export const CHECKED_ANSWERS = { fleet: "FleetResponse", health: "HealthResponse", me: "MeResponse" };
 
 /**
  * The JSON Schema of what `schema` outputs: every defaulted field required, no key it does not name

@@ -48,10 +48,11 @@ export class NfApp extends LitElement {
   private declare _now: number;
   private declare _notices: Notice[];
   private readonly _store = new FleetStore({
-    // The answers GET / wrote into the page with the table (worker/fleet-page.ts's FLEET_ANSWER_ID, HEALTH_ANSWER_ID).
+    // The answers GET / wrote into the page with the table (worker/fleet-page.ts's FLEET_ANSWER_ID, HEALTH_ANSWER_ID, ME_ANSWER_ID).
     api: new DashboardApi({
       pageFleet: document.getElementById("nf-fleet-answer")?.textContent ?? null,
       pageHealth: document.getElementById("nf-health-answer")?.textContent ?? null,
+      pageMe: document.getElementById("nf-me-answer")?.textContent ?? null,
     }),
     connect: (handlers) =>
       loadedOnStart(() => import("./data/events.ts").then(({ EventStream, eventsUrl }) => new EventStream({ url: eventsUrl(location), ...handlers }))),

@@ -11,8 +11,9 @@
  */
 import { html, raw } from "hono/html";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/command-labels.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial, roleNote } from "../common/permissions.ts";
 import { summarizeFleet } from "../common/compartments.ts";
-import { COMPARTMENT_NAMES, type CompartmentName, type CompartmentState, type HostView, type RepoState } from "../common/protocol.ts";
+import { COMPARTMENT_NAMES, type CompartmentName, type CompartmentState, type HostView, type MeResponse, type RepoState } from "../common/protocol.ts";
 import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartments/display.ts";
 import { FIRST_ROWS, PLATFORM_NAMES, WRITTEN_ROWS } from "../common/fleet-table.ts";
 import { DEVELOPMENT_MODE_WARNING, formatAge, plural, pluralWord, shortSha } from "../common/text.ts";
@@ -21,6 +22,8 @@ import { DEVELOPMENT_MODE_WARNING, formatAge, plural, pluralWord, shortSha } fro
 export const FLEET_ANSWER_ID = "nf-fleet-answer";
 /** The id of the page's data block holding the health answer (read by ui/nf-app.ts): it decides the banner. */
 export const HEALTH_ANSWER_ID = "nf-health-answer";
+/** The id of the page's data block holding the identity it was written for, `GET /api/me`'s answer (read by ui/nf-app.ts). */
+export const ME_ANSWER_ID = "nf-me-answer";
 /** What the static page shows until nf-app is defined; the fleet page puts the table there. */
 export const PLACEHOLDER = "<nf-app>Loading NixFleet…</nf-app>";
 /** The static page's preloads of the answers: the fleet page carries both, so it asks for neither. */
@@ -36,9 +39,13 @@ export const TABLE_RENDER_BLOCK = `<link rel="expect" href="#${TABLE_END_ID}" bl
 export const HEALTH_PRELOAD = '<link rel="preload" href="/api/health" as="fetch" crossorigin />';
 
 type Fleet = { hosts: HostView[]; repo?: RepoState | null };
-/** What the page says besides the fleet: whether the control plane runs without Access (the banner). */
+/**
+ * What the page says besides the fleet: whether the control plane runs without Access (the banner), and who
+ * it was written for, so what that role may not do is disabled from the first frame, as the components do it.
+ */
 export interface PageContext {
   development: boolean;
+  me: MeResponse | null;
 }
 
 /** The components' summary lists a compartment's states in this order (ui/components/nf-fleet-header.ts). */
@@ -90,7 +97,7 @@ function counts(name: CompartmentName, counts: Record<CompartmentState, number>)
  * written and an empty row of the same height (ui/index.html) for each of the others up to FIRST_ROWS, so the page
  * is as tall as the components' and nothing below the screen moves when their rows take those places.
  */
-export function fleetTableMarkup(fleet: Fleet, now: number, context: PageContext = { development: false }): string {
+export function fleetTableMarkup(fleet: Fleet, now: number, context: PageContext = { development: false, me: null }): string {
   const hosts = fleet.hosts;
   const rows = hosts.slice(0, WRITTEN_ROWS).map((host) => row(host, now));
   const reserved = '<div class="tr reserved" aria-hidden="true"></div>'.repeat(Math.max(0, Math.min(hosts.length, FIRST_ROWS) - WRITTEN_ROWS));
@@ -98,13 +105,17 @@ export function fleetTableMarkup(fleet: Fleet, now: number, context: PageContext
   const summary = summarizeFleet(hosts.map((host) => host.compartments));
   const reboot = hosts.filter((host) => host.rebootNeeded === true).length;
   const scope = online > 0 ? `All ${online} online ${pluralWord(online, "host")}:` : "No host online — select hosts to queue commands for them:";
+  const note = roleNote(context.me);
+  const addDenied = roleDenial(context.me, HOST_ADMIN_ROLE);
+  const commandDenied = roleDenial(context.me, COMMAND_ROLE);
+  const bulkDisabled = online === 0 || commandDenied !== null;
   return html`<div class="first-table" aria-busy="true">
 ${context.development ? html`<section class="dev" aria-label="Development mode"><strong>${DEVELOPMENT_MODE_WARNING.headline}</strong> ${DEVELOPMENT_MODE_WARNING.detail}</section>` : ""}
 <header><div class="bar"><a class="brand" href="/"><span class="logo" aria-hidden="true">❄</span>NixFleet</a><nav aria-label="Main"><a href="/" aria-current="page">Fleet</a><a href="/rollouts">Updates</a><a href="/audit">Audit log</a><a href="/settings">Settings</a></nav><span class="spacer"></span><span class="connection"><span class="dot"></span>connecting…</span></div></header>
 <main><div class="panel">
-<div class="title-row"><h1>Fleet</h1><span class="spacer"></span><button class="btn primary"><span aria-hidden="true">+</span> Add host</button></div>
+<div class="title-row"><h1>Fleet</h1><span class="spacer"></span>${note !== null ? html`<span class="role-note">${note}</span>` : ""}<button class="btn primary"${addDenied !== null ? html` disabled title="${addDenied}"` : ""}><span aria-hidden="true">+</span> Add host</button></div>
 ${hosts.length === 0 ? "" : html`<div class="summary card"><section>${target(fleet.repo ?? null, now)}</section><section><h2>${plural(hosts.length, "host")} · ${online} online</h2><div class="counts">${COMPARTMENT_NAMES.map((name) => counts(name, summary[name]))}</div></section></div>
-<div class="bulk card"><span class="scope">${scope}</span>${BULK_KINDS.map((kind) => html`<button class="btn small">${COMMAND_LABELS[kind]}</button>`)}</div>
+<div class="bulk card"><span class="scope">${scope}</span>${BULK_KINDS.map((kind) => html`<button class="btn small"${bulkDisabled ? html` disabled` : ""}${commandDenied !== null ? html` title="${commandDenied}"` : ""}>${COMMAND_LABELS[kind]}</button>`)}</div>
 <div class="filters"><label><input type="checkbox" disabled> Reboot needed (${reboot})</label></div>
 <div class="scroller"><div class="table" role="table" aria-label="Fleet" aria-rowcount="${hosts.length + 1}">
 <div class="tr head" role="row"><div class="th select"><input type="checkbox" disabled aria-label="Select all hosts"></div><div class="th">Host</div><div class="th">Platform</div><div class="th">Status</div><div class="th">Version</div><div class="th">Commit</div>${COMPARTMENT_NAMES.map((name) => html`<div class="th">${COMPARTMENT_TITLES[name]}</div>`)}<div class="th"></div></div>
@@ -126,12 +137,16 @@ export const fleetAnswerBlock = (answerJson: string): string => answerBlock(FLEE
 
 /**
  * The fleet page from its template (dist/ui/fleet-page.html), the fleet answer and, when given, the health
- * answer (with the context it says); null if the template lacks a marker. The data blocks follow the
- * markup, so the table is parsed before them.
+ * answer with the context it says (and the identity's answer, when the context names one); null if the
+ * template lacks a marker. The data blocks follow the markup, so the table is parsed before them.
  */
 export function fleetPageHtml(template: string, fleet: Fleet, answerJson: string, now: number, health?: { json: string; context: PageContext }): string | null {
   if (!template.includes(PLACEHOLDER) || !template.includes("</body>")) return null;
-  const blocks = fleetAnswerBlock(answerJson) + (health ? answerBlock(HEALTH_ANSWER_ID, health.json) : "");
+  const me = health?.context.me ?? null;
+  const blocks =
+    fleetAnswerBlock(answerJson) +
+    (health ? answerBlock(HEALTH_ANSWER_ID, health.json) : "") +
+    (me !== null ? answerBlock(ME_ANSWER_ID, JSON.stringify({ actor: me.actor, role: me.role } satisfies MeResponse)) : "");
   return template
     .replace(FLEET_PRELOAD, fleet.hosts.length > 0 ? TABLE_RENDER_BLOCK : "")
     .replace(health ? HEALTH_PRELOAD : FLEET_PRELOAD, "")

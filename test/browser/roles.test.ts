@@ -96,11 +96,25 @@ describeWithBrowser("roles in the dashboard", () => {
   });
 
   it("shows a viewer everything, with every change disabled and the reason on it", async () => {
+    const askedForMe: string[] = [];
+    const onRequest = (request: { url(): string }) => {
+      if (new URL(request.url()).pathname === "/api/me") askedForMe.push(request.url());
+    };
+    page.on("request", onRequest);
     await signInAs("viewer@example.com");
     await page.getByTestId("role-note").getByText("viewer@example.com · viewer: read only").waitFor();
-
-    // The role arrives with its own request: the reason on a control says it has been applied there.
+    // The fleet page carries who it was written for: the components disable from their first frame, asking nothing.
     const add = page.getByRole("button", { name: "Add host" }).first();
+    expect(await add.getAttribute("title")).toBe("needs the admin role: viewer@example.com is a viewer");
+    page.off("request", onRequest);
+    expect(askedForMe).toEqual([]);
+
+    // Another page of the dashboard is the static one: the role arrives with its own request there.
+    await page.goto(`${dashboard.url}/hosts/gamma`);
+    await page.getByRole("heading", { name: "gamma", level: 1 }).waitFor();
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Fleet" }).click();
+    await fleetRow(page, "gamma").waitFor();
+    await page.getByTestId("role-note").getByText("viewer@example.com · viewer: read only").waitFor();
     await expect.poll(() => add.getAttribute("title")).toBe("needs the admin role: viewer@example.com is a viewer");
     expect(await add.isDisabled()).toBe(true);
     const pull = page.getByRole("toolbar", { name: "Bulk actions" }).getByRole("button", { name: "Pull", exact: true });

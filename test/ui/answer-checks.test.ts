@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answerChecksSource } from "../../scripts/answer-checks.mjs";
 import type { AnswerChecks } from "../../ui/data/answer-checks.ts";
-import { FleetResponse, HealthResponse } from "../../ui/data/schemas.ts";
+import { FleetResponse, HealthResponse, MeResponse } from "../../ui/data/schemas.ts";
 import { buildCommand, buildRepoState, buildReport, buildUpdatePr } from "../compartments/builders.ts";
 import { compartment, fleetBuild, hostView } from "./fixtures.ts";
 
@@ -64,7 +64,7 @@ const zodFleet = (json: unknown) => {
   return parsed.success ? parsed.data : null;
 };
 
-describe("the first paint's checks of the fleet and health answers", () => {
+describe("the first paint's checks of the fleet, health and identity answers", () => {
   it("accept the answers the control plane sends, which zod returns unchanged", () => {
     const answers = fleetAnswers();
     expect(answers).toHaveLength(2);
@@ -74,6 +74,7 @@ describe("the first paint's checks of the fleet and health answers", () => {
     }
     expect(checks.health(healthAnswer)).toBe(true);
     expect(checks.health({ ok: true, version: "0.1.0", protocol: 1 })).toBe(true);
+    for (const role of ["viewer", "operator", "admin"]) expect(checks.me({ actor: `${role}@example.com`, role })).toBe(true);
   });
 
   it("leave to zod an answer zod would change or refuse: a defaulted field missing, an unknown key, a wrong type, a string too long (in code points, as zod counts)", () => {
@@ -150,6 +151,18 @@ describe("the first paint's checks of the fleet and health answers", () => {
     // Both sides were tried: mutations the checks let through (a reason reworded) and ones they left to zod.
     expect(accepted).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
+  });
+
+  it("accept an identity answer only when zod parses it to the same value", () => {
+    expect(checks.me({ actor: "x@example.com", role: "root" })).toBe(false);
+    expect(checks.me({ actor: "x@example.com", role: "viewer", extra: 1 })).toBe(false);
+    fc.assert(
+      fc.property(fc.record({ actor: fc.oneof(fc.string(), fc.jsonValue()), role: fc.oneof(fc.constantFrom("viewer", "operator", "admin"), fc.jsonValue()) }, { requiredKeys: [] }), (answer) => {
+        const json = JSON.parse(JSON.stringify(answer)) as unknown;
+        if (checks.me(json)) expect(MeResponse.parse(json)).toEqual(json);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("accept a health answer only when zod parses it to the same value", () => {

@@ -43,6 +43,20 @@ describe("DashboardApi", () => {
     expect(server.count("GET /api/health")).toBe(1);
   });
 
+  it("takes the identity the page came with for its first me() without asking, and asks for the next", async () => {
+    server.on("GET /api/me", { json: { actor: "admin@example.com", role: "admin" } });
+    const fromPage = new DashboardApi({ baseUrl: server.url, pageMe: JSON.stringify({ actor: "viewer@example.com", role: "viewer" }) });
+    expect(fromPage.carriesMe).toBe(true);
+    expect(await fromPage.me()).toEqual({ actor: "viewer@example.com", role: "viewer" });
+    expect(fromPage.carriesMe).toBe(false);
+    expect(server.count("GET /api/me")).toBe(0);
+    expect(await fromPage.me()).toEqual({ actor: "admin@example.com", role: "admin" });
+    expect(server.count("GET /api/me")).toBe(1);
+    // A carried identity that is not one is zod's to refuse, as an answer from the server would be.
+    const garbled = new DashboardApi({ baseUrl: server.url, pageMe: JSON.stringify({ actor: "x", role: "root" }) });
+    expect((await failure(garbled.me())).code).toBe("bad_response");
+  });
+
   it("turns the worker's error body into an ApiError with its status, code and message", async () => {
     server.on("POST /api/hosts/alpha/commands", {
       status: 409,

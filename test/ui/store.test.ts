@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { DashboardApi } from "../../ui/data/api.ts";
+import { DashboardApi, type ApiOptions } from "../../ui/data/api.ts";
 import type { FleetState } from "../../ui/data/fleet-state.ts";
 import { FleetStore, loadedOnStart, type LiveConnection, type LiveHandlers } from "../../ui/data/store.ts";
 import { FakeControlPlane } from "./fake-control-plane.ts";
@@ -23,10 +23,10 @@ interface ObservedApi {
   settled(store: FleetStore): Promise<void>;
 }
 
-function observedApi(baseUrl: string): ObservedApi {
+function observedApi(baseUrl: string, carried: Pick<ApiOptions, "pageMe"> = {}): ObservedApi {
   const calls: string[] = [];
   const open = new Set<Promise<unknown>>();
-  const api = new Proxy(new DashboardApi({ baseUrl }), {
+  const api = new Proxy(new DashboardApi({ baseUrl, ...carried }), {
     get(target, key, receiver) {
       const value: unknown = Reflect.get(target, key, receiver);
       if (typeof value !== "function" || typeof key !== "string") return value;
@@ -248,6 +248,23 @@ describe("FleetStore", () => {
     expect(observed.calls.slice(2).sort()).toEqual(["me", "rollouts"]);
     expect(connections()).toBe(1);
     await observed.settled(deferring);
+    deferring.stop();
+  });
+
+  it("with the identity carried by the page, applies it with the first fleet and never asks the server for it", async () => {
+    server.on("GET /api/me", { json: { actor: "someone-else@example.com", role: "admin" } });
+    const carried = observedApi(server.url, { pageMe: JSON.stringify({ actor: "viewer@example.com", role: "viewer" }) });
+    const afterFirstFleet: (() => void)[] = [];
+    const deferring = new FleetStore({ api: carried.api, connect: () => ({ start: () => undefined, stop: () => undefined }), afterFirstFleet: (run) => afterFirstFleet.push(run) });
+    deferring.start();
+    expect(carried.calls).toEqual(["health", "me", "fleet"]);
+    await vi.waitFor(() => expect(afterFirstFleet).toHaveLength(1), { timeout: 10_000 });
+    // By the time the table's data is applied, the role is too: the first frame disables what it may not do.
+    expect(deferring.state.me).toEqual({ actor: "viewer@example.com", role: "viewer" });
+    afterFirstFleet[0]!();
+    expect(carried.calls.slice(3)).toEqual(["rollouts"]);
+    await carried.settled(deferring);
+    expect(server.count("GET /api/me")).toBe(0);
     deferring.stop();
   });
 

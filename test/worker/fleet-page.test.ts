@@ -4,8 +4,8 @@ import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FIRST_ROWS, WRITTEN_ROWS } from "../../common/fleet-table.ts";
-import type { HostView } from "../../common/protocol.ts";
-import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, TABLE_END_ID, TABLE_RENDER_BLOCK, fleetPageHtml } from "../../worker/fleet-page.ts";
+import type { HostView, Role } from "../../common/protocol.ts";
+import { FLEET_ANSWER_ID, HEALTH_ANSWER_ID, ME_ANSWER_ID, TABLE_END_ID, TABLE_RENDER_BLOCK, fleetPageHtml, fleetTableMarkup } from "../../worker/fleet-page.ts";
 import { api, createHost } from "./helpers.ts";
 
 const page = (host = "localhost") => exports.default.fetch(new Request(`http://${host}/`, { headers: { accept: "text/html", host } }));
@@ -43,6 +43,10 @@ describe("the fleet page", () => {
     // writes the same banner: this control plane has no Access, so it is in development mode.
     expect(carriedAnswer(html, HEALTH_ANSWER_ID)).toEqual(await (await api("/api/health")).json());
     expect(html).not.toContain('rel="preload" href="/api/health"');
+    // Who it was written for rides along too, the same value GET /api/me answers: the development identity, an admin.
+    expect(carriedAnswer(html, ME_ANSWER_ID)).toEqual(await (await api("/api/me")).json());
+    expect(html).not.toContain('class="role-note"');
+    expect(html).toMatch(/<button class="btn primary"><span aria-hidden="true">\+<\/span> Add host<\/button>/);
     expect(html).toContain('<section class="dev" aria-label="Development mode">');
     // The blocks the components' fleet page has above its table, counted from the same fleet.
     expect(html).toContain("2 hosts · 0 online");
@@ -73,6 +77,34 @@ describe("the fleet page", () => {
     expect((carriedAnswer(rendered) as { hosts: unknown[] }).hosts).toHaveLength(FIRST_ROWS + 5);
   });
 
+  it("disables what the identity's role may not do and says why, as the components do", () => {
+    const host = { name: "h", platform: "nixos", online: true, lastSeenAt: null, report: null, hold: null, diskLow: null, compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])) };
+    const markup = (role: Role | null, online = true) =>
+      fleetTableMarkup({ hosts: [{ ...host, online }] } as never, Date.now(), { development: false, me: role === null ? null : { actor: `${role}@example.com`, role } });
+    const addHost = (html: string) => /<button class="btn primary"([^>]*)>/.exec(html)?.[1];
+    const bulk = (html: string) => [...html.matchAll(/<button class="btn small"([^>]*)>/g)].map((m) => m[1]);
+
+    const viewer = markup("viewer");
+    expect(viewer).toContain('<span class="role-note">viewer@example.com · viewer: read only</span>');
+    expect(addHost(viewer)).toBe(' disabled title="needs the admin role: viewer@example.com is a viewer"');
+    expect(bulk(viewer).length).toBeGreaterThan(0);
+    for (const attributes of bulk(viewer)) expect(attributes).toBe(' disabled title="needs the operator role: viewer@example.com is a viewer"');
+
+    const operator = markup("operator");
+    expect(operator).toContain('<span class="role-note">operator@example.com · operator: runs commands, cannot add or remove hosts</span>');
+    expect(addHost(operator)).toBe(' disabled title="needs the admin role: operator@example.com is an operator"');
+    for (const attributes of bulk(operator)) expect(attributes).toBe("");
+
+    // An admin, or an identity not known, has everything offered; with no host online there is nothing to queue for.
+    for (const role of ["admin", null] as const) {
+      const html = markup(role);
+      expect(html).not.toContain("role-note");
+      expect(addHost(html)).toBe("");
+      for (const attributes of bulk(html)) expect(attributes).toBe("");
+      for (const attributes of bulk(markup(role, false))) expect(attributes).toBe(" disabled");
+    }
+  });
+
   it("gives a request without an identity the static page, with no fleet in it", async () => {
     await createHost("secret-host");
     // Not local and no Access configured: the API refuses it (403), so the page carries nothing.
@@ -81,6 +113,7 @@ describe("the fleet page", () => {
     expect(html).toContain("<nf-app>Loading NixFleet…</nf-app>");
     expect(html).not.toContain("secret-host");
     expect(html).not.toContain(`id="${FLEET_ANSWER_ID}"`);
+    expect(html).not.toContain(`id="${ME_ANSWER_ID}"`);
     expect((await exports.default.fetch(new Request("http://fleet.example.com/api/hosts"))).status).toBe(403);
   });
 });

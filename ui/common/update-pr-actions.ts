@@ -4,7 +4,7 @@
  * the same confirmations.
  */
 import type { MeResponse, UpdatePr } from "../../common/protocol.ts";
-import { UPDATE_PR_ROLE, roleDenial } from "./permissions.ts";
+import { UPDATE_PR_ROLE, roleDenial } from "../../common/permissions.ts";
 import { ciBlocker } from "./rollouts.ts";
 
 /** One entry of the action menu (a MenuEntry of nf-action-menu.ts). */

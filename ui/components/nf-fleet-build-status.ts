@@ -3,7 +3,7 @@ import type { MeResponse, UpdatePr } from "../../common/protocol.ts";
 import { currentBuild } from "../common/fleet-build.ts";
 import { BUILD_STEPS, VERDICTS, hostBuildDetail } from "../common/fleet-build-lines.ts";
 import { notify } from "../common/notify.ts";
-import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, roleDenial } from "../../common/permissions.ts";
 import { hostPath } from "../common/route.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";

@@ -3,7 +3,7 @@ import type { CommandKind, CompartmentName, HostView } from "../../common/protoc
 import { COMMAND_LABELS, compartmentActions } from "../common/actions.ts";
 import { COMPARTMENT_TITLES, stateDisplay } from "../common/compartment-display.ts";
 import { notify } from "../common/notify.ts";
-import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../../common/permissions.ts";
 import { hostPath, navigate } from "../common/route.ts";
 import { ApiError, type CommandOptions } from "../data/api.ts";
 import type { FleetStore } from "../data/store.ts";

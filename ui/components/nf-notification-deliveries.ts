@@ -2,7 +2,7 @@ import { LitElement, css, html, nothing } from "lit";
 import type { NotificationChannel, NotificationDelivery } from "../../common/protocol.ts";
 import { formatAge, localTimestamp } from "../../common/text.ts";
 import { channelLabel, deliveriesByChannel, deliveryStatus, stillMoving } from "../common/notifications.ts";
-import { roleDenial } from "../common/permissions.ts";
+import { roleDenial } from "../../common/permissions.ts";
 import { notificationDeliveries, sendTestNotification } from "../data/notifications.ts";
 import type { FleetStore } from "../data/store.ts";
 import { sharedStyles } from "../styles/shared.ts";

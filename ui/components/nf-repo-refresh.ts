@@ -1,6 +1,6 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { MeResponse } from "../../common/protocol.ts";
-import { UPDATE_PR_ROLE, roleDenial } from "../common/permissions.ts";
+import { UPDATE_PR_ROLE, roleDenial } from "../../common/permissions.ts";
 import { refreshOutcome, refreshRefusal } from "../common/repo-refresh.ts";
 import { refreshRepo } from "../data/repo-actions.ts";
 import type { FleetStore } from "../data/store.ts";

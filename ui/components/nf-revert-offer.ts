@@ -1,7 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { RevertStrategy, RolloutView } from "../../common/protocol.ts";
 import { notify } from "../common/notify.ts";
-import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, roleDenial } from "../../common/permissions.ts";
 import type { FleetStore } from "../data/store.ts";
 import type { NfRevertDialog } from "../dialogs/nf-revert-dialog.ts";
 import { sharedStyles } from "../styles/shared.ts";

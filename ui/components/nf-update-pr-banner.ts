@@ -1,7 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CiState, MeResponse, UpdatePr } from "../../common/protocol.ts";
 import { lockDiffNote } from "../common/format.ts";
-import { roleDenial, UPDATE_PR_ROLE } from "../common/permissions.ts";
+import { roleDenial, UPDATE_PR_ROLE } from "../../common/permissions.ts";
 import { ciBlocker, ciNeedsOverride, ciReading } from "../common/rollouts.ts";
 import { SETTINGS_PATH } from "../common/route.ts";
 import { sharedStyles } from "../styles/shared.ts";

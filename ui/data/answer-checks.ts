@@ -9,6 +9,7 @@
 export interface AnswerChecks {
   fleet?: (json: unknown) => boolean;
   health?: (json: unknown) => boolean;
+  me?: (json: unknown) => boolean;
 }
 
 export const answerChecks: AnswerChecks = {};

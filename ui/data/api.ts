@@ -15,7 +15,7 @@ import type {
   StartRolloutRequest,
 } from "../../common/protocol.ts";
 import { answerChecks } from "./answer-checks.ts";
-import type { FleetResponse, HealthResponse } from "./schemas.ts";
+import type { FleetResponse, HealthResponse, MeResponse } from "./schemas.ts";
 
 type Schemas = typeof import("./schemas.ts");
 /**
@@ -58,6 +58,11 @@ export interface ApiOptions {
   pageFleet?: string | null;
   /** The health answer the page came with (the same page): the first health() takes it, so the banner is in that task too. */
   pageHealth?: string | null;
+  /**
+   * The identity the page was written for (the same page): the first me() takes it, so what the role may not do
+   * is disabled in the components' first frame, as the written page had it.
+   */
+  pageMe?: string | null;
 }
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -69,6 +74,7 @@ export class DashboardApi {
   private lastFleet: { text: string; fleet: FleetResponse } | null = null;
   private pageFleet: string | null;
   private pageHealth: string | null;
+  private pageMe: string | null;
 
   constructor(options: ApiOptions = {}) {
     this.baseUrl = (options.baseUrl ?? "").replace(/\/+$/, "");
@@ -76,6 +82,7 @@ export class DashboardApi {
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.pageFleet = options.pageFleet ?? null;
     this.pageHealth = options.pageHealth ?? null;
+    this.pageMe = options.pageMe ?? null;
   }
 
   health() {
@@ -87,9 +94,19 @@ export class DashboardApi {
     });
   }
 
+  /** Whether the page came with the identity: its first me() then asks nothing and loads no schema. */
+  get carriesMe(): boolean {
+    return this.pageMe !== null;
+  }
+
   /** Who the dashboard acts as, and the role that decides what it may do. */
   me() {
-    return this.request(schemaNamed("MeResponse"), "GET", "/api/me");
+    const answered = this.pageMe ?? undefined;
+    this.pageMe = null;
+    return this.request(schemaNamed("MeResponse"), "GET", "/api/me", undefined, {
+      answered,
+      checked: (json) => (answerChecks.me?.(json) ? (json as MeResponse) : undefined),
+    });
   }
 
   /** The fleet; an answer identical to the last one comes back as the same object, so callers can skip it. */

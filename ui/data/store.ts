@@ -134,6 +134,9 @@ export class FleetStore {
       (health) => this.set({ ...this.current, health }),
       () => undefined, // The fleet load says what is wrong; health only decides the banner.
     );
+    // Carried by the page, the identity costs no request and no zod: the first frame disables what the role may not do.
+    const meCarried = this.api.carriesMe;
+    if (meCarried) this.loadMe();
     this.refreshFleet();
     // The first table waits for nothing else. The requests below would otherwise be answered, parsed and
     // rendered on the same main thread (and, on one machine, by the same server) while it is built and painted
@@ -141,10 +144,7 @@ export class FleetStore {
     // connection's opening reads the fleet again.
     const rest = () => {
       if (!this.started || this.starts !== thisStart) return;
-      void this.api.me().then(
-        (me) => this.set({ ...this.current, me }),
-        () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
-      );
+      if (!meCarried) this.loadMe();
       this.refreshRollouts();
       if (this.connectLive) {
         this.live = this.connectLive({
@@ -158,6 +158,13 @@ export class FleetStore {
     const after = this.afterFirstFleet;
     if (after === undefined) return rest();
     void (this.inFlight.get("fleet")?.done ?? Promise.resolve()).then(() => after(rest));
+  }
+
+  private loadMe(): void {
+    void this.api.me().then(
+      (me) => this.set({ ...this.current, me }),
+      () => undefined, // Unknown, nothing is disabled: the server still refuses what the role may not do.
+    );
   }
 
   stop(): void {

@@ -3,7 +3,7 @@ import { ActivationMode, type FleetBuildView, type RolloutPlanView, type UpdateP
 import { buildMark, currentBuild, failedBuildHosts, hostBuild } from "../common/fleet-build.ts";
 import { lockDiffNote, shortSha } from "../common/format.ts";
 import { notify } from "../common/notify.ts";
-import { roleDenial } from "../common/permissions.ts";
+import { roleDenial } from "../../common/permissions.ts";
 import { chosenHosts, ciBlocker, ciNeedsOverride, hostChoices, rolloutHeadline, waveLabel, type HostChoice } from "../common/rollouts.ts";
 import { ApiError } from "../data/api.ts";
 import { rolloutInProgress } from "../data/fleet-state.ts";

@@ -1,7 +1,7 @@
 import { LitElement, css, html, nothing } from "lit";
 import type { CommandKind } from "../../common/protocol.ts";
 import { BULK_KINDS, COMMAND_LABELS } from "../common/actions.ts";
-import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial, roleNote } from "../../common/permissions.ts";
 import type { FleetBuildView, HostView, UpdatePr } from "../../common/protocol.ts";
 import { renderLockTooltip } from "../../common/lock-diff.ts";
 import { automationLockNote } from "../common/automation.ts";
@@ -173,13 +173,12 @@ export class NfFleetPanel extends LitElement {
     const repository = fleet?.repo?.repository ?? "";
     const me = fleet?.me ?? null;
     const addDenied = roleDenial(me, HOST_ADMIN_ROLE);
+    const note = roleNote(me);
     return html`
       <div class="title-row">
         <h1 tabindex="-1">Fleet</h1>
         <span class="spacer"></span>
-        ${me && me.role !== "admin"
-          ? html`<span class="role-note" data-testid="role-note">${me.actor} · ${me.role}: ${me.role === "viewer" ? "read only" : "runs commands, cannot add or remove hosts"}</span>`
-          : nothing}
+        ${note !== null ? html`<span class="role-note" data-testid="role-note">${note}</span>` : nothing}
         <button class="btn primary" ?disabled=${addDenied !== null} title=${addDenied ?? "add a host and get its agent token"} @click=${() => void this._addHost().then((dialog) => dialog.show())}>
           <span aria-hidden="true">+</span> Add host
         </button>

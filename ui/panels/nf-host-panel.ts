@@ -13,7 +13,7 @@ import { isActiveCommand } from "../../common/commands.ts";
 import { COMMAND_LABELS } from "../common/actions.ts";
 import { currentBuild, hostBuild, hostBuildNote } from "../common/fleet-build.ts";
 import { presenceLabel } from "../common/format.ts";
-import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, roleDenial } from "../../common/permissions.ts";
 import { FLEET_PATH, hostPath } from "../common/route.ts";
 import { HOST_STEPS, holdTitle } from "../common/rollouts.ts";
 import { pendingUpdatePr, type FleetState } from "../data/fleet-state.ts";

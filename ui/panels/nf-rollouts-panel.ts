@@ -12,7 +12,7 @@ import "../components/nf-rollout-progress.ts";
 import "../components/nf-rollout-incidents.ts";
 import { rolloutIncidents } from "../data/rollout-incidents.ts";
 import { formatAge, localTimestamp } from "../../common/text.ts";
-import { COMMAND_ROLE, roleDenial } from "../common/permissions.ts";
+import { COMMAND_ROLE, roleDenial } from "../../common/permissions.ts";
 import type { NfRevertDialog } from "../dialogs/nf-revert-dialog.ts";
 
 /** Every rollout, newest first: its PR and lock diff, who started it, each host's outcome, the failure and the revert. */

@@ -8,7 +8,7 @@ import {
   type NotificationChannel,
   type Settings,
 } from "../../common/protocol.ts";
-import { roleDenial, SETTINGS_ROLE } from "../common/permissions.ts";
+import { roleDenial, SETTINGS_ROLE } from "../../common/permissions.ts";
 import { buildersText, errorsUnder, fieldErrors, parseBuildersText, validateSettings, type FieldErrors } from "../common/settings-form.ts";
 import { ApiError } from "../data/api.ts";
 import { loadSettings, saveSettings } from "../data/settings.ts";

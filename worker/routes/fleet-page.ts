@@ -12,9 +12,10 @@ import { healthAnswer } from "./health.ts";
 export const FLEET_PAGE_TEMPLATE = "/fleet-page.html";
 
 /**
- * GET /: the dashboard's page with the fleet table, the fleet answer and the health answer in it (worker/fleet-page.ts), for
- * an identity that may read `GET /api/hosts`. Anyone else, or a build without the template, gets the static
- * page as every other dashboard path does: it asks the API itself, which says what is wrong. The price is
+ * GET /: the dashboard's page with the fleet table, the fleet answer, the health answer and the identity's
+ * (`GET /api/me`'s) in it (worker/fleet-page.ts), for an identity that may read `GET /api/hosts`. Anyone else,
+ * or a build without the template, gets the static page as every other dashboard path does: it asks the API
+ * itself, which says what is wrong. The price is
  * that the page waits for the fleet read (D1 and the coordinator) before its first byte
  * (docs/architecture.md#the-dashboards-first-paint).
  */
@@ -33,7 +34,10 @@ export const fleetPage = new Hono<AppEnv>().get("/", async (c) => {
   mark(c, "fleet-loaded");
   const health = healthAnswer(c.env);
   const page = template.ok
-    ? fleetPageHtml(await template.text(), fleet, JSON.stringify(fleet), Date.now(), { json: JSON.stringify(health), context: { development: health.auth === "development" } })
+    ? fleetPageHtml(await template.text(), fleet, JSON.stringify(fleet), Date.now(), {
+        json: JSON.stringify(health),
+        context: { development: health.auth === "development", me: { actor: c.get("actor"), role: c.get("role") } },
+      })
     : null;
   if (page === null) return staticPage();
   const headers = new Headers(template.headers);

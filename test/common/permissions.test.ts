@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ROLES, type Role } from "../../common/protocol.ts";
-import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial } from "../../ui/common/permissions.ts";
+import { COMMAND_ROLE, HOST_ADMIN_ROLE, roleDenial, roleNote } from "../../common/permissions.ts";
 
 const me = (role: Role) => ({ actor: `${role}@example.com`, role });
 
@@ -18,5 +18,14 @@ describe("roleDenial", () => {
 
   it("disables nothing while the identity is not known: the server still decides", () => {
     for (const needed of ROLES) expect(roleDenial(null, needed)).toBeNull();
+  });
+});
+
+describe("roleNote", () => {
+  it("says what a viewer and an operator may not do, and nothing for an admin or an unknown identity", () => {
+    expect(roleNote(me("viewer"))).toBe("viewer@example.com · viewer: read only");
+    expect(roleNote(me("operator"))).toBe("operator@example.com · operator: runs commands, cannot add or remove hosts");
+    expect(roleNote(me("admin"))).toBeNull();
+    expect(roleNote(null)).toBeNull();
   });
 });

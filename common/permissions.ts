@@ -1,9 +1,10 @@
 /**
- * What the signed-in role may do, so the dashboard disables what the server
- * would refuse and says why. The server decides (ROUTE_ROLES in
- * worker/index.ts); this mirrors it for the controls.
+ * What the signed-in role may do, so the dashboard (and the fleet page the
+ * Worker writes, worker/fleet-page.ts) disables what the server would refuse
+ * and says why. The server decides (ROUTE_ROLES in worker/index.ts); this
+ * mirrors it for the controls.
  */
-import { hasRole, type MeResponse, type Role } from "../../common/protocol.ts";
+import { hasRole, type MeResponse, type Role } from "./protocol.ts";
 
 /** Queueing commands on hosts (one or many). */
 export const COMMAND_ROLE: Role = "operator";
@@ -22,4 +23,10 @@ export const SETTINGS_ROLE: Role = "admin";
 export function roleDenial(me: MeResponse | null, needed: Role): string | null {
   if (me === null || hasRole(me.role, needed)) return null;
   return `needs the ${needed} role: ${me.actor} is ${me.role === "admin" || me.role === "operator" ? "an" : "a"} ${me.role}`;
+}
+
+/** The fleet page's line under its title for a role that may not do everything; null for an admin or an unknown identity. */
+export function roleNote(me: MeResponse | null): string | null {
+  if (me === null || me.role === "admin") return null;
+  return `${me.actor} · ${me.role}: ${me.role === "viewer" ? "read only" : "runs commands, cannot add or remove hosts"}`;
 }
