@@ -165,6 +165,14 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   return harness;
 }
 
+/**
+ * Whether every process of a group is gone, judged as the agent judges a process-group job (zombies count as
+ * gone). Its leader gone is not enough: the other members of a group killed at once may still be exiting.
+ */
+export async function groupGone(pgid: number): Promise<boolean> {
+  return !(await createNodeRunner().isJobAlive({ mode: "process-group", pgid }));
+}
+
 /** Whether a process is gone (a zombie waiting for its reaper counts as gone). */
 export async function processGone(pid: number): Promise<boolean> {
   try {

@@ -10,7 +10,7 @@ import { shortSha } from "../../common/text.ts";
 import { eventually } from "../support/wait.ts";
 import { hostAndPort, startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { describeWithNix } from "../fixtures/nix/require-nix.ts";
-import { createHarness, processGone, type Harness } from "./harness.ts";
+import { createHarness, groupGone, type Harness } from "./harness.ts";
 
 const CONFIRM_TIMEOUT_SECONDS = 3;
 
@@ -175,7 +175,7 @@ describeWithNix("the host's safety net: confirm or roll back", () => {
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { mode: string; pgid: number };
     expect(handle.mode).toBe("process-group");
     process.kill(-handle.pgid, "SIGKILL");
-    await eventually("the watchdog to be gone", () => processGone(handle.pgid));
+    await eventually("the watchdog to be gone", () => groupGone(handle.pgid));
     // Nobody saw the activation end: the switch job's exit file is its only witness. Wait past its deadline.
     const exitFile = path.join(h.stateDir, "jobs", id, "exit");
     const endedAt = await eventually("the switch job to end", () => fs.stat(exitFile).then((stat) => stat.mtimeMs));
@@ -247,7 +247,7 @@ describeWithNix("the host's safety net across a reboot", () => {
     await eventually("the window to open", () => fs.readFile(path.join(safetyNetDir(id), "window.json"), "utf8"));
     const handle = (await readJson(path.join(safetyNetDir(id), "watchdog.json"))) as { pgid: number };
     process.kill(-handle.pgid, "SIGKILL");
-    await eventually("the watchdog to be gone", () => processGone(handle.pgid));
+    await eventually("the watchdog to be gone", () => groupGone(handle.pgid));
     await fs.writeFile(bootIdFile, "boot-2\n");
     proxy.reopen();
     return { id, gen1, gen2 };
