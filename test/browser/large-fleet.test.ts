@@ -38,6 +38,17 @@ describeWithBrowser("a fleet larger than the table's first frame, in Chromium", 
       { rows: FIRST_ROWS, hosts: HOSTS },
       { rows: HOSTS, hosts: HOSTS },
     ]);
+    // The rows past the screen are not laid out until scrolled to; the height they are given meanwhile is a row's
+    // laid out, so the table (and the scrollbar) is as tall before as after: laid out, it keeps its height.
+    const heights = await table.evaluate(async (element) => {
+      const before = element.getBoundingClientRect().height;
+      element.querySelectorAll<HTMLElement>("[role=row][data-host]").forEach((row) => (row.style.contentVisibility = "visible"));
+      await new Promise(requestAnimationFrame);
+      const after = element.getBoundingClientRect().height;
+      element.querySelectorAll<HTMLElement>("[role=row][data-host]").forEach((row) => (row.style.contentVisibility = ""));
+      return { before, after };
+    });
+    expect(Math.abs(heights.after - heights.before), JSON.stringify(heights)).toBeLessThanOrEqual(1);
     // Select all takes every host, the rows rendered later included.
     await page.getByRole("checkbox", { name: "Select all hosts" }).check();
     await expect.poll(() => page.locator("nf-fleet-table [role=row][data-host].selected").count()).toBe(HOSTS);
