@@ -275,10 +275,13 @@ export class SafetyNet implements SwitchGuard {
     for (const dir of await this.#dirs()) {
       const record = await dir.readRecord();
       if (record === null || (await dir.readDecision()) !== null) continue;
-      if (await this.#watchdogAlive(dir)) continue;
       const window = await dir.readWindow();
+      // A watchdog of an earlier boot went with it: its handle may name a process group whose id the new boot gave
+      // to something else, so it is not asked after.
+      const rebooted = window !== null && window.bootId !== bootId;
+      if (!rebooted && (await this.#watchdogAlive(dir))) continue;
       const log = (line: string) => logger.info(`safety net: ${line}`, { command: record.commandId ?? undefined });
-      if (window !== null && window.bootId !== bootId) {
+      if (rebooted) {
         const running = await runner.realPath(record.runningSystemLink).catch(() => null);
         if (running === record.next) {
           log("the host rebooted into the unconfirmed system: a fresh confirmation window");

@@ -3,6 +3,7 @@
  * reached through a TCP proxy that can refuse new connections while open ones go on (a switch that
  * cuts the host off). The watchdog is a real process of its own (`nixfleet-agent watchdog DIR`).
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
@@ -262,6 +263,23 @@ describeWithNix("the host's safety net across a reboot", () => {
     expect(await readJson(path.join(safetyNetDir(id), "window.json"))).toMatchObject({ bootId: "boot-2" });
     expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "confirmed" });
     expect(h.logs.join("\n")).toContain("the host rebooted into the unconfirmed system: a fresh confirmation window");
+  });
+
+  it("after a reboot, a watchdog handle whose process group id the new boot gave to another process is not taken for the watchdog", async () => {
+    const { id, gen1, gen2 } = await switchThenReboot();
+    await fs.symlink(gen1, `${h.shim.currentSystemLink}.new`);
+    await fs.rename(`${h.shim.currentSystemLink}.new`, h.shim.currentSystemLink);
+    // Another process now leads a group with the id the handle names (a pid reused after the reboot).
+    const stranger = spawn("sleep", ["60"], { detached: true, stdio: "ignore" });
+    try {
+      await fs.writeFile(path.join(safetyNetDir(id), "watchdog.json"), JSON.stringify({ mode: "process-group", pgid: stranger.pid }));
+      await startAgent();
+      const finished = await h.plane.waitForFinished(id);
+      expect(finished.error).toBe(`rolled back on the host: the host rebooted into ${gen1}, not the unconfirmed ${gen2.system}`);
+      expect(await readJson(path.join(safetyNetDir(id), "decision.json"))).toMatchObject({ decision: "rollback", by: "agent" });
+    } finally {
+      stranger.kill("SIGKILL");
+    }
   });
 
   it("a host that booted another system is rolled back to the recorded previous one first, then reports", async () => {
