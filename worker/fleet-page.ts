@@ -3,8 +3,8 @@
  * (worker/routes/fleet-page.ts). The page is plain markup inside <nf-app>, styled by the page's own
  * stylesheet (ui/index.html, allowed by its hash), so it paints before any module runs; when nf-app is
  * defined its shadow root hides it, and the components render from the answers the page carries (the
- * fleet, the same value `GET /api/hosts` answers, from the same loadFleet, and the health) in the same
- * task, so no frame shows neither. It lays out as the components' fleet page does, block for block
+ * fleet, the same value `GET /api/hosts` answers, from the same loadFleet, the health and the identity)
+ * in the same task, so no frame shows neither. It lays out as the components' fleet page does, block for block
  * (banner, bar, title, summary, bulk toolbar, filter, table), so the table does not move when they take
  * over (test/browser/large-fleet.test.ts measures it). Every host-controlled string goes through
  * hono/html's escaping.

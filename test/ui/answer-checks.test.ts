@@ -157,10 +157,16 @@ describe("the first paint's checks of the fleet, health and identity answers", (
     expect(checks.me({ actor: "x@example.com", role: "root" })).toBe(false);
     expect(checks.me({ actor: "x@example.com", role: "viewer", extra: 1 })).toBe(false);
     fc.assert(
-      fc.property(fc.record({ actor: fc.oneof(fc.string(), fc.jsonValue()), role: fc.oneof(fc.constantFrom("viewer", "operator", "admin"), fc.jsonValue()) }, { requiredKeys: [] }), (answer) => {
-        const json = JSON.parse(JSON.stringify(answer)) as unknown;
-        if (checks.me(json)) expect(MeResponse.parse(json)).toEqual(json);
-      }),
+      fc.property(
+        fc.record(
+          { actor: fc.oneof(fc.string(), fc.jsonValue()), role: fc.oneof(fc.constantFrom("viewer", "operator", "admin"), fc.jsonValue()) },
+          { requiredKeys: [] },
+        ),
+        (answer) => {
+          const json = JSON.parse(JSON.stringify(answer)) as unknown;
+          if (checks.me(json)) expect(MeResponse.parse(json)).toEqual(json);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -255,7 +255,11 @@ describe("FleetStore", () => {
     server.on("GET /api/me", { json: { actor: "someone-else@example.com", role: "admin" } });
     const carried = observedApi(server.url, { pageMe: JSON.stringify({ actor: "viewer@example.com", role: "viewer" }) });
     const afterFirstFleet: (() => void)[] = [];
-    const deferring = new FleetStore({ api: carried.api, connect: () => ({ start: () => undefined, stop: () => undefined }), afterFirstFleet: (run) => afterFirstFleet.push(run) });
+    const deferring = new FleetStore({
+      api: carried.api,
+      connect: () => ({ start: () => undefined, stop: () => undefined }),
+      afterFirstFleet: (run) => afterFirstFleet.push(run),
+    });
     deferring.start();
     expect(carried.calls).toEqual(["health", "me", "fleet"]);
     await vi.waitFor(() => expect(afterFirstFleet).toHaveLength(1), { timeout: 10_000 });

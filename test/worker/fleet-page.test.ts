@@ -17,6 +17,18 @@ function carriedAnswer(html: string, id = FLEET_ANSWER_ID): unknown {
   return JSON.parse(text!);
 }
 
+/** A host as the renderer reads it: no report, every compartment unknown. */
+const plainHost = (name: string, online: boolean) => ({
+  name,
+  platform: "nixos",
+  online,
+  lastSeenAt: null,
+  report: null,
+  hold: null,
+  diskLow: null,
+  compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])),
+});
+
 describe("the fleet page", () => {
   it("writes every host's row and the same answer GET /api/hosts gives, under the page's CSP, and escapes a hostile name in markup and data", async () => {
     const hostile = `<img src=x onerror=alert(1)>"'&</script>`;
@@ -67,8 +79,7 @@ describe("the fleet page", () => {
   });
 
   it(`writes the first ${WRITTEN_ROWS} rows of a larger fleet, an empty row of their height for each of the rest up to ${FIRST_ROWS}, and the whole answer`, () => {
-    const host = { name: "h", platform: "nixos", online: false, lastSeenAt: null, report: null, hold: null, diskLow: null, compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])) };
-    const hosts = Array.from({ length: FIRST_ROWS + 5 }, (_, i) => ({ ...host, name: `h-${i}` }));
+    const hosts = Array.from({ length: FIRST_ROWS + 5 }, (_, i) => plainHost(`h-${i}`, false));
     const answer = JSON.stringify({ hosts });
     const rendered = fleetPageHtml("<body><nf-app>Loading NixFleet…</nf-app></body>", { hosts } as never, answer, Date.now())!;
     expect(rendered.match(/data-host=/g)).toHaveLength(WRITTEN_ROWS);
@@ -78,9 +89,8 @@ describe("the fleet page", () => {
   });
 
   it("disables what the identity's role may not do and says why, as the components do", () => {
-    const host = { name: "h", platform: "nixos", online: true, lastSeenAt: null, report: null, hold: null, diskLow: null, compartments: Object.fromEntries(["agent", "git", "lock", "system", "tests"].map((n) => [n, { state: "gray", stale: false, reason: "" }])) };
     const markup = (role: Role | null, online = true) =>
-      fleetTableMarkup({ hosts: [{ ...host, online }] } as never, Date.now(), { development: false, me: role === null ? null : { actor: `${role}@example.com`, role } });
+      fleetTableMarkup({ hosts: [plainHost("h", online)] } as never, Date.now(), { development: false, me: role === null ? null : { actor: `${role}@example.com`, role } });
     const addHost = (html: string) => /<button class="btn primary"([^>]*)>/.exec(html)?.[1];
     const bulk = (html: string) => [...html.matchAll(/<button class="btn small"([^>]*)>/g)].map((m) => m[1]);
 
