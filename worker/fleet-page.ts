@@ -146,7 +146,7 @@ export function fleetPageHtml(template: string, fleet: Fleet, answerJson: string
   const blocks =
     fleetAnswerBlock(answerJson) +
     (health ? answerBlock(HEALTH_ANSWER_ID, health.json) : "") +
-    (me !== null ? answerBlock(ME_ANSWER_ID, JSON.stringify({ actor: me.actor, role: me.role } satisfies MeResponse)) : "");
+    (me !== null ? answerBlock(ME_ANSWER_ID, JSON.stringify(me)) : "");
   return template
     .replace(FLEET_PRELOAD, fleet.hosts.length > 0 ? TABLE_RENDER_BLOCK : "")
     .replace(health ? HEALTH_PRELOAD : FLEET_PRELOAD, "")

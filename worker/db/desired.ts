@@ -46,17 +46,17 @@ export async function savePublication(db: Database, publication: PublicationToSa
   ]);
 }
 
+/** The publications `where` selects, oldest first, so that `newestPerHost` ends each host with its newest. */
+const publicationsWhere = (db: Database, where: SQL | undefined) =>
+  db.select({ hostName: desiredPublications.hostName, outPath: desiredPublications.outPath }).from(desiredPublications).where(where).orderBy(desiredPublications.publishedAt);
+
+const newestPerHost = (rows: readonly { hostName: string; outPath: string }[]): Map<string, string> => new Map(rows.map((row) => [row.hostName, row.outPath]));
+
 /** Host name → the store path published for it at `commit` or, when its tree is known, at any commit of that tree; the newest wins. */
 export async function publishedAt(db: Database, commit: string, tree: string | null = null, hostNames?: readonly string[]): Promise<Map<string, string>> {
   const ofCommit: SQL = tree === null ? eq(desiredPublications.commitSha, commit) : or(eq(desiredPublications.commitSha, commit), eq(desiredPublications.tree, tree))!;
   const where = hostNames === undefined ? ofCommit : and(ofCommit, inArray(desiredPublications.hostName, [...hostNames]));
-  const rows = await db
-    .select({ hostName: desiredPublications.hostName, outPath: desiredPublications.outPath, publishedAt: desiredPublications.publishedAt })
-    .from(desiredPublications)
-    .where(where)
-    .orderBy(desiredPublications.publishedAt);
-  // Oldest first, so each host ends with its newest publication.
-  return new Map(rows.map((row) => [row.hostName, row.outPath]));
+  return newestPerHost(await publicationsWhere(db, where));
 }
 
 export interface FleetTargetWithPublished extends FleetTargetState {
@@ -74,13 +74,9 @@ export async function loadFleetTargetWithPublished(db: Database): Promise<FleetT
     eq(desiredPublications.commitSha, sql`(${ofLatestRepoState(db, "headSha")})`),
     eq(desiredPublications.tree, sql`(${ofLatestRepoState(db, "headTree")})`),
   );
-  const [repo, pulls, checks, publications] = await db.batch([
-    ...fleetTargetStatements(db),
-    // Oldest first, so each host ends with its newest publication.
-    db.select({ hostName: desiredPublications.hostName, outPath: desiredPublications.outPath }).from(desiredPublications).where(atMainHead).orderBy(desiredPublications.publishedAt),
-  ]);
-  const target = toFleetTarget([repo, pulls, checks]);
-  return { ...target, published: new Map(target.repo?.head ? publications.map((row) => [row.hostName, row.outPath]) : []) };
+  // Without a head (no state, or none read yet) the subqueries are NULL, which no publication equals.
+  const [repo, pulls, checks, publications] = await db.batch([...fleetTargetStatements(db), publicationsWhere(db, atMainHead)]);
+  return { ...toFleetTarget([repo, pulls, checks]), published: newestPerHost(publications) };
 }
 
 /** What tells the desired systems at `commit`: its tree (known when it is main's head) and what was published for it or its tree. */

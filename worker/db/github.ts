@@ -395,17 +395,14 @@ export async function listUpdatePrs(db: Database, repository: string, branch: st
 
 /** Main's head as the agents are told it in every poll answer: the followed branch, its commit and tree. */
 export async function loadMainHead(db: Database): Promise<{ branch: string; commit: string; tree: string | null } | null> {
-  const row = await db
-    .select({ branch: githubRepoState.branch, commit: githubRepoState.headSha, tree: githubRepoState.headTree })
-    .from(githubRepoState)
-    .orderBy(desc(githubRepoState.updatedAt))
-    .limit(1)
-    .get();
-  return row && row.commit !== null ? { branch: row.branch, commit: row.commit, tree: row.tree } : null;
+  const row = await latestRepoState(db).get();
+  return row && row.headSha !== null ? { branch: row.branch, commit: row.headSha, tree: row.headTree } : null;
 }
 
 /** The followed branch's state: the newest repository state row (the tables hold one repository and branch). */
-const latestRepoState = (db: Database) => db.select().from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1);
+function latestRepoState(db: Database) {
+  return db.select().from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1);
+}
 /** What of the latest repository state a statement compares against, as a subquery of that statement. */
 export const ofLatestRepoState = (db: Database, column: "headSha" | "headTree" | "updatedAt") =>
   db.select({ value: githubRepoState[column] }).from(githubRepoState).orderBy(desc(githubRepoState.updatedAt)).limit(1);
